@@ -1,0 +1,87 @@
+# relay — a caching API relay built as a Unix toolkit.
+# GNU make, no configure step: libraries come from pkg-config.
+
+VERSION = 0.1.0
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+EXAMPLEDIR = $(PREFIX)/share/relay/examples
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wwrite-strings -Wvla -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+PKGS = libcurl sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's libjq 1.6 ships no .pc file.
+JQ_CFLAGS ?= $(shell pkg-config --cflags libjq 2>/dev/null)
+JQ_LIBS ?= $(shell pkg-config --libs libjq 2>/dev/null || echo -ljq)
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
+	$(PKG_CFLAGS) $(CFLAGS)
+LIBS = $(PKG_LIBS)
+
+PROGS = bin/relay-cache
+LIB_SRCS = base64.c buf.c config.c headers.c http.c httpdate.c io.c json.c \
+	num.c policy.c prog.c record.c store.c url.c utf8.c
+LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
+UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
+MAN1 = man/relay-cache.1
+MAN5 = man/relay-cache.5
+MAN7 = man/relay.7
+
+all: $(PROGS)
+
+build/%.o: src/%.c src/*.h
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/librelay.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+bin/%: build/%.o build/librelay.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+build/tests/%: tests/unit/%.c tests/unit/unit.h build/librelay.a src/*.h
+	@mkdir -p build/tests
+	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit $(LDFLAGS) -o $@ $< \
+		build/librelay.a $(LIBS)
+
+unit: $(UNIT_TESTS)
+
+# The README's test command: installs what is missing, then runs
+# every unit and bats test and ends with "N passed, N failed".
+check:
+	@tests/deps-present || $(MAKE) deps
+	@$(MAKE) --no-print-directory all unit
+	@tests/run
+
+deps:
+	tests/install-deps
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(EXAMPLEDIR)
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	cp -R share/examples/. $(DESTDIR)$(EXAMPLEDIR)
+
+clean:
+	rm -rf build bin
+
+.PHONY: all unit check deps install clean
+.SECONDARY: $(LIB_OBJS)

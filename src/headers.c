@@ -1,0 +1,147 @@
+/*
+ * Header blocks: "Name: value\r\n" lines kept as one string, the way
+ * they are stored in the cache and written on the wire.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "headers.h"
+
+/* Steps through a block; returns 1 with the next header, 0 at the end. */
+int
+headers_next(const char **cursor, struct header *h)
+{
+	const char *p = *cursor, *colon, *eol;
+
+	if (p == NULL || *p == '\0')
+		return 0;
+	eol = strstr(p, "\r\n");
+	if (eol == NULL)
+		eol = p + strlen(p);
+	colon = memchr(p, ':', (size_t)(eol - p));
+	if (colon == NULL)
+		colon = eol;
+	h->name = p;
+	h->name_len = (size_t)(colon - p);
+	h->value = colon < eol ? colon + 1 : eol;
+	while (h->value < eol && (*h->value == ' ' || *h->value == '\t'))
+		h->value++;
+	h->value_len = (size_t)(eol - h->value);
+	*cursor = *eol ? eol + 2 : eol;
+	return 1;
+}
+
+int
+header_is(const struct header *h, const char *name)
+{
+	return strlen(name) == h->name_len &&
+	    strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* The first header with this name (case-insensitive). */
+int
+headers_get(const char *block, const char *name, struct header *h)
+{
+	while (headers_next(&block, h))
+		if (header_is(h, name))
+			return 1;
+	return 0;
+}
+
+char *
+headers_get_dup(const char *block, const char *name)
+{
+	struct header h;
+
+	if (!headers_get(block, name, &h))
+		return NULL;
+	return xstrndup(h.value, h.value_len);
+}
+
+/* RFC 9110 section 5.6.2: token characters. */
+static int
+is_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' &&
+	    (c | 0x20) <= 'z') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/*
+ * Appends one field after checking it (RFC 9110 section 5.5): a token
+ * name, a value without CR, LF or NUL. Surrounding whitespace is trimmed.
+ */
+int
+headers_add(struct buf *b, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	size_t i;
+
+	if (nlen == 0)
+		return -1;
+	for (i = 0; i < nlen; i++)
+		if (!is_tchar((unsigned char)name[i]))
+			return -1;
+	while (vlen > 0 && (*value == ' ' || *value == '\t'))
+		value++, vlen--;
+	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+		vlen--;
+	for (i = 0; i < vlen; i++)
+		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+			return -1;
+	buf_add(b, name, nlen);
+	buf_add(b, ": ", 2);
+	buf_add(b, value, vlen);
+	buf_add(b, "\r\n", 2);
+	return 0;
+}
+
+/* Parses "Name: value" as given to -H. */
+int
+headers_add_line(struct buf *b, const char *line, const char **why)
+{
+	const char *colon = strchr(line, ':');
+
+	if (colon == NULL) {
+		*why = "expected 'Name: value'";
+		return -1;
+	}
+	if (headers_add(b, line, (size_t)(colon - line), colon + 1,
+	    strlen(colon + 1)) < 0) {
+		*why = "invalid header name or value";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Fields that describe one connection or one transfer, not the
+ * response: never stored or relayed (RFC 9110 section 7.6.1, RFC 9112
+ * section 6). Content-Length is recomputed from the stored body.
+ */
+int
+headers_is_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const hop[] = {
+		"connection", "content-length", "keep-alive",
+		"proxy-authenticate", "proxy-authorization", "proxy-connection",
+		"te", "trailer", "transfer-encoding", "upgrade",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
+		if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Appends the end-to-end fields of a block, the ones a cache keeps. */
+void
+headers_add_end_to_end(struct buf *out, const char *block)
+{
+	struct header h;
+
+	while (headers_next(&block, &h))
+		if (!headers_is_hop_by_hop(h.name, h.name_len))
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+}

@@ -1,0 +1,183 @@
+/*
+ * Byte streams: sources and sinks with a small vtable, and buffered
+ * readers and writers on top of them.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static ssize_t
+fd_read(void *ctx, void *buf, size_t n)
+{
+	ssize_t got;
+
+	do
+		got = read(*(int *)ctx, buf, n);
+	while (got < 0 && errno == EINTR);
+	return got;
+}
+
+static int
+fd_write(void *ctx, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t put;
+
+	while (n > 0) {
+		put = write(*(int *)ctx, p, n);
+		if (put < 0 && errno == EINTR)
+			continue;
+		if (put <= 0)
+			return -1;
+		p += put;
+		n -= (size_t)put;
+	}
+	return 0;
+}
+
+static int
+file_write(void *ctx, const void *buf, size_t n)
+{
+	return fwrite(buf, 1, n, ctx) == n ? 0 : -1;
+}
+
+static int
+null_write(void *ctx, const void *buf, size_t n)
+{
+	(void)ctx, (void)buf, (void)n;
+	return 0;
+}
+
+struct source
+source_fd(int *fd)
+{
+	return (struct source){ fd_read, fd };
+}
+
+struct sink
+sink_fd(int *fd)
+{
+	return (struct sink){ fd_write, fd };
+}
+
+struct sink
+sink_file(FILE *f)
+{
+	return (struct sink){ file_write, f };
+}
+
+struct sink
+sink_null(void)
+{
+	return (struct sink){ null_write, NULL };
+}
+
+void
+reader_init(struct reader *r, struct source src)
+{
+	r->src = src;
+	r->pos = r->len = 0;
+	r->eof = r->err = 0;
+	r->last = -1;
+}
+
+/* Refill an empty buffer; returns bytes now available, 0 at end, -1 on error. */
+int
+reader_fill(struct reader *r)
+{
+	ssize_t got;
+
+	if (r->pos < r->len)
+		return (int)(r->len - r->pos);
+	if (r->eof || r->err)
+		return r->err ? -1 : 0;
+	got = r->src.read(r->src.ctx, r->buf, sizeof r->buf);
+	if (got < 0) {
+		r->err = 1;
+		return -1;
+	}
+	if (got == 0) {
+		r->eof = 1;
+		return 0;
+	}
+	r->pos = 0;
+	r->len = (size_t)got;
+	return (int)got;
+}
+
+void
+writer_init(struct writer *w, struct sink sink)
+{
+	w->sink = sink;
+	w->len = 0;
+	w->err = 0;
+}
+
+/* Hands buffered bytes to the sink; returns 0, or -1 once the sink has failed. */
+int
+writer_flush(struct writer *w)
+{
+	if (w->len > 0 && !w->err &&
+	    w->sink.write(w->sink.ctx, w->buf, w->len) < 0)
+		w->err = 1;
+	w->len = 0;
+	return w->err ? -1 : 0;
+}
+
+void
+writer_put(struct writer *w, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t room;
+
+	while (n > 0) {
+		if (w->len == sizeof w->buf)
+			writer_flush(w);
+		room = sizeof w->buf - w->len;
+		if (room > n)
+			room = n;
+		memcpy(w->buf + w->len, s, room);
+		w->len += room;
+		s += room;
+		n -= room;
+	}
+}
+
+void
+writer_puts(struct writer *w, const char *s)
+{
+	writer_put(w, s, strlen(s));
+}
+
+void
+writer_printf(struct writer *w, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof tmp) {
+		w->err = 1;	/* only short formatted items go through here */
+		return;
+	}
+	writer_put(w, tmp, (size_t)n);
+}
+
+int
+io_copy(struct source src, struct sink sink)
+{
+	char buf[IO_BUFSIZE];
+	ssize_t got;
+
+	while ((got = src.read(src.ctx, buf, sizeof buf)) > 0)
+		if (sink.write(sink.ctx, buf, (size_t)got) < 0)
+			return -2;
+	return got < 0 ? -1 : 0;
+}

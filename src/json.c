@@ -1,0 +1,468 @@
+/*
+ * A streaming JSON (RFC 8259) pull parser over a reader: validates and
+ * copies values compactly, decodes strings into a writer, and escapes
+ * strings for output. Memory use does not depend on the input size.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "utf8.h"
+
+void
+json_init(struct json *j, struct reader *in, int one_line)
+{
+	j->in = in;
+	j->one_line = one_line;
+	j->why[0] = '\0';
+}
+
+static int
+fail(struct json *j, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->why[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(j->why, sizeof j->why, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int
+unexpected(struct json *j, int c, const char *wanted)
+{
+	if (c < 0)
+		return fail(j, j->in->err ? "read error" :
+		    "unexpected end of input, expected %s", wanted);
+	if (c == '\n' && j->one_line)
+		return fail(j, "unexpected end of line, expected %s", wanted);
+	if (c >= 0x20 && c < 0x7F)
+		return fail(j, "unexpected '%c', expected %s", c, wanted);
+	return fail(j, "unexpected byte 0x%02X, expected %s", c, wanted);
+}
+
+/*
+ * Skips whitespace and returns the next byte without consuming it,
+ * or -1 at the end. In one-line mode a newline is left unconsumed and
+ * returned, so a broken record never swallows the next one.
+ */
+int
+json_peek(struct json *j)
+{
+	int c;
+
+	for (;;) {
+		c = reader_peek(j->in);
+		if (c == '\n' && j->one_line)
+			return c;
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return c;
+		reader_getc(j->in);
+	}
+}
+
+int
+json_expect(struct json *j, int want)
+{
+	char what[4] = { '\'', (char)want, '\'', '\0' };
+	int c = json_peek(j);
+
+	if (c != want)
+		return unexpected(j, c, what);
+	reader_getc(j->in);
+	return 0;
+}
+
+static void
+put(struct writer *w, int c)
+{
+	if (w != NULL)
+		writer_putc(w, c);
+}
+
+static int
+hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Reads the four hex digits after \u. */
+static int
+read_hex4(struct json *j, unsigned *out)
+{
+	int i, c, v;
+
+	*out = 0;
+	for (i = 0; i < 4; i++) {
+		c = reader_getc(j->in);
+		if ((v = hex_value(c)) < 0)
+			return unexpected(j, c, "a hex digit");
+		*out = *out << 4 | (unsigned)v;
+	}
+	return 0;
+}
+
+static void
+put_utf8(struct writer *w, unsigned cp)
+{
+	if (cp < 0x80) {
+		put(w, (int)cp);
+	} else if (cp < 0x800) {
+		put(w, (int)(0xC0 | cp >> 6));
+		put(w, (int)(0x80 | (cp & 0x3F)));
+	} else if (cp < 0x10000) {
+		put(w, (int)(0xE0 | cp >> 12));
+		put(w, (int)(0x80 | (cp >> 6 & 0x3F)));
+		put(w, (int)(0x80 | (cp & 0x3F)));
+	} else {
+		put(w, (int)(0xF0 | cp >> 18));
+		put(w, (int)(0x80 | (cp >> 12 & 0x3F)));
+		put(w, (int)(0x80 | (cp >> 6 & 0x3F)));
+		put(w, (int)(0x80 | (cp & 0x3F)));
+	}
+}
+
+/* Decodes \uXXXX, joining a surrogate pair into one code point. */
+static int
+decode_unicode(struct json *j, struct writer *w)
+{
+	unsigned hi, lo;
+
+	if (read_hex4(j, &hi) < 0)
+		return -1;
+	if (hi >= 0xDC00 && hi <= 0xDFFF)
+		return fail(j, "lone low surrogate \\u%04X", hi);
+	if (hi >= 0xD800 && hi <= 0xDBFF) {
+		if (reader_getc(j->in) != '\\' || reader_getc(j->in) != 'u' ||
+		    read_hex4(j, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+			return fail(j, "lone high surrogate \\u%04X", hi);
+		hi = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+	}
+	put_utf8(w, hi);
+	return 0;
+}
+
+static int
+decode_escape(struct json *j, struct writer *w)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	int c = reader_getc(j->in);
+	const char *p;
+
+	if (c == 'u')
+		return decode_unicode(j, w);
+	if (c <= 0 || (p = strchr(from, c)) == NULL)
+		return unexpected(j, c, "an escape character");
+	put(w, to[p - from]);
+	return 0;
+}
+
+/*
+ * Scans a string after its opening quote. With decode, escapes are
+ * resolved and the raw characters go to w; otherwise the string is
+ * copied as written, quotes included.
+ */
+static int
+scan_string(struct json *j, struct writer *w, int decode)
+{
+	struct utf8 u = UTF8_INIT;
+	int c;
+
+	if (!decode)
+		put(w, '"');
+	for (;;) {
+		c = reader_getc(j->in);
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return unexpected(j, c, "a string character");
+		if (c == '\\' && decode) {
+			if (decode_escape(j, w) < 0)
+				return -1;
+			continue;
+		}
+		if (utf8_byte(&u, (unsigned char)c) < 0)
+			return fail(j, "invalid UTF-8 in string");
+		put(w, c);
+		if (c == '\\') {
+			c = reader_getc(j->in);
+			if (c == 'u') {
+				unsigned cp;
+
+				if (read_hex4(j, &cp) < 0)
+					return -1;
+				if (w != NULL)
+					writer_printf(w, "u%04x", cp);
+			} else if (c > 0 && strchr("\"\\/bfnrt", c)) {
+				put(w, c);
+			} else {
+				return unexpected(j, c, "an escape character");
+			}
+		}
+	}
+	if (utf8_done(&u) < 0)
+		return fail(j, "invalid UTF-8 in string");
+	if (!decode)
+		put(w, '"');
+	return 0;
+}
+
+static int
+digits(struct json *j, struct writer *w)
+{
+	int c, n = 0;
+
+	while ((c = reader_peek(j->in)) >= '0' && c <= '9') {
+		put(w, reader_getc(j->in));
+		n++;
+	}
+	return n > 0 ? 0 : unexpected(j, c, "a digit");
+}
+
+/* RFC 8259 section 6: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int
+scan_number(struct json *j, struct writer *w)
+{
+	int c = reader_peek(j->in);
+
+	if (c == '-') {
+		put(w, reader_getc(j->in));
+		c = reader_peek(j->in);
+	}
+	if (c == '0')
+		put(w, reader_getc(j->in));
+	else if (digits(j, w) < 0)
+		return -1;
+	if (reader_peek(j->in) == '.') {
+		put(w, reader_getc(j->in));
+		if (digits(j, w) < 0)
+			return -1;
+	}
+	c = reader_peek(j->in);
+	if (c == 'e' || c == 'E') {
+		put(w, reader_getc(j->in));
+		c = reader_peek(j->in);
+		if (c == '+' || c == '-')
+			put(w, reader_getc(j->in));
+		if (digits(j, w) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+scan_literal(struct json *j, struct writer *w, const char *word)
+{
+	const char *p;
+	int c;
+
+	for (p = word; *p != '\0'; p++) {
+		c = reader_getc(j->in);
+		if (c != *p)
+			return unexpected(j, c, word);
+		put(w, c);
+	}
+	return 0;
+}
+
+static int scan_value(struct json *, struct writer *, int);
+
+/*
+ * Steps through an array or object after its opening bracket: returns
+ * 1 when an element follows (its comma consumed), 0 after the closing
+ * bracket, -1 on error. A trailing comma fails in the element parser.
+ */
+int
+json_next(struct json *j, int close, int *count)
+{
+	int c = json_peek(j);
+
+	if (c == close) {
+		reader_getc(j->in);
+		return 0;
+	}
+	if (*count > 0) {
+		if (c != ',')
+			return unexpected(j, c, close == ']' ?
+			    "',' or ']'" : "',' or '}'");
+		reader_getc(j->in);
+	}
+	++*count;
+	return 1;
+}
+
+static int
+scan_container(struct json *j, struct writer *w, int depth, int close)
+{
+	int count = 0, rc, c;
+
+	if (depth >= JSON_MAX_DEPTH)
+		return fail(j, "nesting deeper than %d", JSON_MAX_DEPTH);
+	put(w, reader_getc(j->in));
+	while ((rc = json_next(j, close, &count)) == 1) {
+		if (count > 1)
+			put(w, ',');
+		if (close == '}') {
+			if ((c = json_peek(j)) != '"')
+				return unexpected(j, c, "a member name");
+			reader_getc(j->in);
+			if (scan_string(j, w, 0) < 0 || json_expect(j, ':') < 0)
+				return -1;
+			put(w, ':');
+		}
+		if (scan_value(j, w, depth + 1) < 0)
+			return -1;
+	}
+	if (rc == 0)
+		put(w, close);
+	return rc;
+}
+
+static int
+scan_value(struct json *j, struct writer *w, int depth)
+{
+	int c = json_peek(j);
+
+	switch (c) {
+	case '{':
+		return scan_container(j, w, depth, '}');
+	case '[':
+		return scan_container(j, w, depth, ']');
+	case '"':
+		reader_getc(j->in);
+		return scan_string(j, w, 0);
+	case 't':
+		return scan_literal(j, w, "true");
+	case 'f':
+		return scan_literal(j, w, "false");
+	case 'n':
+		return scan_literal(j, w, "null");
+	default:
+		if (c == '-' || (c >= '0' && c <= '9'))
+			return scan_number(j, w);
+		return unexpected(j, c, "a JSON value");
+	}
+}
+
+/* Validates one value and copies it, without insignificant whitespace, to w (may be NULL). */
+int
+json_value(struct json *j, struct writer *w)
+{
+	return scan_value(j, w, 0);
+}
+
+/* Decodes one string value into w (may be NULL). */
+int
+json_string(struct json *j, struct writer *w)
+{
+	int c = json_peek(j);
+
+	if (c != '"')
+		return unexpected(j, c, "a string");
+	reader_getc(j->in);
+	return scan_string(j, w, 1);
+}
+
+static int
+buf_sink_write(void *ctx, const void *p, size_t n)
+{
+	struct buf *b = ctx;
+
+	buf_add(b, p, n);
+	return 0;
+}
+
+/* Decodes one string of at most max bytes into b (NUL-terminated). */
+int
+json_string_buf(struct json *j, struct buf *b, size_t max)
+{
+	struct writer *w = xmalloc(sizeof *w);
+	int rc;
+
+	buf_reset(b);
+	writer_init(w, (struct sink){ buf_sink_write, b });
+	rc = json_string(j, w);
+	writer_flush(w);
+	free(w);
+	if (rc == 0 && b->len > max)
+		rc = fail(j, "string longer than %zu bytes", max);
+	if (rc == 0 && memchr(b->data ? b->data : "", '\0', b->len) != NULL)
+		rc = fail(j, "string contains NUL");
+	buf_cstr(b);
+	return rc;
+}
+
+/* An integer that fits in long long, without fraction or exponent. */
+int
+json_integer(struct json *j, long long *out)
+{
+	int c = json_peek(j), neg = 0;
+	unsigned long long v = 0, limit;
+
+	if (c == '-') {
+		neg = 1;
+		reader_getc(j->in);
+		c = reader_peek(j->in);
+	}
+	if (c < '0' || c > '9')
+		return unexpected(j, c, "an integer");
+	limit = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+	while ((c = reader_peek(j->in)) >= '0' && c <= '9') {
+		reader_getc(j->in);
+		if (v > (limit - (unsigned)(c - '0')) / 10)
+			return fail(j, "integer out of range");
+		v = v * 10 + (unsigned)(c - '0');
+	}
+	if (c == '.' || c == 'e' || c == 'E')
+		return fail(j, "expected an integer, not a fraction");
+	*out = neg ? (long long)(0 - v) : (long long)v;
+	return 0;
+}
+
+/*
+ * Writes bytes escaped for the inside of a JSON string; the caller
+ * writes the quotes, so long strings can be written in pieces. Invalid
+ * UTF-8 must have been ruled out by the caller.
+ */
+void
+json_write_escaped(struct writer *w, const void *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = s, *end = p + n;
+
+	for (; p < end; p++) {
+		switch (*p) {
+		case '"':  writer_put(w, "\\\"", 2); break;
+		case '\\': writer_put(w, "\\\\", 2); break;
+		case '\n': writer_put(w, "\\n", 2); break;
+		case '\r': writer_put(w, "\\r", 2); break;
+		case '\t': writer_put(w, "\\t", 2); break;
+		default:
+			if (*p < 0x20 || *p == 0x7F) {
+				writer_put(w, "\\u00", 4);
+				writer_putc(w, hex[*p >> 4]);
+				writer_putc(w, hex[*p & 15]);
+			} else {
+				writer_putc(w, *p);
+			}
+		}
+	}
+}
+
+void
+json_write_string(struct writer *w, const char *s, size_t n)
+{
+	writer_putc(w, '"');
+	json_write_escaped(w, s, n);
+	writer_putc(w, '"');
+}

@@ -1,0 +1,55 @@
+/*
+ * Strict number parsing for options and fields: the whole string,
+ * within bounds, or an error.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "num.h"
+
+int
+num_parse(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!isdigit((unsigned char)*s) && !(*s == '-' &&
+	    isdigit((unsigned char)s[1])))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Seconds, optionally with one unit suffix: 90, 90s, 15m, 2h, 7d. */
+int
+num_duration(const char *s, long long *out)
+{
+	static const struct { char unit; long long secs; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+	const long long max = 100LL * 365 * 86400;
+	char digits[24];
+	size_t n = strlen(s), i;
+	long long mult = 1, v;
+
+	for (i = 0; n > 0 && i < sizeof units / sizeof units[0]; i++)
+		if (s[n - 1] == units[i].unit) {
+			mult = units[i].secs;
+			n--;
+			break;
+		}
+	if (n == 0 || n >= sizeof digits || s[0] == '-')
+		return -1;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	if (num_parse(digits, 0, max / mult, &v) < 0)
+		return -1;
+	*out = v * mult;
+	return 0;
+}

@@ -1,0 +1,814 @@
+/*
+ * relay-cache: inspect and manage the relay cache file.
+ */
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "headers.h"
+#include "http.h"
+#include "io.h"
+#include "json.h"
+#include "num.h"
+#include "policy.h"
+#include "prog.h"
+#include "record.h"
+#include "store.h"
+#include "url.h"
+
+static const char *cache_option;	/* -c, --cache */
+static int json_output;			/* --json */
+static const char *match;		/* --match GLOB */
+static time_t now;
+
+static const char usage_text[] =
+    "usage: relay-cache [-c file] command [args]\n"
+    "       relay-cache path [--json]\n"
+    "       relay-cache ls [--json] [--match glob]\n"
+    "       relay-cache get [-i] [-X method] url\n"
+    "       relay-cache put [-H header]... [--ttl duration] [--status code]"
+    " [-X method] url\n"
+    "       relay-cache rm [-f] url...\n"
+    "       relay-cache purge [--expired] [--all] [--match glob] [-v]\n"
+    "       relay-cache stats [--json]\n"
+    "       relay-cache dump [--match glob]\n"
+    "       relay-cache load\n"
+    "       relay-cache vacuum\n";
+
+static void
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(EXIT_USAGE);
+}
+
+static void
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "relay-cache: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage();
+}
+
+static struct cache_location
+locate(void)
+{
+	struct cache_location loc;
+	const char *why;
+
+	if (config_cache_location(cache_option, &loc, &why) < 0)
+		errx(EX_CONFIG, "cannot place the cache: %s", why);
+	return loc;
+}
+
+/* Opens the cache or exits with the store's message and status. */
+static struct store *
+open_cache(enum store_mode mode)
+{
+	struct cache_location loc = locate();
+	struct store *s;
+
+	if (mode == STORE_WRITE && loc.is_default)
+		config_make_parent(loc.path);	/* open reports the failure */
+	s = store_open(loc.path, mode);
+	free(loc.path);
+	if (store_status(s) != 0)
+		errx(store_status(s), "%s", store_error(s));
+	return s;
+}
+
+static void
+die_store(struct store *s)
+{
+	errx(store_status(s), "%s", store_error(s));
+}
+
+static char *
+normalize(const char *url)
+{
+	const char *why;
+	char *n = url_normalize(url, &why);
+
+	if (n == NULL)
+		warnx("invalid URL '%s': %s", url, why);
+	return n;
+}
+
+static const char *
+human_size(long long n, char *out, size_t len)
+{
+	static const char units[] = "KMGTP";
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(out, len, "%lld", n);
+		return out;
+	}
+	while (v >= 1024 && u < 4)
+		v /= 1024, u++;
+	snprintf(out, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+	return out;
+}
+
+static const char *
+human_age(long long secs, char *out, size_t len)
+{
+	if (secs < 0)
+		snprintf(out, len, "-");
+	else if (secs < 120)
+		snprintf(out, len, "%llds", secs);
+	else if (secs < 7200)
+		snprintf(out, len, "%lldm", secs / 60);
+	else if (secs < 172800)
+		snprintf(out, len, "%lldh", secs / 3600);
+	else
+		snprintf(out, len, "%lldd", secs / 86400);
+	return out;
+}
+
+static long long
+current_age(const struct store_entry *e)
+{
+	struct policy_times t = { e->request_time, e->response_time, e->date,
+		e->age };
+
+	return policy_current_age(&t, now);
+}
+
+static int
+cmd_path(void)
+{
+	struct cache_location loc = locate();
+	struct writer *w;
+
+	if (json_output) {
+		w = xmalloc(sizeof *w);
+		writer_init(w, sink_file(stdout));
+		writer_puts(w, "{\"path\":");
+		json_write_string(w, loc.path, strlen(loc.path));
+		writer_printf(w, ",\"source\":\"%s\",\"exists\":%s}\n",
+		    loc.source, access(loc.path, F_OK) == 0 ? "true" : "false");
+		writer_flush(w);
+		free(w);
+	} else {
+		puts(loc.path);
+		if (isatty(STDOUT_FILENO))
+			printf("(from %s%s)\n", strcmp(loc.source, "option") ?
+			    "$" : "", strcmp(loc.source, "option") ?
+			    loc.source : "--cache");
+	}
+	free(loc.path);
+	return 0;
+}
+
+static void
+ls_json(struct writer *w, const struct store_entry *e, long long age)
+{
+	writer_puts(w, "{\"url\":");
+	json_write_string(w, e->url, strlen(e->url));
+	writer_puts(w, ",\"method\":");
+	json_write_string(w, e->method, strlen(e->method));
+	writer_printf(w, ",\"status\":%d,\"size\":%lld,\"age\":%lld"
+	    ",\"ttl\":%lld,\"state\":\"%s\",\"hits\":%lld"
+	    ",\"response_time\":%lld}\n", e->status, e->size, age,
+	    e->lifetime - age, now < e->stale_at ? "fresh" : "stale",
+	    e->hits, (long long)e->response_time);
+	writer_flush(w);
+}
+
+static void
+ls_line(const struct store_entry *e, long long age, int tty)
+{
+	const char *state = now < e->stale_at ? "fresh" : "stale";
+	char size[24], agebuf[24];
+
+	if (tty)
+		printf("%-6d %7s %6s %-5s %s\n", e->status,
+		    human_size(e->size, size, sizeof size),
+		    human_age(age, agebuf, sizeof agebuf), state, e->url);
+	else
+		printf("%d\t%lld\t%lld\t%s\t%s\n", e->status, e->size, age,
+		    state, e->url);
+}
+
+static int
+cmd_ls(void)
+{
+	struct store *s = open_cache(STORE_READ);
+	struct store_iter *it = store_iter_new(s, match);
+	struct store_entry e;
+	struct writer *w = xmalloc(sizeof *w);
+	int tty = isatty(STDOUT_FILENO), rc;
+
+	if (it == NULL)
+		die_store(s);
+	writer_init(w, sink_file(stdout));
+	if (tty && !json_output)
+		printf("%-6s %7s %6s %-5s %s\n", "STATUS", "SIZE", "AGE",
+		    "STATE", "URL");
+	while ((rc = store_iter_next(it, &e)) > 0) {
+		if (json_output)
+			ls_json(w, &e, current_age(&e));
+		else
+			ls_line(&e, current_age(&e), tty);
+		store_entry_free(&e);
+	}
+	if (rc < 0)
+		die_store(s);
+	free(w);
+	store_iter_free(it);
+	store_close(s);
+	return 0;
+}
+
+static void
+print_head(const struct store_entry *e)
+{
+	printf("HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n\r\n", e->status,
+	    http_reason(e->status), e->headers, e->size);
+}
+
+/* Copies a stored body to stdout; exits on failure. */
+static void
+copy_body(struct store *s, const struct store_entry *e)
+{
+	struct store_body *b = store_body_open(s, e);
+	int rc;
+
+	if (b == NULL)
+		die_store(s);
+	rc = io_copy(store_body_source(b), sink_file(stdout));
+	store_body_close(b);
+	if (rc == -1)
+		die_store(s);
+	if (rc == -2)
+		err(EX_IOERR, "write error on standard output");
+}
+
+static int
+cmd_get(int argc, char **argv, int head, const char *method)
+{
+	struct store *s;
+	struct store_entry e;
+	char *url;
+	int found;
+
+	if (argc != 1)
+		usage();
+	if ((url = normalize(argv[0])) == NULL)
+		return EX_DATAERR;
+	s = open_cache(STORE_READ);
+	if (store_read_begin(s) < 0 ||
+	    (found = store_get(s, method, url, NULL, &e)) < 0)
+		die_store(s);
+	if (!found) {
+		warnx("'%s' is not in the cache", url);
+		free(url);
+		store_close(s);
+		return EXIT_PARTIAL;
+	}
+	if (head)
+		print_head(&e);
+	copy_body(s, &e);
+	store_read_end(s);
+	store_entry_free(&e);
+	store_close(s);
+	free(url);
+	return 0;
+}
+
+/* An entry received now, owning its strings; the headers are filtered. */
+static void
+new_entry(struct store_entry *e, char *url, const char *method, int status,
+    const char *headers)
+{
+	struct buf kept = BUF_INIT;
+
+	memset(e, 0, sizeof *e);
+	headers_add_end_to_end(&kept, headers);
+	e->url = url;
+	e->method = xstrdup(method);
+	e->variant = xstrdup("");
+	e->status = status;
+	e->headers = (char *)buf_cstr(&kept);
+	e->request_time = e->response_time = now;
+}
+
+/*
+ * Fills in what the cache derives from a response: Date and Age as
+ * received, validators, the freshness lifetime (given, or from the
+ * headers when lifetime is -1) and the moment it goes stale.
+ */
+static void
+derive_entry(struct store_entry *e, const struct policy_times *t,
+    long long lifetime)
+{
+	e->date = t->date;
+	e->age = t->age;
+	e->etag = headers_get_dup(e->headers, "etag");
+	e->last_modified = headers_get_dup(e->headers, "last-modified");
+	e->lifetime = lifetime >= 0 ? lifetime :
+	    policy_lifetime(e->headers, e->response_time, POLICY_DEFAULT_TTL);
+	e->stale_at = policy_stale_at(t, e->lifetime);
+}
+
+static int
+cmd_put(int argc, char **argv, struct buf *headers, long long ttl,
+    int status, const char *method)
+{
+	struct store_entry e;
+	struct policy_times t;
+	struct store_writer *w;
+	struct store *s;
+	char *url;
+	int in = STDIN_FILENO, rc;
+
+	if (argc != 1)
+		usage();
+	if ((url = normalize(argv[0])) == NULL)
+		return EX_DATAERR;
+	s = open_cache(STORE_WRITE);
+	w = store_writer_new(s);
+	rc = io_copy(source_fd(&in), store_writer_sink(w));
+	if (rc == -1) {
+		warn("cannot read standard input");
+		store_writer_abort(w);
+		return EX_IOERR;
+	}
+	new_entry(&e, url, method, status, buf_cstr(headers));
+	policy_times_from(e.headers, now, now, &t);
+	derive_entry(&e, &t, ttl);
+	if (rc == -2 || store_writer_commit(w, &e) < 0) {
+		if (rc == -2)
+			store_writer_abort(w);
+		die_store(s);
+	}
+	store_entry_free(&e);
+	store_close(s);
+	return 0;
+}
+
+static int
+cmd_rm(int argc, char **argv, int force)
+{
+	struct store *s;
+	long long n;
+	char *url;
+	int i, status = 0;
+
+	if (argc == 0)
+		usage();
+	s = open_cache(STORE_WRITE);
+	for (i = 0; i < argc; i++) {
+		if ((url = normalize(argv[i])) == NULL) {
+			status = EX_DATAERR;
+			continue;
+		}
+		if ((n = store_remove(s, url)) < 0)
+			die_store(s);
+		if (n == 0 && !force) {
+			warnx("'%s' is not in the cache", url);
+			if (status == 0)
+				status = EXIT_PARTIAL;
+		}
+		free(url);
+	}
+	store_close(s);
+	return status;
+}
+
+static int
+cmd_purge(int expired, int all, int verbose)
+{
+	struct store *s;
+	long long n;
+
+	if (!expired && !all && match == NULL)
+		usage_error("%s", "purge needs --expired, --all or --match");
+	s = open_cache(STORE_WRITE);
+	if ((n = store_purge(s, match, expired ? now : -1)) < 0)
+		die_store(s);
+	if (verbose)
+		warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
+	store_close(s);
+	return 0;
+}
+
+static int
+cmd_stats(void)
+{
+	struct store *s = open_cache(STORE_READ);
+	struct store_stats st;
+	int tty = isatty(STDOUT_FILENO);
+	char human[24];
+	size_t i;
+
+	if (store_stats(s, now, &st) < 0)
+		die_store(s);
+	const struct { const char *name; long long value; int bytes; } rows[] = {
+		{ "entries", st.entries, 0 }, { "fresh", st.fresh, 0 },
+		{ "stale", st.stale, 0 }, { "bytes", st.bytes, 1 },
+		{ "hits", st.hits, 0 }, { "pending", st.pending, 0 },
+		{ "garbage", st.garbage, 0 }, { "file", st.file_bytes, 1 },
+	};
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		if (json_output)
+			printf("%s\"%s\":%lld", i ? "," : "{", rows[i].name,
+			    rows[i].value);
+		else if (tty && rows[i].bytes)
+			printf("%-8s %s\n", rows[i].name,
+			    human_size(rows[i].value, human, sizeof human));
+		else
+			printf(tty ? "%-8s %lld\n" : "%s\t%lld\n",
+			    rows[i].name, rows[i].value);
+	}
+	if (json_output)
+		printf("}\n");
+	store_close(s);
+	return 0;
+}
+
+/* A body source that reopens itself: records read bodies twice. */
+static enum record_body
+classify(struct store *s, const struct store_entry *e)
+{
+	struct store_body *b = store_body_open(s, e);
+	struct header type;
+	char *ctype = NULL;
+	enum record_body kind;
+
+	if (b == NULL)
+		die_store(s);
+	if (headers_get(e->headers, "content-type", &type))
+		ctype = xstrndup(type.value, type.value_len);
+	kind = record_classify(ctype, store_body_source(b));
+	free(ctype);
+	store_body_close(b);
+	return kind;
+}
+
+static void
+dump_entry(struct store *s, struct writer *w, const struct store_entry *e)
+{
+	long long age = current_age(e);
+	struct record rec = {
+		.url = e->url, .method = e->method, .status = e->status,
+		.source = "hit",
+		.request_time = e->request_time,
+		.response_time = e->response_time, .age = age,
+		.ttl = e->lifetime - age, .size = e->size,
+	};
+	enum record_body kind = classify(s, e);
+	struct store_body *b;
+
+	if (now >= e->stale_at)
+		snprintf(rec.source, sizeof rec.source, "stale");
+	buf_adds(&rec.headers, e->headers);
+	record_write_head(w, &rec);
+	buf_free(&rec.headers);
+	if ((b = store_body_open(s, e)) == NULL)
+		die_store(s);
+	if (record_write_body(w, kind, store_body_source(b)) < 0) {
+		writer_flush(w);
+		die_store(s);
+	}
+	store_body_close(b);
+	if (writer_flush(w) < 0)
+		err(EX_IOERR, "write error on standard output");
+}
+
+static int
+cmd_dump(void)
+{
+	struct store *s = open_cache(STORE_READ);
+	struct writer *w = xmalloc(sizeof *w);
+	struct store_iter *it;
+	struct store_entry e;
+	int rc;
+
+	writer_init(w, sink_file(stdout));
+	/* One snapshot: the dump is the cache as it was at one moment. */
+	if (store_read_begin(s) < 0 || (it = store_iter_new(s, match)) == NULL)
+		die_store(s);
+	while ((rc = store_iter_next(it, &e)) > 0) {
+		dump_entry(s, w, &e);
+		store_entry_free(&e);
+	}
+	if (rc < 0)
+		die_store(s);
+	store_iter_free(it);
+	store_read_end(s);
+	store_close(s);
+	free(w);
+	return 0;
+}
+
+struct load {
+	struct store		*s;
+	struct store_writer	*w;
+	struct sink		 sink;
+};
+
+static struct sink *
+load_body_open(void *ctx, const struct record *rec)
+{
+	struct load *l = ctx;
+
+	(void)rec;
+	l->w = store_writer_new(l->s);
+	l->sink = store_writer_sink(l->w);
+	return &l->sink;
+}
+
+/*
+ * Stores a record as if received now, keeping its age and the
+ * freshness it had left, so a dump and load moves a cache in time
+ * order without making stale entries fresh.
+ */
+static int
+load_commit(struct load *l, struct record *rec, const char **why)
+{
+	struct store_entry e;
+	struct policy_times t;
+	long long lifetime = -1;
+	char *url;
+	int rc;
+
+	if ((url = url_normalize(rec->url, why)) == NULL)
+		return 1;
+	new_entry(&e, url, rec->method ? rec->method : "GET",
+	    rec->has & HAS_STATUS ? rec->status : 200,
+	    buf_cstr(&rec->headers));
+	policy_times_from(e.headers, now, now, &t);
+	if (rec->has & HAS_AGE)
+		t.age = rec->age;
+	if (rec->has & HAS_TTL)
+		lifetime = policy_current_age(&t, now) + rec->ttl;
+	derive_entry(&e, &t, lifetime < 0 && (rec->has & HAS_TTL) ? 0 :
+	    lifetime);
+	rc = store_writer_commit(l->w, &e);
+	l->w = NULL;
+	store_entry_free(&e);
+	return rc < 0 ? -1 : 0;
+}
+
+static int
+cmd_load(void)
+{
+	struct load l = { open_cache(STORE_WRITE), NULL, { 0 } };
+	int in = STDIN_FILENO, status = 0, done = 0, rc;
+	struct record_reader *rr = record_reader_new(source_fd(&in));
+	struct record rec;
+	const char *why;
+
+	while (!done) {
+		switch (record_read(rr, &rec, load_body_open, &l)) {
+		case RECORD_OK:
+			if (rec.error != NULL)
+				break;	/* a failed fetch has nothing to cache */
+			if ((rc = load_commit(&l, &rec, &why)) < 0)
+				die_store(l.s);
+			if (rc > 0) {
+				warnx("line %lld: invalid URL '%s': %s",
+				    rr->line, rec.url, why);
+				status = EXIT_PARTIAL;
+			}
+			break;
+		case RECORD_BAD:
+			warnx("line %lld: %s", rr->line, rr->why);
+			status = EXIT_PARTIAL;
+			break;
+		case RECORD_SINK:
+			die_store(l.s);
+			break;
+		case RECORD_READ:
+			err(EX_IOERR, "cannot read standard input");
+		case RECORD_END:
+			done = 1;
+			break;
+		}
+		if (l.w != NULL) {	/* the record's body was not committed */
+			store_writer_abort(l.w);
+			l.w = NULL;
+		}
+		record_free(&rec);
+	}
+	record_reader_free(rr);
+	store_close(l.s);
+	return status;
+}
+
+static int
+cmd_vacuum(void)
+{
+	struct store *s = open_cache(STORE_WRITE);
+
+	if (store_vacuum(s) < 0)
+		die_store(s);
+	store_close(s);
+	return 0;
+}
+
+/* Flags from the command line. */
+enum { INCLUDE = 1, FORCE = 2, VERBOSE = 4, EXPIRED = 8, ALL = 16 };
+
+enum {
+	OPT_ALL = 256, OPT_EXPIRED, OPT_JSON, OPT_MATCH, OPT_STATUS, OPT_TTL,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "cache", required_argument, NULL, 'c' },
+	{ "expired", no_argument, NULL, OPT_EXPIRED },
+	{ "force", no_argument, NULL, 'f' },
+	{ "header", required_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "include", no_argument, NULL, 'i' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "match", required_argument, NULL, OPT_MATCH },
+	{ "request", required_argument, NULL, 'X' },
+	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The options each command takes, besides -c and -h. */
+static const struct command {
+	const char	*name;
+	const char	*options;
+} commands[] = {
+	{ "dump", "m" }, { "get", "iX" }, { "load", "" }, { "ls", "jm" },
+	{ "path", "j" }, { "purge", "aemv" }, { "put", "HXst" },
+	{ "rm", "f" }, { "stats", "j" }, { "vacuum", "" },
+};
+
+/* One letter per long-only option, to check it against the command. */
+static int
+option_letter(int opt)
+{
+	switch (opt) {
+	case OPT_ALL: return 'a';
+	case OPT_EXPIRED: return 'e';
+	case OPT_JSON: return 'j';
+	case OPT_MATCH: return 'm';
+	case OPT_STATUS: return 's';
+	case OPT_TTL: return 't';
+	default: return opt;
+	}
+}
+
+static const struct command *
+find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* Every option given must be one the command takes. */
+static void
+check_options(const struct command *cmd, const int *given,
+    char *const *text, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strchr(cmd->options, given[i]) == NULL) {
+			fprintf(stderr, "relay-cache: %s: option '%s' is not "
+			    "valid here\n", cmd->name, text[i]);
+			usage();
+		}
+}
+
+static int
+run_command(const struct command *cmd, int argc, char **argv,
+    struct buf *headers, long long ttl, int status, const char *method,
+    unsigned flags)
+{
+	if (strcmp(cmd->name, "get") == 0)
+		return cmd_get(argc, argv, flags & INCLUDE, method);
+	if (strcmp(cmd->name, "put") == 0)
+		return cmd_put(argc, argv, headers, ttl, status, method);
+	if (strcmp(cmd->name, "rm") == 0)
+		return cmd_rm(argc, argv, flags & FORCE);
+	if (argc != 0)
+		usage_error("unexpected argument '%s'", argv[0]);
+	if (strcmp(cmd->name, "path") == 0)
+		return cmd_path();
+	if (strcmp(cmd->name, "ls") == 0)
+		return cmd_ls();
+	if (strcmp(cmd->name, "purge") == 0)
+		return cmd_purge(flags & EXPIRED, flags & ALL, flags & VERBOSE);
+	if (strcmp(cmd->name, "stats") == 0)
+		return cmd_stats();
+	if (strcmp(cmd->name, "dump") == 0)
+		return cmd_dump();
+	if (strcmp(cmd->name, "load") == 0)
+		return cmd_load();
+	return cmd_vacuum();
+}
+
+int
+main(int argc, char *argv[])
+{
+	const struct command *cmd = NULL;
+	struct buf headers = BUF_INIT;
+	const char *method = "GET", *why;
+	char **operands = xcalloc((size_t)argc + 1, sizeof *operands);
+	char **given_text = xcalloc((size_t)argc + 1, sizeof *given_text);
+	int *given = xcalloc((size_t)argc + 1, sizeof *given);
+	long long ttl = -1, status = 200;
+	unsigned flags = 0;
+	int opt, n = 0, ngiven = 0;
+
+	prog_init();
+	now = time(NULL);
+	/* "-": operands arrive in order as 1, so options may follow the command. */
+	while ((opt = getopt_long(argc, argv, "-c:fH:hivX:", long_options,
+	    NULL)) != -1) {
+		if (opt != 1 && opt != 'c' && opt != '?') {
+			given_text[ngiven] = argv[optind - 1];
+			given[ngiven++] = option_letter(opt);
+		}
+		switch (opt) {
+		case 1:
+			operands[n++] = optarg;
+			break;
+		case 'c':
+			cache_option = optarg;
+			break;
+		case 'f':
+			flags |= FORCE;
+			break;
+		case 'H':
+			if (headers_add_line(&headers, optarg, &why) < 0)
+				errx(EXIT_USAGE, "bad header '%s': %s",
+				    optarg, why);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return prog_finish_stdout(0);
+		case 'i':
+			flags |= INCLUDE;
+			break;
+		case 'v':
+			flags |= VERBOSE;
+			break;
+		case 'X':
+			method = optarg;
+			break;
+		case OPT_ALL:
+			flags |= ALL;
+			break;
+		case OPT_EXPIRED:
+			flags |= EXPIRED;
+			break;
+		case OPT_JSON:
+			json_output = 1;
+			break;
+		case OPT_MATCH:
+			match = optarg;
+			break;
+		case OPT_STATUS:
+			if (num_parse(optarg, 100, 999, &status) < 0)
+				errx(EXIT_USAGE, "bad status '%s': expected "
+				    "100 to 999", optarg);
+			break;
+		case OPT_TTL:
+			if (num_duration(optarg, &ttl) < 0)
+				errx(EXIT_USAGE, "bad duration '%s': expected "
+				    "seconds or a number with s, m, h or d",
+				    optarg);
+			break;
+		case OPT_VERSION:
+			printf("relay-cache %s\n", VERSION);
+			return prog_finish_stdout(0);
+		default:
+			usage();
+		}
+	}
+	while (optind < argc)	/* after "--" */
+		operands[n++] = argv[optind++];
+	if (n == 0)
+		usage();
+	if ((cmd = find_command(operands[0])) == NULL)
+		usage_error("unknown command '%s'", operands[0]);
+	check_options(cmd, given, given_text, ngiven);
+	return prog_finish_stdout(run_command(cmd, n - 1, operands + 1,
+	    &headers, ttl, (int)status, method, flags));
+}

@@ -1,0 +1,1111 @@
+/*
+ * The cache file: one SQLite database in WAL mode shared by every
+ * program. All SQL lives here. Bodies are stored in chunks so that any
+ * size is written and read in bounded memory; see relay-cache(5).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "store.h"
+
+#define CHUNK_SIZE	(256 * 1024)
+#define BUSY_TIMEOUT_MS	30000
+#define ABANDONED_SECS	600	/* a body unwritten for this long lost its writer */
+#define COLLECT_BATCH	16	/* chunks deleted per transaction */
+#define APPLICATION_ID	0x72656c79	/* "rely" */
+
+enum body_state { BODY_WRITING, BODY_COMPLETE, BODY_GARBAGE };
+
+/*
+ * Schema migrations: migrations[i] takes user_version i to i + 1.
+ * Only ever append; relay-cache(5) documents the result.
+ */
+static const char *const migrations[] = {
+	"CREATE TABLE bodies ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  state INTEGER NOT NULL,"
+	"  touched INTEGER NOT NULL);"
+	"CREATE INDEX bodies_state ON bodies(state, touched);"
+	"CREATE TABLE chunks ("
+	"  body INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  PRIMARY KEY (body, seq));"
+	"CREATE TABLE entries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  method TEXT NOT NULL,"
+	"  url TEXT NOT NULL,"
+	"  variant TEXT NOT NULL DEFAULT '',"
+	"  status INTEGER NOT NULL,"
+	"  headers TEXT NOT NULL,"
+	"  request_time INTEGER NOT NULL,"
+	"  response_time INTEGER NOT NULL,"
+	"  date INTEGER,"
+	"  age INTEGER NOT NULL DEFAULT 0,"
+	"  lifetime INTEGER NOT NULL,"
+	"  stale_at INTEGER NOT NULL,"
+	"  etag TEXT,"
+	"  last_modified TEXT,"
+	"  body INTEGER NOT NULL REFERENCES bodies(id),"
+	"  size INTEGER NOT NULL,"
+	"  hits INTEGER NOT NULL DEFAULT 0,"
+	"  last_hit INTEGER,"
+	"  UNIQUE (method, url, variant));"
+	"CREATE INDEX entries_stale_at ON entries(stale_at);",
+};
+#define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define ENTRY_COLUMNS \
+	"id, method, url, variant, status, headers, request_time," \
+	" response_time, date, age, lifetime, stale_at, etag, last_modified," \
+	" body, size, hits"
+
+/* Entries chosen by purge: ?1 a GLOB or NULL, ?2 a time or NULL. */
+#define PURGE_WHERE \
+	"(?1 IS NULL OR url GLOB ?1) AND (?2 IS NULL OR stale_at <= ?2)"
+
+enum stmt {
+	ST_GET, ST_GET_ANY, ST_BODY_NEW, ST_BODY_TOUCH, ST_BODY_DONE,
+	ST_CHUNK_PUT, ST_OLD_BODY, ST_UPSERT, ST_BODY_DROP, ST_HIT,
+	ST_ABANDON, ST_ORPHANS, ST_COLLECT_CHUNKS, ST_COLLECT_BODIES,
+	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
+	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_GET] = "SELECT " ENTRY_COLUMNS " FROM entries"
+	    " WHERE method = ?1 AND url = ?2 AND variant = ?3",
+	[ST_GET_ANY] = "SELECT " ENTRY_COLUMNS " FROM entries"
+	    " WHERE method = ?1 AND url = ?2 ORDER BY response_time DESC",
+	[ST_BODY_NEW] = "INSERT INTO bodies (state, touched) VALUES (?1, ?2)",
+	[ST_BODY_TOUCH] = "UPDATE bodies SET touched = ?2 WHERE id = ?1",
+	[ST_BODY_DONE] = "UPDATE bodies SET state = 1, touched = ?2"
+	    " WHERE id = ?1 AND state = 0",
+	[ST_CHUNK_PUT] = "INSERT INTO chunks (body, seq, data)"
+	    " VALUES (?1, ?2, ?3)",
+	[ST_OLD_BODY] = "SELECT body FROM entries"
+	    " WHERE method = ?1 AND url = ?2 AND variant = ?3",
+	[ST_UPSERT] = "INSERT INTO entries (method, url, variant, status,"
+	    " headers, request_time, response_time, date, age, lifetime,"
+	    " stale_at, etag, last_modified, body, size)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15)"
+	    " ON CONFLICT (method, url, variant) DO UPDATE SET"
+	    " status = excluded.status, headers = excluded.headers,"
+	    " request_time = excluded.request_time,"
+	    " response_time = excluded.response_time, date = excluded.date,"
+	    " age = excluded.age, lifetime = excluded.lifetime,"
+	    " stale_at = excluded.stale_at, etag = excluded.etag,"
+	    " last_modified = excluded.last_modified, body = excluded.body,"
+	    " size = excluded.size",
+	[ST_BODY_DROP] = "UPDATE bodies SET state = 2 WHERE id = ?1",
+	[ST_HIT] = "UPDATE entries SET hits = hits + 1, last_hit = ?2"
+	    " WHERE id = ?1",
+	[ST_ABANDON] = "UPDATE bodies SET state = 2"
+	    " WHERE state = 0 AND touched < ?1",
+	[ST_ORPHANS] = "UPDATE bodies SET state = 2 WHERE state = 1"
+	    " AND NOT EXISTS (SELECT 1 FROM entries WHERE body = bodies.id)",
+	[ST_COLLECT_CHUNKS] = "DELETE FROM chunks WHERE rowid IN"
+	    " (SELECT c.rowid FROM bodies b JOIN chunks c ON c.body = b.id"
+	    " WHERE b.state = 2 LIMIT 16)",
+	[ST_COLLECT_BODIES] = "DELETE FROM bodies WHERE state = 2"
+	    " AND NOT EXISTS (SELECT 1 FROM chunks WHERE body = bodies.id)",
+	[ST_DROP_URL_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
+	    " (SELECT body FROM entries WHERE url = ?1)",
+	[ST_DROP_URL] = "DELETE FROM entries WHERE url = ?1",
+	[ST_PURGE_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
+	    " (SELECT body FROM entries WHERE " PURGE_WHERE ")",
+	[ST_PURGE] = "DELETE FROM entries WHERE " PURGE_WHERE,
+	[ST_STATS_ENTRIES] = "SELECT count(*), total(stale_at > ?1),"
+	    " total(size), total(hits) FROM entries",
+	[ST_STATS_BODIES] = "SELECT total(state = 0), total(state = 2)"
+	    " FROM bodies",
+};
+
+struct store {
+	sqlite3		*db;
+	char		*path;
+	int		 status;	/* sysexits code of the last failure */
+	char		 err[512];
+	sqlite3_stmt	*stmt[ST_COUNT];
+};
+
+struct store_writer {
+	struct store	*s;
+	long long	 body;		/* 0 until the first chunk is written */
+	long long	 seq;
+	long long	 size;
+	unsigned char	*chunk;
+	size_t		 len;
+	int		 failed;
+};
+
+struct store_body {
+	struct store	*s;
+	sqlite3_stmt	*st;
+	const unsigned char *data;
+	size_t		 left;
+	long long	 expect;
+	long long	 got;
+	int		 rows;
+};
+
+struct store_iter {
+	struct store	*s;
+	sqlite3_stmt	*st;
+};
+
+/* Maps an SQLite result code to the toolkit's exit status (relay.7). */
+static int
+status_of(int rc)
+{
+	switch (rc & 0xFF) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return EX_TEMPFAIL;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return EX_NOPERM;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		return EX_IOERR;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+	case SQLITE_FORMAT:
+		return EX_DATAERR;
+	case SQLITE_CANTOPEN:
+		return EX_CANTCREAT;
+	case SQLITE_NOMEM:
+		return EX_OSERR;
+	default:
+		return EX_SOFTWARE;
+	}
+}
+
+static int
+fail_msg(struct store *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+fail_msg(struct store *s, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof s->err, fmt, ap);
+	va_end(ap);
+	s->status = status;
+	return -1;
+}
+
+/*
+ * Records an SQLite failure as "cannot ACTION cache 'PATH': reason".
+ * I/O errors carry the system's reason ("File too large"), which says
+ * more than SQLite's "disk I/O error".
+ */
+static int
+fail(struct store *s, int rc, const char *action)
+{
+	int saved = errno, sys = sqlite3_system_errno(s->db);
+	const char *why = sqlite3_errmsg(s->db);
+
+	/* SQLite loses the errno of a failed write in some paths. */
+	if (sys == 0)
+		sys = saved;
+
+	if ((rc & 0xFF) == SQLITE_IOERR && sys != 0)
+		why = strerror(sys);
+	if ((rc & 0xFF) == SQLITE_BUSY)
+		why = "locked by another process for longer than 30 s";
+	return fail_msg(s, status_of(rc), "cannot %s cache '%s': %s",
+	    action, s->path, why);
+}
+
+static sqlite3_stmt *
+stmt(struct store *s, enum stmt which)
+{
+	sqlite3_stmt *st = s->stmt[which];
+
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	if (sqlite3_prepare_v3(s->db, stmt_sql[which], -1,
+	    SQLITE_PREPARE_PERSISTENT, &s->stmt[which], NULL) != SQLITE_OK) {
+		fail(s, sqlite3_errcode(s->db), "read");
+		return NULL;
+	}
+	return s->stmt[which];
+}
+
+/* Runs a statement that returns no rows; returns 0 or -1. */
+static int
+run(struct store *s, sqlite3_stmt *st, const char *action)
+{
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return fail(s, rc, action);
+	return 0;
+}
+
+static int
+exec(struct store *s, const char *sql, const char *action)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(s, rc, action);
+}
+
+/*
+ * Every write is a short BEGIN IMMEDIATE transaction: taking the write
+ * lock up front lets the busy timeout queue writers instead of failing
+ * a read transaction that tries to upgrade (SQLITE_BUSY, no retry).
+ */
+static int
+begin_write(struct store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE", "write to");
+}
+
+static int
+commit(struct store *s)
+{
+	if (exec(s, "COMMIT", "write to") == 0)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void
+rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int
+pragma_int(struct store *s, const char *sql, int *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : fail(s, rc, "open");
+}
+
+/* Refuses files that are SQLite but not ours, or from a newer relay. */
+static int
+check_identity(struct store *s, int version)
+{
+	int tables, app;
+
+	if (version > LATEST_VERSION)
+		return fail_msg(s, EX_DATAERR, "cannot open cache '%s': "
+		    "written by a newer relay (schema version %d, this one "
+		    "knows %d)", s->path, version, LATEST_VERSION);
+	if (pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables) < 0 ||
+	    pragma_int(s, "PRAGMA application_id", &app) < 0)
+		return -1;
+	if (tables > 0 && app != APPLICATION_ID)
+		return fail_msg(s, EX_DATAERR, "cannot open cache '%s': "
+		    "not a relay cache (it has tables relay did not create)",
+		    s->path);
+	return 0;
+}
+
+/* Applies the missing migrations in one transaction, re-checking under the lock. */
+static int
+migrate(struct store *s)
+{
+	char sql[64];
+	int version;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
+	    check_identity(s, version) < 0)
+		goto fail;
+	for (; version < LATEST_VERSION; version++)
+		if (exec(s, migrations[version], "upgrade") < 0)
+			goto fail;
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d; "
+	    "PRAGMA application_id = %d", LATEST_VERSION, APPLICATION_ID);
+	if (exec(s, sql, "upgrade") < 0)
+		goto fail;
+	return commit(s);
+fail:
+	rollback(s);
+	return -1;
+}
+
+static int
+setup(struct store *s)
+{
+	int version;
+
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
+	    check_identity(s, version) < 0)
+		return -1;
+	if (!sqlite3_db_readonly(s->db, "main") &&
+	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+	    "open") < 0)
+		return -1;
+	if (version < LATEST_VERSION)
+		return migrate(s);
+	return 0;
+}
+
+/*
+ * Why a file cannot be created: SQLite retries a failed open read-only
+ * and reports that attempt's errno, so ask the directory instead.
+ */
+static int
+create_errno(const char *file, int sys)
+{
+	char *dir = xstrdup(file), *slash = strrchr(dir, '/');
+	int rc;
+
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	rc = access(slash != NULL ? dir : ".", W_OK | X_OK) < 0 ? errno : sys;
+	free(dir);
+	return rc;
+}
+
+static int
+open_db(struct store *s, const char *file, int flags)
+{
+	int rc = sqlite3_open_v2(file, &s->db, flags, NULL), sys;
+
+	if (rc == SQLITE_OK)
+		return 0;
+	if (s->db == NULL)
+		out_of_memory();
+	if ((rc & 0xFF) != SQLITE_CANTOPEN)
+		return fail(s, rc, "open");
+	sys = sqlite3_system_errno(s->db);
+	if (access(file, F_OK) == 0)
+		return fail_msg(s, sys == EACCES ? EX_NOPERM : EX_CANTCREAT,
+		    "cannot open cache '%s': %s", s->path,
+		    sys ? strerror(sys) : sqlite3_errmsg(s->db));
+	sys = create_errno(file, sys);
+	return fail_msg(s, EX_CANTCREAT, "cannot create cache '%s': %s",
+	    s->path, sys ? strerror(sys) : sqlite3_errmsg(s->db));
+}
+
+/*
+ * Opens the cache file. Failures still return a handle whose status
+ * and error say why; only running out of memory ends the program.
+ */
+struct store *
+store_open(const char *path, enum store_mode mode)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	s->path = xstrdup(path);
+	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
+		path = ":memory:";	/* reading a cache that is not there */
+	else if (mode == STORE_WRITE)
+		flags |= SQLITE_OPEN_CREATE;
+	if (open_db(s, path, flags) < 0 || setup(s) < 0) {
+		sqlite3_close(s->db);
+		s->db = NULL;
+	}
+	return s;
+}
+
+void
+store_close(struct store *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+int
+store_status(const struct store *s)
+{
+	return s->status;
+}
+
+const char *
+store_error(const struct store *s)
+{
+	return s->err;
+}
+
+const char *
+store_path(const struct store *s)
+{
+	return s->path;
+}
+
+/* Reads between begin and end see one consistent snapshot of the file. */
+int
+store_read_begin(struct store *s)
+{
+	return exec(s, "BEGIN DEFERRED", "read");
+}
+
+void
+store_read_end(struct store *s)
+{
+	rollback(s);
+}
+
+static char *
+column_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+
+	return p != NULL ? xstrdup((const char *)p) : NULL;
+}
+
+static void
+read_entry(sqlite3_stmt *st, struct store_entry *e)
+{
+	e->id = sqlite3_column_int64(st, 0);
+	e->method = column_text(st, 1);
+	e->url = column_text(st, 2);
+	e->variant = column_text(st, 3);
+	e->status = sqlite3_column_int(st, 4);
+	e->headers = column_text(st, 5);
+	e->request_time = (time_t)sqlite3_column_int64(st, 6);
+	e->response_time = (time_t)sqlite3_column_int64(st, 7);
+	e->date = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+	    (time_t)sqlite3_column_int64(st, 8);
+	e->age = sqlite3_column_int64(st, 9);
+	e->lifetime = sqlite3_column_int64(st, 10);
+	e->stale_at = (time_t)sqlite3_column_int64(st, 11);
+	e->etag = column_text(st, 12);
+	e->last_modified = column_text(st, 13);
+	e->body = sqlite3_column_int64(st, 14);
+	e->size = sqlite3_column_int64(st, 15);
+	e->hits = sqlite3_column_int64(st, 16);
+	if (e->headers == NULL)
+		e->headers = xstrdup("");
+}
+
+void
+store_entry_free(struct store_entry *e)
+{
+	free(e->method);
+	free(e->url);
+	free(e->variant);
+	free(e->headers);
+	free(e->etag);
+	free(e->last_modified);
+	memset(e, 0, sizeof *e);
+}
+
+/*
+ * Looks up an entry; variant NULL means the most recent of any
+ * variant. Returns 1 if found, 0 if not, -1 on error.
+ */
+int
+store_get(struct store *s, const char *method, const char *url,
+    const char *variant, struct store_entry *e)
+{
+	sqlite3_stmt *st = stmt(s, variant ? ST_GET : ST_GET_ANY);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
+	if (variant != NULL)
+		sqlite3_bind_text(st, 3, variant, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_entry(st, e);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
+}
+
+/* Writes one full chunk in its own short transaction. */
+static int
+insert_chunk(struct store_writer *w)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st = stmt(s, ST_CHUNK_PUT);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, w->body);
+	sqlite3_bind_int64(st, 2, w->seq);
+	sqlite3_bind_blob(st, 3, w->chunk, (int)w->len, SQLITE_STATIC);
+	if (run(s, st, "write to") < 0)
+		return -1;
+	w->seq++;
+	w->len = 0;
+	return 0;
+}
+
+static int
+new_body(struct store_writer *w, enum body_state state)
+{
+	sqlite3_stmt *st = stmt(w->s, ST_BODY_NEW);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, state);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	if (run(w->s, st, "write to") < 0)
+		return -1;
+	w->body = sqlite3_last_insert_rowid(w->s->db);
+	return 0;
+}
+
+static int
+flush_chunk(struct store_writer *w)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if (w->body == 0) {
+		if (new_body(w, BODY_WRITING) < 0)
+			goto fail;
+	} else {
+		/* Tells collectors this body still has a live writer. */
+		if ((st = stmt(s, ST_BODY_TOUCH)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, w->body);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+		if (run(s, st, "write to") < 0)
+			goto fail;
+	}
+	if (insert_chunk(w) < 0)
+		goto fail;
+	return commit(s);
+fail:
+	rollback(s);
+	return -1;
+}
+
+static int
+writer_write(void *ctx, const void *p, size_t n)
+{
+	struct store_writer *w = ctx;
+	const unsigned char *src = p;
+	size_t room;
+
+	while (n > 0 && !w->failed) {
+		room = CHUNK_SIZE - w->len;
+		if (room > n)
+			room = n;
+		memcpy(w->chunk + w->len, src, room);
+		w->len += room;
+		w->size += (long long)room;
+		src += room;
+		n -= room;
+		if (w->len == CHUNK_SIZE && flush_chunk(w) < 0)
+			w->failed = 1;
+	}
+	return w->failed ? -1 : 0;
+}
+
+/*
+ * Starts a new body. Nothing is visible to readers until commit; a
+ * writer that dies leaves only a body in state 0, collected later.
+ */
+struct store_writer *
+store_writer_new(struct store *s)
+{
+	struct store_writer *w = xcalloc(1, sizeof *w);
+
+	w->s = s;
+	w->chunk = xmalloc(CHUNK_SIZE);
+	return w;
+}
+
+struct sink
+store_writer_sink(struct store_writer *w)
+{
+	return (struct sink){ writer_write, w };
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+static int
+upsert_entry(struct store_writer *w, const struct store_entry *e)
+{
+	sqlite3_stmt *st = stmt(w->s, ST_UPSERT);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->variant ? e->variant : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, e->status);
+	sqlite3_bind_text(st, 5, e->headers, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)e->request_time);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)e->response_time);
+	if (e->date != -1)
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)e->date);
+	sqlite3_bind_int64(st, 9, e->age);
+	sqlite3_bind_int64(st, 10, e->lifetime);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)e->stale_at);
+	bind_text_or_null(st, 12, e->etag);
+	bind_text_or_null(st, 13, e->last_modified);
+	sqlite3_bind_int64(st, 14, w->body);
+	sqlite3_bind_int64(st, 15, w->size);
+	return run(w->s, st, "write to");
+}
+
+/* Marks the body the entry pointed to as garbage, if there was one. */
+static int
+drop_old_body(struct store_writer *w, const struct store_entry *e)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st = stmt(s, ST_OLD_BODY);
+	long long old;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->variant ? e->variant : "", -1,
+	    SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	old = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "write to");
+	if (old == 0)
+		return 0;
+	if ((st = stmt(s, ST_BODY_DROP)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, old);
+	return run(s, st, "write to");
+}
+
+/* Flips the body to complete; fails if a collector took it meanwhile. */
+static int
+complete_body(struct store_writer *w)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st;
+
+	if (w->body == 0)
+		return new_body(w, BODY_COMPLETE);
+	if ((st = stmt(s, ST_BODY_DONE)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, w->body);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+	if (run(s, st, "write to") < 0)
+		return -1;
+	if (sqlite3_changes(s->db) != 1)
+		return fail_msg(s, EX_TEMPFAIL, "cannot write to cache '%s': "
+		    "body abandoned after %d s without progress", s->path,
+		    ABANDONED_SECS);
+	return 0;
+}
+
+static int collect(struct store *, int);
+
+/*
+ * Makes the body and its entry visible in one transaction: readers see
+ * the old entry or the new one, never a mix. Frees the writer.
+ */
+int
+store_writer_commit(struct store_writer *w, const struct store_entry *e)
+{
+	struct store *s = w->s;
+	int rc = -1;
+
+	if (w->failed)
+		goto out;
+	if (begin_write(s) < 0)
+		goto out;
+	if (complete_body(w) < 0 || (w->len > 0 && insert_chunk(w) < 0) ||
+	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0) {
+		rollback(s);
+		goto out;
+	}
+	if ((rc = commit(s)) == 0)
+		collect(s, 0);
+out:
+	if (rc < 0)
+		w->failed = 1;
+	store_writer_abort(w);
+	return rc;
+}
+
+/* Gives up a body: whatever was written becomes garbage. Frees the writer. */
+void
+store_writer_abort(struct store_writer *w)
+{
+	struct store *s;
+	sqlite3_stmt *st;
+
+	if (w == NULL)
+		return;
+	s = w->s;
+	if (w->failed && w->body != 0 && begin_write(s) == 0) {
+		if ((st = stmt(s, ST_BODY_DROP)) != NULL) {
+			sqlite3_bind_int64(st, 1, w->body);
+			run(s, st, "write to");
+		}
+		commit(s);
+	}
+	free(w->chunk);
+	free(w);
+}
+
+static int
+step_in_txn(struct store *s, enum stmt which, long long arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if ((st = stmt(s, which)) == NULL) {
+		rollback(s);
+		return -1;
+	}
+	if (arg != 0)
+		sqlite3_bind_int64(st, 1, arg);
+	if (run(s, st, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	rc = sqlite3_changes(s->db);
+	return commit(s) < 0 ? -1 : rc;
+}
+
+/*
+ * Deletes garbage bodies a few chunks per transaction so that other
+ * writers never wait long. With sweep, also reclaims bodies left by
+ * dead writers and bodies no entry refers to.
+ */
+static int
+collect(struct store *s, int sweep)
+{
+	int n;
+
+	if (sweep && (step_in_txn(s, ST_ABANDON,
+	    (long long)time(NULL) - ABANDONED_SECS) < 0 ||
+	    step_in_txn(s, ST_ORPHANS, 0) < 0))
+		return -1;
+	while ((n = step_in_txn(s, ST_COLLECT_CHUNKS, 0)) > 0)
+		;
+	if (n < 0 || step_in_txn(s, ST_COLLECT_BODIES, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static ssize_t
+body_read(void *ctx, void *p, size_t n)
+{
+	struct store_body *b = ctx;
+	struct store *s = b->s;
+	int rc;
+
+	while (b->left == 0) {
+		rc = sqlite3_step(b->st);
+		if (rc == SQLITE_DONE) {
+			if (b->rows == 0)
+				return fail_msg(s, EX_TEMPFAIL, "cannot read "
+				    "cache '%s': entry changed while reading",
+				    s->path);
+			if (b->got != b->expect)
+				return fail_msg(s, EX_DATAERR, "cannot read "
+				    "cache '%s': body has %lld of %lld bytes",
+				    s->path, b->got, b->expect);
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return fail(s, rc, "read");
+		b->rows++;
+		b->data = sqlite3_column_blob(b->st, 0);
+		b->left = (size_t)sqlite3_column_bytes(b->st, 0);
+		b->got += (long long)b->left;
+	}
+	if (n > b->left)
+		n = b->left;
+	memcpy(p, b->data, n);
+	b->data += n;
+	b->left -= n;
+	return (ssize_t)n;
+}
+
+/*
+ * Streams an entry's body. One statement reads every chunk, so the
+ * whole body comes from one snapshot even while writers replace it.
+ */
+struct store_body *
+store_body_open(struct store *s, const struct store_entry *e)
+{
+	static const char sql[] = "SELECT c.data FROM bodies b"
+	    " LEFT JOIN chunks c ON c.body = b.id"
+	    " WHERE b.id = ?1 AND b.state = 1 ORDER BY c.seq";
+	struct store_body *b = xcalloc(1, sizeof *b);
+	int rc;
+
+	b->s = s;
+	b->expect = e->size;
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &b->st, NULL);
+	if (rc != SQLITE_OK) {
+		fail(s, rc, "read");
+		free(b);
+		return NULL;
+	}
+	sqlite3_bind_int64(b->st, 1, e->body);
+	return b;
+}
+
+struct source
+store_body_source(struct store_body *b)
+{
+	return (struct source){ body_read, b };
+}
+
+void
+store_body_close(struct store_body *b)
+{
+	if (b == NULL)
+		return;
+	sqlite3_finalize(b->st);
+	free(b);
+}
+
+/* Entries whose URL matches a GLOB (NULL: all), in URL order. */
+struct store_iter *
+store_iter_new(struct store *s, const char *glob)
+{
+	static const char sql[] = "SELECT " ENTRY_COLUMNS " FROM entries"
+	    " WHERE ?1 IS NULL OR url GLOB ?1 ORDER BY url, method, variant";
+	struct store_iter *it = xcalloc(1, sizeof *it);
+	int rc;
+
+	it->s = s;
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &it->st, NULL);
+	if (rc != SQLITE_OK) {
+		fail(s, rc, "read");
+		free(it);
+		return NULL;
+	}
+	bind_text_or_null(it->st, 1, glob);
+	return it;
+}
+
+/* Returns 1 with the next entry, 0 at the end, -1 on error. */
+int
+store_iter_next(struct store_iter *it, struct store_entry *e)
+{
+	int rc = sqlite3_step(it->st);
+
+	if (rc == SQLITE_ROW) {
+		read_entry(it->st, e);
+		return 1;
+	}
+	return rc == SQLITE_DONE ? 0 : fail(it->s, rc, "read");
+}
+
+void
+store_iter_free(struct store_iter *it)
+{
+	if (it == NULL)
+		return;
+	sqlite3_finalize(it->st);
+	free(it);
+}
+
+/* Runs a body-dropping and an entry-deleting statement as one change. */
+static long long
+delete_entries(struct store *s, sqlite3_stmt *bodies, sqlite3_stmt *entries)
+{
+	long long n;
+
+	if (run(s, bodies, "write to") < 0 || run(s, entries, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	n = sqlite3_changes(s->db);
+	if (commit(s) < 0 || collect(s, 0) < 0)
+		return -1;
+	return n;
+}
+
+/* Removes every method and variant of a URL; returns how many entries. */
+long long
+store_remove(struct store *s, const char *url)
+{
+	sqlite3_stmt *bodies, *entries;
+
+	if (begin_write(s) < 0)
+		return -1;
+	bodies = stmt(s, ST_DROP_URL_BODIES);
+	entries = stmt(s, ST_DROP_URL);
+	if (bodies == NULL || entries == NULL) {
+		rollback(s);
+		return -1;
+	}
+	sqlite3_bind_text(bodies, 1, url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(entries, 1, url, -1, SQLITE_STATIC);
+	return delete_entries(s, bodies, entries);
+}
+
+/*
+ * Removes entries whose URL matches glob (NULL: any) and, unless
+ * stale_by is -1, that are stale at that time.
+ */
+long long
+store_purge(struct store *s, const char *glob, time_t stale_by)
+{
+	sqlite3_stmt *st[2];
+	int i;
+
+	if (begin_write(s) < 0)
+		return -1;
+	st[0] = stmt(s, ST_PURGE_BODIES);
+	st[1] = stmt(s, ST_PURGE);
+	for (i = 0; i < 2; i++) {
+		if (st[i] == NULL) {
+			rollback(s);
+			return -1;
+		}
+		bind_text_or_null(st[i], 1, glob);
+		if (stale_by != -1)
+			sqlite3_bind_int64(st[i], 2, (sqlite3_int64)stale_by);
+	}
+	return delete_entries(s, st[0], st[1]);
+}
+
+int
+store_hit(struct store *s, long long id, time_t now)
+{
+	sqlite3_stmt *st;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_HIT)) == NULL) {
+		rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	if (run(s, st, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	return commit(s);
+}
+
+static long long
+file_size(const char *path, const char *suffix)
+{
+	struct buf name = BUF_INIT;
+	struct stat sb;
+	long long n;
+
+	buf_adds(&name, path);
+	buf_adds(&name, suffix);
+	n = stat(buf_cstr(&name), &sb) == 0 ? (long long)sb.st_size : 0;
+	buf_free(&name);
+	return n;
+}
+
+int
+store_stats(struct store *s, time_t now, struct store_stats *out)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	memset(out, 0, sizeof *out);
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_STATS_ENTRIES)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	out->entries = sqlite3_column_int64(st, 0);
+	out->fresh = sqlite3_column_int64(st, 1);
+	out->stale = out->entries - out->fresh;
+	out->bytes = sqlite3_column_int64(st, 2);
+	out->hits = sqlite3_column_int64(st, 3);
+	sqlite3_reset(st);
+	if ((st = stmt(s, ST_STATS_BODIES)) == NULL)
+		goto out;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		goto fail;
+	out->pending = sqlite3_column_int64(st, 0);
+	out->garbage = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	out->file_bytes = file_size(s->path, "") + file_size(s->path, "-wal");
+	rc = 0;
+	goto out;
+fail:
+	fail(s, rc, "read");
+	sqlite3_reset(st);
+	rc = -1;
+out:
+	store_read_end(s);
+	return rc;
+}
+
+/*
+ * Reclaims space: collects every kind of garbage, rebuilds the file,
+ * and truncates the WAL. A checkpoint held back by a reader is not a
+ * failure; the next one finishes the job.
+ */
+int
+store_vacuum(struct store *s)
+{
+	int rc;
+
+	if (collect(s, 1) < 0 || exec(s, "VACUUM", "vacuum") < 0)
+		return -1;
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    NULL, NULL);
+	if (rc != SQLITE_OK && (rc & 0xFF) != SQLITE_BUSY)
+		return fail(s, rc, "vacuum");
+	return 0;
+}

@@ -1,0 +1,83 @@
+/*
+ * The cache file: one SQLite database in WAL mode shared by every
+ * program. All SQL lives here. Bodies are stored in chunks so that any
+ * size is written and read in bounded memory; see relay-cache(5).
+ */
+#ifndef RELAY_STORE_H
+#define RELAY_STORE_H
+
+#include <time.h>
+
+#include "io.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+enum store_mode {
+	STORE_READ,	/* never creates the file: a missing cache is empty */
+	STORE_WRITE,
+};
+
+struct store_entry {
+	long long	 id;
+	char		*method;
+	char		*url;
+	char		*variant;	/* "" unless the response has Vary */
+	int		 status;
+	char		*headers;	/* "Name: value\r\n" lines */
+	time_t		 request_time;
+	time_t		 response_time;
+	time_t		 date;		/* Date as received, or -1 */
+	long long	 age;		/* Age as received */
+	long long	 lifetime;
+	time_t		 stale_at;
+	char		*etag;		/* NULL if none */
+	char		*last_modified;
+	long long	 body;
+	long long	 size;
+	long long	 hits;
+};
+
+struct store_stats {
+	long long	entries, fresh, stale, bytes, hits;
+	long long	pending, garbage;	/* bodies being written / to delete */
+	long long	file_bytes;		/* database and WAL on disk */
+};
+
+struct store;
+struct store_writer;
+struct store_body;
+struct store_iter;
+
+struct store	*store_open(const char *, enum store_mode);
+void		 store_close(struct store *);
+int		 store_status(const struct store *);
+const char	*store_error(const struct store *);
+const char	*store_path(const struct store *);
+
+int		 store_read_begin(struct store *);
+void		 store_read_end(struct store *);
+int		 store_get(struct store *, const char *, const char *,
+		    const char *, struct store_entry *);
+void		 store_entry_free(struct store_entry *);
+
+struct store_writer *store_writer_new(struct store *);
+struct sink	 store_writer_sink(struct store_writer *);
+int		 store_writer_commit(struct store_writer *,
+		    const struct store_entry *);
+void		 store_writer_abort(struct store_writer *);
+
+struct store_body *store_body_open(struct store *, const struct store_entry *);
+struct source	 store_body_source(struct store_body *);
+void		 store_body_close(struct store_body *);
+
+struct store_iter *store_iter_new(struct store *, const char *);
+int		 store_iter_next(struct store_iter *, struct store_entry *);
+void		 store_iter_free(struct store_iter *);
+
+long long	 store_remove(struct store *, const char *);
+long long	 store_purge(struct store *, const char *, time_t);
+int		 store_hit(struct store *, long long, time_t);
+int		 store_stats(struct store *, time_t, struct store_stats *);
+int		 store_vacuum(struct store *);
+
+#endif

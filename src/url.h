@@ -1,0 +1,10 @@
+/*
+ * Cache keys: URLs normalised (RFC 3986 section 6) so that one resource
+ * has one key, using libcurl's URL parser.
+ */
+#ifndef RELAY_URL_H
+#define RELAY_URL_H
+
+char	*url_normalize(const char *, const char **);
+
+#endif

@@ -1,0 +1,41 @@
+# Shared setup for the bats files: every test runs in its own
+# directory with its own cache file, using the programs from bin/.
+
+setup() {
+	ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+	PATH=$ROOT/bin:$PATH
+	cd "$BATS_TEST_TMPDIR" || return 1
+	unset CACHE_DIRECTORY XDG_CACHE_HOME RELAY_UPSTREAM
+	export RELAY_CACHE=$BATS_TEST_TMPDIR/cache.db
+	export HOME=$BATS_TEST_TMPDIR/home
+}
+
+# Runs a command as an unprivileged user, so that file permissions
+# apply even when the tests run as root (as in CI containers).
+as_nobody() {
+	if [ "$(id -u)" -eq 0 ]; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# A deterministic body of a given size, different for each key.
+body() {
+	yes "$1" | head -c "$2"
+}
+
+# A directory other users can reach (bats' own temp tree is private),
+# removed after the test.
+public_dir() {
+	PUBLIC_DIR=$(mktemp -d /tmp/relay-test.XXXXXX)
+	chmod 755 "$PUBLIC_DIR"
+	cd "$PUBLIC_DIR" || return 1
+}
+
+teardown() {
+	if [ -n "${PUBLIC_DIR:-}" ]; then
+		chmod -R u+w "$PUBLIC_DIR"
+		rm -rf "$PUBLIC_DIR"
+	fi
+}

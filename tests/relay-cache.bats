@@ -1,0 +1,351 @@
+#!/usr/bin/env bats
+# relay-cache: every command, the cache location rules, and each kind
+# of bad input with its exact message and exit status.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+@test "put then get returns the body byte for byte" {
+	head -c 700000 /dev/urandom >in.bin
+	relay-cache put https://api.example/blob <in.bin
+	relay-cache get https://api.example/blob >out.bin
+	cmp in.bin out.bin
+}
+
+@test "get -i writes the status line, stored headers and Content-Length" {
+	printf 'hello' | relay-cache put -H 'Content-Type: text/plain' \
+	    -H 'ETag: "v1"' https://api.example/h
+	run --separate-stderr relay-cache get -i https://api.example/h
+	[ "$status" -eq 0 ]
+	[ "$output" = $'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: "v1"\r\nContent-Length: 5\r\n\r\nhello' ]
+}
+
+@test "put --status and -X key the entry by method" {
+	printf 'gone' | relay-cache put --status 404 -X POST https://api.example/p
+	run relay-cache get https://api.example/p
+	[ "$status" -eq 1 ]
+	run relay-cache get -i -X POST https://api.example/p
+	[ "${lines[0]}" = $'HTTP/1.1 404 Not Found\r' ]
+}
+
+@test "get of a missing entry says so and exits 1" {
+	printf x | relay-cache put https://api.example/a
+	run --separate-stderr relay-cache get https://api.example/missing
+	[ "$status" -eq 1 ]
+	[ "$output" = "" ]
+	[ "$stderr" = "relay-cache: 'https://api.example/missing' is not in the cache" ]
+}
+
+@test "URLs are normalised to one key" {
+	printf x | relay-cache put 'HTTP://API.Example:80/a/../b?q=1#top'
+	run relay-cache get http://api.example/b?q=1
+	[ "$status" -eq 0 ]
+	[ "$output" = x ]
+}
+
+@test "put replaces an entry atomically and keeps one entry" {
+	printf old | relay-cache put https://api.example/r
+	printf new | relay-cache put https://api.example/r
+	[ "$(relay-cache get https://api.example/r)" = new ]
+	[ "$(relay-cache ls | wc -l)" -eq 1 ]
+}
+
+@test "hop-by-hop headers are not stored" {
+	printf x | relay-cache put -H 'Connection: close' \
+	    -H 'Transfer-Encoding: chunked' -H 'Content-Length: 99' \
+	    -H 'X-Kept: yes' https://api.example/hop
+	run relay-cache get -i https://api.example/hop
+	[ "$output" = $'HTTP/1.1 200 OK\r\nX-Kept: yes\r\nContent-Length: 1\r\n\r\nx' ]
+}
+
+@test "freshness comes from --ttl, then Cache-Control, then Expires, then 300 s" {
+	printf x | relay-cache put --ttl 2h https://api.example/ttl
+	printf x | relay-cache put -H 'Cache-Control: public, max-age=60' https://api.example/cc
+	printf x | relay-cache put -H 'Cache-Control: s-maxage=30, max-age=60' https://api.example/smax
+	printf x | relay-cache put -H "Date: $(date -u -R | sed 's/+0000/GMT/')" \
+	    -H "Expires: $(date -u -R -d '+1 hour' | sed 's/+0000/GMT/')" https://api.example/exp
+	printf x | relay-cache put https://api.example/default
+	run relay-cache ls --json
+	[[ "$output" == *'"url":"https://api.example/cc","method":"GET","status":200,"size":1,"age":0,"ttl":60,'* ]]
+	[[ "$output" == *'"url":"https://api.example/default",'*'"ttl":300,'* ]]
+	[[ "$output" == *'"url":"https://api.example/exp",'*'"ttl":3600,'* ||
+	   "$output" == *'"url":"https://api.example/exp",'*'"ttl":3599,'* ]]
+	[[ "$output" == *'"url":"https://api.example/smax",'*'"ttl":30,'* ]]
+	[[ "$output" == *'"url":"https://api.example/ttl",'*'"ttl":7200,'* ]]
+}
+
+@test "ls piped is tab-separated: status, size, age, state, URL" {
+	printf abc | relay-cache put --ttl 1h https://api.example/b
+	printf x | relay-cache put --ttl 0 https://api.example/a
+	run --separate-stderr relay-cache ls
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = $'200\t1\t0\tstale\thttps://api.example/a' ]
+	[ "${lines[1]}" = $'200\t3\t0\tfresh\thttps://api.example/b' ]
+	[ "${#lines[@]}" -eq 2 ]
+}
+
+@test "ls --match selects by GLOB and --json writes one object per line" {
+	printf x | relay-cache put https://api.example/restaurant/a
+	printf x | relay-cache put https://api.example/version
+	run relay-cache ls --json --match '*/restaurant/*'
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | jq -e '.url == "https://api.example/restaurant/a" and .state == "fresh" and .hits == 0'
+}
+
+@test "reading commands never create the cache file" {
+	run relay-cache ls
+	[ "$status" -eq 0 ]
+	[ "$output" = "" ]
+	run relay-cache stats
+	[ "$status" -eq 0 ]
+	[ ! -e "$RELAY_CACHE" ]
+}
+
+@test "rm removes every method of a URL; a missing URL is exit 1 unless -f" {
+	printf x | relay-cache put https://api.example/a
+	printf y | relay-cache put -X POST https://api.example/a
+	printf z | relay-cache put https://api.example/b
+	run --separate-stderr relay-cache rm https://api.example/a https://api.example/nope
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-cache: 'https://api.example/nope' is not in the cache" ]
+	[ "$(relay-cache ls | cut -f5)" = https://api.example/b ]
+	relay-cache rm -f https://api.example/nope
+}
+
+@test "purge needs a selector" {
+	run --separate-stderr relay-cache purge
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-cache: purge needs --expired, --all or --match" ]
+}
+
+@test "purge --expired, --match and --all" {
+	printf x | relay-cache put --ttl 0 https://api.example/old
+	printf x | relay-cache put --ttl 1h https://api.example/new
+	printf x | relay-cache put --ttl 0 https://other.example/old
+	run --separate-stderr relay-cache purge --expired --match 'https://api.example/*' -v
+	[ "$stderr" = "relay-cache: purged 1 entry" ]
+	[ "$(relay-cache ls | cut -f5 | tr '\n' ' ')" = "https://api.example/new https://other.example/old " ]
+	relay-cache purge --all
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "stats counts entries, freshness, bytes; --json for scripts" {
+	printf abcd | relay-cache put --ttl 1h https://api.example/a
+	printf ef | relay-cache put --ttl 0 https://api.example/b
+	run relay-cache stats
+	[ "${lines[0]}" = $'entries\t2' ]
+	[ "${lines[1]}" = $'fresh\t1' ]
+	[ "${lines[2]}" = $'stale\t1' ]
+	[ "${lines[3]}" = $'bytes\t6' ]
+	relay-cache stats --json | jq -e '.entries == 2 and .hits == 0 and .pending == 0 and .file > 0'
+}
+
+@test "dump writes records: json, text and base64 bodies" {
+	printf '{"a": [1, 2]}' | relay-cache put -H 'Content-Type: application/json' https://api.example/j
+	printf 'line\n"two"' | relay-cache put -H 'Content-Type: text/plain' https://api.example/t
+	printf '\377\000\001' | relay-cache put https://api.example/x
+	run relay-cache dump
+	[ "${#lines[@]}" -eq 3 ]
+	echo "${lines[0]}" | jq -e '.json == {"a":[1,2]} and .headers["content-type"] == "application/json" and .source == "hit" and .status == 200'
+	echo "${lines[1]}" | jq -e '.text == "line\n\"two\""'
+	echo "${lines[2]}" | jq -e '.base64 == "/wAB" and .size == 3'
+}
+
+@test "dump | load moves every entry to another cache" {
+	head -c 300000 /dev/urandom >big.bin
+	relay-cache put https://api.example/big <big.bin
+	printf '{"x":1}' | relay-cache put -H 'Content-Type: application/json' --ttl 1h https://api.example/j
+	relay-cache dump | relay-cache -c other.db load
+	relay-cache -c other.db get https://api.example/big | cmp - big.bin
+	[ "$(relay-cache -c other.db get https://api.example/j)" = '{"x":1}' ]
+	relay-cache -c other.db ls --json --match '*/j' | jq -e '.ttl <= 3600 and .ttl >= 3598'
+}
+
+@test "load reports a bad line with its number, skips it, loads the rest" {
+	cat >records <<-'EOF'
+	{"url":"https://api.example/1","status":200,"headers":{},"text":"one"}
+
+	{"url":"https://api.example/2","text":"two"
+	not json at all
+	{"url":"https://api.example/3","headers":{"x":"a\r\nb"},"text":"three"}
+	{"url":"foo","text":"four"}
+	{"url":"https://api.example/5","base64":"!!"}
+	{"url":"https://api.example/6","status":201,"text":"six"}
+	{"url":"https://api.example/7","error":"connection refused","status":0}
+	EOF
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 3: unexpected end of line, expected ',' or '}'" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 4: unexpected 'n', expected '{'" ]
+	[ "${stderr_lines[2]}" = "relay-cache: line 5: header \"x\": invalid name or value" ]
+	[ "${stderr_lines[3]}" = "relay-cache: line 6: invalid URL 'foo': Bad scheme" ]
+	[ "${stderr_lines[4]}" = "relay-cache: line 7: \"base64\": not valid base64" ]
+	[ "${#stderr_lines[@]}" -eq 5 ]
+	[ "$(relay-cache ls | cut -f1,5 | tr '\t\n' ' ,')" = "200 https://api.example/1,201 https://api.example/6," ]
+	[ "$(relay-cache get https://api.example/6)" = six ]
+}
+
+@test "cache location: --cache, RELAY_CACHE, CACHE_DIRECTORY, XDG_CACHE_HOME, HOME" {
+	[ "$(relay-cache --cache x.db path)" = x.db ]
+	[ "$(relay-cache path -c y.db)" = y.db ]
+	[ "$(relay-cache path)" = "$RELAY_CACHE" ]
+	RELAY_CACHE= CACHE_DIRECTORY=/var/cache/relay:/other run relay-cache path
+	[ "$output" = /var/cache/relay/cache.db ]
+	RELAY_CACHE= XDG_CACHE_HOME=/xdg run relay-cache path --json
+	[ "$output" = '{"path":"/xdg/relay/cache.db","source":"XDG_CACHE_HOME","exists":false}' ]
+	RELAY_CACHE= XDG_CACHE_HOME= run relay-cache path
+	[ "$output" = "$HOME/.cache/relay/cache.db" ]
+}
+
+@test "the default location is created private on first write" {
+	unset RELAY_CACHE
+	printf x | relay-cache put https://api.example/a
+	[ -f "$HOME/.cache/relay/cache.db" ]
+	[ "$(stat -c %a "$HOME/.cache/relay")" = 700 ]
+}
+
+@test "invalid URL: exact message, exit 65" {
+	run --separate-stderr relay-cache put 'foo' </dev/null
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: invalid URL 'foo': Bad scheme" ]
+	run --separate-stderr relay-cache get 'http://exa mple/'
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: invalid URL 'http://exa mple/': Bad hostname" ]
+}
+
+@test "a file that is not a database: exact message, exit 65, file untouched" {
+	printf 'just some text, not SQLite\n' >notdb
+	cp notdb before
+	run --separate-stderr relay-cache -c notdb ls
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: cannot open cache 'notdb': file is not a database" ]
+	printf x | { run --separate-stderr relay-cache -c notdb put https://api.example/a; [ "$status" -eq 65 ]; }
+	cmp notdb before
+}
+
+@test "an SQLite file that relay did not create is refused" {
+	sqlite3 foreign.db 'CREATE TABLE t(x); INSERT INTO t VALUES (1)'
+	run --separate-stderr relay-cache -c foreign.db stats
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: cannot open cache 'foreign.db': not a relay cache (it has tables relay did not create)" ]
+	[ "$(sqlite3 foreign.db 'SELECT count(*) FROM sqlite_schema')" = 1 ]
+}
+
+@test "a cache from a newer schema version is refused and not touched" {
+	printf x | relay-cache put https://api.example/a
+	sqlite3 "$RELAY_CACHE" 'PRAGMA user_version = 99'
+	run --separate-stderr relay-cache get https://api.example/a
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': written by a newer relay (schema version 99, this one knows 1)" ]
+	printf y | { run relay-cache put https://api.example/b; [ "$status" -eq 65 ]; }
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA user_version')" = 99 ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries')" = 1 ]
+}
+
+@test "a read-only directory: cannot create, exit 73" {
+	public_dir
+	mkdir ro && chmod 555 ro
+	run --separate-stderr as_nobody relay-cache -c ro/cache.db put https://api.example/a </dev/null
+	[ "$status" -eq 73 ]
+	[ "$stderr" = "relay-cache: cannot create cache 'ro/cache.db': Permission denied" ]
+	[ ! -e ro/cache.db ]
+}
+
+@test "a read-only cache file: reads work, writes exit 77 and lose nothing" {
+	public_dir
+	mkdir -m 777 d
+	printf x | relay-cache -c d/cache.db put https://api.example/a
+	chmod 444 d/cache.db
+	run --separate-stderr as_nobody relay-cache -c d/cache.db put https://api.example/b </dev/null
+	[ "$status" -eq 77 ]
+	[ "$stderr" = "relay-cache: cannot write to cache 'd/cache.db': attempt to write a readonly database" ]
+	run as_nobody relay-cache -c d/cache.db get https://api.example/a
+	[ "$status" -eq 0 ]
+	[ "$output" = x ]
+}
+
+@test "a full disk: the put fails with exit 74 and the old entry stays whole" {
+	body old 100000 >old.txt
+	relay-cache put https://api.example/a <old.txt
+	relay-cache put https://api.example/keep <old.txt
+	size=$(( $(stat -c %s "$RELAY_CACHE") / 1024 + 64 ))
+	head -c 5000000 /dev/urandom >new.bin
+	run --separate-stderr bash -c "ulimit -f $size; relay-cache put https://api.example/a <new.bin"
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': File too large" ]
+	relay-cache get https://api.example/a | cmp - old.txt
+	relay-cache get https://api.example/keep | cmp - old.txt
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "a write error on stdout exits 74" {
+	printf x | relay-cache put https://api.example/a
+	run --separate-stderr bash -c 'relay-cache get https://api.example/a >/dev/full'
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-cache: write error on standard output: No space left on device" ]
+}
+
+@test "usage errors exit 2" {
+	run relay-cache
+	[ "$status" -eq 2 ]
+	run --separate-stderr relay-cache frobnicate
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-cache: unknown command 'frobnicate'" ]
+	run --separate-stderr relay-cache ls -i
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-cache: ls: option '-i' is not valid here" ]
+	run --separate-stderr relay-cache put --ttl soon https://api.example/a
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "relay-cache: bad duration 'soon': expected seconds or a number with s, m, h or d" ]
+	run --separate-stderr relay-cache put -H 'no colon' https://api.example/a
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "relay-cache: bad header 'no colon': expected 'Name: value'" ]
+	run relay-cache get
+	[ "$status" -eq 2 ]
+}
+
+@test "--help and --version" {
+	run relay-cache --help
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "usage: relay-cache [-c file] command [args]" ]]
+	run relay-cache --version
+	[[ "$output" =~ ^relay-cache\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+}
+
+@test "vacuum reclaims the space of removed bodies" {
+	head -c 3000000 /dev/urandom | relay-cache put https://api.example/big
+	relay-cache vacuum
+	before=$(stat -c %s "$RELAY_CACHE")
+	relay-cache rm https://api.example/big
+	relay-cache vacuum
+	after=$(stat -c %s "$RELAY_CACHE")
+	[ "$after" -lt $((before / 10)) ]
+}
+
+@test "put killed with SIGKILL mid-body: new URL absent, old entry whole" {
+	body old 400000 >old.txt
+	relay-cache put https://api.example/existing <old.txt
+	mkfifo pipe
+	for url in https://api.example/existing https://api.example/new; do
+		relay-cache put "$url" <pipe &
+		pid=$!
+		exec 5>pipe	# bats owns fd 3
+		head -c 3000000 /dev/urandom >&5	# 11 chunks of 256 KiB committed
+		sleep 0.5
+		kill -KILL "$pid"
+		wait "$pid" || true
+		exec 5>&-
+	done
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+	run relay-cache get https://api.example/new
+	[ "$status" -eq 1 ]
+	relay-cache get https://api.example/existing | cmp - old.txt
+	relay-cache stats --json | jq -e '.entries == 1 and .pending == 2'
+}
+
+@test "32 processes hammering one cache for 10 s: nothing locked, nothing lost" {
+	"$ROOT/tests/hammer" "$RELAY_CACHE" 32 10 work
+	[ "$(cat work/failures | wc -l)" -eq 0 ] || { cat work/failures; false; }
+	[ "$(wc -l <work/committed)" -gt 100 ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
