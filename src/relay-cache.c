@@ -734,7 +734,7 @@ main(int argc, char *argv[])
 	int *given = xcalloc((size_t)argc + 1, sizeof *given);
 	long long ttl = -1, status = 200;
 	unsigned flags = 0;
-	int opt, n = 0, ngiven = 0;
+	int opt, n = 0, ngiven = 0, help = 0, version = 0, rc;
 
 	prog_init();
 	now = time(NULL);
@@ -761,8 +761,8 @@ main(int argc, char *argv[])
 				    optarg, why);
 			break;
 		case 'h':
-			fputs(usage_text, stdout);
-			return prog_finish_stdout(0);
+			help = 1;
+			break;
 		case 'i':
 			flags |= INCLUDE;
 			break;
@@ -796,19 +796,33 @@ main(int argc, char *argv[])
 				    optarg);
 			break;
 		case OPT_VERSION:
-			printf("relay-cache %s\n", VERSION);
-			return prog_finish_stdout(0);
+			version = 1;
+			break;
 		default:
 			usage();
 		}
 	}
 	while (optind < argc)	/* after "--" */
 		operands[n++] = argv[optind++];
+	if (help || version) {
+		if (help)
+			fputs(usage_text, stdout);
+		else
+			printf("relay-cache %s\n", VERSION);
+		rc = 0;
+		goto out;
+	}
 	if (n == 0)
 		usage();
 	if ((cmd = find_command(operands[0])) == NULL)
 		usage_error("unknown command '%s'", operands[0]);
 	check_options(cmd, given, given_text, ngiven);
-	return prog_finish_stdout(run_command(cmd, n - 1, operands + 1,
-	    &headers, ttl, (int)status, method, flags));
+	rc = run_command(cmd, n - 1, operands + 1, &headers, ttl, (int)status,
+	    method, flags);
+out:
+	free(operands);
+	free(given_text);
+	free(given);
+	buf_free(&headers);
+	return prog_finish_stdout(rc);
 }

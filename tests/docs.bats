@@ -1,0 +1,25 @@
+#!/usr/bin/env bats
+# The manual pages are well-formed and agree with the programs.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+@test "every manual page passes mandoc -Tlint" {
+	for page in "$ROOT"/man/*.[0-9]; do
+		run mandoc -Tlint -Wwarning "$page"
+		[ "$output" = "" ] || { echo "$output"; false; }
+	done
+}
+
+@test "relay-cache.1 documents every command of the usage text" {
+	for cmd in $(relay-cache --help | sed -n 's/^ *\(usage:\)\{0,1\} *relay-cache \([a-z]*\).*/\2/p'); do
+		grep -q "^\.It Cm $cmd" "$ROOT/man/relay-cache.1" || { echo "missing: $cmd"; false; }
+	done
+}
+
+@test "every shell script passes shellcheck when it is installed" {
+	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
+	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/tests/hammer \
+	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
+	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps
+}

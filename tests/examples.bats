@@ -1,0 +1,28 @@
+#!/usr/bin/env bats
+# The recipes in share/examples run as documented.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+@test "cache-copy copies every entry into another cache" {
+	printf one | relay-cache put --ttl 1h https://api.example/1
+	head -c 400000 /dev/urandom >two.bin
+	relay-cache put https://api.example/2 <two.bin
+	run "$ROOT/share/examples/cache-copy" "$RELAY_CACHE" copy.db
+	[ "$status" -eq 0 ]
+	[ "$(relay-cache -c copy.db get https://api.example/1)" = one ]
+	relay-cache -c copy.db get https://api.example/2 | cmp - two.bin
+}
+
+@test "cache-copy without two files is a usage error" {
+	run "$ROOT/share/examples/cache-copy" only.db
+	[ "$status" -eq 2 ]
+}
+
+@test "cache-report lists the largest entries first" {
+	printf small | relay-cache put https://api.example/small
+	body big 5000 | relay-cache put --ttl 0 https://api.example/big
+	run "$ROOT/share/examples/cache-report" 1
+	[ "$status" -eq 0 ]
+	[ "$output" = $'5000\tstale\t0\thttps://api.example/big' ]
+}
