@@ -134,14 +134,40 @@ headers_is_hop_by_hop(const char *name, size_t len)
 	return 0;
 }
 
+/* Whether a Connection field of the block lists this name (RFC 9110 section 7.6.1). */
+static int
+named_by_connection(const char *block, const struct header *field)
+{
+	struct header h;
+	const char *p, *end;
+	size_t n;
+
+	while (headers_next(&block, &h)) {
+		if (!header_is(&h, "connection"))
+			continue;
+		for (p = h.value, end = h.value + h.value_len; p < end; p += n) {
+			p += strspn(p, " \t,");
+			n = strcspn(p, " \t,\r");
+			if (p + n > end)
+				n = (size_t)(end - p);
+			if (n == field->name_len &&
+			    strncasecmp(p, field->name, n) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* Appends the end-to-end fields of a block, the ones a cache keeps. */
 void
 headers_add_end_to_end(struct buf *out, const char *block)
 {
+	const char *p = block;
 	struct header h;
 
-	while (headers_next(&block, &h))
-		if (!headers_is_hop_by_hop(h.name, h.name_len))
+	while (headers_next(&p, &h))
+		if (!headers_is_hop_by_hop(h.name, h.name_len) &&
+		    !named_by_connection(block, &h))
 			headers_add(out, h.name, h.name_len, h.value,
 			    h.value_len);
 }

@@ -187,6 +187,8 @@ scan_string(struct json *j, struct writer *w, int decode)
 		if (c < 0x20)
 			return unexpected(j, c, "a string character");
 		if (c == '\\' && decode) {
+			if (utf8_done(&u) < 0)	/* an escape inside a character */
+				return fail(j, "invalid UTF-8 in string");
 			if (decode_escape(j, w) < 0)
 				return -1;
 			continue;
@@ -373,29 +375,41 @@ json_string(struct json *j, struct writer *w)
 	return scan_string(j, w, 1);
 }
 
-static int
-buf_sink_write(void *ctx, const void *p, size_t n)
-{
-	struct buf *b = ctx;
+/* Appends to a buf until it holds more than max bytes, then fails. */
+struct bounded_buf {
+	struct buf	*b;
+	size_t		 max;
+};
 
-	buf_add(b, p, n);
+static int
+bounded_write(void *ctx, const void *p, size_t n)
+{
+	struct bounded_buf *bb = ctx;
+
+	if (n > bb->max - bb->b->len)
+		return -1;
+	buf_add(bb->b, p, n);
 	return 0;
 }
 
-/* Decodes one string of at most max bytes into b (NUL-terminated). */
+/*
+ * Decodes one string of at most max bytes into b (NUL-terminated).
+ * Memory stays within max and one writer buffer, however long the
+ * input string is.
+ */
 int
 json_string_buf(struct json *j, struct buf *b, size_t max)
 {
 	struct writer *w = xmalloc(sizeof *w);
+	struct bounded_buf bb = { b, max };
 	int rc;
 
 	buf_reset(b);
-	writer_init(w, (struct sink){ buf_sink_write, b });
+	writer_init(w, (struct sink){ bounded_write, &bb });
 	rc = json_string(j, w);
-	writer_flush(w);
-	free(w);
-	if (rc == 0 && b->len > max)
+	if (writer_flush(w) < 0 && rc == 0)
 		rc = fail(j, "string longer than %zu bytes", max);
+	free(w);
 	if (rc == 0 && memchr(b->data ? b->data : "", '\0', b->len) != NULL)
 		rc = fail(j, "string contains NUL");
 	buf_cstr(b);
@@ -416,6 +430,16 @@ json_integer(struct json *j, long long *out)
 	}
 	if (c < '0' || c > '9')
 		return unexpected(j, c, "an integer");
+	if (c == '0') {	/* RFC 8259 section 6: no leading zeros */
+		reader_getc(j->in);
+		c = reader_peek(j->in);
+		if (c >= '0' && c <= '9')
+			return fail(j, "leading zero in a number");
+		if (c == '.' || c == 'e' || c == 'E')
+			return fail(j, "expected an integer, not a fraction");
+		*out = 0;
+		return 0;
+	}
 	limit = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
 	while ((c = reader_peek(j->in)) >= '0' && c <= '9') {
 		reader_getc(j->in);

@@ -95,6 +95,36 @@ write_string_member(struct writer *w, const char *key, const char *value)
 	json_write_string(w, value, strlen(value));
 }
 
+/*
+ * Header values may hold obs-text (RFC 9110 section 5.5), which JSON
+ * cannot carry as bytes: such values are read as ISO-8859-1, their
+ * historical charset, and written as UTF-8.
+ */
+static void
+write_value(struct writer *w, const struct header *h)
+{
+	struct utf8 u = UTF8_INIT;
+	struct buf latin = BUF_INIT;
+	size_t i;
+	unsigned char c;
+
+	if (utf8_feed(&u, h->value, h->value_len) == 0 && utf8_done(&u) == 0) {
+		json_write_string(w, h->value, h->value_len);
+		return;
+	}
+	for (i = 0; i < h->value_len; i++) {
+		c = (unsigned char)h->value[i];
+		if (c < 0x80) {
+			buf_addc(&latin, (char)c);
+		} else {
+			buf_addc(&latin, (char)(0xC0 | c >> 6));
+			buf_addc(&latin, (char)(0x80 | (c & 0x3F)));
+		}
+	}
+	json_write_string(w, latin.data, latin.len);
+	buf_free(&latin);
+}
+
 static int
 same_name(const struct header *a, const struct header *b)
 {
@@ -140,16 +170,15 @@ write_headers(struct writer *w, const char *block)
 		write_lower(w, &h);
 		writer_putc(w, ':');
 		if (count == 0) {
-			json_write_string(w, h.value, h.value_len);
+			write_value(w, &h);
 			continue;
 		}
 		writer_putc(w, '[');
-		json_write_string(w, h.value, h.value_len);
+		write_value(w, &h);
 		for (r = p; headers_next(&r, &other);)
 			if (same_name(&h, &other)) {
 				writer_putc(w, ',');
-				json_write_string(w, other.value,
-				    other.value_len);
+				write_value(w, &other);
 			}
 		writer_putc(w, ']');
 	}

@@ -770,8 +770,8 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 	if ((rc = commit(s)) == 0)
 		collect(s, 0);
 out:
-	if (rc < 0)
-		w->failed = 1;
+	if (rc == 0)
+		w->body = 0;	/* the entry owns it now */
 	store_writer_abort(w);
 	return rc;
 }
@@ -786,7 +786,7 @@ store_writer_abort(struct store_writer *w)
 	if (w == NULL)
 		return;
 	s = w->s;
-	if (w->failed && w->body != 0 && begin_write(s) == 0) {
+	if (w->body != 0 && begin_write(s) == 0) {
 		if ((st = stmt(s, ST_BODY_DROP)) != NULL) {
 			sqlite3_bind_int64(st, 1, w->body);
 			run(s, st, "write to");

@@ -1,0 +1,399 @@
+/*
+ * Tests the caching rules (src/policy.h) and what they rest on: HTTP
+ * dates (src/httpdate.h) and header blocks (src/headers.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "headers.h"
+#include "httpdate.h"
+#include "policy.h"
+#include "unit.h"
+
+#define CHECK_AT(i, cond) do {						\
+	if (!(cond))							\
+		printf("# row %zu\n", (size_t)(i));			\
+	CHECK(cond);							\
+} while (0)
+
+#define T0	784111777	/* Sun, 06 Nov 1994 08:49:37 GMT */
+#define DATE	"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+
+static void
+httpdate_parses_three_forms(void)
+{
+	static const char *const rows[] = {
+		"Sun, 06 Nov 1994 08:49:37 GMT",	/* IMF-fixdate */
+		"Sunday, 06-Nov-94 08:49:37 GMT",	/* RFC 850 */
+		"Sun Nov  6 08:49:37 1994",		/* asctime */
+		"Sun, 06 Nov 1994 08:49:37 GMTxyz",	/* n stops at GMT */
+	};
+	time_t t;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		t = 0;
+		CHECK_AT(i, httpdate_parse(rows[i], i < 3 ? strlen(rows[i]) :
+		    29, &t) == 0);
+		CHECK_AT(i, t == T0);
+	}
+}
+
+static void
+httpdate_rejects_garbage(void)
+{
+	static const char *const rows[] = {
+		"", "garbage", "0", "-1", "784111777",
+		"Sun, 06 Nov 1994 08:49:37",
+		"Sun, 06 Nov 1994 08:49:37 GMT extra",
+		"Sun, 32 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Foo 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 25:49:37 GMT",
+	};
+	time_t t;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, httpdate_parse(rows[i], strlen(rows[i]), &t) < 0);
+}
+
+static void
+httpdate_round_trip(void)
+{
+	static const time_t rows[] = {
+		0, T0, 951782400 /* 2000-02-29 */, 2147483647, 4102444800,
+	};
+	char s[HTTPDATE_LEN];
+	time_t t;
+	size_t i;
+
+	httpdate_format(T0, s);
+	CHECK(strcmp(s, "Sun, 06 Nov 1994 08:49:37 GMT") == 0);
+	httpdate_format(0, s);
+	CHECK(strcmp(s, "Thu, 01 Jan 1970 00:00:00 GMT") == 0);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		httpdate_format(rows[i], s);
+		CHECK_AT(i, strlen(s) == HTTPDATE_LEN - 1);
+		CHECK_AT(i, httpdate_parse(s, strlen(s), &t) == 0);
+		CHECK_AT(i, t == rows[i]);
+	}
+}
+
+static void
+directives(void)
+{
+	static const struct {
+		const char	*headers, *name;
+		int		 found;
+		long long	 value;
+	} rows[] = {
+		{ "Cache-Control: max-age=60\r\n", "max-age", 1, 60 },
+		{ "Cache-Control: max-age=60", "max-age", 1, 60 },
+		{ "Cache-Control: max-age=\"60\"\r\n", "max-age", 1, 60 },
+		{ "Cache-Control: public\r\nX: 1\r\n"
+		    "Cache-Control: max-age=5\r\n", "max-age", 1, 5 },
+		{ "cache-control: MAX-AGE=7\r\n", "Max-Age", 1, 7 },
+		{ "Cache-Control:  no-store , max-age=3 \r\n", "max-age", 1,
+		    3 },
+		{ "Cache-Control: public,\tmax-age=9\r\n", "max-age", 1, 9 },
+		{ "Cache-Control: max-age\r\n", "max-age", 1, -1 },
+		{ "Cache-Control: max-age=\r\n", "max-age", 1, -1 },
+		{ "Cache-Control: max-age=abc\r\n", "max-age", 1, -1 },
+		{ "Cache-Control: max-age=-5\r\n", "max-age", 1, -1 },
+		{ "Cache-Control: max-age=10, max-age=20\r\n", "max-age", 1,
+		    10 },
+		{ "Cache-Control: max-age=10\r\nCache-Control: max-age=20\r\n",
+		    "max-age", 1, 10 },
+		{ "Cache-Control: max-age=2147483647\r\n", "max-age", 1,
+		    2147483647 },
+		{ "Cache-Control: max-age=99999999999999999999\r\n", "max-age",
+		    1, POLICY_DELTA_MAX },
+		{ "Cache-Control: no-store\r\n", "no-store", 1, -1 },
+		{ "Cache-Control: max-age-foo=1\r\n", "max-age", 0, 0 },
+		{ "Cache-Control: s-maxage=1\r\n", "max-age", 0, 0 },
+		{ "Cache-Control: no-cache=\"a, max-age=1\", private\r\n",
+		    "max-age", 0, 0 },
+		{ "X-Cache-Control: max-age=1\r\n", "max-age", 0, 0 },
+		{ "", "max-age", 0, 0 },
+	};
+	long long v;
+	size_t i;
+	int found;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		v = 0;
+		found = policy_directive(rows[i].headers, rows[i].name, &v);
+		CHECK_AT(i, found == rows[i].found);
+		CHECK_AT(i, v == rows[i].value);
+	}
+	CHECK(policy_directive("Cache-Control: no-store\r\n", "no-store",
+	    NULL) == 1);
+}
+
+static void
+lifetimes(void)
+{
+	static const struct {
+		const char	*headers;
+		long long	 want;
+	} rows[] = {
+		{ "Cache-Control: s-maxage=10, max-age=60\r\n", 10 },
+		{ "Cache-Control: max-age=60, s-maxage=10\r\n", 10 },
+		{ "Cache-Control: s-maxage\r\nCache-Control: max-age=60\r\n",
+		    0 },
+		{ "Cache-Control: max-age=60\r\n" DATE
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 60 },
+		{ "Cache-Control: max-age=abc\r\n" DATE
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ "Cache-Control: max-age=99999999999\r\n", POLICY_DELTA_MAX },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 3600 },
+		{ "expires: Sunday, 06-Nov-94 09:49:37 GMT\r\ndate: "
+		    "Sun, 06 Nov 1994 08:49:37 GMT\r\n", 3600 },
+		{ "Expires: Sun, 06 Nov 1994 08:51:17 GMT\r\n", 100 },
+		{ "Date: yesterday\r\n"
+		    "Expires: Sun, 06 Nov 1994 08:50:27 GMT\r\n", 50 },
+		{ DATE "Expires: 0\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 08:49:27 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 0 },
+		{ DATE "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n",
+		    100 },
+		{ "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n", 100 },
+		{ DATE "Last-Modified: Sun, 06 Nov 1994 09:06:17 GMT\r\n", 42 },
+		{ DATE "Last-Modified: never\r\n", 42 },
+		{ DATE, 42 },
+		{ "", 42 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, policy_lifetime(rows[i].headers, T0, 42) ==
+		    rows[i].want);
+	CHECK(policy_lifetime("", T0, POLICY_DEFAULT_TTL) == 300);
+}
+
+/* RFC 9111 section 4.2.3, with every time relative to T0. */
+static void
+ages(void)
+{
+	static const struct {
+		int		 has_date;
+		long long	 date;
+		const char	*age;	/* the Age field, or NULL */
+		long long	 request, response, initial;
+	} rows[] = {
+		{ 0, 0, NULL, 0, 0, 0 },
+		{ 1, -10, NULL, 0, 0, 10 },		/* apparent age */
+		{ 0, 0, "30", -2, 0, 32 },		/* Age + delay */
+		{ 1, -100, "30", -2, 0, 100 },		/* the larger */
+		{ 1, -5, "30", -2, 0, 32 },
+		{ 1, 50, NULL, 0, 0, 0 },		/* Date ahead */
+		{ 0, 0, "abc", -3, 0, 3 },
+		{ 0, 0, "99999999999", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "7", 5, 0, 7 },		/* clock went back */
+	};
+	struct policy_times pt;
+	struct buf h = BUF_INIT;
+	char date[HTTPDATE_LEN];
+	size_t i;
+	long long initial;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&h);
+		if (rows[i].has_date) {
+			httpdate_format(T0 + rows[i].date, date);
+			buf_printf(&h, "Date: %s\r\n", date);
+		}
+		if (rows[i].age != NULL)
+			buf_printf(&h, "Age: %s\r\n", rows[i].age);
+		policy_times_from(buf_cstr(&h), T0 + rows[i].request,
+		    T0 + rows[i].response, &pt);
+		initial = policy_initial_age(&pt);
+		CHECK_AT(i, pt.date == (rows[i].has_date ?
+		    T0 + rows[i].date : -1));
+		CHECK_AT(i, initial == rows[i].initial);
+		CHECK_AT(i, policy_current_age(&pt, T0 + 100) == initial + 100);
+		CHECK_AT(i, policy_current_age(&pt, T0 - 100) == initial);
+	}
+	buf_free(&h);
+}
+
+static void
+stale_at(void)
+{
+	struct policy_times pt;
+	time_t at;
+
+	policy_times_from("Age: 30\r\n", T0 - 2, T0, &pt);
+	at = policy_stale_at(&pt, 60);
+	CHECK(at == T0 - 32 + 60);
+	CHECK(policy_current_age(&pt, at) == 60);
+	CHECK(policy_current_age(&pt, at - 1) == 59);
+	CHECK(policy_stale_at(&pt, 0) == T0 - 32);
+}
+
+static void
+headers_lookup(void)
+{
+	static const char block[] = "Content-Type: a\r\ncontent-type: b\r\n"
+	    "X:\r\nY:\tz\r\nSet-Cookie: k=v; Path=/\r\n";
+	static const struct { const char *name, *value; } rows[] = {
+		{ "CONTENT-TYPE", "a" }, { "x", "" }, { "y", "z" },
+		{ "set-cookie", "k=v; Path=/" }, { "Content", NULL },
+		{ "Content-Type-X", NULL }, { "missing", NULL },
+	};
+	struct header h;
+	size_t i;
+	char *dup;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		dup = headers_get_dup(block, rows[i].name);
+		CHECK_AT(i, headers_get(block, rows[i].name, &h) ==
+		    (rows[i].value != NULL));
+		CHECK_AT(i, (dup == NULL) == (rows[i].value == NULL));
+		CHECK_AT(i, dup == NULL || strcmp(dup, rows[i].value) == 0);
+		free(dup);
+	}
+}
+
+static void
+headers_add_checks(void)
+{
+	static const struct {
+		const char	*name, *value;
+		size_t		 vlen;
+		const char	*out;	/* NULL: refused */
+	} rows[] = {
+		{ "X-A", "  v  ", 5, "X-A: v\r\n" },
+		{ "X", "\t a b \t", 7, "X: a b\r\n" },
+		{ "X", "", 0, "X: \r\n" },
+		{ "!#$%&'*+-.^_`|~09azAZ", "v", 1,
+		    "!#$%&'*+-.^_`|~09azAZ: v\r\n" },
+		{ "a b", "v", 1, NULL },
+		{ "", "v", 1, NULL },
+		{ "x:y", "v", 1, NULL },
+		{ "X(", "v", 1, NULL },
+		{ "\xC3\xA9", "v", 1, NULL },
+		{ "X", "a\r\nb", 4, NULL },
+		{ "X", "a\nb", 3, NULL },
+		{ "X", "a\rb", 3, NULL },
+		{ "X", "a\0b", 3, NULL },
+	};
+	struct buf b = BUF_INIT;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&b);
+		buf_adds(&b, "A: 1\r\n");
+		rc = headers_add(&b, rows[i].name, strlen(rows[i].name),
+		    rows[i].value, rows[i].vlen);
+		CHECK_AT(i, rc == (rows[i].out ? 0 : -1));
+		CHECK_AT(i, strncmp(buf_cstr(&b), "A: 1\r\n", 6) == 0);
+		CHECK_AT(i, strcmp(b.data + 6, rows[i].out ? rows[i].out :
+		    "") == 0);
+	}
+	buf_free(&b);
+}
+
+static void
+headers_add_lines(void)
+{
+	static const struct { const char *line, *out, *why; } rows[] = {
+		{ "X-Y: 1", "X-Y: 1\r\n", NULL },
+		{ "X-Y:1", "X-Y: 1\r\n", NULL },
+		{ "X-Y: a: b ", "X-Y: a: b\r\n", NULL },
+		{ "no colon", NULL, "expected 'Name: value'" },
+		{ "Bad Name: 1", NULL, "invalid header name or value" },
+		{ "X-Y : 1", NULL, "invalid header name or value" },
+		{ ": v", NULL, "invalid header name or value" },
+		{ "X: a\r\nInjected: 1", NULL, "invalid header name or value" },
+	};
+	struct buf b = BUF_INIT;
+	const char *why;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&b);
+		why = NULL;
+		rc = headers_add_line(&b, rows[i].line, &why);
+		CHECK_AT(i, rc == (rows[i].out ? 0 : -1));
+		CHECK_AT(i, strcmp(buf_cstr(&b), rows[i].out ? rows[i].out :
+		    "") == 0);
+		CHECK_AT(i, rows[i].why == NULL ||
+		    strcmp(why, rows[i].why) == 0);
+	}
+	buf_free(&b);
+}
+
+static void
+hop_by_hop(void)
+{
+	static const struct { const char *name; int hop; } rows[] = {
+		{ "Connection", 1 }, { "content-length", 1 },
+		{ "KEEP-ALIVE", 1 }, { "Proxy-Authenticate", 1 },
+		{ "Proxy-Authorization", 1 }, { "Proxy-Connection", 1 },
+		{ "TE", 1 }, { "Trailer", 1 }, { "Transfer-Encoding", 1 },
+		{ "Upgrade", 1 }, { "Content-Type", 0 }, { "Connectio", 0 },
+		{ "Connections", 0 }, { "T", 0 }, { "Age", 0 },
+		{ "Set-Cookie", 0 }, { "", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, headers_is_hop_by_hop(rows[i].name,
+		    strlen(rows[i].name)) == rows[i].hop);
+	CHECK(headers_is_hop_by_hop("Connection: close", 10) == 1);
+}
+
+static void
+end_to_end(void)
+{
+	struct buf b = BUF_INIT;
+
+	buf_adds(&b, "Kept: 0\r\n");
+	headers_add_end_to_end(&b, "Connection: close\r\nContent-Type: x\r\n"
+	    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+	    "ETag: \"a\"\r\nBad Line\r\nKeep-Alive: 5\r\n"
+	    "Set-Cookie: a\r\nset-cookie: b\r\n");
+	CHECK(strcmp(buf_cstr(&b), "Kept: 0\r\nContent-Type: x\r\n"
+	    "ETag: \"a\"\r\nSet-Cookie: a\r\nset-cookie: b\r\n") == 0);
+	buf_free(&b);
+}
+
+/*
+ * RFC 9110 section 7.6.1: the fields a Connection header names are
+ * hop-by-hop too, and an intermediary removes them.
+ */
+static void
+end_to_end_drops_connection_options(void)
+{
+	struct buf b = BUF_INIT;
+	int kept_end, dropped_hop;
+
+	headers_add_end_to_end(&b, "Connection: close, X-Hop\r\n"
+	    "X-Hop: 1\r\nX-End: 2\r\n");
+	kept_end = strstr(buf_cstr(&b), "X-End: 2\r\n") != NULL;
+	dropped_hop = strstr(b.data, "X-Hop") == NULL;
+	buf_free(&b);
+	CHECK(kept_end);
+	CHECK(dropped_hop);
+}
+
+static const struct unit_test tests[] = {
+	TEST(httpdate_parses_three_forms),
+	TEST(httpdate_rejects_garbage),
+	TEST(httpdate_round_trip),
+	TEST(directives),
+	TEST(lifetimes),
+	TEST(ages),
+	TEST(stale_at),
+	TEST(headers_lookup),
+	TEST(headers_add_checks),
+	TEST(headers_add_lines),
+	TEST(hop_by_hop),
+	TEST(end_to_end),
+	TEST(end_to_end_drops_connection_options),
+};
+
+UNIT_MAIN(tests)

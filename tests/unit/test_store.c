@@ -1,0 +1,489 @@
+/*
+ * Tests the cache file (src/store.h) in a temporary directory: bodies
+ * across chunks, replacing, aborting, removing, purging, statistics,
+ * iteration, vacuum, and files that are missing or not databases.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "store.h"
+#include "unit.h"
+
+#define KIB	1024
+
+static char dir[64];
+static char path[128];
+
+static void
+remove_dir(void)
+{
+	char file[sizeof dir + 258];
+	struct dirent *d;
+	DIR *dp;
+
+	if ((dp = opendir(dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL)
+		if (d->d_name[0] != '.') {
+			snprintf(file, sizeof file, "%s/%s", dir, d->d_name);
+			unlink(file);
+		}
+	closedir(dp);
+	rmdir(dir);
+}
+
+/* A fresh path in the test directory, made on first use and removed at exit. */
+static const char *
+tmp_path(const char *name)
+{
+	if (dir[0] == '\0') {
+		snprintf(dir, sizeof dir, "/tmp/relay-unit-XXXXXX");
+		if (mkdtemp(dir) == NULL) {
+			perror("mkdtemp");
+			exit(1);
+		}
+		atexit(remove_dir);
+	}
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return path;
+}
+
+static unsigned char
+byte_at(size_t i, int seed)
+{
+	return (unsigned char)(i * 31 + (i >> 9) + (size_t)seed * 7);
+}
+
+/* Writes size pattern bytes in uneven pieces through a writer's sink. */
+static struct store_writer *
+write_body(struct store *s, size_t size, int seed)
+{
+	struct store_writer *w = store_writer_new(s);
+	struct sink k = store_writer_sink(w);
+	unsigned char piece[10007];
+	size_t done, n, i;
+
+	for (done = 0; done < size; done += n) {
+		n = size - done < sizeof piece ? size - done : sizeof piece;
+		for (i = 0; i < n; i++)
+			piece[i] = byte_at(done + i, seed);
+		if (k.write(k.ctx, piece, n) < 0)
+			break;
+	}
+	return w;
+}
+
+static int
+put(struct store *s, const char *method, const char *url, size_t size,
+    int seed, time_t stale_at)
+{
+	struct store_entry e = {
+		.method = (char *)method, .url = (char *)url,
+		.variant = (char *)"", .status = 200,
+		.headers = (char *)"Content-Type: x/y\r\n",
+		.request_time = 1000, .response_time = 1001, .date = -1,
+		.lifetime = 60, .stale_at = stale_at,
+	};
+
+	return store_writer_commit(write_body(s, size, seed), &e);
+}
+
+/* Reads an entry's body back and compares it with the pattern. */
+static int
+body_matches(struct store *s, const struct store_entry *e, int seed)
+{
+	struct store_body *b = store_body_open(s, e);
+	struct source src;
+	unsigned char buf[9001];
+	size_t at = 0, i;
+	ssize_t got;
+	int ok = 1;
+
+	if (b == NULL)
+		return 0;
+	src = store_body_source(b);
+	while ((got = src.read(src.ctx, buf, sizeof buf)) > 0)
+		for (i = 0; i < (size_t)got; i++, at++)
+			if (buf[i] != byte_at(at, seed))
+				ok = 0;
+	store_body_close(b);
+	return ok && got == 0 && (long long)at == e->size;
+}
+
+static int
+stored_as(struct store *s, const char *url, size_t size, int seed)
+{
+	struct store_entry e;
+	int ok;
+
+	if (store_get(s, "GET", url, "", &e) != 1)
+		return 0;
+	ok = e.size == (long long)size && body_matches(s, &e, seed);
+	store_entry_free(&e);
+	return ok;
+}
+
+/* One number from the file itself, through a separate connection. */
+static long long
+query(const char *file, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) ==
+	    SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+static void
+open_write_creates(void)
+{
+	const char *p = tmp_path("create.db");
+	struct store *s;
+
+	CHECK(access(p, F_OK) < 0);
+	s = store_open(p, STORE_WRITE);
+	CHECK(store_status(s) == 0 && store_error(s)[0] == '\0');
+	CHECK(strcmp(store_path(s), p) == 0);
+	CHECK(access(p, F_OK) == 0);
+	store_close(s);
+	CHECK(query(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION);
+}
+
+static void
+body_across_chunks(void)
+{
+	const char *p = tmp_path("chunks.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e;
+
+	CHECK(store_status(s) == 0);
+	CHECK(put(s, "GET", "http://x/big", 600 * KIB, 1, 5000) == 0);
+	CHECK(store_get(s, "GET", "http://x/big", "", &e) == 1);
+	CHECK(strcmp(e.method, "GET") == 0);
+	CHECK(strcmp(e.url, "http://x/big") == 0);
+	CHECK(strcmp(e.variant, "") == 0 && e.status == 200);
+	CHECK(strcmp(e.headers, "Content-Type: x/y\r\n") == 0);
+	CHECK(e.request_time == 1000 && e.response_time == 1001);
+	CHECK(e.date == -1 && e.age == 0 && e.lifetime == 60);
+	CHECK(e.stale_at == 5000 && e.size == 600 * KIB && e.hits == 0);
+	CHECK(e.etag == NULL && e.last_modified == NULL);
+	CHECK(body_matches(s, &e, 1));
+	store_entry_free(&e);
+	CHECK(query(p, "SELECT count(*) FROM chunks") == 3);
+	CHECK(put(s, "GET", "http://x/empty", 0, 2, 5000) == 0);
+	CHECK(stored_as(s, "http://x/empty", 0, 2));
+	CHECK(put(s, "GET", "http://x/exact", 256 * KIB, 3, 5000) == 0);
+	CHECK(stored_as(s, "http://x/exact", 256 * KIB, 3));
+	CHECK(store_get(s, "GET", "http://x/none", "", &e) == 0);
+	CHECK(store_get(s, "HEAD", "http://x/big", "", &e) == 0);
+	CHECK(store_get(s, "GET", "http://x/big", "v", &e) == 0);
+	CHECK(store_get(s, "GET", "http://x/big", NULL, &e) == 1);
+	store_entry_free(&e);
+	store_close(s);
+}
+
+static void
+replace_keeps_one(void)
+{
+	const char *p = tmp_path("replace.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_stats st;
+
+	CHECK(put(s, "GET", "http://x/", 600 * KIB, 1, 5000) == 0);
+	CHECK(put(s, "GET", "http://x/", 1000, 2, 6000) == 0);
+	CHECK(stored_as(s, "http://x/", 1000, 2));
+	CHECK(store_stats(s, 0, &st) == 0);
+	CHECK(st.entries == 1 && st.bytes == 1000);
+	CHECK(st.pending == 0 && st.garbage == 0);
+	CHECK(query(p, "SELECT count(*) FROM chunks") == 1);
+	store_close(s);
+}
+
+static void
+abort_before_first_chunk(void)
+{
+	const char *p = tmp_path("abort1.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e;
+	struct store_stats st;
+
+	store_writer_abort(write_body(s, 1000, 1));
+	CHECK(store_get(s, "GET", "http://x/", "", &e) == 0);
+	CHECK(store_stats(s, 0, &st) == 0);
+	CHECK(st.entries == 0 && st.pending == 0 && st.garbage == 0);
+	store_close(s);
+}
+
+/* store.c: "Gives up a body: whatever was written becomes garbage." */
+static void
+abort_after_a_chunk_leaves_nothing(void)
+{
+	const char *p = tmp_path("abort2.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_stats st;
+	int rc;
+
+	store_writer_abort(write_body(s, 300 * KIB, 1));
+	rc = store_vacuum(s) == 0 && store_stats(s, 0, &st) == 0;
+	store_close(s);
+	CHECK(rc);
+	if (st.pending != 0)
+		printf("# %lld bodies still pending\n", st.pending);
+	CHECK(st.entries == 0 && st.pending == 0 && st.garbage == 0);
+	CHECK(query(p, "SELECT count(*) FROM chunks") == 0);
+}
+
+static void
+remove_counts(void)
+{
+	struct store *s = store_open(tmp_path("remove.db"), STORE_WRITE);
+
+	CHECK(put(s, "GET", "http://x/a", 10, 1, 0) == 0);
+	CHECK(put(s, "HEAD", "http://x/a", 0, 1, 0) == 0);
+	CHECK(put(s, "GET", "http://x/b", 10, 2, 0) == 0);
+	CHECK(store_remove(s, "http://x/a") == 2);
+	CHECK(store_remove(s, "http://x/a") == 0);
+	CHECK(store_remove(s, "http://x/*") == 0);	/* not a glob */
+	CHECK(stored_as(s, "http://x/b", 10, 2));
+	store_close(s);
+}
+
+static void
+purges(void)
+{
+	static const struct { const char *url; time_t stale_at; } all[] = {
+		{ "http://a/1", 100 }, { "http://a/2", 200 },
+		{ "http://b/1", 100 },
+	};
+	static const struct {
+		const char	*glob;
+		time_t		 stale_by;
+		long long	 removed;
+	} rows[] = {
+		{ "http://a/*", -1, 2 },
+		{ NULL, 150, 2 },
+		{ NULL, 99, 0 },
+		{ "http://a/*", 150, 1 },
+		{ "http://?/1", 100, 2 },
+		{ NULL, -1, 3 },
+		{ "nothing", -1, 0 },
+	};
+	struct store *s = store_open(tmp_path("purge.db"), STORE_WRITE);
+	struct store_stats st;
+	size_t i, k;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		for (k = 0; k < sizeof all / sizeof all[0]; k++)
+			CHECK(put(s, "GET", all[k].url, 5, 1,
+			    all[k].stale_at) == 0);
+		CHECK(store_purge(s, rows[i].glob, rows[i].stale_by) ==
+		    rows[i].removed);
+		CHECK(store_stats(s, 0, &st) == 0);
+		if (st.entries != 3 - rows[i].removed)
+			printf("# row %zu\n", i);
+		CHECK(st.entries == 3 - rows[i].removed && st.garbage == 0);
+	}
+	store_close(s);
+}
+
+static void
+stats(void)
+{
+	struct store *s = store_open(tmp_path("stats.db"), STORE_WRITE);
+	struct store_stats st;
+	struct store_entry e;
+
+	CHECK(put(s, "GET", "http://x/1", 10, 1, 100) == 0);
+	CHECK(put(s, "GET", "http://x/2", 20, 1, 200) == 0);
+	CHECK(put(s, "GET", "http://x/3", 30, 1, 300) == 0);
+	CHECK(store_get(s, "GET", "http://x/2", "", &e) == 1);
+	CHECK(store_hit(s, e.id, 150) == 0 && store_hit(s, e.id, 160) == 0);
+	store_entry_free(&e);
+	CHECK(store_stats(s, 200, &st) == 0);
+	CHECK(st.entries == 3 && st.fresh == 1 && st.stale == 2);
+	CHECK(st.bytes == 60 && st.hits == 2);
+	CHECK(st.pending == 0 && st.garbage == 0 && st.file_bytes > 0);
+	CHECK(store_get(s, "GET", "http://x/2", "", &e) == 1 && e.hits == 2);
+	store_entry_free(&e);
+	store_close(s);
+}
+
+static void
+iterates_in_url_order(void)
+{
+	static const char *const urls[] = {
+		"http://x/c", "http://y/b", "http://x/a", "http://x/b",
+	};
+	static const struct { const char *glob, *want; } rows[] = {
+		{ NULL, "http://x/a http://x/b http://x/c http://y/b " },
+		{ "http://x/*", "http://x/a http://x/b http://x/c " },
+		{ "*/b", "http://x/b http://y/b " },
+		{ "none", "" },
+	};
+	struct store *s = store_open(tmp_path("iter.db"), STORE_WRITE);
+	struct store_iter *it;
+	struct store_entry e;
+	struct buf got = BUF_INIT;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof urls / sizeof urls[0]; i++)
+		CHECK(put(s, "GET", urls[i], 1, 1, 0) == 0);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&got);
+		it = store_iter_new(s, rows[i].glob);
+		while ((rc = store_iter_next(it, &e)) == 1) {
+			buf_printf(&got, "%s ", e.url);
+			store_entry_free(&e);
+		}
+		store_iter_free(it);
+		if (rc != 0 || strcmp(buf_cstr(&got), rows[i].want) != 0)
+			printf("# row %zu: %s\n", i, got.data);
+		CHECK(rc == 0 && strcmp(got.data, rows[i].want) == 0);
+	}
+	buf_free(&got);
+	store_close(s);
+}
+
+static void
+vacuums(void)
+{
+	const char *p = tmp_path("vacuum.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_stats st;
+
+	CHECK(put(s, "GET", "http://x/1", 600 * KIB, 1, 0) == 0);
+	CHECK(put(s, "GET", "http://x/2", 600 * KIB, 2, 0) == 0);
+	CHECK(store_remove(s, "http://x/1") == 1);
+	CHECK(store_vacuum(s) == 0);
+	CHECK(store_stats(s, 0, &st) == 0);
+	CHECK(st.entries == 1 && st.pending == 0 && st.garbage == 0);
+	CHECK(st.file_bytes < 1000 * KIB);
+	CHECK(stored_as(s, "http://x/2", 600 * KIB, 2));
+	store_close(s);
+}
+
+static void
+not_a_database(void)
+{
+	const char *p = tmp_path("text.db");
+	char junk[4096];
+	FILE *f = fopen(p, "w");
+	struct store *s;
+	int mode;
+
+	memset(junk, 'x', sizeof junk);
+	CHECK(f != NULL && fwrite(junk, 1, sizeof junk, f) == sizeof junk);
+	fclose(f);
+	for (mode = STORE_READ; mode <= STORE_WRITE; mode++) {
+		s = store_open(p, mode);
+		if (store_status(s) != EX_DATAERR)
+			printf("# mode %d: %s\n", mode, store_error(s));
+		CHECK(store_status(s) == EX_DATAERR);
+		CHECK(strstr(store_error(s), "file is not a database") != NULL);
+		CHECK(strstr(store_error(s), p) != NULL);
+		store_close(s);
+	}
+}
+
+static void
+read_missing_is_empty(void)
+{
+	const char *p = tmp_path("missing.db");
+	struct store *s = store_open(p, STORE_READ);
+	struct store_iter *it;
+	struct store_entry e;
+	struct store_stats st;
+
+	CHECK(store_status(s) == 0);
+	CHECK(store_get(s, "GET", "http://x/", "", &e) == 0);
+	it = store_iter_new(s, NULL);
+	CHECK(it != NULL && store_iter_next(it, &e) == 0);
+	store_iter_free(it);
+	CHECK(store_stats(s, 0, &st) == 0 && st.entries == 0);
+	store_close(s);
+	CHECK(access(p, F_OK) < 0 && errno == ENOENT);
+}
+
+/* Outside a read transaction, a replaced body is an error, not wrong bytes. */
+static void
+replaced_body_is_an_error(void)
+{
+	const char *p = tmp_path("race.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store *other = store_open(p, STORE_WRITE);
+	struct store_entry e;
+	struct store_body *b;
+	struct source src;
+	char buf[4096];
+	ssize_t got;
+
+	CHECK(put(s, "GET", "http://x/", 300 * KIB, 1, 0) == 0);
+	CHECK(store_get(s, "GET", "http://x/", "", &e) == 1);
+	CHECK(put(other, "GET", "http://x/", 300 * KIB, 2, 0) == 0);
+	b = store_body_open(s, &e);
+	src = store_body_source(b);
+	while ((got = src.read(src.ctx, buf, sizeof buf)) > 0)
+		;
+	store_body_close(b);
+	store_entry_free(&e);
+	CHECK(got < 0);
+	CHECK(strstr(store_error(s), "changed while reading") != NULL);
+	store_close(other);
+	store_close(s);
+}
+
+/* Inside a read transaction the old body stays readable. */
+static void
+snapshot_keeps_old_body(void)
+{
+	const char *p = tmp_path("snapshot.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store *other = store_open(p, STORE_WRITE);
+	struct store_entry e;
+
+	CHECK(put(s, "GET", "http://x/", 300 * KIB, 1, 0) == 0);
+	CHECK(store_read_begin(s) == 0);
+	CHECK(store_get(s, "GET", "http://x/", "", &e) == 1);
+	CHECK(put(other, "GET", "http://x/", 300 * KIB, 2, 0) == 0);
+	CHECK(body_matches(s, &e, 1));
+	store_entry_free(&e);
+	store_read_end(s);
+	CHECK(stored_as(s, "http://x/", 300 * KIB, 2));
+	store_close(other);
+	store_close(s);
+}
+
+static const struct unit_test tests[] = {
+	TEST(open_write_creates),
+	TEST(body_across_chunks),
+	TEST(replace_keeps_one),
+	TEST(abort_before_first_chunk),
+	TEST(abort_after_a_chunk_leaves_nothing),
+	TEST(remove_counts),
+	TEST(purges),
+	TEST(stats),
+	TEST(iterates_in_url_order),
+	TEST(vacuums),
+	TEST(not_a_database),
+	TEST(read_missing_is_empty),
+	TEST(replaced_body_is_an_error),
+	TEST(snapshot_keeps_old_body),
+};
+
+UNIT_MAIN(tests)
