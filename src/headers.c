@@ -171,3 +171,32 @@ headers_add_end_to_end(struct buf *out, const char *block)
 			headers_add(out, h.name, h.name_len, h.value,
 			    h.value_len);
 }
+
+static int
+has_field(const char *block, const struct header *field)
+{
+	struct header h;
+
+	while (headers_next(&block, &h))
+		if (h.name_len == field->name_len &&
+		    strncasecmp(h.name, field->name, h.name_len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The stored fields updated by a 304 response (RFC 9111 section
+ * 4.3.4): each field the 304 carries replaces the stored ones of that
+ * name; the others stay. Hop-by-hop fields of the 304 are left out.
+ */
+void
+headers_merge_304(struct buf *out, const char *stored, const char *update)
+{
+	struct header h;
+
+	while (headers_next(&stored, &h))
+		if (!has_field(update, &h))
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	headers_add_end_to_end(out, update);
+}

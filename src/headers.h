@@ -24,5 +24,6 @@ int	 headers_add_line(struct buf *, const char *, const char **);
 int	 headers_is_hop_by_hop(const char *, size_t);
 int	 header_is(const struct header *, const char *);
 void	 headers_add_end_to_end(struct buf *, const char *);
+void	 headers_merge_304(struct buf *, const char *, const char *);
 
 #endif

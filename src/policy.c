@@ -1,11 +1,13 @@
 /*
  * RFC 9111 shared-cache rules as pure functions of header blocks and
- * times: freshness lifetime and age. No I/O.
+ * times: storability, freshness lifetime, age, and what to do with a
+ * stored response for a request. No I/O.
  */
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "headers.h"
 #include "httpdate.h"
 #include "policy.h"
@@ -161,4 +163,196 @@ policy_stale_at(const struct policy_times *t, long long lifetime)
 {
 	return t->response_time - (time_t)policy_initial_age(t) +
 	    (time_t)lifetime;
+}
+
+/* Status codes a cache may store without explicit freshness (RFC 9110 section 15.1). */
+static int
+heuristically_cacheable(int status)
+{
+	static const int codes[] = {
+		200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (codes[i] == status)
+			return 1;
+	return 0;
+}
+
+static int
+has_explicit_freshness(const char *headers)
+{
+	struct header h;
+
+	return policy_directive(headers, "max-age", NULL) ||
+	    policy_directive(headers, "s-maxage", NULL) ||
+	    headers_get(headers, "expires", &h);
+}
+
+/*
+ * Whether a shared cache may store a response (RFC 9111 section 3 and
+ * 3.5). Returns NULL if it may, else the reason it may not.
+ */
+const char *
+policy_unstorable(const char *method, int status, const char *request,
+    const char *response)
+{
+	struct header h;
+
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return "method is not GET or HEAD";
+	if (status < 200 || status == 206 || status == 304)
+		return "status is not storable";
+	if (policy_directive(request, "no-store", NULL))
+		return "request says no-store";
+	if (policy_directive(response, "no-store", NULL))
+		return "response says no-store";
+	if (policy_directive(response, "private", NULL))
+		return "response is private";
+	if (headers_get(response, "vary", &h) && h.value_len == 1 &&
+	    h.value[0] == '*')
+		return "response varies on everything";
+	if (headers_get(request, "authorization", &h) &&
+	    !policy_directive(response, "must-revalidate", NULL) &&
+	    !policy_directive(response, "public", NULL) &&
+	    !policy_directive(response, "s-maxage", NULL))
+		return "request carries Authorization";
+	if (!has_explicit_freshness(response) &&
+	    !heuristically_cacheable(status) &&
+	    !policy_directive(response, "public", NULL))
+		return "status is not cacheable without explicit freshness";
+	return NULL;
+}
+
+/* Request directives (RFC 9111 section 5.2.1), Pragma: no-cache included (5.4). */
+void
+policy_request_parse(const char *headers, struct policy_request *r)
+{
+	struct header h;
+	long long v;
+
+	memset(r, 0, sizeof *r);
+	r->max_age = r->max_stale = -1;
+	r->no_cache = policy_directive(headers, "no-cache", NULL);
+	if (!headers_get(headers, "cache-control", &h) &&
+	    headers_get(headers, "pragma", &h) && h.value_len == 8 &&
+	    strncasecmp(h.value, "no-cache", 8) == 0)
+		r->no_cache = 1;
+	r->no_store = policy_directive(headers, "no-store", NULL);
+	r->only_if_cached = policy_directive(headers, "only-if-cached", NULL);
+	if (policy_directive(headers, "max-age", &v))
+		r->max_age = v < 0 ? 0 : v;
+	if (policy_directive(headers, "max-stale", &v))
+		r->max_stale = v < 0 ? POLICY_DELTA_MAX : v;
+	if (policy_directive(headers, "min-fresh", &v) && v > 0)
+		r->min_fresh = v;
+}
+
+/* A shared cache may not serve this response stale (RFC 9111 sections 5.2.2.2, 5.2.2.8, 5.2.2.10). */
+static int
+must_revalidate(const char *response)
+{
+	return policy_directive(response, "must-revalidate", NULL) ||
+	    policy_directive(response, "proxy-revalidate", NULL) ||
+	    policy_directive(response, "s-maxage", NULL);
+}
+
+/*
+ * What to do with a stored response for a request (RFC 9111 section 4):
+ * serve it, serve it stale while revalidating in the background, or
+ * revalidate (or fetch) first.
+ */
+enum policy_use
+policy_use(const struct policy_request *req, const char *response,
+    long long age, long long lifetime)
+{
+	long long v, stale_for = age - lifetime;
+
+	if (req->no_cache || policy_directive(response, "no-cache", NULL))
+		return POLICY_REVALIDATE;
+	if (req->max_age >= 0 && age > req->max_age)
+		return POLICY_REVALIDATE;
+	if (stale_for < 0 && lifetime - age >= req->min_fresh)
+		return POLICY_FRESH;
+	if (stale_for < 0 || must_revalidate(response))
+		return POLICY_REVALIDATE;
+	if (req->max_stale >= 0 && stale_for <= req->max_stale)
+		return POLICY_FRESH;
+	/* RFC 5861 section 3 */
+	if (policy_directive(response, "stale-while-revalidate", &v) &&
+	    v >= 0 && stale_for < v)
+		return POLICY_STALE_REVALIDATE;
+	return POLICY_REVALIDATE;
+}
+
+/*
+ * Whether a stale response may stand in for an upstream error
+ * (RFC 5861 section 4): within its stale-if-error window, or the
+ * operator's when the response names none.
+ */
+int
+policy_stale_if_error(const char *response, long long age, long long lifetime,
+    long long operator_window)
+{
+	long long v = operator_window;
+
+	if (must_revalidate(response))
+		return 0;
+	if (policy_directive(response, "stale-if-error", &v) && v < 0)
+		v = 0;
+	return v > 0 && age - lifetime < v;
+}
+
+/* Appends "name=value\n" for one field named by Vary, from the request. */
+static void
+add_variant_field(struct buf *key, const char *name, size_t n,
+    const char *request)
+{
+	struct header field;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		buf_addc(key, (char)tolower((unsigned char)name[i]));
+	buf_addc(key, '=');
+	while (headers_next(&request, &field))
+		if (field.name_len == n &&
+		    strncasecmp(field.name, name, n) == 0) {
+			buf_add(key, field.value, field.value_len);
+			break;
+		}
+	buf_addc(key, '\n');
+}
+
+/*
+ * The secondary key of a response with Vary (RFC 9111 section 4.1):
+ * "name=value" lines for each field it names, from the request; empty
+ * without Vary. NULL if it varies on "*" and can never be reused.
+ */
+char *
+policy_variant(const char *response, const char *request)
+{
+	struct buf key = BUF_INIT;
+	struct header vary;
+	const char *p, *end;
+	size_t n;
+
+	buf_cstr(&key);
+	while (headers_next(&response, &vary)) {
+		if (!header_is(&vary, "vary"))
+			continue;
+		for (p = vary.value, end = p + vary.value_len; p < end; p += n) {
+			p += strspn(p, " \t,");
+			n = strcspn(p, " \t,\r");
+			if (p + n > end)
+				n = (size_t)(end - p);
+			if (n == 1 && *p == '*') {
+				buf_free(&key);
+				return NULL;
+			}
+			if (n > 0)
+				add_variant_field(&key, p, n, request);
+		}
+	}
+	return (char *)buf_cstr(&key);
 }

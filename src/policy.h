@@ -1,6 +1,7 @@
 /*
  * RFC 9111 shared-cache rules as pure functions of header blocks and
- * times: freshness lifetime and age. No I/O.
+ * times: storability, freshness lifetime, age, and what to do with a
+ * stored response for a request. No I/O.
  */
 #ifndef RELAY_POLICY_H
 #define RELAY_POLICY_H
@@ -18,7 +19,31 @@ struct policy_times {
 	long long	age;		/* its Age, or 0 */
 };
 
+/* Request directives, RFC 9111 section 5.2.1. */
+struct policy_request {
+	int		no_cache;	/* also Pragma: no-cache */
+	int		no_store;
+	int		only_if_cached;
+	long long	max_age;	/* -1 if absent */
+	long long	max_stale;	/* -1 if absent; no value: any */
+	long long	min_fresh;
+};
+
+enum policy_use {
+	POLICY_FRESH,			/* serve the stored response */
+	POLICY_STALE_REVALIDATE,	/* serve it, revalidate meanwhile */
+	POLICY_REVALIDATE,		/* ask the upstream first */
+};
+
 int		policy_directive(const char *, const char *, long long *);
+const char	*policy_unstorable(const char *, int, const char *,
+		    const char *);
+void		policy_request_parse(const char *, struct policy_request *);
+enum policy_use	policy_use(const struct policy_request *, const char *,
+		    long long, long long);
+int		policy_stale_if_error(const char *, long long, long long,
+		    long long);
+char		*policy_variant(const char *, const char *);
 long long	policy_lifetime(const char *, time_t, long long);
 void		policy_times_from(const char *, time_t, time_t,
 		    struct policy_times *);

@@ -380,6 +380,166 @@ end_to_end_drops_connection_options(void)
 	CHECK(dropped_hop);
 }
 
+/* RFC 9111 section 3: what a shared cache may store. */
+static void
+storable(void)
+{
+	static const struct {
+		const char	*method;
+		int		 status;
+		const char	*request;
+		const char	*response;
+		int		 ok;
+	} rows[] = {
+		{ "GET", 200, "", "", 1 },
+		{ "HEAD", 200, "", "", 1 },
+		{ "POST", 200, "", "Cache-Control: max-age=60\r\n", 0 },
+		{ "GET", 100, "", "", 0 },
+		{ "GET", 206, "", "", 0 },
+		{ "GET", 304, "", "", 0 },
+		{ "GET", 404, "", "", 1 },
+		{ "GET", 500, "", "", 0 },
+		{ "GET", 500, "", "Cache-Control: max-age=5\r\n", 1 },
+		{ "GET", 302, "", "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+		    1 },
+		{ "GET", 302, "", "Cache-Control: public\r\n", 1 },
+		{ "GET", 200, "Cache-Control: no-store\r\n", "", 0 },
+		{ "GET", 200, "", "Cache-Control: no-store\r\n", 0 },
+		{ "GET", 200, "", "Cache-Control: private\r\n", 0 },
+		{ "GET", 200, "", "Cache-Control: Private=\"x\"\r\n", 0 },
+		{ "GET", 200, "", "Vary: *\r\n", 0 },
+		{ "GET", 200, "", "Vary: Accept\r\n", 1 },
+		{ "GET", 200, "Authorization: Token x\r\n", "", 0 },
+		{ "GET", 200, "Authorization: Token x\r\n",
+		    "Cache-Control: public\r\n", 1 },
+		{ "GET", 200, "Authorization: Token x\r\n",
+		    "Cache-Control: s-maxage=5\r\n", 1 },
+		{ "GET", 200, "Authorization: Token x\r\n",
+		    "Cache-Control: must-revalidate\r\n", 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, (policy_unstorable(rows[i].method, rows[i].status,
+		    rows[i].request, rows[i].response) == NULL) == rows[i].ok);
+}
+
+static void
+request_directives(void)
+{
+	struct policy_request r;
+
+	policy_request_parse("", &r);
+	CHECK(!r.no_cache && !r.no_store && !r.only_if_cached);
+	CHECK(r.max_age == -1 && r.max_stale == -1 && r.min_fresh == 0);
+	policy_request_parse("Cache-Control: max-age=5, min-fresh=7, "
+	    "max-stale=9, only-if-cached, no-store\r\n", &r);
+	CHECK(r.max_age == 5 && r.min_fresh == 7 && r.max_stale == 9);
+	CHECK(r.only_if_cached && r.no_store && !r.no_cache);
+	policy_request_parse("Cache-Control: max-stale\r\n", &r);
+	CHECK(r.max_stale == POLICY_DELTA_MAX);
+	policy_request_parse("Pragma: no-cache\r\n", &r);
+	CHECK(r.no_cache);
+	/* Pragma counts only without Cache-Control (RFC 9111 section 5.4). */
+	policy_request_parse("Pragma: no-cache\r\nCache-Control: max-age=9\r\n",
+	    &r);
+	CHECK(!r.no_cache);
+}
+
+/* What to do with a stored response, by request and response directives. */
+static void
+uses(void)
+{
+	static const struct {
+		const char	*request;
+		const char	*response;
+		long long	 age, lifetime;
+		enum policy_use	 want;
+	} rows[] = {
+		{ "", "", 10, 60, POLICY_FRESH },
+		{ "", "", 60, 60, POLICY_REVALIDATE },
+		{ "", "Cache-Control: no-cache\r\n", 0, 60, POLICY_REVALIDATE },
+		{ "Cache-Control: no-cache\r\n", "", 0, 60, POLICY_REVALIDATE },
+		{ "Pragma: no-cache\r\n", "", 0, 60, POLICY_REVALIDATE },
+		{ "Cache-Control: max-age=5\r\n", "", 10, 60,
+		    POLICY_REVALIDATE },
+		{ "Cache-Control: max-age=10\r\n", "", 10, 60, POLICY_FRESH },
+		{ "Cache-Control: min-fresh=50\r\n", "", 20, 60,
+		    POLICY_REVALIDATE },
+		{ "Cache-Control: min-fresh=40\r\n", "", 20, 60, POLICY_FRESH },
+		{ "Cache-Control: max-stale=30\r\n", "", 80, 60, POLICY_FRESH },
+		{ "Cache-Control: max-stale=10\r\n", "", 80, 60,
+		    POLICY_REVALIDATE },
+		{ "Cache-Control: max-stale\r\n", "", 99999, 60, POLICY_FRESH },
+		{ "Cache-Control: max-stale\r\n",
+		    "Cache-Control: must-revalidate\r\n", 80, 60,
+		    POLICY_REVALIDATE },
+		{ "Cache-Control: max-stale\r\n",
+		    "Cache-Control: s-maxage=60\r\n", 80, 60, POLICY_REVALIDATE },
+		{ "", "Cache-Control: max-age=60, stale-while-revalidate=30\r\n",
+		    80, 60, POLICY_STALE_REVALIDATE },
+		{ "", "Cache-Control: max-age=60, stale-while-revalidate=30\r\n",
+		    95, 60, POLICY_REVALIDATE },
+	};
+	struct policy_request r;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		policy_request_parse(rows[i].request, &r);
+		CHECK_AT(i, policy_use(&r, rows[i].response, rows[i].age,
+		    rows[i].lifetime) == rows[i].want);
+	}
+}
+
+/* RFC 5861 section 4, and the operator's window when the origin names none. */
+static void
+stale_if_error(void)
+{
+	CHECK(!policy_stale_if_error("", 70, 60, 0));
+	CHECK(policy_stale_if_error("", 70, 60, 30));
+	CHECK(!policy_stale_if_error("", 95, 60, 30));
+	CHECK(policy_stale_if_error("Cache-Control: stale-if-error=100\r\n",
+	    150, 60, 0));
+	CHECK(!policy_stale_if_error("Cache-Control: stale-if-error=10\r\n",
+	    80, 60, 300));
+	CHECK(!policy_stale_if_error("Cache-Control: must-revalidate\r\n",
+	    70, 60, 300));
+}
+
+static void
+variants(void)
+{
+	char *v;
+
+	v = policy_variant("Content-Type: text/plain\r\n", "Accept: a\r\n");
+	CHECK(v != NULL && strcmp(v, "") == 0);
+	free(v);
+	v = policy_variant("Vary: Accept, accept-language\r\n",
+	    "Accept-Language: sv\r\nAccept: text/html\r\n");
+	CHECK(v != NULL &&
+	    strcmp(v, "accept=text/html\naccept-language=sv\n") == 0);
+	free(v);
+	v = policy_variant("Vary: Accept\r\n", "");
+	CHECK(v != NULL && strcmp(v, "accept=\n") == 0);
+	free(v);
+	CHECK(policy_variant("Vary: Accept, *\r\n", "") == NULL);
+}
+
+/* RFC 9111 section 4.3.4: a 304's fields replace the stored ones. */
+static void
+merge_304(void)
+{
+	struct buf out = BUF_INIT;
+
+	headers_merge_304(&out, "Content-Type: text/plain\r\nETag: \"1\"\r\n"
+	    "Cache-Control: max-age=1\r\nVia: a\r\nVia: b\r\n",
+	    "ETag: \"2\"\r\nCache-Control: max-age=60\r\nVia: c\r\n"
+	    "Connection: close\r\n");
+	CHECK(strcmp(buf_cstr(&out), "Content-Type: text/plain\r\n"
+	    "ETag: \"2\"\r\nCache-Control: max-age=60\r\nVia: c\r\n") == 0);
+	buf_free(&out);
+}
+
 static const struct unit_test tests[] = {
 	TEST(httpdate_parses_three_forms),
 	TEST(httpdate_rejects_garbage),
@@ -394,6 +554,12 @@ static const struct unit_test tests[] = {
 	TEST(hop_by_hop),
 	TEST(end_to_end),
 	TEST(end_to_end_drops_connection_options),
+	TEST(storable),
+	TEST(request_directives),
+	TEST(uses),
+	TEST(stale_if_error),
+	TEST(variants),
+	TEST(merge_304),
 };
 
 UNIT_MAIN(tests)
