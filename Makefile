@@ -30,9 +30,9 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
 	$(PKG_CFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS)
 
-PROGS = bin/relay-cache
+PROGS = bin/relay-cache bin/relay-fetch
 LIB_SRCS = base64.c buf.c config.c headers.c http.c httpdate.c io.c json.c \
-	num.c policy.c prog.c record.c store.c url.c utf8.c
+	num.c policy.c prog.c record.c store.c upstream.c url.c utf8.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/relay-cache.1

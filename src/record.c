@@ -579,3 +579,40 @@ record_read(struct record_reader *rr, struct record *rec,
 	reader_getc(in);	/* the newline, if any */
 	return RECORD_OK;
 }
+
+/*
+ * Writes a whole record whose body can be read twice: once to choose
+ * its encoding, once to write it. body->open starts a fresh pass.
+ */
+int
+record_write(struct writer *w, const struct record *rec,
+    const struct record_source *body)
+{
+	struct header type;
+	char *ctype = NULL;
+	enum record_body kind;
+	struct source src;
+	int rc;
+
+	if (rec->error != NULL) {
+		record_write_head(w, rec);
+		return record_write_body(w, RECORD_NO_BODY,
+		    (struct source){ NULL, NULL });
+	}
+	if (headers_get(buf_cstr((struct buf *)&rec->headers), "content-type",
+	    &type))
+		ctype = xstrndup(type.value, type.value_len);
+	if (body->open(body->ctx, &src) < 0) {
+		free(ctype);
+		return -1;
+	}
+	kind = record_classify(ctype, src);
+	body->close(body->ctx);
+	free(ctype);
+	if (body->open(body->ctx, &src) < 0)
+		return -1;
+	record_write_head(w, rec);
+	rc = record_write_body(w, kind, src);
+	body->close(body->ctx);
+	return rc;
+}

@@ -65,7 +65,16 @@ enum record_result {
 	RECORD_READ,	/* the input failed */
 };
 
+/* A body that can be read more than once. */
+struct record_source {
+	int	(*open)(void *, struct source *);
+	void	(*close)(void *);
+	void	*ctx;
+};
+
 enum record_body record_classify(const char *, struct source);
+int	record_write(struct writer *, const struct record *,
+	    const struct record_source *);
 void	record_write_head(struct writer *, const struct record *);
 int	record_write_body(struct writer *, enum record_body, struct source);
 

@@ -437,51 +437,30 @@ cmd_stats(void)
 	return 0;
 }
 
-/* A body source that reopens itself: records read bodies twice. */
-static enum record_body
-classify(struct store *s, const struct store_entry *e)
-{
-	struct store_body *b = store_body_open(s, e);
-	struct header type;
-	char *ctype = NULL;
-	enum record_body kind;
-
-	if (b == NULL)
-		die_store(s);
-	if (headers_get(e->headers, "content-type", &type))
-		ctype = xstrndup(type.value, type.value_len);
-	kind = record_classify(ctype, store_body_source(b));
-	free(ctype);
-	store_body_close(b);
-	return kind;
-}
-
 static void
 dump_entry(struct store *s, struct writer *w, const struct store_entry *e)
 {
 	long long age = current_age(e);
+	struct store_body_ref ref = { s, e, NULL };
+	struct record_source body = { store_body_ref_open,
+		store_body_ref_close, &ref };
 	struct record rec = {
 		.url = e->url, .method = e->method, .status = e->status,
-		.source = "hit",
-		.request_time = e->request_time,
+		.source = "hit", .request_time = e->request_time,
 		.response_time = e->response_time, .age = age,
 		.ttl = e->lifetime - age, .size = e->size,
 	};
-	enum record_body kind = classify(s, e);
-	struct store_body *b;
+	int rc;
 
 	if (now >= e->stale_at)
 		snprintf(rec.source, sizeof rec.source, "stale");
 	buf_adds(&rec.headers, e->headers);
-	record_write_head(w, &rec);
+	rc = record_write(w, &rec, &body);
 	buf_free(&rec.headers);
-	if ((b = store_body_open(s, e)) == NULL)
-		die_store(s);
-	if (record_write_body(w, kind, store_body_source(b)) < 0) {
+	if (rc < 0) {
 		writer_flush(w);
 		die_store(s);
 	}
-	store_body_close(b);
 	if (writer_flush(w) < 0)
 		err(EX_IOERR, "write error on standard output");
 }

@@ -78,7 +78,7 @@ enum stmt {
 	ST_CHUNK_PUT, ST_OLD_BODY, ST_UPSERT, ST_BODY_DROP, ST_HIT,
 	ST_ABANDON, ST_ORPHANS, ST_COLLECT_CHUNKS, ST_COLLECT_BODIES,
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
-	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_COUNT
+	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -129,6 +129,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " total(size), total(hits) FROM entries",
 	[ST_STATS_BODIES] = "SELECT total(state = 0), total(state = 2)"
 	    " FROM bodies",
+	[ST_REFRESH] = "UPDATE entries SET headers = ?2, request_time = ?3,"
+	    " response_time = ?4, date = ?5, age = ?6, lifetime = ?7,"
+	    " stale_at = ?8, etag = ?9, last_modified = ?10 WHERE id = ?1",
 };
 
 struct store {
@@ -915,6 +918,30 @@ store_body_close(struct store_body *b)
 	free(b);
 }
 
+/*
+ * An entry's body as something that can be read several times:
+ * each open starts a new pass (see record_write).
+ */
+int
+store_body_ref_open(void *ctx, struct source *out)
+{
+	struct store_body_ref *ref = ctx;
+
+	if ((ref->body = store_body_open(ref->s, ref->e)) == NULL)
+		return -1;
+	*out = store_body_source(ref->body);
+	return 0;
+}
+
+void
+store_body_ref_close(void *ctx)
+{
+	struct store_body_ref *ref = ctx;
+
+	store_body_close(ref->body);
+	ref->body = NULL;
+}
+
 /* Entries whose URL matches a GLOB (NULL: all), in URL order. */
 struct store_iter *
 store_iter_new(struct store *s, const char *glob)
@@ -1016,6 +1043,42 @@ store_purge(struct store *s, const char *glob, time_t stale_by)
 			sqlite3_bind_int64(st[i], 2, (sqlite3_int64)stale_by);
 	}
 	return delete_entries(s, st[0], st[1]);
+}
+
+/*
+ * Updates an entry's head and freshness after a 304 (RFC 9111 section
+ * 4.3.4) without touching its body. Returns 1, or 0 if the entry was
+ * replaced or removed meanwhile, or -1.
+ */
+int
+store_refresh(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_REFRESH)) == NULL) {
+		rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, e->id);
+	sqlite3_bind_text(st, 2, e->headers, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->request_time);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->response_time);
+	if (e->date != -1)
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)e->date);
+	sqlite3_bind_int64(st, 6, e->age);
+	sqlite3_bind_int64(st, 7, e->lifetime);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)e->stale_at);
+	bind_text_or_null(st, 9, e->etag);
+	bind_text_or_null(st, 10, e->last_modified);
+	if (run(s, st, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	n = sqlite3_changes(s->db);
+	return commit(s) < 0 ? -1 : n;
 }
 
 int

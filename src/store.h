@@ -48,6 +48,13 @@ struct store_writer;
 struct store_body;
 struct store_iter;
 
+/* A body to read more than once, one pass per open. */
+struct store_body_ref {
+	struct store			*s;
+	const struct store_entry	*e;
+	struct store_body		*body;
+};
+
 struct store	*store_open(const char *, enum store_mode);
 void		 store_close(struct store *);
 int		 store_status(const struct store *);
@@ -69,6 +76,8 @@ void		 store_writer_abort(struct store_writer *);
 struct store_body *store_body_open(struct store *, const struct store_entry *);
 struct source	 store_body_source(struct store_body *);
 void		 store_body_close(struct store_body *);
+int		 store_body_ref_open(void *, struct source *);
+void		 store_body_ref_close(void *);
 
 struct store_iter *store_iter_new(struct store *, const char *);
 int		 store_iter_next(struct store_iter *, struct store_entry *);
@@ -76,6 +85,7 @@ void		 store_iter_free(struct store_iter *);
 
 long long	 store_remove(struct store *, const char *);
 long long	 store_purge(struct store *, const char *, time_t);
+int		 store_refresh(struct store *, const struct store_entry *);
 int		 store_hit(struct store *, long long, time_t);
 int		 store_stats(struct store *, time_t, struct store_stats *);
 int		 store_vacuum(struct store *);

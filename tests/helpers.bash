@@ -33,7 +33,28 @@ public_dir() {
 	cd "$PUBLIC_DIR" || return 1
 }
 
+# Starts the fixture upstream (tests/fixture/upstream.py) on an
+# ephemeral port of 127.0.0.1 and sets UP to its base URL.
+start_upstream() {
+	python3 "$ROOT/tests/fixture/upstream.py" "$BATS_TEST_TMPDIR/port" "$@" &
+	UPSTREAM_PID=$!
+	for _ in $(seq 100); do
+		[ -s "$BATS_TEST_TMPDIR/port" ] && break
+		sleep 0.05
+	done
+	UP=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")
+}
+
+# How many requests the fixture received for a path (with its query).
+requests_for() {
+	curl -s -G --data-urlencode "path=$1" "$UP/_count"
+}
+
 teardown() {
+	if [ -n "${UPSTREAM_PID:-}" ]; then
+		kill "$UPSTREAM_PID" 2>/dev/null
+		wait "$UPSTREAM_PID" 2>/dev/null || true
+	fi
 	if [ -n "${PUBLIC_DIR:-}" ]; then
 		chmod -R u+w "$PUBLIC_DIR"
 		rm -rf "$PUBLIC_DIR"

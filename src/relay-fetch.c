@@ -1,0 +1,853 @@
+/*
+ * relay-fetch: fetch URLs through the shared cache, many at once.
+ */
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "headers.h"
+#include "http.h"
+#include "httpdate.h"
+#include "io.h"
+#include "num.h"
+#include "policy.h"
+#include "prog.h"
+#include "record.h"
+#include "store.h"
+#include "upstream.h"
+#include "url.h"
+
+#define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
+#define MAX_URL 8192
+#define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
+#define CURL_WHY 256
+
+static const char *cache_option;	/* --cache */
+static const char *upstream_base;	/* --upstream */
+static int concurrency = 8;		/* -j */
+static int unordered;			/* --unordered */
+static int records;			/* --records */
+static int include_head;		/* -i */
+static int no_cache;			/* --no-cache: always revalidate */
+static int no_store;			/* --no-store */
+static int offline;			/* --offline */
+static long long default_ttl = POLICY_DEFAULT_TTL;
+static long long force_ttl = -1;	/* --force-ttl */
+static long long stale_if_error;	/* --stale-if-error */
+static long long max_retries = 2;	/* --retry */
+static struct buf request_headers = BUF_INIT;	/* -H */
+
+enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
+
+/* One URL, from its input line to its output. */
+struct job {
+	struct job		*next;
+	long long		 line;		/* input line, for messages */
+	char			*url;
+	enum job_state		 state;
+	int			 attempts;
+	long long		 retry_at;	/* monotonic ms */
+	int			 retry;		/* the attempt asked for another */
+	struct store_entry	 cached;	/* valid when cached.url */
+	const char		*source;	/* hit, miss, revalidated, stale */
+	int			 status;
+	struct buf		 head;
+	time_t			 request_time;
+	time_t			 response_time;
+	struct store_writer	*writer;
+	FILE			*spool;		/* the body, until its turn */
+	int			 direct;	/* the body goes straight out */
+	long long		 size;
+	char			*error;
+};
+
+static char method_get[] = "GET";	/* the only method fetched */
+static char no_variant[] = "";
+
+static struct store *reader;	/* lookups and cached bodies */
+static struct store *writer;	/* new entries; a second connection */
+static struct upstream *upstream;
+static struct job *queue, **queue_tail = &queue;
+static int queued, running;
+static int succeeded, failed;
+
+static const char usage_text[] =
+    "usage: relay-fetch [-ij N] [-H header]... [--records] [--unordered]\n"
+    "           [--no-cache] [--no-store] [--offline] [--cache file]\n"
+    "           [--upstream url] [--default-ttl duration]"
+    " [--force-ttl duration]\n"
+    "           [--stale-if-error duration] [--retry N] [url ...]\n";
+
+static void
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(EXIT_USAGE);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+job_fail(struct job *j, const char *fmt, const char *arg)
+{
+	struct buf msg = BUF_INIT;
+
+	buf_printf(&msg, fmt, arg);
+	free(j->error);
+	j->error = (char *)buf_cstr(&msg);
+	j->state = JOB_DONE;
+}
+
+/* An absolute URL, or a path resolved against the upstream. */
+static char *
+resolve(const char *text, const char **why)
+{
+	struct buf full = BUF_INIT;
+	size_t n;
+	char *url;
+
+	if (text[0] != '/')
+		return url_normalize(text, why);
+	n = strlen(upstream_base);
+	while (n > 0 && upstream_base[n - 1] == '/')
+		n--;
+	buf_add(&full, upstream_base, n);
+	buf_adds(&full, text);
+	url = url_normalize(buf_cstr(&full), why);
+	buf_free(&full);
+	return url;
+}
+
+static struct job *
+job_new(const char *text, long long line)
+{
+	struct job *j = xcalloc(1, sizeof *j);
+	const char *why;
+
+	j->line = line;
+	j->url = resolve(text, &why);
+	if (j->url == NULL) {
+		j->url = xstrdup(text);
+		if (line > 0)
+			warnx("line %lld: invalid URL '%s': %s", line, text, why);
+		else
+			warnx("invalid URL '%s': %s", text, why);
+		j->error = xstrdup("invalid URL");
+		j->state = JOB_DONE;
+	}
+	*queue_tail = j;
+	queue_tail = &j->next;
+	queued++;
+	return j;
+}
+
+static void
+job_free(struct job *j)
+{
+	store_entry_free(&j->cached);
+	store_writer_abort(j->writer);
+	if (j->spool != NULL)
+		fclose(j->spool);
+	buf_free(&j->head);
+	free(j->url);
+	free(j->error);
+	free(j);
+}
+
+static long long
+cached_age(const struct store_entry *e, time_t now)
+{
+	struct policy_times t = { e->request_time, e->response_time, e->date,
+		e->age };
+
+	return policy_current_age(&t, now);
+}
+
+/* Answers from the cache if the entry may be used; returns 1 if so. */
+static int
+answer_from_cache(struct job *j)
+{
+	struct policy_request req;
+	long long age;
+	int found;
+
+	found = store_get(reader, "GET", j->url, NULL, &j->cached);
+	if (found < 0)
+		errx(store_status(reader), "%s", store_error(reader));
+	if (!found)
+		return 0;
+	policy_request_parse(buf_cstr(&request_headers), &req);
+	req.no_cache |= no_cache;
+	age = cached_age(&j->cached, time(NULL));
+	if (offline || policy_use(&req, j->cached.headers, age,
+	    j->cached.lifetime) == POLICY_FRESH) {
+		j->source = age < j->cached.lifetime ? "hit" : "stale";
+		j->status = j->cached.status;
+		j->state = JOB_DONE;
+		return 1;
+	}
+	return 0;
+}
+
+static int on_head(void *, int, const char *);
+static int on_body(void *, const void *, size_t);
+static void on_done(void *, const char *);
+
+/* Sends the request, conditional when a stored response has validators. */
+static void
+send_request(struct job *j)
+{
+	struct buf headers = BUF_INIT;
+	struct upstream_request req = {
+		.url = j->url, .ctx = j,
+		.on_head = on_head, .on_body = on_body, .on_done = on_done,
+	};
+
+	buf_adds(&headers, buf_cstr(&request_headers));
+	if (j->cached.url != NULL && j->cached.etag != NULL)
+		buf_printf(&headers, "If-None-Match: %s\r\n", j->cached.etag);
+	else if (j->cached.url != NULL && j->cached.last_modified != NULL)
+		buf_printf(&headers, "If-Modified-Since: %s\r\n",
+		    j->cached.last_modified);
+	req.headers = buf_cstr(&headers);
+	j->attempts++;
+	j->retry = 0;
+	j->request_time = time(NULL);
+	j->state = JOB_RUNNING;
+	running++;
+	upstream_add(upstream, &req);
+	buf_free(&headers);
+}
+
+static void
+start(struct job *j)
+{
+	if (answer_from_cache(j))
+		return;
+	if (offline) {
+		job_fail(j, "'%s' is not in the cache", j->url);
+		return;
+	}
+	send_request(j);
+}
+
+/* Retry-After (RFC 9110 section 10.2.3): seconds or a date. */
+static long long
+retry_after_ms(const char *headers)
+{
+	struct header h;
+	long long secs;
+	time_t when;
+	char tmp[32];
+
+	if (!headers_get(headers, "retry-after", &h) ||
+	    h.value_len >= sizeof tmp)
+		return -1;
+	memcpy(tmp, h.value, h.value_len);
+	tmp[h.value_len] = '\0';
+	if (num_parse(tmp, 0, 3600, &secs) == 0)
+		return secs * 1000;
+	if (httpdate_parse(h.value, h.value_len, &when) == 0)
+		return when > time(NULL) ? (long long)(when - time(NULL)) * 1000 : 0;
+	return -1;
+}
+
+/* Exponential backoff with full jitter, unless the server said when. */
+static void
+schedule_retry(struct job *j, long long after_ms)
+{
+	long long base = 250LL << (j->attempts < 8 ? j->attempts : 8);
+
+	if (after_ms < 0)
+		after_ms = base / 2 + random() % (base / 2 + 1);
+	j->retry_at = now_ms() + after_ms;
+	j->state = JOB_WAITING;
+	store_writer_abort(j->writer);
+	j->writer = NULL;
+}
+
+static int
+retryable_status(int status)
+{
+	return status == 429 || status == 502 || status == 503 ||
+	    status == 504;
+}
+
+/* The first job in the queue is the one whose output is due. */
+static int
+is_head(const struct job *j)
+{
+	return unordered || queue == j;
+}
+
+static void
+begin_body(struct job *j)
+{
+	if (!no_store && policy_unstorable("GET", j->status,
+	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
+		j->writer = store_writer_new(writer);
+	if (!records && j->status >= 200 && j->status < 300 && is_head(j) &&
+	    !unordered) {
+		j->direct = 1;
+		if (include_head)
+			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
+			    http_reason(j->status), buf_cstr(&j->head));
+	} else if ((j->spool = tmpfile()) == NULL) {
+		err(EX_CANTCREAT, "cannot create a spool file");
+	}
+}
+
+static int
+on_head(void *ctx, int status, const char *headers)
+{
+	struct job *j = ctx;
+
+	j->status = status;
+	j->response_time = time(NULL);
+	buf_reset(&j->head);
+	buf_adds(&j->head, headers);
+	if (status == 304 && j->cached.url != NULL)
+		return 0;	/* revalidated: the stored body stands */
+	if (retryable_status(status) && j->attempts <= max_retries) {
+		j->retry = 1;
+		schedule_retry(j, retry_after_ms(headers));
+		return -1;
+	}
+	if (status >= 500 && j->cached.url != NULL)
+		return -1;	/* keep the stored response (on_done) */
+	begin_body(j);
+	return 0;
+}
+
+static int
+on_body(void *ctx, const void *p, size_t n)
+{
+	struct job *j = ctx;
+	struct sink sink;
+
+	if (j->writer != NULL) {
+		sink = store_writer_sink(j->writer);
+		if (sink.write(sink.ctx, p, n) < 0) {
+			warnx("%s: not cached: %s", j->url, store_error(writer));
+			store_writer_abort(j->writer);
+			j->writer = NULL;
+		}
+	}
+	j->size += (long long)n;
+	if (j->direct)
+		return fwrite(p, 1, n, stdout) == n ? 0 : -1;
+	return fwrite(p, 1, n, j->spool) == n ? 0 : -1;
+}
+
+/* The entry for a response just received. */
+static void
+fill_entry(struct job *j, struct store_entry *e, const char *headers)
+{
+	struct policy_times t;
+
+	memset(e, 0, sizeof *e);
+	e->method = method_get;
+	e->url = j->url;
+	e->variant = no_variant;
+	e->status = j->status;
+	e->headers = (char *)headers;
+	e->request_time = j->request_time;
+	e->response_time = j->response_time;
+	policy_times_from(headers, j->request_time, j->response_time, &t);
+	e->date = t.date;
+	e->age = t.age;
+	e->lifetime = force_ttl >= 0 ? force_ttl :
+	    policy_lifetime(headers, j->response_time, default_ttl);
+	e->stale_at = policy_stale_at(&t, e->lifetime);
+}
+
+static void
+commit_response(struct job *j)
+{
+	struct buf kept = BUF_INIT;
+	struct store_entry e;
+
+	headers_add_end_to_end(&kept, buf_cstr(&j->head));
+	fill_entry(j, &e, buf_cstr(&kept));
+	e.etag = headers_get_dup(e.headers, "etag");
+	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	if (store_writer_commit(j->writer, &e) < 0)
+		warnx("%s: not cached: %s", j->url, store_error(writer));
+	j->writer = NULL;
+	free(e.etag);
+	free(e.last_modified);
+	buf_free(&kept);
+}
+
+/* A 304: the stored entry takes the new fields and freshness. */
+static void
+refresh_cached(struct job *j)
+{
+	struct store_entry *c = &j->cached, e;
+	struct buf merged = BUF_INIT;
+
+	headers_merge_304(&merged, c->headers, buf_cstr(&j->head));
+	j->status = c->status;
+	fill_entry(j, &e, buf_cstr(&merged));
+	e.id = c->id;
+	e.etag = headers_get_dup(e.headers, "etag");
+	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	if (store_refresh(writer, &e) < 0)
+		warnx("%s: not updated in the cache: %s", j->url,
+		    store_error(writer));
+	free(c->headers);
+	c->headers = xstrdup(e.headers);
+	c->request_time = e.request_time;
+	c->response_time = e.response_time;
+	c->date = e.date;
+	c->age = e.age;
+	c->lifetime = e.lifetime;
+	free(e.etag);
+	free(e.last_modified);
+	buf_free(&merged);
+	j->source = "revalidated";
+}
+
+/* After a failed revalidation: the stale entry, if the rules allow. */
+static int
+serve_stale(struct job *j, const char *why)
+{
+	struct store_entry *c = &j->cached;
+	long long age = cached_age(c, time(NULL));
+
+	if (c->url == NULL || !policy_stale_if_error(c->headers, age,
+	    c->lifetime, stale_if_error))
+		return 0;
+	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
+	    age);
+	j->source = "stale";
+	j->status = c->status;
+	return 1;
+}
+
+static void
+on_done(void *ctx, const char *error)
+{
+	struct job *j = ctx;
+	char why[CURL_WHY];
+	int transport = error != NULL && strcmp(error, "aborted") != 0;
+
+	running--;
+	if (j->retry)
+		return;		/* schedule_retry has set it waiting */
+	j->state = JOB_DONE;
+	if (error == NULL && j->status == 304 && j->cached.url != NULL) {
+		refresh_cached(j);
+		return;
+	}
+	if (error == NULL && j->status < 500) {
+		j->source = "miss";
+		if (j->writer != NULL)
+			commit_response(j);
+		return;
+	}
+	store_writer_abort(j->writer);
+	j->writer = NULL;
+	if (transport)
+		snprintf(why, sizeof why, "%s", error);
+	else
+		snprintf(why, sizeof why, "HTTP %d %s", j->status,
+		    http_reason(j->status));
+	if (transport && j->attempts <= max_retries && !j->direct &&
+	    j->size == 0) {
+		j->retry = 1;
+		schedule_retry(j, -1);
+		return;
+	}
+	if (!j->direct && serve_stale(j, why))
+		return;
+	if (error == NULL) {
+		j->source = "miss";	/* a 5xx response, relayed as it is */
+		return;
+	}
+	job_fail(j, "%s", why);
+}
+
+static int
+spool_open(void *ctx, struct source *out)
+{
+	static int fd;
+
+	fd = fileno(ctx);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	*out = source_fd(&fd);
+	return 0;
+}
+
+static void
+spool_close(void *ctx)
+{
+	(void)ctx;
+}
+
+static void
+write_record(struct job *j, struct writer *w)
+{
+	const struct store_entry *c = &j->cached;
+	struct store_body_ref ref = { reader, c, NULL };
+	struct record_source body = { store_body_ref_open,
+		store_body_ref_close, &ref };
+	struct record rec = {
+		.url = j->url, .method = method_get, .status = j->status,
+		.error = j->error, .request_time = j->request_time,
+		.response_time = j->response_time, .size = j->size,
+	};
+	struct store_entry e;
+	long long age;
+
+	snprintf(rec.source, sizeof rec.source, "%s", j->source ?
+	    j->source : "miss");
+	if (j->error == NULL && j->spool != NULL) {
+		fflush(j->spool);
+		fill_entry(j, &e, buf_cstr(&j->head));
+		body = (struct record_source){ spool_open, spool_close,
+			j->spool };
+		buf_adds(&rec.headers, buf_cstr(&j->head));
+		rec.age = policy_current_age(&(struct policy_times){
+		    e.request_time, e.response_time, e.date, e.age },
+		    time(NULL));
+		rec.ttl = e.lifetime - rec.age;
+	} else if (j->error == NULL) {
+		buf_adds(&rec.headers, c->headers);
+		rec.request_time = c->request_time;
+		rec.response_time = c->response_time;
+		rec.size = c->size;
+		age = cached_age(c, time(NULL));
+		rec.age = age;
+		rec.ttl = c->lifetime - age;
+	}
+	if (record_write(w, &rec, &body) < 0)
+		errx(EX_IOERR, "%s: cannot read the body again", j->url);
+	buf_free(&rec.headers);
+	writer_flush(w);
+}
+
+static void
+write_body(struct job *j)
+{
+	const struct store_entry *c = &j->cached;
+	struct store_body *b;
+	int fd, rc;
+
+	if (j->direct)
+		return;
+	if (j->spool != NULL) {
+		if (include_head)
+			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
+			    http_reason(j->status), buf_cstr(&j->head));
+		fflush(j->spool);
+		fd = fileno(j->spool);
+		if (lseek(fd, 0, SEEK_SET) < 0 ||
+		    io_copy(source_fd(&fd), sink_file(stdout)) < 0)
+			err(EX_IOERR, "%s: cannot copy the spooled body", j->url);
+		return;
+	}
+	if (include_head)
+		printf("HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n\r\n",
+		    c->status, http_reason(c->status), c->headers, c->size);
+	if ((b = store_body_open(reader, c)) == NULL)
+		errx(store_status(reader), "%s", store_error(reader));
+	rc = io_copy(store_body_source(b), sink_file(stdout));
+	store_body_close(b);
+	if (rc == -1)
+		errx(store_status(reader), "%s", store_error(reader));
+	if (rc == -2)
+		err(EX_IOERR, "write error on standard output");
+}
+
+/* Writes a finished job's output and counts it. */
+static void
+output(struct job *j, struct writer *w)
+{
+	int ok = j->error == NULL && j->status >= 200 && j->status < 300;
+
+	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
+		warnx("%s: %s", j->url, j->error);
+	else if (j->error == NULL && !ok)
+		warnx("%s: HTTP %d %s", j->url, j->status,
+		    http_reason(j->status));
+	if (records)
+		write_record(j, w);
+	else if (ok)
+		write_body(j);
+	if (ok)
+		succeeded++;
+	else
+		failed++;
+	if (ferror(stdout))
+		err(EX_IOERR, "write error on standard output");
+}
+
+/* Outputs finished jobs: in input order, or as they finish. */
+static void
+flush_done(struct writer *w)
+{
+	struct job **p = &queue, *j;
+
+	while ((j = *p) != NULL) {
+		if (j->state != JOB_DONE) {
+			if (!unordered)
+				break;
+			p = &j->next;
+			continue;
+		}
+		output(j, w);
+		*p = j->next;
+		if (queue_tail == &j->next)
+			queue_tail = p;
+		queued--;
+		job_free(j);
+	}
+	fflush(stdout);
+}
+
+/* Starts waiting jobs while there is room, in input order. */
+static void
+start_waiting(void)
+{
+	long long now = now_ms();
+	struct job *j;
+
+	for (j = queue; j != NULL && running < concurrency; j = j->next)
+		if (j->state == JOB_WAITING && j->retry_at <= now) {
+			if (j->attempts == 0)
+				start(j);
+			else
+				send_request(j);
+		}
+}
+
+/* Reads the next URL line from stdin; returns 0 at the end. */
+static int
+read_url(char **line, size_t *cap, long long *lineno)
+{
+	ssize_t n;
+
+	while ((n = getline(line, cap, stdin)) >= 0) {
+		++*lineno;
+		while (n > 0 && ((*line)[n - 1] == '\n' ||
+		    (*line)[n - 1] == '\r' || (*line)[n - 1] == ' '))
+			(*line)[--n] = '\0';
+		if (n == 0 || (*line)[0] == '#')
+			continue;
+		if (n > MAX_URL) {
+			warnx("line %lld: URL longer than %d bytes", *lineno,
+			    MAX_URL);
+			failed++;
+			continue;
+		}
+		return 1;
+	}
+	if (ferror(stdin))
+		err(EX_IOERR, "cannot read standard input");
+	return 0;
+}
+
+static void
+run(int argc, char **argv)
+{
+	struct writer *w = xmalloc(sizeof *w);
+	long long lineno = 0;
+	size_t cap = 0;
+	char *line = NULL;
+	int i = 0, more = 1;
+	int window = 4 * concurrency + 16;	/* jobs held for ordering */
+
+	writer_init(w, sink_file(stdout));
+	while (more || queue != NULL) {
+		while (more && queued < window) {
+			if (argc > 0)
+				more = i < argc;
+			else
+				more = read_url(&line, &cap, &lineno);
+			if (!more)
+				break;
+			job_new(argc > 0 ? argv[i++] : line, argc > 0 ? 0 :
+			    lineno);
+		}
+		start_waiting();
+		flush_done(w);
+		if (queue == NULL)
+			continue;
+		if (running > 0)
+			upstream_run(upstream, 100);
+		else
+			usleep(10000);	/* only retries are waiting */
+		flush_done(w);
+	}
+	free(line);
+	free(w);
+}
+
+static struct store *
+open_cache(const char *path, enum store_mode mode)
+{
+	struct store *s = store_open(path, mode);
+
+	if (store_status(s) != 0)
+		errx(store_status(s), "%s", store_error(s));
+	return s;
+}
+
+static long long
+duration(const char *opt, const char *arg)
+{
+	long long v;
+
+	if (num_duration(arg, &v) < 0)
+		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
+		    "with s, m, h or d", opt, arg);
+	return v;
+}
+
+enum {
+	OPT_CACHE = 256, OPT_DEFAULT_TTL, OPT_FORCE_TTL, OPT_NO_CACHE,
+	OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_STALE_IF_ERROR,
+	OPT_UNORDERED, OPT_UPSTREAM, OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
+	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
+	{ "header", required_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "include", no_argument, NULL, 'i' },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
+	{ "no-store", no_argument, NULL, OPT_NO_STORE },
+	{ "offline", no_argument, NULL, OPT_OFFLINE },
+	{ "records", no_argument, NULL, OPT_RECORDS },
+	{ "retry", required_argument, NULL, OPT_RETRY },
+	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
+	{ "unordered", no_argument, NULL, OPT_UNORDERED },
+	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+parse_options(int argc, char **argv)
+{
+	const char *why;
+	long long v;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "H:hij:", long_options,
+	    NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			if (headers_add_line(&request_headers, optarg, &why) < 0)
+				errx(EXIT_USAGE, "bad header '%s': %s", optarg,
+				    why);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(prog_finish_stdout(0));
+		case 'i':
+			include_head = 1;
+			break;
+		case 'j':
+			if (num_parse(optarg, 1, 1000, &v) < 0)
+				errx(EXIT_USAGE, "bad -j '%s': expected 1 to "
+				    "1000", optarg);
+			concurrency = (int)v;
+			break;
+		case OPT_CACHE:
+			cache_option = optarg;
+			break;
+		case OPT_DEFAULT_TTL:
+			default_ttl = duration("--default-ttl", optarg);
+			break;
+		case OPT_FORCE_TTL:
+			force_ttl = duration("--force-ttl", optarg);
+			break;
+		case OPT_NO_CACHE:
+			no_cache = 1;
+			break;
+		case OPT_NO_STORE:
+			no_store = 1;
+			break;
+		case OPT_OFFLINE:
+			offline = 1;
+			break;
+		case OPT_RECORDS:
+			records = 1;
+			break;
+		case OPT_RETRY:
+			if (num_parse(optarg, 0, 20, &max_retries) < 0)
+				errx(EXIT_USAGE, "bad --retry '%s': expected 0 "
+				    "to 20", optarg);
+			break;
+		case OPT_STALE_IF_ERROR:
+			stale_if_error = duration("--stale-if-error", optarg);
+			break;
+		case OPT_UNORDERED:
+			unordered = 1;
+			break;
+		case OPT_UPSTREAM:
+			upstream_base = optarg;
+			break;
+		case OPT_VERSION:
+			printf("relay-fetch %s\n", VERSION);
+			exit(prog_finish_stdout(0));
+		default:
+			usage();
+		}
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct upstream_options uo = { 10000, 0, 1, 60, 0 };
+	struct cache_location loc;
+	const char *why, *env;
+
+	prog_init();
+	srandom((unsigned)(now_ms() ^ getpid()));
+	parse_options(argc, argv);
+	argc -= optind;
+	argv += optind;
+	if (upstream_base == NULL)
+		upstream_base = (env = getenv("RELAY_UPSTREAM")) != NULL &&
+		    *env != '\0' ? env : DEFAULT_UPSTREAM;
+	if (config_cache_location(cache_option, &loc, &why) < 0)
+		errx(EX_CONFIG, "cannot place the cache: %s", why);
+	if (loc.is_default)
+		config_make_parent(loc.path);
+	writer = open_cache(loc.path, STORE_WRITE);
+	reader = open_cache(loc.path, STORE_READ);
+	free(loc.path);
+	upstream = upstream_new(&uo);
+	run(argc, argv);
+	upstream_free(upstream);
+	store_close(reader);
+	store_close(writer);
+	buf_free(&request_headers);
+	if (failed == 0)
+		return prog_finish_stdout(0);
+	return prog_finish_stdout(succeeded > 0 ? EXIT_PARTIAL :
+	    EXIT_ALL_FAILED);
+}

@@ -1,0 +1,265 @@
+/*
+ * The upstream: HTTP transfers with libcurl's multi interface, many at
+ * once on shared connections, each streaming its response head and
+ * body to callbacks through curl's fixed-size buffers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "headers.h"
+#include "upstream.h"
+
+struct upstream {
+	CURLM			*multi;
+	struct upstream_options	 opt;
+	int			 running;
+};
+
+struct transfer {
+	struct upstream_request	 req;
+	CURL			*easy;
+	struct curl_slist	*headers;
+	struct buf		 head;		/* the current response's fields */
+	long			 status;
+	int			 head_done;
+	int			 aborted;
+	char			 error[CURL_ERROR_SIZE];
+};
+
+struct upstream *
+upstream_new(const struct upstream_options *opt)
+{
+	struct upstream *u = xcalloc(1, sizeof *u);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (u->multi = curl_multi_init()) == NULL)
+		out_of_memory();
+	u->opt = *opt;
+	/* HTTP/2 streams share one connection where the server offers it. */
+	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	if (opt->max_connections > 0)
+		curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+		    opt->max_connections);
+	return u;
+}
+
+/* Parses "HTTP/1.1 200 OK" and "HTTP/2 200". */
+static long
+status_of(const char *line, size_t n)
+{
+	const char *sp = memchr(line, ' ', n);
+	long status = 0;
+	int i;
+
+	if (sp == NULL || (size_t)(sp - line) + 4 > n)
+		return 0;
+	for (i = 1; i <= 3; i++) {
+		if (sp[i] < '0' || sp[i] > '9')
+			return 0;
+		status = status * 10 + (sp[i] - '0');
+	}
+	return status;
+}
+
+/* Hands the head to the caller once; file: URLs have no status line. */
+static int
+deliver_head(struct transfer *t)
+{
+	if (t->head_done)
+		return 0;
+	t->head_done = 1;
+	if (t->status == 0)
+		t->status = 200;
+	if (t->req.on_head != NULL && t->req.on_head(t->req.ctx,
+	    (int)t->status, buf_cstr(&t->head)) < 0) {
+		t->aborted = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * curl calls this once per header line of every response it reads,
+ * interim ones (100 Continue) included: each status line starts over.
+ */
+static size_t
+on_header(char *p, size_t size, size_t n, void *ctx)
+{
+	struct transfer *t = ctx;
+	size_t len = size * n, vlen;
+	const char *colon;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		t->status = status_of(p, len);
+		buf_reset(&t->head);
+		return len;
+	}
+	if (len <= 2) {		/* the blank line ending a head */
+		if (t->status >= 200 && deliver_head(t) < 0)
+			return 0;
+		return len;
+	}
+	if (t->head.len + len > UPSTREAM_MAX_HEAD) {
+		snprintf(t->error, sizeof t->error,
+		    "response header fields longer than %d bytes",
+		    UPSTREAM_MAX_HEAD);
+		return 0;
+	}
+	vlen = len;
+	while (vlen > 0 && (p[vlen - 1] == '\n' || p[vlen - 1] == '\r'))
+		vlen--;
+	if ((colon = memchr(p, ':', vlen)) != NULL)
+		headers_add(&t->head, p, (size_t)(colon - p), colon + 1,
+		    vlen - (size_t)(colon - p) - 1);
+	return len;
+}
+
+static size_t
+on_write(char *p, size_t size, size_t n, void *ctx)
+{
+	struct transfer *t = ctx;
+
+	if (deliver_head(t) < 0)
+		return 0;
+	if (t->req.on_body != NULL && t->req.on_body(t->req.ctx, p,
+	    size * n) < 0) {
+		t->aborted = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static void
+set_options(struct upstream *u, struct transfer *t)
+{
+	CURL *e = t->easy;
+
+	curl_easy_setopt(e, CURLOPT_URL, t->req.url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "relay/" VERSION);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->opt.connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, u->opt.timeout_ms);
+	if (u->opt.low_speed_secs > 0) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,
+		    u->opt.low_speed_bytes);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+		    u->opt.low_speed_secs);
+	}
+	if (t->req.method != NULL && strcmp(t->req.method, "HEAD") == 0)
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	else if (t->req.method != NULL && strcmp(t->req.method, "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->req.method);
+	if (t->headers != NULL)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+}
+
+/* Turns a header block into curl's list of lines. */
+static struct curl_slist *
+header_list(const char *block)
+{
+	struct curl_slist *list = NULL, *next;
+	struct buf line = BUF_INIT;
+	struct header h;
+
+	while (block != NULL && headers_next(&block, &h)) {
+		buf_reset(&line);
+		buf_add(&line, h.name, h.name_len);
+		buf_add(&line, ": ", 2);
+		buf_add(&line, h.value, h.value_len);
+		if ((next = curl_slist_append(list, buf_cstr(&line))) == NULL)
+			out_of_memory();
+		list = next;
+	}
+	buf_free(&line);
+	return list;
+}
+
+/* Starts a transfer; the request's strings are copied by curl. */
+int
+upstream_add(struct upstream *u, const struct upstream_request *req)
+{
+	struct transfer *t = xcalloc(1, sizeof *t);
+
+	t->req = *req;
+	if ((t->easy = curl_easy_init()) == NULL)
+		out_of_memory();
+	t->headers = header_list(req->headers);
+	set_options(u, t);
+	t->req.url = NULL;	/* not ours to keep */
+	t->req.headers = NULL;
+	if (curl_multi_add_handle(u->multi, t->easy) != CURLM_OK)
+		out_of_memory();
+	u->running++;
+	return 0;
+}
+
+static void
+finish(struct upstream *u, struct transfer *t, CURLcode rc)
+{
+	const char *error = NULL;
+
+	if (rc == CURLE_OK)
+		deliver_head(t);	/* a response without a body */
+	if (rc != CURLE_OK && !t->aborted) {
+		if (t->error[0] == '\0')
+			snprintf(t->error, sizeof t->error, "%s",
+			    curl_easy_strerror(rc));
+		error = t->error;
+	} else if (t->aborted) {
+		error = "aborted";
+	}
+	curl_multi_remove_handle(u->multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	buf_free(&t->head);
+	u->running--;
+	if (t->req.on_done != NULL)
+		t->req.on_done(t->req.ctx, error);
+	free(t);
+}
+
+/*
+ * Moves every transfer along, waiting up to timeout_ms for activity,
+ * and finishes those that completed. Returns how many are running.
+ */
+int
+upstream_run(struct upstream *u, int timeout_ms)
+{
+	struct transfer *t;
+	CURLMsg *msg;
+	int still, left;
+
+	curl_multi_perform(u->multi, &still);
+	if (still > 0)
+		curl_multi_poll(u->multi, NULL, 0, timeout_ms, NULL);
+	curl_multi_perform(u->multi, &still);
+	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+		finish(u, t, msg->data.result);
+	}
+	return u->running;
+}
+
+void
+upstream_free(struct upstream *u)
+{
+	if (u == NULL)
+		return;
+	curl_multi_cleanup(u->multi);
+	curl_global_cleanup();
+	free(u);
+}

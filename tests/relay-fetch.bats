@@ -1,0 +1,191 @@
+#!/usr/bin/env bats
+# relay-fetch against the fixture upstream: caching, revalidation,
+# concurrency and order, failures and their exit statuses.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+	PATH=$ROOT/bin:$PATH
+	cd "$BATS_TEST_TMPDIR" || return 1
+	unset CACHE_DIRECTORY XDG_CACHE_HOME RELAY_UPSTREAM
+	export RELAY_CACHE=$BATS_TEST_TMPDIR/cache.db
+	export HOME=$BATS_TEST_TMPDIR/home
+	start_upstream
+}
+
+@test "a body goes to stdout and into the cache" {
+	run --separate-stderr relay-fetch "$UP/a?body=hello&cc=max-age=60"
+	[ "$status" -eq 0 ]
+	[ "$output" = hello ]
+	[ "$(relay-cache get "$UP/a?body=hello&cc=max-age=60")" = hello ]
+}
+
+@test "a fresh hit makes no request" {
+	relay-fetch "$UP/a?cc=max-age=60" >/dev/null
+	run relay-fetch "$UP/a?cc=max-age=60"
+	[ "$output" = "/a?cc=max-age=60" ]
+	[ "$(requests_for '/a?cc=max-age=60')" = 1 ]
+}
+
+@test "a stale entry with an ETag is revalidated; a 304 transfers no body" {
+	url="$UP/e?cc=max-age=0&etag=%22v1%22&size=100000"
+	relay-fetch "$url" >first
+	run relay-fetch --records "$url"
+	[ "$(requests_for '/e?cc=max-age=0&etag=%22v1%22&size=100000')" = 2 ]
+	echo "$output" | jq -e '.source == "revalidated" and .status == 200 and .size == 100000'
+	curl -s "$UP/_log" | tail -1 | jq -e '.headers["If-None-Match"] == "\"v1\""'
+	relay-fetch "$url" | cmp - first
+}
+
+@test "Last-Modified revalidates with If-Modified-Since" {
+	url="$UP/m?cc=no-cache&lm=Sun,%2006%20Nov%201994%2008:49:37%20GMT"
+	relay-fetch "$url" >/dev/null
+	run relay-fetch --records "$url"
+	echo "$output" | jq -e '.source == "revalidated"'
+	curl -s "$UP/_log" | tail -1 | jq -e '.headers["If-Modified-Since"] == "Sun, 06 Nov 1994 08:49:37 GMT"'
+}
+
+@test "--no-cache revalidates a fresh entry" {
+	relay-fetch "$UP/n?cc=max-age=600&etag=x" >/dev/null
+	run relay-fetch --records --no-cache "$UP/n?cc=max-age=600&etag=x"
+	echo "$output" | jq -e '.source == "revalidated"'
+	[ "$(requests_for '/n?cc=max-age=600&etag=x')" = 2 ]
+}
+
+@test "--no-store fetches without caching" {
+	relay-fetch --no-store "$UP/ns" >/dev/null
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "no-store and private responses are not cached" {
+	relay-fetch "$UP/p?cc=private" "$UP/q?cc=no-store" >/dev/null
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "--offline answers from the cache; a miss is an error" {
+	relay-fetch "$UP/o?cc=max-age=0" >/dev/null
+	run --separate-stderr relay-fetch --offline "$UP/o?cc=max-age=0" "$UP/missing"
+	[ "$status" -eq 1 ]
+	[ "$output" = "/o?cc=max-age=0" ]
+	[ "$stderr" = "relay-fetch: $UP/missing: '$UP/missing' is not in the cache" ]
+}
+
+@test "--upstream resolves paths" {
+	run relay-fetch --upstream "$UP/api/" "/restaurant?body=menu"
+	[ "$output" = menu ]
+	RELAY_UPSTREAM=$UP/api run relay-fetch "/version?body=1"
+	[ "$output" = 1 ]
+}
+
+@test "output keeps input order whatever order transfers finish in" {
+	printf '%s\n' "$UP/1?delay=400&body=one" "$UP/2?body=two" \
+	    "$UP/3?delay=200&body=three" >urls
+	run relay-fetch -j 3 <urls
+	[ "$output" = onetwothree ]
+}
+
+@test "--unordered writes each as it finishes" {
+	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
+	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
+}
+
+@test "-j N runs N transfers at once, and no more" {
+	for i in $(seq 12); do echo "$UP/$i?delay=300"; done >urls
+	relay-fetch -j 4 <urls >/dev/null
+	[ "$(curl -s "$UP/_max")" -eq 4 ]
+}
+
+@test "an invalid URL line is reported with its number; the rest is fetched" {
+	printf '%s\n' "$UP/a?body=x" "not a url" "$UP/b?body=y" >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 1 ]
+	[ "$output" = xy ]
+	[ "$stderr" = "relay-fetch: line 2: invalid URL 'not a url': Bad scheme" ]
+}
+
+@test "a reset mid-body is reported and never cached" {
+	run --separate-stderr relay-fetch --retry 0 "$UP/r?reset=1000&size=50000"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $UP/r?reset=1000&size=50000: Recv failure: Connection reset by peer" ]
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "a wrong Content-Length is reported and never cached" {
+	run --separate-stderr relay-fetch --retry 0 "$UP/s?short=10&body=abc"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $UP/s?short=10&body=abc: transfer closed with 10 bytes remaining to read" ]
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "unreachable host and DNS failure: clear messages, exit 69 when all fail" {
+	run --separate-stderr relay-fetch --retry 0 http://127.0.0.1:1/x
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "relay-fetch: http://127.0.0.1:1/x: Failed to connect to 127.0.0.1 port 1 "*"Couldn't connect to server" ]]
+	run --separate-stderr relay-fetch --retry 0 http://host.invalid/x
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: http://host.invalid/x: Could not resolve host: host.invalid" ]
+}
+
+@test "partial failure exits 1, total failure 69" {
+	run relay-fetch "$UP/ok" "$UP/nf?status=404"
+	[ "$status" -eq 1 ]
+	run --separate-stderr relay-fetch "$UP/nf?status=404"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $UP/nf?status=404: HTTP 404 Not Found" ]
+}
+
+@test "503 is retried, honouring Retry-After" {
+	run relay-fetch --retry 2 "$UP/busy?status=503&retry_after=0"
+	[ "$status" -eq 69 ]
+	[ "$(requests_for '/busy?status=503&retry_after=0')" = 3 ]
+}
+
+@test "a failed revalidation keeps the entry; --stale-if-error serves it" {
+	url="$UP/down?status=500"
+	printf 'good' | relay-cache put -H 'ETag: "old"' --ttl 0 "$url"
+	run --separate-stderr relay-fetch "$url"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $url: HTTP 500 Internal Server Error" ]
+	[ "$(relay-cache get "$url")" = good ]
+	run --separate-stderr relay-fetch --stale-if-error 1h "$url"
+	[ "$status" -eq 0 ]
+	[ "$output" = good ]
+	[[ "$stderr" == "relay-fetch: $url: HTTP 500 Internal Server Error; serving the cached response, "*" s old" ]]
+}
+
+@test "stale-if-error from the origin is honoured" {
+	url="$UP/down2?status=503"
+	printf 'good' | relay-cache put -H 'Cache-Control: max-age=0, stale-if-error=600' "$url"
+	run --separate-stderr relay-fetch --retry 0 "$url"
+	[ "$status" -eq 0 ]
+	[ "$output" = good ]
+}
+
+@test "--records writes one record per URL, errors included" {
+	run --separate-stderr relay-fetch --records --retry 0 "$UP/j?body=%7B%22a%22:%201%7D&cc=max-age=5" http://127.0.0.1:1/x
+	[ "$status" -eq 1 ]
+	echo "${lines[0]}" | jq -e '.json == {"a":1} and .source == "miss" and .ttl == 5'
+	echo "${lines[1]}" | jq -e '.url == "http://127.0.0.1:1/x" and (.error | test("connect"))'
+}
+
+@test "a large body streams through bounded memory and caches whole" {
+	/usr/bin/time -f %M -o rss relay-fetch "$UP/big?size=60000000" | wc -c >size
+	[ "$(cat size)" -eq 60000000 ]
+	[ "$(relay-cache get "$UP/big?size=60000000" | wc -c)" -eq 60000000 ]
+	[ "$(cat rss)" -lt 32768 ]
+}
+
+@test "-i writes the response head" {
+	run relay-fetch -i "$UP/h?body=x&h=X-Test:1"
+	[ "${lines[0]}" = $'HTTP/1.1 200 OK\r' ]
+	[[ "$output" == *$'X-Test: 1\r'* ]]
+}
+
+@test "usage errors exit 2" {
+	run relay-fetch -j 0 x
+	[ "$status" -eq 2 ]
+	run relay-fetch --bogus
+	[ "$status" -eq 2 ]
+}
