@@ -35,6 +35,7 @@ static const char *upstream_base;	/* --upstream */
 static int concurrency = 8;		/* -j */
 static int unordered;			/* --unordered */
 static int records;			/* --records */
+static const char *output_template;	/* -o */
 static int include_head;		/* -i */
 static int no_cache;			/* --no-cache: always revalidate */
 static int no_store;			/* --no-store */
@@ -50,6 +51,7 @@ enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
 /* One URL, from its input line to its output. */
 struct job {
 	struct job		*next;
+	long long		 seq;		/* 1, 2, … in input order */
 	long long		 line;		/* input line, for messages */
 	char			*url;
 	enum job_state		 state;
@@ -77,20 +79,33 @@ static struct store *writer;	/* new entries; a second connection */
 static struct upstream *upstream;
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
+static long long started;		/* jobs created so far */
 static int succeeded, failed;
+static long long bytes_in;		/* received, for the progress line */
 
 static const char usage_text[] =
-    "usage: relay-fetch [-ij N] [-H header]... [--records] [--unordered]\n"
-    "           [--no-cache] [--no-store] [--offline] [--cache file]\n"
-    "           [--upstream url] [--default-ttl duration]"
-    " [--force-ttl duration]\n"
-    "           [--stale-if-error duration] [--retry N] [url ...]\n";
+    "usage: relay-fetch [-i] [-j N] [-o template] [-H header]... [--records]\n"
+    "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
+    "           [--cache file] [--upstream url] [--default-ttl duration]\n"
+    "           [--force-ttl duration] [--stale-if-error duration]\n"
+    "           [--retry N] [url ...]\n";
 
 static void
 usage(void)
 {
 	fputs(usage_text, stderr);
 	exit(EXIT_USAGE);
+}
+
+static int progress_shown;	/* a progress line is on the terminal */
+
+/* Erases the progress line so that a message starts on a clean line. */
+static void
+clear_progress(void)
+{
+	if (progress_shown)
+		fputs("\r\033[K", stderr);
+	progress_shown = 0;
 }
 
 static long long
@@ -139,9 +154,11 @@ job_new(const char *text, long long line)
 	struct job *j = xcalloc(1, sizeof *j);
 	const char *why;
 
+	j->seq = ++started;
 	j->line = line;
 	j->url = resolve(text, &why);
 	if (j->url == NULL) {
+		clear_progress();
 		j->url = xstrdup(text);
 		if (line > 0)
 			warnx("line %lld: invalid URL '%s': %s", line, text, why);
@@ -301,8 +318,8 @@ begin_body(struct job *j)
 	if (!no_store && policy_unstorable("GET", j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
 		j->writer = store_writer_new(writer);
-	if (!records && j->status >= 200 && j->status < 300 && is_head(j) &&
-	    !unordered) {
+	if (!records && !output_template && j->status >= 200 &&
+	    j->status < 300 && is_head(j) && !unordered) {
 		j->direct = 1;
 		if (include_head)
 			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
@@ -349,6 +366,7 @@ on_body(void *ctx, const void *p, size_t n)
 		}
 	}
 	j->size += (long long)n;
+	bytes_in += (long long)n;
 	if (j->direct)
 		return fwrite(p, 1, n, stdout) == n ? 0 : -1;
 	return fwrite(p, 1, n, j->spool) == n ? 0 : -1;
@@ -433,6 +451,7 @@ serve_stale(struct job *j, const char *why)
 	if (c->url == NULL || !policy_stale_if_error(c->headers, age,
 	    c->lifetime, stale_if_error))
 		return 0;
+	clear_progress();
 	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
 	    age);
 	j->source = "stale";
@@ -543,37 +562,107 @@ write_record(struct job *j, struct writer *w)
 	writer_flush(w);
 }
 
-static void
-write_body(struct job *j)
+/* Copies a finished job's body, from its spool or the cache, to out. */
+static int
+write_body(struct job *j, FILE *out)
 {
 	const struct store_entry *c = &j->cached;
 	struct store_body *b;
 	int fd, rc;
 
-	if (j->direct)
-		return;
 	if (j->spool != NULL) {
 		if (include_head)
-			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
+			fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
 			    http_reason(j->status), buf_cstr(&j->head));
 		fflush(j->spool);
 		fd = fileno(j->spool);
-		if (lseek(fd, 0, SEEK_SET) < 0 ||
-		    io_copy(source_fd(&fd), sink_file(stdout)) < 0)
-			err(EX_IOERR, "%s: cannot copy the spooled body", j->url);
-		return;
+		if (lseek(fd, 0, SEEK_SET) < 0)
+			return -1;
+		return io_copy(source_fd(&fd), sink_file(out));
 	}
 	if (include_head)
-		printf("HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n\r\n",
-		    c->status, http_reason(c->status), c->headers, c->size);
+		fprintf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n"
+		    "\r\n", c->status, http_reason(c->status), c->headers,
+		    c->size);
 	if ((b = store_body_open(reader, c)) == NULL)
 		errx(store_status(reader), "%s", store_error(reader));
-	rc = io_copy(store_body_source(b), sink_file(stdout));
+	rc = io_copy(store_body_source(b), sink_file(out));
 	store_body_close(b);
 	if (rc == -1)
 		errx(store_status(reader), "%s", store_error(reader));
-	if (rc == -2)
-		err(EX_IOERR, "write error on standard output");
+	return rc;
+}
+
+/* The last segment of the URL's path, safe as a file name. */
+static void
+add_url_file(struct buf *name, const char *url)
+{
+	const char *path = strstr(url, "://"), *end, *p;
+
+	path = path != NULL ? strchr(path + 3, '/') : NULL;
+	if (path == NULL || (end = path + strcspn(path, "?#")) == path + 1) {
+		buf_adds(name, "index");
+		return;
+	}
+	for (p = end; p > path && p[-1] != '/'; p--)
+		;
+	if (p == end || (end - p == 2 && p[0] == '.' && p[1] == '.'))
+		buf_adds(name, "index");
+	else
+		buf_add(name, p, (size_t)(end - p));
+}
+
+/* -o: %n is the URL's number in the input, %f its file name, %% a %. */
+static char *
+output_name(const struct job *j)
+{
+	struct buf name = BUF_INIT;
+	const char *p;
+
+	for (p = output_template; *p != '\0'; p++) {
+		if (*p != '%' || p[1] == '\0') {
+			buf_addc(&name, *p);
+			continue;
+		}
+		switch (*++p) {
+		case 'n':
+			buf_printf(&name, "%lld", j->seq);
+			break;
+		case 'f':
+			add_url_file(&name, j->url);
+			break;
+		default:
+			buf_addc(&name, *p);
+		}
+	}
+	return (char *)buf_cstr(&name);
+}
+
+/*
+ * -o: writes the body to NAME.part and renames it into place, so a
+ * file under its final name is always whole.
+ */
+static void
+write_file(struct job *j)
+{
+	char *name = output_name(j);
+	struct buf part = BUF_INIT;
+	FILE *f;
+	int rc;
+
+	buf_printf(&part, "%s.part", name);
+	if ((f = fopen(buf_cstr(&part), "w")) == NULL)
+		err(EX_CANTCREAT, "cannot create '%s'", part.data);
+	rc = write_body(j, f);
+	if (fclose(f) != 0 || rc < 0) {
+		unlink(part.data);
+		err(EX_IOERR, "cannot write '%s'", part.data);
+	}
+	if (rename(part.data, name) < 0)
+		err(EX_CANTCREAT, "cannot rename '%s' to '%s'", part.data,
+		    name);
+	buf_free(&part);
+	free(name);
 }
 
 /* Writes a finished job's output and counts it. */
@@ -582,6 +671,7 @@ output(struct job *j, struct writer *w)
 {
 	int ok = j->error == NULL && j->status >= 200 && j->status < 300;
 
+	clear_progress();
 	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
 		warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
@@ -589,8 +679,10 @@ output(struct job *j, struct writer *w)
 		    http_reason(j->status));
 	if (records)
 		write_record(j, w);
-	else if (ok)
-		write_body(j);
+	else if (ok && output_template != NULL)
+		write_file(j);
+	else if (ok && !j->direct && write_body(j, stdout) < 0)
+		err(EX_IOERR, "%s: cannot copy the body", j->url);
 	if (ok)
 		succeeded++;
 	else
@@ -664,9 +756,48 @@ read_url(char **line, size_t *cap, long long *lineno)
 	return 0;
 }
 
+static const char *
+human_bytes(double n, char *out, size_t len)
+{
+	static const char units[] = "BKMGT";
+	int u = 0;
+
+	while (n >= 1024 && u < 4)
+		n /= 1024, u++;
+	snprintf(out, len, u ? "%.1f%c" : "%.0f%c", n, units[u]);
+	return out;
+}
+
+/*
+ * On a terminal, one line on stderr: URLs done of those read so far
+ * ("+" while more may come), failures, bytes and rate. At most ten
+ * updates a second; nothing when stderr is not a terminal.
+ */
+static void
+show_progress(int more, long long start_ms)
+{
+	static long long last_ms;
+	static int tty = -1;
+	long long now = now_ms();
+	char total[16], rate[16];
+
+	if (tty == -1)	/* not over bodies written to the same terminal */
+		tty = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO);
+	if (!tty || now - last_ms < 100)
+		return;
+	last_ms = now;
+	fprintf(stderr, "\r\033[Krelay-fetch: %d/%lld%s done, %d failed, %s,"
+	    " %s/s", succeeded + failed, started, more ? "+" : "", failed,
+	    human_bytes((double)bytes_in, total, sizeof total),
+	    human_bytes(bytes_in * 1000.0 / (double)(now - start_ms + 1),
+	    rate, sizeof rate));
+	progress_shown = 1;
+}
+
 static void
 run(int argc, char **argv)
 {
+	long long start_ms = now_ms();
 	struct writer *w = xmalloc(sizeof *w);
 	long long lineno = 0;
 	size_t cap = 0;
@@ -695,7 +826,9 @@ run(int argc, char **argv)
 		else
 			usleep(10000);	/* only retries are waiting */
 		flush_done(w);
+		show_progress(more, start_ms);
 	}
+	clear_progress();
 	free(line);
 	free(w);
 }
@@ -738,6 +871,7 @@ static const struct option long_options[] = {
 	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
+	{ "output", required_argument, NULL, 'o' },
 	{ "records", no_argument, NULL, OPT_RECORDS },
 	{ "retry", required_argument, NULL, OPT_RETRY },
 	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
@@ -754,7 +888,7 @@ parse_options(int argc, char **argv)
 	long long v;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "H:hij:", long_options,
+	while ((opt = getopt_long(argc, argv, "H:hij:o:", long_options,
 	    NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -767,6 +901,9 @@ parse_options(int argc, char **argv)
 			exit(prog_finish_stdout(0));
 		case 'i':
 			include_head = 1;
+			break;
+		case 'o':
+			output_template = optarg;
 			break;
 		case 'j':
 			if (num_parse(optarg, 1, 1000, &v) < 0)

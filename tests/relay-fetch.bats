@@ -183,6 +183,30 @@ setup() {
 	[[ "$output" == *$'X-Test: 1\r'* ]]
 }
 
+@test "-o writes each body to a file named from the template" {
+	mkdir out
+	relay-fetch -o 'out/%n-%f.txt' "$UP/menu/today?body=a" "$UP/?body=b" \
+	    "$UP/x/..%2F?body=c"
+	[ "$(cat out/1-today.txt)" = a ]
+	[ "$(cat out/2-index.txt)" = b ]
+	[ "$(ls out | wc -l)" -eq 3 ]
+	[ -z "$(find out -name '*.part')" ]
+}
+
+@test "-o leaves no file for a failed URL" {
+	mkdir out
+	run relay-fetch --retry 0 -o 'out/%n' "$UP/nf?status=404" http://127.0.0.1:1/
+	[ "$status" -eq 69 ]
+	[ -z "$(ls out)" ]
+}
+
+@test "progress shows on a terminal only" {
+	script -qec "relay-fetch '$UP/a?body=x' '$UP/b?delay=300' >body" typescript >/dev/null
+	grep -q 'relay-fetch: [0-9]*/2 done, 0 failed' typescript
+	run --separate-stderr relay-fetch "$UP/c?delay=300"
+	[ "$stderr" = "" ]
+}
+
 @test "usage errors exit 2" {
 	run relay-fetch -j 0 x
 	[ "$status" -eq 2 ]
