@@ -45,6 +45,12 @@ static long long force_ttl = -1;	/* --force-ttl */
 static long long stale_if_error;	/* --stale-if-error */
 static long long max_retries = 2;	/* --retry */
 static struct buf request_headers = BUF_INIT;	/* -H */
+static struct upstream_options limits = {
+	.connect_timeout_ms = 10000,	/* --connect-timeout */
+	.timeout_ms = 0,		/* --max-time: none */
+	.low_speed_bytes = 1,		/* below 1 byte/s… */
+	.low_speed_secs = 60,		/* …for a minute: abandoned */
+};
 
 enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
 
@@ -88,7 +94,9 @@ static const char usage_text[] =
     "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
-    "           [--retry N] [url ...]\n";
+    "           [--retry N] [--connect-timeout duration]"
+    " [--max-time duration]\n"
+    "           [url ...]\n";
 
 static void
 usage(void)
@@ -855,19 +863,21 @@ duration(const char *opt, const char *arg)
 }
 
 enum {
-	OPT_CACHE = 256, OPT_DEFAULT_TTL, OPT_FORCE_TTL, OPT_NO_CACHE,
+	OPT_CACHE = 256, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL, OPT_MAX_TIME, OPT_FORCE_TTL, OPT_NO_CACHE,
 	OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_STALE_IF_ERROR,
 	OPT_UNORDERED, OPT_UPSTREAM, OPT_VERSION,
 };
 
 static const struct option long_options[] = {
 	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
 	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
 	{ "header", required_argument, NULL, 'H' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "include", no_argument, NULL, 'i' },
 	{ "jobs", required_argument, NULL, 'j' },
+	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
 	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
@@ -914,6 +924,13 @@ parse_options(int argc, char **argv)
 		case OPT_CACHE:
 			cache_option = optarg;
 			break;
+		case OPT_CONNECT_TIMEOUT:
+			limits.connect_timeout_ms =
+			    duration("--connect-timeout", optarg) * 1000;
+			break;
+		case OPT_MAX_TIME:
+			limits.timeout_ms = duration("--max-time", optarg) * 1000;
+			break;
 		case OPT_DEFAULT_TTL:
 			default_ttl = duration("--default-ttl", optarg);
 			break;
@@ -958,7 +975,6 @@ parse_options(int argc, char **argv)
 int
 main(int argc, char *argv[])
 {
-	struct upstream_options uo = { 10000, 0, 1, 60, 0 };
 	struct cache_location loc;
 	const char *why, *env;
 
@@ -977,7 +993,7 @@ main(int argc, char *argv[])
 	writer = open_cache(loc.path, STORE_WRITE);
 	reader = open_cache(loc.path, STORE_READ);
 	free(loc.path);
-	upstream = upstream_new(&uo);
+	upstream = upstream_new(&limits);
 	run(argc, argv);
 	upstream_free(upstream);
 	store_close(reader);

@@ -17,9 +17,18 @@ load helpers
 	done
 }
 
+@test "relay-fetch.1 documents every option of the usage text" {
+	for opt in $(relay-fetch --help | grep -o -- '--[a-z-]*'); do
+		# mdoc writes --name as Fl \-name
+		grep -qF ".Op Fl \\${opt#-}" "$ROOT/man/relay-fetch.1" ||
+		    { echo "missing: $opt"; false; }
+	done
+}
+
 @test "every shell script passes shellcheck when it is installed" {
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
-	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/tests/hammer \
+	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/share/examples/fetch-all \
+	    "$ROOT"/tests/hammer \
 	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps
 }

@@ -26,3 +26,15 @@ load helpers
 	[ "$status" -eq 0 ]
 	[ "$output" = $'5000\tstale\t0\thttps://api.example/big' ]
 }
+
+@test "fetch-all fetches every node of an index, as records, through the cache" {
+	start_upstream --root "$ROOT/tests/fixture/menu"
+	export RELAY_UPSTREAM=$UP
+	run --separate-stderr "$ROOT/share/examples/fetch-all" /restaurant \
+	    '.restaurants[] | "/restaurant/\(.identifier)"' 4
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r '.json.restaurant.title' | tr '\n' ,)" = "Bikupan,Svarta Räfven," ]
+	run "$ROOT/share/examples/fetch-all" /restaurant \
+	    '.restaurants[] | "/restaurant/\(.identifier)"'
+	[ "$(echo "$output" | jq -r .source | sort -u)" = hit ]
+}

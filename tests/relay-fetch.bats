@@ -207,6 +207,12 @@ setup() {
 	[ "$stderr" = "" ]
 }
 
+@test "--max-time abandons a slow transfer" {
+	run --separate-stderr relay-fetch --retry 0 --max-time 1 "$UP/slow?delay=3000"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "relay-fetch: $UP/slow?delay=3000: Operation timed out after "*" milliseconds with 0 bytes received" ]]
+}
+
 @test "usage errors exit 2" {
 	run relay-fetch -j 0 x
 	[ "$status" -eq 2 ]
