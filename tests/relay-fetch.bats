@@ -174,7 +174,8 @@ setup() {
 	/usr/bin/time -f %M -o rss relay-fetch "$UP/big?size=60000000" | wc -c >size
 	[ "$(cat size)" -eq 60000000 ]
 	[ "$(relay-cache get "$UP/big?size=60000000" | wc -c)" -eq 60000000 ]
-	[ "$(cat rss)" -lt 32768 ]
+	# AddressSanitizer's shadow memory makes RSS meaningless
+	ldd "$ROOT/bin/relay-fetch" | grep -q libasan || [ "$(cat rss)" -lt 32768 ]
 }
 
 @test "-i writes the response head" {
