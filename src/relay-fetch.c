@@ -72,6 +72,7 @@ struct job {
 	time_t			 response_time;
 	struct store_writer	*writer;
 	FILE			*spool;		/* the body, until its turn */
+	char			*part;		/* -o: spool is this NAME.part */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
@@ -188,6 +189,9 @@ job_free(struct job *j)
 	store_writer_abort(j->writer);
 	if (j->spool != NULL)
 		fclose(j->spool);
+	if (j->part != NULL)
+		unlink(j->part);	/* not renamed: the URL failed */
+	free(j->part);
 	buf_free(&j->head);
 	free(j->url);
 	free(j->error);
@@ -320,6 +324,53 @@ is_head(const struct job *j)
 	return unordered || queue == j;
 }
 
+/* The last segment of the URL's path, safe as a file name. */
+static void
+add_url_file(struct buf *name, const char *url)
+{
+	const char *path = strstr(url, "://"), *end, *p;
+
+	path = path != NULL ? strchr(path + 3, '/') : NULL;
+	if (path == NULL || (end = path + strcspn(path, "?#")) == path + 1) {
+		buf_adds(name, "index");
+		return;
+	}
+	for (p = end; p > path && p[-1] != '/'; p--)
+		;
+	if (p == end || (end - p == 2 && p[0] == '.' && p[1] == '.'))
+		buf_adds(name, "index");
+	else
+		buf_add(name, p, (size_t)(end - p));
+}
+
+/* -o: %n is the URL's number in the input, %f its file name, %% a %. */
+static char *
+output_name(const struct job *j)
+{
+	struct buf name = BUF_INIT;
+	const char *p;
+
+	for (p = output_template; *p != '\0'; p++) {
+		if (*p != '%' || p[1] == '\0') {
+			buf_addc(&name, *p);
+			continue;
+		}
+		switch (*++p) {
+		case 'n':
+			buf_printf(&name, "%lld", j->seq);
+			break;
+		case 'f':
+			add_url_file(&name, j->url);
+			break;
+		default:
+			buf_addc(&name, *p);
+		}
+	}
+	return (char *)buf_cstr(&name);
+}
+
+static void open_part(struct job *);
+
 static void
 begin_body(struct job *j)
 {
@@ -332,6 +383,9 @@ begin_body(struct job *j)
 		if (include_head)
 			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
 			    http_reason(j->status), buf_cstr(&j->head));
+	} else if (output_template != NULL && j->status >= 200 &&
+	    j->status < 300) {
+		open_part(j);
 	} else if ((j->spool = tmpfile()) == NULL) {
 		err(EX_CANTCREAT, "cannot create a spool file");
 	}
@@ -570,24 +624,30 @@ write_record(struct job *j, struct writer *w)
 	writer_flush(w);
 }
 
-/* Copies a finished job's body, from its spool or the cache, to out. */
+/* Copies a received body from its spool to out. */
 static int
-write_body(struct job *j, FILE *out)
+write_spooled(struct job *j, FILE *out)
+{
+	int fd;
+
+	if (include_head)
+		fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
+		    http_reason(j->status), buf_cstr(&j->head));
+	fflush(j->spool);
+	fd = fileno(j->spool);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	return io_copy(source_fd(&fd), sink_file(out));
+}
+
+/* Copies a body answered from the cache to out. */
+static int
+write_cached(struct job *j, FILE *out)
 {
 	const struct store_entry *c = &j->cached;
 	struct store_body *b;
-	int fd, rc;
+	int rc;
 
-	if (j->spool != NULL) {
-		if (include_head)
-			fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
-			    http_reason(j->status), buf_cstr(&j->head));
-		fflush(j->spool);
-		fd = fileno(j->spool);
-		if (lseek(fd, 0, SEEK_SET) < 0)
-			return -1;
-		return io_copy(source_fd(&fd), sink_file(out));
-	}
 	if (include_head)
 		fprintf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n"
 		    "\r\n", c->status, http_reason(c->status), c->headers,
@@ -601,75 +661,40 @@ write_body(struct job *j, FILE *out)
 	return rc;
 }
 
-/* The last segment of the URL's path, safe as a file name. */
-static void
-add_url_file(struct buf *name, const char *url)
-{
-	const char *path = strstr(url, "://"), *end, *p;
-
-	path = path != NULL ? strchr(path + 3, '/') : NULL;
-	if (path == NULL || (end = path + strcspn(path, "?#")) == path + 1) {
-		buf_adds(name, "index");
-		return;
-	}
-	for (p = end; p > path && p[-1] != '/'; p--)
-		;
-	if (p == end || (end - p == 2 && p[0] == '.' && p[1] == '.'))
-		buf_adds(name, "index");
-	else
-		buf_add(name, p, (size_t)(end - p));
-}
-
-/* -o: %n is the URL's number in the input, %f its file name, %% a %. */
-static char *
-output_name(const struct job *j)
-{
-	struct buf name = BUF_INIT;
-	const char *p;
-
-	for (p = output_template; *p != '\0'; p++) {
-		if (*p != '%' || p[1] == '\0') {
-			buf_addc(&name, *p);
-			continue;
-		}
-		switch (*++p) {
-		case 'n':
-			buf_printf(&name, "%lld", j->seq);
-			break;
-		case 'f':
-			add_url_file(&name, j->url);
-			break;
-		default:
-			buf_addc(&name, *p);
-		}
-	}
-	return (char *)buf_cstr(&name);
-}
-
 /*
- * -o: writes the body to NAME.part and renames it into place, so a
- * file under its final name is always whole.
+ * -o: a body is written to NAME.part and renamed into place once the
+ * URL succeeded, so a file under its final name is always whole.
  */
+static void
+open_part(struct job *j)
+{
+	char *name = output_name(j);
+	struct buf part = BUF_INIT;
+
+	buf_printf(&part, "%s.part", name);
+	j->part = (char *)buf_cstr(&part);
+	if ((j->spool = fopen(j->part, "w+")) == NULL)
+		err(EX_CANTCREAT, "cannot create '%s'", j->part);
+	free(name);
+}
+
 static void
 write_file(struct job *j)
 {
 	char *name = output_name(j);
-	struct buf part = BUF_INIT;
-	FILE *f;
-	int rc;
+	int rc = 0;
 
-	buf_printf(&part, "%s.part", name);
-	if ((f = fopen(buf_cstr(&part), "w")) == NULL)
-		err(EX_CANTCREAT, "cannot create '%s'", part.data);
-	rc = write_body(j, f);
-	if (fclose(f) != 0 || rc < 0) {
-		unlink(part.data);
-		err(EX_IOERR, "cannot write '%s'", part.data);
+	if (j->part == NULL) {	/* from the cache */
+		open_part(j);
+		rc = write_cached(j, j->spool);
 	}
-	if (rename(part.data, name) < 0)
-		err(EX_CANTCREAT, "cannot rename '%s' to '%s'", part.data,
-		    name);
-	buf_free(&part);
+	if (fclose(j->spool) != 0 || rc < 0)
+		err(EX_IOERR, "cannot write '%s'", j->part);
+	j->spool = NULL;
+	if (rename(j->part, name) < 0)
+		err(EX_CANTCREAT, "cannot rename '%s' to '%s'", j->part, name);
+	free(j->part);
+	j->part = NULL;
 	free(name);
 }
 
@@ -689,7 +714,8 @@ output(struct job *j, struct writer *w)
 		write_record(j, w);
 	else if (ok && output_template != NULL)
 		write_file(j);
-	else if (ok && !j->direct && write_body(j, stdout) < 0)
+	else if (ok && !j->direct && (j->spool != NULL ?
+	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
 		err(EX_IOERR, "%s: cannot copy the body", j->url);
 	if (ok)
 		succeeded++;

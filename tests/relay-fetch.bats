@@ -128,6 +128,13 @@ setup() {
 	[ "$stderr" = "relay-fetch: http://host.invalid/x: Could not resolve host: host.invalid" ]
 }
 
+@test "a TLS error is reported with the library's reason" {
+	https=${UP/http:/https:}
+	run --separate-stderr relay-fetch --retry 0 "$https/x"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "relay-fetch: $https/x: "*"SSL routines::wrong version number" ]]
+}
+
 @test "partial failure exits 1, total failure 69" {
 	run relay-fetch "$UP/ok" "$UP/nf?status=404"
 	[ "$status" -eq 1 ]
@@ -192,6 +199,10 @@ setup() {
 	[ "$(cat out/2-index.txt)" = b ]
 	[ "$(ls out | wc -l)" -eq 3 ]
 	[ -z "$(find out -name '*.part')" ]
+	# the same again, now answered from the cache
+	rm out/*
+	relay-fetch -o 'out/%n-%f.txt' "$UP/menu/today?body=a"
+	[ "$(cat out/1-today.txt)" = a ]
 }
 
 @test "-o leaves no file for a failed URL" {
