@@ -207,6 +207,33 @@ cached_age(const struct store_entry *e, time_t now)
 	return policy_current_age(&t, now);
 }
 
+/*
+ * Finds the stored response for this request: the most recent one,
+ * or, when responses vary (RFC 9111 section 4.1), the one whose Vary
+ * fields match the request's. Returns 1 if found.
+ */
+static int
+lookup(struct job *j)
+{
+	const char *request = buf_cstr(&request_headers);
+	char *variant;
+	int found;
+
+	found = store_get(reader, "GET", j->url, NULL, &j->cached);
+	if (found > 0) {
+		variant = policy_variant(j->cached.headers, request);
+		if (variant == NULL || strcmp(variant, j->cached.variant) != 0) {
+			store_entry_free(&j->cached);
+			found = variant == NULL ? 0 : store_get(reader, "GET",
+			    j->url, variant, &j->cached);
+		}
+		free(variant);
+	}
+	if (found < 0)
+		errx(store_status(reader), "%s", store_error(reader));
+	return found;
+}
+
 /* Answers from the cache if the entry may be used; returns 1 if so. */
 static int
 answer_from_cache(struct job *j)
@@ -215,10 +242,7 @@ answer_from_cache(struct job *j)
 	long long age;
 	int found;
 
-	found = store_get(reader, "GET", j->url, NULL, &j->cached);
-	if (found < 0)
-		errx(store_status(reader), "%s", store_error(reader));
-	if (!found)
+	if ((found = lookup(j)) == 0)
 		return 0;
 	policy_request_parse(buf_cstr(&request_headers), &req);
 	req.no_cache |= no_cache;
@@ -464,11 +488,13 @@ commit_response(struct job *j)
 
 	headers_add_end_to_end(&kept, buf_cstr(&j->head));
 	fill_entry(j, &e, buf_cstr(&kept));
+	e.variant = policy_variant(e.headers, buf_cstr(&request_headers));
 	e.etag = headers_get_dup(e.headers, "etag");
 	e.last_modified = headers_get_dup(e.headers, "last-modified");
 	if (store_writer_commit(j->writer, &e) < 0)
 		warnx("%s: not cached: %s", j->url, store_error(writer));
 	j->writer = NULL;
+	free(e.variant);
 	free(e.etag);
 	free(e.last_modified);
 	buf_free(&kept);
@@ -717,6 +743,9 @@ output(struct job *j, struct writer *w)
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
 		err(EX_IOERR, "%s: cannot copy the body", j->url);
+	if (ok && j->cached.url != NULL && strcmp(j->source, "miss") != 0 &&
+	    store_hit(writer, j->cached.id, time(NULL)) < 0)
+		warnx("%s: hit not counted: %s", j->url, store_error(writer));
 	if (ok)
 		succeeded++;
 	else

@@ -54,6 +54,23 @@ setup() {
 	[ "$(requests_for '/n?cc=max-age=600&etag=x')" = 2 ]
 }
 
+@test "Vary: each variant is cached apart, Vary: * not at all" {
+	url="$UP/v?cc=max-age=60&h=Vary:Accept"
+	relay-fetch -H 'Accept: text/a' "$url" >/dev/null
+	relay-fetch -H 'Accept: text/b' "$url" >/dev/null
+	relay-fetch -H 'Accept: text/a' "$url" >/dev/null
+	relay-fetch -H 'Accept: text/b' "$url" >/dev/null
+	[ "$(requests_for '/v?cc=max-age=60&h=Vary:Accept')" = 2 ]
+	[ "$(sqlite3 "$RELAY_CACHE" "SELECT replace(variant, char(10), ';') FROM entries ORDER BY variant" | tr '\n' ,)" = "accept=text/a;,accept=text/b;," ]
+	relay-fetch "$UP/star?cc=max-age=60&h=Vary:*" >/dev/null
+	[ "$(relay-cache ls | wc -l)" -eq 2 ]
+}
+
+@test "answers from the cache count as hits" {
+	for i in 1 2 3; do relay-fetch "$UP/hit?cc=max-age=60" >/dev/null; done
+	relay-cache stats --json | jq -e '.hits == 2'
+}
+
 @test "--no-store fetches without caching" {
 	relay-fetch --no-store "$UP/ns" >/dev/null
 	[ -z "$(relay-cache ls)" ]
