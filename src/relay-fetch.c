@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "prog.h"
 #include "record.h"
+#include "spool.h"
 #include "store.h"
 #include "upstream.h"
 #include "url.h"
@@ -29,6 +30,7 @@
 #define MAX_URL 8192
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
+#define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 
 static const char *cache_option;	/* --cache */
 static const char *upstream_base;	/* --upstream */
@@ -71,8 +73,9 @@ struct job {
 	time_t			 request_time;
 	time_t			 response_time;
 	struct store_writer	*writer;
-	FILE			*spool;		/* the body, until its turn */
-	char			*part;		/* -o: spool is this NAME.part */
+	struct spool		*spool;		/* the body, until its turn */
+	FILE			*file;		/* -o: the body, in… */
+	char			*part;		/* …this NAME.part */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
@@ -187,8 +190,9 @@ job_free(struct job *j)
 {
 	store_entry_free(&j->cached);
 	store_writer_abort(j->writer);
-	if (j->spool != NULL)
-		fclose(j->spool);
+	spool_free(j->spool);
+	if (j->file != NULL)
+		fclose(j->file);
 	if (j->part != NULL)
 		unlink(j->part);	/* not renamed: the URL failed */
 	free(j->part);
@@ -320,7 +324,10 @@ retry_after_ms(const char *headers)
 	return -1;
 }
 
-/* Exponential backoff with full jitter, unless the server said when. */
+/*
+ * Exponential backoff, half of it random so that clients that failed
+ * together do not retry together; or when the server said.
+ */
 static void
 schedule_retry(struct job *j, long long after_ms)
 {
@@ -339,13 +346,6 @@ retryable_status(int status)
 {
 	return status == 429 || status == 502 || status == 503 ||
 	    status == 504;
-}
-
-/* The first job in the queue is the one whose output is due. */
-static int
-is_head(const struct job *j)
-{
-	return unordered || queue == j;
 }
 
 /* The last segment of the URL's path, safe as a file name. */
@@ -401,8 +401,9 @@ begin_body(struct job *j)
 	if (!no_store && policy_unstorable("GET", j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
 		j->writer = store_writer_new(writer);
-	if (!records && !output_template && j->status >= 200 &&
-	    j->status < 300 && is_head(j) && !unordered) {
+	/* The first job in the queue is the one whose output is due. */
+	if (!records && !output_template && !unordered && queue == j &&
+	    j->status >= 200 && j->status < 300) {
 		j->direct = 1;
 		if (include_head)
 			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
@@ -410,8 +411,8 @@ begin_body(struct job *j)
 	} else if (output_template != NULL && j->status >= 200 &&
 	    j->status < 300) {
 		open_part(j);
-	} else if ((j->spool = tmpfile()) == NULL) {
-		err(EX_CANTCREAT, "cannot create a spool file");
+	} else {
+		j->spool = spool_new(SPOOL_MEMORY);
 	}
 }
 
@@ -455,7 +456,11 @@ on_body(void *ctx, const void *p, size_t n)
 	bytes_in += (long long)n;
 	if (j->direct)
 		return fwrite(p, 1, n, stdout) == n ? 0 : -1;
-	return fwrite(p, 1, n, j->spool) == n ? 0 : -1;
+	if (j->file != NULL)
+		return fwrite(p, 1, n, j->file) == n ? 0 : -1;
+	if (spool_write(j->spool, p, n) < 0)
+		err(EX_IOERR, "%s: cannot spool the body", j->url);
+	return 0;
 }
 
 /* The entry for a response just received. */
@@ -593,12 +598,7 @@ on_done(void *ctx, const char *error)
 static int
 spool_open(void *ctx, struct source *out)
 {
-	static int fd;
-
-	fd = fileno(ctx);
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return -1;
-	*out = source_fd(&fd);
+	*out = spool_source(ctx);
 	return 0;
 }
 
@@ -626,7 +626,6 @@ write_record(struct job *j, struct writer *w)
 	snprintf(rec.source, sizeof rec.source, "%s", j->source ?
 	    j->source : "miss");
 	if (j->error == NULL && j->spool != NULL) {
-		fflush(j->spool);
 		fill_entry(j, &e, buf_cstr(&j->head));
 		body = (struct record_source){ spool_open, spool_close,
 			j->spool };
@@ -654,16 +653,10 @@ write_record(struct job *j, struct writer *w)
 static int
 write_spooled(struct job *j, FILE *out)
 {
-	int fd;
-
 	if (include_head)
 		fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
 		    http_reason(j->status), buf_cstr(&j->head));
-	fflush(j->spool);
-	fd = fileno(j->spool);
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return -1;
-	return io_copy(source_fd(&fd), sink_file(out));
+	return io_copy(spool_source(j->spool), sink_file(out));
 }
 
 /* Copies a body answered from the cache to out. */
@@ -699,7 +692,7 @@ open_part(struct job *j)
 
 	buf_printf(&part, "%s.part", name);
 	j->part = (char *)buf_cstr(&part);
-	if ((j->spool = fopen(j->part, "w+")) == NULL)
+	if ((j->file = fopen(j->part, "w")) == NULL)
 		err(EX_CANTCREAT, "cannot create '%s'", j->part);
 	free(name);
 }
@@ -712,11 +705,11 @@ write_file(struct job *j)
 
 	if (j->part == NULL) {	/* from the cache */
 		open_part(j);
-		rc = write_cached(j, j->spool);
+		rc = write_cached(j, j->file);
 	}
-	if (fclose(j->spool) != 0 || rc < 0)
+	if (fclose(j->file) != 0 || rc < 0)
 		err(EX_IOERR, "cannot write '%s'", j->part);
-	j->spool = NULL;
+	j->file = NULL;
 	if (rename(j->part, name) < 0)
 		err(EX_CANTCREAT, "cannot rename '%s' to '%s'", j->part, name);
 	free(j->part);

@@ -138,6 +138,7 @@ struct store {
 	sqlite3		*db;
 	char		*path;
 	int		 status;	/* sysexits code of the last failure */
+	int		 garbage;	/* this handle made garbage to collect */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 };
@@ -149,6 +150,7 @@ struct store_writer {
 	long long	 size;
 	unsigned char	*chunk;
 	size_t		 len;
+	size_t		 cap;		/* grows to CHUNK_SIZE as needed */
 	int		 failed;
 };
 
@@ -632,6 +634,14 @@ writer_write(void *ctx, const void *p, size_t n)
 		room = CHUNK_SIZE - w->len;
 		if (room > n)
 			room = n;
+		if (w->len + room > w->cap) {
+			/* Small bodies never pay for a whole chunk. */
+			while (w->cap < w->len + room)
+				w->cap = w->cap ? w->cap * 4 : 4096;
+			if (w->cap > CHUNK_SIZE)
+				w->cap = CHUNK_SIZE;
+			w->chunk = xrealloc(w->chunk, w->cap);
+		}
 		memcpy(w->chunk + w->len, src, room);
 		w->len += room;
 		w->size += (long long)room;
@@ -653,7 +663,6 @@ store_writer_new(struct store *s)
 	struct store_writer *w = xcalloc(1, sizeof *w);
 
 	w->s = s;
-	w->chunk = xmalloc(CHUNK_SIZE);
 	return w;
 }
 
@@ -724,6 +733,7 @@ drop_old_body(struct store_writer *w, const struct store_entry *e)
 	if ((st = stmt(s, ST_BODY_DROP)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, old);
+	s->garbage = 1;
 	return run(s, st, "write to");
 }
 
@@ -790,6 +800,7 @@ store_writer_abort(struct store_writer *w)
 		return;
 	s = w->s;
 	if (w->body != 0 && begin_write(s) == 0) {
+		s->garbage = 1;
 		if ((st = stmt(s, ST_BODY_DROP)) != NULL) {
 			sqlite3_bind_int64(st, 1, w->body);
 			run(s, st, "write to");
@@ -832,6 +843,9 @@ collect(struct store *s, int sweep)
 {
 	int n;
 
+	if (!sweep && !s->garbage)
+		return 0;	/* the common case: nothing was replaced */
+	s->garbage = 0;
 	if (sweep && (step_in_txn(s, ST_ABANDON,
 	    (long long)time(NULL) - ABANDONED_SECS) < 0 ||
 	    step_in_txn(s, ST_ORPHANS, 0) < 0))
@@ -995,6 +1009,7 @@ delete_entries(struct store *s, sqlite3_stmt *bodies, sqlite3_stmt *entries)
 		return -1;
 	}
 	n = sqlite3_changes(s->db);
+	s->garbage = 1;
 	if (commit(s) < 0 || collect(s, 0) < 0)
 		return -1;
 	return n;
