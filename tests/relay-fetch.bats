@@ -103,6 +103,14 @@ setup() {
 	[ "$output" = onetwothree ]
 }
 
+@test "a large body waiting its turn is kept whole (memory, then file)" {
+	run relay-fetch -j 2 "$UP/first?delay=500&body=a" "$UP/big?size=300000"
+	[ "${#output}" -eq 300001 ]
+	[ "${output:0:2}" = ax ]
+	run relay-fetch --records -j 2 --no-store "$UP/first2?delay=500&body=a" "$UP/big2?size=300000"
+	[ "$(echo "${lines[1]}" | jq -r '.text | length')" -eq 300000 ]
+}
+
 @test "--unordered writes each as it finishes" {
 	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
 	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
