@@ -4,6 +4,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -629,7 +630,7 @@ write_record(struct job *j, struct writer *w)
 		fill_entry(j, &e, buf_cstr(&j->head));
 		body = (struct record_source){ spool_open, spool_close,
 			j->spool };
-		buf_adds(&rec.headers, buf_cstr(&j->head));
+		headers_add_end_to_end(&rec.headers, buf_cstr(&j->head));
 		rec.age = policy_current_age(&(struct policy_times){
 		    e.request_time, e.response_time, e.date, e.age },
 		    time(NULL));
@@ -786,32 +787,6 @@ start_waiting(void)
 		}
 }
 
-/* Reads the next URL line from stdin; returns 0 at the end. */
-static int
-read_url(char **line, size_t *cap, long long *lineno)
-{
-	ssize_t n;
-
-	while ((n = getline(line, cap, stdin)) >= 0) {
-		++*lineno;
-		while (n > 0 && ((*line)[n - 1] == '\n' ||
-		    (*line)[n - 1] == '\r' || (*line)[n - 1] == ' '))
-			(*line)[--n] = '\0';
-		if (n == 0 || (*line)[0] == '#')
-			continue;
-		if (n > MAX_URL) {
-			warnx("line %lld: URL longer than %d bytes", *lineno,
-			    MAX_URL);
-			failed++;
-			continue;
-		}
-		return 1;
-	}
-	if (ferror(stdin))
-		err(EX_IOERR, "cannot read standard input");
-	return 0;
-}
-
 static const char *
 human_bytes(double n, char *out, size_t len)
 {
@@ -850,42 +825,126 @@ show_progress(int more, long long start_ms)
 	progress_shown = 1;
 }
 
+/*
+ * URL lines from standard input, read as they arrive without ever
+ * blocking the transfers in progress: a slow producer upstream in the
+ * pipeline does not stall the fetches already running.
+ */
+struct input {
+	char		buf[2 * MAX_URL];
+	size_t		len;
+	int		eof;
+	int		skipping;	/* the rest of an over-long line */
+	long long	lineno;
+};
+
+/* Reads what standard input holds now; returns 0 if nothing was ready. */
+static int
+input_fill(struct input *in)
+{
+	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	ssize_t n;
+
+	if (in->eof || poll(&pfd, 1, 0) <= 0)
+		return 0;
+	n = read(STDIN_FILENO, in->buf + in->len, sizeof in->buf - in->len);
+	if (n < 0 && errno != EINTR && errno != EAGAIN)
+		err(EX_IOERR, "cannot read standard input");
+	if (n == 0)
+		in->eof = 1;
+	if (n > 0)
+		in->len += (size_t)n;
+	return 1;
+}
+
+/*
+ * Takes one line out of the buffer, trimmed; returns 0 if none is
+ * complete. A line longer than MAX_URL is reported, consumed as it
+ * arrives, and given back as an empty line.
+ */
+static int
+input_take(struct input *in, char *line)
+{
+	char *nl = memchr(in->buf, '\n', in->len);
+	size_t n = nl != NULL ? (size_t)(nl - in->buf) : in->len;
+
+	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= MAX_URL)))
+		return 0;	/* wait for the rest of the line */
+	if (n > MAX_URL && !in->skipping) {
+		warnx("line %lld: URL longer than %d bytes", in->lineno + 1,
+		    MAX_URL);
+		failed++;
+		in->skipping = 1;
+	}
+	if (!in->skipping) {
+		memcpy(line, in->buf, n);
+		line[n] = '\0';
+	}
+	n += nl != NULL;
+	in->len -= n;
+	memmove(in->buf, in->buf + n, in->len);
+	if (nl == NULL && !in->eof)
+		return 0;	/* more of the over-long line to come */
+	in->lineno++;
+	if (in->skipping) {
+		in->skipping = 0;
+		line[0] = '\0';
+	}
+	for (n = strlen(line); n > 0 && strchr(" \t\r", line[n - 1]); n--)
+		line[n - 1] = '\0';
+	return 1;
+}
+
+/* The next URL line: 1 with it, 0 if none is ready yet, -1 at the end. */
+static int
+next_url(struct input *in, char *line)
+{
+	for (;;) {
+		while (input_take(in, line))
+			if (line[0] != '\0' && line[0] != '#')
+				return 1;
+		if (in->eof && in->len == 0)
+			return -1;
+		if (!input_fill(in))
+			return 0;
+	}
+}
+
 static void
 run(int argc, char **argv)
 {
 	long long start_ms = now_ms();
 	struct writer *w = xmalloc(sizeof *w);
-	long long lineno = 0;
-	size_t cap = 0;
-	char *line = NULL;
-	int i = 0, more = 1;
+	struct input *in = xcalloc(1, sizeof *in);
+	char *line = xmalloc(MAX_URL + 1);
+	int i = 0, more = 1, got, wake;
 	int window = 4 * concurrency + 16;	/* jobs held for ordering */
 
 	writer_init(w, sink_file(stdout));
 	while (more || queue != NULL) {
 		while (more && queued < window) {
-			if (argc > 0)
-				more = i < argc;
+			if (argc > 0 && (more = i < argc))
+				job_new(argv[i++], 0);
+			else if (argc == 0 && (got = next_url(in, line)) > 0)
+				job_new(line, in->lineno);
+			else if (argc == 0 && got < 0)
+				more = 0;
 			else
-				more = read_url(&line, &cap, &lineno);
-			if (!more)
-				break;
-			job_new(argc > 0 ? argv[i++] : line, argc > 0 ? 0 :
-			    lineno);
+				break;	/* wait for input */
 		}
 		start_waiting();
 		flush_done(w);
-		if (queue == NULL)
-			continue;
-		if (running > 0)
-			upstream_run(upstream, 100);
-		else
+		wake = argc == 0 && more && queued < window ? STDIN_FILENO : -1;
+		if (running > 0 || wake >= 0)
+			upstream_run(upstream, 100, wake);
+		else if (queue != NULL)
 			usleep(10000);	/* only retries are waiting */
 		flush_done(w);
 		show_progress(more, start_ms);
 	}
 	clear_progress();
 	free(line);
+	free(in);
 	free(w);
 }
 

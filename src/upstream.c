@@ -231,19 +231,22 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 }
 
 /*
- * Moves every transfer along, waiting up to timeout_ms for activity,
- * and finishes those that completed. Returns how many are running.
+ * Moves every transfer along, waiting up to timeout_ms for activity on
+ * them or for input on wake_fd (-1: none), and finishes those that
+ * completed. Returns how many are running.
  */
 int
-upstream_run(struct upstream *u, int timeout_ms)
+upstream_run(struct upstream *u, int timeout_ms, int wake_fd)
 {
+	struct curl_waitfd wake = { wake_fd, CURL_WAIT_POLLIN, 0 };
 	struct transfer *t;
 	CURLMsg *msg;
 	int still, left;
 
 	curl_multi_perform(u->multi, &still);
-	if (still > 0)
-		curl_multi_poll(u->multi, NULL, 0, timeout_ms, NULL);
+	if (still > 0 || wake_fd >= 0)
+		curl_multi_poll(u->multi, &wake, wake_fd >= 0 ? 1 : 0,
+		    timeout_ms, NULL);
 	curl_multi_perform(u->multi, &still);
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)

@@ -40,6 +40,6 @@ struct upstream;
 struct upstream	*upstream_new(const struct upstream_options *);
 void		 upstream_free(struct upstream *);
 int		 upstream_add(struct upstream *, const struct upstream_request *);
-int		 upstream_run(struct upstream *, int);
+int		 upstream_run(struct upstream *, int, int);
 
 #endif

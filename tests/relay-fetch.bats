@@ -111,6 +111,25 @@ setup() {
 	[ "$(echo "${lines[1]}" | jq -r '.text | length')" -eq 300000 ]
 }
 
+@test "a slow producer on stdin does not stall transfers in progress" {
+	{ echo "$UP/one?body=1"; sleep 2; echo "$UP/two?body=2"; } |
+	    relay-fetch --unordered --records >out &
+	pid=$!
+	sleep 1
+	# the first URL was fetched and written while input was pending
+	[ "$(jq -r .text out)" = 1 ]
+	wait "$pid"
+	[ "$(jq -r .text out | tr -d '\n')" = 12 ]
+}
+
+@test "an over-long line is reported and skipped" {
+	{ echo "$UP/a?body=x"; printf 'http://x/%09000d\n' 0; echo "$UP/b?body=y"; } >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 1 ]
+	[ "$output" = xy ]
+	[ "$stderr" = "relay-fetch: line 2: URL longer than 8192 bytes" ]
+}
+
 @test "--unordered writes each as it finishes" {
 	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
 	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
