@@ -80,6 +80,8 @@ struct job {
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
+	enum { WRITE_NONE, WRITE_COMMIT, WRITE_REFRESH } pending;
+	int			 count_hit;	/* answered from the cache */
 };
 
 static char method_get[] = "GET";	/* the only method fetched */
@@ -257,6 +259,7 @@ answer_from_cache(struct job *j)
 		j->source = age < j->cached.lifetime ? "hit" : "stale";
 		j->status = j->cached.status;
 		j->state = JOB_DONE;
+		j->count_hit = 1;
 		return 1;
 	}
 	return 0;
@@ -533,6 +536,7 @@ refresh_cached(struct job *j)
 	free(e.last_modified);
 	buf_free(&merged);
 	j->source = "revalidated";
+	j->count_hit = 1;
 }
 
 /* After a failed revalidation: the stale entry, if the rules allow. */
@@ -548,6 +552,7 @@ serve_stale(struct job *j, const char *why)
 	clear_progress();
 	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
 	    age);
+	j->count_hit = 1;
 	j->source = "stale";
 	j->status = c->status;
 	return 1;
@@ -565,13 +570,13 @@ on_done(void *ctx, const char *error)
 		return;		/* schedule_retry has set it waiting */
 	j->state = JOB_DONE;
 	if (error == NULL && j->status == 304 && j->cached.url != NULL) {
-		refresh_cached(j);
+		j->pending = WRITE_REFRESH;
 		return;
 	}
 	if (error == NULL && j->status < 500) {
 		j->source = "miss";
 		if (j->writer != NULL)
-			commit_response(j);
+			j->pending = WRITE_COMMIT;
 		return;
 	}
 	store_writer_abort(j->writer);
@@ -737,9 +742,6 @@ output(struct job *j, struct writer *w)
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
 		err(EX_IOERR, "%s: cannot copy the body", j->url);
-	if (ok && j->cached.url != NULL && strcmp(j->source, "miss") != 0 &&
-	    store_hit(writer, j->cached.id, time(NULL)) < 0)
-		warnx("%s: hit not counted: %s", j->url, store_error(writer));
 	if (ok)
 		succeeded++;
 	else
@@ -748,12 +750,40 @@ output(struct job *j, struct writer *w)
 		err(EX_IOERR, "write error on standard output");
 }
 
+/*
+ * Writes what finished transfers left for the cache, and the hits,
+ * in one transaction: thousands of small responses, one commit each
+ * round rather than one each.
+ */
+static void
+write_pending(void)
+{
+	struct job *j;
+
+	store_batch_begin(writer);
+	for (j = queue; j != NULL; j = j->next) {
+		if (j->pending == WRITE_COMMIT)
+			commit_response(j);
+		else if (j->pending == WRITE_REFRESH)
+			refresh_cached(j);
+		j->pending = WRITE_NONE;
+		if (j->count_hit && store_hit(writer, j->cached.id,
+		    time(NULL)) < 0)
+			warnx("%s: hit not counted: %s", j->url,
+			    store_error(writer));
+		j->count_hit = 0;
+	}
+	if (store_batch_end(writer) < 0)
+		warnx("responses not cached: %s", store_error(writer));
+}
+
 /* Outputs finished jobs: in input order, or as they finish. */
 static void
 flush_done(struct writer *w)
 {
 	struct job **p = &queue, *j;
 
+	write_pending();
 	while ((j = *p) != NULL) {
 		if (j->state != JOB_DONE) {
 			if (!unordered)

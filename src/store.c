@@ -139,6 +139,8 @@ struct store {
 	char		*path;
 	int		 status;	/* sysexits code of the last failure */
 	int		 garbage;	/* this handle made garbage to collect */
+	int		 batch;		/* inside store_batch_begin/end */
+	int		 batch_failed;
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 };
@@ -285,23 +287,52 @@ exec(struct store *s, const char *sql, const char *action)
 static int
 begin_write(struct store *s)
 {
+	if (s->batch && !sqlite3_get_autocommit(s->db))
+		return 0;	/* joins the batch's transaction */
 	return exec(s, "BEGIN IMMEDIATE", "write to");
 }
 
 static int
 commit(struct store *s)
 {
+	if (s->batch)
+		return 0;	/* store_batch_end commits */
 	if (exec(s, "COMMIT", "write to") == 0)
 		return 0;
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
+/* In a batch, this gives up every change the batch made so far. */
 static void
 rollback(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (s->batch)
+		s->batch_failed = 1;
+}
+
+/*
+ * Groups the writes that follow, until store_batch_end, into one
+ * transaction, begun at the first write: many small entries cost one
+ * commit. Callers keep batches short, since they hold the write lock.
+ */
+void
+store_batch_begin(struct store *s)
+{
+	s->batch = 1;
+	s->batch_failed = 0;
+}
+
+/* Returns 0, or -1 if some writes of the batch were lost. */
+int
+store_batch_end(struct store *s)
+{
+	s->batch = 0;
+	if (!sqlite3_get_autocommit(s->db) && commit(s) < 0)
+		return -1;
+	return s->batch_failed ? -1 : 0;
 }
 
 static int
@@ -681,6 +712,25 @@ bind_text_or_null(sqlite3_stmt *st, int col, const char *v)
 		sqlite3_bind_null(st, col);
 }
 
+/*
+ * Binds the nine columns a response's head sets, from headers to
+ * last_modified, to the parameters numbered from first on.
+ */
+static void
+bind_head(sqlite3_stmt *st, int first, const struct store_entry *e)
+{
+	sqlite3_bind_text(st, first, e->headers, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, first + 1, (sqlite3_int64)e->request_time);
+	sqlite3_bind_int64(st, first + 2, (sqlite3_int64)e->response_time);
+	if (e->date != -1)
+		sqlite3_bind_int64(st, first + 3, (sqlite3_int64)e->date);
+	sqlite3_bind_int64(st, first + 4, e->age);
+	sqlite3_bind_int64(st, first + 5, e->lifetime);
+	sqlite3_bind_int64(st, first + 6, (sqlite3_int64)e->stale_at);
+	bind_text_or_null(st, first + 7, e->etag);
+	bind_text_or_null(st, first + 8, e->last_modified);
+}
+
 static int
 upsert_entry(struct store_writer *w, const struct store_entry *e)
 {
@@ -693,16 +743,7 @@ upsert_entry(struct store_writer *w, const struct store_entry *e)
 	sqlite3_bind_text(st, 3, e->variant ? e->variant : "", -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, e->status);
-	sqlite3_bind_text(st, 5, e->headers, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)e->request_time);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)e->response_time);
-	if (e->date != -1)
-		sqlite3_bind_int64(st, 8, (sqlite3_int64)e->date);
-	sqlite3_bind_int64(st, 9, e->age);
-	sqlite3_bind_int64(st, 10, e->lifetime);
-	sqlite3_bind_int64(st, 11, (sqlite3_int64)e->stale_at);
-	bind_text_or_null(st, 12, e->etag);
-	bind_text_or_null(st, 13, e->last_modified);
+	bind_head(st, 5, e);
 	sqlite3_bind_int64(st, 14, w->body);
 	sqlite3_bind_int64(st, 15, w->size);
 	return run(w->s, st, "write to");
@@ -1078,16 +1119,7 @@ store_refresh(struct store *s, const struct store_entry *e)
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, e->id);
-	sqlite3_bind_text(st, 2, e->headers, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)e->request_time);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)e->response_time);
-	if (e->date != -1)
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)e->date);
-	sqlite3_bind_int64(st, 6, e->age);
-	sqlite3_bind_int64(st, 7, e->lifetime);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)e->stale_at);
-	bind_text_or_null(st, 9, e->etag);
-	bind_text_or_null(st, 10, e->last_modified);
+	bind_head(st, 2, e);
 	if (run(s, st, "write to") < 0) {
 		rollback(s);
 		return -1;

@@ -61,6 +61,8 @@ int		 store_status(const struct store *);
 const char	*store_error(const struct store *);
 const char	*store_path(const struct store *);
 
+void		 store_batch_begin(struct store *);
+int		 store_batch_end(struct store *);
 int		 store_read_begin(struct store *);
 void		 store_read_end(struct store *);
 int		 store_get(struct store *, const char *, const char *,

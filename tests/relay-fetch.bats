@@ -141,6 +141,11 @@ setup() {
 	[ "$(curl -s "$UP/_max")" -eq 4 ]
 }
 
+@test "connections are reused: 20 URLs at -j 2 take at most 2 connections" {
+	for i in $(seq 20); do echo "$UP/$i"; done | relay-fetch -j 2 >/dev/null
+	[ "$(curl -s "$UP/_connections")" -le 2 ]
+}
+
 @test "an invalid URL line is reported with its number; the rest is fetched" {
 	printf '%s\n' "$UP/a?body=x" "not a url" "$UP/b?body=y" >urls
 	run --separate-stderr relay-fetch <urls
