@@ -469,6 +469,28 @@ snapshot_keeps_old_body(void)
 	store_close(s);
 }
 
+/* A batch becomes visible to other connections at its end, all at once. */
+static void
+batch_commits_once(void)
+{
+	const char *p = tmp_path("batch.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_stats st;
+
+	store_batch_begin(s);
+	CHECK(put(s, "GET", "http://x/1", 100, 1, 5000) == 0);
+	CHECK(put(s, "GET", "http://x/2", 300 * KIB, 2, 5000) == 0);
+	CHECK(put(s, "GET", "http://x/1", 200, 3, 5000) == 0);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 0);
+	CHECK(store_batch_end(s) == 0);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 2);
+	CHECK(stored_as(s, "http://x/1", 200, 3));
+	CHECK(stored_as(s, "http://x/2", 300 * KIB, 2));
+	CHECK(store_stats(s, 0, &st) == 0);
+	CHECK(st.pending == 0 && st.garbage == 0);
+	store_close(s);
+}
+
 static const struct unit_test tests[] = {
 	TEST(open_write_creates),
 	TEST(body_across_chunks),
@@ -484,6 +506,7 @@ static const struct unit_test tests[] = {
 	TEST(read_missing_is_empty),
 	TEST(replaced_body_is_an_error),
 	TEST(snapshot_keeps_old_body),
+	TEST(batch_commits_once),
 };
 
 UNIT_MAIN(tests)
