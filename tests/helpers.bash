@@ -1,13 +1,17 @@
 # Shared setup for the bats files: every test runs in its own
 # directory with its own cache file, using the programs from bin/.
 
-setup() {
+common_setup() {
 	ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 	PATH=$ROOT/bin:$PATH
 	cd "$BATS_TEST_TMPDIR" || return 1
 	unset CACHE_DIRECTORY XDG_CACHE_HOME RELAY_UPSTREAM
 	export RELAY_CACHE=$BATS_TEST_TMPDIR/cache.db
 	export HOME=$BATS_TEST_TMPDIR/home
+}
+
+setup() {
+	common_setup
 }
 
 # Runs a command as an unprivileged user, so that file permissions

@@ -6,12 +6,7 @@ bats_require_minimum_version 1.5.0
 load helpers
 
 setup() {
-	ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-	PATH=$ROOT/bin:$PATH
-	cd "$BATS_TEST_TMPDIR" || return 1
-	unset CACHE_DIRECTORY XDG_CACHE_HOME RELAY_UPSTREAM
-	export RELAY_CACHE=$BATS_TEST_TMPDIR/cache.db
-	export HOME=$BATS_TEST_TMPDIR/home
+	common_setup
 	start_upstream
 }
 
