@@ -8,6 +8,77 @@
 
 #include "httpdate.h"
 
+static const char days[][4] = {
+	"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char months[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+	"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* The value of n decimal digits, or -1. */
+static int
+digits(const char *s, int n)
+{
+	int v = 0;
+
+	while (n-- > 0) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s++ - '0');
+	}
+	return v;
+}
+
+static int
+name_index(const char (*names)[4], int count, const char *s)
+{
+	int i;
+
+	for (i = 0; i < count; i++)
+		if (memcmp(names[i], s, 3) == 0)
+			return i;
+	return -1;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
+static long long
+days_from_civil(long long y, int m, int d)
+{
+	long long era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/*
+ * IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": what every current
+ * server sends, parsed without strptime, which costs more than the rest
+ * of storing a small response.
+ */
+static int
+parse_fixdate(const char *s, time_t *out)
+{
+	int day, mon, year, hour, min, sec;
+
+	if (name_index(days, 7, s) < 0 || memcmp(s + 3, ", ", 2) ||
+	    s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[19] != ':' ||
+	    s[22] != ':' || memcmp(s + 25, " GMT", 4) != 0)
+		return -1;
+	day = digits(s + 5, 2);
+	mon = name_index(months, 12, s + 8);
+	year = digits(s + 12, 4);
+	hour = digits(s + 17, 2);
+	min = digits(s + 20, 2);
+	sec = digits(s + 23, 2);
+	if (day < 1 || day > 31 || mon < 0 || year < 0 || hour < 0 ||
+	    hour > 23 || min < 0 || min > 59 || sec < 0 || sec > 60)
+		return -1;
+	*out = (time_t)(days_from_civil(year, mon + 1, day) * 86400 +
+	    hour * 3600 + min * 60 + sec);
+	return 0;
+}
+
 int
 httpdate_parse(const char *s, size_t n, time_t *out)
 {
@@ -21,6 +92,8 @@ httpdate_parse(const char *s, size_t n, time_t *out)
 	const char *end;
 	size_t i;
 
+	if (n == 29)	/* no other form has this length */
+		return parse_fixdate(s, out);
 	if (n >= sizeof tmp)
 		return -1;
 	memcpy(tmp, s, n);
@@ -39,10 +112,6 @@ httpdate_parse(const char *s, size_t n, time_t *out)
 void
 httpdate_format(time_t t, char out[HTTPDATE_LEN])
 {
-	static const char days[][4] = {
-		"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char months[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
-		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	struct tm tm;
 
 	gmtime_r(&t, &tm);

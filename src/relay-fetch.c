@@ -32,6 +32,7 @@
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
+#define WRITE_DELAY_MS 50	/* cache writes wait this long to be grouped */
 
 static const char *cache_option;	/* --cache */
 static const char *upstream_base;	/* --upstream */
@@ -103,7 +104,8 @@ static const char usage_text[] =
     "           [--force-ttl duration] [--stale-if-error duration]\n"
     "           [--retry N] [--connect-timeout duration]"
     " [--max-time duration]\n"
-    "           [url ...]\n";
+    "           [--cacert file]"
+    " [url ...]\n";
 
 static void
 usage(void)
@@ -750,11 +752,39 @@ output(struct job *j, struct writer *w)
 		err(EX_IOERR, "write error on standard output");
 }
 
+static int
+has_write(const struct job *j)
+{
+	return j->pending != WRITE_NONE || j->count_hit;
+}
+
 /*
- * Writes what finished transfers left for the cache, and the hits,
- * in one transaction: thousands of small responses, one commit each
- * round rather than one each.
+ * Whether the cache writes that finished jobs left are due: grouped
+ * into one commit when there are as many as transfers run at once,
+ * when the oldest has waited WRITE_DELAY_MS, or when nothing runs.
+ * A commit per response would cost more than the response.
  */
+static int
+writes_due(void)
+{
+	static long long first_ms;	/* when writes were first seen */
+	struct job *j;
+	int n = 0;
+
+	for (j = queue; j != NULL; j = j->next)
+		n += has_write(j);
+	if (n == 0)
+		return 0;
+	if (first_ms == 0)
+		first_ms = now_ms();
+	if (n < concurrency && running > 0 &&
+	    now_ms() - first_ms < WRITE_DELAY_MS)
+		return 0;
+	first_ms = 0;
+	return 1;
+}
+
+/* Writes the responses and the hits of finished jobs in one transaction. */
 static void
 write_pending(void)
 {
@@ -783,9 +813,10 @@ flush_done(struct writer *w)
 {
 	struct job **p = &queue, *j;
 
-	write_pending();
+	if (writes_due())
+		write_pending();
 	while ((j = *p) != NULL) {
-		if (j->state != JOB_DONE) {
+		if (j->state != JOB_DONE || has_write(j)) {
 			if (!unordered)
 				break;
 			p = &j->next;
@@ -801,13 +832,18 @@ flush_done(struct writer *w)
 	fflush(stdout);
 }
 
-/* Starts waiting jobs while there is room, in input order. */
+/*
+ * Starts waiting jobs while there is room, in input order. Their cache
+ * lookups share one read transaction: one lock and snapshot a round
+ * rather than one a URL.
+ */
 static void
 start_waiting(void)
 {
 	long long now = now_ms();
 	struct job *j;
 
+	store_read_begin(reader);
 	for (j = queue; j != NULL && running < concurrency; j = j->next)
 		if (j->state == JOB_WAITING && j->retry_at <= now) {
 			if (j->attempts == 0)
@@ -815,6 +851,7 @@ start_waiting(void)
 			else
 				send_request(j);
 		}
+	store_read_end(reader);
 }
 
 static const char *
@@ -1000,13 +1037,15 @@ duration(const char *opt, const char *arg)
 }
 
 enum {
-	OPT_CACHE = 256, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL, OPT_MAX_TIME, OPT_FORCE_TTL, OPT_NO_CACHE,
+	OPT_CACHE = 256, OPT_CACERT, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL,
+	OPT_MAX_TIME, OPT_FORCE_TTL, OPT_NO_CACHE,
 	OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_STALE_IF_ERROR,
 	OPT_UNORDERED, OPT_UPSTREAM, OPT_VERSION,
 };
 
 static const struct option long_options[] = {
 	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
 	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
@@ -1060,6 +1099,12 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_CACHE:
 			cache_option = optarg;
+			break;
+		case OPT_CACERT:
+			if (access(optarg, R_OK) < 0)
+				err(EX_NOINPUT, "cannot read --cacert '%s'",
+				    optarg);
+			limits.ca_file = optarg;
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			limits.connect_timeout_ms =

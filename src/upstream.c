@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -149,6 +150,15 @@ set_options(struct upstream *u, struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "relay/" VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
+	/*
+	 * Over TLS, wait for a connection that may turn out to multiplex
+	 * (HTTP/2) rather than open more. Plain HTTP is HTTP/1.1 here, and
+	 * waiting would hold every transfer behind the first response.
+	 */
+	if (strncasecmp(t->req.url, "https:", 6) == 0)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	if (u->opt.ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, u->opt.ca_file);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, u->opt.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, u->opt.timeout_ms);
 	if (u->opt.low_speed_secs > 0) {

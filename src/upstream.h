@@ -16,6 +16,7 @@ struct upstream_options {
 	long		low_speed_bytes;	/* abort below this rate… */
 	long		low_speed_secs;		/* …for this long; 0: never */
 	long		max_connections;	/* per host */
+	const char	*ca_file;		/* NULL: the system's CAs */
 };
 
 /*

@@ -49,12 +49,30 @@ start_upstream() {
 	UP=http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")
 }
 
+# Starts nginx serving HTTPS and HTTP/2 (tests/fixture/tls-upstream)
+# and sets TLS_UP to its base URL; its certificate is cert.pem.
+start_tls_upstream() {
+	"$ROOT/tests/fixture/tls-upstream" tls-port 2>tls-upstream.err &
+	TLS_UPSTREAM_PID=$!
+	for _ in $(seq 100); do
+		[ -s tls-port ] && curl -s -o /dev/null --cacert cert.pem \
+		    "https://127.0.0.1:$(cat tls-port)/" && break
+		sleep 0.05
+	done
+	: >access.log	# without the readiness probe
+	TLS_UP=https://127.0.0.1:$(cat tls-port)
+}
+
 # How many requests the fixture received for a path (with its query).
 requests_for() {
 	curl -s -G --data-urlencode "path=$1" "$UP/_count"
 }
 
 teardown() {
+	if [ -n "${TLS_UPSTREAM_PID:-}" ]; then
+		kill "$TLS_UPSTREAM_PID" 2>/dev/null
+		wait "$TLS_UPSTREAM_PID" 2>/dev/null || true
+	fi
 	if [ -n "${UPSTREAM_PID:-}" ]; then
 		kill "$UPSTREAM_PID" 2>/dev/null
 		wait "$UPSTREAM_PID" 2>/dev/null || true

@@ -179,6 +179,26 @@ setup() {
 	[[ "$stderr" == "relay-fetch: $https/x: "*"SSL routines::wrong version number" ]]
 }
 
+@test "HTTPS over HTTP/2: 20 URLs at -j 8 multiplexed on one connection" {
+	start_tls_upstream
+	for i in $(seq 20); do echo "$TLS_UP/$i"; done >urls
+	run relay-fetch --cacert cert.pem -j 8 <urls
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(seq 20 | sed 's|^|/|')" ]
+	[ "$(cut -d' ' -f2 access.log | sort -u)" = HTTP/2.0 ]
+	[ "$(cut -d' ' -f1 access.log | sort -u | wc -l)" -eq 1 ]
+}
+
+@test "an untrusted certificate is a TLS error; --cacert trusts it" {
+	start_tls_upstream
+	run --separate-stderr relay-fetch --retry 0 "$TLS_UP/x"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $TLS_UP/x: SSL certificate problem: self-signed certificate" ]
+	run --separate-stderr relay-fetch --cacert missing.pem "$TLS_UP/x"
+	[ "$status" -eq 66 ]
+	[ "$stderr" = "relay-fetch: cannot read --cacert 'missing.pem': No such file or directory" ]
+}
+
 @test "partial failure exits 1, total failure 69" {
 	run relay-fetch "$UP/ok" "$UP/nf?status=404"
 	[ "$status" -eq 1 ]

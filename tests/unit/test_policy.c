@@ -49,6 +49,13 @@ httpdate_rejects_garbage(void)
 		"Sun, 32 Nov 1994 08:49:37 GMT",
 		"Sun, 06 Foo 1994 08:49:37 GMT",
 		"Sun, 06 Nov 1994 25:49:37 GMT",
+		"Sun, 06 Nov 1994 08:60:37 GMT",
+		"Sun, 06 Nov 1994 08:49:61 GMT",
+		"Sun, 00 Nov 1994 08:49:37 GMT",
+		"Sun, 0x Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 19a4 08:49:37 GMT",
+		"Xyz, 06 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 UTC",
 	};
 	time_t t;
 	size_t i;
@@ -62,6 +69,8 @@ httpdate_round_trip(void)
 {
 	static const time_t rows[] = {
 		0, T0, 951782400 /* 2000-02-29 */, 2147483647, 4102444800,
+		-86400 /* 1969-12-31 */, 951868800 /* 2000-03-01 */,
+		253402300799 /* 9999-12-31 23:59:59 */,
 	};
 	char s[HTTPDATE_LEN];
 	time_t t;
