@@ -30,15 +30,16 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
 	$(PKG_CFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS)
 
-PROGS = bin/relay-cache bin/relay-fetch
-LIB_SRCS = base64.c buf.c config.c headers.c http.c httpdate.c io.c json.c \
-	num.c policy.c prog.c record.c spool.c store.c upstream.c url.c \
-	utf8.c
+PROGS = bin/relay-cache bin/relay-fetch bin/relay-serve
+LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c io.c json.c \
+	num.c policy.c prog.c record.c spool.c store.c target.c upstream.c \
+	url.c utf8.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/relay-cache.1 man/relay-fetch.1
 MAN5 = man/relay-cache.5
 MAN7 = man/relay.7
+MAN8 = man/relay-serve.8
 
 all: $(PROGS)
 
@@ -74,11 +75,12 @@ deps:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
-		$(DESTDIR)$(EXAMPLEDIR)
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR)
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	cp -R share/examples/. $(DESTDIR)$(EXAMPLEDIR)
 
 clean:

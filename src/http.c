@@ -1,9 +1,14 @@
 /*
  * HTTP/1.1 protocol tables and message helpers shared by the programs
- * (RFC 9110, RFC 9112).
+ * (RFC 9110, RFC 9112): reason phrases, and the server side's request
+ * head parser and chunked-body decoder, pure and bounded for fuzzing.
  */
+#include <ctype.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include "headers.h"
 #include "http.h"
 
 struct reason {
@@ -53,4 +58,336 @@ http_reason(int status)
 	    compare_status);
 
 	return r != NULL ? r->text : "";
+}
+
+/* RFC 9110 section 5.6.2: tchar, the characters of a token. */
+static int
+is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~",
+	    c) != NULL);
+}
+
+/* A field value's bytes: visible, obs-text, space and tab; no CTL. */
+static int
+is_field_char(unsigned char c)
+{
+	return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
+static ssize_t
+bad(const char **why, int status, const char *reason)
+{
+	*why = reason;
+	return -status;
+}
+
+/* The end of the line at p (its LF), or NULL; a bare CR is an error. */
+static const char *
+line_end(const char *p, const char *end)
+{
+	return memchr(p, '\n', (size_t)(end - p));
+}
+
+/* The line's length without its terminator, LF or CRLF (RFC 9112 2.2). */
+static size_t
+line_len(const char *p, const char *lf)
+{
+	return (size_t)(lf - p) - (lf > p && lf[-1] == '\r');
+}
+
+/* RFC 9112 section 3: method SP request-target SP HTTP-version. */
+static ssize_t
+parse_request_line(const char *p, size_t n, struct http_request *r,
+    const char **why)
+{
+	const char *end = p + n, *sp1, *sp2, *q;
+
+	for (q = p; q < end && is_tchar((unsigned char)*q); q++)
+		;
+	if (q == p || q == end || *q != ' ')
+		return bad(why, 400, "malformed request line");
+	if ((size_t)(q - p) >= sizeof r->method)
+		return bad(why, 501, "method not implemented");
+	memcpy(r->method, p, (size_t)(q - p));
+	r->method[q - p] = '\0';
+	sp1 = q;
+	for (q = sp1 + 1; q < end && *q != ' '; q++)
+		if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+			return bad(why, 400, "invalid byte in request target");
+	sp2 = q;
+	if (sp2 == sp1 + 1 || sp2 == end)
+		return bad(why, 400, "malformed request line");
+	if ((size_t)(sp2 - sp1 - 1) > HTTP_MAX_TARGET)
+		return bad(why, 414, "request target too long");
+	if (end - sp2 - 1 != 8 || memcmp(sp2 + 1, "HTTP/", 5) != 0 ||
+	    !isdigit((unsigned char)sp2[6]) || sp2[7] != '.' ||
+	    !isdigit((unsigned char)sp2[8]))
+		return bad(why, 400, "malformed HTTP version");
+	if (sp2[6] != '1')
+		return bad(why, 505, "only HTTP/1.x is served");
+	r->minor = sp2[8] - '0';
+	r->target = xstrndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	return 0;
+}
+
+/* Whether a comma-separated list value holds a token (RFC 9110 5.6.1). */
+static int
+list_has(const char *v, size_t n, const char *token)
+{
+	size_t len = strlen(token), i = 0, start;
+
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (i - start == len && strncasecmp(v + start, token, len) == 0)
+			return 1;
+		while (i < n && v[i] != ',')
+			i++;
+	}
+	return 0;
+}
+
+struct seen {
+	int	host, length, chunked, close, keep_alive;
+};
+
+/* What the framing and connection fields say (RFC 9112 sections 6, 9). */
+static ssize_t
+note_field(const struct header *h, struct http_request *r, struct seen *s,
+    const char **why)
+{
+	long long v;
+	size_t i;
+
+	if (header_is(h, "host") && s->host++)
+		return bad(why, 400, "more than one Host field");
+	if (header_is(h, "content-length")) {
+		if (s->length++)
+			return bad(why, 400, "more than one Content-Length");
+		if (h->value_len == 0 || h->value_len > 15)
+			return bad(why, 400, "invalid Content-Length");
+		for (i = 0, v = 0; i < h->value_len; i++) {
+			if (!isdigit((unsigned char)h->value[i]))
+				return bad(why, 400, "invalid Content-Length");
+			v = v * 10 + (h->value[i] - '0');
+		}
+		r->content_length = v;
+	}
+	if (header_is(h, "transfer-encoding")) {
+		if (s->chunked++)
+			return bad(why, 400, "more than one Transfer-Encoding");
+		if (h->value_len != 7 || strncasecmp(h->value, "chunked", 7))
+			return bad(why, 501, "transfer coding not implemented");
+	}
+	if (header_is(h, "connection")) {
+		s->close |= list_has(h->value, h->value_len, "close");
+		s->keep_alive |= list_has(h->value, h->value_len, "keep-alive");
+	}
+	if (header_is(h, "expect")) {
+		if (h->value_len != 12 || strncasecmp(h->value, "100-continue",
+		    12) != 0)
+			return bad(why, 417, "unsupported expectation");
+		r->expect_continue = 1;
+	}
+	return 0;
+}
+
+/* RFC 9112 section 5: field-name ":" OWS field-value OWS, one a line. */
+static ssize_t
+parse_field(const char *p, size_t n, struct http_request *r,
+    struct seen *s, const char **why)
+{
+	const char *end = p + n, *colon, *v;
+	struct header h;
+
+	for (colon = p; colon < end && is_tchar((unsigned char)*colon); colon++)
+		;
+	if (colon == p || colon == end || *colon != ':')
+		return bad(why, 400, "malformed header field");
+	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	for (h.value = v; v < end; v++)
+		if (!is_field_char((unsigned char)*v))
+			return bad(why, 400, "invalid byte in header field");
+	h.name = p;
+	h.name_len = (size_t)(colon - p);
+	h.value_len = (size_t)(end - h.value);
+	headers_add(&r->fields, h.name, h.name_len, h.value, h.value_len);
+	return note_field(&h, r, s, why);
+}
+
+static ssize_t
+framing(struct http_request *r, const struct seen *s, const char **why)
+{
+	if (r->minor >= 1 && !s->host)
+		return bad(why, 400, "no Host field");
+	if (s->chunked && s->length)
+		return bad(why, 400, "both Content-Length and Transfer-Encoding");
+	if (s->chunked && r->minor == 0)
+		return bad(why, 400, "Transfer-Encoding in HTTP/1.0");
+	r->body = s->chunked ? HTTP_BODY_CHUNKED : s->length &&
+	    r->content_length > 0 ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+	r->keep_alive = r->minor >= 1 ? !s->close : s->keep_alive && !s->close;
+	return 0;
+}
+
+/*
+ * Parses the request head at the start of p[0..n). Returns its length
+ * once complete, 0 while more bytes are needed, or the negated status
+ * to answer with (400, 414, 417, 431, 501, 505), with a reason in
+ * *why. Empty lines before the request line are skipped (RFC 9112
+ * section 2.2). r is reset first; free it with http_request_free.
+ */
+ssize_t
+http_parse_request(const char *p, size_t n, struct http_request *r,
+    const char **why)
+{
+	const char *start = p, *end = p + n, *lf;
+	struct seen seen = { 0 };
+	ssize_t rc;
+	int fields = 0;
+
+	http_request_free(r);
+	while (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end &&
+	    p[1] == '\n')))
+		p += *p == '\r' ? 2 : 1;
+	if ((lf = line_end(p, end)) == NULL)
+		return n - (size_t)(p - start) > HTTP_MAX_TARGET + 64 ?
+		    bad(why, 414, "request line too long") : 0;
+	if (memchr(p, '\r', line_len(p, lf)) != NULL)
+		return bad(why, 400, "bare CR in request line");
+	if ((rc = parse_request_line(p, line_len(p, lf), r, why)) < 0)
+		return rc;
+	for (p = lf + 1; (lf = line_end(p, end)) != NULL; p = lf + 1) {
+		if (lf - start >= HTTP_MAX_HEAD)
+			return bad(why, 431, "request head too large");
+		if (line_len(p, lf) == 0)
+			return (rc = framing(r, &seen, why)) < 0 ? rc :
+			    lf + 1 - start;
+		if (*p == ' ' || *p == '\t')
+			return bad(why, 400, "obsolete line folding");
+		if (++fields > HTTP_MAX_FIELDS)
+			return bad(why, 431, "too many header fields");
+		if (memchr(p, '\r', line_len(p, lf)) != NULL)
+			return bad(why, 400, "bare CR in header field");
+		if ((rc = parse_field(p, line_len(p, lf), r, &seen, why)) < 0)
+			return rc;
+	}
+	return end - start >= HTTP_MAX_HEAD ?
+	    bad(why, 431, "request head too large") : 0;
+}
+
+void
+http_request_free(struct http_request *r)
+{
+	free(r->target);
+	buf_free(&r->fields);
+	memset(r, 0, sizeof *r);
+}
+
+enum { CHUNK_SIZE_LINE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
+
+#define CHUNK_LINE_MAX	4096	/* a size line with extensions; a trailer */
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One byte of a size line, "1a;ext=v": hex digits, then ignored text. */
+static int
+size_line_byte(struct http_chunked *c, char ch)
+{
+	int h = hex_value(ch);
+
+	if (ch == '\n') {
+		if (c->line == 0)
+			return -1;	/* no digits */
+		c->state = c->left > 0 ? CHUNK_DATA : CHUNK_TRAILER;
+		c->line = 0;
+		c->ext = 0;
+		return 0;
+	}
+	if (c->line == 0 && h < 0)
+		return -1;
+	if (++c->line > CHUNK_LINE_MAX)
+		return -1;
+	if (c->ext)
+		return 0;	/* extensions are ignored (RFC 9112 7.1.1) */
+	if (h >= 0 && c->line <= 15) {
+		c->left = c->left * 16 + h;
+		return 0;
+	}
+	if (ch != ';' && ch != ' ' && ch != '\t' && ch != '\r')
+		return -1;
+	c->ext = 1;
+	return 0;
+}
+
+/* One byte of the trailer section, which ends with an empty line. */
+static int
+trailer_byte(struct http_chunked *c, char ch)
+{
+	if (ch == '\n') {
+		c->done = c->line == 0;
+		c->line = 0;
+	} else if (ch != '\r' && ++c->line > CHUNK_LINE_MAX) {
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Decodes a chunked body (RFC 9112 section 7.1) from in[0..n) into out,
+ * as bytes arrive. Returns the bytes consumed, or -1 if malformed;
+ * c->done is set after the last chunk and the trailer, which is
+ * discarded. Start with a zeroed struct.
+ */
+ssize_t
+http_dechunk(struct http_chunked *c, const char *in, size_t n, struct buf *out)
+{
+	size_t i = 0, take;
+
+	while (i < n && !c->done) {
+		switch (c->state) {
+		case CHUNK_SIZE_LINE:
+			if (size_line_byte(c, in[i++]) < 0)
+				return -1;
+			break;
+		case CHUNK_DATA:
+			take = n - i < (size_t)c->left ? n - i : (size_t)c->left;
+			buf_add(out, in + i, take);
+			i += take;
+			if ((c->left -= (long long)take) == 0)
+				c->state = CHUNK_DATA_END;
+			break;
+		case CHUNK_DATA_END:	/* the CRLF after the data */
+			if (in[i] == '\r' && !c->ext) {
+				c->ext = 1;
+				i++;
+				break;
+			}
+			if (in[i++] != '\n')
+				return -1;
+			c->ext = 0;
+			c->state = CHUNK_SIZE_LINE;
+			break;
+		case CHUNK_TRAILER:
+			if (trailer_byte(c, in[i++]) < 0)
+				return -1;
+			break;
+		}
+	}
+	return (ssize_t)i;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cache.h"
 #include "config.h"
 #include "headers.h"
 #include "http.h"
@@ -44,8 +45,9 @@ static int include_head;		/* -i */
 static int no_cache;			/* --no-cache: always revalidate */
 static int no_store;			/* --no-store */
 static int offline;			/* --offline */
-static long long default_ttl = POLICY_DEFAULT_TTL;
-static long long force_ttl = -1;	/* --force-ttl */
+static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
+	POLICY_DEFAULT_TTL, -1,
+};
 static long long stale_if_error;	/* --stale-if-error */
 static long long max_retries = 2;	/* --retry */
 static struct buf request_headers = BUF_INIT;	/* -H */
@@ -86,7 +88,6 @@ struct job {
 };
 
 static char method_get[] = "GET";	/* the only method fetched */
-static char no_variant[] = "";
 
 static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection */
@@ -207,37 +208,13 @@ job_free(struct job *j)
 	free(j);
 }
 
-static long long
-cached_age(const struct store_entry *e, time_t now)
-{
-	struct policy_times t = { e->request_time, e->response_time, e->date,
-		e->age };
-
-	return policy_current_age(&t, now);
-}
-
-/*
- * Finds the stored response for this request: the most recent one,
- * or, when responses vary (RFC 9111 section 4.1), the one whose Vary
- * fields match the request's. Returns 1 if found.
- */
+/* Finds the stored response for the job's URL; returns 1 if found. */
 static int
 lookup(struct job *j)
 {
-	const char *request = buf_cstr(&request_headers);
-	char *variant;
-	int found;
+	int found = cache_lookup(reader, j->url, buf_cstr(&request_headers),
+	    &j->cached);
 
-	found = store_get(reader, "GET", j->url, NULL, &j->cached);
-	if (found > 0) {
-		variant = policy_variant(j->cached.headers, request);
-		if (variant == NULL || strcmp(variant, j->cached.variant) != 0) {
-			store_entry_free(&j->cached);
-			found = variant == NULL ? 0 : store_get(reader, "GET",
-			    j->url, variant, &j->cached);
-		}
-		free(variant);
-	}
 	if (found < 0)
 		errx(store_status(reader), "%s", store_error(reader));
 	return found;
@@ -255,7 +232,7 @@ answer_from_cache(struct job *j)
 		return 0;
 	policy_request_parse(buf_cstr(&request_headers), &req);
 	req.no_cache |= no_cache;
-	age = cached_age(&j->cached, time(NULL));
+	age = cache_age(&j->cached, time(NULL));
 	if (offline || policy_use(&req, j->cached.headers, age,
 	    j->cached.lifetime) == POLICY_FRESH) {
 		j->source = age < j->cached.lifetime ? "hit" : "stale";
@@ -469,74 +446,39 @@ on_body(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
-/* The entry for a response just received. */
-static void
-fill_entry(struct job *j, struct store_entry *e, const char *headers)
+/* The response the job received, as the cache sees it. */
+static struct cache_response
+response_of(const struct job *j)
 {
-	struct policy_times t;
-
-	memset(e, 0, sizeof *e);
-	e->method = method_get;
-	e->url = j->url;
-	e->variant = no_variant;
-	e->status = j->status;
-	e->headers = (char *)headers;
-	e->request_time = j->request_time;
-	e->response_time = j->response_time;
-	policy_times_from(headers, j->request_time, j->response_time, &t);
-	e->date = t.date;
-	e->age = t.age;
-	e->lifetime = force_ttl >= 0 ? force_ttl :
-	    policy_lifetime(headers, j->response_time, default_ttl);
-	e->stale_at = policy_stale_at(&t, e->lifetime);
+	return (struct cache_response){
+		.url = j->url, .status = j->status,
+		.headers = buf_cstr((struct buf *)&j->head),
+		.request_headers = buf_cstr(&request_headers),
+		.request_time = j->request_time,
+		.response_time = j->response_time,
+	};
 }
 
 static void
 commit_response(struct job *j)
 {
-	struct buf kept = BUF_INIT;
-	struct store_entry e;
+	struct cache_response r = response_of(j);
 
-	headers_add_end_to_end(&kept, buf_cstr(&j->head));
-	fill_entry(j, &e, buf_cstr(&kept));
-	e.variant = policy_variant(e.headers, buf_cstr(&request_headers));
-	e.etag = headers_get_dup(e.headers, "etag");
-	e.last_modified = headers_get_dup(e.headers, "last-modified");
-	if (store_writer_commit(j->writer, &e) < 0)
+	if (cache_commit(j->writer, &r, &rules) < 0)
 		warnx("%s: not cached: %s", j->url, store_error(writer));
 	j->writer = NULL;
-	free(e.variant);
-	free(e.etag);
-	free(e.last_modified);
-	buf_free(&kept);
 }
 
 /* A 304: the stored entry takes the new fields and freshness. */
 static void
 refresh_cached(struct job *j)
 {
-	struct store_entry *c = &j->cached, e;
-	struct buf merged = BUF_INIT;
+	struct cache_response r = response_of(j);
 
-	headers_merge_304(&merged, c->headers, buf_cstr(&j->head));
-	j->status = c->status;
-	fill_entry(j, &e, buf_cstr(&merged));
-	e.id = c->id;
-	e.etag = headers_get_dup(e.headers, "etag");
-	e.last_modified = headers_get_dup(e.headers, "last-modified");
-	if (store_refresh(writer, &e) < 0)
+	if (cache_refresh(writer, &j->cached, &r, &rules) < 0)
 		warnx("%s: not updated in the cache: %s", j->url,
 		    store_error(writer));
-	free(c->headers);
-	c->headers = xstrdup(e.headers);
-	c->request_time = e.request_time;
-	c->response_time = e.response_time;
-	c->date = e.date;
-	c->age = e.age;
-	c->lifetime = e.lifetime;
-	free(e.etag);
-	free(e.last_modified);
-	buf_free(&merged);
+	j->status = j->cached.status;
 	j->source = "revalidated";
 	j->count_hit = 1;
 }
@@ -546,7 +488,7 @@ static int
 serve_stale(struct job *j, const char *why)
 {
 	struct store_entry *c = &j->cached;
-	long long age = cached_age(c, time(NULL));
+	long long age = cache_age(c, time(NULL));
 
 	if (c->url == NULL || !policy_stale_if_error(c->headers, age,
 	    c->lifetime, stale_if_error))
@@ -628,13 +570,15 @@ write_record(struct job *j, struct writer *w)
 		.error = j->error, .request_time = j->request_time,
 		.response_time = j->response_time, .size = j->size,
 	};
+	struct cache_response r;
 	struct store_entry e;
 	long long age;
 
 	snprintf(rec.source, sizeof rec.source, "%s", j->source ?
 	    j->source : "miss");
 	if (j->error == NULL && j->spool != NULL) {
-		fill_entry(j, &e, buf_cstr(&j->head));
+		r = response_of(j);
+		cache_entry(&r, &rules, buf_cstr(&j->head), &e);
 		body = (struct record_source){ spool_open, spool_close,
 			j->spool };
 		headers_add_end_to_end(&rec.headers, buf_cstr(&j->head));
@@ -647,7 +591,7 @@ write_record(struct job *j, struct writer *w)
 		rec.request_time = c->request_time;
 		rec.response_time = c->response_time;
 		rec.size = c->size;
-		age = cached_age(c, time(NULL));
+		age = cache_age(c, time(NULL));
 		rec.age = age;
 		rec.ttl = c->lifetime - age;
 	}
@@ -1114,10 +1058,10 @@ parse_options(int argc, char **argv)
 			limits.timeout_ms = duration("--max-time", optarg) * 1000;
 			break;
 		case OPT_DEFAULT_TTL:
-			default_ttl = duration("--default-ttl", optarg);
+			rules.default_ttl = duration("--default-ttl", optarg);
 			break;
 		case OPT_FORCE_TTL:
-			force_ttl = duration("--force-ttl", optarg);
+			rules.force_ttl = duration("--force-ttl", optarg);
 			break;
 		case OPT_NO_CACHE:
 			no_cache = 1;

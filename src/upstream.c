@@ -18,6 +18,8 @@ struct upstream {
 	CURLM			*multi;
 	struct upstream_options	 opt;
 	int			 running;
+	struct curl_waitfd	*waitfds;	/* upstream_poll's, reused */
+	unsigned		 waitfds_len;
 };
 
 struct transfer {
@@ -123,11 +125,15 @@ static size_t
 on_write(char *p, size_t size, size_t n, void *ctx)
 {
 	struct transfer *t = ctx;
+	int rc;
 
 	if (deliver_head(t) < 0)
 		return 0;
-	if (t->req.on_body != NULL && t->req.on_body(t->req.ctx, p,
-	    size * n) < 0) {
+	rc = t->req.on_body != NULL ? t->req.on_body(t->req.ctx, p, size * n) :
+	    0;
+	if (rc == UPSTREAM_PAUSE)
+		return CURL_WRITEFUNC_PAUSE;
+	if (rc < 0) {
 		t->aborted = 1;
 		return 0;
 	}
@@ -173,6 +179,11 @@ set_options(struct upstream *u, struct transfer *t)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->req.method);
 	if (t->headers != NULL)
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	if (t->req.body != NULL) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)t->req.body_len);
+		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, t->req.body);
+	}
 }
 
 /* Turns a header block into curl's list of lines. */
@@ -197,7 +208,7 @@ header_list(const char *block)
 }
 
 /* Starts a transfer; the request's strings are copied by curl. */
-int
+struct transfer *
 upstream_add(struct upstream *u, const struct upstream_request *req)
 {
 	struct transfer *t = xcalloc(1, sizeof *t);
@@ -209,15 +220,44 @@ upstream_add(struct upstream *u, const struct upstream_request *req)
 	set_options(u, t);
 	t->req.url = NULL;	/* not ours to keep */
 	t->req.headers = NULL;
+	t->req.body = NULL;
 	if (curl_multi_add_handle(u->multi, t->easy) != CURLM_OK)
 		out_of_memory();
 	u->running++;
-	return 0;
+	return t;
+}
+
+/* Delivers again the body bytes that on_body paused on. */
+void
+upstream_resume(struct upstream *u, struct transfer *t)
+{
+	(void)u;
+	curl_easy_pause(t->easy, CURLPAUSE_CONT);
+}
+
+static void
+release(struct upstream *u, struct transfer *t)
+{
+	curl_multi_remove_handle(u->multi, t->easy);
+	curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	buf_free(&t->head);
+	u->running--;
+	free(t);
+}
+
+/* Ends a transfer whose caller has gone; on_done is not called. */
+void
+upstream_cancel(struct upstream *u, struct transfer *t)
+{
+	release(u, t);
 }
 
 static void
 finish(struct upstream *u, struct transfer *t, CURLcode rc)
 {
+	void (*on_done)(void *, const char *) = t->req.on_done;
+	void *ctx = t->req.ctx;
 	const char *error = NULL;
 
 	if (rc == CURLE_OK)
@@ -230,41 +270,69 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 	} else if (t->aborted) {
 		error = "aborted";
 	}
-	curl_multi_remove_handle(u->multi, t->easy);
-	curl_easy_cleanup(t->easy);
-	curl_slist_free_all(t->headers);
-	buf_free(&t->head);
-	u->running--;
-	if (t->req.on_done != NULL)
-		t->req.on_done(t->req.ctx, error);
-	free(t);
+	if (on_done != NULL)
+		on_done(ctx, error);
+	release(u, t);
 }
 
-/*
- * Moves every transfer along, waiting up to timeout_ms for activity on
- * them or for input on wake_fd (-1: none), and finishes those that
- * completed. Returns how many are running.
- */
-int
-upstream_run(struct upstream *u, int timeout_ms, int wake_fd)
+static void
+finish_completed(struct upstream *u)
 {
-	struct curl_waitfd wake = { wake_fd, CURL_WAIT_POLLIN, 0 };
 	struct transfer *t;
 	CURLMsg *msg;
-	int still, left;
+	int left;
 
-	curl_multi_perform(u->multi, &still);
-	if (still > 0 || wake_fd >= 0)
-		curl_multi_poll(u->multi, &wake, wake_fd >= 0 ? 1 : 0,
-		    timeout_ms, NULL);
-	curl_multi_perform(u->multi, &still);
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
 		finish(u, t, msg->data.result);
 	}
+}
+
+/*
+ * Moves every transfer along, waiting up to timeout_ms for activity on
+ * them or for the events asked on the caller's fds, whose revents are
+ * set; then finishes the transfers that completed. Returns how many
+ * transfers are running.
+ */
+int
+upstream_poll(struct upstream *u, struct pollfd *fds, unsigned n,
+    int timeout_ms)
+{
+	unsigned i;
+	int still;
+
+	if (n > u->waitfds_len) {
+		u->waitfds = xrealloc(u->waitfds, n * sizeof *u->waitfds);
+		u->waitfds_len = n;
+	}
+	for (i = 0; i < n; i++) {
+		u->waitfds[i].fd = fds[i].fd;
+		u->waitfds[i].events =
+		    (fds[i].events & POLLIN ? CURL_WAIT_POLLIN : 0) |
+		    (fds[i].events & POLLOUT ? CURL_WAIT_POLLOUT : 0);
+		u->waitfds[i].revents = 0;
+	}
+	curl_multi_perform(u->multi, &still);
+	if (still > 0 || n > 0)
+		curl_multi_poll(u->multi, u->waitfds, n, timeout_ms, NULL);
+	for (i = 0; i < n; i++)
+		fds[i].revents = (short)(
+		    (u->waitfds[i].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
+		    (u->waitfds[i].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
+	curl_multi_perform(u->multi, &still);
+	finish_completed(u);
 	return u->running;
+}
+
+/* upstream_poll with at most one fd to wake for input on (-1: none). */
+int
+upstream_run(struct upstream *u, int timeout_ms, int wake_fd)
+{
+	struct pollfd wake = { wake_fd, POLLIN, 0 };
+
+	return upstream_poll(u, &wake, wake_fd >= 0 ? 1 : 0, timeout_ms);
 }
 
 void
@@ -274,5 +342,6 @@ upstream_free(struct upstream *u)
 		return;
 	curl_multi_cleanup(u->multi);
 	curl_global_cleanup();
+	free(u->waitfds);
 	free(u);
 }

@@ -6,6 +6,7 @@
 #ifndef RELAY_UPSTREAM_H
 #define RELAY_UPSTREAM_H
 
+#include <poll.h>
 #include <stddef.h>
 
 #define UPSTREAM_MAX_HEAD 65536	/* bytes of response header fields */
@@ -22,14 +23,19 @@ struct upstream_options {
 /*
  * One transfer. on_head sees the final status and header fields once
  * they are complete and returns 0 to receive the body, -1 to abort.
- * on_body returns 0, or -1 to abort. on_done is called exactly once,
- * with error NULL on success or curl's message, and the transfer is
- * forgotten afterwards.
+ * on_body returns 0, -1 to abort, or UPSTREAM_PAUSE to be called again
+ * with the same bytes after upstream_resume. on_done is called exactly
+ * once, with error NULL on success or curl's message, and the transfer
+ * is forgotten afterwards; upstream_cancel ends it without on_done.
  */
+#define UPSTREAM_PAUSE	1
+
 struct upstream_request {
 	const char	*url;
 	const char	*method;	/* NULL: GET */
 	const char	*headers;	/* "Name: value\r\n" lines, or NULL */
+	const char	*body;		/* request body, copied; or NULL */
+	size_t		 body_len;
 	void		*ctx;
 	int		(*on_head)(void *, int, const char *);
 	int		(*on_body)(void *, const void *, size_t);
@@ -37,10 +43,16 @@ struct upstream_request {
 };
 
 struct upstream;
+struct transfer;
 
 struct upstream	*upstream_new(const struct upstream_options *);
 void		 upstream_free(struct upstream *);
-int		 upstream_add(struct upstream *, const struct upstream_request *);
+struct transfer	*upstream_add(struct upstream *,
+		    const struct upstream_request *);
+void		 upstream_resume(struct upstream *, struct transfer *);
+void		 upstream_cancel(struct upstream *, struct transfer *);
 int		 upstream_run(struct upstream *, int, int);
+int		 upstream_poll(struct upstream *, struct pollfd *, unsigned,
+		    int);
 
 #endif

@@ -1,0 +1,137 @@
+/*
+ * The cache: the RFC 9111 rules (policy) applied to the cache file
+ * (store), as relay-fetch and relay-serve both use them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "headers.h"
+#include "policy.h"
+
+static char method_get[] = "GET";
+static char no_variant[] = "";
+
+/*
+ * Finds the stored response for a GET of url: the most recent one, or,
+ * when responses vary (RFC 9111 section 4.1), the one whose Vary
+ * fields match the request's. Returns 1 if found, 0 if not, -1 if the
+ * store failed.
+ */
+int
+cache_lookup(struct store *s, const char *url, const char *request_headers,
+    struct store_entry *e)
+{
+	char *variant;
+	int found = store_get(s, "GET", url, NULL, e);
+
+	if (found <= 0)
+		return found;
+	variant = policy_variant(e->headers, request_headers);
+	if (variant == NULL || strcmp(variant, e->variant) != 0) {
+		store_entry_free(e);
+		found = variant == NULL ? 0 :
+		    store_get(s, "GET", url, variant, e);
+	}
+	free(variant);
+	return found;
+}
+
+/* The current age of a stored response (RFC 9111 section 4.2.3). */
+long long
+cache_age(const struct store_entry *e, time_t now)
+{
+	struct policy_times t = { e->request_time, e->response_time, e->date,
+		e->age };
+
+	return policy_current_age(&t, now);
+}
+
+/*
+ * The entry for a response with these header fields: its times and
+ * freshness. The strings are borrowed from r and headers; variant,
+ * etag and last_modified are left for the caller.
+ */
+void
+cache_entry(const struct cache_response *r, const struct cache_rules *rules,
+    const char *headers, struct store_entry *e)
+{
+	struct policy_times t;
+
+	memset(e, 0, sizeof *e);
+	e->method = method_get;
+	e->url = (char *)r->url;
+	e->variant = no_variant;
+	e->status = r->status;
+	e->headers = (char *)headers;
+	e->request_time = r->request_time;
+	e->response_time = r->response_time;
+	policy_times_from(headers, r->request_time, r->response_time, &t);
+	e->date = t.date;
+	e->age = t.age;
+	e->lifetime = rules->force_ttl >= 0 ? rules->force_ttl :
+	    policy_lifetime(headers, r->response_time, rules->default_ttl);
+	e->stale_at = policy_stale_at(&t, e->lifetime);
+}
+
+/*
+ * Stores a response whose body the writer holds, with its end-to-end
+ * fields only; the writer is consumed. Returns -1 if it failed, with
+ * the reason in store_error.
+ */
+int
+cache_commit(struct store_writer *w, const struct cache_response *r,
+    const struct cache_rules *rules)
+{
+	struct buf kept = BUF_INIT;
+	struct store_entry e;
+	int rc;
+
+	headers_add_end_to_end(&kept, r->headers);
+	cache_entry(r, rules, buf_cstr(&kept), &e);
+	e.variant = policy_variant(e.headers, r->request_headers);
+	e.etag = headers_get_dup(e.headers, "etag");
+	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	rc = store_writer_commit(w, &e);
+	free(e.variant);
+	free(e.etag);
+	free(e.last_modified);
+	buf_free(&kept);
+	return rc;
+}
+
+/*
+ * A 304 answered a conditional request for the stored response c: c
+ * takes the new fields and freshness (RFC 9111 section 4.3.4), in the
+ * file and in memory, and keeps its body.
+ */
+int
+cache_refresh(struct store *s, struct store_entry *c,
+    const struct cache_response *r, const struct cache_rules *rules)
+{
+	struct cache_response as_stored = *r;
+	struct buf merged = BUF_INIT;
+	struct store_entry e;
+	int rc;
+
+	headers_merge_304(&merged, c->headers, r->headers);
+	as_stored.status = c->status;
+	cache_entry(&as_stored, rules, buf_cstr(&merged), &e);
+	e.id = c->id;
+	e.etag = headers_get_dup(e.headers, "etag");
+	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	rc = store_refresh(s, &e);
+	free(c->headers);
+	c->headers = xstrdup(e.headers);
+	c->request_time = e.request_time;
+	c->response_time = e.response_time;
+	c->date = e.date;
+	c->age = e.age;
+	c->lifetime = e.lifetime;
+	c->stale_at = e.stale_at;
+	free(e.etag);
+	free(e.last_modified);
+	buf_free(&merged);
+	return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * The cache: the RFC 9111 rules (policy) applied to the cache file
+ * (store), as relay-fetch and relay-serve both use them.
+ */
+#ifndef RELAY_CACHE_H
+#define RELAY_CACHE_H
+
+#include <time.h>
+
+#include "store.h"
+
+/* The operator's knobs. */
+struct cache_rules {
+	long long	default_ttl;	/* when the response gives none */
+	long long	force_ttl;	/* -1: the response's own */
+};
+
+/* A response as received from the upstream, and its request. */
+struct cache_response {
+	const char	*url;		/* normalised: the key */
+	int		 status;
+	const char	*headers;	/* as received */
+	const char	*request_headers;	/* for Vary */
+	time_t		 request_time;
+	time_t		 response_time;
+};
+
+int		cache_lookup(struct store *, const char *, const char *,
+		    struct store_entry *);
+long long	cache_age(const struct store_entry *, time_t);
+void		cache_entry(const struct cache_response *,
+		    const struct cache_rules *, const char *,
+		    struct store_entry *);
+int		cache_commit(struct store_writer *,
+		    const struct cache_response *, const struct cache_rules *);
+int		cache_refresh(struct store *, struct store_entry *,
+		    const struct cache_response *, const struct cache_rules *);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * Request targets made safe to append to the upstream base: origin-form
+ * paths that cannot leave it (RFC 9112 section 3.2.1, RFC 3986).
+ */
+#include <string.h>
+
+#include "buf.h"
+#include "target.h"
+
+static int
+hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Copies one path segment or the query from in[0..n) to out, checking
+ * each percent-encoding. Encoded dots are decoded, so that "%2e%2e" is
+ * seen as the ".." it is; encoded slashes, backslashes and control
+ * characters are refused, as are raw backslashes.
+ */
+static const char *
+copy_checked(const char *in, size_t n, struct buf *out, int in_path)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t i;
+	int hi, lo, c;
+
+	for (i = 0; i < n; i++) {
+		if (in[i] == '\\')
+			return "backslash in target";
+		if (in[i] != '%') {
+			buf_addc(out, in[i]);
+			continue;
+		}
+		if (n - i < 3)
+			return "bad percent-encoding";
+		if ((hi = hex(in[i + 1])) < 0 || (lo = hex(in[i + 2])) < 0)
+			return "bad percent-encoding";
+		c = hi * 16 + lo;
+		i += 2;
+		if (c < 0x20 || c == 0x7f)
+			return "encoded control character in target";
+		if (in_path && (c == '/' || c == '\\'))
+			return "encoded slash in path";
+		if (c == '.') {
+			buf_addc(out, '.');
+			continue;
+		}
+		buf_addc(out, '%');
+		buf_addc(out, digits[hi]);
+		buf_addc(out, digits[lo]);
+	}
+	return NULL;
+}
+
+/* Drops the last segment of a normalised path, "/a/b" to "/a". */
+static int
+pop_segment(struct buf *path)
+{
+	if (path->len == 0)
+		return -1;	/* above the root */
+	while (path->len > 0 && path->data[--path->len] != '/')
+		;
+	return 0;
+}
+
+/* Appends the path's segments, resolving "." and ".." (RFC 3986 5.2.4). */
+static const char *
+add_path(const char *p, size_t n, struct buf *out)
+{
+	struct buf seg = BUF_INIT;
+	const char *end = p + n, *slash, *why = NULL;
+
+	while (p < end && why == NULL) {
+		p++;	/* the slash */
+		slash = memchr(p, '/', (size_t)(end - p));
+		if (slash == NULL)
+			slash = end;
+		buf_reset(&seg);
+		why = copy_checked(p, (size_t)(slash - p), &seg, 1);
+		if (why == NULL && seg.len == 2 && memcmp(seg.data, "..", 2) == 0) {
+			if (pop_segment(out) < 0)
+				why = "path above the root";
+			else if (slash == end)
+				buf_addc(out, '/');
+		} else if (why == NULL && seg.len == 1 && seg.data[0] == '.') {
+			if (slash == end)
+				buf_addc(out, '/');
+		} else if (why == NULL) {
+			buf_addc(out, '/');
+			buf_add(out, seg.data, seg.len);
+		}
+		p = slash;
+	}
+	buf_free(&seg);
+	return why;
+}
+
+/*
+ * The target as it may be appended to the upstream base URL: an
+ * origin-form path, not starting with "//", its dot segments resolved
+ * without climbing above the root, and an optional query. Returns NULL
+ * with the reason in *why when the target is refused.
+ */
+char *
+target_normalize(const char *target, const char **why)
+{
+	struct buf out = BUF_INIT;
+	size_t path_len = strcspn(target, "?");
+
+	*why = NULL;
+	if (target[0] != '/')
+		*why = "target is not an origin-form path";
+	else if (target[1] == '/')
+		*why = "target starts with //";
+	else if (strchr(target, '#') != NULL)
+		*why = "fragment in target";
+	if (*why == NULL)
+		*why = add_path(target, path_len, &out);
+	if (*why == NULL && out.len == 0)
+		buf_addc(&out, '/');
+	if (*why == NULL && target[path_len] == '?') {
+		buf_addc(&out, '?');
+		*why = copy_checked(target + path_len + 1,
+		    strlen(target + path_len + 1), &out, 0);
+	}
+	if (*why != NULL) {
+		buf_free(&out);
+		return NULL;
+	}
+	return (char *)buf_cstr(&out);
+}

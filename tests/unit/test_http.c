@@ -1,0 +1,280 @@
+/*
+ * Tests the server side's request parser and chunked decoder
+ * (src/http.h) and the request-target normaliser (src/target.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "headers.h"
+#include "http.h"
+#include "target.h"
+#include "unit.h"
+
+#define CHECK_AT(i, cond) do {						\
+	if (!(cond))							\
+		printf("# row %zu\n", (size_t)(i));			\
+	CHECK(cond);							\
+} while (0)
+
+static ssize_t
+parse(const char *s, struct http_request *r)
+{
+	const char *why;
+
+	return http_parse_request(s, strlen(s), r, &why);
+}
+
+static void
+parses_a_request(void)
+{
+	static const char req[] = "GET /a?b=c HTTP/1.1\r\nHost: x\r\n"
+	    "Accept:  text/plain  \r\n\r\nGET /next";
+	struct http_request r = { 0 };
+	struct header h;
+
+	CHECK(parse(req, &r) == (ssize_t)strlen(req) - 9);
+	CHECK(strcmp(r.method, "GET") == 0);
+	CHECK(strcmp(r.target, "/a?b=c") == 0);
+	CHECK(r.minor == 1 && r.keep_alive && r.body == HTTP_BODY_NONE);
+	CHECK(headers_get(buf_cstr(&r.fields), "accept", &h));
+	CHECK(h.value_len == 10 && memcmp(h.value, "text/plain", 10) == 0);
+	http_request_free(&r);
+}
+
+static void
+waits_for_the_whole_head(void)
+{
+	static const char *const rows[] = {
+		"", "GET", "GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: x\r\n",
+		"\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r",
+	};
+	struct http_request r = { 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, parse(rows[i], &r) == 0);
+	http_request_free(&r);
+}
+
+static void
+connection_and_framing(void)
+{
+	static const struct {
+		const char	*req;
+		int		 keep_alive;
+		enum http_body	 body;
+		long long	 length;
+	} rows[] = {
+		{ "GET / HTTP/1.0\r\n\r\n", 0, HTTP_BODY_NONE, 0 },
+		{ "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 1,
+		    HTTP_BODY_NONE, 0 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0,
+		    HTTP_BODY_NONE, 0 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n",
+		    0, HTTP_BODY_NONE, 0 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n", 1,
+		    HTTP_BODY_LENGTH, 12 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 1,
+		    HTTP_BODY_NONE, 0 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+		    "\r\n", 1, HTTP_BODY_CHUNKED, 0 },
+		{ "\r\n\nGET / HTTP/1.1\nHost: x\n\n", 1, HTTP_BODY_NONE, 0 },
+	};
+	struct http_request r = { 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		CHECK_AT(i, parse(rows[i].req, &r) > 0);
+		CHECK_AT(i, r.keep_alive == rows[i].keep_alive);
+		CHECK_AT(i, r.body == rows[i].body);
+		CHECK_AT(i, r.body != HTTP_BODY_LENGTH ||
+		    r.content_length == rows[i].length);
+	}
+	http_request_free(&r);
+}
+
+static void
+refuses_bad_requests(void)
+{
+	static const struct {
+		const char	*req;
+		int		 status;
+	} rows[] = {
+		{ "GET / HTTP/1.1\r\n\r\n", 400 },		/* no Host */
+		{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
+		{ "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1 \r\nHost: x\r\n\r\n", 400 },
+		{ "GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\rHost: x\r\n\r\n", 400 },	/* bare CR */
+		{ "GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nA: \x7f\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+		    "Content-Length: 3\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n",
+		    400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		    400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "
+		    "99999999999999999999\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+		    "\r\n", 501 },
+		{ "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", 417 },
+		{ "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+		{ "GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400 },
+		{ "GET / FTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GETTINGLONGERTHANANYMETHOD / HTTP/1.1\r\nHost: x\r\n\r\n",
+		    501 },
+		{ "G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+	};
+	struct http_request r = { 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		CHECK_AT(i, parse(rows[i].req, &r) == -rows[i].status);
+	http_request_free(&r);
+}
+
+static void
+enforces_limits(void)
+{
+	struct http_request r = { 0 };
+	struct buf b = BUF_INIT;
+	int i;
+
+	buf_adds(&b, "GET /");
+	for (i = 0; i < HTTP_MAX_TARGET + 100; i++)
+		buf_addc(&b, 'a');
+	CHECK(parse(buf_cstr(&b), &r) == -414);	/* before the line ends */
+	buf_adds(&b, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	CHECK(parse(buf_cstr(&b), &r) == -414);
+	buf_reset(&b);
+	buf_adds(&b, "GET / HTTP/1.1\r\nHost: x\r\n");
+	for (i = 0; i < HTTP_MAX_FIELDS; i++)
+		buf_printf(&b, "X-%d: y\r\n", i);
+	CHECK(parse(buf_cstr(&b), &r) == -431);
+	buf_reset(&b);
+	buf_adds(&b, "GET / HTTP/1.1\r\nHost: x\r\nBig: ");
+	for (i = 0; i < HTTP_MAX_HEAD; i++)
+		buf_addc(&b, 'b');
+	CHECK(parse(buf_cstr(&b), &r) == -431);	/* before it ends */
+	buf_adds(&b, "\r\n\r\n");
+	CHECK(parse(buf_cstr(&b), &r) == -431);
+	buf_free(&b);
+	http_request_free(&r);
+}
+
+/*
+ * Feeds a chunked body one byte at a time, then all at once; expect is
+ * the decoded body, or NULL when the input is malformed or incomplete.
+ */
+static int
+dechunk(const char *in, const char *expect, size_t expect_consumed)
+{
+	struct http_chunked c;
+	struct buf out = BUF_INIT;
+	size_t i, n = strlen(in);
+	ssize_t k = 0;
+	int ok;
+
+	memset(&c, 0, sizeof c);
+	for (i = 0; i < n && !c.done && k >= 0; i++)
+		k = http_dechunk(&c, in + i, 1, &out);
+	if (expect == NULL)
+		ok = k < 0 || !c.done;
+	else
+		ok = k == 1 && c.done && i == expect_consumed &&
+		    out.len == strlen(expect) &&
+		    memcmp(out.data, expect, out.len) == 0;
+	memset(&c, 0, sizeof c);
+	buf_reset(&out);
+	k = http_dechunk(&c, in, n, &out);
+	if (expect == NULL)
+		ok &= k < 0 || !c.done;
+	else
+		ok &= k == (ssize_t)expect_consumed && c.done;
+	buf_free(&out);
+	return ok;
+}
+
+static void
+dechunks(void)
+{
+	static const char ok1[] = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nNEXT";
+	static const char ok2[] = "A\nabcdefghij\n0\nTrailer: x\n\n";
+
+	CHECK(dechunk(ok1, "hello world", sizeof ok1 - 5));
+	CHECK(dechunk(ok2, "abcdefghij", sizeof ok2 - 1));
+	CHECK(dechunk("0\r\n\r\n", "", 5));
+	CHECK(dechunk("x\r\n", NULL, 0));
+	CHECK(dechunk("\r\n", NULL, 0));
+	CHECK(dechunk("5\r\nhelloXX", NULL, 0));
+	CHECK(dechunk("1000000000000000\r\n", NULL, 0));
+}
+
+static void
+normalises_targets(void)
+{
+	static const char *const rows[][2] = {
+		{ "/", "/" },
+		{ "/restaurant", "/restaurant" },
+		{ "/a/b?x=1&y=%2F", "/a/b?x=1&y=%2F" },
+		{ "/a/./b", "/a/b" },
+		{ "/a/../b", "/b" },
+		{ "/a/b/..", "/a/" },
+		{ "/a/%2e%2E/b", "/b" },
+		{ "/a/%2e/b", "/a/b" },
+		{ "/%7euser", "/%7Euser" },
+		{ "/@evil.example/x", "/@evil.example/x" },
+		{ "/a//b", "/a//b" },
+		{ "/.", "/" },
+	};
+	const char *why;
+	char *out;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		out = target_normalize(rows[i][0], &why);
+		CHECK_AT(i, out != NULL);
+		CHECK_AT(i, strcmp(out, rows[i][1]) == 0);
+		free(out);
+	}
+}
+
+static void
+refuses_targets(void)
+{
+	static const char *const rows[] = {
+		"http://evil.example/", "*", "", "//evil.example/x",
+		"/..", "/../x", "/a/../../x", "/%2e%2e/x", "/.%2E/x",
+		"/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00", "/a%0d%0a",
+		"/a?x=%0a", "/a%", "/a%4", "/a%zz", "/a#frag",
+	};
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		why = NULL;
+		CHECK_AT(i, target_normalize(rows[i], &why) == NULL);
+		CHECK_AT(i, why != NULL);
+	}
+}
+
+static const struct unit_test tests[] = {
+	TEST(parses_a_request),
+	TEST(waits_for_the_whole_head),
+	TEST(connection_and_framing),
+	TEST(refuses_bad_requests),
+	TEST(enforces_limits),
+	TEST(dechunks),
+	TEST(normalises_targets),
+	TEST(refuses_targets),
+};
+
+UNIT_MAIN(tests)
