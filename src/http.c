@@ -4,12 +4,15 @@
  * head parser and chunked-body decoder, pure and bounded for fuzzing.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "headers.h"
 #include "http.h"
+#include "httpdate.h"
 
 struct reason {
 	int		 status;
@@ -58,6 +61,30 @@ http_reason(int status)
 	    compare_status);
 
 	return r != NULL ? r->text : "";
+}
+
+/*
+ * The one error responder: a complete response that closes the
+ * connection, with a short JSON body. It never echoes request bytes;
+ * detail, if not NULL, must be a fixed text.
+ */
+void
+http_error_response(struct buf *out, int status, const char *detail)
+{
+	char date[HTTPDATE_LEN], body[160];
+	int n;
+
+	httpdate_format(time(NULL), date);
+	n = snprintf(body, sizeof body,
+	    "{\"status\":%d,\"error\":\"%s\"%s%s%s}\n", status,
+	    http_reason(status), detail ? ",\"detail\":\"" : "",
+	    detail ? detail : "", detail ? "\"" : "");
+	if (n < 0 || (size_t)n >= sizeof body)
+		n = snprintf(body, sizeof body, "{\"status\":%d}\n", status);
+	buf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nVia: 1.1 relay\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
+	    "Connection: close\r\n\r\n%s", status, http_reason(status),
+	    date, n, body);
 }
 
 /* RFC 9110 section 5.6.2: tchar, the characters of a token. */
@@ -258,6 +285,8 @@ http_parse_request(const char *p, size_t n, struct http_request *r,
 	while (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end &&
 	    p[1] == '\n')))
 		p += *p == '\r' ? 2 : 1;
+	if (p - start > HTTP_MAX_HEAD)
+		return bad(why, 400, "too many empty lines");
 	if ((lf = line_end(p, end)) == NULL)
 		return n - (size_t)(p - start) > HTTP_MAX_TARGET + 64 ?
 		    bad(why, 414, "request line too long") : 0;

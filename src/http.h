@@ -29,6 +29,7 @@ struct http_request {
 };
 
 const char	*http_reason(int);
+void		 http_error_response(struct buf *, int, const char *);
 
 ssize_t		 http_parse_request(const char *, size_t,
 		    struct http_request *, const char **);

@@ -123,6 +123,9 @@ target_normalize(const char *target, const char **why)
 		*why = add_path(target, path_len, &out);
 	if (*why == NULL && out.len == 0)
 		buf_addc(&out, '/');
+	/* "/.//host" resolves to "//host", a network-path reference. */
+	if (*why == NULL && out.len > 1 && out.data[1] == '/')
+		*why = "target resolves to one starting with //";
 	if (*why == NULL && target[path_len] == '?') {
 		buf_addc(&out, '?');
 		*why = copy_checked(target + path_len + 1,

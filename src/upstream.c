@@ -317,10 +317,10 @@ upstream_poll(struct upstream *u, struct pollfd *fds, unsigned n,
 	curl_multi_perform(u->multi, &still);
 	if (still > 0 || n > 0)
 		curl_multi_poll(u->multi, u->waitfds, n, timeout_ms, NULL);
-	for (i = 0; i < n; i++)
-		fds[i].revents = (short)(
-		    (u->waitfds[i].revents & CURL_WAIT_POLLIN ? POLLIN : 0) |
-		    (u->waitfds[i].revents & CURL_WAIT_POLLOUT ? POLLOUT : 0));
+	/* curl reports no POLLHUP or POLLERR: ask the kernel again. */
+	if (n > 0 && poll(fds, n, 0) < 0)
+		for (i = 0; i < n; i++)
+			fds[i].revents = 0;
 	curl_multi_perform(u->multi, &still);
 	finish_completed(u);
 	return u->running;

@@ -3,6 +3,7 @@
  * what it accepts cannot leave the upstream base, and is a fixed point.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,7 +12,17 @@
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define CHECK(cond) do { if (!(cond)) __builtin_trap(); } while (0)
+#define CHECK(cond) do {						\
+	if (!(cond))							\
+		failed(__LINE__, #cond);				\
+} while (0)
+
+static _Noreturn void
+failed(int line, const char *cond)
+{
+	fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, line, cond);
+	abort();
+}
 
 #define MAX_INPUT	9000	/* a little over HTTP_MAX_TARGET */
 

@@ -160,6 +160,10 @@ enforces_limits(void)
 		buf_printf(&b, "X-%d: y\r\n", i);
 	CHECK(parse(buf_cstr(&b), &r) == -431);
 	buf_reset(&b);
+	for (i = 0; i < HTTP_MAX_HEAD + 1; i++)
+		buf_addc(&b, '\n');
+	CHECK(parse(buf_cstr(&b), &r) == -400);
+	buf_reset(&b);
 	buf_adds(&b, "GET / HTTP/1.1\r\nHost: x\r\nBig: ");
 	for (i = 0; i < HTTP_MAX_HEAD; i++)
 		buf_addc(&b, 'b');
@@ -255,6 +259,7 @@ refuses_targets(void)
 		"/..", "/../x", "/a/../../x", "/%2e%2e/x", "/.%2E/x",
 		"/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%00", "/a%0d%0a",
 		"/a?x=%0a", "/a%", "/a%4", "/a%zz", "/a#frag",
+		"/.//b", "/a/..//b", "/a/%2e%2e//evil.example/x",
 	};
 	const char *why;
 	size_t i;

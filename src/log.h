@@ -1,0 +1,22 @@
+/*
+ * Access logs: one JSON object per request and line on stderr, written
+ * whole by one write(2) so that workers sharing stderr never interleave.
+ */
+#ifndef RELAY_LOG_H
+#define RELAY_LOG_H
+
+struct log_request {
+	const char	*peer;
+	const char	*method;
+	const char	*target;
+	int		 status;
+	long long	 bytes;		/* body bytes sent */
+	const char	*cache;		/* hit, miss, revalidated, stale, … */
+	long long	 upstream_ms;	/* -1: no upstream request */
+	long long	 total_ms;
+	const char	*error;		/* why it failed, or NULL */
+};
+
+void	log_request(const struct log_request *);
+
+#endif

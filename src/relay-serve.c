@@ -1,0 +1,1101 @@
+/*
+ * relay-serve: the HTTP/1.1 relay. GET and HEAD are answered from the
+ * shared cache when the rules allow, else fetched from the upstream
+ * through it; other methods are relayed uncached, or refused. Started
+ * by inetd, by systemd socket activation, or with --listen.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "config.h"
+#include "headers.h"
+#include "http.h"
+#include "httpdate.h"
+#include "log.h"
+#include "num.h"
+#include "policy.h"
+#include "prog.h"
+#include "server.h"
+#include "store.h"
+#include "target.h"
+#include "upstream.h"
+#include "url.h"
+
+#define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
+#define HIT_FLUSH_MS	1000	/* hit counts are written this often */
+#define HIT_FLUSH_MAX	256	/* …or when this many are waiting */
+#define SD_LISTEN_FDS_START 3	/* sd_listen_fds(3) */
+
+static const char *cache_option;	/* --cache */
+static const char *upstream_option;	/* --upstream */
+static const char *listen_option;	/* --listen */
+static long long workers;		/* --workers; 0: one per core */
+static int read_only;			/* --read-only */
+static long long stale_if_error;	/* --stale-if-error */
+static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
+	POLICY_DEFAULT_TTL, -1,
+};
+static struct upstream_options limits = {
+	.connect_timeout_ms = 10000,	/* --connect-timeout */
+	.timeout_ms = 60000,		/* --max-time */
+	.low_speed_bytes = 1,
+	.low_speed_secs = 30,
+};
+static struct server_options serve_options = {
+	.idle_timeout_ms = 15000,	/* --idle-timeout */
+	.request_timeout_ms = 10000,	/* --request-timeout */
+	.send_timeout_ms = 60000,
+	.max_body = 1048576,		/* --max-body */
+};
+
+static char *base;		/* the upstream, without a trailing slash */
+static char *base_key;		/* the same, normalised */
+static char *cache_path;
+static struct store *reader;	/* lookups and cached bodies */
+static struct store *writer;	/* new entries; a second connection */
+static struct upstream *upstream;
+static struct server *server;
+static volatile sig_atomic_t stop_requested;
+
+/* Hits waiting to be counted, in one transaction for many. */
+static struct {
+	long long	*ids;
+	size_t		 len, cap;
+	long long	 flushed_ms;
+} hits;
+
+static const char usage_text[] =
+    "usage: relay-serve [--listen addr:port] [--workers N] [--upstream url]\n"
+    "           [--cache file] [--default-ttl duration]"
+    " [--force-ttl duration]\n"
+    "           [--stale-if-error duration] [--read-only] [--max-body bytes]\n"
+    "           [--idle-timeout duration] [--request-timeout duration]\n"
+    "           [--connect-timeout duration] [--max-time duration]"
+    " [--cacert file]\n";
+
+/* One request being answered. */
+struct answer {
+	struct conn		*c;		/* NULL once the client is gone */
+	const struct http_request *req;
+	char			*key;		/* the upstream URL, normalised */
+	int			 head_only;	/* HEAD */
+	int			 cacheable;	/* GET or HEAD */
+	struct policy_request	 directives;
+	struct store_entry	 cached;
+	int			 have_cached;
+	struct transfer		*t;
+	struct store_writer	*w;
+	struct store_body	*body;		/* a stored body being sent */
+	struct buf		 head;		/* the upstream's fields */
+	int			 status;
+	int			 chunked;	/* body framed in chunks */
+	int			 close_after;	/* body ends with the connection */
+	int			 head_sent;
+	int			 settled;	/* answered; the transfer is moot */
+	int			 paused;	/* the upstream waits for room */
+	const char		*cache_status;	/* for the log */
+	const char		*error;
+	long long		 bytes;
+	long long		 start_ms, upstream_start_ms, upstream_ms;
+	time_t			 request_time, response_time;
+};
+
+static void
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(EXIT_USAGE);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+answer_free(struct answer *a)
+{
+	store_writer_abort(a->w);
+	store_body_close(a->body);
+	if (a->have_cached || a->cached.url != NULL)
+		store_entry_free(&a->cached);
+	buf_free(&a->head);
+	free(a->key);
+	free(a);
+}
+
+static void
+count_hit(long long id)
+{
+	if (hits.len == hits.cap) {
+		hits.cap = hits.cap ? hits.cap * 2 : 64;
+		hits.ids = xrealloc(hits.ids, hits.cap * sizeof *hits.ids);
+	}
+	hits.ids[hits.len++] = id;
+}
+
+static void
+flush_hits(int now)
+{
+	time_t t = time(NULL);
+	size_t i;
+
+	if (hits.len == 0 || (!now && hits.len < HIT_FLUSH_MAX &&
+	    now_ms() - hits.flushed_ms < HIT_FLUSH_MS))
+		return;
+	store_batch_begin(writer);
+	for (i = 0; i < hits.len; i++)
+		store_hit(writer, hits.ids[i], t);
+	if (store_batch_end(writer) < 0)
+		warnx("hits not counted: %s", store_error(writer));
+	hits.len = 0;
+	hits.flushed_ms = now_ms();
+}
+
+/* Ends the answer: logs it and hands the connection back. */
+static void
+finish(struct answer *a, int close_after)
+{
+	struct log_request log = {
+		.peer = conn_peer(a->c), .method = a->req->method,
+		.target = a->req->target, .status = a->status,
+		.bytes = a->bytes, .cache = a->cache_status,
+		.upstream_ms = a->upstream_start_ms ? a->upstream_ms : -1,
+		.total_ms = now_ms() - a->start_ms, .error = a->error,
+	};
+
+	log_request(&log);
+	conn_set_data(a->c, NULL);
+	conn_done(a->c, close_after || a->close_after);
+	a->c = NULL;
+	a->req = NULL;
+	if (a->t == NULL)
+		answer_free(a);		/* else on_done frees it */
+}
+
+/* An error answer from relay-serve itself, which closes the connection. */
+static void
+fail(struct answer *a, int status, const char *why)
+{
+	struct buf out = BUF_INIT;
+
+	http_error_response(&out, status, why);
+	conn_write(a->c, out.data, out.len);
+	buf_free(&out);
+	a->status = status;
+	if (a->error == NULL)
+		a->error = why;
+	if (a->cache_status == NULL)
+		a->cache_status = "-";
+	finish(a, 1);
+}
+
+static void
+write_body(struct answer *a, const void *p, size_t n)
+{
+	char size[24];
+	int len;
+
+	if (a->head_only || n == 0)
+		return;
+	if (a->chunked) {
+		len = snprintf(size, sizeof size, "%zx\r\n", n);
+		conn_write(a->c, size, (size_t)len);
+	}
+	conn_write(a->c, p, n);
+	if (a->chunked)
+		conn_write(a->c, "\r\n", 2);
+	a->bytes += (long long)n;
+}
+
+static void
+end_body(struct answer *a)
+{
+	if (a->chunked && !a->head_only)
+		conn_write(a->c, "0\r\n\r\n", 5);
+}
+
+static int
+has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+/*
+ * Sends the status line and fields: the given end-to-end ones, then
+ * Date if they have none, Via, Cache-Status, and the framing. length
+ * is the body's size, or -1 if unknown: then chunked for HTTP/1.1,
+ * the end of the connection for HTTP/1.0.
+ */
+static void
+send_head(struct answer *a, int status, const char *fields,
+    const char *cache_status, long long age, long long length)
+{
+	struct buf out = BUF_INIT;
+	struct header h;
+	char date[HTTPDATE_LEN];
+
+	a->status = status;
+	buf_printf(&out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+	headers_add_end_to_end(&out, fields);
+	if (!headers_get(fields, "date", &h)) {
+		httpdate_format(time(NULL), date);
+		buf_printf(&out, "Date: %s\r\n", date);
+	}
+	if (age >= 0)
+		buf_printf(&out, "Age: %lld\r\n", age);
+	buf_printf(&out, "Via: 1.1 relay\r\nCache-Status: %s\r\n",
+	    cache_status);
+	if (length >= 0 && has_body(status))
+		buf_printf(&out, "Content-Length: %lld\r\n", length);
+	else if (has_body(status) && a->req->minor >= 1)
+		a->chunked = !a->head_only;
+	else if (has_body(status))
+		a->close_after = !a->head_only;
+	if (a->chunked)
+		buf_adds(&out, "Transfer-Encoding: chunked\r\n");
+	if (conn_stopping(a->c) || a->close_after)
+		buf_adds(&out, "Connection: close\r\n");
+	else if (a->req->minor == 0)
+		buf_adds(&out, "Connection: keep-alive\r\n");
+	buf_adds(&out, "\r\n");
+	conn_write(a->c, out.data, out.len);
+	buf_free(&out);
+	a->head_sent = 1;
+}
+
+/* Whether an entity tag is in an If-None-Match list (weak comparison). */
+static int
+etag_listed(const char *list, size_t n, const char *etag)
+{
+	size_t i = 0, start, len;
+
+	if (etag == NULL)
+		return 0;
+	if (strncmp(etag, "W/", 2) == 0)
+		etag += 2;
+	len = strlen(etag);
+	while (i < n) {
+		while (i < n && (list[i] == ' ' || list[i] == ','))
+			i++;
+		if (i < n && list[i] == '*')
+			return 1;
+		if (i + 2 <= n && strncmp(list + i, "W/", 2) == 0)
+			i += 2;
+		start = i;
+		while (i < n && list[i] != ',')
+			i++;
+		while (i > start && list[i - 1] == ' ')
+			i--;
+		if (i - start == len && memcmp(list + start, etag, len) == 0)
+			return 1;
+		while (i < n && list[i] != ',')
+			i++;
+	}
+	return 0;
+}
+
+/* RFC 9110 section 13.2.2: the client's copy is current. */
+static int
+not_modified(const struct answer *a)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	struct header inm, ims;
+	time_t since, modified;
+
+	if (a->cached.status != 200)
+		return 0;
+	if (headers_get(fields, "if-none-match", &inm))
+		return etag_listed(inm.value, inm.value_len, a->cached.etag);
+	return headers_get(fields, "if-modified-since", &ims) &&
+	    a->cached.last_modified != NULL &&
+	    httpdate_parse(ims.value, ims.value_len, &since) == 0 &&
+	    httpdate_parse(a->cached.last_modified,
+	    strlen(a->cached.last_modified), &modified) == 0 &&
+	    modified <= since;
+}
+
+/* Sends as much of the stored body as the connection may queue. */
+static void
+pump(struct answer *a)
+{
+	struct source src = store_body_source(a->body);
+	char tmp[16384];
+	ssize_t n;
+
+	while (conn_queued(a->c) < SERVER_OUT_MAX) {
+		if ((n = src.read(src.ctx, tmp, sizeof tmp)) < 0) {
+			a->error = store_error(reader);
+			finish(a, 1);	/* the client sees it cut short */
+			return;
+		}
+		if (n == 0) {
+			store_body_close(a->body);
+			a->body = NULL;
+			end_body(a);
+			finish(a, 0);
+			return;
+		}
+		write_body(a, tmp, (size_t)n);
+	}
+}
+
+/* Answers with the stored response, or 304 if the client has it. */
+static void
+send_cached(struct answer *a, const char *status_word, const char *detail)
+{
+	struct store_entry *e = &a->cached;
+	long long age = cache_age(e, time(NULL));
+	char cs[96];
+
+	a->cache_status = status_word;
+	snprintf(cs, sizeof cs, "relay; %s; ttl=%lld%s", detail,
+	    e->lifetime - age, strcmp(status_word, "stale") == 0 ?
+	    "; detail=stale-if-error" : "");
+	count_hit(e->id);
+	if (not_modified(a)) {
+		send_head(a, 304, e->headers, cs, age, -1);
+		finish(a, 0);
+		return;
+	}
+	send_head(a, e->status, e->headers, cs, age, e->size);
+	if (a->head_only || !has_body(e->status)) {
+		finish(a, 0);
+		return;
+	}
+	if ((a->body = store_body_open(reader, e)) == NULL) {
+		a->error = store_error(reader);
+		finish(a, 1);
+		return;
+	}
+	pump(a);
+}
+
+/* After the upstream failed: the stale entry, if the rules allow. */
+static int
+send_stale(struct answer *a, const char *why)
+{
+	long long age;
+
+	if (!a->have_cached)
+		return 0;
+	age = cache_age(&a->cached, time(NULL));
+	if (!policy_stale_if_error(a->cached.headers, age, a->cached.lifetime,
+	    stale_if_error))
+		return 0;
+	a->error = why;
+	send_cached(a, "stale", "hit");
+	return 1;
+}
+
+static struct cache_response
+response_of(const struct answer *a)
+{
+	return (struct cache_response){
+		.url = a->key, .status = a->status,
+		.headers = buf_cstr((struct buf *)&a->head),
+		.request_headers = buf_cstr((struct buf *)&a->req->fields),
+		.request_time = a->request_time,
+		.response_time = a->response_time,
+	};
+}
+
+/* The upstream's Content-Length, or -1. */
+static long long
+content_length(const char *fields)
+{
+	struct header h;
+	char tmp[24];
+	long long n;
+
+	if (!headers_get(fields, "content-length", &h) ||
+	    h.value_len >= sizeof tmp)
+		return -1;
+	memcpy(tmp, h.value, h.value_len);
+	tmp[h.value_len] = '\0';
+	return num_parse(tmp, 0, 1LL << 62, &n) == 0 ? n : -1;
+}
+
+static int
+upstream_head(void *ctx, int status, const char *fields)
+{
+	struct answer *a = ctx;
+	struct cache_response r;
+	char cs[64];
+
+	if (a->c == NULL)
+		return -1;
+	a->response_time = time(NULL);
+	a->upstream_ms = now_ms() - a->upstream_start_ms;
+	a->status = status;
+	buf_reset(&a->head);
+	buf_adds(&a->head, fields);
+	if (status == 304 && a->have_cached) {
+		r = response_of(a);
+		if (cache_refresh(writer, &a->cached, &r, &rules) < 0)
+			warnx("%s: not updated in the cache: %s", a->key,
+			    store_error(writer));
+		a->settled = 1;
+		send_cached(a, "revalidated", "fwd=stale; fwd-status=304");
+		return -1;
+	}
+	if (status >= 500 && send_stale(a, "upstream error status")) {
+		a->settled = 1;
+		return -1;
+	}
+	if (a->cacheable && !a->directives.no_store && policy_unstorable("GET",
+	    status, buf_cstr((struct buf *)&a->req->fields), fields) == NULL)
+		a->w = store_writer_new(writer);
+	a->cache_status = !a->cacheable ? "bypass" : a->have_cached ? "stale" :
+	    "miss";
+	snprintf(cs, sizeof cs, "relay; fwd=%s%s", !a->cacheable ? "bypass" :
+	    a->have_cached ? "stale" : "miss", a->w != NULL ? "; stored" : "");
+	send_head(a, status, fields, cs, -1, content_length(fields));
+	return 0;
+}
+
+static int
+upstream_body(void *ctx, const void *p, size_t n)
+{
+	struct answer *a = ctx;
+	struct sink sink;
+
+	if (a->c == NULL)
+		return -1;
+	if (conn_queued(a->c) >= SERVER_OUT_MAX) {
+		a->paused = 1;	/* writable() resumes it */
+		return UPSTREAM_PAUSE;
+	}
+	if (a->w != NULL) {
+		sink = store_writer_sink(a->w);
+		if (sink.write(sink.ctx, p, n) < 0) {
+			warnx("%s: not cached: %s", a->key, store_error(writer));
+			store_writer_abort(a->w);
+			a->w = NULL;
+		}
+	}
+	write_body(a, p, n);
+	return 0;
+}
+
+/* curl's messages for CURLE_OPERATION_TIMEDOUT and its kin. */
+static int
+timed_out(const char *error)
+{
+	return strstr(error, "timed out") != NULL;
+}
+
+static void
+upstream_done(void *ctx, const char *error)
+{
+	struct answer *a = ctx;
+	struct cache_response r;
+
+	a->t = NULL;
+	if (a->c == NULL) {		/* answered, or the client left */
+		answer_free(a);
+		return;
+	}
+	if (a->settled)
+		return;
+	if (error != NULL && !a->head_sent) {
+		if (send_stale(a, error))
+			return;
+		a->cache_status = a->cacheable ? "miss" : "bypass";
+		a->error = error;
+		fail(a, timed_out(error) ? 504 : 502, timed_out(error) ?
+		    "upstream timed out" : "upstream failed");
+		return;
+	}
+	if (error != NULL) {		/* cut short: never stored */
+		a->error = error;
+		finish(a, 1);
+		return;
+	}
+	if (a->w != NULL) {
+		r = response_of(a);
+		if (cache_commit(a->w, &r, &rules) < 0)
+			warnx("%s: not cached: %s", a->key, store_error(writer));
+		a->w = NULL;
+	}
+	end_body(a);
+	finish(a, 0);
+}
+
+/*
+ * The request's fields as sent upstream: end-to-end ones, without Host
+ * (curl sets it), the client's own validators and ranges (the cache
+ * needs whole responses; client conditionals are answered here), and
+ * Expect; then Via (RFC 9110 section 7.6.3).
+ */
+static void
+forward_fields(struct buf *out, const char *fields)
+{
+	static const char *const dropped[] = {
+		"host", "if-none-match", "if-modified-since", "if-match",
+		"if-unmodified-since", "if-range", "range", "expect", "via",
+	};
+	struct buf kept = BUF_INIT;
+	const char *p;
+	struct header h;
+	size_t i;
+
+	headers_add_end_to_end(&kept, fields);
+	p = buf_cstr(&kept);
+	while (headers_next(&p, &h)) {
+		for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+			if (header_is(&h, dropped[i]))
+				break;
+		if (i == sizeof dropped / sizeof dropped[0])
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	}
+	buf_adds(out, "Via: 1.1 relay\r\n");
+	buf_free(&kept);
+}
+
+static void
+fetch(struct answer *a)
+{
+	struct buf fields = BUF_INIT;
+	const struct buf *body = conn_body(a->c);
+	struct upstream_request req = {
+		.url = a->key, .ctx = a, .on_head = upstream_head,
+		.on_body = upstream_body, .on_done = upstream_done,
+	};
+
+	forward_fields(&fields, buf_cstr((struct buf *)&a->req->fields));
+	if (a->have_cached && a->cached.etag != NULL)
+		buf_printf(&fields, "If-None-Match: %s\r\n", a->cached.etag);
+	else if (a->have_cached && a->cached.last_modified != NULL)
+		buf_printf(&fields, "If-Modified-Since: %s\r\n",
+		    a->cached.last_modified);
+	req.headers = buf_cstr(&fields);
+	req.method = a->cacheable ? "GET" : a->req->method;
+	if (!a->cacheable) {
+		req.body = body->len > 0 ? body->data : "";
+		req.body_len = body->len;
+	}
+	a->request_time = time(NULL);
+	a->upstream_start_ms = now_ms();
+	a->t = upstream_add(upstream, &req);
+	buf_free(&fields);
+}
+
+/* GET and HEAD: from the cache when the rules allow (RFC 9111 4). */
+static void
+answer_cached(struct answer *a)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	int found;
+
+	policy_request_parse(fields, &a->directives);
+	found = cache_lookup(reader, a->key, fields, &a->cached);
+	if (found < 0)
+		warnx("%s: cache lookup failed: %s", a->key,
+		    store_error(reader));
+	if (found > 0 && policy_use(&a->directives, a->cached.headers,
+	    cache_age(&a->cached, time(NULL)), a->cached.lifetime) ==
+	    POLICY_FRESH) {
+		send_cached(a, "hit", "hit");
+		return;
+	}
+	a->have_cached = found > 0;
+	if (!a->have_cached && a->directives.only_if_cached) {
+		a->cache_status = "miss";	/* RFC 9111 section 5.2.1.7 */
+		fail(a, 504, "not in the cache");
+		return;
+	}
+	fetch(a);
+}
+
+/*
+ * Other methods go to the upstream uncached; a success invalidates the
+ * stored responses for the URL (RFC 9111 section 4.4).
+ */
+static void
+answer_unsafe(struct answer *a)
+{
+	if (read_only) {
+		a->cache_status = "-";
+		fail(a, 405, "only GET and HEAD are served");
+		return;
+	}
+	if (store_remove(writer, a->key) < 0)
+		warnx("%s: not invalidated: %s", a->key, store_error(writer));
+	fetch(a);
+}
+
+static void
+on_request(struct conn *c, void *ctx)
+{
+	const struct http_request *req = conn_request(c);
+	struct answer *a = xcalloc(1, sizeof *a);
+	const char *why;
+	struct buf url = BUF_INIT;
+	char *target;
+	size_t n = strlen(base_key);
+
+	(void)ctx;
+	a->c = c;
+	a->req = req;
+	a->start_ms = now_ms();
+	a->head_only = strcmp(req->method, "HEAD") == 0;
+	a->cacheable = a->head_only || strcmp(req->method, "GET") == 0;
+	conn_set_data(c, a);
+	if ((target = target_normalize(req->target, &why)) == NULL) {
+		fail(a, 400, why);
+		return;
+	}
+	buf_printf(&url, "%s%s", base, target);
+	free(target);
+	a->key = url_normalize(buf_cstr(&url), &why);
+	buf_free(&url);
+	/* Defence in depth: the key must name a resource under the base. */
+	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
+	    a->key[n] != '/') {
+		fail(a, 400, "target leaves the upstream");
+		return;
+	}
+	if (a->cacheable)
+		answer_cached(a);
+	else
+		answer_unsafe(a);
+}
+
+static void
+on_writable(struct conn *c, void *ctx)
+{
+	struct answer *a = conn_data(c);
+
+	(void)ctx;
+	if (a == NULL)
+		return;
+	if (a->body != NULL)
+		pump(a);
+	else if (a->paused && a->t != NULL) {
+		a->paused = 0;
+		upstream_resume(upstream, a->t);
+	}
+}
+
+/* The client left before its answer was complete. */
+static void
+on_gone(struct conn *c, void *ctx)
+{
+	struct answer *a = conn_data(c);
+
+	(void)ctx;
+	if (a == NULL)
+		return;
+	if (a->t != NULL)
+		upstream_cancel(upstream, a->t);
+	a->t = NULL;
+	answer_free(a);
+}
+
+static int
+on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
+{
+	(void)ctx;
+	return upstream_poll(upstream, fds, n, timeout_ms);
+}
+
+static void
+on_idle(void *ctx)
+{
+	(void)ctx;
+	flush_hits(stop_requested);
+	if (stop_requested)
+		server_stop(server);
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* SIGTERM and SIGINT stop gracefully; poll is interrupted, not resumed. */
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+static struct store *
+open_cache(enum store_mode mode)
+{
+	struct store *s = store_open(cache_path, mode);
+
+	if (store_status(s) != 0)
+		errx(store_status(s), "%s", store_error(s));
+	return s;
+}
+
+/* One process's service: the connections of a listener, or just one. */
+static int
+serve(int listen_fd, int in, int out)
+{
+	static const struct server_handler handler = {
+		on_request, on_writable, on_gone, on_poll, on_idle, NULL,
+	};
+
+	writer = open_cache(STORE_WRITE);
+	reader = open_cache(STORE_READ);
+	upstream = upstream_new(&limits);
+	server = server_new(&serve_options, &handler);
+	if (listen_fd >= 0)
+		server_listen(server, listen_fd);
+	else
+		server_connection(server, in, out);
+	server_run(server);
+	flush_hits(1);
+	server_free(server);
+	upstream_free(upstream);
+	store_close(reader);
+	store_close(writer);
+	return 0;
+}
+
+static pid_t
+spawn_worker(int listen_fd)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		err(EX_OSERR, "cannot start a worker");
+	if (pid == 0)
+		exit(serve(listen_fd, -1, -1));
+	return pid;
+}
+
+/*
+ * Workers share the listening socket and each accepts for itself. The
+ * parent passes SIGTERM on, waits, and replaces a worker that died.
+ */
+static int
+run_workers(int listen_fd, int n)
+{
+	pid_t *pids = xcalloc((size_t)n, sizeof *pids), pid;
+	int i, status, left = n, forwarded = 0;
+
+	for (i = 0; i < n; i++)
+		pids[i] = spawn_worker(listen_fd);
+	while (left > 0) {
+		if (stop_requested && !forwarded) {
+			for (i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGTERM);
+			forwarded = 1;
+		}
+		if ((pid = waitpid(-1, &status, 0)) < 0)
+			continue;
+		for (i = 0; i < n && pids[i] != pid; i++)
+			;
+		if (i == n)
+			continue;
+		pids[i] = 0;
+		left--;
+		if (!stop_requested && !(WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0)) {
+			warnx("worker %d died (status %d); starting another",
+			    (int)pid, status);
+			sleep(1);
+			pids[i] = spawn_worker(listen_fd);
+			left++;
+		}
+	}
+	free(pids);
+	return 0;
+}
+
+/* --listen: "host:port", "[v6]:port", ":port" (every address) or "port". */
+static int
+open_listener(const char *spec)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char host[256], actual[64];
+	const char *colon = strrchr(spec, ':'), *port = spec;
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof sa;
+	int fd = -1, one = 1, rc;
+
+	host[0] = '\0';
+	if (colon != NULL) {
+		snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+			memmove(host, host + 1, strlen(host));
+			host[strlen(host) - 1] = '\0';
+		}
+		port = colon + 1;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
+		errx(EXIT_USAGE, "bad --listen '%s': %s", spec,
+		    gai_strerror(rc));
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, 1024) < 0) {
+			rc = errno;
+			close(fd);
+			fd = -1;
+			errno = rc;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		err(EX_UNAVAILABLE, "cannot listen on '%s'", spec);
+	getsockname(fd, (struct sockaddr *)&sa, &salen);
+	getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, actual,
+	    sizeof actual, NI_NUMERICHOST | NI_NUMERICSERV);
+	fprintf(stderr, "relay-serve: listening on %s%s%s:%s\n",
+	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+	    actual);
+	return fd;
+}
+
+/*
+ * systemd's socket activation (sd_listen_fds(3)): the one socket is fd
+ * 3, listening (Accept=no) or connected (Accept=yes). Returns -1 when
+ * not socket-activated.
+ */
+static int
+activated_socket(int *listening)
+{
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	long long n, owner;
+	int accepting = 0;
+	socklen_t len = sizeof accepting;
+
+	if (fds == NULL || (pid != NULL && (num_parse(pid, 1, 1LL << 31,
+	    &owner) < 0 || owner != getpid())))
+		return -1;
+	if (num_parse(fds, 0, 1024, &n) < 0 || n != 1)
+		errx(EX_CONFIG, "expected one socket from LISTEN_FDS, got '%s'",
+		    fds);
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	if (getsockopt(SD_LISTEN_FDS_START, SOL_SOCKET, SO_ACCEPTCONN,
+	    &accepting, &len) < 0)
+		err(EX_CONFIG, "LISTEN_FDS: fd 3 is not a socket");
+	fcntl(SD_LISTEN_FDS_START, F_SETFD, FD_CLOEXEC);
+	/* Workers that lose the race for a connection must not block. */
+	if (accepting && fcntl(SD_LISTEN_FDS_START, F_SETFL,
+	    fcntl(SD_LISTEN_FDS_START, F_GETFL) | O_NONBLOCK) < 0)
+		err(EX_OSERR, "LISTEN_FDS: fd 3");
+	*listening = accepting;
+	return SD_LISTEN_FDS_START;
+}
+
+static void
+set_upstream(void)
+{
+	const char *env = getenv("RELAY_UPSTREAM"), *why;
+	size_t n;
+
+	base = xstrdup(upstream_option != NULL ? upstream_option :
+	    env != NULL && *env != '\0' ? env : DEFAULT_UPSTREAM);
+	for (n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
+		base[n - 1] = '\0';
+	if (strchr(base, '?') != NULL || strchr(base, '#') != NULL ||
+	    (base_key = url_normalize(base, &why)) == NULL)
+		errx(EX_CONFIG, "bad upstream '%s': %s", base, strchr(base,
+		    '?') || strchr(base, '#') ? "it has a query or fragment" :
+		    why);
+	for (n = strlen(base_key); n > 0 && base_key[n - 1] == '/'; n--)
+		base_key[n - 1] = '\0';
+}
+
+static void
+set_cache_path(void)
+{
+	struct cache_location loc;
+	const char *why;
+
+	if (config_cache_location(cache_option, &loc, &why) < 0)
+		errx(EX_CONFIG, "cannot place the cache: %s", why);
+	if (loc.is_default)
+		config_make_parent(loc.path);
+	cache_path = loc.path;
+	store_close(open_cache(STORE_WRITE));	/* fail now, not per worker */
+}
+
+static long long
+duration_ms(const char *opt, const char *arg)
+{
+	long long v;
+
+	if (num_duration(arg, &v) < 0)
+		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
+		    "with s, m, h or d", opt, arg);
+	return v * 1000;
+}
+
+enum {
+	OPT_CACERT = 256, OPT_CACHE, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL,
+	OPT_FORCE_TTL, OPT_IDLE_TIMEOUT, OPT_LISTEN, OPT_MAX_BODY,
+	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_STALE_IF_ERROR,
+	OPT_UPSTREAM, OPT_VERSION, OPT_WORKERS,
+};
+
+static const struct option long_options[] = {
+	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
+	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
+	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
+	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+parse_option(int opt, const char *arg)
+{
+	switch (opt) {
+	case OPT_CACERT:
+		if (access(arg, R_OK) < 0)
+			err(EX_NOINPUT, "cannot read --cacert '%s'", arg);
+		limits.ca_file = arg;
+		break;
+	case OPT_CACHE:
+		cache_option = arg;
+		break;
+	case OPT_CONNECT_TIMEOUT:
+		limits.connect_timeout_ms = duration_ms("--connect-timeout", arg);
+		break;
+	case OPT_DEFAULT_TTL:
+		rules.default_ttl = duration_ms("--default-ttl", arg) / 1000;
+		break;
+	case OPT_FORCE_TTL:
+		rules.force_ttl = duration_ms("--force-ttl", arg) / 1000;
+		break;
+	case OPT_IDLE_TIMEOUT:
+		serve_options.idle_timeout_ms = duration_ms("--idle-timeout",
+		    arg);
+		break;
+	case OPT_LISTEN:
+		listen_option = arg;
+		break;
+	case OPT_MAX_BODY:
+		if (num_parse(arg, 0, 1LL << 30, &serve_options.max_body) < 0)
+			errx(EXIT_USAGE, "bad --max-body '%s': expected 0 to "
+			    "%lld bytes", arg, 1LL << 30);
+		break;
+	case OPT_MAX_TIME:
+		limits.timeout_ms = duration_ms("--max-time", arg);
+		break;
+	case OPT_READ_ONLY:
+		read_only = 1;
+		break;
+	case OPT_REQUEST_TIMEOUT:
+		serve_options.request_timeout_ms =
+		    duration_ms("--request-timeout", arg);
+		break;
+	case OPT_STALE_IF_ERROR:
+		stale_if_error = duration_ms("--stale-if-error", arg) / 1000;
+		break;
+	case OPT_UPSTREAM:
+		upstream_option = arg;
+		break;
+	case OPT_WORKERS:
+		if (num_parse(arg, 1, 256, &workers) < 0)
+			errx(EXIT_USAGE, "bad --workers '%s': expected 1 to "
+			    "256", arg);
+		break;
+	default:
+		usage();
+	}
+}
+
+static void
+parse_options(int argc, char **argv)
+{
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage_text, stdout);
+			exit(prog_finish_stdout(0));
+		}
+		if (opt == OPT_VERSION) {
+			printf("relay-serve %s\n", VERSION);
+			exit(prog_finish_stdout(0));
+		}
+		parse_option(opt, optarg);
+	}
+	if (optind < argc)
+		usage();
+}
+
+int
+main(int argc, char *argv[])
+{
+	int fd, listening = 0;
+	long cores;
+
+	prog_init();
+	signal(SIGPIPE, SIG_IGN);	/* a client that left is an EPIPE */
+	parse_options(argc, argv);
+	set_upstream();
+	set_cache_path();
+	catch_signals();
+	if (listen_option != NULL) {
+		fd = open_listener(listen_option);
+		listening = 1;
+	} else if ((fd = activated_socket(&listening)) < 0) {
+		return serve(-1, STDIN_FILENO, STDOUT_FILENO);	/* inetd */
+	}
+	if (!listening)
+		return serve(-1, fd, fd);	/* systemd Accept=yes */
+	if (workers == 0)
+		workers = (cores = sysconf(_SC_NPROCESSORS_ONLN)) > 0 ? cores : 1;
+	if (workers == 1)
+		return serve(fd, -1, -1);
+	return run_workers(fd, (int)workers);
+}

@@ -1,0 +1,606 @@
+/*
+ * The server side's connections: accepting, reading requests with hard
+ * limits and timeouts, queueing responses in bounded memory, keep-alive
+ * and pipelining, graceful stop. What to answer is the program's.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+#define IN_MAX		(HTTP_MAX_HEAD + 16384)	/* unparsed input held */
+#define MAX_CONNS	4096		/* per process */
+#define LINGER_MS	2000		/* to drain input before closing */
+#define POLL_MAX_MS	500		/* how late a stop may be noticed */
+
+enum conn_state {
+	CONN_IDLE,	/* between requests */
+	CONN_HEAD,	/* receiving a request head */
+	CONN_BODY,	/* receiving its body */
+	CONN_BUSY,	/* the program is answering */
+	CONN_CLOSING,	/* sending what is queued, then closing */
+	CONN_LINGER,	/* output shut; reading what the client still sends */
+};
+
+struct conn {
+	struct server		*srv;
+	struct conn		*next;
+	int			 in, out;
+	int			 is_socket;
+	char			 peer[64];
+	enum conn_state		 state;
+	struct buf		 inbuf;		/* received, not yet consumed */
+	struct buf		 outbuf;	/* to send, from out_pos */
+	size_t			 out_pos;
+	struct http_request	 req;
+	struct http_chunked	 chunked;
+	struct buf		 body;
+	long long		 body_left;	/* of a Content-Length body */
+	long long		 deadline_ms;	/* for the state; 0: none */
+	long long		 last_write_ms;
+	int			 eof;		/* the client sends no more */
+	int			 dead;		/* close now */
+	void			*data;
+};
+
+struct server {
+	struct server_options	 opt;
+	struct server_handler	 h;
+	int			 listen_fd;
+	struct conn		*conns;
+	int			 nconns;
+	int			 stopping;
+	struct pollfd		*fds;
+	struct conn		**owners;	/* of each pollfd; NULL: listener */
+	unsigned		 fds_cap;
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct server *
+server_new(const struct server_options *opt, const struct server_handler *h)
+{
+	struct server *srv = xcalloc(1, sizeof *srv);
+
+	srv->opt = *opt;
+	srv->h = *h;
+	srv->listen_fd = -1;
+	return srv;
+}
+
+void
+server_free(struct server *srv)
+{
+	free(srv->fds);
+	free(srv->owners);
+	free(srv);
+}
+
+void
+server_listen(struct server *srv, int fd)
+{
+	srv->listen_fd = fd;
+}
+
+/* "address:port" of a socket's peer, or what inetd-style servers say. */
+static void
+peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof sa;
+	char host[INET6_ADDRSTRLEN];
+	const char *env;
+
+	snprintf(out, len, "-");
+	if (getpeername(fd, (struct sockaddr *)&sa, &salen) < 0) {
+		if ((env = getenv("TCPREMOTEIP")) != NULL ||
+		    (env = getenv("REMOTE_ADDR")) != NULL)
+			snprintf(out, len, "%s", env);
+		return;
+	}
+	if (sa.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(out, len, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		snprintf(out, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else if (sa.ss_family == AF_UNIX) {
+		snprintf(out, len, "unix");
+	}
+}
+
+static int
+is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* A connection on in and out: one socket, or inetd's fd 0 and 1. */
+void
+server_connection(struct server *srv, int in, int out)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+	int one = 1;
+
+	c->srv = srv;
+	c->in = in;
+	c->out = out;
+	c->is_socket = is_socket(out);
+	if (c->is_socket)
+		setsockopt(out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	peer_name(in, c->peer, sizeof c->peer);
+	c->last_write_ms = now_ms();
+	c->deadline_ms = c->last_write_ms + srv->opt.idle_timeout_ms;
+	c->next = srv->conns;
+	srv->conns = c;
+	srv->nconns++;
+}
+
+/* Stops accepting; idle connections close, answers in progress finish. */
+void
+server_stop(struct server *srv)
+{
+	srv->stopping = 1;
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
+const struct http_request *
+conn_request(const struct conn *c)
+{
+	return &c->req;
+}
+
+const struct buf *
+conn_body(const struct conn *c)
+{
+	return &c->body;
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+
+/* Whether the connection ends after this answer. */
+int
+conn_stopping(const struct conn *c)
+{
+	return c->srv->stopping || !c->req.keep_alive;
+}
+
+size_t
+conn_queued(const struct conn *c)
+{
+	return c->outbuf.len - c->out_pos;
+}
+
+void *
+conn_data(const struct conn *c)
+{
+	return c->data;
+}
+
+void
+conn_set_data(struct conn *c, void *data)
+{
+	c->data = data;
+}
+
+/* Sends what the socket takes now; pipes take PIPE_BUF per readiness. */
+static void
+flush(struct conn *c)
+{
+	size_t was = conn_queued(c), left;
+	ssize_t n;
+
+	while (!c->dead && (left = conn_queued(c)) > 0) {
+		if (c->is_socket)
+			n = send(c->out, c->outbuf.data + c->out_pos, left,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			n = write(c->out, c->outbuf.data + c->out_pos,
+			    left < PIPE_BUF ? left : PIPE_BUF);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n < 0) {
+			c->dead = 1;
+			break;
+		}
+		c->out_pos += (size_t)n;
+		c->last_write_ms = now_ms();
+		if (!c->is_socket)
+			break;
+	}
+	if (conn_queued(c) == 0) {
+		c->outbuf.len = c->out_pos = 0;
+	} else if (c->out_pos > SERVER_OUT_MAX) {
+		memmove(c->outbuf.data, c->outbuf.data + c->out_pos,
+		    conn_queued(c));
+		c->outbuf.len -= c->out_pos;
+		c->out_pos = 0;
+	}
+	if (c->state == CONN_BUSY && was >= SERVER_OUT_MAX / 2 &&
+	    conn_queued(c) < SERVER_OUT_MAX / 2 && c->srv->h.writable != NULL)
+		c->srv->h.writable(c, c->srv->h.ctx);
+}
+
+void
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	buf_add(&c->outbuf, p, n);
+}
+
+/* The answer is complete: on to the next request, or closing. */
+void
+conn_done(struct conn *c, int close_after)
+{
+	struct server *srv = c->srv;
+	int keep = c->req.keep_alive && !close_after && !srv->stopping;
+
+	http_request_free(&c->req);
+	buf_reset(&c->body);
+	c->state = keep ? CONN_IDLE : CONN_CLOSING;
+	c->deadline_ms = now_ms() + srv->opt.idle_timeout_ms;
+	flush(c);
+}
+
+static void
+consume(struct conn *c, size_t n)
+{
+	memmove(c->inbuf.data, c->inbuf.data + n, c->inbuf.len - n);
+	c->inbuf.len -= n;
+}
+
+/* A request the server refuses itself: answered, logged, then closed. */
+static void
+reject(struct conn *c, int status, const char *why)
+{
+	struct log_request log = {
+		.peer = c->peer, .method = c->req.method[0] ? c->req.method :
+		    "-", .target = c->req.target ? c->req.target : "-",
+		.status = status, .cache = "-", .upstream_ms = -1,
+		.error = why,
+	};
+
+	http_error_response(&c->outbuf, status, why);
+	log_request(&log);
+	http_request_free(&c->req);
+	c->state = CONN_CLOSING;
+	flush(c);
+}
+
+static void
+dispatch(struct conn *c)
+{
+	c->state = CONN_BUSY;
+	c->deadline_ms = 0;
+	c->srv->h.request(c, c->srv->h.ctx);
+}
+
+/* A complete head: on to its body, or to the program. */
+static void
+start_request(struct conn *c, size_t head_len)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	consume(c, head_len);
+	buf_reset(&c->body);
+	if (c->req.body == HTTP_BODY_NONE) {
+		dispatch(c);
+		return;
+	}
+	if (c->req.body == HTTP_BODY_LENGTH &&
+	    c->req.content_length > c->srv->opt.max_body) {
+		reject(c, 413, "request body too large");
+		return;
+	}
+	c->body_left = c->req.content_length;
+	memset(&c->chunked, 0, sizeof c->chunked);
+	if (c->req.expect_continue && c->req.minor >= 1)
+		conn_write(c, cont, sizeof cont - 1);
+	c->state = CONN_BODY;
+}
+
+static void
+read_head(struct conn *c)
+{
+	const char *why;
+	ssize_t rc;
+
+	if (c->inbuf.len == 0) {
+		if (c->eof || c->srv->stopping)
+			c->state = CONN_CLOSING;
+		return;
+	}
+	if (c->state == CONN_IDLE) {
+		c->state = CONN_HEAD;
+		c->deadline_ms = now_ms() + c->srv->opt.request_timeout_ms;
+	}
+	rc = http_parse_request(c->inbuf.data, c->inbuf.len, &c->req, &why);
+	if (rc < 0)
+		reject(c, (int)-rc, why);
+	else if (rc > 0)
+		start_request(c, (size_t)rc);
+	else if (c->eof)
+		c->state = CONN_CLOSING;	/* a partial request */
+}
+
+static void
+read_body(struct conn *c)
+{
+	size_t take;
+	ssize_t k;
+
+	if (c->req.body == HTTP_BODY_LENGTH) {
+		take = c->inbuf.len < (size_t)c->body_left ? c->inbuf.len :
+		    (size_t)c->body_left;
+		buf_add(&c->body, c->inbuf.data, take);
+		consume(c, take);
+		c->body_left -= (long long)take;
+	} else {
+		k = http_dechunk(&c->chunked, c->inbuf.data, c->inbuf.len,
+		    &c->body);
+		if (k < 0) {
+			reject(c, 400, "malformed chunked body");
+			return;
+		}
+		consume(c, (size_t)k);
+		if ((long long)c->body.len > c->srv->opt.max_body) {
+			reject(c, 413, "request body too large");
+			return;
+		}
+	}
+	if (c->req.body == HTTP_BODY_LENGTH ? c->body_left == 0 :
+	    c->chunked.done)
+		dispatch(c);
+	else if (c->eof)
+		c->state = CONN_CLOSING;
+}
+
+/* Moves the connection through whatever its input allows. */
+static void
+advance(struct conn *c)
+{
+	enum conn_state was;
+
+	do {
+		was = c->state;
+		if (c->dead)
+			return;
+		if (c->state == CONN_IDLE || c->state == CONN_HEAD)
+			read_head(c);
+		else if (c->state == CONN_BODY)
+			read_body(c);
+	} while (c->state != was || (c->state == CONN_IDLE &&
+	    c->inbuf.len > 0));
+}
+
+static void
+receive(struct conn *c)
+{
+	char tmp[16384];
+	ssize_t n;
+
+	n = c->is_socket ? recv(c->in, tmp, sizeof tmp, MSG_DONTWAIT) :
+	    read(c->in, tmp, sizeof tmp);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		c->eof = 1;
+		if (n < 0 || c->state == CONN_LINGER)
+			c->dead = n < 0 || c->state == CONN_LINGER;
+		return;
+	}
+	if (c->state != CONN_LINGER)	/* lingering input is dropped */
+		buf_add(&c->inbuf, tmp, (size_t)n);
+}
+
+static int
+wants_input(const struct conn *c)
+{
+	return !c->eof && !c->dead && c->state != CONN_CLOSING &&
+	    c->inbuf.len < IN_MAX;
+}
+
+static void
+add_fd(struct server *srv, unsigned *n, int fd, short events,
+    struct conn *owner)
+{
+	if (*n == srv->fds_cap) {
+		srv->fds_cap = srv->fds_cap ? srv->fds_cap * 2 : 64;
+		srv->fds = xrealloc(srv->fds, srv->fds_cap * sizeof *srv->fds);
+		srv->owners = xrealloc(srv->owners,
+		    srv->fds_cap * sizeof *srv->owners);
+	}
+	srv->fds[*n] = (struct pollfd){ fd, events, 0 };
+	srv->owners[(*n)++] = owner;
+}
+
+/* The pollfds of this round; returns how many. */
+static unsigned
+gather(struct server *srv)
+{
+	unsigned n = 0;
+	struct conn *c;
+	short in, out;
+
+	if (srv->listen_fd >= 0 && srv->nconns < MAX_CONNS)
+		add_fd(srv, &n, srv->listen_fd, POLLIN, NULL);
+	for (c = srv->conns; c != NULL; c = c->next) {
+		in = wants_input(c) ? POLLIN : 0;
+		out = conn_queued(c) > 0 ? POLLOUT : 0;
+		if (c->in == c->out && (in | out))
+			add_fd(srv, &n, c->in, in | out, c);
+		else if (c->in != c->out) {
+			if (in)
+				add_fd(srv, &n, c->in, in, c);
+			if (out)
+				add_fd(srv, &n, c->out, out, c);
+		}
+	}
+	return n;
+}
+
+static void
+accept_all(struct server *srv)
+{
+	int fd, i;
+
+	for (i = 0; i < 64 && srv->nconns < MAX_CONNS; i++) {
+		fd = accept4(srv->listen_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;	/* EAGAIN, or another worker took it */
+		server_connection(srv, fd, fd);
+	}
+}
+
+/* The milliseconds until the nearest deadline, at most POLL_MAX_MS. */
+static int
+poll_timeout(const struct server *srv, long long now)
+{
+	long long t = POLL_MAX_MS;
+	const struct conn *c;
+
+	for (c = srv->conns; c != NULL; c = c->next) {
+		if (c->deadline_ms > 0 && c->deadline_ms - now < t)
+			t = c->deadline_ms - now;
+		if (c->dead || (c->state == CONN_CLOSING &&
+		    conn_queued(c) == 0))
+			t = 0;
+	}
+	return t < 0 ? 0 : (int)t;
+}
+
+static void
+check_deadlines(struct conn *c, long long now)
+{
+	const struct server_options *o = &c->srv->opt;
+
+	if (conn_queued(c) > 0 && now - c->last_write_ms > o->send_timeout_ms)
+		c->dead = 1;	/* the client stopped reading */
+	if (c->deadline_ms == 0 || now < c->deadline_ms)
+		return;
+	if (c->state == CONN_HEAD || c->state == CONN_BODY)
+		reject(c, 408, "request not received in time");
+	else if (c->state == CONN_IDLE || c->state == CONN_LINGER)
+		c->dead = 1;
+	else if (c->state == CONN_CLOSING)
+		c->dead = 1;
+}
+
+/* Output done: shut the sending side, and read until the client closes. */
+static void
+start_linger(struct conn *c)
+{
+	if (!c->is_socket || c->eof) {
+		c->dead = 1;
+		return;
+	}
+	shutdown(c->out, SHUT_WR);
+	c->state = CONN_LINGER;
+	c->deadline_ms = now_ms() + LINGER_MS;
+}
+
+static void
+conn_free(struct server *srv, struct conn *c)
+{
+	if (c->state == CONN_BUSY && srv->h.gone != NULL)
+		srv->h.gone(c, srv->h.ctx);
+	close(c->in);
+	if (c->out != c->in)
+		close(c->out);
+	http_request_free(&c->req);
+	buf_free(&c->inbuf);
+	buf_free(&c->outbuf);
+	buf_free(&c->body);
+	free(c);
+	srv->nconns--;
+}
+
+/* After the events: reads, writes, parses, times out and closes. */
+static void
+sweep(struct server *srv, unsigned n)
+{
+	struct conn **p, *c;
+	long long now = now_ms();
+	unsigned i;
+	short ev;
+
+	for (i = 0; i < n; i++) {
+		ev = srv->fds[i].revents;
+		if ((c = srv->owners[i]) == NULL) {
+			if (ev & POLLIN)
+				accept_all(srv);
+			continue;
+		}
+		/* A hang-up or an error shows in the next read or write. */
+		if ((ev & (POLLIN | POLLHUP | POLLERR)) &&
+		    (srv->fds[i].events & POLLIN))
+			receive(c);
+		if ((ev & (POLLOUT | POLLHUP | POLLERR)) &&
+		    (srv->fds[i].events & POLLOUT))
+			flush(c);
+	}
+	for (p = &srv->conns; (c = *p) != NULL;) {
+		advance(c);
+		check_deadlines(c, now);
+		if (c->state == CONN_CLOSING && conn_queued(c) == 0 &&
+		    !c->dead)
+			start_linger(c);
+		if (c->dead) {
+			*p = c->next;
+			conn_free(srv, c);
+		} else {
+			p = &c->next;
+		}
+	}
+}
+
+/*
+ * Serves until stopped and every connection has closed, or, without a
+ * listener, until the connections given have closed.
+ */
+int
+server_run(struct server *srv)
+{
+	unsigned n;
+
+	while (srv->listen_fd >= 0 || srv->conns != NULL) {
+		n = gather(srv);
+		srv->h.poll(srv->fds, n, poll_timeout(srv, now_ms()),
+		    srv->h.ctx);
+		sweep(srv, n);
+		if (srv->h.idle != NULL)
+			srv->h.idle(srv->h.ctx);
+	}
+	return 0;
+}

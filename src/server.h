@@ -1,0 +1,63 @@
+/*
+ * The server side's connections: accepting, reading requests with hard
+ * limits and timeouts, queueing responses in bounded memory, keep-alive
+ * and pipelining, graceful stop. What to answer is the program's.
+ */
+#ifndef RELAY_SERVER_H
+#define RELAY_SERVER_H
+
+#include <poll.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "http.h"
+
+#define SERVER_OUT_MAX	65536	/* queued bytes before writers wait */
+
+struct server_options {
+	long long	idle_timeout_ms;	/* between requests */
+	long long	request_timeout_ms;	/* to receive a whole request */
+	long long	send_timeout_ms;	/* without the client reading */
+	long long	max_body;		/* request body bytes (413) */
+};
+
+struct conn;
+
+/*
+ * The program's side. request is called with a complete request; the
+ * program answers with conn_write and ends with conn_done, at once or
+ * later. writable is called when queued output has drained below
+ * SERVER_OUT_MAX / 2 while an answer is in progress. gone is called
+ * when a connection closes before conn_done. poll waits for events on
+ * the server's fds and the program's own (upstream_poll).
+ */
+struct server_handler {
+	void	(*request)(struct conn *, void *);
+	void	(*writable)(struct conn *, void *);
+	void	(*gone)(struct conn *, void *);
+	int	(*poll)(struct pollfd *, unsigned, int, void *);
+	void	(*idle)(void *);	/* after each round of events */
+	void	*ctx;
+};
+
+struct server;
+
+struct server	*server_new(const struct server_options *,
+		    const struct server_handler *);
+void		 server_free(struct server *);
+void		 server_listen(struct server *, int);
+void		 server_connection(struct server *, int, int);
+int		 server_run(struct server *);
+void		 server_stop(struct server *);
+
+const struct http_request *conn_request(const struct conn *);
+const struct buf *conn_body(const struct conn *);
+const char	*conn_peer(const struct conn *);
+int		 conn_stopping(const struct conn *);
+size_t		 conn_queued(const struct conn *);
+void		 conn_write(struct conn *, const void *, size_t);
+void		 conn_done(struct conn *, int);
+void		*conn_data(const struct conn *);
+void		 conn_set_data(struct conn *, void *);
+
+#endif
