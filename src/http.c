@@ -65,7 +65,8 @@ http_reason(int status)
 
 /*
  * The one error responder: a complete response that closes the
- * connection, with a short JSON body. It never echoes request bytes;
+ * connection, with a short JSON body; a 405 says what is allowed,
+ * the only methods a server refuses others for here. It never echoes request bytes;
  * detail, if not NULL, must be a fixed text.
  */
 void
@@ -82,9 +83,9 @@ http_error_response(struct buf *out, int status, const char *detail)
 	if (n < 0 || (size_t)n >= sizeof body)
 		n = snprintf(body, sizeof body, "{\"status\":%d}\n", status);
 	buf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nVia: 1.1 relay\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
+	    "%sContent-Type: application/json\r\nContent-Length: %d\r\n"
 	    "Connection: close\r\n\r\n%s", status, http_reason(status),
-	    date, n, body);
+	    date, status == 405 ? "Allow: GET, HEAD\r\n" : "", n, body);
 }
 
 /* RFC 9110 section 5.6.2: tchar, the characters of a token. */

@@ -1,14 +1,26 @@
 /*
  * Access logs: one JSON object per request and line on stderr, written
- * whole by one write(2) so that workers sharing stderr never interleave.
+ * whole by one write(2) so that workers sharing stderr never interleave;
+ * or to syslog, when stderr is not ours to write to.
  */
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
+
+static int use_syslog;
+
+/* Logs go to syslog from now on, as ident. */
+void
+log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	use_syslog = 1;
+}
 
 /* A JSON string; request bytes reach here, so everything is escaped. */
 static void
@@ -60,7 +72,9 @@ log_request(const struct log_request *r)
 		add_string(&b, r->error);
 	}
 	buf_adds(&b, "}\n");
-	/* A log that cannot be written must not stop the service. */
-	(void)!write(STDERR_FILENO, b.data, b.len);
+	if (use_syslog)
+		syslog(LOG_INFO, "%.*s", (int)b.len - 1, b.data);
+	else	/* a log that cannot be written must not stop the service */
+		(void)!write(STDERR_FILENO, b.data, b.len);
 	buf_free(&b);
 }

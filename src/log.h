@@ -1,6 +1,7 @@
 /*
  * Access logs: one JSON object per request and line on stderr, written
- * whole by one write(2) so that workers sharing stderr never interleave.
+ * whole by one write(2) so that workers sharing stderr never interleave;
+ * or to syslog, when stderr is not ours to write to.
  */
 #ifndef RELAY_LOG_H
 #define RELAY_LOG_H
@@ -18,5 +19,6 @@ struct log_request {
 };
 
 void	log_request(const struct log_request *);
+void	log_to_syslog(const char *);
 
 #endif

@@ -5,6 +5,7 @@
  * by inetd, by systemd socket activation, or with --listen.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <err.h>
@@ -241,6 +242,22 @@ has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
+/* The end-to-end fields, without Age when a new one replaces it. */
+static void
+add_fields(struct buf *out, const char *fields, int new_age)
+{
+	struct buf kept = BUF_INIT;
+	const char *p;
+	struct header h;
+
+	headers_add_end_to_end(&kept, fields);
+	for (p = buf_cstr(&kept); headers_next(&p, &h);)
+		if (!new_age || !header_is(&h, "age"))
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	buf_free(&kept);
+}
+
 /*
  * Sends the status line and fields: the given end-to-end ones, then
  * Date if they have none, Via, Cache-Status, and the framing. length
@@ -257,7 +274,7 @@ send_head(struct answer *a, int status, const char *fields,
 
 	a->status = status;
 	buf_printf(&out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
-	headers_add_end_to_end(&out, fields);
+	add_fields(&out, fields, age >= 0);
 	if (!headers_get(fields, "date", &h)) {
 		httpdate_format(time(NULL), date);
 		buf_printf(&out, "Date: %s\r\n", date);
@@ -360,15 +377,52 @@ pump(struct answer *a)
 	}
 }
 
+/*
+ * Opens the stored body and reads its first piece before anything is
+ * sent. A writer may have replaced the entry since the lookup, taking
+ * its body away; then the lookup is made again. Once a first piece is
+ * read, the rest comes from the same snapshot. Returns its length, or
+ * -1 if no entry could be read.
+ */
+static ssize_t
+open_body(struct answer *a, char *first, size_t len)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	struct source src;
+	ssize_t n;
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if ((a->body = store_body_open(reader, &a->cached)) != NULL) {
+			src = store_body_source(a->body);
+			if ((n = src.read(src.ctx, first, len)) >= 0)
+				return n;
+			store_body_close(a->body);
+			a->body = NULL;
+		}
+		store_entry_free(&a->cached);
+		if (cache_lookup(reader, a->key, fields, &a->cached) <= 0)
+			break;
+	}
+	return -1;
+}
+
 /* Answers with the stored response, or 304 if the client has it. */
 static void
 send_cached(struct answer *a, const char *status_word, const char *detail)
 {
 	struct store_entry *e = &a->cached;
-	long long age = cache_age(e, time(NULL));
-	char cs[96];
+	char cs[96], first[16384];
+	long long age;
+	ssize_t n = 0;
 
 	a->cache_status = status_word;
+	if (!not_modified(a) && !a->head_only && has_body(e->status) &&
+	    (n = open_body(a, first, sizeof first)) < 0) {
+		fail(a, 503, "cache entry unavailable");
+		return;
+	}
+	age = cache_age(e, time(NULL));
 	snprintf(cs, sizeof cs, "relay; %s; ttl=%lld%s", detail,
 	    e->lifetime - age, strcmp(status_word, "stale") == 0 ?
 	    "; detail=stale-if-error" : "");
@@ -379,15 +433,11 @@ send_cached(struct answer *a, const char *status_word, const char *detail)
 		return;
 	}
 	send_head(a, e->status, e->headers, cs, age, e->size);
-	if (a->head_only || !has_body(e->status)) {
+	if (a->body == NULL) {
 		finish(a, 0);
 		return;
 	}
-	if ((a->body = store_body_open(reader, e)) == NULL) {
-		a->error = store_error(reader);
-		finish(a, 1);
-		return;
-	}
+	write_body(a, first, (size_t)n);
 	pump(a);
 }
 
@@ -463,11 +513,14 @@ upstream_head(void *ctx, int status, const char *fields)
 		a->settled = 1;
 		return -1;
 	}
+	/* An unsafe method that succeeded invalidates (RFC 9111 4.4). */
+	if (!a->cacheable && status < 400 && store_remove(writer, a->key) < 0)
+		warnx("%s: not invalidated: %s", a->key, store_error(writer));
 	if (a->cacheable && !a->directives.no_store && policy_unstorable("GET",
 	    status, buf_cstr((struct buf *)&a->req->fields), fields) == NULL)
 		a->w = store_writer_new(writer);
-	a->cache_status = !a->cacheable ? "bypass" : a->have_cached ? "stale" :
-	    "miss";
+	a->cache_status = !a->cacheable ? "bypass" : a->have_cached ?
+	    "expired" : "miss";
 	snprintf(cs, sizeof cs, "relay; fwd=%s%s", !a->cacheable ? "bypass" :
 	    a->have_cached ? "stale" : "miss", a->w != NULL ? "; stored" : "");
 	send_head(a, status, fields, cs, -1, content_length(fields));
@@ -629,10 +682,7 @@ answer_cached(struct answer *a)
 	fetch(a);
 }
 
-/*
- * Other methods go to the upstream uncached; a success invalidates the
- * stored responses for the URL (RFC 9111 section 4.4).
- */
+/* Other methods go to the upstream uncached (see upstream_head). */
 static void
 answer_unsafe(struct answer *a)
 {
@@ -641,8 +691,6 @@ answer_unsafe(struct answer *a)
 		fail(a, 405, "only GET and HEAD are served");
 		return;
 	}
-	if (store_remove(writer, a->key) < 0)
-		warnx("%s: not invalidated: %s", a->key, store_error(writer));
 	fetch(a);
 }
 
@@ -923,6 +971,28 @@ activated_socket(int *listening)
 	return SD_LISTEN_FDS_START;
 }
 
+/*
+ * BSD inetd passes the connection as stderr too: logs and warnings
+ * would go to the client. They go to syslog and /dev/null instead.
+ */
+static void
+quiet_stderr_if_connection(void)
+{
+	struct stat in, errst;
+	int fd;
+
+	if (fstat(STDIN_FILENO, &in) < 0 || fstat(STDERR_FILENO, &errst) < 0 ||
+	    in.st_dev != errst.st_dev || in.st_ino != errst.st_ino ||
+	    !S_ISSOCK(in.st_mode))
+		return;
+	if ((fd = open("/dev/null", O_WRONLY)) >= 0) {
+		dup2(fd, STDERR_FILENO);
+		if (fd != STDERR_FILENO)
+			close(fd);
+	}
+	log_to_syslog("relay-serve");
+}
+
 static void
 set_upstream(void)
 {
@@ -1089,6 +1159,7 @@ main(int argc, char *argv[])
 		fd = open_listener(listen_option);
 		listening = 1;
 	} else if ((fd = activated_socket(&listening)) < 0) {
+		quiet_stderr_if_connection();
 		return serve(-1, STDIN_FILENO, STDOUT_FILENO);	/* inetd */
 	}
 	if (!listening)

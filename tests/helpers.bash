@@ -40,6 +40,11 @@ public_dir() {
 # Starts the fixture upstream (tests/fixture/upstream.py) on an
 # ephemeral port of 127.0.0.1 and sets UP to its base URL.
 start_upstream() {
+	if [ -n "${UPSTREAM_PID:-}" ]; then	# another one, in its place
+		kill "$UPSTREAM_PID"
+		wait "$UPSTREAM_PID" 2>/dev/null || true
+	fi
+	rm -f "$BATS_TEST_TMPDIR/port"
 	python3 "$ROOT/tests/fixture/upstream.py" "$BATS_TEST_TMPDIR/port" "$@" &
 	UPSTREAM_PID=$!
 	for _ in $(seq 100); do
@@ -68,7 +73,31 @@ requests_for() {
 	curl -s -G --data-urlencode "path=$1" "$UP/_count"
 }
 
+# Starts relay-serve --listen on an ephemeral port of 127.0.0.1 with the
+# fixture upstream; sets SERVE (base URL), SERVE_PORT and SERVE_PID.
+# Its stderr, the access log, goes to serve.log.
+start_serve() {
+	relay-serve --listen 127.0.0.1:0 --upstream "$UP" "$@" 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 100); do
+		grep -q 'listening on' serve.log 2>/dev/null && break
+		sleep 0.05
+	done
+	SERVE_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\)$/\1/p' serve.log)
+	SERVE=http://127.0.0.1:$SERVE_PORT
+}
+
+# A port free on 127.0.0.1 now, for programs that cannot pick their own.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 teardown() {
+	if [ -n "${SERVE_PID:-}" ]; then
+		kill "$SERVE_PID" 2>/dev/null
+		wait "$SERVE_PID" 2>/dev/null || true
+	fi
 	if [ -n "${TLS_UPSTREAM_PID:-}" ]; then
 		kill "$TLS_UPSTREAM_PID" 2>/dev/null
 		wait "$TLS_UPSTREAM_PID" 2>/dev/null || true

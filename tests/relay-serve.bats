@@ -1,0 +1,371 @@
+#!/usr/bin/env bats
+# relay-serve against the fixture upstream: start modes, HTTP/1.1,
+# relaying, caching, safety, timeouts, logs and shutdown.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	start_upstream
+}
+
+# Sends standard input to the running relay-serve, prints the answer.
+raw() {
+	"$ROOT/tests/fixture/rawhttp" 127.0.0.1 "$SERVE_PORT" "$@"
+}
+
+# The status codes of the responses in an HTTP stream.
+statuses() {
+	grep -ao 'HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//'
+}
+
+# The access log lines of serve.log.
+access_log() {
+	grep '^{' serve.log
+}
+
+@test "inetd style over plain pipes: an HTTP/1.0 request is answered" {
+	run --separate-stderr relay-serve --upstream "$UP" \
+	    < <(printf 'GET /a?body=hello HTTP/1.0\r\n\r\n')
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = $'HTTP/1.1 200 OK\r' ]
+	[[ "$output" == *$'\r\nConnection: close\r\n'* ]]
+	[[ "$output" == *$'\r\n\r\nhello' ]]
+	[ "$(echo "$stderr" | jq -r .cache)" = miss ]
+}
+
+@test "pipelining: three requests in one write, three answers in order" {
+	start_serve
+	printf 'GET /1?body=one HTTP/1.1\r\nHost: x\r\n\r\nGET /2?body=two&delay=200 HTTP/1.1\r\nHost: x\r\n\r\nGET /3?body=three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+	    raw >out
+	[ "$(statuses <out)" = "200 200 200" ]
+	[ "$(grep -ao 'one\|two\|three' out | tr '\n' ' ')" = "one two three " ]
+}
+
+@test "keep-alive: curl's two requests share one connection" {
+	start_serve
+	curl -s "$SERVE/a?body=1" "$SERVE/b?body=2" >/dev/null
+	[ "$(access_log | jq -r .peer | grep -c .)" -eq 2 ]
+	[ "$(access_log | jq -r .peer | sort -u | wc -l)" -eq 1 ]
+}
+
+@test "HEAD has the fields of GET and no body" {
+	start_serve
+	run curl -s -I "$SERVE/h?body=hello"
+	[[ "$output" == *$'Content-Length: 5\r'* ]]
+	run curl -s -I "$SERVE/h?body=hello"
+	[[ "$output" == *"Cache-Status: relay; hit"* ]]
+	printf 'HEAD /h?body=hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | raw >out
+	[ "$(tail -c 4 out | od -An -c | tr -d ' ')" = '\r\n\r\n' ]
+}
+
+@test "an HTTP/1.0 client gets Connection: close, or keep-alive if it asks" {
+	start_serve
+	printf 'GET /k?body=x HTTP/1.0\r\n\r\n' | raw --hold >out
+	grep -q $'^Connection: close\r$' out
+	printf 'GET /k?body=x HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /k?body=x HTTP/1.0\r\n\r\n' |
+	    raw --hold >out
+	[ "$(statuses <out)" = "200 200" ]
+	grep -q $'^Connection: keep-alive\r$' out
+}
+
+@test "Connection: close ends the connection after the answer" {
+	start_serve
+	printf 'GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n' |
+	    raw --hold --timeout 5 >out
+	[ "$(statuses <out)" = 200 ]
+}
+
+@test "request bodies, Content-Length and chunked, are relayed" {
+	start_serve
+	[ "$(curl -s -d 'a=1' "$SERVE/p?echo=1")" = "POST a=1" ]
+	[ "$(curl -s -H 'Transfer-Encoding: chunked' -d 'chunky' "$SERVE/p?echo=1")" = "POST chunky" ]
+	[ "$(curl -s -X PUT -d 'put' "$SERVE/p?echo=1")" = "PUT put" ]
+}
+
+@test "answers carry Date, Via and Cache-Status; cached ones Age" {
+	start_serve
+	run curl -s -i "$SERVE/d?cc=max-age=60"
+	[[ "$output" == *$'\r\nDate: '* ]]
+	[[ "$output" == *$'\r\nVia: 1.1 relay\r'* ]]
+	[[ "$output" == *$'\r\nCache-Status: relay; fwd=miss; stored\r'* ]]
+	run curl -s -i "$SERVE/d?cc=max-age=60"
+	[[ "$output" == *$'\r\nAge: '* ]]
+	[[ "$output" == *$'\r\nCache-Status: relay; hit; ttl='* ]]
+}
+
+@test "a fresh hit does not touch the upstream" {
+	start_serve
+	curl -s "$SERVE/f?cc=max-age=60" >/dev/null
+	curl -s "$SERVE/f?cc=max-age=60" >/dev/null
+	[ "$(requests_for '/f?cc=max-age=60')" = 1 ]
+	[ "$(access_log | jq -r .cache | tr '\n' ' ')" = "miss hit " ]
+}
+
+@test "a stale entry is revalidated with its ETag; a 304 is a revalidated hit" {
+	start_serve
+	url="$SERVE/e?cc=max-age=0&etag=%22v1%22&size=100000"
+	curl -s "$url" >first
+	run curl -s -D head -o second "$url"
+	cmp first second
+	grep -q 'Cache-Status: relay; fwd=stale; fwd-status=304' head
+	[ "$(access_log | jq -r .cache | tr '\n' ' ')" = "miss revalidated " ]
+	[ "$(grep -c '^Age:' head)" -eq 1 ]
+	run curl -s "$UP/_log"
+	[[ "$(echo "$output" | tail -1 | jq -r '.headers["If-None-Match"]')" == '"v1"' ]]
+}
+
+@test "stale-if-error: a failed revalidation serves the stale entry" {
+	start_serve --stale-if-error 1h
+	curl -s "$SERVE/s?cc=max-age=0&body=old" >/dev/null
+	kill "$UPSTREAM_PID"
+	wait "$UPSTREAM_PID" 2>/dev/null || true
+	UPSTREAM_PID=
+	run curl -s -D head "$SERVE/s?cc=max-age=0&body=old"
+	[ "$output" = old ]
+	grep -q 'detail=stale-if-error' head
+	[ "$(access_log | jq -r .cache | tail -1)" = stale ]
+}
+
+@test "client conditional requests get 304 from the cache" {
+	start_serve
+	url="$SERVE/v?cc=max-age=60&etag=%22v7%22"
+	curl -s "$url" >/dev/null
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "v7"' "$url")" = 304 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: W/"v7", "x"' "$url")" = 304 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "v8"' "$url")" = 200 ]
+	lm='Sun, 06 Nov 1994 08:49:37 GMT'
+	url="$SERVE/l?cc=max-age=60&lm=$(jq -rn --arg v "$lm" '$v|@uri')"
+	curl -s "$url" >/dev/null
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $lm" "$url")" = 304 ]
+}
+
+@test "relay-serve, relay-fetch and relay-cache share one cache" {
+	start_serve
+	curl -s "$SERVE/shared?cc=max-age=60&body=s1" >/dev/null
+	[ "$(relay-cache get "$UP/shared?cc=max-age=60&body=s1")" = s1 ]
+	relay-fetch "$UP/fetched?cc=max-age=60&body=f1" >/dev/null
+	run curl -s -D head "$SERVE/fetched?cc=max-age=60&body=f1"
+	[ "$output" = f1 ]
+	grep -q 'Cache-Status: relay; hit' head
+}
+
+@test "other methods invalidate the URL's entry; --read-only refuses them" {
+	start_serve
+	curl -s "$SERVE/i?cc=max-age=60" >/dev/null
+	curl -s -X DELETE "$SERVE/i?cc=max-age=60" >/dev/null
+	[ -z "$(relay-cache ls)" ]
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	start_serve --read-only
+	run curl -s -w ' %{http_code}' -X POST -d x "$SERVE/i?echo=1"
+	[ "$output" = $'{"status":405,"error":"Method Not Allowed","detail":"only GET and HEAD are served"}\n 405' ]
+}
+
+@test "upstream down is 502, upstream too slow is 504, with JSON bodies" {
+	UP=http://127.0.0.1:1 start_serve
+	run curl -s -w ' %{http_code}' "$SERVE/x"
+	[ "$output" = $'{"status":502,"error":"Bad Gateway","detail":"upstream failed"}\n 502' ]
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	start_serve --max-time 1
+	run curl -s -w ' %{http_code}' "$SERVE/x?delay=3000"
+	[ "$output" = $'{"status":504,"error":"Gateway Timeout","detail":"upstream timed out"}\n 504' ]
+	[[ "$(access_log | jq -r .error | tail -1)" == *"timed out"* ]]
+}
+
+@test "a truncated upstream body cuts the answer short and is not cached" {
+	start_serve
+	run curl -s -o body "$SERVE/t?reset=1000&size=50000"
+	[ "$status" -ne 0 ]
+	run curl -s -o body "$SERVE/t2?short=10&body=abc"
+	[ "$status" -ne 0 ]
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "a large body streams through in bounded memory and is cached" {
+	start_serve
+	/usr/bin/time -f %M -o rss curl -s "$SERVE/big?size=104857600&cc=max-age=60" -o big
+	[ "$(stat -c %s big)" -eq 104857600 ]
+	[ "$(relay-cache ls | cut -f2)" -eq 104857600 ]
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	/usr/bin/time -f %M -o rss relay-serve --upstream "$UP" \
+	    < <(printf 'GET /big?size=104857600&cc=max-age=60 HTTP/1.0\r\n\r\n') >out 2>/dev/null
+	[ "$(stat -c %s out)" -gt 104857600 ]
+	[ "$(cat rss)" -lt 32768 ]	# KiB: a cached 100 MB answer
+}
+
+@test "hostile targets are refused, never relayed elsewhere" {
+	start_serve
+	while IFS='|' read -r target expect; do
+		printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$target" |
+		    raw >out
+		got=$(statuses <out)
+		[ "$got" = "$expect" ] || { echo "$target: $got, not $expect"; false; }
+	done <<-'EOF'
+	http://evil.example/x|400
+	//evil.example/x|400
+	/a/../../etc/passwd|400
+	/%2e%2e/x|400
+	/.%2E/x|400
+	/a%2fb|400
+	/a%5cb|400
+	/a\b|400
+	/a%00b|400
+	/a%0d%0aSet-Cookie:x|400
+	/a#frag|400
+	*|400
+	/.//evil.example/x|400
+	/@evil.example/x|200
+	/a/./b/../c|200
+	EOF
+	run curl -s "$UP/_log"
+	! echo "$output" | grep -q evil.example/x\"
+	echo "$output" | grep -q '"/@evil.example/x"'
+	echo "$output" | grep -q '"/a/c"'
+}
+
+@test "malformed and oversized requests get 400, 414, 431, 501, 505" {
+	start_serve
+	while IFS='|' read -r request expect; do
+		printf "$request" | raw >out
+		got=$(statuses <out)
+		[ "$got" = "$expect" ] || { echo "$request: $got, not $expect"; false; }
+	done <<-'EOF'
+	GET / HTTP/1.1\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n|400
+	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc|400
+	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc|400
+	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd|400
+	GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost : x\r\n\r\n|400
+	GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n|400
+	POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n|501
+	GET / HTTP/2.0\r\nHost: x\r\n\r\n|505
+	EOF
+	{ printf 'GET /'; head -c 9000 /dev/zero | tr '\0' a; printf ' HTTP/1.1\r\nHost: x\r\n\r\n'; } |
+	    raw >out
+	[ "$(statuses <out)" = 414 ]
+	{ printf 'GET / HTTP/1.1\r\nHost: x\r\n'; for i in $(seq 101); do printf 'X-%d: y\r\n' "$i"; done; printf '\r\n'; } |
+	    raw >out
+	[ "$(statuses <out)" = 431 ]
+	{ printf 'GET / HTTP/1.1\r\nHost: x\r\nBig: '; head -c 20000 /dev/zero | tr '\0' b; printf '\r\n\r\n'; } |
+	    raw >out
+	[ "$(statuses <out)" = 431 ]
+}
+
+@test "error answers never echo request bytes" {
+	start_serve
+	printf 'GET /<script>/%%2e%%2e/%%2e%%2e/x HTTP/1.1\r\nHost: x\r\nX-Evil: <b>\r\n\r\n' | raw >out
+	[ "$(statuses <out)" = 400 ]
+	! grep -aq 'script\|<b>\|X-Evil' out
+}
+
+@test "a client sending a byte a second gets 408 and holds no worker" {
+	start_serve --workers 1 --request-timeout 1
+	printf 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n' | raw --slow 0.5 --timeout 10 >slow &
+	slow=$!
+	sleep 0.3
+	[ "$(curl -s -m 2 "$SERVE/other?body=fast")" = fast ]
+	wait "$slow"
+	[ "$(statuses <slow)" = 408 ]
+}
+
+@test "an idle keep-alive connection is closed after --idle-timeout" {
+	start_serve --idle-timeout 1
+	printf 'GET /i HTTP/1.1\r\nHost: x\r\n\r\n' | raw --hold --timeout 5 >out
+	[ "$(statuses <out)" = 200 ]
+}
+
+@test "SIGTERM during a request: it finishes, then relay-serve exits 0" {
+	start_serve --workers 1
+	curl -s "$SERVE/term?delay=1000&body=done" >out &
+	client=$!
+	sleep 0.3
+	kill -TERM "$SERVE_PID"
+	wait "$client"
+	[ "$(cat out)" = done ]
+	wait "$SERVE_PID"
+	SERVE_PID=
+}
+
+@test "socket activation, Accept=no: a listening socket, workers accept" {
+	port=$(free_port)
+	systemd-socket-activate -l "127.0.0.1:$port" relay-serve --upstream "$UP" --cache "$RELAY_CACHE" --workers 2 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	[ "$(curl -s "http://127.0.0.1:$port/a?body=one" "http://127.0.0.1:$port/a?body=one")" = oneone ]
+	[ "$(grep -c '"cache":"hit"' serve.log)" -eq 1 ]
+	[ "$(pgrep -c -P "$SERVE_PID")" -eq 2 ]	# the workers
+}
+
+@test "socket activation, Accept=yes: a connected socket on fd 3" {
+	port=$(free_port)
+	systemd-socket-activate -a -l "127.0.0.1:$port" relay-serve --upstream "$UP" --cache "$RELAY_CACHE" 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	[ "$(curl -s "http://127.0.0.1:$port/y?body=one" "http://127.0.0.1:$port/y?body=two")" = onetwo ]
+	[ "$(grep -c '"peer":"127.0.0.1:' serve.log)" -ge 2 ]
+}
+
+@test "socket activation, --inetd: the connection on standard input and output" {
+	port=$(free_port)
+	systemd-socket-activate --inetd -a -l "127.0.0.1:$port" relay-serve --upstream "$UP" --cache "$RELAY_CACHE" 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	[ "$(curl -s "http://127.0.0.1:$port/z?body=one" "http://127.0.0.1:$port/z?body=two")" = onetwo ]
+	[ "$(grep -c '"cache":"miss"' serve.log)" -ge 2 ]
+}
+
+@test "one JSON log line per request with the documented members" {
+	start_serve
+	curl -s "$SERVE/log?body=abc" >/dev/null
+	run jq -c 'keys' <(access_log)
+	[ "$(echo "$output" | tail -1)" = '["bytes","cache","method","ms","peer","status","target","time","upstream_ms"]' ]
+	[ "$(tail -1 serve.log | jq -r '[.method, .target, .status, .bytes, .cache] | @tsv')" = "$(printf 'GET\t/log?body=abc\t200\t3\tmiss')" ]
+}
+
+@test "the seed's Python requests client reads /restaurant through it" {
+	start_upstream --root "$ROOT/tests/fixture/menu"
+	start_serve
+	run /usr/bin/python3 - "$SERVE" <<-'EOF'
+	import sys, requests
+	base = sys.argv[1]
+	r = requests.get(base + "/restaurant")
+	r.raise_for_status()
+	for rest in r.json()["restaurants"]:
+	    d = requests.get(base + "/restaurant/" + rest["identifier"]).json()
+	    print(rest["identifier"], d["restaurant"]["title"], len(d["restaurant"]["menu"]))
+	EOF
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -ge 2 ]
+	[[ "${lines[0]}" == bikupan* ]]
+}
+
+@test "load: 200 keep-alive connections on the Accept=no path, no errors" {
+	port=$(free_port)
+	systemd-socket-activate -l "127.0.0.1:$port" relay-serve --upstream "$UP" --cache "$RELAY_CACHE" 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	run "$ROOT/tests/fixture/load" 127.0.0.1 "$port" --connections 200 --seconds 3 \
+	    --path '/load?cc=max-age=60&body=ok'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *" 0 errors"* ]]
+	[ "$(pgrep -c -P "$SERVE_PID")" -ge 1 ]
+	! grep -q 'died' serve.log
+	[ "$(relay-cache ls | grep /load | cut -f1,2)" = "$(printf '200\t2')" ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "usage errors exit 2; a bad upstream exits 78" {
+	run relay-serve --bogus
+	[ "$status" -eq 2 ]
+	run relay-serve --workers 0
+	[ "$status" -eq 2 ]
+	run --separate-stderr relay-serve --upstream 'http://x/?q'
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad upstream 'http://x/?q': it has a query or fragment" ]
+}
