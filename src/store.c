@@ -143,6 +143,7 @@ struct store {
 	int		 batch_failed;
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
+	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
 };
 
 struct store_writer {
@@ -485,6 +486,7 @@ store_close(struct store *s)
 		return;
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	sqlite3_finalize(s->spare_body);
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
@@ -948,8 +950,11 @@ store_body_open(struct store *s, const struct store_entry *e)
 
 	b->s = s;
 	b->expect = e->size;
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &b->st, NULL);
-	if (rc != SQLITE_OK) {
+	/* Several bodies may be open at once; one statement is kept. */
+	if ((b->st = s->spare_body) != NULL)
+		s->spare_body = NULL;
+	else if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &b->st, NULL)) !=
+	    SQLITE_OK) {
 		fail(s, rc, "read");
 		free(b);
 		return NULL;
@@ -969,7 +974,13 @@ store_body_close(struct store_body *b)
 {
 	if (b == NULL)
 		return;
-	sqlite3_finalize(b->st);
+	if (b->s->spare_body == NULL) {
+		sqlite3_reset(b->st);
+		sqlite3_clear_bindings(b->st);
+		b->s->spare_body = b->st;
+	} else {
+		sqlite3_finalize(b->st);
+	}
 	free(b);
 }
 

@@ -275,19 +275,22 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 	release(u, t);
 }
 
-static void
+/* Finishes the transfers that completed; returns how many. */
+static int
 finish_completed(struct upstream *u)
 {
 	struct transfer *t;
 	CURLMsg *msg;
-	int left;
+	int left, n = 0;
 
 	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
 		finish(u, t, msg->data.result);
+		n++;
 	}
+	return n;
 }
 
 /*
@@ -315,6 +318,9 @@ upstream_poll(struct upstream *u, struct pollfd *fds, unsigned n,
 		u->waitfds[i].revents = 0;
 	}
 	curl_multi_perform(u->multi, &still);
+	/* Transfers this perform completed must not wait out the poll. */
+	if (finish_completed(u) > 0)
+		timeout_ms = 0;
 	if (still > 0 || n > 0)
 		curl_multi_poll(u->multi, u->waitfds, n, timeout_ms, NULL);
 	/* curl reports no POLLHUP or POLLERR: ask the kernel again. */

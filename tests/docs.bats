@@ -25,9 +25,19 @@ load helpers
 	done
 }
 
+@test "relay-serve.8 documents every option of the usage text" {
+	for opt in $(relay-serve --help | grep -o -- '--[a-z-]*'); do
+		grep -qF ".Op Fl \\${opt#-}" "$ROOT/man/relay-serve.8" ||
+		    { echo "missing: $opt"; false; }
+		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/relay-serve.8" ||
+		    { echo "not described: $opt"; false; }
+	done
+}
+
 @test "every shell script passes shellcheck when it is installed" {
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/share/examples/fetch-all \
+	    "$ROOT"/share/examples/serve-here "$ROOT"/tests/fuzz/run \
 	    "$ROOT"/tests/hammer \
 	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps

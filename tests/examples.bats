@@ -38,3 +38,24 @@ load helpers
 	    '.restaurants[] | "/restaurant/\(.identifier)"'
 	[ "$(echo "$output" | jq -r .source | sort -u)" = hit ]
 }
+
+@test "serve-here serves the upstream on a local port through the cache" {
+	start_upstream --root "$ROOT/tests/fixture/menu"
+	port=$(free_port)
+	RELAY_UPSTREAM=$UP "$ROOT/share/examples/serve-here" "$port" 2>serve.log &
+	SERVE_PID=$!
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/version" && break
+		sleep 0.1
+	done
+	run curl -s "http://127.0.0.1:$port/restaurant"
+	[ "$(echo "$output" | jq -r '.restaurants[0].identifier')" = bikupan ]
+	run curl -s -D head "http://127.0.0.1:$port/restaurant"
+	grep -q 'Cache-Status: relay; hit' head
+	relay-cache ls | grep -q "$UP/restaurant"
+}
+
+@test "serve-here refuses a port that is not a number" {
+	run "$ROOT/share/examples/serve-here" eighty
+	[ "$status" -eq 2 ]
+}
