@@ -54,9 +54,9 @@ static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
 };
 static struct upstream_options limits = {
 	.connect_timeout_ms = 10000,	/* --connect-timeout */
-	.timeout_ms = 60000,		/* --max-time */
-	.low_speed_bytes = 1,
-	.low_speed_secs = 30,
+	.timeout_ms = 0,		/* --max-time: none, as bodies */
+	.low_speed_bytes = 1,		/* may be large; but one that */
+	.low_speed_secs = 30,		/* stalls for 30 s is given up */
 };
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -551,11 +551,12 @@ upstream_body(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
-/* curl's messages for CURLE_OPERATION_TIMEDOUT and its kin. */
+/* curl's messages for CURLE_OPERATION_TIMEDOUT: too long, too slow. */
 static int
 timed_out(const char *error)
 {
-	return strstr(error, "timed out") != NULL;
+	return strstr(error, "timed out") != NULL ||
+	    strstr(error, "too slow") != NULL;
 }
 
 static void
