@@ -424,8 +424,9 @@ send_cached(struct answer *a, const char *status_word, const char *detail)
 	}
 	age = cache_age(e, time(NULL));
 	snprintf(cs, sizeof cs, "relay; %s; ttl=%lld%s", detail,
-	    e->lifetime - age, strcmp(status_word, "stale") == 0 ?
-	    "; detail=stale-if-error" : "");
+	    e->lifetime - age, strcmp(status_word, "stale") != 0 ? "" :
+	    a->error != NULL ? "; detail=stale-if-error" :
+	    "; detail=stale-while-revalidate");
 	count_hit(e->id);
 	if (not_modified(a)) {
 		send_head(a, 304, e->headers, cs, age, -1);
@@ -656,11 +657,155 @@ fetch(struct answer *a)
 	buf_free(&fields);
 }
 
+/*
+ * A revalidation in the background: a stale response within its
+ * stale-while-revalidate window (RFC 5861 section 3) is answered at
+ * once while this brings the stored one up to date. One per URL.
+ */
+struct refresh {
+	struct refresh		*next;
+	struct transfer		*t;
+	char			*key;
+	struct store_entry	 cached;
+	char			*request_fields;	/* for Vary */
+	struct buf		 head;
+	int			 status;
+	struct store_writer	*w;
+	time_t			 request_time, response_time;
+};
+
+static struct refresh *refreshing;
+
+static struct cache_response
+refresh_response(const struct refresh *r)
+{
+	return (struct cache_response){
+		.url = r->key, .status = r->status,
+		.headers = buf_cstr((struct buf *)&r->head),
+		.request_headers = r->request_fields,
+		.request_time = r->request_time,
+		.response_time = r->response_time,
+	};
+}
+
+static void
+refresh_free(struct refresh *r)
+{
+	store_entry_free(&r->cached);
+	buf_free(&r->head);
+	free(r->request_fields);
+	free(r->key);
+	free(r);
+}
+
+static int
+refresh_head(void *ctx, int status, const char *fields)
+{
+	struct refresh *r = ctx;
+	struct cache_response resp;
+
+	r->status = status;
+	r->response_time = time(NULL);
+	buf_adds(&r->head, fields);
+	resp = refresh_response(r);
+	if (status == 304) {
+		if (cache_refresh(writer, &r->cached, &resp, &rules) < 0)
+			warnx("%s: not updated in the cache: %s", r->key,
+			    store_error(writer));
+		return -1;	/* nothing more to read */
+	}
+	if (status >= 500 || policy_unstorable("GET", status,
+	    r->request_fields, fields) != NULL)
+		return -1;	/* the stored response stays */
+	r->w = store_writer_new(writer);
+	return 0;
+}
+
+static int
+refresh_body(void *ctx, const void *p, size_t n)
+{
+	struct refresh *r = ctx;
+	struct sink sink = store_writer_sink(r->w);
+
+	return sink.write(sink.ctx, p, n);
+}
+
+static void
+refresh_done(void *ctx, const char *error)
+{
+	struct refresh *r = ctx, **p;
+	struct cache_response resp = refresh_response(r);
+
+	if (error == NULL && r->w != NULL &&
+	    cache_commit(r->w, &resp, &rules) < 0)
+		warnx("%s: not cached: %s", r->key, store_error(writer));
+	else if (r->w != NULL)
+		store_writer_abort(r->w);
+	for (p = &refreshing; *p != r; p = &(*p)->next)
+		;
+	*p = r->next;
+	refresh_free(r);
+}
+
+static void
+refresh_in_background(const struct answer *a)
+{
+	struct refresh *r;
+	struct buf fields = BUF_INIT;
+	struct upstream_request req = {
+		.method = "GET", .on_head = refresh_head,
+		.on_body = refresh_body, .on_done = refresh_done,
+	};
+
+	for (r = refreshing; r != NULL; r = r->next)
+		if (strcmp(r->key, a->key) == 0)
+			return;		/* already under way */
+	r = xcalloc(1, sizeof *r);
+	r->key = xstrdup(a->key);
+	r->request_fields = xstrdup(buf_cstr((struct buf *)&a->req->fields));
+	r->next = refreshing;
+	refreshing = r;
+	if (store_get(reader, "GET", a->key, a->cached.variant,
+	    &r->cached) <= 0) {
+		refresh_done(r, "gone");
+		return;
+	}
+	forward_fields(&fields, r->request_fields);
+	if (r->cached.etag != NULL)
+		buf_printf(&fields, "If-None-Match: %s\r\n", r->cached.etag);
+	else if (r->cached.last_modified != NULL)
+		buf_printf(&fields, "If-Modified-Since: %s\r\n",
+		    r->cached.last_modified);
+	req.url = r->key;
+	req.headers = buf_cstr(&fields);
+	req.ctx = r;
+	r->request_time = time(NULL);
+	r->t = upstream_add(upstream, &req);
+	buf_free(&fields);
+}
+
+/* At exit: revalidations still under way are given up. */
+static void
+abandon_refreshes(void)
+{
+	struct refresh *r;
+
+	while ((r = refreshing) != NULL) {
+		upstream_cancel(upstream, r->t);
+		store_writer_abort(r->w);
+		r->w = NULL;
+		refreshing = r->next;
+		r->next = NULL;
+		refresh_free(r);
+	}
+}
+
 /* GET and HEAD: from the cache when the rules allow (RFC 9111 4). */
 static void
 answer_cached(struct answer *a)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	enum policy_use use;
 	int found;
 
 	policy_request_parse(fields, &a->directives);
@@ -668,9 +813,15 @@ answer_cached(struct answer *a)
 	if (found < 0)
 		warnx("%s: cache lookup failed: %s", a->key,
 		    store_error(reader));
-	if (found > 0 && policy_use(&a->directives, a->cached.headers,
-	    cache_age(&a->cached, time(NULL)), a->cached.lifetime) ==
-	    POLICY_FRESH) {
+	use = found > 0 ? policy_use(&a->directives, a->cached.headers,
+	    cache_age(&a->cached, time(NULL)), a->cached.lifetime) :
+	    POLICY_REVALIDATE;
+	if (found > 0 && use == POLICY_STALE_REVALIDATE) {
+		refresh_in_background(a);
+		send_cached(a, "stale", "hit");
+		return;
+	}
+	if (found > 0 && use == POLICY_FRESH) {
 		send_cached(a, "hit", "hit");
 		return;
 	}
@@ -826,6 +977,7 @@ serve(int listen_fd, int in, int out)
 	else
 		server_connection(server, in, out);
 	server_run(server);
+	abandon_refreshes();
 	flush_hits(1);
 	server_free(server);
 	upstream_free(upstream);

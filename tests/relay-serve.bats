@@ -128,6 +128,22 @@ access_log() {
 	[ "$(access_log | jq -r .cache | tail -1)" = stale ]
 }
 
+@test "stale-while-revalidate: answered at once, revalidated in the background" {
+	start_serve
+	path='/w?cc=max-age=0,stale-while-revalidate=60&etag=%22w1%22&delay=3000'
+	curl -s "$SERVE$path" >/dev/null
+	# The upstream takes 3 s: an answer within 2 s did not wait for it.
+	curl -s -m 2 -D head -o /dev/null "$SERVE$path"
+	grep -q 'Cache-Status: relay; hit; ttl=.*; detail=stale-while-revalidate' head
+	for _ in $(seq 50); do
+		[ "$(curl -s "$UP/_log" | tail -1 | jq -r '.headers["If-None-Match"]')" = '"w1"' ] && break
+		sleep 0.1
+	done
+	[ "$(requests_for "$path")" = 2 ]
+	[ "$(curl -s "$UP/_log" | tail -1 | jq -r '.headers["If-None-Match"]')" = '"w1"' ]
+	[ "$(access_log | jq -r .cache | tr '\n' ' ')" = "miss stale " ]
+}
+
 @test "client conditional requests get 304 from the cache" {
 	start_serve
 	url="$SERVE/v?cc=max-age=60&etag=%22v7%22"
