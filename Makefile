@@ -32,8 +32,8 @@ LIBS = $(PKG_LIBS)
 
 PROGS = bin/relay-cache bin/relay-fetch bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
-	io.c json.c log.c num.c policy.c prog.c record.c server.c spool.c \
-	store.c target.c upstream.c url.c utf8.c
+	io.c json.c listen.c log.c num.c policy.c prog.c record.c server.c \
+	spool.c store.c target.c upstream.c url.c utf8.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/relay-cache.1 man/relay-fetch.1

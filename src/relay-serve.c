@@ -4,15 +4,8 @@
  * through it; other methods are relayed uncached, or refused. Started
  * by inetd, by systemd socket activation, or with --listen.
  */
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-
 #include <err.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +21,7 @@
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
+#include "listen.h"
 #include "log.h"
 #include "num.h"
 #include "policy.h"
@@ -41,7 +35,6 @@
 #define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
 #define HIT_FLUSH_MS	1000	/* hit counts are written this often */
 #define HIT_FLUSH_MAX	256	/* …or when this many are waiting */
-#define SD_LISTEN_FDS_START 3	/* sd_listen_fds(3) */
 
 static const char *cache_option;	/* --cache */
 static const char *upstream_option;	/* --upstream */
@@ -72,7 +65,6 @@ static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection */
 static struct upstream *upstream;
 static struct server *server;
-static volatile sig_atomic_t stop_requested;
 
 /* Hits waiting to be counted, in one transaction for many. */
 static struct {
@@ -925,29 +917,9 @@ static void
 on_idle(void *ctx)
 {
 	(void)ctx;
-	flush_hits(stop_requested);
-	if (stop_requested)
+	flush_hits(listen_stop);
+	if (listen_stop)
 		server_stop(server);
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-/* SIGTERM and SIGINT stop gracefully; poll is interrupted, not resumed. */
-static void
-catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 }
 
 static struct store *
@@ -986,164 +958,10 @@ serve(int listen_fd, int in, int out)
 	return 0;
 }
 
-static pid_t
-spawn_worker(int listen_fd)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		err(EX_OSERR, "cannot start a worker");
-	if (pid == 0)
-		exit(serve(listen_fd, -1, -1));
-	return pid;
-}
-
-/*
- * Workers share the listening socket and each accepts for itself. The
- * parent passes SIGTERM on, waits, and replaces a worker that died.
- */
 static int
-run_workers(int listen_fd, int n)
+serve_listener(int listen_fd)
 {
-	pid_t *pids = xcalloc((size_t)n, sizeof *pids), pid;
-	int i, status, left = n, forwarded = 0;
-
-	for (i = 0; i < n; i++)
-		pids[i] = spawn_worker(listen_fd);
-	while (left > 0) {
-		if (stop_requested && !forwarded) {
-			for (i = 0; i < n; i++)
-				if (pids[i] > 0)
-					kill(pids[i], SIGTERM);
-			forwarded = 1;
-		}
-		if ((pid = waitpid(-1, &status, 0)) < 0)
-			continue;
-		for (i = 0; i < n && pids[i] != pid; i++)
-			;
-		if (i == n)
-			continue;
-		pids[i] = 0;
-		left--;
-		if (!stop_requested && !(WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0)) {
-			warnx("worker %d died (status %d); starting another",
-			    (int)pid, status);
-			sleep(1);
-			pids[i] = spawn_worker(listen_fd);
-			left++;
-		}
-	}
-	free(pids);
-	return 0;
-}
-
-/* --listen: "host:port", "[v6]:port", ":port" (every address) or "port". */
-static int
-open_listener(const char *spec)
-{
-	struct addrinfo hints = { 0 }, *res, *ai;
-	char host[256], actual[64];
-	const char *colon = strrchr(spec, ':'), *port = spec;
-	struct sockaddr_storage sa;
-	socklen_t salen = sizeof sa;
-	int fd = -1, one = 1, rc;
-
-	host[0] = '\0';
-	if (colon != NULL) {
-		snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
-		if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		port = colon + 1;
-	}
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
-		errx(EXIT_USAGE, "bad --listen '%s': %s", spec,
-		    gai_strerror(rc));
-	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-		    listen(fd, 1024) < 0) {
-			rc = errno;
-			close(fd);
-			fd = -1;
-			errno = rc;
-		}
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		err(EX_UNAVAILABLE, "cannot listen on '%s'", spec);
-	getsockname(fd, (struct sockaddr *)&sa, &salen);
-	getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, actual,
-	    sizeof actual, NI_NUMERICHOST | NI_NUMERICSERV);
-	fprintf(stderr, "relay-serve: listening on %s%s%s:%s\n",
-	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-	    actual);
-	return fd;
-}
-
-/*
- * systemd's socket activation (sd_listen_fds(3)): the one socket is fd
- * 3, listening (Accept=no) or connected (Accept=yes). Returns -1 when
- * not socket-activated.
- */
-static int
-activated_socket(int *listening)
-{
-	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
-	long long n, owner;
-	int accepting = 0;
-	socklen_t len = sizeof accepting;
-
-	if (fds == NULL || (pid != NULL && (num_parse(pid, 1, 1LL << 31,
-	    &owner) < 0 || owner != getpid())))
-		return -1;
-	if (num_parse(fds, 0, 1024, &n) < 0 || n != 1)
-		errx(EX_CONFIG, "expected one socket from LISTEN_FDS, got '%s'",
-		    fds);
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDNAMES");
-	if (getsockopt(SD_LISTEN_FDS_START, SOL_SOCKET, SO_ACCEPTCONN,
-	    &accepting, &len) < 0)
-		err(EX_CONFIG, "LISTEN_FDS: fd 3 is not a socket");
-	fcntl(SD_LISTEN_FDS_START, F_SETFD, FD_CLOEXEC);
-	/* Workers that lose the race for a connection must not block. */
-	if (accepting && fcntl(SD_LISTEN_FDS_START, F_SETFL,
-	    fcntl(SD_LISTEN_FDS_START, F_GETFL) | O_NONBLOCK) < 0)
-		err(EX_OSERR, "LISTEN_FDS: fd 3");
-	*listening = accepting;
-	return SD_LISTEN_FDS_START;
-}
-
-/*
- * BSD inetd passes the connection as stderr too: logs and warnings
- * would go to the client. They go to syslog and /dev/null instead.
- */
-static void
-quiet_stderr_if_connection(void)
-{
-	struct stat in, errst;
-	int fd;
-
-	if (fstat(STDIN_FILENO, &in) < 0 || fstat(STDERR_FILENO, &errst) < 0 ||
-	    in.st_dev != errst.st_dev || in.st_ino != errst.st_ino ||
-	    !S_ISSOCK(in.st_mode))
-		return;
-	if ((fd = open("/dev/null", O_WRONLY)) >= 0) {
-		dup2(fd, STDERR_FILENO);
-		if (fd != STDERR_FILENO)
-			close(fd);
-	}
-	log_to_syslog("relay-serve");
+	return serve(listen_fd, -1, -1);
 }
 
 static void
@@ -1307,12 +1125,12 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	set_upstream();
 	set_cache_path();
-	catch_signals();
+	listen_catch_signals();
 	if (listen_option != NULL) {
-		fd = open_listener(listen_option);
+		fd = listen_open(listen_option);
 		listening = 1;
-	} else if ((fd = activated_socket(&listening)) < 0) {
-		quiet_stderr_if_connection();
+	} else if ((fd = listen_activated(&listening)) < 0) {
+		listen_quiet_stderr();
 		return serve(-1, STDIN_FILENO, STDOUT_FILENO);	/* inetd */
 	}
 	if (!listening)
@@ -1320,6 +1138,6 @@ main(int argc, char *argv[])
 	if (workers == 0)
 		workers = (cores = sysconf(_SC_NPROCESSORS_ONLN)) > 0 ? cores : 1;
 	if (workers == 1)
-		return serve(fd, -1, -1);
-	return run_workers(fd, (int)workers);
+		return serve_listener(fd);
+	return listen_workers(fd, (int)workers, serve_listener);
 }
