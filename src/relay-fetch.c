@@ -150,19 +150,13 @@ job_fail(struct job *j, const char *fmt, const char *arg)
 static char *
 resolve(const char *text, const char **why)
 {
-	struct buf full = BUF_INIT;
-	size_t n;
-	char *url;
+	char *full, *url;
 
 	if (text[0] != '/')
 		return url_normalize(text, why);
-	n = strlen(upstream_base);
-	while (n > 0 && upstream_base[n - 1] == '/')
-		n--;
-	buf_add(&full, upstream_base, n);
-	buf_adds(&full, text);
-	url = url_normalize(buf_cstr(&full), why);
-	buf_free(&full);
+	full = url_join(upstream_base, text);
+	url = url_normalize(full, why);
+	free(full);
 	return url;
 }
 

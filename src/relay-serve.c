@@ -58,8 +58,8 @@ static struct server_options serve_options = {
 	.max_body = 1048576,		/* --max-body */
 };
 
-static char *base;		/* the upstream, without a trailing slash */
-static char *base_key;		/* the same, normalised */
+static char *base;		/* the upstream, maybe a {path} template */
+static char *base_key;		/* its part before the path, normalised */
 static char *cache_path;
 static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection */
@@ -844,8 +844,7 @@ on_request(struct conn *c, void *ctx)
 	const struct http_request *req = conn_request(c);
 	struct answer *a = xcalloc(1, sizeof *a);
 	const char *why;
-	struct buf url = BUF_INIT;
-	char *target;
+	char *target, *url;
 	size_t n = strlen(base_key);
 
 	(void)ctx;
@@ -859,10 +858,10 @@ on_request(struct conn *c, void *ctx)
 		fail(a, 400, why);
 		return;
 	}
-	buf_printf(&url, "%s%s", base, target);
+	url = url_join(base, target);
 	free(target);
-	a->key = url_normalize(buf_cstr(&url), &why);
-	buf_free(&url);
+	a->key = url_normalize(url, &why);
+	free(url);
 	/* Defence in depth: the key must name a resource under the base. */
 	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
 	    a->key[n] != '/') {
@@ -968,19 +967,21 @@ static void
 set_upstream(void)
 {
 	const char *env = getenv("RELAY_UPSTREAM"), *why;
+	char *prefix;
 	size_t n;
 
 	base = xstrdup(upstream_option != NULL ? upstream_option :
 	    env != NULL && *env != '\0' ? env : DEFAULT_UPSTREAM);
-	for (n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
-		base[n - 1] = '\0';
-	if (strchr(base, '?') != NULL || strchr(base, '#') != NULL ||
-	    (base_key = url_normalize(base, &why)) == NULL)
-		errx(EX_CONFIG, "bad upstream '%s': %s", base, strchr(base,
-		    '?') || strchr(base, '#') ? "it has a query or fragment" :
-		    why);
+	prefix = xstrndup(base, strstr(base, "{path}") != NULL ?
+	    (size_t)(strstr(base, "{path}") - base) : strlen(base));
+	if (strchr(prefix, '?') != NULL || strchr(prefix, '#') != NULL)
+		errx(EX_CONFIG, "bad upstream '%s': it has a query or fragment",
+		    base);
+	if ((base_key = url_normalize(prefix, &why)) == NULL)
+		errx(EX_CONFIG, "bad upstream '%s': %s", base, why);
 	for (n = strlen(base_key); n > 0 && base_key[n - 1] == '/'; n--)
 		base_key[n - 1] = '\0';
+	free(prefix);
 }
 
 static void

@@ -260,6 +260,11 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 	void *ctx = t->req.ctx;
 	const char *error = NULL;
 
+	/* file: URLs have no status; a missing file is what 404 says. */
+	if (rc == CURLE_FILE_COULDNT_READ_FILE && !t->head_done) {
+		t->status = 404;
+		rc = CURLE_OK;
+	}
 	if (rc == CURLE_OK)
 		deliver_head(t);	/* a response without a body */
 	if (rc != CURLE_OK && !t->aborted) {

@@ -57,3 +57,24 @@ url_normalize(const char *in, const char **why)
 	curl_free(out);
 	return copy;
 }
+
+/*
+ * The upstream URL for a path (with its query): the base with the path
+ * appended, or, when the base is a template holding "{path}", put there
+ * ("file:///srv/api{path}.json" maps paths to files).
+ */
+char *
+url_join(const char *base, const char *path)
+{
+	struct buf out = BUF_INIT;
+	const char *slot = strstr(base, "{path}");
+	size_t n = slot != NULL ? (size_t)(slot - base) : strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	buf_add(&out, base, n);
+	buf_adds(&out, path);
+	if (slot != NULL)
+		buf_adds(&out, slot + 6);
+	return (char *)buf_cstr(&out);
+}

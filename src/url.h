@@ -6,5 +6,6 @@
 #define RELAY_URL_H
 
 char	*url_normalize(const char *, const char **);
+char	*url_join(const char *, const char *);
 
 #endif

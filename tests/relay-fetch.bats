@@ -295,3 +295,13 @@ setup() {
 	run relay-fetch --bogus
 	[ "$status" -eq 2 ]
 }
+
+@test "--upstream with {path} maps paths to files; a missing file is 404" {
+	mkdir -p api/restaurant
+	echo '{"restaurant":{"title":"X"}}' >api/restaurant/x.json
+	run relay-fetch --upstream "file://$PWD/api{path}.json" /restaurant/x
+	[ "$output" = '{"restaurant":{"title":"X"}}' ]
+	run --separate-stderr relay-fetch --upstream "file://$PWD/api{path}.json" /restaurant/y
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: file://$PWD/api/restaurant/y.json: HTTP 404 Not Found" ]
+}

@@ -385,3 +385,14 @@ access_log() {
 	[ "$status" -eq 78 ]
 	[ "$stderr" = "relay-serve: bad upstream 'http://x/?q': it has a query or fragment" ]
 }
+
+@test "a {path} template maps requests to files; a missing one is 404" {
+	mkdir -p api/restaurant
+	echo '{"restaurants":[]}' >api/restaurant.json
+	echo '{"restaurant":{"title":"X"}}' >api/restaurant/x.json
+	UP="file://$PWD/api{path}.json" start_serve
+	[ "$(curl -s "$SERVE/restaurant")" = '{"restaurants":[]}' ]
+	[ "$(curl -s "$SERVE/restaurant/x")" = '{"restaurant":{"title":"X"}}' ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/restaurant/nope")" = 404 ]
+	[ "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$SERVE/../secret")" = 400 ]
+}
