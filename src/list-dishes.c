@@ -1,0 +1,738 @@
+/*
+ * list-dishes: restaurant menus from the terminal, over the menu API.
+ * Fetches run through relay-fetch, straight through the shared cache
+ * to the upstream, or through a relay-serve with --relay.
+ */
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <jq.h>
+
+#include "buf.h"
+#include "prog.h"
+#include "text.h"
+
+#define EXIT_UNAVAILABLE EX_UNAVAILABLE	/* nothing fetched, nothing cached */
+#define STALE_LIMIT "30d"	/* the oldest menus shown when offline */
+
+static int json_output;			/* --json */
+static const char *region;		/* --region */
+static const char *search;		/* --search */
+static int offline;			/* --offline */
+static const char *relay_url;		/* --relay, RELAY_URL */
+static const char *upstream_option;	/* --upstream */
+static const char *cache_option;	/* --cache */
+static int tty;				/* stdout is a terminal */
+static int exit_status;
+
+static const char usage_text[] =
+    "usage: list-dishes [--json] [--region name] [--search text]"
+    " [--offline]\n"
+    "           [--relay url] [--upstream url] [--cache file] [id ...]\n";
+
+static void
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(EXIT_USAGE);
+}
+
+/* One fetched response: a relay-fetch record, parsed. */
+struct page {
+	char	*path;
+	jv	 record;	/* the whole record; null if none came */
+};
+
+/* relay-fetch beside this program, as installed, else on PATH. */
+static const char *
+relay_fetch_path(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+	char *slash;
+
+	if (n > 0) {
+		path[n] = '\0';
+		if ((slash = strrchr(path, '/')) != NULL) {
+			snprintf(slash + 1, sizeof path - (size_t)(slash + 1 -
+			    path), "relay-fetch");
+			if (access(path, X_OK) == 0)
+				return path;
+		}
+	}
+	return "relay-fetch";
+}
+
+/* The relay-fetch command line for these paths. */
+static char **
+fetch_argv(struct page *pages, size_t n)
+{
+	char **argv = xcalloc(n + 16, sizeof *argv);
+	size_t i = 0, k;
+
+	argv[i++] = (char *)"relay-fetch";
+	argv[i++] = (char *)"--records";
+	argv[i++] = (char *)"--retry";
+	argv[i++] = (char *)"1";
+	argv[i++] = (char *)"-j";
+	argv[i++] = (char *)"16";
+	if (relay_url != NULL) {
+		/* The relay caches; these URLs are never stored here. */
+		argv[i++] = (char *)"--no-store";
+		argv[i++] = (char *)"--upstream";
+		argv[i++] = (char *)relay_url;
+	} else {
+		argv[i++] = (char *)"--stale-if-error";
+		argv[i++] = (char *)STALE_LIMIT;
+		if (upstream_option != NULL) {
+			argv[i++] = (char *)"--upstream";
+			argv[i++] = (char *)upstream_option;
+		}
+	}
+	if (offline)
+		argv[i++] = (char *)"--offline";
+	if (cache_option != NULL) {
+		argv[i++] = (char *)"--cache";
+		argv[i++] = (char *)cache_option;
+	}
+	for (k = 0; k < n; k++)
+		argv[i++] = pages[k].path;
+	return argv;
+}
+
+/* Reads the records relay-fetch writes, one a line, in request order. */
+static void
+read_records(FILE *in, struct page *pages, size_t n)
+{
+	char *line = NULL;
+	size_t cap = 0, i = 0;
+	ssize_t len;
+
+	while ((len = getline(&line, &cap, in)) > 0 && i < n) {
+		jv_free(pages[i].record);
+		pages[i++].record = jv_parse_sized(line, (int)len);
+	}
+	free(line);
+}
+
+/*
+ * Fetches the pages in one concurrent round. relay-fetch's own
+ * messages are kept back: the records say what happened, and are
+ * reported here in the words of this program; they are shown only if
+ * relay-fetch itself failed (the cache file, say).
+ */
+static void
+fetch(struct page *pages, size_t n)
+{
+	int out[2], status;
+	FILE *errors = tmpfile(), *in;
+	char **argv = fetch_argv(pages, n), buf[4096];
+	pid_t pid;
+	size_t k;
+
+	if (errors == NULL || pipe(out) < 0)
+		err(EX_OSERR, "cannot run relay-fetch");
+	if ((pid = fork()) < 0)
+		err(EX_OSERR, "cannot run relay-fetch");
+	if (pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(fileno(errors), STDERR_FILENO);
+		close(out[0]);
+		close(out[1]);
+		execvp(relay_fetch_path(), argv);
+		dprintf(STDERR_FILENO, "list-dishes: cannot run relay-fetch: "
+		    "%s\n", strerror(errno));
+		_exit(EX_UNAVAILABLE);
+	}
+	close(out[1]);
+	if ((in = fdopen(out[0], "r")) == NULL)
+		err(EX_OSERR, "cannot read from relay-fetch");
+	for (k = 0; k < n; k++)
+		pages[k].record = jv_null();
+	read_records(in, pages, n);
+	fclose(in);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	free(argv);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) >= 64) {
+		rewind(errors);
+		while ((k = fread(buf, 1, sizeof buf, errors)) > 0)
+			fwrite(buf, 1, k, stderr);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != EX_UNAVAILABLE)
+			exit(WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+	}
+	fclose(errors);
+}
+
+static jv
+member(jv v, const char *key)
+{
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return jv_invalid();
+	return jv_object_get(jv_copy(v), jv_string(key));
+}
+
+/* A string member, or NULL; the pointer lives as long as v. */
+static const char *
+string_member(jv v, const char *key)
+{
+	jv s = member(v, key);
+	const char *p = NULL;
+
+	if (jv_get_kind(s) == JV_KIND_STRING)
+		p = jv_string_value(s);
+	jv_free(s);	/* v still holds the string */
+	return p;
+}
+
+static const char *
+human_age(long long secs, char *out, size_t len)
+{
+	if (secs < 120)
+		snprintf(out, len, "%lld s", secs);
+	else if (secs < 7200)
+		snprintf(out, len, "%lld min", secs / 60);
+	else if (secs < 172800)
+		snprintf(out, len, "%lld h", secs / 3600);
+	else
+		snprintf(out, len, "%lld days", secs / 86400);
+	return out;
+}
+
+/*
+ * The record's body as JSON: its json member, or its text parsed (a
+ * file: upstream says no Content-Type).
+ */
+static jv
+body_json(const struct page *p)
+{
+	jv json = member(p->record, "json");
+	const char *text;
+
+	if (jv_is_valid(json))
+		return json;
+	jv_free(json);
+	if ((text = string_member(p->record, "text")) != NULL &&
+	    jv_is_valid(json = jv_parse(text)))
+		return json;
+	if (text != NULL)
+		jv_free(json);
+	warnx("%s: expected a JSON document", p->path);
+	return jv_invalid();
+}
+
+/*
+ * The JSON body of a page, after saying what went wrong if anything
+ * did: an invalid value if there is none to use.
+ */
+static jv
+page_json(const struct page *p)
+{
+	jv rec = p->record, age, status;
+	const char *error = string_member(rec, "error");
+	const char *source = string_member(rec, "source");
+	char when[32];
+
+	if (jv_get_kind(rec) != JV_KIND_OBJECT) {
+		warnx("%s: no answer from relay-fetch", p->path);
+		return jv_invalid();
+	}
+	if (error != NULL) {
+		warnx("%s: %s", p->path, error);
+		return jv_invalid();
+	}
+	status = member(rec, "status");
+	if (jv_get_kind(status) != JV_KIND_NUMBER ||
+	    jv_number_value(status) != 200) {
+		if (jv_get_kind(status) == JV_KIND_NUMBER &&
+		    jv_number_value(status) != 404)
+			warnx("%s: HTTP status %.0f", p->path,
+			    jv_number_value(status));
+		jv_free(status);
+		return jv_invalid();
+	}
+	jv_free(status);
+	if (source != NULL && strcmp(source, "stale") == 0) {
+		age = member(rec, "age");
+		warnx("the upstream did not answer; %s is from the cache, %s "
+		    "old", p->path, human_age(jv_get_kind(age) == JV_KIND_NUMBER ?
+		    (long long)jv_number_value(age) : 0, when, sizeof when));
+		jv_free(age);
+	}
+	return body_json(p);
+}
+
+static int
+is_404(const struct page *p)
+{
+	jv status = member(p->record, "status");
+	int yes = jv_get_kind(status) == JV_KIND_NUMBER &&
+	    jv_number_value(status) == 404;
+
+	jv_free(status);
+	return yes;
+}
+
+/* A restaurant of the list, its strings borrowed from the list. */
+struct restaurant {
+	const char	*id, *name, *region;
+};
+
+/*
+ * GET /restaurant: {"restaurants": [{"identifier", "name", "region"},
+ * ...]}. Exits on anything else, saying what was expected.
+ */
+static size_t
+restaurants(jv list, struct restaurant **out)
+{
+	jv array = member(list, "restaurants"), item;
+	struct restaurant *r;
+	int i, n;
+
+	if (jv_get_kind(array) != JV_KIND_ARRAY)
+		errx(EX_DATAERR, "/restaurant: expected an object with a "
+		    "\"restaurants\" array");
+	n = jv_array_length(jv_copy(array));
+	r = xcalloc((size_t)n + 1, sizeof *r);
+	for (i = 0; i < n; i++) {
+		item = jv_array_get(jv_copy(array), i);
+		r[i].id = string_member(item, "identifier");
+		r[i].name = string_member(item, "name");
+		r[i].region = string_member(item, "region");
+		jv_free(item);	/* list still holds the strings */
+		if (r[i].id == NULL || r[i].name == NULL || r[i].region == NULL)
+			errx(EX_DATAERR, "/restaurant: expected restaurants "
+			    "with string \"identifier\", \"name\" and "
+			    "\"region\" (item %d)", i + 1);
+	}
+	jv_free(array);
+	*out = r;
+	return (size_t)n;
+}
+
+static int
+region_matches(const struct restaurant *r)
+{
+	char *a, *b;
+	int same;
+
+	if (region == NULL)
+		return 1;
+	a = text_fold(r->region);
+	b = text_fold(region);
+	same = strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	return same;
+}
+
+static size_t
+terminal_width(void)
+{
+	struct winsize ws;
+	const char *env = getenv("COLUMNS");
+	long n;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env != NULL && (n = strtol(env, NULL, 10)) > 0 && n < 10000)
+		return (size_t)n;
+	return 80;
+}
+
+/*
+ * Prints rows of cells: on a terminal, aligned in columns under a
+ * header, the last column cut to the terminal's width; piped, as
+ * tab-separated lines without a header.
+ */
+static void
+print_table(const char *const *header, const char **cells, size_t rows,
+    size_t cols)
+{
+	size_t width[8] = { 0 }, r, c, used = 0, room, fit;
+	const char *cell;
+
+	if (!tty) {
+		for (r = 0; r < rows; r++)
+			for (c = 0; c < cols; c++)
+				printf("%s%c", cells[r * cols + c],
+				    c + 1 < cols ? '\t' : '\n');
+		return;
+	}
+	for (c = 0; c < cols; c++)
+		width[c] = text_width(header[c]);
+	for (r = 0; r < rows; r++)
+		for (c = 0; c < cols; c++)
+			if (text_width(cells[r * cols + c]) > width[c])
+				width[c] = text_width(cells[r * cols + c]);
+	for (c = 0; c + 1 < cols; c++)
+		used += width[c] + 2;
+	room = terminal_width() > used + 10 ? terminal_width() - used : 10;
+	for (r = 0; r <= rows; r++) {
+		for (c = 0; c < cols; c++) {
+			cell = r == 0 ? header[c] : cells[(r - 1) * cols + c];
+			if (c + 1 < cols) {
+				printf("%s%*s", cell, (int)(width[c] + 2 -
+				    text_width(cell)), "");
+				continue;
+			}
+			fit = text_fit(cell, room);
+			if (cell[fit] != '\0')
+				fit = text_fit(cell, room - 1);
+			printf("%.*s%s\n", (int)fit, cell,
+			    cell[fit] != '\0' ? "…" : "");
+		}
+	}
+}
+
+static void
+print_json(jv v)
+{
+	jv s = jv_dump_string(v, 0);
+
+	puts(jv_string_value(s));
+	jv_free(s);
+}
+
+/* No arguments: every restaurant (of the region). */
+static void
+list_restaurants(struct restaurant *r, size_t n)
+{
+	static const char *const header[] = { "ID", "NAME", "REGION" };
+	const char **cells = xcalloc(3 * n + 1, sizeof *cells);
+	jv out = jv_array();
+	size_t i, rows = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!region_matches(&r[i]))
+			continue;
+		cells[3 * rows] = r[i].id;
+		cells[3 * rows + 1] = r[i].name;
+		cells[3 * rows++ + 2] = r[i].region;
+		out = jv_array_append(out, JV_OBJECT(jv_string("identifier"),
+		    jv_string(r[i].id), jv_string("name"), jv_string(r[i].name),
+		    jv_string("region"), jv_string(r[i].region)));
+	}
+	if (json_output)
+		print_json(out);
+	else
+		print_table(header, cells, rows, 3);
+	if (!json_output)
+		jv_free(out);
+	free(cells);
+}
+
+/* The dishes of a menu document; exits if it has another shape. */
+static jv
+dishes_of(jv doc, const char *path, const char **title, const char **location)
+{
+	jv rest = member(doc, "restaurant"), menu, dishes = jv_array(), item;
+	const char *dish;
+	int i, n;
+
+	menu = member(rest, "menu");
+	*title = string_member(rest, "title");
+	*location = string_member(rest, "location");
+	if (jv_get_kind(menu) != JV_KIND_ARRAY || *title == NULL)
+		errx(EX_DATAERR, "%s: expected {\"restaurant\": {\"title\", "
+		    "\"location\", \"menu\": [{\"dish\"}, ...]}}", path);
+	if (*location == NULL)
+		*location = "";
+	n = jv_array_length(jv_copy(menu));
+	for (i = 0; i < n; i++) {
+		item = jv_array_get(jv_copy(menu), i);
+		if ((dish = string_member(item, "dish")) != NULL)
+			dishes = jv_array_append(dishes, jv_string(dish));
+		jv_free(item);
+	}
+	jv_free(menu);
+	jv_free(rest);
+	return dishes;
+}
+
+/* Says an identifier is unknown, with the closest known ones. */
+static void
+unknown(const char *id, struct restaurant *r, size_t n)
+{
+	struct buf hint = BUF_INIT;
+	size_t i, best = (size_t)-1, d, limit = strlen(id) / 3 + 2;
+	char *folded = text_fold(id), *name;
+
+	for (i = 0; i < n; i++) {
+		name = text_fold(r[i].name);
+		d = text_distance(folded, r[i].id);
+		if (text_distance(folded, name) < d)
+			d = text_distance(folded, name);
+		if (strstr(r[i].id, folded) != NULL || strstr(name, folded))
+			d = 1;
+		free(name);
+		if (d > limit)
+			continue;
+		if (d < best) {
+			best = d;
+			buf_reset(&hint);
+		}
+		if (d == best)
+			buf_printf(&hint, "%s%s", hint.len ? ", " : "", r[i].id);
+	}
+	if (hint.len > 0)
+		warnx("no restaurant '%s'; did you mean %s?", id,
+		    buf_cstr(&hint));
+	else
+		warnx("no restaurant '%s'; 'list-dishes' lists them", id);
+	exit_status = EXIT_PARTIAL;
+	buf_free(&hint);
+	free(folded);
+}
+
+static int
+known(const char *id, struct restaurant *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r[i].id, id) == 0)
+			return 1;
+	return 0;
+}
+
+static char *
+menu_path(const char *id)
+{
+	struct buf p = BUF_INIT;
+
+	buf_printf(&p, "/restaurant/%s", id);
+	return (char *)buf_cstr(&p);
+}
+
+/* Prints one restaurant's menu on a terminal. */
+static void
+print_menu(const char *title, const char *location, jv dishes)
+{
+	int i, n = jv_array_length(jv_copy(dishes));
+	jv d;
+
+	printf("%s%s%s\n", title, *location ? " — " : "", location);
+	for (i = 0; i < n; i++) {
+		d = jv_array_get(jv_copy(dishes), i);
+		printf("  %s\n", jv_string_value(d));
+		jv_free(d);
+	}
+	if (n == 0)
+		printf("  (no dishes listed)\n");
+}
+
+/* list-dishes ID...: each restaurant's title, location and dishes. */
+static void
+show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
+    struct page *pages)
+{
+	jv out = jv_array(), doc, dishes, d;
+	const char *title, *location;
+	size_t i;
+	int k, m;
+
+	for (i = 0; i < count; i++) {
+		if (is_404(&pages[i]) || !known(ids[i], r, n)) {
+			unknown(ids[i], r, n);
+			continue;
+		}
+		if (!jv_is_valid(doc = page_json(&pages[i]))) {
+			exit_status = EXIT_PARTIAL;
+			continue;
+		}
+		dishes = dishes_of(doc, pages[i].path, &title, &location);
+		if (json_output) {
+			out = jv_array_append(out, JV_OBJECT(
+			    jv_string("identifier"), jv_string(ids[i]),
+			    jv_string("title"), jv_string(title),
+			    jv_string("location"), jv_string(location),
+			    jv_string("dishes"), jv_copy(dishes)));
+		} else if (tty) {
+			if (i > 0)
+				putchar('\n');
+			print_menu(title, location, dishes);
+		} else {
+			m = jv_array_length(jv_copy(dishes));
+			for (k = 0; k < m; k++) {
+				d = jv_array_get(jv_copy(dishes), k);
+				printf("%s\t%s\t%s\t%s\n", ids[i], title,
+				    location, jv_string_value(d));
+				jv_free(d);
+			}
+		}
+		jv_free(dishes);
+		jv_free(doc);
+	}
+	if (json_output)
+		print_json(out);
+	else
+		jv_free(out);
+}
+
+/* --search: every menu (of the region) fetched at once, then matched. */
+static void
+search_menus(struct restaurant *r, size_t n)
+{
+	static const char *const header[] = { "ID", "NAME", "DISH" };
+	struct page *pages = xcalloc(n + 1, sizeof *pages);
+	struct restaurant **of = xcalloc(n + 1, sizeof *of);
+	char *want = text_fold(search), *folded;
+	const char **cells = NULL, *title, *location;
+	jv out = jv_array(), doc, dishes, d, kept = jv_array();
+	size_t i, m = 0, rows = 0;
+	int k, count;
+
+	for (i = 0; i < n; i++)
+		if (region_matches(&r[i])) {
+			of[m] = &r[i];
+			pages[m++].path = menu_path(r[i].id);
+		}
+	fetch(pages, m);
+	for (i = 0; i < m; i++) {
+		if (!jv_is_valid(doc = page_json(&pages[i]))) {
+			exit_status = EXIT_PARTIAL;
+			continue;
+		}
+		dishes = dishes_of(doc, pages[i].path, &title, &location);
+		count = jv_array_length(jv_copy(dishes));
+		for (k = 0; k < count; k++) {
+			d = jv_array_get(jv_copy(dishes), k);
+			folded = text_fold(jv_string_value(d));
+			if (strstr(folded, want) != NULL) {
+				cells = xrealloc(cells, 3 * (rows + 1) *
+				    sizeof *cells);
+				cells[3 * rows] = of[i]->id;
+				cells[3 * rows + 1] = of[i]->name;
+				cells[3 * rows++ + 2] = jv_string_value(d);
+				out = jv_array_append(out, JV_OBJECT(
+				    jv_string("identifier"),
+				    jv_string(of[i]->id), jv_string("name"),
+				    jv_string(of[i]->name), jv_string("dish"),
+				    jv_copy(d)));
+				kept = jv_array_append(kept, jv_copy(d));
+			}
+			free(folded);
+			jv_free(d);
+		}
+		jv_free(dishes);
+		jv_free(doc);
+	}
+	if (json_output)
+		print_json(out);
+	else {
+		print_table(header, cells, rows, 3);
+		jv_free(out);
+	}
+	if (rows == 0 && exit_status == 0)
+		exit_status = EXIT_PARTIAL;	/* like grep: nothing found */
+	jv_free(kept);
+	for (i = 0; i < m; i++) {
+		jv_free(pages[i].record);
+		free(pages[i].path);
+	}
+	free(cells);
+	free(pages);
+	free(of);
+	free(want);
+}
+
+static const struct option long_options[] = {
+	{ "cache", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, 'J' },
+	{ "offline", no_argument, NULL, 'O' },
+	{ "region", required_argument, NULL, 'r' },
+	{ "relay", required_argument, NULL, 'R' },
+	{ "search", required_argument, NULL, 's' },
+	{ "upstream", required_argument, NULL, 'u' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+parse_options(int argc, char **argv)
+{
+	const char *env;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:hr:s:", long_options,
+	    NULL)) != -1) {
+		switch (opt) {
+		case 'c': cache_option = optarg; break;
+		case 'J': json_output = 1; break;
+		case 'O': offline = 1; break;
+		case 'r': region = optarg; break;
+		case 'R': relay_url = optarg; break;
+		case 's': search = optarg; break;
+		case 'u': upstream_option = optarg; break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(prog_finish_stdout(0));
+		case 'V':
+			printf("list-dishes %s\n", VERSION);
+			exit(prog_finish_stdout(0));
+		default:
+			usage();
+		}
+	}
+	if (relay_url == NULL && (env = getenv("RELAY_URL")) != NULL &&
+	    *env != '\0')
+		relay_url = env;
+	if (relay_url != NULL && offline)
+		errx(EXIT_USAGE, "--offline reads the local cache; it cannot "
+		    "go through a relay");
+	if (search != NULL && *search == '\0')
+		errx(EXIT_USAGE, "--search needs some text");
+	if (search != NULL && optind < argc)
+		errx(EXIT_USAGE, "--search looks through every restaurant; "
+		    "give no identifiers with it");
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct restaurant *r = NULL;
+	struct page *pages;
+	size_t n = 0, count, i;
+	jv list;
+
+	prog_init();
+	parse_options(argc, argv);
+	argv += optind;
+	count = (size_t)(argc - optind);
+	tty = isatty(STDOUT_FILENO);
+	/* The list and the menus asked for, in one concurrent round. */
+	pages = xcalloc(count + 2, sizeof *pages);
+	pages[0].path = xstrdup("/restaurant");
+	for (i = 0; i < count; i++)
+		pages[i + 1].path = menu_path(argv[i]);
+	fetch(pages, count + 1);
+	if (!jv_is_valid(list = page_json(&pages[0])))
+		exit(EXIT_UNAVAILABLE);
+	n = restaurants(list, &r);
+	if (search != NULL)
+		search_menus(r, n);
+	else if (count > 0)
+		show_menus(argv, count, r, n, pages + 1);
+	else
+		list_restaurants(r, n);
+	for (i = 0; i <= count; i++) {
+		jv_free(pages[i].record);
+		free(pages[i].path);
+	}
+	free(pages);
+	free(r);
+	jv_free(list);
+	return prog_finish_stdout(exit_status);
+}
