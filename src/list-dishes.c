@@ -164,12 +164,13 @@ fetch(struct page *pages, size_t n)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	free(argv);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) >= 64) {
+	/* 69 only says every URL failed, which the records tell. */
+	if (!WIFEXITED(status) || (WEXITSTATUS(status) >= 64 &&
+	    WEXITSTATUS(status) != EX_UNAVAILABLE)) {
 		rewind(errors);
 		while ((k = fread(buf, 1, sizeof buf, errors)) > 0)
 			fwrite(buf, 1, k, stderr);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != EX_UNAVAILABLE)
-			exit(WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+		exit(WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
 	}
 	fclose(errors);
 }
