@@ -6,6 +6,7 @@ PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
 EXAMPLEDIR = $(PREFIX)/share/relay/examples
+COMPLETIONDIR = $(PREFIX)/share/bash-completion/completions
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -75,19 +76,28 @@ check:
 deps:
 	tests/install-deps
 
+# The first thing to run on a fresh machine: a tour of the programs.
+demo:
+	@tests/deps-present || $(MAKE) deps
+	@$(MAKE) --no-print-directory all
+	@PATH="$(CURDIR)/bin:$$PATH" share/examples/demo
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR)
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR) \
+		$(DESTDIR)$(COMPLETIONDIR)
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	cp -R share/examples/. $(DESTDIR)$(EXAMPLEDIR)
+	install -m 644 share/bash-completion/completions/list-dishes \
+		$(DESTDIR)$(COMPLETIONDIR)
 
 clean:
 	rm -rf build bin
 
-.PHONY: all unit check deps install clean
+.PHONY: all unit check deps demo install clean
 .SECONDARY: $(LIB_OBJS)

@@ -667,7 +667,7 @@ parse_options(int argc, char **argv)
 	const char *env;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "c:hr:s:", long_options,
+	while ((opt = getopt_long(argc, argv, "h", long_options,
 	    NULL)) != -1) {
 		switch (opt) {
 		case 'c': cache_option = optarg; break;

@@ -34,10 +34,19 @@ load helpers
 	done
 }
 
+@test "list-dishes.1 documents every option of the usage text" {
+	for opt in $(list-dishes --help | grep -o -- '--[a-z-]*'); do
+		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/list-dishes.1" ||
+		    { echo "not described: $opt"; false; }
+	done
+}
+
 @test "every shell script passes shellcheck when it is installed" {
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/share/examples/fetch-all \
-	    "$ROOT"/share/examples/serve-here "$ROOT"/tests/fuzz/run \
+	    "$ROOT"/share/examples/serve-here "$ROOT"/share/examples/demo \
+	    "$ROOT"/share/bash-completion/completions/list-dishes \
+	    "$ROOT"/tests/fuzz/run \
 	    "$ROOT"/tests/hammer \
 	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps

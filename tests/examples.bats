@@ -59,3 +59,15 @@ load helpers
 	run "$ROOT/share/examples/serve-here" eighty
 	[ "$status" -eq 2 ]
 }
+
+@test "make demo tours the programs over the snapshot and stops its server" {
+	port=$(free_port)
+	run env DEMO_PORT="$port" make -s -C "$ROOT" demo
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"svarta-rafven"*"Svarta Räfven"*"Solna"* ]]
+	[[ "$output" == *$'bikupan\tBikupan\tUppsala\t'* ]]
+	[[ "$output" == *"Vegetarisk"* ]]
+	[[ "$output" =~ hits[[:space:]]+[1-9] ]]
+	! curl -s -o /dev/null "http://127.0.0.1:$port/"
+	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'relay-demo.*' -newer "$BATS_TEST_TMPDIR" 2>/dev/null)" ]
+}
