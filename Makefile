@@ -31,13 +31,15 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
 	$(PKG_CFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS)
 
-PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-serve
+PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
+	bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
 	io.c json.c listen.c log.c num.c policy.c prog.c record.c server.c \
 	spool.c store.c target.c text.c upstream.c url.c utf8.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
-MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1
+MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \
+	man/relay-merge.1
 MAN5 = man/relay-cache.5
 MAN7 = man/relay.7
 MAN8 = man/relay-serve.8
@@ -52,8 +54,8 @@ build/librelay.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
-bin/list-dishes: LIBS += $(JQ_LIBS)
-build/list-dishes.o: ALL_CFLAGS += $(JQ_CFLAGS)
+bin/list-dishes bin/relay-merge: LIBS += $(JQ_LIBS)
+build/list-dishes.o build/relay-merge.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
 bin/%: build/%.o build/librelay.a
 	@mkdir -p bin

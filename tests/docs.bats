@@ -41,10 +41,19 @@ load helpers
 	done
 }
 
+@test "relay-merge.1 documents every option of the usage text" {
+	for opt in $(relay-merge --help | grep -o -- '--[a-z-]*'); do
+		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/relay-merge.1" ||
+		    grep -qF ", Fl \\${opt#-}" "$ROOT/man/relay-merge.1" ||
+		    { echo "not described: $opt"; false; }
+	done
+}
+
 @test "every shell script passes shellcheck when it is installed" {
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	shellcheck "$ROOT"/share/examples/cache-* "$ROOT"/share/examples/fetch-all \
 	    "$ROOT"/share/examples/serve-here "$ROOT"/share/examples/demo \
+	    "$ROOT"/share/examples/menu-all \
 	    "$ROOT"/share/bash-completion/completions/list-dishes \
 	    "$ROOT"/tests/fuzz/run \
 	    "$ROOT"/tests/hammer \

@@ -1,0 +1,391 @@
+/*
+ * relay-merge: combines JSON documents, or the records relay-fetch
+ * writes, into one output with a jq program (libjq). The program runs
+ * once; positional inputs come to it through `inputs`, named ones as
+ * $name.
+ */
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <jq.h>
+
+#include "buf.h"
+#include "prog.h"
+
+#define EXIT_FAILED 5	/* the program failed at run time, as in jq */
+
+enum on_error { ON_ERROR_FAIL, ON_ERROR_PARTIAL };
+
+static int compact;			/* -c */
+static int raw;				/* -r */
+static enum on_error on_error;		/* --on-error */
+
+static const char usage_text[] =
+    "usage: relay-merge [-c] [-r] [--on-error fail|partial]"
+    " [--input name=file]...\n"
+    "           program [file ...]\n";
+
+static void
+usage(void)
+{
+	fputs(usage_text, stderr);
+	exit(EXIT_USAGE);
+}
+
+/* One value read, and where it came from, for messages. */
+struct value {
+	jv		 v;
+	char		*from;		/* "file", or "file: URL" for records */
+	const char	*url;		/* a record's, to sort by */
+	size_t		 seq;		/* the order it was read in */
+};
+
+struct values {
+	struct value	*items;
+	size_t		 len, cap;
+	size_t		 next;		/* the next one `inputs` gives */
+};
+
+static struct values positional;
+static jv named;			/* name -> value, for $name */
+static jv incomplete;			/* names of failed inputs */
+static const char *current = "no input";	/* what `inputs` gave last */
+
+/* A relay record: an object with url, status and source. */
+static int
+is_record(jv v)
+{
+	jv url, status;
+	int yes;
+
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return 0;
+	url = jv_object_get(jv_copy(v), jv_string("url"));
+	status = jv_object_get(jv_copy(v), jv_string("status"));
+	yes = jv_get_kind(url) == JV_KIND_STRING &&
+	    jv_get_kind(status) == JV_KIND_NUMBER;
+	jv_free(url);
+	jv_free(status);
+	return yes;
+}
+
+/* Why a record failed: its error, or its status if not 2xx; or NULL. */
+static char *
+record_failure(jv v)
+{
+	jv error = jv_object_get(jv_copy(v), jv_string("error"));
+	jv status = jv_object_get(jv_copy(v), jv_string("status"));
+	struct buf why = BUF_INIT;
+	double s = jv_get_kind(status) == JV_KIND_NUMBER ?
+	    jv_number_value(status) : 0;
+
+	if (jv_get_kind(error) == JV_KIND_STRING)
+		buf_adds(&why, jv_string_value(error));
+	else if (s < 200 || s >= 300)
+		buf_printf(&why, "HTTP status %.0f", s);
+	jv_free(error);
+	jv_free(status);
+	return why.len > 0 ? (char *)buf_cstr(&why) : NULL;
+}
+
+static void
+add_value(struct values *vs, jv v, const char *file)
+{
+	struct value *it;
+	struct buf from = BUF_INIT;
+	jv url;
+
+	if (vs->len == vs->cap) {
+		vs->cap = vs->cap ? vs->cap * 2 : 16;
+		vs->items = xrealloc(vs->items, vs->cap * sizeof *vs->items);
+	}
+	it = &vs->items[vs->len];
+	it->seq = vs->len++;
+	it->v = v;
+	it->url = NULL;
+	buf_adds(&from, file);
+	if (is_record(v)) {
+		url = jv_object_get(jv_copy(v), jv_string("url"));
+		it->url = jv_string_value(url);	/* v holds it */
+		buf_printf(&from, ": %s", it->url);
+		jv_free(url);
+	}
+	it->from = (char *)buf_cstr(&from);
+}
+
+/* Reads every JSON value of a file ("-": standard input). */
+static void
+read_file(const char *file, struct values *vs)
+{
+	FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "r");
+	jv_parser *p = jv_parser_new(0);
+	char buf[65536];
+	size_t n;
+	jv v;
+
+	if (f == NULL)
+		err(EX_NOINPUT, "cannot open '%s'", file);
+	do {
+		n = fread(buf, 1, sizeof buf, f);
+		jv_parser_set_buf(p, buf, (int)n, n == 0);
+		while (jv_is_valid(v = jv_parser_next(p)))
+			add_value(vs, v, file);
+		if (jv_invalid_has_msg(jv_copy(v))) {
+			jv msg = jv_invalid_get_msg(v);
+
+			errx(EX_DATAERR, "'%s': %s", file, jv_string_value(msg));
+		}
+		jv_free(v);
+	} while (n > 0);
+	if (ferror(f))
+		err(EX_IOERR, "cannot read '%s'", file);
+	if (f != stdin)
+		fclose(f);
+	jv_parser_free(p);
+}
+
+/*
+ * A failed record: with --on-error fail, the end; with partial, null
+ * in its place, and its name noted for $incomplete.
+ */
+static jv
+checked(jv v, const char *name, const char *from)
+{
+	char *why;
+
+	if (!is_record(v) || (why = record_failure(v)) == NULL)
+		return v;
+	if (on_error == ON_ERROR_FAIL)
+		errx(EXIT_PARTIAL, "%s (%s): %s", name, from, why);
+	warnx("incomplete: %s (%s): %s", name, from, why);
+	incomplete = jv_array_append(incomplete, jv_string(name));
+	free(why);
+	jv_free(v);
+	return jv_null();
+}
+
+/* --input name=file: the file's one value, or an array of several. */
+static void
+add_named(const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	struct values vs = { 0 };
+	char *name;
+	jv v;
+	size_t i;
+
+	if (eq == NULL || eq == spec)
+		errx(EXIT_USAGE, "bad --input '%s': expected name=file", spec);
+	name = xstrndup(spec, (size_t)(eq - spec));
+	for (i = 0; name[i] != '\0'; i++)
+		if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') || (i > 0 &&
+		    name[i] >= '0' && name[i] <= '9')))
+			errx(EXIT_USAGE, "bad --input name '%s': letters, "
+			    "digits and _ only", name);
+	read_file(eq + 1, &vs);
+	if (vs.len == 1) {
+		v = checked(vs.items[0].v, name, vs.items[0].from);
+	} else {
+		v = jv_array();
+		for (i = 0; i < vs.len; i++)
+			v = jv_array_append(v, checked(vs.items[i].v, name,
+			    vs.items[i].from));
+	}
+	for (i = 0; i < vs.len; i++)
+		free(vs.items[i].from);
+	free(vs.items);
+	named = jv_object_set(named, jv_string(name), v);
+	free(name);
+}
+
+/*
+ * Records sort by URL, so that the output does not depend on the order
+ * in which concurrent fetches finished; documents keep theirs.
+ */
+static int
+by_url(const void *a, const void *b)
+{
+	const struct value *x = a, *y = b;
+	int c = 0;
+
+	if (x->url != NULL && y->url != NULL)
+		c = strcmp(x->url, y->url);
+	else if (x->url != NULL || y->url != NULL)
+		c = x->url != NULL ? 1 : -1;
+	return c != 0 ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* jq's `inputs`: the positional values in turn. */
+static jv
+next_input(jq_state *jq, void *ctx)
+{
+	struct values *vs = ctx;
+	struct value *it;
+	jv v;
+
+	(void)jq;
+	if (vs->next == vs->len)
+		return jv_invalid();
+	it = &vs->items[vs->next++];
+	current = it->from;
+	v = it->v;
+	it->v = jv_null();
+	return v;
+}
+
+/* Compile errors, which name the place in the program text. */
+static void
+on_jq_error(void *ctx, jv msg)
+{
+	struct buf *errors = ctx;
+
+	msg = jq_format_error(msg);
+	buf_printf(errors, "relay-merge: %s\n", jv_string_value(msg));
+	jv_free(msg);
+}
+
+static int
+emit(jv out)
+{
+	jv s;
+
+	if (raw && jv_get_kind(out) == JV_KIND_STRING) {
+		fwrite(jv_string_value(out), 1,
+		    (size_t)jv_string_length_bytes(jv_copy(out)), stdout);
+		putchar('\n');
+		jv_free(out);
+		return 0;
+	}
+	s = jv_dump_string(out, compact ? 0 :
+	    JV_PRINT_PRETTY | JV_PRINT_SPACE1);
+	puts(jv_string_value(s));
+	jv_free(s);
+	return 0;
+}
+
+/* Runs the program once; returns the exit status. */
+static int
+run(const char *program)
+{
+	struct buf errors = BUF_INIT;
+	jq_state *jq = jq_init();
+	jv out, msg;
+	int status = 0;
+
+	if (jq == NULL)
+		out_of_memory();
+	jq_set_error_cb(jq, on_jq_error, &errors);
+	named = jv_object_set(named, jv_string("incomplete"),
+	    jv_copy(incomplete));
+	if (!jq_compile_args(jq, program, jv_copy(named))) {
+		fputs(buf_cstr(&errors), stderr);
+		jq_teardown(&jq);
+		buf_free(&errors);
+		return EX_DATAERR;
+	}
+	jq_set_input_cb(jq, next_input, &positional);
+	jq_start(jq, jv_null(), 0);
+	while (jv_is_valid(out = jq_next(jq)))
+		emit(out);
+	if (jv_invalid_has_msg(jv_copy(out))) {
+		msg = jv_invalid_get_msg(out);
+		if (jv_get_kind(msg) == JV_KIND_STRING)
+			warnx("error at %s: %s", current, jv_string_value(msg));
+		else {
+			msg = jv_dump_string(msg, 0);
+			warnx("error at %s: %s (not a string)", current,
+			    jv_string_value(msg));
+		}
+		jv_free(msg);
+		status = EXIT_FAILED;
+	} else {
+		jv_free(out);
+	}
+	jq_teardown(&jq);
+	buf_free(&errors);
+	return status;
+}
+
+static const struct option long_options[] = {
+	{ "compact-output", no_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "input", required_argument, NULL, 'I' },
+	{ "on-error", required_argument, NULL, 'E' },
+	{ "raw-output", no_argument, NULL, 'r' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int
+main(int argc, char *argv[])
+{
+	const char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+	int opt, status, i, ninputs = 0;
+	size_t k;
+
+	prog_init();
+	named = jv_object();
+	incomplete = jv_array();
+	while ((opt = getopt_long(argc, argv, "chr", long_options,
+	    NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			compact = 1;
+			break;
+		case 'r':
+			raw = 1;
+			break;
+		case 'I':
+			inputs[ninputs++] = optarg;
+			break;
+		case 'E':
+			if (strcmp(optarg, "fail") == 0)
+				on_error = ON_ERROR_FAIL;
+			else if (strcmp(optarg, "partial") == 0)
+				on_error = ON_ERROR_PARTIAL;
+			else
+				errx(EXIT_USAGE, "bad --on-error '%s': expected "
+				    "fail or partial", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(prog_finish_stdout(0));
+		case 'V':
+			printf("relay-merge %s\n", VERSION);
+			exit(prog_finish_stdout(0));
+		default:
+			usage();
+		}
+	}
+	if (optind >= argc)
+		usage();
+	for (i = 0; i < ninputs; i++)
+		add_named(inputs[i]);
+	for (i = optind + 1; i < argc; i++)
+		read_file(argv[i], &positional);
+	if (optind + 1 == argc && ninputs == 0)
+		read_file("-", &positional);
+	qsort(positional.items, positional.len, sizeof *positional.items,
+	    by_url);
+	for (k = 0; k < positional.len; k++)
+		positional.items[k].v = checked(positional.items[k].v, "input",
+		    positional.items[k].from);
+	status = run(argv[optind]);
+	if (status == 0 && jv_array_length(jv_copy(incomplete)) > 0)
+		status = EXIT_PARTIAL;
+	for (k = 0; k < positional.len; k++) {
+		jv_free(positional.items[k].v);
+		free(positional.items[k].from);
+	}
+	free(positional.items);
+	free(inputs);
+	jv_free(named);
+	jv_free(incomplete);
+	return prog_finish_stdout(status);
+}

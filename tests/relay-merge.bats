@@ -1,0 +1,120 @@
+#!/usr/bin/env bats
+# relay-merge: jq programs over documents and relay-fetch records.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+# A record as relay-fetch writes it.
+record() {	# record URL STATUS JSON
+	printf '{"url":"%s","method":"GET","status":%s,"source":"miss","headers":{},"json":%s}\n' \
+	    "$1" "$2" "$3"
+}
+
+@test "inputs from standard input, files and -; -c and -r as in jq" {
+	printf '{"a":1}\n{"a":2}\n' >two.json
+	run relay-merge -c '[inputs.a]' two.json
+	[ "$output" = '[1,2]' ]
+	run relay-merge -c '[inputs.a]' <two.json
+	[ "$output" = '[1,2]' ]
+	run relay-merge -c '[inputs.a]' - two.json <two.json
+	[ "$output" = '[1,2,1,2]' ]
+	run relay-merge -r '[inputs.a] | map(tostring) | join(",")' two.json
+	[ "$output" = '1,2' ]
+	run relay-merge '{b: [inputs.a]}' two.json
+	[ "$output" = "$(printf '{\n  "b": [\n    1,\n    2\n  ]\n}')" ]
+}
+
+@test "named inputs are \$name; several values make an array" {
+	echo '{"data":[{"title":"Kick-off"}]}' >event.json
+	printf '{"n":1}\n{"n":2}\n' >many.json
+	run relay-merge -c --input event=event.json --input many=many.json \
+	    '{title: $event.data[0].title, n: [$many[].n]}'
+	[ "$status" -eq 0 ]
+	[ "$output" = '{"title":"Kick-off","n":[1,2]}' ]
+}
+
+@test "records are seen whole, with their URL and status" {
+	record https://api.example/a 200 '{"x":1}' >r.ndjson
+	run relay-merge -c '[inputs | {url, status, x: .json.x}]' r.ndjson
+	[ "$output" = '[{"url":"https://api.example/a","status":200,"x":1}]' ]
+}
+
+@test "the output never depends on the order fetches finished in" {
+	{ record https://api.example/b 200 2; record https://api.example/a 200 1; } >ba
+	{ record https://api.example/a 200 1; record https://api.example/b 200 2; } >ab
+	[ "$(relay-merge -c '[inputs.json]' ba)" = '[1,2]' ]
+	[ "$(relay-merge -c '[inputs.json]' ab)" = '[1,2]' ]
+}
+
+@test "--on-error fail: an error record stops it, naming the input and status" {
+	record https://api.example/missing 404 '{"detail":"Not found"}' >r
+	run --separate-stderr relay-merge --input event=r '$event'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-merge: event (r: https://api.example/missing): HTTP status 404" ]
+	[ -z "$output" ]
+}
+
+@test "--on-error partial: null in its place, \$incomplete, exit 1" {
+	record https://api.example/missing 500 null >bad
+	record https://api.example/ok 200 '{"v":7}' >good
+	run --separate-stderr relay-merge -c --on-error partial --input a=bad \
+	    --input b=good '{a: $a, b: $b.json.v, incomplete: $incomplete}'
+	[ "$status" -eq 1 ]
+	[ "$output" = '{"a":null,"b":7,"incomplete":["a"]}' ]
+	[ "$stderr" = "relay-merge: incomplete: a (bad: https://api.example/missing): HTTP status 500" ]
+}
+
+@test "a bad program: the compile error points at the program text" {
+	run --separate-stderr relay-merge '.a | ]' /dev/null
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"syntax error"*"line 1"* ]]
+	[[ "$stderr" == *".a | ]"* ]]
+}
+
+@test "a runtime error names the input it was working on" {
+	record https://api.example/r 200 '"text"' >r
+	run --separate-stderr relay-merge '[inputs | .json.title]' r
+	[ "$status" -eq 5 ]
+	[ "$stderr" = 'relay-merge: error at r: https://api.example/r: Cannot index string with string "title"' ]
+}
+
+@test "bad input and bad options" {
+	echo '{"a":' >broken.json
+	run --separate-stderr relay-merge '.' broken.json
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == "relay-merge: 'broken.json': "* ]]
+	run --separate-stderr relay-merge '.' missing.json
+	[ "$status" -eq 66 ]
+	run relay-merge --input nofile '.'
+	[ "$status" -eq 2 ]
+	run relay-merge --input 1x=broken.json '.'
+	[ "$status" -eq 2 ]
+	run relay-merge --on-error sometimes '.'
+	[ "$status" -eq 2 ]
+	run relay-merge
+	[ "$status" -eq 2 ]
+}
+
+@test "relay-fetch | relay-merge: every menu in one document" {
+	start_upstream --root "$ROOT/share/examples/menu-api"
+	export RELAY_UPSTREAM=$UP
+	run "$ROOT/share/examples/menu-all" Uppsala
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r '[.[].title] | join(",")')" = "Bikupan,Dufva Sikt,Hubben,Linné,Rudbeck,Tallrik" ]
+	[ "$(echo "$output" | jq '.[0].dishes | length')" -eq "$(jq '.restaurant.menu | length' "$ROOT/share/examples/menu-api/restaurant/bikupan.json")" ]
+}
+
+@test "jv reference counting: valgrind finds no leak or bad access" {
+	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	record https://api.example/b 200 '{"v":2}' >recs
+	record https://api.example/a 404 null >>recs
+	echo '{"data":[{"title":"T"}]}' >event.json
+	for args in "-c [inputs.json]" "--on-error partial -c [inputs]" \
+	    "-r --input e=event.json \$e.data[0].title" "-c .a|]" \
+	    "[inputs|.json.v.x]"; do
+		# shellcheck disable=SC2086
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+		    --error-exitcode=99 relay-merge $args recs >/dev/null 2>vg.log ||
+		    [ $? -ne 99 ] || { cat vg.log; false; }
+	done
+}
