@@ -35,7 +35,8 @@ PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
 	io.c json.c listen.c log.c num.c policy.c prog.c record.c server.c \
-	spool.c store.c target.c text.c upstream.c url.c utf8.c
+	merge.c routes.c spool.c store.c target.c text.c upstream.c url.c \
+	utf8.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \
@@ -54,8 +55,8 @@ build/librelay.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJS)
 
-bin/list-dishes bin/relay-merge: LIBS += $(JQ_LIBS)
-build/list-dishes.o build/relay-merge.o: ALL_CFLAGS += $(JQ_CFLAGS)
+bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
+build/list-dishes.o build/relay-merge.o build/merge.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
 bin/%: build/%.o build/librelay.a
 	@mkdir -p bin

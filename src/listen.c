@@ -27,15 +27,21 @@
 #define SD_LISTEN_FDS_START 3	/* sd_listen_fds(3) */
 
 volatile sig_atomic_t listen_stop;
+volatile sig_atomic_t listen_reload;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	listen_stop = 1;
+	if (sig == SIGHUP)
+		listen_reload = 1;
+	else
+		listen_stop = 1;
 }
 
-/* SIGTERM and SIGINT stop gracefully; poll is interrupted, not resumed. */
+/*
+ * SIGTERM and SIGINT stop gracefully, SIGHUP asks for a reload; poll is
+ * interrupted, not resumed.
+ */
 void
 listen_catch_signals(void)
 {
@@ -46,6 +52,7 @@ listen_catch_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 static pid_t
@@ -79,6 +86,12 @@ listen_workers(int listen_fd, int n, int (*serve)(int))
 				if (pids[i] > 0)
 					kill(pids[i], SIGTERM);
 			forwarded = 1;
+		}
+		if (listen_reload) {
+			listen_reload = 0;
+			for (i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGHUP);
 		}
 		if ((pid = waitpid(-1, &status, 0)) < 0)
 			continue;

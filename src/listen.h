@@ -9,6 +9,7 @@
 #include <signal.h>
 
 extern volatile sig_atomic_t listen_stop;	/* SIGTERM or SIGINT came */
+extern volatile sig_atomic_t listen_reload;	/* SIGHUP came */
 
 void	listen_catch_signals(void);
 int	listen_open(const char *);

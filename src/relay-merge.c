@@ -28,7 +28,7 @@ static enum on_error on_error;		/* --on-error */
 static const char usage_text[] =
     "usage: relay-merge [-c] [-r] [--on-error fail|partial]"
     " [--input name=file]...\n"
-    "           program [file ...]\n";
+    "           [--arg name value]... program [file ...]\n";
 
 static void
 usage(void)
@@ -169,6 +169,22 @@ checked(jv v, const char *name, const char *from)
 	return jv_null();
 }
 
+/* A jq variable name: letters, digits and _, not first a digit. */
+static void
+check_name(const char *name, const char *opt)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') || (i > 0 &&
+		    name[i] >= '0' && name[i] <= '9')))
+			break;
+	if (i == 0 || name[i] != '\0')
+		errx(EXIT_USAGE, "bad %s name '%s': letters, digits and _ "
+		    "only", opt, name);
+}
+
 /* --input name=file: the file's one value, or an array of several. */
 static void
 add_named(const char *spec)
@@ -182,12 +198,7 @@ add_named(const char *spec)
 	if (eq == NULL || eq == spec)
 		errx(EXIT_USAGE, "bad --input '%s': expected name=file", spec);
 	name = xstrndup(spec, (size_t)(eq - spec));
-	for (i = 0; name[i] != '\0'; i++)
-		if (!(name[i] == '_' || (name[i] >= 'a' && name[i] <= 'z') ||
-		    (name[i] >= 'A' && name[i] <= 'Z') || (i > 0 &&
-		    name[i] >= '0' && name[i] <= '9')))
-			errx(EXIT_USAGE, "bad --input name '%s': letters, "
-			    "digits and _ only", name);
+	check_name(name, "--input");
 	read_file(eq + 1, &vs);
 	if (vs.len == 1) {
 		v = checked(vs.items[0].v, name, vs.items[0].from);
@@ -313,6 +324,7 @@ run(const char *program)
 }
 
 static const struct option long_options[] = {
+	{ "arg", required_argument, NULL, 'A' },
 	{ "compact-output", no_argument, NULL, 'c' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "input", required_argument, NULL, 'I' },
@@ -343,6 +355,13 @@ main(int argc, char *argv[])
 			break;
 		case 'I':
 			inputs[ninputs++] = optarg;
+			break;
+		case 'A':	/* --arg name value, as in jq */
+			if (optind >= argc)
+				errx(EXIT_USAGE, "--arg %s: no value", optarg);
+			check_name(optarg, "--arg");
+			named = jv_object_set(named, jv_string(optarg),
+			    jv_string(argv[optind++]));
 			break;
 		case 'E':
 			if (strcmp(optarg, "fail") == 0)

@@ -23,9 +23,11 @@
 #include "httpdate.h"
 #include "listen.h"
 #include "log.h"
+#include "merge.h"
 #include "num.h"
 #include "policy.h"
 #include "prog.h"
+#include "routes.h"
 #include "server.h"
 #include "store.h"
 #include "target.h"
@@ -39,6 +41,7 @@
 static const char *cache_option;	/* --cache */
 static const char *upstream_option;	/* --upstream */
 static const char *listen_option;	/* --listen */
+static const char *routes_option;	/* --routes */
 static long long workers;		/* --workers; 0: one per core */
 static int read_only;			/* --read-only */
 static long long stale_if_error;	/* --stale-if-error */
@@ -65,6 +68,10 @@ static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection */
 static struct upstream *upstream;
 static struct server *server;
+static struct route *routes;		/* merge routes, from --routes */
+static struct route *retired;		/* replaced by a reload */
+static int merging;			/* merges under way */
+static struct merge_env merge_env;
 
 /* Hits waiting to be counted, in one transaction for many. */
 static struct {
@@ -80,7 +87,8 @@ static const char usage_text[] =
     "           [--stale-if-error duration] [--read-only] [--max-body bytes]\n"
     "           [--idle-timeout duration] [--request-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
-    " [--cacert file]\n";
+    " [--cacert file]\n"
+    "           [--routes file]\n";
 
 /* One request being answered. */
 struct answer {
@@ -95,6 +103,7 @@ struct answer {
 	struct transfer		*t;
 	struct store_writer	*w;
 	struct store_body	*body;		/* a stored body being sent */
+	struct merge		*merge;		/* a merge route's calls */
 	struct buf		 head;		/* the upstream's fields */
 	int			 status;
 	int			 chunked;	/* body framed in chunks */
@@ -128,6 +137,10 @@ now_ms(void)
 static void
 answer_free(struct answer *a)
 {
+	if (a->merge != NULL) {
+		merge_free(a->merge);
+		merging--;
+	}
 	store_writer_abort(a->w);
 	store_body_close(a->body);
 	if (a->have_cached || a->cached.url != NULL)
@@ -792,6 +805,44 @@ abandon_refreshes(void)
 	}
 }
 
+/* Sends a merge route's result. */
+static void
+send_merged(struct answer *a)
+{
+	const struct merge_result *r = merge_result(a->merge);
+	char fields[160];
+
+	a->error = r->error;
+	a->upstream_ms = now_ms() - a->upstream_start_ms;
+	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
+	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
+	send_head(a, r->status, fields, "relay; detail=merge", -1,
+	    (long long)r->body.len);
+	write_body(a, r->body.data, r->body.len);
+	finish(a, 0);
+}
+
+static void
+on_merged(struct merge *m, void *ctx)
+{
+	struct answer *a = ctx;
+
+	(void)m;
+	send_merged(a);
+}
+
+/* A merge route: its calls at once through the cache, then jq. */
+static void
+answer_merged(struct answer *a, struct route *r, struct route_params *ps)
+{
+	a->cache_status = "merge";
+	a->upstream_start_ms = now_ms();
+	merging++;
+	a->merge = merge_start(&merge_env, r, ps, on_merged, a);
+	if (merge_ready(a->merge))
+		send_merged(a);
+}
+
 /* GET and HEAD: from the cache when the rules allow (RFC 9111 4). */
 static void
 answer_cached(struct answer *a)
@@ -843,6 +894,8 @@ on_request(struct conn *c, void *ctx)
 {
 	const struct http_request *req = conn_request(c);
 	struct answer *a = xcalloc(1, sizeof *a);
+	struct route_params params;
+	struct route *r;
 	const char *why;
 	char *target, *url;
 	size_t n = strlen(base_key);
@@ -859,16 +912,21 @@ on_request(struct conn *c, void *ctx)
 		return;
 	}
 	url = url_join(base, target);
-	free(target);
 	a->key = url_normalize(url, &why);
 	free(url);
 	/* Defence in depth: the key must name a resource under the base. */
 	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
 	    a->key[n] != '/') {
+		free(target);
 		fail(a, 400, "target leaves the upstream");
 		return;
 	}
-	if (a->cacheable)
+	r = a->cacheable && routes != NULL ? routes_match(routes, target,
+	    &params) : NULL;
+	free(target);
+	if (r != NULL)
+		answer_merged(a, r, &params);
+	else if (a->cacheable)
 		answer_cached(a);
 	else
 		answer_unsafe(a);
@@ -912,10 +970,69 @@ on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
 	return upstream_poll(upstream, fds, n, timeout_ms);
 }
 
+/* Reads and compiles a routes file; NULL with the reason if bad. */
+static struct route *
+load_routes(const char *path, char *err, size_t errlen, int *ok)
+{
+	struct route *list = routes_load(path, err, errlen), *r;
+
+	*ok = err[0] == '\0';
+	for (r = list; *ok && r != NULL; r = r->next)
+		*ok = merge_compile(r, err, errlen) == 0;
+	if (!*ok) {
+		for (r = list; r != NULL; r = r->next)
+			merge_uncompile(r);
+		routes_free(list);
+		list = NULL;
+	}
+	return list;
+}
+
+static void
+free_routes(struct route *list)
+{
+	struct route *r;
+
+	for (r = list; r != NULL; r = r->next)
+		merge_uncompile(r);
+	routes_free(list);
+}
+
+/*
+ * SIGHUP: the routes file again. A bad one keeps the old routes and
+ * says why; old routes are freed once no merge uses them.
+ */
+static void
+reload_routes(void)
+{
+	char err[512];
+	struct route *fresh;
+	int ok;
+
+	listen_reload = 0;
+	if (routes_option == NULL)
+		return;
+	fresh = load_routes(routes_option, err, sizeof err, &ok);
+	if (!ok) {
+		warnx("routes not reloaded, the old ones stay: %s", err);
+		return;
+	}
+	free_routes(retired);
+	retired = routes;
+	routes = fresh;
+	warnx("routes reloaded from '%s'", routes_option);
+}
+
 static void
 on_idle(void *ctx)
 {
 	(void)ctx;
+	if (listen_reload)
+		reload_routes();
+	if (retired != NULL && merging == 0) {
+		free_routes(retired);
+		retired = NULL;
+	}
 	flush_hits(listen_stop);
 	if (listen_stop)
 		server_stop(server);
@@ -942,6 +1059,8 @@ serve(int listen_fd, int in, int out)
 	writer = open_cache(STORE_WRITE);
 	reader = open_cache(STORE_READ);
 	upstream = upstream_new(&limits);
+	merge_env = (struct merge_env){ reader, writer, upstream, base,
+		&rules };
 	server = server_new(&serve_options, &handler);
 	if (listen_fd >= 0)
 		server_listen(server, listen_fd);
@@ -954,6 +1073,8 @@ serve(int listen_fd, int in, int out)
 	upstream_free(upstream);
 	store_close(reader);
 	store_close(writer);
+	free_routes(retired);
+	free_routes(routes);
 	return 0;
 }
 
@@ -1012,7 +1133,8 @@ duration_ms(const char *opt, const char *arg)
 enum {
 	OPT_CACERT = 256, OPT_CACHE, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL,
 	OPT_FORCE_TTL, OPT_IDLE_TIMEOUT, OPT_LISTEN, OPT_MAX_BODY,
-	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_STALE_IF_ERROR,
+	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
+	OPT_STALE_IF_ERROR,
 	OPT_UPSTREAM, OPT_VERSION, OPT_WORKERS,
 };
 
@@ -1029,6 +1151,7 @@ static const struct option long_options[] = {
 	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+	{ "routes", required_argument, NULL, OPT_ROUTES },
 	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
 	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -1079,6 +1202,9 @@ parse_option(int opt, const char *arg)
 		serve_options.request_timeout_ms =
 		    duration_ms("--request-timeout", arg);
 		break;
+	case OPT_ROUTES:
+		routes_option = arg;
+		break;
 	case OPT_STALE_IF_ERROR:
 		stale_if_error = duration_ms("--stale-if-error", arg) / 1000;
 		break;
@@ -1118,7 +1244,8 @@ parse_options(int argc, char **argv)
 int
 main(int argc, char *argv[])
 {
-	int fd, listening = 0;
+	char err[512];
+	int fd, listening = 0, ok;
 	long cores;
 
 	prog_init();
@@ -1126,6 +1253,11 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	set_upstream();
 	set_cache_path();
+	if (routes_option != NULL) {
+		routes = load_routes(routes_option, err, sizeof err, &ok);
+		if (!ok)
+			errx(EX_CONFIG, "%s", err);
+	}
 	listen_catch_signals();
 	if (listen_option != NULL) {
 		fd = listen_open(listen_option);

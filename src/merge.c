@@ -1,0 +1,444 @@
+/*
+ * A merge route answered: its upstream calls made at once, each
+ * through the shared cache with its own freshness and revalidation,
+ * and their answers merged by the route's jq program (libjq).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jq.h>
+
+#include "headers.h"
+#include "http.h"
+#include "merge.h"
+#include "policy.h"
+#include "url.h"
+
+struct call {
+	struct merge		*m;
+	const struct route_call	*rc;
+	char			*key;		/* the upstream URL, normalised */
+	struct store_entry	 cached;
+	int			 have_cached;
+	struct transfer		*t;
+	struct store_writer	*w;
+	struct buf		 head, body;
+	int			 status;
+	const char		*error;		/* why it failed, or NULL */
+	char			 error_text[256];
+	time_t			 request_time, response_time;
+};
+
+struct merge {
+	const struct merge_env	*env;
+	struct route		*route;
+	struct route_params	 params;
+	struct cache_rules	 rules;
+	struct call		 calls[ROUTES_MAX_CALLS];
+	int			 pending;
+	int			 starting;	/* inside merge_start */
+	void			(*done)(struct merge *, void *);
+	void			*ctx;
+	struct merge_result	 result;
+	char			 why[160];
+};
+
+static void
+collect_error(void *ctx, jv msg)
+{
+	struct buf *errors = ctx;
+
+	msg = jq_format_error(msg);
+	buf_printf(errors, "%s%s", errors->len ? "; " : "",
+	    jv_string_value(msg));
+	jv_free(msg);
+}
+
+/*
+ * Compiles the route's program with its parameters, its calls and
+ * $incomplete bound, from the object each request gives as input.
+ */
+int
+merge_compile(struct route *r, char *err, size_t errlen)
+{
+	struct route_params ps;
+	struct buf prog = BUF_INIT, errors = BUF_INIT;
+	jq_state *jq = jq_init();
+	int i, ok;
+
+	if (jq == NULL)
+		out_of_memory();
+	route_param_names(r, &ps);
+	buf_adds(&prog, ". as {$incomplete");
+	for (i = 0; i < ps.n; i++)
+		buf_printf(&prog, ", $%s", ps.names[i]);
+	for (i = 0; i < r->ncalls; i++)
+		buf_printf(&prog, ", $%s", r->calls[i].name);
+	buf_printf(&prog, "} | null | %s", r->program);
+	route_params_free(&ps);
+	jq_set_error_cb(jq, collect_error, &errors);
+	ok = jq_compile(jq, buf_cstr(&prog));
+	if (!ok) {
+		snprintf(err, errlen, "%s:%d: jq: %s", r->file, r->line,
+		    buf_cstr(&errors));
+		jq_teardown(&jq);
+	}
+	r->compiled = jq;
+	buf_free(&prog);
+	buf_free(&errors);
+	return ok ? 0 : -1;
+}
+
+void
+merge_uncompile(struct route *r)
+{
+	jq_state *jq = r->compiled;
+
+	if (jq != NULL)
+		jq_teardown(&jq);
+	r->compiled = NULL;
+}
+
+static int
+ok_status(const struct call *c)
+{
+	return c->error == NULL && c->status >= 200 && c->status < 300;
+}
+
+/* The call's answer as JSON, or null if it failed or is not JSON. */
+static jv
+call_json(const struct call *c)
+{
+	jv v;
+
+	if (!ok_status(c))
+		return jv_null();
+	v = jv_parse_sized(c->body.data ? c->body.data : "",
+	    (int)c->body.len);
+	if (!jv_is_valid(v)) {
+		jv_free(v);
+		return jv_null();
+	}
+	return v;
+}
+
+static void
+answer_error(struct merge *m, int status, const char *detail)
+{
+	m->result.status = status;
+	buf_reset(&m->result.body);
+	buf_printf(&m->result.body,
+	    "{\"status\":%d,\"error\":\"%s\",\"detail\":\"%s\"}\n", status,
+	    http_reason(status), detail);
+	if (m->result.error == NULL)
+		m->result.error = detail;
+}
+
+/* Runs the program on the calls' answers. */
+static void
+run_program(struct merge *m, jv input)
+{
+	jq_state *jq = m->route->compiled;
+	jv out, second, s;
+
+	jq_start(jq, input, 0);
+	out = jq_next(jq);
+	if (!jv_is_valid(out)) {
+		if (jv_invalid_has_msg(jv_copy(out))) {
+			s = jv_invalid_get_msg(out);
+			snprintf(m->why, sizeof m->why, "route program: %s",
+			    jv_get_kind(s) == JV_KIND_STRING ?
+			    jv_string_value(s) : "error");
+			jv_free(s);
+		} else {
+			jv_free(out);
+			snprintf(m->why, sizeof m->why,
+			    "route program gave no value");
+		}
+		m->result.error = m->why;
+		answer_error(m, 500, "route program failed");
+		return;
+	}
+	second = jq_next(jq);
+	if (jv_is_valid(second)) {
+		jv_free(second);
+		jv_free(out);
+		answer_error(m, 500, "route program gave several values");
+		return;
+	}
+	jv_free(second);
+	s = jv_dump_string(out, 0);
+	m->result.status = 200;
+	buf_adds(&m->result.body, jv_string_value(s));
+	buf_addc(&m->result.body, '\n');
+	jv_free(s);
+}
+
+/*
+ * Every call has answered. A failed call fails the route, passing an
+ * upstream error status on; with on-error partial the program sees null
+ * for it instead and the answer says it is incomplete.
+ */
+static void
+finish(struct merge *m)
+{
+	struct route *r = m->route;
+	jv input = jv_object(), incomplete = jv_array();
+	struct call *failed = NULL;
+	int i;
+
+	for (i = 0; i < r->ncalls; i++)
+		if (!ok_status(&m->calls[i])) {
+			if (failed == NULL)
+				failed = &m->calls[i];
+			incomplete = jv_array_append(incomplete,
+			    jv_string(r->calls[i].name));
+		}
+	m->result.complete = failed == NULL;
+	if (failed != NULL && !r->partial) {
+		snprintf(m->why, sizeof m->why, "call %s: %s",
+		    failed->rc->name, failed->error != NULL ? failed->error :
+		    http_reason(failed->status));
+		m->result.error = m->why;
+		answer_error(m, failed->error == NULL && failed->status >= 400 ?
+		    failed->status : 502, "an upstream call failed");
+		jv_free(input);
+		jv_free(incomplete);
+	} else {
+		input = jv_object_set(input, jv_string("incomplete"), incomplete);
+		for (i = 0; i < m->params.n; i++)
+			input = jv_object_set(input,
+			    jv_string(m->params.names[i]),
+			    jv_string(m->params.values[i]));
+		for (i = 0; i < r->ncalls; i++)
+			input = jv_object_set(input,
+			    jv_string(r->calls[i].name),
+			    call_json(&m->calls[i]));
+		run_program(m, input);
+	}
+	if (!m->starting)
+		m->done(m, m->ctx);
+}
+
+static void
+call_done(struct call *c)
+{
+	if (--c->m->pending == 0)
+		finish(c->m);
+}
+
+/* Reads a stored answer whole into the call's body. */
+static int
+read_stored(struct call *c)
+{
+	struct store_body *b = store_body_open(c->m->env->reader, &c->cached);
+	struct source src;
+	char tmp[16384];
+	ssize_t n = -1;
+
+	if (b == NULL)
+		return -1;
+	src = store_body_source(b);
+	buf_reset(&c->body);
+	while ((n = src.read(src.ctx, tmp, sizeof tmp)) > 0 &&
+	    c->body.len + (size_t)n <= MERGE_MAX_BODY)
+		buf_add(&c->body, tmp, (size_t)n);
+	store_body_close(b);
+	c->status = c->cached.status;
+	return n == 0 ? 0 : -1;
+}
+
+static struct cache_response
+response_of(const struct call *c)
+{
+	return (struct cache_response){
+		.url = c->key, .status = c->status,
+		.headers = buf_cstr((struct buf *)&c->head),
+		.request_headers = "",
+		.request_time = c->request_time,
+		.response_time = c->response_time,
+	};
+}
+
+static int
+call_head(void *ctx, int status, const char *fields)
+{
+	struct call *c = ctx;
+	struct cache_response r;
+
+	c->status = status;
+	c->response_time = time(NULL);
+	buf_adds(&c->head, fields);
+	if (status == 304 && c->have_cached) {
+		r = response_of(c);
+		cache_refresh(c->m->env->writer, &c->cached, &r, &c->m->rules);
+		if (read_stored(c) < 0)
+			c->error = "cached answer unreadable";
+		return -1;
+	}
+	/* The route's own credentials do not make an answer private. */
+	if (policy_unstorable("GET", status, "", fields) == NULL)
+		c->w = store_writer_new(c->m->env->writer);
+	return 0;
+}
+
+static int
+call_body(void *ctx, const void *p, size_t n)
+{
+	struct call *c = ctx;
+	struct sink sink;
+
+	if (c->body.len + n > MERGE_MAX_BODY) {
+		c->error = "answer too large to merge";
+		return -1;
+	}
+	buf_add(&c->body, p, n);
+	if (c->w != NULL) {
+		sink = store_writer_sink(c->w);
+		if (sink.write(sink.ctx, p, n) < 0) {
+			store_writer_abort(c->w);
+			c->w = NULL;
+		}
+	}
+	return 0;
+}
+
+static void
+call_end(void *ctx, const char *error)
+{
+	struct call *c = ctx;
+	struct cache_response r;
+
+	c->t = NULL;
+	if (error != NULL && c->status == 304 && c->have_cached)
+		error = NULL;		/* stopped on purpose after the 304 */
+	if (error != NULL && c->error == NULL) {
+		snprintf(c->error_text, sizeof c->error_text, "%s", error);
+		c->error = c->error_text;
+	}
+	if (c->w != NULL && c->error == NULL) {
+		r = response_of(c);
+		cache_commit(c->w, &r, &c->m->rules);
+	} else {
+		store_writer_abort(c->w);
+	}
+	c->w = NULL;
+	call_done(c);
+}
+
+/* Answers a call from the cache if fresh; else asks the upstream. */
+static void
+start_call(struct merge *m, struct call *c, const struct route_call *rc)
+{
+	struct policy_request none = { 0, 0, 0, -1, -1, 0 };
+	struct buf fields = BUF_INIT;
+	struct upstream_request req = {
+		.ctx = c, .on_head = call_head, .on_body = call_body,
+		.on_done = call_end,
+	};
+	char *path = route_call_path(rc, &m->params), *url;
+	const char *why;
+	int found;
+
+	c->m = m;
+	c->rc = rc;
+	url = url_join(m->env->base, path);
+	c->key = url_normalize(url, &why);
+	free(url);
+	free(path);
+	if (c->key == NULL) {
+		c->error = "bad call URL";
+		call_done(c);
+		return;
+	}
+	found = cache_lookup(m->env->reader, c->key, "", &c->cached);
+	c->have_cached = found > 0;
+	if (found > 0 && policy_use(&none, c->cached.headers,
+	    cache_age(&c->cached, time(NULL)), c->cached.lifetime) ==
+	    POLICY_FRESH && read_stored(c) == 0) {
+		call_done(c);
+		return;
+	}
+	buf_adds(&fields, buf_cstr(&m->route->fields));
+	buf_adds(&fields, "Via: 1.1 relay\r\n");
+	if (c->have_cached && c->cached.etag != NULL)
+		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
+	else if (c->have_cached && c->cached.last_modified != NULL)
+		buf_printf(&fields, "If-Modified-Since: %s\r\n",
+		    c->cached.last_modified);
+	req.url = c->key;
+	req.headers = buf_cstr(&fields);
+	c->request_time = time(NULL);
+	c->t = upstream_add(m->env->upstream, &req);
+	buf_free(&fields);
+}
+
+/*
+ * Starts the route's calls, all at once. done is called once every one
+ * has answered and the result is ready, unless that happened before
+ * this returns: see merge_ready. Takes the parameters.
+ */
+struct merge *
+merge_start(const struct merge_env *env, struct route *r,
+    struct route_params *params, void (*done)(struct merge *, void *),
+    void *ctx)
+{
+	struct merge *m = xcalloc(1, sizeof *m);
+	int i;
+
+	m->env = env;
+	m->route = r;
+	m->params = *params;
+	memset(params, 0, sizeof *params);
+	m->rules = *env->rules;
+	if (r->ttl >= 0)
+		m->rules.force_ttl = r->ttl;
+	m->done = done;
+	m->ctx = ctx;
+	m->pending = r->ncalls;
+	m->starting = 1;
+	for (i = 0; i < r->ncalls; i++)
+		start_call(m, &m->calls[i], &r->calls[i]);
+	m->starting = 0;
+	return m;
+}
+
+/* Whether every call was answered already (from the cache, say). */
+int
+merge_ready(const struct merge *m)
+{
+	return m->pending == 0;
+}
+
+const struct merge_result *
+merge_result(const struct merge *m)
+{
+	return &m->result;
+}
+
+/* Frees the merge, cancelling the calls still under way. */
+void
+merge_free(struct merge *m)
+{
+	struct call *c;
+	int i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->route->ncalls; i++) {
+		c = &m->calls[i];
+		if (c->t != NULL)
+			upstream_cancel(m->env->upstream, c->t);
+		store_writer_abort(c->w);
+		if (c->have_cached || c->cached.url != NULL)
+			store_entry_free(&c->cached);
+		buf_free(&c->head);
+		buf_free(&c->body);
+		free(c->key);
+	}
+	route_params_free(&m->params);
+	buf_free(&m->result.body);
+	free(m);
+}

@@ -1,0 +1,43 @@
+/*
+ * A merge route answered: its upstream calls made at once, each
+ * through the shared cache with its own freshness and revalidation,
+ * and their answers merged by the route's jq program (libjq).
+ */
+#ifndef RELAY_MERGE_H
+#define RELAY_MERGE_H
+
+#include "buf.h"
+#include "cache.h"
+#include "routes.h"
+#include "store.h"
+#include "upstream.h"
+
+#define MERGE_MAX_BODY (8 << 20)	/* bytes of one call's answer */
+
+struct merge_env {
+	struct store		*reader, *writer;
+	struct upstream		*upstream;
+	const char		*base;		/* the upstream URL or template */
+	const struct cache_rules *rules;
+};
+
+/* What the merge answers. */
+struct merge_result {
+	int		 status;
+	struct buf	 body;		/* JSON */
+	int		 complete;	/* every call answered */
+	const char	*error;		/* for the log, or NULL */
+};
+
+struct merge;
+
+int		 merge_compile(struct route *, char *, size_t);
+void		 merge_uncompile(struct route *);
+struct merge	*merge_start(const struct merge_env *, struct route *,
+		    struct route_params *, void (*)(struct merge *, void *),
+		    void *);
+int		 merge_ready(const struct merge *);
+const struct merge_result *merge_result(const struct merge *);
+void		 merge_free(struct merge *);
+
+#endif

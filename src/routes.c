@@ -1,0 +1,438 @@
+/*
+ * Merge routes: a request path pattern, the upstream calls it makes,
+ * the extra request fields they carry, and the jq program that merges
+ * their answers. Read from a routes file; see relay-serve(8).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "headers.h"
+#include "num.h"
+#include "routes.h"
+
+struct parser {
+	const char	*file;
+	int		 line;
+	char		*err;
+	size_t		 errlen;
+	struct route	*routes, *cur;
+};
+
+static int
+fail(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(p->err, p->errlen, "%s:%d: ", p->file, p->line);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < p->errlen)
+		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+is_name(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (i > 0 && s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return n > 0;
+}
+
+/* The {param} names of a pattern, in order; -1 if it is malformed. */
+static int
+pattern_params(const char *pattern, struct route_params *out)
+{
+	const char *p = pattern, *end;
+
+	memset(out, 0, sizeof *out);
+	if (*p != '/')
+		return -1;
+	while ((p = strchr(p, '{')) != NULL) {
+		if (p[-1] != '/' || (end = strchr(p, '}')) == NULL ||
+		    (end[1] != '/' && end[1] != '\0') ||
+		    !is_name(p + 1, (size_t)(end - p - 1)) ||
+		    out->n == ROUTES_MAX_PARAMS)
+			return -1;
+		out->names[out->n++] = xstrndup(p + 1, (size_t)(end - p - 1));
+		p = end;
+	}
+	return strpbrk(pattern, "?# \t") != NULL ? -1 : 0;
+}
+
+static int
+has_param(const struct route_params *ps, const char *name, size_t n)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		if (strlen(ps->names[i]) == n && !strncmp(ps->names[i], name, n))
+			return 1;
+	return 0;
+}
+
+/* "${NAME}" in a field value, from the environment. */
+static int
+expand(struct parser *p, const char *in, struct buf *out)
+{
+	const char *s, *end, *val;
+	char name[128];
+
+	for (s = in; *s != '\0'; s++) {
+		if (s[0] != '$' || s[1] != '{') {
+			buf_addc(out, *s);
+			continue;
+		}
+		if ((end = strchr(s, '}')) == NULL ||
+		    (size_t)(end - s - 2) >= sizeof name)
+			return fail(p, "unclosed ${ in header value");
+		snprintf(name, sizeof name, "%.*s", (int)(end - s - 2), s + 2);
+		if ((val = getenv(name)) == NULL)
+			return fail(p, "environment variable %s is not set",
+			    name);
+		buf_adds(out, val);
+		s = end;
+	}
+	return 0;
+}
+
+/* header-file Name: /path: the value is the file's first line. */
+static int
+header_from_file(struct parser *p, const char *arg, struct buf *out)
+{
+	const char *colon = strchr(arg, ':'), *path;
+	char value[4096];
+	FILE *f;
+	size_t n;
+
+	if (colon == NULL)
+		return fail(p, "expected header-file Name: /path");
+	for (path = colon + 1; *path == ' ' || *path == '\t'; path++)
+		;
+	if ((f = fopen(path, "r")) == NULL)
+		return fail(p, "cannot read '%s': %s", path, strerror(errno));
+	n = fgets(value, sizeof value, f) != NULL ? strcspn(value, "\r\n") : 0;
+	fclose(f);
+	value[n] = '\0';
+	buf_add(out, arg, (size_t)(colon - arg));
+	buf_adds(out, ": ");
+	buf_adds(out, value);
+	return 0;
+}
+
+static int
+add_header(struct parser *p, const char *arg, int from_file)
+{
+	struct buf line = BUF_INIT;
+	const char *why;
+	int rc;
+
+	rc = from_file ? header_from_file(p, arg, &line) :
+	    expand(p, arg, &line);
+	if (rc == 0 && headers_add_line(&p->cur->fields, buf_cstr(&line),
+	    &why) < 0)
+		rc = fail(p, "bad header: %s", why);
+	buf_free(&line);
+	return rc;
+}
+
+static int
+add_call(struct parser *p, const char *arg)
+{
+	struct route *r = p->cur;
+	struct route_params ps;
+	const char *sp = strpbrk(arg, " \t"), *path, *q, *end;
+	int i, rc = 0;
+
+	if (sp == NULL || !is_name(arg, (size_t)(sp - arg)))
+		return fail(p, "expected call NAME /path");
+	for (path = sp; *path == ' ' || *path == '\t'; path++)
+		;
+	if (*path != '/')
+		return fail(p, "a call's path starts with /");
+	if (r->ncalls == ROUTES_MAX_CALLS)
+		return fail(p, "more than %d calls", ROUTES_MAX_CALLS);
+	for (i = 0; i < r->ncalls; i++)
+		if (strlen(r->calls[i].name) == (size_t)(sp - arg) &&
+		    !strncmp(r->calls[i].name, arg, (size_t)(sp - arg)))
+			return fail(p, "call %.*s named twice", (int)(sp - arg),
+			    arg);
+	pattern_params(r->pattern, &ps);
+	if (has_param(&ps, arg, (size_t)(sp - arg)) ||
+	    strncmp(arg, "incomplete", (size_t)(sp - arg)) == 0)
+		rc = fail(p, "call %.*s has the name of a parameter",
+		    (int)(sp - arg), arg);
+	for (q = path; rc == 0 && (q = strchr(q, '{')) != NULL; q = end) {
+		if ((end = strchr(q, '}')) == NULL ||
+		    !has_param(&ps, q + 1, (size_t)(end - q - 1)))
+			rc = fail(p, "no parameter %s in the route's pattern",
+			    q);
+	}
+	route_params_free(&ps);
+	if (rc < 0)
+		return rc;
+	r->calls[r->ncalls].name = xstrndup(arg, (size_t)(sp - arg));
+	r->calls[r->ncalls++].path = xstrdup(path);
+	return 0;
+}
+
+static int
+start_route(struct parser *p, const char *pattern)
+{
+	struct route_params ps;
+	struct route *r;
+
+	if (pattern_params(pattern, &ps) < 0) {
+		route_params_free(&ps);
+		return fail(p, "bad route pattern '%s': a path with {name} "
+		    "segments", pattern);
+	}
+	route_params_free(&ps);
+	for (r = p->routes; r != NULL; r = r->next)
+		if (strcmp(r->pattern, pattern) == 0)
+			return fail(p, "route %s defined twice (line %d)",
+			    pattern, r->line);
+	r = xcalloc(1, sizeof *r);
+	r->pattern = xstrdup(pattern);
+	r->file = xstrdup(p->file);
+	r->line = p->line;
+	r->ttl = -1;
+	r->next = p->routes;
+	p->routes = p->cur = r;
+	return 0;
+}
+
+static int
+end_route(struct parser *p)
+{
+	struct route *r = p->cur;
+
+	if (r->ncalls == 0)
+		return fail(p, "route %s makes no call", r->pattern);
+	if (r->program == NULL)
+		return fail(p, "route %s has no jq program", r->pattern);
+	p->cur = NULL;
+	return 0;
+}
+
+static int
+directive(struct parser *p, const char *word, const char *arg)
+{
+	struct route *r = p->cur;
+
+	if (strcmp(word, "route") == 0)
+		return r != NULL ? fail(p, "route inside route %s (no end)",
+		    r->pattern) : start_route(p, arg);
+	if (r == NULL)
+		return fail(p, "'%s' outside a route", word);
+	if (strcmp(word, "call") == 0)
+		return add_call(p, arg);
+	if (strcmp(word, "header") == 0)
+		return add_header(p, arg, 0);
+	if (strcmp(word, "header-file") == 0)
+		return add_header(p, arg, 1);
+	if (strcmp(word, "ttl") == 0)
+		return num_duration(arg, &r->ttl) < 0 ?
+		    fail(p, "bad ttl '%s'", arg) : 0;
+	if (strcmp(word, "on-error") == 0) {
+		if (strcmp(arg, "fail") != 0 && strcmp(arg, "partial") != 0)
+			return fail(p, "on-error is fail or partial");
+		r->partial = strcmp(arg, "partial") == 0;
+		return 0;
+	}
+	if (strcmp(word, "end") == 0)
+		return end_route(p);
+	return fail(p, "unknown directive '%s'", word);
+}
+
+/* The jq program: the rest of the jq line and the lines up to end. */
+static int
+read_program(struct parser *p, FILE *f, const char *first)
+{
+	struct buf prog = BUF_INIT;
+	char *line = NULL, *s;
+	size_t cap = 0;
+
+	buf_adds(&prog, first);
+	buf_addc(&prog, '\n');
+	while (getline(&line, &cap, f) > 0) {
+		p->line++;
+		for (s = line; *s == ' ' || *s == '\t'; s++)
+			;
+		if (strcmp(s, "end\n") == 0 || strcmp(s, "end") == 0) {
+			free(line);
+			p->cur->program = (char *)buf_cstr(&prog);
+			return end_route(p);
+		}
+		buf_adds(&prog, line);
+	}
+	free(line);
+	buf_free(&prog);
+	return fail(p, "route %s: no end after its jq program",
+	    p->cur->pattern);
+}
+
+static int
+parse(struct parser *p, FILE *f)
+{
+	char *line = NULL, *s, *arg, *end;
+	size_t cap = 0;
+	int rc = 0;
+
+	while (rc == 0 && getline(&line, &cap, f) > 0) {
+		p->line++;
+		for (s = line; *s == ' ' || *s == '\t'; s++)
+			;
+		end = s + strlen(s);
+		while (end > s && strchr(" \t\r\n", end[-1]) != NULL)
+			*--end = '\0';
+		if (*s == '\0' || *s == '#')
+			continue;
+		arg = s + strcspn(s, " \t");
+		if (*arg != '\0')
+			*arg++ = '\0';
+		while (*arg == ' ' || *arg == '\t')
+			arg++;
+		if (strcmp(s, "jq") == 0 && p->cur != NULL)
+			rc = read_program(p, f, arg);
+		else
+			rc = directive(p, s, arg);
+	}
+	free(line);
+	if (rc == 0 && p->cur != NULL)
+		rc = fail(p, "route %s has no end", p->cur->pattern);
+	return rc;
+}
+
+/*
+ * Reads a routes file. Returns its routes (NULL for none), or NULL
+ * with "file:line: reason" in err.
+ */
+struct route *
+routes_load(const char *path, char *err, size_t errlen)
+{
+	struct parser p = { path, 0, err, errlen, NULL, NULL };
+	FILE *f = fopen(path, "r");
+
+	err[0] = '\0';
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot read '%s': %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if (parse(&p, f) < 0) {
+		fclose(f);
+		routes_free(p.routes);
+		return NULL;
+	}
+	fclose(f);
+	return p.routes;
+}
+
+void
+routes_free(struct route *r)
+{
+	struct route *next;
+	int i;
+
+	for (; r != NULL; r = next) {
+		next = r->next;
+		for (i = 0; i < r->ncalls; i++) {
+			free(r->calls[i].name);
+			free(r->calls[i].path);
+		}
+		buf_free(&r->fields);
+		free(r->pattern);
+		free(r->file);
+		free(r->program);
+		free(r);
+	}
+}
+
+/* Whether a path (no query) fits a pattern; fills the parameters. */
+static int
+fits(const char *pattern, const char *path, struct route_params *ps)
+{
+	const char *p = pattern, *q = path, *pe, *qe;
+
+	ps->n = 0;
+	while (*p != '\0' && *q != '\0') {
+		pe = p + 1 + strcspn(p + 1, "/");
+		qe = q + 1 + strcspn(q + 1, "/");
+		if (p[1] == '{' && qe > q + 1) {
+			ps->names[ps->n] = xstrndup(p + 2, (size_t)(pe - p - 3));
+			ps->values[ps->n++] = xstrndup(q + 1,
+			    (size_t)(qe - q - 1));
+		} else if (pe - p != qe - q || strncmp(p, q, (size_t)(pe - p))) {
+			return 0;
+		}
+		p = pe;
+		q = qe;
+	}
+	return *p == '\0' && *q == '\0';
+}
+
+/* The route for a request path (with its query), if one fits. */
+struct route *
+routes_match(struct route *r, const char *target, struct route_params *ps)
+{
+	char *path = xstrndup(target, strcspn(target, "?"));
+
+	memset(ps, 0, sizeof *ps);
+	for (; r != NULL; r = r->next) {
+		if (fits(r->pattern, path, ps))
+			break;
+		route_params_free(ps);
+	}
+	free(path);
+	return r;
+}
+
+/* The names of the route's parameters, in the order of its pattern. */
+int
+route_param_names(const struct route *r, struct route_params *ps)
+{
+	return pattern_params(r->pattern, ps);
+}
+
+void
+route_params_free(struct route_params *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++) {
+		free(ps->names[i]);
+		free(ps->values[i]);
+	}
+	memset(ps, 0, sizeof *ps);
+}
+
+/* A call's path with the request's parameters in their slots. */
+char *
+route_call_path(const struct route_call *c, const struct route_params *ps)
+{
+	struct buf out = BUF_INIT;
+	const char *s = c->path, *end;
+	int i;
+
+	while (*s != '\0') {
+		if (*s != '{' || (end = strchr(s, '}')) == NULL) {
+			buf_addc(&out, *s++);
+			continue;
+		}
+		for (i = 0; i < ps->n; i++)
+			if (strlen(ps->names[i]) == (size_t)(end - s - 1) &&
+			    !strncmp(ps->names[i], s + 1, (size_t)(end - s - 1)))
+				buf_adds(&out, ps->values[i]);
+		s = end + 1;
+	}
+	return (char *)buf_cstr(&out);
+}

@@ -1,0 +1,50 @@
+/*
+ * Merge routes: a request path pattern, the upstream calls it makes,
+ * the extra request fields they carry, and the jq program that merges
+ * their answers. Read from a routes file; see relay-serve(8).
+ */
+#ifndef RELAY_ROUTES_H
+#define RELAY_ROUTES_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define ROUTES_MAX_CALLS 16
+#define ROUTES_MAX_PARAMS 8
+
+struct route_call {
+	char		*name;		/* $name in the program */
+	char		*path;		/* with {param} slots */
+};
+
+struct route {
+	struct route	*next;
+	char		*pattern;	/* "/events/{id}" */
+	char		*file;		/* where it was defined */
+	int		 line;
+	struct route_call calls[ROUTES_MAX_CALLS];
+	int		 ncalls;
+	struct buf	 fields;	/* extra request fields, secrets */
+	long long	 ttl;		/* for the calls' responses; -1 */
+	int		 partial;	/* on-error partial */
+	char		*program;	/* jq */
+	void		*compiled;	/* the program's, for the caller */
+};
+
+struct route_params {
+	char		*names[ROUTES_MAX_PARAMS];
+	char		*values[ROUTES_MAX_PARAMS];
+	int		 n;
+};
+
+struct route	*routes_load(const char *, char *, size_t);
+void		 routes_free(struct route *);
+struct route	*routes_match(struct route *, const char *,
+		    struct route_params *);
+int		 route_param_names(const struct route *, struct route_params *);
+void		 route_params_free(struct route_params *);
+char		*route_call_path(const struct route_call *,
+		    const struct route_params *);
+
+#endif

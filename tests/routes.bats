@@ -1,0 +1,145 @@
+#!/usr/bin/env bats
+# Merge routes in relay-serve: the events-with-subscriptions and menu
+# examples end to end, failure policies, secrets, bad routes files,
+# reloading on SIGHUP.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+EXAMPLES=share/examples
+TOKEN=s3cret-token-42
+
+setup() {
+	common_setup
+	export EVENTS_TOKEN=$TOKEN
+	"$ROOT/tests/fixture/events-api.py" events-port "$TOKEN" &
+	EVENTS_PID=$!
+	for _ in $(seq 100); do [ -s events-port ] && break; sleep 0.05; done
+	EVENTS=http://127.0.0.1:$(cat events-port)
+}
+
+teardown() {
+	kill "$EVENTS_PID" 2>/dev/null
+	wait "$EVENTS_PID" 2>/dev/null || true
+	if [ -n "${SERVE_PID:-}" ]; then
+		kill "$SERVE_PID" 2>/dev/null
+		wait "$SERVE_PID" 2>/dev/null || true
+	fi
+	if [ -n "${UPSTREAM_PID:-}" ]; then
+		kill "$UPSTREAM_PID" 2>/dev/null
+		wait "$UPSTREAM_PID" 2>/dev/null || true
+	fi
+}
+
+# The events route, with on-error set as asked.
+events_routes() {	# events_routes fail|partial
+	sed "s/^\ton-error fail$/\ton-error $1/" \
+	    "$ROOT/$EXAMPLES/routes/events.routes" >events.routes
+}
+
+@test "events-with-subscriptions: two calls merged; the secret reaches the upstream only" {
+	UP=$EVENTS start_serve --routes "$ROOT/$EXAMPLES/routes/events.routes"
+	run curl -s -D head "$SERVE/events-with-subscriptions/7"
+	[ "$output" = '{"id":7,"title":"Kick-off","names":["Ada","Linus","Grace"]}' ]
+	grep -q $'^Relay-Complete: yes\r$' head
+	grep -q $'^Content-Type: application/json\r$' head
+	[ "$(curl -s "$EVENTS/_log" | jq -r '.headers.Authorization' | sort -u)" = "Token $TOKEN" ]
+	! grep -q "$TOKEN" serve.log head
+	! echo "$output" | grep -q "$TOKEN"
+}
+
+@test "each call is cached with the route's ttl: a second request asks nothing" {
+	UP=$EVENTS start_serve --routes "$ROOT/$EXAMPLES/routes/events.routes"
+	curl -s "$SERVE/events-with-subscriptions/7" >first
+	curl -s "$SERVE/events-with-subscriptions/7" >second
+	cmp first second
+	[ "$(curl -s "$EVENTS/_log" | grep -c .)" -eq 2 ]
+	[ "$(relay-cache ls --json | jq -r .ttl | sort -u | awk '$1 > 240 && $1 <= 252' | wc -l)" -eq 1 ]
+}
+
+@test "the shell recipe gives the same result as the route" {
+	UP=$EVENTS start_serve --routes "$ROOT/$EXAMPLES/routes/events.routes"
+	RELAY_UPSTREAM=$EVENTS run "$ROOT/$EXAMPLES/events-with-subscriptions" 7
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(curl -s "$SERVE/events-with-subscriptions/7")" ]
+}
+
+@test "on-error fail: an upstream 404 or 500 is passed on" {
+	UP=$EVENTS start_serve --routes "$ROOT/$EXAMPLES/routes/events.routes"
+	run curl -s -w ' %{http_code}' "$SERVE/events-with-subscriptions/404"
+	[ "$output" = $'{"status":404,"error":"Not Found","detail":"an upstream call failed"}\n 404' ]
+	run curl -s -D head -w ' %{http_code}' "$SERVE/events-with-subscriptions/500"
+	[[ "$output" == *' 500' ]]
+	grep -q $'^Relay-Complete: no\r$' head
+	[ "$(grep '/500' serve.log | jq -r .error)" = "call event: Internal Server Error" ]
+}
+
+@test "on-error partial: null for the failed call, and the answer says so" {
+	events_routes partial
+	UP=$EVENTS start_serve --routes events.routes
+	run curl -s -D head -w ' %{http_code}' "$SERVE/events-with-subscriptions/404"
+	[ "$output" = $'{"id":404,"title":null,"names":[]}\n 200' ]
+	grep -q $'^Relay-Complete: no\r$' head
+}
+
+@test "the menu route: every restaurant of a region in one response" {
+	start_upstream --root "$ROOT/$EXAMPLES/menu-api"
+	start_serve --routes "$ROOT/$EXAMPLES/routes/menu.routes"
+	run curl -s "$SERVE/menus/Uppsala"
+	[ "$(echo "$output" | jq -r '[.[].title] | join(",")')" = "Bikupan,Dufva Sikt,Hubben,Linné,Rudbeck,Tallrik" ]
+	RELAY_UPSTREAM=$UP run "$ROOT/$EXAMPLES/menu-all" Uppsala
+	[ "$(echo "$output" | jq -c .)" = "$(curl -s "$SERVE/menus/Uppsala" | jq -c .)" ]
+	[ "$(curl -s "$SERVE/menus/all" | jq length)" -eq 14 ]
+}
+
+@test "a bad routes file is refused at start with file, line and reason" {
+	printf 'route /x/{id}\n\tcal a /a\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:2: unknown directive 'cal'" ]
+	printf 'route /x/{id}\n\tcall a /a/{nope}\n\tjq .\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$stderr" = "relay-serve: bad.routes:2: no parameter {nope} in the route's pattern" ]
+	printf 'route /x\n\tcall a /a\n\tjq {a: $a |]}\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[[ "$stderr" == "relay-serve: bad.routes:1: jq: "*"syntax error"* ]]
+	unset EVENTS_TOKEN
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes "$ROOT/$EXAMPLES/routes/events.routes" </dev/null
+	[ "$status" -eq 78 ]
+	[[ "$stderr" == *"events.routes:13: environment variable EVENTS_TOKEN is not set" ]]
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes missing.routes </dev/null
+	[ "$stderr" = "relay-serve: cannot read 'missing.routes': No such file or directory" ]
+}
+
+@test "SIGHUP reloads the routes; a bad new file keeps the old ones" {
+	events_routes fail
+	UP=$EVENTS start_serve --routes events.routes --workers 2
+	# Not a route yet: relayed as it is, without the token.
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/hello")" = 401 ]
+	printf 'route /hello\n\tcall e /events/7\n\theader Authorization: Token ${EVENTS_TOKEN}\n\tjq $e.data[0].title\nend\n' >>events.routes
+	kill -HUP "$SERVE_PID"
+	for _ in $(seq 50); do
+		[ "$(grep -c 'routes reloaded' serve.log)" -eq 2 ] && break
+		sleep 0.1
+	done
+	[ "$(curl -s "$SERVE/hello")" = '"Kick-off"' ]
+	echo 'nonsense' >>events.routes
+	kill -HUP "$SERVE_PID"
+	for _ in $(seq 50); do
+		[ "$(grep -c 'not reloaded' serve.log)" -eq 2 ] && break
+		sleep 0.1
+	done
+	grep -q "routes not reloaded, the old ones stay: events.routes:27: 'nonsense' outside a route" serve.log
+	[ "$(curl -s "$SERVE/hello")" = '"Kick-off"' ]
+}
+
+@test "jv reference counting: a merge route under valgrind" {
+	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	printf 'GET /events-with-subscriptions/7 HTTP/1.1\r\nHost: x\r\n\r\nGET /events-with-subscriptions/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >requests
+	run valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+	    --error-exitcode=99 relay-serve --upstream "$EVENTS" \
+	    --routes "$ROOT/$EXAMPLES/routes/events.routes" <requests
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"names":["Ada","Linus","Grace"]'* ]]
+}
