@@ -41,7 +41,7 @@ LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \
 	man/relay-merge.1
-MAN5 = man/relay-cache.5
+MAN5 = man/relay-cache.5 man/relay-routes.5
 MAN7 = man/relay.7
 MAN8 = man/relay-serve.8
 
