@@ -76,6 +76,12 @@ check:
 	@$(MAKE) --no-print-directory all unit
 	@tests/run
 
+# relay-merge's and the merge routes' tests again, those programs
+# under valgrind: jv reference counting checked for leaks.
+check-valgrind: all
+	@RELAY_VALGRIND="relay-merge relay-serve" bats tests/relay-merge.bats \
+		tests/routes.bats
+
 deps:
 	tests/install-deps
 
@@ -102,5 +108,5 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all unit check deps demo install clean
+.PHONY: all unit check check-valgrind deps demo install clean
 .SECONDARY: $(LIB_OBJS)

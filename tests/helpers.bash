@@ -8,6 +8,20 @@ common_setup() {
 	unset CACHE_DIRECTORY XDG_CACHE_HOME RELAY_UPSTREAM
 	export RELAY_CACHE=$BATS_TEST_TMPDIR/cache.db
 	export HOME=$BATS_TEST_TMPDIR/home
+	[ -z "${RELAY_VALGRIND:-}" ] || valgrind_shims
+}
+
+# RELAY_VALGRIND="relay-merge ...": those programs run under valgrind,
+# which turns a definite leak or a bad access into exit status 99.
+valgrind_shims() {
+	local prog
+	mkdir -p "$BATS_TEST_TMPDIR/valgrind-bin"
+	for prog in $RELAY_VALGRIND; do
+		printf '#!/bin/sh\nexec valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 %s "$@"\n' \
+		    "$ROOT/bin/$prog" >"$BATS_TEST_TMPDIR/valgrind-bin/$prog"
+		chmod +x "$BATS_TEST_TMPDIR/valgrind-bin/$prog"
+	done
+	PATH=$BATS_TEST_TMPDIR/valgrind-bin:$PATH
 }
 
 setup() {

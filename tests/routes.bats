@@ -80,6 +80,8 @@ events_routes() {	# events_routes fail|partial
 	run curl -s -D head -w ' %{http_code}' "$SERVE/events-with-subscriptions/404"
 	[ "$output" = $'{"id":404,"title":null,"names":[]}\n 200' ]
 	grep -q $'^Relay-Complete: no\r$' head
+	run curl -s -w ' %{http_code}' "$SERVE/events-with-subscriptions/500"
+	[ "$output" = $'{"id":500,"title":null,"names":[]}\n 200' ]
 }
 
 @test "the menu route: every restaurant of a region in one response" {
