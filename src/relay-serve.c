@@ -104,6 +104,7 @@ struct answer {
 	struct store_writer	*w;
 	struct store_body	*body;		/* a stored body being sent */
 	struct merge		*merge;		/* a merge route's calls */
+	long long		 merge_cache;	/* its answer's freshness */
 	struct buf		 head;		/* the upstream's fields */
 	int			 status;
 	int			 chunked;	/* body framed in chunks */
@@ -805,18 +806,47 @@ abandon_refreshes(void)
 	}
 }
 
+/* Keeps a complete merged answer, for the route's cache duration. */
+static int
+store_merged(struct answer *a, const char *fields, const struct buf *body)
+{
+	struct store_writer *w = store_writer_new(writer);
+	struct sink sink = store_writer_sink(w);
+	struct cache_rules keep = { rules.default_ttl, a->merge_cache };
+	struct cache_response resp = {
+		.url = a->key, .status = 200, .headers = fields,
+		.request_headers = "", .request_time = time(NULL),
+		.response_time = time(NULL),
+	};
+
+	if (sink.write(sink.ctx, body->data, body->len) < 0) {
+		store_writer_abort(w);
+		return -1;
+	}
+	if (cache_commit(w, &resp, &keep) < 0) {
+		warnx("%s: merged answer not cached: %s", a->key,
+		    store_error(writer));
+		return -1;
+	}
+	return 0;
+}
+
 /* Sends a merge route's result. */
 static void
 send_merged(struct answer *a)
 {
 	const struct merge_result *r = merge_result(a->merge);
 	char fields[160];
+	int stored;
 
 	a->error = r->error;
 	a->upstream_ms = now_ms() - a->upstream_start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
 	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
-	send_head(a, r->status, fields, "relay; detail=merge", -1,
+	stored = a->merge_cache > 0 && r->status == 200 && r->complete &&
+	    store_merged(a, fields, &r->body) == 0;
+	send_head(a, r->status, fields, stored ?
+	    "relay; detail=merge; stored" : "relay; detail=merge", -1,
 	    (long long)r->body.len);
 	write_body(a, r->body.data, r->body.len);
 	finish(a, 0);
@@ -835,6 +865,21 @@ on_merged(struct merge *m, void *ctx)
 static void
 answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 {
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+
+	a->merge_cache = r->cache;
+	if (r->cache > 0) {
+		policy_request_parse(fields, &a->directives);
+		if (cache_lookup(reader, a->key, "", &a->cached) > 0 &&
+		    policy_use(&a->directives, a->cached.headers,
+		    cache_age(&a->cached, time(NULL)), a->cached.lifetime) ==
+		    POLICY_FRESH) {
+			route_params_free(ps);
+			send_cached(a, "hit", "hit");
+			return;
+		}
+		store_entry_free(&a->cached);
+	}
 	a->cache_status = "merge";
 	a->upstream_start_ms = now_ms();
 	merging++;

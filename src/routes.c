@@ -242,6 +242,9 @@ directive(struct parser *p, const char *word, const char *arg)
 	if (strcmp(word, "ttl") == 0)
 		return num_duration(arg, &r->ttl) < 0 ?
 		    fail(p, "bad ttl '%s'", arg) : 0;
+	if (strcmp(word, "cache") == 0)
+		return num_duration(arg, &r->cache) < 0 ?
+		    fail(p, "bad cache duration '%s'", arg) : 0;
 	if (strcmp(word, "on-error") == 0) {
 		if (strcmp(arg, "fail") != 0 && strcmp(arg, "partial") != 0)
 			return fail(p, "on-error is fail or partial");

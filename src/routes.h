@@ -27,6 +27,7 @@ struct route {
 	int		 ncalls;
 	struct buf	 fields;	/* extra request fields, secrets */
 	long long	 ttl;		/* for the calls' responses; -1 */
+	long long	 cache;		/* for the merged answer; 0: none */
 	int		 partial;	/* on-error partial */
 	char		*program;	/* jq */
 	void		*compiled;	/* the program's, for the caller */

@@ -101,6 +101,11 @@ start_serve() {
 	SERVE=http://127.0.0.1:$SERVE_PORT
 }
 
+# The access log lines of serve.log, without other messages.
+access_log() {
+	grep '^{' serve.log
+}
+
 # A port free on 127.0.0.1 now, for programs that cannot pick their own.
 free_port() {
 	python3 -c 'import socket

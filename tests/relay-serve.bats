@@ -20,10 +20,6 @@ statuses() {
 	grep -ao 'HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//'
 }
 
-# The access log lines of serve.log.
-access_log() {
-	grep '^{' serve.log
-}
 
 @test "inetd style over plain pipes: an HTTP/1.0 request is answered" {
 	run --separate-stderr relay-serve --upstream "$UP" \

@@ -94,6 +94,23 @@ events_routes() {	# events_routes fail|partial
 	[ "$(curl -s "$SERVE/menus/all" | jq length)" -eq 14 ]
 }
 
+@test "cache: a complete merged answer is kept; an incomplete one is not" {
+	events_routes partial
+	sed -i 's/^\tttl 252$/\tttl 252\n\tcache 1m/' events.routes
+	UP=$EVENTS start_serve --routes events.routes
+	curl -s -D head1 "$SERVE/events-with-subscriptions/7" >first
+	grep -q 'Cache-Status: relay; detail=merge; stored' head1
+	curl -s -D head2 "$SERVE/events-with-subscriptions/7" >second
+	cmp first second
+	grep -q 'Cache-Status: relay; hit' head2
+	grep -q $'^Relay-Complete: yes\r$' head2
+	[ "$(access_log | jq -r .cache | tr '\n' ' ')" = "merge hit " ]
+	curl -s "$SERVE/events-with-subscriptions/404" >/dev/null
+	curl -s -D head3 "$SERVE/events-with-subscriptions/404" >/dev/null
+	grep -q $'^Relay-Complete: no\r$' head3
+	[ "$(access_log | jq -r .cache | tail -1)" = merge ]
+}
+
 @test "a bad routes file is refused at start with file, line and reason" {
 	printf 'route /x/{id}\n\tcal a /a\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null

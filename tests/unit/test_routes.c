@@ -37,6 +37,7 @@ reads_and_matches(void)
 	    "  call subs /subs?ids=%5B{id}%5D\n"
 	    "  header X-Token: abc\n"
 	    "  ttl 4m\n"
+	    "  cache 30s\n"
 	    "  on-error partial\n"
 	    "  jq {id: $id,\n"
 	    "      e: $event}\n"
@@ -52,7 +53,7 @@ reads_and_matches(void)
 	CHECK((list = load(text, err, sizeof err)) != NULL);
 	CHECK((r = routes_match(list, "/events/7?x=1", &ps)) != NULL);
 	CHECK(strcmp(r->pattern, "/events/{id}") == 0);
-	CHECK(r->ncalls == 2 && r->ttl == 240 && r->partial);
+	CHECK(r->ncalls == 2 && r->ttl == 240 && r->cache == 30 && r->partial);
 	CHECK(strcmp(r->program, "{id: $id,\n      e: $event}\n") == 0);
 	CHECK(strcmp(r->fields.data, "X-Token: abc\r\n") == 0);
 	CHECK(ps.n == 1 && strcmp(ps.values[0], "7") == 0);
@@ -86,6 +87,7 @@ reports_errors(void)
 		{ "route /a\ncall a /x\ncall a /y\n", ":3: call a named twice" },
 		{ "route /a/{id}\ncall id /x\n", ":2: call id has the name" },
 		{ "route /a\nttl soon\n", ":2: bad ttl 'soon'" },
+		{ "route /a\ncache -1\n", ":2: bad cache duration '-1'" },
 		{ "route /a\non-error maybe\n", ":2: on-error is fail or" },
 		{ "route /a\ncall a /x\nend\n", ":3: route /a has no jq" },
 		{ "route /a\njq .\nend\n", ":3: route /a makes no call" },
