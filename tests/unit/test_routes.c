@@ -55,7 +55,7 @@ reads_and_matches(void)
 	CHECK(strcmp(r->pattern, "/events/{id}") == 0);
 	CHECK(r->ncalls == 2 && r->ttl == 240 && r->cache == 30 && r->partial);
 	CHECK(strcmp(r->program, "{id: $id,\n      e: $event}\n") == 0);
-	CHECK(strcmp(r->fields.data, "X-Token: abc\r\n") == 0);
+	CHECK(strcmp(buf_cstr(&r->fields), "X-Token: abc\r\n") == 0);
 	CHECK(ps.n == 1 && strcmp(ps.values[0], "7") == 0);
 	path = route_call_path(&r->calls[1], &ps);
 	CHECK(strcmp(path, "/subs?ids=%5B7%5D") == 0);
