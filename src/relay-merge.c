@@ -390,8 +390,9 @@ main(int argc, char *argv[])
 		read_file(argv[i], &positional);
 	if (optind + 1 == argc && ninputs == 0)
 		read_file("-", &positional);
-	qsort(positional.items, positional.len, sizeof *positional.items,
-	    by_url);
+	if (positional.len > 0)
+		qsort(positional.items, positional.len,
+		    sizeof *positional.items, by_url);
 	for (k = 0; k < positional.len; k++)
 		positional.items[k].v = checked(positional.items[k].v, "input",
 		    positional.items[k].from);

@@ -1140,14 +1140,15 @@ set_upstream(void)
 	    env != NULL && *env != '\0' ? env : DEFAULT_UPSTREAM);
 	prefix = xstrndup(base, strstr(base, "{path}") != NULL ?
 	    (size_t)(strstr(base, "{path}") - base) : strlen(base));
-	if (strchr(prefix, '?') != NULL || strchr(prefix, '#') != NULL)
-		errx(EX_CONFIG, "bad upstream '%s': it has a query or fragment",
-		    base);
-	if ((base_key = url_normalize(prefix, &why)) == NULL)
+	if (strpbrk(prefix, "?#") != NULL)
+		why = "it has a query or fragment";
+	else if ((base_key = url_normalize(prefix, &why)) != NULL)
+		why = NULL;
+	free(prefix);
+	if (why != NULL)
 		errx(EX_CONFIG, "bad upstream '%s': %s", base, why);
 	for (n = strlen(base_key); n > 0 && base_key[n - 1] == '/'; n--)
 		base_key[n - 1] = '\0';
-	free(prefix);
 }
 
 static void

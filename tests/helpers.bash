@@ -106,6 +106,13 @@ access_log() {
 	grep '^{' serve.log
 }
 
+# valgrind cannot run programs built with AddressSanitizer.
+skip_unless_valgrind() {
+	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	! ldd "$ROOT/bin/$1" | grep -q libasan ||
+	    skip "$1 is built with AddressSanitizer"
+}
+
 # A port free on 127.0.0.1 now, for programs that cannot pick their own.
 free_port() {
 	python3 -c 'import socket

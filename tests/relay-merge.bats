@@ -105,7 +105,7 @@ record() {	# record URL STATUS JSON
 }
 
 @test "jv reference counting: valgrind finds no leak or bad access" {
-	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	skip_unless_valgrind relay-merge
 	record https://api.example/b 200 '{"v":2}' >recs
 	record https://api.example/a 404 null >>recs
 	echo '{"data":[{"title":"T"}]}' >event.json

@@ -154,7 +154,7 @@ events_routes() {	# events_routes fail|partial
 }
 
 @test "jv reference counting: a merge route under valgrind" {
-	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	skip_unless_valgrind relay-serve
 	printf 'GET /events-with-subscriptions/7 HTTP/1.1\r\nHost: x\r\n\r\nGET /events-with-subscriptions/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >requests
 	run valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 	    --error-exitcode=99 relay-serve --upstream "$EVENTS" \
