@@ -13,6 +13,7 @@
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
+#include "num.h"
 
 struct reason {
 	int		 status;
@@ -326,20 +327,11 @@ enum { CHUNK_SIZE_LINE, CHUNK_DATA, CHUNK_DATA_END, CHUNK_TRAILER };
 
 #define CHUNK_LINE_MAX	4096	/* a size line with extensions; a trailer */
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* One byte of a size line, "1a;ext=v": hex digits, then ignored text. */
 static int
 size_line_byte(struct http_chunked *c, char ch)
 {
-	int h = hex_value(ch);
+	int h = num_hex_digit(ch);
 
 	if (ch == '\n') {
 		if (c->line == 0)

@@ -53,3 +53,13 @@ num_duration(const char *s, long long *out)
 	*out = v * mult;
 	return 0;
 }
+
+/* The value of a hexadecimal digit, either case, or -1. */
+int
+num_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}

@@ -7,5 +7,6 @@
 
 int	num_parse(const char *, long long, long long, long long *);
 int	num_duration(const char *, long long *);
+int	num_hex_digit(char);
 
 #endif

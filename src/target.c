@@ -5,16 +5,8 @@
 #include <string.h>
 
 #include "buf.h"
+#include "num.h"
 #include "target.h"
-
-static int
-hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 /*
  * Copies one path segment or the query from in[0..n) to out, checking
@@ -38,7 +30,7 @@ copy_checked(const char *in, size_t n, struct buf *out, int in_path)
 		}
 		if (n - i < 3)
 			return "bad percent-encoding";
-		if ((hi = hex(in[i + 1])) < 0 || (lo = hex(in[i + 2])) < 0)
+		if ((hi = num_hex_digit(in[i + 1])) < 0 || (lo = num_hex_digit(in[i + 2])) < 0)
 			return "bad percent-encoding";
 		c = hi * 16 + lo;
 		i += 2;

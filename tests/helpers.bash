@@ -119,7 +119,15 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Other processes a test started, stopped by teardown.
+EXTRA_PIDS=()
+
 teardown() {
+	local pid
+	for pid in "${EXTRA_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
+	done
 	if [ -n "${SERVE_PID:-}" ]; then
 		kill "$SERVE_PID" 2>/dev/null
 		wait "$SERVE_PID" 2>/dev/null || true

@@ -13,22 +13,9 @@ setup() {
 	common_setup
 	export EVENTS_TOKEN=$TOKEN
 	"$ROOT/tests/fixture/events-api.py" events-port "$TOKEN" &
-	EVENTS_PID=$!
+	EXTRA_PIDS+=($!)
 	for _ in $(seq 100); do [ -s events-port ] && break; sleep 0.05; done
 	EVENTS=http://127.0.0.1:$(cat events-port)
-}
-
-teardown() {
-	kill "$EVENTS_PID" 2>/dev/null
-	wait "$EVENTS_PID" 2>/dev/null || true
-	if [ -n "${SERVE_PID:-}" ]; then
-		kill "$SERVE_PID" 2>/dev/null
-		wait "$SERVE_PID" 2>/dev/null || true
-	fi
-	if [ -n "${UPSTREAM_PID:-}" ]; then
-		kill "$UPSTREAM_PID" 2>/dev/null
-		wait "$UPSTREAM_PID" 2>/dev/null || true
-	fi
 }
 
 # The events route, with on-error set as asked.
