@@ -76,6 +76,26 @@ cache_entry(const struct cache_response *r, const struct cache_rules *rules,
 }
 
 /*
+ * Body bytes for a writer, if there is one. A write that fails gives
+ * the writer up (the response is then not stored) and returns -1; the
+ * reason is in store_error.
+ */
+int
+cache_write(struct store_writer **w, const void *p, size_t n)
+{
+	struct sink sink;
+
+	if (*w == NULL)
+		return 0;
+	sink = store_writer_sink(*w);
+	if (sink.write(sink.ctx, p, n) == 0)
+		return 0;
+	store_writer_abort(*w);
+	*w = NULL;
+	return -1;
+}
+
+/*
  * Stores a response whose body the writer holds, with its end-to-end
  * fields only; the writer is consumed. Returns -1 if it failed, with
  * the reason in store_error.

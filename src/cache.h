@@ -5,6 +5,7 @@
 #ifndef RELAY_CACHE_H
 #define RELAY_CACHE_H
 
+#include <stddef.h>
 #include <time.h>
 
 #include "store.h"
@@ -31,6 +32,7 @@ long long	cache_age(const struct store_entry *, time_t);
 void		cache_entry(const struct cache_response *,
 		    const struct cache_rules *, const char *,
 		    struct store_entry *);
+int		cache_write(struct store_writer **, const void *, size_t);
 int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);
 int		cache_refresh(struct store *, struct store_entry *,

@@ -65,28 +65,39 @@ http_reason(int status)
 }
 
 /*
- * The one error responder: a complete response that closes the
- * connection, with a short JSON body; a 405 says what is allowed,
- * the only methods a server refuses others for here. It never echoes request bytes;
+ * The JSON body of an error answer. It never echoes request bytes:
  * detail, if not NULL, must be a fixed text.
  */
 void
-http_error_response(struct buf *out, int status, const char *detail)
+http_error_body(struct buf *out, int status, const char *detail)
 {
-	char date[HTTPDATE_LEN], body[160];
-	int n;
+	buf_printf(out, "{\"status\":%d,\"error\":\"%s\"", status,
+	    http_reason(status));
+	if (detail != NULL)
+		buf_printf(out, ",\"detail\":\"%s\"", detail);
+	buf_adds(out, "}\n");
+}
 
+/*
+ * The one error responder: a complete response that closes the
+ * connection, with the JSON body above and any extra fields (such as
+ * the Allow of a 405), or NULL.
+ */
+void
+http_error_response(struct buf *out, int status, const char *detail,
+    const char *fields)
+{
+	struct buf body = BUF_INIT;
+	char date[HTTPDATE_LEN];
+
+	http_error_body(&body, status, detail);
 	httpdate_format(time(NULL), date);
-	n = snprintf(body, sizeof body,
-	    "{\"status\":%d,\"error\":\"%s\"%s%s%s}\n", status,
-	    http_reason(status), detail ? ",\"detail\":\"" : "",
-	    detail ? detail : "", detail ? "\"" : "");
-	if (n < 0 || (size_t)n >= sizeof body)
-		n = snprintf(body, sizeof body, "{\"status\":%d}\n", status);
 	buf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nVia: 1.1 relay\r\n"
-	    "%sContent-Type: application/json\r\nContent-Length: %d\r\n"
-	    "Connection: close\r\n\r\n%s", status, http_reason(status),
-	    date, status == 405 ? "Allow: GET, HEAD\r\n" : "", n, body);
+	    "%sContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n", status, http_reason(status), date,
+	    fields != NULL ? fields : "", body.len);
+	buf_add(out, body.data, body.len);
+	buf_free(&body);
 }
 
 /* RFC 9110 section 5.6.2: tchar, the characters of a token. */

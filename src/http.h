@@ -29,7 +29,9 @@ struct http_request {
 };
 
 const char	*http_reason(int);
-void		 http_error_response(struct buf *, int, const char *);
+void		 http_error_body(struct buf *, int, const char *);
+void		 http_error_response(struct buf *, int, const char *,
+		    const char *);
 
 ssize_t		 http_parse_request(const char *, size_t,
 		    struct http_request *, const char **);

@@ -53,6 +53,18 @@ struct page {
 	jv	 record;	/* the whole record; null if none came */
 };
 
+static void
+pages_free(struct page *pages, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		jv_free(pages[i].record);
+		free(pages[i].path);
+	}
+	free(pages);
+}
+
 /* relay-fetch beside this program, as installed, else on PATH. */
 static const char *
 relay_fetch_path(void)
@@ -638,12 +650,8 @@ search_menus(struct restaurant *r, size_t n)
 	if (rows == 0 && exit_status == 0)
 		exit_status = EXIT_PARTIAL;	/* like grep: nothing found */
 	jv_free(kept);
-	for (i = 0; i < m; i++) {
-		jv_free(pages[i].record);
-		free(pages[i].path);
-	}
+	pages_free(pages, m);
 	free(cells);
-	free(pages);
 	free(of);
 	free(want);
 }
@@ -728,11 +736,7 @@ main(int argc, char *argv[])
 		show_menus(argv, count, r, n, pages + 1);
 	else
 		list_restaurants(r, n);
-	for (i = 0; i <= count; i++) {
-		jv_free(pages[i].record);
-		free(pages[i].path);
-	}
-	free(pages);
+	pages_free(pages, count + 1);
 	free(r);
 	jv_free(list);
 	return prog_finish_stdout(exit_status);

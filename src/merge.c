@@ -129,9 +129,7 @@ answer_error(struct merge *m, int status, const char *detail)
 {
 	m->result.status = status;
 	buf_reset(&m->result.body);
-	buf_printf(&m->result.body,
-	    "{\"status\":%d,\"error\":\"%s\",\"detail\":\"%s\"}\n", status,
-	    http_reason(status), detail);
+	http_error_body(&m->result.body, status, detail);
 	if (m->result.error == NULL)
 		m->result.error = detail;
 }
@@ -288,20 +286,13 @@ static int
 call_body(void *ctx, const void *p, size_t n)
 {
 	struct call *c = ctx;
-	struct sink sink;
 
 	if (c->body.len + n > MERGE_MAX_BODY) {
 		c->error = "answer too large to merge";
 		return -1;
 	}
 	buf_add(&c->body, p, n);
-	if (c->w != NULL) {
-		sink = store_writer_sink(c->w);
-		if (sink.write(sink.ctx, p, n) < 0) {
-			store_writer_abort(c->w);
-			c->w = NULL;
-		}
-	}
+	cache_write(&c->w, p, n);	/* a failure only means not stored */
 	return 0;
 }
 

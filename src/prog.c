@@ -1,6 +1,7 @@
 /*
  * Process hygiene shared by every program: standard descriptors that
- * exist, signals set for filters, and a checked stdout at exit.
+ * exist, signals set for filters, a checked stdout at exit; and the
+ * option and clock helpers they all need.
  */
 #include <err.h>
 #include <fcntl.h>
@@ -8,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "num.h"
 #include "prog.h"
 
 void
@@ -35,4 +38,37 @@ prog_finish_stdout(int status)
 		return EX_IOERR;
 	}
 	return status;
+}
+
+/* Milliseconds of a clock that never goes back, for timeouts. */
+long long
+prog_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An option's duration in seconds; a bad one is a usage error. */
+long long
+prog_duration(const char *opt, const char *arg)
+{
+	long long v;
+
+	if (num_duration(arg, &v) < 0)
+		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
+		    "with s, m, h or d", opt, arg);
+	return v;
+}
+
+/* Opens the cache file, or exits with the store's status and reason. */
+struct store *
+prog_open_cache(const char *path, enum store_mode mode)
+{
+	struct store *s = store_open(path, mode);
+
+	if (store_status(s) != 0)
+		errx(store_status(s), "%s", store_error(s));
+	return s;
 }

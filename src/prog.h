@@ -1,6 +1,7 @@
 /*
  * Process hygiene shared by every program: standard descriptors that
- * exist, signals set for filters, and a checked stdout at exit.
+ * exist, signals set for filters, a checked stdout at exit; and the
+ * option and clock helpers they all need.
  */
 #ifndef RELAY_PROG_H
 #define RELAY_PROG_H
@@ -8,7 +9,12 @@
 #define EXIT_PARTIAL 1	/* some items failed, or not found */
 #define EXIT_USAGE 2
 
-void	prog_init(void);
-int	prog_finish_stdout(int);
+#include "store.h"
+
+void		 prog_init(void);
+int		 prog_finish_stdout(int);
+long long	 prog_now_ms(void);
+long long	 prog_duration(const char *, const char *);
+struct store	*prog_open_cache(const char *, enum store_mode);
 
 #endif

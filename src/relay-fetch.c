@@ -126,15 +126,6 @@ clear_progress(void)
 	progress_shown = 0;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 job_fail(struct job *j, const char *fmt, const char *arg)
 {
@@ -312,7 +303,7 @@ schedule_retry(struct job *j, long long after_ms)
 
 	if (after_ms < 0)
 		after_ms = base / 2 + random() % (base / 2 + 1);
-	j->retry_at = now_ms() + after_ms;
+	j->retry_at = prog_now_ms() + after_ms;
 	j->state = JOB_WAITING;
 	store_writer_abort(j->writer);
 	j->writer = NULL;
@@ -419,16 +410,9 @@ static int
 on_body(void *ctx, const void *p, size_t n)
 {
 	struct job *j = ctx;
-	struct sink sink;
 
-	if (j->writer != NULL) {
-		sink = store_writer_sink(j->writer);
-		if (sink.write(sink.ctx, p, n) < 0) {
-			warnx("%s: not cached: %s", j->url, store_error(writer));
-			store_writer_abort(j->writer);
-			j->writer = NULL;
-		}
-	}
+	if (cache_write(&j->writer, p, n) < 0)
+		warnx("%s: not cached: %s", j->url, store_error(writer));
 	j->size += (long long)n;
 	bytes_in += (long long)n;
 	if (j->direct)
@@ -714,9 +698,9 @@ writes_due(void)
 	if (n == 0)
 		return 0;
 	if (first_ms == 0)
-		first_ms = now_ms();
+		first_ms = prog_now_ms();
 	if (n < concurrency && running > 0 &&
-	    now_ms() - first_ms < WRITE_DELAY_MS)
+	    prog_now_ms() - first_ms < WRITE_DELAY_MS)
 		return 0;
 	first_ms = 0;
 	return 1;
@@ -778,7 +762,7 @@ flush_done(struct writer *w)
 static void
 start_waiting(void)
 {
-	long long now = now_ms();
+	long long now = prog_now_ms();
 	struct job *j;
 
 	store_read_begin(reader);
@@ -814,7 +798,7 @@ show_progress(int more, long long start_ms)
 {
 	static long long last_ms;
 	static int tty = -1;
-	long long now = now_ms();
+	long long now = prog_now_ms();
 	char total[16], rate[16];
 
 	if (tty == -1)	/* not over bodies written to the same terminal */
@@ -918,7 +902,7 @@ next_url(struct input *in, char *line)
 static void
 run(int argc, char **argv)
 {
-	long long start_ms = now_ms();
+	long long start_ms = prog_now_ms();
 	struct writer *w = xmalloc(sizeof *w);
 	struct input *in = xcalloc(1, sizeof *in);
 	char *line = xmalloc(MAX_URL + 1);
@@ -951,27 +935,6 @@ run(int argc, char **argv)
 	free(line);
 	free(in);
 	free(w);
-}
-
-static struct store *
-open_cache(const char *path, enum store_mode mode)
-{
-	struct store *s = store_open(path, mode);
-
-	if (store_status(s) != 0)
-		errx(store_status(s), "%s", store_error(s));
-	return s;
-}
-
-static long long
-duration(const char *opt, const char *arg)
-{
-	long long v;
-
-	if (num_duration(arg, &v) < 0)
-		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
-		    "with s, m, h or d", opt, arg);
-	return v;
 }
 
 enum {
@@ -1046,16 +1009,16 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_CONNECT_TIMEOUT:
 			limits.connect_timeout_ms =
-			    duration("--connect-timeout", optarg) * 1000;
+			    prog_duration("--connect-timeout", optarg) * 1000;
 			break;
 		case OPT_MAX_TIME:
-			limits.timeout_ms = duration("--max-time", optarg) * 1000;
+			limits.timeout_ms = prog_duration("--max-time", optarg) * 1000;
 			break;
 		case OPT_DEFAULT_TTL:
-			rules.default_ttl = duration("--default-ttl", optarg);
+			rules.default_ttl = prog_duration("--default-ttl", optarg);
 			break;
 		case OPT_FORCE_TTL:
-			rules.force_ttl = duration("--force-ttl", optarg);
+			rules.force_ttl = prog_duration("--force-ttl", optarg);
 			break;
 		case OPT_NO_CACHE:
 			no_cache = 1;
@@ -1075,7 +1038,7 @@ parse_options(int argc, char **argv)
 				    "to 20", optarg);
 			break;
 		case OPT_STALE_IF_ERROR:
-			stale_if_error = duration("--stale-if-error", optarg);
+			stale_if_error = prog_duration("--stale-if-error", optarg);
 			break;
 		case OPT_UNORDERED:
 			unordered = 1;
@@ -1099,7 +1062,7 @@ main(int argc, char *argv[])
 	const char *why, *env;
 
 	prog_init();
-	srandom((unsigned)(now_ms() ^ getpid()));
+	srandom((unsigned)(prog_now_ms() ^ getpid()));
 	parse_options(argc, argv);
 	argc -= optind;
 	argv += optind;
@@ -1110,8 +1073,8 @@ main(int argc, char *argv[])
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
 	if (loc.is_default)
 		config_make_parent(loc.path);
-	writer = open_cache(loc.path, STORE_WRITE);
-	reader = open_cache(loc.path, STORE_READ);
+	writer = prog_open_cache(loc.path, STORE_WRITE);
+	reader = prog_open_cache(loc.path, STORE_READ);
 	free(loc.path);
 	upstream = upstream_new(&limits);
 	run(argc, argv);

@@ -126,15 +126,6 @@ usage(void)
 	exit(EXIT_USAGE);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 answer_free(struct answer *a)
 {
@@ -168,7 +159,7 @@ flush_hits(int now)
 	size_t i;
 
 	if (hits.len == 0 || (!now && hits.len < HIT_FLUSH_MAX &&
-	    now_ms() - hits.flushed_ms < HIT_FLUSH_MS))
+	    prog_now_ms() - hits.flushed_ms < HIT_FLUSH_MS))
 		return;
 	store_batch_begin(writer);
 	for (i = 0; i < hits.len; i++)
@@ -176,7 +167,7 @@ flush_hits(int now)
 	if (store_batch_end(writer) < 0)
 		warnx("hits not counted: %s", store_error(writer));
 	hits.len = 0;
-	hits.flushed_ms = now_ms();
+	hits.flushed_ms = prog_now_ms();
 }
 
 /* Ends the answer: logs it and hands the connection back. */
@@ -188,7 +179,7 @@ finish(struct answer *a, int close_after)
 		.target = a->req->target, .status = a->status,
 		.bytes = a->bytes, .cache = a->cache_status,
 		.upstream_ms = a->upstream_start_ms ? a->upstream_ms : -1,
-		.total_ms = now_ms() - a->start_ms, .error = a->error,
+		.total_ms = prog_now_ms() - a->start_ms, .error = a->error,
 	};
 
 	log_request(&log);
@@ -200,13 +191,16 @@ finish(struct answer *a, int close_after)
 		answer_free(a);		/* else on_done frees it */
 }
 
-/* An error answer from relay-serve itself, which closes the connection. */
+/*
+ * An error answer from relay-serve itself, which closes the connection;
+ * fields are extra header fields, or NULL.
+ */
 static void
-fail(struct answer *a, int status, const char *why)
+fail_with(struct answer *a, int status, const char *why, const char *fields)
 {
 	struct buf out = BUF_INIT;
 
-	http_error_response(&out, status, why);
+	http_error_response(&out, status, why, fields);
 	conn_write(a->c, out.data, out.len);
 	buf_free(&out);
 	a->status = status;
@@ -215,6 +209,12 @@ fail(struct answer *a, int status, const char *why)
 	if (a->cache_status == NULL)
 		a->cache_status = "-";
 	finish(a, 1);
+}
+
+static void
+fail(struct answer *a, int status, const char *why)
+{
+	fail_with(a, status, why, NULL);
 }
 
 static void
@@ -503,7 +503,7 @@ upstream_head(void *ctx, int status, const char *fields)
 	if (a->c == NULL)
 		return -1;
 	a->response_time = time(NULL);
-	a->upstream_ms = now_ms() - a->upstream_start_ms;
+	a->upstream_ms = prog_now_ms() - a->upstream_start_ms;
 	a->status = status;
 	buf_reset(&a->head);
 	buf_adds(&a->head, fields);
@@ -538,7 +538,6 @@ static int
 upstream_body(void *ctx, const void *p, size_t n)
 {
 	struct answer *a = ctx;
-	struct sink sink;
 
 	if (a->c == NULL)
 		return -1;
@@ -546,14 +545,8 @@ upstream_body(void *ctx, const void *p, size_t n)
 		a->paused = 1;	/* writable() resumes it */
 		return UPSTREAM_PAUSE;
 	}
-	if (a->w != NULL) {
-		sink = store_writer_sink(a->w);
-		if (sink.write(sink.ctx, p, n) < 0) {
-			warnx("%s: not cached: %s", a->key, store_error(writer));
-			store_writer_abort(a->w);
-			a->w = NULL;
-		}
-	}
+	if (cache_write(&a->w, p, n) < 0)
+		warnx("%s: not cached: %s", a->key, store_error(writer));
 	write_body(a, p, n);
 	return 0;
 }
@@ -658,7 +651,7 @@ fetch(struct answer *a)
 		req.body_len = body->len;
 	}
 	a->request_time = time(NULL);
-	a->upstream_start_ms = now_ms();
+	a->upstream_start_ms = prog_now_ms();
 	a->t = upstream_add(upstream, &req);
 	buf_free(&fields);
 }
@@ -731,9 +724,8 @@ static int
 refresh_body(void *ctx, const void *p, size_t n)
 {
 	struct refresh *r = ctx;
-	struct sink sink = store_writer_sink(r->w);
 
-	return sink.write(sink.ctx, p, n);
+	return cache_write(&r->w, p, n);
 }
 
 static void
@@ -811,7 +803,6 @@ static int
 store_merged(struct answer *a, const char *fields, const struct buf *body)
 {
 	struct store_writer *w = store_writer_new(writer);
-	struct sink sink = store_writer_sink(w);
 	struct cache_rules keep = { rules.default_ttl, a->merge_cache };
 	struct cache_response resp = {
 		.url = a->key, .status = 200, .headers = fields,
@@ -819,11 +810,8 @@ store_merged(struct answer *a, const char *fields, const struct buf *body)
 		.response_time = time(NULL),
 	};
 
-	if (sink.write(sink.ctx, body->data, body->len) < 0) {
-		store_writer_abort(w);
-		return -1;
-	}
-	if (cache_commit(w, &resp, &keep) < 0) {
+	if (cache_write(&w, body->data, body->len) < 0 ||
+	    cache_commit(w, &resp, &keep) < 0) {
 		warnx("%s: merged answer not cached: %s", a->key,
 		    store_error(writer));
 		return -1;
@@ -840,7 +828,7 @@ send_merged(struct answer *a)
 	int stored;
 
 	a->error = r->error;
-	a->upstream_ms = now_ms() - a->upstream_start_ms;
+	a->upstream_ms = prog_now_ms() - a->upstream_start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
 	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
 	stored = a->merge_cache > 0 && r->status == 200 && r->complete &&
@@ -881,7 +869,7 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 		store_entry_free(&a->cached);
 	}
 	a->cache_status = "merge";
-	a->upstream_start_ms = now_ms();
+	a->upstream_start_ms = prog_now_ms();
 	merging++;
 	a->merge = merge_start(&merge_env, r, ps, on_merged, a);
 	if (merge_ready(a->merge))
@@ -928,7 +916,8 @@ answer_unsafe(struct answer *a)
 {
 	if (read_only) {
 		a->cache_status = "-";
-		fail(a, 405, "only GET and HEAD are served");
+		fail_with(a, 405, "only GET and HEAD are served",
+		    "Allow: GET, HEAD\r\n");
 		return;
 	}
 	fetch(a);
@@ -948,7 +937,7 @@ on_request(struct conn *c, void *ctx)
 	(void)ctx;
 	a->c = c;
 	a->req = req;
-	a->start_ms = now_ms();
+	a->start_ms = prog_now_ms();
 	a->head_only = strcmp(req->method, "HEAD") == 0;
 	a->cacheable = a->head_only || strcmp(req->method, "GET") == 0;
 	conn_set_data(c, a);
@@ -1083,16 +1072,6 @@ on_idle(void *ctx)
 		server_stop(server);
 }
 
-static struct store *
-open_cache(enum store_mode mode)
-{
-	struct store *s = store_open(cache_path, mode);
-
-	if (store_status(s) != 0)
-		errx(store_status(s), "%s", store_error(s));
-	return s;
-}
-
 /* One process's service: the connections of a listener, or just one. */
 static int
 serve(int listen_fd, int in, int out)
@@ -1101,8 +1080,8 @@ serve(int listen_fd, int in, int out)
 		on_request, on_writable, on_gone, on_poll, on_idle, NULL,
 	};
 
-	writer = open_cache(STORE_WRITE);
-	reader = open_cache(STORE_READ);
+	writer = prog_open_cache(cache_path, STORE_WRITE);
+	reader = prog_open_cache(cache_path, STORE_READ);
 	upstream = upstream_new(&limits);
 	merge_env = (struct merge_env){ reader, writer, upstream, base,
 		&rules };
@@ -1162,18 +1141,8 @@ set_cache_path(void)
 	if (loc.is_default)
 		config_make_parent(loc.path);
 	cache_path = loc.path;
-	store_close(open_cache(STORE_WRITE));	/* fail now, not per worker */
-}
-
-static long long
-duration_ms(const char *opt, const char *arg)
-{
-	long long v;
-
-	if (num_duration(arg, &v) < 0)
-		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
-		    "with s, m, h or d", opt, arg);
-	return v * 1000;
+	/* Fail now, not once per worker. */
+	store_close(prog_open_cache(cache_path, STORE_WRITE));
 }
 
 enum {
@@ -1218,17 +1187,18 @@ parse_option(int opt, const char *arg)
 		cache_option = arg;
 		break;
 	case OPT_CONNECT_TIMEOUT:
-		limits.connect_timeout_ms = duration_ms("--connect-timeout", arg);
+		limits.connect_timeout_ms =
+		    prog_duration("--connect-timeout", arg) * 1000;
 		break;
 	case OPT_DEFAULT_TTL:
-		rules.default_ttl = duration_ms("--default-ttl", arg) / 1000;
+		rules.default_ttl = prog_duration("--default-ttl", arg);
 		break;
 	case OPT_FORCE_TTL:
-		rules.force_ttl = duration_ms("--force-ttl", arg) / 1000;
+		rules.force_ttl = prog_duration("--force-ttl", arg);
 		break;
 	case OPT_IDLE_TIMEOUT:
-		serve_options.idle_timeout_ms = duration_ms("--idle-timeout",
-		    arg);
+		serve_options.idle_timeout_ms =
+		    prog_duration("--idle-timeout", arg) * 1000;
 		break;
 	case OPT_LISTEN:
 		listen_option = arg;
@@ -1239,20 +1209,20 @@ parse_option(int opt, const char *arg)
 			    "%lld bytes", arg, 1LL << 30);
 		break;
 	case OPT_MAX_TIME:
-		limits.timeout_ms = duration_ms("--max-time", arg);
+		limits.timeout_ms = prog_duration("--max-time", arg) * 1000;
 		break;
 	case OPT_READ_ONLY:
 		read_only = 1;
 		break;
 	case OPT_REQUEST_TIMEOUT:
 		serve_options.request_timeout_ms =
-		    duration_ms("--request-timeout", arg);
+		    prog_duration("--request-timeout", arg) * 1000;
 		break;
 	case OPT_ROUTES:
 		routes_option = arg;
 		break;
 	case OPT_STALE_IF_ERROR:
-		stale_if_error = duration_ms("--stale-if-error", arg) / 1000;
+		stale_if_error = prog_duration("--stale-if-error", arg);
 		break;
 	case OPT_UPSTREAM:
 		upstream_option = arg;

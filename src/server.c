@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "prog.h"
 #include "server.h"
 
 #define IN_MAX		(HTTP_MAX_HEAD + 16384)	/* unparsed input held */
@@ -66,15 +67,6 @@ struct server {
 	struct conn		**owners;	/* of each pollfd; NULL: listener */
 	unsigned		 fds_cap;
 };
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct server *
 server_new(const struct server_options *opt, const struct server_handler *h)
@@ -154,7 +146,7 @@ server_connection(struct server *srv, int in, int out)
 	if (c->is_socket)
 		setsockopt(out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	peer_name(in, c->peer, sizeof c->peer);
-	c->last_write_ms = now_ms();
+	c->last_write_ms = prog_now_ms();
 	c->deadline_ms = c->last_write_ms + srv->opt.idle_timeout_ms;
 	c->next = srv->conns;
 	srv->conns = c;
@@ -235,7 +227,7 @@ flush(struct conn *c)
 			break;
 		}
 		c->out_pos += (size_t)n;
-		c->last_write_ms = now_ms();
+		c->last_write_ms = prog_now_ms();
 		if (!c->is_socket)
 			break;
 	}
@@ -268,7 +260,7 @@ conn_done(struct conn *c, int close_after)
 	http_request_free(&c->req);
 	buf_reset(&c->body);
 	c->state = keep ? CONN_IDLE : CONN_CLOSING;
-	c->deadline_ms = now_ms() + srv->opt.idle_timeout_ms;
+	c->deadline_ms = prog_now_ms() + srv->opt.idle_timeout_ms;
 	flush(c);
 }
 
@@ -290,7 +282,7 @@ reject(struct conn *c, int status, const char *why)
 		.error = why,
 	};
 
-	http_error_response(&c->outbuf, status, why);
+	http_error_response(&c->outbuf, status, why, NULL);
 	log_request(&log);
 	http_request_free(&c->req);
 	c->state = CONN_CLOSING;
@@ -342,7 +334,7 @@ read_head(struct conn *c)
 	}
 	if (c->state == CONN_IDLE) {
 		c->state = CONN_HEAD;
-		c->deadline_ms = now_ms() + c->srv->opt.request_timeout_ms;
+		c->deadline_ms = prog_now_ms() + c->srv->opt.request_timeout_ms;
 	}
 	rc = http_parse_request(c->inbuf.data, c->inbuf.len, &c->req, &why);
 	if (rc < 0)
@@ -527,7 +519,7 @@ start_linger(struct conn *c)
 	}
 	shutdown(c->out, SHUT_WR);
 	c->state = CONN_LINGER;
-	c->deadline_ms = now_ms() + LINGER_MS;
+	c->deadline_ms = prog_now_ms() + LINGER_MS;
 }
 
 static void
@@ -551,7 +543,7 @@ static void
 sweep(struct server *srv, unsigned n)
 {
 	struct conn **p, *c;
-	long long now = now_ms();
+	long long now = prog_now_ms();
 	unsigned i;
 	short ev;
 
@@ -596,7 +588,7 @@ server_run(struct server *srv)
 
 	while (srv->listen_fd >= 0 || srv->conns != NULL) {
 		n = gather(srv);
-		srv->h.poll(srv->fds, n, poll_timeout(srv, now_ms()),
+		srv->h.poll(srv->fds, n, poll_timeout(srv, prog_now_ms()),
 		    srv->h.ctx);
 		sweep(srv, n);
 		if (srv->h.idle != NULL)
