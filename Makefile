@@ -28,15 +28,15 @@ JQ_CFLAGS ?= $(shell pkg-config --cflags libjq 2>/dev/null)
 JQ_LIBS ?= $(shell pkg-config --libs libjq 2>/dev/null || echo -ljq)
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
-	$(PKG_CFLAGS) $(CFLAGS)
-LIBS = $(PKG_LIBS)
+	$(PKG_CFLAGS) -pthread $(CFLAGS)
+LIBS = $(PKG_LIBS) -pthread
 
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
 	io.c json.c listen.c log.c num.c policy.c prog.c record.c server.c \
 	merge.c routes.c spool.c store.c target.c text.c upstream.c url.c \
-	utf8.c
+	utf8.c writeback.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \

@@ -123,25 +123,20 @@ cache_commit(struct store_writer *w, const struct cache_response *r,
 
 /*
  * A 304 answered a conditional request for the stored response c: c
- * takes the new fields and freshness (RFC 9111 section 4.3.4), in the
- * file and in memory, and keeps its body.
+ * takes the new fields and freshness (RFC 9111 section 4.3.4) and keeps
+ * its body. This changes c in memory only; see cache_refresh.
  */
-int
-cache_refresh(struct store *s, struct store_entry *c,
-    const struct cache_response *r, const struct cache_rules *rules)
+void
+cache_revalidate(struct store_entry *c, const struct cache_response *r,
+    const struct cache_rules *rules)
 {
 	struct cache_response as_stored = *r;
 	struct buf merged = BUF_INIT;
 	struct store_entry e;
-	int rc;
 
 	headers_merge_304(&merged, c->headers, r->headers);
 	as_stored.status = c->status;
 	cache_entry(&as_stored, rules, buf_cstr(&merged), &e);
-	e.id = c->id;
-	e.etag = headers_get_dup(e.headers, "etag");
-	e.last_modified = headers_get_dup(e.headers, "last-modified");
-	rc = store_refresh(s, &e);
 	free(c->headers);
 	c->headers = xstrdup(e.headers);
 	c->request_time = e.request_time;
@@ -150,8 +145,18 @@ cache_refresh(struct store *s, struct store_entry *c,
 	c->age = e.age;
 	c->lifetime = e.lifetime;
 	c->stale_at = e.stale_at;
-	free(e.etag);
-	free(e.last_modified);
+	free(c->etag);
+	c->etag = headers_get_dup(c->headers, "etag");
+	free(c->last_modified);
+	c->last_modified = headers_get_dup(c->headers, "last-modified");
 	buf_free(&merged);
-	return rc;
+}
+
+/* cache_revalidate, in the file as well. */
+int
+cache_refresh(struct store *s, struct store_entry *c,
+    const struct cache_response *r, const struct cache_rules *rules)
+{
+	cache_revalidate(c, r, rules);
+	return store_refresh(s, c);
 }

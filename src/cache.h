@@ -35,6 +35,8 @@ void		cache_entry(const struct cache_response *,
 int		cache_write(struct store_writer **, const void *, size_t);
 int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);
+void		cache_revalidate(struct store_entry *,
+		    const struct cache_response *, const struct cache_rules *);
 int		cache_refresh(struct store *, struct store_entry *,
 		    const struct cache_response *, const struct cache_rules *);
 

@@ -27,13 +27,13 @@
 #include "store.h"
 #include "upstream.h"
 #include "url.h"
+#include "writeback.h"
 
 #define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
 #define MAX_URL 8192
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
-#define WRITE_DELAY_MS 50	/* cache writes wait this long to be grouped */
 
 static const char *cache_option;	/* --cache */
 static const char *upstream_base;	/* --upstream */
@@ -76,21 +76,20 @@ struct job {
 	struct buf		 head;
 	time_t			 request_time;
 	time_t			 response_time;
-	struct store_writer	*writer;
+	struct writeback_body	*body;		/* being stored */
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
-	enum { WRITE_NONE, WRITE_COMMIT, WRITE_REFRESH } pending;
-	int			 count_hit;	/* answered from the cache */
 };
 
 static char method_get[] = "GET";	/* the only method fetched */
 
 static struct store *reader;	/* lookups and cached bodies */
-static struct store *writer;	/* new entries; a second connection */
+static struct store *writer;	/* new entries; a second connection… */
+static struct writeback *writeback;	/* …written on a thread of its own */
 static struct upstream *upstream;
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
@@ -180,7 +179,7 @@ static void
 job_free(struct job *j)
 {
 	store_entry_free(&j->cached);
-	store_writer_abort(j->writer);
+	writeback_abort(writeback, j->body);
 	spool_free(j->spool);
 	if (j->file != NULL)
 		fclose(j->file);
@@ -223,7 +222,7 @@ answer_from_cache(struct job *j)
 		j->source = age < j->cached.lifetime ? "hit" : "stale";
 		j->status = j->cached.status;
 		j->state = JOB_DONE;
-		j->count_hit = 1;
+		writeback_hit(writeback, j->cached.id, time(NULL));
 		return 1;
 	}
 	return 0;
@@ -305,8 +304,8 @@ schedule_retry(struct job *j, long long after_ms)
 		after_ms = base / 2 + random() % (base / 2 + 1);
 	j->retry_at = prog_now_ms() + after_ms;
 	j->state = JOB_WAITING;
-	store_writer_abort(j->writer);
-	j->writer = NULL;
+	writeback_abort(writeback, j->body);
+	j->body = NULL;
 }
 
 static int
@@ -368,7 +367,7 @@ begin_body(struct job *j)
 {
 	if (!no_store && policy_unstorable("GET", j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
-		j->writer = store_writer_new(writer);
+		j->body = writeback_body_new(j->url);
 	/* The first job in the queue is the one whose output is due. */
 	if (!records && !output_template && !unordered && queue == j &&
 	    j->status >= 200 && j->status < 300) {
@@ -411,8 +410,8 @@ on_body(void *ctx, const void *p, size_t n)
 {
 	struct job *j = ctx;
 
-	if (cache_write(&j->writer, p, n) < 0)
-		warnx("%s: not cached: %s", j->url, store_error(writer));
+	if (j->body != NULL)
+		writeback_write(writeback, j->body, p, n);
 	j->size += (long long)n;
 	bytes_in += (long long)n;
 	if (j->direct)
@@ -442,9 +441,8 @@ commit_response(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	if (cache_commit(j->writer, &r, &rules) < 0)
-		warnx("%s: not cached: %s", j->url, store_error(writer));
-	j->writer = NULL;
+	writeback_commit(writeback, j->body, &r);
+	j->body = NULL;
 }
 
 /* A 304: the stored entry takes the new fields and freshness. */
@@ -453,12 +451,11 @@ refresh_cached(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	if (cache_refresh(writer, &j->cached, &r, &rules) < 0)
-		warnx("%s: not updated in the cache: %s", j->url,
-		    store_error(writer));
+	cache_revalidate(&j->cached, &r, &rules);
+	writeback_refresh(writeback, &j->cached);
+	writeback_hit(writeback, j->cached.id, time(NULL));
 	j->status = j->cached.status;
 	j->source = "revalidated";
-	j->count_hit = 1;
 }
 
 /* After a failed revalidation: the stale entry, if the rules allow. */
@@ -474,7 +471,7 @@ serve_stale(struct job *j, const char *why)
 	clear_progress();
 	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
 	    age);
-	j->count_hit = 1;
+	writeback_hit(writeback, c->id, time(NULL));
 	j->source = "stale";
 	j->status = c->status;
 	return 1;
@@ -492,17 +489,17 @@ on_done(void *ctx, const char *error)
 		return;		/* schedule_retry has set it waiting */
 	j->state = JOB_DONE;
 	if (error == NULL && j->status == 304 && j->cached.url != NULL) {
-		j->pending = WRITE_REFRESH;
+		refresh_cached(j);
 		return;
 	}
 	if (error == NULL && j->status < 500) {
 		j->source = "miss";
-		if (j->writer != NULL)
-			j->pending = WRITE_COMMIT;
+		if (j->body != NULL)
+			commit_response(j);
 		return;
 	}
-	store_writer_abort(j->writer);
-	j->writer = NULL;
+	writeback_abort(writeback, j->body);
+	j->body = NULL;
 	if (transport)
 		snprintf(why, sizeof why, "%s", error);
 	else
@@ -674,59 +671,19 @@ output(struct job *j, struct writer *w)
 		err(EX_IOERR, "write error on standard output");
 }
 
-static int
-has_write(const struct job *j)
-{
-	return j->pending != WRITE_NONE || j->count_hit;
-}
-
-/*
- * Whether the cache writes that finished jobs left are due: grouped
- * into one commit when there are as many as transfers run at once,
- * when the oldest has waited WRITE_DELAY_MS, or when nothing runs.
- * A commit per response would cost more than the response.
- */
-static int
-writes_due(void)
-{
-	static long long first_ms;	/* when writes were first seen */
-	struct job *j;
-	int n = 0;
-
-	for (j = queue; j != NULL; j = j->next)
-		n += has_write(j);
-	if (n == 0)
-		return 0;
-	if (first_ms == 0)
-		first_ms = prog_now_ms();
-	if (n < concurrency && running > 0 &&
-	    prog_now_ms() - first_ms < WRITE_DELAY_MS)
-		return 0;
-	first_ms = 0;
-	return 1;
-}
-
-/* Writes the responses and the hits of finished jobs in one transaction. */
+/* Reports the cache writes that failed, on lines of their own. */
 static void
-write_pending(void)
+report_writeback(char *warnings)
 {
-	struct job *j;
+	char *line, *next;
 
-	store_batch_begin(writer);
-	for (j = queue; j != NULL; j = j->next) {
-		if (j->pending == WRITE_COMMIT)
-			commit_response(j);
-		else if (j->pending == WRITE_REFRESH)
-			refresh_cached(j);
-		j->pending = WRITE_NONE;
-		if (j->count_hit && store_hit(writer, j->cached.id,
-		    time(NULL)) < 0)
-			warnx("%s: hit not counted: %s", j->url,
-			    store_error(writer));
-		j->count_hit = 0;
+	for (line = warnings; line != NULL && *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		*next++ = '\0';
+		clear_progress();
+		warnx("%s", line);
 	}
-	if (store_batch_end(writer) < 0)
-		warnx("responses not cached: %s", store_error(writer));
+	free(warnings);
 }
 
 /* Outputs finished jobs: in input order, or as they finish. */
@@ -735,10 +692,9 @@ flush_done(struct writer *w)
 {
 	struct job **p = &queue, *j;
 
-	if (writes_due())
-		write_pending();
+	report_writeback(writeback_warnings(writeback));
 	while ((j = *p) != NULL) {
-		if (j->state != JOB_DONE || has_write(j)) {
+		if (j->state != JOB_DONE) {
 			if (!unordered)
 				break;
 			p = &j->next;
@@ -1076,9 +1032,11 @@ main(int argc, char *argv[])
 	writer = prog_open_cache(loc.path, STORE_WRITE);
 	reader = prog_open_cache(loc.path, STORE_READ);
 	free(loc.path);
+	writeback = writeback_start(writer, &rules);
 	upstream = upstream_new(&limits);
 	run(argc, argv);
 	upstream_free(upstream);
+	report_writeback(writeback_finish(writeback));
 	store_close(reader);
 	store_close(writer);
 	buf_free(&request_headers);

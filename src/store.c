@@ -78,7 +78,8 @@ enum stmt {
 	ST_CHUNK_PUT, ST_OLD_BODY, ST_UPSERT, ST_BODY_DROP, ST_HIT,
 	ST_ABANDON, ST_ORPHANS, ST_COLLECT_CHUNKS, ST_COLLECT_BODIES,
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
-	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_COUNT
+	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
+	ST_RELEASE, ST_ROLLBACK_TO, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -132,6 +133,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REFRESH] = "UPDATE entries SET headers = ?2, request_time = ?3,"
 	    " response_time = ?4, date = ?5, age = ?6, lifetime = ?7,"
 	    " stale_at = ?8, etag = ?9, last_modified = ?10 WHERE id = ?1",
+	[ST_SAVEPOINT] = "SAVEPOINT batch_write",
+	[ST_RELEASE] = "RELEASE batch_write",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO batch_write",
 };
 
 struct store {
@@ -140,7 +144,8 @@ struct store {
 	int		 status;	/* sysexits code of the last failure */
 	int		 garbage;	/* this handle made garbage to collect */
 	int		 batch;		/* inside store_batch_begin/end */
-	int		 batch_failed;
+	int		 batch_open;	/* the batch began its transaction */
+	int		 batch_lost;	/* and SQLite undid it since */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
@@ -284,34 +289,53 @@ exec(struct store *s, const char *sql, const char *action)
  * Every write is a short BEGIN IMMEDIATE transaction: taking the write
  * lock up front lets the busy timeout queue writers instead of failing
  * a read transaction that tries to upgrade (SQLITE_BUSY, no retry).
+ * In a batch, the transaction is begun by the first write and each
+ * write is a savepoint in it, so that one that fails undoes only its
+ * own changes.
  */
+static void note_loss(struct store *);
+
 static int
 begin_write(struct store *s)
 {
-	if (s->batch && !sqlite3_get_autocommit(s->db))
-		return 0;	/* joins the batch's transaction */
-	return exec(s, "BEGIN IMMEDIATE", "write to");
+	if (!s->batch)
+		return exec(s, "BEGIN IMMEDIATE", "write to");
+	note_loss(s);
+	if (sqlite3_get_autocommit(s->db)) {
+		if (exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+			return -1;
+		s->batch_open = 1;
+	}
+	return run(s, stmt(s, ST_SAVEPOINT), "write to");
 }
 
 static int
 commit(struct store *s)
 {
-	if (s->batch)
-		return 0;	/* store_batch_end commits */
+	if (s->batch)	/* store_batch_end commits */
+		return run(s, stmt(s, ST_RELEASE), "write to");
 	if (exec(s, "COMMIT", "write to") == 0)
 		return 0;
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
 
-/* In a batch, this gives up every change the batch made so far. */
+/*
+ * Undoes the current write. Some failures (a full disk, an I/O error)
+ * make SQLite undo the whole transaction itself: store_batch_lost
+ * tells when a batch's writes went that way.
+ */
 static void
 rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	if (!s->batch) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	if (s->batch)
-		s->batch_failed = 1;
+		return;
+	}
+	run(s, stmt(s, ST_ROLLBACK_TO), "write to");
+	run(s, stmt(s, ST_RELEASE), "write to");
 }
 
 /*
@@ -323,17 +347,46 @@ void
 store_batch_begin(struct store *s)
 {
 	s->batch = 1;
-	s->batch_failed = 0;
+	s->batch_open = 0;
+	s->batch_lost = 0;
 }
 
-/* Returns 0, or -1 if some writes of the batch were lost. */
+/* Notes that the transaction the batch began is gone. */
+static void
+note_loss(struct store *s)
+{
+	if (s->batch_open && sqlite3_get_autocommit(s->db)) {
+		s->batch_open = 0;
+		s->batch_lost = 1;
+	}
+}
+
+/*
+ * Whether the batch's transaction was lost since the last call: the
+ * writes made in it until then are undone; the next write begins anew.
+ */
+int
+store_batch_lost(struct store *s)
+{
+	int lost;
+
+	note_loss(s);
+	lost = s->batch_lost;
+	s->batch_lost = 0;
+	return lost;
+}
+
+/* Commits the batch; returns -1 if some of its writes were lost. */
 int
 store_batch_end(struct store *s)
 {
+	int lost = store_batch_lost(s);
+
 	s->batch = 0;
+	s->batch_open = 0;
 	if (!sqlite3_get_autocommit(s->db) && commit(s) < 0)
 		return -1;
-	return s->batch_failed ? -1 : 0;
+	return lost ? -1 : 0;
 }
 
 static int

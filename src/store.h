@@ -62,6 +62,7 @@ const char	*store_error(const struct store *);
 const char	*store_path(const struct store *);
 
 void		 store_batch_begin(struct store *);
+int		 store_batch_lost(struct store *);
 int		 store_batch_end(struct store *);
 int		 store_read_begin(struct store *);
 void		 store_read_end(struct store *);

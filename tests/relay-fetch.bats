@@ -249,6 +249,23 @@ setup() {
 	ldd "$ROOT/bin/relay-fetch" | grep -q libasan || [ "$(cat rss)" -lt 32768 ]
 }
 
+@test "a full disk: every body still goes out, each response lost is named" {
+	relay-fetch "$UP/keep?cc=max-age=60&size=1000" >/dev/null
+	limit=$(( $(stat -c %s "$RELAY_CACHE") / 1024 + 64 ))
+	small="$UP/small?cc=max-age=60&size=100"
+	big="$UP/big?cc=max-age=60&size=3000000"
+	# the big body first goes straight out, not to a spool file
+	run --separate-stderr bash -c "ulimit -f $limit; relay-fetch '$big' '$small' | wc -c"
+	[ "$status" -eq 0 ]
+	[ "$output" -eq 3000100 ]
+	[[ "$stderr" = *"relay-fetch: $big: not cached: cannot write to cache '$RELAY_CACHE': File too large"* ]]
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+	[ "$(relay-cache get "$UP/keep?cc=max-age=60&size=1000" | wc -c)" -eq 1000 ]
+	[ "$(relay-cache get "$small" | wc -c)" -eq 100 ]
+	run relay-cache get "$big"
+	[ "$status" -eq 1 ]
+}
+
 @test "-i writes the response head" {
 	run relay-fetch -i "$UP/h?body=x&h=X-Test:1"
 	[ "${lines[0]}" = $'HTTP/1.1 200 OK\r' ]

@@ -1,0 +1,426 @@
+/*
+ * Cache writes on a thread of their own. The caller's operations join
+ * a queue that the thread applies in order, a group at a time in one
+ * transaction; the bytes queued are bounded, and a caller that gets
+ * that far ahead waits for the thread. See writeback.h.
+ */
+#include <err.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "buf.h"
+#include "prog.h"
+#include "writeback.h"
+
+#define QUEUE_MAX_BYTES	(4 * 1024 * 1024)	/* then the caller waits */
+#define GROUP_MS	20	/* how long operations wait to share a commit */
+
+enum op_kind { OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT };
+
+struct op {
+	struct op		*next;
+	enum op_kind		 kind;
+	struct writeback_body	*body;		/* WRITE, COMMIT, ABORT */
+	struct cache_response	 response;	/* COMMIT: strings in data */
+	struct store_entry	 entry;		/* REFRESH: a copy */
+	long long		 id;		/* HIT */
+	time_t			 when;
+	int			 failed;	/* and was reported */
+	size_t			 len;
+	char			 data[];	/* WRITE: the bytes */
+};
+
+/* A body being received; only the thread touches it once queued. */
+struct writeback_body {
+	struct store_writer	*w;	/* made by the first operation */
+	int			 failed;
+	char			 url[];
+};
+
+struct writeback {
+	struct store		*s;	/* the thread's until finish */
+	struct cache_rules	 rules;
+	pthread_t		 thread;
+	pthread_mutex_t		 lock;	/* guards what follows */
+	pthread_cond_t		 work;	/* for the thread: operations came */
+	pthread_cond_t		 room;	/* for the caller: bytes were freed */
+	struct op		*head, **tail;
+	size_t			 bytes;	/* queued or being applied */
+	long long		 first_ms;	/* when head was queued */
+	int			 closing;
+	struct buf		 warnings;
+};
+
+/* Keeps a failure for the caller to report: "URL: what: reason". */
+static void
+warn_later(struct writeback *wb, const char *url, const char *what)
+{
+	pthread_mutex_lock(&wb->lock);
+	if (url != NULL)
+		buf_printf(&wb->warnings, "%s: ", url);
+	buf_printf(&wb->warnings, "%s: %s\n", what, store_error(wb->s));
+	pthread_mutex_unlock(&wb->lock);
+}
+
+/* The body's writer, made on first use; NULL once a write failed. */
+static struct store_writer *
+body_writer(struct writeback *wb, struct writeback_body *b)
+{
+	if (b->w == NULL && !b->failed)
+		b->w = store_writer_new(wb->s);
+	return b->w;
+}
+
+/* Applies one operation; a failure is reported and marks it. */
+static void
+apply(struct writeback *wb, struct op *op)
+{
+	struct writeback_body *b = op->body;
+
+	switch (op->kind) {
+	case OP_WRITE:
+		if (body_writer(wb, b) != NULL &&
+		    cache_write(&b->w, op->data, op->len) < 0) {
+			b->failed = op->failed = 1;
+			warn_later(wb, b->url, "not cached");
+		}
+		break;
+	case OP_COMMIT:
+		if (body_writer(wb, b) != NULL &&
+		    cache_commit(b->w, &op->response, &wb->rules) < 0) {
+			op->failed = 1;
+			warn_later(wb, b->url, "not cached");
+		}
+		free(b);
+		break;
+	case OP_ABORT:
+		store_writer_abort(b->w);
+		free(b);
+		break;
+	case OP_REFRESH:
+		if ((op->failed = store_refresh(wb->s, &op->entry) < 0))
+			warn_later(wb, op->entry.url, "not updated in the cache");
+		break;
+	case OP_HIT:	/* reported once for the group */
+		op->failed = store_hit(wb->s, op->id, op->when) < 0;
+		break;
+	}
+}
+
+/* Reports the operations from first up to end as undone. */
+static void
+report_lost(struct writeback *wb, struct op *first, const struct op *end)
+{
+	for (; first != end; first = first->next) {
+		if (first->failed)
+			continue;	/* reported already */
+		if (first->kind == OP_COMMIT)
+			warn_later(wb, first->response.url, "not cached");
+		else if (first->kind == OP_REFRESH)
+			warn_later(wb, first->entry.url,
+			    "not updated in the cache");
+		first->failed = 1;
+	}
+}
+
+/* Reports lost hits once for the group, then frees it. */
+static void
+free_group(struct writeback *wb, struct op *ops)
+{
+	struct op *next;
+	int hits_lost = 0;
+
+	for (; ops != NULL; ops = next) {
+		next = ops->next;
+		hits_lost |= ops->kind == OP_HIT && ops->failed;
+		store_entry_free(&ops->entry);
+		free(ops);
+	}
+	if (hits_lost)
+		warn_later(wb, NULL, "hits not counted");
+}
+
+/*
+ * Applies a group of operations: the body bytes first, a chunk at a
+ * time in transactions of their own, as a body that grows must not be
+ * undone with others; then the rest in one transaction, one commit for
+ * all. A write that fails undoes its own changes only, unless SQLite
+ * undoes the whole transaction (a full disk): then every operation
+ * applied in it is reported.
+ */
+static void
+apply_group(struct writeback *wb, struct op *ops)
+{
+	struct op *op, *since = ops;
+
+	for (op = ops; op != NULL; op = op->next)
+		if (op->kind == OP_WRITE)
+			apply(wb, op);
+	store_batch_begin(wb->s);
+	for (op = ops; op != NULL; op = op->next) {
+		if (op->kind == OP_WRITE)
+			continue;
+		apply(wb, op);
+		if (store_batch_lost(wb->s)) {
+			report_lost(wb, since, op->next);
+			since = op->next;
+		}
+	}
+	if (store_batch_end(wb->s) < 0)
+		report_lost(wb, since, NULL);
+	free_group(wb, ops);
+}
+
+/*
+ * Whether the queue is due: its oldest operation has waited GROUP_MS,
+ * or half the room is taken, or the caller is done.
+ */
+static int
+due(const struct writeback *wb)
+{
+	if (wb->head == NULL)
+		return wb->closing;
+	return wb->closing || wb->bytes >= QUEUE_MAX_BYTES / 2 ||
+	    prog_now_ms() - wb->first_ms >= GROUP_MS;
+}
+
+static void
+wait_for_work(struct writeback *wb)
+{
+	long long at = wb->first_ms + GROUP_MS;
+	struct timespec ts = { at / 1000, at % 1000 * 1000000 };
+
+	if (wb->head == NULL)
+		pthread_cond_wait(&wb->work, &wb->lock);
+	else
+		pthread_cond_timedwait(&wb->work, &wb->lock, &ts);
+}
+
+/* Takes the queue once due; NULL when it is empty and the caller done. */
+static struct op *
+take(struct writeback *wb, size_t *bytes)
+{
+	struct op *ops;
+
+	pthread_mutex_lock(&wb->lock);
+	while (!due(wb))
+		wait_for_work(wb);
+	ops = wb->head;
+	*bytes = wb->bytes;
+	wb->head = NULL;
+	wb->tail = &wb->head;
+	pthread_mutex_unlock(&wb->lock);
+	return ops;
+}
+
+static void *
+writer_thread(void *arg)
+{
+	struct writeback *wb = arg;
+	struct op *ops;
+	size_t bytes;
+
+	while ((ops = take(wb, &bytes)) != NULL) {
+		apply_group(wb, ops);
+		pthread_mutex_lock(&wb->lock);
+		wb->bytes -= bytes;
+		pthread_cond_signal(&wb->room);
+		pthread_mutex_unlock(&wb->lock);
+	}
+	return NULL;
+}
+
+/*
+ * Hands the store to a new thread until writeback_finish. The thread
+ * takes no signals: they stay the main thread's to handle.
+ */
+struct writeback *
+writeback_start(struct store *s, const struct cache_rules *rules)
+{
+	struct writeback *wb = xcalloc(1, sizeof *wb);
+	pthread_condattr_t attr;
+	sigset_t all, old;
+	int rc;
+
+	wb->s = s;
+	wb->rules = *rules;
+	wb->tail = &wb->head;
+	pthread_mutex_init(&wb->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);	/* prog_now_ms */
+	pthread_cond_init(&wb->work, &attr);
+	pthread_cond_init(&wb->room, NULL);
+	pthread_condattr_destroy(&attr);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&wb->thread, NULL, writer_thread, wb);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		errx(EX_OSERR, "cannot start the cache writer: %s",
+		    strerror(rc));
+	return wb;
+}
+
+/*
+ * Applies everything queued, stops the thread and frees the rest; the
+ * store is the caller's again. Returns the warnings not yet taken.
+ */
+char *
+writeback_finish(struct writeback *wb)
+{
+	char *warnings;
+
+	pthread_mutex_lock(&wb->lock);
+	wb->closing = 1;
+	pthread_cond_signal(&wb->work);
+	pthread_mutex_unlock(&wb->lock);
+	pthread_join(wb->thread, NULL);
+	warnings = writeback_warnings(wb);
+	pthread_cond_destroy(&wb->work);
+	pthread_cond_destroy(&wb->room);
+	pthread_mutex_destroy(&wb->lock);
+	free(wb);
+	return warnings;
+}
+
+/* The failures reported so far, one per line, or NULL; the caller frees. */
+char *
+writeback_warnings(struct writeback *wb)
+{
+	char *text = NULL;
+
+	pthread_mutex_lock(&wb->lock);
+	if (wb->warnings.len > 0) {
+		text = (char *)buf_cstr(&wb->warnings);
+		wb->warnings = (struct buf)BUF_INIT;
+	}
+	pthread_mutex_unlock(&wb->lock);
+	return text;
+}
+
+static struct op *
+op_new(enum op_kind kind, struct writeback_body *b, size_t len)
+{
+	struct op *op = xcalloc(1, sizeof *op + len);
+
+	op->kind = kind;
+	op->body = b;
+	op->len = len;
+	return op;
+}
+
+/* Queues an operation, first waiting for room if the queue is full. */
+static void
+enqueue(struct writeback *wb, struct op *op)
+{
+	size_t size = sizeof *op + op->len;
+
+	pthread_mutex_lock(&wb->lock);
+	while (wb->bytes > 0 && wb->bytes + size > QUEUE_MAX_BYTES)
+		pthread_cond_wait(&wb->room, &wb->lock);
+	if (wb->head == NULL) {
+		wb->first_ms = prog_now_ms();
+		pthread_cond_signal(&wb->work);
+	}
+	*wb->tail = op;
+	wb->tail = &op->next;
+	wb->bytes += size;
+	if (wb->bytes >= QUEUE_MAX_BYTES / 2)
+		pthread_cond_signal(&wb->work);
+	pthread_mutex_unlock(&wb->lock);
+}
+
+/* A new body for the response to url; nothing is stored before commit. */
+struct writeback_body *
+writeback_body_new(const char *url)
+{
+	size_t n = strlen(url) + 1;
+	struct writeback_body *b = xcalloc(1, sizeof *b + n);
+
+	memcpy(b->url, url, n);
+	return b;
+}
+
+void
+writeback_write(struct writeback *wb, struct writeback_body *b,
+    const void *p, size_t n)
+{
+	struct op *op = op_new(OP_WRITE, b, n);
+
+	memcpy(op->data, p, n);
+	enqueue(wb, op);
+}
+
+/* Copies s into the operation's data at *at; returns the copy. */
+static const char *
+keep(struct op *op, size_t *at, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *copy = op->data + *at;
+
+	memcpy(copy, s, n);
+	*at += n;
+	return copy;
+}
+
+/* Stores the response whose body b holds; b is the thread's from now. */
+void
+writeback_commit(struct writeback *wb, struct writeback_body *b,
+    const struct cache_response *r)
+{
+	const char *request_headers = r->request_headers ?
+	    r->request_headers : "";
+	size_t at = 0;
+	struct op *op = op_new(OP_COMMIT, b, strlen(r->url) +
+	    strlen(r->headers) + strlen(request_headers) + 3);
+
+	op->response = *r;
+	op->response.url = keep(op, &at, r->url);
+	op->response.headers = keep(op, &at, r->headers);
+	op->response.request_headers = keep(op, &at, request_headers);
+	enqueue(wb, op);
+}
+
+/* Gives the body up: nothing of it is stored. */
+void
+writeback_abort(struct writeback *wb, struct writeback_body *b)
+{
+	if (b != NULL)
+		enqueue(wb, op_new(OP_ABORT, b, 0));
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Writes an entry's new head and freshness (cache_revalidate made them). */
+void
+writeback_refresh(struct writeback *wb, const struct store_entry *e)
+{
+	struct op *op = op_new(OP_REFRESH, NULL, 0);
+
+	op->entry = *e;
+	op->entry.method = dup_or_null(e->method);
+	op->entry.url = dup_or_null(e->url);
+	op->entry.variant = dup_or_null(e->variant);
+	op->entry.headers = dup_or_null(e->headers);
+	op->entry.etag = dup_or_null(e->etag);
+	op->entry.last_modified = dup_or_null(e->last_modified);
+	enqueue(wb, op);
+}
+
+/* Counts an answer from the stored entry with this id. */
+void
+writeback_hit(struct writeback *wb, long long id, time_t when)
+{
+	struct op *op = op_new(OP_HIT, NULL, 0);
+
+	op->id = id;
+	op->when = when;
+	enqueue(wb, op);
+}
