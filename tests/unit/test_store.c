@@ -1,10 +1,14 @@
 /*
  * Tests the cache file (src/store.h) in a temporary directory: bodies
  * across chunks, replacing, aborting, removing, purging, statistics,
- * iteration, vacuum, and files that are missing or not databases.
+ * iteration, vacuum, batches and their failures, and files that are
+ * missing or not databases.
  */
-#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -17,43 +21,6 @@
 #include "unit.h"
 
 #define KIB	1024
-
-static char dir[64];
-static char path[128];
-
-static void
-remove_dir(void)
-{
-	char file[sizeof dir + 258];
-	struct dirent *d;
-	DIR *dp;
-
-	if ((dp = opendir(dir)) == NULL)
-		return;
-	while ((d = readdir(dp)) != NULL)
-		if (d->d_name[0] != '.') {
-			snprintf(file, sizeof file, "%s/%s", dir, d->d_name);
-			unlink(file);
-		}
-	closedir(dp);
-	rmdir(dir);
-}
-
-/* A fresh path in the test directory, made on first use and removed at exit. */
-static const char *
-tmp_path(const char *name)
-{
-	if (dir[0] == '\0') {
-		snprintf(dir, sizeof dir, "/tmp/relay-unit-XXXXXX");
-		if (mkdtemp(dir) == NULL) {
-			perror("mkdtemp");
-			exit(1);
-		}
-		atexit(remove_dir);
-	}
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	return path;
-}
 
 static unsigned char
 byte_at(size_t i, int seed)
@@ -152,7 +119,7 @@ query(const char *file, const char *sql)
 static void
 open_write_creates(void)
 {
-	const char *p = tmp_path("create.db");
+	const char *p = unit_tmp_path("create.db");
 	struct store *s;
 
 	CHECK(access(p, F_OK) < 0);
@@ -167,7 +134,7 @@ open_write_creates(void)
 static void
 body_across_chunks(void)
 {
-	const char *p = tmp_path("chunks.db");
+	const char *p = unit_tmp_path("chunks.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_entry e;
 
@@ -200,7 +167,7 @@ body_across_chunks(void)
 static void
 replace_keeps_one(void)
 {
-	const char *p = tmp_path("replace.db");
+	const char *p = unit_tmp_path("replace.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_stats st;
 
@@ -217,7 +184,7 @@ replace_keeps_one(void)
 static void
 abort_before_first_chunk(void)
 {
-	const char *p = tmp_path("abort1.db");
+	const char *p = unit_tmp_path("abort1.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_entry e;
 	struct store_stats st;
@@ -233,7 +200,7 @@ abort_before_first_chunk(void)
 static void
 abort_after_a_chunk_leaves_nothing(void)
 {
-	const char *p = tmp_path("abort2.db");
+	const char *p = unit_tmp_path("abort2.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_stats st;
 	int rc;
@@ -251,7 +218,7 @@ abort_after_a_chunk_leaves_nothing(void)
 static void
 remove_counts(void)
 {
-	struct store *s = store_open(tmp_path("remove.db"), STORE_WRITE);
+	struct store *s = store_open(unit_tmp_path("remove.db"), STORE_WRITE);
 
 	CHECK(put(s, "GET", "http://x/a", 10, 1, 0) == 0);
 	CHECK(put(s, "HEAD", "http://x/a", 0, 1, 0) == 0);
@@ -283,7 +250,7 @@ purges(void)
 		{ NULL, -1, 3 },
 		{ "nothing", -1, 0 },
 	};
-	struct store *s = store_open(tmp_path("purge.db"), STORE_WRITE);
+	struct store *s = store_open(unit_tmp_path("purge.db"), STORE_WRITE);
 	struct store_stats st;
 	size_t i, k;
 
@@ -304,7 +271,7 @@ purges(void)
 static void
 stats(void)
 {
-	struct store *s = store_open(tmp_path("stats.db"), STORE_WRITE);
+	struct store *s = store_open(unit_tmp_path("stats.db"), STORE_WRITE);
 	struct store_stats st;
 	struct store_entry e;
 
@@ -335,7 +302,7 @@ iterates_in_url_order(void)
 		{ "*/b", "http://x/b http://y/b " },
 		{ "none", "" },
 	};
-	struct store *s = store_open(tmp_path("iter.db"), STORE_WRITE);
+	struct store *s = store_open(unit_tmp_path("iter.db"), STORE_WRITE);
 	struct store_iter *it;
 	struct store_entry e;
 	struct buf got = BUF_INIT;
@@ -363,7 +330,7 @@ iterates_in_url_order(void)
 static void
 vacuums(void)
 {
-	const char *p = tmp_path("vacuum.db");
+	const char *p = unit_tmp_path("vacuum.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_stats st;
 
@@ -381,7 +348,7 @@ vacuums(void)
 static void
 not_a_database(void)
 {
-	const char *p = tmp_path("text.db");
+	const char *p = unit_tmp_path("text.db");
 	char junk[4096];
 	FILE *f = fopen(p, "w");
 	struct store *s;
@@ -404,7 +371,7 @@ not_a_database(void)
 static void
 read_missing_is_empty(void)
 {
-	const char *p = tmp_path("missing.db");
+	const char *p = unit_tmp_path("missing.db");
 	struct store *s = store_open(p, STORE_READ);
 	struct store_iter *it;
 	struct store_entry e;
@@ -424,7 +391,7 @@ read_missing_is_empty(void)
 static void
 replaced_body_is_an_error(void)
 {
-	const char *p = tmp_path("race.db");
+	const char *p = unit_tmp_path("race.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store *other = store_open(p, STORE_WRITE);
 	struct store_entry e;
@@ -452,7 +419,7 @@ replaced_body_is_an_error(void)
 static void
 snapshot_keeps_old_body(void)
 {
-	const char *p = tmp_path("snapshot.db");
+	const char *p = unit_tmp_path("snapshot.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store *other = store_open(p, STORE_WRITE);
 	struct store_entry e;
@@ -473,7 +440,7 @@ snapshot_keeps_old_body(void)
 static void
 batch_commits_once(void)
 {
-	const char *p = tmp_path("batch.db");
+	const char *p = unit_tmp_path("batch.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct store_stats st;
 
@@ -488,6 +455,81 @@ batch_commits_once(void)
 	CHECK(stored_as(s, "http://x/2", 300 * KIB, 2));
 	CHECK(store_stats(s, 0, &st) == 0);
 	CHECK(st.pending == 0 && st.garbage == 0);
+	store_close(s);
+}
+
+/* Changes the file through a separate connection, as another process. */
+static int
+change(const char *file, const char *sql)
+{
+	sqlite3 *db;
+	int rc;
+
+	if (sqlite3_open(file, &db) != SQLITE_OK)
+		return -1;
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* In a batch, a write that fails undoes its own changes only. */
+static void
+batch_keeps_others_on_failure(void)
+{
+	const char *p = unit_tmp_path("batch-fail.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_writer *w = write_body(s, 300 * KIB, 2);
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)"http://x/2",
+		.variant = (char *)"", .status = 200, .headers = (char *)"",
+		.date = -1,
+	};
+
+	/* A collector gave the growing body up, as after ten minutes. */
+	CHECK(change(p, "UPDATE bodies SET state = 2") == 0);
+	store_batch_begin(s);
+	CHECK(put(s, "GET", "http://x/1", 100, 1, 5000) == 0);
+	CHECK(store_writer_commit(w, &e) < 0);
+	CHECK(strstr(store_error(s), "abandoned") != NULL);
+	CHECK(!store_batch_lost(s));
+	CHECK(put(s, "GET", "http://x/3", 100, 3, 5000) == 0);
+	CHECK(store_batch_end(s) == 0);
+	CHECK(stored_as(s, "http://x/1", 100, 1));
+	CHECK(stored_as(s, "http://x/3", 100, 3));
+	CHECK(query(p, "SELECT count(*) FROM entries") == 2);
+	store_close(s);
+}
+
+/*
+ * A full disk (here a file size limit) undoes a batch's whole
+ * transaction: store_batch_lost says so, and later writes begin anew.
+ */
+static void
+batch_lost_to_a_full_disk(void)
+{
+	const char *p = unit_tmp_path("batch-full.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct rlimit old, lim;
+	struct stat st;
+
+	CHECK(put(s, "GET", "http://x/0", 100, 1, 5000) == 0);
+	CHECK(stat(p, &st) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 512 * KIB;
+	setrlimit(RLIMIT_FSIZE, &lim);
+	store_batch_begin(s);
+	CHECK(put(s, "GET", "http://x/1", 100, 1, 5000) == 0);
+	CHECK(put(s, "GET", "http://x/2", 4096 * KIB, 2, 5000) < 0);
+	CHECK(store_batch_lost(s));
+	CHECK(put(s, "GET", "http://x/3", 100, 3, 5000) == 0);
+	CHECK(store_batch_end(s) == 0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	CHECK(stored_as(s, "http://x/0", 100, 1));
+	CHECK(!stored_as(s, "http://x/1", 100, 1));
+	CHECK(stored_as(s, "http://x/3", 100, 3));
 	store_close(s);
 }
 
@@ -507,6 +549,8 @@ static const struct unit_test tests[] = {
 	TEST(replaced_body_is_an_error),
 	TEST(snapshot_keeps_old_body),
 	TEST(batch_commits_once),
+	TEST(batch_keeps_others_on_failure),
+	TEST(batch_lost_to_a_full_disk),
 };
 
 UNIT_MAIN(tests)

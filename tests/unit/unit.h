@@ -5,7 +5,10 @@
 #ifndef RELAY_UNIT_H
 #define RELAY_UNIT_H
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 struct unit_test {
 	const char	*name;
@@ -24,6 +27,48 @@ static int unit_failed;
 } while (0)
 
 #define TEST(fn) { #fn, fn }
+
+static char unit_dir[64];
+
+static void
+unit_remove_dir(void)
+{
+	char file[sizeof unit_dir + 258];
+	struct dirent *d;
+	DIR *dp;
+
+	if ((dp = opendir(unit_dir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL)
+		if (d->d_name[0] != '.') {
+			snprintf(file, sizeof file, "%s/%s", unit_dir,
+			    d->d_name);
+			unlink(file);
+		}
+	closedir(dp);
+	rmdir(unit_dir);
+}
+
+/*
+ * A path in the test's own directory, made on first use and removed at
+ * exit; the result lasts until the next call.
+ */
+static __attribute__((unused)) const char *
+unit_tmp_path(const char *name)
+{
+	static char path[sizeof unit_dir + 64];
+
+	if (unit_dir[0] == '\0') {
+		snprintf(unit_dir, sizeof unit_dir, "/tmp/relay-unit-XXXXXX");
+		if (mkdtemp(unit_dir) == NULL) {
+			perror("mkdtemp");
+			exit(1);
+		}
+		atexit(unit_remove_dir);
+	}
+	snprintf(path, sizeof path, "%s/%s", unit_dir, name);
+	return path;
+}
 
 static int
 unit_main(const struct unit_test *tests, size_t n)
