@@ -716,7 +716,7 @@ main(int argc, char *argv[])
 	size_t n = 0, count, i;
 	jv list;
 
-	prog_init();
+	prog_init(argv);
 	parse_options(argc, argv);
 	argv += optind;
 	count = (size_t)(argc - optind);

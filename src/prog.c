@@ -4,6 +4,7 @@
  * option and clock helpers they all need.
  */
 #include <err.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,9 +17,12 @@
 #include "prog.h"
 
 void
-prog_init(void)
+prog_init(char **argv)
 {
 	int fd;
+
+	/* getopt's messages then name the program as every other does. */
+	argv[0] = program_invocation_short_name;
 
 	/* A database opened on fd 1 would receive our output. */
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)

@@ -11,7 +11,7 @@
 
 #include "store.h"
 
-void		 prog_init(void);
+void		 prog_init(char **);
 int		 prog_finish_stdout(int);
 long long	 prog_now_ms(void);
 long long	 prog_duration(const char *, const char *);

@@ -715,7 +715,7 @@ main(int argc, char *argv[])
 	unsigned flags = 0;
 	int opt, n = 0, ngiven = 0, help = 0, version = 0, rc;
 
-	prog_init();
+	prog_init(argv);
 	now = time(NULL);
 	/* "-": operands arrive in order as 1, so options may follow the command. */
 	while ((opt = getopt_long(argc, argv, "-c:fH:hivX:", long_options,

@@ -1017,7 +1017,7 @@ main(int argc, char *argv[])
 	struct cache_location loc;
 	const char *why, *env;
 
-	prog_init();
+	prog_init(argv);
 	srandom((unsigned)(prog_now_ms() ^ getpid()));
 	parse_options(argc, argv);
 	argc -= optind;

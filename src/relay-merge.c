@@ -341,7 +341,7 @@ main(int argc, char *argv[])
 	int opt, status, i, ninputs = 0;
 	size_t k;
 
-	prog_init();
+	prog_init(argv);
 	named = jv_object();
 	incomplete = jv_array();
 	while ((opt = getopt_long(argc, argv, "chr", long_options,

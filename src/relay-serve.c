@@ -1264,7 +1264,7 @@ main(int argc, char *argv[])
 	int fd, listening = 0, ok;
 	long cores;
 
-	prog_init();
+	prog_init(argv);
 	signal(SIGPIPE, SIG_IGN);	/* a client that left is an EPIPE */
 	parse_options(argc, argv);
 	set_upstream();

@@ -89,8 +89,10 @@ apply(struct writeback *wb, struct op *op)
 		}
 		break;
 	case OP_COMMIT:
-		if (body_writer(wb, b) != NULL &&
-		    cache_commit(b->w, &op->response, &wb->rules) < 0) {
+		if (body_writer(wb, b) == NULL) {
+			op->failed = 1;		/* reported with the write */
+		} else if (cache_commit(b->w, &op->response,
+		    &wb->rules) < 0) {
 			op->failed = 1;
 			warn_later(wb, b->url, "not cached");
 		}

@@ -60,3 +60,12 @@ load helpers
 	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps
 }
+
+@test "an unknown option: the program's name, the option, the usage, exit 2" {
+	for prog in list-dishes relay-cache relay-fetch relay-merge relay-serve; do
+		run --separate-stderr "$prog" --bogus </dev/null
+		[ "$status" -eq 2 ]
+		[ "${stderr_lines[0]}" = "$prog: unrecognized option '--bogus'" ]
+		[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+	done
+}
