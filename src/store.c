@@ -293,7 +293,15 @@ exec(struct store *s, const char *sql, const char *action)
  * write is a savepoint in it, so that one that fails undoes only its
  * own changes.
  */
-static void note_loss(struct store *);
+/* Notes that the transaction the batch began is gone. */
+static void
+note_loss(struct store *s)
+{
+	if (s->batch_open && sqlite3_get_autocommit(s->db)) {
+		s->batch_open = 0;
+		s->batch_lost = 1;
+	}
+}
 
 static int
 begin_write(struct store *s)
@@ -349,16 +357,6 @@ store_batch_begin(struct store *s)
 	s->batch = 1;
 	s->batch_open = 0;
 	s->batch_lost = 0;
-}
-
-/* Notes that the transaction the batch began is gone. */
-static void
-note_loss(struct store *s)
-{
-	if (s->batch_open && sqlite3_get_autocommit(s->db)) {
-		s->batch_open = 0;
-		s->batch_lost = 1;
-	}
 }
 
 /*

@@ -4,11 +4,9 @@
  * iteration, vacuum, batches and their failures, and files that are
  * missing or not databases.
  */
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -510,23 +508,24 @@ batch_lost_to_a_full_disk(void)
 {
 	const char *p = unit_tmp_path("batch-full.db");
 	struct store *s = store_open(p, STORE_WRITE);
-	struct rlimit old, lim;
 	struct stat st;
+	int put1, put2, lost, put3, end;
 
 	CHECK(put(s, "GET", "http://x/0", 100, 1, 5000) == 0);
 	CHECK(stat(p, &st) == 0);
-	signal(SIGXFSZ, SIG_IGN);
-	getrlimit(RLIMIT_FSIZE, &old);
-	lim = old;
-	lim.rlim_cur = (rlim_t)st.st_size + 512 * KIB;
-	setrlimit(RLIMIT_FSIZE, &lim);
+	unit_file_limit((long long)st.st_size + 512 * KIB);
 	store_batch_begin(s);
-	CHECK(put(s, "GET", "http://x/1", 100, 1, 5000) == 0);
-	CHECK(put(s, "GET", "http://x/2", 4096 * KIB, 2, 5000) < 0);
-	CHECK(store_batch_lost(s));
-	CHECK(put(s, "GET", "http://x/3", 100, 3, 5000) == 0);
-	CHECK(store_batch_end(s) == 0);
-	setrlimit(RLIMIT_FSIZE, &old);
+	put1 = put(s, "GET", "http://x/1", 100, 1, 5000);
+	put2 = put(s, "GET", "http://x/2", 4096 * KIB, 2, 5000);
+	lost = store_batch_lost(s);
+	put3 = put(s, "GET", "http://x/3", 100, 3, 5000);
+	end = store_batch_end(s);
+	unit_file_limit_end();
+	CHECK(put1 == 0);
+	CHECK(put2 < 0);
+	CHECK(lost);
+	CHECK(put3 == 0);
+	CHECK(end == 0);
 	CHECK(stored_as(s, "http://x/0", 100, 1));
 	CHECK(!stored_as(s, "http://x/1", 100, 1));
 	CHECK(stored_as(s, "http://x/3", 100, 3));

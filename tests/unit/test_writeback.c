@@ -3,10 +3,8 @@
  * handed over is in the file once finished, in order, a body larger
  * than the queue included; what a full disk loses is named.
  */
-#include <sys/resource.h>
 #include <sys/stat.h>
 
-#include <signal.h>
 #include <string.h>
 
 #include "buf.h"
@@ -118,7 +116,6 @@ names_what_a_full_disk_loses(void)
 	const char *p = unit_tmp_path("full.db");
 	struct store *s = store_open(p, STORE_WRITE);
 	struct writeback *wb = writeback_start(s, &rules);
-	struct rlimit old, lim;
 	struct buf wal = BUF_INIT;
 	struct stat st;
 	char *warnings;
@@ -128,16 +125,12 @@ names_what_a_full_disk_loses(void)
 	buf_printf(&wal, "%s-wal", p);
 	CHECK(stat(buf_cstr(&wal), &st) == 0);
 	buf_free(&wal);
-	signal(SIGXFSZ, SIG_IGN);
-	getrlimit(RLIMIT_FSIZE, &old);
-	lim = old;
-	lim.rlim_cur = (rlim_t)st.st_size;	/* the log cannot grow */
-	setrlimit(RLIMIT_FSIZE, &lim);
+	unit_file_limit((long long)st.st_size);	/* the log cannot grow */
 	wb = writeback_start(s, &rules);
 	fetched(wb, "http://x/1", "", 10, '1');
 	fetched(wb, "http://x/2", "", 10, '2');
 	warnings = writeback_finish(wb);
-	setrlimit(RLIMIT_FSIZE, &old);
+	unit_file_limit_end();
 	CHECK(warnings != NULL);
 	CHECK(strstr(warnings, "http://x/1: not cached: cannot write to "
 	    "cache '") != NULL);

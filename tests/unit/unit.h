@@ -5,7 +5,10 @@
 #ifndef RELAY_UNIT_H
 #define RELAY_UNIT_H
 
+#include <sys/resource.h>
+
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -59,6 +62,7 @@ unit_tmp_path(const char *name)
 	static char path[sizeof unit_dir + 64];
 
 	if (unit_dir[0] == '\0') {
+		/* mkdtemp replaces the six X's with a unique name. */
 		snprintf(unit_dir, sizeof unit_dir, "/tmp/relay-unit-XXXXXX");
 		if (mkdtemp(unit_dir) == NULL) {
 			perror("mkdtemp");
@@ -89,5 +93,29 @@ unit_main(const struct unit_test *tests, size_t n)
 
 #define UNIT_MAIN(tests) \
 	int main(void) { return unit_main(tests, sizeof tests / sizeof tests[0]); }
+
+static struct rlimit unit_file_limit_saved;
+
+/*
+ * A full disk, as far as this process can tell: writing a file beyond
+ * bytes fails with EFBIG ("File too large") until unit_file_limit_end.
+ */
+static __attribute__((unused)) void
+unit_file_limit(long long bytes)
+{
+	struct rlimit lim;
+
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &unit_file_limit_saved);
+	lim = unit_file_limit_saved;
+	lim.rlim_cur = (rlim_t)bytes;
+	setrlimit(RLIMIT_FSIZE, &lim);
+}
+
+static __attribute__((unused)) void
+unit_file_limit_end(void)
+{
+	setrlimit(RLIMIT_FSIZE, &unit_file_limit_saved);
+}
 
 #endif
