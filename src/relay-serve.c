@@ -112,6 +112,7 @@ struct answer {
 	int			 head_sent;
 	int			 settled;	/* answered; the transfer is moot */
 	int			 paused;	/* the upstream waits for room */
+	char			 fwd[64];	/* Cache-Status once relayed */
 	const char		*cache_status;	/* for the log */
 	const char		*error;
 	long long		 bytes;
@@ -498,7 +499,6 @@ upstream_head(void *ctx, int status, const char *fields)
 {
 	struct answer *a = ctx;
 	struct cache_response r;
-	char cs[64];
 
 	if (a->c == NULL)
 		return -1;
@@ -528,10 +528,24 @@ upstream_head(void *ctx, int status, const char *fields)
 		a->w = store_writer_new(writer);
 	a->cache_status = !a->cacheable ? "bypass" : a->have_cached ?
 	    "expired" : "miss";
-	snprintf(cs, sizeof cs, "relay; fwd=%s%s", !a->cacheable ? "bypass" :
-	    a->have_cached ? "stale" : "miss", a->w != NULL ? "; stored" : "");
-	send_head(a, status, fields, cs, -1, content_length(fields));
+	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s%s", !a->cacheable ?
+	    "bypass" : a->have_cached ? "stale" : "miss", a->w != NULL ?
+	    "; stored" : "");
 	return 0;
+}
+
+/*
+ * The relayed head goes out with the first body bytes, or at the end:
+ * a response that turns out broken before then is a clean 502.
+ */
+static void
+relay_head(struct answer *a)
+{
+	const char *fields = buf_cstr(&a->head);
+
+	if (!a->head_sent)
+		send_head(a, a->status, fields, a->fwd, -1,
+		    content_length(fields));
 }
 
 static int
@@ -547,6 +561,7 @@ upstream_body(void *ctx, const void *p, size_t n)
 	}
 	if (cache_write(&a->w, p, n) < 0)
 		warnx("%s: not cached: %s", a->key, store_error(writer));
+	relay_head(a);
 	write_body(a, p, n);
 	return 0;
 }
@@ -592,6 +607,7 @@ upstream_done(void *ctx, const char *error)
 			warnx("%s: not cached: %s", a->key, store_error(writer));
 		a->w = NULL;
 	}
+	relay_head(a);
 	end_body(a);
 	finish(a, 0);
 }

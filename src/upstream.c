@@ -3,6 +3,7 @@
  * once on shared connections, each streaming its response head and
  * body to callbacks through curl's fixed-size buffers.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +29,14 @@ struct transfer {
 	struct curl_slist	*headers;
 	struct buf		 head;		/* the current response's fields */
 	long			 status;
-	int			 head_done;
+	int			 status_seen;	/* an HTTP status line came */
+	int			 head_ended;	/* …and the blank line after it */
+	int			 head_done;	/* handed to the caller */
 	int			 aborted;
-	char			 error[CURL_ERROR_SIZE];
+	int			 broken;	/* framing the caller must not trust */
+	long long		 length;	/* Content-Length, or -1 */
+	char			 error[CURL_ERROR_SIZE];	/* curl's */
+	char			 why[96];	/* why it is broken */
 };
 
 struct upstream *
@@ -68,6 +74,49 @@ status_of(const char *line, size_t n)
 	return status;
 }
 
+/* Makes the transfer fail with this reason; curl stops on 0. */
+static size_t
+broken(struct transfer *t, const char *why)
+{
+	snprintf(t->why, sizeof t->why, "%s", why);
+	t->broken = 1;
+	return 0;
+}
+
+/*
+ * A Content-Length field's value: one or more decimal numbers in a
+ * list, all the same (RFC 9112 section 6.3, item 5). Differing values
+ * across fields or within one make the response invalid: a proxy must
+ * not forward it, as the framing it would pass on is ambiguous.
+ */
+static int
+check_length(struct transfer *t, const char *v, size_t n)
+{
+	long long len;
+	size_t i = 0, digits;
+
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		if (i == n)
+			break;
+		for (len = 0, digits = 0; i < n && v[i] >= '0' && v[i] <= '9';
+		    i++, digits++) {
+			if (len > (LLONG_MAX - 9) / 10)
+				return -1;
+			len = len * 10 + (v[i] - '0');
+		}
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (digits == 0 || (i < n && v[i] != ','))
+			return -1;
+		if (t->length >= 0 && t->length != len)
+			return -1;
+		t->length = len;
+	}
+	return t->length >= 0 ? 0 : -1;
+}
+
 /* Hands the head to the caller once; file: URLs have no status line. */
 static int
 deliver_head(struct transfer *t)
@@ -98,27 +147,49 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		t->status = status_of(p, len);
+		t->status_seen = 1;
+		t->head_ended = 0;
+		t->length = -1;
 		buf_reset(&t->head);
 		return len;
 	}
 	if (len <= 2) {		/* the blank line ending a head */
+		t->head_ended = 1;
 		if (t->status >= 200 && deliver_head(t) < 0)
 			return 0;
 		return len;
 	}
-	if (t->head.len + len > UPSTREAM_MAX_HEAD) {
-		snprintf(t->error, sizeof t->error,
-		    "response header fields longer than %d bytes",
-		    UPSTREAM_MAX_HEAD);
-		return 0;
-	}
+	if (t->head.len + len > UPSTREAM_MAX_HEAD)
+		return broken(t, "response header fields longer than 64 KiB");
 	vlen = len;
 	while (vlen > 0 && (p[vlen - 1] == '\n' || p[vlen - 1] == '\r'))
 		vlen--;
-	if ((colon = memchr(p, ':', vlen)) != NULL)
-		headers_add(&t->head, p, (size_t)(colon - p), colon + 1,
-		    vlen - (size_t)(colon - p) - 1);
+	if ((colon = memchr(p, ':', vlen)) == NULL)
+		return len;
+	if ((size_t)(colon - p) == 14 && strncasecmp(p, "content-length",
+	    14) == 0 && check_length(t, colon + 1,
+	    vlen - (size_t)(colon - p) - 1) < 0)
+		return broken(t, "invalid or differing Content-Length values");
+	headers_add(&t->head, p, (size_t)(colon - p), colon + 1,
+	    vlen - (size_t)(colon - p) - 1);
 	return len;
+}
+
+/*
+ * curl trims a body longer than its Content-Length and says so only
+ * in its verbose text: the extra bytes could be a second response
+ * smuggled in, so the transfer fails before the last piece is passed.
+ */
+static int
+on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ctx)
+{
+	struct transfer *t = ctx;
+
+	(void)e;
+	if (type == CURLINFO_TEXT && n >= 12 &&
+	    memcmp(text, "Excess found", 12) == 0 && !t->broken)
+		broken(t, "response body longer than its Content-Length");
+	return 0;
 }
 
 static size_t
@@ -127,7 +198,7 @@ on_write(char *p, size_t size, size_t n, void *ctx)
 	struct transfer *t = ctx;
 	int rc;
 
-	if (deliver_head(t) < 0)
+	if (t->broken || deliver_head(t) < 0)
 		return 0;
 	rc = t->req.on_body != NULL ? t->req.on_body(t->req.ctx, p, size * n) :
 	    0;
@@ -152,6 +223,9 @@ set_options(struct upstream *u, struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, t);
+	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "relay/" VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -214,6 +288,7 @@ upstream_add(struct upstream *u, const struct upstream_request *req)
 	struct transfer *t = xcalloc(1, sizeof *t);
 
 	t->req = *req;
+	t->length = -1;
 	if ((t->easy = curl_easy_init()) == NULL)
 		out_of_memory();
 	t->headers = header_list(req->headers);
@@ -265,9 +340,16 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 		t->status = 404;
 		rc = CURLE_OK;
 	}
+	/* curl takes a head cut short by the end of the connection. */
+	if (rc == CURLE_OK && t->status_seen && !t->head_ended)
+		broken(t, "response head cut short");
+	if (t->broken)
+		rc = CURLE_RECV_ERROR;
 	if (rc == CURLE_OK)
 		deliver_head(t);	/* a response without a body */
-	if (rc != CURLE_OK && !t->aborted) {
+	if (t->broken) {
+		error = t->why;
+	} else if (rc != CURLE_OK && !t->aborted) {
 		if (t->error[0] == '\0')
 			snprintf(t->error, sizeof t->error, "%s",
 			    curl_easy_strerror(rc));

@@ -1,0 +1,80 @@
+#!/usr/bin/env bats
+# Upstreams that break HTTP framing (tests/fixture/broken-upstream):
+# relay-serve answers 502 or cuts the answer short, relay-fetch fails
+# the URL, and nothing is stored (RFC 9112 sections 6.3 and 7.1).
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	rm -f bport
+	"$ROOT/tests/fixture/broken-upstream" bport &
+	EXTRA_PIDS+=($!)
+	for _ in $(seq 100); do
+		[ -s bport ] && break
+		sleep 0.05
+	done
+	UP=http://127.0.0.1:$(cat bport)
+}
+
+entries() {
+	sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries' 2>/dev/null || echo 0
+}
+
+# CASE STATUS: what the client gets. "cut" means the head went out and
+# the body ends before its framing does, so no client takes it whole.
+CASES="cut-head:502 two-lengths:502 long-body:502 not-http:502
+negative-length:502 text-length:502 huge-head:502 short-body:cut
+bad-chunk:cut cut-chunk:cut"
+
+@test "relay-serve: a broken upstream response is 502 or cut short, never stored" {
+	start_serve
+	for c in $CASES; do
+		name=${c%%:*} want=${c#*:}
+		run curl -s -o body -w '%{http_code}' "$SERVE/$name"
+		if [ "$want" = cut ]; then
+			# curl: 18 partial file, 56 receive error
+			[ "$status" -eq 18 ] || [ "$status" -eq 56 ] ||
+			    { echo "$name: curl exit $status"; false; }
+			[ "$output" = 200 ]
+		else
+			[ "$status" -eq 0 ]
+			[ "$output" = "$want" ] || { echo "$name: $output"; false; }
+			[ "$(jq -r .status body)" = "$want" ]
+		fi
+		[ "$(entries)" -eq 0 ] || { echo "$name was stored"; false; }
+		run curl -s -o /dev/null -w '%{http_code}' "$SERVE/$name"
+		[ "$(requests_for "/$name")" -eq 2 ] ||
+		    { echo "$name answered from the cache"; false; }
+	done
+	run curl -s "$SERVE/good"
+	[ "$output" = fine ]
+	[ "$(entries)" -eq 1 ]
+}
+
+@test "relay-serve: differing Content-Length values cannot desync a keep-alive client" {
+	start_serve
+	printf 'GET /two-lengths HTTP/1.1\r\nHost: x\r\n\r\nGET /good HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+	    "$ROOT/tests/fixture/rawhttp" 127.0.0.1 "$SERVE_PORT" >out
+	[ "$(grep -ac '^HTTP/1.1 ' out)" -eq 1 ]
+	grep -aq '^HTTP/1.1 502 ' out
+	! grep -aq 'abcdefg\|fg' out
+	[ "$(access_log | jq -r .error | head -1)" = "invalid or differing Content-Length values" ]
+}
+
+@test "relay-fetch: a broken upstream response fails its URL and is not cached" {
+	for c in $CASES; do
+		name=${c%%:*}
+		run --separate-stderr relay-fetch "$UP/$name"
+		[ "$status" -ne 0 ] || { echo "$name: exit 0"; false; }
+		[[ "$stderr" == "relay-fetch: $UP/$name: "* ]]
+		[ "$(entries)" -eq 0 ] || { echo "$name was stored"; false; }
+	done
+	run --separate-stderr relay-fetch "$UP/two-lengths"
+	[ "$stderr" = "relay-fetch: $UP/two-lengths: invalid or differing Content-Length values" ]
+	run --separate-stderr relay-fetch "$UP/cut-head"
+	[ "$stderr" = "relay-fetch: $UP/cut-head: response head cut short" ]
+	run relay-fetch "$UP/good"
+	[ "$output" = fine ]
+}
