@@ -35,8 +35,8 @@ PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
 	io.c json.c listen.c log.c num.c policy.c prog.c record.c server.c \
-	merge.c routes.c spool.c store.c target.c text.c upstream.c url.c \
-	utf8.c writeback.c
+	lease.c merge.c routes.c spool.c store.c target.c text.c through.c \
+	upstream.c url.c utf8.c writeback.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \

@@ -3,6 +3,7 @@
  * (--listen), systemd's socket activation, or inetd's descriptors; and
  * worker processes sharing a listening socket.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,12 +59,17 @@ listen_catch_signals(void)
 static pid_t
 spawn_worker(int listen_fd, int (*serve)(int))
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid < 0)
 		err(EX_OSERR, "cannot start a worker");
-	if (pid == 0)
+	if (pid == 0) {
+		/* A parent killed outright takes its workers along. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			exit(0);	/* it died already */
 		exit(serve(listen_fd));
+	}
 	return pid;
 }
 

@@ -19,16 +19,11 @@
 struct call {
 	struct merge		*m;
 	const struct route_call	*rc;
-	char			*key;		/* the upstream URL, normalised */
-	struct store_entry	 cached;
-	int			 have_cached;
-	struct transfer		*t;
-	struct store_writer	*w;
-	struct buf		 head, body;
+	struct through_call	*call;		/* until it has answered */
+	struct buf		 body;
 	int			 status;
 	const char		*error;		/* why it failed, or NULL */
 	char			 error_text[256];
-	time_t			 request_time, response_time;
 };
 
 struct merge {
@@ -227,58 +222,48 @@ call_done(struct call *c)
 		finish(c->m);
 }
 
-/* Reads a stored answer whole into the call's body. */
-static int
-read_stored(struct call *c)
+static void
+call_failed(struct call *c, const char *error)
 {
-	struct store_body *b = store_body_open(c->m->env->reader, &c->cached);
+	if (c->error == NULL) {
+		snprintf(c->error_text, sizeof c->error_text, "%s", error);
+		c->error = c->error_text;
+	}
+}
+
+/* Reads a stored answer whole into the call's body. */
+static void
+call_stored(void *ctx, const struct store_entry *e, enum through_how how)
+{
+	struct call *c = ctx;
+	struct store_body *b = store_body_open(through_reader(c->m->env->through), e);
 	struct source src;
 	char tmp[16384];
 	ssize_t n = -1;
 
-	if (b == NULL)
-		return -1;
-	src = store_body_source(b);
+	(void)how;
+	c->call = NULL;
+	c->status = e->status;
 	buf_reset(&c->body);
-	while ((n = src.read(src.ctx, tmp, sizeof tmp)) > 0 &&
-	    c->body.len + (size_t)n <= MERGE_MAX_BODY)
-		buf_add(&c->body, tmp, (size_t)n);
-	store_body_close(b);
-	c->status = c->cached.status;
-	return n == 0 ? 0 : -1;
-}
-
-static struct cache_response
-response_of(const struct call *c)
-{
-	return (struct cache_response){
-		.url = c->key, .status = c->status,
-		.headers = buf_cstr((struct buf *)&c->head),
-		.request_headers = "",
-		.request_time = c->request_time,
-		.response_time = c->response_time,
-	};
+	if (b != NULL) {
+		src = store_body_source(b);
+		while ((n = src.read(src.ctx, tmp, sizeof tmp)) > 0 &&
+		    c->body.len + (size_t)n <= MERGE_MAX_BODY)
+			buf_add(&c->body, tmp, (size_t)n);
+		store_body_close(b);
+	}
+	if (n != 0)
+		call_failed(c, "cached answer unreadable");
+	call_done(c);
 }
 
 static int
 call_head(void *ctx, int status, const char *fields)
 {
 	struct call *c = ctx;
-	struct cache_response r;
 
+	(void)fields;
 	c->status = status;
-	c->response_time = time(NULL);
-	buf_adds(&c->head, fields);
-	if (status == 304 && c->have_cached) {
-		r = response_of(c);
-		cache_refresh(c->m->env->writer, &c->cached, &r, &c->m->rules);
-		if (read_stored(c) < 0)
-			c->error = "cached answer unreadable";
-		return -1;
-	}
-	/* The route's own credentials do not make an answer private. */
-	if (policy_unstorable("GET", status, "", fields) == NULL)
-		c->w = store_writer_new(c->m->env->writer);
 	return 0;
 }
 
@@ -288,11 +273,10 @@ call_body(void *ctx, const void *p, size_t n)
 	struct call *c = ctx;
 
 	if (c->body.len + n > MERGE_MAX_BODY) {
-		c->error = "answer too large to merge";
+		call_failed(c, "answer too large to merge");
 		return -1;
 	}
 	buf_add(&c->body, p, n);
-	cache_write(&c->w, p, n);	/* a failure only means not stored */
 	return 0;
 }
 
@@ -300,70 +284,58 @@ static void
 call_end(void *ctx, const char *error)
 {
 	struct call *c = ctx;
-	struct cache_response r;
 
-	c->t = NULL;
-	if (error != NULL && c->status == 304 && c->have_cached)
-		error = NULL;		/* stopped on purpose after the 304 */
-	if (error != NULL && c->error == NULL) {
-		snprintf(c->error_text, sizeof c->error_text, "%s", error);
-		c->error = c->error_text;
-	}
-	if (c->w != NULL && c->error == NULL) {
-		r = response_of(c);
-		cache_commit(c->w, &r, &c->m->rules);
-	} else {
-		store_writer_abort(c->w);
-	}
-	c->w = NULL;
+	c->call = NULL;
+	if (error != NULL)
+		call_failed(c, error);
 	call_done(c);
 }
 
-/* Answers a call from the cache if fresh; else asks the upstream. */
+static void
+call_fail(void *ctx, enum through_failure why, const char *error)
+{
+	struct call *c = ctx;
+
+	(void)why;
+	c->call = NULL;
+	call_failed(c, error);
+	call_done(c);
+}
+
+static const struct through_sink call_sink = {
+	call_stored, call_head, call_body, call_end, call_fail,
+};
+
+/* A call through the cache, with the route's fields and freshness. */
 static void
 start_call(struct merge *m, struct call *c, const struct route_call *rc)
 {
-	struct policy_request none = { 0, 0, 0, -1, -1, 0 };
 	struct buf fields = BUF_INIT;
-	struct upstream_request req = {
-		.ctx = c, .on_head = call_head, .on_body = call_body,
-		.on_done = call_end,
-	};
-	char *path = route_call_path(rc, &m->params), *url;
+	char *path = route_call_path(rc, &m->params), *url, *key;
 	const char *why;
-	int found;
+	/* The route's own credentials do not make an answer private. */
+	struct through_request req = { .method = "GET", .fields = "",
+		.rules = &m->rules };
 
 	c->m = m;
 	c->rc = rc;
 	url = url_join(m->env->base, path);
-	c->key = url_normalize(url, &why);
+	key = url_normalize(url, &why);
 	free(url);
 	free(path);
-	if (c->key == NULL) {
+	if (key == NULL) {
 		c->error = "bad call URL";
-		call_done(c);
-		return;
-	}
-	found = cache_lookup(m->env->reader, c->key, "", &c->cached);
-	c->have_cached = found > 0;
-	if (found > 0 && policy_use(&none, c->cached.headers,
-	    cache_age(&c->cached, time(NULL)), c->cached.lifetime) ==
-	    POLICY_FRESH && read_stored(c) == 0) {
 		call_done(c);
 		return;
 	}
 	buf_adds(&fields, buf_cstr(&m->route->fields));
 	buf_adds(&fields, "Via: 1.1 relay\r\n");
-	if (c->have_cached && c->cached.etag != NULL)
-		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
-	else if (c->have_cached && c->cached.last_modified != NULL)
-		buf_printf(&fields, "If-Modified-Since: %s\r\n",
-		    c->cached.last_modified);
-	req.url = c->key;
-	req.headers = buf_cstr(&fields);
-	c->request_time = time(NULL);
-	c->t = upstream_add(m->env->upstream, &req);
+	req.key = key;
+	req.forward = buf_cstr(&fields);
+	policy_request_parse("", &req.directives);
+	through_start(m->env->through, &req, &call_sink, c, &c->call);
 	buf_free(&fields);
+	free(key);
 }
 
 /*
@@ -420,14 +392,9 @@ merge_free(struct merge *m)
 		return;
 	for (i = 0; i < m->route->ncalls; i++) {
 		c = &m->calls[i];
-		if (c->t != NULL)
-			upstream_cancel(m->env->upstream, c->t);
-		store_writer_abort(c->w);
-		if (c->have_cached || c->cached.url != NULL)
-			store_entry_free(&c->cached);
-		buf_free(&c->head);
+		if (c->call != NULL)
+			through_cancel(c->call);
 		buf_free(&c->body);
-		free(c->key);
 	}
 	route_params_free(&m->params);
 	buf_free(&m->result.body);

@@ -10,13 +10,12 @@
 #include "cache.h"
 #include "routes.h"
 #include "store.h"
-#include "upstream.h"
+#include "through.h"
 
 #define MERGE_MAX_BODY (8 << 20)	/* bytes of one call's answer */
 
 struct merge_env {
-	struct store		*reader, *writer;
-	struct upstream		*upstream;
+	struct through		*through;
 	const char		*base;		/* the upstream URL or template */
 	const struct cache_rules *rules;
 };

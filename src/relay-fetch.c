@@ -19,6 +19,7 @@
 #include "http.h"
 #include "httpdate.h"
 #include "io.h"
+#include "lease.h"
 #include "num.h"
 #include "policy.h"
 #include "prog.h"
@@ -49,6 +50,7 @@ static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
 	POLICY_DEFAULT_TTL, -1,
 };
 static long long stale_if_error;	/* --stale-if-error */
+static long long collapse_ms = 5000;	/* --collapse-timeout */
 static long long max_retries = 2;	/* --retry */
 static struct buf request_headers = BUF_INIT;	/* -H */
 static struct upstream_options limits = {
@@ -58,7 +60,20 @@ static struct upstream_options limits = {
 	.low_speed_secs = 60,		/* …for a minute: abandoned */
 };
 
-enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
+/* WAITING to start, PARKED while another request asks for its URL. */
+enum job_state { JOB_WAITING, JOB_PARKED, JOB_RUNNING, JOB_DONE };
+
+/*
+ * A URL this run asks the upstream for, or whose answer is not in the
+ * file yet: one request per URL at a time, here and, with the lease,
+ * in every process that uses the cache (relay-serve(8), COALESCING).
+ */
+struct hold {
+	struct hold	*next;
+	char		*url;
+	struct lease	*lease;		/* NULL: no lease file */
+	long long	 seq;		/* 0 while asking; then the write's */
+};
 
 /* One URL, from its input line to its output. */
 struct job {
@@ -77,6 +92,11 @@ struct job {
 	time_t			 request_time;
 	time_t			 response_time;
 	struct writeback_body	*body;		/* being stored */
+	struct hold		*hold;		/* while it asks for its URL */
+	struct lease		*waiting;	/* another process's, if parked */
+	long long		 wait_until;	/* parked: monotonic ms */
+	int			 on_its_own;	/* waited enough: no more */
+	int			 uncacheable;	/* the response may not be stored */
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
@@ -91,6 +111,8 @@ static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection… */
 static struct writeback *writeback;	/* …written on a thread of its own */
 static struct upstream *upstream;
+static struct leases *leases;	/* NULL: coalescing in this run only */
+static struct hold *holds;
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
 static long long started;		/* jobs created so far */
@@ -102,7 +124,8 @@ static const char usage_text[] =
     "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
-    "           [--retry N] [--connect-timeout duration]"
+    "           [--collapse-timeout duration]"
+    " [--retry N] [--connect-timeout duration]"
     " [--max-time duration]\n"
     "           [--cacert file]"
     " [url ...]\n";
@@ -175,9 +198,78 @@ job_new(const char *text, long long line)
 	return j;
 }
 
+static struct hold *
+hold_find(const char *url)
+{
+	struct hold *h;
+
+	for (h = holds; h != NULL; h = h->next)
+		if (strcmp(h->url, url) == 0)
+			return h;
+	return NULL;
+}
+
+/* The URL's answer is in the file, or will not be: others may ask. */
+static void
+hold_release(struct hold *h)
+{
+	struct hold **p;
+
+	if (h == NULL)
+		return;
+	for (p = &holds; *p != h; p = &(*p)->next)
+		;
+	*p = h->next;
+	lease_end(h->lease);
+	free(h->url);
+	free(h);
+}
+
+/*
+ * The job's request is over; its answer went to the writer as seq (0:
+ * nothing to wait for). Jobs of this run that wait for it are served
+ * as soon as the writer has it.
+ */
+static void
+hold_until(struct job *j, long long seq)
+{
+	struct job *k;
+
+	if (j->hold == NULL)
+		return;
+	if (seq == 0) {
+		hold_release(j->hold);
+	} else {
+		j->hold->seq = seq;
+		for (k = queue; k != NULL; k = k->next)
+			if (k->state == JOB_PARKED && k->waiting == NULL &&
+			    strcmp(k->url, j->url) == 0) {
+				writeback_flush(writeback);
+				break;
+			}
+	}
+	j->hold = NULL;
+}
+
+/* Ends the holds whose writes the writer has applied. */
+static void
+release_applied(void)
+{
+	long long applied = writeback_applied(writeback);
+	struct hold *h, *next;
+
+	for (h = holds; h != NULL; h = next) {
+		next = h->next;
+		if (h->seq > 0 && h->seq <= applied)
+			hold_release(h);
+	}
+}
+
 static void
 job_free(struct job *j)
 {
+	hold_release(j->hold);
+	lease_end(j->waiting);
 	store_entry_free(&j->cached);
 	writeback_abort(writeback, j->body);
 	spool_free(j->spool);
@@ -258,16 +350,89 @@ send_request(struct job *j)
 	buf_free(&headers);
 }
 
+static int
+parked(void)
+{
+	struct job *j;
+
+	for (j = queue; j != NULL; j = j->next)
+		if (j->state == JOB_PARKED)
+			return 1;
+	return 0;
+}
+
+static void
+park(struct job *j, struct lease *l)
+{
+	j->state = JOB_PARKED;
+	j->waiting = l;
+	j->retry_at = prog_now_ms() + LEASE_RECHECK_MS;
+	j->wait_until = prog_now_ms() + collapse_ms;
+}
+
+/*
+ * Whether the job may ask the upstream: no other request for its URL
+ * is under way, here or in another process. Else it is parked until
+ * that one is done, then looks in the cache again.
+ */
+static int
+claim(struct job *j)
+{
+	struct lease *l = NULL;
+
+	if (j->on_its_own || store_uncacheable(reader, j->url,
+	    time(NULL)) == 1)
+		return 1;	/* no use waiting: it will not be stored */
+	if (hold_find(j->url) != NULL) {
+		park(j, NULL);
+		return 0;
+	}
+	if (leases != NULL && !lease_held(l = lease_take(leases, j->url))) {
+		park(j, l);
+		return 0;
+	}
+	j->hold = xcalloc(1, sizeof *j->hold);
+	j->hold->url = xstrdup(j->url);
+	j->hold->lease = l;
+	j->hold->next = holds;
+	holds = j->hold;
+	return 1;
+}
+
 static void
 start(struct job *j)
 {
+	if (j->cached.url != NULL)
+		store_entry_free(&j->cached);	/* looked up before parking */
 	if (answer_from_cache(j))
 		return;
 	if (offline) {
 		job_fail(j, "'%s' is not in the cache", j->url);
 		return;
 	}
-	send_request(j);
+	if (claim(j))
+		send_request(j);
+}
+
+/*
+ * A parked job goes back to waiting when the request it waited for is
+ * done (its lease's FIFO hung up, or the lock is free) or when it has
+ * waited collapse_ms: then it asks on its own.
+ */
+static void
+unpark(struct job *j, short revents, long long now)
+{
+	if (now >= j->wait_until)
+		j->on_its_own = 1;
+	else if (j->waiting == NULL ? hold_find(j->url) != NULL :
+	    revents == 0 && (now < j->retry_at || lease_busy(j->waiting))) {
+		if (j->waiting != NULL && now >= j->retry_at)
+			j->retry_at = now + LEASE_RECHECK_MS;
+		return;
+	}
+	lease_end(j->waiting);
+	j->waiting = NULL;
+	j->state = JOB_WAITING;
 }
 
 /* Retry-After (RFC 9110 section 10.2.3): seconds or a date. */
@@ -368,6 +533,8 @@ begin_body(struct job *j)
 	if (!no_store && policy_unstorable("GET", j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
 		j->body = writeback_body_new(j->url);
+	else
+		j->uncacheable = !no_store;
 	/* The first job in the queue is the one whose output is due. */
 	if (!records && !output_template && !unordered && queue == j &&
 	    j->status >= 200 && j->status < 300) {
@@ -441,7 +608,7 @@ commit_response(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	writeback_commit(writeback, j->body, &r);
+	hold_until(j, writeback_commit(writeback, j->body, &r));
 	j->body = NULL;
 }
 
@@ -452,7 +619,7 @@ refresh_cached(struct job *j)
 	struct cache_response r = response_of(j);
 
 	cache_revalidate(&j->cached, &r, &rules);
-	writeback_refresh(writeback, &j->cached);
+	hold_until(j, writeback_refresh(writeback, &j->cached));
 	writeback_hit(writeback, j->cached.id, time(NULL));
 	j->status = j->cached.status;
 	j->source = "revalidated";
@@ -496,6 +663,10 @@ on_done(void *ctx, const char *error)
 		j->source = "miss";
 		if (j->body != NULL)
 			commit_response(j);
+		else if (j->uncacheable && j->hold != NULL)
+			hold_until(j, writeback_mark_uncacheable(writeback,
+			    j->url, time(NULL) + STORE_UNCACHEABLE_SECS));
+		hold_until(j, 0);
 		return;
 	}
 	writeback_abort(writeback, j->body);
@@ -511,6 +682,7 @@ on_done(void *ctx, const char *error)
 		schedule_retry(j, -1);
 		return;
 	}
+	hold_until(j, 0);	/* nothing stored: the others ask themselves */
 	if (!j->direct && serve_stale(j, why))
 		return;
 	if (error == NULL) {
@@ -732,6 +904,56 @@ start_waiting(void)
 	store_read_end(reader);
 }
 
+/*
+ * Waits up to timeout_ms for the transfers, for standard input (wake,
+ * or -1), for the writer and for the leases parked jobs wait on; then
+ * moves on the jobs whose wait is over.
+ */
+static void
+wait_for_events(int wake, int timeout_ms)
+{
+	static struct pollfd *fds;
+	static struct job **owners;
+	static size_t cap;
+	size_t n = 0, i;
+	struct job *j;
+	long long now;
+
+	for (j = queue; ; j = j->next) {
+		if (n + 2 >= cap) {
+			cap = cap ? cap * 2 : 64;
+			fds = xrealloc(fds, cap * sizeof *fds);
+			owners = xrealloc(owners, cap * sizeof *owners);
+		}
+		if (n == 0) {
+			fds[n] = (struct pollfd){ writeback_wake_fd(writeback),
+			    POLLIN, 0 };
+			owners[n++] = NULL;
+			if (wake >= 0) {
+				fds[n] = (struct pollfd){ wake, POLLIN, 0 };
+				owners[n++] = NULL;
+			}
+		}
+		if (j == NULL)
+			break;
+		if (j->state == JOB_PARKED && j->waiting != NULL &&
+		    lease_fd(j->waiting) >= 0) {
+			fds[n] = (struct pollfd){ lease_fd(j->waiting), POLLIN,
+			    0 };
+			owners[n++] = j;
+		}
+	}
+	upstream_poll(upstream, fds, (unsigned)n, timeout_ms);
+	release_applied();
+	now = prog_now_ms();
+	for (i = 0; i < n; i++)
+		if (owners[i] != NULL)
+			unpark(owners[i], fds[i].revents, now);
+	for (j = queue; j != NULL; j = j->next)
+		if (j->state == JOB_PARKED)
+			unpark(j, 0, now);
+}
+
 static const char *
 human_bytes(double n, char *out, size_t len)
 {
@@ -880,10 +1102,9 @@ run(int argc, char **argv)
 		start_waiting();
 		flush_done(w);
 		wake = argc == 0 && more && queued < window ? STDIN_FILENO : -1;
-		if (running > 0 || wake >= 0)
-			upstream_run(upstream, 100, wake);
-		else if (queue != NULL)
-			usleep(10000);	/* only retries are waiting */
+		/* Only retries waiting: look at them every 10 ms. */
+		wait_for_events(wake, running > 0 || wake >= 0 ||
+		    holds != NULL || parked() ? 100 : 10);
 		flush_done(w);
 		show_progress(more, start_ms);
 	}
@@ -894,7 +1115,8 @@ run(int argc, char **argv)
 }
 
 enum {
-	OPT_CACHE = 256, OPT_CACERT, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL,
+	OPT_CACHE = 256, OPT_CACERT, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
+	OPT_DEFAULT_TTL,
 	OPT_MAX_TIME, OPT_FORCE_TTL, OPT_NO_CACHE,
 	OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_STALE_IF_ERROR,
 	OPT_UNORDERED, OPT_UPSTREAM, OPT_VERSION,
@@ -903,6 +1125,7 @@ enum {
 static const struct option long_options[] = {
 	{ "cache", required_argument, NULL, OPT_CACHE },
 	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "collapse-timeout", required_argument, NULL, OPT_COLLAPSE_TIMEOUT },
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
 	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
@@ -993,6 +1216,10 @@ parse_options(int argc, char **argv)
 				errx(EXIT_USAGE, "bad --retry '%s': expected 0 "
 				    "to 20", optarg);
 			break;
+		case OPT_COLLAPSE_TIMEOUT:
+			collapse_ms = prog_duration("--collapse-timeout",
+			    optarg) * 1000;
+			break;
 		case OPT_STALE_IF_ERROR:
 			stale_if_error = prog_duration("--stale-if-error", optarg);
 			break;
@@ -1016,6 +1243,7 @@ main(int argc, char *argv[])
 {
 	struct cache_location loc;
 	const char *why, *env;
+	char lease_why[512];
 
 	prog_init(argv);
 	srandom((unsigned)(prog_now_ms() ^ getpid()));
@@ -1031,12 +1259,19 @@ main(int argc, char *argv[])
 		config_make_parent(loc.path);
 	writer = prog_open_cache(loc.path, STORE_WRITE);
 	reader = prog_open_cache(loc.path, STORE_READ);
+	if (!offline && (leases = leases_open(loc.path, lease_why,
+	    sizeof lease_why)) == NULL)
+		warnx("duplicate requests are merged in this run only: %s",
+		    lease_why);
 	free(loc.path);
 	writeback = writeback_start(writer, &rules);
 	upstream = upstream_new(&limits);
 	run(argc, argv);
 	upstream_free(upstream);
 	report_writeback(writeback_finish(writeback));
+	while (holds != NULL)
+		hold_release(holds);
+	leases_close(leases);
 	store_close(reader);
 	store_close(writer);
 	buf_free(&request_headers);

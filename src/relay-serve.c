@@ -31,12 +31,11 @@
 #include "server.h"
 #include "store.h"
 #include "target.h"
+#include "through.h"
 #include "upstream.h"
 #include "url.h"
 
 #define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
-#define HIT_FLUSH_MS	1000	/* hit counts are written this often */
-#define HIT_FLUSH_MAX	256	/* …or when this many are waiting */
 
 static const char *cache_option;	/* --cache */
 static const char *upstream_option;	/* --upstream */
@@ -44,9 +43,10 @@ static const char *listen_option;	/* --listen */
 static const char *routes_option;	/* --routes */
 static long long workers;		/* --workers; 0: one per core */
 static int read_only;			/* --read-only */
-static long long stale_if_error;	/* --stale-if-error */
-static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
-	POLICY_DEFAULT_TTL, -1,
+static struct through_options through_options = {
+	.rules = { POLICY_DEFAULT_TTL, -1 },	/* --default-ttl, --force-ttl */
+	.stale_if_error = 0,			/* --stale-if-error */
+	.collapse_ms = 5000,			/* --collapse-timeout */
 };
 static struct upstream_options limits = {
 	.connect_timeout_ms = 10000,	/* --connect-timeout */
@@ -64,8 +64,7 @@ static struct server_options serve_options = {
 static char *base;		/* the upstream, maybe a {path} template */
 static char *base_key;		/* its part before the path, normalised */
 static char *cache_path;
-static struct store *reader;	/* lookups and cached bodies */
-static struct store *writer;	/* new entries; a second connection */
+static struct through *through;	/* the cache file, its writer, leases */
 static struct upstream *upstream;
 static struct server *server;
 static struct route *routes;		/* merge routes, from --routes */
@@ -73,18 +72,12 @@ static struct route *retired;		/* replaced by a reload */
 static int merging;			/* merges under way */
 static struct merge_env merge_env;
 
-/* Hits waiting to be counted, in one transaction for many. */
-static struct {
-	long long	*ids;
-	size_t		 len, cap;
-	long long	 flushed_ms;
-} hits;
-
 static const char usage_text[] =
     "usage: relay-serve [--listen addr:port] [--workers N] [--upstream url]\n"
     "           [--cache file] [--default-ttl duration]"
     " [--force-ttl duration]\n"
-    "           [--stale-if-error duration] [--read-only] [--max-body bytes]\n"
+    "           [--stale-if-error duration] [--collapse-timeout duration]\n"
+    "           [--read-only] [--max-body bytes]\n"
     "           [--idle-timeout duration] [--request-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
     " [--cacert file]\n"
@@ -96,13 +89,9 @@ struct answer {
 	const struct http_request *req;
 	char			*key;		/* the upstream URL, normalised */
 	int			 head_only;	/* HEAD */
-	int			 cacheable;	/* GET or HEAD */
-	struct policy_request	 directives;
-	struct store_entry	 cached;
-	int			 have_cached;
-	struct transfer		*t;
-	struct store_writer	*w;
-	struct store_body	*body;		/* a stored body being sent */
+	struct through_call	*call;		/* until it has answered */
+	struct store_entry	 cached;	/* a stored one being sent */
+	struct store_body	*body;		/* …its body */
 	struct merge		*merge;		/* a merge route's calls */
 	long long		 merge_cache;	/* its answer's freshness */
 	struct buf		 head;		/* the upstream's fields */
@@ -110,14 +99,14 @@ struct answer {
 	int			 chunked;	/* body framed in chunks */
 	int			 close_after;	/* body ends with the connection */
 	int			 head_sent;
-	int			 settled;	/* answered; the transfer is moot */
 	int			 paused;	/* the upstream waits for room */
 	char			 fwd[64];	/* Cache-Status once relayed */
 	const char		*cache_status;	/* for the log */
 	const char		*error;
+	int			 collapsed;	/* waited for another request */
+	int			 had_stored;	/* a stale response was there */
 	long long		 bytes;
-	long long		 start_ms, upstream_start_ms, upstream_ms;
-	time_t			 request_time, response_time;
+	long long		 start_ms, upstream_ms;
 };
 
 static void
@@ -134,41 +123,27 @@ answer_free(struct answer *a)
 		merge_free(a->merge);
 		merging--;
 	}
-	store_writer_abort(a->w);
+	if (a->call != NULL)
+		through_cancel(a->call);
 	store_body_close(a->body);
-	if (a->have_cached || a->cached.url != NULL)
+	if (a->cached.url != NULL)
 		store_entry_free(&a->cached);
 	buf_free(&a->head);
 	free(a->key);
 	free(a);
 }
 
+/* What the call said of the upstream, for the log. */
 static void
-count_hit(long long id)
+note_call(struct answer *a)
 {
-	if (hits.len == hits.cap) {
-		hits.cap = hits.cap ? hits.cap * 2 : 64;
-		hits.ids = xrealloc(hits.ids, hits.cap * sizeof *hits.ids);
-	}
-	hits.ids[hits.len++] = id;
-}
+	const struct through_result *r = through_result(a->call);
 
-static void
-flush_hits(int now)
-{
-	time_t t = time(NULL);
-	size_t i;
-
-	if (hits.len == 0 || (!now && hits.len < HIT_FLUSH_MAX &&
-	    prog_now_ms() - hits.flushed_ms < HIT_FLUSH_MS))
-		return;
-	store_batch_begin(writer);
-	for (i = 0; i < hits.len; i++)
-		store_hit(writer, hits.ids[i], t);
-	if (store_batch_end(writer) < 0)
-		warnx("hits not counted: %s", store_error(writer));
-	hits.len = 0;
-	hits.flushed_ms = prog_now_ms();
+	a->upstream_ms = r->upstream_ms;
+	a->collapsed = r->collapsed;
+	a->had_stored = r->had_stored;
+	if (a->error == NULL)
+		a->error = r->error;
 }
 
 /* Ends the answer: logs it and hands the connection back. */
@@ -179,17 +154,14 @@ finish(struct answer *a, int close_after)
 		.peer = conn_peer(a->c), .method = a->req->method,
 		.target = a->req->target, .status = a->status,
 		.bytes = a->bytes, .cache = a->cache_status,
-		.upstream_ms = a->upstream_start_ms ? a->upstream_ms : -1,
+		.upstream_ms = a->upstream_ms,
 		.total_ms = prog_now_ms() - a->start_ms, .error = a->error,
 	};
 
 	log_request(&log);
 	conn_set_data(a->c, NULL);
 	conn_done(a->c, close_after || a->close_after);
-	a->c = NULL;
-	a->req = NULL;
-	if (a->t == NULL)
-		answer_free(a);		/* else on_done frees it */
+	answer_free(a);
 }
 
 /*
@@ -341,22 +313,21 @@ etag_listed(const char *list, size_t n, const char *etag)
 
 /* RFC 9110 section 13.2.2: the client's copy is current. */
 static int
-not_modified(const struct answer *a)
+not_modified(const struct answer *a, const struct store_entry *e)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
 	struct header inm, ims;
 	time_t since, modified;
 
-	if (a->cached.status != 200)
+	if (e->status != 200)
 		return 0;
 	if (headers_get(fields, "if-none-match", &inm))
-		return etag_listed(inm.value, inm.value_len, a->cached.etag);
+		return etag_listed(inm.value, inm.value_len, e->etag);
 	return headers_get(fields, "if-modified-since", &ims) &&
-	    a->cached.last_modified != NULL &&
+	    e->last_modified != NULL &&
 	    httpdate_parse(ims.value, ims.value_len, &since) == 0 &&
-	    httpdate_parse(a->cached.last_modified,
-	    strlen(a->cached.last_modified), &modified) == 0 &&
-	    modified <= since;
+	    httpdate_parse(e->last_modified, strlen(e->last_modified),
+	    &modified) == 0 && modified <= since;
 }
 
 /* Sends as much of the stored body as the connection may queue. */
@@ -369,7 +340,7 @@ pump(struct answer *a)
 
 	while (conn_queued(a->c) < SERVER_OUT_MAX) {
 		if ((n = src.read(src.ctx, tmp, sizeof tmp)) < 0) {
-			a->error = store_error(reader);
+			a->error = store_error(through_reader(through));
 			finish(a, 1);	/* the client sees it cut short */
 			return;
 		}
@@ -392,50 +363,91 @@ pump(struct answer *a)
  * -1 if no entry could be read.
  */
 static ssize_t
-open_body(struct answer *a, char *first, size_t len)
+open_body(struct answer *a, const struct store_entry *e, char *first,
+    size_t len)
 {
+	struct store *reader = through_reader(through);
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
 	struct source src;
 	ssize_t n;
 	int tries;
 
 	for (tries = 0; tries < 3; tries++) {
-		if ((a->body = store_body_open(reader, &a->cached)) != NULL) {
+		if ((a->body = store_body_open(reader, e)) != NULL) {
 			src = store_body_source(a->body);
 			if ((n = src.read(src.ctx, first, len)) >= 0)
 				return n;
 			store_body_close(a->body);
 			a->body = NULL;
 		}
-		store_entry_free(&a->cached);
+		if (a->cached.url != NULL)
+			store_entry_free(&a->cached);
 		if (cache_lookup(reader, a->key, fields, &a->cached) <= 0)
 			break;
+		e = &a->cached;
 	}
 	return -1;
 }
 
-/* Answers with the stored response, or 304 if the client has it. */
+/* The Cache-Status of an answer from the store (RFC 9211). */
 static void
-send_cached(struct answer *a, const char *status_word, const char *detail)
+stored_status(const struct answer *a, enum through_how how,
+    long long ttl, char *out, size_t len)
 {
-	struct store_entry *e = &a->cached;
-	char cs[96], first[16384];
+	const char *fwd = a->had_stored ? "stale" : "miss";
+
+	switch (how) {
+	case THROUGH_HIT:
+		if (a->collapsed)
+			snprintf(out, len, "relay; fwd=%s; collapsed; ttl=%lld",
+			    fwd, ttl);
+		else
+			snprintf(out, len, "relay; hit; ttl=%lld", ttl);
+		break;
+	case THROUGH_STALE:
+		snprintf(out, len, "relay; hit; ttl=%lld; "
+		    "detail=stale-while-revalidate", ttl);
+		break;
+	case THROUGH_STALE_ERROR:
+		snprintf(out, len, "relay; hit; ttl=%lld; "
+		    "detail=stale-if-error", ttl);
+		break;
+	case THROUGH_REVALIDATED:
+		snprintf(out, len, "relay; fwd=stale; fwd-status=304; "
+		    "ttl=%lld", ttl);
+		break;
+	}
+}
+
+static const char *
+log_word(const struct answer *a, enum through_how how)
+{
+	if (how == THROUGH_HIT)
+		return a->collapsed ? "collapsed" : "hit";
+	return how == THROUGH_REVALIDATED ? "revalidated" : "stale";
+}
+
+/* Answers with the stored response e, or 304 if the client has it. */
+static void
+send_stored(struct answer *a, const struct store_entry *e,
+    enum through_how how)
+{
+	char cs[128], first[16384];
 	long long age;
 	ssize_t n = 0;
+	int current = not_modified(a, e);
 
-	a->cache_status = status_word;
-	if (!not_modified(a) && !a->head_only && has_body(e->status) &&
-	    (n = open_body(a, first, sizeof first)) < 0) {
+	a->cache_status = log_word(a, how);
+	if (!current && !a->head_only && has_body(e->status) &&
+	    (n = open_body(a, e, first, sizeof first)) < 0) {
 		fail(a, 503, "cache entry unavailable");
 		return;
 	}
+	if (a->cached.url != NULL)
+		e = &a->cached;		/* looked up again */
 	age = cache_age(e, time(NULL));
-	snprintf(cs, sizeof cs, "relay; %s; ttl=%lld%s", detail,
-	    e->lifetime - age, strcmp(status_word, "stale") != 0 ? "" :
-	    a->error != NULL ? "; detail=stale-if-error" :
-	    "; detail=stale-while-revalidate");
-	count_hit(e->id);
-	if (not_modified(a)) {
+	stored_status(a, how, e->lifetime - age, cs, sizeof cs);
+	if (current) {
 		send_head(a, 304, e->headers, cs, age, -1);
 		finish(a, 0);
 		return;
@@ -449,33 +461,14 @@ send_cached(struct answer *a, const char *status_word, const char *detail)
 	pump(a);
 }
 
-/* After the upstream failed: the stale entry, if the rules allow. */
-static int
-send_stale(struct answer *a, const char *why)
+static void
+on_stored(void *ctx, const struct store_entry *e, enum through_how how)
 {
-	long long age;
+	struct answer *a = ctx;
 
-	if (!a->have_cached)
-		return 0;
-	age = cache_age(&a->cached, time(NULL));
-	if (!policy_stale_if_error(a->cached.headers, age, a->cached.lifetime,
-	    stale_if_error))
-		return 0;
-	a->error = why;
-	send_cached(a, "stale", "hit");
-	return 1;
-}
-
-static struct cache_response
-response_of(const struct answer *a)
-{
-	return (struct cache_response){
-		.url = a->key, .status = a->status,
-		.headers = buf_cstr((struct buf *)&a->head),
-		.request_headers = buf_cstr((struct buf *)&a->req->fields),
-		.request_time = a->request_time,
-		.response_time = a->response_time,
-	};
+	note_call(a);
+	a->call = NULL;
+	send_stored(a, e, how);
 }
 
 /* The upstream's Content-Length, or -1. */
@@ -495,41 +488,19 @@ content_length(const char *fields)
 }
 
 static int
-upstream_head(void *ctx, int status, const char *fields)
+on_head(void *ctx, int status, const char *fields)
 {
 	struct answer *a = ctx;
-	struct cache_response r;
+	const struct through_result *r = through_result(a->call);
+	int cacheable = strcmp(a->req->method, "GET") == 0 || a->head_only;
 
-	if (a->c == NULL)
-		return -1;
-	a->response_time = time(NULL);
-	a->upstream_ms = prog_now_ms() - a->upstream_start_ms;
 	a->status = status;
 	buf_reset(&a->head);
 	buf_adds(&a->head, fields);
-	if (status == 304 && a->have_cached) {
-		r = response_of(a);
-		if (cache_refresh(writer, &a->cached, &r, &rules) < 0)
-			warnx("%s: not updated in the cache: %s", a->key,
-			    store_error(writer));
-		a->settled = 1;
-		send_cached(a, "revalidated", "fwd=stale; fwd-status=304");
-		return -1;
-	}
-	if (status >= 500 && send_stale(a, "upstream error status")) {
-		a->settled = 1;
-		return -1;
-	}
-	/* An unsafe method that succeeded invalidates (RFC 9111 4.4). */
-	if (!a->cacheable && status < 400 && store_remove(writer, a->key) < 0)
-		warnx("%s: not invalidated: %s", a->key, store_error(writer));
-	if (a->cacheable && !a->directives.no_store && policy_unstorable("GET",
-	    status, buf_cstr((struct buf *)&a->req->fields), fields) == NULL)
-		a->w = store_writer_new(writer);
-	a->cache_status = !a->cacheable ? "bypass" : a->have_cached ?
-	    "expired" : "miss";
-	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s%s", !a->cacheable ?
-	    "bypass" : a->have_cached ? "stale" : "miss", a->w != NULL ?
+	a->cache_status = !cacheable ? "bypass" : r->had_stored ? "expired" :
+	    "miss";
+	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s%s", !cacheable ?
+	    "bypass" : r->had_stored ? "stale" : "miss", r->stored ?
 	    "; stored" : "");
 	return 0;
 }
@@ -549,68 +520,61 @@ relay_head(struct answer *a)
 }
 
 static int
-upstream_body(void *ctx, const void *p, size_t n)
+on_body(void *ctx, const void *p, size_t n)
 {
 	struct answer *a = ctx;
 
-	if (a->c == NULL)
-		return -1;
 	if (conn_queued(a->c) >= SERVER_OUT_MAX) {
-		a->paused = 1;	/* writable() resumes it */
+		a->paused = 1;	/* on_writable resumes it */
 		return UPSTREAM_PAUSE;
 	}
-	if (cache_write(&a->w, p, n) < 0)
-		warnx("%s: not cached: %s", a->key, store_error(writer));
 	relay_head(a);
 	write_body(a, p, n);
 	return 0;
 }
 
-/* curl's messages for CURLE_OPERATION_TIMEDOUT: too long, too slow. */
-static int
-timed_out(const char *error)
+static void
+on_fail(void *ctx, enum through_failure why, const char *error)
 {
-	return strstr(error, "timed out") != NULL ||
-	    strstr(error, "too slow") != NULL;
+	struct answer *a = ctx;
+
+	note_call(a);
+	a->call = NULL;
+	a->error = error;
+	if (a->cache_status == NULL)
+		a->cache_status = "miss";
+	if (why == THROUGH_NOT_CACHED)
+		fail(a, 504, "not in the cache");	/* only-if-cached */
+	else if (why == THROUGH_TIMED_OUT)
+		fail(a, 504, "upstream timed out");
+	else
+		fail(a, 502, "upstream failed");
 }
 
 static void
-upstream_done(void *ctx, const char *error)
+on_done(void *ctx, const char *error)
 {
 	struct answer *a = ctx;
-	struct cache_response r;
 
-	a->t = NULL;
-	if (a->c == NULL) {		/* answered, or the client left */
-		answer_free(a);
+	if (error != NULL && !a->head_sent) {	/* nothing went out yet */
+		on_fail(a, THROUGH_UPSTREAM_FAILED, error);
 		return;
 	}
-	if (a->settled)
-		return;
-	if (error != NULL && !a->head_sent) {
-		if (send_stale(a, error))
-			return;
-		a->cache_status = a->cacheable ? "miss" : "bypass";
-		a->error = error;
-		fail(a, timed_out(error) ? 504 : 502, timed_out(error) ?
-		    "upstream timed out" : "upstream failed");
-		return;
-	}
+	note_call(a);
+	a->call = NULL;
 	if (error != NULL) {		/* cut short: never stored */
 		a->error = error;
 		finish(a, 1);
 		return;
 	}
-	if (a->w != NULL) {
-		r = response_of(a);
-		if (cache_commit(a->w, &r, &rules) < 0)
-			warnx("%s: not cached: %s", a->key, store_error(writer));
-		a->w = NULL;
-	}
 	relay_head(a);
 	end_body(a);
 	finish(a, 0);
 }
+
+static const struct through_sink answer_sink = {
+	on_stored, on_head, on_body, on_done, on_fail,
+};
 
 /*
  * The request's fields as sent upstream: end-to-end ones, without Host
@@ -644,211 +608,41 @@ forward_fields(struct buf *out, const char *fields)
 	buf_free(&kept);
 }
 
+/* Through the cache (GET, HEAD) or past it (other methods). */
 static void
-fetch(struct answer *a)
+answer_through(struct answer *a)
 {
-	struct buf fields = BUF_INIT;
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
 	const struct buf *body = conn_body(a->c);
-	struct upstream_request req = {
-		.url = a->key, .ctx = a, .on_head = upstream_head,
-		.on_body = upstream_body, .on_done = upstream_done,
+	struct buf forward = BUF_INIT;
+	struct through_request req = {
+		.key = a->key, .method = a->req->method, .fields = fields,
+		.body = body->data, .body_len = body->len,
 	};
 
-	forward_fields(&fields, buf_cstr((struct buf *)&a->req->fields));
-	if (a->have_cached && a->cached.etag != NULL)
-		buf_printf(&fields, "If-None-Match: %s\r\n", a->cached.etag);
-	else if (a->have_cached && a->cached.last_modified != NULL)
-		buf_printf(&fields, "If-Modified-Since: %s\r\n",
-		    a->cached.last_modified);
-	req.headers = buf_cstr(&fields);
-	req.method = a->cacheable ? "GET" : a->req->method;
-	if (!a->cacheable) {
-		req.body = body->len > 0 ? body->data : "";
-		req.body_len = body->len;
-	}
-	a->request_time = time(NULL);
-	a->upstream_start_ms = prog_now_ms();
-	a->t = upstream_add(upstream, &req);
-	buf_free(&fields);
+	forward_fields(&forward, fields);
+	req.forward = buf_cstr(&forward);
+	policy_request_parse(fields, &req.directives);
+	through_start(through, &req, &answer_sink, a, &a->call);
+	buf_free(&forward);
 }
 
-/*
- * A revalidation in the background: a stale response within its
- * stale-while-revalidate window (RFC 5861 section 3) is answered at
- * once while this brings the stored one up to date. One per URL.
- */
-struct refresh {
-	struct refresh		*next;
-	struct transfer		*t;
-	char			*key;
-	struct store_entry	 cached;
-	char			*request_fields;	/* for Vary */
-	struct buf		 head;
-	int			 status;
-	struct store_writer	*w;
-	time_t			 request_time, response_time;
-};
-
-static struct refresh *refreshing;
-
-static struct cache_response
-refresh_response(const struct refresh *r)
-{
-	return (struct cache_response){
-		.url = r->key, .status = r->status,
-		.headers = buf_cstr((struct buf *)&r->head),
-		.request_headers = r->request_fields,
-		.request_time = r->request_time,
-		.response_time = r->response_time,
-	};
-}
-
-static void
-refresh_free(struct refresh *r)
-{
-	store_entry_free(&r->cached);
-	buf_free(&r->head);
-	free(r->request_fields);
-	free(r->key);
-	free(r);
-}
-
-static int
-refresh_head(void *ctx, int status, const char *fields)
-{
-	struct refresh *r = ctx;
-	struct cache_response resp;
-
-	r->status = status;
-	r->response_time = time(NULL);
-	buf_adds(&r->head, fields);
-	resp = refresh_response(r);
-	if (status == 304) {
-		if (cache_refresh(writer, &r->cached, &resp, &rules) < 0)
-			warnx("%s: not updated in the cache: %s", r->key,
-			    store_error(writer));
-		return -1;	/* nothing more to read */
-	}
-	if (status >= 500 || policy_unstorable("GET", status,
-	    r->request_fields, fields) != NULL)
-		return -1;	/* the stored response stays */
-	r->w = store_writer_new(writer);
-	return 0;
-}
-
-static int
-refresh_body(void *ctx, const void *p, size_t n)
-{
-	struct refresh *r = ctx;
-
-	return cache_write(&r->w, p, n);
-}
-
-static void
-refresh_done(void *ctx, const char *error)
-{
-	struct refresh *r = ctx, **p;
-	struct cache_response resp = refresh_response(r);
-
-	if (error == NULL && r->w != NULL &&
-	    cache_commit(r->w, &resp, &rules) < 0)
-		warnx("%s: not cached: %s", r->key, store_error(writer));
-	else if (r->w != NULL)
-		store_writer_abort(r->w);
-	for (p = &refreshing; *p != r; p = &(*p)->next)
-		;
-	*p = r->next;
-	refresh_free(r);
-}
-
-static void
-refresh_in_background(const struct answer *a)
-{
-	struct refresh *r;
-	struct buf fields = BUF_INIT;
-	struct upstream_request req = {
-		.method = "GET", .on_head = refresh_head,
-		.on_body = refresh_body, .on_done = refresh_done,
-	};
-
-	for (r = refreshing; r != NULL; r = r->next)
-		if (strcmp(r->key, a->key) == 0)
-			return;		/* already under way */
-	r = xcalloc(1, sizeof *r);
-	r->key = xstrdup(a->key);
-	r->request_fields = xstrdup(buf_cstr((struct buf *)&a->req->fields));
-	r->next = refreshing;
-	refreshing = r;
-	if (store_get(reader, "GET", a->key, a->cached.variant,
-	    &r->cached) <= 0) {
-		refresh_done(r, "gone");
-		return;
-	}
-	forward_fields(&fields, r->request_fields);
-	if (r->cached.etag != NULL)
-		buf_printf(&fields, "If-None-Match: %s\r\n", r->cached.etag);
-	else if (r->cached.last_modified != NULL)
-		buf_printf(&fields, "If-Modified-Since: %s\r\n",
-		    r->cached.last_modified);
-	req.url = r->key;
-	req.headers = buf_cstr(&fields);
-	req.ctx = r;
-	r->request_time = time(NULL);
-	r->t = upstream_add(upstream, &req);
-	buf_free(&fields);
-}
-
-/* At exit: revalidations still under way are given up. */
-static void
-abandon_refreshes(void)
-{
-	struct refresh *r;
-
-	while ((r = refreshing) != NULL) {
-		upstream_cancel(upstream, r->t);
-		store_writer_abort(r->w);
-		r->w = NULL;
-		refreshing = r->next;
-		r->next = NULL;
-		refresh_free(r);
-	}
-}
-
-/* Keeps a complete merged answer, for the route's cache duration. */
-static int
-store_merged(struct answer *a, const char *fields, const struct buf *body)
-{
-	struct store_writer *w = store_writer_new(writer);
-	struct cache_rules keep = { rules.default_ttl, a->merge_cache };
-	struct cache_response resp = {
-		.url = a->key, .status = 200, .headers = fields,
-		.request_headers = "", .request_time = time(NULL),
-		.response_time = time(NULL),
-	};
-
-	if (cache_write(&w, body->data, body->len) < 0 ||
-	    cache_commit(w, &resp, &keep) < 0) {
-		warnx("%s: merged answer not cached: %s", a->key,
-		    store_error(writer));
-		return -1;
-	}
-	return 0;
-}
-
-/* Sends a merge route's result. */
+/* Sends a merge route's result, keeping a complete one if asked to. */
 static void
 send_merged(struct answer *a)
 {
 	const struct merge_result *r = merge_result(a->merge);
+	struct cache_rules keep = { through_options.rules.default_ttl,
+		a->merge_cache };
 	char fields[160];
 	int stored;
 
 	a->error = r->error;
-	a->upstream_ms = prog_now_ms() - a->upstream_start_ms;
+	a->upstream_ms = prog_now_ms() - a->start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
 	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
-	stored = a->merge_cache > 0 && r->status == 200 && r->complete &&
-	    store_merged(a, fields, &r->body) == 0;
+	if ((stored = a->merge_cache > 0 && r->status == 200 && r->complete))
+		through_store(through, a->key, fields, &r->body, &keep);
 	send_head(a, r->status, fields, stored ?
 	    "relay; detail=merge; stored" : "relay; detail=merge", -1,
 	    (long long)r->body.len);
@@ -870,73 +664,28 @@ static void
 answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	struct store *reader = through_reader(through);
+	struct policy_request directives;
 
 	a->merge_cache = r->cache;
 	if (r->cache > 0) {
-		policy_request_parse(fields, &a->directives);
+		policy_request_parse(fields, &directives);
 		if (cache_lookup(reader, a->key, "", &a->cached) > 0 &&
-		    policy_use(&a->directives, a->cached.headers,
+		    policy_use(&directives, a->cached.headers,
 		    cache_age(&a->cached, time(NULL)), a->cached.lifetime) ==
 		    POLICY_FRESH) {
 			route_params_free(ps);
-			send_cached(a, "hit", "hit");
+			send_stored(a, &a->cached, THROUGH_HIT);
 			return;
 		}
-		store_entry_free(&a->cached);
+		if (a->cached.url != NULL)
+			store_entry_free(&a->cached);
 	}
 	a->cache_status = "merge";
-	a->upstream_start_ms = prog_now_ms();
 	merging++;
 	a->merge = merge_start(&merge_env, r, ps, on_merged, a);
 	if (merge_ready(a->merge))
 		send_merged(a);
-}
-
-/* GET and HEAD: from the cache when the rules allow (RFC 9111 4). */
-static void
-answer_cached(struct answer *a)
-{
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
-	enum policy_use use;
-	int found;
-
-	policy_request_parse(fields, &a->directives);
-	found = cache_lookup(reader, a->key, fields, &a->cached);
-	if (found < 0)
-		warnx("%s: cache lookup failed: %s", a->key,
-		    store_error(reader));
-	use = found > 0 ? policy_use(&a->directives, a->cached.headers,
-	    cache_age(&a->cached, time(NULL)), a->cached.lifetime) :
-	    POLICY_REVALIDATE;
-	if (found > 0 && use == POLICY_STALE_REVALIDATE) {
-		refresh_in_background(a);
-		send_cached(a, "stale", "hit");
-		return;
-	}
-	if (found > 0 && use == POLICY_FRESH) {
-		send_cached(a, "hit", "hit");
-		return;
-	}
-	a->have_cached = found > 0;
-	if (!a->have_cached && a->directives.only_if_cached) {
-		a->cache_status = "miss";	/* RFC 9111 section 5.2.1.7 */
-		fail(a, 504, "not in the cache");
-		return;
-	}
-	fetch(a);
-}
-
-/* Other methods go to the upstream uncached (see upstream_head). */
-static void
-answer_unsafe(struct answer *a)
-{
-	if (read_only) {
-		a->cache_status = "-";
-		fail_with(a, 405, "only GET and HEAD are served",
-		    "Allow: GET, HEAD\r\n");
-		return;
-	}
-	fetch(a);
 }
 
 static void
@@ -949,13 +698,15 @@ on_request(struct conn *c, void *ctx)
 	const char *why;
 	char *target, *url;
 	size_t n = strlen(base_key);
+	int cacheable;
 
 	(void)ctx;
 	a->c = c;
 	a->req = req;
 	a->start_ms = prog_now_ms();
+	a->upstream_ms = -1;
 	a->head_only = strcmp(req->method, "HEAD") == 0;
-	a->cacheable = a->head_only || strcmp(req->method, "GET") == 0;
+	cacheable = a->head_only || strcmp(req->method, "GET") == 0;
 	conn_set_data(c, a);
 	if ((target = target_normalize(req->target, &why)) == NULL) {
 		fail(a, 400, why);
@@ -971,15 +722,18 @@ on_request(struct conn *c, void *ctx)
 		fail(a, 400, "target leaves the upstream");
 		return;
 	}
-	r = a->cacheable && routes != NULL ? routes_match(routes, target,
+	r = cacheable && routes != NULL ? routes_match(routes, target,
 	    &params) : NULL;
 	free(target);
-	if (r != NULL)
+	if (r != NULL) {
 		answer_merged(a, r, &params);
-	else if (a->cacheable)
-		answer_cached(a);
-	else
-		answer_unsafe(a);
+	} else if (!cacheable && read_only) {
+		a->cache_status = "-";
+		fail_with(a, 405, "only GET and HEAD are served",
+		    "Allow: GET, HEAD\r\n");
+	} else {
+		answer_through(a);
+	}
 }
 
 static void
@@ -992,9 +746,9 @@ on_writable(struct conn *c, void *ctx)
 		return;
 	if (a->body != NULL)
 		pump(a);
-	else if (a->paused && a->t != NULL) {
+	else if (a->paused && a->call != NULL) {
 		a->paused = 0;
-		upstream_resume(upstream, a->t);
+		through_resume(a->call);
 	}
 }
 
@@ -1005,12 +759,8 @@ on_gone(struct conn *c, void *ctx)
 	struct answer *a = conn_data(c);
 
 	(void)ctx;
-	if (a == NULL)
-		return;
-	if (a->t != NULL)
-		upstream_cancel(upstream, a->t);
-	a->t = NULL;
-	answer_free(a);
+	if (a != NULL)
+		answer_free(a);
 }
 
 static int
@@ -1083,7 +833,7 @@ on_idle(void *ctx)
 		free_routes(retired);
 		retired = NULL;
 	}
-	flush_hits(listen_stop);
+	through_idle(through, listen_stop);
 	if (listen_stop)
 		server_stop(server);
 }
@@ -1096,23 +846,19 @@ serve(int listen_fd, int in, int out)
 		on_request, on_writable, on_gone, on_poll, on_idle, NULL,
 	};
 
-	writer = prog_open_cache(cache_path, STORE_WRITE);
-	reader = prog_open_cache(cache_path, STORE_READ);
 	upstream = upstream_new(&limits);
-	merge_env = (struct merge_env){ reader, writer, upstream, base,
-		&rules };
 	server = server_new(&serve_options, &handler);
+	through = through_new(cache_path, server, upstream, &through_options);
+	merge_env = (struct merge_env){ through, base,
+		&through_options.rules };
 	if (listen_fd >= 0)
 		server_listen(server, listen_fd);
 	else
 		server_connection(server, in, out);
 	server_run(server);
-	abandon_refreshes();
-	flush_hits(1);
+	through_free(through);
 	server_free(server);
 	upstream_free(upstream);
-	store_close(reader);
-	store_close(writer);
 	free_routes(retired);
 	free_routes(routes);
 	return 0;
@@ -1162,7 +908,8 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_CACERT = 256, OPT_CACHE, OPT_CONNECT_TIMEOUT, OPT_DEFAULT_TTL,
+	OPT_CACERT = 256, OPT_CACHE, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
+	OPT_DEFAULT_TTL,
 	OPT_FORCE_TTL, OPT_IDLE_TIMEOUT, OPT_LISTEN, OPT_MAX_BODY,
 	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
 	OPT_STALE_IF_ERROR,
@@ -1172,6 +919,7 @@ enum {
 static const struct option long_options[] = {
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "collapse-timeout", required_argument, NULL, OPT_COLLAPSE_TIMEOUT },
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
 	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
@@ -1206,11 +954,17 @@ parse_option(int opt, const char *arg)
 		limits.connect_timeout_ms =
 		    prog_duration("--connect-timeout", arg) * 1000;
 		break;
+	case OPT_COLLAPSE_TIMEOUT:
+		through_options.collapse_ms =
+		    prog_duration("--collapse-timeout", arg) * 1000;
+		break;
 	case OPT_DEFAULT_TTL:
-		rules.default_ttl = prog_duration("--default-ttl", arg);
+		through_options.rules.default_ttl =
+		    prog_duration("--default-ttl", arg);
 		break;
 	case OPT_FORCE_TTL:
-		rules.force_ttl = prog_duration("--force-ttl", arg);
+		through_options.rules.force_ttl =
+		    prog_duration("--force-ttl", arg);
 		break;
 	case OPT_IDLE_TIMEOUT:
 		serve_options.idle_timeout_ms =
@@ -1238,7 +992,8 @@ parse_option(int opt, const char *arg)
 		routes_option = arg;
 		break;
 	case OPT_STALE_IF_ERROR:
-		stale_if_error = prog_duration("--stale-if-error", arg);
+		through_options.stale_if_error =
+		    prog_duration("--stale-if-error", arg);
 		break;
 	case OPT_UPSTREAM:
 		upstream_option = arg;

@@ -56,6 +56,16 @@ struct conn {
 	void			*data;
 };
 
+struct watch {
+	struct watch		*next;
+	int			 fd;
+	short			 events;
+	long long		 deadline_ms;
+	watch_fn		*fn;		/* NULL: unwatched, to be freed */
+	void			*ctx;
+	int			 slot;		/* its pollfd this round, or -1 */
+};
+
 struct server {
 	struct server_options	 opt;
 	struct server_handler	 h;
@@ -63,9 +73,10 @@ struct server {
 	struct conn		*conns;
 	int			 nconns;
 	int			 stopping;
+	struct watch		*watches;
 	struct pollfd		*fds;
 	struct conn		**owners;	/* of each pollfd; NULL: listener */
-	unsigned		 fds_cap;
+	unsigned		 fds_cap;	/* or a watch's */
 };
 
 struct server *
@@ -82,6 +93,12 @@ server_new(const struct server_options *opt, const struct server_handler *h)
 void
 server_free(struct server *srv)
 {
+	struct watch *w;
+
+	while ((w = srv->watches) != NULL) {
+		srv->watches = w->next;
+		free(w);
+	}
 	free(srv->fds);
 	free(srv->owners);
 	free(srv);
@@ -442,10 +459,18 @@ gather(struct server *srv)
 {
 	unsigned n = 0;
 	struct conn *c;
+	struct watch *w;
 	short in, out;
 
 	if (srv->listen_fd >= 0 && srv->nconns < MAX_CONNS)
 		add_fd(srv, &n, srv->listen_fd, POLLIN, NULL);
+	for (w = srv->watches; w != NULL; w = w->next) {
+		w->slot = -1;
+		if (w->fn != NULL && w->fd >= 0) {
+			w->slot = (int)n;
+			add_fd(srv, &n, w->fd, w->events, NULL);
+		}
+	}
 	for (c = srv->conns; c != NULL; c = c->next) {
 		in = wants_input(c) ? POLLIN : 0;
 		out = conn_queued(c) > 0 ? POLLOUT : 0;
@@ -481,7 +506,12 @@ poll_timeout(const struct server *srv, long long now)
 {
 	long long t = POLL_MAX_MS;
 	const struct conn *c;
+	const struct watch *w;
 
+	for (w = srv->watches; w != NULL; w = w->next)
+		if (w->fn != NULL && w->deadline_ms > 0 &&
+		    w->deadline_ms - now < t)
+			t = w->deadline_ms - now;
 	for (c = srv->conns; c != NULL; c = c->next) {
 		if (c->deadline_ms > 0 && c->deadline_ms - now < t)
 			t = c->deadline_ms - now;
@@ -550,7 +580,7 @@ sweep(struct server *srv, unsigned n)
 	for (i = 0; i < n; i++) {
 		ev = srv->fds[i].revents;
 		if ((c = srv->owners[i]) == NULL) {
-			if (ev & POLLIN)
+			if ((ev & POLLIN) && srv->fds[i].fd == srv->listen_fd)
 				accept_all(srv);
 			continue;
 		}
@@ -577,6 +607,65 @@ sweep(struct server *srv, unsigned n)
 	}
 }
 
+struct watch *
+server_watch(struct server *srv, int fd, short events, watch_fn *fn,
+    void *ctx)
+{
+	struct watch *w = xcalloc(1, sizeof *w);
+
+	w->fd = fd;
+	w->events = events;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->slot = -1;
+	w->next = srv->watches;
+	srv->watches = w;
+	return w;
+}
+
+void
+watch_deadline(struct watch *w, long long ms)
+{
+	w->deadline_ms = ms;
+}
+
+/* Ends a watch; safe inside a watch's own fn. */
+void
+server_unwatch(struct server *srv, struct watch *w)
+{
+	(void)srv;
+	if (w != NULL)
+		w->fn = NULL;
+}
+
+/* Calls the watches whose descriptor had events or whose time came. */
+static void
+run_watches(struct server *srv)
+{
+	struct watch **p, *w;
+	long long now = prog_now_ms();
+	short ev;
+
+	for (w = srv->watches; w != NULL; w = w->next) {
+		ev = w->slot >= 0 && (unsigned)w->slot < srv->fds_cap ?
+		    srv->fds[w->slot].revents : 0;
+		w->slot = -1;
+		if (w->fn != NULL && ev != 0)
+			w->fn(w, ev, w->ctx);
+		else if (w->fn != NULL && w->deadline_ms > 0 &&
+		    now >= w->deadline_ms)
+			w->fn(w, 0, w->ctx);
+	}
+	for (p = &srv->watches; (w = *p) != NULL;) {
+		if (w->fn == NULL) {
+			*p = w->next;
+			free(w);
+		} else {
+			p = &w->next;
+		}
+	}
+}
+
 /*
  * Serves until stopped and every connection has closed, or, without a
  * listener, until the connections given have closed.
@@ -591,6 +680,7 @@ server_run(struct server *srv)
 		srv->h.poll(srv->fds, n, poll_timeout(srv, prog_now_ms()),
 		    srv->h.ctx);
 		sweep(srv, n);
+		run_watches(srv);
 		if (srv->h.idle != NULL)
 			srv->h.idle(srv->h.ctx);
 	}

@@ -22,6 +22,15 @@ struct server_options {
 };
 
 struct conn;
+struct watch;
+
+/*
+ * A descriptor or a deadline the program waits on beside the
+ * connections: fn is called with the descriptor's revents, or with 0
+ * once the deadline (a prog_now_ms time; 0: none) has passed. fd -1
+ * makes a timer.
+ */
+typedef void watch_fn(struct watch *, short, void *);
 
 /*
  * The program's side. request is called with a complete request; the
@@ -49,6 +58,11 @@ void		 server_listen(struct server *, int);
 void		 server_connection(struct server *, int, int);
 int		 server_run(struct server *);
 void		 server_stop(struct server *);
+
+struct watch	*server_watch(struct server *, int, short, watch_fn *,
+		    void *);
+void		 watch_deadline(struct watch *, long long);
+void		 server_unwatch(struct server *, struct watch *);
 
 const struct http_request *conn_request(const struct conn *);
 const struct buf *conn_body(const struct conn *);

@@ -61,6 +61,10 @@ static const char *const migrations[] = {
 	"  last_hit INTEGER,"
 	"  UNIQUE (method, url, variant));"
 	"CREATE INDEX entries_stale_at ON entries(stale_at);",
+	/* 2: URLs whose last response could not be stored (hit-for-miss). */
+	"CREATE TABLE uncacheable ("
+	"  url TEXT PRIMARY KEY,"
+	"  until INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -79,7 +83,7 @@ enum stmt {
 	ST_ABANDON, ST_ORPHANS, ST_COLLECT_CHUNKS, ST_COLLECT_BODIES,
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
-	ST_RELEASE, ST_ROLLBACK_TO, ST_COUNT
+	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -136,6 +140,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT batch_write",
 	[ST_RELEASE] = "RELEASE batch_write",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO batch_write",
+	[ST_MARK] = "INSERT INTO uncacheable (url, until) VALUES (?1, ?2)"
+	    " ON CONFLICT (url) DO UPDATE SET until = excluded.until",
+	[ST_MARKED] = "SELECT 1 FROM uncacheable WHERE url = ?1 AND until > ?2",
+	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 };
 
 struct store {
@@ -1188,6 +1196,50 @@ store_refresh(struct store *s, const struct store_entry *e)
 	}
 	n = sqlite3_changes(s->db);
 	return commit(s) < 0 ? -1 : n;
+}
+
+/*
+ * Marks a URL whose response could not be stored, until a time: while
+ * marked, requests for it need not wait for one another (coalescing
+ * would only queue them). A time of 0 clears the mark.
+ */
+int
+store_mark_uncacheable(struct store *s, const char *url, time_t until)
+{
+	sqlite3_stmt *st;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if ((st = stmt(s, until > 0 ? ST_MARK : ST_UNMARK)) == NULL) {
+		rollback(s);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+	if (until > 0)
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)until);
+	if (run(s, st, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	return commit(s);
+}
+
+/* Whether url is marked uncacheable at now: 1, 0, or -1 on error. */
+int
+store_uncacheable(struct store *s, const char *url, time_t now)
+{
+	sqlite3_stmt *st = stmt(s, ST_MARKED);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return rc == SQLITE_ROW;
+	return fail(s, rc, "read");
 }
 
 int

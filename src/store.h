@@ -10,7 +10,8 @@
 
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+#define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {
 	STORE_READ,	/* never creates the file: a missing cache is empty */
@@ -90,6 +91,8 @@ long long	 store_remove(struct store *, const char *);
 long long	 store_purge(struct store *, const char *, time_t);
 int		 store_refresh(struct store *, const struct store_entry *);
 int		 store_hit(struct store *, long long, time_t);
+int		 store_mark_uncacheable(struct store *, const char *, time_t);
+int		 store_uncacheable(struct store *, const char *, time_t);
 int		 store_stats(struct store *, time_t, struct store_stats *);
 int		 store_vacuum(struct store *);
 

@@ -4,12 +4,16 @@
  * transaction; the bytes queued are bounded, and a caller that gets
  * that far ahead waits for the thread. See writeback.h.
  */
+#include <sys/eventfd.h>
+
 #include <err.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "prog.h"
@@ -18,19 +22,24 @@
 #define QUEUE_MAX_BYTES	(4 * 1024 * 1024)	/* then the caller waits */
 #define GROUP_MS	20	/* how long operations wait to share a commit */
 
-enum op_kind { OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT };
+enum op_kind {
+	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
+	OP_MARK,
+};
 
 struct op {
 	struct op		*next;
 	enum op_kind		 kind;
+	long long		 seq;		/* its place in the queue */
 	struct writeback_body	*body;		/* WRITE, COMMIT, ABORT */
 	struct cache_response	 response;	/* COMMIT: strings in data */
+	struct cache_rules	 rules;		/* COMMIT */
 	struct store_entry	 entry;		/* REFRESH: a copy */
 	long long		 id;		/* HIT */
-	time_t			 when;
+	time_t			 when;		/* HIT, HITS; MARK: until then */
 	int			 failed;	/* and was reported */
 	size_t			 len;
-	char			 data[];	/* WRITE: the bytes */
+	char			 data[];	/* WRITE: the bytes; else a URL */
 };
 
 /* A body being received; only the thread touches it once queued. */
@@ -50,7 +59,11 @@ struct writeback {
 	struct op		*head, **tail;
 	size_t			 bytes;	/* queued or being applied */
 	long long		 first_ms;	/* when head was queued */
+	long long		 queued;	/* the last operation's seq */
+	long long		 applied;	/* every seq up to this is applied */
+	int			 urgent;	/* apply without waiting to group */
 	int			 closing;
+	int			 wake_fd;	/* an eventfd: a group was applied */
 	struct buf		 warnings;
 };
 
@@ -79,6 +92,8 @@ static void
 apply(struct writeback *wb, struct op *op)
 {
 	struct writeback_body *b = op->body;
+	long long id;
+	size_t i;
 
 	switch (op->kind) {
 	case OP_WRITE:
@@ -92,7 +107,7 @@ apply(struct writeback *wb, struct op *op)
 		if (body_writer(wb, b) == NULL) {
 			op->failed = 1;		/* reported with the write */
 		} else if (cache_commit(b->w, &op->response,
-		    &wb->rules) < 0) {
+		    &op->rules) < 0) {
 			op->failed = 1;
 			warn_later(wb, b->url, "not cached");
 		}
@@ -108,6 +123,21 @@ apply(struct writeback *wb, struct op *op)
 		break;
 	case OP_HIT:	/* reported once for the group */
 		op->failed = store_hit(wb->s, op->id, op->when) < 0;
+		break;
+	case OP_HITS:
+		for (i = 0; i < op->len / sizeof id; i++) {
+			memcpy(&id, op->data + i * sizeof id, sizeof id);
+			op->failed |= store_hit(wb->s, id, op->when) < 0;
+		}
+		break;
+	case OP_REMOVE:
+		if ((op->failed = store_remove(wb->s, op->data) < 0))
+			warn_later(wb, op->data, "not invalidated");
+		break;
+	case OP_MARK:
+		if ((op->failed = store_mark_uncacheable(wb->s, op->data,
+		    op->when) < 0))
+			warn_later(wb, op->data, "not marked uncacheable");
 		break;
 	}
 }
@@ -137,7 +167,8 @@ free_group(struct writeback *wb, struct op *ops)
 
 	for (; ops != NULL; ops = next) {
 		next = ops->next;
-		hits_lost |= ops->kind == OP_HIT && ops->failed;
+		hits_lost |= (ops->kind == OP_HIT || ops->kind == OP_HITS) &&
+		    ops->failed;
 		store_entry_free(&ops->entry);
 		free(ops);
 	}
@@ -185,7 +216,7 @@ due(const struct writeback *wb)
 {
 	if (wb->head == NULL)
 		return wb->closing;
-	return wb->closing || wb->bytes >= QUEUE_MAX_BYTES / 2 ||
+	return wb->closing || wb->urgent || wb->bytes >= QUEUE_MAX_BYTES / 2 ||
 	    prog_now_ms() - wb->first_ms >= GROUP_MS;
 }
 
@@ -201,9 +232,12 @@ wait_for_work(struct writeback *wb)
 		pthread_cond_timedwait(&wb->work, &wb->lock, &ts);
 }
 
-/* Takes the queue once due; NULL when it is empty and the caller done. */
+/*
+ * Takes the queue once due; NULL when it is empty and the caller done.
+ * last is the seq of the last operation taken.
+ */
 static struct op *
-take(struct writeback *wb, size_t *bytes)
+take(struct writeback *wb, size_t *bytes, long long *last)
 {
 	struct op *ops;
 
@@ -212,8 +246,10 @@ take(struct writeback *wb, size_t *bytes)
 		wait_for_work(wb);
 	ops = wb->head;
 	*bytes = wb->bytes;
+	*last = wb->queued;
 	wb->head = NULL;
 	wb->tail = &wb->head;
+	wb->urgent = 0;
 	pthread_mutex_unlock(&wb->lock);
 	return ops;
 }
@@ -224,13 +260,18 @@ writer_thread(void *arg)
 	struct writeback *wb = arg;
 	struct op *ops;
 	size_t bytes;
+	long long last;
+	uint64_t one = 1;
 
-	while ((ops = take(wb, &bytes)) != NULL) {
+	while ((ops = take(wb, &bytes, &last)) != NULL) {
 		apply_group(wb, ops);
 		pthread_mutex_lock(&wb->lock);
 		wb->bytes -= bytes;
+		wb->applied = last;
 		pthread_cond_signal(&wb->room);
 		pthread_mutex_unlock(&wb->lock);
+		/* EAGAIN: the counter is full, so a wake is due anyway. */
+		(void)!write(wb->wake_fd, &one, sizeof one);
 	}
 	return NULL;
 }
@@ -250,6 +291,8 @@ writeback_start(struct store *s, const struct cache_rules *rules)
 	wb->s = s;
 	wb->rules = *rules;
 	wb->tail = &wb->head;
+	if ((wb->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		err(EX_OSERR, "cannot start the cache writer");
 	pthread_mutex_init(&wb->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);	/* prog_now_ms */
@@ -284,6 +327,7 @@ writeback_finish(struct writeback *wb)
 	pthread_cond_destroy(&wb->work);
 	pthread_cond_destroy(&wb->room);
 	pthread_mutex_destroy(&wb->lock);
+	close(wb->wake_fd);
 	free(wb);
 	return warnings;
 }
@@ -314,14 +358,25 @@ op_new(enum op_kind kind, struct writeback_body *b, size_t len)
 	return op;
 }
 
-/* Queues an operation, first waiting for room if the queue is full. */
-static void
+static int
+full(const struct writeback *wb, size_t size)
+{
+	return wb->bytes > 0 && wb->bytes + size > QUEUE_MAX_BYTES;
+}
+
+/*
+ * Queues an operation and returns its seq. Body bytes first wait for
+ * room if the queue is full (see writeback_room); the other operations
+ * are small, one per response, and never wait.
+ */
+static long long
 enqueue(struct writeback *wb, struct op *op)
 {
 	size_t size = sizeof *op + op->len;
+	long long seq;
 
 	pthread_mutex_lock(&wb->lock);
-	while (wb->bytes > 0 && wb->bytes + size > QUEUE_MAX_BYTES)
+	while (op->kind == OP_WRITE && full(wb, size))
 		pthread_cond_wait(&wb->room, &wb->lock);
 	if (wb->head == NULL) {
 		wb->first_ms = prog_now_ms();
@@ -330,8 +385,57 @@ enqueue(struct writeback *wb, struct op *op)
 	*wb->tail = op;
 	wb->tail = &op->next;
 	wb->bytes += size;
+	seq = op->seq = ++wb->queued;
 	if (wb->bytes >= QUEUE_MAX_BYTES / 2)
 		pthread_cond_signal(&wb->work);
+	pthread_mutex_unlock(&wb->lock);
+	return seq;
+}
+
+/* Whether n body bytes would be queued now without waiting. */
+int
+writeback_room(struct writeback *wb, size_t n)
+{
+	int room;
+
+	pthread_mutex_lock(&wb->lock);
+	room = !full(wb, sizeof(struct op) + n);
+	pthread_mutex_unlock(&wb->lock);
+	return room;
+}
+
+/*
+ * An eventfd that becomes readable when a group of operations has
+ * been applied; writeback_applied reads it.
+ */
+int
+writeback_wake_fd(const struct writeback *wb)
+{
+	return wb->wake_fd;
+}
+
+/* The seq up to which every operation is applied. */
+long long
+writeback_applied(struct writeback *wb)
+{
+	uint64_t n;
+	long long seq;
+
+	if (read(wb->wake_fd, &n, sizeof n) < 0)
+		n = 0;		/* nothing new: EAGAIN */
+	pthread_mutex_lock(&wb->lock);
+	seq = wb->applied;
+	pthread_mutex_unlock(&wb->lock);
+	return seq;
+}
+
+/* Applies what is queued now, without waiting for more to group with it. */
+void
+writeback_flush(struct writeback *wb)
+{
+	pthread_mutex_lock(&wb->lock);
+	wb->urgent = 1;
+	pthread_cond_signal(&wb->work);
 	pthread_mutex_unlock(&wb->lock);
 }
 
@@ -356,6 +460,35 @@ writeback_write(struct writeback *wb, struct writeback_body *b,
 	enqueue(wb, op);
 }
 
+/* An operation on a URL, kept in its data. */
+static struct op *
+url_op(enum op_kind kind, const char *url)
+{
+	size_t n = strlen(url) + 1;
+	struct op *op = op_new(kind, NULL, n);
+
+	memcpy(op->data, url, n);
+	return op;
+}
+
+/* Removes every stored response for url (RFC 9111 section 4.4). */
+long long
+writeback_remove(struct writeback *wb, const char *url)
+{
+	return enqueue(wb, url_op(OP_REMOVE, url));
+}
+
+/* Marks url's responses as not storable until then (see store.h). */
+long long
+writeback_mark_uncacheable(struct writeback *wb, const char *url,
+    time_t until)
+{
+	struct op *op = url_op(OP_MARK, url);
+
+	op->when = until;
+	return enqueue(wb, op);
+}
+
 /* Copies s into the operation's data at *at; returns the copy. */
 static const char *
 keep(struct op *op, size_t *at, const char *s)
@@ -369,9 +502,17 @@ keep(struct op *op, size_t *at, const char *s)
 }
 
 /* Stores the response whose body b holds; b is the thread's from now. */
-void
+long long
 writeback_commit(struct writeback *wb, struct writeback_body *b,
     const struct cache_response *r)
+{
+	return writeback_commit_with(wb, b, r, &wb->rules);
+}
+
+/* writeback_commit, with rules of its own for this response. */
+long long
+writeback_commit_with(struct writeback *wb, struct writeback_body *b,
+    const struct cache_response *r, const struct cache_rules *rules)
 {
 	const char *request_headers = r->request_headers ?
 	    r->request_headers : "";
@@ -380,10 +521,11 @@ writeback_commit(struct writeback *wb, struct writeback_body *b,
 	    strlen(r->headers) + strlen(request_headers) + 3);
 
 	op->response = *r;
+	op->rules = *rules;
 	op->response.url = keep(op, &at, r->url);
 	op->response.headers = keep(op, &at, r->headers);
 	op->response.request_headers = keep(op, &at, request_headers);
-	enqueue(wb, op);
+	return enqueue(wb, op);
 }
 
 /* Gives the body up: nothing of it is stored. */
@@ -401,7 +543,7 @@ dup_or_null(const char *s)
 }
 
 /* Writes an entry's new head and freshness (cache_revalidate made them). */
-void
+long long
 writeback_refresh(struct writeback *wb, const struct store_entry *e)
 {
 	struct op *op = op_new(OP_REFRESH, NULL, 0);
@@ -413,6 +555,18 @@ writeback_refresh(struct writeback *wb, const struct store_entry *e)
 	op->entry.headers = dup_or_null(e->headers);
 	op->entry.etag = dup_or_null(e->etag);
 	op->entry.last_modified = dup_or_null(e->last_modified);
+	return enqueue(wb, op);
+}
+
+/* Counts n answers from stored entries, ids[i] for the i-th. */
+void
+writeback_hits(struct writeback *wb, const long long *ids, size_t n,
+    time_t when)
+{
+	struct op *op = op_new(OP_HITS, NULL, n * sizeof *ids);
+
+	memcpy(op->data, ids, n * sizeof *ids);
+	op->when = when;
 	enqueue(wb, op);
 }
 

@@ -392,3 +392,25 @@ statuses() {
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/restaurant/nope")" = 404 ]
 	[ "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$SERVE/../secret")" = 400 ]
 }
+
+@test "workers end with their parent, even one killed with SIGKILL" {
+	start_serve --workers 2
+	wait_for_workers() {
+		for _ in $(seq 100); do
+			[ "$(pgrep -c -P "$SERVE_PID")" -eq 2 ] && return 0
+			sleep 0.05
+		done
+		return 1
+	}
+	wait_for_workers
+	pids=$(pgrep -P "$SERVE_PID" | tr '\n' ' ')
+	kill -KILL "$SERVE_PID"
+	for _ in $(seq 100); do
+		alive=0
+		for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+		[ "$alive" -eq 0 ] && break
+		sleep 0.05
+	done
+	[ "$alive" -eq 0 ]
+	SERVE_PID=
+}

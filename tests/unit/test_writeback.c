@@ -5,6 +5,7 @@
  */
 #include <sys/stat.h>
 
+#include <poll.h>
 #include <string.h>
 
 #include "buf.h"
@@ -142,8 +143,51 @@ names_what_a_full_disk_loses(void)
 	store_close(s);
 }
 
+/*
+ * Read-your-writes: the wake fd says when operations are applied, and
+ * what writeback_applied then says is in the file; a removal and an
+ * uncacheable mark too.
+ */
+static void
+says_when_applied(void)
+{
+	const char *p = unit_tmp_path("applied.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store *reader = store_open(p, STORE_READ);
+	struct writeback *wb = writeback_start(s, &rules);
+	struct writeback_body *b = writeback_body_new("http://x/a");
+	struct cache_response r = response("http://x/a", "");
+	struct pollfd pfd = { writeback_wake_fd(wb), POLLIN, 0 };
+	long long seq, applied = 0;
+	int rounds;
+
+	writeback_write(wb, b, "aaa", 3);
+	seq = writeback_commit(wb, b, &r);
+	writeback_flush(wb);
+	for (rounds = 0; rounds < 50 && applied < seq; rounds++)
+		if (poll(&pfd, 1, 100) == 1)
+			applied = writeback_applied(wb);
+	CHECK(applied >= seq);
+	CHECK(stored(reader, "http://x/a", 3, 'a'));
+	seq = writeback_mark_uncacheable(wb, "http://x/a", 2000);
+	seq = writeback_remove(wb, "http://x/a") > seq ? seq + 1 : -1;
+	CHECK(seq > 0);		/* seqs grow one by one */
+	writeback_flush(wb);
+	for (rounds = 0; rounds < 50 && applied < seq; rounds++)
+		if (poll(&pfd, 1, 100) == 1)
+			applied = writeback_applied(wb);
+	CHECK(applied >= seq);
+	CHECK(!stored(reader, "http://x/a", 3, 'a'));
+	CHECK(store_uncacheable(reader, "http://x/a", 1999) == 1);
+	CHECK(store_uncacheable(reader, "http://x/a", 2000) == 0);
+	CHECK(writeback_finish(wb) == NULL);
+	store_close(reader);
+	store_close(s);
+}
+
 static const struct unit_test tests[] = {
 	TEST(applies_everything),
+	TEST(says_when_applied),
 	TEST(names_what_a_full_disk_loses),
 };
 

@@ -1,0 +1,930 @@
+/*
+ * Cache-through: a request answered from the cache file when the rules
+ * allow, else from the upstream through it, with one upstream request
+ * per URL at a time across every process (leases) and the store's
+ * writes on a thread of their own. See through.h.
+ *
+ * A flight is what one URL's requests share while its answer is not in
+ * the file: the upstream request of the one that holds the lease
+ * (FETCHING), the write of its answer until the writer thread has
+ * applied it (STORING), or another process's request (REMOTE). Other
+ * requests for the URL wait on the flight and, once it ends, look the
+ * URL up again: they see what it stored (RFC 9211's "collapsed"). A
+ * flight whose answer cannot be stored, or that failed, lets them go to
+ * the upstream at once, each on its own; so does a wait that lasts
+ * longer than collapse_ms.
+ *
+ * Woken requests are taken up by a timer, never inside a libcurl
+ * callback, where no transfer may be added or removed.
+ */
+#include <err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "lease.h"
+#include "prog.h"
+#include "through.h"
+#include "writeback.h"
+
+#define HIT_FLUSH_MS	1000	/* hit counts are written this often */
+#define HIT_FLUSH_MAX	256	/* …or when this many are waiting */
+
+enum flight_state { FLIGHT_FETCHING, FLIGHT_STORING, FLIGHT_REMOTE };
+
+struct flight {
+	struct flight		*next;
+	struct through		*th;
+	char			*key;
+	enum flight_state	 state;
+	struct through_call	*holder;	/* FETCHING: whose request */
+	struct lease		*lease;		/* held, or waited on */
+	struct watch		*watch;		/* its FIFO, its deadlines */
+	long long		 seq;		/* STORING: the write */
+	long long		 recheck_ms;	/* REMOTE: next lease_busy */
+	int			 uncacheable;	/* waiters ask on their own */
+	struct through_call	*waiters;
+};
+
+struct through_call {
+	struct through		*th;
+	struct through_call	*prev_all, *next_all;	/* th->calls */
+	const struct through_sink *sink;	/* NULL once answered */
+	void			*ctx;
+	char			*key, *method, *fields, *forward, *body;
+	size_t			 body_len;
+	struct cache_rules	 rules;
+	struct policy_request	 directives;
+	int			 cacheable;	/* GET or HEAD */
+	struct store_entry	 cached;
+	int			 have_cached;
+	struct flight		*flight;	/* held or waited on */
+	struct through_call	*next;		/* among waiters, or ready */
+	long long		 wait_until;
+	int			 go_upstream;	/* when woken */
+	struct transfer		*t;
+	struct writeback_body	*wbody;		/* being stored */
+	struct buf		 head;
+	int			 head_passed;	/* to the sink */
+	int			 settled;	/* the transfer is moot */
+	int			 paused_for_room;
+	time_t			 request_time, response_time;
+	long long		 upstream_start_ms;
+	struct through_result	 result;
+};
+
+struct through {
+	struct store		*reader, *writer;
+	struct writeback	*wb;
+	struct upstream		*upstream;
+	struct server		*srv;
+	struct leases		*leases;	/* NULL: this process only */
+	struct through_options	 opt;
+	struct flight		*flights;
+	struct through_call	*calls;		/* every one alive */
+	struct through_call	*ready, **ready_tail;	/* woken */
+	struct watch		*ready_timer;
+	struct watch		*applied;	/* the writer's eventfd */
+	struct buf		 paused;	/* calls waiting for queue room */
+	struct {
+		long long	*ids;
+		size_t		 len, cap;
+		long long	 flushed_ms;
+	} hits;
+};
+
+static void lookup(struct through_call *);
+static void fetch(struct through_call *);
+
+/* The writer thread's failures, as warnings. */
+static void
+report(struct through *th)
+{
+	char *text = writeback_warnings(th->wb), *line, *next;
+
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		warnx("%s", line);
+	}
+	free(text);
+}
+
+static void
+call_free(struct through_call *c)
+{
+	if (c->prev_all != NULL)
+		c->prev_all->next_all = c->next_all;
+	else
+		c->th->calls = c->next_all;
+	if (c->next_all != NULL)
+		c->next_all->prev_all = c->prev_all;
+	if (c->have_cached || c->cached.url != NULL)
+		store_entry_free(&c->cached);
+	writeback_abort(c->th->wb, c->wbody);
+	buf_free(&c->head);
+	free(c->key);
+	free(c->method);
+	free(c->fields);
+	free(c->forward);
+	free(c->body);
+	free(c);
+}
+
+/* After the sink's last callback: freed once its transfer is over. */
+static void
+call_settle(struct through_call *c)
+{
+	c->sink = NULL;
+	c->settled = 1;
+	if (c->t == NULL)
+		call_free(c);
+}
+
+/* Queues a woken call; the ready timer takes it up. */
+static void
+make_ready(struct through *th, struct through_call *c, int go_upstream)
+{
+	c->flight = NULL;
+	c->go_upstream = go_upstream;
+	c->next = NULL;
+	*th->ready_tail = c;
+	th->ready_tail = &c->next;
+	watch_deadline(th->ready_timer, 1);	/* at once */
+}
+
+static void
+on_ready(struct watch *w, short revents, void *ctx)
+{
+	struct through *th = ctx;
+	struct through_call *c;
+
+	(void)revents;
+	watch_deadline(w, 0);
+	while ((c = th->ready) != NULL) {
+		if ((th->ready = c->next) == NULL)
+			th->ready_tail = &th->ready;
+		c->next = NULL;
+		if (c->go_upstream)
+			fetch(c);
+		else
+			lookup(c);
+	}
+}
+
+/* Unlinks c from a list, if it is there; returns whether it was. */
+static int
+unlink_call(struct through_call **p, struct through_call *c)
+{
+	for (; *p != NULL; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			c->next = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+static struct flight *
+flight_find(struct through *th, const char *key)
+{
+	struct flight *f;
+
+	for (f = th->flights; f != NULL; f = f->next)
+		if (strcmp(f->key, key) == 0)
+			return f;
+	return NULL;
+}
+
+/* When the flight next needs a look: a waiter's bound, a recheck. */
+static void
+flight_schedule(struct flight *f)
+{
+	struct through_call *c;
+	long long at = f->state == FLIGHT_REMOTE ? f->recheck_ms : 0;
+
+	for (c = f->waiters; c != NULL; c = c->next)
+		if (at == 0 || c->wait_until < at)
+			at = c->wait_until;
+	watch_deadline(f->watch, at);
+}
+
+static void
+release_waiters(struct flight *f, int go_upstream)
+{
+	struct through_call *c;
+
+	while ((c = f->waiters) != NULL) {
+		f->waiters = c->next;
+		make_ready(f->th, c, go_upstream);
+	}
+}
+
+/*
+ * Ends the flight: the lease is given up, so other processes' waiters
+ * wake, and the waiters here look the URL up again, or go upstream.
+ */
+static void
+flight_end(struct flight *f)
+{
+	struct flight **p;
+
+	for (p = &f->th->flights; *p != f; p = &(*p)->next)
+		;
+	*p = f->next;
+	if (f->holder != NULL)
+		f->holder->flight = NULL;
+	release_waiters(f, f->uncacheable);
+	lease_end(f->lease);
+	server_unwatch(f->th->srv, f->watch);
+	free(f->key);
+	free(f);
+}
+
+/* A waiter that has waited its bound asks the upstream itself. */
+static void
+expire_waiters(struct flight *f, long long now)
+{
+	struct through_call **p, *c;
+
+	for (p = &f->waiters; (c = *p) != NULL;) {
+		if (c->wait_until > now) {
+			p = &c->next;
+			continue;
+		}
+		*p = c->next;
+		make_ready(f->th, c, 1);
+	}
+}
+
+static void
+flight_tick(struct watch *w, short revents, void *ctx)
+{
+	struct flight *f = ctx;
+	long long now = prog_now_ms();
+
+	(void)w;
+	if (f->state == FLIGHT_REMOTE && (revents != 0 ||
+	    now >= f->recheck_ms)) {
+		if (revents != 0 || !lease_busy(f->lease)) {
+			flight_end(f);	/* its holder is done, or dead */
+			return;
+		}
+		f->recheck_ms = now + LEASE_RECHECK_MS;
+	}
+	expire_waiters(f, now);
+	if (f->state == FLIGHT_REMOTE && f->waiters == NULL)
+		flight_end(f);	/* no one is left to wait */
+	else
+		flight_schedule(f);
+}
+
+static struct flight *
+flight_new(struct through *th, const char *key, enum flight_state state,
+    int fd)
+{
+	struct flight *f = xcalloc(1, sizeof *f);
+
+	f->th = th;
+	f->key = xstrdup(key);
+	f->state = state;
+	f->watch = server_watch(th->srv, fd, POLLIN, flight_tick, f);
+	f->next = th->flights;
+	th->flights = f;
+	return f;
+}
+
+/*
+ * c waits for the flight; collapsed if for another's request, not only
+ * for a write that a finished one queued (read-your-writes).
+ */
+static void
+wait_on(struct flight *f, struct through_call *c, int collapsed)
+{
+	c->flight = f;
+	c->result.collapsed |= collapsed;
+	c->wait_until = prog_now_ms() + f->th->opt.collapse_ms;
+	c->next = f->waiters;
+	f->waiters = c;
+	flight_schedule(f);
+}
+
+/* The flight c holds, if it holds one. */
+static struct flight *
+holding(const struct through_call *c)
+{
+	return c->flight != NULL && c->flight->holder == c ? c->flight : NULL;
+}
+
+/* Gives the flight up: its waiters ask the upstream on their own. */
+static void
+abandon(struct through_call *c)
+{
+	struct flight *f = holding(c);
+
+	if (f != NULL) {
+		f->uncacheable = 1;
+		flight_end(f);
+	}
+}
+
+/*
+ * A write for key is queued as seq: the key's flight lasts until the
+ * writer has applied it, so that whoever looks next sees it. c, if not
+ * NULL, is the flight's holder, whose request is over.
+ */
+static void
+storing(struct through *th, struct through_call *c, const char *key,
+    long long seq)
+{
+	struct flight *f = c != NULL ? holding(c) : flight_find(th, key);
+
+	if (f == NULL)
+		f = flight_new(th, key, FLIGHT_STORING, -1);
+	else if (f->state == FLIGHT_FETCHING && f->holder != c)
+		return;		/* its own write will come later */
+	else if (f->state == FLIGHT_REMOTE)
+		return;		/* its end makes everyone look again */
+	if (c != NULL)
+		c->flight = NULL;
+	f->holder = NULL;
+	f->state = FLIGHT_STORING;
+	f->seq = seq;
+	/*
+	 * No waiting to group it with others: whoever asks next, here or
+	 * in another process, should find it. Writes that come while the
+	 * writer is busy still share a transaction.
+	 */
+	writeback_flush(th->wb);
+}
+
+static void
+count_hit(struct through *th, long long id)
+{
+	if (th->hits.len == th->hits.cap) {
+		th->hits.cap = th->hits.cap ? th->hits.cap * 2 : 64;
+		th->hits.ids = xrealloc(th->hits.ids,
+		    th->hits.cap * sizeof *th->hits.ids);
+	}
+	th->hits.ids[th->hits.len++] = id;
+}
+
+static void
+answer_stored(struct through_call *c, enum through_how how)
+{
+	count_hit(c->th, c->cached.id);
+	if (c->sink != NULL)
+		c->sink->stored(c->ctx, &c->cached, how);
+	call_settle(c);
+}
+
+static void
+answer_failed(struct through_call *c, enum through_failure why,
+    const char *error)
+{
+	c->result.error = error;
+	if (c->sink != NULL)
+		c->sink->fail(c->ctx, why, error);
+	call_settle(c);
+}
+
+/* Whether the stored response may answer now that the upstream failed. */
+static int
+stale_allowed(const struct through_call *c)
+{
+	return c->have_cached && policy_stale_if_error(c->cached.headers,
+	    cache_age(&c->cached, time(NULL)), c->cached.lifetime,
+	    c->th->opt.stale_if_error);
+}
+
+static struct cache_response
+response_of(const struct through_call *c)
+{
+	return (struct cache_response){
+		.url = c->key, .status = c->result.status,
+		.headers = buf_cstr((struct buf *)&c->head),
+		.request_headers = c->fields,
+		.request_time = c->request_time,
+		.response_time = c->response_time,
+	};
+}
+
+/* A 304 to our conditional request: the stored response, refreshed. */
+static void
+revalidated(struct through_call *c)
+{
+	struct cache_response r = response_of(c);
+
+	cache_revalidate(&c->cached, &r, &c->rules);
+	storing(c->th, c, c->key, writeback_refresh(c->th->wb, &c->cached));
+	answer_stored(c, THROUGH_REVALIDATED);
+}
+
+/*
+ * Whether to store the response: the request's and the response's
+ * rules allow it. One that may not be stored marks the URL for a while
+ * (hit-for-miss): waiters here go upstream at once; other processes'
+ * once the mark is in the file, when the flight ends.
+ */
+static void
+decide_storing(struct through_call *c, int status, const char *fields)
+{
+	struct through *th = c->th;
+	struct flight *f = holding(c);
+
+	if (!c->directives.no_store && policy_unstorable("GET", status,
+	    c->fields, fields) == NULL) {
+		c->wbody = writeback_body_new(c->key);
+		c->result.stored = 1;
+		return;
+	}
+	if (f == NULL)
+		return;
+	f->uncacheable = 1;
+	release_waiters(f, 1);
+	storing(th, c, c->key, writeback_mark_uncacheable(th->wb, c->key,
+	    time(NULL) + STORE_UNCACHEABLE_SECS));
+}
+
+static int
+on_head(void *ctx, int status, const char *fields)
+{
+	struct through_call *c = ctx;
+	struct through *th = c->th;
+
+	c->response_time = time(NULL);
+	c->result.upstream_ms = prog_now_ms() - c->upstream_start_ms;
+	c->result.status = status;
+	buf_reset(&c->head);
+	buf_adds(&c->head, fields);
+	if (status == 304 && c->have_cached) {
+		revalidated(c);
+		return -1;
+	}
+	if (status >= 500 && (c->sink == NULL || stale_allowed(c))) {
+		abandon(c);	/* the stored response stays */
+		if (c->sink != NULL)
+			answer_stored(c, THROUGH_STALE_ERROR);
+		else
+			call_settle(c);
+		return -1;
+	}
+	if (!c->cacheable && status < 400)	/* RFC 9111 section 4.4 */
+		storing(th, NULL, c->key, writeback_remove(th->wb, c->key));
+	else if (c->cacheable)
+		decide_storing(c, status, fields);
+	if (c->sink == NULL && c->wbody == NULL) {
+		call_settle(c);		/* a revalidation with nothing to keep */
+		return -1;
+	}
+	if (c->sink == NULL)
+		return 0;
+	c->head_passed = 1;
+	return c->sink->head(c->ctx, status, fields);
+}
+
+static int
+on_body(void *ctx, const void *p, size_t n)
+{
+	struct through_call *c = ctx;
+	int rc;
+
+	if (c->wbody != NULL && !writeback_room(c->th->wb, n)) {
+		if (!c->paused_for_room)
+			buf_add(&c->th->paused, &c, sizeof c);
+		c->paused_for_room = 1;
+		return UPSTREAM_PAUSE;	/* on_applied resumes it */
+	}
+	if (c->sink != NULL && (rc = c->sink->body(c->ctx, p, n)) != 0)
+		return rc;
+	if (c->wbody != NULL)
+		writeback_write(c->th->wb, c->wbody, p, n);
+	return 0;
+}
+
+static enum through_failure
+failure_of(const char *error)
+{
+	/* curl's words for CURLE_OPERATION_TIMEDOUT: too long, too slow */
+	return strstr(error, "timed out") != NULL ||
+	    strstr(error, "too slow") != NULL ? THROUGH_TIMED_OUT :
+	    THROUGH_UPSTREAM_FAILED;
+}
+
+/* A transfer that failed: nothing of it is stored. */
+static void
+failed(struct through_call *c, const char *error)
+{
+	if (c->result.upstream_ms < 0)
+		c->result.upstream_ms = prog_now_ms() - c->upstream_start_ms;
+	writeback_abort(c->th->wb, c->wbody);
+	c->wbody = NULL;
+	c->result.stored = 0;
+	c->result.error = error;
+	abandon(c);
+	if (c->head_passed) {
+		if (c->sink != NULL)
+			c->sink->done(c->ctx, error);
+		call_settle(c);
+	} else if (stale_allowed(c)) {
+		answer_stored(c, THROUGH_STALE_ERROR);
+	} else {
+		answer_failed(c, failure_of(error), error);
+	}
+}
+
+static void
+on_done(void *ctx, const char *error)
+{
+	struct through_call *c = ctx;
+	struct cache_response r;
+
+	c->t = NULL;
+	if (c->settled) {
+		call_settle(c);		/* answered already: free it */
+		return;
+	}
+	if (error != NULL) {
+		failed(c, error);
+		return;
+	}
+	if (c->wbody != NULL) {
+		r = response_of(c);
+		storing(c->th, c, c->key, writeback_commit_with(c->th->wb,
+		    c->wbody, &r, &c->rules));
+		c->wbody = NULL;
+	} else {
+		abandon(c);
+	}
+	if (c->sink != NULL)
+		c->sink->done(c->ctx, NULL);
+	call_settle(c);
+}
+
+/* Asks the upstream, conditionally when a stored response may be current. */
+static void
+fetch(struct through_call *c)
+{
+	struct buf fields = BUF_INIT;
+	struct upstream_request req = {
+		.url = c->key, .ctx = c, .on_head = on_head,
+		.on_body = on_body, .on_done = on_done,
+	};
+
+	buf_adds(&fields, c->forward);
+	if (c->have_cached && c->cached.etag != NULL)
+		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
+	else if (c->have_cached && c->cached.last_modified != NULL)
+		buf_printf(&fields, "If-Modified-Since: %s\r\n",
+		    c->cached.last_modified);
+	req.headers = buf_cstr(&fields);
+	req.method = c->cacheable ? "GET" : c->method;
+	req.body = c->body;
+	req.body_len = c->body_len;
+	c->request_time = time(NULL);
+	c->upstream_start_ms = prog_now_ms();
+	c->result.collapsed = 0;	/* asking on its own after all */
+	c->t = upstream_add(c->th->upstream, &req);
+	buf_free(&fields);
+}
+
+/* Waits for another process's request for the URL. */
+static void
+wait_remote(struct through_call *c, struct lease *l)
+{
+	struct flight *f = flight_new(c->th, c->key, FLIGHT_REMOTE,
+	    lease_fd(l));
+
+	f->lease = l;
+	f->recheck_ms = prog_now_ms() + LEASE_RECHECK_MS;
+	wait_on(f, c, 1);
+}
+
+/*
+ * The stored response cannot answer: ask the upstream, unless a
+ * request for the URL is under way here or in another process, which
+ * this one then waits for.
+ */
+static void
+ask(struct through_call *c)
+{
+	struct through *th = c->th;
+	struct flight *f = flight_find(th, c->key);
+	struct lease *l = NULL;
+
+	if (f != NULL && !f->uncacheable) {
+		wait_on(f, c, 1);
+		return;
+	}
+	if (f != NULL || store_uncacheable(th->reader, c->key,
+	    time(NULL)) == 1) {
+		fetch(c);	/* no use waiting: it will not be stored */
+		return;
+	}
+	if (th->leases != NULL && !lease_held(l = lease_take(th->leases,
+	    c->key))) {
+		wait_remote(c, l);
+		return;
+	}
+	f = flight_new(th, c->key, FLIGHT_FETCHING, -1);
+	f->lease = l;
+	f->holder = c;
+	c->flight = f;
+	fetch(c);
+}
+
+static struct through_call *
+call_new(struct through *th, const struct through_request *req)
+{
+	struct through_call *c = xcalloc(1, sizeof *c);
+
+	c->th = th;
+	if ((c->next_all = th->calls) != NULL)
+		c->next_all->prev_all = c;
+	th->calls = c;
+	c->key = xstrdup(req->key);
+	c->method = xstrdup(req->method);
+	c->fields = xstrdup(req->fields != NULL ? req->fields : "");
+	c->forward = xstrdup(req->forward != NULL ? req->forward : "");
+	c->rules = req->rules != NULL ? *req->rules : th->opt.rules;
+	c->directives = req->directives;
+	c->cacheable = strcmp(req->method, "GET") == 0 ||
+	    strcmp(req->method, "HEAD") == 0;
+	c->result.upstream_ms = -1;
+	return c;
+}
+
+/*
+ * A revalidation in the background: a stale response within its
+ * stale-while-revalidate window (RFC 5861 section 3) is answered at
+ * once while this brings the stored one up to date. One per URL
+ * across every process: none if a request for it is under way.
+ */
+static void
+revalidate_in_background(const struct through_call *fg)
+{
+	struct through *th = fg->th;
+	struct through_request req = {
+		.key = fg->key, .method = "GET", .fields = fg->fields,
+		.forward = fg->forward, .rules = &fg->rules,
+	};
+	struct through_call *c;
+	struct lease *l = NULL;
+
+	if (flight_find(th, fg->key) != NULL)
+		return;
+	if (th->leases != NULL && !lease_held(l = lease_take(th->leases,
+	    fg->key))) {
+		lease_end(l);
+		return;
+	}
+	c = call_new(th, &req);
+	if (store_get(th->reader, "GET", c->key, fg->cached.variant,
+	    &c->cached) <= 0) {
+		lease_end(l);
+		call_free(c);
+		return;
+	}
+	c->have_cached = 1;
+	c->flight = flight_new(th, c->key, FLIGHT_FETCHING, -1);
+	c->flight->lease = l;
+	c->flight->holder = c;
+	fetch(c);
+}
+
+/* Answers from the file when the rules allow (RFC 9111 section 4). */
+static void
+lookup(struct through_call *c)
+{
+	struct through *th = c->th;
+	struct flight *f = flight_find(th, c->key);
+	enum policy_use use;
+	int found;
+
+	if (f != NULL && f->state == FLIGHT_STORING && !f->uncacheable) {
+		wait_on(f, c, 0);	/* read-your-writes: not in yet */
+		return;
+	}
+	if (c->have_cached || c->cached.url != NULL)
+		store_entry_free(&c->cached);
+	c->have_cached = 0;
+	if ((found = cache_lookup(th->reader, c->key, c->fields,
+	    &c->cached)) < 0)
+		warnx("%s: cache lookup failed: %s", c->key,
+		    store_error(th->reader));
+	use = found > 0 ? policy_use(&c->directives, c->cached.headers,
+	    cache_age(&c->cached, time(NULL)), c->cached.lifetime) :
+	    POLICY_REVALIDATE;
+	if (found > 0 && use == POLICY_STALE_REVALIDATE) {
+		revalidate_in_background(c);
+		answer_stored(c, THROUGH_STALE);
+		return;
+	}
+	if (found > 0 && use == POLICY_FRESH) {
+		answer_stored(c, THROUGH_HIT);
+		return;
+	}
+	c->have_cached = c->result.had_stored = found > 0;
+	if (!c->have_cached && c->directives.only_if_cached)
+		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
+	else
+		ask(c);
+}
+
+/*
+ * Starts a request, setting *call to it first: the sink may be called
+ * before this returns (a hit), and *call is not touched after that.
+ * After its last callback a call is through's alone.
+ */
+void
+through_start(struct through *th, const struct through_request *req,
+    const struct through_sink *sink, void *ctx, struct through_call **call)
+{
+	struct through_call *c = call_new(th, req);
+
+	c->sink = sink;
+	c->ctx = ctx;
+	*call = c;
+	if (c->cacheable) {
+		lookup(c);
+		return;
+	}
+	c->body = xmalloc(req->body_len + 1);
+	if (req->body_len > 0)
+		memcpy(c->body, req->body, req->body_len);
+	c->body_len = req->body_len;
+	fetch(c);
+}
+
+const struct through_result *
+through_result(const struct through_call *c)
+{
+	return &c->result;
+}
+
+/* The sink is ready for more body bytes. */
+void
+through_resume(struct through_call *c)
+{
+	if (c->t != NULL)
+		upstream_resume(c->th->upstream, c->t);
+}
+
+/* Forgets a call that waits for room in the writer's queue. */
+static void
+unpause(struct through *th, struct through_call *c)
+{
+	struct through_call **calls = (struct through_call **)th->paused.data;
+	size_t i, n = th->paused.len / sizeof c;
+
+	for (i = 0; i < n; i++)
+		if (calls[i] == c)
+			calls[i] = NULL;
+}
+
+/*
+ * The caller leaves before its answer ends. A holder whose answer
+ * others wait for goes on storing it; anything else ends here.
+ */
+void
+through_cancel(struct through_call *c)
+{
+	struct through *th = c->th;
+	struct flight *f = holding(c);
+
+	c->sink = NULL;
+	if (f != NULL && c->wbody != NULL && f->waiters != NULL)
+		return;		/* a background request from now on */
+	if (unlink_call(&th->ready, c))
+		for (th->ready_tail = &th->ready; *th->ready_tail != NULL;
+		    th->ready_tail = &(*th->ready_tail)->next)
+			;
+	if (f == NULL && c->flight != NULL)
+		unlink_call(&c->flight->waiters, c);
+	c->flight = f;
+	abandon(c);
+	if (c->t != NULL)
+		upstream_cancel(th->upstream, c->t);
+	c->t = NULL;
+	unpause(th, c);
+	call_free(c);
+}
+
+/* The writer applied some operations: flights that waited for them end. */
+static void
+on_applied(struct watch *w, short revents, void *ctx)
+{
+	struct through *th = ctx;
+	struct through_call **calls;
+	struct flight *f, *next;
+	long long applied = writeback_applied(th->wb);
+	size_t i, n;
+
+	(void)w;
+	(void)revents;
+	for (f = th->flights; f != NULL; f = next) {
+		next = f->next;
+		if (f->state == FLIGHT_STORING && f->seq <= applied)
+			flight_end(f);
+	}
+	calls = (struct through_call **)th->paused.data;
+	n = th->paused.len / sizeof *calls;
+	th->paused.len = 0;
+	for (i = 0; i < n; i++)
+		if (calls[i] != NULL) {
+			calls[i]->paused_for_room = 0;
+			through_resume(calls[i]);
+		}
+	report(th);
+}
+
+/* Keeps a response made here (a merged answer) as the one for key. */
+void
+through_store(struct through *th, const char *key, const char *fields,
+    const struct buf *body, const struct cache_rules *rules)
+{
+	struct writeback_body *b = writeback_body_new(key);
+	struct cache_response r = {
+		.url = key, .status = 200, .headers = fields,
+		.request_headers = "", .request_time = time(NULL),
+		.response_time = time(NULL),
+	};
+
+	writeback_write(th->wb, b, body->data, body->len);
+	storing(th, NULL, key, writeback_commit_with(th->wb, b, &r, rules));
+}
+
+/*
+ * Opens the cache file for this process: a reader for lookups, a
+ * writer on a thread of its own, and the leases beside it.
+ */
+struct through *
+through_new(const char *cache_path, struct server *srv, struct upstream *up,
+    const struct through_options *opt)
+{
+	struct through *th = xcalloc(1, sizeof *th);
+	char err[512];
+
+	th->opt = *opt;
+	th->srv = srv;
+	th->upstream = up;
+	th->ready_tail = &th->ready;
+	th->writer = prog_open_cache(cache_path, STORE_WRITE);
+	th->reader = prog_open_cache(cache_path, STORE_READ);
+	th->wb = writeback_start(th->writer, &opt->rules);
+	th->applied = server_watch(srv, writeback_wake_fd(th->wb), POLLIN,
+	    on_applied, th);
+	th->ready_timer = server_watch(srv, -1, 0, on_ready, th);
+	if ((th->leases = leases_open(cache_path, err, sizeof err)) == NULL)
+		warnx("requests for one URL wait for one another in this "
+		    "process only: %s", err);
+	th->hits.flushed_ms = prog_now_ms();
+	return th;
+}
+
+struct store *
+through_reader(struct through *th)
+{
+	return th->reader;
+}
+
+/* After each round of events: hit counts go to the writer now and then. */
+void
+through_idle(struct through *th, int now)
+{
+	if (th->hits.len == 0 || (!now && th->hits.len < HIT_FLUSH_MAX &&
+	    prog_now_ms() - th->hits.flushed_ms < HIT_FLUSH_MS))
+		return;
+	writeback_hits(th->wb, th->hits.ids, th->hits.len, time(NULL));
+	th->hits.len = 0;
+	th->hits.flushed_ms = prog_now_ms();
+}
+
+/*
+ * At exit, once no client waits: requests still under way (background
+ * ones) are given up, and every write queued is applied.
+ */
+void
+through_free(struct through *th)
+{
+	struct through_call *c;
+
+	while (th->flights != NULL)
+		flight_end(th->flights);
+	th->ready = NULL;
+	while ((c = th->calls) != NULL) {
+		if (c->t != NULL)
+			upstream_cancel(th->upstream, c->t);
+		call_free(c);
+	}
+	through_idle(th, 1);
+	report(th);
+	free(writeback_finish(th->wb));
+	store_close(th->reader);
+	store_close(th->writer);
+	leases_close(th->leases);
+	buf_free(&th->paused);
+	free(th->hits.ids);
+	free(th);
+}
