@@ -1,7 +1,8 @@
 /*
- * Access logs: one JSON object per request and line on stderr, written
- * whole by one write(2) so that workers sharing stderr never interleave;
- * or to syslog, when stderr is not ours to write to.
+ * Access logs: one JSON object per request and line, on stderr or in a
+ * file, gathered and written by whole lines, at most PIPE_BUF bytes a
+ * write(2), so that workers sharing the log never interleave; or to
+ * syslog, when stderr is not ours to write to; or nowhere.
  */
 #ifndef RELAY_LOG_H
 #define RELAY_LOG_H
@@ -19,6 +20,8 @@ struct log_request {
 };
 
 void	log_request(const struct log_request *);
+void	log_flush(void);
 void	log_to_syslog(const char *);
+int	log_to_file(const char *);
 
 #endif

@@ -81,7 +81,7 @@ static const char usage_text[] =
     "           [--idle-timeout duration] [--request-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
     " [--cacert file]\n"
-    "           [--routes file]\n";
+    "           [--routes file] [--access-log off | file]\n";
 
 /* One request being answered. */
 struct answer {
@@ -834,6 +834,7 @@ on_idle(void *ctx)
 		retired = NULL;
 	}
 	through_idle(through, listen_stop);
+	log_flush();
 	if (listen_stop)
 		server_stop(server);
 }
@@ -857,6 +858,7 @@ serve(int listen_fd, int in, int out)
 		server_connection(server, in, out);
 	server_run(server);
 	through_free(through);
+	log_flush();
 	server_free(server);
 	upstream_free(upstream);
 	free_routes(retired);
@@ -908,7 +910,7 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_CACERT = 256, OPT_CACHE, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
+	OPT_ACCESS_LOG = 256, OPT_CACERT, OPT_CACHE, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
 	OPT_DEFAULT_TTL,
 	OPT_FORCE_TTL, OPT_IDLE_TIMEOUT, OPT_LISTEN, OPT_MAX_BODY,
 	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
@@ -917,6 +919,7 @@ enum {
 };
 
 static const struct option long_options[] = {
+	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "cache", required_argument, NULL, OPT_CACHE },
 	{ "collapse-timeout", required_argument, NULL, OPT_COLLAPSE_TIMEOUT },
@@ -942,6 +945,10 @@ static void
 parse_option(int opt, const char *arg)
 {
 	switch (opt) {
+	case OPT_ACCESS_LOG:
+		if (log_to_file(arg) < 0)
+			err(EX_CANTCREAT, "cannot open --access-log '%s'", arg);
+		break;
 	case OPT_CACERT:
 		if (access(arg, R_OK) < 0)
 			err(EX_NOINPUT, "cannot read --cacert '%s'", arg);

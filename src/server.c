@@ -52,6 +52,7 @@ struct conn {
 	long long		 deadline_ms;	/* for the state; 0: none */
 	long long		 last_write_ms;
 	int			 eof;		/* the client sends no more */
+	int			 flush_due;	/* output queued this round */
 	int			 dead;		/* close now */
 	void			*data;
 };
@@ -278,7 +279,7 @@ conn_done(struct conn *c, int close_after)
 	buf_reset(&c->body);
 	c->state = keep ? CONN_IDLE : CONN_CLOSING;
 	c->deadline_ms = prog_now_ms() + srv->opt.idle_timeout_ms;
-	flush(c);
+	c->flush_due = 1;
 }
 
 static void
@@ -303,7 +304,7 @@ reject(struct conn *c, int status, const char *why)
 	log_request(&log);
 	http_request_free(&c->req);
 	c->state = CONN_CLOSING;
-	flush(c);
+	c->flush_due = 1;
 }
 
 static void
@@ -667,6 +668,23 @@ run_watches(struct server *srv)
 }
 
 /*
+ * Sends the answers finished this round, once the program's idle hook
+ * has run (it writes the access log first), each in as few writes as
+ * its socket takes.
+ */
+static void
+flush_finished(struct server *srv)
+{
+	struct conn *c;
+
+	for (c = srv->conns; c != NULL; c = c->next)
+		if (c->flush_due) {
+			c->flush_due = 0;
+			flush(c);
+		}
+}
+
+/*
  * Serves until stopped and every connection has closed, or, without a
  * listener, until the connections given have closed.
  */
@@ -683,6 +701,7 @@ server_run(struct server *srv)
 		run_watches(srv);
 		if (srv->h.idle != NULL)
 			srv->h.idle(srv->h.ctx);
+		flush_finished(srv);
 	}
 	return 0;
 }

@@ -414,3 +414,26 @@ statuses() {
 	[ "$alive" -eq 0 ]
 	SERVE_PID=
 }
+
+@test "--access-log FILE takes the log, whole lines; --access-log off drops it" {
+	start_serve --access-log "$BATS_TEST_TMPDIR/access.json" --workers 2
+	"$ROOT/tests/fixture/burst" 127.0.0.1 "$SERVE_PORT" '/al?cc=max-age=60' 50 >/dev/null
+	for _ in $(seq 100); do
+		[ "$(wc -l <access.json)" -eq 50 ] && break
+		sleep 0.05
+	done
+	[ "$(jq -r .target access.json | sort -u)" = "/al?cc=max-age=60" ]
+	[ "$(jq -s length access.json)" -eq 50 ]
+	! access_log
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	start_serve --access-log off
+	[ "$(curl -s "$SERVE/quiet?body=q")" = q ]
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	SERVE_PID=
+	! access_log
+	run relay-serve --access-log /nonexistent/dir/log
+	[ "$status" -eq 73 ]
+	[ "$output" = "relay-serve: cannot open --access-log '/nonexistent/dir/log': No such file or directory" ]
+}
