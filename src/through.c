@@ -81,6 +81,7 @@ struct through {
 	struct server		*srv;
 	struct leases		*leases;	/* NULL: this process only */
 	struct through_options	 opt;
+	int			 reading;	/* this round's read transaction */
 	struct flight		*flights;
 	struct through_call	*calls;		/* every one alive */
 	struct through_call	*ready, **ready_tail;	/* woken */
@@ -96,6 +97,27 @@ struct through {
 
 static void lookup(struct through_call *);
 static void fetch(struct through_call *);
+
+/*
+ * A round's lookups share one read transaction: one lock and snapshot
+ * a round rather than one a hit. It ends with the round, and before
+ * woken requests look again, so that they see the writes they waited
+ * for. Bodies still being sent keep their own snapshot past its end.
+ */
+static void
+read_begin(struct through *th)
+{
+	if (!th->reading && store_read_begin(th->reader) == 0)
+		th->reading = 1;
+}
+
+static void
+read_end(struct through *th)
+{
+	if (th->reading)
+		store_read_end(th->reader);
+	th->reading = 0;
+}
 
 /* The writer thread's failures, as warnings. */
 static void
@@ -162,6 +184,7 @@ on_ready(struct watch *w, short revents, void *ctx)
 
 	(void)revents;
 	watch_deadline(w, 0);
+	read_end(th);
 	while ((c = th->ready) != NULL) {
 		if ((th->ready = c->next) == NULL)
 			th->ready_tail = &th->ready;
@@ -709,6 +732,7 @@ lookup(struct through_call *c)
 	if (c->have_cached || c->cached.url != NULL)
 		store_entry_free(&c->cached);
 	c->have_cached = 0;
+	read_begin(th);
 	if ((found = cache_lookup(th->reader, c->key, c->fields,
 	    &c->cached)) < 0)
 		warnx("%s: cache lookup failed: %s", c->key,
@@ -889,10 +913,14 @@ through_reader(struct through *th)
 	return th->reader;
 }
 
-/* After each round of events: hit counts go to the writer now and then. */
+/*
+ * After each round of events: the round's read transaction ends, and
+ * hit counts go to the writer now and then.
+ */
 void
 through_idle(struct through *th, int now)
 {
+	read_end(th);
 	if (th->hits.len == 0 || (!now && th->hits.len < HIT_FLUSH_MAX &&
 	    prog_now_ms() - th->hits.flushed_ms < HIT_FLUSH_MS))
 		return;
