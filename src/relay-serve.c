@@ -93,6 +93,8 @@ struct answer {
 	struct store_entry	 cached;	/* a stored one being sent */
 	struct store_body	*body;		/* …its body */
 	struct merge		*merge;		/* a merge route's calls */
+	struct route		*route;		/* …its route */
+	struct route_params	 params;	/* …and parameters */
 	long long		 merge_cache;	/* its answer's freshness */
 	struct buf		 head;		/* the upstream's fields */
 	int			 status;
@@ -119,12 +121,12 @@ usage(void)
 static void
 answer_free(struct answer *a)
 {
-	if (a->merge != NULL) {
-		merge_free(a->merge);
-		merging--;
-	}
+	merge_free(a->merge);
+	if (a->route != NULL)
+		merging--;	/* the route may be freed by a reload now */
 	if (a->call != NULL)
 		through_cancel(a->call);
+	route_params_free(&a->params);
 	store_body_close(a->body);
 	if (a->cached.url != NULL)
 		store_entry_free(&a->cached);
@@ -659,33 +661,56 @@ on_merged(struct merge *m, void *ctx)
 	send_merged(a);
 }
 
-/* A merge route: its calls at once through the cache, then jq. */
+static void
+start_merge(struct answer *a)
+{
+	a->cache_status = "merge";
+	a->merge = merge_start(&merge_env, a->route, &a->params, on_merged,
+	    a);
+	if (merge_ready(a->merge))
+		send_merged(a);
+}
+
+/* A kept merged answer is not there, or not fresh: merge anew. */
+static void
+on_merge_miss(void *ctx, enum through_failure why, const char *error)
+{
+	struct answer *a = ctx;
+
+	(void)why;
+	(void)error;
+	a->call = NULL;
+	start_merge(a);
+}
+
+static const struct through_sink merged_sink = {
+	on_stored, on_head, on_body, on_done, on_merge_miss,
+};
+
+/*
+ * A merge route: its calls at once through the cache, then jq; or the
+ * merged answer it keeps, if fresh.
+ */
 static void
 answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
-	struct store *reader = through_reader(through);
-	struct policy_request directives;
+	struct through_request req = {
+		.key = a->key, .method = "GET", .fields = "",
+		.stored_only = 1,
+	};
 
 	a->merge_cache = r->cache;
-	if (r->cache > 0) {
-		policy_request_parse(fields, &directives);
-		if (cache_lookup(reader, a->key, "", &a->cached) > 0 &&
-		    policy_use(&directives, a->cached.headers,
-		    cache_age(&a->cached, time(NULL)), a->cached.lifetime) ==
-		    POLICY_FRESH) {
-			route_params_free(ps);
-			send_stored(a, &a->cached, THROUGH_HIT);
-			return;
-		}
-		if (a->cached.url != NULL)
-			store_entry_free(&a->cached);
-	}
-	a->cache_status = "merge";
+	a->route = r;
 	merging++;
-	a->merge = merge_start(&merge_env, r, ps, on_merged, a);
-	if (merge_ready(a->merge))
-		send_merged(a);
+	a->params = *ps;
+	memset(ps, 0, sizeof *ps);
+	if (r->cache <= 0) {
+		start_merge(a);
+		return;
+	}
+	policy_request_parse(buf_cstr((struct buf *)&a->req->fields),
+	    &req.directives);
+	through_start(through, &req, &merged_sink, a, &a->call);
 }
 
 static void

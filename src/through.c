@@ -57,6 +57,7 @@ struct through_call {
 	struct cache_rules	 rules;
 	struct policy_request	 directives;
 	int			 cacheable;	/* GET or HEAD */
+	int			 stored_only;
 	struct store_entry	 cached;
 	int			 have_cached;
 	struct flight		*flight;	/* held or waited on */
@@ -672,6 +673,7 @@ call_new(struct through *th, const struct through_request *req)
 	c->forward = xstrdup(req->forward != NULL ? req->forward : "");
 	c->rules = req->rules != NULL ? *req->rules : th->opt.rules;
 	c->directives = req->directives;
+	c->stored_only = req->stored_only;
 	c->cacheable = strcmp(req->method, "GET") == 0 ||
 	    strcmp(req->method, "HEAD") == 0;
 	c->result.upstream_ms = -1;
@@ -750,7 +752,8 @@ lookup(struct through_call *c)
 		return;
 	}
 	c->have_cached = c->result.had_stored = found > 0;
-	if (!c->have_cached && c->directives.only_if_cached)
+	if (c->stored_only || (!c->have_cached &&
+	    c->directives.only_if_cached))
 		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
 	else
 		ask(c);

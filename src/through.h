@@ -73,6 +73,7 @@ struct through_request {
 	const char		*body;		/* to send upstream, or NULL */
 	size_t			 body_len;
 	struct policy_request	 directives;	/* the client's */
+	int			 stored_only;	/* a fresh stored one, or fail */
 };
 
 struct through;
