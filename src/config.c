@@ -1,6 +1,6 @@
 /*
- * Where the cache file is: the one rule every program follows
- * (flag, then environment, then the XDG default).
+ * Where the cache file and the upstream are: the one rule every
+ * program follows (flag, then environment, then the default).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,4 +79,15 @@ config_make_parent(const char *path)
 	}
 	free(dir);
 	return rc;
+}
+
+/* The upstream: --upstream, else RELAY_UPSTREAM, else the menu API. */
+const char *
+config_upstream(const char *option)
+{
+	const char *v = env("RELAY_UPSTREAM");
+
+	if (option != NULL)
+		return option;
+	return v != NULL ? v : "https://menu.dckube.scilifelab.se/api";
 }

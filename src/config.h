@@ -1,6 +1,6 @@
 /*
- * Where the cache file is: the one rule every program follows
- * (flag, then environment, then the XDG default).
+ * Where the cache file and the upstream are: the one rule every
+ * program follows (flag, then environment, then the default).
  */
 #ifndef RELAY_CONFIG_H
 #define RELAY_CONFIG_H
@@ -14,5 +14,6 @@ struct cache_location {
 int	config_cache_location(const char *, struct cache_location *,
 	    const char **);
 int	config_make_parent(const char *);
+const char *config_upstream(const char *);
 
 #endif

@@ -30,7 +30,6 @@
 #include "url.h"
 #include "writeback.h"
 
-#define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
 #define MAX_URL 8192
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
@@ -1242,7 +1241,7 @@ int
 main(int argc, char *argv[])
 {
 	struct cache_location loc;
-	const char *why, *env;
+	const char *why;
 	char lease_why[512];
 
 	prog_init(argv);
@@ -1250,9 +1249,7 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	argc -= optind;
 	argv += optind;
-	if (upstream_base == NULL)
-		upstream_base = (env = getenv("RELAY_UPSTREAM")) != NULL &&
-		    *env != '\0' ? env : DEFAULT_UPSTREAM;
+	upstream_base = config_upstream(upstream_base);
 	if (config_cache_location(cache_option, &loc, &why) < 0)
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
 	if (loc.is_default)

@@ -35,8 +35,6 @@
 #include "upstream.h"
 #include "url.h"
 
-#define DEFAULT_UPSTREAM "https://menu.dckube.scilifelab.se/api"
-
 static const char *cache_option;	/* --cache */
 static const char *upstream_option;	/* --upstream */
 static const char *listen_option;	/* --listen */
@@ -900,12 +898,11 @@ serve_listener(int listen_fd)
 static void
 set_upstream(void)
 {
-	const char *env = getenv("RELAY_UPSTREAM"), *why;
+	const char *why;
 	char *prefix;
 	size_t n;
 
-	base = xstrdup(upstream_option != NULL ? upstream_option :
-	    env != NULL && *env != '\0' ? env : DEFAULT_UPSTREAM);
+	base = xstrdup(config_upstream(upstream_option));
 	prefix = xstrndup(base, strstr(base, "{path}") != NULL ?
 	    (size_t)(strstr(base, "{path}") - base) : strlen(base));
 	if (strpbrk(prefix, "?#") != NULL)
