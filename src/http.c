@@ -424,3 +424,56 @@ http_dechunk(struct http_chunked *c, const char *in, size_t n, struct buf *out)
 	}
 	return (ssize_t)i;
 }
+
+/* Whether an entity tag is in an If-None-Match list (weak comparison). */
+static int
+etag_listed(const char *list, size_t n, const char *etag)
+{
+	size_t i = 0, start, len;
+
+	if (etag == NULL)
+		return 0;
+	if (strncmp(etag, "W/", 2) == 0)
+		etag += 2;
+	len = strlen(etag);
+	while (i < n) {
+		while (i < n && (list[i] == ' ' || list[i] == ','))
+			i++;
+		if (i < n && list[i] == '*')
+			return 1;
+		if (i + 2 <= n && strncmp(list + i, "W/", 2) == 0)
+			i += 2;
+		start = i;
+		while (i < n && list[i] != ',')
+			i++;
+		while (i > start && list[i - 1] == ' ')
+			i--;
+		if (i - start == len && memcmp(list + start, etag, len) == 0)
+			return 1;
+		while (i < n && list[i] != ',')
+			i++;
+	}
+	return 0;
+}
+
+/*
+ * RFC 9110 section 13.2.2: whether a request with these fields already
+ * has the selected response, whose validators are etag and
+ * last_modified (NULL if none): If-None-Match decides when present,
+ * else If-Modified-Since.
+ */
+int
+http_not_modified(const char *fields, const char *etag,
+    const char *last_modified)
+{
+	struct header inm, ims;
+	time_t since, modified;
+
+	if (headers_get(fields, "if-none-match", &inm))
+		return etag_listed(inm.value, inm.value_len, etag);
+	return headers_get(fields, "if-modified-since", &ims) &&
+	    last_modified != NULL &&
+	    httpdate_parse(ims.value, ims.value_len, &since) == 0 &&
+	    httpdate_parse(last_modified, strlen(last_modified),
+	    &modified) == 0 && modified <= since;
+}

@@ -33,6 +33,8 @@ void		 http_error_body(struct buf *, int, const char *);
 void		 http_error_response(struct buf *, int, const char *,
 		    const char *);
 
+int		 http_not_modified(const char *, const char *, const char *);
+
 ssize_t		 http_parse_request(const char *, size_t,
 		    struct http_request *, const char **);
 void		 http_request_free(struct http_request *);

@@ -280,54 +280,12 @@ send_head(struct answer *a, int status, const char *fields,
 	a->head_sent = 1;
 }
 
-/* Whether an entity tag is in an If-None-Match list (weak comparison). */
-static int
-etag_listed(const char *list, size_t n, const char *etag)
-{
-	size_t i = 0, start, len;
-
-	if (etag == NULL)
-		return 0;
-	if (strncmp(etag, "W/", 2) == 0)
-		etag += 2;
-	len = strlen(etag);
-	while (i < n) {
-		while (i < n && (list[i] == ' ' || list[i] == ','))
-			i++;
-		if (i < n && list[i] == '*')
-			return 1;
-		if (i + 2 <= n && strncmp(list + i, "W/", 2) == 0)
-			i += 2;
-		start = i;
-		while (i < n && list[i] != ',')
-			i++;
-		while (i > start && list[i - 1] == ' ')
-			i--;
-		if (i - start == len && memcmp(list + start, etag, len) == 0)
-			return 1;
-		while (i < n && list[i] != ',')
-			i++;
-	}
-	return 0;
-}
-
-/* RFC 9110 section 13.2.2: the client's copy is current. */
+/* RFC 9110 section 13.2.2: the client's copy of e is current. */
 static int
 not_modified(const struct answer *a, const struct store_entry *e)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
-	struct header inm, ims;
-	time_t since, modified;
-
-	if (e->status != 200)
-		return 0;
-	if (headers_get(fields, "if-none-match", &inm))
-		return etag_listed(inm.value, inm.value_len, e->etag);
-	return headers_get(fields, "if-modified-since", &ims) &&
-	    e->last_modified != NULL &&
-	    httpdate_parse(ims.value, ims.value_len, &since) == 0 &&
-	    httpdate_parse(e->last_modified, strlen(e->last_modified),
-	    &modified) == 0 && modified <= since;
+	return e->status == 200 && http_not_modified(buf_cstr((struct buf *)
+	    &a->req->fields), e->etag, e->last_modified);
 }
 
 /* Sends as much of the stored body as the connection may queue. */

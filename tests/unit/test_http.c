@@ -271,8 +271,39 @@ refuses_targets(void)
 	}
 }
 
+/* RFC 9110 section 13.2.2, with weak comparison for If-None-Match. */
+static void
+conditional_requests(void)
+{
+	static const char lm[] = "Tue, 01 Dec 2026 10:00:00 GMT";
+
+	CHECK(!http_not_modified("", "\"a\"", lm));
+	CHECK(http_not_modified("if-none-match: \"a\"\r\n", "\"a\"", NULL));
+	CHECK(http_not_modified("if-none-match: \"x\", W/\"a\"\r\n",
+	    "\"a\"", NULL));
+	CHECK(http_not_modified("if-none-match: \"a\"\r\n", "W/\"a\"",
+	    NULL));
+	CHECK(http_not_modified("if-none-match: *\r\n", "\"b\"", NULL));
+	CHECK(!http_not_modified("if-none-match: \"ab\"\r\n", "\"a\"",
+	    NULL));
+	CHECK(!http_not_modified("if-none-match: \"a\"\r\n", NULL, lm));
+	/* If-None-Match decides alone when present. */
+	CHECK(!http_not_modified("if-none-match: \"x\"\r\n"
+	    "if-modified-since: Tue, 01 Dec 2026 11:00:00 GMT\r\n", "\"a\"",
+	    lm));
+	CHECK(http_not_modified("if-modified-since: "
+	    "Tue, 01 Dec 2026 10:00:00 GMT\r\n", NULL, lm));
+	CHECK(!http_not_modified("if-modified-since: "
+	    "Tue, 01 Dec 2026 09:59:59 GMT\r\n", NULL, lm));
+	CHECK(!http_not_modified("if-modified-since: yesterday\r\n", NULL,
+	    lm));
+	CHECK(!http_not_modified("if-modified-since: "
+	    "Tue, 01 Dec 2026 10:00:00 GMT\r\n", NULL, NULL));
+}
+
 static const struct unit_test tests[] = {
 	TEST(parses_a_request),
+	TEST(conditional_requests),
 	TEST(waits_for_the_whole_head),
 	TEST(connection_and_framing),
 	TEST(refuses_bad_requests),
