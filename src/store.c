@@ -83,7 +83,8 @@ enum stmt {
 	ST_ABANDON, ST_ORPHANS, ST_COLLECT_CHUNKS, ST_COLLECT_BODIES,
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
-	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK, ST_COUNT
+	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
+	ST_UNMARK_EXPIRED, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -144,6 +145,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " ON CONFLICT (url) DO UPDATE SET until = excluded.until",
 	[ST_MARKED] = "SELECT 1 FROM uncacheable WHERE url = ?1 AND until > ?2",
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
+	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 };
 
 struct store {
@@ -938,7 +940,8 @@ step_in_txn(struct store *s, enum stmt which, long long arg)
 /*
  * Deletes garbage bodies a few chunks per transaction so that other
  * writers never wait long. With sweep, also reclaims bodies left by
- * dead writers and bodies no entry refers to.
+ * dead writers and bodies no entry refers to, and forgets expired
+ * uncacheable marks.
  */
 static int
 collect(struct store *s, int sweep)
@@ -950,7 +953,8 @@ collect(struct store *s, int sweep)
 	s->garbage = 0;
 	if (sweep && (step_in_txn(s, ST_ABANDON,
 	    (long long)time(NULL) - ABANDONED_SECS) < 0 ||
-	    step_in_txn(s, ST_ORPHANS, 0) < 0))
+	    step_in_txn(s, ST_ORPHANS, 0) < 0 ||
+	    step_in_txn(s, ST_UNMARK_EXPIRED, (long long)time(NULL)) < 0))
 		return -1;
 	while ((n = step_in_txn(s, ST_COLLECT_CHUNKS, 0)) > 0)
 		;

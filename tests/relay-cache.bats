@@ -350,3 +350,10 @@ load helpers
 	[ "$(wc -l <work/committed)" -ge 10 ]	# it did work, even under ASan
 	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
 }
+
+@test "vacuum forgets expired uncacheable marks and keeps current ones" {
+	relay-cache put https://api.example/x </dev/null
+	sqlite3 "$RELAY_CACHE" "INSERT INTO uncacheable VALUES ('https://api.example/old', 1), ('https://api.example/new', strftime('%s') + 600)"
+	relay-cache vacuum
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT url FROM uncacheable')" = https://api.example/new ]
+}
