@@ -525,15 +525,26 @@ store_open(const char *path, enum store_mode mode)
 {
 	struct store *s = xcalloc(1, sizeof *s);
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	long long waited_ms = 0, pause_ms = 1;
 
 	s->path = xstrdup(path);
 	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
 		path = ":memory:";	/* reading a cache that is not there */
 	else if (mode == STORE_WRITE)
 		flags |= SQLITE_OPEN_CREATE;
-	if (open_db(s, path, flags) < 0 || setup(s) < 0) {
+	/*
+	 * Processes that open a new file at once race to create it and to
+	 * turn on WAL; SQLite answers the loser SQLITE_BUSY at once, with
+	 * no busy handler (it would deadlock), so the loser tries again.
+	 */
+	while (open_db(s, path, flags) < 0 || setup(s) < 0) {
 		sqlite3_close(s->db);
 		s->db = NULL;
+		if (s->status != EX_TEMPFAIL || waited_ms >= BUSY_TIMEOUT_MS)
+			break;
+		usleep((useconds_t)pause_ms * 1000);
+		waited_ms += pause_ms;
+		pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
 	}
 	return s;
 }

@@ -145,3 +145,23 @@ teardown() {
 		rm -rf "$PUBLIC_DIR"
 	fi
 }
+
+# Runs a command until it succeeds, for up to 10 s: for what another
+# process sees once a writer thread has committed it.
+eventually() {
+	for _ in $(seq 200); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	"$@"
+}
+
+# Whether the cache holds no entry (another process's view).
+cache_empty() {
+	[ -z "$(relay-cache ls)" ]
+}
+
+# Whether relay-cache get URL prints TEXT.
+cached_as() {
+	[ "$(relay-cache get "$1" 2>/dev/null)" = "$2" ]
+}

@@ -322,3 +322,18 @@ setup() {
 	[ "$status" -eq 69 ]
 	[ "$stderr" = "relay-fetch: file://$PWD/api/restaurant/y.json: HTTP 404 Not Found" ]
 }
+
+@test "processes that create a new cache at once all open it (no SQLITE_BUSY at open)" {
+	start_upstream
+	for round in 1 2 3; do
+		rm -rf "$RELAY_CACHE"*
+		for i in 1 2 3 4 5 6 7 8; do
+			relay-fetch "$UP/open$i?cc=max-age=60" >/dev/null 2>"err$i" &
+			EXTRA_PIDS+=($!)
+		done
+		for pid in "${EXTRA_PIDS[@]}"; do
+			wait "$pid" || { cat err*; false; }
+		done
+		EXTRA_PIDS=()
+	done
+}
