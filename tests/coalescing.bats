@@ -30,15 +30,6 @@ burst() {	# burst PORT PATH N [options]: N requests at once
 	"$ROOT/tests/fixture/burst" 127.0.0.1 "$@"
 }
 
-# Waits up to 10 s for a command to succeed.
-wait_for() {
-	for _ in $(seq 200); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	"$@"
-}
-
 @test "200 concurrent misses over the workers: one upstream request, 200 identical answers" {
 	start_serve --workers 2
 	path='/one?delay=200&cc=max-age=60&body=shared'
@@ -56,7 +47,7 @@ wait_for() {
 	port=$(free_port)
 	systemd-socket-activate -a -l "127.0.0.1:$port" relay-serve --upstream "$UP" --cache "$RELAY_CACHE" 2>serve.log &
 	SERVE_PID=$!
-	wait_for curl -s -o /dev/null "http://127.0.0.1:$port/ready"
+	eventually curl -s -o /dev/null "http://127.0.0.1:$port/ready"
 	path='/accept?delay=300&cc=max-age=60&body=each'
 	run burst "$port" "$path" 30
 	[ "$status" -eq 0 ]
@@ -85,13 +76,13 @@ wait_for() {
 	path='/killed?delay=2000&cc=max-age=60&body=late'
 	curl -s -o /dev/null "http://127.0.0.1:$holder_port$path" &
 	EXTRA_PIDS+=($!)
-	wait_for requests_are "$path" 1
+	eventually requests_are "$path" 1
 	mv serve.log holder.log
 	start_serve --collapse-timeout 60
 	curl -s --max-time 20 "$SERVE$path" >answer &
 	waiter=$!
 	# Waiting on the holder's lease: no request of its own yet.
-	wait_for waiting
+	eventually waiting
 	[ "$(requests_for "$path")" -eq 1 ]
 	kill -KILL "$holder"
 	wait "$waiter"
@@ -102,7 +93,7 @@ wait_for() {
 @test "a write lock held by another process: a fresh hit answers meanwhile" {
 	start_serve --workers 1
 	curl -s -o /dev/null "$SERVE/fresh?cc=max-age=600&body=hit"
-	wait_for stored
+	eventually stored
 	python3 - "$RELAY_CACHE" <<'PY' &
 import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
@@ -113,13 +104,13 @@ db.execute("COMMIT")
 open("released", "w").close()
 PY
 	EXTRA_PIDS+=($!)
-	wait_for [ -e locked ]
+	eventually [ -e locked ]
 	# A miss, whose response the writer cannot store while locked.
 	[ "$(curl -s --max-time 10 "$SERVE/miss?cc=max-age=600&body=new")" = new ]
 	[ "$(curl -s --max-time 10 "$SERVE/fresh?cc=max-age=600&body=hit")" = hit ]
 	[ ! -e released ]
 	# Once the lock is gone the miss is stored, and then a hit.
-	wait_for [ -e released ]
+	eventually [ -e released ]
 	[ "$(curl -s -D head --max-time 10 "$SERVE/miss?cc=max-age=600&body=new")" = new ]
 	grep -q 'Cache-Status: relay; hit' head
 }
@@ -145,7 +136,7 @@ PY
 	path='/both?delay=500&cc=max-age=60&body=b'
 	curl -s "$SERVE$path" >served &
 	client=$!
-	wait_for requests_are "$path" 1
+	eventually requests_are "$path" 1
 	run relay-fetch "$UP$path"
 	wait "$client"
 	[ "$output" = b ]

@@ -11,10 +11,7 @@ setup() {
 	rm -f bport
 	"$ROOT/tests/fixture/broken-upstream" bport &
 	EXTRA_PIDS+=($!)
-	for _ in $(seq 100); do
-		[ -s bport ] && break
-		sleep 0.05
-	done
+	eventually [ -s bport ]
 	UP=http://127.0.0.1:$(cat bport)
 }
 

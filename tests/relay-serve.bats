@@ -15,6 +15,25 @@ raw() {
 	"$ROOT/tests/fixture/rawhttp" 127.0.0.1 "$SERVE_PORT" "$@"
 }
 
+stored_size() {	# the one entry's body has this size
+	[ "$(relay-cache ls | cut -f2)" = "$1" ]
+}
+
+workers_are() {
+	[ "$(pgrep -c -P "$SERVE_PID")" -eq "$1" ]
+}
+
+all_gone() {	# none of these processes is alive
+	local pid
+	for pid in "$@"; do
+		! kill -0 "$pid" 2>/dev/null || return 1
+	done
+}
+
+lines_are() {	# lines_are FILE N
+	[ "$(wc -l <"$1")" -eq "$2" ]
+}
+
 # The status codes of the responses in an HTTP stream.
 statuses() {
 	grep -ao 'HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//'
@@ -201,11 +220,7 @@ statuses() {
 	/usr/bin/time -f %M -o rss curl -s "$SERVE/big?size=104857600&cc=max-age=60" -o big
 	[ "$(stat -c %s big)" -eq 104857600 ]
 	# The writer thread commits it as the last bytes go out.
-	for _ in $(seq 200); do
-		[ "$(relay-cache ls | cut -f2)" = 104857600 ] && break
-		sleep 0.05
-	done
-	[ "$(relay-cache ls | cut -f2)" -eq 104857600 ]
+	eventually stored_size 104857600
 	kill "$SERVE_PID"
 	wait "$SERVE_PID" || true
 	/usr/bin/time -f %M -o rss relay-serve --upstream "$UP" \
@@ -400,33 +415,17 @@ statuses() {
 
 @test "workers end with their parent, even one killed with SIGKILL" {
 	start_serve --workers 2
-	wait_for_workers() {
-		for _ in $(seq 100); do
-			[ "$(pgrep -c -P "$SERVE_PID")" -eq 2 ] && return 0
-			sleep 0.05
-		done
-		return 1
-	}
-	wait_for_workers
-	pids=$(pgrep -P "$SERVE_PID" | tr '\n' ' ')
+	eventually workers_are 2
+	pids=$(pgrep -P "$SERVE_PID")
 	kill -KILL "$SERVE_PID"
-	for _ in $(seq 100); do
-		alive=0
-		for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		[ "$alive" -eq 0 ] && break
-		sleep 0.05
-	done
-	[ "$alive" -eq 0 ]
+	eventually all_gone $pids
 	SERVE_PID=
 }
 
 @test "--access-log FILE takes the log, whole lines; --access-log off drops it" {
 	start_serve --access-log "$BATS_TEST_TMPDIR/access.json" --workers 2
 	"$ROOT/tests/fixture/burst" 127.0.0.1 "$SERVE_PORT" '/al?cc=max-age=60' 50 >/dev/null
-	for _ in $(seq 100); do
-		[ "$(wc -l <access.json)" -eq 50 ] && break
-		sleep 0.05
-	done
+	eventually lines_are access.json 50
 	[ "$(jq -r .target access.json | sort -u)" = "/al?cc=max-age=60" ]
 	[ "$(jq -s length access.json)" -eq 50 ]
 	! access_log
