@@ -586,6 +586,9 @@ on_done(void *ctx, const char *error)
 	call_settle(c);
 }
 
+static void answer_failed(struct through_call *, enum through_failure,
+    const char *);
+
 /* Asks the upstream, conditionally when a stored response may be current. */
 static void
 fetch(struct through_call *c)
@@ -596,6 +599,10 @@ fetch(struct through_call *c)
 		.on_body = on_body, .on_done = on_done,
 	};
 
+	if (c->stored_only) {	/* a waiter woken to ask on its own */
+		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
+		return;
+	}
 	buf_adds(&fields, c->forward);
 	if (c->have_cached && c->cached.etag != NULL)
 		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
