@@ -58,6 +58,7 @@ struct through_call {
 	struct policy_request	 directives;
 	int			 cacheable;	/* GET or HEAD */
 	int			 stored_only;
+	int			 waited_remote;	/* stored_only: once */
 	struct store_entry	 cached;
 	int			 have_cached;
 	struct flight		*flight;	/* held or waited on */
@@ -354,6 +355,23 @@ abandon(struct through_call *c)
 }
 
 /*
+ * The lease for a write made here, not fetched (a merged answer), so
+ * that other processes wait for it too; NULL if another holds it.
+ */
+static struct lease *
+store_lease(struct through *th, const char *key)
+{
+	struct lease *l = NULL;
+
+	if (th->leases != NULL && !lease_held(l = lease_take(th->leases,
+	    key))) {
+		lease_end(l);
+		l = NULL;
+	}
+	return l;
+}
+
+/*
  * A write for key is queued as seq: the key's flight lasts until the
  * writer has applied it, so that whoever looks next sees it. c, if not
  * NULL, is the flight's holder, whose request is over.
@@ -364,9 +382,10 @@ storing(struct through *th, struct through_call *c, const char *key,
 {
 	struct flight *f = c != NULL ? holding(c) : flight_find(th, key);
 
-	if (f == NULL)
+	if (f == NULL) {
 		f = flight_new(th, key, FLIGHT_STORING, -1);
-	else if (f->state == FLIGHT_FETCHING && f->holder != c)
+		f->lease = store_lease(th, key);
+	} else if (f->state == FLIGHT_FETCHING && f->holder != c)
 		return;		/* its own write will come later */
 	else if (f->state == FLIGHT_REMOTE)
 		return;		/* its end makes everyone look again */
@@ -620,16 +639,57 @@ fetch(struct through_call *c)
 	buf_free(&fields);
 }
 
-/* Waits for another process's request for the URL. */
+/*
+ * Reads the stored response into c->cached and says how it may be
+ * used (RFC 9111 section 4); POLICY_REVALIDATE when there is none.
+ */
+static enum policy_use
+look_up(struct through_call *c)
+{
+	struct through *th = c->th;
+	enum policy_use use;
+	int found;
+
+	if (c->have_cached || c->cached.url != NULL)
+		store_entry_free(&c->cached);
+	c->have_cached = 0;
+	read_begin(th);
+	if ((found = cache_lookup(th->reader, c->key, c->fields,
+	    &c->cached)) < 0)
+		warnx("%s: cache lookup failed: %s", c->key,
+		    store_error(th->reader));
+	if (!(c->have_cached = found > 0))
+		return POLICY_REVALIDATE;
+	use = policy_use(&c->directives, c->cached.headers,
+	    cache_age(&c->cached, time(NULL)), c->cached.lifetime);
+	if (use == POLICY_REVALIDATE)
+		c->result.had_stored = 1;
+	return use;
+}
+
+/* Answers from the file if it is fresh there; says whether it did. */
+static int
+answer_fresh(struct through_call *c)
+{
+	if (look_up(c) != POLICY_FRESH)
+		return 0;
+	answer_stored(c, THROUGH_HIT);
+	return 1;
+}
+
+/*
+ * Waits for another process's request for the URL (collapsed), or for
+ * its write of a response it made (not).
+ */
 static void
-wait_remote(struct through_call *c, struct lease *l)
+wait_remote(struct through_call *c, struct lease *l, int collapsed)
 {
 	struct flight *f = flight_new(c->th, c->key, FLIGHT_REMOTE,
 	    lease_fd(l));
 
 	f->lease = l;
 	f->recheck_ms = prog_now_ms() + LEASE_RECHECK_MS;
-	wait_on(f, c, 1);
+	wait_on(f, c, collapsed);
 }
 
 /*
@@ -655,7 +715,15 @@ ask(struct through_call *c)
 	}
 	if (th->leases != NULL && !lease_held(l = lease_take(th->leases,
 	    c->key))) {
-		wait_remote(c, l);
+		wait_remote(c, l, 1);
+		return;
+	}
+	/*
+	 * The lease's last holder may have stored the URL after this
+	 * round's snapshot was taken: look again in a new one.
+	 */
+	if (l != NULL && (read_end(th), answer_fresh(c))) {
+		lease_end(l);
 		return;
 	}
 	f = flight_new(th, c->key, FLIGHT_FETCHING, -1);
@@ -663,6 +731,31 @@ ask(struct through_call *c)
 	f->holder = c;
 	c->flight = f;
 	fetch(c);
+}
+
+/*
+ * A kept answer (a merged one) is not in the file: another process
+ * holds its lease while its write is queued, so wait for that once,
+ * then look again in a snapshot of now before giving up.
+ */
+static void
+stored_miss(struct through_call *c)
+{
+	struct through *th = c->th;
+	struct lease *l;
+
+	if (th->leases != NULL && !c->waited_remote) {
+		if (!lease_held(l = lease_take(th->leases, c->key))) {
+			c->waited_remote = 1;
+			wait_remote(c, l, 0);
+			return;
+		}
+		lease_end(l);
+		read_end(th);
+		if (answer_fresh(c))
+			return;
+	}
+	answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
 }
 
 static struct through_call *
@@ -732,35 +825,20 @@ lookup(struct through_call *c)
 	struct through *th = c->th;
 	struct flight *f = flight_find(th, c->key);
 	enum policy_use use;
-	int found;
 
 	if (f != NULL && f->state == FLIGHT_STORING && !f->uncacheable) {
 		wait_on(f, c, 0);	/* read-your-writes: not in yet */
 		return;
 	}
-	if (c->have_cached || c->cached.url != NULL)
-		store_entry_free(&c->cached);
-	c->have_cached = 0;
-	read_begin(th);
-	if ((found = cache_lookup(th->reader, c->key, c->fields,
-	    &c->cached)) < 0)
-		warnx("%s: cache lookup failed: %s", c->key,
-		    store_error(th->reader));
-	use = found > 0 ? policy_use(&c->directives, c->cached.headers,
-	    cache_age(&c->cached, time(NULL)), c->cached.lifetime) :
-	    POLICY_REVALIDATE;
-	if (found > 0 && use == POLICY_STALE_REVALIDATE) {
+	use = look_up(c);
+	if (use == POLICY_STALE_REVALIDATE) {
 		revalidate_in_background(c);
 		answer_stored(c, THROUGH_STALE);
-		return;
-	}
-	if (found > 0 && use == POLICY_FRESH) {
+	} else if (use == POLICY_FRESH)
 		answer_stored(c, THROUGH_HIT);
-		return;
-	}
-	c->have_cached = c->result.had_stored = found > 0;
-	if (c->stored_only || (!c->have_cached &&
-	    c->directives.only_if_cached))
+	else if (c->stored_only)
+		stored_miss(c);
+	else if (!c->have_cached && c->directives.only_if_cached)
 		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
 	else
 		ask(c);
@@ -857,6 +935,7 @@ on_applied(struct watch *w, short revents, void *ctx)
 
 	(void)w;
 	(void)revents;
+	read_end(th);	/* a lookup later this round must see those writes */
 	for (f = th->flights; f != NULL; f = next) {
 		next = f->next;
 		if (f->state == FLIGHT_STORING && f->seq <= applied)

