@@ -477,3 +477,115 @@ http_not_modified(const char *fields, const char *etag,
 	    httpdate_parse(last_modified, strlen(last_modified),
 	    &modified) == 0 && modified <= since;
 }
+
+/* Whether a response with this status has a body (RFC 9110 6.4.1). */
+int
+http_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+/* The end-to-end fields, without Age when one of ours replaces it. */
+static void
+add_end_to_end(struct buf *out, const char *fields, int new_age)
+{
+	struct buf kept = BUF_INIT;
+	const char *p;
+	struct header h;
+
+	headers_add_end_to_end(&kept, fields);
+	for (p = buf_cstr(&kept); headers_next(&p, &h);)
+		if (!new_age || !header_is(&h, "age"))
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	buf_free(&kept);
+}
+
+/*
+ * The status line and fields: the end-to-end ones given, then Date if
+ * they have none, Age, Via (RFC 9110 7.6.3), Cache-Status, and the
+ * framing (RFC 9112 6): Content-Length when the length is known, else
+ * chunked for HTTP/1.1 and the end of the connection for HTTP/1.0.
+ * Connection says close, or keep-alive to HTTP/1.0, when that is not
+ * the version's default.
+ */
+enum http_framing
+http_response_head(struct buf *out, const struct http_head *h)
+{
+	enum http_framing framing = HTTP_FRAME_LENGTH;
+	struct header date;
+	char now[HTTPDATE_LEN];
+	int body = http_has_body(h->status) && !h->head_only;
+
+	buf_printf(out, "HTTP/1.1 %d %s\r\n", h->status,
+	    http_reason(h->status));
+	add_end_to_end(out, h->fields, h->age >= 0);
+	if (!headers_get(h->fields, "date", &date)) {
+		httpdate_format(h->now, now);
+		buf_printf(out, "Date: %s\r\n", now);
+	}
+	if (h->age >= 0)
+		buf_printf(out, "Age: %lld\r\n", h->age);
+	buf_printf(out, "Via: 1.1 relay\r\nCache-Status: %s\r\n",
+	    h->cache_status);
+	if (h->length >= 0 && http_has_body(h->status))
+		buf_printf(out, "Content-Length: %lld\r\n", h->length);
+	else if (body)
+		framing = h->minor >= 1 ? HTTP_FRAME_CHUNKED : HTTP_FRAME_CLOSE;
+	if (framing == HTTP_FRAME_CHUNKED)
+		buf_adds(out, "Transfer-Encoding: chunked\r\n");
+	if (h->close || framing == HTTP_FRAME_CLOSE)
+		buf_adds(out, "Connection: close\r\n");
+	else if (h->minor == 0)
+		buf_adds(out, "Connection: keep-alive\r\n");
+	buf_adds(out, "\r\n");
+	return framing;
+}
+
+/*
+ * A request's fields as sent upstream: end-to-end ones, without Host
+ * (curl sets it), the client's own validators and ranges (the cache
+ * needs whole responses; client conditionals are answered here), and
+ * Expect; then Via (RFC 9110 section 7.6.3).
+ */
+void
+http_forward_fields(struct buf *out, const char *fields)
+{
+	static const char *const dropped[] = {
+		"host", "if-none-match", "if-modified-since", "if-match",
+		"if-unmodified-since", "if-range", "range", "expect", "via",
+	};
+	struct buf kept = BUF_INIT;
+	const char *p;
+	struct header h;
+	size_t i;
+
+	headers_add_end_to_end(&kept, fields);
+	p = buf_cstr(&kept);
+	while (headers_next(&p, &h)) {
+		for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+			if (header_is(&h, dropped[i]))
+				break;
+		if (i == sizeof dropped / sizeof dropped[0])
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	}
+	buf_adds(out, "Via: 1.1 relay\r\n");
+	buf_free(&kept);
+}
+
+/* The Content-Length of fields whose framing was checked, or -1. */
+long long
+http_content_length(const char *fields)
+{
+	struct header h;
+	char tmp[24];
+	long long n;
+
+	if (!headers_get(fields, "content-length", &h) ||
+	    h.value_len >= sizeof tmp)
+		return -1;
+	memcpy(tmp, h.value, h.value_len);
+	tmp[h.value_len] = '\0';
+	return num_parse(tmp, 0, 1LL << 62, &n) == 0 ? n : -1;
+}

@@ -1,6 +1,7 @@
 /*
  * HTTP/1.1 protocol tables and message helpers shared by the programs
- * (RFC 9110, RFC 9112): reason phrases, and the server side's request
+ * (RFC 9110, RFC 9112): reason phrases, the conditional-request rule,
+ * the heads a relay sends on and back, and the server side's request
  * head parser and chunked-body decoder, pure and bounded for fuzzing.
  */
 #ifndef RELAY_HTTP_H
@@ -8,6 +9,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -34,6 +36,27 @@ void		 http_error_response(struct buf *, int, const char *,
 		    const char *);
 
 int		 http_not_modified(const char *, const char *, const char *);
+
+/* A response head a relay sends: what it says beyond its fields. */
+struct http_head {
+	int		 status;
+	const char	*fields;	/* its end-to-end fields */
+	const char	*cache_status;	/* RFC 9211 */
+	long long	 age;		/* ours, replacing theirs; -1: none */
+	long long	 length;	/* the body's; -1: unknown */
+	int		 minor;		/* the request's HTTP/1.minor */
+	int		 head_only;	/* HEAD: no body follows */
+	int		 close;		/* the connection ends after it */
+	time_t		 now;
+};
+
+/* How the body that follows is framed. */
+enum http_framing { HTTP_FRAME_LENGTH, HTTP_FRAME_CHUNKED, HTTP_FRAME_CLOSE };
+
+int		 http_has_body(int);
+enum http_framing http_response_head(struct buf *, const struct http_head *);
+void		 http_forward_fields(struct buf *, const char *);
+long long	 http_content_length(const char *);
 
 ssize_t		 http_parse_request(const char *, size_t,
 		    struct http_request *, const char **);

@@ -8,10 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <jq.h>
-
 #include "headers.h"
 #include "http.h"
+#include "jqprog.h"
 #include "merge.h"
 #include "policy.h"
 #include "url.h"
@@ -40,17 +39,6 @@ struct merge {
 	char			 why[160];
 };
 
-static void
-collect_error(void *ctx, jv msg)
-{
-	struct buf *errors = ctx;
-
-	msg = jq_format_error(msg);
-	buf_printf(errors, "%s%s", errors->len ? "; " : "",
-	    jv_string_value(msg));
-	jv_free(msg);
-}
-
 /*
  * Compiles the route's program with its parameters, its calls and
  * $incomplete bound, from the object each request gives as input.
@@ -59,12 +47,10 @@ int
 merge_compile(struct route *r, char *err, size_t errlen)
 {
 	struct route_params ps;
-	struct buf prog = BUF_INIT, errors = BUF_INIT;
-	jq_state *jq = jq_init();
+	struct buf prog = BUF_INIT;
+	struct jqprog *p = xmalloc(sizeof *p);
 	int i, ok;
 
-	if (jq == NULL)
-		out_of_memory();
 	route_param_names(r, &ps);
 	buf_adds(&prog, ". as {$incomplete");
 	for (i = 0; i < ps.n; i++)
@@ -73,26 +59,25 @@ merge_compile(struct route *r, char *err, size_t errlen)
 		buf_printf(&prog, ", $%s", r->calls[i].name);
 	buf_printf(&prog, "} | null | %s", r->program);
 	route_params_free(&ps);
-	jq_set_error_cb(jq, collect_error, &errors);
-	ok = jq_compile(jq, buf_cstr(&prog));
-	if (!ok) {
+	if ((ok = jqprog_compile(p, buf_cstr(&prog), jv_object()) == 0))
+		r->compiled = p;
+	else {
 		snprintf(err, errlen, "%s:%d: jq: %s", r->file, r->line,
-		    buf_cstr(&errors));
-		jq_teardown(&jq);
+		    buf_cstr(&p->errors));
+		jqprog_free(p);
+		free(p);
 	}
-	r->compiled = jq;
 	buf_free(&prog);
-	buf_free(&errors);
 	return ok ? 0 : -1;
 }
 
 void
 merge_uncompile(struct route *r)
 {
-	jq_state *jq = r->compiled;
-
-	if (jq != NULL)
-		jq_teardown(&jq);
+	if (r->compiled != NULL) {
+		jqprog_free(r->compiled);
+		free(r->compiled);
+	}
 	r->compiled = NULL;
 }
 
@@ -133,28 +118,24 @@ answer_error(struct merge *m, int status, const char *detail)
 static void
 run_program(struct merge *m, jv input)
 {
-	jq_state *jq = m->route->compiled;
+	struct jqprog *p = m->route->compiled;
+	struct buf why = BUF_INIT;
 	jv out, second, s;
 
-	jq_start(jq, input, 0);
-	out = jq_next(jq);
-	if (!jv_is_valid(out)) {
-		if (jv_invalid_has_msg(jv_copy(out))) {
-			s = jv_invalid_get_msg(out);
+	jqprog_start(p, input);
+	if (!jv_is_valid(out = jqprog_next(p))) {
+		if (jqprog_failed(out, &why))
 			snprintf(m->why, sizeof m->why, "route program: %s",
-			    jv_get_kind(s) == JV_KIND_STRING ?
-			    jv_string_value(s) : "error");
-			jv_free(s);
-		} else {
-			jv_free(out);
+			    buf_cstr(&why));
+		else
 			snprintf(m->why, sizeof m->why,
 			    "route program gave no value");
-		}
+		buf_free(&why);
 		m->result.error = m->why;
 		answer_error(m, 500, "route program failed");
 		return;
 	}
-	second = jq_next(jq);
+	second = jqprog_next(p);
 	if (jv_is_valid(second)) {
 		jv_free(second);
 		jv_free(out);

@@ -21,6 +21,7 @@
 #include "io.h"
 #include "lease.h"
 #include "num.h"
+#include "options.h"
 #include "policy.h"
 #include "prog.h"
 #include "record.h"
@@ -35,8 +36,8 @@
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 
-static const char *cache_option;	/* --cache */
-static const char *upstream_base;	/* --upstream */
+static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
+static const char *upstream_base;	/* --upstream, or its default */
 static int concurrency = 8;		/* -j */
 static int unordered;			/* --unordered */
 static int records;			/* --records */
@@ -45,19 +46,8 @@ static int include_head;		/* -i */
 static int no_cache;			/* --no-cache: always revalidate */
 static int no_store;			/* --no-store */
 static int offline;			/* --offline */
-static struct cache_rules rules = {	/* --default-ttl, --force-ttl */
-	POLICY_DEFAULT_TTL, -1,
-};
-static long long stale_if_error;	/* --stale-if-error */
-static long long collapse_ms = 5000;	/* --collapse-timeout */
 static long long max_retries = 2;	/* --retry */
 static struct buf request_headers = BUF_INIT;	/* -H */
-static struct upstream_options limits = {
-	.connect_timeout_ms = 10000,	/* --connect-timeout */
-	.timeout_ms = 0,		/* --max-time: none */
-	.low_speed_bytes = 1,		/* below 1 byte/s… */
-	.low_speed_secs = 60,		/* …for a minute: abandoned */
-};
 
 /* WAITING to start, PARKED while another request asks for its URL. */
 enum job_state { JOB_WAITING, JOB_PARKED, JOB_RUNNING, JOB_DONE };
@@ -366,7 +356,7 @@ park(struct job *j, struct lease *l)
 	j->state = JOB_PARKED;
 	j->waiting = l;
 	j->retry_at = prog_now_ms() + LEASE_RECHECK_MS;
-	j->wait_until = prog_now_ms() + collapse_ms;
+	j->wait_until = prog_now_ms() + opts.collapse_ms;
 }
 
 /*
@@ -617,7 +607,7 @@ refresh_cached(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	cache_revalidate(&j->cached, &r, &rules);
+	cache_revalidate(&j->cached, &r, &opts.rules);
 	hold_until(j, writeback_refresh(writeback, &j->cached));
 	writeback_hit(writeback, j->cached.id, time(NULL));
 	j->status = j->cached.status;
@@ -632,7 +622,7 @@ serve_stale(struct job *j, const char *why)
 	long long age = cache_age(c, time(NULL));
 
 	if (c->url == NULL || !policy_stale_if_error(c->headers, age,
-	    c->lifetime, stale_if_error))
+	    c->lifetime, opts.stale_if_error))
 		return 0;
 	clear_progress();
 	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
@@ -724,7 +714,7 @@ write_record(struct job *j, struct writer *w)
 	    j->source : "miss");
 	if (j->error == NULL && j->spool != NULL) {
 		r = response_of(j);
-		cache_entry(&r, &rules, buf_cstr(&j->head), &e);
+		cache_entry(&r, &opts.rules, buf_cstr(&j->head), &e);
 		body = (struct record_source){ spool_open, spool_close,
 			j->spool };
 		headers_add_end_to_end(&rec.headers, buf_cstr(&j->head));
@@ -1114,34 +1104,23 @@ run(int argc, char **argv)
 }
 
 enum {
-	OPT_CACHE = 256, OPT_CACERT, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
-	OPT_DEFAULT_TTL,
-	OPT_MAX_TIME, OPT_FORCE_TTL, OPT_NO_CACHE,
-	OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_STALE_IF_ERROR,
-	OPT_UNORDERED, OPT_UPSTREAM, OPT_VERSION,
+	OPT_NO_CACHE = OPTIONS_OWN, OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS,
+	OPT_RETRY, OPT_UNORDERED, OPT_VERSION,
 };
 
 static const struct option long_options[] = {
-	{ "cache", required_argument, NULL, OPT_CACHE },
-	{ "cacert", required_argument, NULL, OPT_CACERT },
-	{ "collapse-timeout", required_argument, NULL, OPT_COLLAPSE_TIMEOUT },
-	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
-	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
+	OPTIONS_LONG,
 	{ "header", required_argument, NULL, 'H' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "include", no_argument, NULL, 'i' },
 	{ "jobs", required_argument, NULL, 'j' },
-	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
 	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
 	{ "output", required_argument, NULL, 'o' },
 	{ "records", no_argument, NULL, OPT_RECORDS },
 	{ "retry", required_argument, NULL, OPT_RETRY },
-	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
 	{ "unordered", no_argument, NULL, OPT_UNORDERED },
-	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1155,6 +1134,8 @@ parse_options(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "H:hij:o:", long_options,
 	    NULL)) != -1) {
+		if (options_parse(&opts, opt, optarg))
+			continue;
 		switch (opt) {
 		case 'H':
 			if (headers_add_line(&request_headers, optarg, &why) < 0)
@@ -1176,28 +1157,6 @@ parse_options(int argc, char **argv)
 				    "1000", optarg);
 			concurrency = (int)v;
 			break;
-		case OPT_CACHE:
-			cache_option = optarg;
-			break;
-		case OPT_CACERT:
-			if (access(optarg, R_OK) < 0)
-				err(EX_NOINPUT, "cannot read --cacert '%s'",
-				    optarg);
-			limits.ca_file = optarg;
-			break;
-		case OPT_CONNECT_TIMEOUT:
-			limits.connect_timeout_ms =
-			    prog_duration("--connect-timeout", optarg) * 1000;
-			break;
-		case OPT_MAX_TIME:
-			limits.timeout_ms = prog_duration("--max-time", optarg) * 1000;
-			break;
-		case OPT_DEFAULT_TTL:
-			rules.default_ttl = prog_duration("--default-ttl", optarg);
-			break;
-		case OPT_FORCE_TTL:
-			rules.force_ttl = prog_duration("--force-ttl", optarg);
-			break;
 		case OPT_NO_CACHE:
 			no_cache = 1;
 			break;
@@ -1215,18 +1174,8 @@ parse_options(int argc, char **argv)
 				errx(EXIT_USAGE, "bad --retry '%s': expected 0 "
 				    "to 20", optarg);
 			break;
-		case OPT_COLLAPSE_TIMEOUT:
-			collapse_ms = prog_duration("--collapse-timeout",
-			    optarg) * 1000;
-			break;
-		case OPT_STALE_IF_ERROR:
-			stale_if_error = prog_duration("--stale-if-error", optarg);
-			break;
 		case OPT_UNORDERED:
 			unordered = 1;
-			break;
-		case OPT_UPSTREAM:
-			upstream_base = optarg;
 			break;
 		case OPT_VERSION:
 			printf("relay-fetch %s\n", VERSION);
@@ -1249,8 +1198,8 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	argc -= optind;
 	argv += optind;
-	upstream_base = config_upstream(upstream_base);
-	if (config_cache_location(cache_option, &loc, &why) < 0)
+	upstream_base = config_upstream(opts.upstream);
+	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
 	if (loc.is_default)
 		config_make_parent(loc.path);
@@ -1261,8 +1210,8 @@ main(int argc, char *argv[])
 		warnx("duplicate requests are merged in this run only: %s",
 		    lease_why);
 	free(loc.path);
-	writeback = writeback_start(writer, &rules);
-	upstream = upstream_new(&limits);
+	writeback = writeback_start(writer, &opts.rules);
+	upstream = upstream_new(&opts.limits);
 	run(argc, argv);
 	upstream_free(upstream);
 	report_writeback(writeback_finish(writeback));

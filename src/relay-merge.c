@@ -15,6 +15,7 @@
 #include <jq.h>
 
 #include "buf.h"
+#include "jqprog.h"
 #include "prog.h"
 
 #define EXIT_FAILED 5	/* the program failed at run time, as in jq */
@@ -250,17 +251,6 @@ next_input(jq_state *jq, void *ctx)
 	return v;
 }
 
-/* Compile errors, which name the place in the program text. */
-static void
-on_jq_error(void *ctx, jv msg)
-{
-	struct buf *errors = ctx;
-
-	msg = jq_format_error(msg);
-	buf_printf(errors, "relay-merge: %s\n", jv_string_value(msg));
-	jv_free(msg);
-}
-
 static int
 emit(jv out)
 {
@@ -284,42 +274,35 @@ emit(jv out)
 static int
 run(const char *program)
 {
-	struct buf errors = BUF_INIT;
-	jq_state *jq = jq_init();
-	jv out, msg;
+	struct jqprog p;
+	struct buf why = BUF_INIT;
+	char *line, *next;
+	jv out;
 	int status = 0;
 
-	if (jq == NULL)
-		out_of_memory();
-	jq_set_error_cb(jq, on_jq_error, &errors);
 	named = jv_object_set(named, jv_string("incomplete"),
 	    jv_copy(incomplete));
-	if (!jq_compile_args(jq, program, jv_copy(named))) {
-		fputs(buf_cstr(&errors), stderr);
-		jq_teardown(&jq);
-		buf_free(&errors);
+	if (jqprog_compile(&p, program, jv_copy(named)) < 0) {
+		/* jq's messages point at the program text. */
+		for (line = (char *)buf_cstr(&p.errors); line != NULL;
+		    line = next) {
+			if ((next = strchr(line, '\n')) != NULL)
+				*next++ = '\0';
+			warnx("%s", line);
+		}
+		jqprog_free(&p);
 		return EX_DATAERR;
 	}
-	jq_set_input_cb(jq, next_input, &positional);
-	jq_start(jq, jv_null(), 0);
-	while (jv_is_valid(out = jq_next(jq)))
+	jq_set_input_cb(p.jq, next_input, &positional);
+	jqprog_start(&p, jv_null());
+	while (jv_is_valid(out = jqprog_next(&p)))
 		emit(out);
-	if (jv_invalid_has_msg(jv_copy(out))) {
-		msg = jv_invalid_get_msg(out);
-		if (jv_get_kind(msg) == JV_KIND_STRING)
-			warnx("error at %s: %s", current, jv_string_value(msg));
-		else {
-			msg = jv_dump_string(msg, 0);
-			warnx("error at %s: %s (not a string)", current,
-			    jv_string_value(msg));
-		}
-		jv_free(msg);
+	if (jqprog_failed(out, &why)) {
+		warnx("error at %s: %s", current, buf_cstr(&why));
 		status = EXIT_FAILED;
-	} else {
-		jv_free(out);
 	}
-	jq_teardown(&jq);
-	buf_free(&errors);
+	buf_free(&why);
+	jqprog_free(&p);
 	return status;
 }
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "merge.h"
 #include "num.h"
+#include "options.h"
 #include "policy.h"
 #include "prog.h"
 #include "routes.h"
@@ -35,23 +36,11 @@
 #include "upstream.h"
 #include "url.h"
 
-static const char *cache_option;	/* --cache */
-static const char *upstream_option;	/* --upstream */
+static struct options opts = OPTIONS_INIT;	/* shared with relay-fetch */
 static const char *listen_option;	/* --listen */
 static const char *routes_option;	/* --routes */
 static long long workers;		/* --workers; 0: one per core */
 static int read_only;			/* --read-only */
-static struct through_options through_options = {
-	.rules = { POLICY_DEFAULT_TTL, -1 },	/* --default-ttl, --force-ttl */
-	.stale_if_error = 0,			/* --stale-if-error */
-	.collapse_ms = 5000,			/* --collapse-timeout */
-};
-static struct upstream_options limits = {
-	.connect_timeout_ms = 10000,	/* --connect-timeout */
-	.timeout_ms = 0,		/* --max-time: none, as bodies */
-	.low_speed_bytes = 1,		/* may be large; but one that */
-	.low_speed_secs = 30,		/* stalls for 30 s is given up */
-};
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
 	.request_timeout_ms = 10000,	/* --request-timeout */
@@ -215,66 +204,34 @@ end_body(struct answer *a)
 		conn_write(a->c, "0\r\n\r\n", 5);
 }
 
-static int
-has_body(int status)
-{
-	return status >= 200 && status != 204 && status != 304;
-}
-
-/* The end-to-end fields, without Age when a new one replaces it. */
-static void
-add_fields(struct buf *out, const char *fields, int new_age)
-{
-	struct buf kept = BUF_INIT;
-	const char *p;
-	struct header h;
-
-	headers_add_end_to_end(&kept, fields);
-	for (p = buf_cstr(&kept); headers_next(&p, &h);)
-		if (!new_age || !header_is(&h, "age"))
-			headers_add(out, h.name, h.name_len, h.value,
-			    h.value_len);
-	buf_free(&kept);
-}
-
 /*
- * Sends the status line and fields: the given end-to-end ones, then
- * Date if they have none, Via, Cache-Status, and the framing. length
- * is the body's size, or -1 if unknown: then chunked for HTTP/1.1,
- * the end of the connection for HTTP/1.0.
+ * Sends the status line and fields (http_response_head); length is the
+ * body's size, or -1 if unknown.
  */
 static void
 send_head(struct answer *a, int status, const char *fields,
     const char *cache_status, long long age, long long length)
 {
 	struct buf out = BUF_INIT;
-	struct header h;
-	char date[HTTPDATE_LEN];
+	struct http_head h = {
+		.status = status, .fields = fields,
+		.cache_status = cache_status, .age = age, .length = length,
+		.minor = a->req->minor, .head_only = a->head_only,
+		.close = conn_stopping(a->c) || a->close_after,
+		.now = time(NULL),
+	};
 
 	a->status = status;
-	buf_printf(&out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
-	add_fields(&out, fields, age >= 0);
-	if (!headers_get(fields, "date", &h)) {
-		httpdate_format(time(NULL), date);
-		buf_printf(&out, "Date: %s\r\n", date);
+	switch (http_response_head(&out, &h)) {
+	case HTTP_FRAME_CHUNKED:
+		a->chunked = 1;
+		break;
+	case HTTP_FRAME_CLOSE:
+		a->close_after = 1;
+		break;
+	case HTTP_FRAME_LENGTH:
+		break;
 	}
-	if (age >= 0)
-		buf_printf(&out, "Age: %lld\r\n", age);
-	buf_printf(&out, "Via: 1.1 relay\r\nCache-Status: %s\r\n",
-	    cache_status);
-	if (length >= 0 && has_body(status))
-		buf_printf(&out, "Content-Length: %lld\r\n", length);
-	else if (has_body(status) && a->req->minor >= 1)
-		a->chunked = !a->head_only;
-	else if (has_body(status))
-		a->close_after = !a->head_only;
-	if (a->chunked)
-		buf_adds(&out, "Transfer-Encoding: chunked\r\n");
-	if (conn_stopping(a->c) || a->close_after)
-		buf_adds(&out, "Connection: close\r\n");
-	else if (a->req->minor == 0)
-		buf_adds(&out, "Connection: keep-alive\r\n");
-	buf_adds(&out, "\r\n");
 	conn_write(a->c, out.data, out.len);
 	buf_free(&out);
 	a->head_sent = 1;
@@ -396,7 +353,7 @@ send_stored(struct answer *a, const struct store_entry *e,
 	int current = not_modified(a, e);
 
 	a->cache_status = log_word(a, how);
-	if (!current && !a->head_only && has_body(e->status) &&
+	if (!current && !a->head_only && http_has_body(e->status) &&
 	    (n = open_body(a, e, first, sizeof first)) < 0) {
 		fail(a, 503, "cache entry unavailable");
 		return;
@@ -429,22 +386,6 @@ on_stored(void *ctx, const struct store_entry *e, enum through_how how)
 	send_stored(a, e, how);
 }
 
-/* The upstream's Content-Length, or -1. */
-static long long
-content_length(const char *fields)
-{
-	struct header h;
-	char tmp[24];
-	long long n;
-
-	if (!headers_get(fields, "content-length", &h) ||
-	    h.value_len >= sizeof tmp)
-		return -1;
-	memcpy(tmp, h.value, h.value_len);
-	tmp[h.value_len] = '\0';
-	return num_parse(tmp, 0, 1LL << 62, &n) == 0 ? n : -1;
-}
-
 static int
 on_head(void *ctx, int status, const char *fields)
 {
@@ -474,7 +415,7 @@ relay_head(struct answer *a)
 
 	if (!a->head_sent)
 		send_head(a, a->status, fields, a->fwd, -1,
-		    content_length(fields));
+		    http_content_length(fields));
 }
 
 static int
@@ -534,38 +475,6 @@ static const struct through_sink answer_sink = {
 	on_stored, on_head, on_body, on_done, on_fail,
 };
 
-/*
- * The request's fields as sent upstream: end-to-end ones, without Host
- * (curl sets it), the client's own validators and ranges (the cache
- * needs whole responses; client conditionals are answered here), and
- * Expect; then Via (RFC 9110 section 7.6.3).
- */
-static void
-forward_fields(struct buf *out, const char *fields)
-{
-	static const char *const dropped[] = {
-		"host", "if-none-match", "if-modified-since", "if-match",
-		"if-unmodified-since", "if-range", "range", "expect", "via",
-	};
-	struct buf kept = BUF_INIT;
-	const char *p;
-	struct header h;
-	size_t i;
-
-	headers_add_end_to_end(&kept, fields);
-	p = buf_cstr(&kept);
-	while (headers_next(&p, &h)) {
-		for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
-			if (header_is(&h, dropped[i]))
-				break;
-		if (i == sizeof dropped / sizeof dropped[0])
-			headers_add(out, h.name, h.name_len, h.value,
-			    h.value_len);
-	}
-	buf_adds(out, "Via: 1.1 relay\r\n");
-	buf_free(&kept);
-}
-
 /* Through the cache (GET, HEAD) or past it (other methods). */
 static void
 answer_through(struct answer *a)
@@ -578,7 +487,7 @@ answer_through(struct answer *a)
 		.body = body->data, .body_len = body->len,
 	};
 
-	forward_fields(&forward, fields);
+	http_forward_fields(&forward, fields);
 	req.forward = buf_cstr(&forward);
 	policy_request_parse(fields, &req.directives);
 	through_start(through, &req, &answer_sink, a, &a->call);
@@ -590,7 +499,7 @@ static void
 send_merged(struct answer *a)
 {
 	const struct merge_result *r = merge_result(a->merge);
-	struct cache_rules keep = { through_options.rules.default_ttl,
+	struct cache_rules keep = { opts.rules.default_ttl,
 		a->merge_cache };
 	char fields[160];
 	int stored;
@@ -828,11 +737,11 @@ serve(int listen_fd, int in, int out)
 		on_request, on_writable, on_gone, on_poll, on_idle, NULL,
 	};
 
-	upstream = upstream_new(&limits);
+	upstream = upstream_new(&opts.limits);
 	server = server_new(&serve_options, &handler);
-	through = through_new(cache_path, server, upstream, &through_options);
+	through = through_new(cache_path, server, upstream, &opts);
 	merge_env = (struct merge_env){ through, base,
-		&through_options.rules };
+		&opts.rules };
 	if (listen_fd >= 0)
 		server_listen(server, listen_fd);
 	else
@@ -860,7 +769,7 @@ set_upstream(void)
 	char *prefix;
 	size_t n;
 
-	base = xstrdup(config_upstream(upstream_option));
+	base = xstrdup(config_upstream(opts.upstream));
 	prefix = xstrndup(base, strstr(base, "{path}") != NULL ?
 	    (size_t)(strstr(base, "{path}") - base) : strlen(base));
 	if (strpbrk(prefix, "?#") != NULL)
@@ -880,7 +789,7 @@ set_cache_path(void)
 	struct cache_location loc;
 	const char *why;
 
-	if (config_cache_location(cache_option, &loc, &why) < 0)
+	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
 	if (loc.is_default)
 		config_make_parent(loc.path);
@@ -890,32 +799,21 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_ACCESS_LOG = 256, OPT_CACERT, OPT_CACHE, OPT_COLLAPSE_TIMEOUT, OPT_CONNECT_TIMEOUT,
-	OPT_DEFAULT_TTL,
-	OPT_FORCE_TTL, OPT_IDLE_TIMEOUT, OPT_LISTEN, OPT_MAX_BODY,
-	OPT_MAX_TIME, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
-	OPT_STALE_IF_ERROR,
-	OPT_UPSTREAM, OPT_VERSION, OPT_WORKERS,
+	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_IDLE_TIMEOUT, OPT_LISTEN,
+	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
+	OPT_VERSION, OPT_WORKERS,
 };
 
 static const struct option long_options[] = {
+	OPTIONS_LONG,
 	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
-	{ "cacert", required_argument, NULL, OPT_CACERT },
-	{ "cache", required_argument, NULL, OPT_CACHE },
-	{ "collapse-timeout", required_argument, NULL, OPT_COLLAPSE_TIMEOUT },
-	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-	{ "default-ttl", required_argument, NULL, OPT_DEFAULT_TTL },
-	{ "force-ttl", required_argument, NULL, OPT_FORCE_TTL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
-	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "routes", required_argument, NULL, OPT_ROUTES },
-	{ "stale-if-error", required_argument, NULL, OPT_STALE_IF_ERROR },
-	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ NULL, 0, NULL, 0 },
@@ -924,34 +822,12 @@ static const struct option long_options[] = {
 static void
 parse_option(int opt, const char *arg)
 {
+	if (options_parse(&opts, opt, arg))
+		return;
 	switch (opt) {
 	case OPT_ACCESS_LOG:
 		if (log_to_file(arg) < 0)
 			err(EX_CANTCREAT, "cannot open --access-log '%s'", arg);
-		break;
-	case OPT_CACERT:
-		if (access(arg, R_OK) < 0)
-			err(EX_NOINPUT, "cannot read --cacert '%s'", arg);
-		limits.ca_file = arg;
-		break;
-	case OPT_CACHE:
-		cache_option = arg;
-		break;
-	case OPT_CONNECT_TIMEOUT:
-		limits.connect_timeout_ms =
-		    prog_duration("--connect-timeout", arg) * 1000;
-		break;
-	case OPT_COLLAPSE_TIMEOUT:
-		through_options.collapse_ms =
-		    prog_duration("--collapse-timeout", arg) * 1000;
-		break;
-	case OPT_DEFAULT_TTL:
-		through_options.rules.default_ttl =
-		    prog_duration("--default-ttl", arg);
-		break;
-	case OPT_FORCE_TTL:
-		through_options.rules.force_ttl =
-		    prog_duration("--force-ttl", arg);
 		break;
 	case OPT_IDLE_TIMEOUT:
 		serve_options.idle_timeout_ms =
@@ -965,9 +841,6 @@ parse_option(int opt, const char *arg)
 			errx(EXIT_USAGE, "bad --max-body '%s': expected 0 to "
 			    "%lld bytes", arg, 1LL << 30);
 		break;
-	case OPT_MAX_TIME:
-		limits.timeout_ms = prog_duration("--max-time", arg) * 1000;
-		break;
 	case OPT_READ_ONLY:
 		read_only = 1;
 		break;
@@ -977,13 +850,6 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_ROUTES:
 		routes_option = arg;
-		break;
-	case OPT_STALE_IF_ERROR:
-		through_options.stale_if_error =
-		    prog_duration("--stale-if-error", arg);
-		break;
-	case OPT_UPSTREAM:
-		upstream_option = arg;
 		break;
 	case OPT_WORKERS:
 		if (num_parse(arg, 1, 256, &workers) < 0)
@@ -1024,6 +890,7 @@ main(int argc, char *argv[])
 
 	prog_init(argv);
 	signal(SIGPIPE, SIG_IGN);	/* a client that left is an EPIPE */
+	opts.limits.low_speed_secs = 30;	/* a client waits on it */
 	parse_options(argc, argv);
 	set_upstream();
 	set_cache_path();

@@ -82,7 +82,7 @@ struct through {
 	struct upstream		*upstream;
 	struct server		*srv;
 	struct leases		*leases;	/* NULL: this process only */
-	struct through_options	 opt;
+	struct options		 opt;	/* rules, stale-if-error, collapse */
 	int			 reading;	/* this round's read transaction */
 	struct flight		*flights;
 	struct through_call	*calls;		/* every one alive */
@@ -974,7 +974,7 @@ through_store(struct through *th, const char *key, const char *fields,
  */
 struct through *
 through_new(const char *cache_path, struct server *srv, struct upstream *up,
-    const struct through_options *opt)
+    const struct options *opt)
 {
 	struct through *th = xcalloc(1, sizeof *th);
 	char err[512];

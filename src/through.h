@@ -11,16 +11,11 @@
 #include <stddef.h>
 
 #include "cache.h"
+#include "options.h"
 #include "policy.h"
 #include "server.h"
 #include "store.h"
 #include "upstream.h"
-
-struct through_options {
-	struct cache_rules	 rules;
-	long long		 stale_if_error;	/* seconds, operator's */
-	long long		 collapse_ms;	/* the longest a request waits */
-};
 
 /* How a stored response came to answer. */
 enum through_how {
@@ -80,7 +75,7 @@ struct through;
 struct through_call;
 
 struct through	*through_new(const char *, struct server *, struct upstream *,
-		    const struct through_options *);
+		    const struct options *);
 void		 through_free(struct through *);
 struct store	*through_reader(struct through *);
 void		 through_idle(struct through *, int);

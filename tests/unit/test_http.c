@@ -1,6 +1,7 @@
 /*
- * Tests the server side's request parser and chunked decoder
- * (src/http.h) and the request-target normaliser (src/target.h).
+ * Tests the server side's request parser and chunked decoder, the
+ * heads a relay builds (src/http.h) and the request-target normaliser
+ * (src/target.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -301,9 +302,98 @@ conditional_requests(void)
 	    "Tue, 01 Dec 2026 10:00:00 GMT\r\n", NULL, NULL));
 }
 
+/* One head built for h: its text, and its framing in *framing. */
+static char *
+head(struct http_head h, enum http_framing *framing)
+{
+	struct buf out = BUF_INIT;
+
+	h.now = 1796130000;	/* Tue, 01 Dec 2026 13:00:00 GMT */
+	*framing = http_response_head(&out, &h);
+	return (char *)buf_cstr(&out);
+}
+
+static void
+builds_response_heads(void)
+{
+	enum http_framing f;
+	char *s;
+
+	s = head((struct http_head){ .status = 200, .fields =
+	    "Content-Type: text/plain\r\nConnection: x-hop\r\nX-Hop: 1\r\n"
+	    "Age: 7\r\nKeep-Alive: 5\r\n", .cache_status = "relay; hit",
+	    .age = 30, .length = 5, .minor = 1 }, &f);
+	CHECK(f == HTTP_FRAME_LENGTH);
+	CHECK(strcmp(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Date: Tue, 01 Dec 2026 13:00:00 GMT\r\nAge: 30\r\n"
+	    "Via: 1.1 relay\r\nCache-Status: relay; hit\r\n"
+	    "Content-Length: 5\r\n\r\n") == 0);
+	free(s);
+	/* Their Age and Date pass when we have no age of our own. */
+	s = head((struct http_head){ .status = 200, .fields =
+	    "Date: Mon, 30 Nov 2026 00:00:00 GMT\r\nAge: 7\r\n",
+	    .cache_status = "relay; fwd=miss", .age = -1, .length = -1,
+	    .minor = 1 }, &f);
+	CHECK(f == HTTP_FRAME_CHUNKED);
+	CHECK(strstr(s, "Age: 7\r\n") != NULL);
+	CHECK(strstr(s, "Date: Mon, 30 Nov 2026") != NULL);
+	CHECK(strstr(s, "Date: Tue") == NULL);
+	CHECK(strstr(s, "Transfer-Encoding: chunked\r\n\r\n") != NULL);
+	free(s);
+	/* HTTP/1.0: no chunks; the end of the connection ends the body. */
+	s = head((struct http_head){ .status = 200, .fields = "",
+	    .cache_status = "x", .age = -1, .length = -1 }, &f);
+	CHECK(f == HTTP_FRAME_CLOSE);
+	CHECK(strstr(s, "Connection: close\r\n\r\n") != NULL);
+	CHECK(strstr(s, "chunked") == NULL);
+	free(s);
+	s = head((struct http_head){ .status = 200, .fields = "",
+	    .cache_status = "x", .age = -1, .length = 3 }, &f);
+	CHECK(f == HTTP_FRAME_LENGTH);
+	CHECK(strstr(s, "Connection: keep-alive\r\n\r\n") != NULL);
+	free(s);
+	/* No body: 304, 204 and HEAD of unknown length are not framed. */
+	s = head((struct http_head){ .status = 304, .fields = "",
+	    .cache_status = "x", .age = -1, .length = 9, .minor = 1 }, &f);
+	CHECK(f == HTTP_FRAME_LENGTH && strstr(s, "Content-Length") == NULL);
+	free(s);
+	s = head((struct http_head){ .status = 200, .fields = "",
+	    .cache_status = "x", .age = -1, .length = -1, .minor = 1,
+	    .head_only = 1, .close = 1 }, &f);
+	CHECK(f == HTTP_FRAME_LENGTH && strstr(s, "chunked") == NULL);
+	CHECK(strstr(s, "Connection: close\r\n") != NULL);
+	free(s);
+	s = head((struct http_head){ .status = 200, .fields = "",
+	    .cache_status = "x", .age = -1, .length = 4, .minor = 1,
+	    .head_only = 1 }, &f);
+	CHECK(strstr(s, "Content-Length: 4\r\n") != NULL);
+	free(s);
+}
+
+static void
+builds_forwarded_fields(void)
+{
+	struct buf out = BUF_INIT;
+
+	http_forward_fields(&out, "Host: a\r\nAccept: */*\r\n"
+	    "If-None-Match: \"x\"\r\nRange: bytes=0-1\r\nExpect: 100-continue\r\n"
+	    "Connection: close, x-private\r\nX-Private: 1\r\nVia: 1.0 other\r\n"
+	    "Authorization: Token t\r\n");
+	CHECK(strcmp(buf_cstr(&out), "Accept: */*\r\nAuthorization: Token t\r\n"
+	    "Via: 1.1 relay\r\n") == 0);
+	buf_free(&out);
+	CHECK(http_content_length("Content-Length: 42\r\n") == 42);
+	CHECK(http_content_length("content-type: x\r\n") == -1);
+	CHECK(http_content_length("Content-Length: -1\r\n") == -1);
+	CHECK(http_content_length("Content-Length: 99999999999999999999999\r\n")
+	    == -1);
+}
+
 static const struct unit_test tests[] = {
 	TEST(parses_a_request),
 	TEST(conditional_requests),
+	TEST(builds_response_heads),
+	TEST(builds_forwarded_fields),
 	TEST(waits_for_the_whole_head),
 	TEST(connection_and_framing),
 	TEST(refuses_bad_requests),

@@ -1,0 +1,51 @@
+/*
+ * The options that relay-fetch and relay-serve share, parsed once;
+ * a bad value exits with the option, the value and what was expected.
+ */
+#include <err.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "options.h"
+#include "prog.h"
+
+/* Applies option opt; returns 0 if it is not one of the shared ones. */
+int
+options_parse(struct options *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case OPTIONS_CACHE:
+		o->cache = arg;
+		break;
+	case OPTIONS_CACERT:
+		if (access(arg, R_OK) < 0)
+			err(EX_NOINPUT, "cannot read --cacert '%s'", arg);
+		o->limits.ca_file = arg;
+		break;
+	case OPTIONS_COLLAPSE_TIMEOUT:
+		o->collapse_ms = prog_duration("--collapse-timeout", arg) * 1000;
+		break;
+	case OPTIONS_CONNECT_TIMEOUT:
+		o->limits.connect_timeout_ms =
+		    prog_duration("--connect-timeout", arg) * 1000;
+		break;
+	case OPTIONS_DEFAULT_TTL:
+		o->rules.default_ttl = prog_duration("--default-ttl", arg);
+		break;
+	case OPTIONS_FORCE_TTL:
+		o->rules.force_ttl = prog_duration("--force-ttl", arg);
+		break;
+	case OPTIONS_MAX_TIME:
+		o->limits.timeout_ms = prog_duration("--max-time", arg) * 1000;
+		break;
+	case OPTIONS_STALE_IF_ERROR:
+		o->stale_if_error = prog_duration("--stale-if-error", arg);
+		break;
+	case OPTIONS_UPSTREAM:
+		o->upstream = arg;
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}

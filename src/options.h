@@ -1,0 +1,60 @@
+/*
+ * The options that relay-fetch and relay-serve share: where the cache
+ * and the upstream are, how long to wait for it, and the caching rules
+ * an operator may set. Parsed once here for both.
+ */
+#ifndef RELAY_OPTIONS_H
+#define RELAY_OPTIONS_H
+
+#include <getopt.h>
+
+#include "cache.h"
+#include "policy.h"
+#include "upstream.h"
+
+enum {
+	OPTIONS_CACHE = 256, OPTIONS_CACERT, OPTIONS_COLLAPSE_TIMEOUT,
+	OPTIONS_CONNECT_TIMEOUT, OPTIONS_DEFAULT_TTL, OPTIONS_FORCE_TTL,
+	OPTIONS_MAX_TIME, OPTIONS_STALE_IF_ERROR, OPTIONS_UPSTREAM,
+	OPTIONS_OWN		/* a program's own options number from here */
+};
+
+/* Their getopt_long entries, for a program's table. */
+#define OPTIONS_LONG \
+	{ "cache", required_argument, NULL, OPTIONS_CACHE }, \
+	{ "cacert", required_argument, NULL, OPTIONS_CACERT }, \
+	{ "collapse-timeout", required_argument, NULL, \
+	    OPTIONS_COLLAPSE_TIMEOUT }, \
+	{ "connect-timeout", required_argument, NULL, \
+	    OPTIONS_CONNECT_TIMEOUT }, \
+	{ "default-ttl", required_argument, NULL, OPTIONS_DEFAULT_TTL }, \
+	{ "force-ttl", required_argument, NULL, OPTIONS_FORCE_TTL }, \
+	{ "max-time", required_argument, NULL, OPTIONS_MAX_TIME }, \
+	{ "stale-if-error", required_argument, NULL, OPTIONS_STALE_IF_ERROR }, \
+	{ "upstream", required_argument, NULL, OPTIONS_UPSTREAM }
+
+struct options {
+	const char		*cache;		/* --cache */
+	const char		*upstream;	/* --upstream */
+	struct upstream_options	 limits;	/* --cacert, --*-timeout, --max-time */
+	struct cache_rules	 rules;		/* --default-ttl, --force-ttl */
+	long long		 stale_if_error;	/* --stale-if-error, s */
+	long long		 collapse_ms;	/* --collapse-timeout */
+};
+
+/* The defaults both programs start from. */
+#define OPTIONS_INIT { \
+	.limits = { \
+		.connect_timeout_ms = 10000, \
+		.timeout_ms = 0,	/* none: bodies may be large… */ \
+		.low_speed_bytes = 1,	/* …but one below 1 byte/s… */ \
+		.low_speed_secs = 60,	/* …for a minute is given up */ \
+	}, \
+	.rules = { POLICY_DEFAULT_TTL, -1 }, \
+	.stale_if_error = 0, \
+	.collapse_ms = 5000, \
+}
+
+int	options_parse(struct options *, int, const char *);
+
+#endif
