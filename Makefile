@@ -34,7 +34,7 @@ LIBS = $(PKG_LIBS) -pthread
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
-	io.c jqprog.c json.c listen.c log.c num.c options.c policy.c prog.c record.c server.c \
+	hot.c io.c jqprog.c json.c listen.c log.c num.c options.c policy.c prog.c record.c server.c \
 	lease.c merge.c routes.c spool.c store.c target.c text.c through.c \
 	upstream.c url.c utf8.c writeback.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)

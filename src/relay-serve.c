@@ -342,18 +342,22 @@ log_word(const struct answer *a, enum through_how how)
 	return how == THROUGH_REVALIDATED ? "revalidated" : "stale";
 }
 
-/* Answers with the stored response e, or 304 if the client has it. */
+/*
+ * Answers with the stored response e, or 304 if the client has it;
+ * its body is in memory (memory, e->size bytes), or read from the file.
+ */
 static void
 send_stored(struct answer *a, const struct store_entry *e,
-    enum through_how how)
+    const char *memory, enum through_how how)
 {
 	char cs[128], first[16384];
 	long long age;
 	ssize_t n = 0;
 	int current = not_modified(a, e);
+	int body = !current && !a->head_only && http_has_body(e->status);
 
 	a->cache_status = log_word(a, how);
-	if (!current && !a->head_only && http_has_body(e->status) &&
+	if (body && memory == NULL &&
 	    (n = open_body(a, e, first, sizeof first)) < 0) {
 		fail(a, 503, "cache entry unavailable");
 		return;
@@ -368,6 +372,8 @@ send_stored(struct answer *a, const struct store_entry *e,
 		return;
 	}
 	send_head(a, e->status, e->headers, cs, age, e->size);
+	if (body && memory != NULL)
+		write_body(a, memory, (size_t)e->size);
 	if (a->body == NULL) {
 		finish(a, 0);
 		return;
@@ -380,10 +386,11 @@ static void
 on_stored(void *ctx, const struct store_entry *e, enum through_how how)
 {
 	struct answer *a = ctx;
+	const char *memory = through_memory_body(a->call);
 
 	note_call(a);
 	a->call = NULL;
-	send_stored(a, e, how);
+	send_stored(a, e, memory, how);
 }
 
 static int

@@ -84,7 +84,7 @@ enum stmt {
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
-	ST_UNMARK_EXPIRED, ST_COUNT
+	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -146,6 +146,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MARKED] = "SELECT 1 FROM uncacheable WHERE url = ?1 AND until > ?2",
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct store {
@@ -593,6 +594,28 @@ void
 store_read_end(struct store *s)
 {
 	rollback(s);
+}
+
+/*
+ * A number that changes whenever another connection, in this process
+ * or another, commits a change to the file; -1 if the store failed.
+ * In a read transaction, it is its snapshot's.
+ */
+long long
+store_data_version(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_DATA_VERSION);
+	long long v = -1;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	return v;
 }
 
 static char *

@@ -67,6 +67,7 @@ int		 store_batch_lost(struct store *);
 int		 store_batch_end(struct store *);
 int		 store_read_begin(struct store *);
 void		 store_read_end(struct store *);
+long long	 store_data_version(struct store *);
 int		 store_get(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
 void		 store_entry_free(struct store_entry *);

@@ -23,13 +23,14 @@
 #include <time.h>
 
 #include "buf.h"
+#include "hot.h"
 #include "lease.h"
 #include "prog.h"
 #include "through.h"
 #include "writeback.h"
 
 #define HIT_FLUSH_MS	1000	/* hit counts are written this often */
-#define HIT_FLUSH_MAX	256	/* …or when this many are waiting */
+#define HIT_FLUSH_MAX	16384	/* …or when this many are waiting */
 
 enum flight_state { FLIGHT_FETCHING, FLIGHT_STORING, FLIGHT_REMOTE };
 
@@ -61,6 +62,7 @@ struct through_call {
 	int			 waited_remote;	/* stored_only: once */
 	struct store_entry	 cached;
 	int			 have_cached;
+	struct hot_entry	*hot;		/* cached is this one's */
 	struct flight		*flight;	/* held or waited on */
 	struct through_call	*next;		/* among waiters, or ready */
 	long long		 wait_until;
@@ -84,6 +86,8 @@ struct through {
 	struct leases		*leases;	/* NULL: this process only */
 	struct options		 opt;	/* rules, stale-if-error, collapse */
 	int			 reading;	/* this round's read transaction */
+	struct hot		*hot;		/* fresh entries in memory */
+	long long		 data_version;	/* the file's, that hot holds */
 	struct flight		*flights;
 	struct through_call	*calls;		/* every one alive */
 	struct through_call	*ready, **ready_tail;	/* woken */
@@ -109,8 +113,29 @@ static void fetch(struct through_call *);
 static void
 read_begin(struct through *th)
 {
-	if (!th->reading && store_read_begin(th->reader) == 0)
-		th->reading = 1;
+	long long v;
+
+	if (th->reading || store_read_begin(th->reader) < 0)
+		return;
+	th->reading = 1;
+	/* Anything committed since: what memory holds may be gone. */
+	if ((v = store_data_version(th->reader)) != th->data_version ||
+	    v < 0)
+		hot_clear(th->hot);
+	th->data_version = v;
+}
+
+/* Lets c->cached go, from the store or from memory. */
+static void
+forget_cached(struct through_call *c)
+{
+	if (c->hot != NULL) {
+		hot_release(c->hot);
+		c->hot = NULL;
+		memset(&c->cached, 0, sizeof c->cached);
+	} else if (c->have_cached || c->cached.url != NULL)
+		store_entry_free(&c->cached);
+	c->have_cached = 0;
 }
 
 static void
@@ -144,8 +169,7 @@ call_free(struct through_call *c)
 		c->th->calls = c->next_all;
 	if (c->next_all != NULL)
 		c->next_all->prev_all = c->prev_all;
-	if (c->have_cached || c->cached.url != NULL)
-		store_entry_free(&c->cached);
+	forget_cached(c);
 	writeback_abort(c->th->wb, c->wbody);
 	buf_free(&c->head);
 	free(c->key);
@@ -639,9 +663,39 @@ fetch(struct through_call *c)
 	buf_free(&fields);
 }
 
+/* How e may answer c (RFC 9111 section 4). */
+static enum policy_use
+usable(const struct through_call *c, const struct store_entry *e)
+{
+	return policy_use(&c->directives, e->headers,
+	    cache_age(e, time(NULL)), e->lifetime);
+}
+
+/* A fresh entry read from the file is kept in memory, if it fits. */
+static void
+keep_in_memory(struct through *th, const struct store_entry *e)
+{
+	struct store_body *b;
+	struct source src;
+	char *body;
+	ssize_t n = 0, got;
+
+	if (!hot_fits(e) || (b = store_body_open(th->reader, e)) == NULL)
+		return;
+	body = xmalloc((size_t)e->size + 1);
+	src = store_body_source(b);
+	while (n <= e->size && (got = src.read(src.ctx, body + n,
+	    (size_t)(e->size + 1 - n))) > 0)
+		n += got;
+	if (got == 0 && n == e->size)
+		hot_put(th->hot, e, body);
+	store_body_close(b);
+	free(body);
+}
+
 /*
- * Reads the stored response into c->cached and says how it may be
- * used (RFC 9111 section 4); POLICY_REVALIDATE when there is none.
+ * Reads the stored response into c->cached, from memory or the file,
+ * and says how it may be used; POLICY_REVALIDATE when there is none.
  */
 static enum policy_use
 look_up(struct through_call *c)
@@ -650,18 +704,26 @@ look_up(struct through_call *c)
 	enum policy_use use;
 	int found;
 
-	if (c->have_cached || c->cached.url != NULL)
-		store_entry_free(&c->cached);
-	c->have_cached = 0;
+	forget_cached(c);
 	read_begin(th);
+	if ((c->hot = hot_get(th->hot, c->key)) != NULL) {
+		/* Memory answers fresh hits only; the rest is the file's. */
+		if (usable(c, &c->hot->e) == POLICY_FRESH) {
+			c->cached = c->hot->e;
+			c->have_cached = 1;
+			return POLICY_FRESH;
+		}
+		hot_release(c->hot);
+		c->hot = NULL;
+	}
 	if ((found = cache_lookup(th->reader, c->key, c->fields,
 	    &c->cached)) < 0)
 		warnx("%s: cache lookup failed: %s", c->key,
 		    store_error(th->reader));
 	if (!(c->have_cached = found > 0))
 		return POLICY_REVALIDATE;
-	use = policy_use(&c->directives, c->cached.headers,
-	    cache_age(&c->cached, time(NULL)), c->cached.lifetime);
+	if ((use = usable(c, &c->cached)) == POLICY_FRESH)
+		keep_in_memory(th, &c->cached);
 	if (use == POLICY_REVALIDATE)
 		c->result.had_stored = 1;
 	return use;
@@ -875,6 +937,16 @@ through_result(const struct through_call *c)
 	return &c->result;
 }
 
+/*
+ * The body of the stored response a call's sink is given, when it is
+ * in memory (e->size bytes, valid until the sink returns); else NULL.
+ */
+const char *
+through_memory_body(const struct through_call *c)
+{
+	return c->hot != NULL ? c->hot->body : NULL;
+}
+
 /* The sink is ready for more body bytes. */
 void
 through_resume(struct through_call *c)
@@ -983,6 +1055,8 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	th->srv = srv;
 	th->upstream = up;
 	th->ready_tail = &th->ready;
+	th->hot = hot_new();
+	th->data_version = -1;
 	th->writer = prog_open_cache(cache_path, STORE_WRITE);
 	th->reader = prog_open_cache(cache_path, STORE_READ);
 	th->wb = writeback_start(th->writer, &opt->rules);
@@ -1038,6 +1112,7 @@ through_free(struct through *th)
 	through_idle(th, 1);
 	report(th);
 	free(writeback_finish(th->wb));
+	hot_free(th->hot);
 	store_close(th->reader);
 	store_close(th->writer);
 	leases_close(th->leases);

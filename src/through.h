@@ -83,6 +83,7 @@ void		 through_idle(struct through *, int);
 void		 through_start(struct through *,
 		    const struct through_request *, const struct through_sink *,
 		    void *, struct through_call **);
+const char	*through_memory_body(const struct through_call *);
 const struct through_result *through_result(const struct through_call *);
 void		 through_resume(struct through_call *);
 void		 through_cancel(struct through_call *);

@@ -182,6 +182,20 @@ statuses() {
 	grep -q 'Cache-Status: relay; hit' head
 }
 
+@test "a hit kept in memory follows the file: relay-cache put, rm and other workers" {
+	start_serve --workers 2
+	url="/mem?cc=max-age=60&body=upstream"
+	curl -s "$SERVE$url" >/dev/null
+	eventually cached_as "$UP$url" upstream
+	# Every worker has it in memory after a few hits.
+	for _ in $(seq 8); do [ "$(curl -s "$SERVE$url")" = upstream ]; done
+	echo replaced | relay-cache put --ttl 1h "$UP$url"
+	for _ in $(seq 8); do [ "$(curl -s "$SERVE$url")" = replaced ]; done
+	relay-cache rm "$UP$url"
+	for _ in $(seq 8); do [ "$(curl -s "$SERVE$url")" = upstream ]; done
+	[ "$(requests_for "$url")" -eq 2 ]
+}
+
 @test "other methods invalidate the URL's entry; --read-only refuses them" {
 	start_serve
 	curl -s "$SERVE/i?cc=max-age=60" >/dev/null
