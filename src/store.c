@@ -114,7 +114,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " last_modified = excluded.last_modified, body = excluded.body,"
 	    " size = excluded.size",
 	[ST_BODY_DROP] = "UPDATE bodies SET state = 2 WHERE id = ?1",
-	[ST_HIT] = "UPDATE entries SET hits = hits + 1, last_hit = ?2"
+	[ST_HIT] = "UPDATE entries SET hits = hits + ?3, last_hit = ?2"
 	    " WHERE id = ?1",
 	[ST_ABANDON] = "UPDATE bodies SET state = 2"
 	    " WHERE state = 0 AND touched < ?1",
@@ -1281,7 +1281,7 @@ store_uncacheable(struct store *s, const char *url, time_t now)
 }
 
 int
-store_hit(struct store *s, long long id, time_t now)
+store_hit(struct store *s, long long id, long long n, time_t now)
 {
 	sqlite3_stmt *st;
 
@@ -1293,6 +1293,7 @@ store_hit(struct store *s, long long id, time_t now)
 	}
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 3, n);
 	if (run(s, st, "write to") < 0) {
 		rollback(s);
 		return -1;

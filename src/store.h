@@ -91,7 +91,7 @@ void		 store_iter_free(struct store_iter *);
 long long	 store_remove(struct store *, const char *);
 long long	 store_purge(struct store *, const char *, time_t);
 int		 store_refresh(struct store *, const struct store_entry *);
-int		 store_hit(struct store *, long long, time_t);
+int		 store_hit(struct store *, long long, long long, time_t);
 int		 store_mark_uncacheable(struct store *, const char *, time_t);
 int		 store_uncacheable(struct store *, const char *, time_t);
 int		 store_stats(struct store *, time_t, struct store_stats *);

@@ -87,13 +87,39 @@ body_writer(struct writeback *wb, struct writeback_body *b)
 	return b->w;
 }
 
+static int
+compare_ids(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Hit counts: one update per entry, however many hits it had. */
+static int
+apply_hits(struct writeback *wb, struct op *op)
+{
+	size_t i, j, n = op->len / sizeof(long long);
+	long long *ids = xmalloc(op->len + 1);	/* data[] is not aligned */
+	int failed = 0;
+
+	memcpy(ids, op->data, op->len);
+	qsort(ids, n, sizeof *ids, compare_ids);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && ids[j] == ids[i]; j++)
+			;
+		failed |= store_hit(wb->s, ids[i], (long long)(j - i),
+		    op->when) < 0;
+	}
+	free(ids);
+	return failed;
+}
+
 /* Applies one operation; a failure is reported and marks it. */
 static void
 apply(struct writeback *wb, struct op *op)
 {
 	struct writeback_body *b = op->body;
-	long long id;
-	size_t i;
 
 	switch (op->kind) {
 	case OP_WRITE:
@@ -122,13 +148,10 @@ apply(struct writeback *wb, struct op *op)
 			warn_later(wb, op->entry.url, "not updated in the cache");
 		break;
 	case OP_HIT:	/* reported once for the group */
-		op->failed = store_hit(wb->s, op->id, op->when) < 0;
+		op->failed = store_hit(wb->s, op->id, 1, op->when) < 0;
 		break;
 	case OP_HITS:
-		for (i = 0; i < op->len / sizeof id; i++) {
-			memcpy(&id, op->data + i * sizeof id, sizeof id);
-			op->failed |= store_hit(wb->s, id, op->when) < 0;
-		}
+		op->failed = apply_hits(wb, op);
 		break;
 	case OP_REMOVE:
 		if ((op->failed = store_remove(wb->s, op->data) < 0))

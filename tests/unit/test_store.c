@@ -277,7 +277,7 @@ stats(void)
 	CHECK(put(s, "GET", "http://x/2", 20, 1, 200) == 0);
 	CHECK(put(s, "GET", "http://x/3", 30, 1, 300) == 0);
 	CHECK(store_get(s, "GET", "http://x/2", "", &e) == 1);
-	CHECK(store_hit(s, e.id, 150) == 0 && store_hit(s, e.id, 160) == 0);
+	CHECK(store_hit(s, e.id, 1, 150) == 0 && store_hit(s, e.id, 1, 160) == 0);
 	store_entry_free(&e);
 	CHECK(store_stats(s, 200, &st) == 0);
 	CHECK(st.entries == 3 && st.fresh == 1 && st.stale == 2);
