@@ -1100,9 +1100,12 @@ void
 through_free(struct through *th)
 {
 	struct through_call *c;
+	struct flight *f;
 
-	while (th->flights != NULL)
-		flight_end(th->flights);
+	for (f = th->flights; f != NULL; f = f->next) {
+		f->holder = NULL;
+		f->waiters = NULL;
+	}
 	th->ready = NULL;
 	while ((c = th->calls) != NULL) {
 		if (c->t != NULL)
@@ -1111,7 +1114,10 @@ through_free(struct through *th)
 	}
 	through_idle(th, 1);
 	report(th);
+	/* Writes land before their leases go: a waiter then finds them. */
 	free(writeback_finish(th->wb));
+	while (th->flights != NULL)
+		flight_end(th->flights);
 	hot_free(th->hot);
 	store_close(th->reader);
 	store_close(th->writer);
