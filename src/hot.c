@@ -42,12 +42,7 @@ hot_release(struct hot_entry *h)
 {
 	if (--h->refs > 0)
 		return;
-	free(h->e.method);
-	free(h->e.url);
-	free(h->e.variant);
-	free(h->e.headers);
-	free(h->e.etag);
-	free(h->e.last_modified);
+	store_entry_free(&h->e);
 	free(h);
 }
 
@@ -104,12 +99,6 @@ hot_fits(const struct store_entry *e)
 	    !headers_get(e->headers, "vary", &h);
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
 /* Keeps a copy of e, whose body (e->size bytes) is body. */
 void
 hot_put(struct hot *hot, const struct store_entry *e, const void *body)
@@ -129,13 +118,7 @@ hot_put(struct hot *hot, const struct store_entry *e, const void *body)
 	h = xmalloc(sizeof *h + (size_t)e->size);
 	h->refs = 1;
 	h->bytes = bytes;
-	h->e = *e;
-	h->e.method = xstrdup(e->method);
-	h->e.url = xstrdup(e->url);
-	h->e.variant = xstrdup(e->variant);
-	h->e.headers = xstrdup(e->headers);
-	h->e.etag = dup_or_null(e->etag);
-	h->e.last_modified = dup_or_null(e->last_modified);
+	store_entry_copy(&h->e, e);
 	if (e->size > 0)
 		memcpy(h->body, body, (size_t)e->size);
 	h->next = *p;

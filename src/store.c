@@ -663,6 +663,25 @@ store_entry_free(struct store_entry *e)
 	memset(e, 0, sizeof *e);
 }
 
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Makes dst a copy of src with strings of its own (store_entry_free). */
+void
+store_entry_copy(struct store_entry *dst, const struct store_entry *src)
+{
+	*dst = *src;
+	dst->method = dup_or_null(src->method);
+	dst->url = dup_or_null(src->url);
+	dst->variant = dup_or_null(src->variant);
+	dst->headers = dup_or_null(src->headers);
+	dst->etag = dup_or_null(src->etag);
+	dst->last_modified = dup_or_null(src->last_modified);
+}
+
 /*
  * Looks up an entry; variant NULL means the most recent of any
  * variant. Returns 1 if found, 0 if not, -1 on error.

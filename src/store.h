@@ -71,6 +71,7 @@ long long	 store_data_version(struct store *);
 int		 store_get(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
 void		 store_entry_free(struct store_entry *);
+void		 store_entry_copy(struct store_entry *, const struct store_entry *);
 
 struct store_writer *store_writer_new(struct store *);
 struct sink	 store_writer_sink(struct store_writer *);

@@ -678,7 +678,7 @@ keep_in_memory(struct through *th, const struct store_entry *e)
 	struct store_body *b;
 	struct source src;
 	char *body;
-	ssize_t n = 0, got;
+	ssize_t n = 0, got = -1;
 
 	if (!hot_fits(e) || (b = store_body_open(th->reader, e)) == NULL)
 		return;
@@ -784,9 +784,12 @@ ask(struct through_call *c)
 	 * The lease's last holder may have stored the URL after this
 	 * round's snapshot was taken: look again in a new one.
 	 */
-	if (l != NULL && (read_end(th), answer_fresh(c))) {
-		lease_end(l);
-		return;
+	if (l != NULL) {
+		read_end(th);
+		if (answer_fresh(c)) {
+			lease_end(l);
+			return;
+		}
 	}
 	f = flight_new(th, c->key, FLIGHT_FETCHING, -1);
 	f->lease = l;

@@ -559,25 +559,13 @@ writeback_abort(struct writeback *wb, struct writeback_body *b)
 		enqueue(wb, op_new(OP_ABORT, b, 0));
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
 /* Writes an entry's new head and freshness (cache_revalidate made them). */
 long long
 writeback_refresh(struct writeback *wb, const struct store_entry *e)
 {
 	struct op *op = op_new(OP_REFRESH, NULL, 0);
 
-	op->entry = *e;
-	op->entry.method = dup_or_null(e->method);
-	op->entry.url = dup_or_null(e->url);
-	op->entry.variant = dup_or_null(e->variant);
-	op->entry.headers = dup_or_null(e->headers);
-	op->entry.etag = dup_or_null(e->etag);
-	op->entry.last_modified = dup_or_null(e->last_modified);
+	store_entry_copy(&op->entry, e);
 	return enqueue(wb, op);
 }
 
