@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "headers.h"
 #include "hot.h"
+#include "http.h"
 
 #define BUCKETS 1024
 
@@ -104,6 +105,7 @@ void
 hot_put(struct hot *hot, const struct store_entry *e, const void *body)
 {
 	struct hot_entry *h, **p;
+	struct buf fields = BUF_INIT;
 	size_t bytes = sizeof *h + (size_t)e->size + strlen(e->url) +
 	    strlen(e->headers);
 
@@ -119,6 +121,10 @@ hot_put(struct hot *hot, const struct store_entry *e, const void *body)
 	h->refs = 1;
 	h->bytes = bytes;
 	store_entry_copy(&h->e, e);
+	/* As they are sent from the cache, once rather than every hit. */
+	http_end_to_end(&fields, e->headers, 1);
+	free(h->e.headers);
+	h->e.headers = (char *)buf_cstr(&fields);
 	if (e->size > 0)
 		memcpy(h->body, body, (size_t)e->size);
 	h->next = *p;

@@ -17,7 +17,7 @@ struct hot_entry {
 	struct hot_entry	*next;		/* in its bucket */
 	int			 refs;		/* the table's, and callers' */
 	size_t			 bytes;		/* what it counts for */
-	struct store_entry	 e;		/* its strings are the entry's */
+	struct store_entry	 e;		/* headers: http_end_to_end's */
 	char			 body[];	/* e.size bytes */
 };
 

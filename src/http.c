@@ -486,8 +486,8 @@ http_has_body(int status)
 }
 
 /* The end-to-end fields, without Age when one of ours replaces it. */
-static void
-add_end_to_end(struct buf *out, const char *fields, int new_age)
+void
+http_end_to_end(struct buf *out, const char *fields, int new_age)
 {
 	struct buf kept = BUF_INIT;
 	const char *p;
@@ -519,7 +519,10 @@ http_response_head(struct buf *out, const struct http_head *h)
 
 	buf_printf(out, "HTTP/1.1 %d %s\r\n", h->status,
 	    http_reason(h->status));
-	add_end_to_end(out, h->fields, h->age >= 0);
+	if (h->fields_ready)
+		buf_adds(out, h->fields);
+	else
+		http_end_to_end(out, h->fields, h->age >= 0);
 	if (!headers_get(h->fields, "date", &date)) {
 		httpdate_format(h->now, now);
 		buf_printf(out, "Date: %s\r\n", now);

@@ -41,6 +41,7 @@ int		 http_not_modified(const char *, const char *, const char *);
 struct http_head {
 	int		 status;
 	const char	*fields;	/* its end-to-end fields */
+	int		 fields_ready;	/* http_end_to_end made them */
 	const char	*cache_status;	/* RFC 9211 */
 	long long	 age;		/* ours, replacing theirs; -1: none */
 	long long	 length;	/* the body's; -1: unknown */
@@ -54,6 +55,7 @@ struct http_head {
 enum http_framing { HTTP_FRAME_LENGTH, HTTP_FRAME_CHUNKED, HTTP_FRAME_CLOSE };
 
 int		 http_has_body(int);
+void		 http_end_to_end(struct buf *, const char *, int);
 enum http_framing http_response_head(struct buf *, const struct http_head *);
 void		 http_forward_fields(struct buf *, const char *);
 long long	 http_content_length(const char *);

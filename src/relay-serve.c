@@ -88,6 +88,7 @@ struct answer {
 	int			 chunked;	/* body framed in chunks */
 	int			 close_after;	/* body ends with the connection */
 	int			 head_sent;
+	int			 from_memory;	/* stored fields ready to send */
 	int			 paused;	/* the upstream waits for room */
 	char			 fwd[64];	/* Cache-Status once relayed */
 	const char		*cache_status;	/* for the log */
@@ -216,6 +217,7 @@ send_head(struct answer *a, int status, const char *fields,
 	struct http_head h = {
 		.status = status, .fields = fields,
 		.cache_status = cache_status, .age = age, .length = length,
+		.fields_ready = a->from_memory,
 		.minor = a->req->minor, .head_only = a->head_only,
 		.close = conn_stopping(a->c) || a->close_after,
 		.now = time(NULL),
@@ -357,6 +359,7 @@ send_stored(struct answer *a, const struct store_entry *e,
 	int body = !current && !a->head_only && http_has_body(e->status);
 
 	a->cache_status = log_word(a, how);
+	a->from_memory = memory != NULL;
 	if (body && memory == NULL &&
 	    (n = open_body(a, e, first, sizeof first)) < 0) {
 		fail(a, 503, "cache entry unavailable");

@@ -1,7 +1,8 @@
 /*
  * Fresh entries in memory (src/hot.h): found by URL with a copy of
  * their own, only small GET responses that do not vary, everything
- * dropped past the byte bound, and an entry in use outliving a clear.
+ * dropped past the byte bound, and an entry in use outliving a clear;
+ * header fields kept as a hit sends them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ keeps_a_copy(void)
 {
 	struct hot *hot = hot_new();
 	char url[] = "http://a/1", body[] = "hello";
-	struct store_entry e = entry(url, "Content-Type: text/plain\r\n", 5);
+	struct store_entry e = entry(url, "Content-Type: text/plain\r\n"
+	    "Age: 3\r\nKeep-Alive: timeout=5\r\n", 5);
 	struct hot_entry *h;
 
 	CHECK(hot_get(hot, url) == NULL);
@@ -39,6 +41,7 @@ keeps_a_copy(void)
 	CHECK(hot_get(hot, "http://a/2") == NULL);
 	CHECK((h = hot_get(hot, "http://a/1")) != NULL);
 	CHECK(memcmp(h->body, "hello", 5) == 0 && h->e.size == 5);
+	/* Kept as sent from the cache: no Age of theirs, no hop-by-hop. */
 	CHECK(strcmp(h->e.headers, "Content-Type: text/plain\r\n") == 0);
 	CHECK(h->e.etag == NULL && h->e.lifetime == 60);
 	hot_clear(hot);
