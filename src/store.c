@@ -546,6 +546,8 @@ store_open(const char *path, enum store_mode mode)
 		usleep((useconds_t)pause_ms * 1000);
 		waited_ms += pause_ms;
 		pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
+		s->status = 0;		/* the lost race is not this one's */
+		s->err[0] = '\0';
 	}
 	return s;
 }
