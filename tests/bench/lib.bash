@@ -26,22 +26,27 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_for() {	# wait_for URL: until it answers, at most 10 s
+# until WHAT CMD...: until CMD succeeds, polled every 50 ms for at most
+# 10 s; then the benchmark stops, saying WHAT never came.
+until_true() {
+	local what=$1
+	shift
 	for _ in $(seq 200); do
-		curl -sf -o /dev/null "$1" && return 0
+		"$@" && return 0
 		sleep 0.05
 	done
-	echo "$bench_name: $1 never answered" >&2
+	echo "$bench_name: $what never came" >&2
 	exit 1
 }
 
-wait_file() {	# wait_file FILE: until it is not empty, at most 5 s
-	for _ in $(seq 100); do
-		[ -s "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "$bench_name: $1 never came" >&2
-	exit 1
+answers() { curl -sf -o /dev/null "$1"; }
+
+wait_for() {	# wait_for URL: until it answers
+	until_true "an answer from $1" answers "$1"
+}
+
+wait_file() {	# wait_file FILE: until it is not empty
+	until_true "$1" test -s "$1"
 }
 
 # start_fixture [ARGS]: the fixture upstream, its URL in $up, its port
