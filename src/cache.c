@@ -38,6 +38,25 @@ cache_lookup(struct store *s, const char *url, const char *request_headers,
 	return found;
 }
 
+/*
+ * Whether a GET's response may be stored (RFC 9111 section 3), and
+ * shared: by default one that sets a cookie is not, as nginx and
+ * Varnish do, so that one client's session never reaches another.
+ * Returns NULL if it may, else the reason.
+ */
+const char *
+cache_unstorable(const struct cache_rules *rules, int status,
+    const char *request, const char *response)
+{
+	struct header h;
+	const char *why = policy_unstorable("GET", status, request, response);
+
+	if (why == NULL && !rules->store_set_cookie &&
+	    headers_get(response, "set-cookie", &h))
+		why = "response sets a cookie";
+	return why;
+}
+
 /* The current age of a stored response (RFC 9111 section 4.2.3). */
 long long
 cache_age(const struct store_entry *e, time_t now)

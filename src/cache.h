@@ -14,6 +14,7 @@
 struct cache_rules {
 	long long	default_ttl;	/* when the response gives none */
 	long long	force_ttl;	/* -1: the response's own */
+	int		store_set_cookie;	/* as RFC 9111 allows */
 };
 
 /* A response as received from the upstream, and its request. */
@@ -32,6 +33,8 @@ long long	cache_age(const struct store_entry *, time_t);
 void		cache_entry(const struct cache_response *,
 		    const struct cache_rules *, const char *,
 		    struct store_entry *);
+const char	*cache_unstorable(const struct cache_rules *, int,
+		    const char *, const char *);
 int		cache_write(struct store_writer **, const void *, size_t);
 int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);

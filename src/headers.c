@@ -185,18 +185,46 @@ has_field(const char *block, const struct header *field)
 }
 
 /*
+ * Fields that describe the stored body's bytes: a 304 cannot change
+ * them, as the body it validates stays (RFC 9111 section 3.2, the
+ * fields "the cache's stored response depends upon").
+ */
+static int
+describes_body(const struct header *h)
+{
+	static const char *const kept[] = {
+		"content-encoding", "content-length", "content-md5",
+		"content-range", "etag",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof kept / sizeof kept[0]; i++)
+		if (header_is(h, kept[i]))
+			return 1;
+	return 0;
+}
+
+/*
  * The stored fields updated by a 304 response (RFC 9111 section
  * 4.3.4): each field the 304 carries replaces the stored ones of that
- * name; the others stay. Hop-by-hop fields of the 304 are left out.
+ * name, except those that describe the body; the others stay.
+ * Hop-by-hop fields of the 304 are left out.
  */
 void
 headers_merge_304(struct buf *out, const char *stored, const char *update)
 {
+	struct buf fresh = BUF_INIT;
+	const char *p;
 	struct header h;
 
+	headers_add_end_to_end(&fresh, update);
 	while (headers_next(&stored, &h))
-		if (!has_field(update, &h))
+		if (describes_body(&h) || !has_field(buf_cstr(&fresh), &h))
 			headers_add(out, h.name, h.name_len, h.value,
 			    h.value_len);
-	headers_add_end_to_end(out, update);
+	for (p = buf_cstr(&fresh); headers_next(&p, &h);)
+		if (!describes_body(&h))
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+	buf_free(&fresh);
 }

@@ -478,6 +478,90 @@ http_not_modified(const char *fields, const char *etag,
 	    &modified) == 0 && modified <= since;
 }
 
+/* Digits only, as a non-negative number; -1 if not, or too large. */
+static long long
+range_number(const char *p, size_t n)
+{
+	long long v = 0;
+	size_t i;
+
+	if (n == 0 || n > 18)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/*
+ * If-Range (RFC 9110 section 13.1.5): the range applies only to the
+ * representation the client has, named by a strong entity tag or the
+ * exact Last-Modified date.
+ */
+static int
+if_range_holds(const char *fields, const char *etag, const char *last_modified)
+{
+	struct header h;
+
+	if (!headers_get(fields, "if-range", &h))
+		return 1;
+	if (h.value_len > 0 && (h.value[0] == '"' || h.value[0] == 'W'))
+		return etag != NULL && etag[0] == '"' &&
+		    strlen(etag) == h.value_len &&
+		    memcmp(etag, h.value, h.value_len) == 0;
+	return last_modified != NULL && strlen(last_modified) == h.value_len &&
+	    memcmp(last_modified, h.value, h.value_len) == 0;
+}
+
+/*
+ * The one byte range a GET asks of a stored body of size bytes
+ * (RFC 9110 section 14.1.2): 1 with its first and last byte, -1 when
+ * it cannot be satisfied (416), 0 to send the whole body instead: no
+ * Range, one that does not parse, several ranges, or an If-Range that
+ * no longer holds.
+ */
+int
+http_byte_range(const char *fields, const char *etag,
+    const char *last_modified, long long size, long long *first,
+    long long *last)
+{
+	struct header h;
+	const char *v, *dash;
+	size_t n;
+	long long a, b;
+
+	if (!headers_get(fields, "range", &h) || h.value_len < 7 ||
+	    strncasecmp(h.value, "bytes=", 6) != 0)
+		return 0;
+	v = h.value + 6, n = h.value_len - 6;
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (memchr(v, ',', n) != NULL ||
+	    (dash = memchr(v, '-', n)) == NULL ||
+	    !if_range_holds(fields, etag, last_modified))
+		return 0;
+	a = dash == v ? -2 : range_number(v, (size_t)(dash - v));
+	b = dash + 1 == v + n ? -2 :
+	    range_number(dash + 1, (size_t)(v + n - dash - 1));
+	if (a == -1 || b == -1 || (a == -2 && b == -2) || (a >= 0 && b >= 0 &&
+	    b < a))
+		return 0;
+	if (a == -2) {		/* the last b bytes */
+		if (b == 0 || size == 0)
+			return -1;
+		*first = b < size ? size - b : 0;
+		*last = size - 1;
+		return 1;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = b == -2 || b >= size ? size - 1 : b;
+	return 1;
+}
+
 /* Whether a response with this status has a body (RFC 9110 6.4.1). */
 int
 http_has_body(int status)

@@ -59,6 +59,8 @@ void		 http_end_to_end(struct buf *, const char *, int);
 enum http_framing http_response_head(struct buf *, const struct http_head *);
 void		 http_forward_fields(struct buf *, const char *);
 long long	 http_content_length(const char *);
+int		 http_byte_range(const char *, const char *, const char *,
+		    long long, long long *, long long *);
 
 ssize_t		 http_parse_request(const char *, size_t,
 		    struct http_request *, const char **);

@@ -41,6 +41,15 @@ options_parse(struct options *o, int opt, const char *arg)
 	case OPTIONS_STALE_IF_ERROR:
 		o->stale_if_error = prog_duration("--stale-if-error", arg);
 		break;
+	case OPTIONS_STORE_SET_COOKIE:
+		o->rules.store_set_cookie = 1;
+		break;
+	case OPTIONS_TARGETED_CACHE_CONTROL:
+		if (policy_set_targets(arg) < 0)
+			errx(EXIT_USAGE, "bad --targeted-cache-control '%s': "
+			    "expected up to %d field names separated by commas, "
+			    "or none", arg, POLICY_MAX_TARGETS);
+		break;
 	case OPTIONS_UPSTREAM:
 		o->upstream = arg;
 		break;

@@ -15,7 +15,8 @@
 enum {
 	OPTIONS_CACHE = 256, OPTIONS_CACERT, OPTIONS_COLLAPSE_TIMEOUT,
 	OPTIONS_CONNECT_TIMEOUT, OPTIONS_DEFAULT_TTL, OPTIONS_FORCE_TTL,
-	OPTIONS_MAX_TIME, OPTIONS_STALE_IF_ERROR, OPTIONS_UPSTREAM,
+	OPTIONS_MAX_TIME, OPTIONS_STALE_IF_ERROR, OPTIONS_STORE_SET_COOKIE,
+	OPTIONS_TARGETED_CACHE_CONTROL, OPTIONS_UPSTREAM,
 	OPTIONS_OWN		/* a program's own options number from here */
 };
 
@@ -31,13 +32,17 @@ enum {
 	{ "force-ttl", required_argument, NULL, OPTIONS_FORCE_TTL }, \
 	{ "max-time", required_argument, NULL, OPTIONS_MAX_TIME }, \
 	{ "stale-if-error", required_argument, NULL, OPTIONS_STALE_IF_ERROR }, \
+	{ "store-set-cookie", no_argument, NULL, OPTIONS_STORE_SET_COOKIE }, \
+	{ "targeted-cache-control", required_argument, NULL, \
+	    OPTIONS_TARGETED_CACHE_CONTROL }, \
 	{ "upstream", required_argument, NULL, OPTIONS_UPSTREAM }
 
 struct options {
 	const char		*cache;		/* --cache */
 	const char		*upstream;	/* --upstream */
 	struct upstream_options	 limits;	/* --cacert, --*-timeout, --max-time */
-	struct cache_rules	 rules;		/* --default-ttl, --force-ttl */
+	struct cache_rules	 rules;		/* --default-ttl, --force-ttl,
+						   --store-set-cookie */
 	long long		 stale_if_error;	/* --stale-if-error, s */
 	long long		 collapse_ms;	/* --collapse-timeout */
 };
@@ -50,7 +55,7 @@ struct options {
 		.low_speed_bytes = 1,	/* …but one below 1 byte/s… */ \
 		.low_speed_secs = 60,	/* …for a minute is given up */ \
 	}, \
-	.rules = { POLICY_DEFAULT_TTL, -1 }, \
+	.rules = { POLICY_DEFAULT_TTL, -1, 0 }, \
 	.stale_if_error = 0, \
 	.collapse_ms = 5000, \
 }

@@ -11,6 +11,7 @@
 #include "headers.h"
 #include "httpdate.h"
 #include "policy.h"
+#include "sf.h"
 
 /* delta-seconds (RFC 9111 section 1.2.2): digits, capped at 2^31. */
 static int
@@ -82,6 +83,127 @@ policy_directive(const char *headers, const char *name, long long *value)
 	return 0;
 }
 
+/*
+ * The targeted cache-control fields this cache obeys, in order of
+ * precedence (RFC 9213 section 2.2): the first with a valid, non-empty
+ * value stands in for Cache-Control and Expires.
+ */
+static char targets[POLICY_MAX_TARGETS][POLICY_MAX_TARGET_NAME + 1] = {
+	"cdn-cache-control",
+};
+static size_t ntargets = 1;
+
+static int
+is_field_name_char(char ch)
+{
+	return isalnum((unsigned char)ch) ||
+	    (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/*
+ * Sets the targeted fields from a comma-separated list of field names,
+ * or "none". Returns -1, leaving them as they were, if a name is not a
+ * field name or the list is too long.
+ */
+int
+policy_set_targets(const char *list)
+{
+	char names[POLICY_MAX_TARGETS][POLICY_MAX_TARGET_NAME + 1];
+	size_t n = 0, len;
+	const char *p = list;
+
+	if (strcmp(list, "none") == 0) {
+		ntargets = 0;
+		return 0;
+	}
+	for (;;) {
+		len = strcspn(p, ",");
+		if (len == 0 || len > POLICY_MAX_TARGET_NAME ||
+		    n == POLICY_MAX_TARGETS)
+			return -1;
+		for (size_t i = 0; i < len; i++) {
+			if (!is_field_name_char(p[i]))
+				return -1;
+			names[n][i] = (char)tolower((unsigned char)p[i]);
+		}
+		names[n++][len] = '\0';
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	memcpy(targets, names, sizeof names);
+	ntargets = n;
+	return 0;
+}
+
+/* Whether a field of that name is one the cache obeys. */
+int
+policy_is_target(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ntargets; i++)
+		if (strcasecmp(name, targets[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Looks up a directive in every line of one targeted field, as one
+ * dictionary. Returns -1 if a line is not a valid dictionary, else
+ * as policy_directive.
+ */
+static int
+targeted_directive(const char *headers, const char *field, const char *name,
+    long long *value)
+{
+	struct header h;
+	struct sf_item item, last;
+	int rc, found = 0;
+
+	while (headers_next(&headers, &h)) {
+		if (!header_is(&h, field))
+			continue;
+		if ((rc = sf_dictionary_get(h.value, h.value_len, name,
+		    &item)) < 0)
+			return -1;
+		if (rc == 1)
+			last = item, found = 1;
+	}
+	if (found && last.type == SF_BOOLEAN && last.integer == 0)
+		found = 0;	/* "no-store=?0" says it is not */
+	if (found && value != NULL)
+		*value = last.type == SF_INTEGER && last.integer >= 0 ?
+		    (last.integer < POLICY_DELTA_MAX ? last.integer :
+		    POLICY_DELTA_MAX) : -1;
+	return found;
+}
+
+/* The first targeted field present with a valid, non-empty value; NULL if none. */
+static const char *
+targeted_field(const char *headers)
+{
+	struct header h;
+	size_t i;
+
+	for (i = 0; i < ntargets; i++)
+		if (headers_get(headers, targets[i], &h) &&
+		    h.value_len > strspn(h.value, " \t") &&
+		    targeted_directive(headers, targets[i], "", NULL) >= 0)
+			return targets[i];
+	return NULL;
+}
+
+/* A response directive: from the targeted field if any, else Cache-Control. */
+static int
+response_directive(const char *response, const char *name, long long *value)
+{
+	const char *field = targeted_field(response);
+
+	return field != NULL ? targeted_directive(response, field, name,
+	    value) : policy_directive(response, name, value);
+}
+
 static int
 header_date(const char *headers, const char *name, time_t *out)
 {
@@ -107,12 +229,13 @@ policy_lifetime(const char *headers, time_t response_time,
 	time_t expires, date, modified;
 	int has;
 
-	if (policy_directive(headers, "s-maxage", &v) ||
-	    policy_directive(headers, "max-age", &v))
+	if (response_directive(headers, "s-maxage", &v) ||
+	    response_directive(headers, "max-age", &v))
 		return v < 0 ? 0 : v;
 	if (header_date(headers, "date", &date) != 1)
 		date = response_time;
-	if ((has = header_date(headers, "expires", &expires)) != 0)
+	if (targeted_field(headers) == NULL &&
+	    (has = header_date(headers, "expires", &expires)) != 0)
 		return has < 0 || expires <= date ? 0 : (long long)(expires - date);
 	if (header_date(headers, "last-modified", &modified) == 1 &&
 	    modified < date)
@@ -120,6 +243,22 @@ policy_lifetime(const char *headers, time_t response_time,
 	return default_ttl;
 }
 
+static int
+field_lines(const char *headers, const char *name)
+{
+	struct header h;
+	int n = 0;
+
+	while (headers_next(&headers, &h))
+		n += header_is(&h, name);
+	return n;
+}
+
+/*
+ * The times of a response. An Age that is not one delta-seconds
+ * value (a list, two lines, a sign, a fraction) cannot be trusted: the
+ * response counts as stale from the start, as for a bad Expires.
+ */
 void
 policy_times_from(const char *headers, time_t request_time,
     time_t response_time, struct policy_times *t)
@@ -132,8 +271,9 @@ policy_times_from(const char *headers, time_t request_time,
 		t->date = -1;
 	t->age = 0;
 	if (headers_get(headers, "age", &h) &&
-	    parse_delta(h.value, h.value_len, &t->age) < 0)
-		t->age = 0;
+	    (parse_delta(h.value, h.value_len, &t->age) < 0 ||
+	    field_lines(headers, "age") > 1))
+		t->age = POLICY_DELTA_MAX;	/* unparsable: stale */
 }
 
 /* corrected_initial_age, RFC 9111 section 4.2.3. */
@@ -165,6 +305,17 @@ policy_stale_at(const struct policy_times *t, long long lifetime)
 	    (time_t)lifetime;
 }
 
+static int
+listed(int status, const int *codes, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (codes[i] == status)
+			return 1;
+	return 0;
+}
+
 /* Status codes a cache may store without explicit freshness (RFC 9110 section 15.1). */
 static int
 heuristically_cacheable(int status)
@@ -172,12 +323,24 @@ heuristically_cacheable(int status)
 	static const int codes[] = {
 		200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
-		if (codes[i] == status)
-			return 1;
-	return 0;
+	return listed(status, codes, sizeof codes / sizeof codes[0]);
+}
+
+/*
+ * Status codes whose caching requirements this cache implements, for
+ * must-understand (RFC 9111 section 5.2.2.3): the final ones of RFC
+ * 9110 it stores as any other response. 206 is not stored.
+ */
+static int
+understood(int status)
+{
+	static const int codes[] = {
+		200, 203, 204, 300, 301, 302, 303, 307, 308, 400, 403, 404,
+		405, 410, 414, 500, 501, 502, 503, 504,
+	};
+
+	return listed(status, codes, sizeof codes / sizeof codes[0]);
 }
 
 static int
@@ -185,9 +348,10 @@ has_explicit_freshness(const char *headers)
 {
 	struct header h;
 
-	return policy_directive(headers, "max-age", NULL) ||
-	    policy_directive(headers, "s-maxage", NULL) ||
-	    headers_get(headers, "expires", &h);
+	return response_directive(headers, "max-age", NULL) ||
+	    response_directive(headers, "s-maxage", NULL) ||
+	    (targeted_field(headers) == NULL &&
+	    headers_get(headers, "expires", &h));
 }
 
 /*
@@ -206,21 +370,26 @@ policy_unstorable(const char *method, int status, const char *request,
 		return "status is not storable";
 	if (policy_directive(request, "no-store", NULL))
 		return "request says no-store";
-	if (policy_directive(response, "no-store", NULL))
+	if (response_directive(response, "must-understand", NULL)) {
+		/* it stands in for no-store where understood (5.2.2.3) */
+		if (!understood(status))
+			return "status is not understood (must-understand)";
+	} else if (response_directive(response, "no-store", NULL)) {
 		return "response says no-store";
-	if (policy_directive(response, "private", NULL))
+	}
+	if (response_directive(response, "private", NULL))
 		return "response is private";
 	if (headers_get(response, "vary", &h) && h.value_len == 1 &&
 	    h.value[0] == '*')
 		return "response varies on everything";
 	if (headers_get(request, "authorization", &h) &&
-	    !policy_directive(response, "must-revalidate", NULL) &&
-	    !policy_directive(response, "public", NULL) &&
-	    !policy_directive(response, "s-maxage", NULL))
+	    !response_directive(response, "must-revalidate", NULL) &&
+	    !response_directive(response, "public", NULL) &&
+	    !response_directive(response, "s-maxage", NULL))
 		return "request carries Authorization";
 	if (!has_explicit_freshness(response) &&
 	    !heuristically_cacheable(status) &&
-	    !policy_directive(response, "public", NULL))
+	    !response_directive(response, "public", NULL))
 		return "status is not cacheable without explicit freshness";
 	return NULL;
 }
@@ -249,13 +418,17 @@ policy_request_parse(const char *headers, struct policy_request *r)
 		r->min_fresh = v;
 }
 
-/* A shared cache may not serve this response stale (RFC 9111 sections 5.2.2.2, 5.2.2.8, 5.2.2.10). */
+/*
+ * A shared cache may not serve this response stale (RFC 9111 sections
+ * 4.2.4, 5.2.2.2, 5.2.2.4, 5.2.2.8, 5.2.2.10).
+ */
 static int
 must_revalidate(const char *response)
 {
-	return policy_directive(response, "must-revalidate", NULL) ||
-	    policy_directive(response, "proxy-revalidate", NULL) ||
-	    policy_directive(response, "s-maxage", NULL);
+	return response_directive(response, "must-revalidate", NULL) ||
+	    response_directive(response, "no-cache", NULL) ||
+	    response_directive(response, "proxy-revalidate", NULL) ||
+	    response_directive(response, "s-maxage", NULL);
 }
 
 /*
@@ -269,7 +442,7 @@ policy_use(const struct policy_request *req, const char *response,
 {
 	long long v, stale_for = age - lifetime;
 
-	if (req->no_cache || policy_directive(response, "no-cache", NULL))
+	if (req->no_cache || response_directive(response, "no-cache", NULL))
 		return POLICY_REVALIDATE;
 	if (req->max_age >= 0 && age > req->max_age)
 		return POLICY_REVALIDATE;
@@ -280,7 +453,7 @@ policy_use(const struct policy_request *req, const char *response,
 	if (req->max_stale >= 0 && stale_for <= req->max_stale)
 		return POLICY_FRESH;
 	/* RFC 5861 section 3 */
-	if (policy_directive(response, "stale-while-revalidate", &v) &&
+	if (response_directive(response, "stale-while-revalidate", &v) &&
 	    v >= 0 && stale_for < v)
 		return POLICY_STALE_REVALIDATE;
 	return POLICY_REVALIDATE;
@@ -299,7 +472,7 @@ policy_stale_if_error(const char *response, long long age, long long lifetime,
 
 	if (must_revalidate(response))
 		return 0;
-	if (policy_directive(response, "stale-if-error", &v) && v < 0)
+	if (response_directive(response, "stale-if-error", &v) && v < 0)
 		v = 0;
 	return v > 0 && age - lifetime < v;
 }

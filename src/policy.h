@@ -10,6 +10,8 @@
 
 #define POLICY_DEFAULT_TTL 300
 #define POLICY_DELTA_MAX 2147483648LL	/* RFC 9111 section 1.2.2 */
+#define POLICY_MAX_TARGETS 4		/* targeted fields obeyed */
+#define POLICY_MAX_TARGET_NAME 63
 
 /* What a cache must remember of a response to compute its age. */
 struct policy_times {
@@ -36,6 +38,8 @@ enum policy_use {
 };
 
 int		policy_directive(const char *, const char *, long long *);
+int		policy_set_targets(const char *);
+int		policy_is_target(const char *);
 const char	*policy_unstorable(const char *, int, const char *,
 		    const char *);
 void		policy_request_parse(const char *, struct policy_request *);

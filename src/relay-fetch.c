@@ -113,6 +113,7 @@ static const char usage_text[] =
     "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
+    "           [--store-set-cookie] [--targeted-cache-control fields]\n"
     "           [--collapse-timeout duration]"
     " [--retry N] [--connect-timeout duration]"
     " [--max-time duration]\n"
@@ -519,7 +520,7 @@ static void open_part(struct job *);
 static void
 begin_body(struct job *j)
 {
-	if (!no_store && policy_unstorable("GET", j->status,
+	if (!no_store && cache_unstorable(&opts.rules, j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
 		j->body = writeback_body_new(j->url);
 	else

@@ -63,7 +63,8 @@ static const char usage_text[] =
     "usage: relay-serve [--listen addr:port] [--workers N] [--upstream url]\n"
     "           [--cache file] [--default-ttl duration]"
     " [--force-ttl duration]\n"
-    "           [--stale-if-error duration] [--collapse-timeout duration]\n"
+    "           [--stale-if-error duration] [--store-set-cookie]\n"
+    "           [--targeted-cache-control fields] [--collapse-timeout duration]\n"
     "           [--read-only] [--max-body bytes]\n"
     "           [--idle-timeout duration] [--request-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
@@ -95,6 +96,9 @@ struct answer {
 	const char		*error;
 	int			 collapsed;	/* waited for another request */
 	int			 had_stored;	/* a stale response was there */
+	long long		 sent_from;	/* the byte range of the stored */
+	long long		 sent_to;	/* body sent; -1: all of it */
+	long long		 read_at;	/* where its reading is */
 	long long		 bytes;
 	long long		 start_ms, upstream_ms;
 };
@@ -247,6 +251,27 @@ not_modified(const struct answer *a, const struct store_entry *e)
 	    &a->req->fields), e->etag, e->last_modified);
 }
 
+/*
+ * Sends the part of n stored body bytes, read from a->read_at on, that
+ * falls in the range asked for. Returns 0 once past the range's end.
+ */
+static int
+write_stored(struct answer *a, const char *p, size_t n)
+{
+	long long at = a->read_at, end = at + (long long)n, from, to;
+
+	a->read_at = end;
+	if (a->sent_to < 0) {
+		write_body(a, p, n);
+		return 1;
+	}
+	from = at > a->sent_from ? at : a->sent_from;
+	to = end < a->sent_to + 1 ? end : a->sent_to + 1;
+	if (from < to)
+		write_body(a, p + (from - at), (size_t)(to - from));
+	return end <= a->sent_to;
+}
+
 /* Sends as much of the stored body as the connection may queue. */
 static void
 pump(struct answer *a)
@@ -261,14 +286,13 @@ pump(struct answer *a)
 			finish(a, 1);	/* the client sees it cut short */
 			return;
 		}
-		if (n == 0) {
+		if (n == 0 || !write_stored(a, tmp, (size_t)n)) {
 			store_body_close(a->body);
 			a->body = NULL;
 			end_body(a);
 			finish(a, 0);
 			return;
 		}
-		write_body(a, tmp, (size_t)n);
 	}
 }
 
@@ -348,6 +372,46 @@ log_word(const struct answer *a, enum through_how how)
  * Answers with the stored response e, or 304 if the client has it;
  * its body is in memory (memory, e->size bytes), or read from the file.
  */
+/*
+ * The head of a stored 200, whole or, for a Range the client asks
+ * (RFC 9110 section 14), as a 206 of one byte range: the range is set
+ * for write_stored. One that cannot be satisfied is answered 416 here;
+ * then it returns 0.
+ */
+static int
+send_stored_head(struct answer *a, const struct store_entry *e,
+    const char *cs, long long age)
+{
+	struct buf fields = BUF_INIT;
+	char range[80];
+	int r = 0;
+
+	a->sent_to = -1;
+	if (e->status == 200 && e->size >= 0 &&
+	    (strcmp(a->req->method, "GET") == 0 || a->head_only))
+		r = http_byte_range(buf_cstr((struct buf *)&a->req->fields),
+		    e->etag, e->last_modified, e->size, &a->sent_from,
+		    &a->sent_to);
+	if (r < 0) {
+		snprintf(range, sizeof range, "Content-Range: bytes */%lld\r\n",
+		    e->size);
+		fail_with(a, 416, "range not satisfiable", range);
+		return 0;
+	}
+	if (r == 0) {
+		a->sent_to = -1;
+		send_head(a, e->status, e->headers, cs, age, e->size);
+		return 1;
+	}
+	buf_adds(&fields, e->headers);
+	buf_printf(&fields, "Content-Range: bytes %lld-%lld/%lld\r\n",
+	    a->sent_from, a->sent_to, e->size);
+	send_head(a, 206, buf_cstr(&fields), cs, age,
+	    a->sent_to - a->sent_from + 1);
+	buf_free(&fields);
+	return 1;
+}
+
 static void
 send_stored(struct answer *a, const struct store_entry *e,
     const char *memory, enum through_how how)
@@ -374,14 +438,20 @@ send_stored(struct answer *a, const struct store_entry *e,
 		finish(a, 0);
 		return;
 	}
-	send_head(a, e->status, e->headers, cs, age, e->size);
+	if (!send_stored_head(a, e, cs, age))
+		return;
 	if (body && memory != NULL)
-		write_body(a, memory, (size_t)e->size);
+		write_stored(a, memory, (size_t)e->size);
 	if (a->body == NULL) {
 		finish(a, 0);
 		return;
 	}
-	write_body(a, first, (size_t)n);
+	if (!write_stored(a, first, (size_t)n)) {
+		store_body_close(a->body);
+		a->body = NULL;
+		finish(a, 0);
+		return;
+	}
 	pump(a);
 }
 
@@ -509,11 +579,11 @@ static void
 send_merged(struct answer *a)
 {
 	const struct merge_result *r = merge_result(a->merge);
-	struct cache_rules keep = { opts.rules.default_ttl,
-		a->merge_cache };
+	struct cache_rules keep = opts.rules;
 	char fields[160];
 	int stored;
 
+	keep.force_ttl = a->merge_cache;
 	a->error = r->error;
 	a->upstream_ms = prog_now_ms() - a->start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"

@@ -23,10 +23,12 @@
 #include <time.h>
 
 #include "buf.h"
+#include "headers.h"
 #include "hot.h"
 #include "lease.h"
 #include "prog.h"
 #include "through.h"
+#include "url.h"
 #include "writeback.h"
 
 #define HIT_FLUSH_MS	1000	/* hit counts are written this often */
@@ -500,7 +502,7 @@ decide_storing(struct through_call *c, int status, const char *fields)
 	struct through *th = c->th;
 	struct flight *f = holding(c);
 
-	if (!c->directives.no_store && policy_unstorable("GET", status,
+	if (!c->directives.no_store && cache_unstorable(&c->rules, status,
 	    c->fields, fields) == NULL) {
 		c->wbody = writeback_body_new(c->key);
 		c->result.stored = 1;
@@ -512,6 +514,32 @@ decide_storing(struct through_call *c, int status, const char *fields)
 	release_waiters(f, 1);
 	storing(th, c, c->key, writeback_mark_uncacheable(th->wb, c->key,
 	    time(NULL) + STORE_UNCACHEABLE_SECS));
+}
+
+/*
+ * An unsafe request that succeeded makes what is stored for its URL,
+ * and for the same origin's URLs in Location and Content-Location,
+ * out of date (RFC 9111 section 4.4).
+ */
+static void
+invalidate(struct through *th, const char *key, const char *fields)
+{
+	static const char *const named[] = { "location", "content-location" };
+	struct header h;
+	char *value, *url;
+	size_t i;
+
+	storing(th, NULL, key, writeback_remove(th->wb, key));
+	for (i = 0; i < sizeof named / sizeof named[0]; i++) {
+		if (!headers_get(fields, named[i], &h))
+			continue;
+		value = xstrndup(h.value, h.value_len);
+		if ((url = url_resolve(key, value)) != NULL &&
+		    strcmp(url, key) != 0)
+			storing(th, NULL, url, writeback_remove(th->wb, url));
+		free(url);
+		free(value);
+	}
 }
 
 static int
@@ -537,8 +565,8 @@ on_head(void *ctx, int status, const char *fields)
 			call_settle(c);
 		return -1;
 	}
-	if (!c->cacheable && status < 400)	/* RFC 9111 section 4.4 */
-		storing(th, NULL, c->key, writeback_remove(th->wb, c->key));
+	if (!c->cacheable && status < 400)
+		invalidate(th, c->key, fields);
 	else if (c->cacheable)
 		decide_storing(c, status, fields);
 	if (c->sink == NULL && c->wbody == NULL) {
@@ -647,6 +675,9 @@ fetch(struct through_call *c)
 		return;
 	}
 	buf_adds(&fields, c->forward);
+	/* Edge Architecture 1.0: the device token Surrogate-Control may name */
+	if (policy_is_target("surrogate-control"))
+		buf_adds(&fields, "Surrogate-Capability: relay=\"Surrogate/1.0\"\r\n");
 	if (c->have_cached && c->cached.etag != NULL)
 		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
 	else if (c->have_cached && c->cached.last_modified != NULL)

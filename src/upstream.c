@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "headers.h"
+#include "http.h"
 #include "upstream.h"
 
 struct upstream {
@@ -35,6 +36,10 @@ struct transfer {
 	int			 aborted;
 	int			 broken;	/* framing the caller must not trust */
 	long long		 length;	/* Content-Length, or -1 */
+	int			 chunked;	/* ours to decode */
+	struct http_chunked	 chunks;
+	struct buf		 decoded;	/* of the bytes curl holds */
+	int			 redelivery;	/* curl gives them again */
 	char			 error[CURL_ERROR_SIZE];	/* curl's */
 	char			 why[96];	/* why it is broken */
 };
@@ -117,6 +122,26 @@ check_length(struct transfer *t, const char *v, size_t n)
 	return t->length >= 0 ? 0 : -1;
 }
 
+/*
+ * Whether a Transfer-Encoding value ends with chunked, the one coding
+ * that frames the body (RFC 9112 section 6.3, item 4). curl is told
+ * not to decode: it refuses codings it does not know, where a cache
+ * relays the bytes up to the close of the connection as they came.
+ */
+static int
+ends_chunked(const char *v, size_t n)
+{
+	size_t end = n, start;
+
+	while (end > 0 && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+		end--;
+	start = end;
+	while (start > 0 && v[start - 1] != ',' && v[start - 1] != ' ' &&
+	    v[start - 1] != '\t')
+		start--;
+	return end - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
+}
+
 /* Hands the head to the caller once; file: URLs have no status line. */
 static int
 deliver_head(struct transfer *t)
@@ -150,6 +175,8 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 		t->status_seen = 1;
 		t->head_ended = 0;
 		t->length = -1;
+		t->chunked = 0;
+		memset(&t->chunks, 0, sizeof t->chunks);
 		buf_reset(&t->head);
 		return len;
 	}
@@ -170,40 +197,47 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	    14) == 0 && check_length(t, colon + 1,
 	    vlen - (size_t)(colon - p) - 1) < 0)
 		return broken(t, "invalid or differing Content-Length values");
+	if ((size_t)(colon - p) == 17 && strncasecmp(p, "transfer-encoding",
+	    17) == 0)
+		t->chunked = ends_chunked(colon + 1,
+		    vlen - (size_t)(colon - p) - 1);
 	headers_add(&t->head, p, (size_t)(colon - p), colon + 1,
 	    vlen - (size_t)(colon - p) - 1);
 	return len;
 }
 
 /*
- * curl trims a body longer than its Content-Length and says so only
- * in its verbose text: the extra bytes could be a second response
- * smuggled in, so the transfer fails before the last piece is passed.
+ * Body bytes as curl reads them: chunked ones decoded here. When the
+ * caller pauses, curl gives the same bytes again on resuming; their
+ * decoded form is kept until then. Bytes past a Content-Length are not
+ * given at all: curl cuts the body there and closes the connection, so
+ * that they cannot be read as the answer to another request.
  */
-static int
-on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ctx)
-{
-	struct transfer *t = ctx;
-
-	(void)e;
-	if (type == CURLINFO_TEXT && n >= 12 &&
-	    memcmp(text, "Excess found", 12) == 0 && !t->broken)
-		broken(t, "response body longer than its Content-Length");
-	return 0;
-}
-
 static size_t
 on_write(char *p, size_t size, size_t n, void *ctx)
 {
 	struct transfer *t = ctx;
+	const char *body = p;
+	size_t len = size * n;
 	int rc;
 
 	if (t->broken || deliver_head(t) < 0)
 		return 0;
-	rc = t->req.on_body != NULL ? t->req.on_body(t->req.ctx, p, size * n) :
-	    0;
-	if (rc == UPSTREAM_PAUSE)
+	if (t->chunked) {
+		if (!t->redelivery) {
+			buf_reset(&t->decoded);
+			if (http_dechunk(&t->chunks, p, len, &t->decoded) < 0)
+				return broken(t, "invalid chunked framing");
+		}
+		body = t->decoded.data, len = t->decoded.len;
+	}
+	t->redelivery = 0;
+	rc = t->req.on_body != NULL && len > 0 ?
+	    t->req.on_body(t->req.ctx, body, len) : 0;
+	if (rc == UPSTREAM_PAUSE) {
+		t->redelivery = 1;
 		return CURL_WRITEFUNC_PAUSE;
+	}
 	if (rc < 0) {
 		t->aborted = 1;
 		return 0;
@@ -223,9 +257,9 @@ set_options(struct upstream *u, struct transfer *t)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-	curl_easy_setopt(e, CURLOPT_DEBUGDATA, t);
-	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+	/* bodies pass as the upstream coded them; chunks: on_write */
+	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "relay/" VERSION);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -317,6 +351,7 @@ release(struct upstream *u, struct transfer *t)
 	curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
 	buf_free(&t->head);
+	buf_free(&t->decoded);
 	u->running--;
 	free(t);
 }

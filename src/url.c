@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -77,4 +78,56 @@ url_join(const char *base, const char *path)
 	if (slot != NULL)
 		buf_adds(&out, slot + 6);
 	return (char *)buf_cstr(&out);
+}
+
+/* Whether two parsed URLs share scheme, host and port. */
+static int
+same_origin(CURLU *a, CURLU *b)
+{
+	static const CURLUPart parts[] = {
+		CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT,
+	};
+	char *x, *y;
+	size_t i;
+	int same = 1;
+
+	for (i = 0; same && i < sizeof parts / sizeof parts[0]; i++) {
+		x = y = NULL;
+		curl_url_get(a, parts[i], &x, CURLU_DEFAULT_PORT);
+		curl_url_get(b, parts[i], &y, CURLU_DEFAULT_PORT);
+		same = x != NULL && y != NULL && strcasecmp(x, y) == 0;
+		curl_free(x);
+		curl_free(y);
+	}
+	return same;
+}
+
+/*
+ * A reference (a Location or Content-Location value) resolved against
+ * an absolute URL and normalised as a key; NULL if it is invalid or
+ * names another origin (RFC 9111 section 4.4: a response cannot
+ * invalidate what another host serves).
+ */
+char *
+url_resolve(const char *base, const char *ref)
+{
+	CURLU *b = curl_url(), *u;
+	char *joined = NULL, *out = NULL;
+	const char *why;
+
+	if (b == NULL)
+		out_of_memory();
+	if (curl_url_set(b, CURLUPART_URL, base, CURLU_NON_SUPPORT_SCHEME) !=
+	    CURLUE_OK || (u = curl_url_dup(b)) == NULL) {
+		curl_url_cleanup(b);
+		return NULL;
+	}
+	if (curl_url_set(u, CURLUPART_URL, ref, CURLU_NON_SUPPORT_SCHEME) ==
+	    CURLUE_OK && same_origin(b, u) &&
+	    curl_url_get(u, CURLUPART_URL, &joined, 0) == CURLUE_OK)
+		out = url_normalize(joined, &why);
+	curl_free(joined);
+	curl_url_cleanup(u);
+	curl_url_cleanup(b);
+	return out;
 }

@@ -7,5 +7,6 @@
 
 char	*url_normalize(const char *, const char **);
 char	*url_join(const char *, const char *);
+char	*url_resolve(const char *, const char *);
 
 #endif

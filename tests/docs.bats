@@ -58,6 +58,7 @@ load helpers
 	    "$ROOT"/tests/fuzz/run \
 	    "$ROOT"/tests/hammer \
 	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
+	    "$ROOT"/tests/conformance/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps
 }
 

@@ -196,7 +196,12 @@ ages(void)
 		{ 1, -100, "30", -2, 0, 100 },		/* the larger */
 		{ 1, -5, "30", -2, 0, 32 },
 		{ 1, 50, NULL, 0, 0, 0 },		/* Date ahead */
-		{ 0, 0, "abc", -3, 0, 3 },
+		/* an Age that does not parse: stale from the start */
+		{ 0, 0, "abc", -3, 0, POLICY_DELTA_MAX + 3 },
+		{ 0, 0, "0, 0", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "-7200", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "7200.0", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "7200;foo=bar", 0, 0, POLICY_DELTA_MAX },
 		{ 0, 0, "99999999999", 0, 0, POLICY_DELTA_MAX },
 		{ 0, 0, "7", 5, 0, 7 },		/* clock went back */
 	};
@@ -513,6 +518,11 @@ stale_if_error(void)
 	    80, 60, 300));
 	CHECK(!policy_stale_if_error("Cache-Control: must-revalidate\r\n",
 	    70, 60, 300));
+	/* RFC 9111 section 4.2.4: never stale where validation is required */
+	CHECK(!policy_stale_if_error("Cache-Control: no-cache\r\n",
+	    70, 60, 300));
+	CHECK(!policy_stale_if_error("Cache-Control: s-maxage=60\r\n",
+	    70, 60, 300));
 }
 
 static void
@@ -544,9 +554,71 @@ merge_304(void)
 	    "Cache-Control: max-age=1\r\nVia: a\r\nVia: b\r\n",
 	    "ETag: \"2\"\r\nCache-Control: max-age=60\r\nVia: c\r\n"
 	    "Connection: close\r\n");
+	/* the fields that describe the stored body stay as they were */
 	CHECK(strcmp(buf_cstr(&out), "Content-Type: text/plain\r\n"
-	    "ETag: \"2\"\r\nCache-Control: max-age=60\r\nVia: c\r\n") == 0);
+	    "ETag: \"1\"\r\nCache-Control: max-age=60\r\nVia: c\r\n") == 0);
+	buf_reset(&out);
+	headers_merge_304(&out, "Content-Encoding: gzip\r\n",
+	    "Content-Encoding: br\r\nContent-Range: bytes 0-1/2\r\n");
+	CHECK(strcmp(buf_cstr(&out), "Content-Encoding: gzip\r\n") == 0);
 	buf_free(&out);
+}
+
+/* Two Age lines are no more trusted than one that does not parse. */
+static void
+age_twice(void)
+{
+	struct policy_times t;
+
+	policy_times_from("Age: 0\r\nAge: 0\r\n", T0, T0, &t);
+	CHECK(t.age == POLICY_DELTA_MAX);
+	policy_times_from("Age: 10\r\n", T0, T0, &t);
+	CHECK(t.age == 10);
+}
+
+/* RFC 9111 section 5.2.2.3 */
+static void
+must_understand(void)
+{
+	CHECK(policy_unstorable("GET", 599, "",
+	    "Cache-Control: max-age=60, must-understand\r\n") != NULL);
+	CHECK(policy_unstorable("GET", 200, "",
+	    "Cache-Control: max-age=60, must-understand, no-store\r\n") == NULL);
+	CHECK(policy_unstorable("GET", 200, "",
+	    "Cache-Control: max-age=60, no-store\r\n") != NULL);
+}
+
+/* RFC 9213: the targeted field stands in for Cache-Control and Expires. */
+static void
+targeted_fields(void)
+{
+	static const char fresh_cdn[] = "Cache-Control: no-store\r\n"
+	    "CDN-Cache-Control: max-age=600\r\n";
+	static const char store_not[] = "Cache-Control: max-age=600\r\n"
+	    "Expires: Thu, 01 Jan 2037 00:00:00 GMT\r\n"
+	    "CDN-Cache-Control: no-store\r\n";
+	static const char invalid[] = "Cache-Control: max-age=5\r\n"
+	    "CDN-Cache-Control: max-age=600, MAX=1\r\n";
+
+	CHECK(policy_unstorable("GET", 200, "", fresh_cdn) == NULL);
+	CHECK(policy_lifetime(fresh_cdn, T0, 0) == 600);
+	CHECK(policy_unstorable("GET", 200, "", store_not) != NULL);
+	CHECK(policy_lifetime(invalid, T0, 0) == 5);	/* ignored */
+	CHECK(policy_lifetime("CDN-Cache-Control: max-age=\"5\"\r\n",
+	    T0, 0) == 0);
+	CHECK(policy_lifetime("CDN-Cache-Control: \r\n"
+	    "Cache-Control: max-age=7\r\n", T0, 0) == 7);	/* empty */
+	CHECK(policy_lifetime("Expires: Thu, 01 Jan 2037 00:00:00 GMT\r\n"
+	    "CDN-Cache-Control: no-cache\r\n", T0, 0) == 0);
+	CHECK(policy_set_targets("Surrogate-Control,CDN-Cache-Control") == 0);
+	CHECK(policy_is_target("surrogate-control"));
+	CHECK(policy_lifetime("CDN-Cache-Control: max-age=9\r\n"
+	    "Surrogate-Control: max-age=3\r\n", T0, 0) == 3);
+	CHECK(policy_set_targets("bad name") < 0);
+	CHECK(policy_set_targets("a,,b") < 0);
+	CHECK(policy_set_targets("none") == 0);
+	CHECK(policy_unstorable("GET", 200, "", fresh_cdn) != NULL);
+	CHECK(policy_set_targets("CDN-Cache-Control") == 0);
 }
 
 static const struct unit_test tests[] = {
@@ -569,6 +641,9 @@ static const struct unit_test tests[] = {
 	TEST(stale_if_error),
 	TEST(variants),
 	TEST(merge_304),
+	TEST(age_twice),
+	TEST(must_understand),
+	TEST(targeted_fields),
 };
 
 UNIT_MAIN(tests)

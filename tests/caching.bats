@@ -1,0 +1,144 @@
+#!/usr/bin/env bats
+# HTTP caching rules beyond the core (RFC 9110, 9111, 9213): safe
+# defaults for a shared cache, ranges from stored responses, targeted
+# cache control, invalidation by Location, must-understand, bad Age.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	start_upstream
+}
+
+cache_status() {	# cache_status URL [CURL ARGS]: its Cache-Status
+	local url=$1
+	shift
+	curl -s -o /dev/null -D - "$@" "$url" | tr -d '\r' |
+	    sed -n 's/^[Cc]ache-[Ss]tatus: //p'
+}
+
+is_hit() {
+	[[ "$(cache_status "$@")" == "relay; hit"* ]]
+}
+
+not_hit() {
+	! is_hit "$@"
+}
+
+@test "a response that sets a cookie is not shared with the next client" {
+	start_serve
+	url="$SERVE/login?cc=max-age=600&h=Set-Cookie:session=alice"
+	run curl -s -D head "$url"
+	grep -qi '^set-cookie: session=alice' head
+	run curl -s -D head "$url"
+	[[ "$(tr -d '\r' <head | grep -i '^cache-status')" == *"fwd=miss"* ]]
+	[ "$(requests_for "/login?cc=max-age=600&h=Set-Cookie:session=alice")" -eq 2 ]
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "--store-set-cookie stores it, as RFC 9111 allows" {
+	start_serve --store-set-cookie
+	url="$SERVE/c?cc=max-age=600&h=Set-Cookie:k=v"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+	run relay-fetch --store-set-cookie "$UP/d?cc=max-age=600&h=Set-Cookie:k=v"
+	[ "$status" -eq 0 ]
+	eventually cached_as "$UP/d?cc=max-age=600&h=Set-Cookie:k=v" \
+	    "/d?cc=max-age=600&h=Set-Cookie:k=v"
+	run relay-fetch "$UP/e?cc=max-age=600&h=Set-Cookie:k=v"
+	! cached_as "$UP/e?cc=max-age=600&h=Set-Cookie:k=v" \
+	    "/e?cc=max-age=600&h=Set-Cookie:k=v"
+}
+
+@test "a Range is answered from the stored response: 206, 416, If-Range" {
+	start_serve
+	url="$SERVE/r?cc=max-age=600&body=0123456789&etag=%22v1%22"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+	run curl -s -D head -H 'Range: bytes=2-4' "$url"
+	[ "$output" = 234 ]
+	grep -q '^HTTP/1.1 206 ' head
+	grep -qi '^content-range: bytes 2-4/10' head
+	grep -qi '^content-length: 3' head
+	run curl -s -H 'Range: bytes=-3' "$url"
+	[ "$output" = 789 ]
+	run curl -s -H 'Range: bytes=7-' "$url"
+	[ "$output" = 789 ]
+	run curl -s -H 'Range: bytes=5-99' "$url"
+	[ "$output" = 56789 ]
+	run curl -s -D head -H 'Range: bytes=10-' "$url"
+	grep -q '^HTTP/1.1 416 ' head
+	grep -qi '^content-range: bytes \*/10' head
+	# several ranges, one that does not parse, a stale If-Range: all of it
+	for r in 'bytes=0-1,4-5' 'bytes=x-2' 'items=0-1'; do
+		run curl -s -H "Range: $r" "$url"
+		[ "$output" = 0123456789 ] || { echo "$r: $output"; false; }
+	done
+	run curl -s -H 'Range: bytes=0-1' -H 'If-Range: "v0"' "$url"
+	[ "$output" = 0123456789 ]
+	run curl -s -H 'Range: bytes=0-1' -H 'If-Range: "v1"' "$url"
+	[ "$output" = 01 ]
+	[ "$(requests_for '/r?cc=max-age=600&body=0123456789&etag=%22v1%22')" -eq 1 ]
+}
+
+@test "CDN-Cache-Control stands in for Cache-Control; --targeted-cache-control names others" {
+	start_serve
+	url="$SERVE/t?cc=no-store&h=CDN-Cache-Control:max-age=600"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+	url="$SERVE/u?cc=max-age=600&h=CDN-Cache-Control:no-store"
+	curl -s "$url" >/dev/null
+	curl -s "$url" >/dev/null
+	[ "$(requests_for '/u?cc=max-age=600&h=CDN-Cache-Control:no-store')" -eq 2 ]
+	# a value that is not a dictionary is ignored: Cache-Control rules
+	url="$SERVE/v?cc=max-age=600&h=CDN-Cache-Control:MAX-AGE=0"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	start_serve --targeted-cache-control Edge-Control,CDN-Cache-Control
+	url="$SERVE/w?cc=no-store&h=Edge-Control:max-age=600&h=CDN-Cache-Control:no-store"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+	run relay-serve --targeted-cache-control 'a b'
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad --targeted-cache-control 'a b'"* ]]
+}
+
+@test "a POST's Location and Content-Location of the same origin are invalidated" {
+	start_serve
+	for p in one two far; do
+		curl -s "$SERVE/item/$p?cc=max-age=600" >/dev/null
+		eventually is_hit "$SERVE/item/$p?cc=max-age=600"
+	done
+	curl -s -X POST -d x "$SERVE/item?h=Location:/item/one?cc=max-age=600&h=Content-Location:item/two?cc=max-age=600" >/dev/null
+	curl -s -X POST -d x "$SERVE/item?h=Location:http://elsewhere.example/item/far?cc=max-age=600" >/dev/null
+	eventually not_hit "$SERVE/item/one?cc=max-age=600"
+	eventually not_hit "$SERVE/item/two?cc=max-age=600"
+	is_hit "$SERVE/item/far?cc=max-age=600"
+}
+
+@test "must-understand: an unknown status is not stored, a known one is despite no-store" {
+	start_serve
+	curl -s "$SERVE/m?status=599&cc=max-age=600,must-understand" >/dev/null
+	curl -s "$SERVE/m?status=599&cc=max-age=600,must-understand" >/dev/null
+	[ "$(requests_for '/m?status=599&cc=max-age=600,must-understand')" -eq 2 ]
+	url="$SERVE/n?cc=max-age=600,must-understand,no-store"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+}
+
+@test "an Age that does not parse makes the response stale from the start" {
+	start_serve
+	for age in abc 0,%200 -1 7200.0; do
+		url="$SERVE/a?cc=max-age=3600&h=Age:$age"
+		curl -s "$url" >/dev/null
+		curl -s "$url" >/dev/null
+		[ "$(requests_for "/a?cc=max-age=3600&h=Age:$age")" -eq 2 ] ||
+		    { echo "Age: $age was trusted"; false; }
+	done
+	url="$SERVE/a?cc=max-age=3600&h=Age:10"
+	curl -s "$url" >/dev/null
+	eventually is_hit "$url"
+}

@@ -1,0 +1,57 @@
+/*
+ * Tests cache keys (src/url.h): normalising URLs and resolving the
+ * references an unsafe request's answer invalidates.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "url.h"
+#include "unit.h"
+
+static int
+resolves(const char *base, const char *ref, const char *want)
+{
+	char *got = url_resolve(base, ref);
+	int same = want == NULL ? got == NULL :
+	    got != NULL && strcmp(got, want) == 0;
+
+	if (!same)
+		printf("# %s + %s: %s\n", base, ref, got ? got : "NULL");
+	free(got);
+	return same;
+}
+
+static void
+normalising(void)
+{
+	const char *why;
+	char *u = url_normalize("HTTP://Example.ORG:80/a/./b/../c#frag", &why);
+
+	CHECK(u != NULL && strcmp(u, "http://example.org/a/c") == 0);
+	free(u);
+	CHECK(url_normalize("http://[::1", &why) == NULL);
+}
+
+/* RFC 9111 section 4.4: same origin only */
+static void
+resolving(void)
+{
+	const char *base = "http://127.0.0.1:8080/api/items/1";
+
+	CHECK(resolves(base, "/api/items/2", "http://127.0.0.1:8080/api/items/2"));
+	CHECK(resolves(base, "3", "http://127.0.0.1:8080/api/items/3"));
+	CHECK(resolves(base, "../list?x=1", "http://127.0.0.1:8080/api/list?x=1"));
+	CHECK(resolves(base, "HTTP://127.0.0.1:8080/z#f", "http://127.0.0.1:8080/z"));
+	CHECK(resolves(base, "http://127.0.0.1:9090/z", NULL));
+	CHECK(resolves(base, "https://127.0.0.1:8080/z", NULL));
+	CHECK(resolves(base, "http://other.example/z", NULL));
+	CHECK(resolves("http://a.example/x", "//a.example:80/y", "http://a.example/y"));
+}
+
+static const struct unit_test tests[] = {
+	TEST(normalising),
+	TEST(resolving),
+};
+
+UNIT_MAIN(tests)
