@@ -83,12 +83,13 @@ http_error_body(struct buf *out, int status, const char *detail)
  * connection, with the JSON body above and any extra fields (such as
  * the Allow of a 405), or NULL.
  */
-void
+size_t
 http_error_response(struct buf *out, int status, const char *detail,
     const char *fields)
 {
 	struct buf body = BUF_INIT;
 	char date[HTTPDATE_LEN];
+	size_t n;
 
 	http_error_body(&body, status, detail);
 	httpdate_format(time(NULL), date);
@@ -97,7 +98,9 @@ http_error_response(struct buf *out, int status, const char *detail,
 	    "Connection: close\r\n\r\n", status, http_reason(status), date,
 	    fields != NULL ? fields : "", body.len);
 	buf_add(out, body.data, body.len);
+	n = body.len;
 	buf_free(&body);
+	return n;
 }
 
 /* RFC 9110 section 5.6.2: tchar, the characters of a token. */
@@ -107,6 +110,20 @@ is_tchar(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~",
 	    c) != NULL);
+}
+
+/* Whether a method name is a token (RFC 9110 section 9.1) of at most 23 bytes. */
+int
+http_method_valid(const char *m)
+{
+	size_t n = strlen(m), i;
+
+	if (n == 0 || n > HTTP_MAX_METHOD)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)m[i]))
+			return 0;
+	return 1;
 }
 
 /* A field value's bytes: visible, obs-text, space and tab; no CTL. */

@@ -16,11 +16,12 @@
 #define HTTP_MAX_TARGET	8192	/* longer request targets get 414 */
 #define HTTP_MAX_HEAD	16384	/* bigger request heads get 431 */
 #define HTTP_MAX_FIELDS	100	/* more header fields get 431 */
+#define HTTP_MAX_METHOD	23	/* longer method names get 501 */
 
 enum http_body { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED };
 
 struct http_request {
-	char		 method[24];
+	char		 method[HTTP_MAX_METHOD + 1];
 	char		*target;	/* as sent; owned */
 	int		 minor;		/* HTTP/1.minor */
 	struct buf	 fields;	/* "name: value\r\n" lines, trimmed */
@@ -32,7 +33,7 @@ struct http_request {
 
 const char	*http_reason(int);
 void		 http_error_body(struct buf *, int, const char *);
-void		 http_error_response(struct buf *, int, const char *,
+size_t		 http_error_response(struct buf *, int, const char *,
 		    const char *);
 
 int		 http_not_modified(const char *, const char *, const char *);
@@ -59,6 +60,7 @@ void		 http_end_to_end(struct buf *, const char *, int);
 enum http_framing http_response_head(struct buf *, const struct http_head *);
 void		 http_forward_fields(struct buf *, const char *);
 long long	 http_content_length(const char *);
+int		 http_method_valid(const char *);
 int		 http_byte_range(const char *, const char *, const char *,
 		    long long, long long *, long long *);
 

@@ -32,13 +32,17 @@ static int offline;			/* --offline */
 static const char *relay_url;		/* --relay, RELAY_URL */
 static const char *upstream_option;	/* --upstream */
 static const char *cache_option;	/* --cache */
+static const char *timeout = "10";	/* --timeout: a person is waiting */
 static int tty;				/* stdout is a terminal */
 static int exit_status;
+static int not_json;		/* a response was not JSON: exit 65 */
 
 static const char usage_text[] =
     "usage: list-dishes [--json] [--region name] [--search text]"
     " [--offline]\n"
-    "           [--relay url] [--upstream url] [--cache file] [id ...]\n";
+    "           [--relay url] [--upstream url] [--cache file]"
+    " [--timeout duration]\n"
+    "           [id ...]\n";
 
 static void
 usage(void)
@@ -113,6 +117,10 @@ fetch_argv(struct page *pages, size_t n)
 	}
 	if (offline)
 		argv[i++] = (char *)"--offline";
+	argv[i++] = (char *)"--connect-timeout";
+	argv[i++] = (char *)timeout;
+	argv[i++] = (char *)"--max-time";
+	argv[i++] = (char *)timeout;
 	if (cache_option != NULL) {
 		argv[i++] = (char *)"--cache";
 		argv[i++] = (char *)cache_option;
@@ -241,6 +249,7 @@ body_json(const struct page *p)
 	if (text != NULL)
 		jv_free(json);
 	warnx("%s: expected a JSON document", p->path);
+	not_json = 1;
 	return jv_invalid();
 }
 
@@ -275,7 +284,7 @@ page_json(const struct page *p)
 		return jv_invalid();
 	}
 	jv_free(status);
-	if (source != NULL && strcmp(source, "stale") == 0) {
+	if (source != NULL && strcmp(source, "stale") == 0 && !offline) {
 		age = member(rec, "age");
 		warnx("the upstream did not answer; %s is from the cache, %s "
 		    "old", p->path, human_age(jv_get_kind(age) == JV_KIND_NUMBER ?
@@ -363,13 +372,18 @@ terminal_width(void)
 	return 80;
 }
 
-/*
- * Prints rows of cells: on a terminal, aligned in columns under a
- * header, the last column cut to the terminal's width; piped, as
- * tab-separated lines without a header.
- */
+/* Prints text from the upstream, escaped (text_printable). */
 static void
-print_table(const char *const *header, const char **cells, size_t rows,
+put_text(const char *s)
+{
+	char *safe = text_printable(s, !tty);
+
+	fputs(safe, stdout);
+	free(safe);
+}
+
+static void
+print_cells(const char *const *header, const char **cells, size_t rows,
     size_t cols)
 {
 	size_t width[8] = { 0 }, r, c, used = 0, room, fit;
@@ -408,6 +422,26 @@ print_table(const char *const *header, const char **cells, size_t rows,
 	}
 }
 
+/*
+ * Prints rows of cells: on a terminal, aligned in columns under a
+ * header, the last column cut to the terminal's width; piped, as
+ * tab-separated lines without a header. Cells are escaped first.
+ */
+static void
+print_table(const char *const *header, const char **cells, size_t rows,
+    size_t cols)
+{
+	char **safe = xcalloc(rows * cols + 1, sizeof *safe);
+	size_t i;
+
+	for (i = 0; i < rows * cols; i++)
+		cells[i] = safe[i] = text_printable(cells[i], !tty);
+	print_cells(header, cells, rows, cols);
+	for (i = 0; i < rows * cols; i++)
+		free(safe[i]);
+	free(safe);
+}
+
 static void
 print_json(jv v)
 {
@@ -415,6 +449,29 @@ print_json(jv v)
 
 	puts(jv_string_value(s));
 	jv_free(s);
+}
+
+/* A --region that names none: says which there are. */
+static void
+no_region(struct restaurant *r, size_t n)
+{
+	struct buf known = BUF_INIT;
+	char *shown = text_printable(region, 0), *list;
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < i && strcmp(r[j].region, r[i].region) != 0; j++)
+			;
+		if (j == i)
+			buf_printf(&known, "%s%s", known.len ? ", " : "",
+			    r[i].region);
+	}
+	list = text_printable(buf_cstr(&known), 0);
+	warnx("no restaurant in region '%s'; the regions are %s", shown, list);
+	exit_status = EXIT_PARTIAL;
+	free(list);
+	free(shown);
+	buf_free(&known);
 }
 
 /* No arguments: every restaurant (of the region). */
@@ -443,6 +500,8 @@ list_restaurants(struct restaurant *r, size_t n)
 	if (!json_output)
 		jv_free(out);
 	free(cells);
+	if (rows == 0 && region != NULL)
+		no_region(r, n);
 }
 
 /* The dishes of a menu document; exits if it has another shape. */
@@ -479,7 +538,7 @@ unknown(const char *id, struct restaurant *r, size_t n)
 {
 	struct buf hint = BUF_INIT;
 	size_t i, best = (size_t)-1, d, limit = strlen(id) / 3 + 2;
-	char *folded = text_fold(id), *name;
+	char *folded = text_fold(id), *name, *shown, *hints;
 
 	for (i = 0; i < n; i++) {
 		name = text_fold(r[i].name);
@@ -498,13 +557,16 @@ unknown(const char *id, struct restaurant *r, size_t n)
 		if (d == best)
 			buf_printf(&hint, "%s%s", hint.len ? ", " : "", r[i].id);
 	}
+	shown = text_printable(id, 0);
+	hints = text_printable(buf_cstr(&hint), 0);
 	if (hint.len > 0)
-		warnx("no restaurant '%s'; did you mean %s?", id,
-		    buf_cstr(&hint));
+		warnx("no restaurant '%s'; did you mean %s?", shown, hints);
 	else
-		warnx("no restaurant '%s'; 'list-dishes' lists them", id);
+		warnx("no restaurant '%s'; 'list-dishes' lists them", shown);
 	exit_status = EXIT_PARTIAL;
 	buf_free(&hint);
+	free(hints);
+	free(shown);
 	free(folded);
 }
 
@@ -528,6 +590,20 @@ menu_path(const char *id)
 	return (char *)buf_cstr(&p);
 }
 
+/* One tab-separated line of four fields, each escaped. */
+static void
+put_tsv_row(const char *a, const char *b, const char *c, const char *d)
+{
+	put_text(a);
+	putchar('\t');
+	put_text(b);
+	putchar('\t');
+	put_text(c);
+	putchar('\t');
+	put_text(d);
+	putchar('\n');
+}
+
 /* Prints one restaurant's menu on a terminal. */
 static void
 print_menu(const char *title, const char *location, jv dishes)
@@ -535,10 +611,15 @@ print_menu(const char *title, const char *location, jv dishes)
 	int i, n = jv_array_length(jv_copy(dishes));
 	jv d;
 
-	printf("%s%s%s\n", title, *location ? " — " : "", location);
+	put_text(title);
+	fputs(*location ? " — " : "", stdout);
+	put_text(location);
+	putchar('\n');
 	for (i = 0; i < n; i++) {
 		d = jv_array_get(jv_copy(dishes), i);
-		printf("  %s\n", jv_string_value(d));
+		fputs("  ", stdout);
+		put_text(jv_string_value(d));
+		putchar('\n');
 		jv_free(d);
 	}
 	if (n == 0)
@@ -579,8 +660,8 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
 			m = jv_array_length(jv_copy(dishes));
 			for (k = 0; k < m; k++) {
 				d = jv_array_get(jv_copy(dishes), k);
-				printf("%s\t%s\t%s\t%s\n", ids[i], title,
-				    location, jv_string_value(d));
+				put_tsv_row(ids[i], title, location,
+				    jv_string_value(d));
 				jv_free(d);
 			}
 		}
@@ -600,7 +681,7 @@ search_menus(struct restaurant *r, size_t n)
 	static const char *const header[] = { "ID", "NAME", "DISH" };
 	struct page *pages = xcalloc(n + 1, sizeof *pages);
 	struct restaurant **of = xcalloc(n + 1, sizeof *of);
-	char *want = text_fold(search), *folded;
+	char *want = text_fold(search), *folded, *shown;
 	const char **cells = NULL, *title, *location;
 	jv out = jv_array(), doc, dishes, d, kept = jv_array();
 	size_t i, m = 0, rows = 0;
@@ -647,8 +728,15 @@ search_menus(struct restaurant *r, size_t n)
 		print_table(header, cells, rows, 3);
 		jv_free(out);
 	}
-	if (rows == 0 && exit_status == 0)
+	if (rows == 0 && exit_status == 0) {
+		folded = text_printable(search, 0);
+		shown = text_printable(region != NULL ? region : "", 0);
+		warnx("no dish matches '%s'%s%s", folded, region != NULL ?
+		    " in region " : "", shown);
+		free(shown);
+		free(folded);
 		exit_status = EXIT_PARTIAL;	/* like grep: nothing found */
+	}
 	jv_free(kept);
 	pages_free(pages, m);
 	free(cells);
@@ -664,6 +752,7 @@ static const struct option long_options[] = {
 	{ "region", required_argument, NULL, 'r' },
 	{ "relay", required_argument, NULL, 'R' },
 	{ "search", required_argument, NULL, 's' },
+	{ "timeout", required_argument, NULL, 't' },
 	{ "upstream", required_argument, NULL, 'u' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -684,6 +773,10 @@ parse_options(int argc, char **argv)
 		case 'r': region = optarg; break;
 		case 'R': relay_url = optarg; break;
 		case 's': search = optarg; break;
+		case 't':
+			prog_duration("--timeout", optarg);
+			timeout = optarg;
+			break;
 		case 'u': upstream_option = optarg; break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -739,5 +832,5 @@ main(int argc, char *argv[])
 	pages_free(pages, count + 1);
 	free(r);
 	jv_free(list);
-	return prog_finish_stdout(exit_status);
+	return prog_finish_stdout(not_json ? EX_DATAERR : exit_status);
 }

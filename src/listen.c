@@ -129,6 +129,7 @@ listen_open(const char *spec)
 	const char *colon = strrchr(spec, ':'), *port = spec;
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof sa;
+	long long number;
 	int fd = -1, one = 1, rc;
 
 	host[0] = '\0';
@@ -140,6 +141,10 @@ listen_open(const char *spec)
 		}
 		port = colon + 1;
 	}
+	/* getaddrinfo takes 99999 as 34463, and "" as any port */
+	if (num_parse(port, 0, 65535, &number) < 0)
+		errx(EXIT_USAGE, "bad --listen '%s': expected a port from 0 "
+		    "to 65535", spec);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;

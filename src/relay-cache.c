@@ -95,10 +95,13 @@ static char *
 normalize(const char *url)
 {
 	const char *why;
-	char *n = url_normalize(url, &why);
+	char *n = url_normalize(url, &why), *shown;
 
-	if (n == NULL)
-		warnx("invalid URL '%s': %s", url, why);
+	if (n == NULL) {
+		shown = url_redacted(url);
+		warnx("invalid URL '%s': %s", shown, why);
+		free(shown);
+	}
 	return n;
 }
 
@@ -548,6 +551,7 @@ cmd_load(void)
 	struct record_reader *rr = record_reader_new(source_fd(&in));
 	struct record rec;
 	const char *why;
+	char *shown;
 
 	while (!done) {
 		switch (record_read(rr, &rec, load_body_open, &l)) {
@@ -557,8 +561,10 @@ cmd_load(void)
 			if ((rc = load_commit(&l, &rec, &why)) < 0)
 				die_store(l.s);
 			if (rc > 0) {
+				shown = url_redacted(rec.url);
 				warnx("line %lld: invalid URL '%s': %s",
-				    rr->line, rec.url, why);
+				    rr->line, shown, why);
+				free(shown);
 				status = EXIT_PARTIAL;
 			}
 			break;
@@ -749,6 +755,10 @@ main(int argc, char *argv[])
 			flags |= VERBOSE;
 			break;
 		case 'X':
+			if (!http_method_valid(optarg))
+				errx(EXIT_USAGE, "bad --request '%s': expected "
+				    "a method name, a token of at most %d "
+				    "characters", optarg, HTTP_MAX_METHOD);
 			method = optarg;
 			break;
 		case OPT_ALL:

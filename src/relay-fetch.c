@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -42,6 +43,9 @@ static int concurrency = 8;		/* -j */
 static int unordered;			/* --unordered */
 static int records;			/* --records */
 static const char *output_template;	/* -o */
+static int create_dirs;			/* --create-dirs */
+static long max_redirects;		/* -L: --max-redirs; else 0 */
+static long redirect_limit = 20;	/* --max-redirs */
 static int include_head;		/* -i */
 static int no_cache;			/* --no-cache: always revalidate */
 static int no_store;			/* --no-store */
@@ -69,7 +73,8 @@ struct job {
 	struct job		*next;
 	long long		 seq;		/* 1, 2, … in input order */
 	long long		 line;		/* input line, for messages */
-	char			*url;
+	char			*url;		/* the key: no credentials */
+	char			*authorization;	/* the URL's, as a field */
 	enum job_state		 state;
 	int			 attempts;
 	long long		 retry_at;	/* monotonic ms */
@@ -81,6 +86,7 @@ struct job {
 	time_t			 request_time;
 	time_t			 response_time;
 	struct writeback_body	*body;		/* being stored */
+	struct transfer		*t;		/* while it runs */
 	struct hold		*hold;		/* while it asks for its URL */
 	struct lease		*waiting;	/* another process's, if parked */
 	long long		 wait_until;	/* parked: monotonic ms */
@@ -109,7 +115,8 @@ static int succeeded, failed;
 static long long bytes_in;		/* received, for the progress line */
 
 static const char usage_text[] =
-    "usage: relay-fetch [-i] [-j N] [-o template] [-H header]... [--records]\n"
+    "usage: relay-fetch [-i] [-j N] [-o template] [--create-dirs] [-L]\n"
+    "           [--max-redirs N] [-H header]... [--records]\n"
     "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
@@ -149,16 +156,18 @@ job_fail(struct job *j, const char *fmt, const char *arg)
 	j->state = JOB_DONE;
 }
 
-/* An absolute URL, or a path resolved against the upstream. */
+/*
+ * An absolute URL, or a path resolved against the upstream, as a key;
+ * the credentials it carries go to the job as a request field.
+ */
 static char *
-resolve(const char *text, const char **why)
+resolve(struct job *j, const char *text, const char **why)
 {
-	char *full, *url;
+	char *full = text[0] == '/' ? url_join(upstream_base, text) :
+	    xstrdup(text), *url = url_normalize(full, why);
 
-	if (text[0] != '/')
-		return url_normalize(text, why);
-	full = url_join(upstream_base, text);
-	url = url_normalize(full, why);
+	if (url != NULL)
+		j->authorization = url_authorization(full);
 	free(full);
 	return url;
 }
@@ -171,14 +180,15 @@ job_new(const char *text, long long line)
 
 	j->seq = ++started;
 	j->line = line;
-	j->url = resolve(text, &why);
+	j->url = resolve(j, text, &why);
 	if (j->url == NULL) {
 		clear_progress();
-		j->url = xstrdup(text);
+		j->url = url_redacted(text);
 		if (line > 0)
-			warnx("line %lld: invalid URL '%s': %s", line, text, why);
+			warnx("line %lld: invalid URL '%s': %s", line, j->url,
+			    why);
 		else
-			warnx("invalid URL '%s': %s", text, why);
+			warnx("invalid URL '%s': %s", j->url, why);
 		j->error = xstrdup("invalid URL");
 		j->state = JOB_DONE;
 	}
@@ -270,6 +280,7 @@ job_free(struct job *j)
 	free(j->part);
 	buf_free(&j->head);
 	free(j->url);
+	free(j->authorization);
 	free(j->error);
 	free(j);
 }
@@ -319,12 +330,16 @@ static void
 send_request(struct job *j)
 {
 	struct buf headers = BUF_INIT;
+	struct header h;
 	struct upstream_request req = {
 		.url = j->url, .ctx = j,
 		.on_head = on_head, .on_body = on_body, .on_done = on_done,
 	};
 
 	buf_adds(&headers, buf_cstr(&request_headers));
+	if (j->authorization != NULL && !headers_get(buf_cstr(&request_headers),
+	    "authorization", &h))
+		buf_adds(&headers, j->authorization);
 	if (j->cached.url != NULL && j->cached.etag != NULL)
 		buf_printf(&headers, "If-None-Match: %s\r\n", j->cached.etag);
 	else if (j->cached.url != NULL && j->cached.last_modified != NULL)
@@ -336,7 +351,8 @@ send_request(struct job *j)
 	j->request_time = time(NULL);
 	j->state = JOB_RUNNING;
 	running++;
-	upstream_add(upstream, &req);
+	req.max_redirects = max_redirects;
+	j->t = upstream_add(upstream, &req);
 	buf_free(&headers);
 }
 
@@ -489,6 +505,20 @@ add_url_file(struct buf *name, const char *url)
 		buf_add(name, p, (size_t)(end - p));
 }
 
+/* -o's template: a name, its escapes known ones; else a usage error. */
+static void
+check_template(const char *t)
+{
+	const char *p;
+
+	if (*t == '\0')
+		errx(EXIT_USAGE, "-o needs a file name");
+	for (p = t; (p = strchr(p, '%')) != NULL; p += 2)
+		if (p[1] == '\0' || strchr("nf%", p[1]) == NULL)
+			errx(EXIT_USAGE, "bad -o '%s': %% is followed by %s%.1s, "
+			    "not n, f or %%", t, p[1] ? "" : "nothing", p + 1);
+}
+
 /* -o: %n is the URL's number in the input, %f its file name, %% a %. */
 static char *
 output_name(const struct job *j)
@@ -515,12 +545,14 @@ output_name(const struct job *j)
 	return (char *)buf_cstr(&name);
 }
 
-static void open_part(struct job *);
+static int open_part(struct job *);
 
 static void
 begin_body(struct job *j)
 {
-	if (!no_store && cache_unstorable(&opts.rules, j->status,
+	if (j->t != NULL && upstream_redirects(j->t) > 0)
+		;	/* -L: another URL's response, not this one's */
+	else if (!no_store && cache_unstorable(&opts.rules, j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
 		j->body = writeback_body_new(j->url);
 	else
@@ -534,7 +566,7 @@ begin_body(struct job *j)
 			    http_reason(j->status), buf_cstr(&j->head));
 	} else if (output_template != NULL && j->status >= 200 &&
 	    j->status < 300) {
-		open_part(j);
+		open_part(j);	/* a failure stops the transfer in on_body */
 	} else {
 		j->spool = spool_new(SPOOL_MEMORY);
 	}
@@ -562,19 +594,42 @@ on_head(void *ctx, int status, const char *headers)
 	return 0;
 }
 
+/* The URL fails on our side, for this reason (taken); returns -1. */
+static int
+failed_here(struct job *j, struct buf *why)
+{
+	free(j->error);
+	j->error = (char *)buf_cstr(why);
+	return -1;
+}
+
+/* A write of the body failed: the transfer stops. */
+static int
+write_failed(struct job *j, const char *what)
+{
+	struct buf why = BUF_INIT;
+
+	buf_printf(&why, "cannot write '%s': %s", what, strerror(errno));
+	return failed_here(j, &why);
+}
+
 static int
 on_body(void *ctx, const void *p, size_t n)
 {
 	struct job *j = ctx;
 
+	if (j->error != NULL)
+		return -1;	/* open_part failed */
 	if (j->body != NULL)
 		writeback_write(writeback, j->body, p, n);
 	j->size += (long long)n;
 	bytes_in += (long long)n;
 	if (j->direct)
-		return fwrite(p, 1, n, stdout) == n ? 0 : -1;
+		return fwrite(p, 1, n, stdout) == n ? 0 :
+		    write_failed(j, "standard output");
 	if (j->file != NULL)
-		return fwrite(p, 1, n, j->file) == n ? 0 : -1;
+		return fwrite(p, 1, n, j->file) == n ? 0 :
+		    write_failed(j, j->part);
 	if (spool_write(j->spool, p, n) < 0)
 		err(EX_IOERR, "%s: cannot spool the body", j->url);
 	return 0;
@@ -642,9 +697,16 @@ on_done(void *ctx, const char *error)
 	int transport = error != NULL && strcmp(error, "aborted") != 0;
 
 	running--;
+	j->t = NULL;
 	if (j->retry)
 		return;		/* schedule_retry has set it waiting */
 	j->state = JOB_DONE;
+	if (j->error != NULL) {	/* write_failed, or open_part */
+		writeback_abort(writeback, j->body);
+		j->body = NULL;
+		hold_until(j, 0);
+		return;
+	}
 	if (error == NULL && j->status == 304 && j->cached.url != NULL) {
 		refresh_cached(j);
 		return;
@@ -769,41 +831,106 @@ write_cached(struct job *j, FILE *out)
 	return rc;
 }
 
+/* The names -o has given out, so that no URL overwrites another's file. */
+struct claim {
+	struct claim	*next;
+	long long	 seq;
+	char		 name[];
+};
+static struct claim *claims[4096];
+
+/* Claims a file name for URL seq; returns the seq that has it already, or 0. */
+static long long
+claim_name(const char *name, long long seq)
+{
+	unsigned long h = 5381;
+	const char *p;
+	struct claim *c, **slot;
+
+	for (p = name; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	slot = &claims[h % (sizeof claims / sizeof claims[0])];
+	for (c = *slot; c != NULL; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			return c->seq;
+	c = xmalloc(sizeof *c + strlen(name) + 1);
+	strcpy(c->name, name);
+	c->seq = seq;
+	c->next = *slot;
+	*slot = c;
+	return 0;
+}
+
+/* --create-dirs: the directories a file name needs. */
+static void
+make_parents(const char *name)
+{
+	char *path = xstrdup(name), *p;
+
+	for (p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		mkdir(path, 0777);	/* one that fails shows at fopen */
+		*p = '/';
+	}
+	free(path);
+}
+
 /*
  * -o: a body is written to NAME.part and renamed into place once the
- * URL succeeded, so a file under its final name is always whole.
+ * URL succeeded, so a file under its final name is always whole. A
+ * name another URL has is refused. Returns -1 with the reason in
+ * j->error.
  */
-static void
+static int
 open_part(struct job *j)
 {
 	char *name = output_name(j);
-	struct buf part = BUF_INIT;
+	struct buf part = BUF_INIT, why = BUF_INIT;
+	long long other;
 
-	buf_printf(&part, "%s.part", name);
-	j->part = (char *)buf_cstr(&part);
-	if ((j->file = fopen(j->part, "w")) == NULL)
-		err(EX_CANTCREAT, "cannot create '%s'", j->part);
+	if ((other = claim_name(name, j->seq)) != 0) {
+		buf_printf(&why, "-o names '%s' for URL %lld already", name,
+		    other);
+	} else {
+		if (create_dirs)
+			make_parents(name);
+		buf_printf(&part, "%s.part", name);
+		j->part = (char *)buf_cstr(&part);
+		if ((j->file = fopen(j->part, "w")) == NULL)
+			buf_printf(&why, "cannot create '%s': %s", j->part,
+			    strerror(errno));
+	}
 	free(name);
+	return why.len > 0 ? failed_here(j, &why) : 0;
 }
 
-static void
+/* Puts the body in its file; -1 if it failed (the part is removed). */
+static int
 write_file(struct job *j)
 {
 	char *name = output_name(j);
+	struct buf why = BUF_INIT;
 	int rc = 0;
 
-	if (j->part == NULL) {	/* from the cache */
-		open_part(j);
-		rc = write_cached(j, j->file);
-	}
-	if (fclose(j->file) != 0 || rc < 0)
-		err(EX_IOERR, "cannot write '%s'", j->part);
+	if (j->part == NULL && (rc = open_part(j)) == 0 &&	/* cached */
+	    write_cached(j, j->file) < 0)
+		rc = write_failed(j, j->part);
+	if (j->file != NULL && fclose(j->file) != 0 && rc == 0)
+		rc = write_failed(j, j->part);
 	j->file = NULL;
-	if (rename(j->part, name) < 0)
-		err(EX_CANTCREAT, "cannot rename '%s' to '%s'", j->part, name);
-	free(j->part);
-	j->part = NULL;
+	if (rc == 0 && rename(j->part, name) < 0) {
+		buf_printf(&why, "cannot rename '%s' to '%s': %s", j->part,
+		    name, strerror(errno));
+		rc = failed_here(j, &why);
+	}
+	if (rc == 0) {
+		free(j->part);
+		j->part = NULL;
+	} else if (j->part != NULL) {
+		unlink(j->part);
+	}
 	free(name);
+	return rc;
 }
 
 /* Writes a finished job's output and counts it. */
@@ -812,6 +939,8 @@ output(struct job *j, struct writer *w)
 {
 	int ok = j->error == NULL && j->status >= 200 && j->status < 300;
 
+	if (ok && output_template != NULL && !records && write_file(j) < 0)
+		ok = 0;
 	clear_progress();
 	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
 		warnx("%s: %s", j->url, j->error);
@@ -821,7 +950,7 @@ output(struct job *j, struct writer *w)
 	if (records)
 		write_record(j, w);
 	else if (ok && output_template != NULL)
-		write_file(j);
+		;	/* written above */
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
 		err(EX_IOERR, "%s: cannot copy the body", j->url);
@@ -830,7 +959,7 @@ output(struct job *j, struct writer *w)
 	else
 		failed++;
 	if (ferror(stdout))
-		err(EX_IOERR, "write error on standard output");
+		errx(EX_IOERR, "write error on standard output");
 }
 
 /* Reports the cache writes that failed, on lines of their own. */
@@ -1105,8 +1234,8 @@ run(int argc, char **argv)
 }
 
 enum {
-	OPT_NO_CACHE = OPTIONS_OWN, OPT_NO_STORE, OPT_OFFLINE, OPT_RECORDS,
-	OPT_RETRY, OPT_UNORDERED, OPT_VERSION,
+	OPT_CREATE_DIRS = OPTIONS_OWN, OPT_MAX_REDIRS, OPT_NO_CACHE, OPT_NO_STORE,
+	OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_UNORDERED, OPT_VERSION,
 };
 
 static const struct option long_options[] = {
@@ -1115,6 +1244,9 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "include", no_argument, NULL, 'i' },
 	{ "jobs", required_argument, NULL, 'j' },
+	{ "create-dirs", no_argument, NULL, OPT_CREATE_DIRS },
+	{ "location", no_argument, NULL, 'L' },
+	{ "max-redirs", required_argument, NULL, OPT_MAX_REDIRS },
 	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ "no-store", no_argument, NULL, OPT_NO_STORE },
 	{ "offline", no_argument, NULL, OPT_OFFLINE },
@@ -1133,7 +1265,7 @@ parse_options(int argc, char **argv)
 	long long v;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "H:hij:o:", long_options,
+	while ((opt = getopt_long(argc, argv, "H:hij:Lo:", long_options,
 	    NULL)) != -1) {
 		if (options_parse(&opts, opt, optarg))
 			continue;
@@ -1150,7 +1282,20 @@ parse_options(int argc, char **argv)
 			include_head = 1;
 			break;
 		case 'o':
+			check_template(optarg);
 			output_template = optarg;
+			break;
+		case OPT_CREATE_DIRS:
+			create_dirs = 1;
+			break;
+		case 'L':
+			max_redirects = -1;	/* set below */
+			break;
+		case OPT_MAX_REDIRS:
+			if (num_parse(optarg, 1, 100, &v) < 0)
+				errx(EXIT_USAGE, "bad --max-redirs '%s': "
+				    "expected 1 to 100", optarg);
+			redirect_limit = (long)v;
 			break;
 		case 'j':
 			if (num_parse(optarg, 1, 1000, &v) < 0)
@@ -1185,6 +1330,8 @@ parse_options(int argc, char **argv)
 			usage();
 		}
 	}
+	if (max_redirects != 0)
+		max_redirects = redirect_limit;
 }
 
 int

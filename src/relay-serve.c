@@ -167,7 +167,7 @@ fail_with(struct answer *a, int status, const char *why, const char *fields)
 {
 	struct buf out = BUF_INIT;
 
-	http_error_response(&out, status, why, fields);
+	a->bytes = (long long)http_error_response(&out, status, why, fields);
 	conn_write(a->c, out.data, out.len);
 	buf_free(&out);
 	a->status = status;
@@ -858,7 +858,7 @@ set_upstream(void)
 		why = NULL;
 	free(prefix);
 	if (why != NULL)
-		errx(EX_CONFIG, "bad upstream '%s': %s", base, why);
+		errx(EX_CONFIG, "bad upstream '%s': %s", url_redacted(base), why);
 	for (n = strlen(base_key); n > 0 && base_key[n - 1] == '/'; n--)
 		base_key[n - 1] = '\0';
 }

@@ -1,7 +1,8 @@
 /*
  * Text for people: the columns a UTF-8 string takes on a terminal,
  * cutting it to fit, folding case and accents for searching, and how
- * far apart two words are, for suggestions.
+ * far apart two words are, for suggestions; text from elsewhere made
+ * safe to print.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -123,4 +124,69 @@ text_distance(const char *a, const char *b)
 	cur = row[lb];
 	free(row);
 	return cur;
+}
+
+/* The length of the valid UTF-8 sequence at s, or 0 (RFC 3629 section 4). */
+static size_t
+utf8_sequence(const unsigned char *s)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		n = 2, cp = s[0] & 0x1F;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		n = 3, cp = s[0] & 0x0F;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if (!is_continuation(s[i]))
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return n;
+}
+
+/*
+ * Text from elsewhere made safe to print for a person: no control
+ * character reaches the terminal (ANSI and OSC sequences, BEL, C1
+ * controls), nor bytes that are not UTF-8. They are shown escaped,
+ * \t \n \r as such and the others as \xHH (\u00HH for C1). With tsv,
+ * a backslash is doubled too, so that a field can never split into
+ * false columns or rows and every escape reads back one way.
+ */
+char *
+text_printable(const char *in, int tsv)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	struct buf out = BUF_INIT;
+	size_t n;
+
+	buf_cstr(&out);
+	while (*s != '\0') {
+		n = utf8_sequence(s);
+		if (n == 1 && *s == '\t')
+			buf_adds(&out, "\\t");
+		else if (n == 1 && *s == '\n')
+			buf_adds(&out, "\\n");
+		else if (n == 1 && *s == '\r')
+			buf_adds(&out, "\\r");
+		else if (n == 1 && *s == '\\' && tsv)
+			buf_adds(&out, "\\\\");
+		else if (n == 0 || (n == 1 && (*s < 0x20 || *s == 0x7F)))
+			buf_printf(&out, "\\x%02X", *s);
+		else if (n == 2 && s[0] == 0xC2 && s[1] < 0xA0)
+			buf_printf(&out, "\\u%04X", s[1]);
+		else
+			buf_add(&out, s, n);
+		s += n > 0 ? n : 1;
+	}
+	return (char *)buf_cstr(&out);
 }

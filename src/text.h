@@ -1,7 +1,8 @@
 /*
  * Text for people: the columns a UTF-8 string takes on a terminal,
  * cutting it to fit, folding case and accents for searching, and how
- * far apart two words are, for suggestions.
+ * far apart two words are, for suggestions; text from elsewhere made
+ * safe to print.
  */
 #ifndef RELAY_TEXT_H
 #define RELAY_TEXT_H
@@ -12,5 +13,6 @@ size_t	 text_width(const char *);
 size_t	 text_fit(const char *, size_t);
 char	*text_fold(const char *);
 size_t	 text_distance(const char *, const char *);
+char	*text_printable(const char *, int);
 
 #endif

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "config.h"
 #include "headers.h"
 #include "hot.h"
 #include "lease.h"
@@ -87,6 +88,7 @@ struct through {
 	struct server		*srv;
 	struct leases		*leases;	/* NULL: this process only */
 	struct options		 opt;	/* rules, stale-if-error, collapse */
+	char			*authorization;	/* the upstream URL's credentials */
 	int			 reading;	/* this round's read transaction */
 	struct hot		*hot;		/* fresh entries in memory */
 	long long		 data_version;	/* the file's, that hot holds */
@@ -665,6 +667,7 @@ static void
 fetch(struct through_call *c)
 {
 	struct buf fields = BUF_INIT;
+	struct header h;
 	struct upstream_request req = {
 		.url = c->key, .ctx = c, .on_head = on_head,
 		.on_body = on_body, .on_done = on_done,
@@ -675,6 +678,9 @@ fetch(struct through_call *c)
 		return;
 	}
 	buf_adds(&fields, c->forward);
+	if (c->th->authorization != NULL &&
+	    !headers_get(c->forward, "authorization", &h))
+		buf_adds(&fields, c->th->authorization);
 	/* Edge Architecture 1.0: the device token Surrogate-Control may name */
 	if (policy_is_target("surrogate-control"))
 		buf_adds(&fields, "Surrogate-Capability: relay=\"Surrogate/1.0\"\r\n");
@@ -1086,6 +1092,7 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	char err[512];
 
 	th->opt = *opt;
+	th->authorization = url_authorization(config_upstream(opt->upstream));
 	th->srv = srv;
 	th->upstream = up;
 	th->ready_tail = &th->ready;
@@ -1158,5 +1165,6 @@ through_free(struct through *th)
 	leases_close(th->leases);
 	buf_free(&th->paused);
 	free(th->hits.ids);
+	free(th->authorization);
 	free(th);
 }

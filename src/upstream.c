@@ -142,6 +142,18 @@ ends_chunked(const char *v, size_t n)
 	return end - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
 }
 
+/* Whether curl is to follow this response rather than hand it over. */
+static int
+followed(const struct transfer *t)
+{
+	struct header h;
+
+	return t->req.max_redirects > 0 && (t->status == 301 ||
+	    t->status == 302 || t->status == 303 || t->status == 307 ||
+	    t->status == 308) && headers_get(buf_cstr((struct buf *)&t->head),
+	    "location", &h);
+}
+
 /* Hands the head to the caller once; file: URLs have no status line. */
 static int
 deliver_head(struct transfer *t)
@@ -182,7 +194,7 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	}
 	if (len <= 2) {		/* the blank line ending a head */
 		t->head_ended = 1;
-		if (t->status >= 200 && deliver_head(t) < 0)
+		if (t->status >= 200 && !followed(t) && deliver_head(t) < 0)
 			return 0;
 		return len;
 	}
@@ -287,6 +299,11 @@ set_options(struct upstream *u, struct transfer *t)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->req.method);
 	if (t->headers != NULL)
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	if (t->req.max_redirects > 0) {
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, t->req.max_redirects);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
 	if (t->req.body != NULL) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)t->req.body_len);
@@ -334,6 +351,16 @@ upstream_add(struct upstream *u, const struct upstream_request *req)
 		out_of_memory();
 	u->running++;
 	return t;
+}
+
+/* How many redirects the transfer has followed so far. */
+long
+upstream_redirects(struct transfer *t)
+{
+	long n = 0;
+
+	curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &n);
+	return n;
 }
 
 /* Delivers again the body bytes that on_body paused on. */

@@ -22,7 +22,8 @@ struct upstream_options {
 
 /*
  * One transfer. on_head sees the final status and header fields once
- * they are complete and returns 0 to receive the body, -1 to abort.
+ * they are complete (those of the last response when redirects are
+ * followed) and returns 0 to receive the body, -1 to abort.
  * on_body returns 0, -1 to abort, or UPSTREAM_PAUSE to be called again
  * with the same bytes after upstream_resume. on_done is called exactly
  * once, with error NULL on success or curl's message, and the transfer
@@ -36,6 +37,7 @@ struct upstream_request {
 	const char	*headers;	/* "Name: value\r\n" lines, or NULL */
 	const char	*body;		/* request body, copied; or NULL */
 	size_t		 body_len;
+	long		 max_redirects;	/* 3xx with Location followed; 0: none */
 	void		*ctx;
 	int		(*on_head)(void *, int, const char *);
 	int		(*on_body)(void *, const void *, size_t);
@@ -50,6 +52,7 @@ void		 upstream_free(struct upstream *);
 struct transfer	*upstream_add(struct upstream *,
 		    const struct upstream_request *);
 void		 upstream_resume(struct upstream *, struct transfer *);
+long		 upstream_redirects(struct transfer *);
 void		 upstream_cancel(struct upstream *, struct transfer *);
 int		 upstream_run(struct upstream *, int, int);
 int		 upstream_poll(struct upstream *, struct pollfd *, unsigned,

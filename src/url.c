@@ -9,7 +9,9 @@
 
 #include <curl/curl.h>
 
+#include "base64.h"
 #include "buf.h"
+#include "io.h"
 #include "url.h"
 
 static int
@@ -30,7 +32,8 @@ lowercase_host(CURLU *u)
 /*
  * The normalised form of an absolute URL: scheme and host in lower
  * case, default port dropped, dot segments removed, fragment dropped
- * (it never reaches a server). Returns NULL and a reason if invalid.
+ * (it never reaches a server), credentials dropped (see
+ * url_authorization). Returns NULL and a reason if invalid.
  */
 char *
 url_normalize(const char *in, const char **why)
@@ -44,6 +47,12 @@ url_normalize(const char *in, const char **why)
 	rc = curl_url_set(u, CURLUPART_URL, in, CURLU_NON_SUPPORT_SCHEME);
 	if (rc == CURLUE_OK)
 		rc = curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+	if (rc == CURLUE_OK)		/* credentials are never part of a key */
+		rc = curl_url_set(u, CURLUPART_USER, NULL, 0);
+	if (rc == CURLUE_OK)
+		rc = curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+	if (rc == CURLUE_OK)
+		rc = curl_url_set(u, CURLUPART_OPTIONS, NULL, 0);
 	if (rc == CURLUE_OK && lowercase_host(u) < 0)
 		rc = CURLUE_BAD_HOSTNAME;
 	if (rc == CURLUE_OK)
@@ -130,4 +139,73 @@ url_resolve(const char *base, const char *ref)
 	curl_url_cleanup(u);
 	curl_url_cleanup(b);
 	return out;
+}
+
+static int
+buf_write(void *ctx, const void *p, size_t n)
+{
+	buf_add(ctx, p, n);
+	return 0;
+}
+
+/*
+ * The credentials of a URL (http://user:secret@host/) as the request
+ * field that sends them, "Authorization: Basic ...\r\n" (RFC 7617),
+ * so that they go to the upstream but never into a key, a record or a
+ * message; NULL if it has none.
+ */
+char *
+url_authorization(const char *url)
+{
+	CURLU *u = curl_url();
+	char *user = NULL, *password = NULL;
+	struct buf pair = BUF_INIT, field = BUF_INIT;
+	struct base64 b64 = BASE64_INIT;
+	struct writer w;
+
+	if (u == NULL)
+		out_of_memory();
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ==
+	    CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) ==
+	    CURLUE_OK) {
+		curl_url_get(u, CURLUPART_PASSWORD, &password, CURLU_URLDECODE);
+		buf_printf(&pair, "%s:%s", user, password != NULL ? password :
+		    "");
+		buf_adds(&field, "Authorization: Basic ");
+		writer_init(&w, (struct sink){ buf_write, &field });
+		base64_encode(&b64, &w, pair.data, pair.len);
+		base64_encode_end(&b64, &w);
+		writer_flush(&w);
+		buf_adds(&field, "\r\n");
+		explicit_bzero(pair.data, pair.len);
+	}
+	curl_free(user);
+	curl_free(password);
+	curl_url_cleanup(u);
+	buf_free(&pair);
+	return field.data;
+}
+
+/*
+ * Text that may be a URL, for a message: whatever stands before an
+ * "@" in its authority replaced by "***", so that a URL that does not
+ * even parse never shows its credentials.
+ */
+char *
+url_redacted(const char *text)
+{
+	const char *scheme = strstr(text, "://"), *authority, *at, *end;
+	struct buf out = BUF_INIT;
+
+	if (scheme == NULL)
+		return xstrdup(text);
+	authority = scheme + 3;
+	end = authority + strcspn(authority, "/?#");
+	if ((at = memrchr(authority, '@', (size_t)(end - authority))) == NULL)
+		return xstrdup(text);
+	buf_add(&out, text, (size_t)(authority - text));
+	buf_adds(&out, "***");
+	buf_adds(&out, at);
+	return (char *)buf_cstr(&out);
 }

@@ -8,5 +8,7 @@
 char	*url_normalize(const char *, const char **);
 char	*url_join(const char *, const char *);
 char	*url_resolve(const char *, const char *);
+char	*url_authorization(const char *);
+char	*url_redacted(const char *);
 
 #endif

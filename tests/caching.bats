@@ -142,3 +142,27 @@ not_hit() {
 	curl -s "$url" >/dev/null
 	eventually is_hit "$url"
 }
+
+@test "credentials in a URL go upstream, never into keys, records, logs or messages" {
+	auth_up=${UP/http:\/\//http://al%40ice:s3cr%3At@}
+	run --separate-stderr relay-fetch --records "$auth_up/k?cc=max-age=600"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .url <<<"$output")" = "$UP/k?cc=max-age=600" ]
+	[ "$(curl -s "$UP/_log" | jq -r 'select(.path == "/k?cc=max-age=600") | .headers.Authorization')" = \
+	    "Basic $(printf 'al@ice:s3cr:t' | base64)" ]
+	[ "$(relay-cache ls | cut -f1 | grep -c s3cr)" -eq 0 ]
+	! sqlite3 "$RELAY_CACHE" .dump | grep -q s3cr
+	run --separate-stderr relay-fetch "${auth_up}/gone?status=404" 'http://u:s3cr@[::1/x'
+	[[ "$stderr" != *s3cr* ]]
+	[[ "$stderr" == *"invalid URL 'http://***@[::1/x'"* ]]
+	run --separate-stderr relay-cache get 'http://u:s3cr@[::1/x'
+	[[ "$stderr" != *s3cr* ]]
+	start_serve --upstream "$auth_up"
+	curl -s "$SERVE/s?cc=max-age=600" >/dev/null
+	[ "$(curl -s "$UP/_log" | jq -r 'select(.path == "/s?cc=max-age=600") | .headers.Authorization')" = \
+	    "Basic $(printf 'al@ice:s3cr:t' | base64)" ]
+	! grep -q s3cr serve.log
+	run relay-serve --upstream 'http://u:s3cr@[::1'
+	[ "$status" -eq 78 ]
+	[[ "$output" != *s3cr* ]]
+}

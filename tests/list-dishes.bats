@@ -26,9 +26,10 @@ setup() {
 	run list-dishes --region uppsala
 	[ "${#lines[@]}" -eq 6 ]
 	[ "$(list-dishes --region UPPSALA | cut -f3 | sort -u)" = Uppsala ]
-	run list-dishes --region Lund
-	[ "$status" -eq 0 ]
+	run --separate-stderr list-dishes --region Lund
+	[ "$status" -eq 1 ]
 	[ -z "$output" ]
+	[ "$stderr" = "list-dishes: no restaurant in region 'Lund'; the regions are Solna, Uppsala" ]
 }
 
 @test "identifiers: each restaurant's title, location and dishes" {
@@ -56,9 +57,13 @@ setup() {
 	[ "$(echo "$output" | cut -f3 | grep -vc 'Köttbullar')" -eq 0 ]
 	run list-dishes --search 'köttbullar'
 	[ "$(echo "$output" | wc -l)" -eq "$(list-dishes --search KOTTBULLAR | wc -l)" ]
-	run list-dishes --search 'no such dish'
+	run --separate-stderr list-dishes --search 'no such dish'
 	[ "$status" -eq 1 ]
 	[ -z "$output" ]
+	[ "$stderr" = "list-dishes: no dish matches 'no such dish'" ]
+	run --separate-stderr list-dishes --search ärtsoppa --region solna
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: no dish matches 'ärtsoppa' in region solna" ]
 }
 
 @test "--search fetches every menu in one concurrent round" {
@@ -174,7 +179,7 @@ setup() {
 	cp "$ROOT/$SNAPSHOT/restaurant.json" text/
 	echo 'not json' >text/restaurant/elma.json
 	run --separate-stderr list-dishes --upstream "file://$PWD/text{path}.json" elma
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 65 ]
 	[ "$stderr" = 'list-dishes: /restaurant/elma: expected a JSON document' ]
 }
 
@@ -208,4 +213,68 @@ setup() {
 	COMP_CWORD=1
 	_list_dishes
 	[ "${COMPREPLY[*]}" = --json ]
+}
+
+# A menu API whose text carries terminal escapes, tabs and newlines.
+hostile_menu() {
+	mkdir -p hostile/restaurant
+	cat >hostile/restaurant.json <<-'EOF'
+	{"restaurants": [{"identifier": "evil", "name": "Evil\u001b]0;owned\u0007 Diner\u001b[2J", "region": "Solna\tFake", "homepage": "", "menuUrl": "", "osm": "", "coordinate": [0, 0]}]}
+	EOF
+	cat >hostile/restaurant/evil.json <<-'EOF'
+	{"restaurant": {"title": "Evil\u009b31m", "location": "Solna\nFake row", "url": "", "map_url": "", "menu": [{"dish": "Soup\u0007\tbread\\n"}]}}
+	EOF
+	start_upstream --root "$BATS_TEST_TMPDIR/hostile"
+	export RELAY_UPSTREAM=$UP
+}
+
+@test "upstream text never reaches the terminal raw: escapes are shown, not sent" {
+	hostile_menu
+	script -qc 'stty cols 100; list-dishes; list-dishes evil' /dev/null >screen
+	# no ESC, BEL or C1 CSI byte on the terminal, only their escaped forms
+	! grep -q $'\e\|\a' screen
+	! grep -q $'\xc2\x9b' screen
+	grep -q 'Evil\\x1B\]0;owned\\x07 Diner\\x1B\[2J' screen
+	grep -q 'Evil\\u009B31m — Solna\\nFake row' screen
+	grep -q 'Soup\\x07\\tbread\\n' screen
+}
+
+@test "piped, a tab or newline inside a field cannot make false columns or rows" {
+	hostile_menu
+	run --separate-stderr list-dishes
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | awk -F'\t' '{ print NF }')" -eq 3 ]
+	[ "$(printf '%s\n' "$output" | cut -f3)" = 'Solna\tFake' ]
+	run --separate-stderr list-dishes evil
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(printf '%s\n' "$output" | awk -F'\t' '{ print NF }')" -eq 4 ]
+	# a backslash is doubled, so the escapes read back one way
+	[ "$(printf '%s\n' "$output" | cut -f4)" = 'Soup\x07\tbread\\n' ]
+	run --separate-stderr list-dishes --json evil
+	[ "$(jq -r '.[0].dishes[0]' <<<"$output")" = $'Soup\a\tbread\\n' ]
+}
+
+@test "--timeout: an upstream that hangs gets the cached menus once it is up" {
+	# an upstream that takes connections and never answers
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+held = []
+while True: held.append(s.accept())' hang.port &
+	EXTRA_PIDS+=($!)
+	eventually [ -s hang.port ]
+	hang=http://127.0.0.1:$(cat hang.port)
+	for p in restaurant restaurant/bikupan; do
+		relay-cache put --ttl 0 -H 'Content-Type: application/json' \
+		    "$hang/$p" <"$ROOT/$SNAPSHOT/$p.json"
+	done
+	run --separate-stderr list-dishes --upstream "$hang" --timeout 1 bikupan
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | cut -f1 | sort -u)" = bikupan ]
+	[[ "$stderr" == *"the upstream did not answer; /restaurant/bikupan is from the cache"* ]]
+	run --separate-stderr list-dishes --upstream "$hang" --offline bikupan
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	run list-dishes --timeout soon
+	[ "$status" -eq 2 ]
 }

@@ -357,3 +357,12 @@ load helpers
 	relay-cache vacuum
 	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT url FROM uncacheable')" = https://api.example/new ]
 }
+
+@test "put -X takes a method name only" {
+	for m in 'GE T' '' 'GET/1' "$(printf 'G%.0s' {1..24})"; do
+		run --separate-stderr relay-cache put -X "$m" http://x.example/ </dev/null
+		[ "$status" -eq 2 ] || { echo "'$m': $status"; false; }
+		[[ "$stderr" == "relay-cache: bad --request '$m': expected a method name"* ]]
+	done
+	[ -z "$(relay-cache ls)" ]
+}

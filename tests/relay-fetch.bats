@@ -337,3 +337,62 @@ setup() {
 		EXTRA_PIDS=()
 	done
 }
+
+@test "-o: a write that fails (a file size limit) fails its URL, says why, leaves no part" {
+	mkdir out
+	run --separate-stderr bash -c 'ulimit -f 200; relay-fetch --no-store -o "out/%n.bin" "$1/a?size=1000000" "$1/b?size=10"' _ "$UP"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-fetch: $UP/a?size=1000000: cannot write 'out/1.bin.part': File too large" ]
+	[ "$(ls out)" = 2.bin ]
+}
+
+@test "-o: a failed rename or create fails its URL and leaves no part" {
+	mkdir -p taken/1
+	run --separate-stderr relay-fetch -o 'taken/%n' "$UP/a"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "relay-fetch: $UP/a: cannot rename 'taken/1.part' to 'taken/1': "* ]]
+	[ "$(ls taken)" = 1 ]
+	run --separate-stderr relay-fetch -o 'nodir/%n' "$UP/a"
+	[ "$stderr" = "relay-fetch: $UP/a: cannot create 'nodir/1.part': No such file or directory" ]
+	[ ! -e nodir ]
+	run relay-fetch --create-dirs -o 'made/here/%n' "$UP/a" "$UP/b"
+	[ "$status" -eq 0 ]
+	[ "$(cat made/here/1 made/here/2)" = /a/b ]
+	run relay-fetch -o 'fail-%n' "$UP/x?status=404"
+	[ "$status" -eq 69 ]
+	[ -z "$(ls -A | grep fail)" ]
+}
+
+@test "-o: one name for several URLs never overwrites; a bad template is a usage error" {
+	run --separate-stderr relay-fetch -o same "$UP/d" "$UP/e"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-fetch: $UP/e: -o names 'same' for URL 1 already" ]
+	[ "$(cat same)" = /d ]
+	for t in '' 'x%q' 'x%'; do
+		run --separate-stderr relay-fetch -o "$t" "$UP/d"
+		[ "$status" -eq 2 ] || { echo "'$t': $status"; false; }
+	done
+	[ "$stderr" = "relay-fetch: bad -o 'x%': % is followed by nothing, not n, f or %" ]
+}
+
+@test "-L follows redirects up to --max-redirs; what it reaches is not stored under the first URL" {
+	run --separate-stderr relay-fetch "$UP/r?status=302&h=Location:/target"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $UP/r?status=302&h=Location:/target: HTTP 302 Found" ]
+	run relay-fetch -L "$UP/r?status=302&h=Location:/target?cc=max-age=600"
+	[ "$status" -eq 0 ]
+	[ "$output" = "/target?cc=max-age=600" ]
+	! relay-cache ls | grep -q '/r?'
+	two="$UP/a?status=302&h=Location:/b?status=302%26h=Location:/c"
+	run relay-fetch -L "$two"
+	[ "$output" = /c ]
+	run --separate-stderr relay-fetch -L --max-redirs 1 "$two"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *"Maximum (1) redirects followed"* ]]
+	run relay-fetch -L --max-redirs 0 "$two"
+	[ "$status" -eq 2 ]
+	# never to a file: URL
+	run --separate-stderr relay-fetch -L "$UP/f?status=302&h=Location:file:///etc/passwd"
+	[ "$status" -eq 69 ]
+	[[ "$output" != *root:* ]]
+}

@@ -455,3 +455,18 @@ statuses() {
 	[ "$status" -eq 73 ]
 	[ "$output" = "relay-serve: cannot open --access-log '/nonexistent/dir/log': No such file or directory" ]
 }
+
+@test "--listen with a port that is not one is a usage error, never another port" {
+	for spec in 127.0.0.1:99999 127.0.0.1:65536 127.0.0.1: 127.0.0.1:-1 127.0.0.1:http; do
+		run --separate-stderr relay-serve --listen "$spec"
+		[ "$status" -eq 2 ] || { echo "$spec: $status"; false; }
+		[ "$stderr" = "relay-serve: bad --listen '$spec': expected a port from 0 to 65535" ]
+	done
+}
+
+@test "the access log counts the body bytes of error answers" {
+	start_serve --read-only
+	curl -s -o body -X POST -d x "$SERVE/x"
+	[ "$(access_log | jq -r .bytes)" -eq "$(wc -c <body)" ]
+	[ "$(wc -c <body)" -gt 0 ]
+}
