@@ -40,6 +40,34 @@ struct merge {
 };
 
 /*
+ * libjq's first compile error, as "file:line: jq: reason" with the
+ * line of the routes file it is on: "jq: error: REASON at <top-level>,
+ * line N:" then the line's text, which would show the wrapper
+ * merge_compile puts before the route's program on its first line.
+ */
+static void
+compile_error(const struct route *r, const char *errors, char *err,
+    size_t errlen)
+{
+	static const char hint[] = " (Unix shell quoting issues?)";
+	const char *reason = errors, *at = strstr(errors, " at <top-level>, line ");
+	size_t n = strcspn(errors, "\n");
+	long line = 1;
+
+	if (strncmp(reason, "jq: error: ", 11) == 0)
+		reason += 11, n -= 11;
+	if (at != NULL && at < reason + n) {
+		line = strtol(at + 22, NULL, 10);
+		n = (size_t)(at - reason);
+	}
+	if (n >= sizeof hint - 1 &&
+	    strncmp(reason + n - (sizeof hint - 1), hint, sizeof hint - 1) == 0)
+		n -= sizeof hint - 1;	/* the shell is not involved here */
+	snprintf(err, errlen, "%s:%ld: jq: %.*s", r->file,
+	    r->program_line + (line > 0 ? line - 1 : 0), (int)n, reason);
+}
+
+/*
  * Compiles the route's program with its parameters, its calls and
  * $incomplete bound, from the object each request gives as input.
  */
@@ -62,8 +90,7 @@ merge_compile(struct route *r, char *err, size_t errlen)
 	if ((ok = jqprog_compile(p, buf_cstr(&prog), jv_object()) == 0))
 		r->compiled = p;
 	else {
-		snprintf(err, errlen, "%s:%d: jq: %s", r->file, r->line,
-		    buf_cstr(&p->errors));
+		compile_error(r, buf_cstr(&p->errors), err, errlen);
 		jqprog_free(p);
 		free(p);
 	}

@@ -9,8 +9,9 @@
 #include "buf.h"
 #include "io.h"
 #include "json.h"
+#include "url.h"
 
-#define RECORD_MAX_URL		8192
+#define RECORD_MAX_URL		URL_MAX
 #define RECORD_MAX_HEADERS	65536	/* bytes of the header block */
 #define RECORD_MAX_FIELDS	100
 

@@ -32,7 +32,6 @@
 #include "url.h"
 #include "writeback.h"
 
-#define MAX_URL 8192
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
@@ -1117,7 +1116,7 @@ show_progress(int more, long long start_ms)
  * pipeline does not stall the fetches already running.
  */
 struct input {
-	char		buf[2 * MAX_URL];
+	char		buf[2 * URL_MAX];
 	size_t		len;
 	int		eof;
 	int		skipping;	/* the rest of an over-long line */
@@ -1145,7 +1144,7 @@ input_fill(struct input *in)
 
 /*
  * Takes one line out of the buffer, trimmed; returns 0 if none is
- * complete. A line longer than MAX_URL is reported, consumed as it
+ * complete. A line longer than URL_MAX is reported, consumed as it
  * arrives, and given back as an empty line.
  */
 static int
@@ -1154,11 +1153,11 @@ input_take(struct input *in, char *line)
 	char *nl = memchr(in->buf, '\n', in->len);
 	size_t n = nl != NULL ? (size_t)(nl - in->buf) : in->len;
 
-	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= MAX_URL)))
+	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= URL_MAX)))
 		return 0;	/* wait for the rest of the line */
-	if (n > MAX_URL && !in->skipping) {
+	if (n > URL_MAX && !in->skipping) {
 		warnx("line %lld: URL longer than %d bytes", in->lineno + 1,
-		    MAX_URL);
+		    URL_MAX);
 		failed++;
 		in->skipping = 1;
 	}
@@ -1202,7 +1201,7 @@ run(int argc, char **argv)
 	long long start_ms = prog_now_ms();
 	struct writer *w = xmalloc(sizeof *w);
 	struct input *in = xcalloc(1, sizeof *in);
-	char *line = xmalloc(MAX_URL + 1);
+	char *line = xmalloc(URL_MAX + 1);
 	int i = 0, more = 1, got, wake;
 	int window = 4 * concurrency + 16;	/* jobs held for ordering */
 

@@ -144,7 +144,7 @@ read_file(const char *file, struct values *vs)
 		jv_free(v);
 	} while (n > 0);
 	if (ferror(f))
-		err(EX_IOERR, "cannot read '%s'", file);
+		err(EX_NOINPUT, "cannot read '%s'", file);
 	if (f != stdin)
 		fclose(f);
 	jv_parser_free(p);
@@ -181,6 +181,9 @@ check_name(const char *name, const char *opt)
 		    (name[i] >= 'A' && name[i] <= 'Z') || (i > 0 &&
 		    name[i] >= '0' && name[i] <= '9')))
 			break;
+	if (name[0] >= '0' && name[0] <= '9')
+		errx(EXIT_USAGE, "bad %s name '%s': a jq variable name cannot "
+		    "start with a digit", opt, name);
 	if (i == 0 || name[i] != '\0')
 		errx(EXIT_USAGE, "bad %s name '%s': letters, digits and _ "
 		    "only", opt, name);

@@ -264,6 +264,7 @@ read_program(struct parser *p, FILE *f, const char *first)
 	char *line = NULL, *s;
 	size_t cap = 0;
 
+	p->cur->program_line = p->line;
 	buf_adds(&prog, first);
 	buf_addc(&prog, '\n');
 	while (getline(&line, &cap, f) > 0) {

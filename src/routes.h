@@ -30,6 +30,7 @@ struct route {
 	long long	 cache;		/* for the merged answer; 0: none */
 	int		 partial;	/* on-error partial */
 	char		*program;	/* jq */
+	int		 program_line;	/* where its first line is */
 	void		*compiled;	/* the program's, for the caller */
 };
 

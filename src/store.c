@@ -1393,3 +1393,10 @@ store_vacuum(struct store *s)
 		return fail(s, rc, "vacuum");
 	return 0;
 }
+
+/* How long a write waits for another process's lock from now on. */
+void
+store_busy_timeout(struct store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
+}

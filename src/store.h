@@ -58,6 +58,7 @@ struct store_body_ref {
 
 struct store	*store_open(const char *, enum store_mode);
 void		 store_close(struct store *);
+void		 store_busy_timeout(struct store *, int);
 int		 store_status(const struct store *);
 const char	*store_error(const struct store *);
 const char	*store_path(const struct store *);

@@ -44,6 +44,11 @@ url_normalize(const char *in, const char **why)
 
 	if (u == NULL)
 		out_of_memory();
+	if (strlen(in) > URL_MAX) {
+		curl_url_cleanup(u);
+		*why = "longer than 8192 bytes";
+		return NULL;
+	}
 	rc = curl_url_set(u, CURLUPART_URL, in, CURLU_NON_SUPPORT_SCHEME);
 	if (rc == CURLUE_OK)
 		rc = curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
@@ -61,6 +66,11 @@ url_normalize(const char *in, const char **why)
 	curl_url_cleanup(u);
 	if (rc != CURLUE_OK) {
 		*why = curl_url_strerror(rc);
+		return NULL;
+	}
+	if (strlen(out) > URL_MAX) {	/* escaped, it grew */
+		curl_free(out);
+		*why = "longer than 8192 bytes";
 		return NULL;
 	}
 	copy = xstrdup(out);
@@ -190,22 +200,27 @@ url_authorization(const char *url)
 /*
  * Text that may be a URL, for a message: whatever stands before an
  * "@" in its authority replaced by "***", so that a URL that does not
- * even parse never shows its credentials.
+ * even parse never shows its credentials, and cut after 200 bytes.
  */
 char *
 url_redacted(const char *text)
 {
-	const char *scheme = strstr(text, "://"), *authority, *at, *end;
+	const char *scheme = strstr(text, "://"), *rest = text, *at, *end;
 	struct buf out = BUF_INIT;
+	size_t n;
 
-	if (scheme == NULL)
-		return xstrdup(text);
-	authority = scheme + 3;
-	end = authority + strcspn(authority, "/?#");
-	if ((at = memrchr(authority, '@', (size_t)(end - authority))) == NULL)
-		return xstrdup(text);
-	buf_add(&out, text, (size_t)(authority - text));
-	buf_adds(&out, "***");
-	buf_adds(&out, at);
+	if (scheme != NULL) {
+		end = scheme + 3 + strcspn(scheme + 3, "/?#");
+		if ((at = memrchr(scheme + 3, '@', (size_t)(end - scheme - 3))) !=
+		    NULL) {
+			buf_add(&out, text, (size_t)(scheme + 3 - text));
+			buf_adds(&out, "***");
+			rest = at;
+		}
+	}
+	n = strlen(rest);
+	buf_add(&out, rest, n > 200 ? 200 : n);
+	if (n > 200)
+		buf_adds(&out, "...");
 	return (char *)buf_cstr(&out);
 }

@@ -5,6 +5,8 @@
 #ifndef RELAY_URL_H
 #define RELAY_URL_H
 
+#define URL_MAX 8192	/* the longest URL any program takes, in bytes */
+
 char	*url_normalize(const char *, const char **);
 char	*url_join(const char *, const char *);
 char	*url_resolve(const char *, const char *);

@@ -21,6 +21,7 @@
 
 #define QUEUE_MAX_BYTES	(4 * 1024 * 1024)	/* then the caller waits */
 #define GROUP_MS	20	/* how long operations wait to share a commit */
+#define CLOSING_HITS_WAIT_MS 100	/* for the write lock, for the last hits */
 
 enum op_kind {
 	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
@@ -199,6 +200,15 @@ free_group(struct writeback *wb, struct op *ops)
 		warn_later(wb, NULL, "hits not counted");
 }
 
+static int
+only_hits(const struct op *ops)
+{
+	for (; ops != NULL; ops = ops->next)
+		if (ops->kind != OP_HIT && ops->kind != OP_HITS)
+			return 0;
+	return 1;
+}
+
 /*
  * Applies a group of operations: the body bytes first, a chunk at a
  * time in transactions of their own, as a body that grows must not be
@@ -260,7 +270,7 @@ wait_for_work(struct writeback *wb)
  * last is the seq of the last operation taken.
  */
 static struct op *
-take(struct writeback *wb, size_t *bytes, long long *last)
+take(struct writeback *wb, size_t *bytes, long long *last, int *closing)
 {
 	struct op *ops;
 
@@ -270,6 +280,7 @@ take(struct writeback *wb, size_t *bytes, long long *last)
 	ops = wb->head;
 	*bytes = wb->bytes;
 	*last = wb->queued;
+	*closing = wb->closing;
 	wb->head = NULL;
 	wb->tail = &wb->head;
 	wb->urgent = 0;
@@ -285,8 +296,16 @@ writer_thread(void *arg)
 	size_t bytes;
 	long long last;
 	uint64_t one = 1;
+	int closing;
 
-	while ((ops = take(wb, &bytes, &last)) != NULL) {
+	while ((ops = take(wb, &bytes, &last, &closing)) != NULL) {
+		/*
+		 * Hit counts left at the end are not worth a wait for
+		 * another process's write lock: one process per
+		 * connection (inetd) would linger for it.
+		 */
+		if (closing && only_hits(ops))
+			store_busy_timeout(wb->s, CLOSING_HITS_WAIT_MS);
 		apply_group(wb, ops);
 		pthread_mutex_lock(&wb->lock);
 		wb->bytes -= bytes;

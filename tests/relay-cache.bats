@@ -366,3 +366,20 @@ load helpers
 	done
 	[ -z "$(relay-cache ls)" ]
 }
+
+@test "one limit on URL length: what put and relay-fetch take, load takes back" {
+	long="https://api.example/$(head -c 100000 /dev/zero | tr '\0' a)"
+	run --separate-stderr relay-cache put "$long" <<<hi
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"...': longer than 8192 bytes" ]]
+	[ "${#stderr}" -lt 300 ]
+	run --separate-stderr relay-fetch "$long"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == *": longer than 8192 bytes" ]]
+	edge="https://api.example/$(head -c 8172 /dev/zero | tr '\0' b)"
+	[ "${#edge}" -eq 8192 ]
+	relay-cache put "$edge" <<<hi
+	relay-cache dump >copy.ndjson
+	RELAY_CACHE=$PWD/other.db relay-cache load <copy.ndjson
+	[ "$(RELAY_CACHE=$PWD/other.db relay-cache get "$edge")" = hi ]
+}

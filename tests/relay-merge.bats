@@ -118,3 +118,15 @@ record() {	# record URL STATUS JSON
 		    [ $? -ne 99 ] || { cat vg.log; false; }
 	done
 }
+
+@test "an input that cannot be read exits 66; a name with a leading digit says why" {
+	mkdir adir
+	run --separate-stderr relay-merge --input x=adir .
+	[ "$status" -eq 66 ]
+	[ "$stderr" = "relay-merge: cannot read 'adir': Is a directory" ]
+	run --separate-stderr relay-merge --input x=missing.json .
+	[ "$status" -eq 66 ]
+	run --separate-stderr relay-merge --input 1x=adir .
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "relay-merge: bad --input name '1x': a jq variable name cannot start with a digit" ]
+}

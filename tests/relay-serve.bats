@@ -470,3 +470,23 @@ statuses() {
 	[ "$(access_log | jq -r .bytes)" -eq "$(wc -c <body)" ]
 	[ "$(wc -c <body)" -gt 0 ]
 }
+
+@test "one process per connection exits when it ends, even while another holds the write lock" {
+	curl -s "$UP/h?cc=max-age=600" >/dev/null
+	printf 'GET /h?cc=max-age=600 HTTP/1.0\r\n\r\n' |
+	    relay-serve --upstream "$UP" >/dev/null 2>&1
+	# another process takes the write lock and keeps it, for 60 s at most
+	python3 -c 'import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+open(sys.argv[2], "w").write("held")
+time.sleep(60)' "$RELAY_CACHE" held &
+	EXTRA_PIDS+=($!)
+	eventually [ -s held ]
+	# a hit, its count queued: answered, then gone long before the
+	# 30 s a write waits for the lock
+	printf 'GET /h?cc=max-age=600 HTTP/1.0\r\n\r\n' |
+	    timeout 10 relay-serve --upstream "$UP" >answer 2>serve.log
+	grep -q '^HTTP/1.1 200 ' answer
+	grep -q '"cache":"hit"' serve.log
+}

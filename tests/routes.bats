@@ -109,7 +109,11 @@ events_routes() {	# events_routes fail|partial
 	printf 'route /x\n\tcall a /a\n\tjq {a: $a |]}\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
 	[ "$status" -eq 78 ]
-	[[ "$stderr" == "relay-serve: bad.routes:1: jq: "*"syntax error"* ]]
+	[ "$stderr" = "relay-serve: bad.routes:3: jq: syntax error, unexpected INVALID_CHARACTER" ]
+	# the true line of a program over several, never the wrapper around it
+	printf 'route /x\n\tcall a /a\n\tjq {\n\t  b: $a,\n\t  c: $nope\n\t}\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$stderr" = "relay-serve: bad.routes:5: jq: \$nope is not defined" ]
 	unset EVENTS_TOKEN
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes "$ROOT/$EXAMPLES/routes/events.routes" </dev/null
 	[ "$status" -eq 78 ]
