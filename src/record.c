@@ -51,8 +51,9 @@ tap_read(void *ctx, void *p, size_t n)
 
 /*
  * Decides how a body is written, in one pass over it: as JSON when its
- * type says JSON and it parses as one value, else as text when it is
- * UTF-8, else as base64. A read error gives base64, which never fails.
+ * type says JSON, or it has no type (a file: URL's), and it parses as
+ * one value; else as text when it is UTF-8, else as base64. A read
+ * error gives base64, which never fails.
  */
 enum record_body
 record_classify(const char *content_type, struct source body)
@@ -64,7 +65,8 @@ record_classify(const char *content_type, struct source body)
 	int json_ok = 0;
 
 	reader_init(r, (struct source){ tap_read, &tap });
-	if (is_json_type(content_type)) {
+	if (content_type == NULL || *content_type == '\0' ||
+	    is_json_type(content_type)) {
 		json_init(&j, r, 0);
 		json_ok = json_value(&j, NULL) == 0 && json_peek(&j) < 0;
 	}

@@ -1348,9 +1348,15 @@ main(int argc, char *argv[])
 	upstream_base = config_upstream(opts.upstream);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
-	if (loc.is_default)
-		config_make_parent(loc.path);
-	writer = prog_open_cache(loc.path, STORE_WRITE);
+	/*
+	 * --offline only reads: a missing file is an empty cache, and it
+	 * is not created. With no entry there is nothing to write.
+	 */
+	if (!offline || access(loc.path, F_OK) == 0) {
+		if (loc.is_default)
+			config_make_parent(loc.path);
+		writer = prog_open_cache(loc.path, STORE_WRITE);
+	}
 	reader = prog_open_cache(loc.path, STORE_READ);
 	if (!offline && (leases = leases_open(loc.path, lease_why,
 	    sizeof lease_why)) == NULL)

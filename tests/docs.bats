@@ -11,6 +11,13 @@ load helpers
 	done
 }
 
+@test "rendered pages have no broken quotes (a Ql that swallowed a list)" {
+	for page in "$ROOT"/man/*.[0-9]; do
+		run bash -c "mandoc -Tutf8 '$page' | col -b | grep -n \"’’\\|‘[^’ ]*, ‘\""
+		[ "$output" = "" ] || { echo "$page: $output"; false; }
+	done
+}
+
 @test "relay-cache.1 documents every command of the usage text" {
 	for cmd in $(relay-cache --help | sed -n 's/^ *\(usage:\)\{0,1\} *relay-cache \([a-z]*\).*/\2/p'); do
 		grep -q "^\.It Cm $cmd" "$ROOT/man/relay-cache.1" || { echo "missing: $cmd"; false; }

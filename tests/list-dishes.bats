@@ -215,6 +215,23 @@ setup() {
 	[ "${COMPREPLY[*]}" = --json ]
 }
 
+@test "bash completion asks the relay for a user of --relay or RELAY_URL" {
+	start_serve --cache "$PWD/relay.db"
+	export RELAY_CACHE=$PWD/empty.db	# nothing here: only the relay knows
+	# shellcheck source=/dev/null
+	source "$ROOT/share/bash-completion/completions/list-dishes"
+	COMP_WORDS=(list-dishes --relay "$SERVE" b)
+	COMP_CWORD=3
+	_list_dishes
+	[ "${COMPREPLY[*]}" = bikupan ]
+	RELAY_URL=$SERVE
+	COMP_WORDS=(list-dishes --region U)
+	COMP_CWORD=2
+	_list_dishes
+	[ "${COMPREPLY[*]}" = Uppsala ]
+	unset RELAY_URL
+}
+
 # A menu API whose text carries terminal escapes, tabs and newlines.
 hostile_menu() {
 	mkdir -p hostile/restaurant

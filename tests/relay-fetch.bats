@@ -396,3 +396,12 @@ setup() {
 	[ "$status" -eq 69 ]
 	[[ "$output" != *root:* ]]
 }
+
+@test "--offline only reads: a missing cache file is empty and is not created" {
+	run --separate-stderr relay-fetch --offline --cache "$PWD/none/cache.db" "$UP/a"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $UP/a: '$UP/a' is not in the cache" ]
+	[ ! -e none ]
+	run relay-fetch --offline --cache "$PWD/absent.db" "$UP/a"
+	[ ! -e absent.db ]
+}

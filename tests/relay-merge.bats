@@ -130,3 +130,13 @@ record() {	# record URL STATUS JSON
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "relay-merge: bad --input name '1x': a jq variable name cannot start with a digit" ]
 }
+
+@test "the EXAMPLES pipeline of relay-merge(1) works on the offline snapshot (no Content-Type)" {
+	export RELAY_UPSTREAM="file://$ROOT/share/examples/menu-api{path}.json"
+	run bash -c "relay-fetch /restaurant | jq -r '.restaurants[].identifier' |
+	    sed 's|^|/restaurant/|' | relay-fetch -j 16 --records |
+	    relay-merge '[inputs | .json.restaurant | {title, dishes: [.menu[].dish]}]'"
+	[ "$status" -eq 0 ]
+	[ "$(jq length <<<"$output")" -eq 14 ]
+	[ "$(jq -r '.[0].title' <<<"$output")" = Bikupan ]
+}
