@@ -24,11 +24,14 @@ prog_init(char **argv)
 	/* getopt's messages then name the program as every other does. */
 	argv[0] = program_invocation_short_name;
 
-	/* A database opened on fd 1 would receive our output. */
-	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
-		;
-	if (fd > 2)
-		close(fd);
+	/*
+	 * A database opened on fd 1 would receive our output. A closed
+	 * one gets /dev/null read-only, so that a write to it still fails
+	 * (EBADF) and the exit status says so, as cat's does.
+	 */
+	for (fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) != fd)
+			err(EX_OSERR, "cannot open /dev/null");
 	/* A file size limit becomes EFBIG, reported like a full disk. */
 	signal(SIGXFSZ, SIG_IGN);
 }
@@ -37,8 +40,12 @@ prog_init(char **argv)
 int
 prog_finish_stdout(int status)
 {
-	if (fflush(stdout) != 0 || ferror(stdout)) {
+	if (fflush(stdout) != 0) {
 		warn("write error on standard output");
+		return EX_IOERR;
+	}
+	if (ferror(stdout)) {	/* an earlier write failed; errno is gone */
+		warnx("write error on standard output");
 		return EX_IOERR;
 	}
 	return status;
