@@ -44,6 +44,23 @@ static const char usage_text[] =
     " [--timeout duration]\n"
     "           [id ...]\n";
 
+static const char help_text[] =
+    "\nToday's menus: the restaurants with no id, each id's dishes, or a"
+    " search\nthrough every menu. A table on a terminal, tab-separated"
+    " when piped.\n\n"
+    "      --json              JSON instead\n"
+    "      --region NAME       only this region's restaurants\n"
+    "      --search TEXT       dishes that contain TEXT (case and accents"
+    " aside)\n"
+    "      --offline           from the cache only\n"
+    "      --relay URL         through the relay-serve at URL (RELAY_URL)\n"
+    "      --upstream URL      the menu API, or a {path} template\n"
+    "      --cache FILE        the cache file\n"
+    "      --timeout TIME      wait this long for the upstream (10s)\n"
+    "  -h, --help              this text\n"
+    "      --version           the version\n"
+    "\nSee list-dishes(1).\n";
+
 static void
 usage(void)
 {
@@ -780,6 +797,7 @@ parse_options(int argc, char **argv)
 		case 'u': upstream_option = optarg; break;
 		case 'h':
 			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
 			exit(prog_finish_stdout(0));
 		case 'V':
 			printf("list-dishes %s\n", VERSION);

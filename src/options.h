@@ -37,6 +37,25 @@ enum {
 	    OPTIONS_TARGETED_CACHE_CONTROL }, \
 	{ "upstream", required_argument, NULL, OPTIONS_UPSTREAM }
 
+/* Their lines of --help, for relay-fetch's and relay-serve's. */
+#define OPTIONS_HELP \
+    "      --cache FILE              the cache file (see relay(7))\n" \
+    "      --upstream URL            the upstream, or a {path} template\n" \
+    "      --default-ttl TIME        lifetime of responses that give none" \
+    " (300s)\n" \
+    "      --force-ttl TIME          lifetime of every response stored\n" \
+    "      --stale-if-error TIME     serve stale this long when the upstream" \
+    " fails\n" \
+    "      --store-set-cookie        store responses that set cookies\n" \
+    "      --targeted-cache-control FIELDS\n" \
+    "                                obeyed before Cache-Control" \
+    " (CDN-Cache-Control)\n" \
+    "      --collapse-timeout TIME   wait for another request for a URL" \
+    " (5s)\n" \
+    "      --connect-timeout TIME    give up connecting upstream (10s)\n" \
+    "      --max-time TIME           give up an upstream transfer (none)\n" \
+    "      --cacert FILE             trust the CAs in FILE\n"
+
 struct options {
 	const char		*cache;		/* --cache */
 	const char		*upstream;	/* --upstream */

@@ -42,6 +42,33 @@ static const char usage_text[] =
     "       relay-cache load\n"
     "       relay-cache vacuum\n";
 
+static const char help_text[] =
+    "\nInspects and manages the relay cache file.\n\n"
+    "  path       where the cache file is, and how it was chosen\n"
+    "  ls         one line per entry: status, size, age, state, URL\n"
+    "  get        an entry's body (-i: with its status line and fields)\n"
+    "  put        standard input as an entry's body\n"
+    "  rm         remove entries (-f: missing ones are no error)\n"
+    "  purge      remove --expired entries, --all, or those that --match\n"
+    "  stats      entries, bytes, hits and the file's size\n"
+    "  dump       every entry as an NDJSON record (relay(7))\n"
+    "  load       records from standard input into the cache\n"
+    "  vacuum     give the file's free pages back\n\n"
+    "  -c, --cache FILE        the cache file (see relay(7))\n"
+    "      --json              JSON output (path, ls, stats)\n"
+    "      --match GLOB        only the URLs that match (ls, purge, dump)\n"
+    "  -i, --include           get: the status line and fields first\n"
+    "  -H, --header LINE       put: a field, 'Name: value'\n"
+    "      --ttl TIME          put: the freshness lifetime\n"
+    "      --status CODE       put: the status (100-999, 200)\n"
+    "  -X, --request METHOD    get, put: another method than GET\n"
+    "  -f, --force             rm: a URL not in the cache is no error\n"
+    "      --expired, --all    purge: what to remove\n"
+    "  -v, --verbose           purge: name each entry removed\n"
+    "  -h, --help              this text\n"
+    "      --version           the version\n"
+    "\nSee relay-cache(1) and, for the file, relay-cache(5).\n";
+
 static void
 usage(void)
 {
@@ -794,9 +821,10 @@ main(int argc, char *argv[])
 	while (optind < argc)	/* after "--" */
 		operands[n++] = argv[optind++];
 	if (help || version) {
-		if (help)
+		if (help) {
 			fputs(usage_text, stdout);
-		else
+			fputs(help_text, stdout);
+		} else
 			printf("relay-cache %s\n", VERSION);
 		rc = 0;
 		goto out;

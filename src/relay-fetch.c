@@ -113,6 +113,30 @@ static long long started;		/* jobs created so far */
 static int succeeded, failed;
 static long long bytes_in;		/* received, for the progress line */
 
+static const char help_text[] =
+    "\nFetches each URL (each line of standard input when none is given)"
+    " through\nthe relay cache, many at once, bodies to standard output in"
+    " input order.\n\n"
+    "  -i, --include                 the status line and fields first\n"
+    "  -j, --jobs N                  transfers at once (1-1000, 8)\n"
+    "  -o, --output TEMPLATE         bodies to files: %n number, %f file"
+    " name, %% %\n"
+    "      --create-dirs             create the directories -o names need\n"
+    "  -L, --location                follow redirects, up to --max-redirs\n"
+    "      --max-redirs N            redirects -L follows (1-100, 20)\n"
+    "  -H, --header 'NAME: VALUE'    add a request header field\n"
+    "      --records                 one NDJSON record per URL (relay(7))\n"
+    "      --unordered               each URL's output as soon as it is"
+    " done\n"
+    "      --no-cache                revalidate stored responses first\n"
+    "      --no-store                store nothing fetched\n"
+    "      --offline                 answer from the cache only\n"
+    OPTIONS_HELP
+    "      --retry N                 retry a failed transfer (0-20, 2)\n"
+    "  -h, --help                    this text\n"
+    "      --version                 the version\n"
+    "\nTIME is seconds, or a number with s, m, h or d. See relay-fetch(1).\n";
+
 static const char usage_text[] =
     "usage: relay-fetch [-i] [-j N] [-o template] [--create-dirs] [-L]\n"
     "           [--max-redirs N] [-H header]... [--records]\n"
@@ -120,11 +144,9 @@ static const char usage_text[] =
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
     "           [--store-set-cookie] [--targeted-cache-control fields]\n"
-    "           [--collapse-timeout duration]"
-    " [--retry N] [--connect-timeout duration]"
-    " [--max-time duration]\n"
-    "           [--cacert file]"
-    " [url ...]\n";
+    "           [--collapse-timeout duration] [--retry N]\n"
+    "           [--connect-timeout duration] [--max-time duration]\n"
+    "           [--cacert file] [url ...]\n";
 
 static void
 usage(void)
@@ -1276,6 +1298,7 @@ parse_options(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
 			exit(prog_finish_stdout(0));
 		case 'i':
 			include_head = 1;

@@ -31,6 +31,21 @@ static const char usage_text[] =
     " [--input name=file]...\n"
     "           [--arg name value]... program [file ...]\n";
 
+static const char help_text[] =
+    "\nRuns a jq program over JSON documents and relay records: the"
+    " values of the\nfiles (standard input when none) are its inputs.\n\n"
+    "  -c, --compact-output            one line per result\n"
+    "  -r, --raw-output                strings without quotes\n"
+    "      --on-error fail|partial     a failed record stops it (fail),"
+    " or is null\n"
+    "                                  and named in $incomplete (partial)\n"
+    "      --input NAME=FILE           FILE's value (or array of values)"
+    " as $NAME\n"
+    "      --arg NAME VALUE            the string VALUE as $NAME\n"
+    "  -h, --help                      this text\n"
+    "      --version                   the version\n"
+    "\nSee relay-merge(1).\n";
+
 static void
 usage(void)
 {
@@ -360,6 +375,7 @@ main(int argc, char *argv[])
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
 			exit(prog_finish_stdout(0));
 		case 'V':
 			printf("relay-merge %s\n", VERSION);

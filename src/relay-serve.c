@@ -71,6 +71,28 @@ static const char usage_text[] =
     " [--cacert file]\n"
     "           [--routes file] [--access-log off | file]\n";
 
+static const char help_text[] =
+    "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
+    " the relay\ncache (RFC 9111), from inetd, systemd socket activation,"
+    " a pipe or --listen.\n\n"
+    "      --listen ADDR:PORT        a socket of its own (port 0: any)\n"
+    "      --workers N               processes that accept (1-256, one a"
+    " core)\n"
+    OPTIONS_HELP
+    "      --read-only               refuse methods other than GET and"
+    " HEAD\n"
+    "      --max-body BYTES          the largest request body (1048576)\n"
+    "      --idle-timeout TIME       close a silent connection (15s)\n"
+    "      --request-timeout TIME    408 for a request slower to come"
+    " (10s)\n"
+    "      --routes FILE             merge routes (relay-routes(5))\n"
+    "      --access-log off|FILE     where the JSON access log goes"
+    " (stderr)\n"
+    "  -h, --help                    this text\n"
+    "      --version                 the version\n"
+    "\nTIME is seconds, or a number with s, m, h or d. See"
+    " relay-serve(8).\n";
+
 /* One request being answered. */
 struct answer {
 	struct conn		*c;		/* NULL once the client is gone */
@@ -949,6 +971,7 @@ parse_options(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
 			exit(prog_finish_stdout(0));
 		}
 		if (opt == OPT_VERSION) {

@@ -18,6 +18,18 @@ load helpers
 	done
 }
 
+@test "--help describes every option of the synopsis, one line each" {
+	for prog in list-dishes relay-cache relay-fetch relay-merge relay-serve; do
+		"$prog" --help >help
+		sed '/^$/q' help >synopsis
+		[ "$(wc -l <help)" -gt "$(wc -l <synopsis)" ]
+		for opt in $(grep -o -- '--[a-z-]*' synopsis | sort -u); do
+			grep -Eq -- "^ +(-[a-zA-Z], )?$opt([ ,=]|\$)|, $opt " help ||
+			    { echo "$prog: $opt not described"; false; }
+		done
+	done
+}
+
 @test "relay-cache.1 documents every command of the usage text" {
 	for cmd in $(relay-cache --help | sed -n 's/^ *\(usage:\)\{0,1\} *relay-cache \([a-z]*\).*/\2/p'); do
 		grep -q "^\.It Cm $cmd" "$ROOT/man/relay-cache.1" || { echo "missing: $cmd"; false; }
@@ -25,7 +37,7 @@ load helpers
 }
 
 @test "relay-fetch.1 documents every option of the usage text" {
-	for opt in $(relay-fetch --help | grep -o -- '--[a-z-]*'); do
+	for opt in $(relay-fetch --help | sed '/^$/q' | grep -o -- '--[a-z-]*'); do
 		# mdoc writes --name as Fl \-name
 		grep -qF ".Op Fl \\${opt#-}" "$ROOT/man/relay-fetch.1" ||
 		    { echo "missing: $opt"; false; }
@@ -33,7 +45,7 @@ load helpers
 }
 
 @test "relay-serve.8 documents every option of the usage text" {
-	for opt in $(relay-serve --help | grep -o -- '--[a-z-]*'); do
+	for opt in $(relay-serve --help | sed '/^$/q' | grep -o -- '--[a-z-]*'); do
 		grep -qF ".Op Fl \\${opt#-}" "$ROOT/man/relay-serve.8" ||
 		    { echo "missing: $opt"; false; }
 		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/relay-serve.8" ||
@@ -42,14 +54,14 @@ load helpers
 }
 
 @test "list-dishes.1 documents every option of the usage text" {
-	for opt in $(list-dishes --help | grep -o -- '--[a-z-]*'); do
+	for opt in $(list-dishes --help | sed '/^$/q' | grep -o -- '--[a-z-]*'); do
 		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/list-dishes.1" ||
 		    { echo "not described: $opt"; false; }
 	done
 }
 
 @test "relay-merge.1 documents every option of the usage text" {
-	for opt in $(relay-merge --help | grep -o -- '--[a-z-]*'); do
+	for opt in $(relay-merge --help | sed '/^$/q' | grep -o -- '--[a-z-]*'); do
 		grep -qF ".It Fl \\${opt#-}" "$ROOT/man/relay-merge.1" ||
 		    grep -qF ", Fl \\${opt#-}" "$ROOT/man/relay-merge.1" ||
 		    { echo "not described: $opt"; false; }
