@@ -21,6 +21,7 @@
 #include "prog.h"
 #include "record.h"
 #include "store.h"
+#include "text.h"
 #include "url.h"
 
 static const char *cache_option;	/* -c, --cache */
@@ -220,14 +221,16 @@ ls_line(const struct store_entry *e, long long age, int tty)
 {
 	const char *state = now < e->stale_at ? "fresh" : "stale";
 	char size[24], agebuf[24];
+	char *url = text_printable(e->url, !tty);	/* the file may lie */
 
 	if (tty)
 		printf("%-6d %7s %6s %-5s %s\n", e->status,
 		    human_size(e->size, size, sizeof size),
-		    human_age(age, agebuf, sizeof agebuf), state, e->url);
+		    human_age(age, agebuf, sizeof agebuf), state, url);
 	else
 		printf("%d\t%lld\t%lld\t%s\t%s\n", e->status, e->size, age,
-		    state, e->url);
+		    state, url);
+	free(url);
 }
 
 static int

@@ -383,3 +383,13 @@ load helpers
 	RELAY_CACHE=$PWD/other.db relay-cache load <copy.ndjson
 	[ "$(RELAY_CACHE=$PWD/other.db relay-cache get "$edge")" = hi ]
 }
+
+@test "ls never prints a URL from the file raw: a hostile file cannot drive the terminal" {
+	relay-cache put https://api.example/a <<<x
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET url = 'https://api.example/' || char(27) || ']0;owned' || char(7) || char(9) || 'x'"
+	run relay-cache ls
+	[ "$(printf '%s\n' "$output" | cut -f5)" = 'https://api.example/\x1B]0;owned\x07\tx' ]
+	script -qc 'relay-cache ls' /dev/null >screen
+	! grep -q $'\e\|\a' screen
+	grep -q 'https://api.example/\\x1B\]0;owned\\x07\\tx' screen
+}
