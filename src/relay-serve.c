@@ -163,8 +163,9 @@ note_call(struct answer *a)
 }
 
 /* Ends the answer: logs it and hands the connection back. */
+/* The answer's access log line, written once the client has it all. */
 static void
-finish(struct answer *a, int close_after)
+log_answer(struct answer *a)
 {
 	struct log_request log = {
 		.peer = conn_peer(a->c), .method = a->req->method,
@@ -174,7 +175,13 @@ finish(struct answer *a, int close_after)
 		.total_ms = prog_now_ms() - a->start_ms, .error = a->error,
 	};
 
-	log_request(&log);
+	conn_log(a->c, &log);
+}
+
+static void
+finish(struct answer *a, int close_after)
+{
+	log_answer(a);
 	conn_set_data(a->c, NULL);
 	conn_done(a->c, close_after || a->close_after);
 	answer_free(a);
@@ -751,8 +758,10 @@ on_gone(struct conn *c, void *ctx)
 	struct answer *a = conn_data(c);
 
 	(void)ctx;
-	if (a != NULL)
+	if (a != NULL) {
+		log_answer(a);	/* as cut short, with what went out */
 		answer_free(a);
+	}
 }
 
 static int

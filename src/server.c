@@ -54,7 +54,24 @@ struct conn {
 	int			 eof;		/* the client sends no more */
 	int			 flush_due;	/* output queued this round */
 	int			 dead;		/* close now */
+	int			 write_errno;	/* why sending failed, or 0 */
+	long long		 queued_total;	/* bytes ever queued… */
+	long long		 sent_total;	/* …and ever sent */
+	long long		 answer_start;	/* queued_total at dispatch */
+	struct sent_log		*logs, **logs_tail;	/* until sent */
 	void			*data;
+};
+
+/*
+ * An answer's access log line waits until its last byte is sent, so
+ * that it says what the client really got: if the connection fails
+ * first, the body bytes that went out and why the rest did not.
+ */
+struct sent_log {
+	struct sent_log		*next;
+	long long		 start, end;	/* its bytes in queued_total */
+	struct log_request	 log;
+	char			 strings[];	/* the log's, copied */
 };
 
 struct watch {
@@ -157,6 +174,7 @@ server_connection(struct server *srv, int in, int out)
 	struct conn *c = xcalloc(1, sizeof *c);
 	int one = 1;
 
+	c->logs_tail = &c->logs;
 	c->srv = srv;
 	c->in = in;
 	c->out = out;
@@ -224,6 +242,8 @@ conn_set_data(struct conn *c, void *data)
 	c->data = data;
 }
 
+static void write_logs(struct conn *, int);
+
 /* Sends what the socket takes now; pipes take PIPE_BUF per readiness. */
 static void
 flush(struct conn *c)
@@ -241,14 +261,17 @@ flush(struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
 		if (n < 0) {
+			c->write_errno = errno;
 			c->dead = 1;
 			break;
 		}
 		c->out_pos += (size_t)n;
+		c->sent_total += n;
 		c->last_write_ms = prog_now_ms();
 		if (!c->is_socket)
 			break;
 	}
+	write_logs(c, 0);
 	if (conn_queued(c) == 0) {
 		c->outbuf.len = c->out_pos = 0;
 	} else if (c->out_pos > SERVER_OUT_MAX) {
@@ -266,6 +289,74 @@ void
 conn_write(struct conn *c, const void *p, size_t n)
 {
 	buf_add(&c->outbuf, p, n);
+	c->queued_total += (long long)n;
+}
+
+static char *
+copy_string(char **to, const char *s)
+{
+	char *at = *to;
+	size_t n = strlen(s) + 1;
+
+	memcpy(at, s, n);
+	*to += n;
+	return at;
+}
+
+/*
+ * The access log line of the answer just queued, written once the
+ * client has taken all of it (or the connection fails).
+ */
+void
+conn_log(struct conn *c, const struct log_request *log)
+{
+	const char *peer = log->peer ? log->peer : "-", *cache = log->cache ?
+	    log->cache : "-", *error = log->error;
+	size_t n = strlen(peer) + strlen(log->method) + strlen(log->target) +
+	    strlen(cache) + (error ? strlen(error) : 0) + 5;
+	struct sent_log *l = xmalloc(sizeof *l + n);
+	char *at = l->strings;
+
+	l->next = NULL;
+	l->start = c->answer_start;
+	l->end = c->queued_total;
+	l->log = *log;
+	l->log.peer = copy_string(&at, peer);
+	l->log.method = copy_string(&at, log->method);
+	l->log.target = copy_string(&at, log->target);
+	l->log.cache = copy_string(&at, cache);
+	l->log.error = error ? copy_string(&at, error) : NULL;
+	*c->logs_tail = l;
+	c->logs_tail = &l->next;
+	c->answer_start = c->queued_total;
+}
+
+/*
+ * Writes the log lines of the answers sent in full; with gone, those of
+ * the rest too, with the body bytes that went out.
+ */
+static void
+write_logs(struct conn *c, int gone)
+{
+	struct sent_log *l;
+	long long head, sent;
+	char why[96];
+
+	while ((l = c->logs) != NULL && (gone || l->end <= c->sent_total)) {
+		if (l->end > c->sent_total) {
+			head = l->end - l->start - l->log.bytes;
+			sent = c->sent_total - l->start - head;
+			l->log.bytes = sent < 0 ? 0 : sent;
+			snprintf(why, sizeof why, "the answer was cut short: %s",
+			    c->write_errno ? strerror(c->write_errno) :
+			    "the connection ended");
+			l->log.error = why;
+		}
+		log_request(&l->log);
+		if ((c->logs = l->next) == NULL)
+			c->logs_tail = &c->logs;
+		free(l);
+	}
 }
 
 /* The answer is complete: on to the next request, or closing. */
@@ -299,9 +390,12 @@ reject(struct conn *c, int status, const char *why)
 		.status = status, .cache = "-", .upstream_ms = -1,
 		.error = why,
 	};
+	size_t was = c->outbuf.len;
 
-	http_error_response(&c->outbuf, status, why, NULL);
-	log_request(&log);
+	log.bytes = (long long)http_error_response(&c->outbuf, status, why,
+	    NULL);
+	c->queued_total += (long long)(c->outbuf.len - was);
+	conn_log(c, &log);
 	http_request_free(&c->req);
 	c->state = CONN_CLOSING;
 	c->flush_due = 1;
@@ -310,6 +404,7 @@ reject(struct conn *c, int status, const char *why)
 static void
 dispatch(struct conn *c)
 {
+	c->answer_start = c->queued_total;
 	c->state = CONN_BUSY;
 	c->deadline_ms = 0;
 	c->srv->h.request(c, c->srv->h.ctx);
@@ -558,6 +653,7 @@ conn_free(struct server *srv, struct conn *c)
 {
 	if (c->state == CONN_BUSY && srv->h.gone != NULL)
 		srv->h.gone(c, srv->h.ctx);
+	write_logs(c, 1);
 	close(c->in);
 	if (c->out != c->in)
 		close(c->out);

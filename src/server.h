@@ -50,6 +50,7 @@ struct server_handler {
 };
 
 struct server;
+struct log_request;
 
 struct server	*server_new(const struct server_options *,
 		    const struct server_handler *);
@@ -71,6 +72,7 @@ int		 conn_stopping(const struct conn *);
 size_t		 conn_queued(const struct conn *);
 void		 conn_write(struct conn *, const void *, size_t);
 void		 conn_done(struct conn *, int);
+void		 conn_log(struct conn *, const struct log_request *);
 void		*conn_data(const struct conn *);
 void		 conn_set_data(struct conn *, void *);
 

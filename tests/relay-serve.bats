@@ -490,3 +490,25 @@ time.sleep(60)' "$RELAY_CACHE" held &
 	grep -q '^HTTP/1.1 200 ' answer
 	grep -q '"cache":"hit"' serve.log
 }
+
+@test "the access log says what the client really got: a full disk, a client that left" {
+	printf 'GET /f?body=hello HTTP/1.0\r\n\r\n' |
+	    relay-serve --upstream "$UP" >/dev/full 2>serve.log || true
+	[ "$(access_log | jq -r .bytes)" -eq 0 ]
+	[ "$(access_log | jq -r .error)" = "the answer was cut short: No space left on device" ]
+	start_serve
+	# reads the head and a little, then closes: most of 8 MB never goes
+	python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /big?size=8000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+s.recv(65536)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+s.close()' "$SERVE_PORT"
+	eventually grep -q '/big' serve.log
+	line=$(access_log | grep '/big')
+	[ "$(jq -r .bytes <<<"$line")" -lt 8000000 ]
+	[[ "$(jq -r .error <<<"$line")" == "the answer was cut short: "* ]]
+	run curl -s -o /dev/null "$SERVE/f?body=hello"
+	eventually [ "$(access_log | grep -c '/f?body=hello')" -eq 1 ]
+	[ "$(access_log | grep '/f?body=hello' | jq -r .bytes)" -eq 5 ]
+}
