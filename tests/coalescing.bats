@@ -41,6 +41,7 @@ burst() {	# burst PORT PATH N [options]: N requests at once
 	[ "$(echo "$output" | grep -c 'fwd=miss; stored')" -eq 1 ]
 	# One taken up only after the answer is in is a hit: as good.
 	[ "$(echo "$output" | grep -c -e 'fwd=miss; collapsed' -e 'relay; hit')" -eq 199 ]
+	logged 200
 	[ "$(access_log | jq -r .cache | sed 's/^hit$/collapsed/' | sort | uniq -c | awk '{print $1, $2}' | tr '\n' ' ')" = "199 collapsed 1 miss " ]
 }
 

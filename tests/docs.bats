@@ -89,3 +89,18 @@ load helpers
 		[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
 	done
 }
+
+@test "relay(7) EXAMPLES work on the offline snapshot" {
+	export RELAY_UPSTREAM="file://$ROOT/share/examples/menu-api{path}.json"
+	run bash -c "relay-fetch /restaurant | jq -r '.restaurants[].identifier' |
+	    sed 's|^|/restaurant/|' | relay-fetch -j 16 --records |
+	    jq -c '.json.restaurant | {title, dishes: [.menu[].dish]}'"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 14 ]
+	[ "$(jq -r .title <<<"${lines[0]}")" = "Café Erik Jorpes" ]
+	relay-cache -c "$RELAY_CACHE" dump | relay-cache -c "$PWD/b.db" load
+	[ "$(relay-cache -c "$PWD/b.db" ls | wc -l)" -eq 15 ]
+	relay-fetch /version >/dev/null
+	run bash -c "relay-cache dump --match '*/version.json' | jq -r .json.version"
+	[ -n "$output" ] && [ "$output" != null ]
+}

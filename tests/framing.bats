@@ -63,6 +63,7 @@ bad-chunk:cut cut-chunk:cut"
 	[ "$(grep -ac '^HTTP/1.1 ' out)" -eq 1 ]
 	grep -aq '^HTTP/1.1 502 ' out
 	! grep -aq 'abcdefg\|fg' out
+	logged 1
 	[ "$(access_log | jq -r .error | head -1)" = "invalid or differing Content-Length values" ]
 }
 

@@ -106,6 +106,13 @@ access_log() {
 	grep '^{' serve.log
 }
 
+# logged N: until serve.log holds N access log lines, for up to 10 s. A
+# line is written once its answer has gone out, so the client may have
+# it a moment before the log does.
+logged() {
+	eventually [ "$(grep -c '^{' serve.log 2>/dev/null)" -ge "$1" ]
+}
+
 # valgrind cannot run programs built with AddressSanitizer.
 skip_unless_valgrind() {
 	command -v valgrind >/dev/null || skip "valgrind is not installed"

@@ -99,7 +99,7 @@ setup() {
 		# shellcheck disable=SC2086
 		[ "$(RELAY_URL=$SERVE list-dishes $args)" = "$direct" ]
 	done
-	[ "$(grep -c '"target":"/restaurant"' serve.log)" -ge 2 ]
+	eventually [ "$(grep -c '"target":"/restaurant"' serve.log)" -ge 2 ]
 }
 
 @test "the seed's client contract: Python reads what list-dishes shows" {

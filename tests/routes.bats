@@ -58,6 +58,7 @@ events_routes() {	# events_routes fail|partial
 	run curl -s -D head -w ' %{http_code}' "$SERVE/events-with-subscriptions/500"
 	[[ "$output" == *' 500' ]]
 	grep -q $'^Relay-Complete: no\r$' head
+	logged 2
 	[ "$(grep '/500' serve.log | jq -r .error)" = "call event: Internal Server Error" ]
 }
 
@@ -91,10 +92,12 @@ events_routes() {	# events_routes fail|partial
 	cmp first second
 	grep -q 'Cache-Status: relay; hit' head2
 	grep -q $'^Relay-Complete: yes\r$' head2
+	logged 2
 	[ "$(access_log | jq -r .cache | tr '\n' ' ')" = "merge hit " ]
 	curl -s "$SERVE/events-with-subscriptions/404" >/dev/null
 	curl -s -D head3 "$SERVE/events-with-subscriptions/404" >/dev/null
 	grep -q $'^Relay-Complete: no\r$' head3
+	logged 4
 	[ "$(access_log | jq -r .cache | tail -1)" = merge ]
 }
 
