@@ -106,11 +106,16 @@ access_log() {
 	grep '^{' serve.log
 }
 
-# logged N: until serve.log holds N access log lines, for up to 10 s. A
-# line is written once its answer has gone out, so the client may have
-# it a moment before the log does.
+# log_has N PATTERN: serve.log has at least N lines that match.
+log_has() {
+	[ "$(grep -c -- "$2" serve.log 2>/dev/null)" -ge "$1" ]
+}
+
+# logged N [PATTERN]: until serve.log holds N access log lines (that
+# match), for up to 10 s. A line is written once its answer has gone
+# out, so the client may have it a moment before the log does.
 logged() {
-	eventually [ "$(grep -c '^{' serve.log 2>/dev/null)" -ge "$1" ]
+	eventually log_has "$1" "^{.*${2:-}"
 }
 
 # valgrind cannot run programs built with AddressSanitizer.

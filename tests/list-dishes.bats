@@ -99,7 +99,7 @@ setup() {
 		# shellcheck disable=SC2086
 		[ "$(RELAY_URL=$SERVE list-dishes $args)" = "$direct" ]
 	done
-	eventually [ "$(grep -c '"target":"/restaurant"' serve.log)" -ge 2 ]
+	logged 2 '"target":"/restaurant"'
 }
 
 @test "the seed's client contract: Python reads what list-dishes shows" {

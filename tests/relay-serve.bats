@@ -349,7 +349,8 @@ statuses() {
 	SERVE_PID=$!
 	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 	[ "$(curl -s "http://127.0.0.1:$port/a?body=one" "http://127.0.0.1:$port/a?body=one")" = oneone ]
-	eventually [ "$(grep -c '"cache":"hit"' serve.log)" -eq 1 ]
+	logged 1 '"cache":"hit"'
+	[ "$(grep -c '"cache":"hit"' serve.log)" -eq 1 ]
 	[ "$(pgrep -c -P "$SERVE_PID")" -eq 2 ]	# the workers
 }
 
@@ -359,7 +360,7 @@ statuses() {
 	SERVE_PID=$!
 	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 	[ "$(curl -s "http://127.0.0.1:$port/y?body=one" "http://127.0.0.1:$port/y?body=two")" = onetwo ]
-	eventually [ "$(grep -c '"peer":"127.0.0.1:' serve.log)" -ge 2 ]
+	logged 2 '"peer":"127.0.0.1:'
 }
 
 @test "socket activation, --inetd: the connection on standard input and output" {
@@ -368,7 +369,7 @@ statuses() {
 	SERVE_PID=$!
 	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 	[ "$(curl -s "http://127.0.0.1:$port/z?body=one" "http://127.0.0.1:$port/z?body=two")" = onetwo ]
-	eventually [ "$(grep -c '"cache":"miss"' serve.log)" -ge 2 ]
+	logged 2 '"cache":"miss"'
 }
 
 @test "one JSON log line per request with the documented members" {
@@ -517,6 +518,6 @@ s.close()' "$SERVE_PORT"
 	[ "$(jq -r .bytes <<<"$line")" -lt 8000000 ]
 	[[ "$(jq -r .error <<<"$line")" == "the answer was cut short: "* ]]
 	run curl -s -o /dev/null "$SERVE/f?body=hello"
-	eventually [ "$(access_log | grep -c '/f?body=hello')" -eq 1 ]
+	logged 1 '/f?body=hello'
 	[ "$(access_log | grep '/f?body=hello' | jq -r .bytes)" -eq 5 ]
 }
