@@ -632,6 +632,8 @@ http_response_head(struct buf *out, const struct http_head *h)
 		buf_printf(out, "Age: %lld\r\n", h->age);
 	buf_printf(out, "Via: 1.1 relay\r\nCache-Status: %s\r\n",
 	    h->cache_status);
+	if (h->extra != NULL)
+		buf_adds(out, h->extra);
 	if (h->length >= 0 && http_has_body(h->status))
 		buf_printf(out, "Content-Length: %lld\r\n", h->length);
 	else if (body)

@@ -44,6 +44,7 @@ struct http_head {
 	const char	*fields;	/* its end-to-end fields */
 	int		 fields_ready;	/* http_end_to_end made them */
 	const char	*cache_status;	/* RFC 9211 */
+	const char	*extra;		/* more fields of ours, or NULL */
 	long long	 age;		/* ours, replacing theirs; -1: none */
 	long long	 length;	/* the body's; -1: unknown */
 	int		 minor;		/* the request's HTTP/1.minor */

@@ -33,14 +33,24 @@
 #include "store.h"
 #include "target.h"
 #include "through.h"
+#include "throttle.h"
 #include "upstream.h"
 #include "url.h"
+#include "limiter.h"
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-fetch */
 static const char *listen_option;	/* --listen */
 static const char *routes_option;	/* --routes */
 static long long workers;		/* --workers; 0: one per core */
 static int read_only;			/* --read-only */
+static const char *rate_option;		/* --rate-limit */
+static long long burst = 1;		/* --burst */
+static struct throttle_policy throttle = { .name = "default" };
+static int throttle_dry_run;		/* --rate-limit-dry-run */
+static int throttle_spare_hits;		/* --rate-limit-spare-hits */
+static int throttle_fail_closed;	/* --rate-limit-fail closed */
+static struct limiter *limiter;		/* NULL: no --rate-limit */
+#define LIMIT_WAIT_MS 100	/* for the limits file, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
 	.request_timeout_ms = 10000,	/* --request-timeout */
@@ -69,7 +79,11 @@ static const char usage_text[] =
     "           [--idle-timeout duration] [--request-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
     " [--cacert file]\n"
-    "           [--routes file] [--access-log off | file]\n";
+    "           [--routes file] [--access-log off | file]\n"
+    "           [--rate-limit rate] [--burst N]"
+    " [--limit-key peer | route | header:name]\n"
+    "           [--rate-limit-dry-run] [--rate-limit-fail open | closed]\n"
+    "           [--rate-limit-spare-hits]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -88,6 +102,17 @@ static const char help_text[] =
     "      --routes FILE             merge routes (relay-routes(5))\n"
     "      --access-log off|FILE     where the JSON access log goes"
     " (stderr)\n"
+    "      --rate-limit RATE         requests a client may make, as 100/m"
+    " (s, m, h, d)\n"
+    "      --burst N                 of them at once (1)\n"
+    "      --limit-key peer|route|header:NAME\n"
+    "                                what a client is (peer: its"
+    " address)\n"
+    "      --rate-limit-dry-run      count and log, refuse nothing\n"
+    "      --rate-limit-spare-hits   fresh hits do not count\n"
+    "      --rate-limit-fail open|closed\n"
+    "                                when the limits file cannot be"
+    " written (open)\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -123,6 +148,10 @@ struct answer {
 	long long		 read_at;	/* where its reading is */
 	long long		 bytes;
 	long long		 start_ms, upstream_ms;
+	struct limiter_ask	*asking;	/* a rate-limit decision */
+	struct route		*then;		/* …after which this route */
+	struct route_params	 then_params;
+	char			*limit_fields;	/* RateLimit fields, or NULL */
 };
 
 static void
@@ -140,7 +169,14 @@ answer_free(struct answer *a)
 		merging--;	/* the route may be freed by a reload now */
 	if (a->call != NULL)
 		through_cancel(a->call);
+	if (a->asking != NULL) {
+		limiter_cancel(a->asking);
+		if (a->then != NULL)
+			merging--;
+	}
 	route_params_free(&a->params);
+	route_params_free(&a->then_params);
+	free(a->limit_fields);
 	store_body_close(a->body);
 	if (a->cached.url != NULL)
 		store_entry_free(&a->cached);
@@ -194,9 +230,13 @@ finish(struct answer *a, int close_after)
 static void
 fail_with(struct answer *a, int status, const char *why, const char *fields)
 {
-	struct buf out = BUF_INIT;
+	struct buf out = BUF_INIT, all = BUF_INIT;
 
-	a->bytes = (long long)http_error_response(&out, status, why, fields);
+	buf_adds(&all, fields != NULL ? fields : "");
+	buf_adds(&all, a->limit_fields != NULL ? a->limit_fields : "");
+	a->bytes = (long long)http_error_response(&out, status, why,
+	    buf_cstr(&all));
+	buf_free(&all);
 	conn_write(a->c, out.data, out.len);
 	buf_free(&out);
 	a->status = status;
@@ -250,6 +290,7 @@ send_head(struct answer *a, int status, const char *fields,
 	struct http_head h = {
 		.status = status, .fields = fields,
 		.cache_status = cache_status, .age = age, .length = length,
+		.extra = a->limit_fields,
 		.fields_ready = a->from_memory,
 		.minor = a->req->minor, .head_only = a->head_only,
 		.close = conn_stopping(a->c) || a->close_after,
@@ -687,6 +728,102 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 	through_start(through, &req, &merged_sink, a, &a->call);
 }
 
+/* What the request gets, once it may be answered. */
+static void
+answer(struct answer *a, struct route *r, struct route_params *params)
+{
+	if (r != NULL) {
+		answer_merged(a, r, params);
+	} else if (!a->head_only && strcmp(a->req->method, "GET") != 0 &&
+	    read_only) {
+		a->cache_status = "-";
+		fail_with(a, 405, "only GET and HEAD are served",
+		    "Allow: GET, HEAD\r\n");
+	} else {
+		answer_through(a);
+	}
+}
+
+/* Over the limit: 429, the RateLimit fields and a problem (RFC 9457). */
+static void
+refuse(struct answer *a, const struct gcra_decision *d)
+{
+	struct buf fields = BUF_INIT, body = BUF_INIT;
+
+	throttle_refusal(&fields, &body, &throttle, d);
+	free(a->limit_fields);
+	a->limit_fields = NULL;
+	a->cache_status = "throttled";
+	a->error = "over the rate limit";
+	send_head(a, 429, buf_cstr(&fields), "relay; detail=throttled", -1,
+	    (long long)body.len);
+	write_body(a, body.data, body.len);
+	buf_free(&fields);
+	buf_free(&body);
+	finish(a, 0);
+}
+
+static void
+on_decided(void *ctx, const struct gcra_decision *d, int failed)
+{
+	struct answer *a = ctx;
+	struct buf fields = BUF_INIT;
+	static int warned;
+
+	a->asking = NULL;
+	if (a->then != NULL)
+		merging--;
+	if (failed && throttle_fail_closed) {
+		a->cache_status = "-";
+		fail_with(a, 503, "the rate limit could not be checked",
+		    "Retry-After: 1\r\n");
+		return;
+	}
+	if (failed && !warned++)
+		warnx("the rate limits could not be checked in time: "
+		    "requests pass (--rate-limit-fail open)");
+	if (!failed) {
+		throttle_fields(&fields, &throttle, d);
+		a->limit_fields = (char *)buf_cstr(&fields);
+		if (!d->allowed && !throttle_dry_run) {
+			refuse(a, d);
+			return;
+		}
+		if (!d->allowed)
+			a->error = "over the rate limit (dry run: answered)";
+	}
+	answer(a, a->then, &a->then_params);
+}
+
+/* Counts the request against its bucket first (limiter.c). */
+static void
+ask_limiter(struct answer *a, struct route *r, struct route_params *params,
+    const char *target)
+{
+	struct buf key = BUF_INIT;
+	char *path = xstrndup(target, strcspn(target, "?"));
+
+	throttle_key(&key, &throttle, conn_peer(a->c),
+	    buf_cstr((struct buf *)&a->req->fields),
+	    r != NULL ? r->pattern : path);
+	a->then = r;
+	if (r != NULL)
+		merging++;	/* a reload keeps the route until then */
+	a->then_params = *params;
+	memset(params, 0, sizeof *params);
+	a->asking = limiter_ask(limiter, buf_cstr(&key), &throttle.limit,
+	    on_decided, a);
+	buf_free(&key);
+	free(path);
+}
+
+static void
+on_limiter(struct watch *w, short events, void *ctx)
+{
+	(void)w, (void)events, (void)ctx;
+	limiter_collect(limiter);
+}
+
 static void
 on_request(struct conn *c, void *ctx)
 {
@@ -721,18 +858,16 @@ on_request(struct conn *c, void *ctx)
 		fail(a, 400, "target leaves the upstream");
 		return;
 	}
+	memset(&params, 0, sizeof params);
 	r = cacheable && routes != NULL ? routes_match(routes, target,
 	    &params) : NULL;
+	if (limiter != NULL && !(throttle_spare_hits && cacheable && r == NULL &&
+	    through_would_hit(through, a->key,
+	    buf_cstr((struct buf *)&req->fields))))
+		ask_limiter(a, r, &params, target);
+	else
+		answer(a, r, &params);
 	free(target);
-	if (r != NULL) {
-		answer_merged(a, r, &params);
-	} else if (!cacheable && read_only) {
-		a->cache_status = "-";
-		fail_with(a, 405, "only GET and HEAD are served",
-		    "Allow: GET, HEAD\r\n");
-	} else {
-		answer_through(a);
-	}
 }
 
 static void
@@ -851,6 +986,11 @@ serve(int listen_fd, int in, int out)
 	upstream = upstream_new(&opts.limits);
 	server = server_new(&serve_options, &handler);
 	through = through_new(cache_path, server, upstream, &opts);
+	if (rate_option != NULL) {
+		limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
+		server_watch(server, limiter_wake_fd(limiter), POLLIN,
+		    on_limiter, NULL);
+	}
 	merge_env = (struct merge_env){ through, base,
 		&opts.rules };
 	if (listen_fd >= 0)
@@ -858,6 +998,7 @@ serve(int listen_fd, int in, int out)
 	else
 		server_connection(server, in, out);
 	server_run(server);
+	limiter_stop(limiter);
 	through_free(through);
 	log_flush();
 	server_free(server);
@@ -910,7 +1051,9 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_IDLE_TIMEOUT, OPT_LISTEN,
+	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_BURST, OPT_IDLE_TIMEOUT,
+	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
+	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
 	OPT_VERSION, OPT_WORKERS,
 };
@@ -918,6 +1061,13 @@ enum {
 static const struct option long_options[] = {
 	OPTIONS_LONG,
 	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
+	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "limit-key", required_argument, NULL, OPT_LIMIT_KEY },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "rate-limit-dry-run", no_argument, NULL, OPT_RATE_LIMIT_DRY_RUN },
+	{ "rate-limit-fail", required_argument, NULL, OPT_RATE_LIMIT_FAIL },
+	{ "rate-limit-spare-hits", no_argument, NULL,
+	    OPT_RATE_LIMIT_SPARE_HITS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -939,6 +1089,31 @@ parse_option(int opt, const char *arg)
 	case OPT_ACCESS_LOG:
 		if (log_to_file(arg) < 0)
 			err(EX_CANTCREAT, "cannot open --access-log '%s'", arg);
+		break;
+	case OPT_BURST:
+		if (num_parse(arg, 1, 1000000, &burst) < 0)
+			errx(EXIT_USAGE, "bad --burst '%s': expected 1 to "
+			    "1000000", arg);
+		break;
+	case OPT_LIMIT_KEY:
+		if (throttle_key_parse(arg, &throttle) < 0)
+			errx(EXIT_USAGE, "bad --limit-key '%s': expected peer, "
+			    "route or header:NAME", arg);
+		break;
+	case OPT_RATE_LIMIT:
+		rate_option = arg;
+		break;
+	case OPT_RATE_LIMIT_DRY_RUN:
+		throttle_dry_run = 1;
+		break;
+	case OPT_RATE_LIMIT_SPARE_HITS:
+		throttle_spare_hits = 1;
+		break;
+	case OPT_RATE_LIMIT_FAIL:
+		if (strcmp(arg, "open") != 0 && strcmp(arg, "closed") != 0)
+			errx(EXIT_USAGE, "bad --rate-limit-fail '%s': expected "
+			    "open or closed", arg);
+		throttle_fail_closed = strcmp(arg, "closed") == 0;
 		break;
 	case OPT_IDLE_TIMEOUT:
 		serve_options.idle_timeout_ms =
@@ -991,6 +1166,10 @@ parse_options(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage();
+	if (rate_option != NULL && gcra_parse(rate_option, burst,
+	    &throttle.limit) < 0)
+		errx(EXIT_USAGE, "bad --rate-limit '%s': expected a count per "
+		    "s, m, h or d, as 100/m", rate_option);
 }
 
 int

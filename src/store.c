@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "gcra.h"
 #include "store.h"
 
 #define CHUNK_SIZE	(256 * 1024)
@@ -84,7 +85,8 @@ enum stmt {
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
-	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_COUNT
+	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_BUCKET_GET, ST_BUCKET_PUT,
+	ST_BUCKET_EXPIRE, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -147,6 +149,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	/* the limits file (store_open_limits) */
+	[ST_BUCKET_GET] = "SELECT tat FROM buckets WHERE key = ?1",
+	[ST_BUCKET_PUT] = "INSERT INTO buckets (key, tat) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+	[ST_BUCKET_EXPIRE] = "DELETE FROM buckets WHERE tat < ?1",
 };
 
 struct store {
@@ -521,24 +528,36 @@ open_db(struct store *s, const char *file, int flags)
  * Opens the cache file. Failures still return a handle whose status
  * and error say why; only running out of memory ends the program.
  */
+static void open_racing(struct store *, const char *, int,
+    int (*)(struct store *));
+
 struct store *
 store_open(const char *path, enum store_mode mode)
 {
 	struct store *s = xcalloc(1, sizeof *s);
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-	long long waited_ms = 0, pause_ms = 1;
 
 	s->path = xstrdup(path);
 	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
 		path = ":memory:";	/* reading a cache that is not there */
 	else if (mode == STORE_WRITE)
 		flags |= SQLITE_OPEN_CREATE;
-	/*
-	 * Processes that open a new file at once race to create it and to
-	 * turn on WAL; SQLite answers the loser SQLITE_BUSY at once, with
-	 * no busy handler (it would deadlock), so the loser tries again.
-	 */
-	while (open_db(s, path, flags) < 0 || setup(s) < 0) {
+	open_racing(s, path, flags, setup);
+	return s;
+}
+
+/*
+ * Processes that open a new file at once race to create it and to
+ * turn on WAL; SQLite answers the loser SQLITE_BUSY at once, with no
+ * busy handler (it would deadlock), so the loser tries again.
+ */
+static void
+open_racing(struct store *s, const char *path, int flags,
+    int (*setup_fn)(struct store *))
+{
+	long long waited_ms = 0, pause_ms = 1;
+
+	while (open_db(s, path, flags) < 0 || setup_fn(s) < 0) {
 		sqlite3_close(s->db);
 		s->db = NULL;
 		if (s->status != EX_TEMPFAIL || waited_ms >= BUSY_TIMEOUT_MS)
@@ -549,7 +568,6 @@ store_open(const char *path, enum store_mode mode)
 		s->status = 0;		/* the lost race is not this one's */
 		s->err[0] = '\0';
 	}
-	return s;
 }
 
 void
@@ -1399,4 +1417,93 @@ void
 store_busy_timeout(struct store *s, int ms)
 {
 	sqlite3_busy_timeout(s->db, ms);
+}
+
+/*
+ * The limits file beside the cache, CACHE-limits: the rate limits'
+ * buckets (GCRA arrival times), kept apart so that deciding never
+ * waits for the cache's write lock. Losing it on a crash loses only
+ * recent counts, so it is written without syncing.
+ */
+static int
+setup_limits(struct store *s)
+{
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	return exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; "
+	    "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, "
+	    "tat INTEGER NOT NULL) WITHOUT ROWID", "open");
+}
+
+struct store *
+store_open_limits(const char *cache_path, int wait_ms)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	struct buf path = BUF_INIT;
+
+	buf_printf(&path, "%s-limits", cache_path);
+	s->path = (char *)buf_cstr(&path);
+	open_racing(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	    SQLITE_OPEN_NOMUTEX, setup_limits);
+	if (s->db != NULL)
+		sqlite3_busy_timeout(s->db, wait_ms);
+	return s;
+}
+
+static int
+take_bucket(struct store *s, struct store_bucket *b, long long now_us)
+{
+	sqlite3_stmt *st = stmt(s, ST_BUCKET_GET);
+	long long tat = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, b->key, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		tat = sqlite3_column_int64(st, 0);
+	/* a statement left on a row would keep a stale snapshot open */
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(s, rc, "read");
+	gcra_decide(b->limit, tat, now_us, &b->decision);
+	if (!b->decision.allowed)
+		return 0;
+	if ((st = stmt(s, ST_BUCKET_PUT)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, b->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, b->decision.tat_us);
+	return run(s, st, "write to");
+}
+
+/*
+ * Decides every request of a batch in one short write transaction, in
+ * order; with expire, buckets that are full again are forgotten too.
+ * Returns -1 if the file could not be written in time (the caller's
+ * fail mode applies).
+ */
+int
+store_buckets_take(struct store *s, struct store_bucket *b, size_t n,
+    long long now_us, int expire)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	if (s->db == NULL || exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (take_bucket(s, &b[i], now_us) < 0)
+			goto fail;
+	if (expire) {
+		if ((st = stmt(s, ST_BUCKET_EXPIRE)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, now_us);
+		if (run(s, st, "write to") < 0)
+			goto fail;
+	}
+	if (exec(s, "COMMIT", "write to") == 0)
+		return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }

@@ -8,6 +8,7 @@
 
 #include <time.h>
 
+#include "gcra.h"
 #include "io.h"
 
 #define STORE_SCHEMA_VERSION 2
@@ -56,7 +57,17 @@ struct store_body_ref {
 	struct store_body		*body;
 };
 
+/* One rate-limit decision: a key's bucket under a limit (gcra.h). */
+struct store_bucket {
+	const char			*key;
+	const struct gcra_limit		*limit;
+	struct gcra_decision		 decision;
+};
+
 struct store	*store_open(const char *, enum store_mode);
+struct store	*store_open_limits(const char *, int);
+int		 store_buckets_take(struct store *, struct store_bucket *,
+		    size_t, long long, int);
 void		 store_close(struct store *);
 void		 store_busy_timeout(struct store *, int);
 int		 store_status(const struct store *);

@@ -77,6 +77,8 @@ struct through_call;
 struct through	*through_new(const char *, struct server *, struct upstream *,
 		    const struct options *);
 void		 through_free(struct through *);
+int			 through_would_hit(struct through *, const char *,
+			    const char *);
 struct store	*through_reader(struct through *);
 void		 through_idle(struct through *, int);
 

@@ -194,7 +194,7 @@ url_authorization(const char *url)
 	curl_free(password);
 	curl_url_cleanup(u);
 	buf_free(&pair);
-	return field.data;
+	return field.len > 0 ? (char *)buf_cstr(&field) : NULL;
 }
 
 /*
