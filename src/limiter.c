@@ -25,7 +25,7 @@
 struct limiter_ask {
 	struct limiter_ask	*next;
 	char			*key;
-	const struct gcra_limit	*limit;
+	struct gcra_limit	 limit;
 	struct gcra_decision	 decision;
 	int			 failed;
 	limiter_done_fn		*done;
@@ -84,7 +84,7 @@ decide(struct limiter *l, struct limiter_ask *asks)
 	b = xcalloc(n, sizeof *b);
 	for (a = asks, i = 0; a != NULL; a = a->next, i++) {
 		b[i].key = a->key;
-		b[i].limit = a->limit;
+		b[i].limit = &a->limit;
 	}
 	failed = store_buckets_take(l->s, b, n, now, expire) < 0;
 	if (!failed && expire)
@@ -150,8 +150,7 @@ limiter_start(const char *cache_path, int wait_ms)
 
 /*
  * Asks for one request under a limit; done is called from
- * limiter_collect, unless the ask is cancelled first. The limit must
- * live until then.
+ * limiter_collect, unless the ask is cancelled first.
  */
 struct limiter_ask *
 limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
@@ -160,7 +159,7 @@ limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
 	struct limiter_ask *a = xcalloc(1, sizeof *a);
 
 	a->key = xstrdup(key);
-	a->limit = limit;
+	a->limit = *limit;
 	a->done = done;
 	a->ctx = ctx;
 	pthread_mutex_lock(&l->lock);

@@ -149,6 +149,7 @@ struct answer {
 	long long		 bytes;
 	long long		 start_ms, upstream_ms;
 	struct limiter_ask	*asking;	/* a rate-limit decision */
+	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
 	char			*limit_fields;	/* RateLimit fields, or NULL */
@@ -750,7 +751,7 @@ refuse(struct answer *a, const struct gcra_decision *d)
 {
 	struct buf fields = BUF_INIT, body = BUF_INIT;
 
-	throttle_refusal(&fields, &body, &throttle, d);
+	throttle_refusal(&fields, &body, &a->policy, d);
 	free(a->limit_fields);
 	a->limit_fields = NULL;
 	a->cache_status = "throttled";
@@ -783,7 +784,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 		warnx("the rate limits could not be checked in time: "
 		    "requests pass (--rate-limit-fail open)");
 	if (!failed) {
-		throttle_fields(&fields, &throttle, d);
+		throttle_fields(&fields, &a->policy, d);
 		a->limit_fields = (char *)buf_cstr(&fields);
 		if (!d->allowed && !throttle_dry_run) {
 			refuse(a, d);
@@ -795,7 +796,26 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 	answer(a, a->then, &a->then_params);
 }
 
-/* Counts the request against its bucket first (limiter.c). */
+static void
+on_limiter(struct watch *w, short events, void *ctx)
+{
+	(void)w, (void)events, (void)ctx;
+	limiter_collect(limiter);
+}
+
+/* At the first request a limit applies to (routes may come later). */
+static void
+start_limiter(void)
+{
+	limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
+	server_watch(server, limiter_wake_fd(limiter), POLLIN, on_limiter,
+	    NULL);
+}
+
+/*
+ * Counts the request against its bucket first (limiter.c): under its
+ * route's own limit if it has one, else under --rate-limit.
+ */
 static void
 ask_limiter(struct answer *a, struct route *r, struct route_params *params,
     const char *target)
@@ -803,7 +823,14 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	struct buf key = BUF_INIT;
 	char *path = xstrndup(target, strcspn(target, "?"));
 
-	throttle_key(&key, &throttle, conn_peer(a->c),
+	a->policy = throttle;
+	if (r != NULL && r->limited) {
+		a->policy.name = r->pattern;
+		a->policy.limit = r->limit;
+	}
+	if (limiter == NULL)
+		start_limiter();
+	throttle_key(&key, &a->policy, conn_peer(a->c),
 	    buf_cstr((struct buf *)&a->req->fields),
 	    r != NULL ? r->pattern : path);
 	a->then = r;
@@ -811,18 +838,12 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 		merging++;	/* a reload keeps the route until then */
 	a->then_params = *params;
 	memset(params, 0, sizeof *params);
-	a->asking = limiter_ask(limiter, buf_cstr(&key), &throttle.limit,
+	a->asking = limiter_ask(limiter, buf_cstr(&key), &a->policy.limit,
 	    on_decided, a);
 	buf_free(&key);
 	free(path);
 }
 
-static void
-on_limiter(struct watch *w, short events, void *ctx)
-{
-	(void)w, (void)events, (void)ctx;
-	limiter_collect(limiter);
-}
 
 static void
 on_request(struct conn *c, void *ctx)
@@ -861,7 +882,8 @@ on_request(struct conn *c, void *ctx)
 	memset(&params, 0, sizeof params);
 	r = cacheable && routes != NULL ? routes_match(routes, target,
 	    &params) : NULL;
-	if (limiter != NULL && !(throttle_spare_hits && cacheable && r == NULL &&
+	if ((rate_option != NULL || (r != NULL && r->limited)) &&
+	    !(throttle_spare_hits && cacheable && r == NULL &&
 	    through_would_hit(through, a->key,
 	    buf_cstr((struct buf *)&req->fields))))
 		ask_limiter(a, r, &params, target);
@@ -986,11 +1008,8 @@ serve(int listen_fd, int in, int out)
 	upstream = upstream_new(&opts.limits);
 	server = server_new(&serve_options, &handler);
 	through = through_new(cache_path, server, upstream, &opts);
-	if (rate_option != NULL) {
-		limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
-		server_watch(server, limiter_wake_fd(limiter), POLLIN,
-		    on_limiter, NULL);
-	}
+	if (rate_option != NULL)
+		start_limiter();
 	merge_env = (struct merge_env){ through, base,
 		&opts.rules };
 	if (listen_fd >= 0)

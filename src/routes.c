@@ -223,6 +223,30 @@ end_route(struct parser *p)
 	return 0;
 }
 
+/* limit RATE [burst N]: the route's own rate limit (gcra.h). */
+static int
+set_limit(struct parser *p, const char *arg)
+{
+	size_t n = strcspn(arg, " \t");
+	char *rate = xstrndup(arg, n);
+	const char *rest = arg + n + strspn(arg + n, " \t");
+	long long burst = 1;
+	int rc = 0;
+
+	if (*rest != '\0' && (strncmp(rest, "burst", 5) != 0 ||
+	    (rest[5] != ' ' && rest[5] != '\t') ||
+	    num_parse(rest + 6 + strspn(rest + 6, " \t"), 1, 1000000,
+	    &burst) < 0))
+		rc = fail(p, "expected limit RATE [burst N], N from 1 to "
+		    "1000000");
+	else if (gcra_parse(rate, burst, &p->cur->limit) < 0)
+		rc = fail(p, "bad limit '%s': a count per s, m, h or d, as "
+		    "100/m", rate);
+	p->cur->limited = rc == 0;
+	free(rate);
+	return rc;
+}
+
 static int
 directive(struct parser *p, const char *word, const char *arg)
 {
@@ -251,6 +275,8 @@ directive(struct parser *p, const char *word, const char *arg)
 		r->partial = strcmp(arg, "partial") == 0;
 		return 0;
 	}
+	if (strcmp(word, "limit") == 0)
+		return set_limit(p, arg);
 	if (strcmp(word, "end") == 0)
 		return end_route(p);
 	return fail(p, "unknown directive '%s'", word);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "gcra.h"
 
 #define ROUTES_MAX_CALLS 16
 #define ROUTES_MAX_PARAMS 8
@@ -29,6 +30,8 @@ struct route {
 	long long	 ttl;		/* for the calls' responses; -1 */
 	long long	 cache;		/* for the merged answer; 0: none */
 	int		 partial;	/* on-error partial */
+	struct gcra_limit limit;	/* its clients' own, if limited */
+	int		 limited;
 	char		*program;	/* jq */
 	int		 program_line;	/* where its first line is */
 	void		*compiled;	/* the program's, for the caller */

@@ -138,3 +138,27 @@ time.sleep(60)' "$RELAY_CACHE-limits" held &
 		[ "$status" -eq 2 ] || { echo "$args: $status"; false; }
 	done
 }
+
+@test "a route's own limit (limit RATE burst N in the routes file) replaces the default for it" {
+	cat >limited.routes <<-'EOF'
+	route /both/{a}
+		limit 2/h burst 2
+		call x /x?body={a}
+		jq {x: $x.text}
+	end
+	EOF
+	start_serve --routes limited.routes
+	for want in 200 200 429; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/both/q")" = "$want" ]
+	done
+	curl -s -D head -o /dev/null "$SERVE/both/q"
+	grep -q 'RateLimit-Policy: "/both/{a}";q=2;w=3600' head
+	# other paths have no limit without --rate-limit
+	for _ in 1 2 3; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/plain")" = 200 ]
+	done
+	printf 'route /r\n\tlimit lots\n\tcall x /x\n\tjq .\nend\n' >bad.routes
+	run --separate-stderr relay-serve --routes bad.routes
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:2: bad limit 'lots': a count per s, m, h or d, as 100/m" ]
+}
