@@ -1450,35 +1450,56 @@ store_open_limits(const char *cache_path, int wait_ms)
 	return s;
 }
 
+/* The order a batch is decided in: by key, each key's asks as they came. */
 static int
-take_bucket(struct store *s, struct store_bucket *b, long long now_us)
+by_key(const void *x, const void *y)
+{
+	const struct store_bucket *a = *(const struct store_bucket *const *)x;
+	const struct store_bucket *b = *(const struct store_bucket *const *)y;
+	int c = strcmp(a->key, b->key);
+
+	return c != 0 ? c : (a < b ? -1 : a > b);
+}
+
+/*
+ * The asks of one key, in order: its arrival time read once, moved on
+ * by each allowed request, written once.
+ */
+static int
+take_key(struct store *s, struct store_bucket **b, size_t n, long long now_us)
 {
 	sqlite3_stmt *st = stmt(s, ST_BUCKET_GET);
-	long long tat = 0;
+	long long tat = 0, was;
+	size_t i;
 	int rc;
 
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, b->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, b[0]->key, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		tat = sqlite3_column_int64(st, 0);
 	/* a statement left on a row would keep a stale snapshot open */
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(s, rc, "read");
-	gcra_decide(b->limit, tat, now_us, &b->decision);
-	if (!b->decision.allowed)
+	for (was = tat, i = 0; i < n; i++) {
+		gcra_decide(b[i]->limit, tat, now_us, &b[i]->decision);
+		if (b[i]->decision.allowed)
+			tat = b[i]->decision.tat_us;
+	}
+	if (tat == was)
 		return 0;
 	if ((st = stmt(s, ST_BUCKET_PUT)) == NULL)
 		return -1;
-	sqlite3_bind_text(st, 1, b->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, b->decision.tat_us);
+	sqlite3_bind_text(st, 1, b[0]->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, tat);
 	return run(s, st, "write to");
 }
 
 /*
- * Decides every request of a batch in one short write transaction, in
- * order; with expire, buckets that are full again are forgotten too.
+ * Decides every request of a batch in one short write transaction,
+ * each key's in the order they came, with one read and one write a
+ * key; with expire, buckets that are full again are forgotten too.
  * Returns -1 if the file could not be written in time (the caller's
  * fail mode applies).
  */
@@ -1486,14 +1507,22 @@ int
 store_buckets_take(struct store *s, struct store_bucket *b, size_t n,
     long long now_us, int expire)
 {
+	struct store_bucket **order = xcalloc(n + 1, sizeof *order);
 	sqlite3_stmt *st;
-	size_t i;
+	size_t i, j;
 
-	if (s->db == NULL || exec(s, "BEGIN IMMEDIATE", "write to") < 0)
-		return -1;
 	for (i = 0; i < n; i++)
-		if (take_bucket(s, &b[i], now_us) < 0)
+		order[i] = &b[i];
+	qsort(order, n, sizeof *order, by_key);
+	if (s->db == NULL || exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+		goto out;
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(order[j]->key, order[i]->key) == 0;
+		    j++)
+			;
+		if (take_key(s, order + i, j - i, now_us) < 0)
 			goto fail;
+	}
 	if (expire) {
 		if ((st = stmt(s, ST_BUCKET_EXPIRE)) == NULL)
 			goto fail;
@@ -1501,9 +1530,13 @@ store_buckets_take(struct store *s, struct store_bucket *b, size_t n,
 		if (run(s, st, "write to") < 0)
 			goto fail;
 	}
-	if (exec(s, "COMMIT", "write to") == 0)
+	if (exec(s, "COMMIT", "write to") == 0) {
+		free(order);
 		return 0;
+	}
 fail:
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	free(order);
 	return -1;
 }
