@@ -38,6 +38,7 @@ struct limiter {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 work;
 	struct limiter_ask	*todo, **todo_tail;
+	struct limiter_ask	*round, **round_tail;	/* the loop's, unlocked */
 	struct limiter_ask	*done, **done_tail;
 	int			 closing;
 	int			 wake_fd;
@@ -133,6 +134,7 @@ limiter_start(const char *cache_path, int wait_ms)
 		warnx("%s; rate limits take their --rate-limit-fail choice",
 		    store_error(l->s));
 	l->todo_tail = &l->todo;
+	l->round_tail = &l->round;
 	l->done_tail = &l->done;
 	if ((l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		err(EX_OSERR, "cannot start the rate limiter");
@@ -150,7 +152,9 @@ limiter_start(const char *cache_path, int wait_ms)
 
 /*
  * Asks for one request under a limit; done is called from
- * limiter_collect, unless the ask is cancelled first.
+ * limiter_collect, unless the ask is cancelled first. The asks of a
+ * round of events go to the thread together, at limiter_flush: one
+ * transaction for all.
  */
 struct limiter_ask *
 limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
@@ -162,12 +166,24 @@ limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
 	a->limit = *limit;
 	a->done = done;
 	a->ctx = ctx;
+	*l->round_tail = a;
+	l->round_tail = &a->next;
+	return a;
+}
+
+/* After each round of events: its asks go to the thread. */
+void
+limiter_flush(struct limiter *l)
+{
+	if (l == NULL || l->round == NULL)
+		return;
 	pthread_mutex_lock(&l->lock);
-	*l->todo_tail = a;
-	l->todo_tail = &a->next;
+	*l->todo_tail = l->round;
+	l->todo_tail = l->round_tail;
 	pthread_cond_signal(&l->work);
 	pthread_mutex_unlock(&l->lock);
-	return a;
+	l->round = NULL;
+	l->round_tail = &l->round;
 }
 
 /* Its caller has gone: the decision is made, and dropped. */
@@ -213,6 +229,7 @@ limiter_stop(struct limiter *l)
 
 	if (l == NULL)
 		return;
+	limiter_flush(l);
 	pthread_mutex_lock(&l->lock);
 	l->closing = 1;
 	pthread_cond_signal(&l->work);

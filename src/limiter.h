@@ -20,6 +20,7 @@ struct limiter_ask	*limiter_ask(struct limiter *, const char *,
 			    const struct gcra_limit *, limiter_done_fn *,
 			    void *);
 void			 limiter_cancel(struct limiter_ask *);
+void			 limiter_flush(struct limiter *);
 int			 limiter_wake_fd(const struct limiter *);
 void			 limiter_collect(struct limiter *);
 void			 limiter_stop(struct limiter *);

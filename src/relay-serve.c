@@ -992,6 +992,7 @@ on_idle(void *ctx)
 		retired = NULL;
 	}
 	through_idle(through, listen_stop);
+	limiter_flush(limiter);
 	log_flush();
 	if (listen_stop)
 		server_stop(server);
