@@ -844,7 +844,6 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	free(path);
 }
 
-
 static void
 on_request(struct conn *c, void *ctx)
 {
