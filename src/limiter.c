@@ -37,7 +37,7 @@ struct limiter {
 	pthread_t		 thread;
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 work;
-	struct limiter_ask	*todo, **todo_tail;
+	struct limiter_ask	*asked, **asked_tail;
 	struct limiter_ask	*round, **round_tail;	/* the loop's, unlocked */
 	struct limiter_ask	*done, **done_tail;
 	int			 closing;
@@ -56,16 +56,16 @@ now_us(void)
 }
 
 static struct limiter_ask *
-take_todo(struct limiter *l)
+take_asked(struct limiter *l)
 {
 	struct limiter_ask *asks;
 
 	pthread_mutex_lock(&l->lock);
-	while (l->todo == NULL && !l->closing)
+	while (l->asked == NULL && !l->closing)
 		pthread_cond_wait(&l->work, &l->lock);
-	asks = l->todo;
-	l->todo = NULL;
-	l->todo_tail = &l->todo;
+	asks = l->asked;
+	l->asked = NULL;
+	l->asked_tail = &l->asked;
 	pthread_mutex_unlock(&l->lock);
 	return asks;
 }
@@ -104,7 +104,7 @@ limiter_thread(void *arg)
 	struct limiter_ask *asks, *last;
 	uint64_t one = 1;
 
-	while ((asks = take_todo(l)) != NULL) {
+	while ((asks = take_asked(l)) != NULL) {
 		decide(l, asks);
 		for (last = asks; last->next != NULL; last = last->next)
 			;
@@ -133,7 +133,7 @@ limiter_start(const char *cache_path, int wait_ms)
 	if (store_status(l->s) != 0)
 		warnx("%s; rate limits take their --rate-limit-fail choice",
 		    store_error(l->s));
-	l->todo_tail = &l->todo;
+	l->asked_tail = &l->asked;
 	l->round_tail = &l->round;
 	l->done_tail = &l->done;
 	if ((l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
@@ -178,8 +178,8 @@ limiter_flush(struct limiter *l)
 	if (l == NULL || l->round == NULL)
 		return;
 	pthread_mutex_lock(&l->lock);
-	*l->todo_tail = l->round;
-	l->todo_tail = l->round_tail;
+	*l->asked_tail = l->round;
+	l->asked_tail = l->round_tail;
 	pthread_cond_signal(&l->work);
 	pthread_mutex_unlock(&l->lock);
 	l->round = NULL;
