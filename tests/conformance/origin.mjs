@@ -1,6 +1,7 @@
 // The suite's origin server, bound to 127.0.0.1: its own server.mjs
 // listens on every interface. Same dispatch as server/server.mjs.
-// usage: node origin.mjs SUITE_DIR PORT
+// usage: node origin.mjs SUITE_DIR PORT (0: any free one; the line it
+// prints names it)
 import http from 'http'
 import path from 'path'
 import { pathToFileURL } from 'url'
@@ -23,4 +24,5 @@ const server = http.createServer((request, response) => {
   if (handler) handler(segments, request, response)
   else handleFile(url, request, response)
 })
-server.listen(Number(port), '127.0.0.1', () => console.log(`listening on ${base}`))
+server.listen(Number(port), '127.0.0.1', () =>
+  console.log(`listening on http://127.0.0.1:${server.address().port}/`))
