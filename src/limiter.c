@@ -8,7 +8,6 @@
 
 #include <err.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 
 #include "buf.h"
 #include "limiter.h"
+#include "prog.h"
 #include "store.h"
 
 #define EXPIRE_EVERY_US	10000000LL	/* full buckets are forgotten */
@@ -126,8 +126,6 @@ struct limiter *
 limiter_start(const char *cache_path, int wait_ms)
 {
 	struct limiter *l = xcalloc(1, sizeof *l);
-	sigset_t all, old;
-	int rc;
 
 	l->s = store_open_limits(cache_path, wait_ms);
 	if (store_status(l->s) != 0)
@@ -140,13 +138,7 @@ limiter_start(const char *cache_path, int wait_ms)
 		err(EX_OSERR, "cannot start the rate limiter");
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->work, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&l->thread, NULL, limiter_thread, l);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		errx(EX_OSERR, "cannot start the rate limiter: %s",
-		    strerror(rc));
+	prog_start_thread(&l->thread, limiter_thread, l, "rate limiter");
 	return l;
 }
 

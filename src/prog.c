@@ -6,9 +6,11 @@
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,4 +84,23 @@ prog_open_cache(const char *path, enum store_mode mode)
 	if (store_status(s) != 0)
 		errx(store_status(s), "%s", store_error(s));
 	return s;
+}
+
+/*
+ * Starts a thread that takes no signals: they stay the main thread's
+ * to handle. Exits, naming what, if it cannot.
+ */
+void
+prog_start_thread(pthread_t *t, void *(*fn)(void *), void *arg,
+    const char *what)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		errx(EX_OSERR, "cannot start the %s: %s", what, strerror(rc));
 }

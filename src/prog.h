@@ -9,6 +9,8 @@
 #define EXIT_PARTIAL 1	/* some items failed, or not found */
 #define EXIT_USAGE 2
 
+#include <pthread.h>
+
 #include "store.h"
 
 void		 prog_init(char **);
@@ -16,5 +18,7 @@ int		 prog_finish_stdout(int);
 long long	 prog_now_ms(void);
 long long	 prog_duration(const char *, const char *);
 struct store	*prog_open_cache(const char *, enum store_mode);
+void		 prog_start_thread(pthread_t *, void *(*)(void *), void *,
+		    const char *);
 
 #endif

@@ -8,7 +8,6 @@
 
 #include <err.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,8 +326,6 @@ writeback_start(struct store *s, const struct cache_rules *rules)
 {
 	struct writeback *wb = xcalloc(1, sizeof *wb);
 	pthread_condattr_t attr;
-	sigset_t all, old;
-	int rc;
 
 	wb->s = s;
 	wb->rules = *rules;
@@ -341,13 +338,7 @@ writeback_start(struct store *s, const struct cache_rules *rules)
 	pthread_cond_init(&wb->work, &attr);
 	pthread_cond_init(&wb->room, NULL);
 	pthread_condattr_destroy(&attr);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&wb->thread, NULL, writer_thread, wb);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		errx(EX_OSERR, "cannot start the cache writer: %s",
-		    strerror(rc));
+	prog_start_thread(&wb->thread, writer_thread, wb, "cache writer");
 	return wb;
 }
 
