@@ -194,14 +194,27 @@ targeted_field(const char *headers)
 	return NULL;
 }
 
-/* A response directive: from the targeted field if any, else Cache-Control. */
-static int
-response_directive(const char *response, const char *name, long long *value)
-{
-	const char *field = targeted_field(response);
+/*
+ * Where a response's directives are read: its targeted field in force,
+ * found once per decision, else (field NULL) its Cache-Control.
+ */
+struct control {
+	const char	*response;
+	const char	*field;
+};
 
-	return field != NULL ? targeted_directive(response, field, name,
-	    value) : policy_directive(response, name, value);
+static struct control
+control_of(const char *response)
+{
+	return (struct control){ response, targeted_field(response) };
+}
+
+/* A response directive, as policy_directive. */
+static int
+directive(const struct control *c, const char *name, long long *value)
+{
+	return c->field != NULL ? targeted_directive(c->response, c->field,
+	    name, value) : policy_directive(c->response, name, value);
 }
 
 static int
@@ -225,16 +238,16 @@ long long
 policy_lifetime(const char *headers, time_t response_time,
     long long default_ttl)
 {
+	struct control c = control_of(headers);
 	long long v;
 	time_t expires, date, modified;
 	int has;
 
-	if (response_directive(headers, "s-maxage", &v) ||
-	    response_directive(headers, "max-age", &v))
+	if (directive(&c, "s-maxage", &v) || directive(&c, "max-age", &v))
 		return v < 0 ? 0 : v;
 	if (header_date(headers, "date", &date) != 1)
 		date = response_time;
-	if (targeted_field(headers) == NULL &&
+	if (c.field == NULL &&
 	    (has = header_date(headers, "expires", &expires)) != 0)
 		return has < 0 || expires <= date ? 0 : (long long)(expires - date);
 	if (header_date(headers, "last-modified", &modified) == 1 &&
@@ -344,14 +357,12 @@ understood(int status)
 }
 
 static int
-has_explicit_freshness(const char *headers)
+has_explicit_freshness(const struct control *c)
 {
 	struct header h;
 
-	return response_directive(headers, "max-age", NULL) ||
-	    response_directive(headers, "s-maxage", NULL) ||
-	    (targeted_field(headers) == NULL &&
-	    headers_get(headers, "expires", &h));
+	return directive(c, "max-age", NULL) || directive(c, "s-maxage", NULL) ||
+	    (c->field == NULL && headers_get(c->response, "expires", &h));
 }
 
 /*
@@ -362,6 +373,7 @@ const char *
 policy_unstorable(const char *method, int status, const char *request,
     const char *response)
 {
+	struct control c = control_of(response);
 	struct header h;
 
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -370,26 +382,26 @@ policy_unstorable(const char *method, int status, const char *request,
 		return "status is not storable";
 	if (policy_directive(request, "no-store", NULL))
 		return "request says no-store";
-	if (response_directive(response, "must-understand", NULL)) {
+	if (directive(&c, "must-understand", NULL)) {
 		/* it stands in for no-store where understood (5.2.2.3) */
 		if (!understood(status))
 			return "status is not understood (must-understand)";
-	} else if (response_directive(response, "no-store", NULL)) {
+	} else if (directive(&c, "no-store", NULL)) {
 		return "response says no-store";
 	}
-	if (response_directive(response, "private", NULL))
+	if (directive(&c, "private", NULL))
 		return "response is private";
 	if (headers_get(response, "vary", &h) && h.value_len == 1 &&
 	    h.value[0] == '*')
 		return "response varies on everything";
 	if (headers_get(request, "authorization", &h) &&
-	    !response_directive(response, "must-revalidate", NULL) &&
-	    !response_directive(response, "public", NULL) &&
-	    !response_directive(response, "s-maxage", NULL))
+	    !directive(&c, "must-revalidate", NULL) &&
+	    !directive(&c, "public", NULL) &&
+	    !directive(&c, "s-maxage", NULL))
 		return "request carries Authorization";
-	if (!has_explicit_freshness(response) &&
+	if (!has_explicit_freshness(&c) &&
 	    !heuristically_cacheable(status) &&
-	    !response_directive(response, "public", NULL))
+	    !directive(&c, "public", NULL))
 		return "status is not cacheable without explicit freshness";
 	return NULL;
 }
@@ -423,12 +435,12 @@ policy_request_parse(const char *headers, struct policy_request *r)
  * 4.2.4, 5.2.2.2, 5.2.2.4, 5.2.2.8, 5.2.2.10).
  */
 static int
-must_revalidate(const char *response)
+must_revalidate(const struct control *c)
 {
-	return response_directive(response, "must-revalidate", NULL) ||
-	    response_directive(response, "no-cache", NULL) ||
-	    response_directive(response, "proxy-revalidate", NULL) ||
-	    response_directive(response, "s-maxage", NULL);
+	return directive(c, "must-revalidate", NULL) ||
+	    directive(c, "no-cache", NULL) ||
+	    directive(c, "proxy-revalidate", NULL) ||
+	    directive(c, "s-maxage", NULL);
 }
 
 /*
@@ -440,20 +452,21 @@ enum policy_use
 policy_use(const struct policy_request *req, const char *response,
     long long age, long long lifetime)
 {
+	struct control c = control_of(response);
 	long long v, stale_for = age - lifetime;
 
-	if (req->no_cache || response_directive(response, "no-cache", NULL))
+	if (req->no_cache || directive(&c, "no-cache", NULL))
 		return POLICY_REVALIDATE;
 	if (req->max_age >= 0 && age > req->max_age)
 		return POLICY_REVALIDATE;
 	if (stale_for < 0 && lifetime - age >= req->min_fresh)
 		return POLICY_FRESH;
-	if (stale_for < 0 || must_revalidate(response))
+	if (stale_for < 0 || must_revalidate(&c))
 		return POLICY_REVALIDATE;
 	if (req->max_stale >= 0 && stale_for <= req->max_stale)
 		return POLICY_FRESH;
 	/* RFC 5861 section 3 */
-	if (response_directive(response, "stale-while-revalidate", &v) &&
+	if (directive(&c, "stale-while-revalidate", &v) &&
 	    v >= 0 && stale_for < v)
 		return POLICY_STALE_REVALIDATE;
 	return POLICY_REVALIDATE;
@@ -468,11 +481,12 @@ int
 policy_stale_if_error(const char *response, long long age, long long lifetime,
     long long operator_window)
 {
+	struct control c = control_of(response);
 	long long v = operator_window;
 
-	if (must_revalidate(response))
+	if (must_revalidate(&c))
 		return 0;
-	if (response_directive(response, "stale-if-error", &v) && v < 0)
+	if (directive(&c, "stale-if-error", &v) && v < 0)
 		v = 0;
 	return v > 0 && age - lifetime < v;
 }
