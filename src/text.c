@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "text.h"
+#include "utf8.h"
 
 static int
 is_continuation(unsigned char c)
@@ -126,31 +127,18 @@ text_distance(const char *a, const char *b)
 	return cur;
 }
 
-/* The length of the valid UTF-8 sequence at s, or 0 (RFC 3629 section 4). */
+/* The length of the valid UTF-8 sequence at s, or 0 (utf8.c's rules). */
 static size_t
 utf8_sequence(const unsigned char *s)
 {
-	size_t n, i;
-	unsigned cp;
+	struct utf8 u = UTF8_INIT;
+	size_t n = 0;
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		n = 2, cp = s[0] & 0x1F;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		n = 3, cp = s[0] & 0x0F;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if (!is_continuation(s[i]))
+	do {
+		if (s[n] == '\0' || utf8_byte(&u, s[n]) < 0)
 			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
+		n++;
+	} while (u.need > 0);
 	return n;
 }
 

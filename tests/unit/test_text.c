@@ -2,6 +2,7 @@
  * Tests text for people (src/text.h): terminal widths, fitting,
  * folding for search, and edit distances for suggestions.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,35 @@ distances(void)
 	CHECK(text_distance("kitten", "sitting") == 3);
 }
 
+static int
+printable_is(const char *in, int tsv, const char *want)
+{
+	char *got = text_printable(in, tsv);
+	int same = strcmp(got, want) == 0;
+
+	if (!same)
+		printf("# %s\n", got);
+	free(got);
+	return same;
+}
+
+/* Nothing from elsewhere reaches a terminal raw, nor splits a TSV field. */
+static void
+printable(void)
+{
+	CHECK(printable_is("Café – ok", 0, "Café – ok"));
+	CHECK(printable_is("a\x1b]0;x\a", 0, "a\\x1B]0;x\\x07"));
+	CHECK(printable_is("a\tb\nc\rd", 0, "a\\tb\\nc\\rd"));
+	CHECK(printable_is("\xc2\x9b" "31m", 0, "\\u009B31m"));	/* C1 CSI */
+	CHECK(printable_is("\xff\xc3", 0, "\\xFF\\xC3"));	/* not UTF-8 */
+	CHECK(printable_is("\xed\xa0\x80", 0, "\\xED\\xA0\\x80"));	/* surrogate */
+	CHECK(printable_is("a\\b", 0, "a\\b"));
+	CHECK(printable_is("a\\b", 1, "a\\\\b"));
+	CHECK(printable_is("\x7f", 1, "\\x7F"));
+}
+
 static const struct unit_test tests[] = {
+	TEST(printable),
 	TEST(widths),
 	TEST(fitting),
 	TEST(folding),
