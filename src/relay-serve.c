@@ -470,7 +470,6 @@ send_stored_head(struct answer *a, const struct store_entry *e,
 		return 0;
 	}
 	if (r == 0) {
-		a->sent_to = -1;
 		send_head(a, e->status, e->headers, cs, age, e->size);
 		return 1;
 	}
