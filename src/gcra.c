@@ -9,6 +9,13 @@
 #include "gcra.h"
 #include "num.h"
 
+/* The time between two requests at the limit's rate. */
+static long long
+gcra_interval(const struct gcra_limit *l)
+{
+	return l->period_us / l->count > 0 ? l->period_us / l->count : 1;
+}
+
 /*
  * "N/s", "N/m", "N/h" or "N/d" (N from 1 to 10^9) and a burst from 1
  * to 10^6. Returns -1 if the text is not such a rate.
@@ -43,29 +50,45 @@ gcra_parse(const char *text, long long burst, struct gcra_limit *out)
 
 /*
  * One request at now_us for a key whose arrival time is tat_us (0 for
- * a new key). Each request moves the arrival time on by one emission
- * interval (period/count); one is allowed while it stays within the
- * burst's tolerance of now: burst requests at once, then one an
- * interval.
+ * a new key), which may wait up to wait_us for its turn. Each request
+ * moves the arrival time on by one emission interval (period/count);
+ * one is allowed while it stays within the burst's tolerance of now:
+ * burst requests at once, then one an interval. One that may wait is
+ * given the time it is due, d->wait_us from now, and its turn is kept
+ * for it: the requests of every waiter are spaced as the limit says.
  */
 void
 gcra_decide(const struct gcra_limit *l, long long tat_us, long long now_us,
-    struct gcra_decision *d)
+    long long wait_us, struct gcra_decision *d)
 {
-	long long interval = l->period_us / l->count > 0 ?
-	    l->period_us / l->count : 1;
+	long long interval = gcra_interval(l);
 	long long tolerance = interval * (l->burst - 1);
-	long long tat = tat_us > now_us ? tat_us : now_us, slack;
+	long long tat = tat_us > now_us ? tat_us : now_us, slack, due;
 
 	memset(d, 0, sizeof *d);
-	if (tat - now_us > tolerance) {
+	due = tat - now_us - tolerance;
+	if (due > wait_us) {
 		d->tat_us = tat_us;
-		d->retry_us = tat - now_us - tolerance;
+		d->retry_us = due;
 	} else {
 		d->allowed = 1;
+		d->wait_us = due > 0 ? due : 0;
 		d->tat_us = tat = tat + interval;
 	}
 	slack = tolerance - (tat - now_us);	/* room for more at once */
 	d->remaining = slack < 0 ? 0 : slack / interval + 1;
 	d->reset_us = tat > now_us ? tat - now_us : 0;
+}
+
+/*
+ * The arrival time that refuses every request until until_us, after
+ * which the limit starts again one at a time (an upstream's
+ * Retry-After): none is let through before it, whatever its burst.
+ */
+long long
+gcra_pause(const struct gcra_limit *l, long long tat_us, long long until_us)
+{
+	long long paused = until_us + gcra_interval(l) * (l->burst - 1);
+
+	return paused > tat_us ? paused : tat_us;
 }

@@ -19,10 +19,12 @@ struct gcra_decision {
 	long long	remaining;	/* requests allowed right now */
 	long long	reset_us;	/* until the whole burst is back */
 	long long	retry_us;	/* refused: until one is allowed */
+	long long	wait_us;	/* allowed: until its turn */
 };
 
 int	gcra_parse(const char *, long long, struct gcra_limit *);
 void	gcra_decide(const struct gcra_limit *, long long, long long,
-	    struct gcra_decision *);
+	    long long, struct gcra_decision *);
+long long gcra_pause(const struct gcra_limit *, long long, long long);
 
 #endif

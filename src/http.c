@@ -695,3 +695,29 @@ http_content_length(const char *fields)
 	tmp[h.value_len] = '\0';
 	return num_parse(tmp, 0, 1LL << 62, &n) == 0 ? n : -1;
 }
+
+/*
+ * Retry-After (RFC 9110 section 10.2.3), seconds or a date, as
+ * milliseconds from now at most max_s seconds; -1 if absent or not
+ * one of those.
+ */
+long long
+http_retry_after_ms(const char *fields, long long max_s)
+{
+	struct header h;
+	long long secs;
+	time_t when, now = time(NULL);
+	char tmp[32];
+
+	if (!headers_get(fields, "retry-after", &h) ||
+	    h.value_len >= sizeof tmp)
+		return -1;
+	memcpy(tmp, h.value, h.value_len);
+	tmp[h.value_len] = '\0';
+	if (num_parse(tmp, 0, 1000000000, &secs) < 0) {
+		if (httpdate_parse(h.value, h.value_len, &when) < 0)
+			return -1;
+		secs = when > now ? (long long)(when - now) : 0;
+	}
+	return (secs < max_s ? secs : max_s) * 1000;
+}

@@ -61,6 +61,7 @@ void		 http_end_to_end(struct buf *, const char *, int);
 enum http_framing http_response_head(struct buf *, const struct http_head *);
 void		 http_forward_fields(struct buf *, const char *);
 long long	 http_content_length(const char *);
+long long	 http_retry_after_ms(const char *, long long);
 int		 http_method_valid(const char *);
 int		 http_byte_range(const char *, const char *, const char *,
 		    long long, long long *, long long *);

@@ -25,6 +25,7 @@ struct limiter_ask {
 	struct limiter_ask	*next;
 	char			*key;
 	struct gcra_limit	 limit;
+	long long		 wait_us, pause_until_us;
 	struct gcra_decision	 decision;
 	int			 failed;
 	limiter_done_fn		*done;
@@ -44,9 +45,9 @@ struct limiter {
 	long long		 expired_us;
 };
 
-/* The clock every process shares: buckets are kept in it. */
-static long long
-now_us(void)
+/* The clock every process shares: buckets (and pauses) are kept in it. */
+long long
+limiter_now_us(void)
 {
 	struct timespec ts;
 
@@ -76,7 +77,7 @@ decide(struct limiter *l, struct limiter_ask *asks)
 	struct store_bucket *b;
 	struct limiter_ask *a;
 	size_t n = 0, i;
-	long long now = now_us();
+	long long now = limiter_now_us();
 	int expire = now - l->expired_us >= EXPIRE_EVERY_US, failed;
 
 	for (a = asks; a != NULL; a = a->next)
@@ -85,6 +86,8 @@ decide(struct limiter *l, struct limiter_ask *asks)
 	for (a = asks, i = 0; a != NULL; a = a->next, i++) {
 		b[i].key = a->key;
 		b[i].limit = &a->limit;
+		b[i].wait_us = a->wait_us;
+		b[i].pause_until_us = a->pause_until_us;
 	}
 	failed = store_buckets_take(l->s, b, n, now, expire) < 0;
 	if (!failed && expire)
@@ -141,26 +144,44 @@ limiter_start(const char *cache_path, int wait_ms)
 	return l;
 }
 
-/*
- * Asks for one request under a limit; done is called from
- * limiter_collect, unless the ask is cancelled first. The asks of a
- * round of events go to the thread together, at limiter_flush: one
- * transaction for all.
- */
-struct limiter_ask *
-limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
-    limiter_done_fn *done, void *ctx)
+static struct limiter_ask *
+add_ask(struct limiter *l, const char *key, const struct gcra_limit *limit)
 {
 	struct limiter_ask *a = xcalloc(1, sizeof *a);
 
 	a->key = xstrdup(key);
 	a->limit = *limit;
-	a->done = done;
-	a->ctx = ctx;
 	*l->round_tail = a;
 	l->round_tail = &a->next;
 	return a;
 }
+
+/*
+ * Asks for one request under a limit, which may wait up to wait_us
+ * for its turn (gcra_decide); done is called from limiter_collect,
+ * unless the ask is cancelled first. The asks of a round of events go
+ * to the thread together, at limiter_flush: one transaction for all.
+ */
+struct limiter_ask *
+limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
+    long long wait_us, limiter_done_fn *done, void *ctx)
+{
+	struct limiter_ask *a = add_ask(l, key, limit);
+
+	a->wait_us = wait_us;
+	a->done = done;
+	a->ctx = ctx;
+	return a;
+}
+
+/* Lets no request under the key through until until_us (gcra_pause). */
+void
+limiter_pause(struct limiter *l, const char *key,
+    const struct gcra_limit *limit, long long until_us)
+{
+	add_ask(l, key, limit)->pause_until_us = until_us;
+}
+
 
 /* After each round of events: its asks go to the thread. */
 void

@@ -17,8 +17,11 @@ typedef void limiter_done_fn(void *, const struct gcra_decision *, int);
 
 struct limiter		*limiter_start(const char *, int);
 struct limiter_ask	*limiter_ask(struct limiter *, const char *,
-			    const struct gcra_limit *, limiter_done_fn *,
-			    void *);
+			    const struct gcra_limit *, long long,
+			    limiter_done_fn *, void *);
+void			 limiter_pause(struct limiter *, const char *,
+			    const struct gcra_limit *, long long);
+long long		 limiter_now_us(void);
 void			 limiter_cancel(struct limiter_ask *);
 void			 limiter_flush(struct limiter *);
 int			 limiter_wake_fd(const struct limiter *);

@@ -473,6 +473,18 @@ policy_use(const struct policy_request *req, const char *response,
 }
 
 /*
+ * Whether a stale response may answer when the upstream cannot be
+ * asked (RFC 9111 section 4.2.4: "disconnected").
+ */
+int
+policy_may_go_stale(const char *response)
+{
+	struct control c = control_of(response);
+
+	return !must_revalidate(&c);
+}
+
+/*
  * Whether a stale response may stand in for an upstream error
  * (RFC 5861 section 4): within its stale-if-error window, or the
  * operator's when the response names none.

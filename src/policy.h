@@ -45,6 +45,7 @@ const char	*policy_unstorable(const char *, int, const char *,
 void		policy_request_parse(const char *, struct policy_request *);
 enum policy_use	policy_use(const struct policy_request *, const char *,
 		    long long, long long);
+int		policy_may_go_stale(const char *);
 int		policy_stale_if_error(const char *, long long, long long,
 		    long long);
 char		*policy_variant(const char *, const char *);

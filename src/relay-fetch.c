@@ -462,27 +462,6 @@ unpark(struct job *j, short revents, long long now)
 	j->state = JOB_WAITING;
 }
 
-/* Retry-After (RFC 9110 section 10.2.3): seconds or a date. */
-static long long
-retry_after_ms(const char *headers)
-{
-	struct header h;
-	long long secs;
-	time_t when;
-	char tmp[32];
-
-	if (!headers_get(headers, "retry-after", &h) ||
-	    h.value_len >= sizeof tmp)
-		return -1;
-	memcpy(tmp, h.value, h.value_len);
-	tmp[h.value_len] = '\0';
-	if (num_parse(tmp, 0, 3600, &secs) == 0)
-		return secs * 1000;
-	if (httpdate_parse(h.value, h.value_len, &when) == 0)
-		return when > time(NULL) ? (long long)(when - time(NULL)) * 1000 : 0;
-	return -1;
-}
-
 /*
  * Exponential backoff, half of it random so that clients that failed
  * together do not retry together; or when the server said.
@@ -606,7 +585,7 @@ on_head(void *ctx, int status, const char *headers)
 		return 0;	/* revalidated: the stored body stands */
 	if (retryable_status(status) && j->attempts <= max_retries) {
 		j->retry = 1;
-		schedule_retry(j, retry_after_ms(headers));
+		schedule_retry(j, http_retry_after_ms(headers, 3600));
 		return -1;
 	}
 	if (status >= 500 && j->cached.url != NULL)

@@ -18,9 +18,11 @@
 #include "buf.h"
 #include "cache.h"
 #include "config.h"
+#include "gate.h"
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
+#include "limiter.h"
 #include "listen.h"
 #include "log.h"
 #include "merge.h"
@@ -36,7 +38,6 @@
 #include "throttle.h"
 #include "upstream.h"
 #include "url.h"
-#include "limiter.h"
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-fetch */
 static const char *listen_option;	/* --listen */
@@ -49,7 +50,12 @@ static struct throttle_policy throttle = { .name = "default" };
 static int throttle_dry_run;		/* --rate-limit-dry-run */
 static int throttle_spare_hits;		/* --rate-limit-spare-hits */
 static int throttle_fail_closed;	/* --rate-limit-fail closed */
-static struct limiter *limiter;		/* NULL: no --rate-limit */
+static struct limiter *limiter;		/* NULL: no limit yet */
+static const char *upstream_rate_option;	/* --upstream-rate */
+static long long upstream_burst = 1;	/* --upstream-burst */
+static long long upstream_wait_ms = 5000;	/* --upstream-wait */
+static struct gcra_limit upstream_limit;
+static struct gate *gate;		/* NULL: no --upstream-rate */
 #define LIMIT_WAIT_MS 100	/* for the limits file, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -83,7 +89,8 @@ static const char usage_text[] =
     "           [--rate-limit rate] [--burst N]"
     " [--limit-key peer | route | header:name]\n"
     "           [--rate-limit-dry-run] [--rate-limit-fail open | closed]\n"
-    "           [--rate-limit-spare-hits]\n";
+    "           [--rate-limit-spare-hits] [--upstream-rate rate]\n"
+    "           [--upstream-burst N] [--upstream-wait duration]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -113,6 +120,10 @@ static const char help_text[] =
     "      --rate-limit-fail open|closed\n"
     "                                when the limits file cannot be"
     " written (open)\n"
+    "      --upstream-rate RATE      requests all processes send upstream,"
+    " as 5/s\n"
+    "      --upstream-burst N        of them at once (1)\n"
+    "      --upstream-wait TIME      for a turn, then stale or 503 (5s)\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -148,6 +159,7 @@ struct answer {
 	long long		 read_at;	/* where its reading is */
 	long long		 bytes;
 	long long		 start_ms, upstream_ms;
+	long long		 retry_after_s;	/* over --upstream-rate */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
@@ -195,11 +207,11 @@ note_call(struct answer *a)
 	a->upstream_ms = r->upstream_ms;
 	a->collapsed = r->collapsed;
 	a->had_stored = r->had_stored;
+	a->retry_after_s = r->retry_after_s;
 	if (a->error == NULL)
 		a->error = r->error;
 }
 
-/* Ends the answer: logs it and hands the connection back. */
 /* The answer's access log line, written once the client has it all. */
 static void
 log_answer(struct answer *a)
@@ -428,6 +440,10 @@ stored_status(const struct answer *a, enum through_how how,
 		snprintf(out, len, "relay; fwd=stale; fwd-status=304; "
 		    "ttl=%lld", ttl);
 		break;
+	case THROUGH_STALE_LIMITED:
+		snprintf(out, len, "relay; hit; ttl=%lld; "
+		    "detail=upstream-rate", ttl);
+		break;
 	}
 }
 
@@ -582,6 +598,17 @@ on_body(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+/* 503 until the upstream's rate (or its Retry-After) allows one. */
+static void
+fail_limited(struct answer *a)
+{
+	char fields[48];
+
+	snprintf(fields, sizeof fields, "Retry-After: %lld\r\n",
+	    a->retry_after_s > 0 ? a->retry_after_s : 1);
+	fail_with(a, 503, "over the upstream's rate", fields);
+}
+
 static void
 on_fail(void *ctx, enum through_failure why, const char *error)
 {
@@ -596,6 +623,8 @@ on_fail(void *ctx, enum through_failure why, const char *error)
 		fail(a, 504, "not in the cache");	/* only-if-cached */
 	else if (why == THROUGH_TIMED_OUT)
 		fail(a, 504, "upstream timed out");
+	else if (why == THROUGH_UPSTREAM_LIMITED)
+		fail_limited(a);
 	else
 		fail(a, 502, "upstream failed");
 }
@@ -837,7 +866,7 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 		merging++;	/* a reload keeps the route until then */
 	a->then_params = *params;
 	memset(params, 0, sizeof *params);
-	a->asking = limiter_ask(limiter, buf_cstr(&key), &a->policy.limit,
+	a->asking = limiter_ask(limiter, buf_cstr(&key), &a->policy.limit, 0,
 	    on_decided, a);
 	buf_free(&key);
 	free(path);
@@ -1007,8 +1036,13 @@ serve(int listen_fd, int in, int out)
 	upstream = upstream_new(&opts.limits);
 	server = server_new(&serve_options, &handler);
 	through = through_new(cache_path, server, upstream, &opts);
-	if (rate_option != NULL)
+	if (rate_option != NULL || upstream_rate_option != NULL)
 		start_limiter();
+	if (upstream_rate_option != NULL) {
+		gate = gate_new(server, limiter, &upstream_limit,
+		    upstream_wait_ms, throttle_fail_closed);
+		through_gate(through, gate);
+	}
 	merge_env = (struct merge_env){ through, base,
 		&opts.rules };
 	if (listen_fd >= 0)
@@ -1016,8 +1050,9 @@ serve(int listen_fd, int in, int out)
 	else
 		server_connection(server, in, out);
 	server_run(server);
-	limiter_stop(limiter);
 	through_free(through);
+	gate_free(gate);
+	limiter_stop(limiter);
 	log_flush();
 	server_free(server);
 	upstream_free(upstream);
@@ -1073,7 +1108,8 @@ enum {
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
-	OPT_VERSION, OPT_WORKERS,
+	OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE, OPT_UPSTREAM_WAIT, OPT_VERSION,
+	OPT_WORKERS,
 };
 
 static const struct option long_options[] = {
@@ -1093,6 +1129,9 @@ static const struct option long_options[] = {
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "routes", required_argument, NULL, OPT_ROUTES },
+	{ "upstream-burst", required_argument, NULL, OPT_UPSTREAM_BURST },
+	{ "upstream-rate", required_argument, NULL, OPT_UPSTREAM_RATE },
+	{ "upstream-wait", required_argument, NULL, OPT_UPSTREAM_WAIT },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ NULL, 0, NULL, 0 },
@@ -1155,6 +1194,17 @@ parse_option(int opt, const char *arg)
 	case OPT_ROUTES:
 		routes_option = arg;
 		break;
+	case OPT_UPSTREAM_BURST:
+		if (num_parse(arg, 1, 1000000, &upstream_burst) < 0)
+			errx(EXIT_USAGE, "bad --upstream-burst '%s': expected "
+			    "1 to 1000000", arg);
+		break;
+	case OPT_UPSTREAM_RATE:
+		upstream_rate_option = arg;
+		break;
+	case OPT_UPSTREAM_WAIT:
+		upstream_wait_ms = prog_duration("--upstream-wait", arg) * 1000;
+		break;
 	case OPT_WORKERS:
 		if (num_parse(arg, 1, 256, &workers) < 0)
 			errx(EXIT_USAGE, "bad --workers '%s': expected 1 to "
@@ -1188,6 +1238,10 @@ parse_options(int argc, char **argv)
 	    &throttle.limit) < 0)
 		errx(EXIT_USAGE, "bad --rate-limit '%s': expected a count per "
 		    "s, m, h or d, as 100/m", rate_option);
+	if (upstream_rate_option != NULL && gcra_parse(upstream_rate_option,
+	    upstream_burst, &upstream_limit) < 0)
+		errx(EXIT_USAGE, "bad --upstream-rate '%s': expected a count "
+		    "per s, m, h or d, as 5/s", upstream_rate_option);
 }
 
 int

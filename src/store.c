@@ -1483,7 +1483,12 @@ take_key(struct store *s, struct store_bucket **b, size_t n, long long now_us)
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(s, rc, "read");
 	for (was = tat, i = 0; i < n; i++) {
-		gcra_decide(b[i]->limit, tat, now_us, &b[i]->decision);
+		if (b[i]->pause_until_us > 0) {
+			tat = gcra_pause(b[i]->limit, tat, b[i]->pause_until_us);
+			continue;
+		}
+		gcra_decide(b[i]->limit, tat, now_us, b[i]->wait_us,
+		    &b[i]->decision);
 		if (b[i]->decision.allowed)
 			tat = b[i]->decision.tat_us;
 	}

@@ -57,10 +57,16 @@ struct store_body_ref {
 	struct store_body		*body;
 };
 
-/* One rate-limit decision: a key's bucket under a limit (gcra.h). */
+/*
+ * One rate-limit decision: a key's bucket under a limit (gcra.h), for
+ * a request that may wait wait_us for its turn; or, with pause_until_us,
+ * none allowed until then.
+ */
 struct store_bucket {
 	const char			*key;
 	const struct gcra_limit		*limit;
+	long long			 wait_us;
+	long long			 pause_until_us;
 	struct gcra_decision		 decision;
 };
 

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "headers.h"
 #include "hot.h"
+#include "gate.h"
 #include "lease.h"
 #include "prog.h"
 #include "through.h"
@@ -70,6 +71,7 @@ struct through_call {
 	struct through_call	*next;		/* among waiters, or ready */
 	long long		 wait_until;
 	int			 go_upstream;	/* when woken */
+	struct gate_turn	*turn;		/* waited for to send */
 	struct transfer		*t;
 	struct writeback_body	*wbody;		/* being stored */
 	struct buf		 head;
@@ -87,6 +89,7 @@ struct through {
 	struct upstream		*upstream;
 	struct server		*srv;
 	struct leases		*leases;	/* NULL: this process only */
+	struct gate		*gate;		/* NULL: no --upstream-rate */
 	struct options		 opt;	/* rules, stale-if-error, collapse */
 	char			*authorization;	/* the upstream URL's credentials */
 	int			 reading;	/* this round's read transaction */
@@ -174,6 +177,7 @@ call_free(struct through_call *c)
 	if (c->next_all != NULL)
 		c->next_all->prev_all = c->prev_all;
 	forget_cached(c);
+	gate_cancel(c->turn);
 	writeback_abort(c->th->wb, c->wbody);
 	buf_free(&c->head);
 	free(c->key);
@@ -469,6 +473,16 @@ stale_allowed(const struct through_call *c)
 	    c->th->opt.stale_if_error);
 }
 
+/*
+ * Whether the stored response may answer while the upstream's rate
+ * allows no request: as when disconnected (RFC 9111 section 4.2.4).
+ */
+static int
+stale_allowed_limited(const struct through_call *c)
+{
+	return c->have_cached && policy_may_go_stale(c->cached.headers);
+}
+
 static struct cache_response
 response_of(const struct through_call *c)
 {
@@ -557,6 +571,12 @@ on_head(void *ctx, int status, const char *fields)
 	buf_adds(&c->head, fields);
 	if (status == 304 && c->have_cached) {
 		revalidated(c);
+		return -1;
+	}
+	if (th->gate != NULL && gate_answered(th->gate, c->key, status,
+	    fields) && c->sink != NULL && stale_allowed_limited(c)) {
+		abandon(c);
+		answer_stored(c, THROUGH_STALE_LIMITED);
 		return -1;
 	}
 	if (status >= 500 && (c->sink == NULL || stale_allowed(c))) {
@@ -659,12 +679,9 @@ on_done(void *ctx, const char *error)
 	call_settle(c);
 }
 
-static void answer_failed(struct through_call *, enum through_failure,
-    const char *);
-
 /* Asks the upstream, conditionally when a stored response may be current. */
 static void
-fetch(struct through_call *c)
+send_upstream(struct through_call *c)
 {
 	struct buf fields = BUF_INIT;
 	struct header h;
@@ -673,10 +690,6 @@ fetch(struct through_call *c)
 		.on_body = on_body, .on_done = on_done,
 	};
 
-	if (c->stored_only) {	/* a waiter woken to ask on its own */
-		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
-		return;
-	}
 	buf_adds(&fields, c->forward);
 	if (c->th->authorization != NULL &&
 	    !headers_get(c->forward, "authorization", &h))
@@ -698,6 +711,40 @@ fetch(struct through_call *c)
 	c->result.collapsed = 0;	/* asking on its own after all */
 	c->t = upstream_add(c->th->upstream, &req);
 	buf_free(&fields);
+}
+
+/* The upstream's rate said: send now, or answer without it. */
+static void
+on_turn(void *ctx, int go, long long retry_after_s)
+{
+	struct through_call *c = ctx;
+
+	c->turn = NULL;
+	if (go) {
+		send_upstream(c);
+		return;
+	}
+	c->result.retry_after_s = retry_after_s;
+	c->result.error = "over the upstream's rate";
+	abandon(c);
+	if (c->sink != NULL && stale_allowed_limited(c))
+		answer_stored(c, THROUGH_STALE_LIMITED);
+	else
+		answer_failed(c, THROUGH_UPSTREAM_LIMITED, c->result.error);
+}
+
+/* Asks the upstream once its rate allows (gate.h). */
+static void
+fetch(struct through_call *c)
+{
+	if (c->stored_only) {	/* a waiter woken to ask on its own */
+		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
+		return;
+	}
+	if (c->th->gate != NULL)
+		c->turn = gate_ask(c->th->gate, c->key, on_turn, c);
+	else
+		send_upstream(c);
 }
 
 /* How e may answer c (RFC 9111 section 4). */
@@ -1139,6 +1186,13 @@ through_would_hit(struct through *th, const char *key, const char *fields)
 	    e.lifetime);
 	store_entry_free(&e);
 	return use == POLICY_FRESH;
+}
+
+/* Every request upstream waits for its turn under gate from now on. */
+void
+through_gate(struct through *th, struct gate *gate)
+{
+	th->gate = gate;
 }
 
 struct store *

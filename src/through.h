@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "cache.h"
+#include "gate.h"
 #include "options.h"
 #include "policy.h"
 #include "server.h"
@@ -23,6 +24,7 @@ enum through_how {
 	THROUGH_STALE,		/* within stale-while-revalidate */
 	THROUGH_STALE_ERROR,	/* stale-if-error: the upstream failed */
 	THROUGH_REVALIDATED,	/* the upstream said 304 */
+	THROUGH_STALE_LIMITED,	/* the upstream's rate allows none now */
 };
 
 /* Why a request got no response. */
@@ -30,6 +32,7 @@ enum through_failure {
 	THROUGH_UPSTREAM_FAILED = 1,
 	THROUGH_TIMED_OUT,
 	THROUGH_NOT_CACHED,	/* only-if-cached, and nothing stored */
+	THROUGH_UPSTREAM_LIMITED,	/* over --upstream-rate: retry_after_s */
 };
 
 /* What a request knows about how it was answered, for its caller. */
@@ -39,6 +42,7 @@ struct through_result {
 	int		 had_stored;	/* a stale one was there */
 	int		 collapsed;	/* it waited for another's request */
 	long long	 upstream_ms;	/* -1: the upstream was not asked */
+	long long	 retry_after_s;	/* THROUGH_UPSTREAM_LIMITED */
 	const char	*error;		/* why it failed, or NULL */
 };
 
@@ -79,6 +83,7 @@ struct through	*through_new(const char *, struct server *, struct upstream *,
 void		 through_free(struct through *);
 int			 through_would_hit(struct through *, const char *,
 			    const char *);
+void		 through_gate(struct through *, struct gate *);
 struct store	*through_reader(struct through *);
 void		 through_idle(struct through *, int);
 

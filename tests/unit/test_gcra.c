@@ -38,7 +38,7 @@ burst_then_rate(void)
 
 	gcra_parse("100/m", 10, &l);
 	for (i = 0; i < 50; i++) {
-		gcra_decide(&l, tat, now, &d);
+		gcra_decide(&l, tat, now, 0, &d);
 		if (d.allowed) {
 			allowed++;
 			tat = d.tat_us;
@@ -50,22 +50,65 @@ burst_then_rate(void)
 	}
 	CHECK(allowed == 10);
 	CHECK(d.reset_us == 6 * S);	/* ten intervals until all is back */
-	gcra_decide(&l, tat, now + 600000, &d);
+	gcra_decide(&l, tat, now + 600000, 0, &d);
 	CHECK(d.allowed);
-	gcra_decide(&l, d.tat_us, now + 600000, &d);
+	gcra_decide(&l, d.tat_us, now + 600000, 0, &d);
 	CHECK(!d.allowed && d.retry_us == 600000);
 	/* over any time T from idle: the burst plus T / interval */
 	for (tat = 0, allowed = 0, i = 0; i < 6000; i++) {
-		gcra_decide(&l, tat, now + i * 10000LL, &d);	/* 60 s */
+		gcra_decide(&l, tat, now + i * 10000LL, 0, &d);	/* 60 s */
 		if (d.allowed)
 			allowed++, tat = d.tat_us;
 	}
 	CHECK(allowed == 10 + 99);
 }
 
+/* Waiters are given their turns 0.2 s apart at 5/s, up to their bound. */
+static void
+waiting_turns(void)
+{
+	struct gcra_limit l;
+	struct gcra_decision d;
+	long long tat = 0, now = 1000 * S;
+	int i;
+
+	gcra_parse("5/s", 1, &l);
+	for (i = 0; i < 11; i++) {
+		gcra_decide(&l, tat, now, 2 * S, &d);
+		CHECK(d.allowed && d.wait_us == i * 200000LL);
+		tat = d.tat_us;
+	}
+	gcra_decide(&l, tat, now, 2 * S, &d);	/* 2.2 s away: too long */
+	CHECK(!d.allowed && d.retry_us == 2200000 && d.tat_us == tat);
+	gcra_decide(&l, tat, now + S, 2 * S, &d);	/* later, sooner */
+	CHECK(d.allowed && d.wait_us == 1200000);
+}
+
+/* A pause lets nothing through until it ends, then one at a time. */
+static void
+pausing(void)
+{
+	struct gcra_limit l;
+	struct gcra_decision d;
+	long long now = 1000 * S, tat;
+
+	gcra_parse("100/s", 10, &l);
+	tat = gcra_pause(&l, 0, now + 2 * S);
+	gcra_decide(&l, tat, now + 2 * S - 1, 0, &d);
+	CHECK(!d.allowed && d.retry_us == 1);
+	gcra_decide(&l, tat, now + 2 * S, 0, &d);
+	CHECK(d.allowed);
+	gcra_decide(&l, d.tat_us, now + 2 * S, 0, &d);
+	CHECK(!d.allowed && d.retry_us == 10000);
+	/* one ending sooner than the limit's own wait changes nothing */
+	CHECK(gcra_pause(&l, now + 5 * S, now + S) == now + 5 * S);
+}
+
 static const struct unit_test tests[] = {
 	TEST(parsing),
 	TEST(burst_then_rate),
+	TEST(waiting_turns),
+	TEST(pausing),
 };
 
 UNIT_MAIN(tests)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# relay-serve's cap on what every process together sends to the
+# upstream (--upstream-rate): turns spaced as the rate says, a bounded
+# wait for one, then stale or 503; and an upstream's Retry-After pausing
+# every process.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	start_upstream
+}
+
+# Starts a second process on the cache file, socket-activated (Accept=yes),
+# and sets ACTIVATED to its base URL.
+start_activated() {
+	local port
+	port=$(free_port)
+	systemd-socket-activate -a -l "127.0.0.1:$port" relay-serve \
+	    --upstream "$UP" --cache "$RELAY_CACHE" "$@" 2>activated.log &
+	EXTRA_PIDS+=($!)
+	ACTIVATED=http://127.0.0.1:$port
+	eventually curl -s -o /dev/null "$ACTIVATED/_ready"
+}
+
+# The times the fixture received requests for paths under PREFIX, one a line.
+arrivals() {
+	curl -s "$UP/_log" | jq -r --arg p "$1" \
+	    'select(.path | startswith($p)) | .time'
+}
+
+@test "--upstream-rate 5/s: 50 clients over three processes, and the upstream never sees more than 5 in any second" {
+	rate=(--upstream-rate 5/s --upstream-wait 2s)
+	start_serve --workers 2 "${rate[@]}"
+	start_activated "${rate[@]}"
+	urls=()
+	for i in $(seq 50); do
+		if [ $((i % 3)) -eq 0 ]; then
+			urls+=(-o /dev/null "$ACTIVATED/r/$i")
+		else
+			urls+=(-o /dev/null "$SERVE/r/$i")
+		fi
+	done
+	curl -s -Z --parallel-max 50 \
+	    -w '%{http_code} %header{retry-after}\n' "${urls[@]}" >out 2>/dev/null
+	[ "$(grep -c . out)" -eq 50 ]
+	passed=$(grep -c '^200 ' out)
+	# each answer that passed is one upstream request, and no other went
+	[ "$(arrivals /r/ | grep -c .)" -eq "$passed" ]
+	# what waited got its turn within 2 s: the first, then one each 0.2 s
+	[ "$passed" -ge 11 ] && [ "$passed" -lt 50 ]
+	# the rest: 503, to come back when a turn is free again
+	[ "$(grep -v '^200 ' out | cut -d' ' -f1 | sort -u)" = 503 ]
+	! grep '^503 ' out | cut -d' ' -f2 | grep -qvE '^[1-9][0-9]*$'
+	# any six arrivals span a second at least (jitter of 0.1 s allowed)
+	arrivals /r/ | sort -n | python3 -c 'import sys
+t = [float(x) for x in sys.stdin]
+gaps = [t[i + 5] - t[i] for i in range(len(t) - 5)]
+print("narrowest 6 in", min(gaps))
+sys.exit(min(gaps) < 0.9)'
+}
+
+@test "an upstream 429 with Retry-After: 2 stops every process's calls for 2 s, then they go" {
+	rate=(--upstream-rate 100/s --upstream-burst 10 --upstream-wait 10s)
+	start_serve "${rate[@]}"
+	start_activated "${rate[@]}"
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/busy?status=429&retry_after=2")" = 429 ]
+	# the pause is in the limits file before anyone asks again
+	eventually paused_until_later
+	curl -s -Z -w '%{http_code}\n' -o /dev/null "$SERVE/after/1" \
+	    -o /dev/null "$ACTIVATED/after/2" -o /dev/null "$SERVE/after/3" \
+	    -o /dev/null "$ACTIVATED/after/4" >out 2>/dev/null
+	[ "$(sort -u out)" = 200 ]
+	first=$(arrivals /busy)
+	arrivals /after/ | python3 -c 'import sys
+first = float(sys.argv[1])
+t = [float(x) for x in sys.stdin]
+print("after the 429:", [round(x - first, 3) for x in t])
+sys.exit(len(t) != 4 or min(t) < first + 2)' "$first"
+}
+
+# The upstream bucket's pause reaches past now (another process's view).
+paused_until_later() {
+	[ "$(sqlite3 "$RELAY_CACHE-limits" "SELECT count(*) FROM buckets
+	    WHERE key LIKE 'upstream %' AND tat > $(date +%s%6N) + 1000000")" -eq 1 ]
+}
+
+@test "over the upstream's rate: a stale response answers if there is one, else 503 with Retry-After" {
+	start_serve --upstream-rate 1/h --upstream-wait 0
+	# the hour's one request stores a response that goes stale at once
+	[ "$(curl -s "$SERVE/s?cc=max-age=0")" = "/s?cc=max-age=0" ]
+	run curl -s -D head "$SERVE/s?cc=max-age=0"
+	[ "$output" = "/s?cc=max-age=0" ]
+	grep -qE 'Cache-Status: relay; hit; ttl=-?[0-9]+; detail=upstream-rate' head
+	run curl -s -D head "$SERVE/none"
+	grep -q '^HTTP/1.1 503 ' head
+	retry=$(tr -d '\r' <head | sed -n 's/^Retry-After: //p')
+	[ "$retry" -gt 3500 ] && [ "$retry" -le 3600 ]
+	[ "$(jq -r .detail <<<"$output")" = "over the upstream's rate" ]
+	# must-revalidate forbids stale: 503 rather than an old answer
+	run curl -s -o /dev/null -w '%{http_code}' "$SERVE/s?cc=max-age=0,must-revalidate"
+	[ "$output" = 503 ]
+	[ "$(requests_for '/s?cc=max-age=0')" -eq 1 ]
+	logged 4
+	[ "$(access_log | jq -r '.cache + " " + (.error // "-")' | tail -3 | sort -u)" = \
+	    "miss over the upstream's rate
+stale over the upstream's rate" ]
+}
+
+@test "an upstream 503 with Retry-After pauses it, answering stale meanwhile" {
+	start_serve --upstream-rate 100/s --upstream-wait 0
+	curl -s -o /dev/null "$SERVE/p?cc=max-age=0"
+	# the same URL, now failing: Retry-After pauses, the stored one answers
+	run curl -s -D head "$SERVE/p?cc=max-age=0"
+	[ "$output" = "/p?cc=max-age=0" ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/q?status=503&retry_after=60")" = 503 ]
+	eventually paused_until_later
+	run curl -s -D head "$SERVE/p?cc=max-age=0"
+	[ "$output" = "/p?cc=max-age=0" ]
+	grep -q 'detail=upstream-rate' head
+	[ "$(requests_for '/p?cc=max-age=0')" -eq 2 ]
+}
+
+@test "bad --upstream-rate, --upstream-burst and --upstream-wait are usage errors" {
+	run relay-serve --upstream "$UP" --upstream-rate 5
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad --upstream-rate '5': expected a count per s, m, h or d"* ]]
+	run relay-serve --upstream "$UP" --upstream-rate 5/s --upstream-burst 0
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad --upstream-burst '0'"* ]]
+	run relay-serve --upstream "$UP" --upstream-wait soon
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--upstream-wait"* ]]
+}
