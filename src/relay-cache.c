@@ -16,6 +16,7 @@
 #include "http.h"
 #include "io.h"
 #include "json.h"
+#include "metrics.h"
 #include "num.h"
 #include "policy.h"
 #include "prog.h"
@@ -436,16 +437,20 @@ cmd_purge(int expired, int all, int verbose)
 	return 0;
 }
 
+/* The file's own numbers, then relay-serve's counters (metrics.h). */
 static int
 cmd_stats(void)
 {
 	struct store *s = open_cache(STORE_READ);
+	long long *counters = xcalloc(metrics_count(), sizeof *counters);
+	struct buf more = BUF_INIT;
 	struct store_stats st;
 	int tty = isatty(STDOUT_FILENO);
 	char human[24];
 	size_t i;
 
-	if (store_stats(s, now, &st) < 0)
+	if (store_stats(s, now, &st) < 0 ||
+	    store_counters(s, metrics_add_row, counters) < 0)
 		die_store(s);
 	const struct { const char *name; long long value; int bytes; } rows[] = {
 		{ "entries", st.entries, 0 }, { "fresh", st.fresh, 0 },
@@ -464,8 +469,16 @@ cmd_stats(void)
 			printf(tty ? "%-8s %lld\n" : "%s\t%lld\n",
 			    rows[i].name, rows[i].value);
 	}
-	if (json_output)
-		printf("}\n");
+	if (json_output) {
+		buf_addc(&more, ',');
+		metrics_json(&more, counters);
+		buf_adds(&more, "}\n");
+	} else {
+		metrics_text(&more, counters, tty);
+	}
+	fputs(buf_cstr(&more), stdout);
+	buf_free(&more);
+	free(counters);
 	store_close(s);
 	return 0;
 }

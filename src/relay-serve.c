@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "cache.h"
 #include "config.h"
@@ -26,6 +27,7 @@
 #include "listen.h"
 #include "log.h"
 #include "merge.h"
+#include "metrics.h"
 #include "num.h"
 #include "options.h"
 #include "policy.h"
@@ -56,6 +58,8 @@ static long long upstream_burst = 1;	/* --upstream-burst */
 static long long upstream_wait_ms = 5000;	/* --upstream-wait */
 static struct gcra_limit upstream_limit;
 static struct gate *gate;		/* NULL: no --upstream-rate */
+static char *admin_token;		/* --admin-token-file */
+static struct store *admin_reader;	/* for /_relay/, once asked */
 #define LIMIT_WAIT_MS 100	/* for the limits file, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -90,7 +94,8 @@ static const char usage_text[] =
     " [--limit-key peer | route | header:name]\n"
     "           [--rate-limit-dry-run] [--rate-limit-fail open | closed]\n"
     "           [--rate-limit-spare-hits] [--upstream-rate rate]\n"
-    "           [--upstream-burst N] [--upstream-wait duration]\n";
+    "           [--upstream-burst N] [--upstream-wait duration]\n"
+    "           [--admin-token-file file]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -124,6 +129,8 @@ static const char help_text[] =
     " as 5/s\n"
     "      --upstream-burst N        of them at once (1)\n"
     "      --upstream-wait TIME      for a turn, then stale or 503 (5s)\n"
+    "      --admin-token-file FILE   /_relay/ answers others with this"
+    " Bearer token\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -160,6 +167,7 @@ struct answer {
 	long long		 bytes;
 	long long		 start_ms, upstream_ms;
 	long long		 retry_after_s;	/* over --upstream-rate */
+	int			 admin;		/* /_relay/: not counted */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
@@ -225,6 +233,8 @@ log_answer(struct answer *a)
 	};
 
 	conn_log(a->c, &log);
+	if (!a->admin)
+		metrics_answered(a->cache_status, a->status, a->bytes);
 }
 
 static void
@@ -872,6 +882,44 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	free(path);
 }
 
+/*
+ * /_relay/metrics and /_relay/stats, summed over every process on the
+ * cache file, read in a connection of their own; 404 to a client not
+ * allowed (admin.h), as to one asking for a name that is not ours.
+ */
+static void
+answer_admin(struct answer *a, const char *target)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields), *type;
+	struct buf body = BUF_INIT;
+	char head[128];
+	int status;
+
+	a->admin = 1;
+	a->cache_status = "admin";
+	if (!admin_allowed(conn_peer(a->c), fields, admin_token)) {
+		fail(a, 404, "not found");
+		return;
+	}
+	if (!a->head_only && strcmp(a->req->method, "GET") != 0) {
+		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
+		return;
+	}
+	if (admin_reader == NULL)
+		admin_reader = store_open(cache_path, STORE_READ);
+	if ((status = admin_answer(admin_reader, target, &body, &type)) != 200) {
+		fail(a, status, status == 404 ? "not found" :
+		    "the cache file cannot be read");
+		return;
+	}
+	snprintf(head, sizeof head, "Content-Type: %s\r\n"
+	    "Cache-Control: no-store\r\n", type);
+	send_head(a, 200, head, NULL, -1, (long long)body.len);
+	write_body(a, body.data, body.len);
+	buf_free(&body);
+	finish(a, 0);
+}
+
 static void
 on_request(struct conn *c, void *ctx)
 {
@@ -894,6 +942,11 @@ on_request(struct conn *c, void *ctx)
 	conn_set_data(c, a);
 	if ((target = target_normalize(req->target, &why)) == NULL) {
 		fail(a, 400, why);
+		return;
+	}
+	if (admin_target(target)) {
+		answer_admin(a, target);
+		free(target);
 		return;
 	}
 	url = url_join(base, target);
@@ -1051,6 +1104,7 @@ serve(int listen_fd, int in, int out)
 		server_connection(server, in, out);
 	server_run(server);
 	through_free(through);
+	store_close(admin_reader);
 	gate_free(gate);
 	limiter_stop(limiter);
 	log_flush();
@@ -1104,7 +1158,7 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_BURST, OPT_IDLE_TIMEOUT,
+	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_ADMIN_TOKEN_FILE, OPT_BURST, OPT_IDLE_TIMEOUT,
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
@@ -1115,6 +1169,7 @@ enum {
 static const struct option long_options[] = {
 	OPTIONS_LONG,
 	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
+	{ "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE },
 	{ "burst", required_argument, NULL, OPT_BURST },
 	{ "limit-key", required_argument, NULL, OPT_LIMIT_KEY },
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
@@ -1140,12 +1195,20 @@ static const struct option long_options[] = {
 static void
 parse_option(int opt, const char *arg)
 {
+	const char *why;
+
 	if (options_parse(&opts, opt, arg))
 		return;
 	switch (opt) {
 	case OPT_ACCESS_LOG:
 		if (log_to_file(arg) < 0)
 			err(EX_CANTCREAT, "cannot open --access-log '%s'", arg);
+		break;
+	case OPT_ADMIN_TOKEN_FILE:
+		free(admin_token);
+		if ((admin_token = admin_read_token(arg, &why)) == NULL)
+			errx(EX_CONFIG, "bad --admin-token-file '%s': %s", arg,
+			    why);
 		break;
 	case OPT_BURST:
 		if (num_parse(arg, 1, 1000000, &burst) < 0)

@@ -66,6 +66,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE uncacheable ("
 	"  url TEXT PRIMARY KEY,"
 	"  until INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 3: relay-serve's counters, every process's summed (metrics.h). */
+	"CREATE TABLE counters ("
+	"  series TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -86,7 +90,7 @@ enum stmt {
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
 	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_BUCKET_GET, ST_BUCKET_PUT,
-	ST_BUCKET_EXPIRE, ST_COUNT
+	ST_BUCKET_EXPIRE, ST_COUNTER_ADD, ST_COUNTERS, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -149,6 +153,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_COUNTER_ADD] = "INSERT INTO counters (series, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (series) DO UPDATE SET value = value + excluded.value",
+	[ST_COUNTERS] = "SELECT series, value FROM counters",
 	/* the limits file (store_open_limits) */
 	[ST_BUCKET_GET] = "SELECT tat FROM buckets WHERE key = ?1",
 	[ST_BUCKET_PUT] = "INSERT INTO buckets (key, tat) VALUES (?1, ?2)"
@@ -1338,6 +1345,59 @@ store_hit(struct store *s, long long id, long long n, time_t now)
 		return -1;
 	}
 	return commit(s);
+}
+
+/* Adds to counters, given as lines of "DELTA SERIES" (metrics_take). */
+int
+store_count(struct store *s, const char *lines)
+{
+	sqlite3_stmt *st;
+	const char *end;
+	char *name;
+	long long delta;
+
+	if (begin_write(s) < 0)
+		return -1;
+	for (; *lines != '\0'; lines = end + 1) {
+		delta = strtoll(lines, &name, 10);
+		if (*name++ != ' ' || (end = strchr(name, '\n')) == NULL ||
+		    (st = stmt(s, ST_COUNTER_ADD)) == NULL)
+			break;
+		sqlite3_bind_text(st, 1, name, (int)(end - name), SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, delta);
+		if (run(s, st, "write to") < 0)
+			break;
+	}
+	if (*lines != '\0') {
+		rollback(s);
+		return -1;
+	}
+	return commit(s);
+}
+
+/* Calls fn with each counter's series and value, in one snapshot. */
+int
+store_counters(struct store *s, void (*fn)(void *, const char *, size_t,
+    long long), void *ctx)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_COUNTERS)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(ctx, (const char *)sqlite3_column_text(st, 0),
+		    (size_t)sqlite3_column_bytes(st, 0),
+		    sqlite3_column_int64(st, 1));
+	if (rc != SQLITE_DONE)
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static long long

@@ -11,7 +11,7 @@
 #include "gcra.h"
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {
@@ -114,6 +114,9 @@ int		 store_hit(struct store *, long long, long long, time_t);
 int		 store_mark_uncacheable(struct store *, const char *, time_t);
 int		 store_uncacheable(struct store *, const char *, time_t);
 int		 store_stats(struct store *, time_t, struct store_stats *);
+int		 store_count(struct store *, const char *);
+int		 store_counters(struct store *, void (*)(void *, const char *,
+		    size_t, long long), void *);
 int		 store_vacuum(struct store *);
 
 #endif

@@ -8,11 +8,21 @@
 #include "num.h"
 #include "target.h"
 
+/* ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 section 2.3) */
+static int
+unreserved(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~';
+}
+
 /*
  * Copies one path segment or the query from in[0..n) to out, checking
- * each percent-encoding. Encoded dots are decoded, so that "%2e%2e" is
- * seen as the ".." it is; encoded slashes, backslashes and control
- * characters are refused, as are raw backslashes.
+ * each percent-encoding. Encoded unreserved characters are decoded
+ * (RFC 3986 section 6.2.2.2), so that "%2e%2e" is seen as the ".." it
+ * is and "/%5Frelay" as "/_relay"; encoded slashes, backslashes and
+ * control characters are refused, as are raw backslashes.
  */
 static const char *
 copy_checked(const char *in, size_t n, struct buf *out, int in_path)
@@ -38,8 +48,8 @@ copy_checked(const char *in, size_t n, struct buf *out, int in_path)
 			return "encoded control character in target";
 		if (in_path && (c == '/' || c == '\\'))
 			return "encoded slash in path";
-		if (c == '.') {
-			buf_addc(out, '.');
+		if (unreserved(c)) {
+			buf_addc(out, (char)c);
 			continue;
 		}
 		buf_addc(out, '%');

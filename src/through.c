@@ -28,12 +28,13 @@
 #include "hot.h"
 #include "gate.h"
 #include "lease.h"
+#include "metrics.h"
 #include "prog.h"
 #include "through.h"
 #include "url.h"
 #include "writeback.h"
 
-#define HIT_FLUSH_MS	1000	/* hit counts are written this often */
+#define HIT_FLUSH_MS	1000	/* hit counts and metrics are written this often */
 #define HIT_FLUSH_MAX	16384	/* …or when this many are waiting */
 
 enum flight_state { FLIGHT_FETCHING, FLIGHT_STORING, FLIGHT_REMOTE };
@@ -566,6 +567,7 @@ on_head(void *ctx, int status, const char *fields)
 
 	c->response_time = time(NULL);
 	c->result.upstream_ms = prog_now_ms() - c->upstream_start_ms;
+	metrics_upstream_head(c->result.upstream_ms);
 	c->result.status = status;
 	buf_reset(&c->head);
 	buf_adds(&c->head, fields);
@@ -663,6 +665,7 @@ on_done(void *ctx, const char *error)
 		return;
 	}
 	if (error != NULL) {
+		metrics_upstream_failed();
 		failed(c, error);
 		return;
 	}
@@ -710,6 +713,7 @@ send_upstream(struct through_call *c)
 	c->upstream_start_ms = prog_now_ms();
 	c->result.collapsed = 0;	/* asking on its own after all */
 	c->t = upstream_add(c->th->upstream, &req);
+	metrics_upstream_sent();
 	buf_free(&fields);
 }
 
@@ -1203,16 +1207,22 @@ through_reader(struct through *th)
 
 /*
  * After each round of events: the round's read transaction ends, and
- * hit counts go to the writer now and then.
+ * hit counts and metrics go to the writer now and then.
  */
 void
 through_idle(struct through *th, int now)
 {
+	struct buf counts = BUF_INIT;
+
 	read_end(th);
-	if (th->hits.len == 0 || (!now && th->hits.len < HIT_FLUSH_MAX &&
-	    prog_now_ms() - th->hits.flushed_ms < HIT_FLUSH_MS))
+	if (!now && th->hits.len < HIT_FLUSH_MAX &&
+	    prog_now_ms() - th->hits.flushed_ms < HIT_FLUSH_MS)
 		return;
-	writeback_hits(th->wb, th->hits.ids, th->hits.len, time(NULL));
+	if (th->hits.len > 0)
+		writeback_hits(th->wb, th->hits.ids, th->hits.len, time(NULL));
+	if (metrics_take(&counts) > 0)
+		writeback_count(th->wb, buf_cstr(&counts));
+	buf_free(&counts);
 	th->hits.len = 0;
 	th->hits.flushed_ms = prog_now_ms();
 }

@@ -24,7 +24,7 @@
 
 enum op_kind {
 	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
-	OP_MARK,
+	OP_MARK, OP_COUNT,
 };
 
 struct op {
@@ -39,7 +39,8 @@ struct op {
 	time_t			 when;		/* HIT, HITS; MARK: until then */
 	int			 failed;	/* and was reported */
 	size_t			 len;
-	char			 data[];	/* WRITE: the bytes; else a URL */
+	char			 data[];	/* WRITE: the bytes; COUNT: lines;
+						   else a URL */
 };
 
 /* A body being received; only the thread touches it once queued. */
@@ -162,6 +163,9 @@ apply(struct writeback *wb, struct op *op)
 		    op->when) < 0))
 			warn_later(wb, op->data, "not marked uncacheable");
 		break;
+	case OP_COUNT:	/* reported once for the group */
+		op->failed = store_count(wb->s, op->data) < 0;
+		break;
 	}
 }
 
@@ -186,24 +190,29 @@ static void
 free_group(struct writeback *wb, struct op *ops)
 {
 	struct op *next;
-	int hits_lost = 0;
+	int hits_lost = 0, counts_lost = 0;
 
 	for (; ops != NULL; ops = next) {
 		next = ops->next;
 		hits_lost |= (ops->kind == OP_HIT || ops->kind == OP_HITS) &&
 		    ops->failed;
+		counts_lost |= ops->kind == OP_COUNT && ops->failed;
 		store_entry_free(&ops->entry);
 		free(ops);
 	}
 	if (hits_lost)
 		warn_later(wb, NULL, "hits not counted");
+	if (counts_lost)
+		warn_later(wb, NULL, "metrics not counted");
 }
 
+/* Counts only: worth a short wait for the lock at exit, no more. */
 static int
-only_hits(const struct op *ops)
+only_counts(const struct op *ops)
 {
 	for (; ops != NULL; ops = ops->next)
-		if (ops->kind != OP_HIT && ops->kind != OP_HITS)
+		if (ops->kind != OP_HIT && ops->kind != OP_HITS &&
+		    ops->kind != OP_COUNT)
 			return 0;
 	return 1;
 }
@@ -299,11 +308,11 @@ writer_thread(void *arg)
 
 	while ((ops = take(wb, &bytes, &last, &closing)) != NULL) {
 		/*
-		 * Hit counts left at the end are not worth a wait for
+		 * Counts left at the end are not worth a wait for
 		 * another process's write lock: one process per
 		 * connection (inetd) would linger for it.
 		 */
-		if (closing && only_hits(ops))
+		if (closing && only_counts(ops))
 			store_busy_timeout(wb->s, CLOSING_HITS_WAIT_MS);
 		apply_group(wb, ops);
 		pthread_mutex_lock(&wb->lock);
@@ -588,6 +597,17 @@ writeback_hits(struct writeback *wb, const long long *ids, size_t n,
 
 	memcpy(op->data, ids, n * sizeof *ids);
 	op->when = when;
+	enqueue(wb, op);
+}
+
+/* Adds to the file's counters: lines of "DELTA SERIES" (metrics_take). */
+void
+writeback_count(struct writeback *wb, const char *lines)
+{
+	size_t n = strlen(lines);
+	struct op *op = op_new(OP_COUNT, NULL, n + 1);
+
+	memcpy(op->data, lines, n + 1);
 	enqueue(wb, op);
 }
 

@@ -101,6 +101,19 @@ start_serve() {
 	SERVE=http://127.0.0.1:$SERVE_PORT
 }
 
+# Starts another relay-serve on the cache file, socket-activated
+# (Accept=yes: a process per connection), logging to activated.log, and
+# sets ACTIVATED to its base URL.
+start_activated() {
+	local port
+	port=$(free_port)
+	systemd-socket-activate -a -l "127.0.0.1:$port" relay-serve \
+	    --upstream "$UP" --cache "$RELAY_CACHE" "$@" 2>activated.log &
+	EXTRA_PIDS+=($!)
+	ACTIVATED=http://127.0.0.1:$port
+	eventually curl -s -o /dev/null "$ACTIVATED/_relay/stats"
+}
+
 # The access log lines of serve.log, without other messages.
 access_log() {
 	grep '^{' serve.log

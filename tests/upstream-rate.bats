@@ -12,18 +12,6 @@ setup() {
 	start_upstream
 }
 
-# Starts a second process on the cache file, socket-activated (Accept=yes),
-# and sets ACTIVATED to its base URL.
-start_activated() {
-	local port
-	port=$(free_port)
-	systemd-socket-activate -a -l "127.0.0.1:$port" relay-serve \
-	    --upstream "$UP" --cache "$RELAY_CACHE" "$@" 2>activated.log &
-	EXTRA_PIDS+=($!)
-	ACTIVATED=http://127.0.0.1:$port
-	eventually curl -s -o /dev/null "$ACTIVATED/_ready"
-}
-
 # The times the fixture received requests for paths under PREFIX, one a line.
 arrivals() {
 	curl -s "$UP/_log" | jq -r --arg p "$1" \

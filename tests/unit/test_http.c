@@ -235,7 +235,9 @@ normalises_targets(void)
 		{ "/a/b/..", "/a/" },
 		{ "/a/%2e%2E/b", "/b" },
 		{ "/a/%2e/b", "/a/b" },
-		{ "/%7euser", "/%7Euser" },
+		{ "/%7euser", "/~user" },	/* unreserved: decoded */
+		{ "/%5Frelay/%41%2d%30", "/_relay/A-0" },
+		{ "/a%20b?q=%3f%26", "/a%20b?q=%3F%26" },	/* others kept */
 		{ "/@evil.example/x", "/@evil.example/x" },
 		{ "/a//b", "/a//b" },
 		{ "/.", "/" },

@@ -1,0 +1,19 @@
+/*
+ * relay-serve's own endpoints, under /_relay/: metrics in the
+ * Prometheus text format and stats as JSON, summed over every process
+ * on the cache file. They answer loopback clients, or ones that show
+ * the admin token; to every other client they do not exist (404).
+ */
+#ifndef RELAY_ADMIN_H
+#define RELAY_ADMIN_H
+
+#include "buf.h"
+#include "store.h"
+
+int	admin_target(const char *);
+char	*admin_read_token(const char *, const char **);
+int	admin_allowed(const char *, const char *, const char *);
+int	admin_answer(struct store *, const char *, struct buf *,
+	    const char **);
+
+#endif

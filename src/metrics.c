@@ -1,0 +1,353 @@
+/*
+ * Counters of what relay-serve does: a fixed set of series, each an
+ * index into this process's pending counts; the writer adds them to
+ * the cache file's counters table by name ("relay_requests_total
+ * {outcome="hit"}"), so a newer relay with more series reads an older
+ * file. Names follow Prometheus's conventions: the relay_ prefix,
+ * _total counters, base units (seconds, bytes), labels of a few known
+ * values and never a URL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+enum kind { COUNTER, GAUGE, HISTOGRAM };
+
+struct family {
+	const char		*name;
+	const char		*short_name;	/* in JSON and relay-cache stats */
+	enum kind		 kind;
+	const char		*help;
+	const char		*label;		/* NULL: one series */
+	const char *const	*values;	/* the label's; histogram: le */
+};
+
+static const char *const outcomes[] = {
+	"hit", "stale", "miss", "revalidated", "collapsed", "bypass",
+	"merged", "throttled", "error", NULL,
+};
+static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx", NULL };
+static const char *const sources[] = { "cache", "upstream", NULL };
+/* Prometheus's default buckets, in seconds, and in microseconds. */
+static const char *const bounds[] = {
+	"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+	"5", "10", "+Inf", NULL,
+};
+static const long long bounds_us[] = {
+	5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+	5000000, 10000000,
+};
+
+enum {
+	F_REQUESTS, F_RESPONSES, F_SENT_BYTES, F_UPSTREAM_REQUESTS,
+	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_COUNT
+};
+
+static const struct family families[F_COUNT] = {
+	[F_REQUESTS] = { "relay_requests_total", "requests", COUNTER,
+	    "Requests answered, by how.", "outcome", outcomes },
+	[F_RESPONSES] = { "relay_responses_total", "responses", COUNTER,
+	    "Responses sent, by status class.", "code", classes },
+	[F_SENT_BYTES] = { "relay_sent_bytes_total", "sent_bytes", COUNTER,
+	    "Response body bytes sent, by where they came from.", "source",
+	    sources },
+	[F_UPSTREAM_REQUESTS] = { "relay_upstream_requests_total",
+	    "upstream_requests", COUNTER, "Requests sent to the upstream.",
+	    NULL, NULL },
+	[F_UPSTREAM_ERRORS] = { "relay_upstream_errors_total",
+	    "upstream_errors", COUNTER,
+	    "Upstream requests that got no complete response.", NULL, NULL },
+	[F_UPSTREAM_SECONDS] = { "relay_upstream_duration_seconds",
+	    "upstream_duration_seconds", HISTOGRAM,
+	    "Time until the upstream's response head.", "le", bounds },
+};
+
+static long long *pending;		/* this process's, not yet taken */
+
+/* How many series a family has: a histogram's buckets, sum and count. */
+static size_t
+family_size(const struct family *f)
+{
+	size_t n = 0;
+
+	if (f->values == NULL)
+		return 1;
+	while (f->values[n] != NULL)
+		n++;
+	return f->kind == HISTOGRAM ? n + 2 : n;
+}
+
+/* The index of a family's first series. */
+static size_t
+base(int family)
+{
+	size_t i = 0;
+	int f;
+
+	for (f = 0; f < family; f++)
+		i += family_size(&families[f]);
+	return i;
+}
+
+size_t
+metrics_count(void)
+{
+	return base(F_COUNT);
+}
+
+/* The series at index i, as the file names it. */
+static void
+series_name(struct buf *out, size_t i)
+{
+	const struct family *f = families;
+	size_t n;
+
+	for (; i >= (n = family_size(f)); i -= n)
+		f++;
+	buf_adds(out, f->name);
+	if (f->kind == HISTOGRAM)
+		buf_adds(out, i < n - 2 ? "_bucket" : i == n - 2 ? "_sum" :
+		    "_count");
+	if (f->label != NULL && (f->kind != HISTOGRAM || i < n - 2))
+		buf_printf(out, "{%s=\"%s\"}", f->label, f->values[i]);
+}
+
+/* The index of the series named name (n bytes), or -1. */
+static long long
+metrics_find(const char *name, size_t n)
+{
+	struct buf s = BUF_INIT;
+	size_t i, count = metrics_count();
+	long long found = -1;
+
+	for (i = 0; i < count && found < 0; i++) {
+		buf_reset(&s);
+		series_name(&s, i);
+		if (s.len == n && memcmp(s.data, name, n) == 0)
+			found = (long long)i;
+	}
+	buf_free(&s);
+	return found;
+}
+
+static void
+count(int family, size_t k, long long n)
+{
+	if (pending == NULL)
+		pending = xcalloc(metrics_count(), sizeof *pending);
+	pending[base(family) + k] += n;
+}
+
+/*
+ * A row of the file's counters (store_counters) added to ctx, an array
+ * of metrics_count() values; a series this relay does not know is
+ * left out.
+ */
+void
+metrics_add_row(void *ctx, const char *series, size_t n, long long value)
+{
+	long long *v = ctx, i = metrics_find(series, n);
+
+	if (i >= 0)
+		v[i] += value;
+}
+
+static size_t
+value_index(const char *const *values, const char *value)
+{
+	size_t i;
+
+	for (i = 0; strcmp(values[i], value) != 0; i++)
+		;
+	return i;
+}
+
+/*
+ * One answer sent: how (the access log's word for it), its status and
+ * its body bytes, which came from the cache or from the upstream unless
+ * relay-serve made the answer itself.
+ */
+void
+metrics_answered(const char *how, int status, long long bytes)
+{
+	static const struct { const char *log, *outcome; int source; } words[] = {
+		{ "hit", "hit", 0 }, { "stale", "stale", 0 },
+		{ "revalidated", "revalidated", 0 },
+		{ "collapsed", "collapsed", 0 }, { "miss", "miss", 1 },
+		{ "expired", "miss", 1 }, { "bypass", "bypass", 1 },
+		{ "merge", "merged", -1 }, { "throttled", "throttled", -1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strcmp(how, words[i].log) == 0)
+			break;
+	if (i == sizeof words / sizeof words[0]) {
+		count(F_REQUESTS, value_index(outcomes, "error"), 1);
+	} else {
+		count(F_REQUESTS, value_index(outcomes, words[i].outcome), 1);
+		if (words[i].source >= 0)
+			count(F_SENT_BYTES, (size_t)words[i].source, bytes);
+	}
+	if (status >= 100 && status <= 599)
+		count(F_RESPONSES, (size_t)(status / 100 - 1), 1);
+}
+
+/* A request went to the upstream. */
+void
+metrics_upstream_sent(void)
+{
+	count(F_UPSTREAM_REQUESTS, 0, 1);
+}
+
+/* Its response head came after ms. */
+void
+metrics_upstream_head(long long ms)
+{
+	size_t n = sizeof bounds_us / sizeof bounds_us[0], i;
+
+	for (i = 0; i < n; i++)
+		if (ms * 1000 <= bounds_us[i])
+			count(F_UPSTREAM_SECONDS, i, 1);
+	count(F_UPSTREAM_SECONDS, n, 1);		/* +Inf */
+	count(F_UPSTREAM_SECONDS, n + 1, ms * 1000);	/* sum, in us */
+	count(F_UPSTREAM_SECONDS, n + 2, 1);		/* count */
+}
+
+/* It got no complete response. */
+void
+metrics_upstream_failed(void)
+{
+	count(F_UPSTREAM_ERRORS, 0, 1);
+}
+
+/*
+ * Hands over what was counted since the last time, as lines of
+ * "DELTA SERIES" for the writer; returns how many.
+ */
+int
+metrics_take(struct buf *out)
+{
+	size_t i, n = metrics_count();
+	int lines = 0;
+
+	for (i = 0; pending != NULL && i < n; i++)
+		if (pending[i] != 0) {
+			buf_printf(out, "%lld ", pending[i]);
+			series_name(out, i);
+			buf_addc(out, '\n');
+			pending[i] = 0;
+			lines++;
+		}
+	return lines;
+}
+
+/* Adds what this process counted and has not handed over to v. */
+void
+metrics_add_pending(long long *v)
+{
+	size_t i, n = metrics_count();
+
+	for (i = 0; pending != NULL && i < n; i++)
+		v[i] += pending[i];
+}
+
+/* A value as Prometheus and JSON write it: sums are kept in us. */
+static void
+add_value(struct buf *out, const struct family *f, size_t k, long long v)
+{
+	if (f->kind == HISTOGRAM && k == family_size(f) - 2)
+		buf_printf(out, "%lld.%06lld", v / 1000000, v % 1000000);
+	else
+		buf_printf(out, "%lld", v);
+}
+
+/* The text exposition format (version 0.0.4), every series. */
+void
+metrics_prometheus(struct buf *out, const long long *v, long long entries,
+    long long bytes)
+{
+	const struct family *f;
+	size_t i = 0, k, n;
+
+	for (f = families; f < families + F_COUNT; f++) {
+		buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name,
+		    f->help, f->name, f->kind == HISTOGRAM ? "histogram" :
+		    "counter");
+		for (k = 0, n = family_size(f); k < n; k++, i++) {
+			series_name(out, i);
+			buf_addc(out, ' ');
+			add_value(out, f, k, v[i]);
+			buf_addc(out, '\n');
+		}
+	}
+	buf_printf(out, "# HELP relay_cache_entries Responses stored.\n"
+	    "# TYPE relay_cache_entries gauge\nrelay_cache_entries %lld\n"
+	    "# HELP relay_cache_bytes Body bytes stored.\n"
+	    "# TYPE relay_cache_bytes gauge\nrelay_cache_bytes %lld\n",
+	    entries, bytes);
+}
+
+/*
+ * The same as JSON object members, without the braces: one a family,
+ * an object of its labels' values if it has a label.
+ */
+void
+metrics_json(struct buf *out, const long long *v)
+{
+	const struct family *f;
+	size_t i = 0, k;
+
+	for (f = families; f < families + F_COUNT; f++) {
+		buf_printf(out, "%s\"%s\":", f == families ? "" : ",",
+		    f->short_name);
+		if (f->values == NULL) {
+			buf_printf(out, "%lld", v[i++]);
+			continue;
+		}
+		buf_adds(out, f->kind == HISTOGRAM ? "{\"buckets\":{" : "{");
+		for (k = 0; f->values[k] != NULL; k++, i++) {
+			buf_printf(out, "%s\"%s\":", k > 0 ? "," : "",
+			    f->values[k]);
+			add_value(out, f, k, v[i]);
+		}
+		if (f->kind == HISTOGRAM) {
+			buf_adds(out, "},\"sum\":");
+			add_value(out, f, k, v[i++]);
+			buf_printf(out, ",\"count\":%lld", v[i++]);
+		}
+		buf_addc(out, '}');
+	}
+}
+
+/*
+ * The same as lines of "NAME VALUE" for relay-cache stats, with a tab
+ * between (aligned for a terminal): requests.hit, upstream_requests…
+ */
+void
+metrics_text(struct buf *out, const long long *v, int aligned)
+{
+	const struct family *f;
+	struct buf name = BUF_INIT;
+	size_t i = 0, k, n;
+
+	for (f = families; f < families + F_COUNT; f++) {
+		for (k = 0, n = family_size(f); k < n; k++, i++) {
+			if (f->kind == HISTOGRAM && k < n - 2)
+				continue;	/* buckets: in JSON */
+			buf_reset(&name);
+			buf_adds(&name, f->short_name);
+			if (f->kind == HISTOGRAM)
+				buf_adds(&name, k == n - 2 ? ".sum" : ".count");
+			else if (f->values != NULL)
+				buf_printf(&name, ".%s", f->values[k]);
+			buf_printf(out, aligned ? "%-32s " : "%s\t",
+			    buf_cstr(&name));
+			add_value(out, f, k, v[i]);
+			buf_addc(out, '\n');
+		}
+	}
+	buf_free(&name);
+}

@@ -1,0 +1,125 @@
+/*
+ * Tests the counters (src/metrics.h) and the admin endpoints' pure
+ * part (src/admin.h): what an answer counts, what the writer is handed,
+ * the exposition formats, and who may see them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "metrics.h"
+#include "unit.h"
+
+static int
+has_line(const struct buf *b, const char *line)
+{
+	const char *p = buf_cstr((struct buf *)b);
+	size_t n = strlen(line);
+
+	for (; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL)
+		if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+			return 1;
+	printf("# no line '%s' in:\n%s", line, buf_cstr((struct buf *)b));
+	return 0;
+}
+
+/* The writer gets deltas by name; what was taken is not taken again. */
+static void
+counting(void)
+{
+	struct buf lines = BUF_INIT;
+
+	metrics_answered("hit", 200, 100);
+	metrics_answered("hit", 304, 0);
+	metrics_answered("expired", 200, 7);	/* a miss */
+	metrics_answered("throttled", 429, 99);	/* not the cache's bytes */
+	metrics_answered("-", 400, 10);
+	metrics_upstream_sent();
+	metrics_upstream_head(30);
+	CHECK(metrics_take(&lines) == 21);	/* 8 buckets of 12 among them */
+	CHECK(has_line(&lines, "2 relay_requests_total{outcome=\"hit\"}"));
+	CHECK(has_line(&lines, "1 relay_requests_total{outcome=\"miss\"}"));
+	CHECK(has_line(&lines, "1 relay_requests_total{outcome=\"throttled\"}"));
+	CHECK(has_line(&lines, "1 relay_requests_total{outcome=\"error\"}"));
+	CHECK(has_line(&lines, "2 relay_responses_total{code=\"2xx\"}"));
+	CHECK(has_line(&lines, "1 relay_responses_total{code=\"3xx\"}"));
+	CHECK(has_line(&lines, "2 relay_responses_total{code=\"4xx\"}"));
+	CHECK(has_line(&lines, "100 relay_sent_bytes_total{source=\"cache\"}"));
+	CHECK(has_line(&lines, "7 relay_sent_bytes_total{source=\"upstream\"}"));
+	CHECK(has_line(&lines, "1 relay_upstream_requests_total"));
+	CHECK(has_line(&lines, "1 relay_upstream_duration_seconds_bucket{le=\"0.05\"}"));
+	CHECK(has_line(&lines, "30000 relay_upstream_duration_seconds_sum"));
+	CHECK(strstr(buf_cstr(&lines), "le=\"0.025\"") == NULL);
+	buf_reset(&lines);
+	CHECK(metrics_take(&lines) == 0 && lines.len == 0);
+	buf_free(&lines);
+}
+
+/* The file's rows, added up, shown in the text format and as JSON. */
+static void
+exposition(void)
+{
+	long long *v = calloc(metrics_count(), sizeof *v);
+	struct buf out = BUF_INIT;
+	static const char sum[] = "relay_upstream_duration_seconds_sum";
+
+	metrics_add_row(v, "relay_requests_total{outcome=\"hit\"}", 35, 5);
+	metrics_add_row(v, "relay_requests_total{outcome=\"hit\"}", 35, 2);
+	metrics_add_row(v, sum, sizeof sum - 1, 1250000);
+	metrics_add_row(v, "relay_from_the_future_total", 27, 9);
+	metrics_prometheus(&out, v, 3, 4096);
+	CHECK(has_line(&out, "# TYPE relay_requests_total counter"));
+	CHECK(has_line(&out, "relay_requests_total{outcome=\"hit\"} 7"));
+	CHECK(has_line(&out, "relay_requests_total{outcome=\"stale\"} 0"));
+	CHECK(has_line(&out, "# TYPE relay_upstream_duration_seconds histogram"));
+	CHECK(has_line(&out, "relay_upstream_duration_seconds_sum 1.250000"));
+	CHECK(has_line(&out, "relay_cache_entries 3"));
+	CHECK(strstr(buf_cstr(&out), "future") == NULL);
+	buf_reset(&out);
+	metrics_json(&out, v);
+	CHECK(strncmp(buf_cstr(&out), "\"requests\":{\"hit\":7,", 20) == 0);
+	CHECK(strstr(buf_cstr(&out), "\"sum\":1.250000,\"count\":0}") != NULL);
+	buf_reset(&out);
+	metrics_text(&out, v, 0);
+	CHECK(has_line(&out, "requests.hit\t7"));
+	CHECK(has_line(&out, "upstream_duration_seconds.sum\t1.250000"));
+	buf_free(&out);
+	free(v);
+}
+
+static void
+admission(void)
+{
+	CHECK(admin_target("/_relay/stats"));
+	CHECK(admin_target("/_relay"));
+	CHECK(!admin_target("/_relayed"));
+	CHECK(!admin_target("/x/_relay/stats"));
+	CHECK(admin_allowed("127.0.0.1:4000", "", NULL));
+	CHECK(admin_allowed("127.9.9.9:4000", "", NULL));
+	CHECK(admin_allowed("[::1]:4000", "", NULL));
+	CHECK(admin_allowed("[::ffff:127.0.0.1]:4000", "", NULL));
+	CHECK(admin_allowed("::1", "", NULL));
+	CHECK(!admin_allowed("::10", "", NULL));
+	CHECK(!admin_allowed("[::1f]:4000", "", NULL));
+	CHECK(!admin_allowed("10.0.0.1:4000", "", NULL));
+	CHECK(!admin_allowed("-", "", NULL));
+	CHECK(admin_allowed("10.0.0.1:4000", "Authorization: bearer tok\r\n",
+	    "tok"));
+	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer to\r\n",
+	    "tok"));
+	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer tokk\r\n",
+	    "tok"));
+	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Basic tok\r\n",
+	    "tok"));
+	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer tok\r\n",
+	    NULL));
+}
+
+static const struct unit_test tests[] = {
+	TEST(counting),
+	TEST(exposition),
+	TEST(admission),
+};
+
+UNIT_MAIN(tests)
