@@ -1,8 +1,10 @@
 /*
  * relay-serve's own endpoints, under /_relay/: metrics in the
  * Prometheus text format and stats as JSON, summed over every process
- * on the cache file. They answer loopback clients, or ones that show
- * the admin token; to every other client they do not exist (404).
+ * on the cache file, and the state of a queued request. They answer
+ * loopback clients, or ones that show the admin token; to every other
+ * client they do not exist (404). The files are read in connections of
+ * their own, opened at the first request.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,10 +15,18 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "deliver.h"
 #include "headers.h"
 #include "metrics.h"
+#include "num.h"
 
 #define TOKEN_MAX	4096
+
+struct admin {
+	char		*cache_path;
+	char		*token;		/* NULL: loopback only */
+	struct store	*cache, *queue;	/* opened when first read */
+};
 
 /* Whether a normalised target is one of ours: /_relay or under it. */
 int
@@ -88,21 +98,44 @@ same_secret(const char *a, size_t alen, const char *b)
 	return diff == 0;
 }
 
+/* The endpoints of the cache at cache_path; token NULL: loopback only. */
+struct admin *
+admin_new(const char *cache_path, const char *token)
+{
+	struct admin *a = xcalloc(1, sizeof *a);
+
+	a->cache_path = xstrdup(cache_path);
+	a->token = token != NULL ? xstrdup(token) : NULL;
+	return a;
+}
+
+void
+admin_free(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	store_close(a->cache);
+	store_close(a->queue);
+	free(a->cache_path);
+	free(a->token);
+	free(a);
+}
+
 /*
  * Whether the client may see the endpoints: from loopback, or with
- * "Authorization: Bearer TOKEN" when there is a token (NULL: none).
+ * "Authorization: Bearer TOKEN" when there is a token.
  */
 int
-admin_allowed(const char *peer, const char *fields, const char *token)
+admin_allowed(const struct admin *a, const char *peer, const char *fields)
 {
 	struct header h;
 
 	if (loopback(peer))
 		return 1;
-	if (token == NULL || !headers_get(fields, "authorization", &h) ||
+	if (a->token == NULL || !headers_get(fields, "authorization", &h) ||
 	    h.value_len < 7 || strncasecmp(h.value, "Bearer ", 7) != 0)
 		return 0;
-	return same_secret(h.value + 7, h.value_len - 7, token);
+	return same_secret(h.value + 7, h.value_len - 7, a->token);
 }
 
 /* Whether the path of target (n bytes) is name. */
@@ -112,39 +145,97 @@ named(const char *target, size_t n, const char *name)
 	return n == strlen(name) && strncmp(target, name, n) == 0;
 }
 
-/*
- * The body of an allowed GET of target, and its type; returns the
- * status: 200, 404 for a name not ours, 503 if the file cannot be read.
- */
-int
-admin_answer(struct store *s, const char *target, struct buf *body,
+/* The queue file's reader, if there is a queue file. */
+static struct store *
+queue_reader(struct admin *a)
+{
+	if (a->queue == NULL || store_status(a->queue) != 0) {
+		store_close(a->queue);
+		a->queue = store_open_queue(a->cache_path, 0);
+	}
+	return store_status(a->queue) == 0 ? a->queue : NULL;
+}
+
+/* /_relay/metrics and /_relay/stats: the counters and the gauges. */
+static int
+answer_metrics(struct admin *a, int prometheus, struct buf *body,
     const char **type)
 {
-	size_t n = strcspn(target, "?");
-	int metrics = named(target, n, "/_relay/metrics"), status = 200;
 	long long *v = xcalloc(metrics_count(), sizeof *v);
+	struct metrics_gauges g = { 0 };
 	struct store_stats st;
+	struct store *q;
 
-	if (!metrics && !named(target, n, "/_relay/stats"))
-		status = 404;
-	else if (store_counters(s, metrics_add_row, v) < 0 ||
-	    store_stats(s, time(NULL), &st) < 0)
-		status = 503;
-	if (status != 200) {
+	if (a->cache == NULL)
+		a->cache = store_open(a->cache_path, STORE_READ);
+	if (store_counters(a->cache, metrics_add_row, v) < 0 ||
+	    store_stats(a->cache, time(NULL), &st) < 0) {
 		free(v);
-		return status;
+		return 503;
 	}
 	metrics_add_pending(v);
-	if (metrics) {
+	g.entries = st.entries;
+	g.bytes = st.bytes;
+	if ((q = queue_reader(a)) != NULL)
+		store_queue_depth(q, g.queue);
+	if (prometheus) {
 		*type = "text/plain; version=0.0.4; charset=utf-8";
-		metrics_prometheus(body, v, st.entries, st.bytes);
+		metrics_prometheus(body, v, &g);
 	} else {
 		*type = "application/json";
 		buf_addc(body, '{');
 		metrics_json(body, v);
-		buf_printf(body, ",\"entries\":%lld,\"bytes\":%lld}\n",
-		    st.entries, st.bytes);
+		buf_printf(body, ",\"entries\":%lld,\"bytes\":%lld,"
+		    "\"queue\":{\"queued\":%lld,\"delivering\":%lld,"
+		    "\"failed\":%lld}}\n", g.entries, g.bytes, g.queue[0],
+		    g.queue[1], g.queue[2]);
 	}
 	free(v);
-	return status;
+	return 200;
+}
+
+/* /_relay/queue/ID: what became of a queued request. */
+static int
+answer_queued(struct admin *a, const char *id, size_t n, struct buf *body,
+    const char **type)
+{
+	struct store_queued q;
+	struct store *s;
+	char digits[24];
+	long long v;
+	int found;
+
+	if (n == 0 || n >= sizeof digits)
+		return 404;
+	memcpy(digits, id, n);
+	digits[n] = '\0';
+	if (num_parse(digits, 1, 1LL << 62, &v) < 0 ||
+	    (s = queue_reader(a)) == NULL)
+		return 404;
+	if ((found = store_queue_get(s, v, &q)) <= 0)
+		return found < 0 ? 503 : 404;
+	*type = "application/json";
+	deliver_json(body, &q);
+	buf_addc(body, '\n');
+	store_queued_free(&q);
+	return 200;
+}
+
+/*
+ * The body of an allowed GET of target, and its type; returns the
+ * status: 200, 404 for a name not ours, 503 if a file cannot be read.
+ */
+int
+admin_answer(struct admin *a, const char *target, struct buf *body,
+    const char **type)
+{
+	size_t n = strcspn(target, "?");
+
+	if (named(target, n, "/_relay/metrics"))
+		return answer_metrics(a, 1, body, type);
+	if (named(target, n, "/_relay/stats"))
+		return answer_metrics(a, 0, body, type);
+	if (n > 14 && strncmp(target, "/_relay/queue/", 14) == 0)
+		return answer_queued(a, target + 14, n - 14, body, type);
+	return 404;
 }

@@ -1,8 +1,9 @@
 /*
  * relay-serve's own endpoints, under /_relay/: metrics in the
  * Prometheus text format and stats as JSON, summed over every process
- * on the cache file. They answer loopback clients, or ones that show
- * the admin token; to every other client they do not exist (404).
+ * on the cache file, and the state of a queued request. They answer
+ * loopback clients, or ones that show the admin token; to every other
+ * client they do not exist (404).
  */
 #ifndef RELAY_ADMIN_H
 #define RELAY_ADMIN_H
@@ -10,10 +11,15 @@
 #include "buf.h"
 #include "store.h"
 
-int	admin_target(const char *);
-char	*admin_read_token(const char *, const char **);
-int	admin_allowed(const char *, const char *, const char *);
-int	admin_answer(struct store *, const char *, struct buf *,
-	    const char **);
+struct admin;
+
+int		 admin_target(const char *);
+char		*admin_read_token(const char *, const char **);
+struct admin	*admin_new(const char *, const char *);
+void		 admin_free(struct admin *);
+int		 admin_allowed(const struct admin *, const char *,
+		    const char *);
+int		 admin_answer(struct admin *, const char *, struct buf *,
+		    const char **);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "io.h"
 
 static ssize_t
@@ -74,6 +75,20 @@ struct sink
 sink_null(void)
 {
 	return (struct sink){ null_write, NULL };
+}
+
+static int
+buf_write(void *ctx, const void *p, size_t n)
+{
+	buf_add(ctx, p, n);
+	return 0;
+}
+
+/* Appends to a buffer in memory. */
+struct sink
+sink_buf(struct buf *b)
+{
+	return (struct sink){ buf_write, b };
 }
 
 void

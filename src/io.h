@@ -26,6 +26,8 @@ struct source	source_fd(int *fd);
 struct sink	sink_fd(int *fd);
 struct sink	sink_file(FILE *);
 struct sink	sink_null(void);
+struct buf;
+struct sink	sink_buf(struct buf *);
 
 #define IO_BUFSIZE 65536
 

@@ -26,10 +26,11 @@ struct family {
 
 static const char *const outcomes[] = {
 	"hit", "stale", "miss", "revalidated", "collapsed", "bypass",
-	"merged", "throttled", "error", NULL,
+	"merged", "throttled", "queued", "error", NULL,
 };
 static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx", NULL };
 static const char *const sources[] = { "cache", "upstream", NULL };
+static const char *const results[] = { "delivered", "retried", "failed", NULL };
 /* Prometheus's default buckets, in seconds, and in microseconds. */
 static const char *const bounds[] = {
 	"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
@@ -42,7 +43,7 @@ static const long long bounds_us[] = {
 
 enum {
 	F_REQUESTS, F_RESPONSES, F_SENT_BYTES, F_UPSTREAM_REQUESTS,
-	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_COUNT
+	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_DELIVERIES, F_COUNT
 };
 
 static const struct family families[F_COUNT] = {
@@ -62,6 +63,9 @@ static const struct family families[F_COUNT] = {
 	[F_UPSTREAM_SECONDS] = { "relay_upstream_duration_seconds",
 	    "upstream_duration_seconds", HISTOGRAM,
 	    "Time until the upstream's response head.", "le", bounds },
+	[F_DELIVERIES] = { "relay_queue_deliveries_total", "queue_deliveries",
+	    COUNTER, "Attempts to deliver queued requests, by how they ended.",
+	    "result", results },
 };
 
 static long long *pending;		/* this process's, not yet taken */
@@ -178,6 +182,7 @@ metrics_answered(const char *how, int status, long long bytes)
 		{ "collapsed", "collapsed", 0 }, { "miss", "miss", 1 },
 		{ "expired", "miss", 1 }, { "bypass", "bypass", 1 },
 		{ "merge", "merged", -1 }, { "throttled", "throttled", -1 },
+		{ "queued", "queued", -1 },
 	};
 	size_t i;
 
@@ -223,6 +228,13 @@ metrics_upstream_failed(void)
 	count(F_UPSTREAM_ERRORS, 0, 1);
 }
 
+/* A queued request's attempt ended: delivered, retried or failed. */
+void
+metrics_delivery(const char *result)
+{
+	count(F_DELIVERIES, value_index(results, result), 1);
+}
+
 /*
  * Hands over what was counted since the last time, as lines of
  * "DELTA SERIES" for the writer; returns how many.
@@ -266,8 +278,8 @@ add_value(struct buf *out, const struct family *f, size_t k, long long v)
 
 /* The text exposition format (version 0.0.4), every series. */
 void
-metrics_prometheus(struct buf *out, const long long *v, long long entries,
-    long long bytes)
+metrics_prometheus(struct buf *out, const long long *v,
+    const struct metrics_gauges *g)
 {
 	const struct family *f;
 	size_t i = 0, k, n;
@@ -286,8 +298,13 @@ metrics_prometheus(struct buf *out, const long long *v, long long entries,
 	buf_printf(out, "# HELP relay_cache_entries Responses stored.\n"
 	    "# TYPE relay_cache_entries gauge\nrelay_cache_entries %lld\n"
 	    "# HELP relay_cache_bytes Body bytes stored.\n"
-	    "# TYPE relay_cache_bytes gauge\nrelay_cache_bytes %lld\n",
-	    entries, bytes);
+	    "# TYPE relay_cache_bytes gauge\nrelay_cache_bytes %lld\n"
+	    "# HELP relay_queue_depth Queued requests not delivered, by state.\n"
+	    "# TYPE relay_queue_depth gauge\n"
+	    "relay_queue_depth{state=\"queued\"} %lld\n"
+	    "relay_queue_depth{state=\"delivering\"} %lld\n"
+	    "relay_queue_depth{state=\"failed\"} %lld\n",
+	    g->entries, g->bytes, g->queue[0], g->queue[1], g->queue[2]);
 }
 
 /*

@@ -10,6 +10,12 @@
 
 #include "buf.h"
 
+/* What the files hold now, read when the metrics are. */
+struct metrics_gauges {
+	long long	entries, bytes;		/* stored */
+	long long	queue[3];		/* queued, delivering, failed */
+};
+
 size_t	metrics_count(void);
 void	metrics_add_row(void *, const char *, size_t, long long);
 
@@ -17,11 +23,12 @@ void	metrics_answered(const char *, int, long long);
 void	metrics_upstream_sent(void);
 void	metrics_upstream_head(long long);
 void	metrics_upstream_failed(void);
+void	metrics_delivery(const char *);
 int	metrics_take(struct buf *);
 void	metrics_add_pending(long long *);
 
-void	metrics_prometheus(struct buf *, const long long *, long long,
-	    long long);
+void	metrics_prometheus(struct buf *, const long long *,
+	    const struct metrics_gauges *);
 void	metrics_json(struct buf *, const long long *);
 void	metrics_text(struct buf *, const long long *, int);
 

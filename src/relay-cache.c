@@ -2,6 +2,7 @@
  * relay-cache: inspect and manage the relay cache file.
  */
 #include <err.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "deliver.h"
 #include "headers.h"
 #include "http.h"
 #include "io.h"
@@ -42,7 +44,9 @@ static const char usage_text[] =
     "       relay-cache stats [--json]\n"
     "       relay-cache dump [--match glob]\n"
     "       relay-cache load\n"
-    "       relay-cache vacuum\n";
+    "       relay-cache vacuum\n"
+    "       relay-cache queue [--json] [ls | retry id... | retry failed |"
+    " rm id...]\n";
 
 static const char help_text[] =
     "\nInspects and manages the relay cache file.\n\n"
@@ -55,9 +59,10 @@ static const char help_text[] =
     "  stats      entries, bytes, hits and the file's size\n"
     "  dump       every entry as an NDJSON record (relay(7))\n"
     "  load       records from standard input into the cache\n"
-    "  vacuum     give the file's free pages back\n\n"
+    "  vacuum     give the file's free pages back\n"
+    "  queue      relay-serve's queued requests: list, retry, remove\n\n"
     "  -c, --cache FILE        the cache file (see relay(7))\n"
-    "      --json              JSON output (path, ls, stats)\n"
+    "      --json              JSON output (path, ls, stats, queue)\n"
     "      --match GLOB        only the URLs that match (ls, purge, dump)\n"
     "  -i, --include           get: the status line and fields first\n"
     "  -H, --header LINE       put: a field, 'Name: value'\n"
@@ -646,6 +651,100 @@ cmd_vacuum(void)
 	return 0;
 }
 
+/* The queue file beside the cache, or NULL if there is none. */
+static struct store *
+open_queue(void)
+{
+	struct cache_location loc = locate();
+	struct buf path = BUF_INIT;
+	struct store *s = NULL;
+
+	buf_printf(&path, "%s-queue", loc.path);
+	if (access(buf_cstr(&path), F_OK) == 0 || errno != ENOENT) {
+		s = store_open_queue(loc.path, 0);
+		if (store_status(s) != 0)
+			die_store(s);
+	}
+	buf_free(&path);
+	free(loc.path);
+	return s;
+}
+
+/* One entry a line: id, state, attempts, status, method, URL, error. */
+static void
+list_queued(void *ctx, struct store_queued *q)
+{
+	struct buf line = BUF_INIT;
+	char *url = text_printable(q->url, 1);	/* the file may lie */
+	char *error = text_printable(q->error != NULL ? q->error : "-", 1);
+
+	(void)ctx;
+	if (json_output)
+		deliver_json(&line, q);
+	else
+		buf_printf(&line, "%lld\t%s\t%lld\t%d\t%s\t%s\t%s", q->id,
+		    q->state, q->attempts, q->status, q->method, url, error);
+	puts(buf_cstr(&line));
+	buf_free(&line);
+	free(url);
+	free(error);
+	store_queued_free(q);
+}
+
+static long long
+queue_id(const char *arg)
+{
+	long long id;
+
+	if (num_parse(arg, 1, 1LL << 62, &id) < 0)
+		usage_error("bad queue entry '%s': expected its number", arg);
+	return id;
+}
+
+/*
+ * relay-cache queue: the entries of relay-serve --queue, oldest first;
+ * "retry" queues failed ones again, "rm" removes entries.
+ */
+static int
+cmd_queue(int argc, char **argv)
+{
+	struct store *s = open_queue();
+	const char *verb = argc > 0 ? argv[0] : "ls";
+	long long n;
+	int i, rc = 0;
+
+	if (strcmp(verb, "ls") == 0 && argc <= 1) {
+		if (s != NULL && store_queue_list(s, NULL, list_queued,
+		    NULL) < 0)
+			die_store(s);
+	} else if ((strcmp(verb, "retry") == 0 || strcmp(verb, "rm") == 0) &&
+	    argc > 1) {
+		if (s == NULL)
+			errx(EX_NOINPUT, "no queue beside the cache");
+		for (i = 1; i < argc; i++) {
+			if (strcmp(verb, "retry") == 0)
+				n = store_queue_retry(s, strcmp(argv[i],
+				    "failed") == 0 ? -1 : queue_id(argv[i]),
+				    (long long)time(NULL) * 1000);
+			else
+				n = store_queue_remove(s, queue_id(argv[i]));
+			if (n < 0)
+				die_store(s);
+			if (n == 0 && strcmp(argv[i], "failed") != 0) {
+				warnx("queue entry %s: %s", argv[i],
+				    strcmp(verb, "rm") == 0 ? "no such entry" :
+				    "not failed");
+				rc = EX_NOINPUT;
+			}
+		}
+	} else {
+		usage_error("queue: expected ls, retry ID... or rm ID..., "
+		    "not '%s'", verb);
+	}
+	store_close(s);
+	return rc;
+}
+
 /* Flags from the command line. */
 enum { INCLUDE = 1, FORCE = 2, VERBOSE = 4, EXPIRED = 8, ALL = 16 };
 
@@ -679,7 +778,7 @@ static const struct command {
 } commands[] = {
 	{ "dump", "m" }, { "get", "iX" }, { "load", "" }, { "ls", "jm" },
 	{ "path", "j" }, { "purge", "aemv" }, { "put", "HXst" },
-	{ "rm", "f" }, { "stats", "j" }, { "vacuum", "" },
+	{ "queue", "j" }, { "rm", "f" }, { "stats", "j" }, { "vacuum", "" },
 };
 
 /* One letter per long-only option, to check it against the command. */
@@ -734,6 +833,8 @@ run_command(const struct command *cmd, int argc, char **argv,
 		return cmd_put(argc, argv, headers, ttl, status, method);
 	if (strcmp(cmd->name, "rm") == 0)
 		return cmd_rm(argc, argv, flags & FORCE);
+	if (strcmp(cmd->name, "queue") == 0)
+		return cmd_queue(argc, argv);
 	if (argc != 0)
 		usage_error("unexpected argument '%s'", argv[0]);
 	if (strcmp(cmd->name, "path") == 0)

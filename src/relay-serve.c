@@ -5,6 +5,7 @@
  * by inetd, by systemd socket activation, or with --listen.
  */
 #include <err.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "buf.h"
 #include "cache.h"
 #include "config.h"
+#include "deliver.h"
 #include "gate.h"
 #include "headers.h"
 #include "http.h"
@@ -59,7 +61,11 @@ static long long upstream_wait_ms = 5000;	/* --upstream-wait */
 static struct gcra_limit upstream_limit;
 static struct gate *gate;		/* NULL: no --upstream-rate */
 static char *admin_token;		/* --admin-token-file */
-static struct store *admin_reader;	/* for /_relay/, once asked */
+static struct admin *admin;		/* the /_relay/ endpoints */
+static char **queue_globs;		/* --queue */
+static size_t n_queue_globs;
+static long long queue_attempts = 8;	/* --queue-attempts */
+static struct deliver *deliver;		/* NULL: no --queue */
 #define LIMIT_WAIT_MS 100	/* for the limits file, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -95,7 +101,8 @@ static const char usage_text[] =
     "           [--rate-limit-dry-run] [--rate-limit-fail open | closed]\n"
     "           [--rate-limit-spare-hits] [--upstream-rate rate]\n"
     "           [--upstream-burst N] [--upstream-wait duration]\n"
-    "           [--admin-token-file file]\n";
+    "           [--admin-token-file file] [--queue glob]"
+    " [--queue-attempts N]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -131,6 +138,10 @@ static const char help_text[] =
     "      --upstream-wait TIME      for a turn, then stale or 503 (5s)\n"
     "      --admin-token-file FILE   /_relay/ answers others with this"
     " Bearer token\n"
+    "      --queue GLOB              keep POST, PUT, PATCH and DELETE of"
+    " these paths,\n"
+    "                                answer 202, deliver later\n"
+    "      --queue-attempts N        before a queued request fails (8)\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -168,6 +179,8 @@ struct answer {
 	long long		 start_ms, upstream_ms;
 	long long		 retry_after_s;	/* over --upstream-rate */
 	int			 admin;		/* /_relay/: not counted */
+	char			*target;	/* normalised */
+	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
@@ -190,6 +203,9 @@ answer_free(struct answer *a)
 		merging--;	/* the route may be freed by a reload now */
 	if (a->call != NULL)
 		through_cancel(a->call);
+	if (a->adding != NULL)
+		deliver_forget(a->adding);
+	free(a->target);
 	if (a->asking != NULL) {
 		limiter_cancel(a->asking);
 		if (a->then != NULL)
@@ -767,12 +783,84 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 	through_start(through, &req, &merged_sink, a, &a->call);
 }
 
+/* Whether the request is one --queue keeps for later delivery. */
+static int
+to_queue(const struct answer *a)
+{
+	static const char *const unsafe[] = { "POST", "PUT", "PATCH",
+		"DELETE" };
+	char *path;
+	size_t i;
+	int match = 0;
+
+	for (i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
+		if (strcmp(a->req->method, unsafe[i]) == 0)
+			break;
+	if (deliver == NULL || i == sizeof unsafe / sizeof unsafe[0])
+		return 0;
+	path = xstrndup(a->target, strcspn(a->target, "?"));
+	for (i = 0; i < n_queue_globs && !match; i++)
+		match = fnmatch(queue_globs[i], path, 0) == 0;
+	free(path);
+	return match;
+}
+
+/* Kept: 202, and where to ask what became of it. */
+static void
+on_queued(void *ctx, long long id, const char *error)
+{
+	struct answer *a = ctx;
+	struct buf body = BUF_INIT;
+	char fields[160];
+
+	a->adding = NULL;
+	if (id == 0) {
+		a->cache_status = "-";
+		fail_with(a, 503, error, "Retry-After: 1\r\n");
+		return;
+	}
+	snprintf(fields, sizeof fields, "Location: /_relay/queue/%lld\r\n"
+	    "Content-Type: application/json\r\nCache-Control: no-store\r\n",
+	    id);
+	buf_printf(&body, "{\"id\":%lld,\"state\":\"queued\","
+	    "\"location\":\"/_relay/queue/%lld\"}\n", id, id);
+	send_head(a, 202, fields, "relay; detail=queued", -1,
+	    (long long)body.len);
+	write_body(a, body.data, body.len);
+	buf_free(&body);
+	finish(a, 0);
+}
+
+/* Into the queue file first (deliver.h); answered once it is there. */
+static void
+answer_queued(struct answer *a)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	const struct buf *body = conn_body(a->c);
+	struct buf forward = BUF_INIT;
+	struct store_queued q = {
+		.method = (char *)a->req->method, .url = a->key,
+		.body = body->data,
+		.body_len = body->len,
+	};
+
+	http_forward_fields(&forward, fields);
+	q.fields = (char *)buf_cstr(&forward);
+	q.path = xstrndup(a->target, strcspn(a->target, "?"));
+	a->cache_status = "queued";
+	a->adding = deliver_add(deliver, &q, on_queued, a);
+	free(q.path);
+	buf_free(&forward);
+}
+
 /* What the request gets, once it may be answered. */
 static void
 answer(struct answer *a, struct route *r, struct route_params *params)
 {
 	if (r != NULL) {
 		answer_merged(a, r, params);
+	} else if (to_queue(a)) {
+		answer_queued(a);
 	} else if (!a->head_only && strcmp(a->req->method, "GET") != 0 &&
 	    read_only) {
 		a->cache_status = "-";
@@ -883,9 +971,8 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 }
 
 /*
- * /_relay/metrics and /_relay/stats, summed over every process on the
- * cache file, read in a connection of their own; 404 to a client not
- * allowed (admin.h), as to one asking for a name that is not ours.
+ * /_relay/metrics, /_relay/stats and /_relay/queue/ID (admin.h); 404
+ * to a client not allowed, as to one asking for a name not ours.
  */
 static void
 answer_admin(struct answer *a, const char *target)
@@ -897,7 +984,7 @@ answer_admin(struct answer *a, const char *target)
 
 	a->admin = 1;
 	a->cache_status = "admin";
-	if (!admin_allowed(conn_peer(a->c), fields, admin_token)) {
+	if (!admin_allowed(admin, conn_peer(a->c), fields)) {
 		fail(a, 404, "not found");
 		return;
 	}
@@ -905,9 +992,7 @@ answer_admin(struct answer *a, const char *target)
 		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
 		return;
 	}
-	if (admin_reader == NULL)
-		admin_reader = store_open(cache_path, STORE_READ);
-	if ((status = admin_answer(admin_reader, target, &body, &type)) != 200) {
+	if ((status = admin_answer(admin, target, &body, &type)) != 200) {
 		fail(a, status, status == 404 ? "not found" :
 		    "the cache file cannot be read");
 		return;
@@ -940,13 +1025,13 @@ on_request(struct conn *c, void *ctx)
 	a->head_only = strcmp(req->method, "HEAD") == 0;
 	cacheable = a->head_only || strcmp(req->method, "GET") == 0;
 	conn_set_data(c, a);
-	if ((target = target_normalize(req->target, &why)) == NULL) {
+	if ((a->target = target = target_normalize(req->target, &why)) ==
+	    NULL) {
 		fail(a, 400, why);
 		return;
 	}
 	if (admin_target(target)) {
 		answer_admin(a, target);
-		free(target);
 		return;
 	}
 	url = url_join(base, target);
@@ -955,7 +1040,6 @@ on_request(struct conn *c, void *ctx)
 	/* Defence in depth: the key must name a resource under the base. */
 	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
 	    a->key[n] != '/') {
-		free(target);
 		fail(a, 400, "target leaves the upstream");
 		return;
 	}
@@ -969,7 +1053,6 @@ on_request(struct conn *c, void *ctx)
 		ask_limiter(a, r, &params, target);
 	else
 		answer(a, r, &params);
-	free(target);
 }
 
 static void
@@ -1073,6 +1156,7 @@ on_idle(void *ctx)
 	}
 	through_idle(through, listen_stop);
 	limiter_flush(limiter);
+	deliver_flush(deliver);
 	log_flush();
 	if (listen_stop)
 		server_stop(server);
@@ -1096,6 +1180,9 @@ serve(int listen_fd, int in, int out)
 		    upstream_wait_ms, throttle_fail_closed);
 		through_gate(through, gate);
 	}
+	if (n_queue_globs > 0)
+		deliver = deliver_start(cache_path, server, through,
+		    queue_attempts);
 	merge_env = (struct merge_env){ through, base,
 		&opts.rules };
 	if (listen_fd >= 0)
@@ -1103,8 +1190,9 @@ serve(int listen_fd, int in, int out)
 	else
 		server_connection(server, in, out);
 	server_run(server);
+	deliver_stop(deliver);
 	through_free(through);
-	store_close(admin_reader);
+	admin_free(admin);
 	gate_free(gate);
 	limiter_stop(limiter);
 	log_flush();
@@ -1162,8 +1250,8 @@ enum {
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
-	OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE, OPT_UPSTREAM_WAIT, OPT_VERSION,
-	OPT_WORKERS,
+	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE,
+	OPT_UPSTREAM_WAIT, OPT_VERSION, OPT_WORKERS,
 };
 
 static const struct option long_options[] = {
@@ -1183,6 +1271,8 @@ static const struct option long_options[] = {
 	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+	{ "queue", required_argument, NULL, OPT_QUEUE },
+	{ "queue-attempts", required_argument, NULL, OPT_QUEUE_ATTEMPTS },
 	{ "routes", required_argument, NULL, OPT_ROUTES },
 	{ "upstream-burst", required_argument, NULL, OPT_UPSTREAM_BURST },
 	{ "upstream-rate", required_argument, NULL, OPT_UPSTREAM_RATE },
@@ -1257,6 +1347,16 @@ parse_option(int opt, const char *arg)
 	case OPT_ROUTES:
 		routes_option = arg;
 		break;
+	case OPT_QUEUE:
+		queue_globs = xrealloc(queue_globs, (n_queue_globs + 1) *
+		    sizeof *queue_globs);
+		queue_globs[n_queue_globs++] = xstrdup(arg);
+		break;
+	case OPT_QUEUE_ATTEMPTS:
+		if (num_parse(arg, 1, 1000, &queue_attempts) < 0)
+			errx(EXIT_USAGE, "bad --queue-attempts '%s': expected "
+			    "1 to 1000", arg);
+		break;
 	case OPT_UPSTREAM_BURST:
 		if (num_parse(arg, 1, 1000000, &upstream_burst) < 0)
 			errx(EXIT_USAGE, "bad --upstream-burst '%s': expected "
@@ -1320,6 +1420,7 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	set_upstream();
 	set_cache_path();
+	admin = admin_new(cache_path, admin_token);
 	if (routes_option != NULL) {
 		routes = load_routes(routes_option, err, sizeof err, &ok);
 		if (!ok)

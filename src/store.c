@@ -90,8 +90,15 @@ enum stmt {
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
 	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_BUCKET_GET, ST_BUCKET_PUT,
-	ST_BUCKET_EXPIRE, ST_COUNTER_ADD, ST_COUNTERS, ST_COUNT
+	ST_BUCKET_EXPIRE, ST_COUNTER_ADD, ST_COUNTERS, ST_Q_ADD, ST_Q_DUE,
+	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
+	ST_Q_DEPTH, ST_Q_FORGET, ST_COUNT
 };
+
+#define Q_COLUMNS \
+	"id, method, url, path, fields, body, state, attempts, next_ms," \
+	" created_ms, updated_ms, status, response_type, response, error"
+#define Q_OPEN	"state IN ('queued', 'delivering')"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GET] = "SELECT " ENTRY_COLUMNS " FROM entries"
@@ -161,6 +168,33 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BUCKET_PUT] = "INSERT INTO buckets (key, tat) VALUES (?1, ?2)"
 	    " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
 	[ST_BUCKET_EXPIRE] = "DELETE FROM buckets WHERE tat < ?1",
+	/* the queue file (store_open_queue) */
+	[ST_Q_ADD] = "INSERT INTO queue (method, url, path, fields, body,"
+	    " state, attempts, next_ms, created_ms, updated_ms)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?6)",
+	/* what may go now: the first open one of each path, if it is due */
+	[ST_Q_DUE] = "SELECT " Q_COLUMNS " FROM queue q WHERE " Q_OPEN
+	    " AND next_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM queue p"
+	    " WHERE p.path = q.path AND p.id < q.id AND p." Q_OPEN ")"
+	    " ORDER BY id LIMIT ?2",
+	[ST_Q_START] = "UPDATE queue SET state = 'delivering',"
+	    " attempts = attempts + 1, updated_ms = ?2"
+	    " WHERE id = ?1 AND " Q_OPEN,
+	[ST_Q_SETTLE] = "UPDATE queue SET state = ?2, next_ms = ?3,"
+	    " status = ?4, response_type = ?5, response = ?6, error = ?7,"
+	    " updated_ms = ?8, attempts = attempts - ?9"
+	    " WHERE id = ?1 AND state = 'delivering'",
+	[ST_Q_GET] = "SELECT " Q_COLUMNS " FROM queue WHERE id = ?1",
+	[ST_Q_LIST] = "SELECT " Q_COLUMNS " FROM queue"
+	    " WHERE ?1 IS NULL OR state = ?1 ORDER BY id",
+	[ST_Q_RETRY] = "UPDATE queue SET state = 'queued', attempts = 0,"
+	    " next_ms = ?2, updated_ms = ?2, error = NULL"
+	    " WHERE (?1 IS NULL OR id = ?1) AND state = 'failed'",
+	[ST_Q_REMOVE] = "DELETE FROM queue WHERE id = ?1",
+	[ST_Q_DEPTH] = "SELECT total(state = 'queued'),"
+	    " total(state = 'delivering'), total(state = 'failed') FROM queue",
+	[ST_Q_FORGET] = "DELETE FROM queue WHERE state = 'delivered'"
+	    " AND updated_ms < ?1",
 };
 
 struct store {
@@ -1604,4 +1638,309 @@ fail:
 out:
 	free(order);
 	return -1;
+}
+
+/*
+ * The queue file, CACHE-queue: requests accepted for later delivery
+ * (relay-serve --queue), synced at every commit, since a client was
+ * told they are kept.
+ */
+static int
+setup_queue(struct store *s)
+{
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	return exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+	    "CREATE TABLE IF NOT EXISTS queue ("
+	    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	    "  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,"
+	    "  fields TEXT NOT NULL, body BLOB NOT NULL,"
+	    "  state TEXT NOT NULL, attempts INTEGER NOT NULL,"
+	    "  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	    "  updated_ms INTEGER NOT NULL, status INTEGER,"
+	    "  response_type TEXT, response BLOB, error TEXT);"
+	    "CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)"
+	    "  WHERE " Q_OPEN ";"
+	    "CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
+	    "  WHERE " Q_OPEN ";", "open");
+}
+
+/* Opens (with create, makes) the queue file beside cache_path. */
+struct store *
+store_open_queue(const char *cache_path, int create)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+	struct buf path = BUF_INIT;
+
+	buf_printf(&path, "%s-queue", cache_path);
+	s->path = (char *)buf_cstr(&path);
+	open_racing(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	    (create ? SQLITE_OPEN_CREATE : 0), setup_queue);
+	return s;
+}
+
+static void *
+column_blob(sqlite3_stmt *st, int col, size_t *len)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	char *copy;
+
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	copy = xmalloc(*len + 1);
+	if (*len > 0)
+		memcpy(copy, p, *len);
+	copy[*len] = '\0';
+	return copy;
+}
+
+static void
+read_queued(sqlite3_stmt *st, struct store_queued *q)
+{
+	q->id = sqlite3_column_int64(st, 0);
+	q->method = column_text(st, 1);
+	q->url = column_text(st, 2);
+	q->path = column_text(st, 3);
+	q->fields = column_text(st, 4);
+	q->body = column_blob(st, 5, &q->body_len);
+	q->state = column_text(st, 6);
+	q->attempts = sqlite3_column_int64(st, 7);
+	q->next_ms = sqlite3_column_int64(st, 8);
+	q->created_ms = sqlite3_column_int64(st, 9);
+	q->updated_ms = sqlite3_column_int64(st, 10);
+	q->status = sqlite3_column_int(st, 11);
+	q->response_type = column_text(st, 12);
+	q->response = column_blob(st, 13, &q->response_len);
+	q->error = column_text(st, 14);
+}
+
+void
+store_queued_free(struct store_queued *q)
+{
+	free(q->method);
+	free(q->url);
+	free(q->path);
+	free(q->fields);
+	free(q->body);
+	free(q->state);
+	free(q->response_type);
+	free(q->response);
+	free(q->error);
+	memset(q, 0, sizeof *q);
+}
+
+/* Writes a statement's one change in a transaction of its own. */
+static long long
+write_one(struct store *s, sqlite3_stmt *st)
+{
+	long long changed;
+
+	if (st == NULL || begin_write(s) < 0)
+		return -1;
+	if (run(s, st, "write to") < 0) {
+		rollback(s);
+		return -1;
+	}
+	changed = sqlite3_changes(s->db);
+	return commit(s) < 0 ? -1 : changed;
+}
+
+/* Keeps q (method, url, path, fields, body) as queued; sets q->id. */
+int
+store_queue_add(struct store *s, struct store_queued *q, long long now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_ADD);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, q->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, q->url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, q->path, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, q->fields, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, q->body != NULL ? q->body : "",
+	    (int)q->body_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, now_ms);
+	if (write_one(s, st) < 0)
+		return -1;
+	q->id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* Calls fn with each of up to max entries that may be delivered now. */
+int
+store_queue_due(struct store *s, long long now_ms, int max,
+    void (*fn)(void *, struct store_queued *), void *ctx)
+{
+	struct store_queued q;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_Q_DUE)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_queued(st, &q);
+		fn(ctx, &q);	/* q is fn's */
+	}
+	if (rc != SQLITE_DONE)
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Marks an entry as being delivered, one attempt more; 0 if it is not open. */
+long long
+store_queue_start(struct store *s, long long id, long long now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_START);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	return write_one(s, st);
+}
+
+/*
+ * The end of an attempt, as r says: its state (delivered, failed, or
+ * queued again at next_ms), the upstream's status and response, the
+ * error; uncounted: the attempt did not count (it was never sent).
+ */
+long long
+store_queue_settle(struct store *s, const struct store_queued *r,
+    int uncounted, long long now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_SETTLE);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, r->id);
+	sqlite3_bind_text(st, 2, r->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->next_ms);
+	if (r->status > 0)
+		sqlite3_bind_int(st, 4, r->status);
+	sqlite3_bind_text(st, 5, r->response_type, -1, SQLITE_STATIC);
+	if (r->response != NULL)
+		sqlite3_bind_blob(st, 6, r->response, (int)r->response_len,
+		    SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, r->error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, now_ms);
+	sqlite3_bind_int(st, 9, uncounted != 0);
+	return write_one(s, st);
+}
+
+/* Reads entry id into q: 1, or 0 if there is none. */
+int
+store_queue_get(struct store *s, long long id, struct store_queued *q)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_Q_GET)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_queued(st, q);
+	else if (rc != SQLITE_DONE)
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Calls fn with every entry in state (NULL: any), oldest first. */
+int
+store_queue_list(struct store *s, const char *state,
+    void (*fn)(void *, struct store_queued *), void *ctx)
+{
+	struct store_queued q;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_Q_LIST)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_queued(st, &q);
+		fn(ctx, &q);
+	}
+	if (rc != SQLITE_DONE)
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Queues failed entries again, id or (-1) every one; returns how many. */
+long long
+store_queue_retry(struct store *s, long long id, long long now_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_RETRY);
+
+	if (st == NULL)
+		return -1;
+	if (id >= 0)
+		sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	return write_one(s, st);
+}
+
+/* Removes an entry, whatever its state; returns 1, or 0 if none. */
+long long
+store_queue_remove(struct store *s, long long id)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_REMOVE);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return write_one(s, st);
+}
+
+/* Removes entries delivered before before_ms; returns how many. */
+long long
+store_queue_forget(struct store *s, long long before_ms)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_FORGET);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before_ms);
+	return write_one(s, st);
+}
+
+/* How many entries are queued, being delivered and failed. */
+int
+store_queue_depth(struct store *s, long long out[3])
+{
+	sqlite3_stmt *st;
+	int rc, i;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_Q_DEPTH)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		for (i = 0; i < 3; i++)
+			out[i] = sqlite3_column_int64(st, i);
+	else
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_ROW ? 0 : -1;
 }

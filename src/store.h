@@ -70,6 +70,26 @@ struct store_bucket {
 	struct gcra_decision		 decision;
 };
 
+/* A request accepted for later delivery (the queue file). */
+struct store_queued {
+	long long	 id;
+	char		*method;
+	char		*url;		/* the upstream URL, normalised */
+	char		*path;		/* its path: one at a time each */
+	char		*fields;	/* to send */
+	char		*body;
+	size_t		 body_len;
+	char		*state;		/* queued, delivering, delivered, failed */
+	long long	 attempts;
+	long long	 next_ms;	/* queued: not before (Unix ms) */
+	long long	 created_ms, updated_ms;
+	int		 status;	/* the upstream's last, or 0 */
+	char		*response_type;	/* its Content-Type, or NULL */
+	char		*response;	/* its body (the start of it) */
+	size_t		 response_len;
+	char		*error;		/* why the last attempt failed */
+};
+
 struct store	*store_open(const char *, enum store_mode);
 struct store	*store_open_limits(const char *, int);
 int		 store_buckets_take(struct store *, struct store_bucket *,
@@ -118,5 +138,23 @@ int		 store_count(struct store *, const char *);
 int		 store_counters(struct store *, void (*)(void *, const char *,
 		    size_t, long long), void *);
 int		 store_vacuum(struct store *);
+
+struct store	*store_open_queue(const char *, int);
+void		 store_queued_free(struct store_queued *);
+int		 store_queue_add(struct store *, struct store_queued *,
+		    long long);
+int		 store_queue_due(struct store *, long long, int,
+		    void (*)(void *, struct store_queued *), void *);
+long long	 store_queue_start(struct store *, long long, long long);
+long long	 store_queue_settle(struct store *, const struct store_queued *,
+		    int, long long);
+int		 store_queue_get(struct store *, long long,
+		    struct store_queued *);
+int		 store_queue_list(struct store *, const char *,
+		    void (*)(void *, struct store_queued *), void *);
+long long	 store_queue_retry(struct store *, long long, long long);
+long long	 store_queue_remove(struct store *, long long);
+long long	 store_queue_forget(struct store *, long long);
+int		 store_queue_depth(struct store *, long long[3]);
 
 #endif

@@ -71,3 +71,35 @@ load helpers
 	! curl -s -o /dev/null "http://127.0.0.1:$port/"
 	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'relay-demo.*' -newer "$BATS_TEST_TMPDIR" 2>/dev/null)" ]
 }
+
+@test "protected-api: client limits, spared hits, queued writes and metrics, together" {
+	start_upstream
+	port=$(free_port)
+	RELAY_UPSTREAM=$UP CLIENT_RATE=1/h CLIENT_BURST=2 UPSTREAM_RATE=5/s \
+	    "$ROOT/share/examples/protected-api" "$port" 2>serve.log &
+	SERVE_PID=$!
+	eventually grep -q 'listening on' serve.log
+	base=http://127.0.0.1:$port
+	code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+	# an API key's two requests pass, the third is refused…
+	[ "$(code -H 'X-Api-Key: a' "$base/menu?cc=max-age=600")" = 200 ]
+	[ "$(code -H 'X-Api-Key: a' "$base/other")" = 200 ]
+	[ "$(code -H 'X-Api-Key: a' "$base/third")" = 429 ]
+	# …but fresh hits cost nothing
+	[ "$(code -H 'X-Api-Key: a' "$base/menu?cc=max-age=600")" = 200 ]
+	# a write is kept and delivered
+	[ "$(code -H 'X-Api-Key: b' -d '{"dish":12}' "$base/orders")" = 202 ]
+	delivered() { [ "$(curl -s "$base/_relay/queue/1" | jq -r .state)" = delivered ]; }
+	eventually delivered
+	# and the metrics say it all
+	curl -s "$base/_relay/metrics" | promtool check metrics
+	counted() { [ "$(curl -s "$base/_relay/stats" | jq -c '[.requests.throttled, .requests.queued, .queue_deliveries.delivered]')" = '[1,1,1]' ]; }
+	eventually counted
+}
+
+@test "protected-api needs an upstream and a numeric port" {
+	run -2 "$ROOT/share/examples/protected-api" eighty
+	run env -u RELAY_UPSTREAM "$ROOT/share/examples/protected-api" 8000
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"set RELAY_UPSTREAM"* ]]
+}

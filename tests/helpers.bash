@@ -181,6 +181,16 @@ eventually() {
 	"$@"
 }
 
+# within SECONDS COMMAND...: eventually, with a bound of its own.
+within() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
 # Whether the cache holds no entry (another process's view).
 cache_empty() {
 	[ -z "$(relay-cache ls)" ]

@@ -45,7 +45,7 @@ stats_are() {
 	for base in "$SERVE" "$ACTIVATED" "$SERVE" "$ACTIVATED" "$SERVE"; do
 		get "$base" '/t?cc=max-age=600' same-key
 	done
-	requests='{"hit":5,"stale":0,"miss":6,"revalidated":0,"collapsed":0,"bypass":1,"merged":0,"throttled":2,"error":1}'
+	requests='{"hit":5,"stale":0,"miss":6,"revalidated":0,"collapsed":0,"bypass":1,"merged":0,"throttled":2,"queued":0,"error":1}'
 	responses='{"1xx":0,"2xx":10,"3xx":0,"4xx":4,"5xx":1}'
 	eventually stats_are "$SERVE" .requests "$requests"
 	stats_are "$ACTIVATED" .requests "$requests"

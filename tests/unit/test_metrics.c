@@ -68,13 +68,14 @@ exposition(void)
 	metrics_add_row(v, "relay_requests_total{outcome=\"hit\"}", 35, 2);
 	metrics_add_row(v, sum, sizeof sum - 1, 1250000);
 	metrics_add_row(v, "relay_from_the_future_total", 27, 9);
-	metrics_prometheus(&out, v, 3, 4096);
+	metrics_prometheus(&out, v, &(struct metrics_gauges){ 3, 4096, { 1, 0, 2 } });
 	CHECK(has_line(&out, "# TYPE relay_requests_total counter"));
 	CHECK(has_line(&out, "relay_requests_total{outcome=\"hit\"} 7"));
 	CHECK(has_line(&out, "relay_requests_total{outcome=\"stale\"} 0"));
 	CHECK(has_line(&out, "# TYPE relay_upstream_duration_seconds histogram"));
 	CHECK(has_line(&out, "relay_upstream_duration_seconds_sum 1.250000"));
 	CHECK(has_line(&out, "relay_cache_entries 3"));
+	CHECK(has_line(&out, "relay_queue_depth{state=\"failed\"} 2"));
 	CHECK(strstr(buf_cstr(&out), "future") == NULL);
 	buf_reset(&out);
 	metrics_json(&out, v);
@@ -91,29 +92,34 @@ exposition(void)
 static void
 admission(void)
 {
+	struct admin *open = admin_new("unused.db", NULL);
+	struct admin *locked = admin_new("unused.db", "tok");
+
 	CHECK(admin_target("/_relay/stats"));
 	CHECK(admin_target("/_relay"));
 	CHECK(!admin_target("/_relayed"));
 	CHECK(!admin_target("/x/_relay/stats"));
-	CHECK(admin_allowed("127.0.0.1:4000", "", NULL));
-	CHECK(admin_allowed("127.9.9.9:4000", "", NULL));
-	CHECK(admin_allowed("[::1]:4000", "", NULL));
-	CHECK(admin_allowed("[::ffff:127.0.0.1]:4000", "", NULL));
-	CHECK(admin_allowed("::1", "", NULL));
-	CHECK(!admin_allowed("::10", "", NULL));
-	CHECK(!admin_allowed("[::1f]:4000", "", NULL));
-	CHECK(!admin_allowed("10.0.0.1:4000", "", NULL));
-	CHECK(!admin_allowed("-", "", NULL));
-	CHECK(admin_allowed("10.0.0.1:4000", "Authorization: bearer tok\r\n",
-	    "tok"));
-	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer to\r\n",
-	    "tok"));
-	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer tokk\r\n",
-	    "tok"));
-	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Basic tok\r\n",
-	    "tok"));
-	CHECK(!admin_allowed("10.0.0.1:4000", "Authorization: Bearer tok\r\n",
-	    NULL));
+	CHECK(admin_allowed(open, "127.0.0.1:4000", ""));
+	CHECK(admin_allowed(open, "127.9.9.9:4000", ""));
+	CHECK(admin_allowed(open, "[::1]:4000", ""));
+	CHECK(admin_allowed(open, "[::ffff:127.0.0.1]:4000", ""));
+	CHECK(admin_allowed(open, "::1", ""));
+	CHECK(!admin_allowed(open, "::10", ""));
+	CHECK(!admin_allowed(open, "[::1f]:4000", ""));
+	CHECK(!admin_allowed(open, "10.0.0.1:4000", ""));
+	CHECK(!admin_allowed(open, "-", ""));
+	CHECK(admin_allowed(locked, "10.0.0.1:4000",
+	    "Authorization: bearer tok\r\n"));
+	CHECK(!admin_allowed(locked, "10.0.0.1:4000",
+	    "Authorization: Bearer to\r\n"));
+	CHECK(!admin_allowed(locked, "10.0.0.1:4000",
+	    "Authorization: Bearer tokk\r\n"));
+	CHECK(!admin_allowed(locked, "10.0.0.1:4000",
+	    "Authorization: Basic tok\r\n"));
+	CHECK(!admin_allowed(open, "10.0.0.1:4000",
+	    "Authorization: Bearer tok\r\n"));
+	admin_free(open);
+	admin_free(locked);
 }
 
 static const struct unit_test tests[] = {

@@ -1,0 +1,146 @@
+#!/usr/bin/env bats
+# relay-serve's delivery queue (--queue): unsafe requests kept in the
+# queue file before the 202, delivered later in arrival order per path,
+# retried, failed after a bound but kept; nothing lost when a process is
+# killed; relay-cache queue lists, retries and removes.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	start_upstream
+}
+
+# The state of queue entry ID, as /_relay/queue/ID tells it.
+entry() {
+	curl -s "$SERVE/_relay/queue/$1"
+}
+
+# entry_is ID STATE: until it is.
+entry_is() {
+	[ "$(entry "$1" | jq -r .state)" = "$2" ]
+}
+
+# effects N: the fixture has had N effects (2xx answers to writes).
+effects() {
+	[ "$(curl -s "$UP/_effects" | grep -c .)" -eq "$1" ]
+}
+
+# effects_at_least N
+effects_at_least() {
+	[ "$(curl -s "$UP/_effects" | grep -c .)" -ge "$1" ]
+}
+
+# Every entry in the queue file is delivered.
+all_delivered() {
+	! relay-cache queue | cut -f2 | grep -qv delivered
+}
+
+# stats_are JQ JSON: /_relay/stats says so.
+stats_are() {
+	[ "$(curl -s "$SERVE/_relay/stats" | jq -c "$1")" = "$2" ]
+}
+
+@test "a POST to a queued path is kept, answered 202 with where to look, and delivered" {
+	start_serve --queue '/orders*'
+	run curl -s -D head -d 'one pizza' "$SERVE/orders?echo=1"
+	tr -d '\r' <head >h
+	grep -q '^HTTP/1.1 202 ' h
+	grep -qx 'Location: /_relay/queue/1' h
+	[ "$(jq -c . <<<"$output")" = '{"id":1,"state":"queued","location":"/_relay/queue/1"}' ]
+	eventually entry_is 1 delivered
+	[ "$(entry 1 | jq -c '[.status, .body, .attempts, .method, .error]')" = '[200,"POST one pizza",1,"POST",null]' ]
+	effects 1
+	# other methods and paths go as they always did
+	[ "$(curl -s -d x -o /dev/null -w '%{http_code}' "$SERVE/other")" = 200 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/orders")" = 200 ]
+	# counted: one queued request, one delivery
+	eventually stats_are '[.requests.queued, .queue_deliveries.delivered]' '[1,1]'
+}
+
+@test "retries follow Retry-After, the Idempotency-Key goes on every attempt, and after --queue-attempts an entry fails but is kept" {
+	start_serve --queue '/q/*' --queue-attempts 2
+	curl -s -o /dev/null -H 'Idempotency-Key: k-1' -d a "$SERVE/q/retried?fail_first=2&retry_after=1"
+	curl -s -o /dev/null -d b "$SERVE/q/broken?status=500"
+	eventually entry_is 2 failed
+	[ "$(entry 2 | jq -c '[.attempts, .status, .error]')" = '[2,500,"Internal Server Error"]' ]
+	# the other had two 503s, a second apart as they asked: failed too
+	eventually entry_is 1 failed
+	[ "$(curl -s "$UP/_log" | jq -r 'select(.path | startswith("/q/retried")) | .headers["Idempotency-Key"]' | sort -u)" = k-1 ]
+	# relay-cache queue lists them; retry queues a failed one again
+	[ "$(relay-cache queue | cut -f1,2,3,4)" = $'1\tfailed\t2\t503\n2\tfailed\t2\t500' ]
+	relay-cache queue retry 1
+	eventually entry_is 1 delivered
+	[ "$(entry 1 | jq -c '[.attempts, .status]')" = '[1,200]' ]
+	[ "$(curl -s "$UP/_count?path=/q/retried%3Ffail_first%3D2%26retry_after%3D1")" -eq 3 ]
+	relay-cache queue rm 2
+	[ "$(relay-cache queue --json | jq -r .state)" = delivered ]
+	run -66 relay-cache queue rm 2
+	[ "$output" = "relay-cache: queue entry 2: no such entry" ]
+	run -2 relay-cache queue frobnicate
+}
+
+@test "one path's requests are delivered in the order they came, across workers" {
+	start_serve --workers 2 --queue '/seq'
+	for i in $(seq 20); do
+		curl -s -o /dev/null -d "$i" "$SERVE/seq?delay=5"
+	done
+	eventually effects 20
+	[ "$(curl -s "$UP/_effects" | tr '\n' ' ')" = "$(seq 20 | tr '\n' ' ')" ]
+}
+
+# post_all N PREFIX [KEYED]: N POSTs over 10 paths, bodies PREFIX-i,
+# each with an Idempotency-Key if KEYED; every one answered 202.
+post_all() {
+	local n=$1 prefix=$2 keyed=${3:-} i args=()
+	for i in $(seq "$n"); do
+		[ -z "$keyed" ] || args+=(-H "Idempotency-Key: $prefix-$i")
+		args+=(-s -w '%{http_code}\n' -o /dev/null -d "$prefix-$i"
+		    "$SERVE/q/p$((i % 10))?delay=20" --next)
+	done
+	curl "${args[@]}" -s -o /dev/null "$SERVE/_relay/stats" >codes
+	[ "$(sort codes | uniq -c | awk '{print $1, $2}')" = "$n 202" ]
+}
+
+# Kills relay-serve and its workers at once, as the OOM killer would.
+kill_serve() {
+	kill -9 $(pgrep -P "$SERVE_PID") "$SERVE_PID"
+	wait "$SERVE_PID" 2>/dev/null || true
+}
+
+# every_effect PREFIX N HOW: each body PREFIX-1..N had HOW many effects:
+# once, or at least once.
+every_effect() {
+	curl -s "$UP/_effects" | grep "^$1-" | sort | uniq -c |
+	    awk -v n="$2" -v how="$3" '{ seen++; if ($1 > 1 && how == "once") bad++ }
+	    END { exit !(seen == n && !bad) }'
+}
+
+@test "SIGKILL while 500 queued POSTs are being delivered: after a restart each is delivered exactly once with an Idempotency-Key" {
+	start_serve --workers 2 --queue '/q/*'
+	post_all 500 keyed yes
+	# well under way, not done: then every process is killed at once
+	eventually effects_at_least 100
+	kill_serve
+	[ "$(curl -s "$UP/_effects" | grep -c .)" -lt 500 ]
+	start_serve --workers 2 --queue '/q/*'
+	within 60 all_delivered
+	[ "$(relay-cache queue | cut -f2 | sort | uniq -c | awk '{print $1, $2}')" = "500 delivered" ]
+	every_effect keyed 500 once
+}
+
+@test "without an Idempotency-Key, a kill may deliver one twice but never loses one" {
+	start_serve --queue '/q/*'
+	post_all 100 plain
+	eventually effects_at_least 20
+	kill_serve
+	start_serve --queue '/q/*'
+	within 60 all_delivered
+	every_effect plain 100 at-least-once
+}
+
+@test "bad --queue-attempts is a usage error" {
+	run -2 relay-serve --upstream "$UP" --queue '/x' --queue-attempts 0
+	[[ "$output" == *"bad --queue-attempts '0': expected 1 to 1000"* ]]
+}
