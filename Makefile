@@ -36,7 +36,7 @@ PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
 	hot.c io.c jqprog.c json.c listen.c log.c num.c options.c policy.c prog.c record.c server.c \
 	lease.c merge.c routes.c spool.c store.c target.c text.c through.c \
-	admin.c deliver.c gate.c gcra.c limiter.c metrics.c sf.c throttle.c upstream.c url.c utf8.c writeback.c
+	admin.c buckets.c deliver.c gate.c gcra.c limiter.c metrics.c sf.c throttle.c upstream.c url.c utf8.c writeback.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \

@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "cache.h"
 #include "headers.h"
+#include "http.h"
 #include "policy.h"
 
 static char method_get[] = "GET";
@@ -54,6 +55,9 @@ cache_unstorable(const struct cache_rules *rules, int status,
 	if (why == NULL && !rules->store_set_cookie &&
 	    headers_get(response, "set-cookie", &h))
 		why = "response sets a cookie";
+	if (why == NULL && rules->max_object > 0 &&
+	    http_content_length(response) > rules->max_object)
+		why = "larger than --max-object-size";
 	return why;
 }
 

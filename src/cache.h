@@ -15,6 +15,7 @@ struct cache_rules {
 	long long	default_ttl;	/* when the response gives none */
 	long long	force_ttl;	/* -1: the response's own */
 	int		store_set_cookie;	/* as RFC 9111 allows */
+	long long	max_object;	/* larger bodies are not stored; 0: any */
 };
 
 /* A response as received from the upstream, and its request. */

@@ -50,7 +50,7 @@ bucket_key(struct buf *key, const char *url)
 
 /*
  * wait_ms: how long a request may wait for its turn. fail_closed: when
- * the limits file cannot be written in time, requests are refused (as
+ * the buckets cannot decide in time, requests are refused (as
  * if over the rate) rather than sent.
  */
 struct gate *
@@ -117,11 +117,14 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 }
 
 /*
- * Asks for a turn to send a request for url: fn is called once, when
- * it comes or is refused, unless the turn is cancelled first.
+ * Asks for a turn to send a request for url, setting *turn to it
+ * first: fn is called once, when it comes or is refused (maybe before
+ * this returns, *turn then untouched after), unless the turn is
+ * cancelled first.
  */
-struct gate_turn *
-gate_ask(struct gate *g, const char *url, gate_fn *fn, void *ctx)
+void
+gate_ask(struct gate *g, const char *url, gate_fn *fn, void *ctx,
+    struct gate_turn **turn)
 {
 	struct gate_turn *t = xcalloc(1, sizeof *t);
 	struct buf key = BUF_INIT;
@@ -129,11 +132,11 @@ gate_ask(struct gate *g, const char *url, gate_fn *fn, void *ctx)
 	t->g = g;
 	t->fn = fn;
 	t->ctx = ctx;
+	*turn = t;
 	bucket_key(&key, url);
-	t->asking = limiter_ask(g->limiter, buf_cstr(&key), &g->limit,
-	    g->wait_us, on_decided, t);
+	limiter_ask(g->limiter, buf_cstr(&key), &g->limit, g->wait_us,
+	    on_decided, t, &t->asking);	/* t may be gone now */
 	buf_free(&key);
-	return t;
 }
 
 void

@@ -20,7 +20,8 @@ typedef void gate_fn(void *, int go, long long retry_after_s);
 struct gate	*gate_new(struct server *, struct limiter *,
 		    const struct gcra_limit *, long long, int);
 void		 gate_free(struct gate *);
-struct gate_turn *gate_ask(struct gate *, const char *, gate_fn *, void *);
+void		 gate_ask(struct gate *, const char *, gate_fn *, void *,
+		    struct gate_turn **);
 void		 gate_cancel(struct gate_turn *);
 int		 gate_answered(struct gate *, const char *, int, const char *);
 

@@ -1,8 +1,9 @@
 /*
- * Rate-limit decisions off the event loop: a thread of their own takes
- * every request asked for meanwhile, decides them in one transaction
- * on the limits file (store_buckets_take), and wakes the loop through
- * an eventfd to hand the answers back.
+ * Rate-limit decisions in the buckets every process shares (buckets.h):
+ * made at once when their lock is free, which is nearly always; else
+ * handed to a thread of their own that waits for it, up to the fail
+ * bound, and wakes the loop through an eventfd with the answers. The
+ * event loop never waits for the lock.
  */
 #include <sys/eventfd.h>
 
@@ -14,12 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buckets.h"
 #include "buf.h"
 #include "limiter.h"
 #include "prog.h"
-#include "store.h"
-
-#define EXPIRE_EVERY_US	10000000LL	/* full buckets are forgotten */
 
 struct limiter_ask {
 	struct limiter_ask	*next;
@@ -33,7 +32,8 @@ struct limiter_ask {
 };
 
 struct limiter {
-	struct store		*s;
+	struct buckets		*b;		/* NULL: they cannot be used */
+	int			 wait_ms;	/* the thread's, for the lock */
 	pthread_t		 thread;
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 work;
@@ -42,7 +42,6 @@ struct limiter {
 	struct limiter_ask	*done, **done_tail;
 	int			 closing;
 	int			 wake_fd;
-	long long		 expired_us;
 };
 
 /* The clock every process shares: buckets (and pauses) are kept in it. */
@@ -70,33 +69,24 @@ take_asked(struct limiter *l)
 	return asks;
 }
 
-/* Decides a batch in one transaction; all of it fails together. */
-static void
-decide(struct limiter *l, struct limiter_ask *asks)
+/* One ask, waiting up to wait_ms for the lock; failed if it cannot. */
+static int
+decide(struct limiter *l, struct limiter_ask *a, int wait_ms)
 {
-	struct store_bucket *b;
-	struct limiter_ask *a;
-	size_t n = 0, i;
-	long long now = limiter_now_us();
-	int expire = now - l->expired_us >= EXPIRE_EVERY_US, failed;
+	enum buckets_result r;
 
-	for (a = asks; a != NULL; a = a->next)
-		n++;
-	b = xcalloc(n, sizeof *b);
-	for (a = asks, i = 0; a != NULL; a = a->next, i++) {
-		b[i].key = a->key;
-		b[i].limit = &a->limit;
-		b[i].wait_us = a->wait_us;
-		b[i].pause_until_us = a->pause_until_us;
+	if (l->b == NULL) {
+		a->failed = 1;
+		return 1;
 	}
-	failed = store_buckets_take(l->s, b, n, now, expire) < 0;
-	if (!failed && expire)
-		l->expired_us = now;
-	for (a = asks, i = 0; a != NULL; a = a->next, i++) {
-		a->decision = b[i].decision;
-		a->failed = failed;
-	}
-	free(b);
+	if (a->pause_until_us > 0)
+		r = buckets_pause(l->b, a->key, &a->limit, a->pause_until_us,
+		    wait_ms);
+	else
+		r = buckets_take(l->b, a->key, &a->limit, a->wait_us,
+		    limiter_now_us(), wait_ms, &a->decision);
+	a->failed = r != BUCKETS_DECIDED;
+	return r != BUCKETS_BUSY || wait_ms > 0;
 }
 
 static void *
@@ -107,9 +97,11 @@ limiter_thread(void *arg)
 	uint64_t one = 1;
 
 	while ((asks = take_asked(l)) != NULL) {
-		decide(l, asks);
-		for (last = asks; last->next != NULL; last = last->next)
-			;
+		for (last = asks; ; last = last->next) {
+			decide(l, last, l->wait_ms);
+			if (last->next == NULL)
+				break;
+		}
 		pthread_mutex_lock(&l->lock);
 		*l->done_tail = asks;
 		l->done_tail = &last->next;
@@ -120,19 +112,19 @@ limiter_thread(void *arg)
 }
 
 /*
- * Opens the limits file beside cache_path and starts the thread; a
- * write waits at most wait_ms for another process's lock. The thread
- * takes no signals.
+ * Maps the buckets beside cache_path and starts the thread, which
+ * waits at most wait_ms for their lock. The thread takes no signals.
  */
 struct limiter *
 limiter_start(const char *cache_path, int wait_ms)
 {
 	struct limiter *l = xcalloc(1, sizeof *l);
+	char why[512] = "";
 
-	l->s = store_open_limits(cache_path, wait_ms);
-	if (store_status(l->s) != 0)
+	if ((l->b = buckets_open(cache_path, why, sizeof why)) == NULL)
 		warnx("%s; rate limits take their --rate-limit-fail choice",
-		    store_error(l->s));
+		    why);
+	l->wait_ms = wait_ms;
 	l->asked_tail = &l->asked;
 	l->round_tail = &l->round;
 	l->done_tail = &l->done;
@@ -145,33 +137,56 @@ limiter_start(const char *cache_path, int wait_ms)
 }
 
 static struct limiter_ask *
-add_ask(struct limiter *l, const char *key, const struct gcra_limit *limit)
+new_ask(const char *key, const struct gcra_limit *limit)
 {
 	struct limiter_ask *a = xcalloc(1, sizeof *a);
 
 	a->key = xstrdup(key);
 	a->limit = *limit;
+	return a;
+}
+
+static void
+free_ask(struct limiter_ask *a)
+{
+	free(a->key);
+	free(a);
+}
+
+/* For the thread, at the round's end (limiter_flush). */
+static struct limiter_ask *
+defer(struct limiter *l, struct limiter_ask *a)
+{
 	*l->round_tail = a;
 	l->round_tail = &a->next;
 	return a;
 }
 
 /*
- * Asks for one request under a limit, which may wait up to wait_us
- * for its turn (gcra_decide); done is called from limiter_collect,
- * unless the ask is cancelled first. The asks of a round of events go
- * to the thread together, at limiter_flush: one transaction for all.
+ * Decides one request under a limit, which may wait up to wait_us for
+ * its turn (gcra_decide). Decided at once, *asking is set to NULL and
+ * done is called before this returns; else *asking is the ask, whose
+ * answer comes from limiter_collect unless it is cancelled first.
+ * After done, neither *asking nor ctx is touched.
  */
-struct limiter_ask *
+void
 limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
-    long long wait_us, limiter_done_fn *done, void *ctx)
+    long long wait_us, limiter_done_fn *done, void *ctx,
+    struct limiter_ask **asking)
 {
-	struct limiter_ask *a = add_ask(l, key, limit);
+	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
+		.wait_us = wait_us }, *a;
 
+	if (decide(l, &now, 0)) {	/* nothing to keep: on the stack */
+		*asking = NULL;
+		done(ctx, &now.decision, now.failed);
+		return;
+	}
+	a = new_ask(key, limit);
 	a->wait_us = wait_us;
 	a->done = done;
 	a->ctx = ctx;
-	return a;
+	*asking = defer(l, a);
 }
 
 /* Lets no request under the key through until until_us (gcra_pause). */
@@ -179,9 +194,12 @@ void
 limiter_pause(struct limiter *l, const char *key,
     const struct gcra_limit *limit, long long until_us)
 {
-	add_ask(l, key, limit)->pause_until_us = until_us;
-}
+	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
+		.pause_until_us = until_us };
 
+	if (!decide(l, &now, 0))
+		defer(l, new_ask(key, limit))->pause_until_us = until_us;
+}
 
 /* After each round of events: its asks go to the thread. */
 void
@@ -228,8 +246,7 @@ limiter_collect(struct limiter *l)
 		next = a->next;
 		if (a->ctx != NULL)
 			a->done(a->ctx, &a->decision, a->failed);
-		free(a->key);
-		free(a);
+		free_ask(a);
 	}
 }
 
@@ -249,12 +266,11 @@ limiter_stop(struct limiter *l)
 	pthread_join(l->thread, NULL);
 	for (a = l->done; a != NULL; a = next) {
 		next = a->next;
-		free(a->key);
-		free(a);
+		free_ask(a);
 	}
 	close(l->wake_fd);
 	pthread_cond_destroy(&l->work);
 	pthread_mutex_destroy(&l->lock);
-	store_close(l->s);
+	buckets_close(l->b);
 	free(l);
 }

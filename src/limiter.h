@@ -1,8 +1,8 @@
 /*
- * Rate-limit decisions off the event loop: a thread of their own takes
- * every request asked for meanwhile, decides them in one transaction
- * on the limits file (store_buckets_take), and wakes the loop through
- * an eventfd to hand the answers back.
+ * Rate-limit decisions in the buckets every process shares (buckets.h):
+ * made at once when their lock is free, which is nearly always; else
+ * handed to a thread of their own that waits for it, up to the fail
+ * bound, and wakes the loop through an eventfd with the answers.
  */
 #ifndef RELAY_LIMITER_H
 #define RELAY_LIMITER_H
@@ -12,13 +12,13 @@
 struct limiter;
 struct limiter_ask;
 
-/* failed: the limits file could not be written in time. */
+/* failed: the buckets could not be used in time (or at all). */
 typedef void limiter_done_fn(void *, const struct gcra_decision *, int);
 
 struct limiter		*limiter_start(const char *, int);
-struct limiter_ask	*limiter_ask(struct limiter *, const char *,
+void			 limiter_ask(struct limiter *, const char *,
 			    const struct gcra_limit *, long long,
-			    limiter_done_fn *, void *);
+			    limiter_done_fn *, void *, struct limiter_ask **);
 void			 limiter_pause(struct limiter *, const char *,
 			    const struct gcra_limit *, long long);
 long long		 limiter_now_us(void);

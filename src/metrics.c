@@ -43,7 +43,8 @@ static const long long bounds_us[] = {
 
 enum {
 	F_REQUESTS, F_RESPONSES, F_SENT_BYTES, F_UPSTREAM_REQUESTS,
-	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_DELIVERIES, F_COUNT
+	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_DELIVERIES, F_EVICTIONS,
+	F_COUNT
 };
 
 static const struct family families[F_COUNT] = {
@@ -66,6 +67,10 @@ static const struct family families[F_COUNT] = {
 	[F_DELIVERIES] = { "relay_queue_deliveries_total", "queue_deliveries",
 	    COUNTER, "Attempts to deliver queued requests, by how they ended.",
 	    "result", results },
+	/* counted by the store itself, in the transaction that evicts */
+	[F_EVICTIONS] = { "relay_cache_evictions_total", "evictions", COUNTER,
+	    "Entries removed to keep the cache within --max-size.", NULL,
+	    NULL },
 };
 
 static long long *pending;		/* this process's, not yet taken */

@@ -26,21 +26,23 @@ num_parse(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-/* Seconds, optionally with one unit suffix: 90, 90s, 15m, 2h, 7d. */
-int
-num_duration(const char *s, long long *out)
+struct unit {
+	char		name;
+	long long	times;
+};
+
+/* A number up to max, optionally followed by one of n units. */
+static int
+with_unit(const char *s, const struct unit *units, size_t n_units,
+    long long max, long long *out)
 {
-	static const struct { char unit; long long secs; } units[] = {
-		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
-	};
-	const long long max = 100LL * 365 * 86400;
 	char digits[24];
 	size_t n = strlen(s), i;
 	long long mult = 1, v;
 
-	for (i = 0; n > 0 && i < sizeof units / sizeof units[0]; i++)
-		if (s[n - 1] == units[i].unit) {
-			mult = units[i].secs;
+	for (i = 0; n > 0 && i < n_units; i++)
+		if (s[n - 1] == units[i].name) {
+			mult = units[i].times;
 			n--;
 			break;
 		}
@@ -52,6 +54,30 @@ num_duration(const char *s, long long *out)
 		return -1;
 	*out = v * mult;
 	return 0;
+}
+
+/* Seconds, optionally with one unit suffix: 90, 90s, 15m, 2h, 7d. */
+int
+num_duration(const char *s, long long *out)
+{
+	static const struct unit units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+	};
+
+	return with_unit(s, units, sizeof units / sizeof units[0],
+	    100LL * 365 * 86400, out);
+}
+
+/* Bytes, optionally with K, M or G (powers of 1024): 512, 64K, 8M, 2G. */
+int
+num_size(const char *s, long long *out)
+{
+	static const struct unit units[] = {
+		{ 'K', 1LL << 10 }, { 'M', 1LL << 20 }, { 'G', 1LL << 30 },
+	};
+
+	return with_unit(s, units, sizeof units / sizeof units[0], 1LL << 50,
+	    out);
 }
 
 /* The value of a hexadecimal digit, either case, or -1. */

@@ -7,6 +7,7 @@
 
 int	num_parse(const char *, long long, long long, long long *);
 int	num_duration(const char *, long long *);
+int	num_size(const char *, long long *);
 int	num_hex_digit(char);
 
 #endif

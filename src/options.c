@@ -6,10 +6,22 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "num.h"
 #include "options.h"
 #include "prog.h"
 
 /* Applies option opt; returns 0 if it is not one of the shared ones. */
+static long long
+size_option(const char *opt, const char *arg)
+{
+	long long v;
+
+	if (num_size(arg, &v) < 0 || v == 0)
+		errx(EXIT_USAGE, "bad %s '%s': expected bytes, or a number "
+		    "with K, M or G", opt, arg);
+	return v;
+}
+
 int
 options_parse(struct options *o, int opt, const char *arg)
 {
@@ -34,6 +46,15 @@ options_parse(struct options *o, int opt, const char *arg)
 		break;
 	case OPTIONS_FORCE_TTL:
 		o->rules.force_ttl = prog_duration("--force-ttl", arg);
+		break;
+	case OPTIONS_MAX_OBJECT_SIZE:
+		o->rules.max_object = size_option("--max-object-size", arg);
+		o->max_object_given = 1;
+		break;
+	case OPTIONS_MAX_SIZE:
+		o->max_size = size_option("--max-size", arg);
+		if (!o->max_object_given)	/* one body cannot empty it */
+			o->rules.max_object = o->max_size / 4;
 		break;
 	case OPTIONS_MAX_TIME:
 		o->limits.timeout_ms = prog_duration("--max-time", arg) * 1000;

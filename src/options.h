@@ -15,7 +15,8 @@
 enum {
 	OPTIONS_CACHE = 256, OPTIONS_CACERT, OPTIONS_COLLAPSE_TIMEOUT,
 	OPTIONS_CONNECT_TIMEOUT, OPTIONS_DEFAULT_TTL, OPTIONS_FORCE_TTL,
-	OPTIONS_MAX_TIME, OPTIONS_STALE_IF_ERROR, OPTIONS_STORE_SET_COOKIE,
+	OPTIONS_MAX_OBJECT_SIZE, OPTIONS_MAX_SIZE, OPTIONS_MAX_TIME,
+	OPTIONS_STALE_IF_ERROR, OPTIONS_STORE_SET_COOKIE,
 	OPTIONS_TARGETED_CACHE_CONTROL, OPTIONS_UPSTREAM,
 	OPTIONS_OWN		/* a program's own options number from here */
 };
@@ -30,6 +31,9 @@ enum {
 	    OPTIONS_CONNECT_TIMEOUT }, \
 	{ "default-ttl", required_argument, NULL, OPTIONS_DEFAULT_TTL }, \
 	{ "force-ttl", required_argument, NULL, OPTIONS_FORCE_TTL }, \
+	{ "max-object-size", required_argument, NULL, \
+	    OPTIONS_MAX_OBJECT_SIZE }, \
+	{ "max-size", required_argument, NULL, OPTIONS_MAX_SIZE }, \
 	{ "max-time", required_argument, NULL, OPTIONS_MAX_TIME }, \
 	{ "stale-if-error", required_argument, NULL, OPTIONS_STALE_IF_ERROR }, \
 	{ "store-set-cookie", no_argument, NULL, OPTIONS_STORE_SET_COOKIE }, \
@@ -47,6 +51,11 @@ enum {
     "      --stale-if-error TIME     serve stale this long when the upstream" \
     " fails\n" \
     "      --store-set-cookie        store responses that set cookies\n" \
+    "      --max-size SIZE           keep the cache file within SIZE" \
+    " (K, M, G)\n" \
+    "      --max-object-size SIZE    relay larger bodies without storing" \
+    " them\n" \
+    "                                (a quarter of --max-size)\n" \
     "      --targeted-cache-control FIELDS\n" \
     "                                obeyed before Cache-Control" \
     " (CDN-Cache-Control)\n" \
@@ -64,6 +73,8 @@ struct options {
 						   --store-set-cookie */
 	long long		 stale_if_error;	/* --stale-if-error, s */
 	long long		 collapse_ms;	/* --collapse-timeout */
+	long long		 max_size;	/* --max-size; 0: none */
+	int			 max_object_given;	/* --max-object-size */
 };
 
 /* The defaults both programs start from. */
@@ -74,7 +85,7 @@ struct options {
 		.low_speed_bytes = 1,	/* …but one below 1 byte/s… */ \
 		.low_speed_secs = 60,	/* …for a minute is given up */ \
 	}, \
-	.rules = { POLICY_DEFAULT_TTL, -1, 0 }, \
+	.rules = { POLICY_DEFAULT_TTL, -1, 0, 0 }, \
 	.stale_if_error = 0, \
 	.collapse_ms = 5000, \
 }

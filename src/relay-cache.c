@@ -30,6 +30,7 @@
 static const char *cache_option;	/* -c, --cache */
 static int json_output;			/* --json */
 static const char *match;		/* --match GLOB */
+static long long purge_to = -1;		/* --to SIZE */
 static time_t now;
 
 static const char usage_text[] =
@@ -40,7 +41,8 @@ static const char usage_text[] =
     "       relay-cache put [-H header]... [--ttl duration] [--status code]"
     " [-X method] url\n"
     "       relay-cache rm [-f] url...\n"
-    "       relay-cache purge [--expired] [--all] [--match glob] [-v]\n"
+    "       relay-cache purge [--expired] [--all] [--match glob] [--to size]"
+    " [-v]\n"
     "       relay-cache stats [--json]\n"
     "       relay-cache dump [--match glob]\n"
     "       relay-cache load\n"
@@ -55,7 +57,8 @@ static const char help_text[] =
     "  get        an entry's body (-i: with its status line and fields)\n"
     "  put        standard input as an entry's body\n"
     "  rm         remove entries (-f: missing ones are no error)\n"
-    "  purge      remove --expired entries, --all, or those that --match\n"
+    "  purge      remove --expired entries, --all, those that --match,\n"
+    "             or evict --to a size\n"
     "  stats      entries, bytes, hits and the file's size\n"
     "  dump       every entry as an NDJSON record (relay(7))\n"
     "  load       records from standard input into the cache\n"
@@ -71,6 +74,7 @@ static const char help_text[] =
     "  -X, --request METHOD    get, put: another method than GET\n"
     "  -f, --force             rm: a URL not in the cache is no error\n"
     "      --expired, --all    purge: what to remove\n"
+    "      --to SIZE           purge: evict until within SIZE (K, M, G)\n"
     "  -v, --verbose           purge: name each entry removed\n"
     "  -h, --help              this text\n"
     "      --version           the version\n"
@@ -425,19 +429,31 @@ cmd_rm(int argc, char **argv, int force)
 	return status;
 }
 
+/*
+ * Removes what --expired, --all and --match say; then, with --to, as
+ * many more as the size budget would to fit in it (store_shrink).
+ */
 static int
 cmd_purge(int expired, int all, int verbose)
 {
 	struct store *s;
-	long long n;
+	long long n = 0, used;
 
-	if (!expired && !all && match == NULL)
-		usage_error("%s", "purge needs --expired, --all or --match");
+	if (!expired && !all && match == NULL && purge_to < 0)
+		usage_error("%s", "purge needs --expired, --all, --match or "
+		    "--to");
 	s = open_cache(STORE_WRITE);
-	if ((n = store_purge(s, match, expired ? now : -1)) < 0)
+	if ((expired || all || match != NULL) &&
+	    (n = store_purge(s, match, expired ? now : -1)) < 0)
 		die_store(s);
-	if (verbose)
+	if (verbose && (expired || all || match != NULL))
 		warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
+	if (purge_to >= 0) {
+		if ((used = store_shrink(s, purge_to)) < 0)
+			die_store(s);
+		if (verbose)
+			warnx("%lld bytes in use, within %lld", used, purge_to);
+	}
 	store_close(s);
 	return 0;
 }
@@ -749,7 +765,8 @@ cmd_queue(int argc, char **argv)
 enum { INCLUDE = 1, FORCE = 2, VERBOSE = 4, EXPIRED = 8, ALL = 16 };
 
 enum {
-	OPT_ALL = 256, OPT_EXPIRED, OPT_JSON, OPT_MATCH, OPT_STATUS, OPT_TTL,
+	OPT_ALL = 256, OPT_EXPIRED, OPT_JSON, OPT_MATCH, OPT_STATUS, OPT_TO,
+	OPT_TTL,
 	OPT_VERSION,
 };
 
@@ -765,6 +782,7 @@ static const struct option long_options[] = {
 	{ "match", required_argument, NULL, OPT_MATCH },
 	{ "request", required_argument, NULL, 'X' },
 	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "to", required_argument, NULL, OPT_TO },
 	{ "ttl", required_argument, NULL, OPT_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -777,7 +795,7 @@ static const struct command {
 	const char	*options;
 } commands[] = {
 	{ "dump", "m" }, { "get", "iX" }, { "load", "" }, { "ls", "jm" },
-	{ "path", "j" }, { "purge", "aemv" }, { "put", "HXst" },
+	{ "path", "j" }, { "purge", "aemov" }, { "put", "HXst" },
 	{ "queue", "j" }, { "rm", "f" }, { "stats", "j" }, { "vacuum", "" },
 };
 
@@ -791,6 +809,7 @@ option_letter(int opt)
 	case OPT_JSON: return 'j';
 	case OPT_MATCH: return 'm';
 	case OPT_STATUS: return 's';
+	case OPT_TO: return 'o';
 	case OPT_TTL: return 't';
 	default: return opt;
 	}
@@ -921,6 +940,11 @@ main(int argc, char *argv[])
 			if (num_parse(optarg, 100, 999, &status) < 0)
 				errx(EXIT_USAGE, "bad status '%s': expected "
 				    "100 to 999", optarg);
+			break;
+		case OPT_TO:
+			if (num_size(optarg, &purge_to) < 0)
+				errx(EXIT_USAGE, "bad size '%s': expected "
+				    "bytes, or a number with K, M or G", optarg);
 			break;
 		case OPT_TTL:
 			if (num_duration(optarg, &ttl) < 0)

@@ -94,6 +94,7 @@ struct job {
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
+	int			 in_place;	/* …or NAME itself: not a file */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
@@ -143,6 +144,7 @@ static const char usage_text[] =
     "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
     "           [--cache file] [--upstream url] [--default-ttl duration]\n"
     "           [--force-ttl duration] [--stale-if-error duration]\n"
+    "           [--max-size size] [--max-object-size size]\n"
     "           [--store-set-cookie] [--targeted-cache-control fields]\n"
     "           [--collapse-timeout duration] [--retry N]\n"
     "           [--connect-timeout duration] [--max-time duration]\n"
@@ -296,7 +298,7 @@ job_free(struct job *j)
 	spool_free(j->spool);
 	if (j->file != NULL)
 		fclose(j->file);
-	if (j->part != NULL)
+	if (j->part != NULL && !j->in_place)
 		unlink(j->part);	/* not renamed: the URL failed */
 	free(j->part);
 	buf_free(&j->head);
@@ -877,15 +879,17 @@ make_parents(const char *name)
 
 /*
  * -o: a body is written to NAME.part and renamed into place once the
- * URL succeeded, so a file under its final name is always whole. A
- * name another URL has is refused. Returns -1 with the reason in
- * j->error.
+ * URL succeeded, so a file under its final name is always whole; but
+ * a NAME that is a device or a FIFO (/dev/null, a terminal) is written
+ * in place, as curl does, never replaced. A name
+ * another URL has is refused. Returns -1 with the reason in j->error.
  */
 static int
 open_part(struct job *j)
 {
 	char *name = output_name(j);
 	struct buf part = BUF_INIT, why = BUF_INIT;
+	struct stat st;
 	long long other;
 
 	if ((other = claim_name(name, j->seq)) != 0) {
@@ -894,7 +898,9 @@ open_part(struct job *j)
 	} else {
 		if (create_dirs)
 			make_parents(name);
-		buf_printf(&part, "%s.part", name);
+		j->in_place = stat(name, &st) == 0 &&
+		    (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode));
+		buf_printf(&part, j->in_place ? "%s" : "%s.part", name);
 		j->part = (char *)buf_cstr(&part);
 		if ((j->file = fopen(j->part, "w")) == NULL)
 			buf_printf(&why, "cannot create '%s': %s", j->part,
@@ -918,7 +924,7 @@ write_file(struct job *j)
 	if (j->file != NULL && fclose(j->file) != 0 && rc == 0)
 		rc = write_failed(j, j->part);
 	j->file = NULL;
-	if (rc == 0 && rename(j->part, name) < 0) {
+	if (rc == 0 && !j->in_place && rename(j->part, name) < 0) {
 		buf_printf(&why, "cannot rename '%s' to '%s': %s", j->part,
 		    name, strerror(errno));
 		rc = failed_here(j, &why);
@@ -926,7 +932,7 @@ write_file(struct job *j)
 	if (rc == 0) {
 		free(j->part);
 		j->part = NULL;
-	} else if (j->part != NULL) {
+	} else if (j->part != NULL && !j->in_place) {
 		unlink(j->part);
 	}
 	free(name);
@@ -1358,6 +1364,7 @@ main(int argc, char *argv[])
 		if (loc.is_default)
 			config_make_parent(loc.path);
 		writer = prog_open_cache(loc.path, STORE_WRITE);
+		store_set_max_size(writer, opts.max_size);
 	}
 	reader = prog_open_cache(loc.path, STORE_READ);
 	if (!offline && (leases = leases_open(loc.path, lease_why,

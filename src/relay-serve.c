@@ -66,7 +66,7 @@ static char **queue_globs;		/* --queue */
 static size_t n_queue_globs;
 static long long queue_attempts = 8;	/* --queue-attempts */
 static struct deliver *deliver;		/* NULL: no --queue */
-#define LIMIT_WAIT_MS 100	/* for the limits file, then --rate-limit-fail */
+#define LIMIT_WAIT_MS 100	/* for the buckets, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
 	.request_timeout_ms = 10000,	/* --request-timeout */
@@ -90,6 +90,7 @@ static const char usage_text[] =
     "           [--cache file] [--default-ttl duration]"
     " [--force-ttl duration]\n"
     "           [--stale-if-error duration] [--store-set-cookie]\n"
+    "           [--max-size size] [--max-object-size size]\n"
     "           [--targeted-cache-control fields] [--collapse-timeout duration]\n"
     "           [--read-only] [--max-body bytes]\n"
     "           [--idle-timeout duration] [--request-timeout duration]\n"
@@ -130,8 +131,8 @@ static const char help_text[] =
     "      --rate-limit-dry-run      count and log, refuse nothing\n"
     "      --rate-limit-spare-hits   fresh hits do not count\n"
     "      --rate-limit-fail open|closed\n"
-    "                                when the limits file cannot be"
-    " written (open)\n"
+    "                                when the limits cannot be checked"
+    " (open)\n"
     "      --upstream-rate RATE      requests all processes send upstream,"
     " as 5/s\n"
     "      --upstream-burst N        of them at once (1)\n"
@@ -947,7 +948,7 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
     const char *target)
 {
 	struct buf key = BUF_INIT;
-	char *path = xstrndup(target, strcspn(target, "?"));
+	char *path = NULL;
 
 	a->policy = throttle;
 	if (r != NULL && r->limited) {
@@ -956,6 +957,8 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	}
 	if (limiter == NULL)
 		start_limiter();
+	if (a->policy.key == THROTTLE_ROUTE && r == NULL)
+		path = xstrndup(target, strcspn(target, "?"));
 	throttle_key(&key, &a->policy, conn_peer(a->c),
 	    buf_cstr((struct buf *)&a->req->fields),
 	    r != NULL ? r->pattern : path);
@@ -964,8 +967,8 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 		merging++;	/* a reload keeps the route until then */
 	a->then_params = *params;
 	memset(params, 0, sizeof *params);
-	a->asking = limiter_ask(limiter, buf_cstr(&key), &a->policy.limit, 0,
-	    on_decided, a);
+	limiter_ask(limiter, buf_cstr(&key), &a->policy.limit, 0, on_decided,
+	    a, &a->asking);	/* a may be gone now */
 	buf_free(&key);
 	free(path);
 }

@@ -70,6 +70,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE counters ("
 	"  series TEXT PRIMARY KEY,"
 	"  value INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 4: the size budget's eviction (SIEVE): a bit an entry, a hand. */
+	"ALTER TABLE entries ADD COLUMN visited INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE eviction (hand INTEGER NOT NULL);"
+	"INSERT INTO eviction (hand) VALUES (0);",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -89,10 +93,11 @@ enum stmt {
 	ST_DROP_URL_BODIES, ST_DROP_URL, ST_PURGE_BODIES, ST_PURGE,
 	ST_STATS_ENTRIES, ST_STATS_BODIES, ST_REFRESH, ST_SAVEPOINT,
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
-	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_BUCKET_GET, ST_BUCKET_PUT,
-	ST_BUCKET_EXPIRE, ST_COUNTER_ADD, ST_COUNTERS, ST_Q_ADD, ST_Q_DUE,
+	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_COUNTER_ADD, ST_COUNTERS, ST_Q_ADD, ST_Q_DUE,
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
-	ST_Q_DEPTH, ST_Q_FORGET, ST_COUNT
+	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
+	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
+	ST_COUNT
 };
 
 #define Q_COLUMNS \
@@ -127,8 +132,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " last_modified = excluded.last_modified, body = excluded.body,"
 	    " size = excluded.size",
 	[ST_BODY_DROP] = "UPDATE bodies SET state = 2 WHERE id = ?1",
-	[ST_HIT] = "UPDATE entries SET hits = hits + ?3, last_hit = ?2"
-	    " WHERE id = ?1",
+	[ST_HIT] = "UPDATE entries SET hits = hits + ?3, last_hit = ?2,"
+	    " visited = 1 WHERE id = ?1",
 	[ST_ABANDON] = "UPDATE bodies SET state = 2"
 	    " WHERE state = 0 AND touched < ?1",
 	[ST_ORPHANS] = "UPDATE bodies SET state = 2 WHERE state = 1"
@@ -160,14 +165,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	/* the size budget (make_room) */
+	[ST_PAGES_USED] = "SELECT (page_count - freelist_count) * page_size"
+	    " FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+	[ST_EXPIRED_ONE] = "SELECT id FROM entries WHERE stale_at <= ?1"
+	    " ORDER BY stale_at LIMIT 1",
+	[ST_HAND_GET] = "SELECT hand FROM eviction",
+	[ST_HAND_PUT] = "UPDATE eviction SET hand = ?1",
+	[ST_SIEVE_NEXT] = "SELECT id, visited FROM entries WHERE id >= ?1"
+	    " ORDER BY id LIMIT 1",
+	[ST_UNVISIT] = "UPDATE entries SET visited = 0 WHERE id = ?1",
+	[ST_EVICT_BODY] = "UPDATE bodies SET state = 2"
+	    " WHERE id = (SELECT body FROM entries WHERE id = ?1)",
+	[ST_EVICT] = "DELETE FROM entries WHERE id = ?1",
 	[ST_COUNTER_ADD] = "INSERT INTO counters (series, value) VALUES (?1, ?2)"
 	    " ON CONFLICT (series) DO UPDATE SET value = value + excluded.value",
 	[ST_COUNTERS] = "SELECT series, value FROM counters",
-	/* the limits file (store_open_limits) */
-	[ST_BUCKET_GET] = "SELECT tat FROM buckets WHERE key = ?1",
-	[ST_BUCKET_PUT] = "INSERT INTO buckets (key, tat) VALUES (?1, ?2)"
-	    " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
-	[ST_BUCKET_EXPIRE] = "DELETE FROM buckets WHERE tat < ?1",
 	/* the queue file (store_open_queue) */
 	[ST_Q_ADD] = "INSERT INTO queue (method, url, path, fields, body,"
 	    " state, attempts, next_ms, created_ms, updated_ms)"
@@ -205,6 +218,8 @@ struct store {
 	int		 batch;		/* inside store_batch_begin/end */
 	int		 batch_open;	/* the batch began its transaction */
 	int		 batch_lost;	/* and SQLite undid it since */
+	long long	 max_size;	/* the size budget; 0: none */
+	int		 busy_ms;	/* store_busy_timeout's, if set */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
@@ -803,13 +818,27 @@ new_body(struct store_writer *w, enum body_state state)
 	return 0;
 }
 
+static int make_room(struct store *, long long);
+
+/* A body that can never fit in the budget makes no room for itself. */
+static int
+fits(struct store_writer *w)
+{
+	struct store *s = w->s;
+
+	if (s->max_size <= 0 || w->size < s->max_size)
+		return 0;
+	return fail_msg(s, EX_CANTCREAT, "cannot write to cache '%s': the "
+	    "body is larger than --max-size %lld", s->path, s->max_size);
+}
+
 static int
 flush_chunk(struct store_writer *w)
 {
 	struct store *s = w->s;
 	sqlite3_stmt *st;
 
-	if (begin_write(s) < 0)
+	if (fits(w) < 0 || begin_write(s) < 0)
 		return -1;
 	if (w->body == 0) {
 		if (new_body(w, BODY_WRITING) < 0)
@@ -823,7 +852,7 @@ flush_chunk(struct store_writer *w)
 		if (run(s, st, "write to") < 0)
 			goto fail;
 	}
-	if (insert_chunk(w) < 0)
+	if (make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
 		goto fail;
 	return commit(s);
 fail:
@@ -989,11 +1018,13 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 	struct store *s = w->s;
 	int rc = -1;
 
-	if (w->failed)
+	if (w->failed || fits(w) < 0)
 		goto out;
 	if (begin_write(s) < 0)
 		goto out;
-	if (complete_body(w) < 0 || (w->len > 0 && insert_chunk(w) < 0) ||
+	if (make_room(s, (long long)(w->len + strlen(e->headers) +
+	    strlen(e->url))) < 0 || complete_body(w) < 0 ||
+	    (w->len > 0 && insert_chunk(w) < 0) ||
 	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0) {
 		rollback(s);
 		goto out;
@@ -1506,138 +1537,39 @@ store_vacuum(struct store *s)
 	return 0;
 }
 
+#define WAL_LIMIT	(64LL << 20)	/* without --max-size */
+#define WAL_WAIT_MS	200	/* for readers, to start the WAL over */
+
+/*
+ * Keeps the write-ahead log short. Readers that overlap without a
+ * pause (each process's rounds, bodies being sent) keep SQLite's own
+ * checkpoints from starting it over, and it grows without bound; past
+ * a limit (a quarter of the budget, at least 1 MiB), a checkpoint that
+ * waits a moment for them truncates it. One that cannot is tried again
+ * after the next write.
+ */
+void
+store_trim_wal(struct store *s)
+{
+	long long limit = s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+
+	if (limit < (1LL << 20))
+		limit = 1LL << 20;
+	if (file_size(s->path, "-wal") <= limit)
+		return;
+	sqlite3_busy_timeout(s->db, WAL_WAIT_MS);
+	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    NULL, NULL);
+	sqlite3_busy_timeout(s->db, s->busy_ms > 0 ? s->busy_ms :
+	    BUSY_TIMEOUT_MS);
+}
+
 /* How long a write waits for another process's lock from now on. */
 void
 store_busy_timeout(struct store *s, int ms)
 {
+	s->busy_ms = ms;
 	sqlite3_busy_timeout(s->db, ms);
-}
-
-/*
- * The limits file beside the cache, CACHE-limits: the rate limits'
- * buckets (GCRA arrival times), kept apart so that deciding never
- * waits for the cache's write lock. Losing it on a crash loses only
- * recent counts, so it is written without syncing.
- */
-static int
-setup_limits(struct store *s)
-{
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	return exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; "
-	    "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, "
-	    "tat INTEGER NOT NULL) WITHOUT ROWID", "open");
-}
-
-struct store *
-store_open_limits(const char *cache_path, int wait_ms)
-{
-	struct store *s = xcalloc(1, sizeof *s);
-	struct buf path = BUF_INIT;
-
-	buf_printf(&path, "%s-limits", cache_path);
-	s->path = (char *)buf_cstr(&path);
-	open_racing(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	    SQLITE_OPEN_NOMUTEX, setup_limits);
-	if (s->db != NULL)
-		sqlite3_busy_timeout(s->db, wait_ms);
-	return s;
-}
-
-/* The order a batch is decided in: by key, each key's asks as they came. */
-static int
-by_key(const void *x, const void *y)
-{
-	const struct store_bucket *a = *(const struct store_bucket *const *)x;
-	const struct store_bucket *b = *(const struct store_bucket *const *)y;
-	int c = strcmp(a->key, b->key);
-
-	return c != 0 ? c : (a < b ? -1 : a > b);
-}
-
-/*
- * The asks of one key, in order: its arrival time read once, moved on
- * by each allowed request, written once.
- */
-static int
-take_key(struct store *s, struct store_bucket **b, size_t n, long long now_us)
-{
-	sqlite3_stmt *st = stmt(s, ST_BUCKET_GET);
-	long long tat = 0, was;
-	size_t i;
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, b[0]->key, -1, SQLITE_STATIC);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		tat = sqlite3_column_int64(st, 0);
-	/* a statement left on a row would keep a stale snapshot open */
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return fail(s, rc, "read");
-	for (was = tat, i = 0; i < n; i++) {
-		if (b[i]->pause_until_us > 0) {
-			tat = gcra_pause(b[i]->limit, tat, b[i]->pause_until_us);
-			continue;
-		}
-		gcra_decide(b[i]->limit, tat, now_us, b[i]->wait_us,
-		    &b[i]->decision);
-		if (b[i]->decision.allowed)
-			tat = b[i]->decision.tat_us;
-	}
-	if (tat == was)
-		return 0;
-	if ((st = stmt(s, ST_BUCKET_PUT)) == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, b[0]->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, tat);
-	return run(s, st, "write to");
-}
-
-/*
- * Decides every request of a batch in one short write transaction,
- * each key's in the order they came, with one read and one write a
- * key; with expire, buckets that are full again are forgotten too.
- * Returns -1 if the file could not be written in time (the caller's
- * fail mode applies).
- */
-int
-store_buckets_take(struct store *s, struct store_bucket *b, size_t n,
-    long long now_us, int expire)
-{
-	struct store_bucket **order = xcalloc(n + 1, sizeof *order);
-	sqlite3_stmt *st;
-	size_t i, j;
-
-	for (i = 0; i < n; i++)
-		order[i] = &b[i];
-	qsort(order, n, sizeof *order, by_key);
-	if (s->db == NULL || exec(s, "BEGIN IMMEDIATE", "write to") < 0)
-		goto out;
-	for (i = 0; i < n; i = j) {
-		for (j = i + 1; j < n && strcmp(order[j]->key, order[i]->key) == 0;
-		    j++)
-			;
-		if (take_key(s, order + i, j - i, now_us) < 0)
-			goto fail;
-	}
-	if (expire) {
-		if ((st = stmt(s, ST_BUCKET_EXPIRE)) == NULL)
-			goto fail;
-		sqlite3_bind_int64(st, 1, now_us);
-		if (run(s, st, "write to") < 0)
-			goto fail;
-	}
-	if (exec(s, "COMMIT", "write to") == 0) {
-		free(order);
-		return 0;
-	}
-fail:
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-	free(order);
-	return -1;
 }
 
 /*
@@ -1943,4 +1875,189 @@ store_queue_depth(struct store *s, long long out[3])
 	sqlite3_reset(st);
 	store_read_end(s);
 	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/*
+ * The size budget: the file's pages in use, those of its free list
+ * left out, since SQLite fills them before it grows the file.
+ */
+static long long
+pages_used(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_PAGES_USED);
+	long long used = -1;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		used = sqlite3_column_int64(st, 0);
+	else
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	return used;
+}
+
+/* Removes entry id; its body's pages are freed by the next steps. */
+static int
+evict(struct store *s, long long id)
+{
+	sqlite3_stmt *body = stmt(s, ST_EVICT_BODY), *entry;
+
+	if (body == NULL)
+		return -1;
+	sqlite3_bind_int64(body, 1, id);
+	if (run(s, body, "write to") < 0 || (entry = stmt(s, ST_EVICT)) == NULL)
+		return -1;
+	sqlite3_bind_int64(entry, 1, id);
+	s->garbage = 1;
+	return run(s, entry, "write to");
+}
+
+/* One row's first column, or 0 when there is no row. */
+static long long
+first_id(struct store *s, sqlite3_stmt *st, int *visited)
+{
+	long long id = 0;
+	int rc;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		if (visited != NULL)
+			*visited = sqlite3_column_int(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		id = fail(s, rc, "read");
+	}
+	sqlite3_reset(st);
+	return id;
+}
+
+/*
+ * SIEVE (Zhang et al., NSDI 2024): entries in the order they came
+ * (their ids), a bit each that a hit sets, and a hand that walks from
+ * the oldest to the newest, clearing bits, to the first entry whose
+ * bit is clear. Returns the entry to evict, 0 if there is none.
+ */
+static long long
+sieve(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_HAND_GET);
+	long long hand, id;
+	int visited = 0;
+
+	if (st == NULL || (hand = first_id(s, st, NULL)) < 0)
+		return -1;
+	for (;;) {
+		if ((st = stmt(s, ST_SIEVE_NEXT)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, hand);
+		if ((id = first_id(s, st, &visited)) < 0)
+			return -1;
+		if (id == 0) {		/* past the newest: from the oldest */
+			if (hand == 0)
+				return 0;	/* no entry at all */
+			hand = 0;
+			continue;
+		}
+		hand = id + 1;
+		if (!visited)
+			break;
+		if ((st = stmt(s, ST_UNVISIT)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, id);
+		if (run(s, st, "write to") < 0)
+			return -1;
+	}
+	if ((st = stmt(s, ST_HAND_PUT)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, hand);
+	return run(s, st, "write to") < 0 ? -1 : id;
+}
+
+/* Entry to make room with: an expired one first, else SIEVE's choice. */
+static long long
+victim(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_EXPIRED_ONE);
+	long long id;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+	if ((id = first_id(s, st, NULL)) != 0)
+		return id;
+	return sieve(s);
+}
+
+/*
+ * Within the write under way, frees pages until need more bytes fit
+ * in the budget: garbage bodies' chunks first, then entries (victim).
+ * Evictions are counted in relay_cache_evictions_total. Fails when
+ * nothing is left to free: only bodies being written take the room.
+ */
+static int
+make_room(struct store *s, long long need)
+{
+	sqlite3_stmt *st;
+	long long used, id, evicted = 0;
+	int rc = 0;
+
+	need += 2 * 4096;	/* the pages that hold a chunk's row */
+	while (s->max_size > 0 && rc == 0 &&
+	    (used = pages_used(s)) + need > s->max_size) {
+		if (used < 0 || (st = stmt(s, ST_COLLECT_CHUNKS)) == NULL ||
+		    run(s, st, "write to") < 0)
+			rc = -1;
+		else if (sqlite3_changes(s->db) > 0)
+			continue;
+		else if ((id = victim(s)) < 0)
+			rc = -1;
+		else if (id == 0)
+			rc = fail_msg(s, EX_CANTCREAT, "cannot write to cache "
+			    "'%s': no room within --max-size %lld", s->path,
+			    s->max_size);
+		else if ((rc = evict(s, id)) == 0)
+			evicted++;
+	}
+	if (evicted > 0 && (st = stmt(s, ST_COUNTER_ADD)) != NULL) {
+		sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, evicted);
+		if (run(s, st, "write to") < 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* Keeps the file within max bytes from now on (0: no bound). */
+void
+store_set_max_size(struct store *s, long long max)
+{
+	s->max_size = max;
+}
+
+/*
+ * relay-cache purge --to: evicts as a write would need, until the
+ * pages in use fit in max; the free pages are reused, and given back
+ * by vacuum. Returns the pages' bytes in use after.
+ */
+long long
+store_shrink(struct store *s, long long max)
+{
+	long long was = s->max_size, used;
+
+	if (begin_write(s) < 0)
+		return -1;
+	s->max_size = max;
+	if (make_room(s, -2 * 4096) < 0 && s->status != EX_CANTCREAT) {
+		s->max_size = was;
+		rollback(s);
+		return -1;
+	}
+	s->max_size = was;
+	s->status = 0;	/* what could not be freed is no failure here */
+	used = pages_used(s);
+	if (commit(s) < 0 || collect(s, 0) < 0)
+		return -1;
+	return used;
 }

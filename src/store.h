@@ -8,10 +8,9 @@
 
 #include <time.h>
 
-#include "gcra.h"
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {
@@ -57,19 +56,6 @@ struct store_body_ref {
 	struct store_body		*body;
 };
 
-/*
- * One rate-limit decision: a key's bucket under a limit (gcra.h), for
- * a request that may wait wait_us for its turn; or, with pause_until_us,
- * none allowed until then.
- */
-struct store_bucket {
-	const char			*key;
-	const struct gcra_limit		*limit;
-	long long			 wait_us;
-	long long			 pause_until_us;
-	struct gcra_decision		 decision;
-};
-
 /* A request accepted for later delivery (the queue file). */
 struct store_queued {
 	long long	 id;
@@ -91,9 +77,6 @@ struct store_queued {
 };
 
 struct store	*store_open(const char *, enum store_mode);
-struct store	*store_open_limits(const char *, int);
-int		 store_buckets_take(struct store *, struct store_bucket *,
-		    size_t, long long, int);
 void		 store_close(struct store *);
 void		 store_busy_timeout(struct store *, int);
 int		 store_status(const struct store *);
@@ -138,6 +121,9 @@ int		 store_count(struct store *, const char *);
 int		 store_counters(struct store *, void (*)(void *, const char *,
 		    size_t, long long), void *);
 int		 store_vacuum(struct store *);
+void		 store_set_max_size(struct store *, long long);
+void		 store_trim_wal(struct store *);
+long long	 store_shrink(struct store *, long long);
 
 struct store	*store_open_queue(const char *, int);
 void		 store_queued_free(struct store_queued *);

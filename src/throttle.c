@@ -54,7 +54,8 @@ throttle_key(struct buf *out, const struct throttle_policy *p,
 {
 	struct header h;
 
-	buf_printf(out, "%s\n", p->name);
+	buf_adds(out, p->name);
+	buf_addc(out, '\n');
 	switch (p->key) {
 	case THROTTLE_PEER:
 		add_address(out, peer != NULL ? peer : "-");

@@ -746,7 +746,7 @@ fetch(struct through_call *c)
 		return;
 	}
 	if (c->th->gate != NULL)
-		c->turn = gate_ask(c->th->gate, c->key, on_turn, c);
+		gate_ask(c->th->gate, c->key, on_turn, c, &c->turn);
 	else
 		send_upstream(c);
 }
@@ -1150,6 +1150,7 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	th->hot = hot_new();
 	th->data_version = -1;
 	th->writer = prog_open_cache(cache_path, STORE_WRITE);
+	store_set_max_size(th->writer, opt->max_size);
 	th->reader = prog_open_cache(cache_path, STORE_READ);
 	th->wb = writeback_start(th->writer, &opt->rules);
 	th->applied = server_watch(srv, writeback_wake_fd(th->wb), POLLIN,

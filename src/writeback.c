@@ -24,7 +24,7 @@
 
 enum op_kind {
 	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
-	OP_MARK, OP_COUNT,
+	OP_MARK, OP_COUNT, OP_GIVE_UP,
 };
 
 struct op {
@@ -43,10 +43,14 @@ struct op {
 						   else a URL */
 };
 
-/* A body being received; only the thread touches it once queued. */
+/*
+ * A body being received: the thread's once queued, but for what the
+ * caller counts of it.
+ */
 struct writeback_body {
 	struct store_writer	*w;	/* made by the first operation */
 	int			 failed;
+	long long		 queued;	/* the caller's: bytes so far */
 	char			 url[];
 };
 
@@ -143,6 +147,11 @@ apply(struct writeback *wb, struct op *op)
 	case OP_ABORT:
 		store_writer_abort(b->w);
 		free(b);
+		break;
+	case OP_GIVE_UP:	/* too large to keep: not a failure to report */
+		store_writer_abort(b->w);
+		b->w = NULL;
+		b->failed = 1;
 		break;
 	case OP_REFRESH:
 		if ((op->failed = store_refresh(wb->s, &op->entry) < 0))
@@ -315,6 +324,7 @@ writer_thread(void *arg)
 		if (closing && only_counts(ops))
 			store_busy_timeout(wb->s, CLOSING_HITS_WAIT_MS);
 		apply_group(wb, ops);
+		store_trim_wal(wb->s);
 		pthread_mutex_lock(&wb->lock);
 		wb->bytes -= bytes;
 		wb->applied = last;
@@ -492,12 +502,25 @@ writeback_body_new(const char *url)
 	return b;
 }
 
+/*
+ * Queues n more bytes of the body. One that grows past the rules'
+ * max_object is given up at once: its commit stores nothing.
+ */
 void
 writeback_write(struct writeback *wb, struct writeback_body *b,
     const void *p, size_t n)
 {
-	struct op *op = op_new(OP_WRITE, b, n);
+	struct op *op;
+	long long max = wb->rules.max_object;
 
+	if (max > 0 && b->queued > max)
+		return;		/* given up already */
+	b->queued += (long long)n;
+	if (max > 0 && b->queued > max) {
+		enqueue(wb, op_new(OP_GIVE_UP, b, 0));
+		return;
+	}
+	op = op_new(OP_WRITE, b, n);
 	memcpy(op->data, p, n);
 	enqueue(wb, op);
 }

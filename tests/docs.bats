@@ -72,11 +72,12 @@ load helpers
 	command -v shellcheck >/dev/null || skip "shellcheck is not installed"
 	shellcheck -x "$ROOT"/share/examples/cache-* "$ROOT"/share/examples/fetch-all \
 	    "$ROOT"/share/examples/serve-here "$ROOT"/share/examples/demo \
-	    "$ROOT"/share/examples/menu-all \
+	    "$ROOT"/share/examples/menu-all "$ROOT"/share/examples/protected-api \
 	    "$ROOT"/share/bash-completion/completions/list-dishes \
 	    "$ROOT"/tests/fuzz/run \
 	    "$ROOT"/tests/hammer \
-	    "$ROOT"/tests/run "$ROOT"/tests/bench/* "$ROOT"/.ci/run \
+	    "$ROOT"/tests/run $(grep -l '^#!/bin/\(ba\)\{0,1\}sh' "$ROOT"/tests/bench/*) \
+	    "$ROOT"/.ci/run \
 	    "$ROOT"/tests/conformance/run \
 	    "$ROOT"/tests/deps-present "$ROOT"/tests/install-deps
 }

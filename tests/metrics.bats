@@ -73,7 +73,7 @@ stats_are() {
 	start_serve
 	curl -s -o /dev/null "$SERVE/a?delay=30"
 	curl -s -o /dev/null "$SERVE/b"
-	eventually stats_are "$SERVE" .upstream_requests 2
+	eventually stats_are "$SERVE" .upstream_duration_seconds.count 2
 	curl -s -D head "$SERVE/_relay/metrics" >metrics
 	grep -qi '^Content-Type: text/plain; version=0.0.4' head
 	grep -qi '^Cache-Control: no-store' head

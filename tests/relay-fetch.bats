@@ -286,6 +286,22 @@ setup() {
 	[ "$(cat out/1-today.txt)" = a ]
 }
 
+@test "-o to a device or a FIFO (/dev/null) writes into it, never replaces it" {
+	relay-fetch -o /dev/null "$UP/dn"
+	[ -c /dev/null ]
+	mkfifo body.fifo
+	cat body.fifo >got &
+	relay-fetch -o body.fifo "$UP/fifo"
+	wait $!
+	[ -p body.fifo ]
+	[ "$(cat got)" = /fifo ]
+	[ ! -e body.fifo.part ]
+	# a failed URL leaves it as it was, too
+	run relay-fetch -o /dev/null "$UP/x?status=500"
+	[ "$status" -ne 0 ]
+	[ -c /dev/null ]
+}
+
 @test "-o leaves no file for a failed URL" {
 	mkdir out
 	run relay-fetch --retry 0 -o 'out/%n' "$UP/nf?status=404" http://127.0.0.1:1/

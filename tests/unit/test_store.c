@@ -532,6 +532,70 @@ batch_lost_to_a_full_disk(void)
 	store_close(s);
 }
 
+static long long
+entry_id(struct store *s, const char *url)
+{
+	struct store_entry e;
+	long long id = -1;
+
+	if (store_get(s, "GET", url, "", &e) == 1) {
+		id = e.id;
+		store_entry_free(&e);
+	}
+	return id;
+}
+
+/*
+ * The size budget: the pages in use never pass it, expired entries go
+ * first, then SIEVE's choice: the oldest entry not hit since the hand
+ * last passed it; evictions are counted.
+ */
+static void
+budget_evicts_by_sieve(void)
+{
+	const char *p = unit_tmp_path("budget.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	char url[32];
+	int i;
+
+	store_set_max_size(s, 600 * KIB);
+	/* an expired entry, then u1..u5: about 500 KiB of 100 KiB each */
+	CHECK(put(s, "GET", "http://h/old", 100 * KIB, 9, 1) == 0);
+	for (i = 1; i <= 4; i++) {
+		snprintf(url, sizeof url, "http://h/u%d", i);
+		CHECK(put(s, "GET", url, 100 * KIB, i, 4000000000) == 0);
+	}
+	CHECK(store_hit(s, entry_id(s, "http://h/u1"), 1, 100) == 0);
+	CHECK(store_hit(s, entry_id(s, "http://h/u3"), 1, 100) == 0);
+	/* the expired one goes first */
+	CHECK(put(s, "GET", "http://h/u5", 100 * KIB, 5, 4000000000) == 0);
+	CHECK(entry_id(s, "http://h/old") == -1);
+	CHECK(entry_id(s, "http://h/u1") > 0);
+	/* then u2: u1 was hit, so the hand passes it (clearing its bit) */
+	CHECK(put(s, "GET", "http://h/u6", 100 * KIB, 6, 4000000000) == 0);
+	CHECK(entry_id(s, "http://h/u2") == -1);
+	CHECK(entry_id(s, "http://h/u1") > 0 && entry_id(s, "http://h/u3") > 0);
+	/* then u4 (u3 was hit), then u5, then u1, whose bit was cleared */
+	CHECK(put(s, "GET", "http://h/u7", 100 * KIB, 7, 4000000000) == 0);
+	CHECK(entry_id(s, "http://h/u4") == -1);
+	CHECK(stored_as(s, "http://h/u7", 100 * KIB, 7));
+	CHECK(query(p, "SELECT (page_count - freelist_count) * page_size FROM "
+	    "pragma_page_count, pragma_freelist_count, pragma_page_size") <=
+	    600 * KIB);
+	CHECK(query(p, "SELECT value FROM counters WHERE series = "
+	    "'relay_cache_evictions_total'") == 3);
+	/* shrinking evicts the same way: on from the hand, u5, u6, u7 */
+	CHECK(store_shrink(s, 250 * KIB) <= 250 * KIB);
+	CHECK(entry_id(s, "http://h/u7") == -1);
+	CHECK(stored_as(s, "http://h/u1", 100 * KIB, 1));
+	CHECK(stored_as(s, "http://h/u3", 100 * KIB, 3));
+	/* a body larger than the whole budget is not stored, and says why */
+	CHECK(put(s, "GET", "http://h/huge", 700 * KIB, 8, 4000000000) < 0);
+	CHECK(strstr(store_error(s), "larger than --max-size") != NULL);
+	CHECK(entry_id(s, "http://h/huge") == -1);
+	store_close(s);
+}
+
 static const struct unit_test tests[] = {
 	TEST(open_write_creates),
 	TEST(body_across_chunks),
@@ -550,6 +614,7 @@ static const struct unit_test tests[] = {
 	TEST(batch_commits_once),
 	TEST(batch_keeps_others_on_failure),
 	TEST(batch_lost_to_a_full_disk),
+	TEST(budget_evicts_by_sieve),
 };
 
 UNIT_MAIN(tests)

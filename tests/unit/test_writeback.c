@@ -14,7 +14,7 @@
 #include "unit.h"
 #include "writeback.h"
 
-static const struct cache_rules rules = { 300, -1, 0 };
+static const struct cache_rules rules = { 300, -1, 0, 0 };
 
 static struct cache_response
 response(const char *url, const char *headers)
