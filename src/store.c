@@ -1697,23 +1697,20 @@ store_queue_add(struct store *s, struct store_queued *q, long long now_ms)
 	return 0;
 }
 
-/* Calls fn with each of up to max entries that may be delivered now. */
-int
-store_queue_due(struct store *s, long long now_ms, int max,
+/* Calls fn with each entry st yields, all from one snapshot. */
+static int
+each_queued(struct store *s, sqlite3_stmt *st,
     void (*fn)(void *, struct store_queued *), void *ctx)
 {
 	struct store_queued q;
-	sqlite3_stmt *st;
 	int rc;
 
-	if (store_read_begin(s) < 0)
+	if (st == NULL)
 		return -1;
-	if ((st = stmt(s, ST_Q_DUE)) == NULL) {
-		store_read_end(s);
+	if (store_read_begin(s) < 0) {
+		sqlite3_reset(st);
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int(st, 2, max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_queued(st, &q);
 		fn(ctx, &q);	/* q is fn's */
@@ -1723,6 +1720,20 @@ store_queue_due(struct store *s, long long now_ms, int max,
 	sqlite3_reset(st);
 	store_read_end(s);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Calls fn with each of up to max entries that may be delivered now. */
+int
+store_queue_due(struct store *s, long long now_ms, int max,
+    void (*fn)(void *, struct store_queued *), void *ctx)
+{
+	sqlite3_stmt *st = stmt(s, ST_Q_DUE);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, now_ms);
+		sqlite3_bind_int(st, 2, max);
+	}
+	return each_queued(s, st, fn, ctx);
 }
 
 /* Marks an entry as being delivered, one attempt more; 0 if it is not open. */
@@ -1794,26 +1805,11 @@ int
 store_queue_list(struct store *s, const char *state,
     void (*fn)(void *, struct store_queued *), void *ctx)
 {
-	struct store_queued q;
-	sqlite3_stmt *st;
-	int rc;
+	sqlite3_stmt *st = stmt(s, ST_Q_LIST);
 
-	if (store_read_begin(s) < 0)
-		return -1;
-	if ((st = stmt(s, ST_Q_LIST)) == NULL) {
-		store_read_end(s);
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		read_queued(st, &q);
-		fn(ctx, &q);
-	}
-	if (rc != SQLITE_DONE)
-		fail(s, rc, "read");
-	sqlite3_reset(st);
-	store_read_end(s);
-	return rc == SQLITE_DONE ? 0 : -1;
+	if (st != NULL)
+		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	return each_queued(s, st, fn, ctx);
 }
 
 /* Queues failed entries again, id or (-1) every one; returns how many. */
