@@ -91,16 +91,22 @@ stats_are() {
 }
 
 # post_all N PREFIX [KEYED]: N POSTs over 10 paths, bodies PREFIX-i,
-# each with an Idempotency-Key if KEYED; every one answered 202.
+# each with an Idempotency-Key if KEYED; every one answered 202. The
+# fixture holds their deliveries until it is told (release).
 post_all() {
 	local n=$1 prefix=$2 keyed=${3:-} i args=()
 	for i in $(seq "$n"); do
 		[ -z "$keyed" ] || args+=(-H "Idempotency-Key: $prefix-$i")
 		args+=(-s -w '%{http_code}\n' -o /dev/null -d "$prefix-$i"
-		    "$SERVE/q/p$((i % 10))?delay=20" --next)
+		    "$SERVE/q/p$((i % 10))?delay=50&hold=1" --next)
 	done
 	curl "${args[@]}" -s -o /dev/null "$SERVE/_relay/stats" >codes
 	[ "$(sort codes | uniq -c | awk '{print $1, $2}')" = "$n 202" ]
+}
+
+# Lets the held deliveries go: a path's next is 50 ms after the last.
+release() {
+	curl -s -o /dev/null "$UP/_release"
 }
 
 # Kills relay-serve and its workers at once, as the OOM killer would.
@@ -120,7 +126,9 @@ every_effect() {
 @test "SIGKILL while 500 queued POSTs are being delivered: after a restart each is delivered exactly once with an Idempotency-Key" {
 	start_serve --workers 2 --queue '/q/*'
 	post_all 500 keyed yes
-	# well under way, not done: then every process is killed at once
+	release
+	# well under way (10 paths of 50, 50 ms each: 2.5 s at least), not
+	# done: then every process is killed at once
 	eventually effects_at_least 100
 	kill_serve
 	[ "$(curl -s "$UP/_effects" | grep -c .)" -lt 500 ]
@@ -133,8 +141,10 @@ every_effect() {
 @test "without an Idempotency-Key, a kill may deliver one twice but never loses one" {
 	start_serve --queue '/q/*'
 	post_all 100 plain
+	release
 	eventually effects_at_least 20
 	kill_serve
+	[ "$(curl -s "$UP/_effects" | grep -c .)" -lt 100 ]
 	start_serve --queue '/q/*'
 	within 60 all_delivered
 	every_effect plain 100 at-least-once
