@@ -185,8 +185,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_Q_ADD] = "INSERT INTO queue (method, url, path, fields, body,"
 	    " state, attempts, next_ms, created_ms, updated_ms)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?6)",
-	/* what may go now: the first open one of each path, if it is due */
-	[ST_Q_DUE] = "SELECT " Q_COLUMNS " FROM queue q WHERE " Q_OPEN
+	/*
+	 * What may go now: each path's first open one, if it is queued and
+	 * due (one being delivered is its deliverer's, or an orphan's).
+	 */
+	[ST_Q_DUE] = "SELECT " Q_COLUMNS " FROM queue q WHERE state = 'queued'"
 	    " AND next_ms <= ?1 AND NOT EXISTS (SELECT 1 FROM queue p"
 	    " WHERE p.path = q.path AND p.id < q.id AND p." Q_OPEN ")"
 	    " ORDER BY id LIMIT ?2",
