@@ -857,7 +857,11 @@ flush_chunk(struct store_writer *w)
 	}
 	if (make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
 		goto fail;
-	return commit(s);
+	if (commit(s) < 0)
+		return -1;
+	if (sqlite3_get_autocommit(s->db))	/* not in a batch */
+		store_trim_wal(s);	/* a flood of chunks grows it fast */
+	return 0;
 fail:
 	rollback(s);
 	return -1;
@@ -1541,7 +1545,16 @@ store_vacuum(struct store *s)
 }
 
 #define WAL_LIMIT	(64LL << 20)	/* without --max-size */
-#define WAL_WAIT_MS	200	/* for readers, to start the WAL over */
+#define WAL_WAIT_MS	1000	/* for readers and writers, to start it over */
+
+/* The longest the WAL may grow: a quarter of the budget, 1 MiB at least. */
+static long long
+wal_limit(const struct store *s)
+{
+	long long limit = s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+
+	return limit < (1LL << 20) ? 1LL << 20 : limit;
+}
 
 /*
  * Keeps the write-ahead log short. Readers that overlap without a
@@ -1554,11 +1567,7 @@ store_vacuum(struct store *s)
 void
 store_trim_wal(struct store *s)
 {
-	long long limit = s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
-
-	if (limit < (1LL << 20))
-		limit = 1LL << 20;
-	if (file_size(s->path, "-wal") <= limit)
+	if (file_size(s->path, "-wal") <= wal_limit(s))
 		return;
 	sqlite3_busy_timeout(s->db, WAL_WAIT_MS);
 	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
@@ -2028,11 +2037,19 @@ make_room(struct store *s, long long need)
 	return rc;
 }
 
-/* Keeps the file within max bytes from now on (0: no bound). */
+/*
+ * Keeps the file within max bytes from now on (0: no bound), and its
+ * WAL within wal_limit: truncated there whenever SQLite starts it over.
+ */
 void
 store_set_max_size(struct store *s, long long max)
 {
+	char sql[64];
+
 	s->max_size = max;
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
+	    wal_limit(s));
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);	/* a hint */
 }
 
 /*
