@@ -286,12 +286,10 @@ buckets_take(struct buckets *b, const char *key, const struct gcra_limit *limit,
 /* Lets no request for key through until until_us (gcra_pause). */
 enum buckets_result
 buckets_pause(struct buckets *b, const char *key,
-    const struct gcra_limit *limit, long long until_us, int wait_ms)
+    const struct gcra_limit *limit, long long until_us, long long now_us,
+    int wait_ms)
 {
 	struct gcra_decision unused;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return update(b, key, limit, 0, (long long)ts.tv_sec * 1000000 +
-	    ts.tv_nsec / 1000, until_us, wait_ms, &unused);
+	return update(b, key, limit, 0, now_us, until_us, wait_ms, &unused);
 }

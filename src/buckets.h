@@ -25,6 +25,6 @@ enum buckets_result buckets_take(struct buckets *, const char *,
 		    const struct gcra_limit *, long long, long long, int,
 		    struct gcra_decision *);
 enum buckets_result buckets_pause(struct buckets *, const char *,
-		    const struct gcra_limit *, long long, int);
+		    const struct gcra_limit *, long long, long long, int);
 
 #endif

@@ -85,13 +85,11 @@ struct deliver {
 	long long		 forgot_ms;
 };
 
+/* Unix ms, as the queue file keeps times: shared with other processes. */
 static long long
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return prog_clock_us() / 1000;
 }
 
 /*

@@ -167,7 +167,7 @@ gate_answered(struct gate *g, const char *url, int status, const char *fields)
 		return 0;
 	bucket_key(&key, url);
 	limiter_pause(g->limiter, buf_cstr(&key), &g->limit,
-	    limiter_now_us() + ms * 1000);
+	    prog_clock_us() + ms * 1000);
 	buf_free(&key);
 	return 1;
 }

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "buckets.h"
@@ -44,16 +43,6 @@ struct limiter {
 	int			 wake_fd;
 };
 
-/* The clock every process shares: buckets (and pauses) are kept in it. */
-long long
-limiter_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static struct limiter_ask *
 take_asked(struct limiter *l)
 {
@@ -81,10 +70,10 @@ decide(struct limiter *l, struct limiter_ask *a, int wait_ms)
 	}
 	if (a->pause_until_us > 0)
 		r = buckets_pause(l->b, a->key, &a->limit, a->pause_until_us,
-		    wait_ms);
+		    prog_clock_us(), wait_ms);
 	else
 		r = buckets_take(l->b, a->key, &a->limit, a->wait_us,
-		    limiter_now_us(), wait_ms, &a->decision);
+		    prog_clock_us(), wait_ms, &a->decision);
 	a->failed = r != BUCKETS_DECIDED;
 	return r != BUCKETS_BUSY || wait_ms > 0;
 }

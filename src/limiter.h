@@ -21,7 +21,6 @@ void			 limiter_ask(struct limiter *, const char *,
 			    limiter_done_fn *, void *, struct limiter_ask **);
 void			 limiter_pause(struct limiter *, const char *,
 			    const struct gcra_limit *, long long);
-long long		 limiter_now_us(void);
 void			 limiter_cancel(struct limiter_ask *);
 void			 limiter_flush(struct limiter *);
 int			 limiter_wake_fd(const struct limiter *);

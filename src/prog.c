@@ -63,6 +63,19 @@ prog_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Microseconds since the epoch: the clock every process on a machine
+ * shares, for what they keep together (rate-limit buckets, the queue).
+ */
+long long
+prog_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* An option's duration in seconds; a bad one is a usage error. */
 long long
 prog_duration(const char *opt, const char *arg)

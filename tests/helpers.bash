@@ -171,24 +171,22 @@ teardown() {
 	fi
 }
 
-# Runs a command until it succeeds, for up to 10 s: for what another
-# process sees once a writer thread has committed it.
-eventually() {
-	for _ in $(seq 200); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	"$@"
-}
-
-# within SECONDS COMMAND...: eventually, with a bound of its own.
+# within SECONDS COMMAND...: runs the command until it succeeds, for up
+# to SECONDS; the last try's failure is the caller's. The pause is
+# between looks at a condition, never a bet on how long something takes.
 within() {
 	local deadline=$((SECONDS + $1))
 	shift
 	until "$@"; do
-		[ "$SECONDS" -lt "$deadline" ] || return 1
+		[ "$SECONDS" -lt "$deadline" ] || { "$@"; return; }
 		sleep 0.05
 	done
+}
+
+# Up to 10 s: for what another process sees once a writer thread has
+# committed it.
+eventually() {
+	within 10 "$@"
 }
 
 # Whether the cache holds no entry (another process's view).

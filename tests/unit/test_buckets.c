@@ -51,7 +51,9 @@ decides_and_keeps(void)
 	b = buckets_open(cache, err, sizeof err);	/* as a new process */
 	CHECK(allowed(b, "k1", &l, NOW + 600000, 5) == 0);
 	CHECK(allowed(b, "k1", &l, NOW + 60 * S, 20) == 10);	/* full again */
-	CHECK(buckets_pause(b, "k3", &l, NOW + 2 * S, 0) == BUCKETS_DECIDED);
+	CHECK(buckets_pause(b, "k3", &l, NOW + 2 * S, NOW, 0) ==
+	    BUCKETS_DECIDED);
+	CHECK(allowed(b, "k3", &l, NOW + S, 1) == 0);	/* paused */
 	buckets_close(b);
 }
 
