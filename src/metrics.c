@@ -73,7 +73,12 @@ static const struct family families[F_COUNT] = {
 	    NULL },
 };
 
-static long long *pending;		/* this process's, not yet taken */
+/* The series, laid out once: where each family starts, and the names. */
+static struct {
+	size_t		 base[F_COUNT + 1];
+	char		**names;	/* as the file keeps them */
+	long long	*pending;	/* this process's, not yet taken */
+} series;
 
 /* How many series a family has: a histogram's buckets, sum and count. */
 static size_t
@@ -88,65 +93,68 @@ family_size(const struct family *f)
 	return f->kind == HISTOGRAM ? n + 2 : n;
 }
 
-/* The index of a family's first series. */
-static size_t
-base(int family)
+/* The k-th series of family f, as the file names it. */
+static char *
+series_name(const struct family *f, size_t k)
 {
-	size_t i = 0;
+	struct buf out = BUF_INIT;
+	size_t n = family_size(f);
+
+	buf_adds(&out, f->name);
+	if (f->kind == HISTOGRAM)
+		buf_adds(&out, k < n - 2 ? "_bucket" : k == n - 2 ? "_sum" :
+		    "_count");
+	if (f->label != NULL && (f->kind != HISTOGRAM || k < n - 2))
+		buf_printf(&out, "{%s=\"%s\"}", f->label, f->values[k]);
+	return (char *)buf_cstr(&out);
+}
+
+static void
+layout(void)
+{
+	size_t i = 0, k;
 	int f;
 
-	for (f = 0; f < family; f++)
+	if (series.names != NULL)
+		return;
+	for (f = 0; f < F_COUNT; f++) {
+		series.base[f] = i;
 		i += family_size(&families[f]);
-	return i;
+	}
+	series.base[F_COUNT] = i;
+	series.names = xcalloc(i, sizeof *series.names);
+	series.pending = xcalloc(i, sizeof *series.pending);
+	for (f = 0; f < F_COUNT; f++)
+		for (k = 0; k < family_size(&families[f]); k++)
+			series.names[series.base[f] + k] =
+			    series_name(&families[f], k);
 }
 
 size_t
 metrics_count(void)
 {
-	return base(F_COUNT);
-}
-
-/* The series at index i, as the file names it. */
-static void
-series_name(struct buf *out, size_t i)
-{
-	const struct family *f = families;
-	size_t n;
-
-	for (; i >= (n = family_size(f)); i -= n)
-		f++;
-	buf_adds(out, f->name);
-	if (f->kind == HISTOGRAM)
-		buf_adds(out, i < n - 2 ? "_bucket" : i == n - 2 ? "_sum" :
-		    "_count");
-	if (f->label != NULL && (f->kind != HISTOGRAM || i < n - 2))
-		buf_printf(out, "{%s=\"%s\"}", f->label, f->values[i]);
+	layout();
+	return series.base[F_COUNT];
 }
 
 /* The index of the series named name (n bytes), or -1. */
 static long long
 metrics_find(const char *name, size_t n)
 {
-	struct buf s = BUF_INIT;
 	size_t i, count = metrics_count();
-	long long found = -1;
 
-	for (i = 0; i < count && found < 0; i++) {
-		buf_reset(&s);
-		series_name(&s, i);
-		if (s.len == n && memcmp(s.data, name, n) == 0)
-			found = (long long)i;
-	}
-	buf_free(&s);
-	return found;
+	for (i = 0; i < count; i++)
+		if (strlen(series.names[i]) == n &&
+		    memcmp(series.names[i], name, n) == 0)
+			return (long long)i;
+	return -1;
 }
 
 static void
 count(int family, size_t k, long long n)
 {
-	if (pending == NULL)
-		pending = xcalloc(metrics_count(), sizeof *pending);
-	pending[base(family) + k] += n;
+	layout();
+	series.pending[series.base[family] + k] += n;
 }
 
 /*
@@ -155,9 +163,9 @@ count(int family, size_t k, long long n)
  * left out.
  */
 void
-metrics_add_row(void *ctx, const char *series, size_t n, long long value)
+metrics_add_row(void *ctx, const char *name, size_t n, long long value)
 {
-	long long *v = ctx, i = metrics_find(series, n);
+	long long *v = ctx, i = metrics_find(name, n);
 
 	if (i >= 0)
 		v[i] += value;
@@ -250,12 +258,11 @@ metrics_take(struct buf *out)
 	size_t i, n = metrics_count();
 	int lines = 0;
 
-	for (i = 0; pending != NULL && i < n; i++)
-		if (pending[i] != 0) {
-			buf_printf(out, "%lld ", pending[i]);
-			series_name(out, i);
-			buf_addc(out, '\n');
-			pending[i] = 0;
+	for (i = 0; i < n; i++)
+		if (series.pending[i] != 0) {
+			buf_printf(out, "%lld %s\n", series.pending[i],
+			    series.names[i]);
+			series.pending[i] = 0;
 			lines++;
 		}
 	return lines;
@@ -267,8 +274,8 @@ metrics_add_pending(long long *v)
 {
 	size_t i, n = metrics_count();
 
-	for (i = 0; pending != NULL && i < n; i++)
-		v[i] += pending[i];
+	for (i = 0; i < n; i++)
+		v[i] += series.pending[i];
 }
 
 /* A value as Prometheus and JSON write it: sums are kept in us. */
@@ -294,7 +301,7 @@ metrics_prometheus(struct buf *out, const long long *v,
 		    f->help, f->name, f->kind == HISTOGRAM ? "histogram" :
 		    "counter");
 		for (k = 0, n = family_size(f); k < n; k++, i++) {
-			series_name(out, i);
+			buf_adds(out, series.names[i]);
 			buf_addc(out, ' ');
 			add_value(out, f, k, v[i]);
 			buf_addc(out, '\n');
