@@ -1067,26 +1067,34 @@ store_writer_abort(struct store_writer *w)
 	free(w);
 }
 
-static int
-step_in_txn(struct store *s, enum stmt which, long long arg)
+/*
+ * Runs a bound statement in a write transaction of its own; returns
+ * the rows it changed.
+ */
+static long long
+write_one(struct store *s, sqlite3_stmt *st)
 {
-	sqlite3_stmt *st;
-	int rc;
+	long long changed;
 
-	if (begin_write(s) < 0)
+	if (st == NULL || begin_write(s) < 0)
 		return -1;
-	if ((st = stmt(s, which)) == NULL) {
-		rollback(s);
-		return -1;
-	}
-	if (arg != 0)
-		sqlite3_bind_int64(st, 1, arg);
 	if (run(s, st, "write to") < 0) {
 		rollback(s);
 		return -1;
 	}
-	rc = sqlite3_changes(s->db);
-	return commit(s) < 0 ? -1 : rc;
+	changed = sqlite3_changes(s->db);
+	return commit(s) < 0 ? -1 : changed;
+}
+
+/* The same for a statement of one parameter (none if arg is 0). */
+static long long
+step_in_txn(struct store *s, enum stmt which, long long arg)
+{
+	sqlite3_stmt *st = stmt(s, which);
+
+	if (st != NULL && arg != 0)
+		sqlite3_bind_int64(st, 1, arg);
+	return write_one(s, st);
 }
 
 /*
@@ -1672,22 +1680,6 @@ store_queued_free(struct store_queued *q)
 	memset(q, 0, sizeof *q);
 }
 
-/* Writes a statement's one change in a transaction of its own. */
-static long long
-write_one(struct store *s, sqlite3_stmt *st)
-{
-	long long changed;
-
-	if (st == NULL || begin_write(s) < 0)
-		return -1;
-	if (run(s, st, "write to") < 0) {
-		rollback(s);
-		return -1;
-	}
-	changed = sqlite3_changes(s->db);
-	return commit(s) < 0 ? -1 : changed;
-}
-
 /* Keeps q (method, url, path, fields, body) as queued; sets q->id. */
 int
 store_queue_add(struct store *s, struct store_queued *q, long long now_ms)
@@ -1842,24 +1834,14 @@ store_queue_retry(struct store *s, long long id, long long now_ms)
 long long
 store_queue_remove(struct store *s, long long id)
 {
-	sqlite3_stmt *st = stmt(s, ST_Q_REMOVE);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	return write_one(s, st);
+	return step_in_txn(s, ST_Q_REMOVE, id);
 }
 
 /* Removes entries delivered before before_ms; returns how many. */
 long long
 store_queue_forget(struct store *s, long long before_ms)
 {
-	sqlite3_stmt *st = stmt(s, ST_Q_FORGET);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, before_ms);
-	return write_one(s, st);
+	return step_in_txn(s, ST_Q_FORGET, before_ms);
 }
 
 /* How many entries are queued, being delivered and failed. */
