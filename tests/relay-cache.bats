@@ -62,8 +62,10 @@ load helpers
 	printf x | relay-cache put --ttl 2h https://api.example/ttl
 	printf x | relay-cache put -H 'Cache-Control: public, max-age=60' https://api.example/cc
 	printf x | relay-cache put -H 'Cache-Control: s-maxage=30, max-age=60' https://api.example/smax
-	printf x | relay-cache put -H "Date: $(date -u -R | sed 's/+0000/GMT/')" \
-	    -H "Expires: $(date -u -R -d '+1 hour' | sed 's/+0000/GMT/')" https://api.example/exp
+	# one instant for both fields: two clock readings may straddle a second
+	now=$(date +%s)
+	printf x | relay-cache put -H "Date: $(date -u -R -d "@$now" | sed 's/+0000/GMT/')" \
+	    -H "Expires: $(date -u -R -d "@$((now + 3600))" | sed 's/+0000/GMT/')" https://api.example/exp
 	printf x | relay-cache put https://api.example/default
 	# lifetime = age + ttl, whatever second the clock turned meanwhile
 	lifetimes=$(relay-cache ls --json | jq -r '"\(.url) \(.age + .ttl)"')
