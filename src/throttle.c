@@ -85,10 +85,19 @@ void
 throttle_fields(struct buf *out, const struct throttle_policy *p,
     const struct gcra_decision *d)
 {
-	buf_printf(out, "RateLimit-Policy: \"%s\";q=%lld;w=%lld\r\n"
-	    "RateLimit: \"%s\";r=%lld;t=%lld\r\n", p->name, p->limit.count,
-	    p->limit.period_us / 1000000, p->name, d->remaining,
-	    seconds_up(d->reset_us));
+	buf_adds(out, "RateLimit-Policy: \"");
+	buf_adds(out, p->name);
+	buf_adds(out, "\";q=");
+	buf_addll(out, p->limit.count);
+	buf_adds(out, ";w=");
+	buf_addll(out, p->limit.period_us / 1000000);
+	buf_adds(out, "\r\nRateLimit: \"");
+	buf_adds(out, p->name);
+	buf_adds(out, "\";r=");
+	buf_addll(out, d->remaining);
+	buf_adds(out, ";t=");
+	buf_addll(out, seconds_up(d->reset_us));
+	buf_adds(out, "\r\n");
 }
 
 /* A refusal's fields and RFC 9457 body; Retry-After is at least 1 s. */

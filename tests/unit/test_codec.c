@@ -1,8 +1,9 @@
 /*
  * Tests the two streaming codecs: base64 (src/base64.h) with the
  * RFC 4648 vectors both ways, and UTF-8 validation (src/utf8.h), each
- * with its input split across calls.
+ * with its input split across calls; and buf_addll's decimals.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "base64.h"
@@ -240,6 +241,26 @@ utf8_truncated_needs_done(void)
 	CHECK(utf8_done(&u) == 0);
 }
 
+/* Decimals as printf's %lld writes them, to both ends of the range. */
+static void
+buf_addll_matches_printf(void)
+{
+	static const long long v[] = { 0, 7, -7, 10, 99, -100, 1234567890123,
+	    LLONG_MAX, LLONG_MIN };
+	struct buf b = BUF_INIT, p = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		buf_reset(&b);
+		buf_reset(&p);
+		buf_addll(&b, v[i]);
+		buf_printf(&p, "%lld", v[i]);
+		CHECK_AT(i, strcmp(buf_cstr(&b), buf_cstr(&p)) == 0);
+	}
+	buf_free(&b);
+	buf_free(&p);
+}
+
 static const struct unit_test tests[] = {
 	TEST(base64_encodes_vectors),
 	TEST(base64_decodes_vectors),
@@ -249,6 +270,7 @@ static const struct unit_test tests[] = {
 	TEST(utf8_table),
 	TEST(utf8_byte_at_a_time),
 	TEST(utf8_truncated_needs_done),
+	TEST(buf_addll_matches_printf),
 };
 
 UNIT_MAIN(tests)
