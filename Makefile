@@ -33,10 +33,12 @@ LIBS = $(PKG_LIBS) -pthread
 
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
-LIB_SRCS = base64.c buf.c cache.c config.c headers.c http.c httpdate.c \
-	hot.c io.c jqprog.c json.c listen.c log.c num.c options.c policy.c prog.c record.c server.c \
-	lease.c merge.c routes.c spool.c store.c target.c text.c through.c \
-	admin.c buckets.c deliver.c gate.c gcra.c limiter.c metrics.c sf.c throttle.c upstream.c url.c utf8.c writeback.c
+LIB_SRCS = admin.c base64.c batch.c buckets.c buf.c cache.c channel.c \
+	config.c deliver.c gate.c gcra.c headers.c hot.c http.c httpdate.c io.c \
+	item.c jqprog.c json.c lease.c limiter.c listen.c log.c merge.c \
+	metrics.c num.c options.c policy.c prog.c record.c routes.c server.c \
+	sf.c sha1.c spool.c store.c target.c text.c throttle.c through.c \
+	upstream.c url.c utf8.c writeback.c ws.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \

@@ -91,6 +91,28 @@ sink_buf(struct buf *b)
 	return (struct sink){ buf_write, b };
 }
 
+static ssize_t
+mem_read(void *ctx, void *p, size_t n)
+{
+	struct mem_source *m = ctx;
+
+	if (n > m->left)
+		n = m->left;
+	memcpy(p, m->at, n);
+	m->at += n;
+	m->left -= n;
+	return (ssize_t)n;
+}
+
+/* Reads bytes in memory, which must outlive the source. */
+struct source
+source_mem(struct mem_source *m, const void *p, size_t n)
+{
+	m->at = p;
+	m->left = n;
+	return (struct source){ mem_read, m };
+}
+
 void
 reader_init(struct reader *r, struct source src)
 {

@@ -22,7 +22,13 @@ struct sink {
 	void	*ctx;
 };
 
+struct mem_source {
+	const char	*at;
+	size_t		 left;
+};
+
 struct source	source_fd(int *fd);
+struct source	source_mem(struct mem_source *, const void *, size_t);
 struct sink	sink_fd(int *fd);
 struct sink	sink_file(FILE *);
 struct sink	sink_null(void);

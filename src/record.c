@@ -149,8 +149,8 @@ write_lower(struct writer *w, const struct header *h)
  * Headers as an object with lower-case names; a field that occurs
  * several times becomes an array of its values, in order.
  */
-static void
-write_headers(struct writer *w, const char *block)
+void
+record_write_headers(struct writer *w, const char *block)
 {
 	const char *p = block, *q, *r;
 	struct header h, other;
@@ -198,7 +198,7 @@ record_write_head(struct writer *w, const struct record *rec)
 	writer_printf(w, "%d", rec->status);
 	write_string_member(w, "source", rec->source);
 	write_key(w, "headers");
-	write_headers(w, buf_cstr((struct buf *)&rec->headers));
+	record_write_headers(w, buf_cstr((struct buf *)&rec->headers));
 	writer_printf(w, ",\"request_time\":%lld,\"response_time\":%lld"
 	    ",\"age\":%lld,\"ttl\":%lld,\"size\":%lld", rec->request_time,
 	    rec->response_time, rec->age, rec->ttl, rec->size);
@@ -320,34 +320,43 @@ read_int(struct record_reader *rr, const char *key, long long *out,
 
 /* One header value: appended to the block after validation. */
 static int
-read_header_value(struct record_reader *rr, struct record *rec,
-    const char *name, int *fields)
+read_header_value(struct json *j, struct buf *headers, const char *name,
+    int *fields, char *why, size_t len)
 {
 	struct buf value = BUF_INIT;
-	int rc = 0;
+	int rc = -1;
 
 	if (++*fields > RECORD_MAX_FIELDS)
-		rc = bad(rr, "more than %d header fields", RECORD_MAX_FIELDS);
-	else if (json_string_buf(&rr->json, &value, RECORD_MAX_HEADERS) < 0)
-		rc = bad(rr, "header \"%s\": %s", name, rr->json.why);
-	else if (headers_add(&rec->headers, name, strlen(name),
-	    buf_cstr(&value), value.len) < 0)
-		rc = bad(rr, "header \"%s\": invalid name or value", name);
-	else if (rec->headers.len > RECORD_MAX_HEADERS)
-		rc = bad(rr, "headers longer than %d bytes", RECORD_MAX_HEADERS);
+		snprintf(why, len, "more than %d header fields",
+		    RECORD_MAX_FIELDS);
+	else if (json_string_buf(j, &value, RECORD_MAX_HEADERS) < 0)
+		snprintf(why, len, "header \"%s\": %s", name, j->why);
+	else if (headers_add(headers, name, strlen(name), buf_cstr(&value),
+	    value.len) < 0)
+		snprintf(why, len, "header \"%s\": invalid name or value",
+		    name);
+	else if (headers->len > RECORD_MAX_HEADERS)
+		snprintf(why, len, "headers longer than %d bytes",
+		    RECORD_MAX_HEADERS);
+	else
+		rc = 0;
 	buf_free(&value);
 	return rc;
 }
 
-/* Each value is a string, or an array of strings for repeated fields. */
-static int
-read_headers(struct record_reader *rr, struct record *rec)
+/*
+ * A headers object, as records and batch items carry them: each value
+ * a string, or an array of strings for repeated fields, validated into
+ * a "Name: value\r\n" block. Returns -1 with the reason in why.
+ */
+int
+record_read_headers(struct json *j, struct buf *headers, char *why,
+    size_t len)
 {
-	struct json *j = &rr->json;
 	struct buf name = BUF_INIT;
 	int fields = 0, members = 0, values, rc;
 
-	buf_reset(&rec->headers);
+	buf_reset(headers);
 	if (json_expect(j, '{') < 0)
 		goto json_error;
 	while ((rc = json_next(j, '}', &members)) == 1) {
@@ -355,7 +364,8 @@ read_headers(struct record_reader *rr, struct record *rec)
 		    json_expect(j, ':') < 0)
 			goto json_error;
 		if (json_peek(j) != '[') {
-			rc = read_header_value(rr, rec, name.data, &fields);
+			rc = read_header_value(j, headers, name.data, &fields,
+			    why, len);
 			if (rc < 0)
 				goto out;
 			continue;
@@ -363,7 +373,8 @@ read_headers(struct record_reader *rr, struct record *rec)
 		reader_getc(j->in);
 		values = 0;
 		while ((rc = json_next(j, ']', &values)) == 1)
-			if (read_header_value(rr, rec, name.data, &fields) < 0)
+			if ((rc = read_header_value(j, headers, name.data,
+			    &fields, why, len)) < 0)
 				goto out;
 		if (rc < 0)
 			goto json_error;
@@ -371,10 +382,21 @@ read_headers(struct record_reader *rr, struct record *rec)
 	if (rc == 0)
 		goto out;
 json_error:
-	rc = bad(rr, "\"headers\": %s", j->why);
+	rc = -1;
+	snprintf(why, len, "\"headers\": %s", j->why);
 out:
 	buf_free(&name);
 	return rc;
+}
+
+static int
+read_headers(struct record_reader *rr, struct record *rec)
+{
+	char why[sizeof rr->why];
+
+	if (record_read_headers(&rr->json, &rec->headers, why, sizeof why) < 0)
+		return bad(rr, "%s", why);
+	return 0;
 }
 
 static int

@@ -74,6 +74,8 @@ struct record_source {
 };
 
 enum record_body record_classify(const char *, struct source);
+int	record_read_headers(struct json *, struct buf *, char *, size_t);
+void	record_write_headers(struct writer *, const char *);
 int	record_write(struct writer *, const struct record *,
 	    const struct record_source *);
 void	record_write_head(struct writer *, const struct record *);

@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "batch.h"
 #include "buf.h"
 #include "cache.h"
+#include "channel.h"
 #include "config.h"
 #include "deliver.h"
 #include "gate.h"
@@ -42,6 +44,7 @@
 #include "throttle.h"
 #include "upstream.h"
 #include "url.h"
+#include "ws.h"
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-fetch */
 static const char *listen_option;	/* --listen */
@@ -187,6 +190,8 @@ struct answer {
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
 	char			*limit_fields;	/* RateLimit fields, or NULL */
+	struct batch		*batch;		/* POST /_relay/batch */
+	struct channel		*channel;	/* GET /_relay/ws */
 };
 
 static void
@@ -199,6 +204,8 @@ usage(void)
 static void
 answer_free(struct answer *a)
 {
+	batch_free(a->batch);
+	channel_free(a->channel);
 	merge_free(a->merge);
 	if (a->route != NULL)
 		merging--;	/* the route may be freed by a reload now */
@@ -237,21 +244,25 @@ note_call(struct answer *a)
 		a->error = r->error;
 }
 
-/* The answer's access log line, written once the client has it all. */
+/*
+ * The answer's access log line, written once the client has it all;
+ * one cut short before it knew how it would be answered is "-".
+ */
 static void
 log_answer(struct answer *a)
 {
+	const char *how = a->cache_status != NULL ? a->cache_status : "-";
 	struct log_request log = {
 		.peer = conn_peer(a->c), .method = a->req->method,
 		.target = a->req->target, .status = a->status,
-		.bytes = a->bytes, .cache = a->cache_status,
+		.bytes = a->bytes, .cache = how,
 		.upstream_ms = a->upstream_ms,
 		.total_ms = prog_now_ms() - a->start_ms, .error = a->error,
 	};
 
 	conn_log(a->c, &log);
 	if (!a->admin)
-		metrics_answered(a->cache_status, a->status, a->bytes);
+		metrics_answered(how, a->status, a->bytes);
 }
 
 static void
@@ -973,6 +984,123 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	free(path);
 }
 
+static void
+batch_write(void *ctx, const void *p, size_t n)
+{
+	write_body(ctx, p, n);
+}
+
+static void
+batch_end(void *ctx)
+{
+	end_body(ctx);
+	finish(ctx, 0);
+}
+
+static size_t
+client_queued(void *ctx)
+{
+	return conn_queued(((struct answer *)ctx)->c);
+}
+
+static const struct batch_out batch_out = {
+	batch_write, batch_end, client_queued,
+};
+
+/* Whether the client asks for a batch's parts as multipart/mixed. */
+static int
+wants_multipart(const char *fields)
+{
+	struct header accept;
+
+	return headers_get(fields, "accept", &accept) &&
+	    memmem(accept.value, accept.value_len, "multipart/mixed", 15) !=
+	    NULL;
+}
+
+/*
+ * POST /_relay/batch (batch.h): its items answered as this client's
+ * own requests, each counted, cached and limited as one, in one
+ * streamed answer. The batch itself is not counted.
+ */
+static void
+answer_batch(struct answer *a)
+{
+	const struct buf *body = conn_body(a->c);
+	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	char why[256];
+	int status, multipart = wants_multipart(fields);
+
+	a->admin = 1;
+	a->cache_status = "batch";
+	if (strcmp(a->req->method, "POST") != 0) {
+		fail_with(a, 405, "a batch is POSTed", "Allow: POST\r\n");
+		return;
+	}
+	if ((a->batch = batch_parse(body->data != NULL ? body->data : "",
+	    body->len, &status, why, sizeof why)) == NULL) {
+		fail(a, status, why);
+		return;
+	}
+	send_head(a, 200, multipart ? "Content-Type: multipart/mixed; "
+	    "boundary=" BATCH_BOUNDARY "\r\nCache-Control: no-store\r\n" :
+	    "Content-Type: application/x-ndjson\r\n"
+	    "Cache-Control: no-store\r\n", "relay; detail=batch", -1, -1);
+	batch_start(a->batch, server, conn_peer(a->c), fields, multipart,
+	    &batch_out, a);	/* a may be gone now */
+}
+
+static void
+channel_write(void *ctx, const void *p, size_t n)
+{
+	struct answer *a = ctx;
+
+	conn_write(a->c, p, n);
+	a->bytes += (long long)n;
+}
+
+/* A channel ends with its connection. */
+static void
+channel_end(void *ctx)
+{
+	finish(ctx, 1);
+}
+
+static const struct channel_out channel_out = {
+	channel_write, channel_end, client_queued,
+};
+
+/*
+ * GET /_relay/ws (channel.h): a WebSocket channel whose items are this
+ * client's own requests, each counted, cached and limited as one. Its
+ * log line comes when it closes.
+ */
+static void
+answer_channel(struct answer *a)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields), *why;
+	struct buf head = BUF_INIT;
+	int status;
+
+	a->admin = 1;
+	a->cache_status = "channel";
+	if (ws_handshake(a->req->method, fields, &head, &status, &why) < 0) {
+		buf_free(&head);
+		fail_with(a, status, why, status == 426 ? "Upgrade: websocket"
+		    "\r\nSec-WebSocket-Version: 13\r\n" : status == 405 ?
+		    "Allow: GET\r\n" : NULL);
+		return;
+	}
+	conn_write(a->c, head.data, head.len);
+	buf_free(&head);
+	a->status = 101;
+	a->head_sent = 1;
+	a->channel = channel_open(server, a->c, fields,
+	    (size_t)serve_options.max_body, serve_options.idle_timeout_ms,
+	    &channel_out, a);
+	channel_start(a->channel);	/* a may be gone now */
+}
+
 /*
  * /_relay/metrics, /_relay/stats and /_relay/queue/ID (admin.h); 404
  * to a client not allowed, as to one asking for a name not ours.
@@ -1033,6 +1161,14 @@ on_request(struct conn *c, void *ctx)
 		fail(a, 400, why);
 		return;
 	}
+	if (strcmp(target, "/_relay/batch") == 0) {
+		answer_batch(a);
+		return;
+	}
+	if (strcmp(target, "/_relay/ws") == 0) {
+		answer_channel(a);
+		return;
+	}
 	if (admin_target(target)) {
 		answer_admin(a, target);
 		return;
@@ -1068,6 +1204,10 @@ on_writable(struct conn *c, void *ctx)
 		return;
 	if (a->body != NULL)
 		pump(a);
+	else if (a->batch != NULL)
+		batch_writable(a->batch);
+	else if (a->channel != NULL)
+		channel_writable(a->channel);
 	else if (a->paused && a->call != NULL) {
 		a->paused = 0;
 		through_resume(a->call);

@@ -31,6 +31,7 @@ enum conn_state {
 	CONN_HEAD,	/* receiving a request head */
 	CONN_BODY,	/* receiving its body */
 	CONN_BUSY,	/* the program is answering */
+	CONN_RAW,	/* upgraded: the program reads the bytes itself */
 	CONN_CLOSING,	/* sending what is queued, then closing */
 	CONN_LINGER,	/* output shut; reading what the client still sends */
 };
@@ -60,6 +61,11 @@ struct conn {
 	long long		 answer_start;	/* queued_total at dispatch */
 	struct sent_log		*logs, **logs_tail;	/* until sent */
 	void			*data;
+	const struct inner_ops	*inner;		/* an inner request's, or NULL */
+	void			*inner_ctx;
+	const struct raw_ops	*raw;		/* CONN_RAW's reader */
+	void			*raw_ctx;
+	int			 eof_told;	/* raw->eof was called */
 };
 
 /*
@@ -193,6 +199,12 @@ server_connection(struct server *srv, int in, int out)
 void
 server_stop(struct server *srv)
 {
+	struct conn *c;
+
+	if (!srv->stopping)
+		for (c = srv->conns; c != NULL; c = c->next)
+			if (c->state == CONN_RAW)
+				c->raw->stop(c->raw_ctx);
 	srv->stopping = 1;
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
@@ -227,6 +239,8 @@ conn_stopping(const struct conn *c)
 size_t
 conn_queued(const struct conn *c)
 {
+	if (c->inner != NULL)
+		return c->inner->queued(c->inner_ctx);
 	return c->outbuf.len - c->out_pos;
 }
 
@@ -280,7 +294,8 @@ flush(struct conn *c)
 		c->outbuf.len -= c->out_pos;
 		c->out_pos = 0;
 	}
-	if (c->state == CONN_BUSY && was >= SERVER_OUT_MAX / 2 &&
+	if ((c->state == CONN_BUSY || c->state == CONN_RAW) &&
+	    was >= SERVER_OUT_MAX / 2 &&
 	    conn_queued(c) < SERVER_OUT_MAX / 2 && c->srv->h.writable != NULL)
 		c->srv->h.writable(c, c->srv->h.ctx);
 }
@@ -288,6 +303,10 @@ flush(struct conn *c)
 void
 conn_write(struct conn *c, const void *p, size_t n)
 {
+	if (c->inner != NULL) {
+		c->inner->write(c->inner_ctx, p, n);
+		return;
+	}
 	buf_add(&c->outbuf, p, n);
 	c->queued_total += (long long)n;
 }
@@ -312,11 +331,17 @@ conn_log(struct conn *c, const struct log_request *log)
 {
 	const char *peer = log->peer ? log->peer : "-", *cache = log->cache ?
 	    log->cache : "-", *error = log->error;
-	size_t n = strlen(peer) + strlen(log->method) + strlen(log->target) +
-	    strlen(cache) + (error ? strlen(error) : 0) + 5;
-	struct sent_log *l = xmalloc(sizeof *l + n);
-	char *at = l->strings;
+	struct sent_log *l;
+	char *at;
 
+	if (c->inner != NULL) {		/* its consumer has it all now */
+		log_request(log);
+		return;
+	}
+	l = xmalloc(sizeof *l + strlen(peer) + strlen(log->method) +
+	    strlen(log->target) + strlen(cache) +
+	    (error ? strlen(error) : 0) + 5);
+	at = l->strings;
 	l->next = NULL;
 	l->start = c->answer_start;
 	l->end = c->queued_total;
@@ -360,12 +385,19 @@ write_logs(struct conn *c, int gone)
 }
 
 /* The answer is complete: on to the next request, or closing. */
+static void inner_free(struct conn *);
+
 void
 conn_done(struct conn *c, int close_after)
 {
 	struct server *srv = c->srv;
 	int keep = c->req.keep_alive && !close_after && !srv->stopping;
 
+	if (c->inner != NULL) {
+		c->inner->done(c->inner_ctx);
+		inner_free(c);
+		return;
+	}
 	http_request_free(&c->req);
 	buf_reset(&c->body);
 	c->state = keep ? CONN_IDLE : CONN_CLOSING;
@@ -373,11 +405,94 @@ conn_done(struct conn *c, int close_after)
 	c->flush_due = 1;
 }
 
+/*
+ * A request made inside the program, answered by the handler like a
+ * client's: req and body are taken over (left empty). *conn is set
+ * before the handler is called, which may answer at once; after
+ * ops->done the connection is gone.
+ */
+void
+server_inner(struct server *srv, const char *peer, struct http_request *req,
+    struct buf *body, const struct inner_ops *ops, void *ctx,
+    struct conn **conn)
+{
+	struct conn *c = xcalloc(1, sizeof *c);
+
+	c->srv = srv;
+	c->in = c->out = -1;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->req = *req;
+	memset(req, 0, sizeof *req);
+	c->body = *body;
+	memset(body, 0, sizeof *body);
+	c->inner = ops;
+	c->inner_ctx = ctx;
+	c->state = CONN_BUSY;
+	*conn = c;
+	srv->h.request(c, srv->h.ctx);
+}
+
+/* Its consumer has room again, as a socket's writable. */
+void
+inner_writable(struct conn *c)
+{
+	if (c->srv->h.writable != NULL)
+		c->srv->h.writable(c, c->srv->h.ctx);
+}
+
+/* Its consumer has gone: the answer is dropped, as a client's gone. */
+void
+inner_cancel(struct conn *c)
+{
+	if (c->srv->h.gone != NULL)
+		c->srv->h.gone(c, c->srv->h.ctx);
+	inner_free(c);
+}
+
+static void
+inner_free(struct conn *c)
+{
+	http_request_free(&c->req);
+	buf_free(&c->body);
+	free(c);
+}
+
 static void
 consume(struct conn *c, size_t n)
 {
 	memmove(c->inbuf.data, c->inbuf.data + n, c->inbuf.len - n);
 	c->inbuf.len -= n;
+}
+
+/*
+ * After the answer that switched protocols (a 101): what the client
+ * sends from now on goes to ops, and the program ends the connection
+ * with conn_done. No deadline is the server's but the send timeout.
+ */
+void
+conn_upgrade(struct conn *c, const struct raw_ops *ops, void *ctx)
+{
+	c->raw = ops;
+	c->raw_ctx = ctx;
+	c->state = CONN_RAW;
+	c->deadline_ms = 0;
+	conn_raw_feed(c);
+}
+
+/* Offers the input not yet taken again, as when more comes. */
+void
+conn_raw_feed(struct conn *c)
+{
+	size_t n;
+
+	while (c->state == CONN_RAW && c->inbuf.len > 0 &&
+	    (n = c->raw->input(c->raw_ctx, c->inbuf.data, c->inbuf.len)) > 0)
+		consume(c, n);
+	if (c->state == CONN_RAW && c->eof && c->inbuf.len == 0 &&
+	    !c->eof_told) {
+		c->eof_told = 1;
+		c->raw->eof(c->raw_ctx);
+	}
 }
 
 /* A request the server refuses itself: answered, logged, then closed. */
@@ -504,6 +619,8 @@ advance(struct conn *c)
 			read_head(c);
 		else if (c->state == CONN_BODY)
 			read_body(c);
+		else if (c->state == CONN_RAW)
+			conn_raw_feed(c);
 	} while (c->state != was || (c->state == CONN_IDLE &&
 	    c->inbuf.len > 0));
 }
@@ -651,7 +768,8 @@ start_linger(struct conn *c)
 static void
 conn_free(struct server *srv, struct conn *c)
 {
-	if (c->state == CONN_BUSY && srv->h.gone != NULL)
+	if ((c->state == CONN_BUSY || c->state == CONN_RAW) &&
+	    srv->h.gone != NULL)
 		srv->h.gone(c, srv->h.ctx);
 	write_logs(c, 1);
 	close(c->in);

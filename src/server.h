@@ -49,6 +49,29 @@ struct server_handler {
 	void	*ctx;
 };
 
+/*
+ * Where an inner request's answer goes (server_inner): its bytes, as
+ * a client would get them; its end; and how much its consumer holds,
+ * which the program weighs as a socket's queued output.
+ */
+struct inner_ops {
+	void	(*write)(void *, const void *, size_t);
+	void	(*done)(void *);
+	size_t	(*queued)(void *);
+};
+
+/*
+ * An upgraded connection's reader (conn_upgrade): input is given what
+ * has come and returns how much it took (0: none for now; see
+ * conn_raw_feed); eof says the client sends no more; stop that the
+ * server is stopping.
+ */
+struct raw_ops {
+	size_t	(*input)(void *, const char *, size_t);
+	void	(*eof)(void *);
+	void	(*stop)(void *);
+};
+
 struct server;
 struct log_request;
 
@@ -65,6 +88,12 @@ struct watch	*server_watch(struct server *, int, short, watch_fn *,
 void		 watch_deadline(struct watch *, long long);
 void		 server_unwatch(struct server *, struct watch *);
 
+void		 server_inner(struct server *, const char *,
+		    struct http_request *, struct buf *,
+		    const struct inner_ops *, void *, struct conn **);
+void		 inner_writable(struct conn *);
+void		 inner_cancel(struct conn *);
+
 const struct http_request *conn_request(const struct conn *);
 const struct buf *conn_body(const struct conn *);
 const char	*conn_peer(const struct conn *);
@@ -72,6 +101,8 @@ int		 conn_stopping(const struct conn *);
 size_t		 conn_queued(const struct conn *);
 void		 conn_write(struct conn *, const void *, size_t);
 void		 conn_done(struct conn *, int);
+void		 conn_upgrade(struct conn *, const struct raw_ops *, void *);
+void		 conn_raw_feed(struct conn *);
 void		 conn_log(struct conn *, const struct log_request *);
 void		*conn_data(const struct conn *);
 void		 conn_set_data(struct conn *, void *);

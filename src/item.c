@@ -1,0 +1,546 @@
+/*
+ * Items: a request given as JSON, made inside relay-serve, answered as
+ * one line of JSON. The answer comes as a client would get it over
+ * HTTP/1.0 (server_inner), so its body comes unframed: the head is
+ * parsed back into fields, the body held up to ITEM_MAX_BODY, then
+ * both are written as the item's line.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "headers.h"
+#include "io.h"
+#include "item.h"
+#include "json.h"
+#include "prog.h"
+#include "record.h"
+
+#define ITEM_MAX_HEAD	262144	/* of an answer's head, before it is bad */
+
+static int
+bad(struct item *it, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+bad(struct item *it, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (it->why[0] == '\0') {
+		va_start(ap, fmt);
+		vsnprintf(it->why, sizeof it->why, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int
+read_id(struct item *it, struct json *j)
+{
+	struct buf b = BUF_INIT;
+	long long n;
+
+	if (json_peek(j) == '"') {
+		if (json_string_buf(j, &b, ITEM_MAX_ID) < 0) {
+			buf_free(&b);
+			return bad(it, "\"id\": %s", j->why);
+		}
+		it->id = (char *)buf_cstr(&b);
+	} else if (json_integer(j, &n) == 0) {
+		buf_printf(&b, "%lld", n);
+		it->id = (char *)buf_cstr(&b);
+	} else {
+		return bad(it, "\"id\" is a string or an integer");
+	}
+	return 0;
+}
+
+static int
+read_string(struct item *it, struct json *j, const char *key, struct buf *b,
+    size_t max)
+{
+	if (json_peek(j) != '"')
+		return bad(it, "\"%s\" is a string", key);
+	if (json_string_buf(j, b, max) < 0)
+		return bad(it, "\"%s\": %s", key, j->why);
+	return 0;
+}
+
+static int
+read_method(struct item *it, struct json *j)
+{
+	struct buf b = BUF_INIT;
+	int rc = read_string(it, j, "method", &b, HTTP_MAX_METHOD);
+
+	if (rc == 0 && !http_method_valid(buf_cstr(&b)))
+		rc = bad(it, "\"method\": not a method: '%.40s'", b.data);
+	if (rc == 0)
+		snprintf(it->method, sizeof it->method, "%s", b.data);
+	buf_free(&b);
+	return rc;
+}
+
+/* A path and query as a request line would carry it: no space, no control. */
+static int
+read_path(struct item *it, struct json *j)
+{
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	if (read_string(it, j, "path", &b, HTTP_MAX_TARGET) < 0)
+		goto fail;
+	if (b.len == 0 || b.data[0] != '/') {
+		bad(it, "\"path\" must start with '/'");
+		goto fail;
+	}
+	for (i = 0; i < b.len; i++)
+		if ((unsigned char)b.data[i] <= ' ' ||
+		    (unsigned char)b.data[i] >= 0x7f) {
+			bad(it, "\"path\": byte %zu is not allowed in a "
+			    "request target", i);
+			goto fail;
+		}
+	it->path = (char *)buf_cstr(&b);
+	return 0;
+fail:
+	buf_free(&b);
+	return -1;
+}
+
+/* A string is sent as it is; any other value as JSON. */
+static int
+read_body(struct item *it, struct json *j)
+{
+	struct writer *w;
+	int rc;
+
+	it->has_body = 1;
+	if (json_peek(j) == '"')
+		return read_string(it, j, "body", &it->body, ITEM_MAX_BODY);
+	it->json_body = 1;
+	w = xmalloc(sizeof *w);
+	writer_init(w, sink_buf(&it->body));
+	rc = json_value(j, w);
+	writer_flush(w);
+	free(w);
+	return rc < 0 ? bad(it, "\"body\": %s", j->why) : 0;
+}
+
+static int
+read_member(struct item *it, struct json *j, const char *key)
+{
+	char why[sizeof it->why];
+
+	if (strcmp(key, "id") == 0)
+		return json_value(j, NULL);	/* read first, by item_parse */
+	if (strcmp(key, "method") == 0)
+		return read_method(it, j);
+	if (strcmp(key, "path") == 0)
+		return read_path(it, j);
+	if (strcmp(key, "body") == 0)
+		return read_body(it, j);
+	if (strcmp(key, "headers") == 0) {
+		if (record_read_headers(j, &it->fields, why, sizeof why) < 0)
+			return bad(it, "%s", why);
+		return 0;
+	}
+	return bad(it, "unknown member \"%.40s\"", key);
+}
+
+/*
+ * Steps through the members of one object, calling fn for each with
+ * the stream at its value; the id first, on a pass of its own, so that
+ * an item that is bad in another member still has it for its error.
+ */
+static int
+each_member(struct item *it, const char *text, size_t len, int id_only)
+{
+	struct reader *r = xmalloc(sizeof *r);
+	struct mem_source m;
+	struct buf key = BUF_INIT;
+	struct json j;
+	int members = 0, rc;
+
+	reader_init(r, source_mem(&m, text, len));
+	json_init(&j, r, 0);
+	if (json_peek(&j) != '{') {
+		rc = bad(it, "an item is an object");
+		goto out;
+	}
+	json_expect(&j, '{');
+	while ((rc = json_next(&j, '}', &members)) == 1) {
+		if (json_string_buf(&j, &key, 64) < 0 ||
+		    json_expect(&j, ':') < 0) {
+			rc = bad(it, "%s", j.why);
+			break;
+		}
+		if (id_only)
+			rc = strcmp(key.data, "id") == 0 && it->id == NULL ?
+			    read_id(it, &j) : json_value(&j, NULL);
+		else
+			rc = read_member(it, &j, key.data);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0)
+		bad(it, "%s", j.why);
+out:
+	buf_free(&key);
+	free(r);
+	return rc < 0 ? -1 : 0;
+}
+
+/*
+ * Reads one item from one JSON value. Returns 0, or -1 with the reason
+ * in why; the id is kept if it could be read.
+ */
+int
+item_parse(struct item *it, const char *text, size_t len)
+{
+	memset(it, 0, sizeof *it);
+	snprintf(it->method, sizeof it->method, "GET");
+	if (each_member(it, text, len, 1) < 0 ||
+	    each_member(it, text, len, 0) < 0)
+		return -1;
+	if (it->id == NULL)
+		return bad(it, "no \"id\"");
+	if (it->path == NULL)
+		return bad(it, "no \"path\"");
+	if (strncmp(it->path, "/_relay/batch", 13) == 0 ||
+	    strncmp(it->path, "/_relay/ws", 10) == 0)
+		return bad(it, "an item cannot open a batch or a channel");
+	return 0;
+}
+
+void
+item_free(struct item *it)
+{
+	free(it->id);
+	free(it->path);
+	buf_free(&it->fields);
+	buf_free(&it->body);
+	memset(it, 0, sizeof *it);
+}
+
+/* A writer onto out, for one line. */
+static struct writer *
+line_writer(struct buf *out)
+{
+	struct writer *w = xmalloc(sizeof *w);
+
+	writer_init(w, sink_buf(out));
+	return w;
+}
+
+static void
+write_id(struct writer *w, const char *id)
+{
+	writer_puts(w, "{\"id\":");
+	if (id != NULL)
+		json_write_string(w, id, strlen(id));
+	else
+		writer_puts(w, "null");
+}
+
+/* {"id":…,"status":…,"error":…}: an item that could not be made. */
+void
+item_error_line(struct buf *out, const char *id, int status, const char *why)
+{
+	struct writer *w = line_writer(out);
+
+	write_id(w, id);
+	writer_printf(w, ",\"status\":%d,\"error\":", status);
+	json_write_string(w, why, strlen(why));
+	writer_puts(w, "}\n");
+	writer_flush(w);
+	free(w);
+}
+
+/*
+ * The status and end-to-end fields of an answer's head, as relay-serve
+ * wrote it ("HTTP/1.1 200 OK\r\n" and valid fields); -1 if it is not.
+ */
+static int
+parse_head(const char *head, size_t len, struct buf *fields)
+{
+	struct buf all = BUF_INIT;
+	const char *p = head, *end = head + len, *eol, *why;
+	char line[HTTP_MAX_HEAD];
+	int status;
+
+	if (len < 13 || strncmp(head, "HTTP/1.1 ", 9) != 0 ||
+	    sscanf(head + 9, "%3d", &status) != 1 || status < 100)
+		return -1;
+	for (p = strstr(head, "\r\n") + 2; p < end &&
+	    (eol = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL &&
+	    eol > p; p = eol + 2) {
+		if ((size_t)(eol - p) >= sizeof line)
+			continue;
+		memcpy(line, p, (size_t)(eol - p));
+		line[eol - p] = '\0';
+		(void)headers_add_line(&all, line, &why);
+	}
+	headers_add_end_to_end(fields, buf_cstr(&all));
+	buf_free(&all);
+	return status;
+}
+
+/*
+ * {"id":…,"status":…,"headers":{…}, then the body as a record has it
+ * (json, text or base64: relay(7)). too_big: the body was not kept.
+ */
+void
+item_answer_line(struct buf *out, const char *id, const char *head,
+    size_t head_len, const struct buf *body, int too_big)
+{
+	struct buf fields = BUF_INIT;
+	struct writer *w;
+	struct mem_source m;
+	struct header type;
+	enum record_body kind = RECORD_NO_BODY;
+	char *ctype = NULL;
+	int status = parse_head(head, head_len, &fields);
+
+	if (status < 0) {
+		item_error_line(out, id, 502, "relay-serve's answer could "
+		    "not be read back");
+		buf_free(&fields);
+		return;
+	}
+	w = line_writer(out);
+	write_id(w, id);
+	writer_printf(w, ",\"status\":%d,\"headers\":", status);
+	record_write_headers(w, buf_cstr(&fields));
+	if (too_big) {
+		writer_printf(w, ",\"error\":\"the body is over %d bytes: ask "
+		    "for it alone\"}\n", ITEM_MAX_BODY);
+	} else {
+		if (body->len > 0) {
+			if (headers_get(buf_cstr(&fields), "content-type",
+			    &type))
+				ctype = xstrndup(type.value, type.value_len);
+			kind = record_classify(ctype != NULL ? ctype :
+			    "application/octet-stream",
+			    source_mem(&m, body->data, body->len));
+		}
+		record_write_body(w, kind, source_mem(&m, body->data,
+		    body->len));
+	}
+	writer_flush(w);
+	free(w);
+	free(ctype);
+	buf_free(&fields);
+}
+
+/* One item being answered by relay-serve. */
+struct item_run {
+	struct server	*srv;
+	struct conn	*conn;		/* NULL once answered */
+	struct watch	*kick;		/* to act outside the answer's calls */
+	char		*id;
+	struct buf	 head, body;
+	int		 head_done;	/* body bytes come now */
+	int		 too_big;	/* the body is over ITEM_MAX_BODY */
+	size_t		 credited;	/* body bytes the answer may go past */
+	item_done_fn	*done;
+	void		*ctx;
+};
+
+static void
+arm(struct item_run *run)
+{
+	watch_deadline(run->kick, prog_now_ms());
+}
+
+/* An answer's bytes: the head until its blank line, then the body. */
+static void
+run_write(void *ctx, const void *p, size_t n)
+{
+	struct item_run *run = ctx;
+	const char *end;
+	size_t was = run->head.len, at;
+
+	if (run->too_big)
+		return;
+	if (!run->head_done) {
+		buf_add(&run->head, p, n);
+		end = memmem(run->head.data + (was > 3 ? was - 3 : 0),
+		    run->head.len - (was > 3 ? was - 3 : 0), "\r\n\r\n", 4);
+		if (end == NULL) {
+			if (run->head.len > ITEM_MAX_HEAD)
+				run->too_big = 1, arm(run);
+			return;
+		}
+		at = (size_t)(end + 4 - run->head.data);
+		buf_add(&run->body, run->head.data + at, run->head.len - at);
+		run->head.len = at;
+		run->head_done = 1;
+	} else {
+		buf_add(&run->body, p, n);
+	}
+	if (run->body.len > ITEM_MAX_BODY) {
+		run->too_big = 1;
+		buf_free(&run->body);
+		arm(run);
+	} else if (run->body.len - run->credited >= SERVER_OUT_MAX) {
+		arm(run);	/* the answer waits: see run_queued */
+	}
+}
+
+static void
+run_done(void *ctx)
+{
+	struct item_run *run = ctx;
+
+	run->conn = NULL;
+	arm(run);
+}
+
+/*
+ * What the answer sees as queued: the body it wrote since the last
+ * kick, so that a long one yields to the loop every SERVER_OUT_MAX
+ * bytes, and stops once too big.
+ */
+static size_t
+run_queued(void *ctx)
+{
+	struct item_run *run = ctx;
+
+	return run->too_big ? SERVER_OUT_MAX : run->body.len - run->credited;
+}
+
+static const struct inner_ops run_ops = { run_write, run_done, run_queued };
+
+static void
+run_free(struct item_run *run)
+{
+	server_unwatch(run->srv, run->kick);
+	free(run->id);
+	buf_free(&run->head);
+	buf_free(&run->body);
+	free(run);
+}
+
+/*
+ * On the loop, after the answer's own calls: its line once it is
+ * whole (or too big), else room for more of its body.
+ */
+static void
+on_kick(struct watch *w, short events, void *ctx)
+{
+	struct item_run *run = ctx;
+	struct buf line = BUF_INIT;
+
+	(void)events;
+	watch_deadline(w, 0);
+	if (run->conn != NULL && !run->too_big) {
+		run->credited = run->body.len;
+		inner_writable(run->conn);
+		return;
+	}
+	if (run->conn != NULL)
+		inner_cancel(run->conn);
+	if (!run->head_done)
+		item_error_line(&line, run->id, 502, "the answer's head is "
+		    "too big");
+	else
+		item_answer_line(&line, run->id, run->head.data,
+		    run->head.len, &run->body, run->too_big);
+	run->done(run->ctx, &line);
+	buf_free(&line);
+	run_free(run);
+}
+
+static int
+is_dropped(const struct header *h, const char *item_fields)
+{
+	static const char *const dropped[] = {
+		"content-type", "content-encoding", "expect", "accept",
+		"accept-encoding", "range", "if-range", "if-match",
+		"if-none-match", "if-modified-since", "if-unmodified-since",
+	};
+	char name[256];
+	struct header mine;
+	size_t i;
+
+	if (h->name_len >= sizeof name || (h->name_len >= 14 &&
+	    strncasecmp(h->name, "sec-websocket-", 14) == 0))
+		return 1;
+	for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+		if (header_is(h, dropped[i]))
+			return 1;
+	memcpy(name, h->name, h->name_len);
+	name[h->name_len] = '\0';
+	return headers_get(item_fields, name, &mine);
+}
+
+/*
+ * The request an item makes: the client's own fields (its API key, its
+ * credentials) but those about the batch's body, its conditions and
+ * framing, and any the item sets itself; then the item's. HTTP/1.0,
+ * so that the answer's body comes unframed.
+ */
+static void
+make_request(const struct item *it, const char *outer, struct http_request *req,
+    struct buf *body)
+{
+	struct buf kept = BUF_INIT;
+	const char *p, *mine = buf_cstr((struct buf *)&it->fields);
+	struct header h, type;
+
+	memset(req, 0, sizeof *req);
+	snprintf(req->method, sizeof req->method, "%s", it->method);
+	req->target = xstrdup(it->path);
+	headers_add_end_to_end(&kept, outer);
+	for (p = buf_cstr(&kept); headers_next(&p, &h);)
+		if (!is_dropped(&h, mine))
+			headers_add(&req->fields, h.name, h.name_len, h.value,
+			    h.value_len);
+	buf_free(&kept);
+	buf_adds(&req->fields, mine);
+	buf_add(body, it->body.data, it->body.len);
+	if (it->has_body) {
+		req->body = HTTP_BODY_LENGTH;
+		req->content_length = (long long)it->body.len;
+		buf_printf(&req->fields, "Content-Length: %zu\r\n",
+		    it->body.len);
+		if (it->json_body && !headers_get(mine, "content-type", &type))
+			buf_adds(&req->fields,
+			    "Content-Type: application/json\r\n");
+	}
+}
+
+/*
+ * Starts answering the item as a request from peer with the client's
+ * fields outer. done is called with its line on a later round of the
+ * loop, unless item_cancel comes first.
+ */
+struct item_run *
+item_start(struct server *srv, const char *peer, const char *outer,
+    struct item *it, item_done_fn *done, void *ctx)
+{
+	struct item_run *run = xcalloc(1, sizeof *run);
+	struct http_request req;
+	struct buf body = BUF_INIT;
+
+	run->srv = srv;
+	run->id = xstrdup(it->id);
+	run->done = done;
+	run->ctx = ctx;
+	run->kick = server_watch(srv, -1, 0, on_kick, run);
+	make_request(it, outer, &req, &body);
+	server_inner(srv, peer, &req, &body, &run_ops, run, &run->conn);
+	return run;
+}
+
+/* Its consumer has gone: the answer is dropped, done is not called. */
+void
+item_cancel(struct item_run *run)
+{
+	if (run->conn != NULL)
+		inner_cancel(run->conn);
+	run_free(run);
+}

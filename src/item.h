@@ -1,0 +1,46 @@
+/*
+ * An item of a batch or of a WebSocket channel: one request given as
+ * JSON ({"id","method","path","headers","body"}), made inside
+ * relay-serve as a client's would be (server_inner: through the cache,
+ * coalescing and the limits), and its answer written back as one line
+ * of JSON tagged with its id. The shapes are in relay(7).
+ */
+#ifndef RELAY_ITEM_H
+#define RELAY_ITEM_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "http.h"
+#include "server.h"
+
+#define ITEM_MAX_ID	256		/* bytes of an id */
+#define ITEM_MAX_BODY	1048576		/* of an answer, held until whole */
+
+struct item {
+	char		*id;		/* NULL: it has none, or a bad one */
+	char		 why[200];	/* why it cannot be made; "" if it can */
+	char		 method[HTTP_MAX_METHOD + 1];
+	char		*path;
+	struct buf	 fields;	/* its own header fields */
+	struct buf	 body;		/* what it sends, if has_body */
+	int		 has_body;
+	int		 json_body;	/* given as a JSON value */
+};
+
+/* Called once with the answer's line, from the event loop. */
+typedef void item_done_fn(void *, const struct buf *);
+
+struct item_run;
+
+int		 item_parse(struct item *, const char *, size_t);
+void		 item_free(struct item *);
+void		 item_error_line(struct buf *, const char *, int, const char *);
+void		 item_answer_line(struct buf *, const char *, const char *,
+		    size_t, const struct buf *, int);
+
+struct item_run	*item_start(struct server *, const char *, const char *,
+		    struct item *, item_done_fn *, void *);
+void		 item_cancel(struct item_run *);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * SHA-1 (RFC 3174), for the one place the web still asks for it: the
+ * WebSocket handshake (RFC 6455 section 4.2.2). Not for security.
+ */
+#ifndef RELAY_SHA1_H
+#define RELAY_SHA1_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHA1_LEN	20
+
+struct sha1 {
+	uint32_t	h[5];
+	uint64_t	bytes;		/* hashed so far */
+	unsigned char	block[64];
+	size_t		used;		/* of block */
+};
+
+void	sha1_init(struct sha1 *);
+void	sha1_update(struct sha1 *, const void *, size_t);
+void	sha1_final(struct sha1 *, unsigned char[SHA1_LEN]);
+
+#endif
