@@ -16,9 +16,11 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jq.h>
 
 #include "buf.h"
+#include "http.h"
 #include "prog.h"
 #include "text.h"
 
@@ -162,9 +164,12 @@ read_records(FILE *in, struct page *pages, size_t n)
 	free(line);
 }
 
+static int fetch_batch(struct page *, size_t);
+
 /*
- * Fetches the pages in one concurrent round. relay-fetch's own
- * messages are kept back: the records say what happened, and are
+ * Fetches the pages in one concurrent round: with --relay in one
+ * batch, else (or from a relay without batches) through relay-fetch,
+ * whose own messages are kept back: the records say what happened, and are
  * reported here in the words of this program; they are shown only if
  * relay-fetch itself failed (the cache file, say).
  */
@@ -172,11 +177,15 @@ static void
 fetch(struct page *pages, size_t n)
 {
 	int out[2], status;
-	FILE *errors = tmpfile(), *in;
-	char **argv = fetch_argv(pages, n), buf[4096];
+	FILE *errors, *in;
+	char **argv, buf[4096];
 	pid_t pid;
 	size_t k;
 
+	if (relay_url != NULL && fetch_batch(pages, n) == 0)
+		return;
+	errors = tmpfile();
+	argv = fetch_argv(pages, n);
 	if (errors == NULL || pipe(out) < 0)
 		err(EX_OSERR, "cannot run relay-fetch");
 	if ((pid = fork()) < 0)
@@ -231,6 +240,164 @@ string_member(jv v, const char *key)
 		p = jv_string_value(s);
 	jv_free(s);	/* v still holds the string */
 	return p;
+}
+
+#define BATCH_MAX_ANSWER (64 << 20)	/* bytes of a batch's answer */
+
+static size_t
+collect(char *p, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+
+	if (b->len + size * n > BATCH_MAX_ANSWER)
+		return 0;	/* curl stops: too much */
+	buf_add(b, p, size * n);
+	return size * n;
+}
+
+/*
+ * A batch item's answer (relay(7)) as the record relay-fetch would
+ * have written: its status, body and error, and its source and age
+ * from its Cache-Status and Age.
+ */
+static jv
+item_record(jv item)
+{
+	jv headers = member(item, "headers"), rec = jv_object(), v;
+	const char *cs = string_member(headers, "cache-status");
+	const char *age = string_member(headers, "age");
+	static const char *const keep[] = { "status", "json", "text",
+	    "error" };
+	size_t i;
+
+	for (i = 0; i < sizeof keep / sizeof keep[0]; i++)
+		if (jv_is_valid(v = member(item, keep[i])))
+			rec = jv_object_set(rec, jv_string(keep[i]), v);
+	rec = jv_object_set(rec, jv_string("source"), jv_string(cs != NULL &&
+	    strstr(cs, "detail=stale") != NULL ? "stale" : "relay"));
+	if (age != NULL)
+		rec = jv_object_set(rec, jv_string("age"),
+		    jv_number(strtod(age, NULL)));
+	jv_free(headers);
+	jv_free(item);
+	return rec;
+}
+
+/* Every page's record says the same failure. */
+static void
+fail_pages(struct page *pages, size_t n, const char *fmt, const char *why)
+{
+	char text[512];
+	size_t i;
+
+	snprintf(text, sizeof text, fmt, relay_url, why);
+	for (i = 0; i < n; i++) {
+		jv_free(pages[i].record);
+		pages[i].record = jv_object_set(jv_object(),
+		    jv_string("error"), jv_string(text));
+	}
+}
+
+/* The lines of a batch's answer, each its page's record by id. */
+static void
+read_items(const struct buf *answer, struct page *pages, size_t n)
+{
+	const char *p = answer->data, *end = p + answer->len, *nl;
+	jv item, id;
+	size_t i;
+
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		item = jv_parse_sized(p, (int)(nl - p));
+		id = member(item, "id");
+		i = jv_get_kind(id) == JV_KIND_STRING ?
+		    strtoul(jv_string_value(id), NULL, 10) : n;
+		jv_free(id);
+		if (i < n && jv_get_kind(pages[i].record) == JV_KIND_NULL)
+			pages[i].record = item_record(item);
+		else
+			jv_free(item);
+	}
+	for (i = 0; i < n; i++)
+		if (jv_get_kind(pages[i].record) == JV_KIND_NULL)
+			pages[i].record = jv_object_set(jv_object(),
+			    jv_string("error"), jv_string("the relay's batch "
+			    "answer has no line for it"));
+}
+
+/*
+ * With --relay, the pages in one POST /_relay/batch (relay-serve(8)):
+ * one round trip for them all. Returns -1 if the relay has no batches
+ * (an older one answers 404; a server that is not one answers anything
+ * but NDJSON), for a fetch one by one instead.
+ */
+static int
+fetch_batch(struct page *pages, size_t n)
+{
+	CURL *h = curl_easy_init();
+	CURLU *u = curl_url();
+	struct curl_slist *fields = NULL;
+	struct buf answer = BUF_INIT, url = BUF_INIT;
+	jv requests = jv_array(), body;
+	char *prefix = NULL, *origin = NULL;
+	long status = 0, secs = prog_duration("--timeout", timeout);
+	char *type = NULL;
+	CURLcode rc;
+	int batches;
+	size_t i;
+
+	if (h == NULL || u == NULL ||
+	    curl_url_set(u, CURLUPART_URL, relay_url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &prefix, 0) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_PATH, "/_relay/batch", 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK)
+		errx(EXIT_USAGE, "bad --relay '%s': expected a URL", relay_url);
+	for (i = 0; i < n; i++) {
+		buf_reset(&url);
+		buf_adds(&url, strcmp(prefix, "/") == 0 ? "" : prefix);
+		buf_adds(&url, pages[i].path);
+		buf_reset(&answer);
+		buf_printf(&answer, "%zu", i);
+		requests = jv_array_append(requests, jv_object_set(jv_object_set(
+		    jv_object(), jv_string("id"), jv_string(buf_cstr(&answer))),
+		    jv_string("path"), jv_string(buf_cstr(&url))));
+		pages[i].record = jv_null();
+	}
+	buf_reset(&answer);
+	body = jv_dump_string(jv_object_set(jv_object(),
+	    jv_string("requests"), requests), 0);
+	fields = curl_slist_append(fields, "Content-Type: application/json");
+	fields = curl_slist_append(fields, "Accept: application/x-ndjson");
+	curl_easy_setopt(h, CURLOPT_URL, origin);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, fields);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, jv_string_value(body));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, secs);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, secs);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if ((rc = curl_easy_perform(h)) != CURLE_OK)
+		fail_pages(pages, n, "cannot reach the relay at %s: %s",
+		    curl_easy_strerror(rc));
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
+	batches = status != 404 && status != 405 && (status != 200 ||
+	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
+	if (rc == CURLE_OK && status == 200 && batches)
+		read_items(&answer, pages, n);
+	else if (rc == CURLE_OK && batches)
+		fail_pages(pages, n, "the relay at %s answered the batch %s",
+		    http_reason((int)status));
+	curl_slist_free_all(fields);
+	curl_easy_cleanup(h);
+	curl_url_cleanup(u);
+	curl_free(prefix);
+	curl_free(origin);
+	jv_free(body);
+	buf_free(&answer);
+	buf_free(&url);
+	return rc == CURLE_OK && !batches ? -1 : 0;
 }
 
 static const char *

@@ -1,7 +1,9 @@
 /*
  * A merge route answered: its upstream calls made at once, each
  * through the shared cache with its own freshness and revalidation,
- * and their answers merged by the route's jq program (libjq).
+ * then its each's calls, one an item of another call's answer and
+ * FAN_AT_ONCE at a time, and all their answers merged by the route's
+ * jq program (libjq).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +17,13 @@
 #include "policy.h"
 #include "url.h"
 
+#define FAN_AT_ONCE	8	/* each's calls under way at a time */
+
 struct call {
 	struct merge		*m;
-	const struct route_call	*rc;
+	const char		*name;
+	int			 fan;		/* one of each's */
+	char			*path;		/* each's: its item's, or NULL */
 	struct through_call	*call;		/* until it has answered */
 	struct buf		 body;
 	int			 status;
@@ -31,7 +37,13 @@ struct merge {
 	struct route_params	 params;
 	struct cache_rules	 rules;
 	struct call		 calls[ROUTES_MAX_CALLS];
-	int			 pending;
+	struct call		*fan;		/* each's, one an item */
+	int			 nfan, fan_next, fan_running;
+	int			 fanned;	/* each's items are known */
+	int			 fan_cut;	/* over max-items, or no items */
+	int			 pumping;	/* inside fan_pump */
+	char			 fan_why[64];	/* why fan_cut */
+	int			 pending;	/* calls of the phase to answer */
 	int			 starting;	/* inside merge_start */
 	void			(*done)(struct merge *, void *);
 	void			*ctx;
@@ -46,8 +58,8 @@ struct merge {
  * merge_compile puts before the route's program on its first line.
  */
 static void
-compile_error(const struct route *r, const char *errors, char *err,
-    size_t errlen)
+compile_error(const struct route *r, int first, const char *errors,
+    char *err, size_t errlen)
 {
 	static const char hint[] = " (Unix shell quoting issues?)";
 	const char *reason = errors, *at = strstr(errors, " at <top-level>, line ");
@@ -64,20 +76,32 @@ compile_error(const struct route *r, const char *errors, char *err,
 	    strncmp(reason + n - (sizeof hint - 1), hint, sizeof hint - 1) == 0)
 		n -= sizeof hint - 1;	/* the shell is not involved here */
 	snprintf(err, errlen, "%s:%ld: jq: %.*s", r->file,
-	    r->program_line + (line > 0 ? line - 1 : 0), (int)n, reason);
+	    first + (line > 0 ? line - 1 : 0), (int)n, reason);
+}
+
+static int
+compile(struct jqprog *p, const struct route *r, int line, const char *prog,
+    char *err, size_t errlen)
+{
+	if (jqprog_compile(p, prog, jv_object()) == 0)
+		return 0;
+	compile_error(r, line, buf_cstr(&p->errors), err, errlen);
+	jqprog_free(p);
+	return -1;
 }
 
 /*
- * Compiles the route's program with its parameters, its calls and
- * $incomplete bound, from the object each request gives as input.
+ * Compiles the route's program with its parameters, its calls, each's
+ * answers and $incomplete bound, from the object each request gives as
+ * input; and each's items expression.
  */
 int
 merge_compile(struct route *r, char *err, size_t errlen)
 {
 	struct route_params ps;
 	struct buf prog = BUF_INIT;
-	struct jqprog *p = xmalloc(sizeof *p);
-	int i, ok;
+	struct jqprog *p = xmalloc(sizeof *p), *items = NULL;
+	int i, rc;
 
 	route_param_names(r, &ps);
 	buf_adds(&prog, ". as {$incomplete");
@@ -85,27 +109,46 @@ merge_compile(struct route *r, char *err, size_t errlen)
 		buf_printf(&prog, ", $%s", ps.names[i]);
 	for (i = 0; i < r->ncalls; i++)
 		buf_printf(&prog, ", $%s", r->calls[i].name);
+	if (r->each != NULL)
+		buf_printf(&prog, ", $%s", r->each->name);
 	buf_printf(&prog, "} | null | %s", r->program);
 	route_params_free(&ps);
-	if ((ok = jqprog_compile(p, buf_cstr(&prog), jv_object()) == 0))
+	rc = compile(p, r, r->program_line, buf_cstr(&prog), err, errlen);
+	if (rc == 0 && r->each != NULL) {
+		items = xmalloc(sizeof *items);
+		if ((rc = compile(items, r, r->each->line, r->each->items, err,
+		    errlen)) < 0) {
+			free(items);
+			jqprog_free(p);
+		}
+	}
+	if (rc == 0) {
 		r->compiled = p;
-	else {
-		compile_error(r, buf_cstr(&p->errors), err, errlen);
-		jqprog_free(p);
+		if (r->each != NULL)
+			r->each->compiled = items;
+	} else {
 		free(p);
 	}
 	buf_free(&prog);
-	return ok ? 0 : -1;
+	return rc;
+}
+
+static void
+uncompile(void **compiled)
+{
+	if (*compiled != NULL) {
+		jqprog_free(*compiled);
+		free(*compiled);
+	}
+	*compiled = NULL;
 }
 
 void
 merge_uncompile(struct route *r)
 {
-	if (r->compiled != NULL) {
-		jqprog_free(r->compiled);
-		free(r->compiled);
-	}
-	r->compiled = NULL;
+	uncompile(&r->compiled);
+	if (r->each != NULL)
+		uncompile(&r->each->compiled);
 }
 
 static int
@@ -177,6 +220,45 @@ run_program(struct merge *m, jv input)
 	jv_free(s);
 }
 
+/* each's answers, in item order: null for a failed call. */
+static jv
+fan_json(const struct merge *m)
+{
+	jv all = jv_array();
+	int i;
+
+	for (i = 0; i < m->nfan; i++)
+		all = jv_array_append(all, call_json(&m->fan[i]));
+	return all;
+}
+
+/* The first failed call, and every failed one's name in incomplete. */
+static const struct call *
+failures(const struct merge *m, jv *incomplete)
+{
+	const struct route *r = m->route;
+	const struct call *failed = NULL;
+	int i, fan_failed = m->fan_cut;
+
+	for (i = 0; i < r->ncalls; i++)
+		if (!ok_status(&m->calls[i])) {
+			if (failed == NULL)
+				failed = &m->calls[i];
+			*incomplete = jv_array_append(*incomplete,
+			    jv_string(r->calls[i].name));
+		}
+	for (i = 0; i < m->nfan; i++)
+		if (!ok_status(&m->fan[i])) {
+			if (failed == NULL)
+				failed = &m->fan[i];
+			fan_failed = 1;
+		}
+	if (fan_failed)
+		*incomplete = jv_array_append(*incomplete,
+		    jv_string(r->each->name));
+	return failed;
+}
+
 /*
  * Every call has answered. A failed call fails the route, passing an
  * upstream error status on; with on-error partial the program sees null
@@ -187,24 +269,19 @@ finish(struct merge *m)
 {
 	struct route *r = m->route;
 	jv input = jv_object(), incomplete = jv_array();
-	struct call *failed = NULL;
+	const struct call *failed = failures(m, &incomplete);
 	int i;
 
-	for (i = 0; i < r->ncalls; i++)
-		if (!ok_status(&m->calls[i])) {
-			if (failed == NULL)
-				failed = &m->calls[i];
-			incomplete = jv_array_append(incomplete,
-			    jv_string(r->calls[i].name));
-		}
-	m->result.complete = failed == NULL;
-	if (failed != NULL && !r->partial) {
-		snprintf(m->why, sizeof m->why, "call %s: %s",
-		    failed->rc->name, failed->error != NULL ? failed->error :
+	m->result.complete = jv_array_length(jv_copy(incomplete)) == 0;
+	if (!m->result.complete && !r->partial) {
+		snprintf(m->why, sizeof m->why, "call %s: %s", failed != NULL ?
+		    failed->name : r->each->name, failed == NULL ? m->fan_why :
+		    failed->error != NULL ? failed->error :
 		    http_reason(failed->status));
 		m->result.error = m->why;
-		answer_error(m, failed->error == NULL && failed->status >= 400 ?
-		    failed->status : 502, "an upstream call failed");
+		answer_error(m, failed != NULL && failed->error == NULL &&
+		    failed->status >= 400 ? failed->status : 502,
+		    "an upstream call failed");
 		jv_free(input);
 		jv_free(incomplete);
 	} else {
@@ -217,17 +294,113 @@ finish(struct merge *m)
 			input = jv_object_set(input,
 			    jv_string(r->calls[i].name),
 			    call_json(&m->calls[i]));
+		if (r->each != NULL)
+			input = jv_object_set(input, jv_string(r->each->name),
+			    fan_json(m));
 		run_program(m, input);
 	}
 	if (!m->starting)
 		m->done(m, m->ctx);
 }
 
+static void start_call(struct merge *, struct call *, const char *,
+    char *);
+
+/* Starts each's calls while fewer than FAN_AT_ONCE are under way. */
+static void
+fan_pump(struct merge *m)
+{
+	struct call *c;
+
+	if (m->pumping)
+		return;	/* the loop below goes on */
+	m->pumping = 1;
+	while (m->fan_next < m->nfan && m->fan_running < FAN_AT_ONCE) {
+		c = &m->fan[m->fan_next++];
+		m->fan_running++;
+		start_call(m, c, m->route->each->name, c->path);
+	}
+	m->pumping = 0;
+	if (m->pending == 0)
+		finish(m);
+}
+
+/* An item as a path segment: a string as it is, a number as JSON. */
+static int
+item_text(jv item, char *out, size_t len)
+{
+	jv s;
+
+	if (jv_get_kind(item) == JV_KIND_STRING)
+		snprintf(out, len, "%s", jv_string_value(item));
+	else if (jv_get_kind(item) == JV_KIND_NUMBER) {
+		s = jv_dump_string(jv_copy(item), 0);
+		snprintf(out, len, "%s", jv_string_value(s));
+		jv_free(s);
+	} else {
+		out[0] = '\0';
+	}
+	jv_free(item);
+	return out[0] != '\0';
+}
+
+/*
+ * The fixed calls have answered: each's items, from its call's answer,
+ * become its calls, at most max-items of them.
+ */
+static void
+start_fan(struct merge *m)
+{
+	const struct route_each *e = m->route->each;
+	struct jqprog *p = e->compiled;
+	char item[256];
+	jv v;
+
+	m->fanned = 1;
+	if (!ok_status(&m->calls[e->from])) {
+		m->fan_cut = 1;
+		snprintf(m->fan_why, sizeof m->fan_why, "no items: call %s "
+		    "failed", m->route->calls[e->from].name);
+		finish(m);
+		return;
+	}
+	jqprog_start(p, call_json(&m->calls[e->from]));
+	while (jv_is_valid(v = jqprog_next(p))) {
+		if (m->nfan == m->route->max_items) {
+			m->fan_cut = 1;
+			snprintf(m->fan_why, sizeof m->fan_why, "more than %d "
+			    "items", m->route->max_items);
+			break;
+		}
+		m->fan = xrealloc(m->fan, (size_t)(m->nfan + 1) * sizeof *m->fan);
+		memset(&m->fan[m->nfan], 0, sizeof m->fan[m->nfan]);
+		m->fan[m->nfan].m = m;
+		m->fan[m->nfan].fan = 1;
+		if (item_text(v, item, sizeof item))
+			m->fan[m->nfan].path = route_each_path(e, &m->params,
+			    item);
+		m->nfan++;
+	}
+	jv_free(v);	/* the end, an error, or one too many */
+	m->pending = m->nfan;
+	fan_pump(m);
+}
+
 static void
 call_done(struct call *c)
 {
-	if (--c->m->pending == 0)
-		finish(c->m);
+	struct merge *m = c->m;
+
+	m->pending--;
+	if (c->fan) {
+		m->fan_running--;
+		fan_pump(m);
+	} else if (m->pending == 0) {
+		if (m->route->each != NULL && !m->fanned)
+			start_fan(m);
+		else
+			finish(m);
+	}
 }
 
 static void
@@ -314,25 +487,30 @@ static const struct through_sink call_sink = {
 	call_stored, call_head, call_body, call_end, call_fail,
 };
 
-/* A call through the cache, with the route's fields and freshness. */
+/*
+ * A call through the cache, with the route's fields and freshness;
+ * path is NULL for an item that cannot be one.
+ */
 static void
-start_call(struct merge *m, struct call *c, const struct route_call *rc)
+start_call(struct merge *m, struct call *c, const char *name, char *path)
 {
 	struct buf fields = BUF_INIT;
-	char *path = route_call_path(rc, &m->params), *url, *key;
+	char *url, *key = NULL;
 	const char *why;
 	/* The route's own credentials do not make an answer private. */
 	struct through_request req = { .method = "GET", .fields = "",
 		.rules = &m->rules };
 
 	c->m = m;
-	c->rc = rc;
-	url = url_join(m->env->base, path);
-	key = url_normalize(url, &why);
-	free(url);
-	free(path);
+	c->name = name;
+	if (path != NULL) {
+		url = url_join(m->env->base, path);
+		key = url_normalize(url, &why);
+		free(url);
+	}
 	if (key == NULL) {
-		c->error = "bad call URL";
+		c->error = path == NULL ? "an item that is not a string or "
+		    "a number" : "bad call URL";
 		call_done(c);
 		return;
 	}
@@ -357,6 +535,7 @@ merge_start(const struct merge_env *env, struct route *r,
     void *ctx)
 {
 	struct merge *m = xcalloc(1, sizeof *m);
+	char *path;
 	int i;
 
 	m->env = env;
@@ -370,8 +549,11 @@ merge_start(const struct merge_env *env, struct route *r,
 	m->ctx = ctx;
 	m->pending = r->ncalls;
 	m->starting = 1;
-	for (i = 0; i < r->ncalls; i++)
-		start_call(m, &m->calls[i], &r->calls[i]);
+	for (i = 0; i < r->ncalls; i++) {
+		path = route_call_path(&r->calls[i], &m->params);
+		start_call(m, &m->calls[i], r->calls[i].name, path);
+		free(path);
+	}
 	m->starting = 0;
 	return m;
 }
@@ -398,12 +580,15 @@ merge_free(struct merge *m)
 
 	if (m == NULL)
 		return;
-	for (i = 0; i < m->route->ncalls; i++) {
-		c = &m->calls[i];
+	for (i = 0; i < m->route->ncalls + m->nfan; i++) {
+		c = i < m->route->ncalls ? &m->calls[i] :
+		    &m->fan[i - m->route->ncalls];
 		if (c->call != NULL)
 			through_cancel(c->call);
 		buf_free(&c->body);
+		free(c->path);
 	}
+	free(m->fan);
 	route_params_free(&m->params);
 	buf_free(&m->result.body);
 	free(m);

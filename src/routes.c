@@ -3,6 +3,7 @@
  * the extra request fields they carry, and the jq program that merges
  * their answers. Read from a routes file; see relay-serve(8).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,15 +145,34 @@ add_header(struct parser *p, const char *arg, int from_file)
 	return rc;
 }
 
+/* What has the name in the route: 1 a call, 2 a parameter or incomplete. */
+static int
+name_taken(const struct route *r, const char *name, size_t n)
+{
+	struct route_params ps;
+	int i, taken = n == 10 && strncmp(name, "incomplete", 10) == 0 ? 2 : 0;
+
+	for (i = 0; i < r->ncalls; i++)
+		if (strlen(r->calls[i].name) == n &&
+		    !strncmp(r->calls[i].name, name, n))
+			taken = 1;
+	pattern_params(r->pattern, &ps);
+	if (has_param(&ps, name, n))
+		taken = 2;
+	route_params_free(&ps);
+	return taken;
+}
+
 static int
 add_call(struct parser *p, const char *arg)
 {
 	struct route *r = p->cur;
 	struct route_params ps;
 	const char *sp = strpbrk(arg, " \t"), *path, *q, *end;
-	int i, rc = 0;
+	size_t n = sp != NULL ? (size_t)(sp - arg) : 0;
+	int rc = 0;
 
-	if (sp == NULL || !is_name(arg, (size_t)(sp - arg)))
+	if (sp == NULL || !is_name(arg, n))
 		return fail(p, "expected call NAME /path");
 	for (path = sp; *path == ' ' || *path == '\t'; path++)
 		;
@@ -160,16 +180,14 @@ add_call(struct parser *p, const char *arg)
 		return fail(p, "a call's path starts with /");
 	if (r->ncalls == ROUTES_MAX_CALLS)
 		return fail(p, "more than %d calls", ROUTES_MAX_CALLS);
-	for (i = 0; i < r->ncalls; i++)
-		if (strlen(r->calls[i].name) == (size_t)(sp - arg) &&
-		    !strncmp(r->calls[i].name, arg, (size_t)(sp - arg)))
-			return fail(p, "call %.*s named twice", (int)(sp - arg),
-			    arg);
+	switch (name_taken(r, arg, n)) {
+	case 1:
+		return fail(p, "call %.*s named twice", (int)n, arg);
+	case 2:
+		return fail(p, "call %.*s has the name of a parameter", (int)n,
+		    arg);
+	}
 	pattern_params(r->pattern, &ps);
-	if (has_param(&ps, arg, (size_t)(sp - arg)) ||
-	    strncmp(arg, "incomplete", (size_t)(sp - arg)) == 0)
-		rc = fail(p, "call %.*s has the name of a parameter",
-		    (int)(sp - arg), arg);
 	for (q = path; rc == 0 && (q = strchr(q, '{')) != NULL; q = end) {
 		if ((end = strchr(q, '}')) == NULL ||
 		    !has_param(&ps, q + 1, (size_t)(end - q - 1)))
@@ -179,8 +197,84 @@ add_call(struct parser *p, const char *arg)
 	route_params_free(&ps);
 	if (rc < 0)
 		return rc;
-	r->calls[r->ncalls].name = xstrndup(arg, (size_t)(sp - arg));
+	r->calls[r->ncalls].name = xstrndup(arg, n);
 	r->calls[r->ncalls++].path = xstrdup(path);
+	return 0;
+}
+
+/* The next word of *s, which moves past it and the blanks after. */
+static size_t
+next_word(const char **s, const char **w)
+{
+	size_t n = strcspn(*s, " \t");
+
+	*w = *s;
+	*s += n;
+	*s += strspn(*s, " \t");
+	return n;
+}
+
+/* each NAME /path/{.} from CALL ITEMS: a call an item (routes.h). */
+static int
+add_each(struct parser *p, const char *arg)
+{
+	struct route *r = p->cur;
+	struct route_params ps;
+	const char *s = arg, *name, *path, *from, *call, *q, *end;
+	size_t nname = next_word(&s, &name), npath = next_word(&s, &path),
+	    nfrom = next_word(&s, &from), ncall = next_word(&s, &call);
+	int i, rc = 0;
+
+	if (!is_name(name, nname) || npath == 0 || nfrom != 4 ||
+	    strncmp(from, "from", 4) != 0 || ncall == 0 || *s == '\0')
+		return fail(p, "expected each NAME /path/{.} from CALL "
+		    "ITEMS (a jq expression)");
+	if (r->each != NULL)
+		return fail(p, "a route has one each");
+	if (name_taken(r, name, nname))
+		return fail(p, "each %.*s has the name of a call or a "
+		    "parameter", (int)nname, name);
+	if (path[0] != '/' || memmem(path, npath, "{.}", 3) == NULL)
+		return fail(p, "each's path starts with / and has {.} for "
+		    "the item");
+	for (i = 0; i < r->ncalls; i++)
+		if (strlen(r->calls[i].name) == ncall &&
+		    !strncmp(r->calls[i].name, call, ncall))
+			break;
+	if (i == r->ncalls)
+		return fail(p, "each %.*s: no call %.*s before it", (int)nname,
+		    name, (int)ncall, call);
+	pattern_params(r->pattern, &ps);
+	for (q = path; rc == 0 && q < path + npath &&
+	    (q = memchr(q, '{', (size_t)(path + npath - q))) != NULL; q = end) {
+		end = memchr(q, '}', (size_t)(path + npath - q));
+		if (end == NULL || (strncmp(q, "{.}", 3) != 0 &&
+		    !has_param(&ps, q + 1, (size_t)(end - q - 1))))
+			rc = fail(p, "no parameter %.*s in the route's pattern",
+			    end != NULL ? (int)(end - q + 1) : 1, q);
+	}
+	route_params_free(&ps);
+	if (rc < 0)
+		return rc;
+	r->each = xcalloc(1, sizeof *r->each);
+	r->each->name = xstrndup(name, nname);
+	r->each->path = xstrndup(path, npath);
+	r->each->from = i;
+	r->each->items = xstrdup(s);
+	r->each->line = p->line;
+	return 0;
+}
+
+/* max-items N: each's bound, over which the rest are not called. */
+static int
+set_max_items(struct parser *p, const char *arg)
+{
+	long long n;
+
+	if (num_parse(arg, 1, ROUTES_MAX_ITEMS, &n) < 0)
+		return fail(p, "bad max-items '%s': 1 to %d", arg,
+		    ROUTES_MAX_ITEMS);
+	p->cur->max_items = (int)n;
 	return 0;
 }
 
@@ -205,6 +299,7 @@ start_route(struct parser *p, const char *pattern)
 	r->file = xstrdup(p->file);
 	r->line = p->line;
 	r->ttl = -1;
+	r->max_items = 100;
 	r->next = p->routes;
 	p->routes = p->cur = r;
 	return 0;
@@ -258,7 +353,12 @@ directive(struct parser *p, const char *word, const char *arg)
 	if (r == NULL)
 		return fail(p, "'%s' outside a route", word);
 	if (strcmp(word, "call") == 0)
-		return add_call(p, arg);
+		return r->each != NULL ? fail(p, "calls come before each") :
+		    add_call(p, arg);
+	if (strcmp(word, "each") == 0)
+		return add_each(p, arg);
+	if (strcmp(word, "max-items") == 0)
+		return set_max_items(p, arg);
 	if (strcmp(word, "header") == 0)
 		return add_header(p, arg, 0);
 	if (strcmp(word, "header-file") == 0)
@@ -379,6 +479,12 @@ routes_free(struct route *r)
 			free(r->calls[i].name);
 			free(r->calls[i].path);
 		}
+		if (r->each != NULL) {
+			free(r->each->name);
+			free(r->each->path);
+			free(r->each->items);
+			free(r->each);
+		}
 		buf_free(&r->fields);
 		free(r->pattern);
 		free(r->file);
@@ -446,17 +552,33 @@ route_params_free(struct route_params *ps)
 }
 
 /* A call's path with the request's parameters in their slots. */
-char *
-route_call_path(const struct route_call *c, const struct route_params *ps)
+/*
+ * A path with each {param} replaced by the request's and {.} by item,
+ * percent-encoded but for RFC 3986's unreserved characters.
+ */
+static char *
+fill_path(const char *path, const struct route_params *ps, const char *item)
 {
+	static const char hex[] = "0123456789ABCDEF";
 	struct buf out = BUF_INIT;
-	const char *s = c->path, *end;
+	const char *s = path, *end;
+	unsigned char c;
 	int i;
 
 	while (*s != '\0') {
 		if (*s != '{' || (end = strchr(s, '}')) == NULL) {
 			buf_addc(&out, *s++);
 			continue;
+		}
+		if (end == s + 2 && s[1] == '.' && item != NULL) {
+			for (; (c = (unsigned char)*item) != '\0'; item++)
+				if (isalnum(c) || strchr("-._~", c) != NULL) {
+					buf_addc(&out, (char)c);
+				} else {
+					buf_addc(&out, '%');
+					buf_addc(&out, hex[c >> 4]);
+					buf_addc(&out, hex[c & 15]);
+				}
 		}
 		for (i = 0; i < ps->n; i++)
 			if (strlen(ps->names[i]) == (size_t)(end - s - 1) &&
@@ -465,4 +587,18 @@ route_call_path(const struct route_call *c, const struct route_params *ps)
 		s = end + 1;
 	}
 	return (char *)buf_cstr(&out);
+}
+
+char *
+route_call_path(const struct route_call *c, const struct route_params *ps)
+{
+	return fill_path(c->path, ps, NULL);
+}
+
+/* The path of each's call for one item. */
+char *
+route_each_path(const struct route_each *e, const struct route_params *ps,
+    const char *item)
+{
+	return fill_path(e->path, ps, item);
 }

@@ -13,10 +13,21 @@
 
 #define ROUTES_MAX_CALLS 16
 #define ROUTES_MAX_PARAMS 8
+#define ROUTES_MAX_ITEMS 1000	/* max-items' bound */
 
 struct route_call {
 	char		*name;		/* $name in the program */
 	char		*path;		/* with {param} slots */
+};
+
+/* each: a call for every item of another call's answer. */
+struct route_each {
+	char		*name;		/* $name: the answers, in item order */
+	char		*path;		/* with {.} for the item, {param} */
+	int		 from;		/* the call whose answer has the items */
+	char		*items;		/* jq: the items, from that answer */
+	int		 line;
+	void		*compiled;	/* items', for the caller */
 };
 
 struct route {
@@ -26,6 +37,8 @@ struct route {
 	int		 line;
 	struct route_call calls[ROUTES_MAX_CALLS];
 	int		 ncalls;
+	struct route_each *each;	/* NULL: none */
+	int		 max_items;	/* of each's (100) */
 	struct buf	 fields;	/* extra request fields, secrets */
 	long long	 ttl;		/* for the calls' responses; -1 */
 	long long	 cache;		/* for the merged answer; 0: none */
@@ -51,5 +64,7 @@ int		 route_param_names(const struct route *, struct route_params *);
 void		 route_params_free(struct route_params *);
 char		*route_call_path(const struct route_call *,
 		    const struct route_params *);
+char		*route_each_path(const struct route_each *,
+		    const struct route_params *, const char *);
 
 #endif

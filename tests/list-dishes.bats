@@ -102,6 +102,25 @@ setup() {
 	logged 2 '"target":"/restaurant"'
 }
 
+@test "--relay asks in one batch: the list and the menus named in one round trip, a search in two" {
+	start_serve
+	list-dishes --relay "$SERVE" bikupan elma >/dev/null
+	logged 1 '"target":"/_relay/batch"'
+	[ "$(access_log | jq -r .target | sort | tr '\n' ' ')" = \
+	    '/_relay/batch /restaurant /restaurant/bikupan /restaurant/elma ' ]
+	list-dishes --relay "$SERVE" --search lax >/dev/null
+	logged 21	# two batches more: the list, then its 14 menus
+	[ "$(access_log | jq -r 'select(.target == "/_relay/batch") | .target' | wc -l)" -eq 3 ]
+	# no connection but the batches'
+	[ "$(access_log | jq -r .peer | sort -u | wc -l)" -eq 3 ]
+}
+
+@test "--relay at a server without batches: one request a page instead" {
+	# the fixture is no relay-serve: its answer to the batch is not NDJSON
+	[ "$(list-dishes --relay "$UP" bikupan elma)" = "$(list-dishes bikupan elma)" ]
+	[ "$(requests_for /restaurant/bikupan)" -ge 2 ]
+}
+
 @test "the seed's client contract: Python reads what list-dishes shows" {
 	start_serve
 	/usr/bin/python3 - "$SERVE" >seed.tsv <<-'EOF'

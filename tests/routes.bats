@@ -82,6 +82,63 @@ events_routes() {	# events_routes fail|partial
 	[ "$(curl -s "$SERVE/menus/all" | jq length)" -eq 14 ]
 }
 
+@test "each: one call an item of another call's answer, eight at a time, each through the cache" {
+	start_upstream --root "$ROOT/$EXAMPLES/menu-api" --delay 100
+	start_serve --routes "$ROOT/$EXAMPLES/routes/menu.routes"
+	[ "$(curl -s "$SERVE/menus/all" | jq length)" -eq 14 ]
+	max=$(curl -s "$UP/_max")
+	[ "$max" -gt 1 ] && [ "$max" -le 8 ] || { echo "at once: $max"; false; }
+	[ "$(requests_for /restaurant)" = 1 ]
+	for id in $(jq -r '.restaurants[].identifier' \
+	    "$ROOT/$EXAMPLES/menu-api/restaurant.json"); do
+		[ "$(requests_for "/restaurant/$id")" = 1 ]
+	done
+	# another region merges anew, from the calls the cache holds
+	[ "$(curl -s "$SERVE/menus/Solna" | jq length)" -gt 0 ]
+	[ "$(curl -s "$UP/_log" | wc -l)" -eq 15 ]
+}
+
+# A route whose list call answers the items given, one call an item.
+items_route() {	# items_route ITEMS-JSON fail|partial [MAX]
+	cat >items.routes <<EOF
+route /fan
+	call list /list?body=$(printf %s "$1" | jq -sRr @uri)
+	each items /item?cc=max-age=60&body=%22{.}%22 from list .[]
+	max-items ${3:-100}
+	on-error $2
+	jq \$items
+end
+EOF
+}
+
+@test "each: over max-items the route fails, or answers the first ones as incomplete" {
+	start_upstream
+	items_route '["a","b","c","d"]' fail 3
+	start_serve --routes items.routes
+	run curl -s -D head -w ' %{http_code}' "$SERVE/fan"
+	[[ "$output" == *' 502' ]]
+	logged 1 '"error":"call items: more than 3 items"'
+	items_route '["a","b","c","d"]' partial 3
+	kill -HUP "$SERVE_PID"
+	eventually log_has 1 'routes reloaded'
+	run curl -s -D head "$SERVE/fan"
+	[ "$(echo "$output" | jq -c .)" = '["a","b","c"]' ]
+	grep -q $'^Relay-Complete: no\r$' head
+	[ "$(requests_for '/item?cc=max-age=60&body=%22d%22')" = 0 ]
+}
+
+@test "each: an item that is neither a string nor a number is a failed call, null in its place" {
+	start_upstream
+	items_route '["a",{"x":1},7]' partial
+	start_serve --routes items.routes
+	run curl -s -D head "$SERVE/fan"
+	[ "$(echo "$output" | jq -c .)" = '["a",null,"7"]' ]
+	grep -q $'^Relay-Complete: no\r$' head
+	items_route '[]' fail
+	kill -HUP "$SERVE_PID"
+	within 10 sh -c 'curl -s "$0/fan" | jq -e ". == []"' "$SERVE"
+}
+
 @test "cache: a complete merged answer is kept; an incomplete one is not" {
 	events_routes partial
 	sed -i 's/^\tttl 252$/\tttl 252\n\tcache 1m/' events.routes

@@ -97,6 +97,23 @@ reports_errors(void)
 		    ":2: environment variable NO_SUCH_VAR_HERE is not set" },
 		{ "route /a\nheader-file X: /no/such/file\n",
 		    ":2: cannot read '/no/such/file'" },
+		{ "route /a\ncall l /l\neach m /x/{.} of l .[]\n",
+		    ":3: expected each NAME /path/{.} from CALL ITEMS" },
+		{ "route /a\ncall l /l\neach m /x/{.} from l\n",
+		    ":3: expected each NAME" },
+		{ "route /a\ncall l /l\neach m /x from l .[]\n",
+		    ":3: each's path starts with / and has {.}" },
+		{ "route /a\ncall l /l\neach m /x/{.} from k .[]\n",
+		    ":3: each m: no call k before it" },
+		{ "route /a\ncall l /l\neach l /x/{.} from l .[]\n",
+		    ":3: each l has the name of a call or a parameter" },
+		{ "route /a/{r}\ncall l /l\neach m /{s}/{.} from l .[]\n",
+		    ":3: no parameter {s} in the route's pattern" },
+		{ "route /a\ncall l /l\neach m /x/{.} from l .[]\n"
+		    "each n /y/{.} from l .[]\n", ":4: a route has one each" },
+		{ "route /a\ncall l /l\neach m /x/{.} from l .[]\ncall k /k\n",
+		    ":4: calls come before each" },
+		{ "route /a\nmax-items 0\n", ":2: bad max-items '0': 1 to 1000" },
 	};
 	char err[256];
 	size_t i;
@@ -109,8 +126,31 @@ reports_errors(void)
 	}
 }
 
+/* each's path: the route's parameters, and the item percent-encoded. */
+static void
+each_paths(void)
+{
+	struct route *list;
+	struct route_params ps;
+	char err[256], *path;
+
+	list = load("route /menus/{region}\ncall l /list?r={region}\n"
+	    "each menus /r/{region}/{.}?x=1 from l .[].id\njq $menus\nend\n",
+	    err, sizeof err);
+	CHECK(list != NULL && list->each != NULL);
+	CHECK(list->each->from == 0 && list->max_items == 100);
+	CHECK(strcmp(list->each->items, ".[].id") == 0);
+	CHECK(routes_match(list, "/menus/Uppsala", &ps) == list);
+	path = route_each_path(list->each, &ps, "caf\xc3\xa9 / 1~2");
+	CHECK(strcmp(path, "/r/Uppsala/caf%C3%A9%20%2F%201~2?x=1") == 0);
+	free(path);
+	route_params_free(&ps);
+	routes_free(list);
+}
+
 static const struct unit_test tests[] = {
 	TEST(reads_and_matches),
+	TEST(each_paths),
 	TEST(reports_errors),
 };
 
