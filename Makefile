@@ -20,7 +20,7 @@ CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-point
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-PKGS = libcurl sqlite3
+PKGS = libcurl sqlite3 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's libjq 1.6 ships no .pc file.
@@ -34,11 +34,11 @@ LIBS = $(PKG_LIBS) -pthread
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
 LIB_SRCS = admin.c base64.c batch.c buckets.c buf.c cache.c channel.c \
-	config.c deliver.c gate.c gcra.c headers.c hot.c http.c httpdate.c io.c \
-	item.c jqprog.c json.c lease.c limiter.c listen.c log.c merge.c \
-	metrics.c num.c options.c policy.c prog.c record.c routes.c server.c \
-	sf.c sha1.c spool.c store.c target.c text.c throttle.c through.c \
-	upstream.c url.c utf8.c writeback.c ws.c
+	config.c deliver.c gate.c gcra.c gzip.c headers.c hot.c http.c \
+	httpdate.c io.c item.c jqprog.c json.c lease.c limiter.c listen.c log.c \
+	merge.c metrics.c num.c options.c policy.c prog.c record.c routes.c \
+	server.c sf.c sha1.c snapshot.c spool.c store.c sync.c target.c text.c \
+	throttle.c through.c upstream.c url.c utf8.c writeback.c ws.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \
@@ -87,7 +87,8 @@ conformance: all
 # under valgrind: jv reference counting checked for leaks.
 check-valgrind: all
 	@RELAY_VALGRIND="relay-merge relay-serve" bats tests/relay-merge.bats \
-		tests/routes.bats
+		tests/routes.bats tests/batch.bats tests/channel.bats \
+		tests/sync.bats
 
 deps:
 	tests/install-deps

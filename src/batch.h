@@ -13,7 +13,7 @@
 #include "server.h"
 
 #define BATCH_MAX_ITEMS	100	/* more: 413 */
-#define BATCH_AT_ONCE	16	/* items being answered at a time */
+#define BATCH_AT_ONCE	32	/* items being answered at a time */
 #define BATCH_BOUNDARY	"relay-batch"	/* no CRLF is in a line */
 
 /* The batch's own answer: its body's bytes, its end, its backlog. */

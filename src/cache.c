@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "record.h"
 #include "headers.h"
 #include "http.h"
 #include "policy.h"
@@ -182,4 +183,40 @@ cache_refresh(struct store *s, struct store_entry *c,
 {
 	cache_revalidate(c, r, rules);
 	return store_refresh(s, c);
+}
+
+/*
+ * A stored entry as a record (relay(7)), its body read from s: source
+ * hit or stale, age and ttl as of now; seq if it is not 0. A body over
+ * max bytes is left out, the record saying so. Returns -1 if the body
+ * could not be read: the line is then unfinished.
+ */
+int
+cache_write_record(struct writer *w, struct store *s,
+    const struct store_entry *e, time_t now, long long seq, long long max)
+{
+	long long age = cache_age(e, now);
+	struct store_body_ref ref = { s, e, NULL };
+	struct record_source body = { store_body_ref_open,
+		store_body_ref_close, &ref };
+	struct record rec = {
+		.url = e->url, .method = e->method, .status = e->status,
+		.source = "hit", .request_time = e->request_time,
+		.response_time = e->response_time, .age = age,
+		.ttl = e->lifetime - age, .size = e->size, .seq = seq,
+	};
+	char why[80];
+	int rc;
+
+	if (now >= e->stale_at)
+		snprintf(rec.source, sizeof rec.source, "stale");
+	if (e->size > max) {
+		snprintf(why, sizeof why, "the body is over %lld bytes: ask "
+		    "for it alone", max);
+		rec.error = why;
+	}
+	buf_adds(&rec.headers, e->headers);
+	rc = record_write(w, &rec, &body);
+	buf_free(&rec.headers);
+	return rc;
 }

@@ -31,6 +31,9 @@ struct cache_response {
 int		cache_lookup(struct store *, const char *, const char *,
 		    struct store_entry *);
 long long	cache_age(const struct store_entry *, time_t);
+struct writer;
+int		cache_write_record(struct writer *, struct store *,
+		    const struct store_entry *, time_t, long long, long long);
 void		cache_entry(const struct cache_response *,
 		    const struct cache_rules *, const char *,
 		    struct store_entry *);

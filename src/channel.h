@@ -13,7 +13,7 @@
 
 #include "server.h"
 
-#define CHANNEL_AT_ONCE	16
+#define CHANNEL_AT_ONCE	32
 
 /* The channel's connection, as the program answers on it. */
 struct channel_out {

@@ -267,14 +267,18 @@ static int
 parse_head(const char *head, size_t len, struct buf *fields)
 {
 	struct buf all = BUF_INIT;
-	const char *p = head, *end = head + len, *eol, *why;
+	const char *p, *end = head + len, *eol, *why;
 	char line[HTTP_MAX_HEAD];
-	int status;
+	int status = 0, i;
 
-	if (len < 13 || strncmp(head, "HTTP/1.1 ", 9) != 0 ||
-	    sscanf(head + 9, "%3d", &status) != 1 || status < 100)
+	if (len < 13 || memcmp(head, "HTTP/1.1 ", 9) != 0 ||
+	    (p = memmem(head, len, "\r\n", 2)) == NULL)
 		return -1;
-	for (p = strstr(head, "\r\n") + 2; p < end &&
+	for (i = 9; i < 12 && head[i] >= '0' && head[i] <= '9'; i++)
+		status = status * 10 + head[i] - '0';
+	if (i < 12 || status < 100)
+		return -1;
+	for (p += 2; p < end &&
 	    (eol = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL &&
 	    eol > p; p = eol + 2) {
 		if ((size_t)(eol - p) >= sizeof line)

@@ -2,8 +2,8 @@
  * A merge route answered: its upstream calls made at once, each
  * through the shared cache with its own freshness and revalidation,
  * then its each's calls, one an item of another call's answer and
- * FAN_AT_ONCE at a time, and all their answers merged by the route's
- * jq program (libjq).
+ * at-once of them at a time, and all their answers merged by the
+ * route's jq program (libjq).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +16,6 @@
 #include "merge.h"
 #include "policy.h"
 #include "url.h"
-
-#define FAN_AT_ONCE	8	/* each's calls under way at a time */
 
 struct call {
 	struct merge		*m;
@@ -306,7 +304,7 @@ finish(struct merge *m)
 static void start_call(struct merge *, struct call *, const char *,
     char *);
 
-/* Starts each's calls while fewer than FAN_AT_ONCE are under way. */
+/* Starts each's calls while fewer than at-once are under way. */
 static void
 fan_pump(struct merge *m)
 {
@@ -315,7 +313,8 @@ fan_pump(struct merge *m)
 	if (m->pumping)
 		return;	/* the loop below goes on */
 	m->pumping = 1;
-	while (m->fan_next < m->nfan && m->fan_running < FAN_AT_ONCE) {
+	while (m->fan_next < m->nfan &&
+	    m->fan_running < m->route->fan_at_once) {
 		c = &m->fan[m->fan_next++];
 		m->fan_running++;
 		start_call(m, c, m->route->each->name, c->path);

@@ -193,6 +193,8 @@ record_write_head(struct writer *w, const struct record *rec)
 {
 	writer_puts(w, "{\"url\":");
 	json_write_string(w, rec->url, strlen(rec->url));
+	if (rec->seq > 0)
+		writer_printf(w, ",\"seq\":%lld", rec->seq);
 	write_string_member(w, "method", rec->method);
 	write_key(w, "status");
 	writer_printf(w, "%d", rec->status);

@@ -44,6 +44,7 @@ struct record {
 	long long	 age;
 	long long	 ttl;
 	long long	 size;
+	long long	 seq;		/* a sync record's change; 0: none */
 	unsigned	 has;
 	enum record_body body;
 };

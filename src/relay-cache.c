@@ -4,6 +4,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -507,24 +508,7 @@ cmd_stats(void)
 static void
 dump_entry(struct store *s, struct writer *w, const struct store_entry *e)
 {
-	long long age = current_age(e);
-	struct store_body_ref ref = { s, e, NULL };
-	struct record_source body = { store_body_ref_open,
-		store_body_ref_close, &ref };
-	struct record rec = {
-		.url = e->url, .method = e->method, .status = e->status,
-		.source = "hit", .request_time = e->request_time,
-		.response_time = e->response_time, .age = age,
-		.ttl = e->lifetime - age, .size = e->size,
-	};
-	int rc;
-
-	if (now >= e->stale_at)
-		snprintf(rec.source, sizeof rec.source, "stale");
-	buf_adds(&rec.headers, e->headers);
-	rc = record_write(w, &rec, &body);
-	buf_free(&rec.headers);
-	if (rc < 0) {
+	if (cache_write_record(w, s, e, now, 0, LLONG_MAX) < 0) {
 		writer_flush(w);
 		die_store(s);
 	}

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "gate.h"
+#include "gzip.h"
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
@@ -38,7 +39,9 @@
 #include "prog.h"
 #include "routes.h"
 #include "server.h"
+#include "snapshot.h"
 #include "store.h"
+#include "sync.h"
 #include "target.h"
 #include "through.h"
 #include "throttle.h"
@@ -69,6 +72,7 @@ static char **queue_globs;		/* --queue */
 static size_t n_queue_globs;
 static long long queue_attempts = 8;	/* --queue-attempts */
 static struct deliver *deliver;		/* NULL: no --queue */
+static int public_sync;			/* --public-sync */
 #define LIMIT_WAIT_MS 100	/* for the buckets, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -106,7 +110,8 @@ static const char usage_text[] =
     "           [--rate-limit-spare-hits] [--upstream-rate rate]\n"
     "           [--upstream-burst N] [--upstream-wait duration]\n"
     "           [--admin-token-file file] [--queue glob]"
-    " [--queue-attempts N]\n";
+    " [--queue-attempts N]\n"
+    "           [--public-sync]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -146,6 +151,7 @@ static const char help_text[] =
     " these paths,\n"
     "                                answer 202, deliver later\n"
     "      --queue-attempts N        before a queued request fails (8)\n"
+    "      --public-sync             /_relay/sync answers anyone\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -192,6 +198,9 @@ struct answer {
 	char			*limit_fields;	/* RateLimit fields, or NULL */
 	struct batch		*batch;		/* POST /_relay/batch */
 	struct channel		*channel;	/* GET /_relay/ws */
+	struct sync		*sync;		/* GET /_relay/sync */
+	struct watch		*later;		/* …its snapshot's next page */
+	struct gzip		*gzip;		/* …its Content-Encoding */
 };
 
 static void
@@ -206,6 +215,9 @@ answer_free(struct answer *a)
 {
 	batch_free(a->batch);
 	channel_free(a->channel);
+	sync_free(a->sync);
+	server_unwatch(server, a->later);
+	gzip_free(a->gzip);
 	merge_free(a->merge);
 	if (a->route != NULL)
 		merging--;	/* the route may be freed by a reload now */
@@ -1101,6 +1113,169 @@ answer_channel(struct answer *a)
 	channel_start(a->channel);	/* a may be gone now */
 }
 
+/* The fields of a sync's answer, of type, with its ETag. */
+static void
+sync_fields(const struct answer *a, const char *type, char *out, size_t len)
+{
+	snprintf(out, len, "Content-Type: %s\r\nETag: \"%lld\"\r\n"
+	    "Relay-Sync: %s\r\nCache-Control: no-cache\r\n"
+	    "Vary: Accept-Encoding\r\n%s", type, sync_seq(a->sync),
+	    sync_kind(a->sync), a->gzip != NULL ?
+	    "Content-Encoding: gzip\r\n" : "");
+}
+
+/* Body bytes of a sync, gzipped if the client takes it. */
+static void
+write_sync(struct answer *a, const void *p, size_t n)
+{
+	struct buf z = BUF_INIT;
+
+	if (a->gzip == NULL) {
+		write_body(a, p, n);
+		return;
+	}
+	gzip_add(a->gzip, p, n, &z);
+	write_body(a, z.data, z.len);
+	buf_free(&z);
+}
+
+static void
+end_sync(struct answer *a)
+{
+	struct buf z = BUF_INIT;
+
+	if (a->gzip != NULL) {
+		gzip_end(a->gzip, &z);
+		write_body(a, z.data, z.len);
+		buf_free(&z);
+	}
+	end_body(a);
+}
+
+/* A snapshot's file, sent as the client takes it. */
+static void
+send_snapshot(struct answer *a)
+{
+	struct snapshot *sn = sync_snapshot(a->sync);
+	char tmp[16384];
+	ssize_t n = 0;
+
+	while (!a->head_only && conn_queued(a->c) < SERVER_OUT_MAX &&
+	    (n = snapshot_read(sn, tmp, sizeof tmp, a->read_at)) > 0) {
+		a->read_at += n;
+		write_sync(a, tmp, (size_t)n);
+	}
+	if (n < 0)
+		a->error = "the snapshot cannot be read";
+	if (n == 0 && !a->head_only)
+		end_sync(a);
+	if (a->head_only || n <= 0)
+		finish(a, n < 0);	/* cut short if it failed */
+}
+
+/*
+ * ?format=sqlite: the snapshot built a page a round of the loop, so
+ * that no other client waits for it; then its head and the file.
+ */
+static void
+on_snapshot_page(struct watch *w, short events, void *ctx)
+{
+	struct answer *a = ctx;
+	struct buf unused = BUF_INIT;
+	char fields[256];
+	int more = sync_next(a->sync, &unused);
+
+	(void)events;
+	buf_free(&unused);
+	if (more > 0) {
+		watch_deadline(w, prog_now_ms());
+		return;
+	}
+	server_unwatch(server, w);
+	a->later = NULL;
+	if (more < 0) {
+		fail(a, 503, snapshot_error(sync_snapshot(a->sync)));
+		return;
+	}
+	sync_fields(a, "application/vnd.sqlite3", fields, sizeof fields);
+	send_head(a, 200, fields, "relay; detail=sync", -1, a->gzip != NULL ?
+	    -1 : (long long)snapshot_size(sync_snapshot(a->sync)));
+	send_snapshot(a);
+}
+
+/* Sends the sync stream while the client takes it. */
+static void
+sync_pump(struct answer *a)
+{
+	struct buf out = BUF_INIT;
+	int more = 1;
+
+	if (sync_snapshot(a->sync) != NULL) {
+		if (a->head_sent)
+			send_snapshot(a);
+		return;
+	}
+	while (more > 0 && conn_queued(a->c) < SERVER_OUT_MAX) {
+		buf_reset(&out);
+		more = sync_next(a->sync, &out);
+		write_sync(a, out.data, out.len);
+	}
+	buf_free(&out);
+	if (more < 0) {
+		a->error = store_error(through_reader(through));
+		finish(a, 1);	/* the client sees it cut short */
+	} else if (more == 0) {
+		end_sync(a);
+		finish(a, 0);
+	}
+}
+
+/*
+ * GET /_relay/sync (sync.h): under the rules of the admin endpoints,
+ * or to anyone with --public-sync. An up-to-date client's
+ * If-None-Match gets 304.
+ */
+static void
+answer_sync(struct answer *a, const char *target)
+{
+	const char *fields = buf_cstr((struct buf *)&a->req->fields), *why;
+	char head[256], etag[32];
+	int status;
+
+	a->admin = 1;
+	a->cache_status = "sync";
+	if (!public_sync && !admin_allowed(admin, conn_peer(a->c), fields)) {
+		fail(a, 404, "not found");
+		return;
+	}
+	if (!a->head_only && strcmp(a->req->method, "GET") != 0) {
+		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
+		return;
+	}
+	if ((a->sync = sync_start(through_reader(through), base_key, target,
+	    &status, &why)) == NULL) {
+		fail(a, status, why);
+		return;
+	}
+	if (gzip_accepted(fields))
+		a->gzip = gzip_new();
+	snprintf(etag, sizeof etag, "\"%lld\"", sync_seq(a->sync));
+	sync_fields(a, "application/x-ndjson", head, sizeof head);
+	if (sync_unchanged(a->sync) && http_not_modified(fields, etag, NULL)) {
+		send_head(a, 304, head, "relay; detail=sync", -1, 0);
+		finish(a, 0);
+	} else if (sync_snapshot(a->sync) != NULL) {
+		a->later = server_watch(server, -1, 0, on_snapshot_page, a);
+		watch_deadline(a->later, prog_now_ms());
+	} else {
+		send_head(a, 200, head, "relay; detail=sync", -1, -1);
+		if (a->head_only)
+			finish(a, 0);
+		else
+			sync_pump(a);
+	}
+}
+
 /*
  * /_relay/metrics, /_relay/stats and /_relay/queue/ID (admin.h); 404
  * to a client not allowed, as to one asking for a name not ours.
@@ -1169,6 +1344,11 @@ on_request(struct conn *c, void *ctx)
 		answer_channel(a);
 		return;
 	}
+	if (strncmp(target, "/_relay/sync", 12) == 0 &&
+	    (target[12] == '\0' || target[12] == '?')) {
+		answer_sync(a, target);
+		return;
+	}
 	if (admin_target(target)) {
 		answer_admin(a, target);
 		return;
@@ -1208,6 +1388,8 @@ on_writable(struct conn *c, void *ctx)
 		batch_writable(a->batch);
 	else if (a->channel != NULL)
 		channel_writable(a->channel);
+	else if (a->sync != NULL)
+		sync_pump(a);
 	else if (a->paused && a->call != NULL) {
 		a->paused = 0;
 		through_resume(a->call);
@@ -1392,7 +1574,8 @@ enum {
 	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_ADMIN_TOKEN_FILE, OPT_BURST, OPT_IDLE_TIMEOUT,
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
-	OPT_MAX_BODY, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
+	OPT_MAX_BODY, OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT,
+	OPT_ROUTES,
 	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE,
 	OPT_UPSTREAM_WAIT, OPT_VERSION, OPT_WORKERS,
 };
@@ -1412,6 +1595,7 @@ static const struct option long_options[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "public-sync", no_argument, NULL, OPT_PUBLIC_SYNC },
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "queue", required_argument, NULL, OPT_QUEUE },
@@ -1494,6 +1678,9 @@ parse_option(int opt, const char *arg)
 		queue_globs = xrealloc(queue_globs, (n_queue_globs + 1) *
 		    sizeof *queue_globs);
 		queue_globs[n_queue_globs++] = xstrdup(arg);
+		break;
+	case OPT_PUBLIC_SYNC:
+		public_sync = 1;
 		break;
 	case OPT_QUEUE_ATTEMPTS:
 		if (num_parse(arg, 1, 1000, &queue_attempts) < 0)

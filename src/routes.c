@@ -265,16 +265,16 @@ add_each(struct parser *p, const char *arg)
 	return 0;
 }
 
-/* max-items N: each's bound, over which the rest are not called. */
+/* max-items N and at-once N: each's bounds (routes.h). */
 static int
-set_max_items(struct parser *p, const char *arg)
+set_bound(struct parser *p, const char *word, const char *arg, int max,
+    int *out)
 {
 	long long n;
 
-	if (num_parse(arg, 1, ROUTES_MAX_ITEMS, &n) < 0)
-		return fail(p, "bad max-items '%s': 1 to %d", arg,
-		    ROUTES_MAX_ITEMS);
-	p->cur->max_items = (int)n;
+	if (num_parse(arg, 1, max, &n) < 0)
+		return fail(p, "bad %s '%s': 1 to %d", word, arg, max);
+	*out = (int)n;
 	return 0;
 }
 
@@ -300,6 +300,7 @@ start_route(struct parser *p, const char *pattern)
 	r->line = p->line;
 	r->ttl = -1;
 	r->max_items = 100;
+	r->fan_at_once = 8;
 	r->next = p->routes;
 	p->routes = p->cur = r;
 	return 0;
@@ -358,7 +359,10 @@ directive(struct parser *p, const char *word, const char *arg)
 	if (strcmp(word, "each") == 0)
 		return add_each(p, arg);
 	if (strcmp(word, "max-items") == 0)
-		return set_max_items(p, arg);
+		return set_bound(p, word, arg, ROUTES_MAX_ITEMS, &r->max_items);
+	if (strcmp(word, "at-once") == 0)
+		return set_bound(p, word, arg, ROUTES_MAX_AT_ONCE,
+		    &r->fan_at_once);
 	if (strcmp(word, "header") == 0)
 		return add_header(p, arg, 0);
 	if (strcmp(word, "header-file") == 0)

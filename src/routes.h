@@ -14,6 +14,7 @@
 #define ROUTES_MAX_CALLS 16
 #define ROUTES_MAX_PARAMS 8
 #define ROUTES_MAX_ITEMS 1000	/* max-items' bound */
+#define ROUTES_MAX_AT_ONCE 64	/* at-once's */
 
 struct route_call {
 	char		*name;		/* $name in the program */
@@ -39,6 +40,7 @@ struct route {
 	int		 ncalls;
 	struct route_each *each;	/* NULL: none */
 	int		 max_items;	/* of each's (100) */
+	int		 fan_at_once;	/* each's calls at a time (8) */
 	struct buf	 fields;	/* extra request fields, secrets */
 	long long	 ttl;		/* for the calls' responses; -1 */
 	long long	 cache;		/* for the merged answer; 0: none */

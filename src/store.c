@@ -74,6 +74,31 @@ static const char *const migrations[] = {
 	"ALTER TABLE entries ADD COLUMN visited INTEGER NOT NULL DEFAULT 0;"
 	"CREATE TABLE eviction (hand INTEGER NOT NULL);"
 	"INSERT INTO eviction (hand) VALUES (0);",
+	/*
+	 * 5: change numbers for /_relay/sync: an entry's is its last new
+	 * status or body; horizon is the newest of a gone tombstone (an
+	 * entry of 404 or 410 removed), under which deltas are not whole.
+	 */
+	"ALTER TABLE entries ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE entries SET changed = id;"
+	"CREATE INDEX entries_changed ON entries(changed);"
+	"CREATE TABLE sync (seq INTEGER NOT NULL, horizon INTEGER NOT NULL);"
+	"INSERT INTO sync SELECT coalesce(max(changed), 0), 0 FROM entries;"
+	"CREATE TRIGGER entries_added AFTER INSERT ON entries BEGIN"
+	"  UPDATE sync SET seq = seq + 1;"
+	"  UPDATE entries SET changed = (SELECT seq FROM sync)"
+	"   WHERE id = NEW.id;"
+	"END;"
+	"CREATE TRIGGER entries_changed AFTER UPDATE OF status, body ON entries"
+	" BEGIN"
+	"  UPDATE sync SET seq = seq + 1;"
+	"  UPDATE entries SET changed = (SELECT seq FROM sync)"
+	"   WHERE id = NEW.id;"
+	"END;"
+	"CREATE TRIGGER entries_gone AFTER DELETE ON entries"
+	" WHEN OLD.status IN (404, 410) BEGIN"
+	"  UPDATE sync SET horizon = max(horizon, OLD.changed);"
+	"END;",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1271,6 +1296,65 @@ store_iter_free(struct store_iter *it)
 		return;
 	sqlite3_finalize(it->st);
 	free(it);
+}
+
+/*
+ * The GET entries under a URL prefix whose change number is in
+ * (after, upto], in its order, at most limit (migration 5).
+ */
+struct store_iter *
+store_changes_new(struct store *s, const char *prefix, long long after,
+    long long upto, int limit)
+{
+	static const char sql[] = "SELECT " ENTRY_COLUMNS ", changed"
+	    " FROM entries WHERE changed > ?1 AND changed <= ?2"
+	    " AND method = 'GET' AND substr(url, 1, length(?3)) = ?3"
+	    " ORDER BY changed LIMIT ?4";
+	struct store_iter *it = xcalloc(1, sizeof *it);
+	int rc;
+
+	it->s = s;
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &it->st, NULL)) !=
+	    SQLITE_OK) {
+		fail(s, rc, "read");
+		free(it);
+		return NULL;
+	}
+	sqlite3_bind_int64(it->st, 1, after);
+	sqlite3_bind_int64(it->st, 2, upto);
+	sqlite3_bind_text(it->st, 3, prefix, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(it->st, 4, limit);
+	return it;
+}
+
+/* store_iter_next for store_changes_new: the entry and its number. */
+int
+store_changes_next(struct store_iter *it, struct store_entry *e,
+    long long *changed)
+{
+	int rc = store_iter_next(it, e);
+
+	if (rc > 0)
+		*changed = sqlite3_column_int64(it->st, 17);
+	return rc;
+}
+
+/* The newest change number, and the horizon of whole deltas. */
+int
+store_sync_mark(struct store *s, long long *seq, long long *horizon)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(s->db, "SELECT seq, horizon FROM sync",
+	    -1, &st, NULL)) == SQLITE_OK &&
+	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		*horizon = sqlite3_column_int64(st, 1);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : fail(s, rc, "read");
 }
 
 /* Runs a body-dropping and an entry-deleting statement as one change. */

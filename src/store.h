@@ -10,7 +10,7 @@
 
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {
@@ -109,6 +109,11 @@ void		 store_body_ref_close(void *);
 struct store_iter *store_iter_new(struct store *, const char *);
 int		 store_iter_next(struct store_iter *, struct store_entry *);
 void		 store_iter_free(struct store_iter *);
+struct store_iter *store_changes_new(struct store *, const char *, long long,
+		    long long, int);
+int		 store_changes_next(struct store_iter *, struct store_entry *,
+		    long long *);
+int		 store_sync_mark(struct store *, long long *, long long *);
 
 long long	 store_remove(struct store *, const char *);
 long long	 store_purge(struct store *, const char *, time_t);

@@ -169,6 +169,15 @@ teardown() {
 		chmod -R u+w "$PUBLIC_DIR"
 		rm -rf "$PUBLIC_DIR"
 	fi
+	valgrind_clean
+}
+
+# Under RELAY_VALGRIND, a program's memory errors fail its test: with
+# -q, valgrind writes nothing else ("==PID== ...") to the logs.
+valgrind_clean() {
+	[ -n "${RELAY_VALGRIND:-}" ] || return 0
+	! grep -h '^==[0-9]*== ' serve.log activated.log 2>/dev/null ||
+	    { echo "valgrind found the errors above"; return 1; }
 }
 
 # within SECONDS COMMAND...: runs the command until it succeeds, for up

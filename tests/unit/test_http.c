@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gzip.h"
 #include "headers.h"
 #include "http.h"
 #include "target.h"
@@ -391,7 +392,23 @@ builds_forwarded_fields(void)
 	    == -1);
 }
 
+/* RFC 9110 section 12.5.3: gzip named or "*", its q-value not 0. */
+static void
+accept_encoding(void)
+{
+	CHECK(gzip_accepted("Accept-Encoding: gzip\r\n"));
+	CHECK(gzip_accepted("Accept-Encoding: br, GZIP;q=0.5\r\n"));
+	CHECK(gzip_accepted("Accept-Encoding: *\r\n"));
+	CHECK(gzip_accepted("Accept-Encoding: deflate, gzip ; q=1\r\n"));
+	CHECK(!gzip_accepted(""));
+	CHECK(!gzip_accepted("Accept-Encoding: br, deflate\r\n"));
+	CHECK(!gzip_accepted("Accept-Encoding: gzip;q=0\r\n"));
+	CHECK(!gzip_accepted("Accept-Encoding: gzip; q=0.000, br\r\n"));
+	CHECK(!gzip_accepted("Accept-Encoding: x-gzip2\r\n"));
+}
+
 static const struct unit_test tests[] = {
+	TEST(accept_encoding),
 	TEST(parses_a_request),
 	TEST(conditional_requests),
 	TEST(builds_response_heads),

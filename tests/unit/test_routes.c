@@ -114,6 +114,7 @@ reports_errors(void)
 		{ "route /a\ncall l /l\neach m /x/{.} from l .[]\ncall k /k\n",
 		    ":4: calls come before each" },
 		{ "route /a\nmax-items 0\n", ":2: bad max-items '0': 1 to 1000" },
+		{ "route /a\nat-once 65\n", ":2: bad at-once '65': 1 to 64" },
 	};
 	char err[256];
 	size_t i;

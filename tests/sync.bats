@@ -1,0 +1,203 @@
+#!/usr/bin/env bats
+# GET /_relay/sync: a global dump of what the cache holds, with change
+# numbers, then deltas since one: records for what changed, tombstones
+# for what the upstream said is gone, a reset when the history needed
+# is no longer kept. A client that applies them ends with the server's
+# set.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	common_setup
+	mkdir api
+	for name in a b c d; do echo "{\"name\":\"$name\",\"v\":1}" >"api/$name.json"; done
+	# every answer stale at once: each request stores it anew
+	start_upstream --root "$PWD/api" --cc max-age=0
+}
+
+# The client: applies the stream on stdin to the set in state.json
+# (url -> body), keeping the seq; a full dump or a reset replaces it.
+apply() {
+	python3 -c '
+import json, sys
+try:
+    state = json.load(open("state.json"))
+except FileNotFoundError:
+    state = {"seq": 0, "set": {}}
+head = json.loads(sys.stdin.readline())
+if head["sync"] != "delta":
+    state["set"] = {}
+for line in sys.stdin:
+    r = json.loads(line)
+    if r.get("deleted"):
+        state["set"].pop(r["url"], None)
+    else:
+        state["set"][r["url"]] = r["json"]
+state["seq"] = head["seq"]
+state["kinds"] = state.get("kinds", []) + [head["sync"]]
+json.dump(state, open("state.json", "w"))
+'
+}
+
+sync() {	# sync [QUERY]: the client asks for what changed since its seq
+	local since=0
+	[ ! -f state.json ] || since=$(jq .seq state.json)
+	curl -sf "$SERVE/_relay/sync?since=$since${1:-}" | apply
+}
+
+# The server's set, as a fresh full dump says.
+server_set() {
+	curl -sf "$SERVE/_relay/sync" | tail -n +2 | jq -s -S -c 'map({(.url): .json}) | add // {}'
+}
+
+same_set() {
+	local client server
+	client=$(jq -S -c '.set' state.json)
+	server=$(server_set)
+	[ "$client" = "$server" ] || { echo "client $client, server $server"; false; }
+}
+
+# delta_has SINCE N: the delta since SINCE has N lines, its first included.
+delta_has() {
+	[ "$(curl -s "$SERVE/_relay/sync?since=$1" | wc -l)" -eq "$2" ]
+}
+
+entries_are() {
+	[ "$(relay-cache ls | wc -l)" -eq "$1" ]
+}
+
+# piped PEER [ARGS]: the status a sync request through a pipe gets, as
+# inetd hands relay-serve a client at PEER (TCPREMOTEIP).
+piped() {
+	local peer=$1
+	shift
+	printf 'GET /_relay/sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+	    TCPREMOTEIP=$peer relay-serve --upstream "$UP" "$@" 2>/dev/null |
+	    head -1 | cut -d' ' -f2
+}
+
+@test "a client applies a dump, then deltas after changes and deletions, and ends with the server's set" {
+	start_serve
+	for name in a b c d; do curl -s -o /dev/null "$SERVE/$name"; done
+	eventually cached_as "$UP/d" '{"name":"d","v":1}'
+	sync
+	[ "$(jq -c '.set | length' state.json)" = 4 ]
+	same_set
+	# b changes, c is gone upstream, e is new
+	echo '{"name":"b","v":2}' >api/b.json
+	rm api/c.json
+	echo '{"name":"e","v":1}' >api/e.json
+	for name in b c e; do curl -s -o /dev/null "$SERVE/$name"; done
+	eventually cached_as "$UP/e" '{"name":"e","v":1}'
+	curl -s "$SERVE/_relay/sync?since=$(jq .seq state.json)" >delta.ndjson
+	[ "$(head -1 delta.ndjson | jq -r .sync)" = delta ]
+	[ "$(tail -n +2 delta.ndjson | jq -c '[(.url | sub(".*/"; "")), (.deleted // false)]' | tr '\n' ' ')" = \
+	    '["b",false] ["c",true] ["e",false] ' ]
+	apply <delta.ndjson
+	same_set
+	[ "$(jq -c '.set | [.[] | .name + "\(.v)"] | sort' state.json)" = '["a1","b2","d1","e1"]' ]
+	# up to date: an empty delta, and 304 to its ETag
+	run -0 curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: \"$(jq .seq state.json)\"" \
+	    "$SERVE/_relay/sync?since=$(jq .seq state.json)"
+	[ "$output" = 304 ]
+	[ "$(curl -s "$SERVE/_relay/sync?since=$(jq .seq state.json)" | wc -l)" = 1 ]
+}
+
+@test "an eviction is not a deletion; a since older than the kept history gets a reset" {
+	start_serve
+	for name in a b c; do curl -s -o /dev/null "$SERVE/$name"; done
+	eventually cached_as "$UP/c" '{"name":"c","v":1}'
+	sync
+	relay-cache rm "$UP/a"	# evicted: the client keeps it
+	rm api/b.json
+	curl -s -o /dev/null "$SERVE/b"	# gone upstream: a tombstone
+	eventually delta_has "$(jq .seq state.json)" 2
+	old=$(jq .seq state.json)
+	sync
+	[ "$(jq -c '.set | keys | map(sub(".*/"; ""))' state.json)" = '["a","c"]' ]
+	# the tombstone itself is removed: deltas from before it are not whole
+	relay-cache rm "$UP/b"
+	curl -s "$SERVE/_relay/sync?since=$old" >reset.ndjson
+	[ "$(head -1 reset.ndjson | jq -r .sync)" = reset ]
+	curl -s -D head -o /dev/null "$SERVE/_relay/sync?since=$old"
+	grep -qi '^relay-sync: reset' head
+	[ "$(tail -n +2 reset.ndjson | jq -r '.url | sub(".*/"; "")')" = c ]
+	# a since the server never gave, as after the cache file was replaced
+	[ "$(curl -s "$SERVE/_relay/sync?since=999999" | head -1 | jq -r .sync)" = reset ]
+}
+
+@test "prefix= keeps to a path, pages cover every entry in change order, a large body is left out" {
+	start_upstream
+	start_serve
+	for i in $(seq 150); do echo "url = \"$SERVE/items/$i?cc=max-age=600\"" ; done >urls
+	echo "url = \"$SERVE/other?cc=max-age=600\"" >>urls
+	curl -s --parallel --parallel-max 20 -K urls -o /dev/null
+	curl -s -o /dev/null "$SERVE/items/big?cc=max-age=600&size=2000000"
+	eventually entries_are 152
+	curl -s "$SERVE/_relay/sync?prefix=/items/" >dump.ndjson
+	[ "$(tail -n +2 dump.ndjson | wc -l)" -eq 151 ]
+	! grep -q '/other' dump.ndjson
+	tail -n +2 dump.ndjson | jq -s -e 'map(.seq) | . == (sort | unique)'
+	[ "$(head -1 dump.ndjson | jq .seq)" -ge "$(tail -n +2 dump.ndjson | jq -s 'map(.seq) | max')" ]
+	grep '/items/big' dump.ndjson | jq -e '(.error | test("over 1048576 bytes")) and (has("text") | not)'
+	curl -s -D head -o /dev/null "$SERVE/_relay/sync"
+	grep -qi "^etag: \"$(head -1 dump.ndjson | jq .seq)\"" head
+}
+
+@test "?format=sqlite: a SQLite file sqlite3 opens, with the stream's records and tombstones, and nothing left behind" {
+	start_serve
+	for name in a b c; do curl -s -o /dev/null "$SERVE/$name"; done
+	eventually cached_as "$UP/c" '{"name":"c","v":1}'
+	mkdir tmp
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	TMPDIR=$PWD/tmp start_serve
+	curl -s -D head -o full.db "$SERVE/_relay/sync?format=sqlite"
+	grep -qi '^content-type: application/vnd.sqlite3' head
+	grep -qi "^content-length: $(stat -c %s full.db)" head
+	[ "$(sqlite3 full.db 'PRAGMA integrity_check')" = ok ]
+	[ "$(sqlite3 full.db 'SELECT kind, since FROM sync')" = 'full|0' ]
+	[ "$(sqlite3 full.db "SELECT group_concat(json_extract(CAST(body AS TEXT), '$.name'), ',') FROM (SELECT body FROM records ORDER BY seq)")" = a,b,c ]
+	seq=$(sqlite3 full.db 'SELECT seq FROM sync')
+	[ "$(sqlite3 full.db 'SELECT max(seq) FROM records')" = "$seq" ]
+	rm api/b.json
+	curl -s -o /dev/null "$SERVE/b"
+	curl -s -o delta.db "$SERVE/_relay/sync?format=sqlite&since=$seq"
+	[ "$(sqlite3 delta.db 'SELECT kind FROM sync')" = delta ]
+	[ "$(sqlite3 delta.db 'SELECT url, status, deleted, body IS NULL FROM records')" = "$UP/b|404|1|1" ]
+	# the temporary files are gone once sent
+	[ -z "$(ls tmp)" ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/_relay/sync?format=xml")" = 400 ]
+}
+
+@test "gzip when the client takes it: the stream and the snapshot, the same once inflated" {
+	start_serve
+	for name in a b c d; do curl -s -o /dev/null "$SERVE/$name"; done
+	eventually cached_as "$UP/d" '{"name":"d","v":1}'
+	curl -s "$SERVE/_relay/sync" >plain.ndjson
+	curl -s -D head -H 'Accept-Encoding: br, gzip' "$SERVE/_relay/sync" >packed.gz
+	grep -qi '^content-encoding: gzip' head
+	grep -qi '^vary: accept-encoding' head
+	gzip -t packed.gz
+	[ "$(gzip -dc packed.gz | jq -c 'del(.age, .ttl, .source)')" = \
+	    "$(jq -c 'del(.age, .ttl, .source)' plain.ndjson)" ]
+	curl -s -D head -o /dev/null -H 'Accept-Encoding: gzip;q=0, identity' "$SERVE/_relay/sync"
+	! grep -qi '^content-encoding' head
+	curl -s -H 'Accept-Encoding: gzip' "$SERVE/_relay/sync?format=sqlite" | gzip -dc >snap.db
+	[ "$(sqlite3 snap.db 'PRAGMA integrity_check')" = ok ]
+	[ "$(sqlite3 snap.db 'SELECT count(*) FROM records')" = 4 ]
+}
+
+@test "bad queries are 400; the endpoint follows the admin rules, or answers anyone with --public-sync" {
+	start_serve
+	for q in 'since=-1' 'since=x' 'prefix=nope' 'prefix=%ZZ' 'prefix=/a%0Ab'; do
+		run -0 curl -s -o /dev/null -w '%{http_code}' "$SERVE/_relay/sync?$q"
+		[ "$output" = 400 ] || { echo "$q: $output"; false; }
+	done
+	run -0 curl -s -o /dev/null -w '%{http_code}' -d x "$SERVE/_relay/sync"
+	[ "$output" = 405 ]
+	[ "$(piped 127.0.0.1)" = 200 ]
+	[ "$(piped 192.0.2.7)" = 404 ]
+	[ "$(piped 192.0.2.7 --public-sync)" = 200 ]
+}
