@@ -384,9 +384,9 @@ write_logs(struct conn *c, int gone)
 	}
 }
 
-/* The answer is complete: on to the next request, or closing. */
 static void inner_free(struct conn *);
 
+/* The answer is complete: on to the next request, or closing. */
 void
 conn_done(struct conn *c, int close_after)
 {
