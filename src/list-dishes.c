@@ -858,9 +858,57 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
 		jv_free(out);
 }
 
-/* --search: every menu (of the region) fetched at once, then matched. */
+#define MENUS_ROUTE "/restaurant-menus"	/* menu.routes' */
+
+/*
+ * The menus a relay's MENUS_ROUTE answered ({"restaurants":[…],
+ * "menus":[…]}, one a restaurant), as the pages of the restaurants of
+ * of. Returns 0 if it gave not all of them (no such route, say).
+ */
+static int
+menus_from_route(const struct page *route, struct page *pages,
+    struct restaurant **of, size_t m)
+{
+	jv doc = member(route->record, "json"), list = member(doc, "restaurants"),
+	    menus = member(doc, "menus"), menu = jv_null(), item;
+	const char *id;
+	size_t k;
+	int j, n = jv_get_kind(list) == JV_KIND_ARRAY ?
+	    jv_array_length(jv_copy(list)) : -1, found = 1;
+
+	if (jv_get_kind(menus) != JV_KIND_ARRAY ||
+	    jv_array_length(jv_copy(menus)) != n)
+		n = -1;
+	for (k = 0; k < m && n >= 0 && found; k++) {
+		for (j = 0, found = 0; j < n && !found; j++) {
+			item = jv_array_get(jv_copy(list), j);
+			id = string_member(item, "identifier");
+			if (id != NULL && strcmp(id, of[k]->id) == 0) {
+				menu = jv_array_get(jv_copy(menus), j);
+				found = jv_get_kind(menu) == JV_KIND_OBJECT;
+			}
+			jv_free(item);
+		}
+		if (found)
+			pages[k].record = jv_object_set(jv_object_set(jv_object(),
+			    jv_string("status"), jv_number(200)),
+			    jv_string("json"), menu);
+		else
+			jv_free(menu);
+		menu = jv_null();
+	}
+	jv_free(doc);
+	jv_free(list);
+	jv_free(menus);
+	return n >= 0 && found;
+}
+
+/*
+ * --search: every menu (of the region) fetched at once, then matched;
+ * taken from route, if it is a page of MENUS_ROUTE that has them all.
+ */
 static void
-search_menus(struct restaurant *r, size_t n)
+search_menus(struct restaurant *r, size_t n, const struct page *route)
 {
 	static const char *const header[] = { "ID", "NAME", "DISH" };
 	struct page *pages = xcalloc(n + 1, sizeof *pages);
@@ -876,7 +924,13 @@ search_menus(struct restaurant *r, size_t n)
 			of[m] = &r[i];
 			pages[m++].path = menu_path(r[i].id);
 		}
-	fetch(pages, m);
+	if (route == NULL || !menus_from_route(route, pages, of, m)) {
+		for (i = 0; i < m; i++) {
+			jv_free(pages[i].record);
+			pages[i].record = jv_null();
+		}
+		fetch(pages, m);
+	}
 	for (i = 0; i < m; i++) {
 		if (!jv_is_valid(doc = page_json(&pages[i]))) {
 			exit_status = EXIT_PARTIAL;
@@ -991,7 +1045,7 @@ main(int argc, char *argv[])
 {
 	struct restaurant *r = NULL;
 	struct page *pages;
-	size_t n = 0, count, i;
+	size_t n = 0, count, i, asked;
 	jv list;
 
 	prog_init(argv);
@@ -999,22 +1053,28 @@ main(int argc, char *argv[])
 	argv += optind;
 	count = (size_t)(argc - optind);
 	tty = isatty(STDOUT_FILENO);
-	/* The list and the menus asked for, in one concurrent round. */
+	/*
+	 * The list and the menus asked for, in one concurrent round; to a
+	 * relay, the menus of a search too, if it has menu.routes.
+	 */
 	pages = xcalloc(count + 2, sizeof *pages);
 	pages[0].path = xstrdup("/restaurant");
 	for (i = 0; i < count; i++)
 		pages[i + 1].path = menu_path(argv[i]);
-	fetch(pages, count + 1);
+	asked = count + 1;
+	if (search != NULL && relay_url != NULL)
+		pages[asked++].path = xstrdup(MENUS_ROUTE);
+	fetch(pages, asked);
 	if (!jv_is_valid(list = page_json(&pages[0])))
 		exit(EXIT_UNAVAILABLE);
 	n = restaurants(list, &r);
 	if (search != NULL)
-		search_menus(r, n);
+		search_menus(r, n, asked > 1 ? &pages[1] : NULL);
 	else if (count > 0)
 		show_menus(argv, count, r, n, pages + 1);
 	else
 		list_restaurants(r, n);
-	pages_free(pages, count + 1);
+	pages_free(pages, asked);
 	free(r);
 	jv_free(list);
 	return prog_finish_stdout(not_json ? EX_DATAERR : exit_status);

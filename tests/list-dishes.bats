@@ -115,6 +115,16 @@ setup() {
 	[ "$(access_log | jq -r .peer | sort -u | wc -l)" -eq 3 ]
 }
 
+@test "--relay to a relay with menu.routes: a search in one round trip, the same answers" {
+	start_serve --routes "$ROOT/share/examples/routes/menu.routes"
+	for args in "--search lax" "--search lax --region Solna" "--json --search kyckling"; do
+		# shellcheck disable=SC2086
+		[ "$(list-dishes --relay "$SERVE" $args)" = "$(list-dishes $args)" ]
+	done
+	logged 3 '"target":"/_relay/batch"'
+	[ "$(access_log | jq -r 'select(.target == "/_relay/batch") | .target' | wc -l)" -eq 3 ]
+}
+
 @test "--relay at a server without batches: one request a page instead" {
 	# the fixture is no relay-serve: its answer to the batch is not NDJSON
 	[ "$(list-dishes --relay "$UP" bikupan elma)" = "$(list-dishes bikupan elma)" ]
