@@ -870,7 +870,7 @@ menus_from_route(const struct page *route, struct page *pages,
     struct restaurant **of, size_t m)
 {
 	jv doc = member(route->record, "json"), list = member(doc, "restaurants"),
-	    menus = member(doc, "menus"), menu = jv_null(), item;
+	    menus = member(doc, "menus"), menu, item;
 	const char *id;
 	size_t k;
 	int j, n = jv_get_kind(list) == JV_KIND_ARRAY ?
@@ -880,22 +880,22 @@ menus_from_route(const struct page *route, struct page *pages,
 	    jv_array_length(jv_copy(menus)) != n)
 		n = -1;
 	for (k = 0; k < m && n >= 0 && found; k++) {
-		for (j = 0, found = 0; j < n && !found; j++) {
+		menu = jv_null();
+		for (j = 0; j < n && jv_get_kind(menu) == JV_KIND_NULL; j++) {
 			item = jv_array_get(jv_copy(list), j);
 			id = string_member(item, "identifier");
 			if (id != NULL && strcmp(id, of[k]->id) == 0) {
+				jv_free(menu);
 				menu = jv_array_get(jv_copy(menus), j);
-				found = jv_get_kind(menu) == JV_KIND_OBJECT;
 			}
 			jv_free(item);
 		}
-		if (found)
+		if ((found = jv_get_kind(menu) == JV_KIND_OBJECT))
 			pages[k].record = jv_object_set(jv_object_set(jv_object(),
 			    jv_string("status"), jv_number(200)),
 			    jv_string("json"), menu);
 		else
 			jv_free(menu);
-		menu = jv_null();
 	}
 	jv_free(doc);
 	jv_free(list);
