@@ -89,14 +89,12 @@ requests_for() {
 
 # Starts relay-serve --listen on an ephemeral port of 127.0.0.1 with the
 # fixture upstream; sets SERVE (base URL), SERVE_PORT and SERVE_PID.
-# Its stderr, the access log, goes to serve.log.
+# Its stderr, the access log, goes to serve.log. Up to 30 s for it to
+# listen: under valgrind, compiling routes' jq programs takes seconds.
 start_serve() {
 	relay-serve --listen 127.0.0.1:0 --upstream "$UP" "$@" 2>serve.log &
 	SERVE_PID=$!
-	for _ in $(seq 100); do
-		grep -q 'listening on' serve.log 2>/dev/null && break
-		sleep 0.05
-	done
+	within 30 grep -q 'listening on' serve.log 2>/dev/null || true
 	SERVE_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\)$/\1/p' serve.log)
 	SERVE=http://127.0.0.1:$SERVE_PORT
 }
