@@ -28,6 +28,9 @@ line() {
 	start_serve
 	curl -s -o /dev/null "$SERVE/warm?cc=max-age=600"
 	curl -s -o /dev/null "$SERVE/tagged?cc=max-age=600&etag=%22v1%22"
+	eventually cached_as "$UP/warm?cc=max-age=600" "/warm?cc=max-age=600"
+	eventually cached_as "$UP/tagged?cc=max-age=600&etag=%22v1%22" \
+	    "/tagged?cc=max-age=600&etag=%22v1%22"
 	batch '{"requests":[
 	    {"id":"cached","path":"/warm?cc=max-age=600"},
 	    {"id":"fresh","method":"GET","path":"/new?cc=max-age=600&body=%7B%22a%22%3A1%7D"},

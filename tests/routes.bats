@@ -94,8 +94,14 @@ events_routes() {	# events_routes fail|partial
 		[ "$(requests_for "/restaurant/$id")" = 1 ]
 	done
 	# another region merges anew, from the calls the cache holds
+	eventually calls_stored 15
 	[ "$(curl -s "$SERVE/menus/Solna" | jq length)" -gt 0 ]
 	[ "$(curl -s "$UP/_log" | wc -l)" -eq 15 ]
+}
+
+# calls_stored N: the cache holds N answers of /restaurant calls.
+calls_stored() {
+	[ "$(relay-cache ls | grep -c '/restaurant')" -eq "$1" ]
 }
 
 # A route whose list call answers the items given, one call an item.

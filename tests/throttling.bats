@@ -122,6 +122,8 @@ time.sleep(60)' "$RELAY_CACHE-buckets" held &
 @test "--rate-limit-spare-hits: fresh hits do not count; what reaches the upstream does" {
 	start_serve --workers 1 --rate-limit 2/h --burst 2 --rate-limit-spare-hits
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/h?cc=max-age=600")" = 200 ]
+	# a hit once the writer has stored it (before, it is a miss again)
+	eventually cached_as "$UP/h?cc=max-age=600" "/h?cc=max-age=600"
 	for _ in 1 2 3 4 5; do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/h?cc=max-age=600")" = 200 ]
 	done
