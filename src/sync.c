@@ -82,6 +82,7 @@ sync_start(struct store *s, const char *base, const char *target,
 	struct sync *y;
 	char prefix[2048] = "/", since[24] = "0", format[16] = "ndjson";
 	static char made[256];
+	struct buf url = BUF_INIT;
 	long long horizon;
 
 	*status = 400;
@@ -119,9 +120,9 @@ sync_start(struct store *s, const char *base, const char *target,
 	y->kind = y->since == 0 ? SYNC_FULL : y->since < horizon ||
 	    y->since > y->seq ? SYNC_RESET : SYNC_DELTA;
 	y->after = y->kind == SYNC_DELTA ? y->since : 0;
-	y->prefix = xmalloc(strlen(base) + strlen(prefix) + 1);
-	strcpy(y->prefix, base);
-	strcat(y->prefix, prefix);
+	buf_adds(&url, base);
+	buf_adds(&url, prefix);
+	y->prefix = (char *)buf_cstr(&url);
 	return y;
 }
 
