@@ -92,7 +92,8 @@ requests_for() {
 # Its stderr, the access log, goes to serve.log. Up to 30 s for it to
 # listen: under valgrind, compiling routes' jq programs takes seconds.
 start_serve() {
-	relay-serve --listen 127.0.0.1:0 --upstream "$UP" "$@" 2>serve.log &
+	: >serve.log	# now: the child truncating it may come after a look
+	relay-serve --listen 127.0.0.1:0 --upstream "$UP" "$@" 2>>serve.log &
 	SERVE_PID=$!
 	within 30 grep -q 'listening on' serve.log 2>/dev/null || true
 	SERVE_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\)$/\1/p' serve.log)
