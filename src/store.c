@@ -122,6 +122,7 @@ enum stmt {
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
+	ST_SYNC_MARK,
 	ST_COUNT
 };
 
@@ -196,6 +197,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EXPIRED_ONE] = "SELECT id FROM entries WHERE stale_at <= ?1"
 	    " ORDER BY stale_at LIMIT 1",
 	[ST_HAND_GET] = "SELECT hand FROM eviction",
+	[ST_SYNC_MARK] = "SELECT seq, horizon FROM sync",
 	[ST_HAND_PUT] = "UPDATE eviction SET hand = ?1",
 	[ST_SIEVE_NEXT] = "SELECT id, visited FROM entries WHERE id >= ?1"
 	    " ORDER BY id LIMIT 1",
@@ -1343,18 +1345,17 @@ store_changes_next(struct store_iter *it, struct store_entry *e,
 int
 store_sync_mark(struct store *s, long long *seq, long long *horizon)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = stmt(s, ST_SYNC_MARK);
 	int rc;
 
-	if ((rc = sqlite3_prepare_v2(s->db, "SELECT seq, horizon FROM sync",
-	    -1, &st, NULL)) == SQLITE_OK &&
-	    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
 		*horizon = sqlite3_column_int64(st, 1);
-		rc = SQLITE_OK;
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_OK ? 0 : fail(s, rc, "read");
+	sqlite3_reset(st);	/* no read transaction is left open */
+	return rc == SQLITE_ROW ? 0 : fail(s, rc, "read");
 }
 
 /* Runs a body-dropping and an entry-deleting statement as one change. */
