@@ -19,6 +19,7 @@
 #include "headers.h"
 #include "metrics.h"
 #include "num.h"
+#include "shared.h"
 
 #define TOKEN_MAX	4096
 
@@ -26,6 +27,7 @@ struct admin {
 	char		*cache_path;
 	char		*token;		/* NULL: loopback only */
 	struct store	*cache, *queue;	/* opened when first read */
+	const struct shared *shared;	/* NULL: no --shared */
 };
 
 /* Whether a normalised target is one of ours: /_relay or under it. */
@@ -109,6 +111,13 @@ admin_new(const char *cache_path, const char *token)
 	return a;
 }
 
+/* This process's shared tier, whose state the metrics show. */
+void
+admin_share(struct admin *a, const struct shared *sh)
+{
+	a->shared = sh;
+}
+
 void
 admin_free(struct admin *a)
 {
@@ -162,7 +171,7 @@ answer_metrics(struct admin *a, int prometheus, struct buf *body,
     const char **type)
 {
 	long long *v = xcalloc(metrics_count(), sizeof *v);
-	struct metrics_gauges g = { 0 };
+	struct metrics_gauges g = { .shared_up = -1 };
 	struct store_stats st;
 	struct store *q;
 
@@ -176,6 +185,8 @@ answer_metrics(struct admin *a, int prometheus, struct buf *body,
 	metrics_add_pending(v);
 	g.entries = st.entries;
 	g.bytes = st.bytes;
+	if (a->shared != NULL)
+		g.shared_up = shared_up(a->shared);
 	if ((q = queue_reader(a)) != NULL)
 		store_queue_depth(q, g.queue);
 	if (prometheus) {
@@ -187,8 +198,12 @@ answer_metrics(struct admin *a, int prometheus, struct buf *body,
 		metrics_json(body, v);
 		buf_printf(body, ",\"entries\":%lld,\"bytes\":%lld,"
 		    "\"queue\":{\"queued\":%lld,\"delivering\":%lld,"
-		    "\"failed\":%lld}}\n", g.entries, g.bytes, g.queue[0],
+		    "\"failed\":%lld}", g.entries, g.bytes, g.queue[0],
 		    g.queue[1], g.queue[2]);
+		if (g.shared_up >= 0)
+			buf_printf(body, ",\"shared_up\":%s",
+			    g.shared_up ? "true" : "false");
+		buf_adds(body, "}\n");
 	}
 	free(v);
 	return 200;

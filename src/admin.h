@@ -17,6 +17,8 @@ int		 admin_target(const char *);
 char		*admin_read_token(const char *, const char **);
 struct admin	*admin_new(const char *, const char *);
 void		 admin_free(struct admin *);
+struct shared;
+void		 admin_share(struct admin *, const struct shared *);
 int		 admin_allowed(const struct admin *, const char *,
 		    const char *);
 int		 admin_answer(struct admin *, const char *, struct buf *,

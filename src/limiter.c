@@ -4,6 +4,9 @@
  * handed to a thread of their own that waits for it, up to the fail
  * bound, and wakes the loop through an eventfd with the answers. The
  * event loop never waits for the lock.
+ *
+ * With a shared tier (shared.h), decisions are made in Redis for every
+ * host instead, and here only when it is down or too slow to answer.
  */
 #include <sys/eventfd.h>
 
@@ -18,6 +21,7 @@
 #include "buf.h"
 #include "limiter.h"
 #include "prog.h"
+#include "shared.h"
 
 struct limiter_ask {
 	struct limiter_ask	*next;
@@ -28,6 +32,8 @@ struct limiter_ask {
 	int			 failed;
 	limiter_done_fn		*done;
 	void			*ctx;		/* NULL once cancelled */
+	struct limiter		*l;
+	struct shared_ask	*shared;	/* being decided there */
 };
 
 struct limiter {
@@ -41,6 +47,7 @@ struct limiter {
 	struct limiter_ask	*done, **done_tail;
 	int			 closing;
 	int			 wake_fd;
+	struct shared		*shared;	/* NULL: this host's alone */
 };
 
 static struct limiter_ask *
@@ -151,6 +158,41 @@ defer(struct limiter *l, struct limiter_ask *a)
 	return a;
 }
 
+/* Decisions from now on are made for every host, when it can (shared.h). */
+void
+limiter_share(struct limiter *l, struct shared *sh)
+{
+	l->shared = sh;
+}
+
+/* Here, at once or on the thread: the shared tier did not decide. */
+static void
+decide_here(struct limiter *l, struct limiter_ask *a)
+{
+	if (!decide(l, a, 0)) {
+		defer(l, a);
+		return;
+	}
+	if (a->ctx != NULL)
+		a->done(a->ctx, &a->decision, a->failed);
+	free_ask(a);
+}
+
+static void
+on_shared_decided(void *ctx, const struct gcra_decision *d)
+{
+	struct limiter_ask *a = ctx;
+
+	a->shared = NULL;
+	if (d == NULL) {
+		decide_here(a->l, a);
+		return;
+	}
+	if (a->ctx != NULL)
+		a->done(a->ctx, d, 0);
+	free_ask(a);
+}
+
 /*
  * Decides one request under a limit, which may wait up to wait_us for
  * its turn (gcra_decide). Decided at once, *asking is set to NULL and
@@ -166,6 +208,19 @@ limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
 	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
 		.wait_us = wait_us }, *a;
 
+	if (l->shared != NULL) {
+		a = new_ask(key, limit);
+		a->wait_us = wait_us;
+		a->done = done;
+		a->ctx = ctx;
+		a->l = l;
+		if ((a->shared = shared_take(l->shared, key, limit, wait_us,
+		    on_shared_decided, a)) != NULL) {
+			*asking = a;
+			return;
+		}
+		free_ask(a);
+	}
 	if (decide(l, &now, 0)) {	/* nothing to keep: on the stack */
 		*asking = NULL;
 		done(ctx, &now.decision, now.failed);
@@ -186,6 +241,9 @@ limiter_pause(struct limiter *l, const char *key,
 	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
 		.pause_until_us = until_us };
 
+	if (l->shared != NULL)	/* here too: for when the tier is down */
+		(void)shared_pause(l->shared, key, limit,
+		    (until_us - prog_clock_us() + 999) / 1000);
 	if (!decide(l, &now, 0))
 		defer(l, new_ask(key, limit))->pause_until_us = until_us;
 }
@@ -209,6 +267,11 @@ limiter_flush(struct limiter *l)
 void
 limiter_cancel(struct limiter_ask *a)
 {
+	if (a->shared != NULL) {	/* not to come back at all */
+		shared_cancel(a->shared);
+		free_ask(a);
+		return;
+	}
 	a->ctx = NULL;
 }
 

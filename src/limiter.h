@@ -15,7 +15,10 @@ struct limiter_ask;
 /* failed: the buckets could not be used in time (or at all). */
 typedef void limiter_done_fn(void *, const struct gcra_decision *, int);
 
+struct shared;
+
 struct limiter		*limiter_start(const char *, int);
+void			 limiter_share(struct limiter *, struct shared *);
 void			 limiter_ask(struct limiter *, const char *,
 			    const struct gcra_limit *, long long,
 			    limiter_done_fn *, void *, struct limiter_ask **);

@@ -5,7 +5,8 @@
  * {outcome="hit"}"), so a newer relay with more series reads an older
  * file. Names follow Prometheus's conventions: the relay_ prefix,
  * _total counters, base units (seconds, bytes), labels of a few known
- * values and never a URL.
+ * values and never a URL. Requests have two: how they were answered,
+ * and which tier answered them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,23 @@ struct family {
 	const char		*help;
 	const char		*label;		/* NULL: one series */
 	const char *const	*values;	/* the label's; histogram: le */
+	const char		*label2;	/* NULL: one label */
+	const char *const	*values2;
 };
 
 static const char *const outcomes[] = {
 	"hit", "stale", "miss", "revalidated", "collapsed", "bypass",
 	"merged", "throttled", "queued", "error", NULL,
+};
+/* Which tier answered: this host's file, the shared one, the upstream. */
+static const char *const tiers[] = {
+	"local", "shared", "upstream", "none", NULL,
+};
+enum { TIER_LOCAL, TIER_SHARED, TIER_UPSTREAM, TIER_NONE, TIERS };
+/* The tier of each outcome but the shared tier's answers. */
+static const int outcome_tiers[] = {
+	TIER_LOCAL, TIER_LOCAL, TIER_UPSTREAM, TIER_UPSTREAM, TIER_LOCAL,
+	TIER_UPSTREAM, TIER_NONE, TIER_NONE, TIER_NONE, TIER_NONE,
 };
 static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx", NULL };
 static const char *const sources[] = { "cache", "upstream", NULL };
@@ -44,12 +57,13 @@ static const long long bounds_us[] = {
 enum {
 	F_REQUESTS, F_RESPONSES, F_SENT_BYTES, F_UPSTREAM_REQUESTS,
 	F_UPSTREAM_ERRORS, F_UPSTREAM_SECONDS, F_DELIVERIES, F_EVICTIONS,
-	F_COUNT
+	F_SHARED_LOST, F_COUNT
 };
 
 static const struct family families[F_COUNT] = {
 	[F_REQUESTS] = { "relay_requests_total", "requests", COUNTER,
-	    "Requests answered, by how.", "outcome", outcomes },
+	    "Requests answered, by how and by which tier.", "outcome",
+	    outcomes, "tier", tiers },
 	[F_RESPONSES] = { "relay_responses_total", "responses", COUNTER,
 	    "Responses sent, by status class.", "code", classes },
 	[F_SENT_BYTES] = { "relay_sent_bytes_total", "sent_bytes", COUNTER,
@@ -71,6 +85,9 @@ static const struct family families[F_COUNT] = {
 	[F_EVICTIONS] = { "relay_cache_evictions_total", "evictions", COUNTER,
 	    "Entries removed to keep the cache within --max-size.", NULL,
 	    NULL },
+	[F_SHARED_LOST] = { "relay_shared_failures_total", "shared_failures",
+	    COUNTER, "Times the shared tier (--shared) was lost: a connect "
+	    "or a command failed or was too slow.", NULL, NULL },
 };
 
 /* The series, laid out once: where each family starts, and the names. */
@@ -80,16 +97,30 @@ static struct {
 	long long	*pending;	/* this process's, not yet taken */
 } series;
 
-/* How many series a family has: a histogram's buckets, sum and count. */
 static size_t
-family_size(const struct family *f)
+values_count(const char *const *values)
 {
 	size_t n = 0;
 
+	while (values[n] != NULL)
+		n++;
+	return n;
+}
+
+/*
+ * How many series a family has: a histogram's buckets, sum and count;
+ * with two labels, one for each pair of their values.
+ */
+static size_t
+family_size(const struct family *f)
+{
+	size_t n;
+
 	if (f->values == NULL)
 		return 1;
-	while (f->values[n] != NULL)
-		n++;
+	n = values_count(f->values);
+	if (f->values2 != NULL)
+		return n * values_count(f->values2);
 	return f->kind == HISTOGRAM ? n + 2 : n;
 }
 
@@ -104,7 +135,11 @@ series_name(const struct family *f, size_t k)
 	if (f->kind == HISTOGRAM)
 		buf_adds(&out, k < n - 2 ? "_bucket" : k == n - 2 ? "_sum" :
 		    "_count");
-	if (f->label != NULL && (f->kind != HISTOGRAM || k < n - 2))
+	if (f->values2 != NULL) {
+		n = values_count(f->values2);
+		buf_printf(&out, "{%s=\"%s\",%s=\"%s\"}", f->label,
+		    f->values[k / n], f->label2, f->values2[k % n]);
+	} else if (f->label != NULL && (f->kind != HISTOGRAM || k < n - 2))
 		buf_printf(&out, "{%s=\"%s\"}", f->label, f->values[k]);
 	return (char *)buf_cstr(&out);
 }
@@ -157,20 +192,6 @@ count(int family, size_t k, long long n)
 	series.pending[series.base[family] + k] += n;
 }
 
-/*
- * A row of the file's counters (store_counters) added to ctx, an array
- * of metrics_count() values; a series this relay does not know is
- * left out.
- */
-void
-metrics_add_row(void *ctx, const char *name, size_t n, long long value)
-{
-	long long *v = ctx, i = metrics_find(name, n);
-
-	if (i >= 0)
-		v[i] += value;
-}
-
 static size_t
 value_index(const char *const *values, const char *value)
 {
@@ -182,12 +203,51 @@ value_index(const char *const *values, const char *value)
 }
 
 /*
- * One answer sent: how (the access log's word for it), its status and
- * its body bytes, which came from the cache or from the upstream unless
- * relay-serve made the answer itself.
+ * A request's series named as a relay without tiers named it
+ * (relay_requests_total{outcome="hit"}): its outcome's own tier's; -1
+ * if name is not one.
+ */
+static long long
+untiered_find(const char *name, size_t n)
+{
+	static const char head[] = "relay_requests_total{outcome=\"";
+	size_t o, len = sizeof head - 1;
+
+	if (n < len + 2 || memcmp(name, head, len) != 0 ||
+	    memcmp(name + n - 2, "\"}", 2) != 0)
+		return -1;
+	for (o = 0; outcomes[o] != NULL; o++)
+		if (strlen(outcomes[o]) == n - len - 2 &&
+		    memcmp(name + len, outcomes[o], n - len - 2) == 0)
+			return (long long)(series.base[F_REQUESTS] + o * TIERS +
+			    (size_t)outcome_tiers[o]);
+	return -1;
+}
+
+/*
+ * A row of the file's counters (store_counters) added to ctx, an array
+ * of metrics_count() values; a series this relay does not know is
+ * left out.
  */
 void
-metrics_answered(const char *how, int status, long long bytes)
+metrics_add_row(void *ctx, const char *name, size_t n, long long value)
+{
+	long long *v = ctx, i = metrics_find(name, n);
+
+	if (i < 0)
+		i = untiered_find(name, n);
+	if (i >= 0)
+		v[i] += value;
+}
+
+/*
+ * One answer sent: how (the access log's word for it), whether the
+ * shared tier had it, its status and its body bytes, which came from
+ * the cache or from the upstream unless relay-serve made the answer
+ * itself.
+ */
+void
+metrics_answered(const char *how, int shared, int status, long long bytes)
 {
 	static const struct { const char *log, *outcome; int source; } words[] = {
 		{ "hit", "hit", 0 }, { "stale", "stale", 0 },
@@ -197,18 +257,17 @@ metrics_answered(const char *how, int status, long long bytes)
 		{ "merge", "merged", -1 }, { "throttled", "throttled", -1 },
 		{ "queued", "queued", -1 },
 	};
-	size_t i;
+	size_t i, o;
 
 	for (i = 0; i < sizeof words / sizeof words[0]; i++)
 		if (strcmp(how, words[i].log) == 0)
 			break;
-	if (i == sizeof words / sizeof words[0]) {
-		count(F_REQUESTS, value_index(outcomes, "error"), 1);
-	} else {
-		count(F_REQUESTS, value_index(outcomes, words[i].outcome), 1);
-		if (words[i].source >= 0)
-			count(F_SENT_BYTES, (size_t)words[i].source, bytes);
-	}
+	o = value_index(outcomes, i < sizeof words / sizeof words[0] ?
+	    words[i].outcome : "error");
+	count(F_REQUESTS, o * TIERS + (size_t)(shared ? TIER_SHARED :
+	    outcome_tiers[o]), 1);
+	if (i < sizeof words / sizeof words[0] && words[i].source >= 0)
+		count(F_SENT_BYTES, (size_t)words[i].source, bytes);
 	if (status >= 100 && status <= 599)
 		count(F_RESPONSES, (size_t)(status / 100 - 1), 1);
 }
@@ -239,6 +298,13 @@ void
 metrics_upstream_failed(void)
 {
 	count(F_UPSTREAM_ERRORS, 0, 1);
+}
+
+/* The shared tier was lost: each host goes on alone. */
+void
+metrics_shared_lost(void)
+{
+	count(F_SHARED_LOST, 0, 1);
 }
 
 /* A queued request's attempt ended: delivered, retried or failed. */
@@ -317,11 +383,55 @@ metrics_prometheus(struct buf *out, const long long *v,
 	    "relay_queue_depth{state=\"delivering\"} %lld\n"
 	    "relay_queue_depth{state=\"failed\"} %lld\n",
 	    g->entries, g->bytes, g->queue[0], g->queue[1], g->queue[2]);
+	if (g->shared_up >= 0)
+		buf_printf(out, "# HELP relay_shared_up Whether the process "
+		    "that answered reaches the shared tier.\n"
+		    "# TYPE relay_shared_up gauge\nrelay_shared_up %d\n",
+		    g->shared_up);
+}
+
+/*
+ * A two-label family's v (from its first series) summed over the
+ * other label: by its first label's values (second 0) or its second's.
+ */
+static void
+label_sums(const struct family *f, const long long *v, int second,
+    long long *sums)
+{
+	size_t n1 = values_count(f->values), n2 = values_count(f->values2);
+	size_t k;
+
+	memset(sums, 0, (second ? n2 : n1) * sizeof *sums);
+	for (k = 0; k < n1 * n2; k++)
+		sums[second ? k % n2 : k / n2] += v[k];
+}
+
+/* "requests" by outcome, then "requests_by_tier": sums of the pairs. */
+static void
+json_two_labels(struct buf *out, const struct family *f, const long long *v)
+{
+	long long sums[16];
+	const char *const *values;
+	int second;
+	size_t k;
+
+	for (second = 0; second < 2; second++) {
+		values = second ? f->values2 : f->values;
+		label_sums(f, v, second, sums);
+		if (second)
+			buf_printf(out, ",\"%s_by_%s\":", f->short_name,
+			    f->label2);
+		for (k = 0; values[k] != NULL; k++)
+			buf_printf(out, "%s\"%s\":%lld", k > 0 ? "," : "{",
+			    values[k], sums[k]);
+		buf_addc(out, '}');
+	}
 }
 
 /*
  * The same as JSON object members, without the braces: one a family,
- * an object of its labels' values if it has a label.
+ * an object of its labels' values if it has a label; a family of two
+ * labels is two, each summed over the other label.
  */
 void
 metrics_json(struct buf *out, const long long *v)
@@ -332,6 +442,11 @@ metrics_json(struct buf *out, const long long *v)
 	for (f = families; f < families + F_COUNT; f++) {
 		buf_printf(out, "%s\"%s\":", f == families ? "" : ",",
 		    f->short_name);
+		if (f->values2 != NULL) {
+			json_two_labels(out, f, v + i);
+			i += family_size(f);
+			continue;
+		}
 		if (f->values == NULL) {
 			buf_printf(out, "%lld", v[i++]);
 			continue;
@@ -351,6 +466,42 @@ metrics_json(struct buf *out, const long long *v)
 	}
 }
 
+static void
+text_line(struct buf *out, const char *name, const char *value, int aligned)
+{
+	buf_printf(out, aligned ? "%-32s %s\n" : "%s\t%s\n", name, value);
+}
+
+/* requests.hit…, then requests_by_tier.local…: sums of the pairs. */
+static void
+text_two_labels(struct buf *out, const struct family *f, const long long *v,
+    int aligned)
+{
+	struct buf name = BUF_INIT, value = BUF_INIT;
+	long long sums[16];
+	const char *const *values;
+	int second;
+	size_t k;
+
+	for (second = 0; second < 2; second++) {
+		values = second ? f->values2 : f->values;
+		label_sums(f, v, second, sums);
+		for (k = 0; values[k] != NULL; k++) {
+			buf_reset(&name);
+			buf_reset(&value);
+			buf_adds(&name, f->short_name);
+			if (second)
+				buf_printf(&name, "_by_%s", f->label2);
+			buf_printf(&name, ".%s", values[k]);
+			buf_addll(&value, sums[k]);
+			text_line(out, buf_cstr(&name), buf_cstr(&value),
+			    aligned);
+		}
+	}
+	buf_free(&name);
+	buf_free(&value);
+}
+
 /*
  * The same as lines of "NAME VALUE" for relay-cache stats, with a tab
  * between (aligned for a terminal): requests.hit, upstream_requests…
@@ -363,6 +514,11 @@ metrics_text(struct buf *out, const long long *v, int aligned)
 	size_t i = 0, k, n;
 
 	for (f = families; f < families + F_COUNT; f++) {
+		if (f->values2 != NULL) {
+			text_two_labels(out, f, v + i, aligned);
+			i += family_size(f);
+			continue;
+		}
 		for (k = 0, n = family_size(f); k < n; k++, i++) {
 			if (f->kind == HISTOGRAM && k < n - 2)
 				continue;	/* buckets: in JSON */

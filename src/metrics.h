@@ -14,16 +14,18 @@
 struct metrics_gauges {
 	long long	entries, bytes;		/* stored */
 	long long	queue[3];		/* queued, delivering, failed */
+	int		shared_up;		/* -1: no shared tier */
 };
 
 size_t	metrics_count(void);
 void	metrics_add_row(void *, const char *, size_t, long long);
 
-void	metrics_answered(const char *, int, long long);
+void	metrics_answered(const char *, int, int, long long);
 void	metrics_upstream_sent(void);
 void	metrics_upstream_head(long long);
 void	metrics_upstream_failed(void);
 void	metrics_delivery(const char *);
+void	metrics_shared_lost(void);
 int	metrics_take(struct buf *);
 void	metrics_add_pending(long long *);
 

@@ -3,6 +3,7 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "policy.h"
 #include "prog.h"
 #include "record.h"
+#include "shared.h"
 #include "store.h"
 #include "text.h"
 #include "url.h"
@@ -32,6 +34,7 @@ static const char *cache_option;	/* -c, --cache */
 static int json_output;			/* --json */
 static const char *match;		/* --match GLOB */
 static long long purge_to = -1;		/* --to SIZE */
+static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
 static time_t now;
 
 static const char usage_text[] =
@@ -41,9 +44,10 @@ static const char usage_text[] =
     "       relay-cache get [-i] [-X method] url\n"
     "       relay-cache put [-H header]... [--ttl duration] [--status code]"
     " [-X method] url\n"
-    "       relay-cache rm [-f] url...\n"
+    "       relay-cache rm [-f] [--shared redis://host:port/db] url...\n"
     "       relay-cache purge [--expired] [--all] [--match glob] [--to size]"
     " [-v]\n"
+    "                   [--shared redis://host:port/db]\n"
     "       relay-cache stats [--json]\n"
     "       relay-cache dump [--match glob]\n"
     "       relay-cache load\n"
@@ -77,6 +81,11 @@ static const char help_text[] =
     "      --expired, --all    purge: what to remove\n"
     "      --to SIZE           purge: evict until within SIZE (K, M, G)\n"
     "  -v, --verbose           purge: name each entry removed\n"
+    "      --shared URL        rm, purge --all or --match: in the shared"
+    " tier too,\n"
+    "                          and in every relay-serve sharing it\n"
+    "      --shared-password-file FILE, --shared-prefix PREFIX,\n"
+    "      --shared-timeout MS as relay-serve(8) has them\n"
     "  -h, --help              this text\n"
     "      --version           the version\n"
     "\nSee relay-cache(1) and, for the file, relay-cache(5).\n";
@@ -401,9 +410,123 @@ cmd_put(int argc, char **argv, struct buf *headers, long long ttl,
 	return 0;
 }
 
+/* Connects to --shared, or exits saying why it cannot. */
+static redisContext *
+shared_connect(void)
+{
+	struct redis_target t;
+	redisContext *c;
+	char why[512];
+
+	if (shared_target(&shared_opts, &t, why, sizeof why) < 0)
+		errx(EX_CONFIG, "bad --shared: %s", why);
+	if ((c = redis_connect_blocking(&t, shared_opts.timeout_ms, why,
+	    sizeof why)) == NULL)
+		errx(EX_UNAVAILABLE, "%s", why);
+	redis_target_free(&t);
+	return c;
+}
+
+/* A reply from Redis, or an exit saying why there is none. */
+static redisReply *
+shared_reply(redisContext *c, redisReply *r)
+{
+	if (r == NULL)
+		errx(EX_UNAVAILABLE, "shared tier: %s", c->errstr);
+	if (r->type == REDIS_REPLY_ERROR)
+		errx(EX_UNAVAILABLE, "shared tier: %s", r->str);
+	return r;
+}
+
+/* Tells every relay-serve on the shared tier: "rm URL", "purge GLOB". */
+static void
+shared_tell(redisContext *c, const char *what, const char *arg)
+{
+	char *channel = shared_channel(shared_opts.prefix);
+	struct buf message = BUF_INIT;
+
+	buf_printf(&message, "%s %s", what, arg);
+	freeReplyObject(shared_reply(c, redisCommand(c, "PUBLISH %s %s",
+	    channel, buf_cstr(&message))));
+	buf_free(&message);
+	free(channel);
+}
+
+/* Removes url's shared entry, everywhere; returns 1 if there was one. */
+static long long
+shared_remove(redisContext *c, const char *url)
+{
+	struct buf key = BUF_INIT;
+	redisReply *r;
+	long long n;
+
+	shared_key(&key, shared_opts.prefix, url, "entry");
+	r = shared_reply(c, redisCommand(c, "UNLINK %s", buf_cstr(&key)));
+	n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	freeReplyObject(r);
+	buf_free(&key);
+	shared_tell(c, "rm", url);
+	return n;
+}
+
+/*
+ * Removes the shared entries whose URL matches glob (NULL: all), and
+ * tells every relay-serve to do the same in its file; returns how many.
+ */
+static long long
+shared_purge(redisContext *c, const char *glob)
+{
+	struct buf pattern = BUF_INIT;
+	struct shared_entry e;
+	redisReply *r, *v;
+	const char *why;
+	char *cursor = xstrdup("0");
+	long long n = 0;
+	size_t i;
+
+	buf_adds(&pattern, shared_opts.prefix);
+	buf_adds(&pattern, "{*}:entry");
+	do {
+		r = shared_reply(c, redisCommand(c, "SCAN %s MATCH %s COUNT 500",
+		    cursor, buf_cstr(&pattern)));
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+			errx(EX_UNAVAILABLE, "shared tier: SCAN answered "
+			    "another shape");
+		free(cursor);
+		cursor = xstrdup(r->element[0]->str);
+		for (i = 0; i < r->element[1]->elements; i++) {
+			const char *key = r->element[1]->element[i]->str;
+
+			if (glob != NULL) {
+				v = shared_reply(c, redisCommand(c, "GET %s",
+				    key));
+				if (v->type != REDIS_REPLY_STRING ||
+				    shared_entry_decode(v->str, v->len, NULL,
+				    &e, &why) < 0 || fnmatch(glob, e.r.url,
+				    0) != 0) {
+					shared_entry_free(&e);
+					freeReplyObject(v);
+					continue;
+				}
+				shared_entry_free(&e);
+				freeReplyObject(v);
+			}
+			v = shared_reply(c, redisCommand(c, "UNLINK %s", key));
+			n += v->type == REDIS_REPLY_INTEGER ? v->integer : 0;
+			freeReplyObject(v);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	free(cursor);
+	buf_free(&pattern);
+	shared_tell(c, "purge", glob != NULL ? glob : "*");
+	return n;
+}
+
 static int
 cmd_rm(int argc, char **argv, int force)
 {
+	redisContext *shared;
 	struct store *s;
 	long long n;
 	char *url;
@@ -412,6 +535,7 @@ cmd_rm(int argc, char **argv, int force)
 	if (argc == 0)
 		usage();
 	s = open_cache(STORE_WRITE);
+	shared = shared_opts.url != NULL ? shared_connect() : NULL;
 	for (i = 0; i < argc; i++) {
 		if ((url = normalize(argv[i])) == NULL) {
 			status = EX_DATAERR;
@@ -419,6 +543,8 @@ cmd_rm(int argc, char **argv, int force)
 		}
 		if ((n = store_remove(s, url)) < 0)
 			die_store(s);
+		if (shared != NULL)
+			n += shared_remove(shared, url);
 		if (n == 0 && !force) {
 			warnx("'%s' is not in the cache", url);
 			if (status == 0)
@@ -427,6 +553,8 @@ cmd_rm(int argc, char **argv, int force)
 		free(url);
 	}
 	store_close(s);
+	if (shared != NULL)
+		redisFree(shared);
 	return status;
 }
 
@@ -437,18 +565,31 @@ cmd_rm(int argc, char **argv, int force)
 static int
 cmd_purge(int expired, int all, int verbose)
 {
+	redisContext *shared;
 	struct store *s;
 	long long n = 0, used;
 
 	if (!expired && !all && match == NULL && purge_to < 0)
 		usage_error("%s", "purge needs --expired, --all, --match or "
 		    "--to");
+	if (shared_opts.url != NULL && (expired || purge_to >= 0))
+		usage_error("%s", "purge --shared takes --all or --match: "
+		    "Redis expires what is stale itself, and each host keeps "
+		    "its own size");
 	s = open_cache(STORE_WRITE);
 	if ((expired || all || match != NULL) &&
 	    (n = store_purge(s, match, expired ? now : -1)) < 0)
 		die_store(s);
 	if (verbose && (expired || all || match != NULL))
 		warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
+	if (shared_opts.url != NULL) {
+		shared = shared_connect();
+		n = shared_purge(shared, all ? NULL : match);
+		redisFree(shared);
+		if (verbose)
+			warnx("purged %lld shared %s", n, n == 1 ? "entry" :
+			    "entries");
+	}
 	if (purge_to >= 0) {
 		if ((used = store_shrink(s, purge_to)) < 0)
 			die_store(s);
@@ -770,6 +911,7 @@ static const struct option long_options[] = {
 	{ "ttl", required_argument, NULL, OPT_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	SHARED_LONG,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -779,8 +921,9 @@ static const struct command {
 	const char	*options;
 } commands[] = {
 	{ "dump", "m" }, { "get", "iX" }, { "load", "" }, { "ls", "jm" },
-	{ "path", "j" }, { "purge", "aemov" }, { "put", "HXst" },
-	{ "queue", "j" }, { "rm", "f" }, { "stats", "j" }, { "vacuum", "" },
+	{ "path", "j" }, { "purge", "aemovSWRU" }, { "put", "HXst" },
+	{ "queue", "j" }, { "rm", "fSWRU" }, { "stats", "j" },
+	{ "vacuum", "" },
 };
 
 /* One letter per long-only option, to check it against the command. */
@@ -795,6 +938,10 @@ option_letter(int opt)
 	case OPT_STATUS: return 's';
 	case OPT_TO: return 'o';
 	case OPT_TTL: return 't';
+	case SHARED_OPT_URL: return 'S';
+	case SHARED_OPT_PASSWORD_FILE: return 'W';
+	case SHARED_OPT_PREFIX: return 'R';
+	case SHARED_OPT_TIMEOUT: return 'U';
 	default: return opt;
 	}
 }
@@ -940,7 +1087,8 @@ main(int argc, char *argv[])
 			version = 1;
 			break;
 		default:
-			usage();
+			if (!shared_option(&shared_opts, opt, optarg))
+				usage();
 		}
 	}
 	while (optind < argc)	/* after "--" */

@@ -73,6 +73,8 @@ static size_t n_queue_globs;
 static long long queue_attempts = 8;	/* --queue-attempts */
 static struct deliver *deliver;		/* NULL: no --queue */
 static int public_sync;			/* --public-sync */
+static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
+static struct redis_target shared_at;	/* host: NULL if none */
 #define LIMIT_WAIT_MS 100	/* for the buckets, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -111,7 +113,9 @@ static const char usage_text[] =
     "           [--upstream-burst N] [--upstream-wait duration]\n"
     "           [--admin-token-file file] [--queue glob]"
     " [--queue-attempts N]\n"
-    "           [--public-sync]\n";
+    "           [--public-sync] [--shared redis://host:port/db]\n"
+    "           [--shared-password-file file] [--shared-prefix prefix]\n"
+    "           [--shared-timeout ms] [--shared-max-object-size size]\n";
 
 static const char help_text[] =
     "\nAnswers HTTP/1.1 requests by relaying them to the upstream through"
@@ -152,6 +156,18 @@ static const char help_text[] =
     "                                answer 202, deliver later\n"
     "      --queue-attempts N        before a queued request fails (8)\n"
     "      --public-sync             /_relay/sync answers anyone\n"
+    "      --shared redis://HOST[:PORT][/DB]\n"
+    "                                share the cache, leases and limits"
+    " with other\n"
+    "                                hosts through Redis (RELAY_SHARED)\n"
+    "      --shared-password-file FILE\n"
+    "                                its password, on the first line\n"
+    "      --shared-prefix PREFIX    of every key and the channel"
+    " (relay:)\n"
+    "      --shared-timeout MS       for a connect or a command, then"
+    " alone (250)\n"
+    "      --shared-max-object-size SIZE\n"
+    "                                larger bodies are not shared (1M)\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See"
@@ -181,6 +197,7 @@ struct answer {
 	const char		*cache_status;	/* for the log */
 	const char		*error;
 	int			 collapsed;	/* waited for another request */
+	int			 shared;	/* the shared tier had it */
 	int			 had_stored;	/* a stale response was there */
 	long long		 sent_from;	/* the byte range of the stored */
 	long long		 sent_to;	/* body sent; -1: all of it */
@@ -250,6 +267,7 @@ note_call(struct answer *a)
 
 	a->upstream_ms = r->upstream_ms;
 	a->collapsed = r->collapsed;
+	a->shared = r->shared;
 	a->had_stored = r->had_stored;
 	a->retry_after_s = r->retry_after_s;
 	if (a->error == NULL)
@@ -274,7 +292,7 @@ log_answer(struct answer *a)
 
 	conn_log(a->c, &log);
 	if (!a->admin)
-		metrics_answered(how, a->status, a->bytes);
+		metrics_answered(how, a->shared, a->status, a->bytes);
 }
 
 static void
@@ -472,7 +490,10 @@ stored_status(const struct answer *a, enum through_how how,
 
 	switch (how) {
 	case THROUGH_HIT:
-		if (a->collapsed)
+		if (a->shared)	/* another host's: no upstream request */
+			snprintf(out, len, "relay; hit; ttl=%lld; "
+			    "detail=shared", ttl);
+		else if (a->collapsed)
 			snprintf(out, len, "relay; fwd=%s; collapsed; ttl=%lld",
 			    fwd, ttl);
 		else
@@ -958,6 +979,7 @@ static void
 start_limiter(void)
 {
 	limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
+	limiter_share(limiter, through_shared(through));
 	server_watch(server, limiter_wake_fd(limiter), POLLIN, on_limiter,
 	    NULL);
 }
@@ -1498,6 +1520,10 @@ serve(int listen_fd, int in, int out)
 	upstream = upstream_new(&opts.limits);
 	server = server_new(&serve_options, &handler);
 	through = through_new(cache_path, server, upstream, &opts);
+	if (shared_at.host != NULL) {
+		through_share(through, &shared_at, &shared_opts);
+		admin_share(admin, through_shared(through));
+	}
 	if (rate_option != NULL || upstream_rate_option != NULL)
 		start_limiter();
 	if (upstream_rate_option != NULL) {
@@ -1601,6 +1627,9 @@ static const struct option long_options[] = {
 	{ "queue", required_argument, NULL, OPT_QUEUE },
 	{ "queue-attempts", required_argument, NULL, OPT_QUEUE_ATTEMPTS },
 	{ "routes", required_argument, NULL, OPT_ROUTES },
+	SHARED_LONG,
+	{ "shared-max-object-size", required_argument, NULL,
+	    SHARED_OPT_MAX_OBJECT },
 	{ "upstream-burst", required_argument, NULL, OPT_UPSTREAM_BURST },
 	{ "upstream-rate", required_argument, NULL, OPT_UPSTREAM_RATE },
 	{ "upstream-wait", required_argument, NULL, OPT_UPSTREAM_WAIT },
@@ -1614,7 +1643,8 @@ parse_option(int opt, const char *arg)
 {
 	const char *why;
 
-	if (options_parse(&opts, opt, arg))
+	if (options_parse(&opts, opt, arg) ||
+	    shared_option(&shared_opts, opt, arg))
 		return;
 	switch (opt) {
 	case OPT_ACCESS_LOG:
@@ -1750,6 +1780,8 @@ main(int argc, char *argv[])
 	parse_options(argc, argv);
 	set_upstream();
 	set_cache_path();
+	if (shared_target(&shared_opts, &shared_at, err, sizeof err) < 0)
+		errx(EX_CONFIG, "bad --shared: %s", err);
 	admin = admin_new(cache_path, admin_token);
 	if (routes_option != NULL) {
 		routes = load_routes(routes_option, err, sizeof err, &ok);

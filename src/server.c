@@ -844,6 +844,13 @@ watch_deadline(struct watch *w, long long ms)
 	w->deadline_ms = ms;
 }
 
+/* The descriptor's events to wait for from the next round on. */
+void
+watch_events(struct watch *w, short events)
+{
+	w->events = events;
+}
+
 /* Ends a watch; safe inside a watch's own fn. */
 void
 server_unwatch(struct server *srv, struct watch *w)

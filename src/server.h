@@ -86,6 +86,7 @@ void		 server_stop(struct server *);
 struct watch	*server_watch(struct server *, int, short, watch_fn *,
 		    void *);
 void		 watch_deadline(struct watch *, long long);
+void		 watch_events(struct watch *, short);
 void		 server_unwatch(struct server *, struct watch *);
 
 void		 server_inner(struct server *, const char *,

@@ -88,3 +88,22 @@ sha1_final(struct sha1 *s, unsigned char out[SHA1_LEN])
 	for (i = 0; i < SHA1_LEN; i++)
 		out[i] = (unsigned char)(s->h[i / 4] >> (24 - 8 * (i % 4)));
 }
+
+/* The digest of p's n bytes in lower-case hexadecimal, as Redis names it. */
+void
+sha1_hex(const void *p, size_t n, char out[2 * SHA1_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char d[SHA1_LEN];
+	struct sha1 s;
+	size_t i;
+
+	sha1_init(&s);
+	sha1_update(&s, p, n);
+	sha1_final(&s, d);
+	for (i = 0; i < SHA1_LEN; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * SHA1_LEN] = '\0';
+}

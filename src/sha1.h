@@ -1,6 +1,7 @@
 /*
- * SHA-1 (RFC 3174), for the one place the web still asks for it: the
- * WebSocket handshake (RFC 6455 section 4.2.2). Not for security.
+ * SHA-1 (RFC 3174), for the places that still ask for it: the
+ * WebSocket handshake (RFC 6455 section 4.2.2) and Redis's names of
+ * scripts (EVALSHA). Not for security.
  */
 #ifndef RELAY_SHA1_H
 #define RELAY_SHA1_H
@@ -20,5 +21,6 @@ struct sha1 {
 void	sha1_init(struct sha1 *);
 void	sha1_update(struct sha1 *, const void *, size_t);
 void	sha1_final(struct sha1 *, unsigned char[SHA1_LEN]);
+void	sha1_hex(const void *, size_t, char[2 * SHA1_LEN + 1]);
 
 #endif

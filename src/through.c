@@ -16,6 +16,14 @@
  *
  * Woken requests are taken up by a timer, never inside a libcurl
  * callback, where no transfer may be added or removed.
+ *
+ * With a shared tier (shared.h), the holder of a URL's lease here asks
+ * it before the upstream (SHARED): its entry, if another host stored
+ * one, is stored here and answers as if fetched; else its lease, so
+ * that one host of all asks the upstream, and puts what it stores
+ * there too; else the holder waits for that host's news on the
+ * channel, or its lease's end. When the tier is down or slow, each
+ * host goes on as if there were none.
  */
 #include <err.h>
 #include <stdlib.h>
@@ -30,6 +38,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "prog.h"
+#include "shared.h"
 #include "through.h"
 #include "url.h"
 #include "writeback.h"
@@ -37,7 +46,12 @@
 #define HIT_FLUSH_MS	1000	/* hit counts and metrics are written this often */
 #define HIT_FLUSH_MAX	16384	/* …or when this many are waiting */
 
-enum flight_state { FLIGHT_FETCHING, FLIGHT_STORING, FLIGHT_REMOTE };
+#define SHARED_WAITS	3	/* for other hosts' requests, then our own */
+
+enum flight_state {
+	FLIGHT_FETCHING, FLIGHT_STORING, FLIGHT_REMOTE,
+	FLIGHT_SHARED,		/* asking the shared tier, or waiting for it */
+};
 
 struct flight {
 	struct flight		*next;
@@ -48,8 +62,13 @@ struct flight {
 	struct lease		*lease;		/* held, or waited on */
 	struct watch		*watch;		/* its FIFO, its deadlines */
 	long long		 seq;		/* STORING: the write */
-	long long		 recheck_ms;	/* REMOTE: next lease_busy */
+	long long		 recheck_ms;	/* REMOTE: next lease_busy;
+						   SHARED: next ask */
 	int			 uncacheable;	/* waiters ask on their own */
+	struct shared_ask	*asking;	/* SHARED: the tier */
+	char			 token[SHARED_TOKEN_LEN];	/* its lease's */
+	int			 shared_waits;
+	int			 shared_news;	/* came while asking */
 	struct through_call	*waiters;
 };
 
@@ -65,6 +84,7 @@ struct through_call {
 	int			 cacheable;	/* GET or HEAD */
 	int			 stored_only;
 	int			 waited_remote;	/* stored_only: once */
+	int			 shared_asked;	/* the tier: once */
 	struct store_entry	 cached;
 	int			 have_cached;
 	struct hot_entry	*hot;		/* cached is this one's */
@@ -75,6 +95,8 @@ struct through_call {
 	struct gate_turn	*turn;		/* waited for to send */
 	struct transfer		*t;
 	struct writeback_body	*wbody;		/* being stored */
+	struct buf		 shared_body;	/* …and for the shared tier */
+	int			 sharing;	/* shared_body is whole so far */
 	struct buf		 head;
 	int			 head_passed;	/* to the sink */
 	int			 settled;	/* the transfer is moot */
@@ -91,6 +113,7 @@ struct through {
 	struct server		*srv;
 	struct leases		*leases;	/* NULL: this process only */
 	struct gate		*gate;		/* NULL: no --upstream-rate */
+	struct shared		*shared;	/* NULL: no --shared */
 	struct options		 opt;	/* rules, stale-if-error, collapse */
 	char			*authorization;	/* the upstream URL's credentials */
 	int			 reading;	/* this round's read transaction */
@@ -111,6 +134,8 @@ struct through {
 
 static void lookup(struct through_call *);
 static void fetch(struct through_call *);
+static void share_ask(struct flight *, int);
+static void share_put(struct through_call *, const struct cache_response *);
 
 /*
  * A round's lookups share one read transaction: one lock and snapshot
@@ -180,6 +205,7 @@ call_free(struct through_call *c)
 	forget_cached(c);
 	gate_cancel(c->turn);
 	writeback_abort(c->th->wb, c->wbody);
+	buf_free(&c->shared_body);
 	buf_free(&c->head);
 	free(c->key);
 	free(c->method);
@@ -260,7 +286,8 @@ static void
 flight_schedule(struct flight *f)
 {
 	struct through_call *c;
-	long long at = f->state == FLIGHT_REMOTE ? f->recheck_ms : 0;
+	long long at = f->state == FLIGHT_REMOTE || (f->state ==
+	    FLIGHT_SHARED && f->asking == NULL) ? f->recheck_ms : 0;
 
 	for (c = f->waiters; c != NULL; c = c->next)
 		if (at == 0 || c->wait_until < at)
@@ -294,6 +321,9 @@ flight_end(struct flight *f)
 	if (f->holder != NULL)
 		f->holder->flight = NULL;
 	release_waiters(f, f->uncacheable);
+	shared_cancel(f->asking);
+	if (f->token[0] != '\0')	/* given up: other hosts may go on */
+		shared_put(f->th->shared, f->key, f->token, NULL, NULL, 0, 0);
 	lease_end(f->lease);
 	server_unwatch(f->th->srv, f->watch);
 	free(f->key);
@@ -323,6 +353,11 @@ flight_tick(struct watch *w, short revents, void *ctx)
 	long long now = prog_now_ms();
 
 	(void)w;
+	if (f->state == FLIGHT_SHARED && f->asking == NULL &&
+	    now >= f->recheck_ms) {
+		share_ask(f, 0);	/* the other host's lease may be over */
+		return;
+	}
 	if (f->state == FLIGHT_REMOTE && (revents != 0 ||
 	    now >= f->recheck_ms)) {
 		if (revents != 0 || !lease_busy(f->lease)) {
@@ -523,6 +558,7 @@ decide_storing(struct through_call *c, int status, const char *fields)
 	    c->fields, fields) == NULL) {
 		c->wbody = writeback_body_new(c->key);
 		c->result.stored = 1;
+		c->sharing = f != NULL && f->token[0] != '\0';
 		return;
 	}
 	if (f == NULL)
@@ -619,6 +655,12 @@ on_body(void *ctx, const void *p, size_t n)
 		return rc;
 	if (c->wbody != NULL)
 		writeback_write(c->th->wb, c->wbody, p, n);
+	if (c->sharing && c->shared_body.len + n > (size_t)shared_max_object(
+	    c->th->shared)) {
+		c->sharing = 0;		/* too large to share: kept here only */
+		buf_free(&c->shared_body);
+	} else if (c->sharing)
+		buf_add(&c->shared_body, p, n);
 	return 0;
 }
 
@@ -671,6 +713,7 @@ on_done(void *ctx, const char *error)
 	}
 	if (c->wbody != NULL) {
 		r = response_of(c);
+		share_put(c, &r);
 		storing(c->th, c, c->key, writeback_commit_with(c->th->wb,
 		    c->wbody, &r, &c->rules));
 		c->wbody = NULL;
@@ -828,6 +871,154 @@ answer_fresh(struct through_call *c)
 }
 
 /*
+ * An entry from the shared tier, stored here as if fetched; the holder
+ * waits with the others for its write, then answers from the file.
+ * Returns -1 if the writer has no room for it now.
+ */
+static int
+share_import(struct flight *f, const struct shared_entry *e)
+{
+	struct through *th = f->th;
+	struct through_call *c = f->holder;
+	struct writeback_body *b;
+
+	if (!writeback_room(th->wb, e->body_len))
+		return -1;
+	b = writeback_body_new(f->key);
+	writeback_write(th->wb, b, e->body, e->body_len);
+	c->result.shared = 1;
+	storing(th, c, f->key, writeback_commit_with(th->wb, b, &e->r,
+	    &c->rules));
+	wait_on(f, c, 0);
+	return 0;
+}
+
+/* The tier answered the flight's holder. */
+static void
+on_shared_found(void *ctx, struct shared_found *found)
+{
+	struct flight *f = ctx;
+	struct through_call *c = f->holder;
+	long long wait;
+
+	f->asking = NULL;
+	if (found->kind != SHARED_LEASED)
+		f->token[0] = '\0';	/* not ours to give up */
+	switch (found->kind) {
+	case SHARED_ENTRY:
+		/* One no newer than ours is no use: the lease, then. */
+		if (c->have_cached && found->entry.r.response_time <=
+		    c->cached.response_time)
+			share_ask(f, 1);
+		else if (share_import(f, &found->entry) < 0)
+			share_ask(f, 1);
+		return;
+	case SHARED_BUSY:
+		if (f->shared_news) {	/* its holder is done already */
+			f->shared_news = 0;
+			share_ask(f, 0);
+			return;
+		}
+		if (++f->shared_waits <= SHARED_WAITS) {
+			wait = found->busy_ms;
+			if (wait < 10 || wait > f->th->opt.collapse_ms)
+				wait = f->th->opt.collapse_ms;
+			f->recheck_ms = prog_now_ms() + wait;
+			flight_schedule(f);
+			return;
+		}
+		break;
+	case SHARED_FAILED:
+		if (found->why != NULL)
+			warnx("%s: shared tier: %s", f->key, found->why);
+		break;
+	case SHARED_LEASED:
+		f->state = FLIGHT_FETCHING;
+		fetch(c);
+		return;
+	}
+	f->state = FLIGHT_FETCHING;
+	fetch(c);
+}
+
+/*
+ * The flight's holder asks the shared tier for the URL's entry (or,
+ * lease_only, for its lease alone) before the upstream; it goes to the
+ * upstream at once if the tier is not up.
+ */
+static void
+share_ask(struct flight *f, int lease_only)
+{
+	struct through_call *c = f->holder;
+
+	c->shared_asked = 1;
+	f->asking = shared_find(f->th->shared, f->key, lease_only,
+	    2 * f->th->opt.collapse_ms, f->token, on_shared_found, f);
+	if (f->asking != NULL) {
+		f->state = FLIGHT_SHARED;
+		watch_deadline(f->watch, 0);
+		flight_schedule(f);
+		return;
+	}
+	f->token[0] = '\0';
+	f->state = FLIGHT_FETCHING;
+	fetch(c);
+}
+
+/* Another host's request for url has ended: stored there, or not. */
+static void
+on_shared_done(void *ctx, const char *url, int stored)
+{
+	struct flight *f = flight_find(ctx, url);
+
+	if (f == NULL || f->state != FLIGHT_SHARED)
+		return;
+	if (f->asking != NULL) {	/* its answer may say busy still */
+		f->shared_news = 1;
+		return;
+	}
+	if (stored) {
+		share_ask(f, 0);
+		return;
+	}
+	f->state = FLIGHT_FETCHING;	/* on its own, as that host did */
+	fetch(f->holder);
+}
+
+/* A host purged url (or, glob, the URLs that match) for every host. */
+static void
+on_shared_purge(void *ctx, const char *what, int glob)
+{
+	struct through *th = ctx;
+
+	if (glob)
+		storing(th, NULL, what, writeback_purge(th->wb, what));
+	else
+		storing(th, NULL, what, writeback_remove(th->wb, what));
+}
+
+/* What the holder stores goes to the tier too, and its lease ends. */
+static void
+share_put(struct through_call *c, const struct cache_response *r)
+{
+	struct flight *f = holding(c);
+	struct store_entry e;
+	long long ttl = 0;
+
+	if (f == NULL || f->token[0] == '\0')
+		return;
+	if (c->sharing) {
+		cache_entry(r, &c->rules, r->headers, &e);
+		ttl = (long long)(e.stale_at - time(NULL)) + SHARED_KEEP_S;
+	}
+	shared_put(c->th->shared, c->key, f->token, r, c->shared_body.data,
+	    c->shared_body.len, ttl > 0 ? ttl : 0);
+	f->token[0] = '\0';
+	buf_free(&c->shared_body);
+	c->sharing = 0;
+}
+
+/*
  * Waits for another process's request for the URL (collapsed), or for
  * its write of a response it made (not).
  */
@@ -883,7 +1074,10 @@ ask(struct through_call *c)
 	f->lease = l;
 	f->holder = c;
 	c->flight = f;
-	fetch(c);
+	if (th->shared != NULL && !c->shared_asked)
+		share_ask(f, 0);
+	else
+		fetch(c);
 }
 
 /*
@@ -1200,6 +1394,25 @@ through_gate(struct through *th, struct gate *gate)
 	th->gate = gate;
 }
 
+/* Shares the cache, and one request per URL, with other hosts (shared.h). */
+void
+through_share(struct through *th, const struct redis_target *t,
+    const struct shared_options *o)
+{
+	static const struct shared_events events = {
+		.done = on_shared_done, .purge = on_shared_purge,
+	};
+
+	th->shared = shared_open(th->srv, t, o, &events, th);
+}
+
+/* The shared tier, for the limits to use too; NULL if none. */
+struct shared *
+through_shared(const struct through *th)
+{
+	return th->shared;
+}
+
 struct store *
 through_reader(struct through *th)
 {
@@ -1254,6 +1467,7 @@ through_free(struct through *th)
 	free(writeback_finish(th->wb));
 	while (th->flights != NULL)
 		flight_end(th->flights);
+	shared_close(th->shared);
 	hot_free(th->hot);
 	store_close(th->reader);
 	store_close(th->writer);

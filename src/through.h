@@ -15,6 +15,7 @@
 #include "options.h"
 #include "policy.h"
 #include "server.h"
+#include "shared.h"
 #include "store.h"
 #include "upstream.h"
 
@@ -41,6 +42,7 @@ struct through_result {
 	int		 stored;	/* it is being stored */
 	int		 had_stored;	/* a stale one was there */
 	int		 collapsed;	/* it waited for another's request */
+	int		 shared;	/* the shared tier's entry, stored here */
 	long long	 upstream_ms;	/* -1: the upstream was not asked */
 	long long	 retry_after_s;	/* THROUGH_UPSTREAM_LIMITED */
 	const char	*error;		/* why it failed, or NULL */
@@ -84,6 +86,9 @@ void		 through_free(struct through *);
 int			 through_would_hit(struct through *, const char *,
 			    const char *);
 void		 through_gate(struct through *, struct gate *);
+void		 through_share(struct through *, const struct redis_target *,
+		    const struct shared_options *);
+struct shared	*through_shared(const struct through *);
 struct store	*through_reader(struct through *);
 void		 through_idle(struct through *, int);
 

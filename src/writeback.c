@@ -24,7 +24,7 @@
 
 enum op_kind {
 	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
-	OP_MARK, OP_COUNT, OP_GIVE_UP,
+	OP_MARK, OP_COUNT, OP_GIVE_UP, OP_PURGE,
 };
 
 struct op {
@@ -166,6 +166,10 @@ apply(struct writeback *wb, struct op *op)
 	case OP_REMOVE:
 		if ((op->failed = store_remove(wb->s, op->data) < 0))
 			warn_later(wb, op->data, "not invalidated");
+		break;
+	case OP_PURGE:
+		if ((op->failed = store_purge(wb->s, op->data, -1) < 0))
+			warn_later(wb, op->data, "not purged");
 		break;
 	case OP_MARK:
 		if ((op->failed = store_mark_uncacheable(wb->s, op->data,
@@ -541,6 +545,13 @@ long long
 writeback_remove(struct writeback *wb, const char *url)
 {
 	return enqueue(wb, url_op(OP_REMOVE, url));
+}
+
+/* Removes every stored response whose URL matches glob. */
+long long
+writeback_purge(struct writeback *wb, const char *glob)
+{
+	return enqueue(wb, url_op(OP_PURGE, glob));
 }
 
 /* Marks url's responses as not storable until then (see store.h). */

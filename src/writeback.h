@@ -42,6 +42,7 @@ void		 writeback_hits(struct writeback *, const long long *, size_t,
 		    time_t);
 void		 writeback_count(struct writeback *, const char *);
 long long	 writeback_remove(struct writeback *, const char *);
+long long	 writeback_purge(struct writeback *, const char *);
 long long	 writeback_mark_uncacheable(struct writeback *, const char *,
 		    time_t);
 

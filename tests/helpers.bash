@@ -156,6 +156,11 @@ teardown() {
 		kill "$SERVE_PID" 2>/dev/null
 		wait "$SERVE_PID" 2>/dev/null || true
 	fi
+	if [ -n "${REDIS_PID:-}" ]; then	# stopped (SIGSTOP) maybe
+		kill -CONT "$REDIS_PID" 2>/dev/null
+		kill "$REDIS_PID" 2>/dev/null
+		wait "$REDIS_PID" 2>/dev/null || true
+	fi
 	if [ -n "${TLS_UPSTREAM_PID:-}" ]; then
 		kill "$TLS_UPSTREAM_PID" 2>/dev/null
 		wait "$TLS_UPSTREAM_PID" 2>/dev/null || true

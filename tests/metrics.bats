@@ -88,7 +88,7 @@ metrics_with() {
 	# the 30 ms one is not in the buckets below it
 	le=$(sed -n 's/^relay_upstream_duration_seconds_bucket{le="0.025"} //p' metrics)
 	[ "$le" -le 1 ]
-	grep -qx 'relay_requests_total{outcome="miss"} 2' metrics
+	grep -qx 'relay_requests_total{outcome="miss",tier="upstream"} 2' metrics
 	grep -q '^# TYPE relay_cache_entries gauge$' metrics
 	# no raw URL becomes a label
 	! grep -q '/a\|/b' metrics

@@ -58,6 +58,17 @@ inetd_args() {
 	verify units/relay-serve.socket units/relay-serve.service
 }
 
+@test "the shared tier's drop-in for relay-serve.service passes systemd-analyze verify" {
+	copy_units relay-serve.socket relay-serve.service
+	drop_in=relay-serve.service.d/shared.conf
+	mkdir -p units/relay-serve.service.d
+	grep -q "^ExecStart=$INSTALLED --shared-password-file " "$ROOT/$UNITS/$drop_in"
+	sed "s|^ExecStart=$INSTALLED |ExecStart=$ROOT/bin/relay-serve |" \
+	    "$ROOT/$UNITS/$drop_in" >"units/$drop_in"
+	# verify reads units/relay-serve.service.d/ too
+	verify units/relay-serve.socket units/relay-serve.service
+}
+
 @test "relay-serve-accept.socket and its template pass systemd-analyze verify" {
 	copy_units relay-serve-accept.socket relay-serve-accept@.service
 	grep -q '^Accept=yes$' units/relay-serve-accept.socket

@@ -1,0 +1,503 @@
+/*
+ * The shared tier: see shared.h. The scripts run whole in Redis, so
+ * each decision is atomic across hosts without a lock of ours; their
+ * clock is Redis's (TIME), one for every host.
+ */
+#include <err.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "num.h"
+#include "prog.h"
+#include "sha1.h"
+#include "shared.h"
+
+struct shared {
+	struct redis		*redis;
+	char			*prefix;
+	char			*channel;
+	long long		 max_object;
+	struct shared_events	 ev;
+	void			*ev_ctx;
+	char			 token_base[17];	/* this process's */
+	unsigned long long	 tokens;
+};
+
+struct shared_ask {
+	struct shared		*sh;
+	struct redis_ask	*ask;
+	shared_found_fn		*found;
+	shared_decided_fn	*decided;
+	void			*ctx;
+	char			*url;		/* find: the entry's */
+	struct gcra_limit	 limit;		/* take */
+	long long		 wait_us;
+};
+
+/*
+ * find: the entry, unless only the lease is wanted (ARGV[3]); else
+ * the lease, if no one holds it; else how long its holder has yet.
+ */
+static struct redis_script find_script = { .text =
+	"if ARGV[3] ~= 'lease' then\n"
+	"  local v = redis.call('GET', KEYS[1])\n"
+	"  if v then return {1, v} end\n"
+	"end\n"
+	"if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+	"  return {2}\n"
+	"end\n"
+	"return {3, redis.call('PTTL', KEYS[2])}\n",
+};
+
+/* put: the entry (unless ARGV[3] is 0), the lease given up, the end told. */
+static struct redis_script put_script = { .text =
+	"if ARGV[3] ~= '0' then\n"
+	"  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+	"end\n"
+	"if redis.call('GET', KEYS[2]) == ARGV[1] then\n"
+	"  redis.call('DEL', KEYS[2])\n"
+	"end\n"
+	"redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+	"return 1\n",
+};
+
+/*
+ * take: GCRA's step (gcra.c) on the bucket's arrival time, at Redis's
+ * time; returns the arrival time before and that time, from which the
+ * caller computes the whole decision exactly as the script made it.
+ * ARGV: the interval, the burst's tolerance, how long it may wait (µs).
+ */
+static struct redis_script take_script = { .text =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+	"local old = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"local tat = math.max(old, now)\n"
+	"if tat - now - tonumber(ARGV[2]) <= tonumber(ARGV[3]) then\n"
+	"  tat = tat + tonumber(ARGV[1])\n"
+	"  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX',\n"
+	"      math.floor((tat - now) / 1000) + 1000)\n"
+	"end\n"
+	"return {string.format('%.0f', old), string.format('%.0f', now)}\n",
+};
+
+/* pause: nothing through for ARGV[1] ms from now (gcra_pause). */
+static struct redis_script pause_script = { .text =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+	"local paused = now + tonumber(ARGV[1]) * 1000 + tonumber(ARGV[2])\n"
+	"local old = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"if paused > old then\n"
+	"  redis.call('SET', KEYS[1], string.format('%.0f', paused), 'PX',\n"
+	"      math.floor((paused - now) / 1000) + 1000)\n"
+	"end\n"
+	"return 1\n",
+};
+
+/* PREFIX{sha1(id)}:kind, the hash tag keeping an id's keys together. */
+void
+shared_key(struct buf *out, const char *prefix, const char *id,
+    const char *kind)
+{
+	char sha[2 * SHA1_LEN + 1];
+
+	sha1_hex(id, strlen(id), sha);
+	buf_adds(out, prefix);
+	buf_addc(out, '{');
+	buf_adds(out, sha);
+	buf_adds(out, "}:");
+	buf_adds(out, kind);
+}
+
+/* The channel every host listens to for the others' news. */
+char *
+shared_channel(const char *prefix)
+{
+	struct buf b = BUF_INIT;
+
+	buf_adds(&b, prefix);
+	buf_adds(&b, "events");
+	return (char *)buf_cstr(&b);
+}
+
+/*
+ * Parses one of the options (SHARED_LONG, SHARED_OPT_MAX_OBJECT);
+ * returns 0 if opt is none of them. A bad value is a usage error.
+ */
+int
+shared_option(struct shared_options *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case SHARED_OPT_URL:
+		o->url = arg;
+		break;
+	case SHARED_OPT_MAX_OBJECT:
+		if (num_size(arg, &o->max_object) < 0 ||
+		    o->max_object > 512LL << 20)
+			errx(EXIT_USAGE, "bad --shared-max-object-size '%s': "
+			    "expected bytes, or a number with K or M, up to "
+			    "512M (Redis's largest string)", arg);
+		break;
+	case SHARED_OPT_PASSWORD_FILE:
+		o->password_file = arg;
+		break;
+	case SHARED_OPT_PREFIX:
+		if (arg[0] == '\0' || strlen(arg) > 64 ||
+		    strpbrk(arg, "{} \t\r\n") != NULL)
+			errx(EXIT_USAGE, "bad --shared-prefix '%s': expected "
+			    "1 to 64 bytes without braces or spaces", arg);
+		o->prefix = arg;
+		break;
+	case SHARED_OPT_TIMEOUT:
+		if (num_parse(arg, 1, 60000, &o->timeout_ms) < 0)
+			errx(EXIT_USAGE, "bad --shared-timeout '%s': expected "
+			    "1 to 60000 ms", arg);
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
+/* Where --shared says, or -1 with the reason; 1 if there is none. */
+int
+shared_target(const struct shared_options *o, struct redis_target *t,
+    char *why, size_t len)
+{
+	const char *url = o->url != NULL ? o->url : getenv("RELAY_SHARED");
+
+	if (url == NULL || url[0] == '\0')
+		return 1;
+	return redis_target_parse(url, o->password_file, t, why, len);
+}
+
+/* "done 1 URL", "done 0 URL", "rm URL" or "purge GLOB", from any host. */
+static void
+on_message(void *ctx, const char *p, size_t n)
+{
+	struct shared *sh = ctx;
+	char *text = xstrndup(p, n);
+
+	if (n > 7 && strncmp(text, "done ", 5) == 0 && (text[5] == '0' ||
+	    text[5] == '1') && text[6] == ' ' && sh->ev.done != NULL)
+		sh->ev.done(sh->ev_ctx, text + 7, text[5] == '1');
+	else if (n > 3 && strncmp(text, "rm ", 3) == 0 && sh->ev.purge != NULL)
+		sh->ev.purge(sh->ev_ctx, text + 3, 0);
+	else if (n > 6 && strncmp(text, "purge ", 6) == 0 &&
+	    sh->ev.purge != NULL)
+		sh->ev.purge(sh->ev_ctx, text + 6, 1);
+	free(text);
+}
+
+/* Tokens unique to this process: 64 random bits, then a count. */
+static void
+token_base(char out[17])
+{
+	unsigned long long r = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, &r, sizeof r) != (ssize_t)sizeof r)
+		r = (unsigned long long)prog_clock_us() ^
+		    ((unsigned long long)getpid() << 32);
+	if (fd >= 0)
+		close(fd);
+	snprintf(out, 17, "%016llx", r);
+}
+
+struct shared *
+shared_open(struct server *srv, const struct redis_target *t,
+    const struct shared_options *o, const struct shared_events *ev,
+    void *ctx)
+{
+	struct shared *sh = xcalloc(1, sizeof *sh);
+
+	sh->prefix = xstrdup(o->prefix);
+	sh->channel = shared_channel(o->prefix);
+	sh->max_object = o->max_object;
+	sh->ev = *ev;
+	sh->ev_ctx = ctx;
+	token_base(sh->token_base);
+	sh->redis = redis_open(srv, t, o->timeout_ms, sh->channel, on_message,
+	    sh);
+	return sh;
+}
+
+void
+shared_close(struct shared *sh)
+{
+	if (sh == NULL)
+		return;
+	redis_close(sh->redis);
+	free(sh->prefix);
+	free(sh->channel);
+	free(sh);
+}
+
+int
+shared_up(const struct shared *sh)
+{
+	return sh != NULL && redis_up(sh->redis);
+}
+
+long long
+shared_failures(const struct shared *sh)
+{
+	return sh != NULL ? redis_failures(sh->redis) : 0;
+}
+
+long long
+shared_max_object(const struct shared *sh)
+{
+	return sh->max_object;
+}
+
+static struct shared_ask *
+ask_new(struct shared *sh, void *ctx)
+{
+	struct shared_ask *a = xcalloc(1, sizeof *a);
+
+	a->sh = sh;
+	a->ctx = ctx;
+	return a;
+}
+
+static void
+ask_free(struct shared_ask *a)
+{
+	free(a->url);
+	free(a);
+}
+
+/* Its caller has gone: nothing is called, the reply is dropped. */
+void
+shared_cancel(struct shared_ask *a)
+{
+	if (a == NULL)
+		return;
+	redis_cancel(a->ask);
+	ask_free(a);
+}
+
+static long long
+integer_of(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+}
+
+static void
+on_found(void *ctx, const redisReply *reply)
+{
+	struct shared_ask *a = ctx;
+	struct shared_found f = { .kind = SHARED_FAILED };
+	const redisReply *v;
+
+	if (reply == NULL)
+		f.why = NULL;
+	else if (reply->type == REDIS_REPLY_ERROR)
+		f.why = reply->str;
+	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    integer_of(reply->element[0]) < 1)
+		f.why = "an answer of another shape";
+	else if (integer_of(reply->element[0]) == 2)
+		f.kind = SHARED_LEASED;
+	else if (reply->elements != 2)
+		f.why = "an answer of another shape";
+	else if (integer_of(reply->element[0]) == 3) {
+		f.kind = SHARED_BUSY;
+		f.busy_ms = integer_of(reply->element[1]);
+	} else if ((v = reply->element[1])->type != REDIS_REPLY_STRING)
+		f.why = "an entry that is no string";
+	else if (shared_entry_decode(v->str, v->len, a->url, &f.entry,
+	    &f.why) == 0)
+		f.kind = SHARED_ENTRY;
+	a->found(a->ctx, &f);
+	shared_entry_free(&f.entry);
+	ask_free(a);
+}
+
+/*
+ * Looks for url's entry (unless lease_only), else takes its lease for
+ * lease_ms, its token put in token. NULL, and nothing called, if the
+ * tier is not up; else fn is called once unless the ask is cancelled.
+ */
+struct shared_ask *
+shared_find(struct shared *sh, const char *url, int lease_only,
+    long long lease_ms, char token[SHARED_TOKEN_LEN], shared_found_fn *fn,
+    void *ctx)
+{
+	struct buf entry = BUF_INIT, lease = BUF_INIT, px = BUF_INIT;
+	struct shared_ask *a = ask_new(sh, ctx);
+	const char *argv[5];
+
+	snprintf(token, SHARED_TOKEN_LEN, "%s%016llx", sh->token_base,
+	    ++sh->tokens);
+	shared_key(&entry, sh->prefix, url, "entry");
+	shared_key(&lease, sh->prefix, url, "lease");
+	buf_addll(&px, lease_ms > 0 ? lease_ms : 1);
+	argv[0] = buf_cstr(&entry);
+	argv[1] = buf_cstr(&lease);
+	argv[2] = token;
+	argv[3] = buf_cstr(&px);
+	argv[4] = lease_only ? "lease" : "entry";
+	a->found = fn;
+	a->url = xstrdup(url);
+	if (redis_eval(sh->redis, &find_script, 2, 5, argv, NULL, on_found, a,
+	    &a->ask) < 0) {
+		ask_free(a);
+		a = NULL;
+	}
+	buf_free(&entry);
+	buf_free(&lease);
+	buf_free(&px);
+	return a;
+}
+
+/* A write's failure: Redis is the poorer for it, no one waits on it. */
+static void
+on_written(void *ctx, const redisReply *reply)
+{
+	(void)ctx;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+		warnx("shared tier: %s", reply->str);
+}
+
+/*
+ * Keeps r and its body as url's entry for ttl_s (0: keeps nothing),
+ * gives up the lease token names if it is still ours, and tells every
+ * host. Not kept if the tier is down: it is only a copy.
+ */
+void
+shared_put(struct shared *sh, const char *url, const char *token,
+    const struct cache_response *r, const void *body, size_t body_len,
+    long long ttl_s)
+{
+	struct buf entry = BUF_INIT, lease = BUF_INIT, blob = BUF_INIT,
+	    px = BUF_INIT, message = BUF_INIT;
+	const char *argv[7];
+	size_t len[7];
+	struct redis_ask *unused;
+	int i;
+
+	shared_key(&entry, sh->prefix, url, "entry");
+	shared_key(&lease, sh->prefix, url, "lease");
+	if (ttl_s > 0)
+		shared_entry_encode(&blob, r, body, body_len);
+	buf_addll(&px, ttl_s > 0 ? ttl_s * 1000 : 0);
+	buf_adds(&message, ttl_s > 0 ? "done 1 " : "done 0 ");
+	buf_adds(&message, url);
+	argv[0] = buf_cstr(&entry);
+	argv[1] = buf_cstr(&lease);
+	argv[2] = token != NULL ? token : "";
+	argv[3] = buf_cstr(&blob);
+	argv[4] = buf_cstr(&px);
+	argv[5] = sh->channel;
+	argv[6] = buf_cstr(&message);
+	for (i = 0; i < 7; i++)
+		len[i] = i == 3 ? blob.len : strlen(argv[i]);
+	(void)redis_eval(sh->redis, &put_script, 2, 7, argv, len, on_written,
+	    sh, &unused);
+	buf_free(&entry);
+	buf_free(&lease);
+	buf_free(&blob);
+	buf_free(&px);
+	buf_free(&message);
+}
+
+static void
+on_taken(void *ctx, const redisReply *reply)
+{
+	struct shared_ask *a = ctx;
+	struct gcra_decision d;
+	long long v[2];
+	size_t i;
+
+	for (i = 0; reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == 2 && i < 2; i++)
+		if (reply->element[i]->type != REDIS_REPLY_STRING ||
+		    (v[i] = strtoll(reply->element[i]->str, NULL, 10)) < 0)
+			break;
+	if (i == 2) {
+		gcra_decide(&a->limit, v[0], v[1], a->wait_us, &d);
+		a->decided(a->ctx, &d);
+	} else {
+		a->decided(a->ctx, NULL);
+	}
+	ask_free(a);
+}
+
+static void
+bucket_args(struct buf *key, struct buf *interval, struct buf *tolerance,
+    const struct shared *sh, const char *bucket, const struct gcra_limit *l)
+{
+	long long each = l->period_us / l->count > 0 ? l->period_us /
+	    l->count : 1;
+
+	shared_key(key, sh->prefix, bucket, "bucket");
+	buf_addll(interval, each);
+	buf_addll(tolerance, each * (l->burst - 1));
+}
+
+/*
+ * One request under limit for bucket, which may wait wait_us for its
+ * turn (gcra_decide), decided in Redis for every host; as shared_find
+ * for NULL and fn, which is given NULL if the decision failed.
+ */
+struct shared_ask *
+shared_take(struct shared *sh, const char *bucket,
+    const struct gcra_limit *limit, long long wait_us, shared_decided_fn *fn,
+    void *ctx)
+{
+	struct buf key = BUF_INIT, interval = BUF_INIT, tolerance = BUF_INIT,
+	    wait = BUF_INIT;
+	struct shared_ask *a = ask_new(sh, ctx);
+	const char *argv[4];
+
+	bucket_args(&key, &interval, &tolerance, sh, bucket, limit);
+	buf_addll(&wait, wait_us);
+	argv[0] = buf_cstr(&key);
+	argv[1] = buf_cstr(&interval);
+	argv[2] = buf_cstr(&tolerance);
+	argv[3] = buf_cstr(&wait);
+	a->decided = fn;
+	a->limit = *limit;
+	a->wait_us = wait_us;
+	if (redis_eval(sh->redis, &take_script, 1, 4, argv, NULL, on_taken, a,
+	    &a->ask) < 0) {
+		ask_free(a);
+		a = NULL;
+	}
+	buf_free(&key);
+	buf_free(&interval);
+	buf_free(&tolerance);
+	buf_free(&wait);
+	return a;
+}
+
+/* Lets nothing through bucket for ms (gcra_pause); -1 if not up. */
+int
+shared_pause(struct shared *sh, const char *bucket,
+    const struct gcra_limit *limit, long long ms)
+{
+	struct buf key = BUF_INIT, interval = BUF_INIT, tolerance = BUF_INIT,
+	    pause = BUF_INIT;
+	const char *argv[3];
+	struct redis_ask *unused;
+	int rc;
+
+	bucket_args(&key, &interval, &tolerance, sh, bucket, limit);
+	buf_addll(&pause, ms);
+	argv[0] = buf_cstr(&key);
+	argv[1] = buf_cstr(&pause);
+	argv[2] = buf_cstr(&tolerance);
+	rc = redis_eval(sh->redis, &pause_script, 1, 3, argv, NULL,
+	    on_written, sh, &unused);
+	buf_free(&key);
+	buf_free(&interval);
+	buf_free(&tolerance);
+	buf_free(&pause);
+	return rc;
+}
