@@ -165,6 +165,62 @@ queue_reader(struct admin *a)
 	return store_status(a->queue) == 0 ? a->queue : NULL;
 }
 
+/*
+ * The counters of every process on the cache file (metrics_count()
+ * values) and the gauges, into v and g; -1 if the file cannot be read.
+ */
+static int
+read_counters(struct admin *a, long long *v, struct metrics_gauges *g)
+{
+	struct store_stats st;
+	struct store *q;
+
+	if (a->cache == NULL)
+		a->cache = store_open(a->cache_path, STORE_READ);
+	if (store_counters(a->cache, metrics_add_row, v) < 0 ||
+	    store_stats(a->cache, time(NULL), &st) < 0)
+		return -1;
+	metrics_add_pending(v);
+	g->entries = st.entries;
+	g->bytes = st.bytes;
+	g->shared_up = a->shared != NULL ? shared_up(a->shared) : -1;
+	if ((q = queue_reader(a)) != NULL)
+		store_queue_depth(q, g->queue);
+	return 0;
+}
+
+/* This host's counters and gauges as rows for the others (metrics_rows). */
+int
+admin_host_rows(struct admin *a, struct buf *rows)
+{
+	long long *v = xcalloc(metrics_count(), sizeof *v);
+	struct metrics_gauges g;
+	int rc = read_counters(a, v, &g);
+
+	if (rc == 0)
+		metrics_rows(rows, v, &g);
+	free(v);
+	return rc;
+}
+
+/* /_relay/stats?hosts=all: n hosts' rows, summed (metrics_add_rows). */
+void
+admin_hosts_stats(struct buf *body, const char *const *rows,
+    const size_t *lens, size_t n)
+{
+	long long *v = xcalloc(metrics_count(), sizeof *v);
+	struct metrics_gauges g = { .shared_up = -1 };
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		metrics_add_rows(v, &g, rows[i], lens[i]);
+	buf_addc(body, '{');
+	metrics_json(body, v);
+	buf_printf(body, ",\"entries\":%lld,\"bytes\":%lld,\"hosts\":%zu}\n",
+	    g.entries, g.bytes, n);
+	free(v);
+}
+
 /* /_relay/metrics and /_relay/stats: the counters and the gauges. */
 static int
 answer_metrics(struct admin *a, int prometheus, struct buf *body,
@@ -172,23 +228,11 @@ answer_metrics(struct admin *a, int prometheus, struct buf *body,
 {
 	long long *v = xcalloc(metrics_count(), sizeof *v);
 	struct metrics_gauges g = { .shared_up = -1 };
-	struct store_stats st;
-	struct store *q;
 
-	if (a->cache == NULL)
-		a->cache = store_open(a->cache_path, STORE_READ);
-	if (store_counters(a->cache, metrics_add_row, v) < 0 ||
-	    store_stats(a->cache, time(NULL), &st) < 0) {
+	if (read_counters(a, v, &g) < 0) {
 		free(v);
 		return 503;
 	}
-	metrics_add_pending(v);
-	g.entries = st.entries;
-	g.bytes = st.bytes;
-	if (a->shared != NULL)
-		g.shared_up = shared_up(a->shared);
-	if ((q = queue_reader(a)) != NULL)
-		store_queue_depth(q, g.queue);
 	if (prometheus) {
 		*type = "text/plain; version=0.0.4; charset=utf-8";
 		metrics_prometheus(body, v, &g);

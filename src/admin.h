@@ -23,5 +23,8 @@ int		 admin_allowed(const struct admin *, const char *,
 		    const char *);
 int		 admin_answer(struct admin *, const char *, struct buf *,
 		    const char **);
+int		 admin_host_rows(struct admin *, struct buf *);
+void		 admin_hosts_stats(struct buf *, const char *const *,
+		    const size_t *, size_t);
 
 #endif

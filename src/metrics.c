@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "num.h"
 
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
@@ -332,6 +333,58 @@ metrics_take(struct buf *out)
 			lines++;
 		}
 	return lines;
+}
+
+/*
+ * v and the gauges that are sums (entries, bytes) as rows of "VALUE
+ * NAME", for another host to add up (metrics_add_rows).
+ */
+void
+metrics_rows(struct buf *out, const long long *v,
+    const struct metrics_gauges *g)
+{
+	size_t i, n = metrics_count();
+
+	for (i = 0; i < n; i++)
+		if (v[i] != 0)
+			buf_printf(out, "%lld %s\n", v[i], series.names[i]);
+	buf_printf(out, "%lld relay_cache_entries\n%lld relay_cache_bytes\n",
+	    g->entries, g->bytes);
+}
+
+/*
+ * Adds another host's rows (metrics_rows) to v and g. They came
+ * through Redis: a line that is not a row, or a series this relay
+ * does not know, is left out.
+ */
+void
+metrics_add_rows(long long *v, struct metrics_gauges *g, const char *p,
+    size_t n)
+{
+	const char *end = p + n, *eol, *space;
+	char digits[24];
+	long long value;
+
+	for (; p < end; p = eol + 1) {
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		if ((space = memchr(p, ' ', (size_t)(eol - p))) == NULL ||
+		    (size_t)(space - p) >= sizeof digits)
+			continue;
+		memcpy(digits, p, (size_t)(space - p));
+		digits[space - p] = '\0';
+		if (num_parse(digits, 0, 1LL << 60, &value) < 0)
+			continue;
+		space++;
+		if ((size_t)(eol - space) == 19 &&
+		    memcmp(space, "relay_cache_entries", 19) == 0)
+			g->entries += value;
+		else if ((size_t)(eol - space) == 17 &&
+		    memcmp(space, "relay_cache_bytes", 17) == 0)
+			g->bytes += value;
+		else
+			metrics_add_row(v, space, (size_t)(eol - space), value);
+	}
 }
 
 /* Adds what this process counted and has not handed over to v. */

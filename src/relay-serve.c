@@ -75,6 +75,7 @@ static struct deliver *deliver;		/* NULL: no --queue */
 static int public_sync;			/* --public-sync */
 static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
 static struct redis_target shared_at;	/* host: NULL if none */
+static char *host_name;			/* in the shared tier's stats */
 #define LIMIT_WAIT_MS 100	/* for the buckets, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
@@ -209,6 +210,7 @@ struct answer {
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
+	struct shared_ask	*gathering;	/* every host's stats */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
@@ -243,6 +245,7 @@ answer_free(struct answer *a)
 	if (a->adding != NULL)
 		deliver_forget(a->adding);
 	free(a->target);
+	shared_cancel(a->gathering);
 	if (a->asking != NULL) {
 		limiter_cancel(a->asking);
 		if (a->then != NULL)
@@ -1303,6 +1306,71 @@ answer_sync(struct answer *a, const char *target)
  * to a client not allowed, as to one asking for a name not ours.
  */
 static void
+send_stats(struct answer *a, const struct buf *body)
+{
+	send_head(a, 200, "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n", NULL, -1, (long long)body->len);
+	write_body(a, body->data, body->len);
+	finish(a, 0);
+}
+
+static void
+on_gathered(void *ctx, const char *const *rows, const size_t *lens,
+    long long n)
+{
+	struct answer *a = ctx;
+	struct buf body = BUF_INIT;
+
+	a->gathering = NULL;
+	if (n < 0) {
+		fail(a, 503, "the shared tier cannot be reached");
+		return;
+	}
+	admin_hosts_stats(&body, rows, lens, (size_t)n);
+	send_stats(a, &body);
+	buf_free(&body);
+}
+
+/*
+ * /_relay/stats?hosts=all: every host's counters summed, gathered
+ * through the shared tier; without one, this host's alone.
+ */
+static void
+answer_hosts(struct answer *a)
+{
+	struct shared *sh = through_shared(through);
+	struct buf rows = BUF_INIT, body = BUF_INIT;
+	const char *one;
+
+	if (sh != NULL) {
+		if ((a->gathering = shared_gather(sh, on_gathered, a)) == NULL)
+			fail(a, 503, "the shared tier cannot be reached");
+		return;
+	}
+	if (admin_host_rows(admin, &rows) < 0) {
+		fail(a, 503, "the cache file cannot be read");
+		return;
+	}
+	one = buf_cstr(&rows);
+	admin_hosts_stats(&body, &one, &rows.len, 1);
+	send_stats(a, &body);
+	buf_free(&rows);
+	buf_free(&body);
+}
+
+/* Another host gathers every host's stats: this one's, under its name. */
+static void
+on_report(void *ctx, const char *id)
+{
+	struct buf rows = BUF_INIT;
+
+	(void)ctx;
+	if (admin_host_rows(admin, &rows) == 0)
+		shared_report(through_shared(through), id, host_name, &rows);
+	buf_free(&rows);
+}
+
+static void
 answer_admin(struct answer *a, const char *target)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields), *type;
@@ -1318,6 +1386,11 @@ answer_admin(struct answer *a, const char *target)
 	}
 	if (!a->head_only && strcmp(a->req->method, "GET") != 0) {
 		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
+		return;
+	}
+	if (strncmp(target, "/_relay/stats?", 14) == 0 &&
+	    strstr(target, "hosts=all") != NULL) {
+		answer_hosts(a);
 		return;
 	}
 	if ((status = admin_answer(admin, target, &body, &type)) != 200) {
@@ -1523,6 +1596,7 @@ serve(int listen_fd, int in, int out)
 	if (shared_at.host != NULL) {
 		through_share(through, &shared_at, &shared_opts);
 		admin_share(admin, through_shared(through));
+		shared_on_report(through_shared(through), on_report, NULL);
 	}
 	if (rate_option != NULL || upstream_rate_option != NULL)
 		start_limiter();
@@ -1767,6 +1841,19 @@ parse_options(int argc, char **argv)
 		    "per s, m, h or d, as 5/s", upstream_rate_option);
 }
 
+/* This host among the shared tier's: its name and its cache file's. */
+static char *
+name_host(void)
+{
+	struct buf name = BUF_INIT;
+	char host[256] = "", *path = realpath(cache_path, NULL);
+
+	(void)gethostname(host, sizeof host - 1);
+	buf_printf(&name, "%s:%s", host, path != NULL ? path : cache_path);
+	free(path);
+	return (char *)buf_cstr(&name);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1782,6 +1869,7 @@ main(int argc, char *argv[])
 	set_cache_path();
 	if (shared_target(&shared_opts, &shared_at, err, sizeof err) < 0)
 		errx(EX_CONFIG, "bad --shared: %s", err);
+	host_name = name_host();
 	admin = admin_new(cache_path, admin_token);
 	if (routes_option != NULL) {
 		routes = load_routes(routes_option, err, sizeof err, &ok);

@@ -17,8 +17,14 @@
 #include "sha1.h"
 #include "shared.h"
 
+#define REPORT_KEEP_MS	60000	/* a gathering's rows, in Redis */
+
 struct shared {
+	struct server		*srv;
 	struct redis		*redis;
+	long long		 timeout_ms;
+	shared_report_fn	*report;
+	void			*report_ctx;
 	char			*prefix;
 	char			*channel;
 	long long		 max_object;
@@ -37,6 +43,9 @@ struct shared_ask {
 	char			*url;		/* find: the entry's */
 	struct gcra_limit	 limit;		/* take */
 	long long		 wait_us;
+	shared_gathered_fn	*gathered;	/* gather */
+	struct watch		*timer;		/* …until the hosts answer */
+	char			 id[SHARED_TOKEN_LEN];
 };
 
 /*
@@ -175,7 +184,19 @@ shared_target(const struct shared_options *o, struct redis_target *t,
 	return redis_target_parse(url, o->password_file, t, why, len);
 }
 
-/* "done 1 URL", "done 0 URL", "rm URL" or "purge GLOB", from any host. */
+/* A gathering's name: a token (hexadecimal), as shared_gather makes them. */
+static int
+is_token(const char *s)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+
+	return n > 0 && n < SHARED_TOKEN_LEN && s[n] == '\0';
+}
+
+/*
+ * "done 1 URL", "done 0 URL", "rm URL", "purge GLOB" or "report ID",
+ * from any host.
+ */
 static void
 on_message(void *ctx, const char *p, size_t n)
 {
@@ -190,6 +211,9 @@ on_message(void *ctx, const char *p, size_t n)
 	else if (n > 6 && strncmp(text, "purge ", 6) == 0 &&
 	    sh->ev.purge != NULL)
 		sh->ev.purge(sh->ev_ctx, text + 6, 1);
+	else if (n > 7 && strncmp(text, "report ", 7) == 0 &&
+	    is_token(text + 7) && sh->report != NULL)
+		sh->report(sh->report_ctx, text + 7);
 	free(text);
 }
 
@@ -215,6 +239,8 @@ shared_open(struct server *srv, const struct redis_target *t,
 {
 	struct shared *sh = xcalloc(1, sizeof *sh);
 
+	sh->srv = srv;
+	sh->timeout_ms = o->timeout_ms;
 	sh->prefix = xstrdup(o->prefix);
 	sh->channel = shared_channel(o->prefix);
 	sh->max_object = o->max_object;
@@ -279,6 +305,7 @@ shared_cancel(struct shared_ask *a)
 	if (a == NULL)
 		return;
 	redis_cancel(a->ask);
+	server_unwatch(a->sh->srv, a->timer);
 	ask_free(a);
 }
 
@@ -500,4 +527,130 @@ shared_pause(struct shared *sh, const char *bucket,
 	buf_free(&tolerance);
 	buf_free(&pause);
 	return rc;
+}
+
+/* Who answers a host's gathering of rows (shared_gather). */
+void
+shared_on_report(struct shared *sh, shared_report_fn *fn, void *ctx)
+{
+	sh->report = fn;
+	sh->report_ctx = ctx;
+}
+
+static void
+report_key(struct buf *key, const struct shared *sh, const char *id)
+{
+	buf_adds(key, sh->prefix);
+	buf_adds(key, "{report-");
+	buf_adds(key, id);
+	buf_adds(key, "}");
+}
+
+/* This host's rows for gathering id, under its name host. */
+void
+shared_report(struct shared *sh, const char *id, const char *host,
+    const struct buf *rows)
+{
+	struct buf key = BUF_INIT, keep = BUF_INIT;
+	const char *argv[4];
+	size_t len[4];
+	struct redis_ask *unused;
+
+	report_key(&key, sh, id);
+	buf_addll(&keep, REPORT_KEEP_MS);
+	argv[0] = "HSET";
+	argv[1] = buf_cstr(&key);
+	argv[2] = host;
+	argv[3] = rows->data != NULL ? rows->data : "";
+	len[0] = 4;
+	len[1] = key.len;
+	len[2] = strlen(host);
+	len[3] = rows->len;
+	(void)redis_command(sh->redis, 4, argv, len, on_written, sh, &unused);
+	argv[0] = "PEXPIRE";
+	argv[2] = buf_cstr(&keep);
+	(void)redis_command(sh->redis, 3, argv, NULL, on_written, sh, &unused);
+	buf_free(&key);
+	buf_free(&keep);
+}
+
+static void
+on_gathered(void *ctx, const redisReply *reply)
+{
+	struct shared_ask *a = ctx;
+	const char **rows;
+	size_t *lens, i, n = 0;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements % 2 != 0) {
+		a->gathered(a->ctx, NULL, NULL, -1);
+		ask_free(a);
+		return;
+	}
+	rows = xcalloc(reply->elements / 2 + 1, sizeof *rows);
+	lens = xcalloc(reply->elements / 2 + 1, sizeof *lens);
+	for (i = 1; i < reply->elements; i += 2)	/* host, rows, … */
+		if (reply->element[i]->type == REDIS_REPLY_STRING) {
+			rows[n] = reply->element[i]->str;
+			lens[n++] = reply->element[i]->len;
+		}
+	a->gathered(a->ctx, rows, lens, (long long)n);
+	free(rows);
+	free(lens);
+	ask_free(a);
+}
+
+/* The hosts had their time to answer: what they put in Redis. */
+static void
+on_gather_time(struct watch *w, short revents, void *ctx)
+{
+	struct shared_ask *a = ctx;
+	struct buf key = BUF_INIT;
+	const char *argv[2];
+
+	(void)revents;
+	server_unwatch(a->sh->srv, w);
+	a->timer = NULL;
+	report_key(&key, a->sh, a->id);
+	argv[0] = "HGETALL";
+	argv[1] = buf_cstr(&key);
+	if (redis_command(a->sh->redis, 2, argv, NULL, on_gathered, a,
+	    &a->ask) < 0) {
+		a->gathered(a->ctx, NULL, NULL, -1);
+		ask_free(a);
+	}
+	buf_free(&key);
+}
+
+/*
+ * Asks every host (every process subscribed, this one too) for its
+ * rows, and gives them to fn once the tier's timeout has passed;
+ * NULL, and nothing called, if the tier is not up.
+ */
+struct shared_ask *
+shared_gather(struct shared *sh, shared_gathered_fn *fn, void *ctx)
+{
+	struct shared_ask *a = ask_new(sh, ctx);
+	struct buf message = BUF_INIT;
+	struct redis_ask *unused;
+	const char *argv[3];
+
+	snprintf(a->id, sizeof a->id, "%s%016llx", sh->token_base,
+	    ++sh->tokens);
+	buf_adds(&message, "report ");
+	buf_adds(&message, a->id);
+	argv[0] = "PUBLISH";
+	argv[1] = sh->channel;
+	argv[2] = buf_cstr(&message);
+	if (!redis_up(sh->redis) || redis_command(sh->redis, 3, argv, NULL,
+	    on_written, sh, &unused) < 0) {
+		buf_free(&message);
+		ask_free(a);
+		return NULL;
+	}
+	buf_free(&message);
+	a->gathered = fn;
+	a->timer = server_watch(sh->srv, -1, 0, on_gather_time, a);
+	watch_deadline(a->timer, prog_now_ms() + sh->timeout_ms);
+	return a;
 }

@@ -73,6 +73,11 @@ struct shared_ask;
 
 typedef void shared_found_fn(void *, struct shared_found *);
 typedef void shared_decided_fn(void *, const struct gcra_decision *);
+/* Every host's rows; n is -1 if they could not be gathered. */
+typedef void shared_gathered_fn(void *, const char *const *, const size_t *,
+		    long long);
+/* This host is asked for its rows for the gathering named id. */
+typedef void shared_report_fn(void *, const char *);
 
 int		 shared_target(const struct shared_options *,
 		    struct redis_target *, char *, size_t);
@@ -95,6 +100,11 @@ struct shared_ask *shared_take(struct shared *, const char *,
 		    void *);
 int		 shared_pause(struct shared *, const char *,
 		    const struct gcra_limit *, long long);
+void		 shared_on_report(struct shared *, shared_report_fn *, void *);
+void		 shared_report(struct shared *, const char *, const char *,
+		    const struct buf *);
+struct shared_ask *shared_gather(struct shared *, shared_gathered_fn *,
+		    void *);
 
 void		 shared_key(struct buf *, const char *, const char *,
 		    const char *);

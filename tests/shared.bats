@@ -348,3 +348,28 @@ t = [float(x) for x in sys.stdin]
 print("after the 429:", [round(x - first, 3) for x in t])
 sys.exit(len(t) != 2 or min(t) < first + 2)' "$first"
 }
+
+# stats_of_all HOST JQ VALUE: /_relay/stats?hosts=all there has it.
+stats_of_all() {
+	[ "$(curl -s "${HOST[$1]}/_relay/stats?hosts=all" | jq -c "$2")" = "$3" ]
+}
+
+@test "/_relay/stats?hosts=all sums every host's counters" {
+	for n in 1 2 3; do start_host "$n" --workers 1; done
+	curl -sf -o /dev/null "${HOST[1]}/x1"
+	curl -sf -o /dev/null "${HOST[1]}/x2"
+	eventually shared_has "$UP/x2"
+	eventually shared_has "$UP/x1"
+	curl -sf -o /dev/null "${HOST[2]}/x1"	# the shared tier's
+	eventually cached_as_in 2 "$UP/x1"
+	curl -sf -o /dev/null "${HOST[2]}/x1"	# then its own
+	curl -sf -o /dev/null "${HOST[3]}/x2"	# the shared tier's
+	eventually stats_of_all 1 '[.hosts, .requests.miss, .requests.hit]' '[3,2,3]'
+	stats_of_all 3 .requests_by_tier '{"local":1,"shared":2,"upstream":2,"none":0}'
+	# each host's own stats are its own
+	[ "$(curl -s "${HOST[2]}/_relay/stats" | jq -c '[.requests.miss, .requests.hit]')" = '[0,2]' ]
+	# no Redis: a 503 that says so, not one host's numbers for all
+	stop_redis
+	eventually metrics_have 1 'relay_shared_up 0'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "${HOST[1]}/_relay/stats?hosts=all")" = 503 ]
+}
