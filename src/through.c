@@ -871,9 +871,42 @@ answer_fresh(struct through_call *c)
 }
 
 /*
- * An entry from the shared tier, stored here as if fetched; the holder
- * waits with the others for its write, then answers from the file.
- * Returns -1 if the writer has no room for it now.
+ * The holder answers from an entry of the shared tier at once, from
+ * memory, while it is being written: if it is fresh for the request
+ * and small, and does not vary. Returns whether it did.
+ */
+static int
+answer_imported(struct through_call *c, const struct shared_entry *se)
+{
+	struct through *th = c->th;
+	struct buf kept = BUF_INIT;
+	struct store_entry e;
+
+	headers_add_end_to_end(&kept, se->r.headers);
+	cache_entry(&se->r, &c->rules, buf_cstr(&kept), &e);
+	e.size = (long long)se->body_len;
+	e.etag = headers_get_dup(e.headers, "etag");
+	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	if (hot_fits(&e) && usable(c, &e) == POLICY_FRESH) {
+		hot_put(th->hot, &e, se->body);
+		c->hot = hot_get(th->hot, c->key);
+	}
+	free(e.etag);
+	free(e.last_modified);
+	buf_free(&kept);
+	if (c->hot == NULL)
+		return 0;
+	c->cached = c->hot->e;
+	c->have_cached = 1;
+	answer_stored(c, THROUGH_HIT);
+	return 1;
+}
+
+/*
+ * An entry from the shared tier, stored here as if fetched. The holder
+ * answers from memory if it can, else waits with the others for the
+ * write, then answers from the file. Returns -1 if it may not be
+ * stored here (by these rules), or the writer has no room for it now.
  */
 static int
 share_import(struct flight *f, const struct shared_entry *e)
@@ -882,14 +915,17 @@ share_import(struct flight *f, const struct shared_entry *e)
 	struct through_call *c = f->holder;
 	struct writeback_body *b;
 
-	if (!writeback_room(th->wb, e->body_len))
+	if (cache_unstorable(&c->rules, e->r.status, c->fields,
+	    e->r.headers) != NULL || !writeback_room(th->wb, e->body_len))
 		return -1;
 	b = writeback_body_new(f->key);
 	writeback_write(th->wb, b, e->body, e->body_len);
 	c->result.shared = 1;
+	forget_cached(c);	/* the stale one is not the answer now */
 	storing(th, c, f->key, writeback_commit_with(th->wb, b, &e->r,
 	    &c->rules));
-	wait_on(f, c, 0);
+	if (!answer_imported(c, e))
+		wait_on(f, c, 0);
 	return 0;
 }
 
