@@ -26,6 +26,7 @@
 #include "policy.h"
 #include "prog.h"
 #include "record.h"
+#include "shared.h"
 #include "spool.h"
 #include "store.h"
 #include "upstream.h"
@@ -79,12 +80,15 @@ struct job {
 	long long		 retry_at;	/* monotonic ms */
 	int			 retry;		/* the attempt asked for another */
 	struct store_entry	 cached;	/* valid when cached.url */
-	const char		*source;	/* hit, miss, revalidated, stale */
+	const char		*source;	/* hit, miss, revalidated, stale,
+						   shared */
 	int			 status;
 	struct buf		 head;
 	time_t			 request_time;
 	time_t			 response_time;
 	struct writeback_body	*body;		/* being stored */
+	struct buf		 shared_body;	/* …and for the shared tier */
+	int			 sharing;	/* shared_body is whole so far */
 	struct transfer		*t;		/* while it runs */
 	struct hold		*hold;		/* while it asks for its URL */
 	struct lease		*waiting;	/* another process's, if parked */
@@ -107,6 +111,8 @@ static struct store *writer;	/* new entries; a second connection… */
 static struct writeback *writeback;	/* …written on a thread of its own */
 static struct upstream *upstream;
 static struct leases *leases;	/* NULL: coalescing in this run only */
+static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
+static struct shared_sync *shared;	/* NULL: no --shared */
 static struct hold *holds;
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
@@ -134,6 +140,18 @@ static const char help_text[] =
     "      --offline                 answer from the cache only\n"
     OPTIONS_HELP
     "      --retry N                 retry a failed transfer (0-20, 2)\n"
+    "      --shared redis://HOST[:PORT][/DB]\n"
+    "                                look in relay-serve's shared tier"
+    " before the\n"
+    "                                upstream, and keep what is fetched"
+    " there (RELAY_SHARED)\n"
+    "      --shared-password-file FILE\n"
+    "                                its password, on the first line\n"
+    "      --shared-prefix PREFIX    of its keys (relay:)\n"
+    "      --shared-timeout MS       for a connect or a command, then"
+    " alone (250)\n"
+    "      --shared-max-object-size SIZE\n"
+    "                                larger bodies are not shared (1M)\n"
     "  -h, --help                    this text\n"
     "      --version                 the version\n"
     "\nTIME is seconds, or a number with s, m, h or d. See relay-fetch(1).\n";
@@ -148,7 +166,10 @@ static const char usage_text[] =
     "           [--store-set-cookie] [--targeted-cache-control fields]\n"
     "           [--collapse-timeout duration] [--retry N]\n"
     "           [--connect-timeout duration] [--max-time duration]\n"
-    "           [--cacert file] [url ...]\n";
+    "           [--cacert file] [--shared redis://host:port/db]\n"
+    "           [--shared-password-file file] [--shared-prefix prefix]\n"
+    "           [--shared-timeout ms] [--shared-max-object-size size]"
+    " [url ...]\n";
 
 static void
 usage(void)
@@ -301,6 +322,7 @@ job_free(struct job *j)
 	if (j->part != NULL && !j->in_place)
 		unlink(j->part);	/* not renamed: the URL failed */
 	free(j->part);
+	buf_free(&j->shared_body);
 	buf_free(&j->head);
 	free(j->url);
 	free(j->authorization);
@@ -347,6 +369,7 @@ answer_from_cache(struct job *j)
 static int on_head(void *, int, const char *);
 static int on_body(void *, const void *, size_t);
 static void on_done(void *, const char *);
+static int answer_from_shared(struct job *);
 
 /* Sends the request, conditional when a stored response has validators. */
 static void
@@ -439,6 +462,8 @@ start(struct job *j)
 		job_fail(j, "'%s' is not in the cache", j->url);
 		return;
 	}
+	if (answer_from_shared(j))
+		return;
 	if (claim(j))
 		send_request(j);
 }
@@ -555,9 +580,10 @@ begin_body(struct job *j)
 	if (j->t != NULL && upstream_redirects(j->t) > 0)
 		;	/* -L: another URL's response, not this one's */
 	else if (!no_store && cache_unstorable(&opts.rules, j->status,
-	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL)
+	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL) {
 		j->body = writeback_body_new(j->url);
-	else
+		j->sharing = shared != NULL;
+	} else
 		j->uncacheable = !no_store;
 	/* The first job in the queue is the one whose output is due. */
 	if (!records && !output_template && !unordered && queue == j &&
@@ -624,6 +650,12 @@ on_body(void *ctx, const void *p, size_t n)
 		return -1;	/* open_part failed */
 	if (j->body != NULL)
 		writeback_write(writeback, j->body, p, n);
+	if (j->sharing && j->shared_body.len + n >
+	    (size_t)shared_sync_max_object(shared)) {
+		j->sharing = 0;		/* too large to share */
+		buf_free(&j->shared_body);
+	} else if (j->sharing)
+		buf_add(&j->shared_body, p, n);
 	j->size += (long long)n;
 	bytes_in += (long long)n;
 	if (j->direct)
@@ -655,8 +687,49 @@ commit_response(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
+	if (j->sharing)
+		shared_sync_put(shared, &r, j->shared_body.data,
+		    j->shared_body.len, shared_ttl(&r, &opts.rules));
+	buf_free(&j->shared_body);
+	j->sharing = 0;
 	hold_until(j, writeback_commit(writeback, j->body, &r));
 	j->body = NULL;
+}
+
+/*
+ * A local miss that another host stored in the shared tier: taken as
+ * if fetched, with the times it was received with, so that its age
+ * is what it was there. Returns whether it was.
+ */
+static int
+answer_from_shared(struct job *j)
+{
+	struct shared_entry e;
+
+	if (shared == NULL || shared_sync_get(shared, j->url, &e) <= 0)
+		return 0;
+	if (e.r.status >= 500 || retryable_status(e.r.status) ||
+	    (j->cached.url != NULL && e.r.response_time <=
+	    j->cached.response_time) || cache_unstorable(&opts.rules,
+	    e.r.status, buf_cstr(&request_headers), e.r.headers) != NULL) {
+		shared_entry_free(&e);
+		return 0;	/* ours is as new, or it is not for here */
+	}
+	j->attempts++;
+	j->state = JOB_RUNNING;
+	running++;
+	if (on_head(j, e.r.status, e.r.headers) == 0) {
+		j->sharing = 0;		/* it is there already */
+		if (e.body_len > 0)
+			(void)on_body(j, e.body, e.body_len);
+	}
+	j->request_time = e.r.request_time;
+	j->response_time = e.r.response_time;
+	on_done(j, NULL);
+	if (j->source != NULL && strcmp(j->source, "miss") == 0)
+		j->source = "shared";
+	shared_entry_free(&e);
+	return 1;
 }
 
 /* A 304: the stored entry takes the new fields and freshness. */
@@ -1261,6 +1334,9 @@ static const struct option long_options[] = {
 	{ "retry", required_argument, NULL, OPT_RETRY },
 	{ "unordered", no_argument, NULL, OPT_UNORDERED },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	SHARED_LONG,
+	{ "shared-max-object-size", required_argument, NULL,
+	    SHARED_OPT_MAX_OBJECT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1273,7 +1349,8 @@ parse_options(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "H:hij:Lo:", long_options,
 	    NULL)) != -1) {
-		if (options_parse(&opts, opt, optarg))
+		if (options_parse(&opts, opt, optarg) ||
+		    shared_option(&shared_opts, opt, optarg))
 			continue;
 		switch (opt) {
 		case 'H':
@@ -1345,8 +1422,10 @@ int
 main(int argc, char *argv[])
 {
 	struct cache_location loc;
+	struct redis_target shared_at;
 	const char *why;
 	char lease_why[512];
+	int rc;
 
 	prog_init(argv);
 	srandom((unsigned)(prog_now_ms() ^ getpid()));
@@ -1354,6 +1433,14 @@ main(int argc, char *argv[])
 	argc -= optind;
 	argv += optind;
 	upstream_base = config_upstream(opts.upstream);
+	if ((rc = shared_target(&shared_opts, &shared_at, lease_why,
+	    sizeof lease_why)) < 0)
+		errx(EX_CONFIG, "bad --shared: %s", lease_why);
+	if (rc == 0 && !offline)
+		shared = shared_sync_open(&shared_at, &shared_opts,
+		    "relay-fetch");
+	else if (rc == 0)
+		redis_target_free(&shared_at);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
@@ -1380,6 +1467,7 @@ main(int argc, char *argv[])
 	while (holds != NULL)
 		hold_release(holds);
 	leases_close(leases);
+	shared_sync_close(shared);
 	store_close(reader);
 	store_close(writer);
 	buf_free(&request_headers);

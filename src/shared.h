@@ -106,6 +106,26 @@ void		 shared_report(struct shared *, const char *, const char *,
 struct shared_ask *shared_gather(struct shared *, shared_gathered_fn *,
 		    void *);
 
+long long	 shared_ttl(const struct cache_response *,
+		    const struct cache_rules *);
+
+/*
+ * The same tier for a program that may wait for it (relay-fetch):
+ * blocking commands, each bounded by the timeout; down for a while,
+ * said once, after one fails.
+ */
+struct shared_sync;
+
+struct shared_sync *shared_sync_open(const struct redis_target *,
+		    const struct shared_options *, const char *);
+void		 shared_sync_close(struct shared_sync *);
+int		 shared_sync_get(struct shared_sync *, const char *,
+		    struct shared_entry *);
+void		 shared_sync_put(struct shared_sync *,
+		    const struct cache_response *, const void *, size_t,
+		    long long);
+long long	 shared_sync_max_object(const struct shared_sync *);
+
 void		 shared_key(struct buf *, const char *, const char *,
 		    const char *);
 char		*shared_channel(const char *);

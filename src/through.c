@@ -1038,17 +1038,11 @@ static void
 share_put(struct through_call *c, const struct cache_response *r)
 {
 	struct flight *f = holding(c);
-	struct store_entry e;
-	long long ttl = 0;
 
 	if (f == NULL || f->token[0] == '\0')
 		return;
-	if (c->sharing) {
-		cache_entry(r, &c->rules, r->headers, &e);
-		ttl = (long long)(e.stale_at - time(NULL)) + SHARED_KEEP_S;
-	}
 	shared_put(c->th->shared, c->key, f->token, r, c->shared_body.data,
-	    c->shared_body.len, ttl > 0 ? ttl : 0);
+	    c->shared_body.len, c->sharing ? shared_ttl(r, &c->rules) : 0);
 	f->token[0] = '\0';
 	buf_free(&c->shared_body);
 	c->sharing = 0;

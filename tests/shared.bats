@@ -373,3 +373,26 @@ stats_of_all() {
 	eventually metrics_have 1 'relay_shared_up 0'
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "${HOST[1]}/_relay/stats?hosts=all")" = 503 ]
 }
+
+@test "relay-fetch --shared: what a relay-serve host stored comes from Redis, and what it fetches goes there" {
+	start_host 1 --workers 1
+	curl -sf -o /dev/null "${HOST[1]}/from-serve"
+	eventually shared_has "$UP/from-serve"
+	shared=(--shared "redis://127.0.0.1:$REDIS_PORT")
+	relay-fetch --upstream "$UP" "${shared[@]}" --records /from-serve >rec
+	[ "$(jq -r .source rec)" = shared ]
+	[ "$(jq -r .text rec)" = /from-serve ]
+	[ "$(requests_for /from-serve)" -eq 1 ]
+	# it is this file's now: a local hit, Redis not asked
+	relay-fetch --upstream "$UP" --records /from-serve | jq -e '.source == "hit"'
+	# fetched here, then a hit on the host without the upstream
+	relay-fetch --upstream "$UP" "${shared[@]}" /from-fetch >/dev/null
+	eventually shared_has "$UP/from-fetch"
+	[[ "$(cache_status "${HOST[1]}/from-fetch")" == *"detail=shared" ]]
+	[ "$(requests_for /from-fetch)" -eq 1 ]
+	# Redis gone: fetched alone, said once
+	stop_redis
+	relay-fetch --upstream "$UP" "${shared[@]}" /alone/1 /alone/2 2>err >/dev/null
+	[ "$(grep -c 'is down' err)" -eq 1 ]
+	[ "$(requests_under /alone/)" -eq 2 ]
+}
