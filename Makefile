@@ -87,9 +87,9 @@ conformance: all
 # relay-merge's and the merge routes' tests again, those programs
 # under valgrind: jv reference counting checked for leaks.
 check-valgrind: all
-	@RELAY_VALGRIND="relay-merge relay-serve" bats tests/relay-merge.bats \
-		tests/routes.bats tests/batch.bats tests/channel.bats \
-		tests/sync.bats
+	@RELAY_VALGRIND="relay-merge relay-serve relay-fetch" bats \
+		tests/relay-merge.bats tests/routes.bats tests/batch.bats \
+		tests/channel.bats tests/sync.bats tests/shared.bats
 
 deps:
 	tests/install-deps

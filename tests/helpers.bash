@@ -211,3 +211,42 @@ cache_empty() {
 cached_as() {
 	[ "$(relay-cache get "$1" 2>/dev/null)" = "$2" ]
 }
+
+# The times the fixture received requests for paths under PREFIX, one a line.
+arrivals() {
+	curl -s "$UP/_log" | jq -r --arg p "$1" \
+	    'select(.path | startswith($p)) | .time'
+}
+
+# arrivals_spaced PREFIX: any six arrivals under PREFIX span a second
+# at least (5/s, with a jitter of 0.1 s).
+arrivals_spaced() {
+	arrivals "$1" | sort -n | python3 -c 'import sys
+t = [float(x) for x in sys.stdin]
+gaps = [t[i + 5] - t[i] for i in range(len(t) - 5)]
+print("narrowest 6 in", min(gaps))
+sys.exit(min(gaps) < 0.9)'
+}
+
+# arrivals_after FIRST PREFIX N: N requests arrived under PREFIX, each
+# 2 s or more after the one for FIRST (its Retry-After: 2).
+arrivals_after() {
+	arrivals "$2" | python3 -c 'import sys
+first, n = float(sys.argv[1]), int(sys.argv[2])
+t = [float(x) for x in sys.stdin]
+print("after the 429:", [round(x - first, 3) for x in t])
+sys.exit(len(t) != n or min(t) < first + 2)' "$(arrivals "$1")" "$3"
+}
+
+# passes_within LIMIT_PER_MINUTE BURST OUT: the 200s in OUT are what
+# the limit allows over the time it took, no more, and at least the
+# burst.
+passes_within() {
+	local per_minute=$1 burst=$2 out=$3 passed elapsed most
+	passed=$(grep -c '^200' "$out")
+	elapsed=$(sed -n 's/^elapsed //p' "$out")
+	most=$(python3 -c "import math, sys
+print($burst + math.ceil($elapsed * $per_minute / 60) + 1)")
+	echo "passed $passed in $elapsed s; at most $most"
+	[ "$passed" -ge "$burst" ] && [ "$passed" -le "$most" ]
+}

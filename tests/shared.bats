@@ -108,17 +108,6 @@ cached_as_in() {
 	[ "$(requests_for '/slow?delay=300')" -eq 1 ]
 }
 
-# passes_within LIMIT_PER_MINUTE BURST OUT: as in throttling.bats.
-passes_within() {
-	local per_minute=$1 burst=$2 out=$3 passed elapsed most
-	passed=$(grep -c '^200' "$out")
-	elapsed=$(sed -n 's/^elapsed //p' "$out")
-	most=$(python3 -c "import math
-print($burst + math.ceil($elapsed * $per_minute / 60) + 1)")
-	echo "passed $passed in $elapsed s; at most $most"
-	[ "$passed" -ge "$burst" ] && [ "$passed" -le "$most" ]
-}
-
 @test "a limit of 100/m burst 10 holds across three hosts as on one" {
 	for n in 1 2 3; do start_host "$n" --rate-limit 100/m --burst 10; done
 	ports=()
@@ -299,13 +288,10 @@ not_cached_in() {
 	! cached_as_in "$@"
 }
 
-# The times the fixture received requests for paths under PREFIX, one a line.
-arrivals() {
-	curl -s "$UP/_log" | jq -r --arg p "$1" \
-	    'select(.path | startswith($p)) | .time'
-}
-
 @test "--upstream-rate 5/s holds across hosts: 50 clients over two, and the upstream never sees more than 5 in a second" {
+	# turns are kept at Redis's clock; a host that valgrind stalls
+	# sends late ones together, which is no test of the turns
+	[ -z "${RELAY_VALGRIND:-}" ] || skip "spacing is not measured under valgrind"
 	rate=(--upstream-rate 5/s --upstream-wait 2s)
 	for n in 1 2; do start_host "$n" "${rate[@]}"; done
 	urls=()
@@ -318,11 +304,7 @@ arrivals() {
 	[ "$(arrivals /r/ | grep -c .)" -eq "$passed" ]
 	[ "$passed" -ge 11 ] && [ "$passed" -lt 50 ]
 	# any six arrivals span a second at least (jitter of 0.1 s allowed)
-	arrivals /r/ | sort -n | python3 -c 'import sys
-t = [float(x) for x in sys.stdin]
-gaps = [t[i + 5] - t[i] for i in range(len(t) - 5)]
-print("narrowest 6 in", min(gaps))
-sys.exit(min(gaps) < 0.9)'
+	arrivals_spaced /r/
 }
 
 # The upstream's bucket in Redis is paused: its time over a second ahead.
@@ -341,12 +323,7 @@ shared_paused() {
 	curl -s -Z -w '%{http_code}\n' -o /dev/null "${HOST[2]}/after/1" \
 	    -o /dev/null "${HOST[2]}/after/2" >out 2>/dev/null
 	[ "$(sort -u out)" = 200 ]
-	first=$(arrivals /busy)
-	arrivals /after/ | python3 -c 'import sys
-first = float(sys.argv[1])
-t = [float(x) for x in sys.stdin]
-print("after the 429:", [round(x - first, 3) for x in t])
-sys.exit(len(t) != 2 or min(t) < first + 2)' "$first"
+	arrivals_after /busy /after/ 2
 }
 
 # stats_of_all HOST JQ VALUE: /_relay/stats?hosts=all there has it.

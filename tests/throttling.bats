@@ -11,19 +11,6 @@ setup() {
 	start_upstream
 }
 
-# passes_within LIMIT_PER_MINUTE BURST OUT: the 200s in OUT are what
-# the limit allows over the time it took, no more, and at least the
-# burst.
-passes_within() {
-	local per_minute=$1 burst=$2 out=$3 passed elapsed most
-	passed=$(grep -c '^200' "$out")
-	elapsed=$(sed -n 's/^elapsed //p' "$out")
-	most=$(python3 -c "import math, sys
-print($burst + math.ceil($elapsed * $per_minute / 60) + 1)")
-	echo "passed $passed in $elapsed s; at most $most"
-	[ "$passed" -ge "$burst" ] && [ "$passed" -le "$most" ]
-}
-
 @test "1000 requests from one client over 8 processes against 100/m burst 10: exactly what the limit allows" {
 	limits=(--rate-limit 100/m --burst 10)
 	start_serve --workers 4 "${limits[@]}"
