@@ -413,11 +413,13 @@ static void
 on_reply(redisAsyncContext *ac, void *reply_p, void *privdata)
 {
 	struct redis *r = link_of(ac)->r;
-	struct redis_ask *a = privdata;
+	struct redis_ask *a = privdata, **p;
 	redisReply *reply = reply_p;
 
-	if (r->asks == a && (r->asks = a->next) == NULL)
-		r->asks_tail = &r->asks;
+	for (p = &r->asks; *p != NULL && *p != a; p = &(*p)->next)
+		;	/* in order: the first, unless a script was resent */
+	if (*p == a && (*p = a->next) == NULL)
+		r->asks_tail = p;
 	if (reply != NULL && a->script != NULL && reply->type ==
 	    REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
 	    r->cmd.ac != NULL) {

@@ -968,10 +968,8 @@ on_shared_found(void *ctx, struct shared_found *found)
 		if (found->why != NULL)
 			warnx("%s: shared tier: %s", f->key, found->why);
 		break;
-	case SHARED_LEASED:
-		f->state = FLIGHT_FETCHING;
-		fetch(c);
-		return;
+	case SHARED_LEASED:	/* one host of all asks: this one */
+		break;
 	}
 	f->state = FLIGHT_FETCHING;
 	fetch(c);
@@ -1028,9 +1026,10 @@ on_shared_purge(void *ctx, const char *what, int glob)
 	struct through *th = ctx;
 
 	if (glob)
-		storing(th, NULL, what, writeback_purge(th->wb, what));
+		writeback_purge(th->wb, what);
 	else
-		storing(th, NULL, what, writeback_remove(th->wb, what));
+		writeback_remove(th->wb, what);
+	writeback_flush(th->wb);
 }
 
 /* What the holder stores goes to the tier too, and its lease ends. */
