@@ -28,7 +28,7 @@ JQ_CFLAGS ?= $(shell pkg-config --cflags libjq 2>/dev/null)
 JQ_LIBS ?= $(shell pkg-config --libs libjq 2>/dev/null || echo -ljq)
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
-	$(PKG_CFLAGS) -pthread $(CFLAGS)
+	$(PKG_CFLAGS) -pthread $(CPPFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS) -pthread
 
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
@@ -114,8 +114,46 @@ install: all
 	install -m 644 share/bash-completion/completions/list-dishes \
 		$(DESTDIR)$(COMPLETIONDIR)
 
+# The Debian package (debian/), built from a copy of the tree so that
+# what dpkg-buildpackage writes beside it stays in build/deb/.
+deb:
+	rm -rf build/deb
+	mkdir -p build/deb/relay-$(VERSION)
+	tar --exclude=./build --exclude=./bin --exclude=./.git -cf - . | \
+		tar -xf - -C build/deb/relay-$(VERSION)
+	cd build/deb/relay-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls build/deb/relay_$(VERSION)_*.deb
+
+# The container image relay:VERSION and relay:latest (Containerfile),
+# on a base made from Debian's archive, never pulled: the package's
+# dependencies and the package, a user of its own, no documentation
+# but the package's.
+IMAGE_BASE = localhost/relay-base:$(VERSION)
+image: export CONTAINERS_CONF = $(CURDIR)/containers.conf
+image: deb
+	mmdebstrap --variant=essential --mode=root \
+		--include="$$(dpkg-deb -f build/deb/relay_$(VERSION)_*.deb Depends | \
+		    sed 's/ *([^)]*)//g; s/ //g')" \
+		--dpkgopt='path-exclude=/usr/share/man/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-include=/usr/share/doc/relay/*' \
+		--customize-hook='copy-in build/deb/relay_$(VERSION)_amd64.deb /tmp' \
+		--customize-hook='chroot "$$1" dpkg -i /tmp/relay_$(VERSION)_amd64.deb' \
+		--customize-hook='rm "$$1"/tmp/relay_*.deb' \
+		--customize-hook='echo relay:x:999:999:relay:/var/cache/relay:/usr/sbin/nologin >>"$$1"/etc/passwd' \
+		--customize-hook='echo relay:x:999: >>"$$1"/etc/group' \
+		--customize-hook='install -d -o 999 -g 999 "$$1"/var/cache/relay' \
+		bookworm build/image-base.tar
+	podman import build/image-base.tar $(IMAGE_BASE)
+	podman build --pull=never --build-arg BASE=$(IMAGE_BASE) \
+		-t relay:$(VERSION) -t relay:latest -f Containerfile .
+	@podman image inspect --format '{{.Size}}' relay:$(VERSION) | \
+		awk '{ printf "relay:$(VERSION): %.1f MB\n", $$1 / 1e6 }'
+
 clean:
 	rm -rf build bin
 
-.PHONY: all unit check check-valgrind conformance deps demo install clean
+.PHONY: all unit check check-valgrind conformance deb deps demo image install \
+	clean
 .SECONDARY: $(LIB_OBJS)

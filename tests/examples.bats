@@ -68,7 +68,7 @@ load helpers
 	[[ "$output" == *$'bikupan\tBikupan\tUppsala\t'* ]]
 	[[ "$output" == *"Vegetarisk"* ]]
 	[[ "$output" =~ hits[[:space:]]+[1-9] ]]
-	! curl -s -o /dev/null "http://127.0.0.1:$port/"
+	! curl -s -o /dev/null "http://127.0.0.1:$port/" || false
 	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'relay-demo.*' -newer "$BATS_TEST_TMPDIR" 2>/dev/null)" ]
 }
 

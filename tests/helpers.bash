@@ -156,6 +156,7 @@ teardown() {
 		kill "$SERVE_PID" 2>/dev/null
 		wait "$SERVE_PID" 2>/dev/null || true
 	fi
+	[ -z "${EXTRA_CLEANUP:-}" ] || "$EXTRA_CLEANUP"
 	if [ -n "${REDIS_PID:-}" ]; then	# stopped (SIGSTOP) maybe
 		kill -CONT "$REDIS_PID" 2>/dev/null
 		kill "$REDIS_PID" 2>/dev/null

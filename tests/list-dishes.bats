@@ -278,8 +278,8 @@ hostile_menu() {
 	hostile_menu
 	script -qc 'stty cols 100; list-dishes; list-dishes evil' /dev/null >screen
 	# no ESC, BEL or C1 CSI byte on the terminal, only their escaped forms
-	! grep -q $'\e\|\a' screen
-	! grep -q $'\xc2\x9b' screen
+	! grep -q $'\e\|\a' screen || false
+	! grep -q $'\xc2\x9b' screen || false
 	grep -q 'Evil\\x1B\]0;owned\\x07 Diner\\x1B\[2J' screen
 	grep -q 'Evil\\u009B31m — Solna\\nFake row' screen
 	grep -q 'Soup\\x07\\tbread\\n' screen

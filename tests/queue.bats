@@ -34,7 +34,7 @@ effects_at_least() {
 
 # Every entry in the queue file is delivered.
 all_delivered() {
-	! relay-cache queue | cut -f2 | grep -qv delivered
+	! relay-cache queue | cut -f2 | grep -qv delivered || false
 }
 
 # stats_are JQ JSON: /_relay/stats says so.

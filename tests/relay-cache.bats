@@ -392,6 +392,6 @@ load helpers
 	run relay-cache ls
 	[ "$(printf '%s\n' "$output" | cut -f5)" = 'https://api.example/\x1B]0;owned\x07\tx' ]
 	script -qc 'relay-cache ls' /dev/null >screen
-	! grep -q $'\e\|\a' screen
+	! grep -q $'\e\|\a' screen || false
 	grep -q 'https://api.example/\\x1B\]0;owned\\x07\\tx' screen
 }

@@ -398,7 +398,7 @@ setup() {
 	run relay-fetch -L "$UP/r?status=302&h=Location:/target?cc=max-age=600"
 	[ "$status" -eq 0 ]
 	[ "$output" = "/target?cc=max-age=600" ]
-	! relay-cache ls | grep -q '/r?'
+	! relay-cache ls | grep -q '/r?' || false
 	two="$UP/a?status=302&h=Location:/b?status=302%26h=Location:/c"
 	run relay-fetch -L "$two"
 	[ "$output" = /c ]

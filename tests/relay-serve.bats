@@ -274,7 +274,9 @@ statuses() {
 	/a/./b/../c|200
 	EOF
 	run curl -s "$UP/_log"
-	! echo "$output" | grep -q evil.example/x\"
+	# evil.example only as the path /@evil.example/x, which it is
+	! echo "$output" | jq -r .path | grep -v '^/@evil.example/x$' |
+	    grep -q evil.example || false
 	echo "$output" | grep -q '"/@evil.example/x"'
 	echo "$output" | grep -q '"/a/c"'
 }
@@ -312,7 +314,7 @@ statuses() {
 	start_serve
 	printf 'GET /<script>/%%2e%%2e/%%2e%%2e/x HTTP/1.1\r\nHost: x\r\nX-Evil: <b>\r\n\r\n' | raw >out
 	[ "$(statuses <out)" = 400 ]
-	! grep -aq 'script\|<b>\|X-Evil' out
+	! grep -aq 'script\|<b>\|X-Evil' out || false
 }
 
 @test "a client sending a byte a second gets 408 and holds no worker" {
@@ -409,7 +411,7 @@ statuses() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *" 0 errors"* ]]
 	[ "$(pgrep -c -P "$SERVE_PID")" -ge 1 ]
-	! grep -q 'died' serve.log
+	! grep -q 'died' serve.log || false
 	[ "$(relay-cache ls | grep /load | cut -f1,2)" = "$(printf '200\t2')" ]
 	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
 }
@@ -450,7 +452,7 @@ statuses() {
 	eventually lines_are access.json 50
 	[ "$(jq -r .target access.json | sort -u)" = "/al?cc=max-age=60" ]
 	[ "$(jq -s length access.json)" -eq 50 ]
-	! access_log
+	! access_log || false
 	kill "$SERVE_PID"
 	wait "$SERVE_PID" || true
 	start_serve --access-log off
@@ -458,7 +460,7 @@ statuses() {
 	kill "$SERVE_PID"
 	wait "$SERVE_PID" || true
 	SERVE_PID=
-	! access_log
+	! access_log || false
 	run relay-serve --access-log /nonexistent/dir/log
 	[ "$status" -eq 73 ]
 	[ "$output" = "relay-serve: cannot open --access-log '/nonexistent/dir/log': No such file or directory" ]

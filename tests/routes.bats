@@ -31,8 +31,8 @@ events_routes() {	# events_routes fail|partial
 	grep -q $'^Relay-Complete: yes\r$' head
 	grep -q $'^Content-Type: application/json\r$' head
 	[ "$(curl -s "$EVENTS/_log" | jq -r '.headers.Authorization' | sort -u)" = "Token $TOKEN" ]
-	! grep -q "$TOKEN" serve.log head
-	! echo "$output" | grep -q "$TOKEN"
+	! grep -q "$TOKEN" serve.log head || false
+	! echo "$output" | grep -q "$TOKEN" || false
 }
 
 @test "each call is cached with the route's ttl: a second request asks nothing" {

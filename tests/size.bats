@@ -78,9 +78,9 @@ open("sizes", "w").write("%d %d\n" % tuple(most))' "$RELAY_CACHE" &
 	[[ "$stderr" =~ ^relay-cache:\ ([0-9]+)\ bytes\ in\ use,\ within\ 409600$ ]]
 	[ "${BASH_REMATCH[1]}" -le 409600 ]
 	relay-cache ls >ls
-	! grep -q /gone ls
+	! grep -q /gone ls || false
 	grep -q '/p/1?' ls		# hit since stored: kept
-	! grep -q '/p/2?' ls		# the oldest not hit: gone
+	! grep -q '/p/2?' ls || false	# the oldest not hit: gone
 	grep -q '/p/8?' ls		# the newest: kept
 	[ "$(relay-cache stats --json | jq .evictions)" -ge 5 ]
 }
