@@ -37,8 +37,8 @@ LIB_SRCS = admin.c base64.c batch.c buckets.c buf.c cache.c channel.c \
 	config.c deliver.c gate.c gcra.c gzip.c headers.c hot.c http.c \
 	httpdate.c io.c item.c jqprog.c json.c lease.c limiter.c listen.c log.c \
 	merge.c metrics.c num.c options.c policy.c prog.c record.c redis.c \
-	routes.c server.c sf.c sha1.c shared.c shared_entry.c snapshot.c \
-	spool.c store.c sync.c target.c text.c \
+	routes.c server.c sf.c sha1.c shared.c shared_entry.c shared_sync.c \
+	snapshot.c spool.c store.c sync.c target.c text.c \
 	throttle.c through.c upstream.c url.c utf8.c writeback.c ws.c
 LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))

@@ -1301,10 +1301,6 @@ answer_sync(struct answer *a, const char *target)
 	}
 }
 
-/*
- * /_relay/metrics, /_relay/stats and /_relay/queue/ID (admin.h); 404
- * to a client not allowed, as to one asking for a name not ours.
- */
 static void
 send_stats(struct answer *a, const struct buf *body)
 {
@@ -1370,6 +1366,11 @@ on_report(void *ctx, const char *id)
 	buf_free(&rows);
 }
 
+/*
+ * /_relay/metrics, /_relay/stats (?hosts=all: every host's) and
+ * /_relay/queue/ID (admin.h); 404 to a client not allowed, as to one
+ * asking for a name not ours.
+ */
 static void
 answer_admin(struct answer *a, const char *target)
 {

@@ -109,11 +109,7 @@ struct shared_ask *shared_gather(struct shared *, shared_gathered_fn *,
 long long	 shared_ttl(const struct cache_response *,
 		    const struct cache_rules *);
 
-/*
- * The same tier for a program that may wait for it (relay-fetch):
- * blocking commands, each bounded by the timeout; down for a while,
- * said once, after one fails.
- */
+/* The same tier, blocking, for relay-fetch (shared_sync.c). */
 struct shared_sync;
 
 struct shared_sync *shared_sync_open(const struct redis_target *,

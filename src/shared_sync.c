@@ -1,0 +1,145 @@
+/*
+ * The shared tier (shared.h) for a program that may wait for it,
+ * relay-fetch: blocking commands, each bounded by the timeout; after
+ * one fails, Redis is down for REDIS_RETRY_MS, said once, and the
+ * program goes on alone.
+ */
+#include <err.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "prog.h"
+#include "shared.h"
+
+struct shared_sync {
+	struct redis_target	 t;
+	char			*prefix;
+	char			*prog;		/* who says it is down */
+	long long		 timeout_ms, max_object;
+	redisContext		*c;		/* NULL: none now */
+	long long		 retry_ms;	/* down: until then */
+	int			 said_down;
+	redisReply		*last;		/* the entry given last */
+};
+
+struct shared_sync *
+shared_sync_open(const struct redis_target *t, const struct shared_options *o,
+    const char *prog)
+{
+	struct shared_sync *s = xcalloc(1, sizeof *s);
+
+	s->t = *t;	/* taken */
+	s->prefix = xstrdup(o->prefix);
+	s->prog = xstrdup(prog);
+	s->timeout_ms = o->timeout_ms;
+	s->max_object = o->max_object;
+	return s;
+}
+
+void
+shared_sync_close(struct shared_sync *s)
+{
+	if (s == NULL)
+		return;
+	freeReplyObject(s->last);
+	if (s->c != NULL)
+		redisFree(s->c);
+	redis_target_free(&s->t);
+	free(s->prefix);
+	free(s->prog);
+	free(s);
+}
+
+long long
+shared_sync_max_object(const struct shared_sync *s)
+{
+	return s->max_object;
+}
+
+/* A command failed: down for REDIS_RETRY_MS, said once. */
+static void
+sync_down(struct shared_sync *s, const char *why)
+{
+	if (!s->said_down++)
+		warnx("shared tier %s is down (%s): %s goes on alone", s->t.url,
+		    why, s->prog);
+	if (s->c != NULL)
+		redisFree(s->c);
+	s->c = NULL;
+	s->retry_ms = prog_now_ms() + REDIS_RETRY_MS;
+}
+
+/* The connection, made if there is none; NULL while Redis is down. */
+static redisContext *
+sync_connection(struct shared_sync *s)
+{
+	char why[512];
+
+	if (s->c == NULL && prog_now_ms() >= s->retry_ms &&
+	    (s->c = redis_connect_blocking(&s->t, s->timeout_ms, why,
+	    sizeof why)) == NULL)
+		sync_down(s, why);
+	return s->c;
+}
+
+/* A reply that is no failure, or NULL with Redis marked down. */
+static redisReply *
+sync_reply(struct shared_sync *s, redisReply *r)
+{
+	if (r != NULL && r->type != REDIS_REPLY_ERROR)
+		return r;
+	sync_down(s, r != NULL ? r->str : s->c->errstr);
+	freeReplyObject(r);
+	return NULL;
+}
+
+/*
+ * url's entry into e, valid until the next call: 1 if there is one,
+ * 0 if not (or the tier is down), -1 if what is there is not one.
+ */
+int
+shared_sync_get(struct shared_sync *s, const char *url, struct shared_entry *e)
+{
+	struct buf key = BUF_INIT;
+	redisContext *c;
+	redisReply *r;
+	const char *why;
+
+	freeReplyObject(s->last);
+	s->last = NULL;
+	memset(e, 0, sizeof *e);
+	if ((c = sync_connection(s)) == NULL)
+		return 0;
+	shared_key(&key, s->prefix, url, "entry");
+	r = sync_reply(s, redisCommand(c, "GET %s", buf_cstr(&key)));
+	buf_free(&key);
+	if (r == NULL || r->type != REDIS_REPLY_STRING) {
+		freeReplyObject(r);
+		return 0;
+	}
+	s->last = r;
+	if (shared_entry_decode(r->str, r->len, url, e, &why) < 0) {
+		warnx("%s: shared tier: %s", url, why);
+		return -1;
+	}
+	return 1;
+}
+
+/* Keeps r and its body as its URL's entry for ttl_s, for other hosts. */
+void
+shared_sync_put(struct shared_sync *s, const struct cache_response *r,
+    const void *body, size_t body_len, long long ttl_s)
+{
+	struct buf key = BUF_INIT, blob = BUF_INIT;
+	redisContext *c;
+
+	if (ttl_s <= 0 || (c = sync_connection(s)) == NULL)
+		return;
+	shared_key(&key, s->prefix, r->url, "entry");
+	shared_entry_encode(&blob, r, body, body_len);
+	freeReplyObject(sync_reply(s, redisCommand(c, "SET %s %b PX %lld",
+	    buf_cstr(&key), blob.data, blob.len, ttl_s * 1000)));
+	buf_free(&key);
+	buf_free(&blob);
+}
