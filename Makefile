@@ -146,6 +146,7 @@ image: deb
 		--customize-hook='install -d -o 999 -g 999 "$$1"/var/cache/relay' \
 		bookworm build/image-base.tar
 	podman import build/image-base.tar $(IMAGE_BASE)
+	rm build/image-base.tar
 	podman build --pull=never --build-arg BASE=$(IMAGE_BASE) \
 		-t relay:$(VERSION) -t relay:latest -f Containerfile .
 	@podman image inspect --format '{{.Size}}' relay:$(VERSION) | \

@@ -375,3 +375,35 @@ stats_of_all() {
 	[ "$(grep -c 'is down' err)" -eq 1 ]
 	[ "$(requests_under /alone/)" -eq 2 ]
 }
+
+@test "another host's copy has the same Age and freshness as the first's: the times travel with it" {
+	start_host 1 --workers 1
+	start_host 2 --workers 1
+	u='/aged?cc=max-age=600&h=Age:100'
+	curl -s -D head1 -o /dev/null "${HOST[1]}$u"
+	eventually shared_has "$UP$u"
+	curl -s -D head2 -o /dev/null "${HOST[2]}$u"
+	grep -q 'detail=shared' head2
+	age1=$(tr -d '\r' <head1 | sed -n 's/^Age: //p')
+	age2=$(tr -d '\r' <head2 | sed -n 's/^Age: //p')
+	ttl2=$(tr -d '\r' <head2 | sed -n 's/^Cache-Status: .*ttl=\([0-9-]*\).*/\1/p')
+	echo "Age $age1, then $age2 on the other host; ttl $ttl2"
+	# the upstream's Age, plus the seconds since it was received
+	[ "$age1" -ge 100 ] && [ "$age2" -ge "$age1" ] && [ "$age2" -le $((age1 + 5)) ]
+	[ "$ttl2" -eq $((600 - age2)) ]
+}
+
+@test "--shared-prefix keeps two relays on one Redis apart" {
+	start_host 1 --workers 1 --shared-prefix blue:
+	start_host 2 --workers 1 --shared-prefix green:
+	curl -sf -o /dev/null "${HOST[1]}/apart"
+	sha=$(printf %s "$UP/apart" | sha1sum | cut -d' ' -f1)
+	eventually redis_has "blue:{$sha}:entry"
+	[ "$(cache_status "${HOST[2]}/apart")" = "relay; fwd=miss; stored" ]
+	eventually redis_has "green:{$sha}:entry"
+	[ "$(redis --scan --pattern 'relay:*' | grep -c .)" -eq 0 ]
+}
+
+redis_has() {
+	[ "$(redis exists "$1")" = 1 ]
+}
