@@ -132,17 +132,35 @@ cache_commit(struct store_writer *w, const struct cache_response *r,
 	struct store_entry e;
 	int rc;
 
-	headers_add_end_to_end(&kept, r->headers);
-	cache_entry(r, rules, buf_cstr(&kept), &e);
-	e.variant = policy_variant(e.headers, r->request_headers);
-	e.etag = headers_get_dup(e.headers, "etag");
-	e.last_modified = headers_get_dup(e.headers, "last-modified");
+	cache_stored_entry(r, rules, &kept, &e);
 	rc = store_writer_commit(w, &e);
-	free(e.variant);
-	free(e.etag);
-	free(e.last_modified);
-	buf_free(&kept);
+	cache_stored_free(&e, &kept);
 	return rc;
+}
+
+/*
+ * The entry r is stored as: its end-to-end fields (into kept), its
+ * times and freshness, its variant and validators; free it with
+ * cache_stored_free. Its size is the caller's to set.
+ */
+void
+cache_stored_entry(const struct cache_response *r,
+    const struct cache_rules *rules, struct buf *kept, struct store_entry *e)
+{
+	headers_add_end_to_end(kept, r->headers);
+	cache_entry(r, rules, buf_cstr(kept), e);
+	e->variant = policy_variant(e->headers, r->request_headers);
+	e->etag = headers_get_dup(e->headers, "etag");
+	e->last_modified = headers_get_dup(e->headers, "last-modified");
+}
+
+void
+cache_stored_free(struct store_entry *e, struct buf *kept)
+{
+	free(e->variant);
+	free(e->etag);
+	free(e->last_modified);
+	buf_free(kept);
 }
 
 /*

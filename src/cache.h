@@ -40,6 +40,10 @@ void		cache_entry(const struct cache_response *,
 const char	*cache_unstorable(const struct cache_rules *, int,
 		    const char *, const char *);
 int		cache_write(struct store_writer **, const void *, size_t);
+void		cache_stored_entry(const struct cache_response *,
+		    const struct cache_rules *, struct buf *,
+		    struct store_entry *);
+void		cache_stored_free(struct store_entry *, struct buf *);
 int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);
 void		cache_revalidate(struct store_entry *,

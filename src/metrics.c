@@ -445,11 +445,13 @@ metrics_prometheus(struct buf *out, const long long *v,
 
 /*
  * A two-label family's v (from its first series) summed over the
- * other label: by its first label's values (second 0) or its second's.
+ * other label: by its first label's values (second 0), a group named
+ * as the family, or by its second's, named NAME_by_LABEL2. Returns
+ * the values the sums are by.
  */
-static void
+static const char *const *
 label_sums(const struct family *f, const long long *v, int second,
-    long long *sums)
+    long long *sums, struct buf *group)
 {
 	size_t n1 = values_count(f->values), n2 = values_count(f->values2);
 	size_t k;
@@ -457,28 +459,33 @@ label_sums(const struct family *f, const long long *v, int second,
 	memset(sums, 0, (second ? n2 : n1) * sizeof *sums);
 	for (k = 0; k < n1 * n2; k++)
 		sums[second ? k % n2 : k / n2] += v[k];
+	buf_reset(group);
+	buf_adds(group, f->short_name);
+	if (second)
+		buf_printf(group, "_by_%s", f->label2);
+	return second ? f->values2 : f->values;
 }
 
 /* "requests" by outcome, then "requests_by_tier": sums of the pairs. */
 static void
 json_two_labels(struct buf *out, const struct family *f, const long long *v)
 {
-	long long sums[16];
+	struct buf group = BUF_INIT;
 	const char *const *values;
+	long long sums[16];
 	int second;
 	size_t k;
 
 	for (second = 0; second < 2; second++) {
-		values = second ? f->values2 : f->values;
-		label_sums(f, v, second, sums);
+		values = label_sums(f, v, second, sums, &group);
 		if (second)
-			buf_printf(out, ",\"%s_by_%s\":", f->short_name,
-			    f->label2);
+			buf_printf(out, ",\"%s\":", buf_cstr(&group));
 		for (k = 0; values[k] != NULL; k++)
 			buf_printf(out, "%s\"%s\":%lld", k > 0 ? "," : "{",
 			    values[k], sums[k]);
 		buf_addc(out, '}');
 	}
+	buf_free(&group);
 }
 
 /*
@@ -519,40 +526,28 @@ metrics_json(struct buf *out, const long long *v)
 	}
 }
 
-static void
-text_line(struct buf *out, const char *name, const char *value, int aligned)
-{
-	buf_printf(out, aligned ? "%-32s %s\n" : "%s\t%s\n", name, value);
-}
-
 /* requests.hit…, then requests_by_tier.local…: sums of the pairs. */
 static void
 text_two_labels(struct buf *out, const struct family *f, const long long *v,
     int aligned)
 {
-	struct buf name = BUF_INIT, value = BUF_INIT;
-	long long sums[16];
+	struct buf group = BUF_INIT, name = BUF_INIT;
 	const char *const *values;
+	long long sums[16];
 	int second;
 	size_t k;
 
 	for (second = 0; second < 2; second++) {
-		values = second ? f->values2 : f->values;
-		label_sums(f, v, second, sums);
+		values = label_sums(f, v, second, sums, &group);
 		for (k = 0; values[k] != NULL; k++) {
 			buf_reset(&name);
-			buf_reset(&value);
-			buf_adds(&name, f->short_name);
-			if (second)
-				buf_printf(&name, "_by_%s", f->label2);
-			buf_printf(&name, ".%s", values[k]);
-			buf_addll(&value, sums[k]);
-			text_line(out, buf_cstr(&name), buf_cstr(&value),
-			    aligned);
+			buf_printf(&name, "%s.%s", buf_cstr(&group), values[k]);
+			buf_printf(out, aligned ? "%-32s %lld\n" : "%s\t%lld\n",
+			    buf_cstr(&name), sums[k]);
 		}
 	}
+	buf_free(&group);
 	buf_free(&name);
-	buf_free(&value);
 }
 
 /*

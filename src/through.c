@@ -882,18 +882,13 @@ answer_imported(struct through_call *c, const struct shared_entry *se)
 	struct buf kept = BUF_INIT;
 	struct store_entry e;
 
-	headers_add_end_to_end(&kept, se->r.headers);
-	cache_entry(&se->r, &c->rules, buf_cstr(&kept), &e);
+	cache_stored_entry(&se->r, &c->rules, &kept, &e);
 	e.size = (long long)se->body_len;
-	e.etag = headers_get_dup(e.headers, "etag");
-	e.last_modified = headers_get_dup(e.headers, "last-modified");
 	if (hot_fits(&e) && usable(c, &e) == POLICY_FRESH) {
 		hot_put(th->hot, &e, se->body);
 		c->hot = hot_get(th->hot, c->key);
 	}
-	free(e.etag);
-	free(e.last_modified);
-	buf_free(&kept);
+	cache_stored_free(&e, &kept);
 	if (c->hot == NULL)
 		return 0;
 	c->cached = c->hot->e;
