@@ -99,6 +99,7 @@ struct job {
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
 	int			 in_place;	/* …or NAME itself: not a file */
+	long long		 name_taken_by;	/* -o: the earlier URL's seq */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	char			*error;
@@ -216,6 +217,8 @@ resolve(struct job *j, const char *text, const char **why)
 	return url;
 }
 
+static long long claim_output_name(const struct job *);
+
 static struct job *
 job_new(const char *text, long long line)
 {
@@ -235,7 +238,8 @@ job_new(const char *text, long long line)
 			warnx("invalid URL '%s': %s", j->url, why);
 		j->error = xstrdup("invalid URL");
 		j->state = JOB_DONE;
-	}
+	} else if (output_template != NULL)
+		j->name_taken_by = claim_output_name(j);
 	*queue_tail = j;
 	queue_tail = &j->next;
 	queued++;
@@ -936,6 +940,20 @@ claim_name(const char *name, long long seq)
 	return 0;
 }
 
+/*
+ * Names are claimed as URLs are read, so that the earlier URL in the
+ * input keeps a name whichever answer comes first.
+ */
+static long long
+claim_output_name(const struct job *j)
+{
+	char *name = output_name(j);
+	long long other = claim_name(name, j->seq);
+
+	free(name);
+	return other;
+}
+
 /* --create-dirs: the directories a file name needs. */
 static void
 make_parents(const char *name)
@@ -963,11 +981,10 @@ open_part(struct job *j)
 	char *name = output_name(j);
 	struct buf part = BUF_INIT, why = BUF_INIT;
 	struct stat st;
-	long long other;
 
-	if ((other = claim_name(name, j->seq)) != 0) {
+	if (j->name_taken_by != 0) {
 		buf_printf(&why, "-o names '%s' for URL %lld already", name,
-		    other);
+		    j->name_taken_by);
 	} else {
 		if (create_dirs)
 			make_parents(name);

@@ -380,10 +380,11 @@ setup() {
 }
 
 @test "-o: one name for several URLs never overwrites; a bad template is a usage error" {
-	run --separate-stderr relay-fetch -o same "$UP/d" "$UP/e"
+	# the earlier URL keeps the name, though its answer comes later
+	run --separate-stderr relay-fetch -o same "$UP/d?delay=300" "$UP/e"
 	[ "$status" -eq 1 ]
 	[ "$stderr" = "relay-fetch: $UP/e: -o names 'same' for URL 1 already" ]
-	[ "$(cat same)" = /d ]
+	[ "$(cat same)" = '/d?delay=300' ]
 	for t in '' 'x%q' 'x%'; do
 		run --separate-stderr relay-fetch -o "$t" "$UP/d"
 		[ "$status" -eq 2 ] || { echo "'$t': $status"; false; }
