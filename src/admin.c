@@ -166,7 +166,7 @@ queue_reader(struct admin *a)
 }
 
 /*
- * The counters of every process on the cache file (metrics_count()
+ * The counters of every process as the cache file has them (metrics_count()
  * values) and the gauges, into v and g; -1 if the file cannot be read.
  */
 static int
@@ -180,7 +180,6 @@ read_counters(struct admin *a, long long *v, struct metrics_gauges *g)
 	if (store_counters(a->cache, metrics_add_row, v) < 0 ||
 	    store_stats(a->cache, time(NULL), &st) < 0)
 		return -1;
-	metrics_add_pending(v);
 	g->entries = st.entries;
 	g->bytes = st.bytes;
 	g->shared_up = a->shared != NULL ? shared_up(a->shared) : -1;

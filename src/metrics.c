@@ -387,16 +387,6 @@ metrics_add_rows(long long *v, struct metrics_gauges *g, const char *p,
 	}
 }
 
-/* Adds what this process counted and has not handed over to v. */
-void
-metrics_add_pending(long long *v)
-{
-	size_t i, n = metrics_count();
-
-	for (i = 0; i < n; i++)
-		v[i] += series.pending[i];
-}
-
 /* A value as Prometheus and JSON write it: sums are kept in us. */
 static void
 add_value(struct buf *out, const struct family *f, size_t k, long long v)

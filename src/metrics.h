@@ -27,7 +27,6 @@ void	metrics_upstream_failed(void);
 void	metrics_delivery(const char *);
 void	metrics_shared_lost(void);
 int	metrics_take(struct buf *);
-void	metrics_add_pending(long long *);
 void	metrics_rows(struct buf *, const long long *,
 	    const struct metrics_gauges *);
 void	metrics_add_rows(long long *, struct metrics_gauges *, const char *,

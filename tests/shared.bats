@@ -233,18 +233,25 @@ cached_as_in() {
 	eventually shared_has "$UP/tiered"
 	curl -sf -o /dev/null "${HOST[2]}/tiered"
 	curl -sf -o /dev/null "${HOST[2]}/tiered"
-	eventually metrics_have 2 'relay_requests_total{outcome="hit",tier="shared"} 1'
+	eventually tiers_are 2 '{"local":1,"shared":1,"upstream":0,"none":0}'
+	metrics_have 2 'relay_requests_total{outcome="hit",tier="shared"} 1'
 	grep -qx 'relay_requests_total{outcome="hit",tier="local"} 1' metrics
 	grep -qx 'relay_shared_up 1' metrics
 	grep -qx 'relay_shared_failures_total 0' metrics
 	promtool check metrics <metrics
-	[ "$(curl -s "${HOST[2]}/_relay/stats" | jq -c .requests_by_tier)" = \
-	    '{"local":1,"shared":1,"upstream":0,"none":0}' ]
 	stop_redis
 	curl -sf -o /dev/null "${HOST[2]}/after"
+	eventually tiers_are 2 '{"local":1,"shared":1,"upstream":1,"none":0}'
 	eventually metrics_have 2 'relay_shared_failures_total 1'
 	grep -qx 'relay_shared_up 0' metrics
 	grep -qx 'relay_requests_total{outcome="miss",tier="upstream"} 1' metrics
+}
+
+# tiers_are N JSON: host N's /_relay/stats counts requests by tier as JSON.
+tiers_are() {
+	local got
+	got=$(curl -s "${HOST[$1]}/_relay/stats" | jq -c .requests_by_tier)
+	[ "$got" = "$2" ] || { echo "host $1: $got"; false; }
 }
 
 # metrics_have N LINE: host N's /_relay/metrics (in ./metrics) has LINE.
