@@ -76,6 +76,18 @@ metrics_with() {
 	curl -s -D head "$SERVE/_relay/metrics" >metrics && grep -qx "$1" metrics
 }
 
+@test "a counter never goes down between scrapes, whichever process answers" {
+	start_serve --workers 2
+	for i in $(seq 40); do
+		curl -s -o /dev/null "$SERVE/mono?cc=max-age=600"
+		curl -s "$SERVE/_relay/stats" | jq '[.requests[]] | add'
+	done >totals
+	eventually stats_are "$SERVE" .requests.hit 39
+	curl -s "$SERVE/_relay/stats" | jq '[.requests[]] | add' >>totals
+	sort -n -c totals || { cat totals; false; }
+	[ "$(tail -1 totals)" -eq 40 ]
+}
+
 @test "promtool check metrics passes on /_relay/metrics, and the histogram is whole" {
 	start_serve
 	curl -s -o /dev/null "$SERVE/a?delay=30"
