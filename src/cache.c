@@ -194,6 +194,23 @@ cache_revalidate(struct store_entry *c, const struct cache_response *r,
 	buf_free(&merged);
 }
 
+/*
+ * A stored entry as the response it was made from: for another host,
+ * which makes its entry from it as this one did (cache_stored_entry).
+ */
+struct cache_response
+cache_response_of(const struct store_entry *e, const char *request_headers)
+{
+	return (struct cache_response){
+		.url = e->url,
+		.status = e->status,
+		.headers = e->headers,
+		.request_headers = request_headers,
+		.request_time = e->request_time,
+		.response_time = e->response_time,
+	};
+}
+
 /* cache_revalidate, in the file as well. */
 int
 cache_refresh(struct store *s, struct store_entry *c,

@@ -48,6 +48,8 @@ int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);
 void		cache_revalidate(struct store_entry *,
 		    const struct cache_response *, const struct cache_rules *);
+struct cache_response cache_response_of(const struct store_entry *,
+		    const char *);
 int		cache_refresh(struct store *, struct store_entry *,
 		    const struct cache_response *, const struct cache_rules *);
 

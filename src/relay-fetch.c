@@ -736,6 +736,21 @@ answer_from_shared(struct job *j)
 	return 1;
 }
 
+/* A 304 refreshes the shared tier's copy too: other hosts take it. */
+static void
+share_refreshed(const struct job *j)
+{
+	struct cache_response r = cache_response_of(&j->cached,
+	    buf_cstr(&request_headers));
+	struct buf body = BUF_INIT;
+
+	if (shared != NULL && j->cached.size <= shared_sync_max_object(shared)
+	    && store_body_read(reader, &j->cached, &body) == 0)
+		shared_sync_put(shared, &r, body.data, body.len,
+		    shared_ttl(&r, &opts.rules));
+	buf_free(&body);
+}
+
 /* A 304: the stored entry takes the new fields and freshness. */
 static void
 refresh_cached(struct job *j)
@@ -743,6 +758,7 @@ refresh_cached(struct job *j)
 	struct cache_response r = response_of(j);
 
 	cache_revalidate(&j->cached, &r, &opts.rules);
+	share_refreshed(j);
 	hold_until(j, writeback_refresh(writeback, &j->cached));
 	writeback_hit(writeback, j->cached.id, time(NULL));
 	j->status = j->cached.status;

@@ -1234,6 +1234,20 @@ store_body_close(struct store_body *b)
 	free(b);
 }
 
+/* e's body, whole, added to out; -1 if it cannot be read (store_error). */
+int
+store_body_read(struct store *s, const struct store_entry *e, struct buf *out)
+{
+	struct store_body *b = store_body_open(s, e);
+	int rc;
+
+	if (b == NULL)
+		return -1;
+	rc = io_copy(store_body_source(b), sink_buf(out));
+	store_body_close(b);
+	return rc;
+}
+
 /*
  * An entry's body as something that can be read several times:
  * each open starts a new pass (see record_write).

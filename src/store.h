@@ -103,6 +103,8 @@ void		 store_writer_abort(struct store_writer *);
 struct store_body *store_body_open(struct store *, const struct store_entry *);
 struct source	 store_body_source(struct store_body *);
 void		 store_body_close(struct store_body *);
+int		 store_body_read(struct store *, const struct store_entry *,
+		    struct buf *);
 int		 store_body_ref_open(void *, struct source *);
 void		 store_body_ref_close(void *);
 

@@ -135,6 +135,7 @@ struct through {
 static void lookup(struct through_call *);
 static void fetch(struct through_call *);
 static void share_ask(struct flight *, int);
+static void share_refreshed(struct through_call *);
 static void share_put(struct through_call *, const struct cache_response *);
 
 /*
@@ -538,6 +539,7 @@ revalidated(struct through_call *c)
 	struct cache_response r = response_of(c);
 
 	cache_revalidate(&c->cached, &r, &c->rules);
+	share_refreshed(c);	/* while c holds the flight */
 	storing(c->th, c, c->key, writeback_refresh(c->th->wb, &c->cached));
 	answer_stored(c, THROUGH_REVALIDATED);
 }
@@ -806,22 +808,11 @@ usable(const struct through_call *c, const struct store_entry *e)
 static void
 keep_in_memory(struct through *th, const struct store_entry *e)
 {
-	struct store_body *b;
-	struct source src;
-	char *body;
-	ssize_t n = 0, got = -1;
+	struct buf body = BUF_INIT;
 
-	if (!hot_fits(e) || (b = store_body_open(th->reader, e)) == NULL)
-		return;
-	body = xmalloc((size_t)e->size + 1);
-	src = store_body_source(b);
-	while (n <= e->size && (got = src.read(src.ctx, body + n,
-	    (size_t)(e->size + 1 - n))) > 0)
-		n += got;
-	if (got == 0 && n == e->size)
-		hot_put(th->hot, e, body);
-	store_body_close(b);
-	free(body);
+	if (hot_fits(e) && store_body_read(th->reader, e, &body) == 0)
+		hot_put(th->hot, e, body.data);
+	buf_free(&body);
 }
 
 /*
@@ -1040,6 +1031,25 @@ share_put(struct through_call *c, const struct cache_response *r)
 	f->token[0] = '\0';
 	buf_free(&c->shared_body);
 	c->sharing = 0;
+}
+
+/*
+ * A 304 refreshes the tier's copy as well, so that the hosts waiting
+ * on this one's lease take it rather than each asking the upstream.
+ */
+static void
+share_refreshed(struct through_call *c)
+{
+	struct flight *f = holding(c);
+	struct cache_response r = cache_response_of(&c->cached, c->fields);
+
+	if (f == NULL || f->token[0] == '\0')
+		return;
+	/* Memory holds fresh entries only: this one is the file's. */
+	read_begin(c->th);
+	c->sharing = c->cached.size <= shared_max_object(c->th->shared) &&
+	    store_body_read(c->th->reader, &c->cached, &c->shared_body) == 0;
+	share_put(c, &r);
 }
 
 /*

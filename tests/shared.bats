@@ -97,6 +97,27 @@ cached_as_in() {
 	relay-cache -c "$BATS_TEST_TMPDIR/host$1.db" get "$2" >/dev/null 2>&1
 }
 
+@test "a 304 through one host refreshes the shared copy: the others take it rather than ask" {
+	for n in 1 2 3; do start_host "$n"; done
+	u='/rv?etag=v1&cc=max-age=4'
+	curl -sf -o /dev/null "${HOST[1]}$u"
+	eventually shared_has "$UP$u"
+	for n in 2 3; do
+		curl -sf -o /dev/null "${HOST[$n]}$u"
+		eventually cached_as_in "$n" "$UP$u"
+	done
+	[ "$(requests_for "$u")" -eq 1 ]
+	sleep 5		# every host's copy is stale now, and Redis's
+	[[ "$(cache_status "${HOST[1]}$u")" == "relay; fwd=stale; fwd-status=304;"* ]]
+	[ "$(requests_for "$u")" -eq 2 ]
+	for n in 2 3; do
+		status=$(cache_status "${HOST[$n]}$u")
+		[[ "$status" == "relay; hit; ttl="*"; detail=shared" ]] ||
+		    { echo "host $n: $status"; false; }
+	done
+	[ "$(requests_for "$u")" -eq 2 ]
+}
+
 @test "200 concurrent misses spread over three hosts reach the upstream once" {
 	for n in 1 2 3; do start_host "$n" --workers 2; done
 	args=()
@@ -384,6 +405,22 @@ stats_of_all() {
 	relay-fetch --upstream "$UP" "${shared[@]}" /alone/1 /alone/2 2>err >/dev/null
 	[ "$(grep -c 'is down' err)" -eq 1 ]
 	[ "$(requests_under /alone/)" -eq 2 ]
+}
+
+@test "relay-fetch --shared: its 304 refreshes the shared copy for the hosts" {
+	start_host 1 --workers 1
+	shared=(--shared "redis://127.0.0.1:$REDIS_PORT")
+	u='/rf?etag=v1&cc=max-age=4'
+	curl -sf -o /dev/null "${HOST[1]}$u"
+	eventually shared_has "$UP$u"
+	relay-fetch --upstream "$UP" "${shared[@]}" --records "$u" |
+	    jq -e '.source == "shared"'
+	sleep 5		# both copies are stale now, and Redis's
+	relay-fetch --upstream "$UP" "${shared[@]}" --records "$u" |
+	    jq -e '.source == "revalidated"'
+	[ "$(requests_for "$u")" -eq 2 ]
+	[[ "$(cache_status "${HOST[1]}$u")" == "relay; hit; ttl="*"; detail=shared" ]]
+	[ "$(requests_for "$u")" -eq 2 ]
 }
 
 @test "another host's copy has the same Age and freshness as the first's: the times travel with it" {
