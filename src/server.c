@@ -56,6 +56,7 @@ struct conn {
 	int			 flush_due;	/* output queued this round */
 	int			 dead;		/* close now */
 	int			 write_errno;	/* why sending failed, or 0 */
+	int			 leaving;	/* the gone handler runs */
 	long long		 queued_total;	/* bytes ever queued… */
 	long long		 sent_total;	/* …and ever sent */
 	long long		 answer_start;	/* queued_total at dispatch */
@@ -76,6 +77,7 @@ struct conn {
 struct sent_log {
 	struct sent_log		*next;
 	long long		 start, end;	/* its bytes in queued_total */
+	int			 unfinished;	/* logged as its client left */
 	struct log_request	 log;
 	char			 strings[];	/* the log's, copied */
 };
@@ -345,6 +347,7 @@ conn_log(struct conn *c, const struct log_request *log)
 	l->next = NULL;
 	l->start = c->answer_start;
 	l->end = c->queued_total;
+	l->unfinished = c->leaving;
 	l->log = *log;
 	l->log.peer = copy_string(&at, peer);
 	l->log.method = copy_string(&at, log->method);
@@ -368,7 +371,8 @@ write_logs(struct conn *c, int gone)
 	char why[96];
 
 	while ((l = c->logs) != NULL && (gone || l->end <= c->sent_total)) {
-		if (l->end > c->sent_total) {
+		/* Unfinished, though all it had queued may have gone. */
+		if (l->end > c->sent_total || l->unfinished) {
 			head = l->end - l->start - l->log.bytes;
 			sent = c->sent_total - l->start - head;
 			l->log.bytes = sent < 0 ? 0 : sent;
@@ -769,8 +773,10 @@ static void
 conn_free(struct server *srv, struct conn *c)
 {
 	if ((c->state == CONN_BUSY || c->state == CONN_RAW) &&
-	    srv->h.gone != NULL)
+	    srv->h.gone != NULL) {
+		c->leaving = 1;
 		srv->h.gone(c, srv->h.ctx);
+	}
 	write_logs(c, 1);
 	close(c->in);
 	if (c->out != c->in)

@@ -518,7 +518,22 @@ s.close()' "$SERVE_PORT"
 	eventually grep -q '/big' serve.log
 	line=$(access_log | grep '/big')
 	[ "$(jq -r .bytes <<<"$line")" -lt 8000000 ]
-	[[ "$(jq -r .error <<<"$line")" == "the answer was cut short: "* ]]
+	[[ "$(jq -r .error <<<"$line")" == "the answer was cut short: "* ]] ||
+	    { echo "$line"; false; }
+	# a reset when all it was sent has gone out, the rest not come yet
+	python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /stall?body=hello&short=10&stall=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+got = b""
+while not got.endswith(b"hello"):
+    got += s.recv(65536)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+s.close()' "$SERVE_PORT"
+	eventually grep -q '/stall' serve.log
+	line=$(access_log | grep '/stall')
+	[ "$(jq -r .bytes <<<"$line")" -eq 5 ]
+	[ "$(jq -r .error <<<"$line")" = "the answer was cut short: the connection ended" ] ||
+	    { echo "$line"; false; }
 	run curl -s -o /dev/null "$SERVE/f?body=hello"
 	logged 1 '/f?body=hello'
 	[ "$(access_log | grep '/f?body=hello' | jq -r .bytes)" -eq 5 ]
