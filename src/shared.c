@@ -53,7 +53,7 @@ struct shared_ask {
  * find: the entry, unless only the lease is wanted (ARGV[3]); else
  * the lease, if no one holds it; else how long its holder has yet.
  */
-static struct redis_script find_script = { .text =
+struct redis_script shared_find_script = { .text =
 	"if ARGV[3] ~= 'lease' then\n"
 	"  local v = redis.call('GET', KEYS[1])\n"
 	"  if v then return {1, v} end\n"
@@ -65,7 +65,7 @@ static struct redis_script find_script = { .text =
 };
 
 /* put: the entry (unless ARGV[3] is 0), the lease given up, the end told. */
-static struct redis_script put_script = { .text =
+struct redis_script shared_put_script = { .text =
 	"if ARGV[3] ~= '0' then\n"
 	"  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
 	"end\n"
@@ -219,8 +219,8 @@ on_message(void *ctx, const char *p, size_t n)
 }
 
 /* Tokens unique to this process: 64 random bits, then a count. */
-static void
-token_base(char out[17])
+void
+shared_token_base(char out[17])
 {
 	unsigned long long r = 0;
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -247,7 +247,7 @@ shared_open(struct server *srv, const struct redis_target *t,
 	sh->max_object = o->max_object;
 	sh->ev = *ev;
 	sh->ev_ctx = ctx;
-	token_base(sh->token_base);
+	shared_token_base(sh->token_base);
 	sh->redis = redis_open(srv, t, o->timeout_ms, sh->channel, on_message,
 	    sh);
 	return sh;
@@ -316,35 +316,108 @@ integer_of(const redisReply *r)
 	return r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 }
 
+/* find's reply, for url, as what was found (entry valid while reply is). */
+void
+shared_found_of(const redisReply *reply, const char *url,
+    struct shared_found *f)
+{
+	const redisReply *v;
+
+	memset(f, 0, sizeof *f);
+	f->kind = SHARED_FAILED;
+	if (reply == NULL)
+		f->why = NULL;
+	else if (reply->type == REDIS_REPLY_ERROR)
+		f->why = reply->str;
+	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    integer_of(reply->element[0]) < 1)
+		f->why = "an answer of another shape";
+	else if (integer_of(reply->element[0]) == 2)
+		f->kind = SHARED_LEASED;
+	else if (reply->elements != 2)
+		f->why = "an answer of another shape";
+	else if (integer_of(reply->element[0]) == 3) {
+		f->kind = SHARED_BUSY;
+		f->busy_ms = integer_of(reply->element[1]);
+	} else if ((v = reply->element[1])->type != REDIS_REPLY_STRING)
+		f->why = "an entry that is no string";
+	else if (shared_entry_decode(v->str, v->len, url, &f->entry,
+	    &f->why) == 0)
+		f->kind = SHARED_ENTRY;
+}
+
 static void
 on_found(void *ctx, const redisReply *reply)
 {
 	struct shared_ask *a = ctx;
-	struct shared_found f = { .kind = SHARED_FAILED };
-	const redisReply *v;
+	struct shared_found f;
 
-	if (reply == NULL)
-		f.why = NULL;
-	else if (reply->type == REDIS_REPLY_ERROR)
-		f.why = reply->str;
-	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
-	    integer_of(reply->element[0]) < 1)
-		f.why = "an answer of another shape";
-	else if (integer_of(reply->element[0]) == 2)
-		f.kind = SHARED_LEASED;
-	else if (reply->elements != 2)
-		f.why = "an answer of another shape";
-	else if (integer_of(reply->element[0]) == 3) {
-		f.kind = SHARED_BUSY;
-		f.busy_ms = integer_of(reply->element[1]);
-	} else if ((v = reply->element[1])->type != REDIS_REPLY_STRING)
-		f.why = "an entry that is no string";
-	else if (shared_entry_decode(v->str, v->len, a->url, &f.entry,
-	    &f.why) == 0)
-		f.kind = SHARED_ENTRY;
+	shared_found_of(reply, a->url, &f);
 	a->found(a->ctx, &f);
 	shared_entry_free(&f.entry);
 	ask_free(a);
+}
+
+/* Lets go of what a script's arguments were made of. */
+void
+shared_args_free(struct shared_args *a)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof a->held / sizeof a->held[0]; i++)
+		buf_free(&a->held[i]);
+}
+
+/* find's keys and arguments: url's entry (unless lease_only), its lease. */
+void
+shared_find_args(struct shared_args *a, const char *prefix, const char *url,
+    const char *token, long long lease_ms, int lease_only)
+{
+	int i;
+
+	memset(a, 0, sizeof *a);
+	shared_key(&a->held[0], prefix, url, "entry");
+	shared_key(&a->held[1], prefix, url, "lease");
+	buf_addll(&a->held[2], lease_ms > 0 ? lease_ms : 1);
+	a->argv[0] = buf_cstr(&a->held[0]);
+	a->argv[1] = buf_cstr(&a->held[1]);
+	a->argv[2] = token;
+	a->argv[3] = buf_cstr(&a->held[2]);
+	a->argv[4] = lease_only ? "lease" : "entry";
+	a->argc = 5;
+	for (i = 0; i < a->argc; i++)
+		a->len[i] = strlen(a->argv[i]);
+}
+
+/*
+ * put's keys and arguments: r and its body as url's entry for ttl_s
+ * (0: nothing kept), the lease token names given up, every host told.
+ */
+void
+shared_put_args(struct shared_args *a, const char *prefix, const char *channel,
+    const char *url, const char *token, const struct cache_response *r,
+    const void *body, size_t body_len, long long ttl_s)
+{
+	int i;
+
+	memset(a, 0, sizeof *a);
+	shared_key(&a->held[0], prefix, url, "entry");
+	shared_key(&a->held[1], prefix, url, "lease");
+	if (ttl_s > 0)
+		shared_entry_encode(&a->held[2], r, body, body_len);
+	buf_addll(&a->held[3], ttl_s > 0 ? ttl_s * 1000 : 0);
+	buf_adds(&a->held[4], ttl_s > 0 ? "done 1 " : "done 0 ");
+	buf_adds(&a->held[4], url);
+	a->argv[0] = buf_cstr(&a->held[0]);
+	a->argv[1] = buf_cstr(&a->held[1]);
+	a->argv[2] = token != NULL ? token : "";
+	a->argv[3] = buf_cstr(&a->held[2]);
+	a->argv[4] = buf_cstr(&a->held[3]);
+	a->argv[5] = channel;
+	a->argv[6] = buf_cstr(&a->held[4]);
+	a->argc = 7;
+	for (i = 0; i < a->argc; i++)
+		a->len[i] = i == 3 ? a->held[2].len : strlen(a->argv[i]);
 }
 
 /*
@@ -357,30 +430,20 @@ shared_find(struct shared *sh, const char *url, int lease_only,
     long long lease_ms, char token[SHARED_TOKEN_LEN], shared_found_fn *fn,
     void *ctx)
 {
-	struct buf entry = BUF_INIT, lease = BUF_INIT, px = BUF_INIT;
 	struct shared_ask *a = ask_new(sh, ctx);
-	const char *argv[5];
+	struct shared_args args;
 
 	snprintf(token, SHARED_TOKEN_LEN, "%s%016llx", sh->token_base,
 	    ++sh->tokens);
-	shared_key(&entry, sh->prefix, url, "entry");
-	shared_key(&lease, sh->prefix, url, "lease");
-	buf_addll(&px, lease_ms > 0 ? lease_ms : 1);
-	argv[0] = buf_cstr(&entry);
-	argv[1] = buf_cstr(&lease);
-	argv[2] = token;
-	argv[3] = buf_cstr(&px);
-	argv[4] = lease_only ? "lease" : "entry";
+	shared_find_args(&args, sh->prefix, url, token, lease_ms, lease_only);
 	a->found = fn;
 	a->url = xstrdup(url);
-	if (redis_eval(sh->redis, &find_script, 2, 5, argv, NULL, on_found, a,
-	    &a->ask) < 0) {
+	if (redis_eval(sh->redis, &shared_find_script, 2, args.argc,
+	    args.argv, args.len, on_found, a, &a->ask) < 0) {
 		ask_free(a);
 		a = NULL;
 	}
-	buf_free(&entry);
-	buf_free(&lease);
-	buf_free(&px);
+	shared_args_free(&args);
 	return a;
 }
 
@@ -415,36 +478,14 @@ shared_put(struct shared *sh, const char *url, const char *token,
     const struct cache_response *r, const void *body, size_t body_len,
     long long ttl_s)
 {
-	struct buf entry = BUF_INIT, lease = BUF_INIT, blob = BUF_INIT,
-	    px = BUF_INIT, message = BUF_INIT;
-	const char *argv[7];
-	size_t len[7];
+	struct shared_args args;
 	struct redis_ask *unused;
-	int i;
 
-	shared_key(&entry, sh->prefix, url, "entry");
-	shared_key(&lease, sh->prefix, url, "lease");
-	if (ttl_s > 0)
-		shared_entry_encode(&blob, r, body, body_len);
-	buf_addll(&px, ttl_s > 0 ? ttl_s * 1000 : 0);
-	buf_adds(&message, ttl_s > 0 ? "done 1 " : "done 0 ");
-	buf_adds(&message, url);
-	argv[0] = buf_cstr(&entry);
-	argv[1] = buf_cstr(&lease);
-	argv[2] = token != NULL ? token : "";
-	argv[3] = buf_cstr(&blob);
-	argv[4] = buf_cstr(&px);
-	argv[5] = sh->channel;
-	argv[6] = buf_cstr(&message);
-	for (i = 0; i < 7; i++)
-		len[i] = i == 3 ? blob.len : strlen(argv[i]);
-	(void)redis_eval(sh->redis, &put_script, 2, 7, argv, len, on_written,
-	    sh, &unused);
-	buf_free(&entry);
-	buf_free(&lease);
-	buf_free(&blob);
-	buf_free(&px);
-	buf_free(&message);
+	shared_put_args(&args, sh->prefix, sh->channel, url, token, r, body,
+	    body_len, ttl_s);
+	(void)redis_eval(sh->redis, &shared_put_script, 2, args.argc,
+	    args.argv, args.len, on_written, sh, &unused);
+	shared_args_free(&args);
 }
 
 static void

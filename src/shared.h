@@ -122,6 +122,26 @@ void		 shared_sync_put(struct shared_sync *,
 		    long long);
 long long	 shared_sync_max_object(const struct shared_sync *);
 
+/* What both sides build their calls of (shared.c). */
+struct shared_args {
+	const char	*argv[7];
+	size_t		 len[7];
+	int		 argc;
+	struct buf	 held[5];	/* what argv points into */
+};
+
+extern struct redis_script shared_find_script, shared_put_script;
+
+void		 shared_find_args(struct shared_args *, const char *,
+		    const char *, const char *, long long, int);
+void		 shared_put_args(struct shared_args *, const char *,
+		    const char *, const char *, const char *,
+		    const struct cache_response *, const void *, size_t,
+		    long long);
+void		 shared_args_free(struct shared_args *);
+void		 shared_found_of(const redisReply *, const char *,
+		    struct shared_found *);
+void		 shared_token_base(char[17]);
 void		 shared_key(struct buf *, const char *, const char *,
 		    const char *);
 char		*shared_channel(const char *);
