@@ -44,6 +44,9 @@ struct redis_script {
 	char		 sha[41];	/* filled at first use */
 };
 
+redisReply	*redis_eval_blocking(redisContext *, struct redis_script *, int,
+		    int, const char **, const size_t *);
+
 struct redis;
 struct redis_ask;
 

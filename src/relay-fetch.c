@@ -36,6 +36,7 @@
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
+#define SHARED_POLL_MS 50	/* another host has the URL: look this often */
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
 static const char *upstream_base;	/* --upstream, or its default */
@@ -66,6 +67,7 @@ struct hold {
 	char		*url;
 	struct lease	*lease;		/* NULL: no lease file */
 	long long	 seq;		/* 0 while asking; then the write's */
+	char		 shared_token[SHARED_TOKEN_LEN];	/* "": none */
 };
 
 /* One URL, from its input line to its output. */
@@ -93,6 +95,7 @@ struct job {
 	struct hold		*hold;		/* while it asks for its URL */
 	struct lease		*waiting;	/* another process's, if parked */
 	long long		 wait_until;	/* parked: monotonic ms */
+	long long		 other_host_until;	/* …for another host's */
 	int			 on_its_own;	/* waited enough: no more */
 	int			 uncacheable;	/* the response may not be stored */
 	struct spool		*spool;		/* the body, until its turn */
@@ -269,6 +272,9 @@ hold_release(struct hold *h)
 		;
 	*p = h->next;
 	lease_end(h->lease);
+	if (h->shared_token[0] != '\0')	/* nothing came of it */
+		shared_sync_put(shared, h->url, h->shared_token, NULL, NULL, 0,
+		    0);
 	free(h->url);
 	free(h);
 }
@@ -427,6 +433,30 @@ park(struct job *j, struct lease *l)
 }
 
 /*
+ * The URL's lease across hosts, for the job's hold: 1 if this host
+ * asks (the lease is the hold's, or the tier is down); 0 if another
+ * host does: the job is parked, and looks in the tier every
+ * SHARED_POLL_MS for what that host stored, collapse_ms at most.
+ */
+static int
+claim_shared(struct job *j)
+{
+	long long busy_ms, now = prog_now_ms();
+
+	if (shared_sync_lease(shared, j->url, 2 * opts.collapse_ms,
+	    j->hold->shared_token, &busy_ms) != SHARED_BUSY)
+		return 1;
+	hold_release(j->hold);
+	j->hold = NULL;
+	if (j->other_host_until == 0)
+		j->other_host_until = now + opts.collapse_ms;
+	j->state = JOB_PARKED;
+	j->retry_at = now + SHARED_POLL_MS;
+	j->wait_until = j->other_host_until;
+	return 0;
+}
+
+/*
  * Whether the job may ask the upstream: no other request for its URL
  * is under way, here or in another process. Else it is parked until
  * that one is done, then looks in the cache again.
@@ -452,7 +482,7 @@ claim(struct job *j)
 	j->hold->lease = l;
 	j->hold->next = holds;
 	holds = j->hold;
-	return 1;
+	return shared == NULL || claim_shared(j);
 }
 
 static void
@@ -482,7 +512,10 @@ unpark(struct job *j, short revents, long long now)
 {
 	if (now >= j->wait_until)
 		j->on_its_own = 1;
-	else if (j->waiting == NULL ? hold_find(j->url) != NULL :
+	else if (j->other_host_until > 0) {
+		if (now < j->retry_at)
+			return;
+	} else if (j->waiting == NULL ? hold_find(j->url) != NULL :
 	    revents == 0 && (now < j->retry_at || lease_busy(j->waiting))) {
 		if (j->waiting != NULL && now >= j->retry_at)
 			j->retry_at = now + LEASE_RECHECK_MS;
@@ -691,8 +724,13 @@ commit_response(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	if (j->sharing)
-		shared_sync_put(shared, &r, j->shared_body.data,
+	if (shared != NULL && j->hold != NULL) {	/* the lease is done */
+		shared_sync_put(shared, j->url, j->hold->shared_token, &r,
+		    j->shared_body.data, j->shared_body.len, j->sharing ?
+		    shared_ttl(&r, &opts.rules) : 0);
+		j->hold->shared_token[0] = '\0';
+	} else if (j->sharing)
+		shared_sync_put(shared, j->url, NULL, &r, j->shared_body.data,
 		    j->shared_body.len, shared_ttl(&r, &opts.rules));
 	buf_free(&j->shared_body);
 	j->sharing = 0;
@@ -744,10 +782,16 @@ share_refreshed(const struct job *j)
 	    buf_cstr(&request_headers));
 	struct buf body = BUF_INIT;
 
-	if (shared != NULL && j->cached.size <= shared_sync_max_object(shared)
-	    && store_body_read(reader, &j->cached, &body) == 0)
-		shared_sync_put(shared, &r, body.data, body.len,
-		    shared_ttl(&r, &opts.rules));
+	if (shared == NULL || j->cached.size > shared_sync_max_object(shared)
+	    || store_body_read(reader, &j->cached, &body) < 0) {
+		buf_free(&body);
+		return;		/* the lease goes with the hold */
+	}
+	shared_sync_put(shared, j->url, j->hold != NULL ?
+	    j->hold->shared_token : NULL, &r, body.data, body.len,
+	    shared_ttl(&r, &opts.rules));
+	if (j->hold != NULL)
+		j->hold->shared_token[0] = '\0';
 	buf_free(&body);
 }
 

@@ -117,9 +117,11 @@ struct shared_sync *shared_sync_open(const struct redis_target *,
 void		 shared_sync_close(struct shared_sync *);
 int		 shared_sync_get(struct shared_sync *, const char *,
 		    struct shared_entry *);
-void		 shared_sync_put(struct shared_sync *,
-		    const struct cache_response *, const void *, size_t,
-		    long long);
+enum shared_found_kind shared_sync_lease(struct shared_sync *, const char *,
+		    long long, char[SHARED_TOKEN_LEN], long long *);
+void		 shared_sync_put(struct shared_sync *, const char *,
+		    const char *, const struct cache_response *, const void *,
+		    size_t, long long);
 long long	 shared_sync_max_object(const struct shared_sync *);
 
 /* What both sides build their calls of (shared.c). */

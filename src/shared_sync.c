@@ -15,12 +15,15 @@
 struct shared_sync {
 	struct redis_target	 t;
 	char			*prefix;
+	char			*channel;
 	char			*prog;		/* who says it is down */
 	long long		 timeout_ms, max_object;
 	redisContext		*c;		/* NULL: none now */
 	long long		 retry_ms;	/* down: until then */
 	int			 said_down;
 	redisReply		*last;		/* the entry given last */
+	char			 token_base[17];	/* this process's */
+	unsigned long long	 tokens;
 };
 
 struct shared_sync *
@@ -31,6 +34,8 @@ shared_sync_open(const struct redis_target *t, const struct shared_options *o,
 
 	s->t = *t;	/* taken */
 	s->prefix = xstrdup(o->prefix);
+	s->channel = shared_channel(o->prefix);
+	shared_token_base(s->token_base);
 	s->prog = xstrdup(prog);
 	s->timeout_ms = o->timeout_ms;
 	s->max_object = o->max_object;
@@ -47,6 +52,7 @@ shared_sync_close(struct shared_sync *s)
 		redisFree(s->c);
 	redis_target_free(&s->t);
 	free(s->prefix);
+	free(s->channel);
 	free(s->prog);
 	free(s);
 }
@@ -126,20 +132,60 @@ shared_sync_get(struct shared_sync *s, const char *url, struct shared_entry *e)
 	return 1;
 }
 
-/* Keeps r and its body as its URL's entry for ttl_s, for other hosts. */
-void
-shared_sync_put(struct shared_sync *s, const struct cache_response *r,
-    const void *body, size_t body_len, long long ttl_s)
+/*
+ * Takes url's lease for lease_ms, its token put in token: SHARED_LEASED
+ * if it is ours now; SHARED_BUSY, and *busy_ms, if another host has
+ * it; SHARED_FAILED if the tier is down or said no (the caller then
+ * goes on alone).
+ */
+enum shared_found_kind
+shared_sync_lease(struct shared_sync *s, const char *url, long long lease_ms,
+    char token[SHARED_TOKEN_LEN], long long *busy_ms)
 {
-	struct buf key = BUF_INIT, blob = BUF_INIT;
+	struct shared_args args;
+	struct shared_found f;
+	redisContext *c;
+	redisReply *r;
+
+	token[0] = '\0';
+	if ((c = sync_connection(s)) == NULL)
+		return SHARED_FAILED;
+	snprintf(token, SHARED_TOKEN_LEN, "%s%016llx", s->token_base,
+	    ++s->tokens);
+	shared_find_args(&args, s->prefix, url, token, lease_ms, 1);
+	r = sync_reply(s, redis_eval_blocking(c, &shared_find_script, 2,
+	    args.argc, args.argv, args.len));
+	shared_args_free(&args);
+	shared_found_of(r, url, &f);
+	if (f.kind == SHARED_FAILED && f.why != NULL)
+		warnx("%s: shared tier: %s", url, f.why);
+	shared_entry_free(&f.entry);
+	freeReplyObject(r);
+	if (f.kind != SHARED_LEASED)
+		token[0] = '\0';
+	*busy_ms = f.busy_ms;
+	return f.kind;
+}
+
+/*
+ * Keeps r and its body as url's entry for ttl_s (0: nothing kept),
+ * gives up the lease token names (NULL or "": none) and tells every
+ * host, as shared_put does.
+ */
+void
+shared_sync_put(struct shared_sync *s, const char *url, const char *token,
+    const struct cache_response *r, const void *body, size_t body_len,
+    long long ttl_s)
+{
+	struct shared_args args;
 	redisContext *c;
 
-	if (ttl_s <= 0 || (c = sync_connection(s)) == NULL)
+	if ((ttl_s <= 0 && (token == NULL || token[0] == '\0')) ||
+	    (c = sync_connection(s)) == NULL)
 		return;
-	shared_key(&key, s->prefix, r->url, "entry");
-	shared_entry_encode(&blob, r, body, body_len);
-	freeReplyObject(sync_reply(s, redisCommand(c, "SET %s %b PX %lld",
-	    buf_cstr(&key), blob.data, blob.len, ttl_s * 1000)));
-	buf_free(&key);
-	buf_free(&blob);
+	shared_put_args(&args, s->prefix, s->channel, url, token, r, body,
+	    body_len, ttl_s);
+	freeReplyObject(sync_reply(s, redis_eval_blocking(c,
+	    &shared_put_script, 2, args.argc, args.argv, args.len)));
+	shared_args_free(&args);
 }

@@ -407,6 +407,40 @@ stats_of_all() {
 	[ "$(requests_under /alone/)" -eq 2 ]
 }
 
+@test "relay-fetch --shared takes the URL's lease in Redis: one upstream request with a host, or with another relay-fetch" {
+	start_host 1 --workers 1
+	shared=(--shared "redis://127.0.0.1:$REDIS_PORT")
+	# the host asks first: relay-fetch waits for it, then takes its copy
+	curl -sf -o /dev/null "${HOST[1]}/l1?delay=1000" &
+	eventually upstream_saw /l1?delay=1000
+	relay-fetch --upstream "$UP" "${shared[@]}" --records '/l1?delay=1000' |
+	    jq -e '.source == "shared"'
+	wait $!
+	# relay-fetch asks first: the host waits for its news
+	relay-fetch --upstream "$UP" "${shared[@]}" '/l2?delay=1000' >/dev/null &
+	eventually upstream_saw /l2?delay=1000
+	[[ "$(cache_status "${HOST[1]}/l2?delay=1000")" == *"detail=shared" ]]
+	wait $!
+	# two relay-fetch with files of their own, as on two hosts
+	pids=()
+	for n in 1 2; do
+		relay-fetch --cache "fetch$n.db" --upstream "$UP" "${shared[@]}" \
+		    --records '/l3?delay=1000' >"rec$n" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	[ "$(jq -r .source rec1 rec2 | sort | tr '\n' ' ')" = "miss shared " ]
+	for p in /l1 /l2 /l3; do [ "$(requests_for "$p?delay=1000")" -eq 1 ]; done
+	# a lease given up with nothing stored lets the others go at once
+	relay-fetch --upstream "$UP" "${shared[@]}" '/l4?status=404' || true
+	[ "$(redis keys 'relay:*:lease')" = "" ]
+}
+
+# Whether the upstream has had a request for PATH (with its query).
+upstream_saw() {
+	[ "$(requests_for "$1")" -ge 1 ]
+}
+
 @test "relay-fetch --shared: its 304 refreshes the shared copy for the hosts" {
 	start_host 1 --workers 1
 	shared=(--shared "redis://127.0.0.1:$REDIS_PORT")
