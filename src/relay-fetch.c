@@ -1378,8 +1378,8 @@ run(int argc, char **argv)
 		flush_done(w);
 		wake = argc == 0 && more && queued < window ? STDIN_FILENO : -1;
 		/* Only retries waiting: look at them every 10 ms. */
-		wait_for_events(wake, running > 0 || wake >= 0 ||
-		    holds != NULL || parked() ? 100 : 10);
+		wait_for_events(wake, parked() ? SHARED_POLL_MS :
+		    running > 0 || wake >= 0 || holds != NULL ? 100 : 10);
 		flush_done(w);
 		show_progress(more, start_ms);
 	}
