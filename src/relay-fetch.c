@@ -719,19 +719,29 @@ response_of(const struct job *j)
 	};
 }
 
+/*
+ * What the job has for the shared tier, if anything (ttl_s 0: nothing),
+ * with the end of the hold's lease there and the news for every host.
+ */
+static void
+share(struct job *j, const struct cache_response *r, const struct buf *body,
+    long long ttl_s)
+{
+	if (shared == NULL)
+		return;
+	shared_sync_put(shared, j->url, j->hold != NULL ?
+	    j->hold->shared_token : NULL, r, body->data, body->len, ttl_s);
+	if (j->hold != NULL)
+		j->hold->shared_token[0] = '\0';
+}
+
 static void
 commit_response(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	if (shared != NULL && j->hold != NULL) {	/* the lease is done */
-		shared_sync_put(shared, j->url, j->hold->shared_token, &r,
-		    j->shared_body.data, j->shared_body.len, j->sharing ?
-		    shared_ttl(&r, &opts.rules) : 0);
-		j->hold->shared_token[0] = '\0';
-	} else if (j->sharing)
-		shared_sync_put(shared, j->url, NULL, &r, j->shared_body.data,
-		    j->shared_body.len, shared_ttl(&r, &opts.rules));
+	share(j, &r, &j->shared_body, j->sharing ? shared_ttl(&r,
+	    &opts.rules) : 0);
 	buf_free(&j->shared_body);
 	j->sharing = 0;
 	hold_until(j, writeback_commit(writeback, j->body, &r));
@@ -776,23 +786,16 @@ answer_from_shared(struct job *j)
 
 /* A 304 refreshes the shared tier's copy too: other hosts take it. */
 static void
-share_refreshed(const struct job *j)
+share_refreshed(struct job *j)
 {
 	struct cache_response r = cache_response_of(&j->cached,
 	    buf_cstr(&request_headers));
 	struct buf body = BUF_INIT;
 
-	if (shared == NULL || j->cached.size > shared_sync_max_object(shared)
-	    || store_body_read(reader, &j->cached, &body) < 0) {
-		buf_free(&body);
-		return;		/* the lease goes with the hold */
-	}
-	shared_sync_put(shared, j->url, j->hold != NULL ?
-	    j->hold->shared_token : NULL, &r, body.data, body.len,
-	    shared_ttl(&r, &opts.rules));
-	if (j->hold != NULL)
-		j->hold->shared_token[0] = '\0';
-	buf_free(&body);
+	if (shared != NULL && j->cached.size <= shared_sync_max_object(shared)
+	    && store_body_read(reader, &j->cached, &body) == 0)
+		share(j, &r, &body, shared_ttl(&r, &opts.rules));
+	buf_free(&body);	/* else the lease ends with the hold */
 }
 
 /* A 304: the stored entry takes the new fields and freshness. */
