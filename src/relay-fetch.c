@@ -435,16 +435,20 @@ park(struct job *j, struct lease *l)
 /*
  * The URL's lease across hosts, for the job's hold: 1 if this host
  * asks (the lease is the hold's, or the tier is down); 0 if another
- * host does: the job is parked, and looks in the tier every
- * SHARED_POLL_MS for what that host stored, collapse_ms at most.
+ * host does, or has just stored the URL (one script looks for both, so
+ * that no store falls between): the job is parked, and looks in the
+ * tier every SHARED_POLL_MS for what that host stored, collapse_ms at
+ * most. With a copy here, only a newer one would do: the lease alone.
  */
 static int
 claim_shared(struct job *j)
 {
 	long long busy_ms, now = prog_now_ms();
+	enum shared_found_kind kind = shared_sync_lease(shared, j->url,
+	    j->cached.url != NULL, 2 * opts.collapse_ms, j->hold->shared_token,
+	    &busy_ms);
 
-	if (shared_sync_lease(shared, j->url, 2 * opts.collapse_ms,
-	    j->hold->shared_token, &busy_ms) != SHARED_BUSY)
+	if (kind != SHARED_BUSY && kind != SHARED_ENTRY)
 		return 1;
 	hold_release(j->hold);
 	j->hold = NULL;

@@ -118,7 +118,7 @@ void		 shared_sync_close(struct shared_sync *);
 int		 shared_sync_get(struct shared_sync *, const char *,
 		    struct shared_entry *);
 enum shared_found_kind shared_sync_lease(struct shared_sync *, const char *,
-		    long long, char[SHARED_TOKEN_LEN], long long *);
+		    int, long long, char[SHARED_TOKEN_LEN], long long *);
 void		 shared_sync_put(struct shared_sync *, const char *,
 		    const char *, const struct cache_response *, const void *,
 		    size_t, long long);

@@ -133,14 +133,15 @@ shared_sync_get(struct shared_sync *s, const char *url, struct shared_entry *e)
 }
 
 /*
- * Takes url's lease for lease_ms, its token put in token: SHARED_LEASED
- * if it is ours now; SHARED_BUSY, and *busy_ms, if another host has
- * it; SHARED_FAILED if the tier is down or said no (the caller then
- * goes on alone).
+ * Takes url's lease for lease_ms, its token put in token, unless (not
+ * lease_only) its entry is there: SHARED_ENTRY then; SHARED_LEASED if
+ * the lease is ours now; SHARED_BUSY, and *busy_ms, if another host
+ * has it; SHARED_FAILED if the tier is down or said no (the caller
+ * then goes on alone).
  */
 enum shared_found_kind
-shared_sync_lease(struct shared_sync *s, const char *url, long long lease_ms,
-    char token[SHARED_TOKEN_LEN], long long *busy_ms)
+shared_sync_lease(struct shared_sync *s, const char *url, int lease_only,
+    long long lease_ms, char token[SHARED_TOKEN_LEN], long long *busy_ms)
 {
 	struct shared_args args;
 	struct shared_found f;
@@ -152,7 +153,7 @@ shared_sync_lease(struct shared_sync *s, const char *url, long long lease_ms,
 		return SHARED_FAILED;
 	snprintf(token, SHARED_TOKEN_LEN, "%s%016llx", s->token_base,
 	    ++s->tokens);
-	shared_find_args(&args, s->prefix, url, token, lease_ms, 1);
+	shared_find_args(&args, s->prefix, url, token, lease_ms, lease_only);
 	r = sync_reply(s, redis_eval_blocking(c, &shared_find_script, 2,
 	    args.argc, args.argv, args.len));
 	shared_args_free(&args);

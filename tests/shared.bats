@@ -429,7 +429,8 @@ stats_of_all() {
 		pids+=($!)
 	done
 	wait "${pids[@]}"
-	[ "$(jq -r .source rec1 rec2 | sort | tr '\n' ' ')" = "miss shared " ]  || { cat rec1 rec2; false; }
+	[ "$(jq -r .source rec1 rec2 | sort | tr '\n' ' ')" = "miss shared " ] ||
+	    { cat rec1 rec2; false; }
 	for p in /l1 /l2 /l3; do [ "$(requests_for "$p?delay=1000")" -eq 1 ]; done
 	# a lease given up with nothing stored lets the others go at once
 	relay-fetch --upstream "$UP" "${shared[@]}" '/l4?status=404' || true
