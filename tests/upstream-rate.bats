@@ -87,12 +87,14 @@ stale over the upstream's rate" ]
 }
 
 @test "an upstream 503 with Retry-After pauses it, answering stale meanwhile" {
-	start_serve --upstream-rate 100/s --upstream-wait 0
+	# a burst, so that the quick requests before the pause all go out
+	start_serve --upstream-rate 100/s --upstream-burst 10 --upstream-wait 0
 	curl -s -o /dev/null "$SERVE/p?cc=max-age=0"
 	# the same URL, now failing: Retry-After pauses, the stored one answers
 	run curl -s -D head "$SERVE/p?cc=max-age=0"
 	[ "$output" = "/p?cc=max-age=0" ]
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/q?status=503&retry_after=60")" = 503 ]
+	[ "$(requests_for '/q?status=503&retry_after=60')" -eq 1 ]
 	eventually paused_until_later
 	run curl -s -D head "$SERVE/p?cc=max-age=0"
 	[ "$output" = "/p?cc=max-age=0" ]
