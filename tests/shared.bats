@@ -97,6 +97,15 @@ cached_as_in() {
 	relay-cache -c "$BATS_TEST_TMPDIR/host$1.db" get "$2" >/dev/null 2>&1
 }
 
+# stale_in FILE URL: the cache file (under the test's directory) holds
+# URL, stale.
+stale_in() {
+	local file=$1
+	[[ "$file" == /* ]] || file=$BATS_TEST_TMPDIR/$file
+	relay-cache -c "$file" ls --json |
+	    jq -e --arg u "$2" 'select(.url == $u) | .state == "stale"' >/dev/null
+}
+
 @test "a 304 through one host refreshes the shared copy: the others take it rather than ask" {
 	for n in 1 2 3; do start_host "$n"; done
 	u='/rv?etag=v1&cc=max-age=4'
@@ -107,7 +116,8 @@ cached_as_in() {
 		eventually cached_as_in "$n" "$UP$u"
 	done
 	[ "$(requests_for "$u")" -eq 1 ]
-	sleep 5		# every host's copy is stale now, and Redis's
+	# Redis's copy has host 1's times: stale when that one is
+	for n in 1 2 3; do eventually stale_in "host$n.db" "$UP$u"; done
 	[[ "$(cache_status "${HOST[1]}$u")" == "relay; fwd=stale; fwd-status=304;"* ]]
 	[ "$(requests_for "$u")" -eq 2 ]
 	for n in 2 3; do
@@ -450,7 +460,8 @@ upstream_saw() {
 	eventually shared_has "$UP$u"
 	relay-fetch --upstream "$UP" "${shared[@]}" --records "$u" |
 	    jq -e '.source == "shared"'
-	sleep 5		# both copies are stale now, and Redis's
+	eventually stale_in host1.db "$UP$u"	# Redis's too: the same times
+	eventually stale_in "$RELAY_CACHE" "$UP$u"
 	relay-fetch --upstream "$UP" "${shared[@]}" --records "$u" |
 	    jq -e '.source == "revalidated"'
 	[ "$(requests_for "$u")" -eq 2 ]
