@@ -1175,7 +1175,10 @@ body_read(void *ctx, void *p, size_t n)
 		b->rows++;
 		b->data = sqlite3_column_blob(b->st, 0);
 		b->left = (size_t)sqlite3_column_bytes(b->st, 0);
-		b->got += (long long)b->left;
+		if ((b->got += (long long)b->left) > b->expect)
+			return fail_msg(s, EX_DATAERR, "cannot read cache "
+			    "'%s': body has more than its %lld bytes", s->path,
+			    b->expect);
 	}
 	if (n > b->left)
 		n = b->left;
