@@ -379,7 +379,7 @@ answer_from_cache(struct job *j)
 static int on_head(void *, int, const char *);
 static int on_body(void *, const void *, size_t);
 static void on_done(void *, const char *);
-static int answer_from_shared(struct job *);
+static int ask_shared(struct job *);
 
 /* Sends the request, conditional when a stored response has validators. */
 static void
@@ -433,34 +433,6 @@ park(struct job *j, struct lease *l)
 }
 
 /*
- * The URL's lease across hosts, for the job's hold: 1 if this host
- * asks (the lease is the hold's, or the tier is down); 0 if another
- * host does, or has just stored the URL (one script looks for both, so
- * that no store falls between): the job is parked, and looks in the
- * tier every SHARED_POLL_MS for what that host stored, collapse_ms at
- * most. With a copy here, only a newer one would do: the lease alone.
- */
-static int
-claim_shared(struct job *j)
-{
-	long long busy_ms, now = prog_now_ms();
-	enum shared_found_kind kind = shared_sync_lease(shared, j->url,
-	    j->cached.url != NULL, 2 * opts.collapse_ms, j->hold->shared_token,
-	    &busy_ms);
-
-	if (kind != SHARED_BUSY && kind != SHARED_ENTRY)
-		return 1;
-	hold_release(j->hold);
-	j->hold = NULL;
-	if (j->other_host_until == 0)
-		j->other_host_until = now + opts.collapse_ms;
-	j->state = JOB_PARKED;
-	j->retry_at = now + SHARED_POLL_MS;
-	j->wait_until = j->other_host_until;
-	return 0;
-}
-
-/*
  * Whether the job may ask the upstream: no other request for its URL
  * is under way, here or in another process. Else it is parked until
  * that one is done, then looks in the cache again.
@@ -486,7 +458,7 @@ claim(struct job *j)
 	j->hold->lease = l;
 	j->hold->next = holds;
 	holds = j->hold;
-	return shared == NULL || claim_shared(j);
+	return 1;
 }
 
 static void
@@ -500,9 +472,7 @@ start(struct job *j)
 		job_fail(j, "'%s' is not in the cache", j->url);
 		return;
 	}
-	if (answer_from_shared(j))
-		return;
-	if (claim(j))
+	if (claim(j) && (j->hold == NULL || shared == NULL || ask_shared(j)))
 		send_request(j);
 }
 
@@ -758,34 +728,65 @@ commit_response(struct job *j)
  * is what it was there. Returns whether it was.
  */
 static int
-answer_from_shared(struct job *j)
+answer_from_shared(struct job *j, const struct shared_entry *e)
 {
-	struct shared_entry e;
-
-	if (shared == NULL || shared_sync_get(shared, j->url, &e) <= 0)
-		return 0;
-	if (e.r.status >= 500 || retryable_status(e.r.status) ||
-	    (j->cached.url != NULL && e.r.response_time <=
+	if (e->r.status >= 500 || retryable_status(e->r.status) ||
+	    (j->cached.url != NULL && e->r.response_time <=
 	    j->cached.response_time) || cache_unstorable(&opts.rules,
-	    e.r.status, buf_cstr(&request_headers), e.r.headers) != NULL) {
-		shared_entry_free(&e);
+	    e->r.status, buf_cstr(&request_headers), e->r.headers) != NULL)
 		return 0;	/* ours is as new, or it is not for here */
-	}
 	j->attempts++;
 	j->state = JOB_RUNNING;
 	running++;
-	if (on_head(j, e.r.status, e.r.headers) == 0) {
+	if (on_head(j, e->r.status, e->r.headers) == 0) {
 		j->sharing = 0;		/* it is there already */
-		if (e.body_len > 0)
-			(void)on_body(j, e.body, e.body_len);
+		if (e->body_len > 0)
+			(void)on_body(j, e->body, e->body_len);
 	}
-	j->request_time = e.r.request_time;
-	j->response_time = e.r.response_time;
+	j->request_time = e->r.request_time;
+	j->response_time = e->r.response_time;
 	on_done(j, NULL);
 	if (j->source != NULL && strcmp(j->source, "miss") == 0)
 		j->source = "shared";
-	shared_entry_free(&e);
 	return 1;
+}
+
+/*
+ * The shared tier, for a job that holds its URL here: 1 if this host
+ * is to ask the upstream (the URL's lease there is the hold's, or the
+ * tier is down); 0 if the job was answered from another host's entry,
+ * or is parked while another host asks, looking in the tier every
+ * SHARED_POLL_MS, collapse_ms at most. An entry no newer than the
+ * copy here is no use: the lease is asked for alone then.
+ */
+static int
+ask_shared(struct job *j)
+{
+	struct shared_found f;
+	enum shared_found_kind kind;
+	long long now = prog_now_ms();
+	int answered;
+
+	kind = shared_sync_find(shared, j->url, 0, 2 * opts.collapse_ms,
+	    j->hold->shared_token, &f);
+	if (kind == SHARED_ENTRY) {
+		answered = answer_from_shared(j, &f.entry);
+		shared_entry_free(&f.entry);
+		if (answered)
+			return 0;
+		kind = shared_sync_find(shared, j->url, 1,
+		    2 * opts.collapse_ms, j->hold->shared_token, &f);
+	}
+	if (kind != SHARED_BUSY)
+		return 1;
+	hold_release(j->hold);
+	j->hold = NULL;
+	if (j->other_host_until == 0)
+		j->other_host_until = now + opts.collapse_ms;
+	j->state = JOB_PARKED;
+	j->retry_at = now + SHARED_POLL_MS;
+	j->wait_until = j->other_host_until;
+	return 0;
 }
 
 /* A 304 refreshes the shared tier's copy too: other hosts take it. */

@@ -115,10 +115,9 @@ struct shared_sync;
 struct shared_sync *shared_sync_open(const struct redis_target *,
 		    const struct shared_options *, const char *);
 void		 shared_sync_close(struct shared_sync *);
-int		 shared_sync_get(struct shared_sync *, const char *,
-		    struct shared_entry *);
-enum shared_found_kind shared_sync_lease(struct shared_sync *, const char *,
-		    int, long long, char[SHARED_TOKEN_LEN], long long *);
+enum shared_found_kind shared_sync_find(struct shared_sync *, const char *,
+		    int, long long, char[SHARED_TOKEN_LEN],
+		    struct shared_found *);
 void		 shared_sync_put(struct shared_sync *, const char *,
 		    const char *, const struct cache_response *, const void *,
 		    size_t, long long);

@@ -101,71 +101,38 @@ sync_reply(struct shared_sync *s, redisReply *r)
 }
 
 /*
- * url's entry into e, valid until the next call: 1 if there is one,
- * 0 if not (or the tier is down), -1 if what is there is not one.
+ * url's entry in f->entry (SHARED_ENTRY; valid until the next call),
+ * unless lease_only; else its lease for lease_ms, its token put in
+ * token (SHARED_LEASED); SHARED_BUSY, and f->busy_ms, if another host
+ * has it; SHARED_FAILED if the tier is down or said no (the caller
+ * then goes on alone). One script does it all, so that no other
+ * host's store falls between the look and the lease.
  */
-int
-shared_sync_get(struct shared_sync *s, const char *url, struct shared_entry *e)
+enum shared_found_kind
+shared_sync_find(struct shared_sync *s, const char *url, int lease_only,
+    long long lease_ms, char token[SHARED_TOKEN_LEN], struct shared_found *f)
 {
-	struct buf key = BUF_INIT;
+	struct shared_args args;
 	redisContext *c;
-	redisReply *r;
-	const char *why;
 
 	freeReplyObject(s->last);
 	s->last = NULL;
-	memset(e, 0, sizeof *e);
-	if ((c = sync_connection(s)) == NULL)
-		return 0;
-	shared_key(&key, s->prefix, url, "entry");
-	r = sync_reply(s, redisCommand(c, "GET %s", buf_cstr(&key)));
-	buf_free(&key);
-	if (r == NULL || r->type != REDIS_REPLY_STRING) {
-		freeReplyObject(r);
-		return 0;
-	}
-	s->last = r;
-	if (shared_entry_decode(r->str, r->len, url, e, &why) < 0) {
-		warnx("%s: shared tier: %s", url, why);
-		return -1;
-	}
-	return 1;
-}
-
-/*
- * Takes url's lease for lease_ms, its token put in token, unless (not
- * lease_only) its entry is there: SHARED_ENTRY then; SHARED_LEASED if
- * the lease is ours now; SHARED_BUSY, and *busy_ms, if another host
- * has it; SHARED_FAILED if the tier is down or said no (the caller
- * then goes on alone).
- */
-enum shared_found_kind
-shared_sync_lease(struct shared_sync *s, const char *url, int lease_only,
-    long long lease_ms, char token[SHARED_TOKEN_LEN], long long *busy_ms)
-{
-	struct shared_args args;
-	struct shared_found f;
-	redisContext *c;
-	redisReply *r;
-
+	memset(f, 0, sizeof *f);
 	token[0] = '\0';
 	if ((c = sync_connection(s)) == NULL)
-		return SHARED_FAILED;
+		return f->kind = SHARED_FAILED;
 	snprintf(token, SHARED_TOKEN_LEN, "%s%016llx", s->token_base,
 	    ++s->tokens);
 	shared_find_args(&args, s->prefix, url, token, lease_ms, lease_only);
-	r = sync_reply(s, redis_eval_blocking(c, &shared_find_script, 2,
+	s->last = sync_reply(s, redis_eval_blocking(c, &shared_find_script, 2,
 	    args.argc, args.argv, args.len));
 	shared_args_free(&args);
-	shared_found_of(r, url, &f);
-	if (f.kind == SHARED_FAILED && f.why != NULL)
-		warnx("%s: shared tier: %s", url, f.why);
-	shared_entry_free(&f.entry);
-	freeReplyObject(r);
-	if (f.kind != SHARED_LEASED)
+	shared_found_of(s->last, url, f);
+	if (f->kind == SHARED_FAILED && f->why != NULL)
+		warnx("%s: shared tier: %s", url, f->why);
+	if (f->kind != SHARED_LEASED)
 		token[0] = '\0';
-	*busy_ms = f.busy_ms;
-	return f.kind;
+	return f->kind;
 }
 
 /*
