@@ -395,3 +395,15 @@ load helpers
 	! grep -q $'\e\|\a' screen || false
 	grep -q 'https://api.example/\\x1B\]0;owned\\x07\\tx' screen
 }
+
+@test "a body in the file longer or shorter than its entry says is refused, not served" {
+	printf 'hello' | relay-cache put https://api.example/b
+	sqlite3 "$RELAY_CACHE" "UPDATE chunks SET data = CAST('hello, and more' AS BLOB)"
+	run --separate-stderr relay-cache get https://api.example/b
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"body has more than its 5 bytes" ]]
+	sqlite3 "$RELAY_CACHE" "UPDATE chunks SET data = CAST('hel' AS BLOB)"
+	run --separate-stderr relay-cache get https://api.example/b
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"body has 3 of 5 bytes" ]]
+}
