@@ -228,3 +228,78 @@ headers_merge_304(struct buf *out, const char *stored, const char *update)
 			    h.value_len);
 	buf_free(&fresh);
 }
+
+/* Whether a line before the one at `at` has the same name as h. */
+static int
+named_before(const char *block, const char *at, const struct header *h)
+{
+	struct header o;
+
+	while (block < at && headers_next(&block, &o))
+		if (o.name_len == h->name_len &&
+		    strncasecmp(o.name, h->name, h->name_len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Set-Cookie is the one field whose lines must not be combined. */
+static int
+combinable(const struct header *h)
+{
+	return !header_is(h, "set-cookie");
+}
+
+/*
+ * Appends the value of every line of a field, name[0..n), as one
+ * (RFC 9110 section 5.3): joined by ", ", or "; " for Cookie (RFC 6265
+ * section 5.4). Returns how many lines it has.
+ */
+int
+headers_get_all(const char *block, const char *name, size_t n,
+    struct buf *out)
+{
+	struct header h;
+	int lines = 0;
+
+	while (headers_next(&block, &h)) {
+		if (h.name_len != n || strncasecmp(h.name, name, n) != 0)
+			continue;
+		if (lines++ > 0)
+			buf_adds(out, header_is(&h, "cookie") ? "; " : ", ");
+		buf_add(out, h.value, h.value_len);
+	}
+	return lines;
+}
+
+/*
+ * The block with each field's repeated lines combined into its first,
+ * so that whatever reads a field sees what the upstream sees, every
+ * line of it. Returns 0, leaving out untouched, when no field repeats;
+ * else 1 with the combined block appended to out.
+ */
+int
+headers_combine(const char *block, struct buf *out)
+{
+	const char *p = block, *at;
+	struct header h;
+	int repeats = 0;
+
+	for (at = p; !repeats && headers_next(&p, &h); at = p)
+		repeats = combinable(&h) && named_before(block, at, &h);
+	if (!repeats)
+		return 0;
+	for (p = block, at = p; headers_next(&p, &h); at = p) {
+		if (!combinable(&h)) {
+			headers_add(out, h.name, h.name_len, h.value,
+			    h.value_len);
+			continue;
+		}
+		if (named_before(block, at, &h))
+			continue;
+		buf_add(out, h.name, h.name_len);
+		buf_add(out, ": ", 2);
+		headers_get_all(block, h.name, h.name_len, out);
+		buf_add(out, "\r\n", 2);
+	}
+	return 1;
+}

@@ -25,5 +25,7 @@ int	 headers_is_hop_by_hop(const char *, size_t);
 int	 header_is(const struct header *, const char *);
 void	 headers_add_end_to_end(struct buf *, const char *);
 void	 headers_merge_304(struct buf *, const char *, const char *);
+int	 headers_get_all(const char *, const char *, size_t, struct buf *);
+int	 headers_combine(const char *, struct buf *);
 
 #endif

@@ -280,6 +280,21 @@ parse_field(const char *p, size_t n, struct http_request *r,
 	return note_field(&h, r, s, why);
 }
 
+/*
+ * A field sent on several lines is read as one (RFC 9110 section 5.3):
+ * every decision on the request sees what the upstream sees.
+ */
+static void
+combine_fields(struct http_request *r)
+{
+	struct buf combined = BUF_INIT;
+
+	if (headers_combine(buf_cstr(&r->fields), &combined)) {
+		buf_free(&r->fields);
+		r->fields = combined;
+	}
+}
+
 static ssize_t
 framing(struct http_request *r, const struct seen *s, const char **why)
 {
@@ -292,6 +307,7 @@ framing(struct http_request *r, const struct seen *s, const char **why)
 	r->body = s->chunked ? HTTP_BODY_CHUNKED : s->length &&
 	    r->content_length > 0 ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
 	r->keep_alive = r->minor >= 1 ? !s->close : s->keep_alive && !s->close;
+	combine_fields(r);
 	return 0;
 }
 

@@ -484,14 +484,16 @@ is_dropped(const struct header *h, const char *item_fields)
 /*
  * The request an item makes: the client's own fields (its API key, its
  * credentials) but those about the batch's body, its conditions and
- * framing, and any the item sets itself; then the item's. HTTP/1.0,
- * so that the answer's body comes unframed.
+ * framing, and any the item sets itself; then the item's, without the
+ * ones that frame a message or name a connection, which are relay's to
+ * set. A field on several lines is one, as in a parsed request.
+ * HTTP/1.0, so that the answer's body comes unframed.
  */
 static void
 make_request(const struct item *it, const char *outer, struct http_request *req,
     struct buf *body)
 {
-	struct buf kept = BUF_INIT;
+	struct buf kept = BUF_INIT, all = BUF_INIT;
 	const char *p, *mine = buf_cstr((struct buf *)&it->fields);
 	struct header h, type;
 
@@ -501,20 +503,22 @@ make_request(const struct item *it, const char *outer, struct http_request *req,
 	headers_add_end_to_end(&kept, outer);
 	for (p = buf_cstr(&kept); headers_next(&p, &h);)
 		if (!is_dropped(&h, mine))
-			headers_add(&req->fields, h.name, h.name_len, h.value,
+			headers_add(&all, h.name, h.name_len, h.value,
 			    h.value_len);
-	buf_free(&kept);
-	buf_adds(&req->fields, mine);
+	headers_add_end_to_end(&all, mine);
 	buf_add(body, it->body.data, it->body.len);
 	if (it->has_body) {
 		req->body = HTTP_BODY_LENGTH;
 		req->content_length = (long long)it->body.len;
-		buf_printf(&req->fields, "Content-Length: %zu\r\n",
-		    it->body.len);
+		buf_printf(&all, "Content-Length: %zu\r\n", it->body.len);
 		if (it->json_body && !headers_get(mine, "content-type", &type))
-			buf_adds(&req->fields,
-			    "Content-Type: application/json\r\n");
+			buf_adds(&all, "Content-Type: application/json\r\n");
 	}
+	if (headers_combine(buf_cstr(&all), &req->fields))
+		buf_free(&all);
+	else
+		req->fields = all;
+	buf_free(&kept);
 }
 
 /*

@@ -503,23 +503,21 @@ policy_stale_if_error(const char *response, long long age, long long lifetime,
 	return v > 0 && age - lifetime < v;
 }
 
-/* Appends "name=value\n" for one field named by Vary, from the request. */
+/*
+ * Appends "name=value\n" for one field named by Vary, its value every
+ * line of it in the request as one (RFC 9111 section 4.1 with RFC 9110
+ * section 5.3), as the upstream sees it.
+ */
 static void
 add_variant_field(struct buf *key, const char *name, size_t n,
     const char *request)
 {
-	struct header field;
 	size_t i;
 
 	for (i = 0; i < n; i++)
 		buf_addc(key, (char)tolower((unsigned char)name[i]));
 	buf_addc(key, '=');
-	while (headers_next(&request, &field))
-		if (field.name_len == n &&
-		    strncasecmp(field.name, name, n) == 0) {
-			buf_add(key, field.value, field.value_len);
-			break;
-		}
+	headers_get_all(request, name, n, key);
 	buf_addc(key, '\n');
 }
 

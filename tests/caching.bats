@@ -166,3 +166,23 @@ not_hit() {
 	[ "$status" -eq 78 ]
 	[[ "$output" != *s3cr* ]]
 }
+
+@test "Vary: a field sent on several lines is keyed as the upstream reads it, every line of it (RFC 9111 4.1, RFC 9110 5.3)" {
+	start_serve
+	local path='/v?cc=max-age=60&h=Vary:Accept-Language&echo_header=Accept-Language'
+	[ "$(curl -s -H 'Accept-Language: en' -H 'Accept-Language: evil' \
+	    "$SERVE$path")" = 'en, evil' ]
+	eventually cached_as "$UP$path" 'en, evil'
+	# one line "en" is another variant: never the two lines' answer
+	[ "$(curl -s -H 'Accept-Language: en' "$SERVE$path")" = en ]
+	# the same value on one line is the same variant: a hit
+	is_hit "$SERVE$path" -H 'Accept-Language: en, evil'
+	[ "$(curl -s -H 'Accept-Language: en, evil' "$SERVE$path")" = 'en, evil' ]
+	# as a batch item, its value as a list, the same
+	curl -s --data-binary '{"requests":[{"id":"1","path":"'"$path"'",
+	    "headers":{"accept-language":["en","evil"]}}]}' \
+	    "$SERVE/_relay/batch" >out.ndjson
+	jq -e '.text == "en, evil" and
+	    (.headers["cache-status"] | startswith("relay; hit"))' out.ndjson
+	[ "$(requests_for "$path")" = 2 ]
+}

@@ -43,6 +43,22 @@ parses_a_request(void)
 	http_request_free(&r);
 }
 
+/* RFC 9110 section 5.3: a field on several lines is read as one. */
+static void
+combines_repeated_fields(void)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n"
+	    "Accept-Language: en\r\nCookie: a=1\r\nX-Key: k\r\n"
+	    "accept-language: evil\r\nCookie: b=2\r\n\r\n";
+	struct http_request r = { 0 };
+
+	CHECK(parse(req, &r) == (ssize_t)strlen(req));
+	CHECK(strcmp(buf_cstr(&r.fields), "Host: x\r\n"
+	    "Accept-Language: en, evil\r\nCookie: a=1; b=2\r\n"
+	    "X-Key: k\r\n") == 0);
+	http_request_free(&r);
+}
+
 static void
 waits_for_the_whole_head(void)
 {
@@ -410,6 +426,7 @@ accept_encoding(void)
 static const struct unit_test tests[] = {
 	TEST(accept_encoding),
 	TEST(parses_a_request),
+	TEST(combines_repeated_fields),
 	TEST(conditional_requests),
 	TEST(builds_response_heads),
 	TEST(builds_forwarded_fields),

@@ -542,6 +542,11 @@ variants(void)
 	CHECK(v != NULL && strcmp(v, "accept=\n") == 0);
 	free(v);
 	CHECK(policy_variant("Vary: Accept, *\r\n", "") == NULL);
+	/* every line of a field, as the upstream reads it (RFC 9110 5.3) */
+	v = policy_variant("Vary: Accept-Language\r\n",
+	    "Accept-Language: en\r\nX: y\r\naccept-language: evil\r\n");
+	CHECK(v != NULL && strcmp(v, "accept-language=en, evil\n") == 0);
+	free(v);
 }
 
 /* RFC 9111 section 4.3.4: a 304's fields replace the stored ones. */
