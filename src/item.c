@@ -209,9 +209,6 @@ item_parse(struct item *it, const char *text, size_t len)
 		return bad(it, "no \"id\"");
 	if (it->path == NULL)
 		return bad(it, "no \"path\"");
-	if (strncmp(it->path, "/_relay/batch", 13) == 0 ||
-	    strncmp(it->path, "/_relay/ws", 10) == 0)
-		return bad(it, "an item cannot open a batch or a channel");
 	return 0;
 }
 

@@ -1432,12 +1432,16 @@ on_request(struct conn *c, void *ctx)
 		fail(a, 400, why);
 		return;
 	}
-	if (strcmp(target, "/_relay/batch") == 0) {
-		answer_batch(a);
-		return;
-	}
-	if (strcmp(target, "/_relay/ws") == 0) {
-		answer_channel(a);
+	if (strcmp(target, "/_relay/batch") == 0 ||
+	    strcmp(target, "/_relay/ws") == 0) {
+		/* decided on the normalised target: "/%5Frelay/./ws" too */
+		if (conn_inner(c))
+			fail(a, 400, "an item cannot open a batch or a "
+			    "channel");
+		else if (target[8] == 'b')
+			answer_batch(a);
+		else
+			answer_channel(a);
 		return;
 	}
 	if (strncmp(target, "/_relay/sync", 12) == 0 &&

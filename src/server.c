@@ -225,6 +225,13 @@ conn_body(const struct conn *c)
 	return &c->body;
 }
 
+/* Whether the request is an inner one (server_inner): a batch item's. */
+int
+conn_inner(const struct conn *c)
+{
+	return c->inner != NULL;
+}
+
 const char *
 conn_peer(const struct conn *c)
 {

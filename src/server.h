@@ -98,6 +98,7 @@ void		 inner_cancel(struct conn *);
 const struct http_request *conn_request(const struct conn *);
 const struct buf *conn_body(const struct conn *);
 const char	*conn_peer(const struct conn *);
+int		 conn_inner(const struct conn *);
 int		 conn_stopping(const struct conn *);
 size_t		 conn_queued(const struct conn *);
 void		 conn_write(struct conn *, const void *, size_t);

@@ -175,11 +175,37 @@ line() {
 	[ "$(curl -s "$SERVE/big?size=3000000&cc=max-age=60" | wc -c)" -eq 3000000 ]
 }
 
-@test "a batch an item of which opens a batch or a channel is refused for that item" {
+@test "an item that opens a batch or a channel is refused, however its path is spelled" {
 	start_serve
-	batch '{"requests":[{"id":"1","method":"POST","path":"/_relay/batch","body":{"requests":[]}},
-	    {"id":"2","path":"/_relay/ws"}]}' >out.ndjson
-	[ "$(jq -c 'select(.status == 400)' out.ndjson | wc -l)" -eq 2 ]
+	local paths='"/_relay/batch" "/./_relay/batch" "/%5Frelay/batch"
+	    "/%5frelay/%62atch" "/x/../_relay/batch" "/_relay/ws" "/_relay/./ws"
+	    "/%5Frelay/ws" "/a/b/../../_relay/ws"' items= i=0 p
+	for p in $paths; do
+		items="$items{\"id\":\"$((i += 1))\",\"method\":\"POST\",\"path\":$p,
+		    \"body\":{\"requests\":[{\"id\":\"n\",\"path\":\"/nested\"}]}},"
+	done
+	batch "{\"requests\":[${items%,}]}" >out.ndjson
+	[ "$(wc -l <out.ndjson)" -eq 9 ]
+	[ "$(jq -c 'select(.status == 400)' out.ndjson | wc -l)" -eq 9 ]
+	# no nested batch ran: the upstream never heard of /nested
+	[ "$(requests_for /nested)" = 0 ]
+	# the same items on a channel: refused, no 101 inside it
+	/usr/bin/python3 - "$SERVE_PORT" >ws.ndjson <<'PY'
+import asyncio, json, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/_relay/ws" % sys.argv[1]) as ws:
+        paths = ["/_relay/ws", "/./_relay/ws", "/%5Frelay/ws", "/_relay/./batch"]
+        for i, p in enumerate(paths):
+            await ws.send(json.dumps({"id": str(i), "path": p,
+                "headers": {"Upgrade": "websocket", "Connection": "Upgrade",
+                            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                            "Sec-WebSocket-Version": "13"}}))
+        for _ in paths:
+            print(await ws.recv())
+asyncio.run(main())
+PY
+	[ "$(jq -c 'select(.status == 400)' ws.ndjson | wc -l)" -eq 4 ]
+	[ "$(requests_for /nested)" = 0 ]
 }
 
 @test "a client that resets the connection mid-batch: its items are dropped at once, the server goes on" {
