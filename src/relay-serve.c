@@ -1456,6 +1456,10 @@ on_request(struct conn *c, void *ctx)
 	url = url_join(base, target);
 	a->key = url_normalize(url, &why);
 	free(url);
+	if (a->key == NULL && why == url_too_long) {
+		fail(a, 414, "request target too long for the upstream URL");
+		return;
+	}
 	/* Defence in depth: the key must name a resource under the base. */
 	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
 	    a->key[n] != '/') {

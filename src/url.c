@@ -29,6 +29,9 @@ lowercase_host(CURLU *u)
 	return rc == CURLUE_OK ? 0 : -1;
 }
 
+/* The reason a URL over URL_MAX is refused: a server answers 414. */
+const char url_too_long[] = "longer than 8192 bytes";
+
 /*
  * The normalised form of an absolute URL: scheme and host in lower
  * case, default port dropped, dot segments removed, fragment dropped
@@ -46,7 +49,7 @@ url_normalize(const char *in, const char **why)
 		out_of_memory();
 	if (strlen(in) > URL_MAX) {
 		curl_url_cleanup(u);
-		*why = "longer than 8192 bytes";
+		*why = url_too_long;
 		return NULL;
 	}
 	rc = curl_url_set(u, CURLUPART_URL, in, CURLU_NON_SUPPORT_SCHEME);
@@ -70,7 +73,7 @@ url_normalize(const char *in, const char **why)
 	}
 	if (strlen(out) > URL_MAX) {	/* escaped, it grew */
 		curl_free(out);
-		*why = "longer than 8192 bytes";
+		*why = url_too_long;
 		return NULL;
 	}
 	copy = xstrdup(out);

@@ -7,6 +7,8 @@
 
 #define URL_MAX 8192	/* the longest URL any program takes, in bytes */
 
+extern const char url_too_long[];	/* a reason: it is over URL_MAX */
+
 char	*url_normalize(const char *, const char **);
 char	*url_join(const char *, const char *);
 char	*url_resolve(const char *, const char *);
