@@ -1121,7 +1121,8 @@ answer_channel(struct answer *a)
 
 	a->admin = 1;
 	a->cache_status = "channel";
-	if (ws_handshake(a->req->method, fields, &head, &status, &why) < 0) {
+	if (ws_handshake(a->req->method, a->req->minor, fields, &head, &status,
+	    &why) < 0) {
 		buf_free(&head);
 		fail_with(a, status, why, status == 426 ? "Upgrade: websocket"
 		    "\r\nSec-WebSocket-Version: 13\r\n" : status == 405 ?

@@ -75,13 +75,14 @@ add_accept(struct buf *out, const struct header *key)
 }
 
 /*
- * Checks an opening handshake (a GET with the fields given) and writes
- * the 101 answer's head to out. Returns -1 if it is not one, with the
- * status to answer (400, 405, or 426 for a version other than 13).
+ * Checks an opening handshake (a GET of HTTP/1.minor with the fields
+ * given) and writes the 101 answer's head to out. Returns -1 if it is
+ * not one, with the status to answer (400, 405, or 426 for a version
+ * other than 13).
  */
 int
-ws_handshake(const char *method, const char *fields, struct buf *out,
-    int *status, const char **why)
+ws_handshake(const char *method, int minor, const char *fields,
+    struct buf *out, int *status, const char **why)
 {
 	struct header h, key;
 
@@ -89,6 +90,8 @@ ws_handshake(const char *method, const char *fields, struct buf *out,
 	if (strcmp(method, "GET") != 0) {
 		*status = 405;
 		*why = "a WebSocket opens with a GET";
+	} else if (minor < 1) {	/* RFC 6455 section 4.1: "at least 1.1" */
+		*why = "a WebSocket opens over HTTP/1.1";
 	} else if (!headers_get(fields, "upgrade", &h) ||
 	    !lists(&h, "websocket")) {
 		*status = 426;

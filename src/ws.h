@@ -52,7 +52,7 @@ struct ws_reader {
 	const char	*why;
 };
 
-int	ws_handshake(const char *, const char *, struct buf *, int *,
+int	ws_handshake(const char *, int, const char *, struct buf *, int *,
 	    const char **);
 void	ws_reader_init(struct ws_reader *, size_t);
 void	ws_reader_free(struct ws_reader *);

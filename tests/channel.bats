@@ -126,7 +126,7 @@ PY
 	[ "${lines[4]}" = 'close 4000 closed' ]
 }
 
-@test "the handshake: 101 with the RFC's accept value; no upgrade 426, another version 426, a POST 405" {
+@test "the handshake: 101 with the RFC's accept value; no upgrade 426, another version 426, a POST 405, HTTP/1.0 400" {
 	start_serve
 	# the channel stays open: curl stops at its --max-time with the head
 	run curl -s -i --max-time 1 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
@@ -143,6 +143,10 @@ PY
 	[ "$(code -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
 	    -H 'Sec-WebSocket-Key: short')" = 400 ]
 	[ "$(code -d x)" = 405 ]
+	# RFC 6455 section 4.1: over HTTP/1.1 at least, never HTTP/1.0
+	[ "$(code -0 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+	    -H 'Sec-WebSocket-Version: 13' \
+	    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')" = 400 ]
 }
 
 @test "an idle channel closes after --idle-timeout with 1001" {

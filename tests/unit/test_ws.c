@@ -45,24 +45,29 @@ handshake(void)
 	const char *why;
 	int status;
 
-	CHECK(ws_handshake("GET", "Host: x\r\nUpgrade: WebSocket\r\nConnection: "
+	CHECK(ws_handshake("GET", 1, "Host: x\r\nUpgrade: WebSocket\r\nConnection: "
 	    "keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
 	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", &out, &status,
 	    &why) == 0);
 	CHECK(strstr(buf_cstr(&out), "\r\nSec-WebSocket-Accept: "
 	    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n") != NULL);
-	CHECK(ws_handshake("POST", "", &out, &status, &why) < 0 &&
+	CHECK(ws_handshake("POST", 1, "", &out, &status, &why) < 0 &&
 	    status == 405);
-	CHECK(ws_handshake("GET", "Connection: upgrade\r\n", &out, &status,
+	CHECK(ws_handshake("GET", 1, "Connection: upgrade\r\n", &out, &status,
 	    &why) < 0 && status == 426);
-	CHECK(ws_handshake("GET", "Upgrade: websocket\r\nConnection: close\r\n",
+	CHECK(ws_handshake("GET", 1, "Upgrade: websocket\r\nConnection: close\r\n",
 	    &out, &status, &why) < 0 && status == 400);
-	CHECK(ws_handshake("GET", "Upgrade: websocket\r\nConnection: upgrade\r\n"
+	CHECK(ws_handshake("GET", 1, "Upgrade: websocket\r\nConnection: upgrade\r\n"
 	    "Sec-WebSocket-Version: 8\r\n", &out, &status, &why) < 0 &&
 	    status == 426);
-	CHECK(ws_handshake("GET", "Upgrade: websocket\r\nConnection: upgrade\r\n"
+	CHECK(ws_handshake("GET", 1, "Upgrade: websocket\r\nConnection: upgrade\r\n"
 	    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n", &out,
 	    &status, &why) < 0 && status == 400);
+	/* RFC 6455 section 4.1: HTTP/1.1 at least */
+	CHECK(ws_handshake("GET", 0, "Upgrade: websocket\r\nConnection: "
+	    "upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "
+	    "dGhlIHNhbXBsZSBub25jZQ==\r\n", &out, &status, &why) < 0 &&
+	    status == 400);
 	buf_free(&out);
 }
 
