@@ -152,25 +152,31 @@ batch_size(const struct batch *b)
 	return b->n;
 }
 
-/* One line to the client: as it is, or as a part of a multipart body. */
+/*
+ * One line to the client: as it is, or as a part of a multipart body,
+ * named by its id (JSON text: a string's without its quotes).
+ */
 static void
 write_line(struct batch *b, const struct buf *line, const char *id)
 {
 	char head[ITEM_MAX_ID + 128];
-	size_t i;
-	int n, plain = id != NULL && strlen(id) < 200;
+	size_t i, len = id != NULL ? strlen(id) : 0;
+	int n, plain;
 
 	if (!b->multipart) {
 		b->out->write(b->ctx, line->data, line->len);
 		return;
 	}
-	for (i = 0; plain && id[i] != '\0'; i++)
+	if (len >= 2 && id[0] == '"')
+		id++, len -= 2;
+	plain = len > 0 && len < 200;
+	for (i = 0; plain && i < len; i++)
 		plain = id[i] > ' ' && id[i] < 0x7f && id[i] != '<' &&
-		    id[i] != '>';
+		    id[i] != '>' && id[i] != '"' && id[i] != '\\';
 	n = snprintf(head, sizeof head, "--" BATCH_BOUNDARY "\r\n"
-	    "Content-Type: application/json\r\n%s%s%s\r\n",
-	    plain ? "Content-ID: <" : "", plain ? id : "", plain ? ">\r\n" :
-	    "");
+	    "Content-Type: application/json\r\n%s%.*s%s\r\n",
+	    plain ? "Content-ID: <" : "", plain ? (int)len : 0,
+	    plain ? id : "", plain ? ">\r\n" : "");
 	b->out->write(b->ctx, head, (size_t)n);
 	b->out->write(b->ctx, line->data, line->len - 1);	/* its \n */
 	b->out->write(b->ctx, "\r\n", 2);

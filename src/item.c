@@ -37,10 +37,25 @@ bad(struct item *it, const char *fmt, ...)
 	return -1;
 }
 
+/* A writer onto out, for one line. */
+static struct writer *
+line_writer(struct buf *out)
+{
+	struct writer *w = xmalloc(sizeof *w);
+
+	writer_init(w, sink_buf(out));
+	return w;
+}
+
+/*
+ * The id as its JSON text, a string quoted and an integer not, so that
+ * 1 and "1" are two ids and each line gives its id back as it came.
+ */
 static int
 read_id(struct item *it, struct json *j)
 {
-	struct buf b = BUF_INIT;
+	struct buf b = BUF_INIT, text = BUF_INIT;
+	struct writer *w;
 	long long n;
 
 	if (json_peek(j) == '"') {
@@ -48,13 +63,17 @@ read_id(struct item *it, struct json *j)
 			buf_free(&b);
 			return bad(it, "\"id\": %s", j->why);
 		}
-		it->id = (char *)buf_cstr(&b);
+		w = line_writer(&text);
+		json_write_string(w, b.data, b.len);
+		writer_flush(w);
+		free(w);
+		buf_free(&b);
 	} else if (json_integer(j, &n) == 0) {
-		buf_printf(&b, "%lld", n);
-		it->id = (char *)buf_cstr(&b);
+		buf_addll(&text, n);
 	} else {
 		return bad(it, "\"id\" is a string or an integer");
 	}
+	it->id = (char *)buf_cstr(&text);
 	return 0;
 }
 
@@ -222,24 +241,11 @@ item_free(struct item *it)
 	memset(it, 0, sizeof *it);
 }
 
-/* A writer onto out, for one line. */
-static struct writer *
-line_writer(struct buf *out)
-{
-	struct writer *w = xmalloc(sizeof *w);
-
-	writer_init(w, sink_buf(out));
-	return w;
-}
-
 static void
 write_id(struct writer *w, const char *id)
 {
 	writer_puts(w, "{\"id\":");
-	if (id != NULL)
-		json_write_string(w, id, strlen(id));
-	else
-		writer_puts(w, "null");
+	writer_puts(w, id != NULL ? id : "null");	/* its JSON text */
 }
 
 /* {"id":…,"status":…,"error":…}: an item that could not be made. */

@@ -14,11 +14,11 @@
 #include "http.h"
 #include "server.h"
 
-#define ITEM_MAX_ID	256		/* bytes of an id */
+#define ITEM_MAX_ID	256		/* bytes of a string id */
 #define ITEM_MAX_BODY	1048576		/* of an answer, held until whole */
 
 struct item {
-	char		*id;		/* NULL: it has none, or a bad one */
+	char		*id;		/* its JSON text; NULL: none, or bad */
 	char		 why[200];	/* why it cannot be made; "" if it can */
 	char		 method[HTTP_MAX_METHOD + 1];
 	char		*path;

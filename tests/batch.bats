@@ -19,9 +19,10 @@ batch() {
 	curl -s --data-binary "$json" "$@" "$SERVE/_relay/batch"
 }
 
-# line ID: the line of the item with that id, from out.ndjson.
+# line ID: the line of the item with that id (a string's, or an
+# integer's digits), from out.ndjson.
 line() {
-	jq -c --arg id "$1" 'select(.id == $id)' out.ndjson
+	jq -c --arg id "$1" 'select(.id | tostring == $id)' out.ndjson
 }
 
 @test "a batch with cached, uncached, failing, conditional and malformed items answers each on a line of its own" {
@@ -173,6 +174,23 @@ line() {
 	[ "$(line small | jq -r .text)" = /small ]
 	# the big one, stored meanwhile or not, is answered whole alone
 	[ "$(curl -s "$SERVE/big?size=3000000&cc=max-age=60" | wc -c)" -eq 3000000 ]
+}
+
+@test "ids 1 and \"1\" are two items, each line giving its id back as it came" {
+	start_serve
+	batch '{"requests":[{"id":1,"path":"/one"},{"id":"1","path":"/string-one"},
+	    {"id":"1","path":"/again"},{"id":-7,"path":"/minus"}]}' >out.ndjson
+	[ "$(wc -l <out.ndjson)" -eq 4 ]
+	[ "$(jq -c 'select(.id == 1) | [.status, .text]' out.ndjson)" = '[200,"/one"]' ]
+	[ "$(jq -c 'select(.id == "1") | [.status, .text // .error]' out.ndjson |
+	    sort)" = '[200,"/string-one"]
+[400,"the id is not unique in the batch"]' ]
+	[ "$(jq -c 'select(.id == -7) | .text' out.ndjson)" = '"/minus"' ]
+	# multipart parts are named by the id's value
+	batch '{"requests":[{"id":1,"path":"/one"},{"id":"two","path":"/two"}]}' \
+	    -H 'Accept: multipart/mixed' | tr -d '\r' >parts.txt
+	grep -qx 'Content-ID: <1>' parts.txt
+	grep -qx 'Content-ID: <two>' parts.txt
 }
 
 @test "an item that opens a batch or a channel is refused, however its path is spelled" {

@@ -41,7 +41,7 @@ item_reads_members(void)
 	struct item it;
 
 	CHECK(parses(&it, "{\"path\":\"/a?b=1\",\"id\":\"x\"}"));
-	CHECK(strcmp(it.id, "x") == 0 && strcmp(it.method, "GET") == 0);
+	CHECK(strcmp(it.id, "\"x\"") == 0 && strcmp(it.method, "GET") == 0);
 	CHECK(strcmp(it.path, "/a?b=1") == 0 && !it.has_body);
 	item_free(&it);
 	CHECK(parses(&it, "{\"id\":42,\"method\":\"POST\",\"path\":\"/p\","
@@ -63,26 +63,27 @@ item_refusals_keep_the_id(void)
 {
 	CHECK(refused("[1]", NULL, "an item is an object"));
 	CHECK(refused("{\"path\":\"/a\"}", NULL, "no \"id\""));
-	CHECK(refused("{\"id\":\"a\"}", "a", "no \"path\""));
-	CHECK(refused("{\"method\":\"GE T\",\"id\":\"a\",\"path\":\"/\"}", "a",
+	CHECK(refused("{\"id\":\"a\"}", "\"a\"", "no \"path\""));
+	CHECK(refused("{\"method\":\"GE T\",\"id\":\"a\",\"path\":\"/\"}", "\"a\"",
 	    "\"method\": not a method: 'GE T'"));
-	CHECK(refused("{\"id\":\"a\",\"path\":\"x\"}", "a",
+	CHECK(refused("{\"id\":\"a\",\"path\":\"x\"}", "\"a\"",
 	    "\"path\" must start with '/'"));
-	CHECK(refused("{\"id\":\"a\",\"path\":\"/a b\"}", "a",
+	CHECK(refused("{\"id\":\"a\",\"path\":\"/a b\"}", "\"a\"",
 	    "\"path\": byte 2 is not allowed in a request target"));
-	CHECK(refused("{\"id\":\"a\",\"path\":\"/\\u0001\"}", "a",
+	CHECK(refused("{\"id\":\"a\",\"path\":\"/\\u0001\"}", "\"a\"",
 	    "\"path\": byte 1 is not allowed in a request target"));
-	CHECK(refused("{\"id\":\"a\",\"path\":\"/\",\"x\":1}", "a",
+	CHECK(refused("{\"id\":\"a\",\"path\":\"/\",\"x\":1}", "\"a\"",
 	    "unknown member \"x\""));
 	CHECK(refused("{\"id\":\"a\",\"path\":\"/\",\"headers\":{\"A\":1}}",
-	    "a", "header \"A\": unexpected '1', expected a string"));
+	    "\"a\"", "header \"A\": unexpected '1', expected a string"));
 	CHECK(refused("{\"id\":\"a\",\"path\":\"/\",\"headers\":"
-	    "{\"Bad Name\":\"v\"}}", "a",
+	    "{\"Bad Name\":\"v\"}}", "\"a\"",
 	    "header \"Bad Name\": invalid name or value"));
 	CHECK(refused("{\"id\":true,\"path\":\"/\"}", NULL,
 	    "\"id\" is a string or an integer"));
-	CHECK(refused("{\"id\":\"a\",\"path\":\"/_relay/ws\"}", "a",
-	    "an item cannot open a batch or a channel"));
+	/* 1 and "1" are two ids, each kept as it came */
+	CHECK(refused("{\"id\":1}", "1", "no \"path\""));
+	CHECK(refused("{\"id\":\"1\"}", "\"1\"", "no \"path\""));
 }
 
 static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/"
@@ -109,24 +110,24 @@ line_is(const char *id, const char *h, const char *body, int too_big,
 static void
 answer_lines(void)
 {
-	CHECK(line_is("1", head, "{\"a\": 1}\n", 0, "{\"id\":\"1\",\"status\":"
+	CHECK(line_is("\"1\"", head, "{\"a\": 1}\n", 0, "{\"id\":\"1\",\"status\":"
 	    "200,\"headers\":{\"content-type\":\"application/json\",\"etag\":"
 	    "\"\\\"v\\\"\",\"cache-status\":\"relay; hit\"},\"json\":"
 	    "{\"a\":1}}\n"));
 	/* JSON in name only is text; bytes that are not UTF-8 are base64 */
-	CHECK(line_is("2", head, "{broken", 0, "{\"id\":\"2\",\"status\":200,"
+	CHECK(line_is("\"2\"", head, "{broken", 0, "{\"id\":\"2\",\"status\":200,"
 	    "\"headers\":{\"content-type\":\"application/json\",\"etag\":"
 	    "\"\\\"v\\\"\",\"cache-status\":\"relay; hit\"},\"text\":"
 	    "\"{broken\"}\n"));
-	CHECK(line_is("3", "HTTP/1.1 200 OK\r\n\r\n", "\xff", 0,
+	CHECK(line_is("\"3\"", "HTTP/1.1 200 OK\r\n\r\n", "\xff", 0,
 	    "{\"id\":\"3\",\"status\":200,\"headers\":{},\"base64\":\"/w==\"}\n"));
-	CHECK(line_is("4", "HTTP/1.1 304 Not Modified\r\nETag: \"v\"\r\n\r\n",
+	CHECK(line_is("\"4\"", "HTTP/1.1 304 Not Modified\r\nETag: \"v\"\r\n\r\n",
 	    "", 0, "{\"id\":\"4\",\"status\":304,\"headers\":{\"etag\":"
 	    "\"\\\"v\\\"\"}}\n"));
-	CHECK(line_is("5", "HTTP/1.1 200 OK\r\n\r\n", "", 1, "{\"id\":\"5\","
+	CHECK(line_is("\"5\"", "HTTP/1.1 200 OK\r\n\r\n", "", 1, "{\"id\":\"5\","
 	    "\"status\":200,\"headers\":{},\"error\":\"the body is over "
 	    "1048576 bytes: ask for it alone\"}\n"));
-	CHECK(line_is("6", "garbage\r\n\r\n", "", 0, "{\"id\":\"6\","
+	CHECK(line_is("\"6\"", "garbage\r\n\r\n", "", 0, "{\"id\":\"6\","
 	    "\"status\":502,\"error\":\"relay-serve's answer could not be "
 	    "read back\"}\n"));
 }
