@@ -453,18 +453,53 @@ json_integer(struct json *j, long long *out)
 	return 0;
 }
 
+/* Bytes that go into a JSON string as they are: printable ASCII. */
+static int
+plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+
+/* A control character as JSON's \u escape: C0, DEL and C1 alike. */
+static void
+write_control(struct writer *w, unsigned cp)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	writer_put(w, "\\u00", 4);
+	writer_putc(w, hex[cp >> 4 & 15]);
+	writer_putc(w, hex[cp & 15]);
+}
+
 /*
  * Writes bytes escaped for the inside of a JSON string; the caller
- * writes the quotes, so long strings can be written in pieces. Invalid
- * UTF-8 must have been ruled out by the caller.
+ * writes the quotes, so long strings can be written in pieces. UTF-8
+ * goes as it is, but for control characters (C1 too, which some
+ * terminals obey); a byte that is not part of valid UTF-8 is written
+ * as U+FFFD, as jq does, so the output is always valid JSON and never
+ * reads as another text's encoding of it.
  */
 void
 json_write_escaped(struct writer *w, const void *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = s, *end = p + n;
+	const unsigned char *p = s, *end = p + n, *run;
+	size_t len;
 
-	for (; p < end; p++) {
+	while (p < end) {
+		for (run = p; p < end && plain_byte(*p); p++)
+			;
+		writer_put(w, run, (size_t)(p - run));
+		if (p == end)
+			break;
+		if (*p >= 0x80 && (len = utf8_sequence(p,
+		    (size_t)(end - p))) > 0) {
+			if (len == 2 && p[0] == 0xC2 && p[1] < 0xA0)
+				write_control(w, p[1]);
+			else
+				writer_put(w, p, len);
+			p += len;
+			continue;
+		}
 		switch (*p) {
 		case '"':  writer_put(w, "\\\"", 2); break;
 		case '\\': writer_put(w, "\\\\", 2); break;
@@ -472,14 +507,12 @@ json_write_escaped(struct writer *w, const void *s, size_t n)
 		case '\r': writer_put(w, "\\r", 2); break;
 		case '\t': writer_put(w, "\\t", 2); break;
 		default:
-			if (*p < 0x20 || *p == 0x7F) {
-				writer_put(w, "\\u00", 4);
-				writer_putc(w, hex[*p >> 4]);
-				writer_putc(w, hex[*p & 15]);
-			} else {
-				writer_putc(w, *p);
-			}
+			if (*p >= 0x80)
+				writer_put(w, "\\ufffd", 6);
+			else
+				write_control(w, *p);
 		}
+		p++;
 	}
 }
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "io.h"
+#include "json.h"
 #include "log.h"
 
 static int use_syslog;
@@ -69,27 +71,18 @@ log_to_syslog(const char *ident)
 	use_syslog = 1;
 }
 
-/* A JSON string; request bytes reach here, so everything is escaped. */
+/*
+ * A JSON string, by the one escaper (json.h): request bytes reach
+ * here, so everything is escaped, and UTF-8 is kept as it is.
+ */
 static void
 add_string(struct buf *b, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	static struct writer w;	/* its buffer is too big for the stack */
 
-	buf_addc(b, '"');
-	for (; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			buf_addc(b, '\\');
-			buf_addc(b, (char)*p);
-		} else if (*p < 0x20 || *p >= 0x7f) {
-			buf_adds(b, "\\u00");
-			buf_addc(b, hex[*p >> 4]);
-			buf_addc(b, hex[*p & 15]);
-		} else {
-			buf_addc(b, (char)*p);
-		}
-	}
-	buf_addc(b, '"');
+	writer_init(&w, sink_buf(b));
+	json_write_string(&w, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+	writer_flush(&w);
 }
 
 void

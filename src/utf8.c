@@ -53,3 +53,18 @@ utf8_done(const struct utf8 *u)
 {
 	return u->need == 0 ? 0 : -1;
 }
+
+/* The length of the valid UTF-8 sequence at s[0..n), or 0 if none is. */
+size_t
+utf8_sequence(const unsigned char *s, size_t n)
+{
+	struct utf8 u = UTF8_INIT;
+	size_t i = 0;
+
+	do {
+		if (i == n || utf8_byte(&u, s[i]) < 0)
+			return 0;
+		i++;
+	} while (u.need > 0);
+	return i;
+}

@@ -401,6 +401,15 @@ write_string_escapes(void)
 		{ "\b\f", 2, "\"\\u0008\\u000c\"" },
 		{ "/ \xC3\xA9", 4, "\"/ \xC3\xA9\"" },
 		{ "", 0, "\"\"" },
+		/* C1 controls are escaped; UTF-8 beyond them kept whole */
+		{ "\xC2\x9B\xC2\xA0", 4, "\"\\u009b\xC2\xA0\"" },
+		{ "\xE2\x9C\x93\xF0\x9F\x98\x80", 7,
+		    "\"\xE2\x9C\x93\xF0\x9F\x98\x80\"" },
+		/* bytes that are not UTF-8: U+FFFD each, never Latin-1 */
+		{ "\xFF", 1, "\"\\ufffd\"" },
+		{ "a\xC3", 2, "\"a\\ufffd\"" },
+		{ "\xC0\xAF", 2, "\"\\ufffd\\ufffd\"" },
+		{ "\xED\xA0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"" },
 	};
 	size_t i;
 
