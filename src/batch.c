@@ -119,9 +119,9 @@ batch_parse(const char *body, size_t len, int *status, char *why,
 			break;
 		}
 		if (strcmp(key.data, "requests") != 0) {
-			snprintf(reason, sizeof reason, "unknown member "
-			    "\"%.40s\": a batch is {\"requests\":[…]}",
-			    key.data);
+			snprintf(reason, sizeof reason, "a member other "
+			    "than \"requests\": a batch is "
+			    "{\"requests\":[…]}");
 			rc = -1;
 		} else if ((rc = read_items(b, &j, reason,
 		    sizeof reason)) < 0) {

@@ -13,6 +13,7 @@
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
+#include "json.h"
 #include "num.h"
 
 struct reason {
@@ -65,16 +66,19 @@ http_reason(int status)
 }
 
 /*
- * The JSON body of an error answer. It never echoes request bytes:
- * detail, if not NULL, must be a fixed text.
+ * The JSON body of an error answer (an RFC 9457 problem's members).
+ * Its detail is relay's own text, but it may quote what a request
+ * sent (a member's name, say): it is escaped, as every string is.
  */
 void
 http_error_body(struct buf *out, int status, const char *detail)
 {
 	buf_printf(out, "{\"status\":%d,\"error\":\"%s\"", status,
 	    http_reason(status));
-	if (detail != NULL)
-		buf_printf(out, ",\"detail\":\"%s\"", detail);
+	if (detail != NULL) {
+		buf_adds(out, ",\"detail\":");
+		json_buf_string(out, detail, strlen(detail));
+	}
 	buf_adds(out, "}\n");
 }
 
@@ -94,7 +98,8 @@ http_error_response(struct buf *out, int status, const char *detail,
 	http_error_body(&body, status, detail);
 	httpdate_format(time(NULL), date);
 	buf_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nVia: 1.1 relay\r\n"
-	    "%sContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "%sContent-Type: application/json\r\n"
+	    "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n", status, http_reason(status), date,
 	    fields != NULL ? fields : "", body.len);
 	buf_add(out, body.data, body.len);

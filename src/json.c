@@ -460,60 +460,92 @@ plain_byte(unsigned char c)
 	return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
 }
 
+/* Where escaped bytes go: a writer or a buffer. */
+typedef void put_fn(void *, const void *, size_t);
+
+static void
+put_writer(void *w, const void *p, size_t n)
+{
+	writer_put(w, p, n);
+}
+
+static void
+put_buf(void *b, const void *p, size_t n)
+{
+	buf_add(b, p, n);
+}
+
 /* A control character as JSON's \u escape: C0, DEL and C1 alike. */
 static void
-write_control(struct writer *w, unsigned cp)
+put_control(put_fn *out, void *to, unsigned cp)
 {
 	static const char hex[] = "0123456789abcdef";
+	char esc[6] = { '\\', 'u', '0', '0', hex[cp >> 4 & 15], hex[cp & 15] };
 
-	writer_put(w, "\\u00", 4);
-	writer_putc(w, hex[cp >> 4 & 15]);
-	writer_putc(w, hex[cp & 15]);
+	out(to, esc, sizeof esc);
 }
 
 /*
- * Writes bytes escaped for the inside of a JSON string; the caller
- * writes the quotes, so long strings can be written in pieces. UTF-8
- * goes as it is, but for control characters (C1 too, which some
- * terminals obey); a byte that is not part of valid UTF-8 is written
- * as U+FFFD, as jq does, so the output is always valid JSON and never
- * reads as another text's encoding of it.
+ * Bytes escaped for the inside of a JSON string. UTF-8 goes as it is,
+ * but for control characters (C1 too, which some terminals obey); a
+ * byte that is not part of valid UTF-8 is written as U+FFFD, as jq
+ * does, so the output is always valid JSON and never reads as another
+ * text's encoding of it.
  */
-void
-json_write_escaped(struct writer *w, const void *s, size_t n)
+static void
+escape(put_fn *out, void *to, const unsigned char *p, size_t n)
 {
-	const unsigned char *p = s, *end = p + n, *run;
+	const unsigned char *end = p + n, *run;
 	size_t len;
 
 	while (p < end) {
 		for (run = p; p < end && plain_byte(*p); p++)
 			;
-		writer_put(w, run, (size_t)(p - run));
+		out(to, run, (size_t)(p - run));
 		if (p == end)
 			break;
 		if (*p >= 0x80 && (len = utf8_sequence(p,
 		    (size_t)(end - p))) > 0) {
 			if (len == 2 && p[0] == 0xC2 && p[1] < 0xA0)
-				write_control(w, p[1]);
+				put_control(out, to, p[1]);
 			else
-				writer_put(w, p, len);
+				out(to, p, len);
 			p += len;
 			continue;
 		}
 		switch (*p) {
-		case '"':  writer_put(w, "\\\"", 2); break;
-		case '\\': writer_put(w, "\\\\", 2); break;
-		case '\n': writer_put(w, "\\n", 2); break;
-		case '\r': writer_put(w, "\\r", 2); break;
-		case '\t': writer_put(w, "\\t", 2); break;
+		case '"':  out(to, "\\\"", 2); break;
+		case '\\': out(to, "\\\\", 2); break;
+		case '\n': out(to, "\\n", 2); break;
+		case '\r': out(to, "\\r", 2); break;
+		case '\t': out(to, "\\t", 2); break;
 		default:
 			if (*p >= 0x80)
-				writer_put(w, "\\ufffd", 6);
+				out(to, "\\ufffd", 6);
 			else
-				write_control(w, *p);
+				put_control(out, to, *p);
 		}
 		p++;
 	}
+}
+
+/*
+ * Writes bytes escaped for the inside of a JSON string (escape); the
+ * caller writes the quotes, so long strings can be written in pieces.
+ */
+void
+json_write_escaped(struct writer *w, const void *s, size_t n)
+{
+	escape(put_writer, w, s, n);
+}
+
+/* A JSON string, quoted and escaped, appended to a buffer. */
+void
+json_buf_string(struct buf *b, const char *s, size_t n)
+{
+	buf_addc(b, '"');
+	escape(put_buf, b, (const unsigned char *)s, n);
+	buf_addc(b, '"');
 }
 
 void

@@ -28,5 +28,6 @@ int	json_integer(struct json *, long long *);
 
 void	json_write_escaped(struct writer *, const void *, size_t);
 void	json_write_string(struct writer *, const char *, size_t);
+void	json_buf_string(struct buf *, const char *, size_t);
 
 #endif

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "io.h"
 #include "json.h"
 #include "log.h"
 
@@ -78,11 +77,9 @@ log_to_syslog(const char *ident)
 static void
 add_string(struct buf *b, const char *s)
 {
-	static struct writer w;	/* its buffer is too big for the stack */
-
-	writer_init(&w, sink_buf(b));
-	json_write_string(&w, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
-	writer_flush(&w);
+	if (s == NULL)
+		s = "";
+	json_buf_string(b, s, strlen(s));
 }
 
 void

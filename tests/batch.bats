@@ -176,6 +176,19 @@ line() {
 	[ "$(curl -s "$SERVE/big?size=3000000&cc=max-age=60" | wc -c)" -eq 3000000 ]
 }
 
+@test "a batch's error answers are JSON problems that quote no request bytes" {
+	start_serve
+	local body
+	for body in '{}' '{"requests":{}}' '{"<script>\u0001":1}' \
+	    '{"requests":[]} "\u001b]0;x\u0007"' "$(printf '{"\xff\x1b[31m":1}')"; do
+		curl -s -D head -o out.json --data-binary "$body" "$SERVE/_relay/batch"
+		grep -q '^HTTP/1.1 400' head
+		grep -qi $'^X-Content-Type-Options: nosniff\r$' head
+		jq -e '.status == 400 and (.detail | type == "string")' out.json
+		! grep -aq $'<script>\|\x1b\|\x07\|\xff' out.json || false
+	done
+}
+
 @test "ids 1 and \"1\" are two items, each line giving its id back as it came" {
 	start_serve
 	batch '{"requests":[{"id":1,"path":"/one"},{"id":"1","path":"/string-one"},

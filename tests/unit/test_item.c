@@ -177,8 +177,8 @@ batches(void)
 	CHECK(batch_refused("{}", 400, "no \"requests\""));
 	CHECK(batch_refused("{\"requests\":{}}", 400,
 	    "\"requests\": unexpected '{', expected '['"));
-	CHECK(batch_refused("{\"calls\":[]}", 400, "unknown member \"calls\": "
-	    "a batch is {\"requests\":[…]}"));
+	CHECK(batch_refused("{\"calls\":[]}", 400, "a member other than "
+	    "\"requests\": a batch is {\"requests\":[…]}"));
 	CHECK(batch_refused("{\"requests\":[]} x", 400, "more after the batch"));
 	n = (size_t)snprintf(big, sizeof big, "{\"requests\":[");
 	for (i = 0; i <= BATCH_MAX_ITEMS; i++)
