@@ -3,6 +3,7 @@
  * (RFC 9110, RFC 9112): reason phrases, and the server side's request
  * head parser and chunked-body decoder, pure and bounded for fuzzing.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,6 +640,7 @@ http_response_head(struct buf *out, const struct http_head *h)
 	char now[HTTPDATE_LEN];
 	int body = http_has_body(h->status) && !h->head_only;
 
+	assert(h->cache_status != NULL);
 	buf_printf(out, "HTTP/1.1 %d %s\r\n", h->status,
 	    http_reason(h->status));
 	if (h->fields_ready)

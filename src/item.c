@@ -297,11 +297,12 @@ parse_head(const char *head, size_t len, struct buf *fields)
 
 /*
  * {"id":…,"status":…,"headers":{…}, then the body as a record has it
- * (json, text or base64: relay(7)). too_big: the body was not kept.
+ * (json, text or base64: relay(7)), or, when the body was not kept
+ * whole, why.
  */
 void
 item_answer_line(struct buf *out, const char *id, const char *head,
-    size_t head_len, const struct buf *body, int too_big)
+    size_t head_len, const struct buf *body, const char *error)
 {
 	struct buf fields = BUF_INIT;
 	struct writer *w;
@@ -321,9 +322,10 @@ item_answer_line(struct buf *out, const char *id, const char *head,
 	write_id(w, id);
 	writer_printf(w, ",\"status\":%d,\"headers\":", status);
 	record_write_headers(w, buf_cstr(&fields));
-	if (too_big) {
-		writer_printf(w, ",\"error\":\"the body is over %d bytes: ask "
-		    "for it alone\"}\n", ITEM_MAX_BODY);
+	if (error != NULL) {
+		writer_puts(w, ",\"error\":");
+		json_write_string(w, error, strlen(error));
+		writer_puts(w, "}\n");
 	} else {
 		if (body->len > 0) {
 			if (headers_get(buf_cstr(&fields), "content-type",
@@ -351,6 +353,7 @@ struct item_run {
 	struct buf	 head, body;
 	int		 head_done;	/* body bytes come now */
 	int		 too_big;	/* the body is over ITEM_MAX_BODY */
+	char		 cut[256];	/* why the answer is not whole, or "" */
 	size_t		 credited;	/* body bytes the answer may go past */
 	item_done_fn	*done;
 	void		*ctx;
@@ -398,11 +401,14 @@ run_write(void *ctx, const void *p, size_t n)
 }
 
 static void
-run_done(void *ctx)
+run_done(void *ctx, const char *cut)
 {
 	struct item_run *run = ctx;
 
 	run->conn = NULL;
+	if (cut != NULL)
+		snprintf(run->cut, sizeof run->cut, "the answer was cut "
+		    "short: %s", cut);
 	arm(run);
 }
 
@@ -450,12 +456,17 @@ on_kick(struct watch *w, short events, void *ctx)
 	}
 	if (run->conn != NULL)
 		inner_cancel(run->conn);
+	if (run->too_big)
+		snprintf(run->cut, sizeof run->cut, run->head_done ?
+		    "the body is over %d bytes: ask for it alone" :
+		    "the answer's head is too big", ITEM_MAX_BODY);
 	if (!run->head_done)
-		item_error_line(&line, run->id, 502, "the answer's head is "
-		    "too big");
+		item_error_line(&line, run->id, 502, run->cut[0] != '\0' ?
+		    run->cut : "the answer ended before its head");
 	else
 		item_answer_line(&line, run->id, run->head.data,
-		    run->head.len, &run->body, run->too_big);
+		    run->head.len, &run->body, run->cut[0] != '\0' ?
+		    run->cut : NULL);
 	run->done(run->ctx, &line);
 	buf_free(&line);
 	run_free(run);

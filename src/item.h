@@ -37,7 +37,7 @@ int		 item_parse(struct item *, const char *, size_t);
 void		 item_free(struct item *);
 void		 item_error_line(struct buf *, const char *, int, const char *);
 void		 item_answer_line(struct buf *, const char *, const char *,
-		    size_t, const struct buf *, int);
+		    size_t, const struct buf *, const char *);
 
 struct item_run	*item_start(struct server *, const char *, const char *,
 		    struct item *, item_done_fn *, void *);

@@ -307,6 +307,18 @@ finish(struct answer *a, int close_after)
 	answer_free(a);
 }
 
+/* The answer ends before it is whole, for why (a->error by default). */
+static void
+finish_cut(struct answer *a, const char *why)
+{
+	if (a->error == NULL)
+		a->error = why;
+	log_answer(a);
+	conn_set_data(a->c, NULL);
+	conn_cut(a->c, a->error);
+	answer_free(a);
+}
+
 /*
  * An error answer from relay-serve itself, which closes the connection;
  * fields are extra header fields, or NULL.
@@ -436,8 +448,7 @@ pump(struct answer *a)
 
 	while (conn_queued(a->c) < SERVER_OUT_MAX) {
 		if ((n = src.read(src.ctx, tmp, sizeof tmp)) < 0) {
-			a->error = store_error(through_reader(through));
-			finish(a, 1);	/* the client sees it cut short */
+			finish_cut(a, store_error(through_reader(through)));
 			return;
 		}
 		if (n == 0 || !write_stored(a, tmp, (size_t)n)) {
@@ -638,9 +649,12 @@ on_head(void *ctx, int status, const char *fields)
 	buf_adds(&a->head, fields);
 	a->cache_status = !cacheable ? "bypass" : r->had_stored ? "expired" :
 	    "miss";
-	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s%s", !cacheable ?
-	    "bypass" : r->had_stored ? "stale" : "miss", r->stored ?
-	    "; stored" : "");
+	/*
+	 * No "stored" (RFC 9211 2.6): the head goes out before the body
+	 * has come and been written, and either may yet fail.
+	 */
+	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s", !cacheable ?
+	    "bypass" : r->had_stored ? "stale" : "miss");
 	return 0;
 }
 
@@ -715,8 +729,7 @@ on_done(void *ctx, const char *error)
 	note_call(a);
 	a->call = NULL;
 	if (error != NULL) {		/* cut short: never stored */
-		a->error = error;
-		finish(a, 1);
+		finish_cut(a, error);
 		return;
 	}
 	relay_head(a);
@@ -754,17 +767,15 @@ send_merged(struct answer *a)
 	const struct merge_result *r = merge_result(a->merge);
 	struct cache_rules keep = opts.rules;
 	char fields[160];
-	int stored;
 
 	keep.force_ttl = a->merge_cache;
 	a->error = r->error;
 	a->upstream_ms = prog_now_ms() - a->start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
 	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
-	if ((stored = a->merge_cache > 0 && r->status == 200 && r->complete))
+	if (a->merge_cache > 0 && r->status == 200 && r->complete)
 		through_store(through, a->key, fields, &r->body, &keep);
-	send_head(a, r->status, fields, stored ?
-	    "relay; detail=merge; stored" : "relay; detail=merge", -1,
+	send_head(a, r->status, fields, "relay; detail=merge", -1,
 	    (long long)r->body.len);
 	write_body(a, r->body.data, r->body.len);
 	finish(a, 0);
@@ -1248,8 +1259,7 @@ sync_pump(struct answer *a)
 	}
 	buf_free(&out);
 	if (more < 0) {
-		a->error = store_error(through_reader(through));
-		finish(a, 1);	/* the client sees it cut short */
+		finish_cut(a, store_error(through_reader(through)));
 	} else if (more == 0) {
 		end_sync(a);
 		finish(a, 0);
@@ -1306,7 +1316,8 @@ static void
 send_stats(struct answer *a, const struct buf *body)
 {
 	send_head(a, 200, "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n", NULL, -1, (long long)body->len);
+	    "Cache-Control: no-store\r\n", "relay; detail=admin", -1,
+	    (long long)body->len);
 	write_body(a, body->data, body->len);
 	finish(a, 0);
 }
@@ -1402,7 +1413,7 @@ answer_admin(struct answer *a, const char *target)
 	}
 	snprintf(head, sizeof head, "Content-Type: %s\r\n"
 	    "Cache-Control: no-store\r\n", type);
-	send_head(a, 200, head, NULL, -1, (long long)body.len);
+	send_head(a, 200, head, "relay; detail=admin", -1, (long long)body.len);
 	write_body(a, body.data, body.len);
 	buf_free(&body);
 	finish(a, 0);

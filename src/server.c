@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -405,7 +406,7 @@ conn_done(struct conn *c, int close_after)
 	int keep = c->req.keep_alive && !close_after && !srv->stopping;
 
 	if (c->inner != NULL) {
-		c->inner->done(c->inner_ctx);
+		c->inner->done(c->inner_ctx, NULL);
 		inner_free(c);
 		return;
 	}
@@ -414,6 +415,24 @@ conn_done(struct conn *c, int close_after)
 	c->state = keep ? CONN_IDLE : CONN_CLOSING;
 	c->deadline_ms = prog_now_ms() + srv->opt.idle_timeout_ms;
 	c->flush_due = 1;
+}
+
+/*
+ * The answer ends before it is whole (its upstream broke off, its body
+ * could not be read): the connection closes, so that a client sees it
+ * cut short by its framing, and an inner request's consumer is told
+ * why.
+ */
+void
+conn_cut(struct conn *c, const char *why)
+{
+	assert(why != NULL);
+	if (c->inner != NULL) {
+		c->inner->done(c->inner_ctx, why);
+		inner_free(c);
+		return;
+	}
+	conn_done(c, 1);
 }
 
 /*

@@ -51,12 +51,13 @@ struct server_handler {
 
 /*
  * Where an inner request's answer goes (server_inner): its bytes, as
- * a client would get them; its end; and how much its consumer holds,
- * which the program weighs as a socket's queued output.
+ * a client would get them; its end, with why it was cut short (NULL
+ * when it is whole: conn_cut); and how much its consumer holds, which
+ * the program weighs as a socket's queued output.
  */
 struct inner_ops {
 	void	(*write)(void *, const void *, size_t);
-	void	(*done)(void *);
+	void	(*done)(void *, const char *);
 	size_t	(*queued)(void *);
 };
 
@@ -103,6 +104,7 @@ int		 conn_stopping(const struct conn *);
 size_t		 conn_queued(const struct conn *);
 void		 conn_write(struct conn *, const void *, size_t);
 void		 conn_done(struct conn *, int);
+void		 conn_cut(struct conn *, const char *);
 void		 conn_upgrade(struct conn *, const struct raw_ops *, void *);
 void		 conn_raw_feed(struct conn *);
 void		 conn_log(struct conn *, const struct log_request *);

@@ -38,7 +38,7 @@ burst() {	# burst PORT PATH N [options]: N requests at once
 	[ "$(echo "$output" | cut -f1 | sort | uniq -c | awk '{print $1, $2}')" = "200 200" ]
 	[ "$(echo "$output" | cut -f3 | sort -u | wc -l)" -eq 1 ]
 	[ "$(requests_for "$path")" -eq 1 ]
-	[ "$(echo "$output" | grep -c 'fwd=miss; stored')" -eq 1 ]
+	[ "$(echo "$output" | cut -f2 | grep -cx 'relay; fwd=miss')" -eq 1 ]
 	# One taken up only after the answer is in is a hit: as good.
 	[ "$(echo "$output" | grep -c -e 'fwd=miss; collapsed' -e 'relay; hit')" -eq 199 ]
 	logged 200

@@ -105,3 +105,39 @@ bad-chunk:cut cut-chunk:cut"
 	run relay-fetch "$UP/good"
 	[ "$output" = fine ]
 }
+
+@test "relay-serve: a batch or channel item whose body breaks gets an error, never a whole 200" {
+	/usr/bin/python3 -c 'import websockets' 2>/dev/null ||
+	    skip "python3-websockets is not installed (make deps)"
+	start_serve
+	local cut="short-body bad-chunk cut-chunk" items= name
+	for name in $cut; do
+		items="$items{\"id\":\"$name\",\"path\":\"/$name\"},"
+	done
+	curl -s --data-binary "{\"requests\":[${items%,}]}" \
+	    "$SERVE/_relay/batch" >batch.ndjson
+	/usr/bin/python3 - "$SERVE_PORT" $cut >ws.ndjson <<'PY'
+import asyncio, json, sys, websockets
+async def main():
+    async with websockets.connect("ws://127.0.0.1:%s/_relay/ws" % sys.argv[1]) as ws:
+        for name in sys.argv[2:]:
+            await ws.send(json.dumps({"id": name, "path": "/" + name}))
+        for _ in sys.argv[2:]:
+            print(await ws.recv())
+asyncio.run(main())
+PY
+	for out in batch.ndjson ws.ndjson; do
+		[ "$(wc -l <"$out")" -eq 3 ]
+		# a 502 when seen before the head, else the head's status
+		# with why and no body; never a body taken as whole
+		jq -e 'select(.status == 502 or (.error | test("cut short")))' \
+		    "$out" >/dev/null
+		[ "$(jq -c 'select(.status != 502 and
+		    (has("text") or has("json") or has("base64")))' "$out")" = "" ]
+		[ "$(jq -c 'select(.status != 502 and
+		    (.error | test("cut short") | not))' "$out")" = "" ]
+	done
+	# no answer claims a store that cannot be known when its head goes out
+	! curl -s -D - -o /dev/null "$SERVE/short-body" | grep -qi '^cache-status:.*stored' || false
+	[ "$(entries)" -eq 0 ]
+}

@@ -95,6 +95,10 @@ metrics_with() {
 	eventually metrics_with 'relay_upstream_duration_seconds_count 2'
 	grep -qi '^Content-Type: text/plain; version=0.0.4' head
 	grep -qi '^Cache-Control: no-store' head
+	# relay's own answer, said so: never "(null)" (every admin answer)
+	grep -qx $'Cache-Status: relay; detail=admin\r' head
+	curl -s -D head -o /dev/null "$SERVE/_relay/stats"
+	grep -qx $'Cache-Status: relay; detail=admin\r' head
 	promtool check metrics <metrics
 	grep -qx 'relay_upstream_duration_seconds_bucket{le="+Inf"} 2' metrics
 	# the 30 ms one is not in the buckets below it

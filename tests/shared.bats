@@ -78,7 +78,7 @@ shared_has() {
 @test "a response fetched through one host is a hit on the others, without the upstream" {
 	for n in 1 2 3; do start_host "$n"; done
 	u=/menu?etag=v1
-	[ "$(cache_status "${HOST[1]}$u")" = "relay; fwd=miss; stored" ]
+	[ "$(cache_status "${HOST[1]}$u")" = "relay; fwd=miss" ]
 	eventually shared_has "$UP$u"
 	[[ "$(cache_status "${HOST[2]}$u")" == "relay; hit; ttl="*"; detail=shared" ]]
 	[[ "$(cache_status "${HOST[3]}$u")" == "relay; hit; ttl="*"; detail=shared" ]]
@@ -170,7 +170,7 @@ stale_in() {
 	start_redis
 	within 10 grep -q 'is back' host1.log
 	within 10 grep -q 'is back' host2.log
-	[ "$(cache_status "${HOST[1]}/again")" = "relay; fwd=miss; stored" ]
+	[ "$(cache_status "${HOST[1]}/again")" = "relay; fwd=miss" ]
 	eventually shared_has "$UP/again"
 	[[ "$(cache_status "${HOST[2]}/again")" == *"detail=shared" ]]
 	[ "$(requests_for /again)" -eq 1 ]
@@ -213,7 +213,7 @@ stale_in() {
 	start_host 1
 	sha=$(printf %s "$UP/forged" | sha1sum | cut -d' ' -f1)
 	redis set "relay:{$sha}:entry" 'HTTP/1.1 200 OK' >/dev/null
-	[ "$(cache_status "${HOST[1]}/forged")" = "relay; fwd=miss; stored" ]
+	[ "$(cache_status "${HOST[1]}/forged")" = "relay; fwd=miss" ]
 	grep -q "$UP/forged: shared tier: not an entry of this relay" host1.log
 	# a real entry, but of another URL, put under this one's key
 	curl -sf -o /dev/null "${HOST[1]}/other"
@@ -222,7 +222,7 @@ stale_in() {
 	sha3=$(printf %s "$UP/stolen" | sha1sum | cut -d' ' -f1)
 	redis --raw get "relay:{$sha2}:entry" | head -c -1 |
 	    redis -x set "relay:{$sha3}:entry" >/dev/null
-	[ "$(cache_status "${HOST[1]}/stolen")" = "relay; fwd=miss; stored" ]
+	[ "$(cache_status "${HOST[1]}/stolen")" = "relay; fwd=miss" ]
 	grep -q "another URL's entry" host1.log
 	[ "$(requests_for /stolen)" -eq 1 ]
 }
@@ -237,7 +237,7 @@ stale_in() {
 	start_host 2 --shared-password-file bad
 	curl -sf -o /dev/null "${HOST[1]}/pw"
 	eventually shared_has "$UP/pw"
-	[[ "$(cache_status "${HOST[2]}/pw")" == "relay; fwd=miss; stored" ]]
+	[[ "$(cache_status "${HOST[2]}/pw")" == "relay; fwd=miss" ]]
 	eventually grep -q 'is down' host2.log
 }
 
@@ -492,7 +492,7 @@ upstream_saw() {
 	curl -sf -o /dev/null "${HOST[1]}/apart"
 	sha=$(printf %s "$UP/apart" | sha1sum | cut -d' ' -f1)
 	eventually redis_has "blue:{$sha}:entry"
-	[ "$(cache_status "${HOST[2]}/apart")" = "relay; fwd=miss; stored" ]
+	[ "$(cache_status "${HOST[2]}/apart")" = "relay; fwd=miss" ]
 	eventually redis_has "green:{$sha}:entry"
 	[ "$(redis --scan --pattern 'relay:*' | grep -c .)" -eq 0 ]
 }

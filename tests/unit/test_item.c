@@ -91,14 +91,14 @@ static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/"
     "9\r\nConnection: close\r\n\r\n";
 
 static int
-line_is(const char *id, const char *h, const char *body, int too_big,
+line_is(const char *id, const char *h, const char *body, const char *error,
     const char *want)
 {
 	struct buf line = BUF_INIT, b = BUF_INIT;
 	int same;
 
 	buf_adds(&b, body);
-	item_answer_line(&line, id, h, strlen(h), &b, too_big);
+	item_answer_line(&line, id, h, strlen(h), &b, error);
 	same = strcmp(buf_cstr(&line), want) == 0;
 	if (!same)
 		printf("# got %s", buf_cstr(&line));
@@ -110,24 +110,25 @@ line_is(const char *id, const char *h, const char *body, int too_big,
 static void
 answer_lines(void)
 {
-	CHECK(line_is("\"1\"", head, "{\"a\": 1}\n", 0, "{\"id\":\"1\",\"status\":"
+	CHECK(line_is("\"1\"", head, "{\"a\": 1}\n", NULL, "{\"id\":\"1\",\"status\":"
 	    "200,\"headers\":{\"content-type\":\"application/json\",\"etag\":"
 	    "\"\\\"v\\\"\",\"cache-status\":\"relay; hit\"},\"json\":"
 	    "{\"a\":1}}\n"));
 	/* JSON in name only is text; bytes that are not UTF-8 are base64 */
-	CHECK(line_is("\"2\"", head, "{broken", 0, "{\"id\":\"2\",\"status\":200,"
+	CHECK(line_is("\"2\"", head, "{broken", NULL, "{\"id\":\"2\",\"status\":200,"
 	    "\"headers\":{\"content-type\":\"application/json\",\"etag\":"
 	    "\"\\\"v\\\"\",\"cache-status\":\"relay; hit\"},\"text\":"
 	    "\"{broken\"}\n"));
-	CHECK(line_is("\"3\"", "HTTP/1.1 200 OK\r\n\r\n", "\xff", 0,
+	CHECK(line_is("\"3\"", "HTTP/1.1 200 OK\r\n\r\n", "\xff", NULL,
 	    "{\"id\":\"3\",\"status\":200,\"headers\":{},\"base64\":\"/w==\"}\n"));
 	CHECK(line_is("\"4\"", "HTTP/1.1 304 Not Modified\r\nETag: \"v\"\r\n\r\n",
-	    "", 0, "{\"id\":\"4\",\"status\":304,\"headers\":{\"etag\":"
+	    "", NULL, "{\"id\":\"4\",\"status\":304,\"headers\":{\"etag\":"
 	    "\"\\\"v\\\"\"}}\n"));
-	CHECK(line_is("\"5\"", "HTTP/1.1 200 OK\r\n\r\n", "", 1, "{\"id\":\"5\","
+	CHECK(line_is("\"5\"", "HTTP/1.1 200 OK\r\n\r\n", "",
+	    "the body is over 1048576 bytes: ask for it alone", "{\"id\":\"5\","
 	    "\"status\":200,\"headers\":{},\"error\":\"the body is over "
 	    "1048576 bytes: ask for it alone\"}\n"));
-	CHECK(line_is("\"6\"", "garbage\r\n\r\n", "", 0, "{\"id\":\"6\","
+	CHECK(line_is("\"6\"", "garbage\r\n\r\n", "", NULL, "{\"id\":\"6\","
 	    "\"status\":502,\"error\":\"relay-serve's answer could not be "
 	    "read back\"}\n"));
 }
