@@ -312,6 +312,8 @@ framing(struct http_request *r, const struct seen *s, const char **why)
 		return bad(why, 400, "Transfer-Encoding in HTTP/1.0");
 	r->body = s->chunked ? HTTP_BODY_CHUNKED : s->length &&
 	    r->content_length > 0 ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+	/* Content-Length: 0 is content, though empty; no framing is none */
+	r->has_content = s->chunked || s->length;
 	r->keep_alive = r->minor >= 1 ? !s->close : s->keep_alive && !s->close;
 	combine_fields(r);
 	return 0;

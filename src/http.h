@@ -27,6 +27,7 @@ struct http_request {
 	struct buf	 fields;	/* "name: value\r\n" lines, trimmed */
 	int		 keep_alive;	/* the connection may carry more */
 	enum http_body	 body;
+	int		 has_content;	/* framed content, maybe empty */
 	long long	 content_length;
 	int		 expect_continue;
 };

@@ -523,6 +523,7 @@ make_request(const struct item *it, const char *outer, struct http_request *req,
 	buf_add(body, it->body.data, it->body.len);
 	if (it->has_body) {
 		req->body = HTTP_BODY_LENGTH;
+		req->has_content = 1;
 		req->content_length = (long long)it->body.len;
 		buf_printf(&all, "Content-Length: %zu\r\n", it->body.len);
 		if (it->json_body && !headers_get(mine, "content-type", &type))

@@ -741,16 +741,30 @@ static const struct through_sink answer_sink = {
 	on_stored, on_head, on_body, on_done, on_fail,
 };
 
+/*
+ * The request's content to send on, or NULL if it has none: a request
+ * without framing fields gets none upstream either, never an empty
+ * one with a Content-Length of 0 (RFC 9110 section 8.6).
+ */
+static const char *
+content_of(const struct answer *a)
+{
+	const struct buf *body = conn_body(a->c);
+
+	if (!a->req->has_content)
+		return NULL;
+	return body->data != NULL ? body->data : "";
+}
+
 /* Through the cache (GET, HEAD) or past it (other methods). */
 static void
 answer_through(struct answer *a)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
-	const struct buf *body = conn_body(a->c);
 	struct buf forward = BUF_INIT;
 	struct through_request req = {
 		.key = a->key, .method = a->req->method, .fields = fields,
-		.body = body->data, .body_len = body->len,
+		.body = content_of(a), .body_len = conn_body(a->c)->len,
 	};
 
 	http_forward_fields(&forward, fields);
@@ -895,12 +909,11 @@ static void
 answer_queued(struct answer *a)
 {
 	const char *fields = buf_cstr((struct buf *)&a->req->fields);
-	const struct buf *body = conn_body(a->c);
 	struct buf forward = BUF_INIT;
 	struct store_queued q = {
 		.method = (char *)a->req->method, .url = a->key,
-		.body = body->data,
-		.body_len = body->len,
+		.body = (char *)content_of(a),
+		.body_len = conn_body(a->c)->len,
 	};
 
 	http_forward_fields(&forward, fields);

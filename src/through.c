@@ -77,7 +77,8 @@ struct through_call {
 	struct through_call	*prev_all, *next_all;	/* th->calls */
 	const struct through_sink *sink;	/* NULL once answered */
 	void			*ctx;
-	char			*key, *method, *fields, *forward, *body;
+	char			*key, *method, *fields, *forward;
+	const char		*body;		/* the caller's */
 	size_t			 body_len;
 	struct cache_rules	 rules;
 	struct policy_request	 directives;
@@ -212,7 +213,6 @@ call_free(struct through_call *c)
 	free(c->method);
 	free(c->fields);
 	free(c->forward);
-	free(c->body);
 	free(c);
 }
 
@@ -1243,9 +1243,7 @@ through_start(struct through *th, const struct through_request *req,
 		lookup(c);
 		return;
 	}
-	c->body = xmalloc(req->body_len + 1);
-	if (req->body_len > 0)
-		memcpy(c->body, req->body, req->body_len);
+	c->body = req->body;	/* borrowed: see through_request */
 	c->body_len = req->body_len;
 	fetch(c);
 }

@@ -71,7 +71,9 @@ struct through_request {
 	const char		*method;	/* the client's */
 	const char		*fields;	/* the client's, for Vary */
 	const char		*forward;	/* fields to send upstream */
-	const char		*body;		/* to send upstream, or NULL */
+	const char		*body;		/* to send upstream, or NULL; the
+						   caller's until the call ends
+						   or is cancelled */
 	size_t			 body_len;
 	struct policy_request	 directives;	/* the client's */
 	int			 stored_only;	/* a fresh stored one, or fail */

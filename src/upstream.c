@@ -304,35 +304,58 @@ set_options(struct upstream *u, struct transfer *t)
 		curl_easy_setopt(e, CURLOPT_MAXREDIRS, t->req.max_redirects);
 		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	}
-	if (t->req.body != NULL) {
+	if (t->req.body != NULL) {	/* the caller's until the end */
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)t->req.body_len);
-		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, t->req.body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body);
 	}
 }
 
-/* Turns a header block into curl's list of lines. */
 static struct curl_slist *
-header_list(const char *block)
+append(struct curl_slist *list, const char *line)
 {
-	struct curl_slist *list = NULL, *next;
+	struct curl_slist *next = curl_slist_append(list, line);
+
+	if (next == NULL)
+		out_of_memory();
+	return next;
+}
+
+/*
+ * Turns a header block into curl's list of lines. A request with a
+ * body gets no field libcurl would add to it on its own: no
+ * form-encoded Content-Type the client never sent, no Expect that
+ * would wait a second for a 100 (an empty "Name:" line stops curl's).
+ */
+static struct curl_slist *
+header_list(const char *block, int with_body)
+{
+	struct curl_slist *list = NULL;
 	struct buf line = BUF_INIT;
 	struct header h;
+	const char *p = block;
 
-	while (block != NULL && headers_next(&block, &h)) {
+	while (p != NULL && headers_next(&p, &h)) {
 		buf_reset(&line);
 		buf_add(&line, h.name, h.name_len);
 		buf_add(&line, ": ", 2);
 		buf_add(&line, h.value, h.value_len);
-		if ((next = curl_slist_append(list, buf_cstr(&line))) == NULL)
-			out_of_memory();
-		list = next;
+		list = append(list, buf_cstr(&line));
 	}
+	if (with_body && (block == NULL ||
+	    !headers_get(block, "content-type", &h)))
+		list = append(list, "Content-Type:");
+	if (with_body)
+		list = append(list, "Expect:");
 	buf_free(&line);
 	return list;
 }
 
-/* Starts a transfer; the request's strings are copied by curl. */
+/*
+ * Starts a transfer; the request's strings are copied by curl, but
+ * for its body, which must stay until the transfer ends or is
+ * cancelled.
+ */
 struct transfer *
 upstream_add(struct upstream *u, const struct upstream_request *req)
 {
@@ -342,7 +365,7 @@ upstream_add(struct upstream *u, const struct upstream_request *req)
 	t->length = -1;
 	if ((t->easy = curl_easy_init()) == NULL)
 		out_of_memory();
-	t->headers = header_list(req->headers);
+	t->headers = header_list(req->headers, req->body != NULL);
 	set_options(u, t);
 	t->req.url = NULL;	/* not ours to keep */
 	t->req.headers = NULL;

@@ -35,7 +35,7 @@ struct upstream_request {
 	const char	*url;
 	const char	*method;	/* NULL: GET */
 	const char	*headers;	/* "Name: value\r\n" lines, or NULL */
-	const char	*body;		/* request body, copied; or NULL */
+	const char	*body;		/* request body, or NULL; borrowed */
 	size_t		 body_len;
 	long		 max_redirects;	/* 3xx with Location followed; 0: none */
 	void		*ctx;

@@ -100,6 +100,40 @@ statuses() {
 	[ "$(curl -s -X PUT -d 'put' "$SERVE/p?echo=1")" = "PUT put" ]
 }
 
+# upstream_saw PATH FIELD: the field the upstream got on its last
+# request for PATH (with query), or "-" without it.
+upstream_saw() {
+	curl -s "$UP/_log" | jq -rs --arg p "$1" --arg f "$2" \
+	    '[.[] | select(.path == $p)] | last | .headers |
+	    with_entries(.key |= ascii_downcase) | .[$f | ascii_downcase] // "-"'
+}
+
+@test "relayed requests reach the upstream with the client's fields only, none libcurl would add" {
+	start_serve --max-body 2000000
+	# no Content-Type the client did not send, no Expect for a big one
+	printf 'POST /nt?echo=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' |
+	    raw >out
+	[ "$(statuses <out)" = 200 ]
+	[ "$(upstream_saw '/nt?echo=1' content-type)" = - ]
+	head -c 1500000 /dev/zero | curl -s -o /dev/null -H 'Content-Type:' \
+	    -H 'Expect:' --data-binary @- --max-time 10 "$SERVE/big?echo=1"
+	[ "$(upstream_saw '/big?echo=1' expect)" = - ]
+	[ "$(upstream_saw '/big?echo=1' content-type)" = - ]
+	[ "$(upstream_saw '/big?echo=1' content-length)" = 1500000 ]
+	# the client's own Content-Type goes as it is
+	curl -s -o /dev/null -H 'Content-Type: text/csv' -d 'a,b' "$SERVE/csv?echo=1"
+	[ "$(upstream_saw '/csv?echo=1' content-type)" = text/csv ]
+	# a DELETE without content gets no Content-Length; one of 0 keeps it
+	printf 'DELETE /d1 HTTP/1.1\r\nHost: x\r\n\r\n' | raw >out
+	[ "$(upstream_saw /d1 content-length)" = - ]
+	printf 'DELETE /d2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n' | raw >out
+	[ "$(upstream_saw /d2 content-length)" = 0 ]
+	# a batch item's string body: no Content-Type it did not give
+	curl -s -o /dev/null --data-binary '{"requests":[{"id":"1","method":"PUT",
+	    "path":"/item","body":"x=1"}]}' "$SERVE/_relay/batch"
+	[ "$(upstream_saw /item content-type)" = - ]
+}
+
 @test "answers carry Date, Via and Cache-Status; cached ones Age" {
 	start_serve
 	run curl -s -i "$SERVE/d?cc=max-age=60"
