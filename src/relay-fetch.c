@@ -1,7 +1,6 @@
 /*
  * relay-fetch: fetch URLs through the shared cache, many at once.
  */
-#include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -235,10 +234,10 @@ job_new(const char *text, long long line)
 		clear_progress();
 		j->url = url_redacted(text);
 		if (line > 0)
-			warnx("line %lld: invalid URL '%s': %s", line, j->url,
-			    why);
+			prog_warnx("line %lld: invalid URL '%s': %s", line,
+			    j->url, why);
 		else
-			warnx("invalid URL '%s': %s", j->url, why);
+			prog_warnx("invalid URL '%s': %s", j->url, why);
 		j->error = xstrdup("invalid URL");
 		j->state = JOB_DONE;
 	} else if (output_template != NULL)
@@ -348,7 +347,7 @@ lookup(struct job *j)
 	    &j->cached);
 
 	if (found < 0)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	return found;
 }
 
@@ -550,10 +549,11 @@ check_template(const char *t)
 	const char *p;
 
 	if (*t == '\0')
-		errx(EXIT_USAGE, "-o needs a file name");
+		prog_errx(EXIT_USAGE, "-o needs a file name");
 	for (p = t; (p = strchr(p, '%')) != NULL; p += 2)
 		if (p[1] == '\0' || strchr("nf%", p[1]) == NULL)
-			errx(EXIT_USAGE, "bad -o '%s': %% is followed by %s%.1s, "
+			prog_errx(EXIT_USAGE,
+			    "bad -o '%s': %% is followed by %s%.1s, "
 			    "not n, f or %%", t, p[1] ? "" : "nothing", p + 1);
 }
 
@@ -676,7 +676,7 @@ on_body(void *ctx, const void *p, size_t n)
 		return fwrite(p, 1, n, j->file) == n ? 0 :
 		    write_failed(j, j->part);
 	if (spool_write(j->spool, p, n) < 0)
-		err(EX_IOERR, "%s: cannot spool the body", j->url);
+		prog_err(EX_IOERR, "%s: cannot spool the body", j->url);
 	return 0;
 }
 
@@ -828,8 +828,8 @@ serve_stale(struct job *j, const char *why)
 	    c->lifetime, opts.stale_if_error))
 		return 0;
 	clear_progress();
-	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
-	    age);
+	prog_warnx("%s: %s; serving the cached response, %lld s old",
+	    j->url, why, age);
 	writeback_hit(writeback, c->id, time(NULL));
 	j->source = "stale";
 	j->status = c->status;
@@ -942,7 +942,7 @@ write_record(struct job *j, struct writer *w)
 		rec.ttl = c->lifetime - age;
 	}
 	if (record_write(w, &rec, &body) < 0)
-		errx(EX_IOERR, "%s: cannot read the body again", j->url);
+		prog_errx(EX_IOERR, "%s: cannot read the body again", j->url);
 	buf_free(&rec.headers);
 	writer_flush(w);
 }
@@ -970,11 +970,11 @@ write_cached(struct job *j, FILE *out)
 		    "\r\n", c->status, http_reason(c->status), c->headers,
 		    c->size);
 	if ((b = store_body_open(reader, c)) == NULL)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	rc = io_copy(store_body_source(b), sink_file(out));
 	store_body_close(b);
 	if (rc == -1)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	return rc;
 }
 
@@ -1107,9 +1107,9 @@ output(struct job *j, struct writer *w)
 		ok = 0;
 	clear_progress();
 	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
-		warnx("%s: %s", j->url, j->error);
+		prog_warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
-		warnx("%s: HTTP %d %s", j->url, j->status,
+		prog_warnx("%s: HTTP %d %s", j->url, j->status,
 		    http_reason(j->status));
 	if (records)
 		write_record(j, w);
@@ -1117,13 +1117,13 @@ output(struct job *j, struct writer *w)
 		;	/* written above */
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
-		err(EX_IOERR, "%s: cannot copy the body", j->url);
+		prog_err(EX_IOERR, "%s: cannot copy the body", j->url);
 	if (ok)
 		succeeded++;
 	else
 		failed++;
 	if (ferror(stdout))
-		errx(EX_IOERR, "write error on standard output");
+		prog_errx(EX_IOERR, "write error on standard output");
 }
 
 /* Reports the cache writes that failed, on lines of their own. */
@@ -1136,7 +1136,7 @@ report_writeback(char *warnings)
 		next = strchr(line, '\n');
 		*next++ = '\0';
 		clear_progress();
-		warnx("%s", line);
+		prog_warnx("%s", line);
 	}
 	free(warnings);
 }
@@ -1299,7 +1299,7 @@ input_fill(struct input *in)
 		return 0;
 	n = read(STDIN_FILENO, in->buf + in->len, sizeof in->buf - in->len);
 	if (n < 0 && errno != EINTR && errno != EAGAIN)
-		err(EX_IOERR, "cannot read standard input");
+		prog_err(EX_IOERR, "cannot read standard input");
 	if (n == 0)
 		in->eof = 1;
 	if (n > 0)
@@ -1321,8 +1321,8 @@ input_take(struct input *in, char *line)
 	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= URL_MAX)))
 		return 0;	/* wait for the rest of the line */
 	if (n > URL_MAX && !in->skipping) {
-		warnx("line %lld: URL longer than %d bytes", in->lineno + 1,
-		    URL_MAX);
+		prog_warnx("line %lld: URL longer than %d bytes",
+		    in->lineno + 1, URL_MAX);
 		failed++;
 		in->skipping = 1;
 	}
@@ -1440,8 +1440,8 @@ parse_options(int argc, char **argv)
 		switch (opt) {
 		case 'H':
 			if (headers_add_line(&request_headers, optarg, &why) < 0)
-				errx(EXIT_USAGE, "bad header '%s': %s", optarg,
-				    why);
+				prog_errx(EXIT_USAGE, "bad header '%s': %s",
+				    optarg, why);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -1462,14 +1462,14 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_MAX_REDIRS:
 			if (num_parse(optarg, 1, 100, &v) < 0)
-				errx(EXIT_USAGE, "bad --max-redirs '%s': "
+				prog_errx(EXIT_USAGE, "bad --max-redirs '%s': "
 				    "expected 1 to 100", optarg);
 			redirect_limit = (long)v;
 			break;
 		case 'j':
 			if (num_parse(optarg, 1, 1000, &v) < 0)
-				errx(EXIT_USAGE, "bad -j '%s': expected 1 to "
-				    "1000", optarg);
+				prog_errx(EXIT_USAGE, "bad -j '%s': expected "
+				    "1 to 1000", optarg);
 			concurrency = (int)v;
 			break;
 		case OPT_NO_CACHE:
@@ -1486,8 +1486,8 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_RETRY:
 			if (num_parse(optarg, 0, 20, &max_retries) < 0)
-				errx(EXIT_USAGE, "bad --retry '%s': expected 0 "
-				    "to 20", optarg);
+				prog_errx(EXIT_USAGE, "bad --retry '%s': "
+				    "expected 0 to 20", optarg);
 			break;
 		case OPT_UNORDERED:
 			unordered = 1;
@@ -1520,14 +1520,14 @@ main(int argc, char *argv[])
 	upstream_base = config_upstream(opts.upstream);
 	if ((rc = shared_target(&shared_opts, &shared_at, lease_why,
 	    sizeof lease_why)) < 0)
-		errx(EX_CONFIG, "bad --shared: %s", lease_why);
+		prog_errx(EX_CONFIG, "bad --shared: %s", lease_why);
 	if (rc == 0 && !offline)
 		shared = shared_sync_open(&shared_at, &shared_opts,
 		    "relay-fetch");
 	else if (rc == 0)
 		redis_target_free(&shared_at);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
-		errx(EX_CONFIG, "cannot place the cache: %s", why);
+		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
 	 * --offline only reads: a missing file is an empty cache, and it
 	 * is not created. With no entry there is nothing to write.
@@ -1541,7 +1541,7 @@ main(int argc, char *argv[])
 	reader = prog_open_cache(loc.path, STORE_READ);
 	if (!offline && (leases = leases_open(loc.path, lease_why,
 	    sizeof lease_why)) == NULL)
-		warnx("duplicate requests are merged in this run only: %s",
+		prog_warnx("duplicate requests are merged in this run only: %s",
 		    lease_why);
 	free(loc.path);
 	writeback = writeback_start(writer, &opts.rules);
