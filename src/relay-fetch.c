@@ -1310,13 +1310,15 @@ input_fill(struct input *in)
 /*
  * Takes one line out of the buffer, trimmed; returns 0 if none is
  * complete. A line longer than URL_MAX is reported, consumed as it
- * arrives, and given back as an empty line.
+ * arrives, and given back as an empty line; so is a line with a NUL
+ * byte, which would otherwise cut the URL short without a word.
  */
 static int
 input_take(struct input *in, char *line)
 {
 	char *nl = memchr(in->buf, '\n', in->len);
 	size_t n = nl != NULL ? (size_t)(nl - in->buf) : in->len;
+	int nul = 0;
 
 	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= URL_MAX)))
 		return 0;	/* wait for the rest of the line */
@@ -1329,6 +1331,7 @@ input_take(struct input *in, char *line)
 	if (!in->skipping) {
 		memcpy(line, in->buf, n);
 		line[n] = '\0';
+		nul = memchr(line, '\0', n) != NULL;
 	}
 	n += nl != NULL;
 	in->len -= n;
@@ -1336,7 +1339,11 @@ input_take(struct input *in, char *line)
 	if (nl == NULL && !in->eof)
 		return 0;	/* more of the over-long line to come */
 	in->lineno++;
-	if (in->skipping) {
+	if (nul) {
+		prog_warnx("line %lld: a NUL byte in the URL", in->lineno);
+		failed++;
+	}
+	if (in->skipping || nul) {
 		in->skipping = 0;
 		line[0] = '\0';
 	}

@@ -409,6 +409,14 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 		rc = CURLE_RECV_ERROR;
 	if (rc == CURLE_OK)
 		deliver_head(t);	/* a response without a body */
+	/*
+	 * curl holds a header line whole, up to CURL_MAX_HTTP_HEADER bytes;
+	 * a longer one fails the transfer as if memory had run out, with
+	 * nothing in the error buffer. In a head, that is what it means.
+	 */
+	if (rc == CURLE_OUT_OF_MEMORY && !t->head_done && t->error[0] == '\0')
+		snprintf(t->error, sizeof t->error, "response header line "
+		    "longer than %d KiB", CURL_MAX_HTTP_HEADER / 1024);
 	if (t->broken) {
 		error = t->why;
 	} else if (rc != CURLE_OK && !t->aborted) {

@@ -125,6 +125,44 @@ setup() {
 	[ "$stderr" = "relay-fetch: line 2: URL longer than 8192 bytes" ]
 }
 
+@test "a NUL byte in an input line refuses that line, naming it; the rest is fetched" {
+	{
+		printf '%s\n' "$UP/a?body=x"
+		printf '%s\0%s\n' "$UP/b?body=y" "/evil"
+		printf '\0\n'
+		printf '%s\n' "$UP/c?body=z"
+		printf '%s\0' "$UP/d?body=w"	# the last line, unended
+	} >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 1 ]
+	[ "$output" = xz ]
+	[ "$stderr" = "relay-fetch: line 2: a NUL byte in the URL
+relay-fetch: line 3: a NUL byte in the URL
+relay-fetch: line 5: a NUL byte in the URL" ]
+	[ "$(requests_for '/b?body=y')" = 0 ]
+	[ "$(requests_for '/d?body=w')" = 0 ]
+	printf '%s\0\n' "$UP/b?body=y" >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 69 ]
+}
+
+@test "a header line longer than libcurl takes is reported as such, not as 'Out of memory'" {
+	"$ROOT/tests/fixture/broken-upstream" bport &
+	EXTRA_PIDS+=($!)
+	eventually [ -s bport ]
+	broken=http://127.0.0.1:$(cat bport)
+	run --separate-stderr relay-fetch --retry 0 "$broken/long-line"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $broken/long-line: response header line longer than 100 KiB" ]
+	[ -z "$(relay-cache ls)" ]
+	# relay-serve takes the reason from the same place
+	UP=$broken start_serve
+	run curl -s -o /dev/null -w '%{http_code}' "$SERVE/long-line"
+	[ "$output" = 502 ]
+	logged 1
+	[ "$(access_log | jq -r .error)" = "response header line longer than 100 KiB" ]
+}
+
 @test "--unordered writes each as it finishes" {
 	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
 	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
