@@ -36,6 +36,7 @@
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 #define SHARED_POLL_MS 50	/* another host has the URL: look this often */
+#define LOOKUPS_MAX 4		/* an entry that changes before its output */
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
 static const char *upstream_base;	/* --upstream, or its default */
@@ -104,6 +105,7 @@ struct job {
 	long long		 name_taken_by;	/* -o: the earlier URL's seq */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
+	int			 lookups;	/* its entry changed: looked up again */
 	char			*error;
 };
 
@@ -1141,6 +1143,80 @@ report_writeback(char *warnings)
 	free(warnings);
 }
 
+/* Whether the job's output reads its body from the cache file. */
+static int
+reads_cached(const struct job *j)
+{
+	return j->error == NULL && j->cached.url != NULL && j->spool == NULL &&
+	    !j->direct && j->part == NULL;
+}
+
+/* Whether the entry the job looked up is still the URL's, body and all. */
+static int
+still_stored(const struct job *j)
+{
+	struct store_entry now;
+	int found = store_get(reader, "GET", j->url, j->cached.variant, &now),
+	    same;
+
+	if (found < 0)
+		prog_errx(store_status(reader), "%s", store_error(reader));
+	same = found && now.body == j->cached.body;
+	if (found)
+		store_entry_free(&now);
+	return same;
+}
+
+/*
+ * The job's entry was replaced or removed before its output: by this
+ * run's own writes (--max-size evicts), or another process's (relay-cache
+ * rm, put, purge). The URL starts over, from the lookup, on its own;
+ * after LOOKUPS_MAX such starts it fails.
+ */
+static void
+look_again(struct job *j)
+{
+	if (++j->lookups > LOOKUPS_MAX) {
+		job_fail(j, "%s", "its cache entry kept changing before it "
+		    "could be written");
+		return;
+	}
+	store_entry_free(&j->cached);
+	buf_reset(&j->head);
+	j->state = JOB_WAITING;
+	j->attempts = 0;
+	j->retry_at = 0;
+	j->source = NULL;
+	j->status = 0;
+	j->size = 0;
+	j->uncacheable = 0;
+	j->other_host_until = 0;
+}
+
+/*
+ * Writes a finished job's output; returns 0 if it started over instead.
+ * A body in the cache file is read in one read transaction that first
+ * makes sure the entry is still the one looked up, so that the output
+ * is that entry's, whole, or the URL starts over (look_again).
+ */
+static int
+output_job(struct job *j, struct writer *w)
+{
+	int kept;
+
+	if (!reads_cached(j)) {
+		output(j, w);
+		return 1;
+	}
+	store_read_begin(reader);
+	if ((kept = still_stored(j)))
+		output(j, w);
+	store_read_end(reader);
+	if (!kept)
+		look_again(j);
+	return kept;
+}
+
 /* Outputs finished jobs: in input order, or as they finish. */
 static void
 flush_done(struct writer *w)
@@ -1149,13 +1225,14 @@ flush_done(struct writer *w)
 
 	report_writeback(writeback_warnings(writeback));
 	while ((j = *p) != NULL) {
+		if (j->state == JOB_DONE && !output_job(j, w))
+			continue;	/* started over, or failed: see again */
 		if (j->state != JOB_DONE) {
 			if (!unordered)
 				break;
 			p = &j->next;
 			continue;
 		}
-		output(j, w);
 		*p = j->next;
 		if (queue_tail == &j->next)
 			queue_tail = p;

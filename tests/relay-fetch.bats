@@ -163,6 +163,86 @@ relay-fetch: line 5: a NUL byte in the URL" ]
 	[ "$(access_log | jq -r .error)" = "response header line longer than 100 KiB" ]
 }
 
+# Whether the cache holds an entry for URL (another process's view).
+stored() {
+	relay-cache get "$1" >/dev/null 2>&1
+}
+
+@test "an entry this run's own --max-size evicts before its turn is fetched again; the rest is written" {
+	hit="$UP/b?cc=max-age=600&size=100000"
+	big="$UP/m?cc=max-age=600&size=150000"
+	limits="--max-size 300K --max-object-size 200K"
+	relay-fetch $limits "$hit" >/dev/null
+	# the held first URL keeps the hit waiting for its turn while the
+	# big one is stored, which evicts it
+	relay-fetch $limits -j 4 "$UP/h?hold=1&body=h" "$hit" "$big" \
+	    "$UP/e?body=e" >out 2>err &
+	pid=$!
+	eventually stored "$big"
+	! stored "$hit" || false
+	curl -s "$UP/_release" >/dev/null
+	wait "$pid"
+	[ ! -s err ]
+	[ "$(head -c 1 out)" = h ]
+	[ "$(wc -c <out)" -eq $((1 + 100000 + 150000 + 1)) ]
+	[ "$(tail -c 1 out)" = e ]
+	[ "$(requests_for '/b?cc=max-age=600&size=100000')" = 2 ]
+}
+
+held_arrived() {
+	[ "$(requests_for '/h?hold=1&body=h')" -ge 1 ]
+}
+
+# run_while_changed MODE...: relay-fetch MODE writes three hits after a
+# held URL; meanwhile relay-cache removes the first (rm), replaces the
+# second (put) and purges the third. Its status, stdout and stderr are
+# kept; a fresh upstream each time, for a fresh hold and counts.
+run_while_changed() {
+	local pid
+	start_upstream
+	for n in one two three; do
+		relay-fetch "$UP/$n?cc=max-age=600&body=$n" >/dev/null
+	done
+	relay-fetch -j 8 "$@" "$UP/h?hold=1&body=h" "$UP/one?cc=max-age=600&body=one" \
+	    "$UP/two?cc=max-age=600&body=two" \
+	    "$UP/three?cc=max-age=600&body=three" >out 2>err &
+	pid=$!
+	# the hits were looked up before the held request went out
+	eventually held_arrived
+	relay-cache rm "$UP/one?cc=max-age=600&body=one"
+	printf new | relay-cache put --ttl 600 "$UP/two?cc=max-age=600&body=two"
+	relay-cache purge --match "$UP/three?*"
+	curl -s "$UP/_release" >/dev/null
+	status=0
+	wait "$pid" || status=$?
+	# the removed and purged URLs were fetched again; the new entry
+	# answered the replaced one
+	[ "$(requests_for '/one?cc=max-age=600&body=one')" = 2 ]
+	[ "$(requests_for '/two?cc=max-age=600&body=two')" = 1 ]
+	[ "$(requests_for '/three?cc=max-age=600&body=three')" = 2 ]
+}
+
+@test "an entry that relay-cache rm, put or purge changes before its turn: that URL is looked up again, the rest is written" {
+	run_while_changed
+	[ "$status" -eq 0 ]
+	[ ! -s err ]
+	[ "$(cat out)" = honenewthree ]
+	run_while_changed -i
+	[ "$status" -eq 0 ]
+	[ "$(grep -o 'HTTP/1.1 200 OK' out | wc -l)" -eq 4 ]
+	tr -d '\r' <out | grep -qx 'newHTTP/1.1 200 OK'
+	[ "$(tail -c 5 out)" = three ]
+	run_while_changed --records
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .text out | tr -d '\n')" = honenewthree ]
+	[ "$(jq -r .source out | tr '\n' ' ')" = "miss miss hit miss " ]
+	mkdir files
+	run_while_changed -o 'files/%n'
+	[ "$status" -eq 0 ]
+	[ "$(cat files/1 files/2 files/3 files/4)" = honenewthree ]
+	[ -z "$(find files -name '*.part')" ]
+}
+
 @test "--unordered writes each as it finishes" {
 	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
 	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
