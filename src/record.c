@@ -195,6 +195,8 @@ record_write_head(struct writer *w, const struct record *rec)
 	json_write_string(w, rec->url, strlen(rec->url));
 	if (rec->seq > 0)
 		writer_printf(w, ",\"seq\":%lld", rec->seq);
+	if (rec->effective_url != NULL)
+		write_string_member(w, "effective_url", rec->effective_url);
 	write_string_member(w, "method", rec->method);
 	write_key(w, "status");
 	writer_printf(w, "%d", rec->status);
@@ -272,6 +274,7 @@ void
 record_free(struct record *rec)
 {
 	free(rec->url);
+	free(rec->effective_url);
 	free(rec->method);
 	free(rec->error);
 	buf_free(&rec->headers);
@@ -486,6 +489,9 @@ read_member(struct record_reader *rr, struct record *rec, const char *key,
 
 	if (strcmp(key, "url") == 0)
 		return read_string(rr, key, &rec->url, RECORD_MAX_URL);
+	if (strcmp(key, "effective_url") == 0)
+		return read_string(rr, key, &rec->effective_url,
+		    RECORD_MAX_URL);
 	if (strcmp(key, "method") == 0)
 		return read_string(rr, key, &rec->method, 32);
 	if (strcmp(key, "source") == 0) {

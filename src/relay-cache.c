@@ -699,6 +699,17 @@ load_body_open(void *ctx, const struct record *rec)
 }
 
 /*
+ * The URL a record's response is stored under: the one that gave it,
+ * which a redirect followed (relay-fetch -L) makes another than the
+ * one asked for (RFC 9111 section 2).
+ */
+static const char *
+load_key(const struct record *rec)
+{
+	return rec->effective_url != NULL ? rec->effective_url : rec->url;
+}
+
+/*
  * Stores a record as if received now, keeping its age and the
  * freshness it had left, so a dump and load moves a cache in time
  * order without making stale entries fresh.
@@ -712,7 +723,7 @@ load_commit(struct load *l, struct record *rec, const char **why)
 	char *url;
 	int rc;
 
-	if ((url = url_normalize(rec->url, why)) == NULL)
+	if ((url = url_normalize(load_key(rec), why)) == NULL)
 		return 1;
 	new_entry(&e, url, rec->method ? rec->method : "GET",
 	    rec->has & HAS_STATUS ? rec->status : 200,
@@ -748,7 +759,7 @@ cmd_load(void)
 			if ((rc = load_commit(&l, &rec, &why)) < 0)
 				die_store(l.s);
 			if (rc > 0) {
-				shown = url_redacted(rec.url);
+				shown = url_redacted(load_key(&rec));
 				prog_warnx("line %lld: invalid URL '%s': %s",
 				    rr->line, shown, why);
 				free(shown);

@@ -76,6 +76,8 @@ struct job {
 	long long		 seq;		/* 1, 2, … in input order */
 	long long		 line;		/* input line, for messages */
 	char			*url;		/* the key: no credentials */
+	char			*final_url;	/* -L: the URL that gave the
+						   response, if not url */
 	char			*authorization;	/* the URL's, as a field */
 	enum job_state		 state;
 	int			 attempts;
@@ -336,6 +338,7 @@ job_free(struct job *j)
 	buf_free(&j->shared_body);
 	buf_free(&j->head);
 	free(j->url);
+	free(j->final_url);
 	free(j->authorization);
 	free(j->error);
 	free(j);
@@ -587,15 +590,30 @@ output_name(const struct job *j)
 
 static int open_part(struct job *);
 
+/*
+ * The key the response received is stored under: the URL that gave
+ * it (RFC 9111 section 2), the last one redirects led to with -L. The
+ * redirects themselves are not stored.
+ */
+static const char *
+key_of(const struct job *j)
+{
+	return j->final_url != NULL ? j->final_url : j->url;
+}
+
+/*
+ * The body is stored as it comes (a redirected one under its own URL,
+ * and not in the shared tier, where the job's lease is the first
+ * URL's), and goes to the output straight away when it is next there,
+ * else to a file of -o or a spool.
+ */
 static void
 begin_body(struct job *j)
 {
-	if (j->t != NULL && upstream_redirects(j->t) > 0)
-		;	/* -L: another URL's response, not this one's */
-	else if (!no_store && cache_unstorable(&opts.rules, j->status,
+	if (!no_store && cache_unstorable(&opts.rules, j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL) {
-		j->body = writeback_body_new(j->url);
-		j->sharing = shared != NULL;
+		j->body = writeback_body_new(key_of(j));
+		j->sharing = shared != NULL && j->final_url == NULL;
 	} else
 		j->uncacheable = !no_store;
 	/* The first job in the queue is the one whose output is due. */
@@ -613,6 +631,28 @@ begin_body(struct job *j)
 	}
 }
 
+static int failed_here(struct job *, struct buf *);
+
+/*
+ * -L: notes the URL a redirect led to, the response's key; -1 with the
+ * reason if it is not one (over URL_MAX bytes, say).
+ */
+static int
+note_final_url(struct job *j)
+{
+	struct buf why = BUF_INIT;
+	const char *reason;
+
+	free(j->final_url);
+	j->final_url = NULL;
+	if (j->t == NULL || upstream_redirects(j->t) == 0 ||
+	    (j->final_url = url_normalize(upstream_url(j->t), &reason)) !=
+	    NULL)
+		return 0;
+	buf_printf(&why, "redirected to an invalid URL: %s", reason);
+	return failed_here(j, &why);
+}
+
 static int
 on_head(void *ctx, int status, const char *headers)
 {
@@ -622,6 +662,15 @@ on_head(void *ctx, int status, const char *headers)
 	j->response_time = time(NULL);
 	buf_reset(&j->head);
 	buf_adds(&j->head, headers);
+	if (note_final_url(j) < 0)
+		return -1;
+	if (status == 304 && j->cached.url != NULL && j->final_url != NULL) {
+		/* another URL's 304: the stored body is not confirmed */
+		store_entry_free(&j->cached);
+		j->retry = 1;
+		schedule_retry(j, 0);
+		return -1;
+	}
 	if (status == 304 && j->cached.url != NULL)
 		return 0;	/* revalidated: the stored body stands */
 	if (retryable_status(status) && j->attempts <= max_retries) {
@@ -687,7 +736,7 @@ static struct cache_response
 response_of(const struct job *j)
 {
 	return (struct cache_response){
-		.url = j->url, .status = j->status,
+		.url = key_of(j), .status = j->status,
 		.headers = buf_cstr((struct buf *)&j->head),
 		.request_headers = buf_cstr(&request_headers),
 		.request_time = j->request_time,
@@ -914,7 +963,8 @@ write_record(struct job *j, struct writer *w)
 	struct record_source body = { store_body_ref_open,
 		store_body_ref_close, &ref };
 	struct record rec = {
-		.url = j->url, .method = method_get, .status = j->status,
+		.url = j->url, .effective_url = j->final_url,
+		.method = method_get, .status = j->status,
 		.error = j->error, .request_time = j->request_time,
 		.response_time = j->response_time, .size = j->size,
 	};
@@ -1183,6 +1233,8 @@ look_again(struct job *j)
 	}
 	store_entry_free(&j->cached);
 	buf_reset(&j->head);
+	free(j->final_url);
+	j->final_url = NULL;
 	j->state = JOB_WAITING;
 	j->attempts = 0;
 	j->retry_at = 0;

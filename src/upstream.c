@@ -363,6 +363,19 @@ upstream_redirects(struct transfer *t)
 	return n;
 }
 
+/*
+ * The URL of the response being received: the last one a redirect led
+ * to. curl owns the string; it lasts as long as the transfer.
+ */
+const char *
+upstream_url(struct transfer *t)
+{
+	const char *url = NULL;
+
+	curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
+	return url != NULL ? url : "";
+}
+
 /* Delivers again the body bytes that on_body paused on. */
 void
 upstream_resume(struct upstream *u, struct transfer *t)

@@ -532,6 +532,56 @@ run_while_changed() {
 	[[ "$output" != *root:* ]]
 }
 
+@test "-L: a redirected response is stored, and loaded from its record, under the URL that gave it, never under the first" {
+	python3 "$ROOT/tests/fixture/upstream.py" port2 &
+	EXTRA_PIDS+=($!)
+	eventually [ -s port2 ]
+	other=http://127.0.0.1:$(cat port2)	# another host
+	first="$UP/r?status=302&h=Location:$other/there?cc=max-age=600%26body=other"
+	there="$other/there?cc=max-age=600&body=other"
+	# the record says where the response came from; load keys on it
+	relay-fetch -L --no-store --records "$first" >rec
+	jq -e --arg f "$first" --arg t "$there" \
+	    '.url == $f and .effective_url == $t and .text == "other"' rec
+	relay-cache -c loaded.db load <rec
+	[ "$(relay-cache -c loaded.db get "$there")" = other ]
+	run relay-cache -c loaded.db get "$first"
+	[ "$status" -eq 1 ]
+	# relay-fetch -L stores it the same way
+	run relay-fetch -L "$first"
+	[ "$output" = other ]
+	[ "$(relay-cache get "$there")" = other ]
+	run relay-cache get "$first"
+	[ "$status" -eq 1 ]
+	# a path on the same host; a record that was never redirected
+	same="$UP/s?status=301&h=Location:/landing?cc=max-age=600%26body=landed"
+	relay-fetch -L --records "$same" "$UP/plain?body=p" >rec
+	jq -e 'has("effective_url") | not' <(sed -n 2p rec)
+	relay-cache -c same.db load <rec
+	[ "$(relay-cache -c same.db get "$UP/landing?cc=max-age=600&body=landed")" = landed ]
+	[ "$(relay-cache -c same.db get "$UP/plain?body=p")" = p ]
+	[ "$(relay-cache -c same.db ls | wc -l)" -eq 2 ]
+	# a record whose effective_url is no URL is refused, naming it
+	printf '{"url":"%s","effective_url":"not a url","text":"x"}\n' "$UP/a" >rec
+	run --separate-stderr relay-cache -c same.db load <rec
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-cache: line 1: invalid URL 'not a url': Bad scheme" ]
+	run relay-cache -c same.db get "$UP/a"
+	[ "$status" -eq 1 ]
+}
+
+@test "-L: a 304 from the URL a redirect led to does not revalidate the first URL's entry" {
+	first="$UP/c?status=302&h=Location:/final?etag=%2522v1%2522%26body=final"
+	printf good | relay-cache put -H 'ETag: "v1"' --ttl 0 "$first"
+	run --separate-stderr relay-fetch -L "$first"
+	[ "$status" -eq 0 ]
+	[ "$output" = final ]
+	# asked again without If-None-Match once the 304 came
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.path | startswith("/final")) | .headers["If-None-Match"]]')" = "$(jq -n '["\"v1\"", null]')" ]
+	[ "$(relay-cache get "$first")" = good ]
+	[ "$(relay-cache get "$UP/final?etag=%22v1%22&body=final")" = final ]
+}
+
 @test "--offline only reads: a missing cache file is empty and is not created" {
 	run --separate-stderr relay-fetch --offline --cache "$PWD/none/cache.db" "$UP/a"
 	[ "$status" -eq 69 ]

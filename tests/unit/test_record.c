@@ -429,6 +429,52 @@ header_obs_text_round_trips(void)
 	CHECK(res == RECORD_OK);
 }
 
+/*
+ * A response a redirect led to names the URL that gave it, after url,
+ * and reads back; a record without one has none.
+ */
+static void
+effective_url_round_trips(void)
+{
+	static const char head[] =
+	    "{\"url\":\"http://example.com/a?b=\\\"1\\\"\","
+	    "\"effective_url\":\"http://other.example/b\",\"method\":";
+	struct collect c = { .opened = 0 };
+	struct record rec, got;
+	struct buf line = BUF_INIT, long_url = BUF_INIT;
+	struct record_reader *rr;
+	struct mem m;
+	long long n;
+
+	sample(&rec, "text/plain", 2);
+	rec.effective_url = (char *)"http://other.example/b";
+	encode(&line, &rec, RECORD_TEXT, "hi", 2);
+	CHECK(strncmp(line.data, head, strlen(head)) == 0);
+	m = (struct mem){ line.data, line.len };
+	rr = record_reader_new((struct source){ mem_read, &m });
+	CHECK(record_read(rr, &got, open_body, &c) == RECORD_OK);
+	CHECK(got.effective_url != NULL &&
+	    strcmp(got.effective_url, "http://other.example/b") == 0);
+	record_free(&got);
+	record_reader_free(rr);
+	buf_free(&rec.headers);
+	CHECK(read_one("{'url':'u','text':''}", &got, &c, &n) == RECORD_OK);
+	CHECK(got.effective_url == NULL);
+	record_free(&got);
+	CHECK(read_one("{'url':'u','effective_url':1,'text':''}", &got, &c,
+	    &n) == RECORD_BAD);
+	record_free(&got);
+	buf_adds(&long_url, "{'url':'u','effective_url':'http://x/");
+	for (n = 0; n < RECORD_MAX_URL; n++)
+		buf_addc(&long_url, 'a');
+	buf_adds(&long_url, "','text':''}");
+	CHECK(read_one(buf_cstr(&long_url), &got, &c, &n) == RECORD_BAD);
+	record_free(&got);
+	buf_free(&long_url);
+	buf_free(&line);
+	buf_free(&c.body);
+}
+
 static const struct unit_test tests[] = {
 	TEST(classifies),
 	TEST(writes_exact_line),
@@ -436,6 +482,7 @@ static const struct unit_test tests[] = {
 	TEST(decodes_lines),
 	TEST(decoded_fields),
 	TEST(header_obs_text_round_trips),
+	TEST(effective_url_round_trips),
 };
 
 UNIT_MAIN(tests)
