@@ -483,10 +483,33 @@ json_write_escaped(struct writer *w, const void *s, size_t n)
 	}
 }
 
+/*
+ * Writes a whole string, quotes included. JSON text is UTF-8 (RFC 8259
+ * section 8.1): a string that is not, such as a header value with
+ * obs-text (RFC 9110 section 5.5) or a message quoting one, is read as
+ * ISO-8859-1, the historical charset of header fields, and written as
+ * UTF-8; the output is valid whatever the input, and loses no byte.
+ */
 void
 json_write_string(struct writer *w, const char *s, size_t n)
 {
+	struct utf8 u = UTF8_INIT;
+	unsigned char c;
+	char two[2];
+	size_t i;
+
 	writer_putc(w, '"');
-	json_write_escaped(w, s, n);
+	if (utf8_feed(&u, s, n) == 0 && utf8_done(&u) == 0)
+		json_write_escaped(w, s, n);
+	else
+		for (i = 0; i < n; i++) {
+			if ((c = (unsigned char)s[i]) < 0x80) {
+				json_write_escaped(w, s + i, 1);
+				continue;
+			}
+			two[0] = (char)(0xC0 | c >> 6);
+			two[1] = (char)(0x80 | (c & 0x3F));
+			writer_put(w, two, 2);
+		}
 	writer_putc(w, '"');
 }

@@ -90,6 +90,7 @@ write_key(struct writer *w, const char *key)
 	writer_putc(w, ':');
 }
 
+/* Text that is not UTF-8 is taken as ISO-8859-1 (json_write_string). */
 static void
 write_string_member(struct writer *w, const char *key, const char *value)
 {
@@ -98,33 +99,17 @@ write_string_member(struct writer *w, const char *key, const char *value)
 }
 
 /*
- * Header values may hold obs-text (RFC 9110 section 5.5), which JSON
- * cannot carry as bytes: such values are read as ISO-8859-1, their
- * historical charset, and written as UTF-8.
+ * A URL as a JSON string: bytes that are not UTF-8 (a cache file's key
+ * from before url_normalize encoded them) percent-encoded, as a key is
+ * now; the record then loads under the key a fetch of it would use.
  */
 static void
-write_value(struct writer *w, const struct header *h)
+write_url(struct writer *w, const char *url)
 {
-	struct utf8 u = UTF8_INIT;
-	struct buf latin = BUF_INIT;
-	size_t i;
-	unsigned char c;
+	char *text = url_encode_invalid(url);
 
-	if (utf8_feed(&u, h->value, h->value_len) == 0 && utf8_done(&u) == 0) {
-		json_write_string(w, h->value, h->value_len);
-		return;
-	}
-	for (i = 0; i < h->value_len; i++) {
-		c = (unsigned char)h->value[i];
-		if (c < 0x80) {
-			buf_addc(&latin, (char)c);
-		} else {
-			buf_addc(&latin, (char)(0xC0 | c >> 6));
-			buf_addc(&latin, (char)(0x80 | (c & 0x3F)));
-		}
-	}
-	json_write_string(w, latin.data, latin.len);
-	buf_free(&latin);
+	json_write_string(w, text, strlen(text));
+	free(text);
 }
 
 static int
@@ -172,15 +157,16 @@ record_write_headers(struct writer *w, const char *block)
 		write_lower(w, &h);
 		writer_putc(w, ':');
 		if (count == 0) {
-			write_value(w, &h);
+			json_write_string(w, h.value, h.value_len);
 			continue;
 		}
 		writer_putc(w, '[');
-		write_value(w, &h);
+		json_write_string(w, h.value, h.value_len);
 		for (r = p; headers_next(&r, &other);)
 			if (same_name(&h, &other)) {
 				writer_putc(w, ',');
-				write_value(w, &other);
+				json_write_string(w, other.value,
+				    other.value_len);
 			}
 		writer_putc(w, ']');
 	}
@@ -192,11 +178,13 @@ void
 record_write_head(struct writer *w, const struct record *rec)
 {
 	writer_puts(w, "{\"url\":");
-	json_write_string(w, rec->url, strlen(rec->url));
+	write_url(w, rec->url);
 	if (rec->seq > 0)
 		writer_printf(w, ",\"seq\":%lld", rec->seq);
-	if (rec->effective_url != NULL)
-		write_string_member(w, "effective_url", rec->effective_url);
+	if (rec->effective_url != NULL) {
+		write_key(w, "effective_url");
+		write_url(w, rec->effective_url);
+	}
 	write_string_member(w, "method", rec->method);
 	write_key(w, "status");
 	writer_printf(w, "%d", rec->status);

@@ -127,21 +127,6 @@ text_distance(const char *a, const char *b)
 	return cur;
 }
 
-/* The length of the valid UTF-8 sequence at s, or 0 (utf8.c's rules). */
-static size_t
-utf8_sequence(const unsigned char *s)
-{
-	struct utf8 u = UTF8_INIT;
-	size_t n = 0;
-
-	do {
-		if (s[n] == '\0' || utf8_byte(&u, s[n]) < 0)
-			return 0;
-		n++;
-	} while (u.need > 0);
-	return n;
-}
-
 /*
  * Text from elsewhere made safe to print for a person: no control
  * character reaches the terminal (ANSI and OSC sequences, BEL, C1
@@ -159,7 +144,7 @@ text_printable(const char *in, int tsv)
 
 	buf_cstr(&out);
 	while (*s != '\0') {
-		n = utf8_sequence(s);
+		n = utf8_sequence(s, 4);	/* stops at the NUL */
 		if (n == 1 && *s == '\t')
 			buf_adds(&out, "\\t");
 		else if (n == 1 && *s == '\n')

@@ -53,3 +53,23 @@ utf8_done(const struct utf8 *u)
 {
 	return u->need == 0 ? 0 : -1;
 }
+
+/*
+ * The length of the valid UTF-8 sequence that starts at s, of at most
+ * n bytes, or 0 if none does. A NUL ends a string: it is no
+ * continuation byte, so a sequence never reads past it.
+ */
+size_t
+utf8_sequence(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	struct utf8 u = UTF8_INIT;
+	size_t i = 0;
+
+	do {
+		if (i == n || utf8_byte(&u, p[i]) < 0)
+			return 0;
+		i++;
+	} while (u.need > 0);
+	return i;
+}

@@ -582,6 +582,20 @@ run_while_changed() {
 	[ "$(relay-cache get "$UP/final?etag=%22v1%22&body=final")" = final ]
 }
 
+@test "records are UTF-8: a URL's bytes that are not are percent-encoded, in its key as in its record, so dump | load keeps it" {
+	url="$UP/a"$'\xff\xc3\xa9'"?cc=max-age=600&body=x"
+	relay-fetch --records "$url" >rec
+	python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' rec
+	[ "$(jq -r .url rec)" = "$UP/a%FFé?cc=max-age=600&body=x" ]
+	relay-cache -c loaded.db load <rec
+	[ "$(relay-cache -c loaded.db get "$url")" = x ]
+	relay-cache dump >dump
+	python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' dump
+	relay-cache -c dumped.db load <dump
+	[ "$(relay-cache -c dumped.db get "$url")" = x ]
+	relay-cache ls --json | jq -e --arg u "$UP/a%FFé?cc=max-age=600&body=x" '.url == $u'
+}
+
 @test "--offline only reads: a missing cache file is empty and is not created" {
 	run --separate-stderr relay-fetch --offline --cache "$PWD/none/cache.db" "$UP/a"
 	[ "$status" -eq 69 ]

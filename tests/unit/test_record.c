@@ -475,6 +475,40 @@ effective_url_round_trips(void)
 	buf_free(&c.body);
 }
 
+/*
+ * JSON is UTF-8: a URL's bytes that are not are percent-encoded, as a
+ * key's are; other text that is not (an error quoting a header) is
+ * taken as ISO-8859-1. The line reads back.
+ */
+static void
+writes_only_utf8(void)
+{
+	static const char head[] = "{\"url\":\"http://x/a%FF\xC3\xA9\","
+	    "\"effective_url\":\"http://y/%C3\",\"method\":";
+	struct collect c = { .opened = 0 };
+	struct record rec, got;
+	struct buf line = BUF_INIT;
+	struct record_reader *rr;
+	struct mem m;
+
+	sample(&rec, "text/plain", 0);
+	rec.url = (char *)"http://x/a\xFF\xC3\xA9";
+	rec.effective_url = (char *)"http://y/\xC3";
+	rec.error = (char *)"bad \xE9\xFF";
+	encode(&line, &rec, RECORD_NO_BODY, "", 0);
+	CHECK(strncmp(line.data, head, strlen(head)) == 0);
+	CHECK(strstr(line.data, "\"error\":\"bad \xC3\xA9\xC3\xBF\"}") != NULL);
+	m = (struct mem){ line.data, line.len };
+	rr = record_reader_new((struct source){ mem_read, &m });
+	CHECK(record_read(rr, &got, open_body, &c) == RECORD_OK);
+	CHECK(got.url != NULL && strcmp(got.url, "http://x/a%FF\xC3\xA9") == 0);
+	record_free(&got);
+	record_reader_free(rr);
+	buf_free(&rec.headers);
+	buf_free(&line);
+	buf_free(&c.body);
+}
+
 static const struct unit_test tests[] = {
 	TEST(classifies),
 	TEST(writes_exact_line),
@@ -483,6 +517,7 @@ static const struct unit_test tests[] = {
 	TEST(decoded_fields),
 	TEST(header_obs_text_round_trips),
 	TEST(effective_url_round_trips),
+	TEST(writes_only_utf8),
 };
 
 UNIT_MAIN(tests)
