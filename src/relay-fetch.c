@@ -36,7 +36,7 @@
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 #define SHARED_POLL_MS 50	/* another host has the URL: look this often */
-#define LOOKUPS_MAX 4		/* an entry that changes before its output */
+#define LOOKUPS_MAX 4		/* starts over of a URL whose entry changed */
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
 static const char *upstream_base;	/* --upstream, or its default */
@@ -634,8 +634,8 @@ begin_body(struct job *j)
 static int failed_here(struct job *, struct buf *);
 
 /*
- * -L: notes the URL a redirect led to, the response's key; -1 with the
- * reason if it is not one (over URL_MAX bytes, say).
+ * -L: notes the URL redirects led to, when another, as the response's
+ * key; -1 with the reason if it cannot be one (over URL_MAX bytes).
  */
 static int
 note_final_url(struct job *j)
@@ -645,12 +645,18 @@ note_final_url(struct job *j)
 
 	free(j->final_url);
 	j->final_url = NULL;
-	if (j->t == NULL || upstream_redirects(j->t) == 0 ||
-	    (j->final_url = url_normalize(upstream_url(j->t), &reason)) !=
-	    NULL)
+	if (j->t == NULL || upstream_redirects(j->t) == 0)
 		return 0;
-	buf_printf(&why, "redirected to an invalid URL: %s", reason);
-	return failed_here(j, &why);
+	j->final_url = url_normalize(upstream_url(j->t), &reason);
+	if (j->final_url == NULL) {
+		buf_printf(&why, "redirected to an invalid URL: %s", reason);
+		return failed_here(j, &why);
+	}
+	if (strcmp(j->final_url, j->url) == 0) {
+		free(j->final_url);	/* back where it started */
+		j->final_url = NULL;
+	}
+	return 0;
 }
 
 static int
