@@ -5,6 +5,7 @@
 #ifndef RELAY_BUF_H
 #define RELAY_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct buf {
@@ -28,6 +29,8 @@ void	 buf_adds(struct buf *, const char *);
 void	 buf_addll(struct buf *, long long);
 void	 buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	 buf_vprintf(struct buf *, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
 const char *buf_cstr(struct buf *);
 void	 buf_reset(struct buf *);
 void	 buf_free(struct buf *);

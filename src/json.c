@@ -485,12 +485,23 @@ put_control(put_fn *out, void *to, unsigned cp)
 	out(to, esc, sizeof esc);
 }
 
+/* A byte as the ISO-8859-1 character it is, U+00A0 to U+00FF, in UTF-8. */
+static void
+put_latin1(put_fn *out, void *to, unsigned char c)
+{
+	char two[2] = { (char)(0xC0 | c >> 6), (char)(0x80 | (c & 0x3F)) };
+
+	out(to, two, sizeof two);
+}
+
 /*
- * Bytes escaped for the inside of a JSON string. UTF-8 goes as it is,
- * but for control characters (C1 too, which some terminals obey); a
- * byte that is not part of valid UTF-8 is written as U+FFFD, as jq
- * does, so the output is always valid JSON and never reads as another
- * text's encoding of it.
+ * Bytes escaped for the inside of a JSON string, which is UTF-8 (RFC
+ * 8259 section 8.1). UTF-8 goes as it is, never encoded again, but for
+ * control characters (C1 too, which some terminals obey). A byte that
+ * is not part of valid UTF-8, such as a header value's obs-text (RFC
+ * 9110 section 5.5), is read as ISO-8859-1, the historical charset of
+ * header fields: one character a byte, so the output is valid JSON
+ * whatever the input, and no two bytes read alike.
  */
 static void
 escape(put_fn *out, void *to, const unsigned char *p, size_t n)
@@ -520,10 +531,10 @@ escape(put_fn *out, void *to, const unsigned char *p, size_t n)
 		case '\r': out(to, "\\r", 2); break;
 		case '\t': out(to, "\\t", 2); break;
 		default:
-			if (*p >= 0x80)
-				out(to, "\\ufffd", 6);
-			else
+			if (*p < 0xA0)
 				put_control(out, to, *p);
+			else
+				put_latin1(out, to, *p);
 		}
 		p++;
 	}
@@ -548,6 +559,7 @@ json_buf_string(struct buf *b, const char *s, size_t n)
 	buf_addc(b, '"');
 }
 
+/* A whole string, quotes included: any bytes make valid JSON (escape). */
 void
 json_write_string(struct writer *w, const char *s, size_t n)
 {

@@ -2,7 +2,6 @@
  * The options that relay-fetch and relay-serve share, parsed once;
  * a bad value exits with the option, the value and what was expected.
  */
-#include <err.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -17,7 +16,8 @@ size_option(const char *opt, const char *arg)
 	long long v;
 
 	if (num_size(arg, &v) < 0 || v == 0)
-		errx(EXIT_USAGE, "bad %s '%s': expected bytes, or a number "
+		prog_errx(EXIT_USAGE,
+		    "bad %s '%s': expected bytes, or a number "
 		    "with K, M or G", opt, arg);
 	return v;
 }
@@ -31,7 +31,7 @@ options_parse(struct options *o, int opt, const char *arg)
 		break;
 	case OPTIONS_CACERT:
 		if (access(arg, R_OK) < 0)
-			err(EX_NOINPUT, "cannot read --cacert '%s'", arg);
+			prog_err(EX_NOINPUT, "cannot read --cacert '%s'", arg);
 		o->limits.ca_file = arg;
 		break;
 	case OPTIONS_COLLAPSE_TIMEOUT:
@@ -67,7 +67,8 @@ options_parse(struct options *o, int opt, const char *arg)
 		break;
 	case OPTIONS_TARGETED_CACHE_CONTROL:
 		if (policy_set_targets(arg) < 0)
-			errx(EXIT_USAGE, "bad --targeted-cache-control '%s': "
+			prog_errx(EXIT_USAGE,
+			    "bad --targeted-cache-control '%s': "
 			    "expected up to %d field names separated by commas, "
 			    "or none", arg, POLICY_MAX_TARGETS);
 		break;

@@ -1,13 +1,13 @@
 /*
  * Process hygiene shared by every program: standard descriptors that
- * exist, signals set for filters, a checked stdout at exit; and the
- * option and clock helpers they all need.
+ * exist, signals set for filters, a checked stdout at exit, diagnostics
+ * safe for a terminal; and the option and clock helpers they all need.
  */
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "num.h"
 #include "prog.h"
+#include "text.h"
 
 void
 prog_init(char **argv)
@@ -33,9 +35,81 @@ prog_init(char **argv)
 	 */
 	for (fd = 0; fd <= 2; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) != fd)
-			err(EX_OSERR, "cannot open /dev/null");
+			prog_err(EX_OSERR, "cannot open /dev/null");
 	/* A file size limit becomes EFBIG, reported like a full disk. */
 	signal(SIGXFSZ, SIG_IGN);
+}
+
+/*
+ * Writes "program: message" to stderr, with ": " and the reason of
+ * errnum when it is not 0, as err(3)'s family does; but the whole
+ * message made safe for a terminal by text_printable, because the URLs,
+ * upstream reasons, header values, records and file names in messages
+ * come from elsewhere: no control character or invalid UTF-8 in them
+ * reaches the terminal as it is. The line goes out in one piece, so
+ * that the lines of processes sharing stderr do not mix.
+ */
+static void
+say(int errnum, const char *fmt, va_list ap)
+{
+	struct buf msg = BUF_INIT, line = BUF_INIT;
+	char *shown;
+
+	buf_vprintf(&msg, fmt, ap);
+	if (errnum != 0)
+		buf_printf(&msg, ": %s", strerror(errnum));
+	shown = text_printable(buf_cstr(&msg), 0);
+	buf_printf(&line, "%s: %s\n", program_invocation_short_name, shown);
+	fwrite(line.data, 1, line.len, stderr);
+	free(shown);
+	buf_free(&msg);
+	buf_free(&line);
+}
+
+void
+prog_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(0, fmt, ap);
+	va_end(ap);
+}
+
+/* prog_warnx with errno's reason. */
+void
+prog_warn(const char *fmt, ...)
+{
+	int errnum = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(errnum, fmt, ap);
+	va_end(ap);
+}
+
+_Noreturn void
+prog_errx(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(0, fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+/* prog_errx with errno's reason. */
+_Noreturn void
+prog_err(int status, const char *fmt, ...)
+{
+	int errnum = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(errnum, fmt, ap);
+	va_end(ap);
+	exit(status);
 }
 
 /* Flushes stdout; a failed write turns the exit status into EX_IOERR. */
@@ -43,11 +117,11 @@ int
 prog_finish_stdout(int status)
 {
 	if (fflush(stdout) != 0) {
-		warn("write error on standard output");
+		prog_warn("write error on standard output");
 		return EX_IOERR;
 	}
 	if (ferror(stdout)) {	/* an earlier write failed; errno is gone */
-		warnx("write error on standard output");
+		prog_warnx("write error on standard output");
 		return EX_IOERR;
 	}
 	return status;
@@ -83,7 +157,8 @@ prog_duration(const char *opt, const char *arg)
 	long long v;
 
 	if (num_duration(arg, &v) < 0)
-		errx(EXIT_USAGE, "bad %s '%s': expected seconds or a number "
+		prog_errx(EXIT_USAGE,
+		    "bad %s '%s': expected seconds or a number "
 		    "with s, m, h or d", opt, arg);
 	return v;
 }
@@ -95,7 +170,7 @@ prog_open_cache(const char *path, enum store_mode mode)
 	struct store *s = store_open(path, mode);
 
 	if (store_status(s) != 0)
-		errx(store_status(s), "%s", store_error(s));
+		prog_errx(store_status(s), "%s", store_error(s));
 	return s;
 }
 
@@ -115,5 +190,6 @@ prog_start_thread(pthread_t *t, void *(*fn)(void *), void *arg,
 	rc = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
-		errx(EX_OSERR, "cannot start the %s: %s", what, strerror(rc));
+		prog_errx(EX_OSERR, "cannot start the %s: %s", what,
+		    strerror(rc));
 }

@@ -90,6 +90,7 @@ write_key(struct writer *w, const char *key)
 	writer_putc(w, ':');
 }
 
+/* Text that is not UTF-8 is taken as ISO-8859-1 (json_write_string). */
 static void
 write_string_member(struct writer *w, const char *key, const char *value)
 {
@@ -98,33 +99,17 @@ write_string_member(struct writer *w, const char *key, const char *value)
 }
 
 /*
- * Header values may hold obs-text (RFC 9110 section 5.5), which JSON
- * cannot carry as bytes: such values are read as ISO-8859-1, their
- * historical charset, and written as UTF-8.
+ * A URL as a JSON string: bytes that are not UTF-8 (a cache file's key
+ * from before url_normalize encoded them) percent-encoded, as a key is
+ * now; the record then loads under the key a fetch of it would use.
  */
 static void
-write_value(struct writer *w, const struct header *h)
+write_url(struct writer *w, const char *url)
 {
-	struct utf8 u = UTF8_INIT;
-	struct buf latin = BUF_INIT;
-	size_t i;
-	unsigned char c;
+	char *text = url_encode_invalid(url);
 
-	if (utf8_feed(&u, h->value, h->value_len) == 0 && utf8_done(&u) == 0) {
-		json_write_string(w, h->value, h->value_len);
-		return;
-	}
-	for (i = 0; i < h->value_len; i++) {
-		c = (unsigned char)h->value[i];
-		if (c < 0x80) {
-			buf_addc(&latin, (char)c);
-		} else {
-			buf_addc(&latin, (char)(0xC0 | c >> 6));
-			buf_addc(&latin, (char)(0x80 | (c & 0x3F)));
-		}
-	}
-	json_write_string(w, latin.data, latin.len);
-	buf_free(&latin);
+	json_write_string(w, text, strlen(text));
+	free(text);
 }
 
 static int
@@ -172,15 +157,16 @@ record_write_headers(struct writer *w, const char *block)
 		write_lower(w, &h);
 		writer_putc(w, ':');
 		if (count == 0) {
-			write_value(w, &h);
+			json_write_string(w, h.value, h.value_len);
 			continue;
 		}
 		writer_putc(w, '[');
-		write_value(w, &h);
+		json_write_string(w, h.value, h.value_len);
 		for (r = p; headers_next(&r, &other);)
 			if (same_name(&h, &other)) {
 				writer_putc(w, ',');
-				write_value(w, &other);
+				json_write_string(w, other.value,
+				    other.value_len);
 			}
 		writer_putc(w, ']');
 	}
@@ -192,9 +178,13 @@ void
 record_write_head(struct writer *w, const struct record *rec)
 {
 	writer_puts(w, "{\"url\":");
-	json_write_string(w, rec->url, strlen(rec->url));
+	write_url(w, rec->url);
 	if (rec->seq > 0)
 		writer_printf(w, ",\"seq\":%lld", rec->seq);
+	if (rec->effective_url != NULL) {
+		write_key(w, "effective_url");
+		write_url(w, rec->effective_url);
+	}
 	write_string_member(w, "method", rec->method);
 	write_key(w, "status");
 	writer_printf(w, "%d", rec->status);
@@ -206,6 +196,30 @@ record_write_head(struct writer *w, const struct record *rec)
 	    rec->response_time, rec->age, rec->ttl, rec->size);
 	if (rec->error != NULL)
 		write_string_member(w, "error", rec->error);
+}
+
+/*
+ * A text body as one JSON string, read in pieces of buf's size: a
+ * UTF-8 sequence cut by a piece's end is held for the next one, so it
+ * is written whole. Returns the last read's result (0, or -1).
+ */
+static ssize_t
+write_text(struct writer *w, struct source body, char *buf, size_t size)
+{
+	size_t held = 0, n, tail;
+	ssize_t got;
+
+	writer_putc(w, '"');
+	while ((got = body.read(body.ctx, buf + held, size - held)) > 0) {
+		n = held + (size_t)got;
+		tail = utf8_unfinished(buf, n);
+		json_write_escaped(w, buf, n - tail);
+		memmove(buf, buf + n - tail, tail);
+		held = tail;
+	}
+	json_write_escaped(w, buf, held);	/* unfinished: not UTF-8 */
+	writer_putc(w, '"');
+	return got;
 }
 
 /*
@@ -235,13 +249,12 @@ record_write_body(struct writer *w, enum record_body kind, struct source body)
 			json_init(&j, r, 0);
 			rc = json_value(&j, w);
 			free(r);
+		} else if (kind == RECORD_TEXT) {
+			got = write_text(w, body, buf, sizeof buf);
 		} else {
 			writer_putc(w, '"');
 			while ((got = body.read(body.ctx, buf, sizeof buf)) > 0)
-				if (kind == RECORD_TEXT)
-					json_write_escaped(w, buf, (size_t)got);
-				else
-					base64_encode(&b64, w, buf, (size_t)got);
+				base64_encode(&b64, w, buf, (size_t)got);
 			base64_encode_end(&b64, w);
 			writer_putc(w, '"');
 		}
@@ -272,6 +285,7 @@ void
 record_free(struct record *rec)
 {
 	free(rec->url);
+	free(rec->effective_url);
 	free(rec->method);
 	free(rec->error);
 	buf_free(&rec->headers);
@@ -486,6 +500,9 @@ read_member(struct record_reader *rr, struct record *rec, const char *key,
 
 	if (strcmp(key, "url") == 0)
 		return read_string(rr, key, &rec->url, RECORD_MAX_URL);
+	if (strcmp(key, "effective_url") == 0)
+		return read_string(rr, key, &rec->effective_url,
+		    RECORD_MAX_URL);
 	if (strcmp(key, "method") == 0)
 		return read_string(rr, key, &rec->method, 32);
 	if (strcmp(key, "source") == 0) {

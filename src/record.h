@@ -34,6 +34,7 @@ enum {
 
 struct record {
 	char		*url;
+	char		*effective_url;	/* the response's, if another: NULL */
 	char		*method;
 	char		 source[16];	/* hit, miss, revalidated, stale */
 	char		*error;		/* a failed fetch, or NULL */

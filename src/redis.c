@@ -12,7 +12,6 @@
  */
 #include <sys/socket.h>
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -334,8 +333,8 @@ went_down(struct redis *r, const char *why)
 		metrics_shared_lost();
 	}
 	if (!r->said_down++)
-		warnx("shared tier %s is down (%s): this host goes on alone "
-		    "and tries again every %d ms", r->target.url, why,
+		prog_warnx("shared tier %s is down (%s): this host goes on "
+		    "alone and tries again every %d ms", r->target.url, why,
 		    REDIS_RETRY_MS);
 	r->up = 0;
 	r->retry_ms = prog_now_ms() + REDIS_RETRY_MS;
@@ -370,7 +369,7 @@ maybe_up(struct redis *r)
 	if (!r->cmd.connected || (r->channel != NULL && !r->sub.connected))
 		return;
 	if (!r->up && r->said_down) {
-		warnx("shared tier %s is back: this host shares again",
+		prog_warnx("shared tier %s is back: this host shares again",
 		    r->target.url);
 		r->said_down = 0;
 	}

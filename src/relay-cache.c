@@ -1,7 +1,6 @@
 /*
  * relay-cache: inspect and manage the relay cache file.
  */
-#include <err.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -100,9 +99,7 @@ usage(void)
 static void
 usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "relay-cache: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
+	prog_warnx(fmt, arg);
 	usage();
 }
 
@@ -113,7 +110,7 @@ locate(void)
 	const char *why;
 
 	if (config_cache_location(cache_option, &loc, &why) < 0)
-		errx(EX_CONFIG, "cannot place the cache: %s", why);
+		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	return loc;
 }
 
@@ -129,14 +126,14 @@ open_cache(enum store_mode mode)
 	s = store_open(loc.path, mode);
 	free(loc.path);
 	if (store_status(s) != 0)
-		errx(store_status(s), "%s", store_error(s));
+		prog_errx(store_status(s), "%s", store_error(s));
 	return s;
 }
 
 static void
 die_store(struct store *s)
 {
-	errx(store_status(s), "%s", store_error(s));
+	prog_errx(store_status(s), "%s", store_error(s));
 }
 
 static char *
@@ -147,7 +144,7 @@ normalize(const char *url)
 
 	if (n == NULL) {
 		shown = url_redacted(url);
-		warnx("invalid URL '%s': %s", shown, why);
+		prog_warnx("invalid URL '%s': %s", shown, why);
 		free(shown);
 	}
 	return n;
@@ -304,7 +301,7 @@ copy_body(struct store *s, const struct store_entry *e)
 	if (rc == -1)
 		die_store(s);
 	if (rc == -2)
-		err(EX_IOERR, "write error on standard output");
+		prog_err(EX_IOERR, "write error on standard output");
 }
 
 static int
@@ -324,7 +321,7 @@ cmd_get(int argc, char **argv, int head, const char *method)
 	    (found = store_get(s, method, url, NULL, &e)) < 0)
 		die_store(s);
 	if (!found) {
-		warnx("'%s' is not in the cache", url);
+		prog_warnx("'%s' is not in the cache", url);
 		free(url);
 		store_close(s);
 		return EXIT_PARTIAL;
@@ -393,7 +390,7 @@ cmd_put(int argc, char **argv, struct buf *headers, long long ttl,
 	w = store_writer_new(s);
 	rc = io_copy(source_fd(&in), store_writer_sink(w));
 	if (rc == -1) {
-		warn("cannot read standard input");
+		prog_warn("cannot read standard input");
 		store_writer_abort(w);
 		return EX_IOERR;
 	}
@@ -419,10 +416,10 @@ shared_connect(void)
 	char why[512];
 
 	if (shared_target(&shared_opts, &t, why, sizeof why) < 0)
-		errx(EX_CONFIG, "bad --shared: %s", why);
+		prog_errx(EX_CONFIG, "bad --shared: %s", why);
 	if ((c = redis_connect_blocking(&t, shared_opts.timeout_ms, why,
 	    sizeof why)) == NULL)
-		errx(EX_UNAVAILABLE, "%s", why);
+		prog_errx(EX_UNAVAILABLE, "%s", why);
 	redis_target_free(&t);
 	return c;
 }
@@ -432,9 +429,9 @@ static redisReply *
 shared_reply(redisContext *c, redisReply *r)
 {
 	if (r == NULL)
-		errx(EX_UNAVAILABLE, "shared tier: %s", c->errstr);
+		prog_errx(EX_UNAVAILABLE, "shared tier: %s", c->errstr);
 	if (r->type == REDIS_REPLY_ERROR)
-		errx(EX_UNAVAILABLE, "shared tier: %s", r->str);
+		prog_errx(EX_UNAVAILABLE, "shared tier: %s", r->str);
 	return r;
 }
 
@@ -490,7 +487,7 @@ shared_purge(redisContext *c, const char *glob)
 		r = shared_reply(c, redisCommand(c, "SCAN %s MATCH %s COUNT 500",
 		    cursor, buf_cstr(&pattern)));
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-			errx(EX_UNAVAILABLE, "shared tier: SCAN answered "
+			prog_errx(EX_UNAVAILABLE, "shared tier: SCAN answered "
 			    "another shape");
 		free(cursor);
 		cursor = xstrdup(r->element[0]->str);
@@ -546,7 +543,7 @@ cmd_rm(int argc, char **argv, int force)
 		if (shared != NULL)
 			n += shared_remove(shared, url);
 		if (n == 0 && !force) {
-			warnx("'%s' is not in the cache", url);
+			prog_warnx("'%s' is not in the cache", url);
 			if (status == 0)
 				status = EXIT_PARTIAL;
 		}
@@ -581,20 +578,21 @@ cmd_purge(int expired, int all, int verbose)
 	    (n = store_purge(s, match, expired ? now : -1)) < 0)
 		die_store(s);
 	if (verbose && (expired || all || match != NULL))
-		warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
+		prog_warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
 	if (shared_opts.url != NULL) {
 		shared = shared_connect();
 		n = shared_purge(shared, all ? NULL : match);
 		redisFree(shared);
 		if (verbose)
-			warnx("purged %lld shared %s", n, n == 1 ? "entry" :
-			    "entries");
+			prog_warnx("purged %lld shared %s", n,
+			    n == 1 ? "entry" : "entries");
 	}
 	if (purge_to >= 0) {
 		if ((used = store_shrink(s, purge_to)) < 0)
 			die_store(s);
 		if (verbose)
-			warnx("%lld bytes in use, within %lld", used, purge_to);
+			prog_warnx("%lld bytes in use, within %lld", used,
+			    purge_to);
 	}
 	store_close(s);
 	return 0;
@@ -654,7 +652,7 @@ dump_entry(struct store *s, struct writer *w, const struct store_entry *e)
 		die_store(s);
 	}
 	if (writer_flush(w) < 0)
-		err(EX_IOERR, "write error on standard output");
+		prog_err(EX_IOERR, "write error on standard output");
 }
 
 static int
@@ -701,6 +699,17 @@ load_body_open(void *ctx, const struct record *rec)
 }
 
 /*
+ * The URL a record's response is stored under: the one that gave it,
+ * which a redirect followed (relay-fetch -L) makes another than the
+ * one asked for (RFC 9111 section 2).
+ */
+static const char *
+load_key(const struct record *rec)
+{
+	return rec->effective_url != NULL ? rec->effective_url : rec->url;
+}
+
+/*
  * Stores a record as if received now, keeping its age and the
  * freshness it had left, so a dump and load moves a cache in time
  * order without making stale entries fresh.
@@ -714,7 +723,7 @@ load_commit(struct load *l, struct record *rec, const char **why)
 	char *url;
 	int rc;
 
-	if ((url = url_normalize(rec->url, why)) == NULL)
+	if ((url = url_normalize(load_key(rec), why)) == NULL)
 		return 1;
 	new_entry(&e, url, rec->method ? rec->method : "GET",
 	    rec->has & HAS_STATUS ? rec->status : 200,
@@ -750,22 +759,22 @@ cmd_load(void)
 			if ((rc = load_commit(&l, &rec, &why)) < 0)
 				die_store(l.s);
 			if (rc > 0) {
-				shown = url_redacted(rec.url);
-				warnx("line %lld: invalid URL '%s': %s",
+				shown = url_redacted(load_key(&rec));
+				prog_warnx("line %lld: invalid URL '%s': %s",
 				    rr->line, shown, why);
 				free(shown);
 				status = EXIT_PARTIAL;
 			}
 			break;
 		case RECORD_BAD:
-			warnx("line %lld: %s", rr->line, rr->why);
+			prog_warnx("line %lld: %s", rr->line, rr->why);
 			status = EXIT_PARTIAL;
 			break;
 		case RECORD_SINK:
 			die_store(l.s);
 			break;
 		case RECORD_READ:
-			err(EX_IOERR, "cannot read standard input");
+			prog_err(EX_IOERR, "cannot read standard input");
 		case RECORD_END:
 			done = 1;
 			break;
@@ -861,7 +870,7 @@ cmd_queue(int argc, char **argv)
 	} else if ((strcmp(verb, "retry") == 0 || strcmp(verb, "rm") == 0) &&
 	    argc > 1) {
 		if (s == NULL)
-			errx(EX_NOINPUT, "no queue beside the cache");
+			prog_errx(EX_NOINPUT, "no queue beside the cache");
 		for (i = 1; i < argc; i++) {
 			if (strcmp(verb, "retry") == 0)
 				n = store_queue_retry(s, strcmp(argv[i],
@@ -872,7 +881,7 @@ cmd_queue(int argc, char **argv)
 			if (n < 0)
 				die_store(s);
 			if (n == 0 && strcmp(argv[i], "failed") != 0) {
-				warnx("queue entry %s: %s", argv[i],
+				prog_warnx("queue entry %s: %s", argv[i],
 				    strcmp(verb, "rm") == 0 ? "no such entry" :
 				    "not failed");
 				rc = EX_NOINPUT;
@@ -966,8 +975,8 @@ check_options(const struct command *cmd, const int *given,
 
 	for (i = 0; i < n; i++)
 		if (strchr(cmd->options, given[i]) == NULL) {
-			fprintf(stderr, "relay-cache: %s: option '%s' is not "
-			    "valid here\n", cmd->name, text[i]);
+			prog_warnx("%s: option '%s' is not valid here",
+			    cmd->name, text[i]);
 			usage();
 		}
 }
@@ -1036,7 +1045,7 @@ main(int argc, char *argv[])
 			break;
 		case 'H':
 			if (headers_add_line(&headers, optarg, &why) < 0)
-				errx(EXIT_USAGE, "bad header '%s': %s",
+				prog_errx(EXIT_USAGE, "bad header '%s': %s",
 				    optarg, why);
 			break;
 		case 'h':
@@ -1050,7 +1059,8 @@ main(int argc, char *argv[])
 			break;
 		case 'X':
 			if (!http_method_valid(optarg))
-				errx(EXIT_USAGE, "bad --request '%s': expected "
+				prog_errx(EXIT_USAGE,
+				    "bad --request '%s': expected "
 				    "a method name, a token of at most %d "
 				    "characters", optarg, HTTP_MAX_METHOD);
 			method = optarg;
@@ -1069,17 +1079,19 @@ main(int argc, char *argv[])
 			break;
 		case OPT_STATUS:
 			if (num_parse(optarg, 100, 999, &status) < 0)
-				errx(EXIT_USAGE, "bad status '%s': expected "
+				prog_errx(EXIT_USAGE,
+				    "bad status '%s': expected "
 				    "100 to 999", optarg);
 			break;
 		case OPT_TO:
 			if (num_size(optarg, &purge_to) < 0)
-				errx(EXIT_USAGE, "bad size '%s': expected "
+				prog_errx(EXIT_USAGE, "bad size '%s': expected "
 				    "bytes, or a number with K, M or G", optarg);
 			break;
 		case OPT_TTL:
 			if (num_duration(optarg, &ttl) < 0)
-				errx(EXIT_USAGE, "bad duration '%s': expected "
+				prog_errx(EXIT_USAGE,
+				    "bad duration '%s': expected "
 				    "seconds or a number with s, m, h or d",
 				    optarg);
 			break;

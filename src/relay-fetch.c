@@ -1,7 +1,6 @@
 /*
  * relay-fetch: fetch URLs through the shared cache, many at once.
  */
-#include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -37,6 +36,7 @@
 #define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 #define SHARED_POLL_MS 50	/* another host has the URL: look this often */
+#define LOOKUPS_MAX 4		/* starts over of a URL whose entry changed */
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
 static const char *upstream_base;	/* --upstream, or its default */
@@ -76,6 +76,8 @@ struct job {
 	long long		 seq;		/* 1, 2, … in input order */
 	long long		 line;		/* input line, for messages */
 	char			*url;		/* the key: no credentials */
+	char			*final_url;	/* -L: the URL that gave the
+						   response, if not url */
 	char			*authorization;	/* the URL's, as a field */
 	enum job_state		 state;
 	int			 attempts;
@@ -105,6 +107,7 @@ struct job {
 	long long		 name_taken_by;	/* -o: the earlier URL's seq */
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
+	int			 lookups;	/* its entry changed: looked up again */
 	char			*error;
 };
 
@@ -235,10 +238,10 @@ job_new(const char *text, long long line)
 		clear_progress();
 		j->url = url_redacted(text);
 		if (line > 0)
-			warnx("line %lld: invalid URL '%s': %s", line, j->url,
-			    why);
+			prog_warnx("line %lld: invalid URL '%s': %s", line,
+			    j->url, why);
 		else
-			warnx("invalid URL '%s': %s", j->url, why);
+			prog_warnx("invalid URL '%s': %s", j->url, why);
 		j->error = xstrdup("invalid URL");
 		j->state = JOB_DONE;
 	} else if (output_template != NULL)
@@ -335,6 +338,7 @@ job_free(struct job *j)
 	buf_free(&j->shared_body);
 	buf_free(&j->head);
 	free(j->url);
+	free(j->final_url);
 	free(j->authorization);
 	free(j->error);
 	free(j);
@@ -348,7 +352,7 @@ lookup(struct job *j)
 	    &j->cached);
 
 	if (found < 0)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	return found;
 }
 
@@ -550,10 +554,11 @@ check_template(const char *t)
 	const char *p;
 
 	if (*t == '\0')
-		errx(EXIT_USAGE, "-o needs a file name");
+		prog_errx(EXIT_USAGE, "-o needs a file name");
 	for (p = t; (p = strchr(p, '%')) != NULL; p += 2)
 		if (p[1] == '\0' || strchr("nf%", p[1]) == NULL)
-			errx(EXIT_USAGE, "bad -o '%s': %% is followed by %s%.1s, "
+			prog_errx(EXIT_USAGE,
+			    "bad -o '%s': %% is followed by %s%.1s, "
 			    "not n, f or %%", t, p[1] ? "" : "nothing", p + 1);
 }
 
@@ -585,15 +590,30 @@ output_name(const struct job *j)
 
 static int open_part(struct job *);
 
+/*
+ * The key the response received is stored under: the URL that gave
+ * it (RFC 9111 section 2), the last one redirects led to with -L. The
+ * redirects themselves are not stored.
+ */
+static const char *
+key_of(const struct job *j)
+{
+	return j->final_url != NULL ? j->final_url : j->url;
+}
+
+/*
+ * The body is stored as it comes (a redirected one under its own URL,
+ * and not in the shared tier, where the job's lease is the first
+ * URL's), and goes to the output straight away when it is next there,
+ * else to a file of -o or a spool.
+ */
 static void
 begin_body(struct job *j)
 {
-	if (j->t != NULL && upstream_redirects(j->t) > 0)
-		;	/* -L: another URL's response, not this one's */
-	else if (!no_store && cache_unstorable(&opts.rules, j->status,
+	if (!no_store && cache_unstorable(&opts.rules, j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL) {
-		j->body = writeback_body_new(j->url);
-		j->sharing = shared != NULL;
+		j->body = writeback_body_new(key_of(j));
+		j->sharing = shared != NULL && j->final_url == NULL;
 	} else
 		j->uncacheable = !no_store;
 	/* The first job in the queue is the one whose output is due. */
@@ -611,6 +631,34 @@ begin_body(struct job *j)
 	}
 }
 
+static int failed_here(struct job *, struct buf *);
+
+/*
+ * -L: notes the URL redirects led to, when another, as the response's
+ * key; -1 with the reason if it cannot be one (over URL_MAX bytes).
+ */
+static int
+note_final_url(struct job *j)
+{
+	struct buf why = BUF_INIT;
+	const char *reason;
+
+	free(j->final_url);
+	j->final_url = NULL;
+	if (j->t == NULL || upstream_redirects(j->t) == 0)
+		return 0;
+	j->final_url = url_normalize(upstream_url(j->t), &reason);
+	if (j->final_url == NULL) {
+		buf_printf(&why, "redirected to an invalid URL: %s", reason);
+		return failed_here(j, &why);
+	}
+	if (strcmp(j->final_url, j->url) == 0) {
+		free(j->final_url);	/* back where it started */
+		j->final_url = NULL;
+	}
+	return 0;
+}
+
 static int
 on_head(void *ctx, int status, const char *headers)
 {
@@ -620,6 +668,15 @@ on_head(void *ctx, int status, const char *headers)
 	j->response_time = time(NULL);
 	buf_reset(&j->head);
 	buf_adds(&j->head, headers);
+	if (note_final_url(j) < 0)
+		return -1;
+	if (status == 304 && j->cached.url != NULL && j->final_url != NULL) {
+		/* another URL's 304: the stored body is not confirmed */
+		store_entry_free(&j->cached);
+		j->retry = 1;
+		schedule_retry(j, 0);
+		return -1;
+	}
 	if (status == 304 && j->cached.url != NULL)
 		return 0;	/* revalidated: the stored body stands */
 	if (retryable_status(status) && j->attempts <= max_retries) {
@@ -676,7 +733,7 @@ on_body(void *ctx, const void *p, size_t n)
 		return fwrite(p, 1, n, j->file) == n ? 0 :
 		    write_failed(j, j->part);
 	if (spool_write(j->spool, p, n) < 0)
-		err(EX_IOERR, "%s: cannot spool the body", j->url);
+		prog_err(EX_IOERR, "%s: cannot spool the body", j->url);
 	return 0;
 }
 
@@ -685,7 +742,7 @@ static struct cache_response
 response_of(const struct job *j)
 {
 	return (struct cache_response){
-		.url = j->url, .status = j->status,
+		.url = key_of(j), .status = j->status,
 		.headers = buf_cstr((struct buf *)&j->head),
 		.request_headers = buf_cstr(&request_headers),
 		.request_time = j->request_time,
@@ -828,8 +885,8 @@ serve_stale(struct job *j, const char *why)
 	    c->lifetime, opts.stale_if_error))
 		return 0;
 	clear_progress();
-	warnx("%s: %s; serving the cached response, %lld s old", j->url, why,
-	    age);
+	prog_warnx("%s: %s; serving the cached response, %lld s old",
+	    j->url, why, age);
 	writeback_hit(writeback, c->id, time(NULL));
 	j->source = "stale";
 	j->status = c->status;
@@ -912,7 +969,8 @@ write_record(struct job *j, struct writer *w)
 	struct record_source body = { store_body_ref_open,
 		store_body_ref_close, &ref };
 	struct record rec = {
-		.url = j->url, .method = method_get, .status = j->status,
+		.url = j->url, .effective_url = j->final_url,
+		.method = method_get, .status = j->status,
 		.error = j->error, .request_time = j->request_time,
 		.response_time = j->response_time, .size = j->size,
 	};
@@ -942,7 +1000,7 @@ write_record(struct job *j, struct writer *w)
 		rec.ttl = c->lifetime - age;
 	}
 	if (record_write(w, &rec, &body) < 0)
-		errx(EX_IOERR, "%s: cannot read the body again", j->url);
+		prog_errx(EX_IOERR, "%s: cannot read the body again", j->url);
 	buf_free(&rec.headers);
 	writer_flush(w);
 }
@@ -970,11 +1028,11 @@ write_cached(struct job *j, FILE *out)
 		    "\r\n", c->status, http_reason(c->status), c->headers,
 		    c->size);
 	if ((b = store_body_open(reader, c)) == NULL)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	rc = io_copy(store_body_source(b), sink_file(out));
 	store_body_close(b);
 	if (rc == -1)
-		errx(store_status(reader), "%s", store_error(reader));
+		prog_errx(store_status(reader), "%s", store_error(reader));
 	return rc;
 }
 
@@ -1107,9 +1165,9 @@ output(struct job *j, struct writer *w)
 		ok = 0;
 	clear_progress();
 	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
-		warnx("%s: %s", j->url, j->error);
+		prog_warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
-		warnx("%s: HTTP %d %s", j->url, j->status,
+		prog_warnx("%s: HTTP %d %s", j->url, j->status,
 		    http_reason(j->status));
 	if (records)
 		write_record(j, w);
@@ -1117,13 +1175,13 @@ output(struct job *j, struct writer *w)
 		;	/* written above */
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
-		err(EX_IOERR, "%s: cannot copy the body", j->url);
+		prog_err(EX_IOERR, "%s: cannot copy the body", j->url);
 	if (ok)
 		succeeded++;
 	else
 		failed++;
 	if (ferror(stdout))
-		errx(EX_IOERR, "write error on standard output");
+		prog_errx(EX_IOERR, "write error on standard output");
 }
 
 /* Reports the cache writes that failed, on lines of their own. */
@@ -1136,9 +1194,85 @@ report_writeback(char *warnings)
 		next = strchr(line, '\n');
 		*next++ = '\0';
 		clear_progress();
-		warnx("%s", line);
+		prog_warnx("%s", line);
 	}
 	free(warnings);
+}
+
+/* Whether the job's output reads its body from the cache file. */
+static int
+reads_cached(const struct job *j)
+{
+	return j->error == NULL && j->cached.url != NULL && j->spool == NULL &&
+	    !j->direct && j->part == NULL;
+}
+
+/* Whether the entry the job looked up is still the URL's, body and all. */
+static int
+still_stored(const struct job *j)
+{
+	struct store_entry now;
+	int found = store_get(reader, "GET", j->url, j->cached.variant, &now),
+	    same;
+
+	if (found < 0)
+		prog_errx(store_status(reader), "%s", store_error(reader));
+	same = found && now.body == j->cached.body;
+	if (found)
+		store_entry_free(&now);
+	return same;
+}
+
+/*
+ * The job's entry was replaced or removed before its output: by this
+ * run's own writes (--max-size evicts), or another process's (relay-cache
+ * rm, put, purge). The URL starts over, from the lookup, on its own;
+ * after LOOKUPS_MAX such starts it fails.
+ */
+static void
+look_again(struct job *j)
+{
+	if (++j->lookups > LOOKUPS_MAX) {
+		job_fail(j, "%s", "its cache entry kept changing before it "
+		    "could be written");
+		return;
+	}
+	store_entry_free(&j->cached);
+	buf_reset(&j->head);
+	free(j->final_url);
+	j->final_url = NULL;
+	j->state = JOB_WAITING;
+	j->attempts = 0;
+	j->retry_at = 0;
+	j->source = NULL;
+	j->status = 0;
+	j->size = 0;
+	j->uncacheable = 0;
+	j->other_host_until = 0;
+}
+
+/*
+ * Writes a finished job's output; returns 0 if it started over instead.
+ * A body in the cache file is read in one read transaction that first
+ * makes sure the entry is still the one looked up, so that the output
+ * is that entry's, whole, or the URL starts over (look_again).
+ */
+static int
+output_job(struct job *j, struct writer *w)
+{
+	int kept;
+
+	if (!reads_cached(j)) {
+		output(j, w);
+		return 1;
+	}
+	store_read_begin(reader);
+	if ((kept = still_stored(j)))
+		output(j, w);
+	store_read_end(reader);
+	if (!kept)
+		look_again(j);
+	return kept;
 }
 
 /* Outputs finished jobs: in input order, or as they finish. */
@@ -1149,13 +1283,14 @@ flush_done(struct writer *w)
 
 	report_writeback(writeback_warnings(writeback));
 	while ((j = *p) != NULL) {
+		if (j->state == JOB_DONE && !output_job(j, w))
+			continue;	/* started over, or failed: see again */
 		if (j->state != JOB_DONE) {
 			if (!unordered)
 				break;
 			p = &j->next;
 			continue;
 		}
-		output(j, w);
 		*p = j->next;
 		if (queue_tail == &j->next)
 			queue_tail = p;
@@ -1299,7 +1434,7 @@ input_fill(struct input *in)
 		return 0;
 	n = read(STDIN_FILENO, in->buf + in->len, sizeof in->buf - in->len);
 	if (n < 0 && errno != EINTR && errno != EAGAIN)
-		err(EX_IOERR, "cannot read standard input");
+		prog_err(EX_IOERR, "cannot read standard input");
 	if (n == 0)
 		in->eof = 1;
 	if (n > 0)
@@ -1310,25 +1445,28 @@ input_fill(struct input *in)
 /*
  * Takes one line out of the buffer, trimmed; returns 0 if none is
  * complete. A line longer than URL_MAX is reported, consumed as it
- * arrives, and given back as an empty line.
+ * arrives, and given back as an empty line; so is a line with a NUL
+ * byte, which would otherwise cut the URL short without a word.
  */
 static int
 input_take(struct input *in, char *line)
 {
 	char *nl = memchr(in->buf, '\n', in->len);
 	size_t n = nl != NULL ? (size_t)(nl - in->buf) : in->len;
+	int nul = 0;
 
 	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= URL_MAX)))
 		return 0;	/* wait for the rest of the line */
 	if (n > URL_MAX && !in->skipping) {
-		warnx("line %lld: URL longer than %d bytes", in->lineno + 1,
-		    URL_MAX);
+		prog_warnx("line %lld: URL longer than %d bytes",
+		    in->lineno + 1, URL_MAX);
 		failed++;
 		in->skipping = 1;
 	}
 	if (!in->skipping) {
 		memcpy(line, in->buf, n);
 		line[n] = '\0';
+		nul = memchr(line, '\0', n) != NULL;
 	}
 	n += nl != NULL;
 	in->len -= n;
@@ -1336,7 +1474,11 @@ input_take(struct input *in, char *line)
 	if (nl == NULL && !in->eof)
 		return 0;	/* more of the over-long line to come */
 	in->lineno++;
-	if (in->skipping) {
+	if (nul) {
+		prog_warnx("line %lld: a NUL byte in the URL", in->lineno);
+		failed++;
+	}
+	if (in->skipping || nul) {
 		in->skipping = 0;
 		line[0] = '\0';
 	}
@@ -1440,8 +1582,8 @@ parse_options(int argc, char **argv)
 		switch (opt) {
 		case 'H':
 			if (headers_add_line(&request_headers, optarg, &why) < 0)
-				errx(EXIT_USAGE, "bad header '%s': %s", optarg,
-				    why);
+				prog_errx(EXIT_USAGE, "bad header '%s': %s",
+				    optarg, why);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -1462,14 +1604,14 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_MAX_REDIRS:
 			if (num_parse(optarg, 1, 100, &v) < 0)
-				errx(EXIT_USAGE, "bad --max-redirs '%s': "
+				prog_errx(EXIT_USAGE, "bad --max-redirs '%s': "
 				    "expected 1 to 100", optarg);
 			redirect_limit = (long)v;
 			break;
 		case 'j':
 			if (num_parse(optarg, 1, 1000, &v) < 0)
-				errx(EXIT_USAGE, "bad -j '%s': expected 1 to "
-				    "1000", optarg);
+				prog_errx(EXIT_USAGE, "bad -j '%s': expected "
+				    "1 to 1000", optarg);
 			concurrency = (int)v;
 			break;
 		case OPT_NO_CACHE:
@@ -1486,8 +1628,8 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_RETRY:
 			if (num_parse(optarg, 0, 20, &max_retries) < 0)
-				errx(EXIT_USAGE, "bad --retry '%s': expected 0 "
-				    "to 20", optarg);
+				prog_errx(EXIT_USAGE, "bad --retry '%s': "
+				    "expected 0 to 20", optarg);
 			break;
 		case OPT_UNORDERED:
 			unordered = 1;
@@ -1520,14 +1662,14 @@ main(int argc, char *argv[])
 	upstream_base = config_upstream(opts.upstream);
 	if ((rc = shared_target(&shared_opts, &shared_at, lease_why,
 	    sizeof lease_why)) < 0)
-		errx(EX_CONFIG, "bad --shared: %s", lease_why);
+		prog_errx(EX_CONFIG, "bad --shared: %s", lease_why);
 	if (rc == 0 && !offline)
 		shared = shared_sync_open(&shared_at, &shared_opts,
 		    "relay-fetch");
 	else if (rc == 0)
 		redis_target_free(&shared_at);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
-		errx(EX_CONFIG, "cannot place the cache: %s", why);
+		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
 	 * --offline only reads: a missing file is an empty cache, and it
 	 * is not created. With no entry there is nothing to write.
@@ -1541,7 +1683,7 @@ main(int argc, char *argv[])
 	reader = prog_open_cache(loc.path, STORE_READ);
 	if (!offline && (leases = leases_open(loc.path, lease_why,
 	    sizeof lease_why)) == NULL)
-		warnx("duplicate requests are merged in this run only: %s",
+		prog_warnx("duplicate requests are merged in this run only: %s",
 		    lease_why);
 	free(loc.path);
 	writeback = writeback_start(writer, &opts.rules);

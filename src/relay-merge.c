@@ -4,7 +4,6 @@
  * once; positional inputs come to it through `inputs`, named ones as
  * $name.
  */
-#include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -145,7 +144,7 @@ read_file(const char *file, struct values *vs)
 	jv v;
 
 	if (f == NULL)
-		err(EX_NOINPUT, "cannot open '%s'", file);
+		prog_err(EX_NOINPUT, "cannot open '%s'", file);
 	do {
 		n = fread(buf, 1, sizeof buf, f);
 		jv_parser_set_buf(p, buf, (int)n, n == 0);
@@ -154,12 +153,13 @@ read_file(const char *file, struct values *vs)
 		if (jv_invalid_has_msg(jv_copy(v))) {
 			jv msg = jv_invalid_get_msg(v);
 
-			errx(EX_DATAERR, "'%s': %s", file, jv_string_value(msg));
+			prog_errx(EX_DATAERR, "'%s': %s", file,
+			    jv_string_value(msg));
 		}
 		jv_free(v);
 	} while (n > 0);
 	if (ferror(f))
-		err(EX_NOINPUT, "cannot read '%s'", file);
+		prog_err(EX_NOINPUT, "cannot read '%s'", file);
 	if (f != stdin)
 		fclose(f);
 	jv_parser_free(p);
@@ -177,8 +177,8 @@ checked(jv v, const char *name, const char *from)
 	if (!is_record(v) || (why = record_failure(v)) == NULL)
 		return v;
 	if (on_error == ON_ERROR_FAIL)
-		errx(EXIT_PARTIAL, "%s (%s): %s", name, from, why);
-	warnx("incomplete: %s (%s): %s", name, from, why);
+		prog_errx(EXIT_PARTIAL, "%s (%s): %s", name, from, why);
+	prog_warnx("incomplete: %s (%s): %s", name, from, why);
 	incomplete = jv_array_append(incomplete, jv_string(name));
 	free(why);
 	jv_free(v);
@@ -197,10 +197,11 @@ check_name(const char *name, const char *opt)
 		    name[i] >= '0' && name[i] <= '9')))
 			break;
 	if (name[0] >= '0' && name[0] <= '9')
-		errx(EXIT_USAGE, "bad %s name '%s': a jq variable name cannot "
+		prog_errx(EXIT_USAGE,
+		    "bad %s name '%s': a jq variable name cannot "
 		    "start with a digit", opt, name);
 	if (i == 0 || name[i] != '\0')
-		errx(EXIT_USAGE, "bad %s name '%s': letters, digits and _ "
+		prog_errx(EXIT_USAGE, "bad %s name '%s': letters, digits and _ "
 		    "only", opt, name);
 }
 
@@ -215,7 +216,8 @@ add_named(const char *spec)
 	size_t i;
 
 	if (eq == NULL || eq == spec)
-		errx(EXIT_USAGE, "bad --input '%s': expected name=file", spec);
+		prog_errx(EXIT_USAGE, "bad --input '%s': expected name=file",
+		    spec);
 	name = xstrndup(spec, (size_t)(eq - spec));
 	check_name(name, "--input");
 	read_file(eq + 1, &vs);
@@ -306,7 +308,7 @@ run(const char *program)
 		    line = next) {
 			if ((next = strchr(line, '\n')) != NULL)
 				*next++ = '\0';
-			warnx("%s", line);
+			prog_warnx("%s", line);
 		}
 		jqprog_free(&p);
 		return EX_DATAERR;
@@ -316,7 +318,7 @@ run(const char *program)
 	while (jv_is_valid(out = jqprog_next(&p)))
 		emit(out);
 	if (jqprog_failed(out, &why)) {
-		warnx("error at %s: %s", current, buf_cstr(&why));
+		prog_warnx("error at %s: %s", current, buf_cstr(&why));
 		status = EXIT_FAILED;
 	}
 	buf_free(&why);
@@ -359,7 +361,8 @@ main(int argc, char *argv[])
 			break;
 		case 'A':	/* --arg name value, as in jq */
 			if (optind >= argc)
-				errx(EXIT_USAGE, "--arg %s: no value", optarg);
+				prog_errx(EXIT_USAGE, "--arg %s: no value",
+				    optarg);
 			check_name(optarg, "--arg");
 			named = jv_object_set(named, jv_string(optarg),
 			    jv_string(argv[optind++]));
@@ -370,7 +373,8 @@ main(int argc, char *argv[])
 			else if (strcmp(optarg, "partial") == 0)
 				on_error = ON_ERROR_PARTIAL;
 			else
-				errx(EXIT_USAGE, "bad --on-error '%s': expected "
+				prog_errx(EXIT_USAGE,
+				    "bad --on-error '%s': expected "
 				    "fail or partial", optarg);
 			break;
 		case 'h':

@@ -3,7 +3,6 @@
  * each decision is atomic across hosts without a lock of ours; their
  * clock is Redis's (TIME), one for every host.
  */
-#include <err.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -148,7 +147,8 @@ shared_option(struct shared_options *o, int opt, const char *arg)
 	case SHARED_OPT_MAX_OBJECT:
 		if (num_size(arg, &o->max_object) < 0 ||
 		    o->max_object > 512LL << 20)
-			errx(EXIT_USAGE, "bad --shared-max-object-size '%s': "
+			prog_errx(EXIT_USAGE,
+			    "bad --shared-max-object-size '%s': "
 			    "expected bytes, or a number with K or M, up to "
 			    "512M (Redis's largest string)", arg);
 		break;
@@ -158,13 +158,15 @@ shared_option(struct shared_options *o, int opt, const char *arg)
 	case SHARED_OPT_PREFIX:
 		if (arg[0] == '\0' || strlen(arg) > 64 ||
 		    strpbrk(arg, "{} \t\r\n") != NULL)
-			errx(EXIT_USAGE, "bad --shared-prefix '%s': expected "
+			prog_errx(EXIT_USAGE,
+			    "bad --shared-prefix '%s': expected "
 			    "1 to 64 bytes without braces or spaces", arg);
 		o->prefix = arg;
 		break;
 	case SHARED_OPT_TIMEOUT:
 		if (num_parse(arg, 1, 60000, &o->timeout_ms) < 0)
-			errx(EXIT_USAGE, "bad --shared-timeout '%s': expected "
+			prog_errx(EXIT_USAGE,
+			    "bad --shared-timeout '%s': expected "
 			    "1 to 60000 ms", arg);
 		break;
 	default:
@@ -453,7 +455,7 @@ on_written(void *ctx, const redisReply *reply)
 {
 	(void)ctx;
 	if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-		warnx("shared tier: %s", reply->str);
+		prog_warnx("shared tier: %s", reply->str);
 }
 
 /* How long Redis keeps r: until it goes stale, and SHARED_KEEP_S more. */

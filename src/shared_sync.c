@@ -4,7 +4,6 @@
  * one fails, Redis is down for REDIS_RETRY_MS, said once, and the
  * program goes on alone.
  */
-#include <err.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,8 +67,8 @@ static void
 sync_down(struct shared_sync *s, const char *why)
 {
 	if (!s->said_down++)
-		warnx("shared tier %s is down (%s): %s goes on alone", s->t.url,
-		    why, s->prog);
+		prog_warnx("shared tier %s is down (%s): %s goes on alone",
+		    s->t.url, why, s->prog);
 	if (s->c != NULL)
 		redisFree(s->c);
 	s->c = NULL;
@@ -129,7 +128,7 @@ shared_sync_find(struct shared_sync *s, const char *url, int lease_only,
 	shared_args_free(&args);
 	shared_found_of(s->last, url, f);
 	if (f->kind == SHARED_FAILED && f->why != NULL)
-		warnx("%s: shared tier: %s", url, f->why);
+		prog_warnx("%s: shared tier: %s", url, f->why);
 	if (f->kind != SHARED_LEASED)
 		token[0] = '\0';
 	return f->kind;

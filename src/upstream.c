@@ -386,6 +386,19 @@ upstream_redirects(struct transfer *t)
 	return n;
 }
 
+/*
+ * The URL of the response being received: the last one a redirect led
+ * to. curl owns the string; it lasts as long as the transfer.
+ */
+const char *
+upstream_url(struct transfer *t)
+{
+	const char *url = NULL;
+
+	curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url);
+	return url != NULL ? url : "";
+}
+
 /* Delivers again the body bytes that on_body paused on. */
 void
 upstream_resume(struct upstream *u, struct transfer *t)
@@ -432,6 +445,14 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 		rc = CURLE_RECV_ERROR;
 	if (rc == CURLE_OK)
 		deliver_head(t);	/* a response without a body */
+	/*
+	 * curl holds a header line whole, up to CURL_MAX_HTTP_HEADER bytes;
+	 * a longer one fails the transfer as if memory had run out, with
+	 * nothing in the error buffer. In a head, that is what it means.
+	 */
+	if (rc == CURLE_OUT_OF_MEMORY && !t->head_done && t->error[0] == '\0')
+		snprintf(t->error, sizeof t->error, "response header line "
+		    "longer than %d KiB", CURL_MAX_HTTP_HEADER / 1024);
 	if (t->broken) {
 		error = t->why;
 	} else if (rc != CURLE_OK && !t->aborted) {

@@ -53,6 +53,7 @@ struct transfer	*upstream_add(struct upstream *,
 		    const struct upstream_request *);
 void		 upstream_resume(struct upstream *, struct transfer *);
 long		 upstream_redirects(struct transfer *);
+const char	*upstream_url(struct transfer *);
 void		 upstream_cancel(struct upstream *, struct transfer *);
 int		 upstream_run(struct upstream *, int, int);
 int		 upstream_poll(struct upstream *, struct pollfd *, unsigned,

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "io.h"
 #include "url.h"
+#include "utf8.h"
 
 static int
 lowercase_host(CURLU *u)
@@ -33,10 +34,32 @@ lowercase_host(CURLU *u)
 const char url_too_long[] = "longer than 8192 bytes";
 
 /*
+ * text with each byte that is not part of valid UTF-8 percent-encoded
+ * (RFC 3986 section 2.1). What a URL names is unchanged, and it reads
+ * as text: in a record (JSON is UTF-8), on a terminal.
+ */
+char *
+url_encode_invalid(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	struct buf out = BUF_INIT;
+	size_t n;
+
+	buf_cstr(&out);
+	for (; *s != '\0'; s += n > 0 ? n : 1)
+		if ((n = utf8_sequence(s, 4)) == 0)
+			buf_printf(&out, "%%%02X", *s);
+		else
+			buf_add(&out, s, n);
+	return (char *)buf_cstr(&out);
+}
+
+/*
  * The normalised form of an absolute URL: scheme and host in lower
  * case, default port dropped, dot segments removed, fragment dropped
  * (it never reaches a server), credentials dropped (see
- * url_authorization). Returns NULL and a reason if invalid.
+ * url_authorization), bytes that are not UTF-8 percent-encoded
+ * (url_encode_invalid). Returns NULL and a reason if invalid.
  */
 char *
 url_normalize(const char *in, const char **why)
@@ -71,13 +94,13 @@ url_normalize(const char *in, const char **why)
 		*why = curl_url_strerror(rc);
 		return NULL;
 	}
-	if (strlen(out) > URL_MAX) {	/* escaped, it grew */
-		curl_free(out);
+	copy = url_encode_invalid(out);
+	curl_free(out);
+	if (strlen(copy) > URL_MAX) {	/* escaped, it grew */
+		free(copy);
 		*why = url_too_long;
 		return NULL;
 	}
-	copy = xstrdup(out);
-	curl_free(out);
 	return copy;
 }
 

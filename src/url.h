@@ -14,5 +14,6 @@ char	*url_join(const char *, const char *);
 char	*url_resolve(const char *, const char *);
 char	*url_authorization(const char *);
 char	*url_redacted(const char *);
+char	*url_encode_invalid(const char *);
 
 #endif

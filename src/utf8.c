@@ -54,17 +54,43 @@ utf8_done(const struct utf8 *u)
 	return u->need == 0 ? 0 : -1;
 }
 
-/* The length of the valid UTF-8 sequence at s[0..n), or 0 if none is. */
+/*
+ * The length of the valid UTF-8 sequence that starts at s, of at most
+ * n bytes, or 0 if none does. A NUL ends a string: it is no
+ * continuation byte, so a sequence never reads past it.
+ */
 size_t
-utf8_sequence(const unsigned char *s, size_t n)
+utf8_sequence(const void *s, size_t n)
 {
+	const unsigned char *p = s;
 	struct utf8 u = UTF8_INIT;
 	size_t i = 0;
 
 	do {
-		if (i == n || utf8_byte(&u, s[i]) < 0)
+		if (i == n || utf8_byte(&u, p[i]) < 0)
 			return 0;
 		i++;
 	} while (u.need > 0);
 	return i;
+}
+
+/*
+ * How many bytes at the end of s[0..n) start a UTF-8 sequence that
+ * goes on past it: what to hold back when text comes in pieces.
+ */
+size_t
+utf8_unfinished(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	size_t i, need;
+
+	for (i = 1; i <= 3 && i <= n; i++) {
+		if ((p[n - i] & 0xC0) == 0x80)
+			continue;	/* a continuation byte */
+		if (p[n - i] < 0xC0)
+			return 0;
+		need = p[n - i] >= 0xF0 ? 4 : p[n - i] >= 0xE0 ? 3 : 2;
+		return need > i ? i : 0;
+	}
+	return 0;
 }

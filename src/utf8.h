@@ -18,6 +18,7 @@ struct utf8 {
 int	utf8_feed(struct utf8 *, const void *, size_t);
 int	utf8_byte(struct utf8 *, unsigned char);
 int	utf8_done(const struct utf8 *);
-size_t	utf8_sequence(const unsigned char *, size_t);
+size_t	utf8_sequence(const void *, size_t);
+size_t	utf8_unfinished(const void *, size_t);
 
 #endif

@@ -6,7 +6,6 @@
  */
 #include <sys/eventfd.h>
 
-#include <err.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -354,10 +353,11 @@ writeback_start(struct store *s, const struct cache_rules *rules)
 	wb->rules = *rules;
 	wb->tail = &wb->head;
 	if ((wb->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		err(EX_OSERR, "cannot start the cache writer");
+		prog_err(EX_OSERR, "cannot start the cache writer");
 	pthread_mutex_init(&wb->lock, NULL);
 	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);	/* prog_now_ms */
+	pthread_condattr_setclock(&attr,
+	    CLOCK_MONOTONIC);	/* prog_now_ms */
 	pthread_cond_init(&wb->work, &attr);
 	pthread_cond_init(&wb->room, NULL);
 	pthread_condattr_destroy(&attr);

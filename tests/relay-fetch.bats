@@ -125,6 +125,124 @@ setup() {
 	[ "$stderr" = "relay-fetch: line 2: URL longer than 8192 bytes" ]
 }
 
+@test "a NUL byte in an input line refuses that line, naming it; the rest is fetched" {
+	{
+		printf '%s\n' "$UP/a?body=x"
+		printf '%s\0%s\n' "$UP/b?body=y" "/evil"
+		printf '\0\n'
+		printf '%s\n' "$UP/c?body=z"
+		printf '%s\0' "$UP/d?body=w"	# the last line, unended
+	} >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 1 ]
+	[ "$output" = xz ]
+	[ "$stderr" = "relay-fetch: line 2: a NUL byte in the URL
+relay-fetch: line 3: a NUL byte in the URL
+relay-fetch: line 5: a NUL byte in the URL" ]
+	[ "$(requests_for '/b?body=y')" = 0 ]
+	[ "$(requests_for '/d?body=w')" = 0 ]
+	printf '%s\0\n' "$UP/b?body=y" >urls
+	run --separate-stderr relay-fetch <urls
+	[ "$status" -eq 69 ]
+}
+
+@test "a header line longer than libcurl takes is reported as such, not as 'Out of memory'" {
+	"$ROOT/tests/fixture/broken-upstream" bport &
+	EXTRA_PIDS+=($!)
+	eventually [ -s bport ]
+	broken=http://127.0.0.1:$(cat bport)
+	run --separate-stderr relay-fetch --retry 0 "$broken/long-line"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "relay-fetch: $broken/long-line: response header line longer than 100 KiB" ]
+	[ -z "$(relay-cache ls)" ]
+	# relay-serve takes the reason from the same place
+	UP=$broken start_serve
+	run curl -s -o /dev/null -w '%{http_code}' "$SERVE/long-line"
+	[ "$output" = 502 ]
+	logged 1
+	[ "$(access_log | jq -r .error)" = "response header line longer than 100 KiB" ]
+}
+
+# Whether the cache holds an entry for URL (another process's view).
+stored() {
+	relay-cache get "$1" >/dev/null 2>&1
+}
+
+@test "an entry this run's own --max-size evicts before its turn is fetched again; the rest is written" {
+	hit="$UP/b?cc=max-age=600&size=100000"
+	big="$UP/m?cc=max-age=600&size=150000"
+	limits="--max-size 300K --max-object-size 200K"
+	relay-fetch $limits "$hit" >/dev/null
+	# the held first URL keeps the hit waiting for its turn while the
+	# big one is stored, which evicts it
+	relay-fetch $limits -j 4 "$UP/h?hold=1&body=h" "$hit" "$big" \
+	    "$UP/e?body=e" >out 2>err &
+	pid=$!
+	eventually stored "$big"
+	! stored "$hit" || false
+	curl -s "$UP/_release" >/dev/null
+	wait "$pid"
+	[ ! -s err ]
+	[ "$(head -c 1 out)" = h ]
+	[ "$(wc -c <out)" -eq $((1 + 100000 + 150000 + 1)) ]
+	[ "$(tail -c 1 out)" = e ]
+	[ "$(requests_for '/b?cc=max-age=600&size=100000')" = 2 ]
+}
+
+held_arrived() {
+	[ "$(requests_for '/h?hold=1&body=h')" -ge 1 ]
+}
+
+# run_while_changed MODE...: relay-fetch MODE writes three hits after a
+# held URL; meanwhile relay-cache removes the first (rm), replaces the
+# second (put) and purges the third. Its status, stdout and stderr are
+# kept; a fresh upstream each time, for a fresh hold and counts.
+run_while_changed() {
+	local pid
+	start_upstream
+	for n in one two three; do
+		relay-fetch "$UP/$n?cc=max-age=600&body=$n" >/dev/null
+	done
+	relay-fetch -j 8 "$@" "$UP/h?hold=1&body=h" "$UP/one?cc=max-age=600&body=one" \
+	    "$UP/two?cc=max-age=600&body=two" \
+	    "$UP/three?cc=max-age=600&body=three" >out 2>err &
+	pid=$!
+	# the hits were looked up before the held request went out
+	eventually held_arrived
+	relay-cache rm "$UP/one?cc=max-age=600&body=one"
+	printf new | relay-cache put --ttl 600 "$UP/two?cc=max-age=600&body=two"
+	relay-cache purge --match "$UP/three?*"
+	curl -s "$UP/_release" >/dev/null
+	status=0
+	wait "$pid" || status=$?
+	# the removed and purged URLs were fetched again; the new entry
+	# answered the replaced one
+	[ "$(requests_for '/one?cc=max-age=600&body=one')" = 2 ]
+	[ "$(requests_for '/two?cc=max-age=600&body=two')" = 1 ]
+	[ "$(requests_for '/three?cc=max-age=600&body=three')" = 2 ]
+}
+
+@test "an entry that relay-cache rm, put or purge changes before its turn: that URL is looked up again, the rest is written" {
+	run_while_changed
+	[ "$status" -eq 0 ]
+	[ ! -s err ]
+	[ "$(cat out)" = honenewthree ]
+	run_while_changed -i
+	[ "$status" -eq 0 ]
+	[ "$(grep -o 'HTTP/1.1 200 OK' out | wc -l)" -eq 4 ]
+	tr -d '\r' <out | grep -qx 'newHTTP/1.1 200 OK'
+	[ "$(tail -c 5 out)" = three ]
+	run_while_changed --records
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .text out | tr -d '\n')" = honenewthree ]
+	[ "$(jq -r .source out | tr '\n' ' ')" = "miss miss hit miss " ]
+	mkdir files
+	run_while_changed -o 'files/%n'
+	[ "$status" -eq 0 ]
+	[ "$(cat files/1 files/2 files/3 files/4)" = honenewthree ]
+	[ -z "$(find files -name '*.part')" ]
+}
+
 @test "--unordered writes each as it finishes" {
 	run relay-fetch -j 2 --unordered --records "$UP/1?delay=500&body=one" "$UP/2?body=two"
 	[ "$(echo "$output" | jq -r .text | tr -d '\n')" = twoone ]
@@ -412,6 +530,70 @@ setup() {
 	run --separate-stderr relay-fetch -L "$UP/f?status=302&h=Location:file:///etc/passwd"
 	[ "$status" -eq 69 ]
 	[[ "$output" != *root:* ]]
+}
+
+@test "-L: a redirected response is stored, and loaded from its record, under the URL that gave it, never under the first" {
+	python3 "$ROOT/tests/fixture/upstream.py" port2 &
+	EXTRA_PIDS+=($!)
+	eventually [ -s port2 ]
+	other=http://127.0.0.1:$(cat port2)	# another host
+	first="$UP/r?status=302&h=Location:$other/there?cc=max-age=600%26body=other"
+	there="$other/there?cc=max-age=600&body=other"
+	# the record says where the response came from; load keys on it
+	relay-fetch -L --no-store --records "$first" >rec
+	jq -e --arg f "$first" --arg t "$there" \
+	    '.url == $f and .effective_url == $t and .text == "other"' rec
+	relay-cache -c loaded.db load <rec
+	[ "$(relay-cache -c loaded.db get "$there")" = other ]
+	run relay-cache -c loaded.db get "$first"
+	[ "$status" -eq 1 ]
+	# relay-fetch -L stores it the same way
+	run relay-fetch -L "$first"
+	[ "$output" = other ]
+	[ "$(relay-cache get "$there")" = other ]
+	run relay-cache get "$first"
+	[ "$status" -eq 1 ]
+	# a path on the same host; a record that was never redirected
+	same="$UP/s?status=301&h=Location:/landing?cc=max-age=600%26body=landed"
+	relay-fetch -L --records "$same" "$UP/plain?body=p" >rec
+	jq -e 'has("effective_url") | not' <(sed -n 2p rec)
+	relay-cache -c same.db load <rec
+	[ "$(relay-cache -c same.db get "$UP/landing?cc=max-age=600&body=landed")" = landed ]
+	[ "$(relay-cache -c same.db get "$UP/plain?body=p")" = p ]
+	[ "$(relay-cache -c same.db ls | wc -l)" -eq 2 ]
+	# a record whose effective_url is no URL is refused, naming it
+	printf '{"url":"%s","effective_url":"not a url","text":"x"}\n' "$UP/a" >rec
+	run --separate-stderr relay-cache -c same.db load <rec
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "relay-cache: line 1: invalid URL 'not a url': Bad scheme" ]
+	run relay-cache -c same.db get "$UP/a"
+	[ "$status" -eq 1 ]
+}
+
+@test "-L: a 304 from the URL a redirect led to does not revalidate the first URL's entry" {
+	first="$UP/c?status=302&h=Location:/final?etag=%2522v1%2522%26body=final"
+	printf good | relay-cache put -H 'ETag: "v1"' --ttl 0 "$first"
+	run --separate-stderr relay-fetch -L "$first"
+	[ "$status" -eq 0 ]
+	[ "$output" = final ]
+	# asked again without If-None-Match once the 304 came
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.path | startswith("/final")) | .headers["If-None-Match"]]')" = "$(jq -n '["\"v1\"", null]')" ]
+	[ "$(relay-cache get "$first")" = good ]
+	[ "$(relay-cache get "$UP/final?etag=%22v1%22&body=final")" = final ]
+}
+
+@test "records are UTF-8: a URL's bytes that are not are percent-encoded, in its key as in its record, so dump | load keeps it" {
+	url="$UP/a"$'\xff\xc3\xa9'"?cc=max-age=600&body=x"
+	relay-fetch --records "$url" >rec
+	python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' rec
+	[ "$(jq -r .url rec)" = "$UP/a%FFé?cc=max-age=600&body=x" ]
+	relay-cache -c loaded.db load <rec
+	[ "$(relay-cache -c loaded.db get "$url")" = x ]
+	relay-cache dump >dump
+	python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' dump
+	relay-cache -c dumped.db load <dump
+	[ "$(relay-cache -c dumped.db get "$url")" = x ]
+	relay-cache ls --json | jq -e --arg u "$UP/a%FFé?cc=max-age=600&body=x" '.url == $u'
 }
 
 @test "--offline only reads: a missing cache file is empty and is not created" {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Every program notices a failed write to standard output, as cat does:
-# full (/dev/full) or closed, it exits 74 and says so.
+# full (/dev/full) or closed, it exits 74 and says so. What it says on
+# standard error never carries a raw control byte from elsewhere.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -47,4 +48,53 @@ setup() {
 	run --separate-stderr bash -c 'relay-cache dump | head -c 1 >/dev/null; echo "${PIPESTATUS[0]}"'
 	[ -z "$stderr" ]
 	[ "$output" = 0 ] || [ "$output" = 141 ]
+}
+
+# Whether a file is UTF-8 holding no control character but newlines:
+# no ESC, CR, BEL, DEL or C1 (U+0080 to U+009F) as it is.
+printable_lines() {
+	python3 -c 'import sys
+data = open(sys.argv[1], "rb").read()
+try:
+    text = data.decode("utf-8")
+except UnicodeDecodeError as e:
+    sys.exit("not UTF-8: %s" % e)
+raw = sorted({c for c in text if (c < " " and c != "\n") or "\x7f" <= c < "\xa0"})
+if raw:
+    sys.exit("raw control characters: %r" % raw)' "$1"
+}
+
+@test "diagnostics show text from elsewhere escaped: no raw control byte or invalid UTF-8 reaches stderr" {
+	start_upstream
+	esc=$'\e[31m\r\a'		# refused in a URL: an invalid URL's message
+	c1=$'\xc2\x9b31m\xff\xfe'	# C1 CSI and invalid UTF-8: taken in a URL
+	: >err
+	# relay-fetch: URLs as arguments, on standard input, from the upstream
+	relay-fetch "http://x/$esc" 2>>err || true
+	relay-fetch --offline "$UP/$c1" 2>>err || true
+	relay-fetch --retry 0 "$UP/nf?status=404&x=$c1" 2>>err || true
+	printf '%s\n' "http://x/$esc" "$UP/$c1" | relay-fetch --offline 2>>err || true
+	relay-fetch -H "X-A$esc: 1" "$UP/a" 2>>err || true
+	# relay-cache: URLs as arguments and in records
+	relay-cache get "$UP/$c1" 2>>err || true
+	relay-cache rm "$UP/$c1" 2>>err || true
+	relay-cache get "http://x/$esc" 2>>err || true
+	{
+		printf '{"url":"http://x/\\u001b[31m\\u0007\\r","text":""}\n'
+		printf '{"url":"http://x/a","headers":{"x\\u001b[2J\\u009b":"v"},"text":""}\n'
+		printf '{"url":"http://x/a","\\u001b]0;title\\u0007":nul,"text":""}\n'
+		printf '{"url":"http://x/a","text":"\xff\xfe"}\n'
+		printf '{"url":"%s","text":""}\n' "$esc"
+	} | relay-cache load 2>>err || true
+	# relay-merge: file names, records' errors, jq's messages
+	relay-merge . "missing$esc$c1.json" 2>>err || true
+	printf '{"url":"http://x/\\u001b","status":0,"error":"\\u001b[31m\\u009b"}\n' |
+	    relay-merge '[inputs]' >/dev/null 2>>err || true
+	echo '"x"' | relay-merge 'error("\u001b[2J\u0007\u009b")' 2>>err || true
+	cat -v err
+	[ "$(grep -c '' err)" -eq 17 ]
+	printable_lines err
+	# each is shown as an escape instead
+	grep -qF 'http://x/\x1B[31m\r\x07' err
+	grep -qF '\u009B31m\xFF\xFE' err
 }

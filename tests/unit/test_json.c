@@ -405,11 +405,13 @@ write_string_escapes(void)
 		{ "\xC2\x9B\xC2\xA0", 4, "\"\\u009b\xC2\xA0\"" },
 		{ "\xE2\x9C\x93\xF0\x9F\x98\x80", 7,
 		    "\"\xE2\x9C\x93\xF0\x9F\x98\x80\"" },
-		/* bytes that are not UTF-8: U+FFFD each, never Latin-1 */
-		{ "\xFF", 1, "\"\\ufffd\"" },
-		{ "a\xC3", 2, "\"a\\ufffd\"" },
-		{ "\xC0\xAF", 2, "\"\\ufffd\\ufffd\"" },
-		{ "\xED\xA0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"" },
+		/* a byte that is not UTF-8 is its ISO-8859-1 character, */
+		{ "\xFF", 1, "\"\xC3\xBF\"" },
+		{ "a\xC3", 2, "\"a\xC3\x83\"" },
+		{ "\xC0\xAF", 2, "\"\xC3\x80\xC2\xAF\"" },
+		{ "\xED\xA0\x80", 3, "\"\xC3\xAD\xC2\xA0\\u0080\"" },
+		/* the UTF-8 beside it kept as it is, never encoded twice */
+		{ "\xC3\xA9\xFF", 3, "\"\xC3\xA9\xC3\xBF\"" },
 	};
 	size_t i;
 

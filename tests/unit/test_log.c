@@ -51,7 +51,7 @@ escapes_the_rest(void)
 		.cache = "-", .upstream_ms = -1 };
 	const char *line = logged(&r);
 
-	CHECK(strstr(line, "\"target\":\"/\\u001b[31m\\u009b\\ufffd\\\"\"") !=
+	CHECK(strstr(line, "\"target\":\"/\\u001b[31m\\u009b\xC3\xBF\\\"\"") !=
 	    NULL);
 }
 

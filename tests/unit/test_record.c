@@ -429,6 +429,106 @@ header_obs_text_round_trips(void)
 	CHECK(res == RECORD_OK);
 }
 
+/*
+ * A response a redirect led to names the URL that gave it, after url,
+ * and reads back; a record without one has none.
+ */
+static void
+effective_url_round_trips(void)
+{
+	static const char head[] =
+	    "{\"url\":\"http://example.com/a?b=\\\"1\\\"\","
+	    "\"effective_url\":\"http://other.example/b\",\"method\":";
+	struct collect c = { .opened = 0 };
+	struct record rec, got;
+	struct buf line = BUF_INIT, long_url = BUF_INIT;
+	struct record_reader *rr;
+	struct mem m;
+	long long n;
+
+	sample(&rec, "text/plain", 2);
+	rec.effective_url = (char *)"http://other.example/b";
+	encode(&line, &rec, RECORD_TEXT, "hi", 2);
+	CHECK(strncmp(line.data, head, strlen(head)) == 0);
+	m = (struct mem){ line.data, line.len };
+	rr = record_reader_new((struct source){ mem_read, &m });
+	CHECK(record_read(rr, &got, open_body, &c) == RECORD_OK);
+	CHECK(got.effective_url != NULL &&
+	    strcmp(got.effective_url, "http://other.example/b") == 0);
+	record_free(&got);
+	record_reader_free(rr);
+	buf_free(&rec.headers);
+	CHECK(read_one("{'url':'u','text':''}", &got, &c, &n) == RECORD_OK);
+	CHECK(got.effective_url == NULL);
+	record_free(&got);
+	CHECK(read_one("{'url':'u','effective_url':1,'text':''}", &got, &c,
+	    &n) == RECORD_BAD);
+	record_free(&got);
+	buf_adds(&long_url, "{'url':'u','effective_url':'http://x/");
+	for (n = 0; n < RECORD_MAX_URL; n++)
+		buf_addc(&long_url, 'a');
+	buf_adds(&long_url, "','text':''}");
+	CHECK(read_one(buf_cstr(&long_url), &got, &c, &n) == RECORD_BAD);
+	record_free(&got);
+	buf_free(&long_url);
+	buf_free(&line);
+	buf_free(&c.body);
+}
+
+/*
+ * JSON is UTF-8: a URL's bytes that are not are percent-encoded, as a
+ * key's are; other text that is not (an error quoting a header) is
+ * taken as ISO-8859-1. The line reads back.
+ */
+static void
+writes_only_utf8(void)
+{
+	static const char head[] = "{\"url\":\"http://x/a%FF\xC3\xA9\","
+	    "\"effective_url\":\"http://y/%C3\",\"method\":";
+	struct collect c = { .opened = 0 };
+	struct record rec, got;
+	struct buf line = BUF_INIT;
+	struct record_reader *rr;
+	struct mem m;
+
+	sample(&rec, "text/plain", 0);
+	rec.url = (char *)"http://x/a\xFF\xC3\xA9";
+	rec.effective_url = (char *)"http://y/\xC3";
+	rec.error = (char *)"bad \xE9\xFF";
+	encode(&line, &rec, RECORD_NO_BODY, "", 0);
+	CHECK(strncmp(line.data, head, strlen(head)) == 0);
+	CHECK(strstr(line.data, "\"error\":\"bad \xC3\xA9\xC3\xBF\"}") != NULL);
+	m = (struct mem){ line.data, line.len };
+	rr = record_reader_new((struct source){ mem_read, &m });
+	CHECK(record_read(rr, &got, open_body, &c) == RECORD_OK);
+	CHECK(got.url != NULL && strcmp(got.url, "http://x/a%FF\xC3\xA9") == 0);
+	record_free(&got);
+	record_reader_free(rr);
+	buf_free(&rec.headers);
+	buf_free(&line);
+	buf_free(&c.body);
+}
+
+/* A text body read in pieces: a character cut by a piece's end stays whole. */
+static void
+text_split_across_reads(void)
+{
+	struct record rec;
+	struct buf line = BUF_INIT;
+	size_t n = IO_BUFSIZE + 1;
+	char *body = malloc(n);
+
+	memset(body, 'a', n - 2);
+	memcpy(body + n - 2, "\xC3\xA9", 2);	/* é across the first read */
+	sample(&rec, "text/plain", (long long)n);
+	CHECK(encode(&line, &rec, RECORD_TEXT, body, n) == 0);
+	CHECK(strstr(line.data, "aa\xC3\xA9\"}\n") != NULL);
+	CHECK(strstr(line.data, "\xC3\x83") == NULL);	/* no Ã: not twice */
+	buf_free(&rec.headers);
+	buf_free(&line);
+	free(body);
+}
+
 static const struct unit_test tests[] = {
 	TEST(classifies),
 	TEST(writes_exact_line),
@@ -436,6 +536,9 @@ static const struct unit_test tests[] = {
 	TEST(decodes_lines),
 	TEST(decoded_fields),
 	TEST(header_obs_text_round_trips),
+	TEST(effective_url_round_trips),
+	TEST(writes_only_utf8),
+	TEST(text_split_across_reads),
 };
 
 UNIT_MAIN(tests)

@@ -33,6 +33,35 @@ normalising(void)
 	CHECK(url_normalize("http://[::1", &why) == NULL);
 }
 
+/* A key is UTF-8: bytes that are not are percent-encoded, once. */
+static void
+keys_are_text(void)
+{
+	static const char *const rows[][2] = {
+		{ "http://x/a\xFF\xFE?q=\xC0\xAF", "http://x/a%FF%FE?q=%C0%AF" },
+		{ "http://x/caf\xC3\xA9?\xC2\x9B", "http://x/caf\xC3\xA9?\xC2\x9B" },
+		{ "http://x/\xE2\x82", "http://x/%E2%82" },
+		{ "http://x/a%FF", "http://x/a%FF" },
+	};
+	const char *why;
+	char *u, *again;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		u = url_normalize(rows[i][0], &why);
+		again = u != NULL ? url_normalize(u, &why) : NULL;
+		if (u == NULL || strcmp(u, rows[i][1]) != 0)
+			printf("# %s: %s\n", rows[i][0], u ? u : why);
+		CHECK(u != NULL && strcmp(u, rows[i][1]) == 0);
+		CHECK(again != NULL && strcmp(again, u) == 0);
+		free(u);
+		free(again);
+	}
+	u = url_encode_invalid("\xC3(\xE9\xF0\x9F\x98\x80");
+	CHECK(strcmp(u, "%C3(%E9\xF0\x9F\x98\x80") == 0);
+	free(u);
+}
+
 /* RFC 9111 section 4.4: same origin only */
 static void
 resolving(void)
@@ -51,6 +80,7 @@ resolving(void)
 
 static const struct unit_test tests[] = {
 	TEST(normalising),
+	TEST(keys_are_text),
 	TEST(resolving),
 };
 
