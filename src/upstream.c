@@ -3,6 +3,8 @@
  * once on shared connections, each streaming its response head and
  * body to callbacks through curl's fixed-size buffers.
  */
+#include <sys/stat.h>
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ struct upstream {
 	int			 running;
 	struct curl_waitfd	*waitfds;	/* upstream_poll's, reused */
 	unsigned		 waitfds_len;
+	struct transfer		*refused;	/* to end as 404, unasked */
 };
 
 struct transfer {
@@ -42,6 +45,7 @@ struct transfer {
 	int			 redelivery;	/* curl gives them again */
 	char			 error[CURL_ERROR_SIZE];	/* curl's */
 	char			 why[96];	/* why it is broken */
+	struct transfer		*next_refused;
 };
 
 struct upstream *
@@ -352,6 +356,30 @@ header_list(const char *block, int with_body)
 }
 
 /*
+ * Whether a file: URL names something other than a regular file (a
+ * directory, a FIFO that would hold the loop, a device that never
+ * ends): never read, as if it were not there. Other URLs are curl's.
+ */
+static int
+not_a_file(const char *url)
+{
+	CURLU *u;
+	char *path = NULL;
+	struct stat st;
+	int refused = 0;
+
+	if (strncasecmp(url, "file:", 5) != 0 || (u = curl_url()) == NULL)
+		return 0;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) ==
+	    CURLUE_OK)
+		refused = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return refused;
+}
+
+/*
  * Starts a transfer; the request's strings are copied by curl, but
  * for its body, which must stay until the transfer ends or is
  * cancelled.
@@ -370,9 +398,14 @@ upstream_add(struct upstream *u, const struct upstream_request *req)
 	t->req.url = NULL;	/* not ours to keep */
 	t->req.headers = NULL;
 	t->req.body = NULL;
+	u->running++;
+	if (not_a_file(req->url)) {	/* answered on the next round */
+		t->next_refused = u->refused;
+		u->refused = t;
+		return t;
+	}
 	if (curl_multi_add_handle(u->multi, t->easy) != CURLM_OK)
 		out_of_memory();
-	u->running++;
 	return t;
 }
 
@@ -410,6 +443,13 @@ upstream_resume(struct upstream *u, struct transfer *t)
 static void
 release(struct upstream *u, struct transfer *t)
 {
+	struct transfer **p;
+
+	for (p = &u->refused; *p != NULL; p = &(*p)->next_refused)
+		if (*p == t) {
+			*p = t->next_refused;
+			break;
+		}
 	curl_multi_remove_handle(u->multi, t->easy);
 	curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
@@ -483,6 +523,11 @@ finish_completed(struct upstream *u)
 		finish(u, t, msg->data.result);
 		n++;
 	}
+	while ((t = u->refused) != NULL) {	/* what curl would not find */
+		u->refused = t->next_refused;
+		finish(u, t, CURLE_FILE_COULDNT_READ_FILE);
+		n++;
+	}
 	return n;
 }
 
@@ -512,7 +557,7 @@ upstream_poll(struct upstream *u, struct pollfd *fds, unsigned n,
 	}
 	curl_multi_perform(u->multi, &still);
 	/* Transfers this perform completed must not wait out the poll. */
-	if (finish_completed(u) > 0)
+	if (finish_completed(u) > 0 || u->refused != NULL)
 		timeout_ms = 0;
 	if (still > 0 || n > 0)
 		curl_multi_poll(u->multi, u->waitfds, n, timeout_ms, NULL);

@@ -107,7 +107,10 @@ url_normalize(const char *in, const char **why)
 /*
  * The upstream URL for a path (with its query): the base with the path
  * appended, or, when the base is a template holding "{path}", put there
- * ("file:///srv/api{path}.json" maps paths to files).
+ * ("file:///srv/api{path}.json" maps paths to files). The query goes
+ * after the template's end, so that no query can take the place of
+ * what follows the path ("/README?" is README.json?, never README),
+ * joined with the template's own query, if it has one.
  */
 char *
 url_join(const char *base, const char *path)
@@ -115,13 +118,21 @@ url_join(const char *base, const char *path)
 	struct buf out = BUF_INIT;
 	const char *slot = strstr(base, "{path}");
 	size_t n = slot != NULL ? (size_t)(slot - base) : strlen(base);
+	size_t path_len = strcspn(path, "?");
 
 	while (n > 0 && base[n - 1] == '/')
 		n--;
 	buf_add(&out, base, n);
-	buf_adds(&out, path);
-	if (slot != NULL)
-		buf_adds(&out, slot + 6);
+	if (slot == NULL) {
+		buf_adds(&out, path);
+		return (char *)buf_cstr(&out);
+	}
+	buf_add(&out, path, path_len);
+	buf_adds(&out, slot + 6);
+	if (path[path_len] == '?' && path[path_len + 1] != '\0') {
+		buf_addc(&out, strchr(slot + 6, '?') != NULL ? '&' : '?');
+		buf_adds(&out, path + path_len + 1);
+	}
 	return (char *)buf_cstr(&out);
 }
 

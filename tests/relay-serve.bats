@@ -315,6 +315,33 @@ upstream_saw() {
 	echo "$output" | grep -q '"/a/c"'
 }
 
+@test "a file: upstream serves the regular files its template names, nothing else" {
+	mkdir -p api/dir.json
+	echo '{"ok":1}' >api/menu.json
+	echo secret >api/README
+	echo secret >api/README.json.bak
+	mkfifo api/fifo.json
+	ln -s /dev/zero api/zero.json
+	UP="file://$PWD/api{path}.json" start_serve
+	code() { curl -s -o body -w '%{http_code}' --max-time 10 "$SERVE$1"; }
+	[ "$(code /menu)" = 200 ] && [ "$(cat body)" = '{"ok":1}' ]
+	[ "$(code '/menu?x=1')" = 200 ] && [ "$(cat body)" = '{"ok":1}' ]
+	# a query cannot take the place of the template's end
+	local t
+	for t in '/README?' '/README?x' '/README?.bak' '/README%3F'; do
+		[ "$(code "$t")" = 404 ] || { echo "$t: not 404"; false; }
+		! grep -q secret body || { echo "$t: served README"; false; }
+	done
+	# a directory, a FIFO, a device: 404, and the loop never waits on one
+	for t in /dir /fifo /zero; do
+		[ "$(code "$t")" = 404 ] || { echo "$t: not 404"; false; }
+	done
+	[ "$(code /menu)" = 200 ]
+	# what is stored of them says 404, never a body
+	! relay-cache ls --json | jq -r 'select(.status != 404) | .url' |
+	    grep -q 'dir\|fifo\|zero\|README' || false
+}
+
 @test "malformed and oversized requests get 400, 414, 431, 501, 505" {
 	start_serve
 	while IFS='|' read -r request expect; do

@@ -78,10 +78,37 @@ resolving(void)
 	CHECK(resolves("http://a.example/x", "//a.example:80/y", "http://a.example/y"));
 }
 
+/* A {path} template: the path in its slot, the query after its end. */
+static void
+joining(void)
+{
+	static const struct { const char *base, *path, *out; } rows[] = {
+		{ "http://h/api/", "/a?b=1", "http://h/api/a?b=1" },
+		{ "file:///s/api{path}.json", "/a", "file:///s/api/a.json" },
+		{ "file:///s/api{path}.json", "/README?",
+		    "file:///s/api/README.json" },
+		{ "file:///s/api{path}.json", "/a?x=1",
+		    "file:///s/api/a.json?x=1" },
+		{ "http://h/{path}.json?key=k", "/a?x=1",
+		    "http://h/a.json?key=k&x=1" },
+	};
+	size_t i;
+	char *got;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		got = url_join(rows[i].base, rows[i].path);
+		if (strcmp(got, rows[i].out) != 0)
+			printf("# row %zu: %s\n", i, got);
+		CHECK(strcmp(got, rows[i].out) == 0);
+		free(got);
+	}
+}
+
 static const struct unit_test tests[] = {
 	TEST(normalising),
 	TEST(keys_are_text),
 	TEST(resolving),
+	TEST(joining),
 };
 
 UNIT_MAIN(tests)
