@@ -536,3 +536,92 @@ long_menu() {
 	[[ "$stderr" == "list-dishes: cannot run relay-fetch: "?* ]]
 	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
 }
+
+# A menu API whose identifiers and regions are shell syntax: each would
+# make a file pwned* if the shell ever expanded it.
+shell_menu() {
+	mkdir -p shell
+	python3 - <<-'EOF'
+	import json
+	ids = ["$(touch pwned1)", "`touch pwned2`", "$((1))x", "*", "a b", "it's",
+	       '"q"', "a\nb", "back\\slash", "c:d=e@f", "~x", "{y,z}", "\u00e9", "!b"]
+	regions = ["$(touch pwned3) x", "Nya Karolinska", "Sol`touch pwned4`"]
+	json.dump({"restaurants": [
+	    {"identifier": i, "name": "N", "region": regions[k % len(regions)]}
+	    for k, i in enumerate(ids)]}, open("shell/restaurant.json", "w"))
+	EOF
+	start_upstream --root "$PWD/shell"
+	export RELAY_UPSTREAM=$UP
+}
+
+# completes WORD...: bash completion for the command line WORD..., the
+# last word being completed; the candidates are in COMPREPLY.
+completes() {
+	COMP_WORDS=("$@")
+	COMP_CWORD=$(($# - 1))
+	_list_dishes
+}
+
+# Each candidate, read back by the shell as the command line would,
+# is one word: the text it stands for, the list's in order.
+reads_back() {
+	local i words
+	[ "${#COMPREPLY[@]}" -eq $# ] || return 1
+	for ((i = 0; i < $#; i++)); do
+		eval "words=(${COMPREPLY[i]})"
+		[ "${#words[@]}" -eq 1 ] && [ "${words[0]}" = "${@:i+1:1}" ] || return 1
+	done
+}
+
+# The candidates of the hostile list as they must be, and the texts.
+shell_checks() {
+	local ids=('$(touch pwned1)' '`touch pwned2`' '$((1))x' '*' 'a b' "it's"
+	    '"q"' $'a\nb' 'back\slash' 'c:d=e@f' '~x' '{y,z}' 'é' '!b')
+	completes list-dishes ''
+	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned1\) \`touch\ pwned2\` \$\(\(1\)\)x \* a\ b it\'"'"'s \"q\" $'"'a\\nb'"' back\\slash c\:d\=e\@f \~x \{y\,z\} é \!b' ]
+	reads_back "${ids[@]}"
+	completes list-dishes '$('
+	reads_back '$(touch pwned1)' '$((1))x'
+	completes list-dishes 'a\ '
+	[ "${COMPREPLY[*]}" = 'a\ b' ]
+	completes list-dishes 'c\:d'
+	[ "${COMPREPLY[*]}" = 'c\:d\=e\@f' ]
+	# in a quote left open: that quote's rules, and no control character
+	completes list-dishes "'"
+	[ "${#COMPREPLY[@]}" -eq 13 ]
+	[ "${COMPREPLY[5]}" = "it'\\''s" ]
+	completes list-dishes "'\$(t"
+	[ "${COMPREPLY[*]}" = '$(touch pwned1)' ]
+	completes list-dishes '"'
+	[ "${#COMPREPLY[@]}" -eq 12 ]	# nor "!"
+	[ "${COMPREPLY[0]}" = '\$(touch pwned1)' ]
+	[ "${COMPREPLY[1]}" = '\`touch pwned2\`' ]
+	[ "${COMPREPLY[6]}" = '\"q\"' ]
+	[ "${COMPREPLY[7]}" = 'back\\slash' ]
+	completes list-dishes --region ''
+	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned3\)\ x Nya\ Karolinska Sol\`touch\ pwned4\`' ]
+	reads_back '$(touch pwned3) x' 'Nya Karolinska' 'Sol`touch pwned4`'
+	completes list-dishes --region "'N"
+	[ "${COMPREPLY[*]}" = 'Nya Karolinska' ]
+	completes list-dishes --region '"S'
+	[ "${COMPREPLY[*]}" = 'Sol\`touch pwned4\`' ]
+}
+
+@test "bash completion never runs upstream text: hostile identifiers and regions complete quoted" {
+	shell_menu
+	list-dishes >/dev/null
+	# shellcheck source=/dev/null
+	source "$ROOT/share/bash-completion/completions/list-dishes"
+	shell_checks
+	# the same from a relay
+	start_serve --cache "$PWD/relay.db"
+	export RELAY_CACHE=$PWD/empty.db RELAY_URL=$SERVE
+	shell_checks
+	unset RELAY_URL
+	# a cache file named on the line as the shell reads it
+	list-dishes --cache "$PWD/my cache.db" >/dev/null
+	completes list-dishes --cache "'$PWD/my cache.db'" a
+	[ "${COMPREPLY[*]}" = 'a\ b $'"'a\\nb'" ]
+	# nothing ran, ever: neither completing nor reading a candidate back
+	[ -z "$(find . -name 'pwned*')" ]
+}
