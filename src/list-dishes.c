@@ -426,9 +426,12 @@ fetch_batch(struct page **pages, size_t n)
 	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
 	if (rc == CURLE_OK && status == 200 && batches)
 		read_items(&answer, pages, n);
-	else if (rc == CURLE_OK && batches)
-		fail_pages(pages, n, "the relay at %s answered the batch %s",
-		    http_reason((int)status));
+	else if (rc == CURLE_OK && batches) {
+		buf_reset(&url);
+		buf_printf(&url, "%ld %s", status, http_reason((int)status));
+		fail_pages(pages, n, "the relay at %s answered the batch with "
+		    "HTTP status %s", buf_cstr(&url));
+	}
 	curl_slist_free_all(fields);
 	curl_easy_cleanup(h);
 	curl_url_cleanup(u);

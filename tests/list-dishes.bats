@@ -309,6 +309,9 @@ hostile_menu() {
 	[ "$status" -eq 69 ]
 	[[ "$stderr" == "list-dishes: /restaurant: cannot reach the relay at http://***@127.0.0.1:"* ]]
 	[[ "$stderr" != *secret* ]]
+	run --separate-stderr list-dishes --relay "$UP/?status=503&body=x"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $UP/?status=503&body=x answered the batch with HTTP status 503 Service Unavailable" ]
 	run --separate-stderr list-dishes --relay $'\e]0;x\a'
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "list-dishes: bad --relay '\x1B]0;x\x07': expected a URL" ]
