@@ -30,6 +30,7 @@
 #define EXIT_UNAVAILABLE EX_UNAVAILABLE	/* nothing fetched, nothing cached */
 #define STALE_LIMIT "30d"	/* the oldest menus shown when offline */
 #define SHOWN_MAX 200		/* columns of a text quoted in a message */
+#define AGE_MAX 1e15		/* seconds: beyond, an age is not one */
 
 static int json_output;			/* --json */
 static const char *region;		/* --region */
@@ -465,9 +466,18 @@ fetch(struct page *pages, size_t n)
 	free(todo);
 }
 
+/*
+ * A record's age (a relay's Age field, the upstream's text) for a
+ * person; one that is not a number of seconds from 0 to AGE_MAX is
+ * read as the nearest, never cast out of range.
+ */
 static const char *
-human_age(long long secs, char *out, size_t len)
+human_age(jv age, char *out, size_t len)
 {
+	double v = jv_get_kind(age) == JV_KIND_NUMBER ?
+	    jv_number_value(age) : 0;
+	long long secs = v > 0 ? v < AGE_MAX ? (long long)v : AGE_MAX : 0;
+
 	if (secs < 120)
 		snprintf(out, len, "%lld s", secs);
 	else if (secs < 7200)
@@ -557,8 +567,7 @@ page_json(const struct page *p)
 		age = member(rec, "age");
 		name = shown(p->path);
 		warnx("the upstream did not answer; %s is from the cache, %s "
-		    "old", name, human_age(jv_get_kind(age) == JV_KIND_NUMBER ?
-		    (long long)jv_number_value(age) : 0, when, sizeof when));
+		    "old", name, human_age(age, when, sizeof when));
 		free(name);
 		jv_free(age);
 	}

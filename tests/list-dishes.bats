@@ -628,3 +628,21 @@ shell_checks() {
 	# nothing ran, ever: neither completing nor reading a candidate back
 	[ -z "$(find . -name 'pwned*')" ]
 }
+
+@test "a hostile relay's batch answer: its errors are escaped, its ages kept in range" {
+	fake=$(python3 - "$UP" <<-'EOF'
+	import json, sys, urllib.parse
+	items = [{"id": "0", "status": 200, "headers": {
+	              "cache-status": "relay; hit; detail=stale", "age": "1e400"},
+	          "json": {"restaurants": [{"identifier": "elma", "name": "E", "region": "R"}]}},
+	         {"id": "1", "status": 0, "error": "\u001b]0;owned\u0007 gone"}]
+	body = "".join(json.dumps(i) + "\n" for i in items)
+	print(sys.argv[1] + "/?type=application/x-ndjson&body=" + urllib.parse.quote(body))
+	EOF
+	)
+	run --separate-stderr list-dishes --relay "$fake" elma
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(printf '%s\n' \
+	    'list-dishes: the upstream did not answer; /restaurant is from the cache, 11574074074 days old' \
+	    'list-dishes: /restaurant/elma: \x1B]0;owned\x07 gone')" ]
+}
