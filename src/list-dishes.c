@@ -383,7 +383,7 @@ fetch_batch(struct page **pages, size_t n)
 	jv requests = jv_array(), body;
 	char *prefix = NULL, *origin = NULL;
 	long status = 0, secs = prog_duration("--timeout", timeout);
-	char *type = NULL;
+	char *type = NULL, *redacted, *shown_relay;
 	CURLcode rc;
 	int batches;
 	size_t i;
@@ -392,9 +392,14 @@ fetch_batch(struct page **pages, size_t n)
 	    curl_url_set(u, CURLUPART_URL, relay_url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PATH, &prefix, 0) != CURLUE_OK ||
 	    curl_url_set(u, CURLUPART_PATH, "/_relay/batch", 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK)
-		errx(EXIT_USAGE, "bad --relay '%s': expected a URL",
-		    shown(url_redacted(relay_url)));
+	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK) {
+		redacted = url_redacted(relay_url);
+		shown_relay = shown(redacted);
+		warnx("bad --relay '%s': expected a URL", shown_relay);
+		free(shown_relay);
+		free(redacted);
+		exit(EXIT_USAGE);
+	}
 	for (i = 0; i < n; i++) {
 		buf_reset(&url);
 		buf_adds(&url, strcmp(prefix, "/") == 0 ? "" : prefix);
