@@ -93,7 +93,7 @@ shown(const char *text)
 	return (char *)buf_cstr(&out);
 }
 
-/* One fetched response: a relay-fetch record, parsed. */
+/* A page to fetch, and its response: a relay-fetch record, parsed. */
 struct page {
 	char		*path;		/* NULL if it cannot be asked for */
 	const char	*id;		/* the restaurant of a menu page */
@@ -481,7 +481,10 @@ human_age(jv age, char *out, size_t len)
 {
 	double v = jv_get_kind(age) == JV_KIND_NUMBER ?
 	    jv_number_value(age) : 0;
-	long long secs = v > 0 ? v < AGE_MAX ? (long long)v : AGE_MAX : 0;
+	long long secs = 0;
+
+	if (v > 0)	/* not NaN either */
+		secs = v < AGE_MAX ? (long long)v : (long long)AGE_MAX;
 
 	if (secs < 120)
 		snprintf(out, len, "%lld s", secs);
