@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
+#include <assert.h>
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,10 +23,14 @@
 #include "buf.h"
 #include "http.h"
 #include "prog.h"
+#include "target.h"
 #include "text.h"
+#include "url.h"
 
 #define EXIT_UNAVAILABLE EX_UNAVAILABLE	/* nothing fetched, nothing cached */
 #define STALE_LIMIT "30d"	/* the oldest menus shown when offline */
+#define SHOWN_MAX 200		/* columns of a text quoted in a message */
+#define AGE_MAX 1e15		/* seconds: beyond, an age is not one */
 
 static int json_output;			/* --json */
 static const char *region;		/* --region */
@@ -70,10 +75,30 @@ usage(void)
 	exit(EXIT_USAGE);
 }
 
-/* One fetched response: a relay-fetch record, parsed. */
+/*
+ * Text from elsewhere for a message: escaped (text_printable) and cut
+ * after SHOWN_MAX columns with "…", so that a message is one short line.
+ */
+static char *
+shown(const char *text)
+{
+	char *safe = text_printable(text, 0);
+	size_t fit = text_fit(safe, SHOWN_MAX);
+	struct buf out = BUF_INIT;
+
+	buf_add(&out, safe, fit);
+	if (safe[fit] != '\0')
+		buf_adds(&out, "…");
+	free(safe);
+	return (char *)buf_cstr(&out);
+}
+
+/* A page to fetch, and its response: a relay-fetch record, parsed. */
 struct page {
-	char	*path;
-	jv	 record;	/* the whole record; null if none came */
+	char		*path;		/* NULL if it cannot be asked for */
+	const char	*id;		/* the restaurant of a menu page */
+	const char	*refused;	/* why id cannot be in a path */
+	jv		 record;	/* the whole record; null if none came */
 };
 
 static void
@@ -108,12 +133,12 @@ relay_fetch_path(void)
 	return "relay-fetch";
 }
 
-/* The relay-fetch command line for these paths. */
+/* The relay-fetch command line; the paths go on its standard input. */
 static char **
-fetch_argv(struct page *pages, size_t n)
+fetch_argv(void)
 {
-	char **argv = xcalloc(n + 16, sizeof *argv);
-	size_t i = 0, k;
+	char **argv = xcalloc(24, sizeof *argv);
+	size_t i = 0;
 
 	argv[i++] = (char *)"relay-fetch";
 	argv[i++] = (char *)"--records";
@@ -144,53 +169,66 @@ fetch_argv(struct page *pages, size_t n)
 		argv[i++] = (char *)"--cache";
 		argv[i++] = (char *)cache_option;
 	}
-	for (k = 0; k < n; k++)
-		argv[i++] = pages[k].path;
 	return argv;
 }
 
-/* Reads the records relay-fetch writes, one a line, in request order. */
-static void
-read_records(FILE *in, struct page *pages, size_t n)
+/*
+ * Reads the records relay-fetch writes, one a line, in request order;
+ * returns how many came.
+ */
+static size_t
+read_records(FILE *in, struct page **pages, size_t n)
 {
 	char *line = NULL;
 	size_t cap = 0, i = 0;
 	ssize_t len;
 
 	while ((len = getline(&line, &cap, in)) > 0 && i < n) {
-		jv_free(pages[i].record);
-		pages[i++].record = jv_parse_sized(line, (int)len);
+		jv_free(pages[i]->record);
+		pages[i++]->record = jv_parse_sized(line, (int)len);
 	}
 	free(line);
+	return i;
 }
 
-static int fetch_batch(struct page *, size_t);
+/* The pages' paths, one a line, in a file to read from its start. */
+static FILE *
+path_file(struct page **pages, size_t n)
+{
+	FILE *f = tmpfile();
+	size_t i;
+
+	if (f == NULL)
+		err(EX_OSERR, "cannot run relay-fetch");
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s\n", pages[i]->path);
+	if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0)
+		err(EX_IOERR, "cannot run relay-fetch");
+	return f;
+}
 
 /*
- * Fetches the pages in one concurrent round: with --relay in one
- * batch, else (or from a relay without batches) through relay-fetch,
- * whose own messages are kept back: the records say what happened, and are
- * reported here in the words of this program; they are shown only if
- * relay-fetch itself failed (the cache file, say).
+ * Fetches the pages through relay-fetch, their paths on its standard
+ * input (no bound on how many), its own messages kept back: the records
+ * say what happened, and are reported here in the words of this
+ * program. Its messages are shown only if relay-fetch itself failed
+ * (the cache file, say, or it could not be run: fewer records came).
  */
 static void
-fetch(struct page *pages, size_t n)
+fetch_records(struct page **pages, size_t n)
 {
 	int out[2], status;
-	FILE *errors, *in;
-	char **argv, buf[4096];
+	FILE *errors = tmpfile(), *paths = path_file(pages, n), *in;
+	char **argv = fetch_argv(), buf[4096];
+	size_t k, got;
 	pid_t pid;
-	size_t k;
 
-	if (relay_url != NULL && fetch_batch(pages, n) == 0)
-		return;
-	errors = tmpfile();
-	argv = fetch_argv(pages, n);
 	if (errors == NULL || pipe(out) < 0)
 		err(EX_OSERR, "cannot run relay-fetch");
 	if ((pid = fork()) < 0)
 		err(EX_OSERR, "cannot run relay-fetch");
 	if (pid == 0) {
+		dup2(fileno(paths), STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
 		dup2(fileno(errors), STDERR_FILENO);
 		close(out[0]);
@@ -203,20 +241,20 @@ fetch(struct page *pages, size_t n)
 	close(out[1]);
 	if ((in = fdopen(out[0], "r")) == NULL)
 		err(EX_OSERR, "cannot read from relay-fetch");
-	for (k = 0; k < n; k++)
-		pages[k].record = jv_null();
-	read_records(in, pages, n);
+	got = read_records(in, pages, n);
 	fclose(in);
+	fclose(paths);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	free(argv);
 	/* 69 only says every URL failed, which the records tell. */
 	if (!WIFEXITED(status) || (WEXITSTATUS(status) >= 64 &&
-	    WEXITSTATUS(status) != EX_UNAVAILABLE)) {
+	    WEXITSTATUS(status) != EX_UNAVAILABLE) || got < n) {
 		rewind(errors);
 		while ((k = fread(buf, 1, sizeof buf, errors)) > 0)
 			fwrite(buf, 1, k, stderr);
-		exit(WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+		exit(WIFEXITED(status) && WEXITSTATUS(status) >= 64 ?
+		    WEXITSTATUS(status) : EX_SOFTWARE);
 	}
 	fclose(errors);
 }
@@ -283,24 +321,27 @@ item_record(jv item)
 	return rec;
 }
 
-/* Every page's record says the same failure. */
+/* Every page's record says the same failure of the relay. */
 static void
-fail_pages(struct page *pages, size_t n, const char *fmt, const char *why)
+fail_pages(struct page **pages, size_t n, const char *fmt, const char *why)
 {
-	char text[512];
+	char *relay = url_redacted(relay_url);
+	struct buf text = BUF_INIT;
 	size_t i;
 
-	snprintf(text, sizeof text, fmt, relay_url, why);
+	buf_printf(&text, fmt, relay, why);
 	for (i = 0; i < n; i++) {
-		jv_free(pages[i].record);
-		pages[i].record = jv_object_set(jv_object(),
-		    jv_string("error"), jv_string(text));
+		jv_free(pages[i]->record);
+		pages[i]->record = jv_object_set(jv_object(),
+		    jv_string("error"), jv_string(buf_cstr(&text)));
 	}
+	buf_free(&text);
+	free(relay);
 }
 
 /* The lines of a batch's answer, each its page's record by id. */
 static void
-read_items(const struct buf *answer, struct page *pages, size_t n)
+read_items(const struct buf *answer, struct page **pages, size_t n)
 {
 	const char *p = answer->data, *end = p + answer->len, *nl;
 	jv item, id;
@@ -314,14 +355,14 @@ read_items(const struct buf *answer, struct page *pages, size_t n)
 		i = jv_get_kind(id) == JV_KIND_STRING ?
 		    strtoul(jv_string_value(id), NULL, 10) : n;
 		jv_free(id);
-		if (i < n && jv_get_kind(pages[i].record) == JV_KIND_NULL)
-			pages[i].record = item_record(item);
+		if (i < n && jv_get_kind(pages[i]->record) == JV_KIND_NULL)
+			pages[i]->record = item_record(item);
 		else
 			jv_free(item);
 	}
 	for (i = 0; i < n; i++)
-		if (jv_get_kind(pages[i].record) == JV_KIND_NULL)
-			pages[i].record = jv_object_set(jv_object(),
+		if (jv_get_kind(pages[i]->record) == JV_KIND_NULL)
+			pages[i]->record = jv_object_set(jv_object(),
 			    jv_string("error"), jv_string("the relay's batch "
 			    "answer has no line for it"));
 }
@@ -333,7 +374,7 @@ read_items(const struct buf *answer, struct page *pages, size_t n)
  * but NDJSON), for a fetch one by one instead.
  */
 static int
-fetch_batch(struct page *pages, size_t n)
+fetch_batch(struct page **pages, size_t n)
 {
 	CURL *h = curl_easy_init();
 	CURLU *u = curl_url();
@@ -342,7 +383,7 @@ fetch_batch(struct page *pages, size_t n)
 	jv requests = jv_array(), body;
 	char *prefix = NULL, *origin = NULL;
 	long status = 0, secs = prog_duration("--timeout", timeout);
-	char *type = NULL;
+	char *type = NULL, *redacted, *shown_relay;
 	CURLcode rc;
 	int batches;
 	size_t i;
@@ -351,18 +392,23 @@ fetch_batch(struct page *pages, size_t n)
 	    curl_url_set(u, CURLUPART_URL, relay_url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PATH, &prefix, 0) != CURLUE_OK ||
 	    curl_url_set(u, CURLUPART_PATH, "/_relay/batch", 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK)
-		errx(EXIT_USAGE, "bad --relay '%s': expected a URL", relay_url);
+	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK) {
+		redacted = url_redacted(relay_url);
+		shown_relay = shown(redacted);
+		warnx("bad --relay '%s': expected a URL", shown_relay);
+		free(shown_relay);
+		free(redacted);
+		exit(EXIT_USAGE);
+	}
 	for (i = 0; i < n; i++) {
 		buf_reset(&url);
 		buf_adds(&url, strcmp(prefix, "/") == 0 ? "" : prefix);
-		buf_adds(&url, pages[i].path);
+		buf_adds(&url, pages[i]->path);
 		buf_reset(&answer);
 		buf_printf(&answer, "%zu", i);
 		requests = jv_array_append(requests, jv_object_set(jv_object_set(
 		    jv_object(), jv_string("id"), jv_string(buf_cstr(&answer))),
 		    jv_string("path"), jv_string(buf_cstr(&url))));
-		pages[i].record = jv_null();
 	}
 	buf_reset(&answer);
 	body = jv_dump_string(jv_object_set(jv_object(),
@@ -386,9 +432,12 @@ fetch_batch(struct page *pages, size_t n)
 	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
 	if (rc == CURLE_OK && status == 200 && batches)
 		read_items(&answer, pages, n);
-	else if (rc == CURLE_OK && batches)
-		fail_pages(pages, n, "the relay at %s answered the batch %s",
-		    http_reason((int)status));
+	else if (rc == CURLE_OK && batches) {
+		buf_reset(&url);
+		buf_printf(&url, "%ld %s", status, http_reason((int)status));
+		fail_pages(pages, n, "the relay at %s answered the batch with "
+		    "HTTP status %s", buf_cstr(&url));
+	}
 	curl_slist_free_all(fields);
 	curl_easy_cleanup(h);
 	curl_url_cleanup(u);
@@ -400,9 +449,43 @@ fetch_batch(struct page *pages, size_t n)
 	return rc == CURLE_OK && !batches ? -1 : 0;
 }
 
-static const char *
-human_age(long long secs, char *out, size_t len)
+/*
+ * Fetches the pages that can be asked for in one concurrent round:
+ * with --relay in one batch, else (or from a relay without batches)
+ * through relay-fetch. Each page gets a record, null if none came.
+ */
+static void
+fetch(struct page *pages, size_t n)
 {
+	struct page **todo = xcalloc(n + 1, sizeof *todo);
+	size_t i, m = 0;
+
+	for (i = 0; i < n; i++) {
+		jv_free(pages[i].record);
+		pages[i].record = jv_null();
+		if (pages[i].path != NULL)
+			todo[m++] = &pages[i];
+	}
+	if (m > 0 && (relay_url == NULL || fetch_batch(todo, m) < 0))
+		fetch_records(todo, m);
+	free(todo);
+}
+
+/*
+ * A record's age (a relay's Age field, the upstream's text) for a
+ * person; one that is not a number of seconds from 0 to AGE_MAX is
+ * read as the nearest, never cast out of range.
+ */
+static const char *
+human_age(jv age, char *out, size_t len)
+{
+	double v = jv_get_kind(age) == JV_KIND_NUMBER ?
+	    jv_number_value(age) : 0;
+	long long secs = 0;
+
+	if (v > 0)	/* not NaN either */
+		secs = v < AGE_MAX ? (long long)v : (long long)AGE_MAX;
+
 	if (secs < 120)
 		snprintf(out, len, "%lld s", secs);
 	else if (secs < 7200)
@@ -412,6 +495,21 @@ human_age(long long secs, char *out, size_t len)
 	else
 		snprintf(out, len, "%lld days", secs / 86400);
 	return out;
+}
+
+/* Says why a page has no body to use: its path (or identifier), why. */
+static void
+page_failed(const struct page *p, const char *why)
+{
+	char *name = shown(p->path != NULL ? p->path : p->id);
+	char *reason = shown(why);
+
+	if (p->path != NULL)
+		warnx("%s: %s", name, reason);
+	else
+		warnx("restaurant '%s': cannot be asked for: %s", name, reason);
+	free(reason);
+	free(name);
 }
 
 /*
@@ -432,7 +530,7 @@ body_json(const struct page *p)
 		return json;
 	if (text != NULL)
 		jv_free(json);
-	warnx("%s: expected a JSON document", p->path);
+	page_failed(p, "expected a JSON document");
 	not_json = 1;
 	return jv_invalid();
 }
@@ -447,46 +545,41 @@ page_json(const struct page *p)
 	jv rec = p->record, age, status;
 	const char *error = string_member(rec, "error");
 	const char *source = string_member(rec, "source");
-	char when[32];
+	char when[32], code[64], *name;
 
+	if (p->path == NULL) {
+		page_failed(p, p->refused);
+		return jv_invalid();
+	}
 	if (jv_get_kind(rec) != JV_KIND_OBJECT) {
-		warnx("%s: no answer from relay-fetch", p->path);
+		page_failed(p, "no answer from relay-fetch");
 		return jv_invalid();
 	}
 	if (error != NULL) {
-		warnx("%s: %s", p->path, error);
+		page_failed(p, error);
 		return jv_invalid();
 	}
 	status = member(rec, "status");
 	if (jv_get_kind(status) != JV_KIND_NUMBER ||
 	    jv_number_value(status) != 200) {
-		if (jv_get_kind(status) == JV_KIND_NUMBER &&
-		    jv_number_value(status) != 404)
-			warnx("%s: HTTP status %.0f", p->path,
+		if (jv_get_kind(status) == JV_KIND_NUMBER)
+			snprintf(code, sizeof code, "HTTP status %.15g",
 			    jv_number_value(status));
+		page_failed(p, jv_get_kind(status) == JV_KIND_NUMBER ? code :
+		    "an answer with no status");
 		jv_free(status);
 		return jv_invalid();
 	}
 	jv_free(status);
 	if (source != NULL && strcmp(source, "stale") == 0 && !offline) {
 		age = member(rec, "age");
+		name = shown(p->path);
 		warnx("the upstream did not answer; %s is from the cache, %s "
-		    "old", p->path, human_age(jv_get_kind(age) == JV_KIND_NUMBER ?
-		    (long long)jv_number_value(age) : 0, when, sizeof when));
+		    "old", name, human_age(age, when, sizeof when));
+		free(name);
 		jv_free(age);
 	}
 	return body_json(p);
-}
-
-static int
-is_404(const struct page *p)
-{
-	jv status = member(p->record, "status");
-	int yes = jv_get_kind(status) == JV_KIND_NUMBER &&
-	    jv_number_value(status) == 404;
-
-	jv_free(status);
-	return yes;
 }
 
 /* A restaurant of the list, its strings borrowed from the list. */
@@ -566,50 +659,97 @@ put_text(const char *s)
 	free(safe);
 }
 
+#define GAP 2	/* columns between the cells of a row */
+
+/*
+ * Prints s (escaped) cut to width columns, "…" at its end if cut;
+ * returns the columns it took.
+ */
+static size_t
+put_cut(const char *s, size_t width)
+{
+	size_t fit = text_fit(s, width);
+
+	assert(width > 0);
+	if (s[fit] == '\0') {
+		fputs(s, stdout);
+		return text_width(s);
+	}
+	fwrite(s, 1, text_fit(s, width - 1), stdout);
+	fputs("…", stdout);
+	return width;
+}
+
+/*
+ * The widths of a table's columns on a terminal total columns wide: the
+ * widest cell of each (natural), or, if they do not all fit, those that
+ * fit in an equal share of the room whole and the share of what is left
+ * for the others; the last column takes the rest of the line. A
+ * terminal too narrow for a column each still gets one.
+ */
 static void
-print_cells(const char *const *header, const char **cells, size_t rows,
+column_widths(const size_t *natural, size_t *width, size_t cols,
+    size_t total)
+{
+	size_t room = total > (GAP + 1) * cols ? total - GAP * (cols - 1) :
+	    cols, left = cols, share = 0, used = 0, c;
+	int fixed[3] = { 0 }, again = 1;
+
+	assert(cols > 0 && cols <= sizeof fixed / sizeof fixed[0]);
+	while (again && left > 0) {
+		again = 0;
+		share = room / left;	/* only grows as columns are fixed */
+		for (c = 0; c < cols; c++)
+			if (!fixed[c] && natural[c] <= share) {
+				width[c] = natural[c];
+				room -= natural[c];
+				left--;
+				fixed[c] = again = 1;
+			}
+	}
+	for (c = 0; c + 1 < cols; c++) {
+		if (!fixed[c])
+			width[c] = share > 0 ? share : 1;
+		used += width[c] + GAP;
+	}
+	width[cols - 1] = total > used ? total - used : 1;
+}
+
+/*
+ * A table on a terminal: columns as column_widths says, each cell cut
+ * to its column, so that no line is wider than the terminal however
+ * long the text.
+ */
+static void
+print_columns(const char *const *header, const char **cells, size_t rows,
     size_t cols)
 {
-	size_t width[8] = { 0 }, r, c, used = 0, room, fit;
+	size_t natural[3], width[3], r, c, took;
 	const char *cell;
 
-	if (!tty) {
+	assert(cols > 0 && cols <= sizeof width / sizeof width[0]);
+	for (c = 0; c < cols; c++) {
+		natural[c] = text_width(header[c]);
 		for (r = 0; r < rows; r++)
-			for (c = 0; c < cols; c++)
-				printf("%s%c", cells[r * cols + c],
-				    c + 1 < cols ? '\t' : '\n');
-		return;
+			if (text_width(cells[r * cols + c]) > natural[c])
+				natural[c] = text_width(cells[r * cols + c]);
 	}
-	for (c = 0; c < cols; c++)
-		width[c] = text_width(header[c]);
-	for (r = 0; r < rows; r++)
-		for (c = 0; c < cols; c++)
-			if (text_width(cells[r * cols + c]) > width[c])
-				width[c] = text_width(cells[r * cols + c]);
-	for (c = 0; c + 1 < cols; c++)
-		used += width[c] + 2;
-	room = terminal_width() > used + 10 ? terminal_width() - used : 10;
+	column_widths(natural, width, cols, terminal_width());
 	for (r = 0; r <= rows; r++) {
 		for (c = 0; c < cols; c++) {
 			cell = r == 0 ? header[c] : cells[(r - 1) * cols + c];
-			if (c + 1 < cols) {
-				printf("%s%*s", cell, (int)(width[c] + 2 -
-				    text_width(cell)), "");
-				continue;
-			}
-			fit = text_fit(cell, room);
-			if (cell[fit] != '\0')
-				fit = text_fit(cell, room - 1);
-			printf("%.*s%s\n", (int)fit, cell,
-			    cell[fit] != '\0' ? "…" : "");
+			took = put_cut(cell, width[c]);
+			if (c + 1 < cols)
+				printf("%*s", (int)(width[c] - took + GAP), "");
 		}
+		putchar('\n');
 	}
 }
 
 /*
  * Prints rows of cells: on a terminal, aligned in columns under a
- * header, the last column cut to the terminal's width; piped, as
- * tab-separated lines without a header. Cells are escaped first.
+ * header (print_columns); piped, whole, as tab-separated lines without
+ * a header. Cells are escaped first.
  */
 static void
 print_table(const char *const *header, const char **cells, size_t rows,
@@ -619,19 +759,34 @@ print_table(const char *const *header, const char **cells, size_t rows,
 	size_t i;
 
 	for (i = 0; i < rows * cols; i++)
-		cells[i] = safe[i] = text_printable(cells[i], !tty);
-	print_cells(header, cells, rows, cols);
+		safe[i] = text_printable(cells[i], !tty);
+	if (tty)
+		print_columns(header, (const char **)safe, rows, cols);
+	else
+		for (i = 0; i < rows * cols; i++)
+			printf("%s%c", safe[i], (i + 1) % cols ? '\t' : '\n');
 	for (i = 0; i < rows * cols; i++)
 		free(safe[i]);
 	free(safe);
 }
 
+/*
+ * Prints a JSON value on a line. jq writes the C1 controls (U+0080 to
+ * U+009F) raw, and some terminals obey them: they go out as \u00XX,
+ * the same string to a JSON reader.
+ */
 static void
 print_json(jv v)
 {
 	jv s = jv_dump_string(v, 0);
+	const unsigned char *p = (const unsigned char *)jv_string_value(s);
 
-	puts(jv_string_value(s));
+	for (; *p != '\0'; p++)
+		if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			printf("\\u%04X", *++p);
+		else
+			putchar(*p);
+	putchar('\n');
 	jv_free(s);
 }
 
@@ -640,7 +795,7 @@ static void
 no_region(struct restaurant *r, size_t n)
 {
 	struct buf known = BUF_INIT;
-	char *shown = text_printable(region, 0), *list;
+	char *name = shown(region), *list;
 	size_t i, j;
 
 	for (i = 0; i < n; i++) {
@@ -650,11 +805,11 @@ no_region(struct restaurant *r, size_t n)
 			buf_printf(&known, "%s%s", known.len ? ", " : "",
 			    r[i].region);
 	}
-	list = text_printable(buf_cstr(&known), 0);
-	warnx("no restaurant in region '%s'; the regions are %s", shown, list);
+	list = shown(buf_cstr(&known));
+	warnx("no restaurant in region '%s'; the regions are %s", name, list);
 	exit_status = EXIT_PARTIAL;
 	free(list);
-	free(shown);
+	free(name);
 	buf_free(&known);
 }
 
@@ -701,7 +856,7 @@ dishes_of(jv doc, const char *path, const char **title, const char **location)
 	*location = string_member(rest, "location");
 	if (jv_get_kind(menu) != JV_KIND_ARRAY || *title == NULL)
 		errx(EX_DATAERR, "%s: expected {\"restaurant\": {\"title\", "
-		    "\"location\", \"menu\": [{\"dish\"}, ...]}}", path);
+		    "\"location\", \"menu\": [{\"dish\"}, ...]}}", shown(path));
 	if (*location == NULL)
 		*location = "";
 	n = jv_array_length(jv_copy(menu));
@@ -716,19 +871,33 @@ dishes_of(jv doc, const char *path, const char **title, const char **location)
 	return dishes;
 }
 
+/*
+ * text_distance, or limit + 1 when the lengths alone say it is more:
+ * a name of megabytes is not compared (nor a row of it allocated).
+ */
+static size_t
+distance_within(const char *a, const char *b, size_t limit)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if ((la > lb ? la - lb : lb - la) > limit)
+		return limit + 1;
+	return text_distance(a, b);
+}
+
 /* Says an identifier is unknown, with the closest known ones. */
 static void
 unknown(const char *id, struct restaurant *r, size_t n)
 {
 	struct buf hint = BUF_INIT;
 	size_t i, best = (size_t)-1, d, limit = strlen(id) / 3 + 2;
-	char *folded = text_fold(id), *name, *shown, *hints;
+	char *folded = text_fold(id), *name, *typed, *hints;
 
 	for (i = 0; i < n; i++) {
 		name = text_fold(r[i].name);
-		d = text_distance(folded, r[i].id);
-		if (text_distance(folded, name) < d)
-			d = text_distance(folded, name);
+		d = distance_within(folded, r[i].id, limit);
+		if (distance_within(folded, name, limit) < d)
+			d = distance_within(folded, name, limit);
 		if (strstr(r[i].id, folded) != NULL || strstr(name, folded))
 			d = 1;
 		free(name);
@@ -741,16 +910,16 @@ unknown(const char *id, struct restaurant *r, size_t n)
 		if (d == best)
 			buf_printf(&hint, "%s%s", hint.len ? ", " : "", r[i].id);
 	}
-	shown = text_printable(id, 0);
-	hints = text_printable(buf_cstr(&hint), 0);
+	typed = shown(id);
+	hints = shown(buf_cstr(&hint));
 	if (hint.len > 0)
-		warnx("no restaurant '%s'; did you mean %s?", shown, hints);
+		warnx("no restaurant '%s'; did you mean %s?", typed, hints);
 	else
-		warnx("no restaurant '%s'; 'list-dishes' lists them", shown);
+		warnx("no restaurant '%s'; 'list-dishes' lists them", typed);
 	exit_status = EXIT_PARTIAL;
 	buf_free(&hint);
 	free(hints);
-	free(shown);
+	free(typed);
 	free(folded);
 }
 
@@ -765,13 +934,28 @@ known(const char *id, struct restaurant *r, size_t n)
 	return 0;
 }
 
-static char *
-menu_path(const char *id)
-{
-	struct buf p = BUF_INIT;
+#define STRING(x) #x
+#define NUMBER(x) STRING(x)
 
-	buf_printf(&p, "/restaurant/%s", id);
-	return (char *)buf_cstr(&p);
+/*
+ * A restaurant's menu page, /restaurant/ID with ID as one path
+ * segment, or refused: no identifier reaches another path, nor makes
+ * one longer than relay-fetch and relay-serve take.
+ */
+static void
+menu_page(struct page *p, const char *id)
+{
+	struct buf path = BUF_INIT;
+
+	p->id = id;
+	buf_adds(&path, "/restaurant/");
+	if ((p->refused = target_add_segment(&path, id)) == NULL &&
+	    path.len > URL_MAX)
+		p->refused = "a path longer than " NUMBER(URL_MAX) " bytes";
+	if (p->refused == NULL)
+		p->path = (char *)buf_cstr(&path);
+	else
+		buf_free(&path);
 }
 
 /* One tab-separated line of four fields, each escaped. */
@@ -788,22 +972,34 @@ put_tsv_row(const char *a, const char *b, const char *c, const char *d)
 	putchar('\n');
 }
 
-/* Prints one restaurant's menu on a terminal. */
+/*
+ * Prints one restaurant's menu on a terminal, each line escaped and cut
+ * to the terminal's width.
+ */
 static void
 print_menu(const char *title, const char *location, jv dishes)
 {
 	int i, n = jv_array_length(jv_copy(dishes));
+	size_t width = terminal_width();
+	struct buf head = BUF_INIT;
+	char *line;
 	jv d;
 
-	put_text(title);
-	fputs(*location ? " — " : "", stdout);
-	put_text(location);
+	buf_adds(&head, title);
+	if (*location != '\0')
+		buf_printf(&head, " — %s", location);
+	line = text_printable(buf_cstr(&head), 0);
+	put_cut(line, width);
 	putchar('\n');
+	free(line);
+	buf_free(&head);
 	for (i = 0; i < n; i++) {
 		d = jv_array_get(jv_copy(dishes), i);
 		fputs("  ", stdout);
-		put_text(jv_string_value(d));
+		line = text_printable(jv_string_value(d), 0);
+		put_cut(line, width > 2 ? width - 2 : 1);
 		putchar('\n');
+		free(line);
 		jv_free(d);
 	}
 	if (n == 0)
@@ -821,7 +1017,7 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
 	int k, m;
 
 	for (i = 0; i < count; i++) {
-		if (is_404(&pages[i]) || !known(ids[i], r, n)) {
+		if (!known(ids[i], r, n)) {	/* whatever its page says */
 			unknown(ids[i], r, n);
 			continue;
 		}
@@ -913,7 +1109,7 @@ search_menus(struct restaurant *r, size_t n, const struct page *route)
 	static const char *const header[] = { "ID", "NAME", "DISH" };
 	struct page *pages = xcalloc(n + 1, sizeof *pages);
 	struct restaurant **of = xcalloc(n + 1, sizeof *of);
-	char *want = text_fold(search), *folded, *shown;
+	char *want = text_fold(search), *folded, *name;
 	const char **cells = NULL, *title, *location;
 	jv out = jv_array(), doc, dishes, d, kept = jv_array();
 	size_t i, m = 0, rows = 0;
@@ -922,15 +1118,10 @@ search_menus(struct restaurant *r, size_t n, const struct page *route)
 	for (i = 0; i < n; i++)
 		if (region_matches(&r[i])) {
 			of[m] = &r[i];
-			pages[m++].path = menu_path(r[i].id);
+			menu_page(&pages[m++], r[i].id);
 		}
-	if (route == NULL || !menus_from_route(route, pages, of, m)) {
-		for (i = 0; i < m; i++) {
-			jv_free(pages[i].record);
-			pages[i].record = jv_null();
-		}
+	if (route == NULL || !menus_from_route(route, pages, of, m))
 		fetch(pages, m);
-	}
 	for (i = 0; i < m; i++) {
 		if (!jv_is_valid(doc = page_json(&pages[i]))) {
 			exit_status = EXIT_PARTIAL;
@@ -966,12 +1157,12 @@ search_menus(struct restaurant *r, size_t n, const struct page *route)
 		print_table(header, cells, rows, 3);
 		jv_free(out);
 	}
-	if (rows == 0 && exit_status == 0) {
-		folded = text_printable(search, 0);
-		shown = text_printable(region != NULL ? region : "", 0);
+	if (rows == 0) {
+		folded = shown(search);
+		name = shown(region != NULL ? region : "");
 		warnx("no dish matches '%s'%s%s", folded, region != NULL ?
-		    " in region " : "", shown);
-		free(shown);
+		    " in region " : "", name);
+		free(name);
 		free(folded);
 		exit_status = EXIT_PARTIAL;	/* like grep: nothing found */
 	}
@@ -1060,7 +1251,7 @@ main(int argc, char *argv[])
 	pages = xcalloc(count + 2, sizeof *pages);
 	pages[0].path = xstrdup("/restaurant");
 	for (i = 0; i < count; i++)
-		pages[i + 1].path = menu_path(argv[i]);
+		menu_page(&pages[i + 1], argv[i]);
 	asked = count + 1;
 	if (search != NULL && relay_url != NULL)
 		pages[asked++].path = xstrdup(MENUS_ROUTE);

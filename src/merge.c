@@ -509,7 +509,7 @@ start_call(struct merge *m, struct call *c, const char *name, char *path)
 	}
 	if (key == NULL) {
 		c->error = path == NULL ? "an item that is not a string or "
-		    "a number" : "bad call URL";
+		    "a number that can be a path segment" : "bad call URL";
 		call_done(c);
 		return;
 	}

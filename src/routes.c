@@ -3,7 +3,6 @@
  * the extra request fields they carry, and the jq program that merges
  * their answers. Read from a routes file; see relay-serve(8).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "headers.h"
 #include "num.h"
 #include "routes.h"
+#include "target.h"
 
 struct parser {
 	const char	*file;
@@ -555,18 +555,15 @@ route_params_free(struct route_params *ps)
 	memset(ps, 0, sizeof *ps);
 }
 
-/* A call's path with the request's parameters in their slots. */
 /*
  * A path with each {param} replaced by the request's and {.} by item,
- * percent-encoded but for RFC 3986's unreserved characters.
+ * encoded as one segment (target_add_segment); NULL if item cannot be.
  */
 static char *
 fill_path(const char *path, const struct route_params *ps, const char *item)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct buf out = BUF_INIT;
 	const char *s = path, *end;
-	unsigned char c;
 	int i;
 
 	while (*s != '\0') {
@@ -574,15 +571,10 @@ fill_path(const char *path, const struct route_params *ps, const char *item)
 			buf_addc(&out, *s++);
 			continue;
 		}
-		if (end == s + 2 && s[1] == '.' && item != NULL) {
-			for (; (c = (unsigned char)*item) != '\0'; item++)
-				if (isalnum(c) || strchr("-._~", c) != NULL) {
-					buf_addc(&out, (char)c);
-				} else {
-					buf_addc(&out, '%');
-					buf_addc(&out, hex[c >> 4]);
-					buf_addc(&out, hex[c & 15]);
-				}
+		if (end == s + 2 && s[1] == '.' && item != NULL &&
+		    target_add_segment(&out, item) != NULL) {
+			buf_free(&out);
+			return NULL;
 		}
 		for (i = 0; i < ps->n; i++)
 			if (strlen(ps->names[i]) == (size_t)(end - s - 1) &&
@@ -599,7 +591,7 @@ route_call_path(const struct route_call *c, const struct route_params *ps)
 	return fill_path(c->path, ps, NULL);
 }
 
-/* The path of each's call for one item. */
+/* The path of each's call for one item; NULL if it cannot be a segment. */
 char *
 route_each_path(const struct route_each *e, const struct route_params *ps,
     const char *item)

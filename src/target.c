@@ -1,6 +1,6 @@
 /*
  * Request targets made safe to append to the upstream base: origin-form
- * paths that cannot leave it (RFC 9112 section 3.2.1, RFC 3986).
+ * paths that cannot leave it, and segments that stay one (RFC 3986).
  */
 #include <string.h>
 
@@ -100,6 +100,43 @@ add_path(const char *p, size_t n, struct buf *out)
 	}
 	buf_free(&seg);
 	return why;
+}
+
+/*
+ * Appends text as one path segment, percent-encoded but for RFC 3986's
+ * unreserved characters, for a path built from text from elsewhere (an
+ * identifier, a fan-out item). Returns why, appending nothing, if no
+ * encoding keeps the text one segment wherever the path goes: "", "."
+ * and ".." are steps, not names, and "%2E" decodes back to them
+ * (section 6.2.2.2); a slash or backslash, encoded, is refused by
+ * target_normalize or decoded into a separator by a file: upstream;
+ * a control character is refused by target_normalize.
+ */
+const char *
+target_add_segment(struct buf *out, const char *text)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)text;
+
+	if (*s == '\0')
+		return "an empty path segment";
+	if (strcmp(text, ".") == 0 || strcmp(text, "..") == 0)
+		return "a dot segment";
+	if (strpbrk(text, "/\\") != NULL)
+		return "a slash in a path segment";
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s == 0x7F)
+			return "a control character in a path segment";
+	for (s = (const unsigned char *)text; *s != '\0'; s++) {
+		if (unreserved(*s)) {
+			buf_addc(out, (char)*s);
+			continue;
+		}
+		buf_addc(out, '%');
+		buf_addc(out, digits[*s >> 4]);
+		buf_addc(out, digits[*s & 15]);
+	}
+	return NULL;
 }
 
 /*

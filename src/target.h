@@ -1,10 +1,13 @@
 /*
  * Request targets made safe to append to the upstream base: origin-form
- * paths that cannot leave it (RFC 9112 section 3.2.1, RFC 3986).
+ * paths that cannot leave it, and segments that stay one (RFC 3986).
  */
 #ifndef RELAY_TARGET_H
 #define RELAY_TARGET_H
 
-char	*target_normalize(const char *, const char **);
+struct buf;
+
+char		*target_normalize(const char *, const char **);
+const char	*target_add_segment(struct buf *, const char *);
 
 #endif

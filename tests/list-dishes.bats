@@ -298,6 +298,23 @@ hostile_menu() {
 	[ "$(printf '%s\n' "$output" | cut -f4)" = 'Soup\x07\tbread\\n' ]
 	run --separate-stderr list-dishes --json evil
 	[ "$(jq -r '.[0].dishes[0]' <<<"$output")" = $'Soup\a\tbread\\n' ]
+	# a C1 control, which jq writes raw, is escaped too: the same string
+	! grep -q $'\xc2\x9b' <<<"$output" || false
+	[[ "$output" == *'"title":"Evil\u009B31m"'* ]]
+	[ "$(jq -c '.[0].title | explode[:5]' <<<"$output")" = '[69,118,105,108,155]' ]
+}
+
+@test "a relay's URL in a message is escaped, and without its credentials" {
+	run --separate-stderr list-dishes --relay "http://user:secret@127.0.0.1:$(free_port)/"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "list-dishes: /restaurant: cannot reach the relay at http://***@127.0.0.1:"* ]]
+	[[ "$stderr" != *secret* ]]
+	run --separate-stderr list-dishes --relay "$UP/?status=503&body=x"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $UP/?status=503&body=x answered the batch with HTTP status 503 Service Unavailable" ]
+	run --separate-stderr list-dishes --relay $'\e]0;x\a'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "list-dishes: bad --relay '\x1B]0;x\x07': expected a URL" ]
 }
 
 @test "--timeout: an upstream that hangs gets the cached menus once it is up" {
@@ -323,4 +340,309 @@ while True: held.append(s.accept())' hang.port &
 	[ -z "$stderr" ]
 	run list-dishes --timeout soon
 	[ "$status" -eq 2 ]
+}
+
+# A menu API whose identifiers are paths, dot segments, queries,
+# fragments, percent-encodings and shell syntax, in two copies: odd-http
+# for the fixture, whose files are named by the encoded path it is
+# asked, and odd-file for a file: template, whose files are named by the
+# text (curl decodes a file: path once). Each menu's one dish names its
+# restaurant, so that what is shown says which file was read. Beside
+# them, admin/x.json is what "../../admin/x" would reach unencoded.
+odd_ids() {
+	python3 - <<-'EOF'
+	import json, os, urllib.parse
+	ids = ["../../admin/x", "..", ".", "a/b", "a\\b", "a?b=c", "a#frag",
+	       "%2e%2e", "...", "a b", "\u00e9", "$(x)"]
+	rs = [{"identifier": i, "name": "N%d" % k, "region": "R", "homepage": "",
+	       "menuUrl": "", "osm": "", "coordinate": [0, 0]}
+	      for k, i in enumerate(ids)]
+	safe = ids[5:]
+	for root, name in (("odd-http", lambda i: urllib.parse.quote(i, safe="")),
+	                   ("odd-file", lambda i: i)):
+	    os.makedirs(root + "/restaurant")
+	    json.dump({"restaurants": rs}, open(root + "/restaurant.json", "w"))
+	    for i in safe:
+	        json.dump({"restaurant": {"title": "T", "location": "",
+	                   "menu": [{"dish": "dish of " + i}]}},
+	                  open(root + "/restaurant/" + name(i) + ".json", "w"))
+	for d in ("odd-http/admin", "admin"):
+	    os.makedirs(d)
+	    json.dump({"restaurant": {"title": "SECRET", "location": "",
+	               "menu": [{"dish": "dish of SECRET"}]}}, open(d + "/x.json", "w"))
+	EOF
+}
+
+# What list-dishes says of the identifiers no path can hold.
+odd_refusals() {
+	cat <<-'EOF'
+	list-dishes: restaurant '../../admin/x': cannot be asked for: a slash in a path segment
+	list-dishes: restaurant '..': cannot be asked for: a dot segment
+	list-dishes: restaurant '.': cannot be asked for: a dot segment
+	list-dishes: restaurant 'a/b': cannot be asked for: a slash in a path segment
+	list-dishes: restaurant 'a\b': cannot be asked for: a slash in a path segment
+	EOF
+}
+
+@test "identifiers go into a path as one segment, encoded: never a path, query, fragment or dot segment" {
+	odd_ids
+	start_upstream --root "$PWD/odd-http"
+	export RELAY_UPSTREAM=$UP
+	# every menu of a search, each its own restaurant's
+	run --separate-stderr list-dishes --search 'dish of'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(odd_refusals)" ]
+	[ "$output" = "$(printf '%s\tN%s\tdish of %s\n' 'a?b=c' 5 'a?b=c' 'a#frag' 6 'a#frag' \
+	    %2e%2e 7 %2e%2e ... 8 ... 'a b' 9 'a b' é 10 é '$(x)' 11 '$(x)')" ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | sort)" = "$(printf '%s\n' /restaurant \
+	    /restaurant/%24%28x%29 /restaurant/%252e%252e /restaurant/%C3%A9 \
+	    /restaurant/... /restaurant/a%20b /restaurant/a%23frag \
+	    /restaurant/a%3Fb%3Dc | sort)" ]
+	# the arguments, each asked once more (not from the cache)
+	export RELAY_CACHE=$PWD/arguments.db
+	run --separate-stderr list-dishes 'a?b=c' %2e%2e ../../admin/x '$(x)' ..
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(odd_refusals | sed -n '1,2p')" ]
+	[ "$(echo "$output" | cut -f4)" = "$(printf 'dish of %s\n' 'a?b=c' %2e%2e '$(x)')" ]
+	[ "$(requests_for '/restaurant/a%3Fb%3Dc')" -eq 2 ]
+	[ "$(requests_for /restaurant/%252e%252e)" -eq 2 ]
+	[ "$(requests_for /restaurant/%24%28x%29)" -eq 2 ]
+	! curl -s "$UP/_log" | jq -r .path | grep -v '^/restaurant' || false
+}
+
+@test "identifiers through a relay's batch: the same encoded segments, nothing refused asked for" {
+	odd_ids
+	start_upstream --root "$PWD/odd-http"
+	start_serve
+	run --separate-stderr list-dishes --relay "$SERVE" --search 'dish of'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(odd_refusals)" ]
+	[ "$(echo "$output" | cut -f3)" = "$(printf 'dish of %s\n' 'a?b=c' 'a#frag' %2e%2e ... 'a b' é '$(x)')" ]
+	run --separate-stderr list-dishes --relay "$SERVE" 'a#frag' a/b
+	[ "$stderr" = "$(odd_refusals | sed -n 4p)" ]
+	[ "$output" = "$(printf 'a#frag\tT\t\tdish of a#frag')" ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep '^/restaurant/' | sort -u)" = "$(printf '%s\n' \
+	    /restaurant/%24%28x%29 /restaurant/%252e%252e /restaurant/%C3%A9 \
+	    /restaurant/... /restaurant/a%20b /restaurant/a%23frag \
+	    /restaurant/a%3Fb%3Dc | sort)" ]
+	! curl -s "$UP/_log" | jq -r .path | grep admin || false
+}
+
+@test "identifiers with a file: upstream read their own file, never another" {
+	odd_ids
+	export RELAY_UPSTREAM="file://$PWD/odd-file{path}.json"
+	run --separate-stderr list-dishes --search 'dish of'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(odd_refusals)" ]
+	[ "$(echo "$output" | cut -f3)" = "$(printf 'dish of %s\n' 'a?b=c' 'a#frag' %2e%2e ... 'a b' é '$(x)')" ]
+	run --separate-stderr list-dishes ../../admin/x 'a?b=c' %2e%2e
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(odd_refusals | sed -n 1p)" ]
+	[ "$(echo "$output" | cut -f4)" = "$(printf 'dish of %s\n' 'a?b=c' %2e%2e)" ]
+	[[ "$output" != *SECRET* ]]
+}
+
+@test "a menu that cannot be fetched says which and why, and is never a missing restaurant" {
+	cp -r "$ROOT/$SNAPSHOT" api
+	rm api/restaurant/elma.json
+	start_upstream --root "$PWD/api"
+	export RELAY_UPSTREAM=$UP
+	run --separate-stderr list-dishes elma bikupan
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: /restaurant/elma: HTTP status 404" ]
+	[ "$(echo "$output" | cut -f1 | sort -u)" = bikupan ]
+	run --separate-stderr list-dishes --search lax
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: /restaurant/elma: HTTP status 404" ]
+	[ "${#lines[@]}" -ge 1 ]
+	run --separate-stderr list-dishes --search 'no such dish'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(printf '%s\n' "list-dishes: /restaurant/elma: HTTP status 404" \
+	    "list-dishes: no dish matches 'no such dish'")" ]
+	# the same through a relay's batch, and from a file: upstream
+	start_serve
+	run --separate-stderr list-dishes --relay "$SERVE" elma
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: /restaurant/elma: HTTP status 404" ]
+	run --separate-stderr list-dishes --relay "$SERVE" --search lax
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: /restaurant/elma: HTTP status 404" ]
+	run --separate-stderr list-dishes --upstream "file://$PWD/api{path}.json" elma
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "list-dishes: /restaurant/elma: HTTP status 404" ]
+	# the list: nothing to show, 69
+	mkdir none
+	run --separate-stderr list-dishes --upstream "file://$PWD/none{path}.json"
+	[ "$status" -eq 69 ]
+	[ "$stderr" = "list-dishes: /restaurant: HTTP status 404" ]
+}
+
+@test "a menu the upstream does not answer for says why, the list being in the cache" {
+	dead=http://127.0.0.1:$(free_port)
+	relay-cache put --ttl 3600 -H 'Content-Type: application/json' \
+	    "$dead/restaurant" <"$ROOT/$SNAPSHOT/restaurant.json"
+	run --separate-stderr list-dishes --upstream "$dead" elma
+	[ "$status" -eq 1 ]
+	[ -z "$output" ]
+	[[ "$stderr" == "list-dishes: /restaurant/elma: "?* ]]
+	[[ "$stderr" != *"no restaurant"* ]]
+	run --separate-stderr list-dishes --upstream "$dead" --search lax
+	[ "$status" -eq 1 ]
+	[ "$(echo "$stderr" | grep -c '^list-dishes: /restaurant/[a-z-]*: .')" -eq 14 ]
+}
+
+# A list with a name, a region and an identifier of a megabyte each,
+# and a menu with a title and a dish of a megabyte.
+long_menu() {
+	mkdir -p long/restaurant
+	python3 - <<-'EOF'
+	import json
+	mb = 1 << 20
+	json.dump({"restaurants": [
+	    {"identifier": "long", "name": "N" * mb, "region": "R" * mb},
+	    {"identifier": "L" * mb, "name": "short", "region": "Solna"}]},
+	    open("long/restaurant.json", "w"))
+	json.dump({"restaurant": {"title": "T" * mb, "location": "here", "menu": [
+	    {"dish": "soup " + "é" * mb}, {"dish": "soup"}]}},
+	    open("long/restaurant/long.json", "w"))
+	EOF
+	start_upstream --root "$PWD/long"
+	export RELAY_UPSTREAM=$UP
+}
+
+@test "on a terminal no line is wider than the terminal, however long the text; piped, it is whole" {
+	long_menu
+	script -qc 'stty cols 20; list-dishes; list-dishes long
+	    list-dishes --search soup 2>err' /dev/null >screen
+	python3 - screen <<-'EOF'
+	import sys
+	lines = open(sys.argv[1], encoding="utf-8").read().replace("\r", "").splitlines()
+	assert len(lines) == 9, [l[:40] for l in lines]   # 3 + 3 + 3
+	assert all(len(l) <= 20 for l in lines), max(map(len, lines))
+	assert lines[0].split() == ["ID", "NAME", "REGION"], lines[0]
+	assert lines[1].startswith("long") and "N…" in lines[1], lines[1]
+	assert lines[2].startswith("LLL") and lines[2].endswith("Solna"), lines[2]
+	assert lines[3] == "T" * 19 + "…", lines[3]
+	assert lines[4] == "  soup " + "é" * 12 + "…", lines[4]
+	assert lines[5] == "  soup", lines[5]
+	EOF
+	# the long identifier cannot be asked for: said in a line
+	[ "$(cat err)" = "list-dishes: restaurant '$(printf 'L%.0s' $(seq 200))…': cannot be asked for: a path longer than 8192 bytes" ]
+	[ "$(list-dishes | cut -f2 | head -1 | wc -c)" -eq $((1024 * 1024 + 1)) ]
+	[ "$(list-dishes long | cut -f2 | head -1 | wc -c)" -eq $((1024 * 1024 + 1)) ]
+}
+
+@test "relay-fetch that cannot be run is said so, not taken for a failed page" {
+	cp "$ROOT/bin/list-dishes" .
+	run --separate-stderr env PATH=/usr/bin:/bin ./list-dishes
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "list-dishes: cannot run relay-fetch: "?* ]]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+}
+
+# A menu API whose identifiers and regions are shell syntax: each would
+# make a file pwned* if the shell ever expanded it.
+shell_menu() {
+	mkdir -p shell
+	python3 - <<-'EOF'
+	import json
+	ids = ["$(touch pwned1)", "`touch pwned2`", "$((1))x", "*", "a b", "it's",
+	       '"q"', "a\nb", "back\\slash", "c:d=e@f", "~x", "{y,z}", "\u00e9", "!b"]
+	regions = ["$(touch pwned3) x", "Nya Karolinska", "Sol`touch pwned4`"]
+	json.dump({"restaurants": [
+	    {"identifier": i, "name": "N", "region": regions[k % len(regions)]}
+	    for k, i in enumerate(ids)]}, open("shell/restaurant.json", "w"))
+	EOF
+	start_upstream --root "$PWD/shell"
+	export RELAY_UPSTREAM=$UP
+}
+
+# completes WORD...: bash completion for the command line WORD..., the
+# last word being completed; the candidates are in COMPREPLY.
+completes() {
+	COMP_WORDS=("$@")
+	COMP_CWORD=$(($# - 1))
+	_list_dishes
+}
+
+# Each candidate, read back by the shell as the command line would,
+# is one word: the text it stands for, the list's in order.
+reads_back() {
+	local i words
+	[ "${#COMPREPLY[@]}" -eq $# ] || return 1
+	for ((i = 0; i < $#; i++)); do
+		eval "words=(${COMPREPLY[i]})"
+		[ "${#words[@]}" -eq 1 ] && [ "${words[0]}" = "${@:i+1:1}" ] || return 1
+	done
+}
+
+# The candidates of the hostile list as they must be, and the texts.
+shell_checks() {
+	local ids=('$(touch pwned1)' '`touch pwned2`' '$((1))x' '*' 'a b' "it's"
+	    '"q"' $'a\nb' 'back\slash' 'c:d=e@f' '~x' '{y,z}' 'é' '!b')
+	completes list-dishes ''
+	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned1\) \`touch\ pwned2\` \$\(\(1\)\)x \* a\ b it\'"'"'s \"q\" $'"'a\\nb'"' back\\slash c\:d\=e\@f \~x \{y\,z\} é \!b' ]
+	reads_back "${ids[@]}"
+	completes list-dishes '$('
+	reads_back '$(touch pwned1)' '$((1))x'
+	completes list-dishes 'a\ '
+	[ "${COMPREPLY[*]}" = 'a\ b' ]
+	completes list-dishes 'c\:d'
+	[ "${COMPREPLY[*]}" = 'c\:d\=e\@f' ]
+	# in a quote left open: that quote's rules, and no control character
+	completes list-dishes "'"
+	[ "${#COMPREPLY[@]}" -eq 13 ]
+	[ "${COMPREPLY[5]}" = "it'\\''s" ]
+	completes list-dishes "'\$(t"
+	[ "${COMPREPLY[*]}" = '$(touch pwned1)' ]
+	completes list-dishes '"'
+	[ "${#COMPREPLY[@]}" -eq 12 ]	# nor "!"
+	[ "${COMPREPLY[0]}" = '\$(touch pwned1)' ]
+	[ "${COMPREPLY[1]}" = '\`touch pwned2\`' ]
+	[ "${COMPREPLY[6]}" = '\"q\"' ]
+	[ "${COMPREPLY[7]}" = 'back\\slash' ]
+	completes list-dishes --region ''
+	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned3\)\ x Nya\ Karolinska Sol\`touch\ pwned4\`' ]
+	reads_back '$(touch pwned3) x' 'Nya Karolinska' 'Sol`touch pwned4`'
+	completes list-dishes --region "'N"
+	[ "${COMPREPLY[*]}" = 'Nya Karolinska' ]
+	completes list-dishes --region '"S'
+	[ "${COMPREPLY[*]}" = 'Sol\`touch pwned4\`' ]
+}
+
+@test "bash completion never runs upstream text: hostile identifiers and regions complete quoted" {
+	shell_menu
+	list-dishes >/dev/null
+	# shellcheck source=/dev/null
+	source "$ROOT/share/bash-completion/completions/list-dishes"
+	shell_checks
+	# the same from a relay
+	start_serve --cache "$PWD/relay.db"
+	export RELAY_CACHE=$PWD/empty.db RELAY_URL=$SERVE
+	shell_checks
+	unset RELAY_URL
+	# a cache file named on the line as the shell reads it
+	list-dishes --cache "$PWD/my cache.db" >/dev/null
+	completes list-dishes --cache "'$PWD/my cache.db'" a
+	[ "${COMPREPLY[*]}" = 'a\ b $'"'a\\nb'" ]
+	# nothing ran, ever: neither completing nor reading a candidate back
+	[ -z "$(find . -name 'pwned*')" ]
+}
+
+@test "a hostile relay's batch answer: its errors are escaped, its ages kept in range" {
+	fake=$(python3 - "$UP" <<-'EOF'
+	import json, sys, urllib.parse
+	items = [{"id": "0", "status": 200, "headers": {
+	              "cache-status": "relay; hit; detail=stale", "age": "1e400"},
+	          "json": {"restaurants": [{"identifier": "elma", "name": "E", "region": "R"}]}},
+	         {"id": "1", "status": 0, "error": "\u001b]0;owned\u0007 gone"}]
+	body = "".join(json.dumps(i) + "\n" for i in items)
+	print(sys.argv[1] + "/?type=application/x-ndjson&body=" + urllib.parse.quote(body))
+	EOF
+	)
+	run --separate-stderr list-dishes --relay "$fake" elma
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(printf '%s\n' \
+	    'list-dishes: the upstream did not answer; /restaurant is from the cache, 11574074074 days old' \
+	    'list-dishes: /restaurant/elma: \x1B]0;owned\x07 gone')" ]
 }

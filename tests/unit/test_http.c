@@ -1,11 +1,12 @@
 /*
  * Tests the server side's request parser and chunked decoder, the
- * heads a relay builds (src/http.h) and the request-target normaliser
- * (src/target.h).
+ * heads a relay builds (src/http.h), the request-target normaliser
+ * and the path-segment encoder (src/target.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "gzip.h"
 #include "headers.h"
 #include "http.h"
@@ -291,6 +292,42 @@ refuses_targets(void)
 	}
 }
 
+/* Text from elsewhere as one path segment, or refused. */
+static void
+encodes_segments(void)
+{
+	static const char *const rows[][2] = {
+		{ "bikupan", "bikupan" },
+		{ "A-z_0.9~", "A-z_0.9~" },
+		{ "caf\xc3\xa9 x", "caf%C3%A9%20x" },
+		{ "a?b=c#d", "a%3Fb%3Dc%23d" },
+		{ "%2e%2e", "%252e%252e" },	/* the text, not a dot segment */
+		{ "...", "..." },
+		{ "$(x)`y`*", "%24%28x%29%60y%60%2A" },
+	};
+	static const char *const refused[] = {
+		"", ".", "..", "a/b", "../../admin/x", "/", "a\\b", "a\nb",
+		"\x7f",
+	};
+	struct buf out = BUF_INIT;
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&out);
+		why = target_add_segment(&out, rows[i][0]);
+		CHECK_AT(i, why == NULL);
+		CHECK_AT(i, strcmp(buf_cstr(&out), rows[i][1]) == 0);
+	}
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		buf_reset(&out);
+		why = target_add_segment(&out, refused[i]);
+		CHECK_AT(i, why != NULL);
+		CHECK_AT(i, out.len == 0);
+	}
+	buf_free(&out);
+}
+
 /* RFC 9110 section 13.2.2, with weak comparison for If-None-Match. */
 static void
 conditional_requests(void)
@@ -437,6 +474,7 @@ static const struct unit_test tests[] = {
 	TEST(dechunks),
 	TEST(normalises_targets),
 	TEST(refuses_targets),
+	TEST(encodes_segments),
 };
 
 UNIT_MAIN(tests)

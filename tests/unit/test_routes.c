@@ -127,7 +127,7 @@ reports_errors(void)
 	}
 }
 
-/* each's path: the route's parameters, and the item percent-encoded. */
+/* each's path: the route's parameters, and the item encoded as a segment. */
 static void
 each_paths(void)
 {
@@ -142,9 +142,12 @@ each_paths(void)
 	CHECK(list->each->from == 0 && list->max_items == 100);
 	CHECK(strcmp(list->each->items, ".[].id") == 0);
 	CHECK(routes_match(list, "/menus/Uppsala", &ps) == list);
-	path = route_each_path(list->each, &ps, "caf\xc3\xa9 / 1~2");
-	CHECK(strcmp(path, "/r/Uppsala/caf%C3%A9%20%2F%201~2?x=1") == 0);
+	path = route_each_path(list->each, &ps, "caf\xc3\xa9 ?#% 1~2");
+	CHECK(strcmp(path, "/r/Uppsala/caf%C3%A9%20%3F%23%25%201~2?x=1") == 0);
 	free(path);
+	/* items that no encoding keeps one segment (target_add_segment) */
+	CHECK(route_each_path(list->each, &ps, "..") == NULL);
+	CHECK(route_each_path(list->each, &ps, "a/../b") == NULL);
 	route_params_free(&ps);
 	routes_free(list);
 }
