@@ -17,11 +17,13 @@
 #include "admin.h"
 #include "deliver.h"
 #include "headers.h"
+#include "io.h"
 #include "metrics.h"
 #include "num.h"
 #include "shared.h"
 
 #define TOKEN_MAX	4096
+#define TOKEN_FILE_MAX	65536	/* the token file, its first line the token */
 
 struct admin {
 	char		*cache_path;
@@ -45,22 +47,19 @@ admin_target(const char *target)
 char *
 admin_read_token(const char *path, const char **why)
 {
-	char buf[TOKEN_MAX + 2];
-	ssize_t n;
+	static char reason[300];
+	struct buf text = BUF_INIT;
+	const char *buf;
 	size_t len, i;
-	int fd;
+	char *token;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		*why = strerror(errno);
+	if (io_read_file(path, TOKEN_FILE_MAX, &text, reason,
+	    sizeof reason) < 0) {
+		buf_free(&text);
+		*why = reason;
 		return NULL;
 	}
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n < 0) {
-		*why = strerror(errno);
-		return NULL;
-	}
-	buf[n] = '\0';
+	buf = buf_cstr(&text);
 	len = strcspn(buf, "\r\n");
 	for (i = 0; i < len; i++)
 		if (buf[i] <= ' ' || buf[i] > '~')
@@ -68,7 +67,9 @@ admin_read_token(const char *path, const char **why)
 	*why = len == 0 ? "it is empty" : len > TOKEN_MAX ?
 	    "it is longer than 4096 bytes" : i < len ?
 	    "it has spaces or bytes other than visible ASCII" : NULL;
-	return *why == NULL ? xstrndup(buf, len) : NULL;
+	token = *why == NULL ? xstrndup(buf, len) : NULL;
+	buf_free(&text);
+	return token;
 }
 
 /*

@@ -34,6 +34,8 @@ struct sink	sink_file(FILE *);
 struct sink	sink_null(void);
 struct buf;
 struct sink	sink_buf(struct buf *);
+int		io_read_file(const char *, size_t, struct buf *, char *,
+		    size_t);
 
 #define IO_BUFSIZE 65536
 

@@ -24,6 +24,7 @@
 #include <hiredis/async.h>
 
 #include "buf.h"
+#include "io.h"
 #include "metrics.h"
 #include "num.h"
 #include "prog.h"
@@ -31,6 +32,7 @@
 #include "sha1.h"
 
 #define PASSWORD_MAX	1024
+#define PASSWORD_FILE_MAX 65536	/* the file, its first line the password */
 
 /* One of the two connections: commands, or the subscription. */
 struct link {
@@ -76,32 +78,24 @@ static void link_open(struct link *);
 static char *
 read_password(const char *path, char *why, size_t len)
 {
-	char text[PASSWORD_MAX + 2];
-	ssize_t n;
+	struct buf text = BUF_INIT;
+	char *password = NULL, reason[200];
 	size_t end;
-	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(why, len, "cannot open '%s': %s", path,
-		    strerror(errno));
-		return NULL;
+	if (io_read_file(path, PASSWORD_FILE_MAX, &text, reason,
+	    sizeof reason) < 0) {
+		snprintf(why, len, "cannot read '%s': %s", path, reason);
+	} else {
+		end = strcspn(buf_cstr(&text), "\r\n");
+		if (end == 0 || end > PASSWORD_MAX ||
+		    memchr(text.data, '\0', text.len) != NULL)
+			snprintf(why, len, "'%s' holds no password of 1 to %d "
+			    "bytes on its first line", path, PASSWORD_MAX);
+		else
+			password = xstrndup(text.data, end);
 	}
-	n = read(fd, text, sizeof text - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(why, len, "cannot read '%s': %s", path,
-		    strerror(errno));
-		return NULL;
-	}
-	text[n] = '\0';
-	end = strcspn(text, "\r\n");
-	if (end == 0 || end > PASSWORD_MAX || memchr(text, '\0',
-	    (size_t)n) != NULL) {
-		snprintf(why, len, "'%s' holds no password of 1 to %d bytes "
-		    "on its first line", path, PASSWORD_MAX);
-		return NULL;
-	}
-	return xstrndup(text, end);
+	buf_free(&text);
+	return password;
 }
 
 /* host, resolved now, so that no connection waits for a name later. */

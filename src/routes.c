@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "headers.h"
+#include "io.h"
 #include "num.h"
 #include "routes.h"
 #include "target.h"
@@ -110,22 +111,24 @@ static int
 header_from_file(struct parser *p, const char *arg, struct buf *out)
 {
 	const char *colon = strchr(arg, ':'), *path;
-	char value[4096];
-	FILE *f;
+	struct buf text = BUF_INIT;
+	char why[300];
 	size_t n;
 
 	if (colon == NULL)
 		return fail(p, "expected header-file Name: /path");
 	for (path = colon + 1; *path == ' ' || *path == '\t'; path++)
 		;
-	if ((f = fopen(path, "r")) == NULL)
-		return fail(p, "cannot read '%s': %s", path, strerror(errno));
-	n = fgets(value, sizeof value, f) != NULL ? strcspn(value, "\r\n") : 0;
-	fclose(f);
-	value[n] = '\0';
+	if (io_read_file(path, ROUTES_MAX_HEADER_FILE, &text, why,
+	    sizeof why) < 0) {
+		buf_free(&text);
+		return fail(p, "cannot read '%s': %s", path, why);
+	}
+	n = strcspn(buf_cstr(&text), "\r\n");
 	buf_add(out, arg, (size_t)(colon - arg));
 	buf_adds(out, ": ");
-	buf_adds(out, value);
+	buf_add(out, text.data, n);
+	buf_free(&text);
 	return 0;
 }
 
@@ -454,20 +457,36 @@ struct route *
 routes_load(const char *path, char *err, size_t errlen)
 {
 	struct parser p = { path, 0, err, errlen, NULL, NULL };
-	FILE *f = fopen(path, "r");
+	struct buf text = BUF_INIT;
+	char why[200];
+	FILE *f;
+	int rc;
 
 	err[0] = '\0';
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot read '%s': %s", path,
-		    strerror(errno));
+	if (io_read_file(path, ROUTES_MAX_FILE, &text, why, sizeof why) < 0) {
+		snprintf(err, errlen, "cannot read '%s': %s", path, why);
+		buf_free(&text);
 		return NULL;
 	}
-	if (parse(&p, f) < 0) {
-		fclose(f);
+	if (memchr(buf_cstr(&text), '\0', text.len) != NULL) {
+		snprintf(err, errlen, "'%s' is not text: it has a NUL byte",
+		    path);
+		buf_free(&text);
+		return NULL;
+	}
+	if (text.len == 0) {	/* no routes */
+		buf_free(&text);
+		return NULL;
+	}
+	if ((f = fmemopen(text.data, text.len, "r")) == NULL)
+		out_of_memory();
+	rc = parse(&p, f);
+	fclose(f);
+	buf_free(&text);
+	if (rc < 0) {
 		routes_free(p.routes);
 		return NULL;
 	}
-	fclose(f);
 	return p.routes;
 }
 

@@ -15,6 +15,8 @@
 #define ROUTES_MAX_PARAMS 8
 #define ROUTES_MAX_ITEMS 1000	/* max-items' bound */
 #define ROUTES_MAX_AT_ONCE 64	/* at-once's */
+#define ROUTES_MAX_FILE 1048576	/* bytes of a routes file */
+#define ROUTES_MAX_HEADER_FILE 65536	/* of a header-file's file */
 
 struct route_call {
 	char		*name;		/* $name in the program */

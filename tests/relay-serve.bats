@@ -315,6 +315,21 @@ upstream_saw() {
 	echo "$output" | grep -q '"/a/c"'
 }
 
+@test "a token or password file that is a FIFO, a directory or a device is refused at once" {
+	mkfifo fifo
+	mkdir dir
+	local f opt
+	for opt in --admin-token-file --shared-password-file; do
+		for f in fifo dir /dev/zero; do
+			run --separate-stderr timeout 20 relay-serve --upstream "$UP" \
+			    --shared redis://127.0.0.1:1 "$opt" "$f" </dev/null
+			[ "$status" -eq 78 ] || { echo "$opt $f: $status"; false; }
+			[[ "$stderr" == *"'$f'"*"not a regular file"* ]] ||
+			    { echo "$opt $f: $stderr"; false; }
+		done
+	done
+}
+
 @test "a file: upstream serves the regular files its template names, nothing else" {
 	mkdir -p api/dir.json
 	echo '{"ok":1}' >api/menu.json

@@ -210,6 +210,43 @@ EOF
 	[ "$(curl -s "$SERVE/hello")" = '"Kick-off"' ]
 }
 
+# not_reloaded N: serve.log says N times that a reload was refused.
+not_reloaded() {
+	[ "$(grep -c 'not reloaded' serve.log)" -eq "$1" ]
+}
+
+@test "a routes file, or a file it names, that is not a bounded regular file is refused, at start and on SIGHUP" {
+	mkdir dir.routes
+	mkfifo fifo.routes secret.fifo
+	head -c $((1024 * 1024 + 1)) /dev/zero | tr '\0' '#' >big.routes
+	printf 'route /a\n\tcall a /a\n\theader-file X-Key: secret.fifo\n\tjq $a\nend\n' \
+	    >fifo-header.routes
+	local f
+	for f in dir.routes fifo.routes /dev/zero big.routes; do
+		run --separate-stderr timeout 20 relay-serve --upstream "$EVENTS" \
+		    --routes "$f" </dev/null
+		[ "$status" -eq 78 ] || { echo "$f: exit $status"; false; }
+		[[ "$stderr" == "relay-serve: cannot read '$f': "* ]]
+	done
+	[[ "$stderr" == *"larger than 1048576 bytes" ]]
+	run --separate-stderr timeout 20 relay-serve --upstream "$EVENTS" \
+	    --routes fifo-header.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: fifo-header.routes:3: cannot read 'secret.fifo': not a regular file" ]
+	# on SIGHUP the same: the old routes stay, the worker goes on
+	events_routes fail
+	UP=$EVENTS start_serve --routes events.routes --workers 1
+	rm events.routes
+	mkdir events.routes
+	kill -HUP "$SERVE_PID"
+	eventually grep -q "routes not reloaded, the old ones stay: cannot read 'events.routes': not a regular file" serve.log
+	rmdir events.routes
+	ln -s /dev/zero events.routes
+	kill -HUP "$SERVE_PID"
+	eventually not_reloaded 2
+	[ "$(curl -s "$SERVE/events-with-subscriptions/7" | jq -r .title)" = Kick-off ]
+}
+
 @test "jv reference counting: a merge route under valgrind" {
 	skip_unless_valgrind relay-serve
 	printf 'GET /events-with-subscriptions/7 HTTP/1.1\r\nHost: x\r\n\r\nGET /events-with-subscriptions/404 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >requests

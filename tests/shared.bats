@@ -250,7 +250,7 @@ stale_in() {
 	[[ "$output" == *"is not redis://HOST[:PORT][/DB]"* ]]
 	run -78 relay-serve --shared 'redis://127.0.0.1:1' \
 	    --shared-password-file /nonexistent </dev/null
-	[[ "$output" == *"cannot open '/nonexistent'"* ]]
+	[[ "$output" == *"cannot read '/nonexistent'"* ]]
 	run -2 relay-serve --shared-prefix 'a{b}' </dev/null
 	[[ "$output" == *"bad --shared-prefix"* ]]
 	run -2 relay-serve --shared-timeout 0 </dev/null
