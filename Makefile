@@ -91,8 +91,13 @@ check-valgrind: all
 		tests/relay-merge.bats tests/routes.bats tests/batch.bats \
 		tests/channel.bats tests/sync.bats tests/shared.bats
 
+# What the build and the tests need (tests/install-deps test); "make
+# deb" and "make image" install their own tools the same way.
 deps:
-	tests/install-deps
+	tests/install-deps test
+
+deps-package:
+	tests/install-deps package image
 
 # The first thing to run on a fresh machine: a tour of the programs.
 demo:
@@ -117,6 +122,7 @@ install: all
 # The Debian package (debian/), built from a copy of the tree so that
 # what dpkg-buildpackage writes beside it stays in build/deb/.
 deb:
+	@tests/deps-present package || tests/install-deps package
 	rm -rf build/deb
 	mkdir -p build/deb/relay-$(VERSION)
 	tar --exclude=./build --exclude=./bin --exclude=./.git -cf - . | \
@@ -130,7 +136,9 @@ deb:
 # but the package's.
 IMAGE_BASE = localhost/relay-base:$(VERSION)
 image: export CONTAINERS_CONF = $(CURDIR)/containers.conf
-image: deb
+image:
+	@tests/deps-present image || tests/install-deps image
+	@$(MAKE) --no-print-directory deb
 	mmdebstrap --variant=essential --mode=root \
 		--include="$$(dpkg-deb -f build/deb/relay_$(VERSION)_*.deb Depends | \
 		    sed 's/ *([^)]*)//g; s/ //g')" \
@@ -155,6 +163,6 @@ image: deb
 clean:
 	rm -rf build bin
 
-.PHONY: all unit check check-valgrind conformance deb deps demo image install \
-	clean
+.PHONY: all unit check check-valgrind conformance deb deps deps-package demo \
+	image install clean
 .SECONDARY: $(LIB_OBJS)
