@@ -105,3 +105,28 @@ load helpers
 	run bash -c "relay-cache dump --match '*/version.json' | jq -r .json.version"
 	[ -n "$output" ] && [ "$output" != null ]
 }
+
+@test "INSTALL, debian/control and the programs name one oldest SQLite, and older is refused" {
+	oldest=$(sed -n 's/^#define SQLITE_OLDEST_NAME[[:space:]]*"\(.*\)"$/\1/p' "$ROOT/src/store.c")
+	[ -n "$oldest" ]
+	number=$(sed -n 's/^#define SQLITE_OLDEST[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/src/store.c")
+	IFS=. read -r major minor patch <<<"$oldest"
+	[ "$number" -eq $((major * 1000000 + minor * 1000 + patch)) ]
+	# every version INSTALL and the package name is that one
+	grep -o 'SQLite [0-9.]*[0-9] or later' "$ROOT/INSTALL" | sort -u >named
+	[ "$(cat named)" = "SQLite $oldest or later" ]
+	grep -o 'libsqlite3-[0-9a-z]* ([^)]*)' "$ROOT/debian/control" | sort -u >named
+	[ "$(cat named)" = "libsqlite3-0 (>= $oldest)"$'\n'"libsqlite3-dev (>= $oldest)" ]
+	# a library one patch older than that is refused, by name, exit 70
+	cat >old.c <<-EOF
+		int sqlite3_libversion_number(void) { return $((number - 1)); }
+		const char *sqlite3_libversion(void) { return "older"; }
+	EOF
+	cc -shared -fPIC -o old.so old.c
+	for cmd in "relay-cache stats" "relay-fetch /version" "list-dishes --offline"; do
+		run --separate-stderr env LD_PRELOAD="$PWD/old.so" $cmd
+		echo "$cmd: $status $stderr"
+		[ "$status" -eq 70 ]
+		[[ "$stderr" == *"SQLite older is older than $oldest, the oldest relay works with"* ]]
+	done
+}
