@@ -105,17 +105,30 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@PATH="$(CURDIR)/bin:$$PATH" share/examples/demo
 
+# The pages, units and inetd line name the default prefix's paths
+# (/usr/local); they are installed with this prefix's.
+SUBST_PATHS = sed -e 's|/usr/local/share/relay/examples|$(EXAMPLEDIR)|g' \
+	-e 's|/usr/local/share/bash-completion/completions|$(COMPLETIONDIR)|g' \
+	-e 's|/usr/local/bin|$(BINDIR)|g'
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR) \
 		$(DESTDIR)$(COMPLETIONDIR)
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
-	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
-	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
-	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
-	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
+	for page in $(MAN1) $(MAN5) $(MAN7) $(MAN8); do \
+		$(SUBST_PATHS) $$page \
+		    >$(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/} && \
+		chmod 644 $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/} || \
+		exit 1; \
+	done
 	cp -R share/examples/. $(DESTDIR)$(EXAMPLEDIR)
+	grep -rlI /usr/local/ share/examples | while read -r file; do \
+		$(SUBST_PATHS) $$file \
+		    >$(DESTDIR)$(EXAMPLEDIR)/$${file#share/examples/} || \
+		exit 1; \
+	done
 	install -m 644 share/bash-completion/completions/list-dishes \
 		$(DESTDIR)$(COMPLETIONDIR)
 

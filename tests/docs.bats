@@ -130,3 +130,48 @@ load helpers
 		[[ "$stderr" == *"SQLite older is older than $oldest, the oldest relay works with"* ]]
 	done
 }
+
+# make install into dest/ with PREFIX (and any other variables), then
+# checks that pages, units and the inetd line name that prefix's paths,
+# each of which is installed, and none of the default's.
+installed_paths_are() {
+	local prefix=$1 page path
+	shift
+	rm -rf dest
+	make -s -C "$ROOT" install DESTDIR="$PWD/dest" PREFIX="$prefix" "$@" >install.log
+	if [ "$prefix" != /usr/local ]; then
+		run grep -rlI /usr/local dest
+		[ -z "$output" ] || { echo "names /usr/local: $output"; false; }
+	fi
+	for page in dest"$prefix"/share/man/man*/*; do
+		run mandoc -Tlint -Wwarning "$page"
+		[ -z "$output" ] || { echo "$output"; false; }
+	done
+	# every path under the prefix that a page, unit or inetd.conf names
+	grep -rhoI -- "$prefix/[^[:space:];,)\"'\\]*" dest | sed 's/[.]$//; s/{.*//' |
+	    sort -u >named
+	[ "$(wc -l <named)" -gt 10 ]
+	while read -r path; do
+		[ -e "dest$path" ] || { echo "named, not installed: $path"; false; }
+	done <named
+}
+
+@test "make install: pages, units and the inetd line name the paths of its prefix, each installed" {
+	installed_paths_are /usr/local
+	grep -qx 'ExecStart=/usr/local/bin/relay-serve' \
+	    dest/usr/local/share/relay/examples/systemd/relay-serve.service
+	installed_paths_are /opt/relay
+	grep -qx 'ExecStart=/opt/relay/bin/relay-serve' \
+	    dest/opt/relay/share/relay/examples/systemd/relay-serve.service
+	grep -q '^ExecStart=/opt/relay/bin/relay-serve --shared-password-file ' \
+	    dest/opt/relay/share/relay/examples/systemd/relay-serve.service.d/shared-password.conf
+	grep -q '/opt/relay/bin/relay-serve' dest/opt/relay/share/relay/examples/inetd.conf
+	grep -qF 'file:///opt/relay/share/relay/examples/menu-api{path}.json' \
+	    dest/opt/relay/share/man/man1/list-dishes.1
+	# as debian/rules installs
+	installed_paths_are /usr EXAMPLEDIR=/usr/share/doc/relay/examples
+	grep -qx 'ExecStart=/usr/bin/relay-serve' \
+	    dest/usr/share/doc/relay/examples/systemd/relay-serve.service
+	grep -q '/usr/share/doc/relay/examples/systemd/relay-serve.socket' \
+	    dest/usr/share/man/man8/relay-serve.8
+}
