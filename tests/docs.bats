@@ -91,19 +91,96 @@ load helpers
 	done
 }
 
-@test "relay(7) EXAMPLES work on the offline snapshot" {
-	export RELAY_UPSTREAM="file://$ROOT/share/examples/menu-api{path}.json"
-	run bash -c "relay-fetch /restaurant | jq -r '.restaurants[].identifier' |
-	    sed 's|^|/restaurant/|' | relay-fetch -j 16 --records |
-	    jq -c '.json.restaurant | {title, dishes: [.menu[].dish]}'"
+# tests/doc-examples on FILE: every example runs, offline on the
+# snapshot, and prints what the text shows; those marked not runnable
+# are listed, with their reasons, as skipped by design.
+examples_of() {
+	run "$ROOT/tests/doc-examples" "$ROOT/$1"
+	echo "$output"
+	sed -n 's/^skip /# skipped by design: /p' <<<"$output" >&3
 	[ "$status" -eq 0 ]
-	[ "${#lines[@]}" -eq 14 ]
-	[ "$(jq -r .title <<<"${lines[0]}")" = "Café Erik Jorpes" ]
-	relay-cache -c "$RELAY_CACHE" dump | relay-cache -c "$PWD/b.db" load
-	[ "$(relay-cache -c "$PWD/b.db" ls | wc -l)" -eq 15 ]
-	relay-fetch /version >/dev/null
-	run bash -c "relay-cache dump --match '*/version.json' | jq -r .json.version"
-	[ -n "$output" ] && [ "$output" != null ]
+	grep -q '^ok ' <<<"$output"
+}
+
+@test "README.md's examples run offline and print what it shows" {
+	examples_of README.md
+}
+
+@test "list-dishes(1) EXAMPLES run offline and print what they show" {
+	examples_of man/list-dishes.1
+}
+
+@test "relay-cache(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-cache.1
+}
+
+@test "relay-cache(5) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-cache.5
+}
+
+@test "relay-fetch(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-fetch.1
+}
+
+@test "relay-merge(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-merge.1
+}
+
+@test "relay-routes(5) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-routes.5
+}
+
+@test "relay-serve(8) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-serve.8
+}
+
+@test "relay(7) EXAMPLES run offline and print what they show" {
+	examples_of man/relay.7
+}
+
+@test "the example checker fails wrong output, a failed command, an unmarked transcript, a skip without reason" {
+	cat >doc.md <<-'EOF'
+		```console
+		$ list-dishes --region Uppsala | head -1 | cut -f1
+		bikupan
+		$ list-dishes bikupn
+		list-dishes: no restaurant 'bikupn'; did you mean bikupan?
+		$ echo $?
+		1
+		```
+
+		```console
+		$ list-dishes --region Uppsala | cut -f1
+		hubben
+		```
+
+		```console
+		$ list-dishes nowhere
+		```
+
+		```sh
+		$ rm -rf /
+		```
+
+		<!-- example: not runnable: -->
+		```console
+		$ systemctl start relay-serve.socket
+		```
+
+		<!-- example: not runnable: needs systemd as process 1 -->
+		```console
+		$ systemctl start relay-serve.socket
+		```
+	EOF
+	run "$ROOT/tests/doc-examples" doc.md
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"ok $PWD/doc.md:1"$'\n'* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:10"$'\n'*"printed:"*"|dufva-sikt"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:15"$'\n'*"exited 1"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:19: a transcript fenced as 'sh', not 'console'"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:24: not runnable, with no reason"* ]]
+	[[ "$output" == *"skip $PWD/doc.md:29: needs systemd as process 1"* ]]
 }
 
 @test "INSTALL, debian/control and the programs name one oldest SQLite, and older is refused" {
