@@ -102,8 +102,22 @@ examples_of() {
 	grep -q '^ok ' <<<"$output"
 }
 
-@test "README.md's examples run offline and print what it shows" {
+@test "README.md's examples run offline and print what it shows, make demo's among them" {
 	examples_of README.md
+	# the block that shows make demo is one of those that ran
+	line=$(grep -n -B1 '^\$ make demo$' "$ROOT/README.md" | sed -n 's/^\([0-9]*\)-```console$/\1/p')
+	[ -n "$line" ]
+	grep -qx "ok README.md:$line" <<<"$output"
+}
+
+@test "README's table of the programs gives each page's NAME line, and links it" {
+	for page in "$ROOT"/man/*.[0-9]; do
+		name=$(sed -n 's/^\.Nm //p' "$page" | head -1)
+		section=${page##*.}
+		description=$(sed -n 's/^\.Nd //p' "$page")
+		row="| [$name($section)](man/$name.$section) | $description |"
+		grep -qxF "$row" "$ROOT/README.md" || { echo "no row: $row"; false; }
+	done
 }
 
 @test "list-dishes(1) EXAMPLES run offline and print what they show" {
