@@ -195,6 +195,28 @@ examples_of() {
 	[[ "$output" == *"FAIL $PWD/doc.md:19: a transcript fenced as 'sh', not 'console'"* ]]
 	[[ "$output" == *"FAIL $PWD/doc.md:24: not runnable, with no reason"* ]]
 	[[ "$output" == *"skip $PWD/doc.md:29: needs systemd as process 1"* ]]
+	# a page: \e and \& undone, a block with no command, a marked one
+	cat >page.1 <<-'EOF'
+		.Sh EXAMPLES
+		.Bd -literal
+		$ printf '%s\en' 'a\e-b' | tr -d '\e\e'
+		a-b
+		\&...
+		.Ed
+		.Bd -literal
+		[Service]
+		.Ed
+		.\" example: not runnable: needs a Redis on another host
+		.Bd -literal
+		$ redis-cli -h 10.0.0.5 ping
+		.Ed
+	EOF
+	run "$ROOT/tests/doc-examples" page.1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "FAIL $PWD/page.1:7: an example with no command" ]
+	[ "${lines[1]}" = "ok $PWD/page.1:2" ]
+	[ "${lines[2]}" = "skip $PWD/page.1:11: needs a Redis on another host" ]
 }
 
 @test "INSTALL, debian/control and the programs name one oldest SQLite, and older is refused" {

@@ -83,6 +83,17 @@ path_without() {
 		grep -q " \./$f\$" contents || { echo "no $f"; false; }
 	done
 	dpkg-deb -f "$deb" Depends | grep -q 'libcurl4.*libhiredis0.14.*libjq1'
+	dpkg-deb -f "$deb" Depends | grep -qF 'libsqlite3-0 (>= 3.33.0)'
+	# the pages and units name where the package puts things
+	mkdir files
+	dpkg-deb -x "$deb" files
+	zcat files/usr/share/man/man*/*.gz >pages
+	! grep -n /usr/local pages || false
+	grep -qF 'file:///usr/share/doc/relay/examples/menu-api{path}.json' pages
+	grep -qF '/usr/share/doc/relay/examples/systemd/relay-serve.socket' pages
+	! grep -rn /usr/local files/lib/systemd files/usr/share/doc/relay/examples/systemd \
+	    files/usr/share/doc/relay/examples/inetd.conf || false
+	grep -qx 'ExecStart=/usr/bin/relay-serve' files/lib/systemd/system/relay-serve.service
 	# the units are not started when installed
 	dpkg-deb -e "$deb" control
 	! grep -q 'deb-systemd-invoke' control/postinst || false
