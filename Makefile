@@ -91,8 +91,13 @@ check-valgrind: all
 		tests/relay-merge.bats tests/routes.bats tests/batch.bats \
 		tests/channel.bats tests/sync.bats tests/shared.bats
 
+# What the build and the tests need (tests/install-deps test); "make
+# deb" and "make image" install their own tools the same way.
 deps:
-	tests/install-deps
+	tests/install-deps test
+
+deps-package:
+	tests/install-deps package image
 
 # The first thing to run on a fresh machine: a tour of the programs.
 demo:
@@ -100,23 +105,37 @@ demo:
 	@$(MAKE) --no-print-directory all
 	@PATH="$(CURDIR)/bin:$$PATH" share/examples/demo
 
+# The pages, units and inetd line name the default prefix's paths
+# (/usr/local); they are installed with this prefix's.
+SUBST_PATHS = sed -e 's|/usr/local/share/relay/examples|$(EXAMPLEDIR)|g' \
+	-e 's|/usr/local/share/bash-completion/completions|$(COMPLETIONDIR)|g' \
+	-e 's|/usr/local/bin|$(BINDIR)|g'
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(EXAMPLEDIR) \
 		$(DESTDIR)$(COMPLETIONDIR)
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
-	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
-	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
-	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
-	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
+	for page in $(MAN1) $(MAN5) $(MAN7) $(MAN8); do \
+		$(SUBST_PATHS) $$page \
+		    >$(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/} && \
+		chmod 644 $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/} || \
+		exit 1; \
+	done
 	cp -R share/examples/. $(DESTDIR)$(EXAMPLEDIR)
+	grep -rlI /usr/local/ share/examples | while read -r file; do \
+		$(SUBST_PATHS) $$file \
+		    >$(DESTDIR)$(EXAMPLEDIR)/$${file#share/examples/} || \
+		exit 1; \
+	done
 	install -m 644 share/bash-completion/completions/list-dishes \
 		$(DESTDIR)$(COMPLETIONDIR)
 
 # The Debian package (debian/), built from a copy of the tree so that
 # what dpkg-buildpackage writes beside it stays in build/deb/.
 deb:
+	@tests/deps-present package || tests/install-deps package
 	rm -rf build/deb
 	mkdir -p build/deb/relay-$(VERSION)
 	tar --exclude=./build --exclude=./bin --exclude=./.git -cf - . | \
@@ -130,7 +149,9 @@ deb:
 # but the package's.
 IMAGE_BASE = localhost/relay-base:$(VERSION)
 image: export CONTAINERS_CONF = $(CURDIR)/containers.conf
-image: deb
+image:
+	@tests/deps-present image || tests/install-deps image
+	@$(MAKE) --no-print-directory deb
 	mmdebstrap --variant=essential --mode=root \
 		--include="$$(dpkg-deb -f build/deb/relay_$(VERSION)_*.deb Depends | \
 		    sed 's/ *([^)]*)//g; s/ //g')" \
@@ -155,6 +176,6 @@ image: deb
 clean:
 	rm -rf build bin
 
-.PHONY: all unit check check-valgrind conformance deb deps demo image install \
-	clean
+.PHONY: all unit check check-valgrind conformance deb deps deps-package demo \
+	image install clean
 .SECONDARY: $(LIB_OBJS)

@@ -24,6 +24,18 @@
 #define COLLECT_BATCH	16	/* chunks deleted per transaction */
 #define APPLICATION_ID	0x72656c79	/* "rely" */
 
+/*
+ * The oldest SQLite with all that relay asks of it: the name
+ * sqlite_schema (3.33), PRAGMA trusted_schema (3.31),
+ * SQLITE_DBCONFIG_DEFENSIVE (3.26), upserts (3.24), sqlite3_prepare_v3
+ * (3.20). INSTALL and debian/control name it too.
+ */
+#define SQLITE_OLDEST		3033000
+#define SQLITE_OLDEST_NAME	"3.33.0"
+#if SQLITE_VERSION_NUMBER < SQLITE_OLDEST
+#error "relay needs SQLite 3.33.0 or later"
+#endif
+
 enum body_state { BODY_WRITING, BODY_COMPLETE, BODY_GARBAGE };
 
 /*
@@ -592,8 +604,14 @@ create_errno(const char *file, int sys)
 static int
 open_db(struct store *s, const char *file, int flags)
 {
-	int rc = sqlite3_open_v2(file, &s->db, flags, NULL), sys;
+	int rc, sys;
 
+	/* An older library than the headers, as a copied binary may find. */
+	if (sqlite3_libversion_number() < SQLITE_OLDEST)
+		return fail_msg(s, EX_SOFTWARE, "cannot open cache '%s': SQLite "
+		    "%s is older than " SQLITE_OLDEST_NAME ", the oldest relay "
+		    "works with", s->path, sqlite3_libversion());
+	rc = sqlite3_open_v2(file, &s->db, flags, NULL);
 	if (rc == SQLITE_OK)
 		return 0;
 	if (s->db == NULL)

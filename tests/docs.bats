@@ -91,17 +91,200 @@ load helpers
 	done
 }
 
-@test "relay(7) EXAMPLES work on the offline snapshot" {
-	export RELAY_UPSTREAM="file://$ROOT/share/examples/menu-api{path}.json"
-	run bash -c "relay-fetch /restaurant | jq -r '.restaurants[].identifier' |
-	    sed 's|^|/restaurant/|' | relay-fetch -j 16 --records |
-	    jq -c '.json.restaurant | {title, dishes: [.menu[].dish]}'"
+# tests/doc-examples on FILE: every example runs, offline on the
+# snapshot, and prints what the text shows; those marked not runnable
+# are listed, with their reasons, as skipped by design.
+examples_of() {
+	run "$ROOT/tests/doc-examples" "$ROOT/$1"
+	echo "$output"
+	sed -n 's/^skip /# skipped by design: /p' <<<"$output" >&3
 	[ "$status" -eq 0 ]
-	[ "${#lines[@]}" -eq 14 ]
-	[ "$(jq -r .title <<<"${lines[0]}")" = "Café Erik Jorpes" ]
-	relay-cache -c "$RELAY_CACHE" dump | relay-cache -c "$PWD/b.db" load
-	[ "$(relay-cache -c "$PWD/b.db" ls | wc -l)" -eq 15 ]
-	relay-fetch /version >/dev/null
-	run bash -c "relay-cache dump --match '*/version.json' | jq -r .json.version"
-	[ -n "$output" ] && [ "$output" != null ]
+	grep -q '^ok ' <<<"$output"
+}
+
+@test "README.md's examples run offline and print what it shows, make demo's among them" {
+	examples_of README.md
+	# the block that shows make demo is one of those that ran
+	line=$(grep -n -B1 '^\$ make demo$' "$ROOT/README.md" | sed -n 's/^\([0-9]*\)-```console$/\1/p')
+	[ -n "$line" ]
+	grep -qx "ok README.md:$line" <<<"$output"
+}
+
+@test "README's table of the programs gives each page's NAME line, and links it" {
+	for page in "$ROOT"/man/*.[0-9]; do
+		name=$(sed -n 's/^\.Nm //p' "$page" | head -1)
+		section=${page##*.}
+		description=$(sed -n 's/^\.Nd //p' "$page")
+		row="| [$name($section)](man/$name.$section) | $description |"
+		grep -qxF "$row" "$ROOT/README.md" || { echo "no row: $row"; false; }
+	done
+}
+
+@test "list-dishes(1) EXAMPLES run offline and print what they show" {
+	examples_of man/list-dishes.1
+}
+
+@test "relay-cache(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-cache.1
+}
+
+@test "relay-cache(5) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-cache.5
+}
+
+@test "relay-fetch(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-fetch.1
+}
+
+@test "relay-merge(1) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-merge.1
+}
+
+@test "relay-routes(5) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-routes.5
+}
+
+@test "relay-serve(8) EXAMPLES run offline and print what they show" {
+	examples_of man/relay-serve.8
+}
+
+@test "relay(7) EXAMPLES run offline and print what they show" {
+	examples_of man/relay.7
+}
+
+@test "the example checker fails wrong output, a failed command, an unmarked transcript, a skip without reason" {
+	cat >doc.md <<-'EOF'
+		```console
+		$ list-dishes --region Uppsala | head -1 | cut -f1
+		bikupan
+		$ list-dishes bikupn
+		list-dishes: no restaurant 'bikupn'; did you mean bikupan?
+		$ echo $?
+		1
+		```
+
+		```console
+		$ list-dishes --region Uppsala | cut -f1
+		hubben
+		```
+
+		```console
+		$ list-dishes nowhere
+		```
+
+		```sh
+		$ rm -rf /
+		```
+
+		<!-- example: not runnable: -->
+		```console
+		$ systemctl start relay-serve.socket
+		```
+
+		<!-- example: not runnable: needs systemd as process 1 -->
+		```console
+		$ systemctl start relay-serve.socket
+		```
+	EOF
+	run "$ROOT/tests/doc-examples" doc.md
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"ok $PWD/doc.md:1"$'\n'* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:10"$'\n'*"printed:"*"|dufva-sikt"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:15"$'\n'*"exited 1"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:19: a transcript fenced as 'sh', not 'console'"* ]]
+	[[ "$output" == *"FAIL $PWD/doc.md:24: not runnable, with no reason"* ]]
+	[[ "$output" == *"skip $PWD/doc.md:29: needs systemd as process 1"* ]]
+	# a page: \e and \& undone, a block with no command, a marked one
+	cat >page.1 <<-'EOF'
+		.Sh EXAMPLES
+		.Bd -literal
+		$ printf '%s\en' 'a\e-b' | tr -d '\e\e'
+		a-b
+		\&...
+		.Ed
+		.Bd -literal
+		[Service]
+		.Ed
+		.\" example: not runnable: needs a Redis on another host
+		.Bd -literal
+		$ redis-cli -h 10.0.0.5 ping
+		.Ed
+	EOF
+	run "$ROOT/tests/doc-examples" page.1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "FAIL $PWD/page.1:7: an example with no command" ]
+	[ "${lines[1]}" = "ok $PWD/page.1:2" ]
+	[ "${lines[2]}" = "skip $PWD/page.1:11: needs a Redis on another host" ]
+}
+
+@test "INSTALL, debian/control and the programs name one oldest SQLite, and older is refused" {
+	oldest=$(sed -n 's/^#define SQLITE_OLDEST_NAME[[:space:]]*"\(.*\)"$/\1/p' "$ROOT/src/store.c")
+	[ -n "$oldest" ]
+	number=$(sed -n 's/^#define SQLITE_OLDEST[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/src/store.c")
+	IFS=. read -r major minor patch <<<"$oldest"
+	[ "$number" -eq $((major * 1000000 + minor * 1000 + patch)) ]
+	# every version INSTALL and the package name is that one
+	grep -o 'SQLite [0-9.]*[0-9] or later' "$ROOT/INSTALL" | sort -u >named
+	[ "$(cat named)" = "SQLite $oldest or later" ]
+	grep -o 'libsqlite3-[0-9a-z]* ([^)]*)' "$ROOT/debian/control" | sort -u >named
+	[ "$(cat named)" = "libsqlite3-0 (>= $oldest)"$'\n'"libsqlite3-dev (>= $oldest)" ]
+	# a library one patch older than that is refused, by name, exit 70
+	cat >old.c <<-EOF
+		int sqlite3_libversion_number(void) { return $((number - 1)); }
+		const char *sqlite3_libversion(void) { return "older"; }
+	EOF
+	cc -shared -fPIC -o old.so old.c
+	for cmd in "relay-cache stats" "relay-fetch /version" "list-dishes --offline"; do
+		run --separate-stderr env LD_PRELOAD="$PWD/old.so" $cmd
+		echo "$cmd: $status $stderr"
+		[ "$status" -eq 70 ]
+		[[ "$stderr" == *"SQLite older is older than $oldest, the oldest relay works with"* ]]
+	done
+}
+
+# make install into dest/ with PREFIX (and any other variables), then
+# checks that pages, units and the inetd line name that prefix's paths,
+# each of which is installed, and none of the default's.
+installed_paths_are() {
+	local prefix=$1 page path
+	shift
+	rm -rf dest
+	make -s -C "$ROOT" install DESTDIR="$PWD/dest" PREFIX="$prefix" "$@" >install.log
+	if [ "$prefix" != /usr/local ]; then
+		run grep -rlI /usr/local dest
+		[ -z "$output" ] || { echo "names /usr/local: $output"; false; }
+	fi
+	for page in dest"$prefix"/share/man/man*/*; do
+		run mandoc -Tlint -Wwarning "$page"
+		[ -z "$output" ] || { echo "$output"; false; }
+	done
+	# every path under the prefix that a page, unit or inetd.conf names
+	grep -rhoI -- "$prefix/[^[:space:];,)\"'\\]*" dest | sed 's/[.]$//; s/{.*//' |
+	    sort -u >named
+	[ "$(wc -l <named)" -gt 10 ]
+	while read -r path; do
+		[ -e "dest$path" ] || { echo "named, not installed: $path"; false; }
+	done <named
+}
+
+@test "make install: pages, units and the inetd line name the paths of its prefix, each installed" {
+	installed_paths_are /usr/local
+	grep -qx 'ExecStart=/usr/local/bin/relay-serve' \
+	    dest/usr/local/share/relay/examples/systemd/relay-serve.service
+	installed_paths_are /opt/relay
+	grep -qx 'ExecStart=/opt/relay/bin/relay-serve' \
+	    dest/opt/relay/share/relay/examples/systemd/relay-serve.service
+	grep -q '^ExecStart=/opt/relay/bin/relay-serve --shared-password-file ' \
+	    dest/opt/relay/share/relay/examples/systemd/relay-serve.service.d/shared-password.conf
+	grep -q '/opt/relay/bin/relay-serve' dest/opt/relay/share/relay/examples/inetd.conf
+	grep -qF 'file:///opt/relay/share/relay/examples/menu-api{path}.json' \
+	    dest/opt/relay/share/man/man1/list-dishes.1
+	# as debian/rules installs
+	installed_paths_are /usr EXAMPLEDIR=/usr/share/doc/relay/examples
+	grep -qx 'ExecStart=/usr/bin/relay-serve' \
+	    dest/usr/share/doc/relay/examples/systemd/relay-serve.service
+	grep -q '/usr/share/doc/relay/examples/systemd/relay-serve.socket' \
+	    dest/usr/share/man/man8/relay-serve.8
 }

@@ -64,10 +64,10 @@ load helpers
 	port=$(free_port)
 	run env DEMO_PORT="$port" make -s -C "$ROOT" demo
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"svarta-rafven"*"Svarta Räfven"*"Solna"* ]]
-	[[ "$output" == *$'bikupan\tBikupan\tUppsala\t'* ]]
-	[[ "$output" == *"Vegetarisk"* ]]
-	[[ "$output" =~ hits[[:space:]]+[1-9] ]]
+	[[ "$output" == *$'bikupan\tBikupan\tUppsala\n'* ]]
+	[[ "$output" == *$'bikupan\tBikupan\tUppsala\tMåndag: '* ]]
+	[[ "$output" == *$'svarta-rafven\tSvarta Räfven\tMåndag: Vegetarisk'* ]]
+	[[ "$output" =~ of\ [0-9]+\ requests,$'\n'[1-9][0-9]*\ were\ answered\ from\ the\ cache ]]
 	! curl -s -o /dev/null "http://127.0.0.1:$port/" || false
 	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'relay-demo.*' -newer "$BATS_TEST_TMPDIR" 2>/dev/null)" ]
 }

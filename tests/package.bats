@@ -20,6 +20,51 @@ needs_root_and() {
 	done
 }
 
+# A PATH of links to every command on this one but those named, with
+# an apt-get that only logs what it is asked to install (and fails, so
+# that make stops there) and a sudo that runs its command.
+path_without() {
+	local dir cmd
+	mkdir -p limited-bin
+	printf '#!/bin/sh\necho "$*" >>"%s/apt.log"\n[ "$1" = update ]\n' \
+	    "$PWD" >limited-bin/apt-get
+	printf '#!/bin/sh\nexec "$@"\n' >limited-bin/sudo
+	chmod +x limited-bin/apt-get limited-bin/sudo
+	IFS=: read -ra dirs <<<"$PATH"
+	for dir in "${dirs[@]}"; do
+		for cmd in "$dir"/*; do
+			[ -x "$cmd" ] && [ ! -e "limited-bin/${cmd##*/}" ] || continue
+			[[ " $* " != *" ${cmd##*/} "* ]] || continue
+			ln -s "$cmd" "limited-bin/${cmd##*/}"
+		done
+	done
+}
+
+@test "make deb and make image install the tools they need first, as make check does" {
+	path_without dh dpkg-buildpackage fakeroot lintian mmdebstrap podman runc
+	for target in deb image; do
+		rm -f apt.log
+		run env PATH="$PWD/limited-bin" make -C "$ROOT" "$target"
+		[ "$status" -ne 0 ]
+		grep -q '^update' apt.log
+		install=$(grep '^install ' apt.log)
+		echo "$target: $install"
+		case $target in
+		deb) tools="debhelper dpkg-dev fakeroot lintian" ;;
+		image) tools="mmdebstrap podman runc" ;;
+		esac
+		for tool in $tools; do
+			[[ " $install " == *" $tool "* ]]
+		done
+		# and nothing was built before the tools were there
+		[[ "$output" != *dpkg-buildpackage* ]]
+	done
+	# make deps-package installs both groups
+	rm -f apt.log
+	run env PATH="$PWD/limited-bin" make -C "$ROOT" deps-package
+	[[ "$(grep '^install ' apt.log)" == *" lintian"* ]]
+}
+
 @test "make deb: a package lintian passes, that works in a clean Debian root" {
 	needs_root_and dpkg-buildpackage dh lintian mmdebstrap
 	make -C "$ROOT" deb >deb.log 2>&1 || { tail -20 deb.log; false; }
@@ -38,6 +83,17 @@ needs_root_and() {
 		grep -q " \./$f\$" contents || { echo "no $f"; false; }
 	done
 	dpkg-deb -f "$deb" Depends | grep -q 'libcurl4.*libhiredis0.14.*libjq1'
+	dpkg-deb -f "$deb" Depends | grep -qF 'libsqlite3-0 (>= 3.33.0)'
+	# the pages and units name where the package puts things
+	mkdir files
+	dpkg-deb -x "$deb" files
+	zcat files/usr/share/man/man*/*.gz >pages
+	! grep -n /usr/local pages || false
+	grep -qF 'file:///usr/share/doc/relay/examples/menu-api{path}.json' pages
+	grep -qF '/usr/share/doc/relay/examples/systemd/relay-serve.socket' pages
+	! grep -rn /usr/local files/lib/systemd files/usr/share/doc/relay/examples/systemd \
+	    files/usr/share/doc/relay/examples/inetd.conf || false
+	grep -qx 'ExecStart=/usr/bin/relay-serve' files/lib/systemd/system/relay-serve.service
 	# the units are not started when installed
 	dpkg-deb -e "$deb" control
 	! grep -q 'deb-systemd-invoke' control/postinst || false

@@ -58,14 +58,21 @@ inetd_args() {
 	verify units/relay-serve.socket units/relay-serve.service
 }
 
-@test "the shared tier's drop-in for relay-serve.service passes systemd-analyze verify" {
+@test "the shared tier's drop-ins pass systemd-analyze verify, with and without a password" {
 	copy_units relay-serve.socket relay-serve.service
-	drop_in=relay-serve.service.d/shared.conf
 	mkdir -p units/relay-serve.service.d
+	# with no password: only the Redis, no credential asked for
+	cp "$ROOT/$UNITS/relay-serve.service.d/shared.conf" units/relay-serve.service.d/
+	! grep -v '^#' units/relay-serve.service.d/shared.conf |
+	    grep -q 'Credential\|password\|^ExecStart' || false
+	grep -q '^Environment=RELAY_SHARED=redis://' units/relay-serve.service.d/shared.conf
+	# verify reads units/relay-serve.service.d/ too
+	verify units/relay-serve.socket units/relay-serve.service
+	# and the password beside it
+	drop_in=relay-serve.service.d/shared-password.conf
 	grep -q "^ExecStart=$INSTALLED --shared-password-file " "$ROOT/$UNITS/$drop_in"
 	sed "s|^ExecStart=$INSTALLED |ExecStart=$ROOT/bin/relay-serve |" \
 	    "$ROOT/$UNITS/$drop_in" >"units/$drop_in"
-	# verify reads units/relay-serve.service.d/ too
 	verify units/relay-serve.socket units/relay-serve.service
 }
 
