@@ -82,6 +82,7 @@ static struct server_options serve_options = {
 	.request_timeout_ms = 10000,	/* --request-timeout */
 	.send_timeout_ms = 60000,
 	.max_body = 1048576,		/* --max-body */
+	.drain_timeout_ms = 10000,	/* --drain-timeout */
 };
 
 static char *base;		/* the upstream, maybe a {path} template */
@@ -104,6 +105,7 @@ static const char usage_text[] =
     "           [--targeted-cache-control fields] [--collapse-timeout duration]\n"
     "           [--read-only] [--max-body bytes]\n"
     "           [--idle-timeout duration] [--request-timeout duration]\n"
+    "           [--drain-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
     " [--cacert file]\n"
     "           [--routes file] [--access-log off | file]\n"
@@ -130,6 +132,8 @@ static const char help_text[] =
     " HEAD\n"
     "      --max-body BYTES          the largest request body (1048576)\n"
     "      --idle-timeout TIME       close a silent connection (15s)\n"
+    "      --drain-timeout TIME      on SIGTERM, for answers in progress"
+    " (10s)\n"
     "      --request-timeout TIME    408 for a request slower to come"
     " (10s)\n"
     "      --routes FILE             merge routes (relay-routes(5))\n"
@@ -1705,7 +1709,8 @@ set_cache_path(void)
 }
 
 enum {
-	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_ADMIN_TOKEN_FILE, OPT_BURST, OPT_IDLE_TIMEOUT,
+	OPT_ACCESS_LOG = OPTIONS_OWN, OPT_ADMIN_TOKEN_FILE, OPT_BURST,
+	OPT_DRAIN_TIMEOUT, OPT_IDLE_TIMEOUT,
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT,
@@ -1719,6 +1724,7 @@ static const struct option long_options[] = {
 	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
 	{ "admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE },
 	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
 	{ "limit-key", required_argument, NULL, OPT_LIMIT_KEY },
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "rate-limit-dry-run", no_argument, NULL, OPT_RATE_LIMIT_DRY_RUN },
@@ -1789,6 +1795,10 @@ parse_option(int opt, const char *arg)
 			errx(EXIT_USAGE, "bad --rate-limit-fail '%s': expected "
 			    "open or closed", arg);
 		throttle_fail_closed = strcmp(arg, "closed") == 0;
+		break;
+	case OPT_DRAIN_TIMEOUT:
+		serve_options.drain_timeout_ms =
+		    prog_duration("--drain-timeout", arg) * 1000;
 		break;
 	case OPT_IDLE_TIMEOUT:
 		serve_options.idle_timeout_ms =

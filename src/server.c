@@ -100,6 +100,7 @@ struct server {
 	struct conn		*conns;
 	int			 nconns;
 	int			 stopping;
+	long long		 drain_ms;	/* stopping: all close then */
 	struct watch		*watches;
 	struct pollfd		*fds;
 	struct conn		**owners;	/* of each pollfd; NULL: listener */
@@ -198,16 +199,21 @@ server_connection(struct server *srv, int in, int out)
 	srv->nconns++;
 }
 
-/* Stops accepting; idle connections close, answers in progress finish. */
+/*
+ * Stops accepting; idle connections close, answers in progress finish,
+ * until the drain deadline: then what is left is closed, cut short.
+ */
 void
 server_stop(struct server *srv)
 {
 	struct conn *c;
 
-	if (!srv->stopping)
+	if (!srv->stopping) {
 		for (c = srv->conns; c != NULL; c = c->next)
 			if (c->state == CONN_RAW)
 				c->raw->stop(c->raw_ctx);
+		srv->drain_ms = prog_now_ms() + srv->opt.drain_timeout_ms;
+	}
 	srv->stopping = 1;
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
@@ -755,6 +761,8 @@ poll_timeout(const struct server *srv, long long now)
 		if (w->fn != NULL && w->deadline_ms > 0 &&
 		    w->deadline_ms - now < t)
 			t = w->deadline_ms - now;
+	if (srv->stopping && srv->conns != NULL && srv->drain_ms - now < t)
+		t = srv->drain_ms - now;
 	for (c = srv->conns; c != NULL; c = c->next) {
 		if (c->deadline_ms > 0 && c->deadline_ms - now < t)
 			t = c->deadline_ms - now;
@@ -772,6 +780,8 @@ check_deadlines(struct conn *c, long long now)
 
 	if (conn_queued(c) > 0 && now - c->last_write_ms > o->send_timeout_ms)
 		c->dead = 1;	/* the client stopped reading */
+	if (c->srv->stopping && now >= c->srv->drain_ms)
+		c->dead = 1;	/* the drain is over, whatever is left */
 	if (c->deadline_ms == 0 || now < c->deadline_ms)
 		return;
 	if (c->state == CONN_HEAD || c->state == CONN_BODY)

@@ -19,6 +19,7 @@ struct server_options {
 	long long	request_timeout_ms;	/* to receive a whole request */
 	long long	send_timeout_ms;	/* without the client reading */
 	long long	max_body;		/* request body bytes (413) */
+	long long	drain_timeout_ms;	/* once stopping, then closed */
 };
 
 struct conn;

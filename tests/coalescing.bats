@@ -10,10 +10,6 @@ setup() {
 	start_upstream
 }
 
-requests_are() {	# requests_are PATH N: the upstream saw N for PATH
-	[ "$(requests_for "$1")" -eq "$2" ]
-}
-
 waiting() {	# a waiter has made the FIFO it waits on
 	[ -n "$(ls "$RELAY_CACHE-wake")" ]
 }

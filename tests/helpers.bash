@@ -87,6 +87,12 @@ requests_for() {
 	curl -s -G --data-urlencode "path=$1" "$UP/_count"
 }
 
+# requests_are PATH N: the fixture received N requests for PATH (a
+# condition for eventually).
+requests_are() {
+	[ "$(requests_for "$1")" -eq "$2" ]
+}
+
 # Starts relay-serve --listen on an ephemeral port of 127.0.0.1 with the
 # fixture upstream; sets SERVE (base URL), SERVE_PORT and SERVE_PID.
 # Its stderr, the access log, goes to serve.log. Up to 30 s for it to

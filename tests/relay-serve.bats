@@ -424,12 +424,42 @@ upstream_saw() {
 	start_serve --workers 1
 	curl -s "$SERVE/term?delay=1000&body=done" >out &
 	client=$!
-	sleep 0.3
+	eventually requests_are '/term?delay=1000&body=done' 1
 	kill -TERM "$SERVE_PID"
 	wait "$client"
 	[ "$(cat out)" = done ]
 	wait "$SERVE_PID"
 	SERVE_PID=
+}
+
+# exited PID: the process has ended.
+exited() {
+	! kill -0 "$1" 2>/dev/null
+}
+
+@test "SIGTERM: what is still in progress at --drain-timeout is cut short, and relay-serve exits 0" {
+	start_serve --workers 1 --drain-timeout 1
+	curl -s -o /dev/null "$SERVE/stuck?delay=60000" &
+	EXTRA_PIDS+=($!)
+	# a client that never reads a big answer
+	python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"GET /big?size=50000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+time.sleep(120)' "$SERVE_PORT" &
+	EXTRA_PIDS+=($!)
+	eventually requests_are '/stuck?delay=60000' 1
+	eventually requests_are '/big?size=50000000' 1
+	kill -TERM "$SERVE_PID"
+	# the upstream would hold one for a minute, the client the other forever
+	within 20 exited "$SERVE_PID"
+	run wait "$SERVE_PID"
+	SERVE_PID=
+	[ "$status" -eq 0 ]
+	[ "$(access_log | jq -r 'select(.target == "/stuck?delay=60000" or
+	    .target == "/big?size=50000000") | .error' |
+	    grep -c '^the answer was cut short')" -eq 2 ]
 }
 
 @test "socket activation, Accept=no: a listening socket, workers accept" {
