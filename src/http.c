@@ -47,6 +47,7 @@ static const struct reason reasons[] = {
 	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
 	{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
 	{ 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
+	{ 507, "Insufficient Storage" },	/* RFC 4918 section 11.5 */
 };
 
 static int

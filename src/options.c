@@ -10,18 +10,6 @@
 #include "prog.h"
 
 /* Applies option opt; returns 0 if it is not one of the shared ones. */
-static long long
-size_option(const char *opt, const char *arg)
-{
-	long long v;
-
-	if (num_size(arg, &v) < 0 || v == 0)
-		prog_errx(EXIT_USAGE,
-		    "bad %s '%s': expected bytes, or a number "
-		    "with K, M or G", opt, arg);
-	return v;
-}
-
 int
 options_parse(struct options *o, int opt, const char *arg)
 {
@@ -48,11 +36,11 @@ options_parse(struct options *o, int opt, const char *arg)
 		o->rules.force_ttl = prog_duration("--force-ttl", arg);
 		break;
 	case OPTIONS_MAX_OBJECT_SIZE:
-		o->rules.max_object = size_option("--max-object-size", arg);
+		o->rules.max_object = prog_size("--max-object-size", arg);
 		o->max_object_given = 1;
 		break;
 	case OPTIONS_MAX_SIZE:
-		o->max_size = size_option("--max-size", arg);
+		o->max_size = prog_size("--max-size", arg);
 		if (!o->max_object_given)	/* one body cannot empty it */
 			o->rules.max_object = o->max_size / 4;
 		break;

@@ -163,6 +163,19 @@ prog_duration(const char *opt, const char *arg)
 	return v;
 }
 
+/* A size option's bytes, more than 0, or a usage error. */
+long long
+prog_size(const char *opt, const char *arg)
+{
+	long long v;
+
+	if (num_size(arg, &v) < 0 || v == 0)
+		prog_errx(EXIT_USAGE,
+		    "bad %s '%s': expected bytes, or a number "
+		    "with K, M or G", opt, arg);
+	return v;
+}
+
 /* Opens the cache file, or exits with the store's status and reason. */
 struct store *
 prog_open_cache(const char *path, enum store_mode mode)

@@ -26,6 +26,7 @@ int		 prog_finish_stdout(int);
 long long	 prog_now_ms(void);
 long long	 prog_clock_us(void);
 long long	 prog_duration(const char *, const char *);
+long long	 prog_size(const char *, const char *);
 struct store	*prog_open_cache(const char *, enum store_mode);
 void		 prog_start_thread(pthread_t *, void *(*)(void *), void *,
 		    const char *);

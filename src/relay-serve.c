@@ -73,6 +73,7 @@ static size_t n_queue_globs;
 static long long queue_attempts = 8;	/* --queue-attempts */
 static struct deliver *deliver;		/* NULL: no --queue */
 static int public_sync;			/* --public-sync */
+static long long sync_max_size = 256LL << 20;	/* --sync-max-size */
 static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
 static struct redis_target shared_at;	/* host: NULL if none */
 static char *host_name;			/* in the shared tier's stats */
@@ -116,7 +117,8 @@ static const char usage_text[] =
     "           [--upstream-burst N] [--upstream-wait duration]\n"
     "           [--admin-token-file file] [--queue glob]"
     " [--queue-attempts N]\n"
-    "           [--public-sync] [--shared redis://host:port/db]\n"
+    "           [--public-sync] [--sync-max-size size]\n"
+    "           [--shared redis://host:port/db]\n"
     "           [--shared-password-file file] [--shared-prefix prefix]\n"
     "           [--shared-timeout ms] [--shared-max-object-size size]\n";
 
@@ -161,6 +163,8 @@ static const char help_text[] =
     "                                answer 202, deliver later\n"
     "      --queue-attempts N        before a queued request fails (8)\n"
     "      --public-sync             /_relay/sync answers anyone\n"
+    "      --sync-max-size SIZE      its ?format=sqlite files, at most"
+    " (256M)\n"
     "      --shared redis://HOST[:PORT][/DB]\n"
     "                                share the cache, leases and limits"
     " with other\n"
@@ -1248,7 +1252,8 @@ on_snapshot_page(struct watch *w, short events, void *ctx)
 	server_unwatch(server, w);
 	a->later = NULL;
 	if (more < 0) {
-		fail(a, 503, snapshot_error(sync_snapshot(a->sync)));
+		fail(a, snapshot_status(sync_snapshot(a->sync)),
+		    snapshot_error(sync_snapshot(a->sync)));
 		return;
 	}
 	sync_fields(a, "application/vnd.sqlite3", fields, sizeof fields);
@@ -1306,8 +1311,9 @@ answer_sync(struct answer *a, const char *target)
 		return;
 	}
 	if ((a->sync = sync_start(through_reader(through), base_key, target,
-	    &status, &why)) == NULL) {
-		fail(a, status, why);
+	    sync_max_size, &status, &why)) == NULL) {
+		fail_with(a, status, why, status == 503 ? "Retry-After: 1\r\n" :
+		    NULL);
 		return;
 	}
 	if (gzip_accepted(fields))
@@ -1714,7 +1720,7 @@ enum {
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
 	OPT_MAX_BODY, OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT,
-	OPT_ROUTES,
+	OPT_ROUTES, OPT_SYNC_MAX_SIZE,
 	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE,
 	OPT_UPSTREAM_WAIT, OPT_VERSION, OPT_WORKERS,
 };
@@ -1741,6 +1747,7 @@ static const struct option long_options[] = {
 	{ "queue", required_argument, NULL, OPT_QUEUE },
 	{ "queue-attempts", required_argument, NULL, OPT_QUEUE_ATTEMPTS },
 	{ "routes", required_argument, NULL, OPT_ROUTES },
+	{ "sync-max-size", required_argument, NULL, OPT_SYNC_MAX_SIZE },
 	SHARED_LONG,
 	{ "shared-max-object-size", required_argument, NULL,
 	    SHARED_OPT_MAX_OBJECT },
@@ -1814,6 +1821,9 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_READ_ONLY:
 		read_only = 1;
+		break;
+	case OPT_SYNC_MAX_SIZE:
+		sync_max_size = prog_size("--sync-max-size", arg);
 		break;
 	case OPT_REQUEST_TIMEOUT:
 		serve_options.request_timeout_ms =

@@ -33,8 +33,13 @@ struct snapshot {
 	char		 path[PATH_MAX];	/* "": unlinked */
 	int		 fd;		/* once written, to read it */
 	off_t		 size;
+	long long	 max;		/* bytes it may take */
+	int		 too_big;	/* over max */
+	int		 counted;	/* in live */
 	char		 why[256];
 };
+
+static int live;	/* snapshots of this process, at most SNAPSHOT_AT_ONCE */
 
 static int
 failed(struct snapshot *sn, const char *what)
@@ -44,15 +49,25 @@ failed(struct snapshot *sn, const char *what)
 	return -1;
 }
 
-/* A new snapshot in $TMPDIR (or /tmp); NULL with the reason. */
+/*
+ * A new snapshot in $TMPDIR (or /tmp), of at most max bytes; NULL with
+ * the reason.
+ */
 struct snapshot *
-snapshot_new(char *why, size_t len)
+snapshot_new(long long max, char *why, size_t len)
 {
-	struct snapshot *sn = xcalloc(1, sizeof *sn);
+	struct snapshot *sn;
 	const char *dir = getenv("TMPDIR");
 	int fd;
 
+	if (live == SNAPSHOT_AT_ONCE) {	/* each may be the whole cache */
+		snprintf(why, len, "%d snapshots are being made already: "
+		    "try again later", SNAPSHOT_AT_ONCE);
+		return NULL;
+	}
+	sn = xcalloc(1, sizeof *sn);
 	sn->fd = -1;
+	sn->max = max;
 	snprintf(sn->path, sizeof sn->path, "%s/relay-sync.XXXXXX",
 	    dir != NULL && *dir != '\0' ? dir : "/tmp");
 	if ((fd = mkstemp(sn->path)) < 0) {
@@ -72,6 +87,8 @@ snapshot_new(char *why, size_t len)
 		snapshot_free(sn);
 		return NULL;
 	}
+	live++;
+	sn->counted = 1;
 	return sn;
 }
 
@@ -82,11 +99,22 @@ snapshot_begin(struct snapshot *sn)
 	    0 : failed(sn, "written");
 }
 
+/* A page is in; a snapshot past its max ends there. */
 int
 snapshot_commit(struct snapshot *sn)
 {
-	return sqlite3_exec(sn->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ?
-	    0 : failed(sn, "written");
+	struct stat st;
+
+	if (sqlite3_exec(sn->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return failed(sn, "written");
+	if (stat(sn->path, &st) == 0 && st.st_size > sn->max) {
+		sn->too_big = 1;
+		snprintf(sn->why, sizeof sn->why, "the snapshot is over %lld "
+		    "bytes (--sync-max-size): ask for format=ndjson, or a "
+		    "narrower prefix=", sn->max);
+		return -1;
+	}
+	return 0;
 }
 
 /* The body, whole, if it is at most max bytes; -1 if it cannot be read. */
@@ -194,6 +222,13 @@ snapshot_error(const struct snapshot *sn)
 	return sn->why;
 }
 
+/* The status a failed snapshot answers: 507 when it is too big. */
+int
+snapshot_status(const struct snapshot *sn)
+{
+	return sn->too_big ? 507 : 503;
+}
+
 void
 snapshot_free(struct snapshot *sn)
 {
@@ -206,5 +241,6 @@ snapshot_free(struct snapshot *sn)
 		close(sn->fd);
 	if (sn->path[0] != '\0')
 		unlink(sn->path);
+	live -= sn->counted;
 	free(sn);
 }

@@ -11,9 +11,11 @@
 
 #include "store.h"
 
+#define SNAPSHOT_AT_ONCE	2		/* being made, per process */
+
 struct snapshot;
 
-struct snapshot	*snapshot_new(char *, size_t);
+struct snapshot	*snapshot_new(long long, char *, size_t);
 int		 snapshot_begin(struct snapshot *);
 int		 snapshot_add(struct snapshot *, struct store *,
 		    const struct store_entry *, long long, int, long long);
@@ -23,6 +25,7 @@ int		 snapshot_end(struct snapshot *, const char *, long long,
 off_t		 snapshot_size(const struct snapshot *);
 ssize_t		 snapshot_read(struct snapshot *, void *, size_t, off_t);
 const char	*snapshot_error(const struct snapshot *);
+int		 snapshot_status(const struct snapshot *);
 void		 snapshot_free(struct snapshot *);
 
 #endif

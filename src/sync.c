@@ -72,12 +72,13 @@ query_value(const char *target, const char *name, char *out, size_t len)
 /*
  * A sync of the entries under base (the upstream's URL prefix) and the
  * target's ?prefix= (a path, "/" by default), since its ?since= (0: a
- * full dump). NULL with a status and the reason if the query is bad or
+ * full dump); a ?format=sqlite snapshot of at most max_snapshot bytes.
+ * NULL with a status and the reason if the query is bad or
  * the store cannot be read.
  */
 struct sync *
 sync_start(struct store *s, const char *base, const char *target,
-    int *status, const char **why)
+    long long max_snapshot, int *status, const char **why)
 {
 	struct sync *y;
 	char prefix[2048] = "/", since[24] = "0", format[16] = "ndjson";
@@ -105,7 +106,8 @@ sync_start(struct store *s, const char *base, const char *target,
 	y->s = s;
 	y->since = horizon;
 	if (strcmp(format, "sqlite") == 0 &&
-	    (y->snap = snapshot_new(made, sizeof made)) == NULL) {
+	    (y->snap = snapshot_new(max_snapshot, made, sizeof made)) ==
+	    NULL) {
 		*status = 503;
 		*why = made;
 		free(y);
@@ -187,9 +189,11 @@ add_entry(struct sync *y, struct writer *w, const struct store_entry *e,
 
 /*
  * The next part of the stream: the first line, then a page of entries,
- * appended to out; or, for a snapshot, the page added to it. Returns 1
- * while there is more, 0 once it has ended, -1 if the store or the
- * snapshot failed (the stream is then cut short).
+ * appended to out; or, for a snapshot, the page added to it. A page
+ * ends after SYNC_PAGE entries or SYNC_PAGE_BYTES of bodies, so that a
+ * round of the loop does bounded work and other connections wait for
+ * no more. Returns 1 while there is more, 0 once it has ended, -1 if
+ * the store or the snapshot failed (the stream is then cut short).
  */
 int
 sync_next(struct sync *y, struct buf *out)
@@ -197,8 +201,8 @@ sync_next(struct sync *y, struct buf *out)
 	struct writer *w = xmalloc(sizeof *w);
 	struct store_iter *it;
 	struct store_entry e;
-	long long changed;
-	int rc, n = 0;
+	long long changed, bytes = 0;
+	int rc, n = 0, more;
 
 	writer_init(w, sink_buf(out));
 	if (!y->started && y->snap == NULL)
@@ -208,22 +212,25 @@ sync_next(struct sync *y, struct buf *out)
 	it = store_changes_new(y->s, y->prefix, y->after, y->seq, SYNC_PAGE);
 	rc = it == NULL || (y->snap != NULL && snapshot_begin(y->snap) < 0) ?
 	    -1 : 0;
-	while (rc == 0 && (rc = store_changes_next(it, &e, &changed)) > 0) {
+	while (rc == 0 && bytes < SYNC_PAGE_BYTES &&
+	    (rc = store_changes_next(it, &e, &changed)) > 0) {
 		n++;
 		y->after = changed;
+		bytes += e.size < SYNC_MAX_BODY ? e.size : 0;
 		rc = add_entry(y, w, &e, changed);
 		store_entry_free(&e);
 	}
 	store_iter_free(it);
 	writer_flush(w);
 	free(w);
+	more = n == SYNC_PAGE || bytes >= SYNC_PAGE_BYTES;
 	if (rc == 0 && y->snap != NULL && (snapshot_commit(y->snap) < 0 ||
-	    (n < SYNC_PAGE && snapshot_end(y->snap, sync_kind(y), y->since,
+	    (!more && snapshot_end(y->snap, sync_kind(y), y->since,
 	    y->seq) < 0)))
 		rc = -1;
 	if (rc < 0)
 		return -1;
-	return n == SYNC_PAGE;
+	return more;
 }
 
 /* ?format=sqlite's file, once sync_next has ended; else NULL. */

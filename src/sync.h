@@ -12,7 +12,8 @@
 #include "buf.h"
 #include "store.h"
 
-#define SYNC_PAGE	64		/* entries read at a time */
+#define SYNC_PAGE	64		/* entries read at a time, at most */
+#define SYNC_PAGE_BYTES	262144		/* …or bodies past this many bytes */
 #define SYNC_MAX_BODY	1048576		/* a larger body is left out */
 
 enum sync_kind { SYNC_FULL, SYNC_DELTA, SYNC_RESET };
@@ -20,7 +21,7 @@ enum sync_kind { SYNC_FULL, SYNC_DELTA, SYNC_RESET };
 struct sync;
 
 struct sync	*sync_start(struct store *, const char *, const char *,
-		    int *, const char **);
+		    long long, int *, const char **);
 const char	*sync_kind(const struct sync *);
 long long	 sync_seq(const struct sync *);
 int		 sync_unchanged(const struct sync *);

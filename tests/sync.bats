@@ -204,3 +204,52 @@ piped() {
 	[ "$(piped 192.0.2.7)" = 404 ]
 	[ "$(piped 192.0.2.7 --public-sync)" = 200 ]
 }
+
+# hold_snapshot OUT: asks for the whole cache as a SQLite file, writes
+# the status line to OUT once the head has come, and reads no more.
+hold_snapshot() {
+	python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"GET /_relay/sync?format=sqlite HTTP/1.1\r\nHost: x\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+open(sys.argv[2], "w").write(head.split(b"\r\n")[0].decode() + "\n")
+time.sleep(120)' "$SERVE_PORT" "$1" &
+	EXTRA_PIDS+=($!)
+}
+
+@test "?format=sqlite: two snapshots at a time a process, each of at most --sync-max-size; more wait their turn" {
+	for i in $(seq 30); do
+		head -c 400000 /dev/zero | tr '\0' x |
+		    relay-cache put -H 'Content-Type: text/plain' "$UP/items/$i"
+	done
+	mkdir tmp
+	TMPDIR=$PWD/tmp start_serve --workers 1 --sync-max-size 16M
+	hold_snapshot one
+	hold_snapshot two
+	eventually grep -q ' 200 ' one
+	eventually grep -q ' 200 ' two
+	# a third would be a third copy of the cache: later, not now
+	curl -s -D head -o body "$SERVE/_relay/sync?format=sqlite"
+	grep -q '^HTTP/1.1 503' head
+	grep -qi $'^Retry-After: 1\r$' head
+	jq -e '.detail | test("2 snapshots are being made already")' body
+	# the stream is no snapshot: it goes on
+	[ "$(curl -s "$SERVE/_relay/sync" | tail -n +2 | wc -l)" -eq 30 ]
+	pkill -f "_relay/sync?format=sqlite" || true
+	kill "${EXTRA_PIDS[@]}" 2>/dev/null || true
+	# once they are gone, a snapshot is made again
+	eventually curl -sf -o full.db "$SERVE/_relay/sync?format=sqlite"
+	[ "$(sqlite3 full.db 'SELECT count(*) FROM records')" -eq 30 ]
+	# over its bound: 507, and nothing left behind
+	kill "$SERVE_PID"
+	wait "$SERVE_PID" || true
+	TMPDIR=$PWD/tmp start_serve --workers 1 --sync-max-size 1M
+	curl -s -D head -o body "$SERVE/_relay/sync?format=sqlite"
+	grep -q '^HTTP/1.1 507' head
+	jq -e '.detail | test("over 1048576 bytes")' body
+	[ -z "$(ls tmp | grep -v '^vgdb-')" ] || { ls -la tmp; false; }
+}
