@@ -11,26 +11,54 @@
 #include "headers.h"
 #include "http.h"
 #include "policy.h"
+#include "sha1.h"
 
 static char method_get[] = "GET";
 static char no_variant[] = "";
 
 /*
+ * The secondary key of a response for a request (RFC 9111 section
+ * 4.1): the request's values of the fields its Vary names, after, when
+ * the request has a scope, a line for it. A scope is the fields relay
+ * itself adds to a request that the client never sent (a merge route's
+ * credentials): what they unlock is kept apart, and answers only the
+ * requests that carry the same (RFC 9111 section 3.5). Its line is the
+ * scope's digest, so that no secret lies in the file, and starts with
+ * ':', which no field name does. NULL if the response varies on "*".
+ */
+char *
+cache_variant(const char *scope, const char *response, const char *request)
+{
+	char *variant = policy_variant(response, request), digest[41];
+	struct buf key = BUF_INIT;
+
+	if (variant == NULL || scope == NULL || *scope == '\0')
+		return variant;
+	sha1_hex(scope, strlen(scope), digest);
+	buf_adds(&key, ":scope=");
+	buf_adds(&key, digest);
+	buf_addc(&key, '\n');
+	buf_adds(&key, variant);
+	free(variant);
+	return (char *)buf_cstr(&key);
+}
+
+/*
  * Finds the stored response for a GET of url: the most recent one, or,
- * when responses vary (RFC 9111 section 4.1), the one whose Vary
- * fields match the request's. Returns 1 if found, 0 if not, -1 if the
- * store failed.
+ * when responses vary (RFC 9111 section 4.1) or the request has a
+ * scope, the one whose secondary key (cache_variant) is the request's.
+ * Returns 1 if found, 0 if not, -1 if the store failed.
  */
 int
-cache_lookup(struct store *s, const char *url, const char *request_headers,
-    struct store_entry *e)
+cache_lookup(struct store *s, const char *url, const char *scope,
+    const char *request_headers, struct store_entry *e)
 {
 	char *variant;
 	int found = store_get(s, "GET", url, NULL, e);
 
 	if (found <= 0)
 		return found;
-	variant = policy_variant(e->headers, request_headers);
+	variant = cache_variant(scope, e->headers, request_headers);
 	if (variant == NULL || strcmp(variant, e->variant) != 0) {
 		store_entry_free(e);
 		found = variant == NULL ? 0 :
@@ -149,7 +177,7 @@ cache_stored_entry(const struct cache_response *r,
 {
 	headers_add_end_to_end(kept, r->headers);
 	cache_entry(r, rules, buf_cstr(kept), e);
-	e->variant = policy_variant(e->headers, r->request_headers);
+	e->variant = cache_variant(r->scope, e->headers, r->request_headers);
 	e->etag = headers_get_dup(e->headers, "etag");
 	e->last_modified = headers_get_dup(e->headers, "last-modified");
 }

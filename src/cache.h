@@ -24,12 +24,14 @@ struct cache_response {
 	int		 status;
 	const char	*headers;	/* as received */
 	const char	*request_headers;	/* for Vary */
+	const char	*scope;		/* cache_variant's, or NULL */
 	time_t		 request_time;
 	time_t		 response_time;
 };
 
+char		*cache_variant(const char *, const char *, const char *);
 int		cache_lookup(struct store *, const char *, const char *,
-		    struct store_entry *);
+		    const char *, struct store_entry *);
 long long	cache_age(const struct store_entry *, time_t);
 struct writer;
 int		cache_write_record(struct writer *, struct store *,

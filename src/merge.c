@@ -496,9 +496,13 @@ start_call(struct merge *m, struct call *c, const char *name, char *path)
 	struct buf fields = BUF_INIT;
 	char *url, *key = NULL;
 	const char *why;
-	/* The route's own credentials do not make an answer private. */
+	/*
+	 * The route's own fields (its credentials) do not make an answer
+	 * private, but what they unlock answers this route's calls only:
+	 * they are the call's scope (cache_variant).
+	 */
 	struct through_request req = { .method = "GET", .fields = "",
-		.rules = &m->rules };
+		.scope = buf_cstr(&m->route->fields), .rules = &m->rules };
 
 	c->m = m;
 	c->name = name;

@@ -503,6 +503,18 @@ policy_stale_if_error(const char *response, long long age, long long lifetime,
 	return v > 0 && age - lifetime < v;
 }
 
+/* Whether p[0..n) is a field name, a token (RFC 9110 section 5.1). */
+static int
+field_name(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!is_field_name_char(p[i]))
+			return 0;
+	return 1;
+}
+
 /*
  * Appends "name=value\n" for one field named by Vary, its value every
  * line of it in the request as one (RFC 9111 section 4.1 with RFC 9110
@@ -543,7 +555,8 @@ policy_variant(const char *response, const char *request)
 			n = strcspn(p, " \t,\r");
 			if (p + n > end)
 				n = (size_t)(end - p);
-			if (n == 1 && *p == '*') {
+			/* "*", or no field name (RFC 9110 12.5.5): no reuse */
+			if ((n == 1 && *p == '*') || !field_name(p, n)) {
 				buf_free(&key);
 				return NULL;
 			}

@@ -348,8 +348,8 @@ job_free(struct job *j)
 static int
 lookup(struct job *j)
 {
-	int found = cache_lookup(reader, j->url, buf_cstr(&request_headers),
-	    &j->cached);
+	int found = cache_lookup(reader, j->url, NULL,
+	    buf_cstr(&request_headers), &j->cached);
 
 	if (found < 0)
 		prog_errx(store_status(reader), "%s", store_error(reader));

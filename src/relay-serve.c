@@ -496,7 +496,7 @@ open_body(struct answer *a, const struct store_entry *e, char *first,
 		}
 		if (a->cached.url != NULL)
 			store_entry_free(&a->cached);
-		if (cache_lookup(reader, a->key, fields, &a->cached) <= 0)
+		if (cache_lookup(reader, a->key, NULL, fields, &a->cached) <= 0)
 			break;
 		e = &a->cached;
 	}

@@ -1,7 +1,9 @@
 /*
  * SHA-1 (RFC 3174), for the places that still ask for it: the
- * WebSocket handshake (RFC 6455 section 4.2.2) and Redis's names of
- * scripts (EVALSHA). Not for security.
+ * WebSocket handshake (RFC 6455 section 4.2.2), Redis's names of
+ * scripts (EVALSHA), and the name of a route's scope in the cache's
+ * keys (cache_variant), where it only tells scopes apart. Not for
+ * security.
  */
 #ifndef RELAY_SHA1_H
 #define RELAY_SHA1_H

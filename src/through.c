@@ -78,6 +78,7 @@ struct through_call {
 	const struct through_sink *sink;	/* NULL once answered */
 	void			*ctx;
 	char			*key, *method, *fields, *forward;
+	char			*scope;		/* NULL: none */
 	const char		*body;		/* the caller's */
 	size_t			 body_len;
 	struct cache_rules	 rules;
@@ -212,6 +213,7 @@ call_free(struct through_call *c)
 	free(c->key);
 	free(c->method);
 	free(c->fields);
+	free(c->scope);
 	free(c->forward);
 	free(c);
 }
@@ -526,7 +528,7 @@ response_of(const struct through_call *c)
 	return (struct cache_response){
 		.url = c->key, .status = c->result.status,
 		.headers = buf_cstr((struct buf *)&c->head),
-		.request_headers = c->fields,
+		.request_headers = c->fields, .scope = c->scope,
 		.request_time = c->request_time,
 		.response_time = c->response_time,
 	};
@@ -828,7 +830,8 @@ look_up(struct through_call *c)
 
 	forget_cached(c);
 	read_begin(th);
-	if ((c->hot = hot_get(th->hot, c->key)) != NULL) {
+	/* Memory keeps the URL's one form without a scope (hot_fits). */
+	if (c->scope == NULL && (c->hot = hot_get(th->hot, c->key)) != NULL) {
 		/* Memory answers fresh hits only; the rest is the file's. */
 		if (usable(c, &c->hot->e) == POLICY_FRESH) {
 			c->cached = c->hot->e;
@@ -838,7 +841,7 @@ look_up(struct through_call *c)
 		hot_release(c->hot);
 		c->hot = NULL;
 	}
-	if ((found = cache_lookup(th->reader, c->key, c->fields,
+	if ((found = cache_lookup(th->reader, c->key, c->scope, c->fields,
 	    &c->cached)) < 0)
 		warnx("%s: cache lookup failed: %s", c->key,
 		    store_error(th->reader));
@@ -1108,7 +1111,8 @@ ask(struct through_call *c)
 	f->lease = l;
 	f->holder = c;
 	c->flight = f;
-	if (th->shared != NULL && !c->shared_asked)
+	/* The tier keeps a URL's one form: a scope's is not shared. */
+	if (th->shared != NULL && !c->shared_asked && c->scope == NULL)
 		share_ask(f, 0);
 	else
 		fetch(c);
@@ -1151,6 +1155,8 @@ call_new(struct through *th, const struct through_request *req)
 	c->key = xstrdup(req->key);
 	c->method = xstrdup(req->method);
 	c->fields = xstrdup(req->fields != NULL ? req->fields : "");
+	c->scope = req->scope != NULL && *req->scope != '\0' ?
+	    xstrdup(req->scope) : NULL;
 	c->forward = xstrdup(req->forward != NULL ? req->forward : "");
 	c->rules = req->rules != NULL ? *req->rules : th->opt.rules;
 	c->directives = req->directives;
@@ -1411,7 +1417,7 @@ through_would_hit(struct through *th, const char *key, const char *fields)
 		if (use == POLICY_FRESH)
 			return 1;
 	}
-	if (cache_lookup(th->reader, key, fields, &e) <= 0)
+	if (cache_lookup(th->reader, key, NULL, fields, &e) <= 0)
 		return 0;
 	use = policy_use(&directives, e.headers, cache_age(&e, time(NULL)),
 	    e.lifetime);

@@ -70,6 +70,8 @@ struct through_request {
 	const struct cache_rules *rules;	/* NULL: the options' */
 	const char		*method;	/* the client's */
 	const char		*fields;	/* the client's, for Vary */
+	const char		*scope;		/* fields relay adds, kept apart
+						   in the cache: cache_variant */
 	const char		*forward;	/* fields to send upstream */
 	const char		*body;		/* to send upstream, or NULL; the
 						   caller's until the call ends

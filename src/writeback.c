@@ -592,15 +592,17 @@ writeback_commit_with(struct writeback *wb, struct writeback_body *b,
 {
 	const char *request_headers = r->request_headers ?
 	    r->request_headers : "";
+	const char *scope = r->scope != NULL ? r->scope : "";
 	size_t at = 0;
 	struct op *op = op_new(OP_COMMIT, b, strlen(r->url) +
-	    strlen(r->headers) + strlen(request_headers) + 3);
+	    strlen(r->headers) + strlen(request_headers) + strlen(scope) + 4);
 
 	op->response = *r;
 	op->rules = *rules;
 	op->response.url = keep(op, &at, r->url);
 	op->response.headers = keep(op, &at, r->headers);
 	op->response.request_headers = keep(op, &at, request_headers);
+	op->response.scope = keep(op, &at, scope);	/* "": none */
 	return enqueue(wb, op);
 }
 

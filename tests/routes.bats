@@ -256,3 +256,43 @@ not_reloaded() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *'"names":["Ada","Linus","Grace"]'* ]]
 }
+
+@test "what a route's own header unlocks answers that route alone: never a direct request, an item or another route" {
+	start_upstream
+	local p='/priv?cc=max-age=600&echo_header=X-Api-Key&type=application/json'
+	cat >keys.routes <<-EOF
+	route /with-key
+		call p $p
+		header X-Api-Key: k1
+		jq \$p
+	end
+	route /other-key
+		call p $p
+		header X-Api-Key: k2
+		jq \$p
+	end
+	route /no-key
+		call p $p
+		jq \$p
+	end
+	EOF
+	start_serve --routes keys.routes --workers 1
+	[ "$(curl -s "$SERVE/with-key")" = '"k1"' ]
+	eventually [ -n "$(relay-cache ls)" ]
+	# the plain URL, asked directly or in a batch: not k1's
+	[ "$(curl -s "$SERVE$p")" = '""' ]
+	curl -s --data-binary '{"requests":[{"id":"1","path":"'"$p"'"}]}' \
+	    "$SERVE/_relay/batch" | jq -e '.json == "" and .status == 200'
+	# another route with another key, and one with none: their own
+	[ "$(curl -s "$SERVE/other-key")" = '"k2"' ]
+	[ "$(curl -s "$SERVE/no-key")" = '""' ]
+	# each is cached for its own: asked again, the upstream is not
+	[ "$(curl -s "$SERVE/with-key")" = '"k1"' ]
+	[ "$(curl -s "$SERVE$p")" = '""' ]
+	[ "$(requests_for "$p")" -eq 3 ]
+	# no secret lies in the file: the scope is a digest
+	! sqlite3 "$RELAY_CACHE" 'SELECT variant FROM entries' | grep -q 'k1\|k2' || false
+	# purging the URL purges every scope's copy
+	relay-cache rm "$UP$p"
+	[ -z "$(relay-cache ls)" ]
+}
