@@ -3,6 +3,7 @@
  * program. All SQL lives here. Bodies are stored in chunks so that any
  * size is written and read in bounded memory; see relay-cache(5).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "buf.h"
 #include "gcra.h"
 #include "store.h"
+#include "text.h"
 
 #define CHUNK_SIZE	(256 * 1024)
 #define BUSY_TIMEOUT_MS	30000
@@ -122,7 +124,7 @@ enum stmt {
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
-	ST_SYNC_MARK,
+	ST_SYNC_MARK, ST_SCHEMA_VERSION,
 	ST_COUNT
 };
 
@@ -191,6 +193,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_SCHEMA_VERSION] = "PRAGMA schema_version",
 	/* the size budget (make_room) */
 	[ST_PAGES_USED] = "SELECT (page_count - freelist_count) * page_size"
 	    " FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
@@ -250,6 +253,10 @@ struct store {
 	int		 batch_lost;	/* and SQLite undid it since */
 	long long	 max_size;	/* the size budget; 0: none */
 	int		 busy_ms;	/* store_busy_timeout's, if set */
+	int		 create;	/* an empty file gets the schema */
+	int		 empty;		/* the file has no schema yet */
+	int		 cookie;	/* schema_version when last checked */
+	int		 (*check)(struct store *);	/* the schema's */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
@@ -407,14 +414,28 @@ note_loss(struct store *s)
 	}
 }
 
+static int recheck_schema(struct store *);
+
+/* Begins a write transaction on a file whose schema is still relay's. */
+static int
+begin_immediate(struct store *s)
+{
+	if (exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+		return -1;
+	if (recheck_schema(s) == 0)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
 static int
 begin_write(struct store *s)
 {
 	if (!s->batch)
-		return exec(s, "BEGIN IMMEDIATE", "write to");
+		return begin_immediate(s);
 	note_loss(s);
 	if (sqlite3_get_autocommit(s->db)) {
-		if (exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+		if (begin_immediate(s) < 0)
 			return -1;
 		s->batch_open = 1;
 	}
@@ -506,7 +527,129 @@ pragma_int(struct store *s, const char *sql, int *out)
 	return rc == SQLITE_OK ? 0 : fail(s, rc, "open");
 }
 
-/* Refuses files that are SQLite but not ours, or from a newer relay. */
+/*
+ * Settings against a hostile file (SQLite's "defense against the dark
+ * arts"): no writable schema or other low-level changes (DEFENSIVE),
+ * no function from the schema that is not innocuous, no views, and no
+ * triggers unless the file's own (relay's) need them.
+ */
+int
+store_harden(sqlite3 *db, int triggers)
+{
+	static const int off[] = { SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+		SQLITE_DBCONFIG_ENABLE_VIEW };
+	size_t i;
+	int rc;
+
+	rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	for (i = 0; rc == SQLITE_OK && i < sizeof off / sizeof off[0]; i++)
+		rc = sqlite3_db_config(db, off[i], 0, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER,
+		    triggers, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA cell_size_check = ON", NULL,
+		    NULL, NULL);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* sqlite_schema's rows in one order, to compare two schemas by. */
+static const char schema_rows[] = "SELECT type, name, tbl_name, sql"
+    " FROM sqlite_schema ORDER BY type, name";
+
+static int
+same_column(sqlite3_stmt *a, sqlite3_stmt *b, int col)
+{
+	const char *x = (const char *)sqlite3_column_text(a, col);
+	const char *y = (const char *)sqlite3_column_text(b, col);
+
+	return x == NULL || y == NULL ? x == y : strcmp(x, y) == 0;
+}
+
+/* Which of two rows of schema_rows comes first: <0, 0 (one object), >0. */
+static int
+object_order(sqlite3_stmt *a, sqlite3_stmt *b)
+{
+	int c = strcmp((const char *)sqlite3_column_text(a, 0),
+	    (const char *)sqlite3_column_text(b, 0));
+
+	return c != 0 ? c : strcmp((const char *)sqlite3_column_text(a, 1),
+	    (const char *)sqlite3_column_text(b, 1));
+}
+
+/*
+ * Refuses the file for a schema object, named: one it has that relay
+ * did not create, one it lacks (why NULL), or one that was altered.
+ */
+static int
+refuse_object(struct store *s, sqlite3_stmt *row, const char *why)
+{
+	const char *type = (const char *)sqlite3_column_text(row, 0);
+	char *name = text_printable((const char *)sqlite3_column_text(row, 1),
+	    0);
+
+	if (why == NULL)
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': it lacks "
+		    "relay's %s '%.100s'", s->path, type, name);
+	else if (why[0] == ' ')
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': its %s "
+		    "'%.100s'%s", s->path, type, name, why);
+	else
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': it has %s "
+		    "'%.100s' %s", s->path, type, name, why);
+	free(name);
+	return -1;
+}
+
+/*
+ * Compares the file's schema with what the statements in sql make of
+ * an empty database: every table, index, trigger and view, their SQL
+ * included, so that nothing another program planted or altered (a
+ * trigger, a column's default, an index on an expression) ever runs
+ * in relay's statements.
+ */
+static int
+check_schema(struct store *s, const char *const *sql, int n)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_stmt *have = NULL, *want = NULL;
+	int i, rh, rw, order, rc = 0;
+
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK)
+		out_of_memory();
+	for (i = 0; i < n && rc == SQLITE_OK; i++)
+		rc = sqlite3_exec(mem, sql[i], NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(mem, schema_rows, -1, &want, NULL);
+	assert(rc == SQLITE_OK);	/* relay's own SQL, on a new database */
+	if ((rh = sqlite3_prepare_v2(s->db, schema_rows, -1, &have, NULL)) !=
+	    SQLITE_OK)
+		rc = fail(s, rh, "open");
+	rh = sqlite3_step(have);
+	rw = sqlite3_step(want);
+	while (rc == 0 && (rh == SQLITE_ROW || rw == SQLITE_ROW)) {
+		order = rh != SQLITE_ROW ? 1 : rw != SQLITE_ROW ? -1 :
+		    object_order(have, want);
+		if (order < 0)
+			rc = refuse_object(s, have, "that relay did not create");
+		else if (order > 0)
+			rc = refuse_object(s, want, NULL);
+		else if (!same_column(have, want, 2) ||
+		    !same_column(have, want, 3))
+			rc = refuse_object(s, have, " is not as relay made it");
+		rh = order <= 0 ? sqlite3_step(have) : rh;
+		rw = order >= 0 ? sqlite3_step(want) : rw;
+	}
+	if (rc == 0 && rh != SQLITE_DONE)
+		rc = fail(s, rh, "open");
+	sqlite3_finalize(have);
+	sqlite3_finalize(want);
+	sqlite3_close(mem);
+	return rc;
+}
+
+/* Refuses files that are SQLite but not ours, from a newer relay, or altered. */
 static int
 check_identity(struct store *s, int version)
 {
@@ -523,10 +666,51 @@ check_identity(struct store *s, int version)
 		return fail_msg(s, EX_DATAERR, "cannot open cache '%s': "
 		    "not a relay cache (it has tables relay did not create)",
 		    s->path);
+	s->empty = tables == 0;
+	return check_schema(s, migrations, version);
+}
+
+/* The cache file's check: its objects are those of its version. */
+static int
+check_cache(struct store *s)
+{
+	int version;
+
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0)
+		return -1;
+	return check_identity(s, version);
+}
+
+/*
+ * Checks the schema again if it changed since it was last checked:
+ * another process may have changed it while this one had the file
+ * open. In a transaction, so that what is checked is what is used.
+ */
+static int
+recheck_schema(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_SCHEMA_VERSION);
+	int rc, cookie = 0;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cookie = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "read");
+	if (cookie == s->cookie)
+		return 0;
+	if (s->check(s) < 0)
+		return -1;
+	s->cookie = cookie;
 	return 0;
 }
 
-/* Applies the missing migrations in one transaction, re-checking under the lock. */
+/*
+ * Applies the missing migrations in one transaction: begin_write checks
+ * the file again under the lock, another process may have been first.
+ */
 static int
 migrate(struct store *s)
 {
@@ -535,8 +719,7 @@ migrate(struct store *s)
 
 	if (begin_write(s) < 0)
 		return -1;
-	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
-	    check_identity(s, version) < 0)
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0)
 		goto fail;
 	for (; version < LATEST_VERSION; version++)
 		if (exec(s, migrations[version], "upgrade") < 0)
@@ -551,6 +734,11 @@ fail:
 	return -1;
 }
 
+/*
+ * Makes a connection to the cache file ready: hardened, its schema
+ * checked, in WAL mode, migrated. An empty file that may not be
+ * created in is left as it is (store_open reads it as empty).
+ */
 static int
 setup(struct store *s)
 {
@@ -558,9 +746,15 @@ setup(struct store *s)
 
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	s->check = check_cache;
+	if (store_harden(s->db, 1) < 0)
+		return fail(s, sqlite3_errcode(s->db), "open");
+	/* The first read tells a file that is not a database. */
 	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
-	    check_identity(s, version) < 0)
+	    recheck_schema(s) < 0)
 		return -1;
+	if (s->empty && !s->create)
+		return 0;
 	if (!sqlite3_db_readonly(s->db, "main") &&
 	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
 	    "open") < 0)
@@ -610,26 +804,19 @@ open_db(struct store *s, const char *file, int flags)
 	    s->path, sys ? strerror(sys) : sqlite3_errmsg(s->db));
 }
 
-/*
- * Opens the cache file. Failures still return a handle whose status
- * and error say why; only running out of memory ends the program.
- */
-static void open_racing(struct store *, const char *, int,
-    int (*)(struct store *));
-
-struct store *
-store_open(const char *path, enum store_mode mode)
+static void
+close_db(struct store *s)
 {
-	struct store *s = xcalloc(1, sizeof *s);
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int i;
 
-	s->path = xstrdup(path);
-	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
-		path = ":memory:";	/* reading a cache that is not there */
-	else if (mode == STORE_WRITE)
-		flags |= SQLITE_OPEN_CREATE;
-	open_racing(s, path, flags, setup);
-	return s;
+	for (i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(s->stmt[i]);
+		s->stmt[i] = NULL;
+	}
+	sqlite3_finalize(s->spare_body);
+	s->spare_body = NULL;
+	sqlite3_close(s->db);
+	s->db = NULL;
 }
 
 /*
@@ -643,9 +830,9 @@ open_racing(struct store *s, const char *path, int flags,
 {
 	long long waited_ms = 0, pause_ms = 1;
 
+	s->cookie = -1;		/* nothing checked yet */
 	while (open_db(s, path, flags) < 0 || setup_fn(s) < 0) {
-		sqlite3_close(s->db);
-		s->db = NULL;
+		close_db(s);
 		if (s->status != EX_TEMPFAIL || waited_ms >= BUSY_TIMEOUT_MS)
 			break;
 		usleep((useconds_t)pause_ms * 1000);
@@ -653,20 +840,55 @@ open_racing(struct store *s, const char *path, int flags,
 		pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
 		s->status = 0;		/* the lost race is not this one's */
 		s->err[0] = '\0';
+		s->cookie = -1;
 	}
+}
+
+/*
+ * Opens a file, or with create false, reads an empty one (no schema
+ * yet: new, or of size 0) as an empty database in memory, so that
+ * reading never writes to it.
+ */
+static struct store *
+open_file(const char *name, const char *path, int flags, int create,
+    int (*setup_fn)(struct store *))
+{
+	struct store *s = xcalloc(1, sizeof *s);
+
+	s->path = xstrdup(name);
+	s->create = create;
+	open_racing(s, path, flags, setup_fn);
+	if (s->db != NULL && s->empty && !create) {
+		close_db(s);
+		s->create = 1;
+		open_racing(s, ":memory:", flags, setup_fn);
+	}
+	return s;
+}
+
+/*
+ * Opens the cache file. Failures still return a handle whose status
+ * and error say why; only running out of memory ends the program.
+ */
+struct store *
+store_open(const char *path, enum store_mode mode)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
+		return open_file(path, ":memory:", flags, 1, setup);
+	if (mode == STORE_WRITE)
+		flags |= SQLITE_OPEN_CREATE;
+	return open_file(path, path, flags, mode == STORE_WRITE, setup);
 }
 
 void
 store_close(struct store *s)
 {
-	int i;
-
 	if (s == NULL)
 		return;
-	for (i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->stmt[i]);
-	sqlite3_finalize(s->spare_body);
-	sqlite3_close(s->db);
+	if (s->db != NULL)
+		close_db(s);
 	free(s->path);
 	free(s);
 }
@@ -693,7 +915,12 @@ store_path(const struct store *s)
 int
 store_read_begin(struct store *s)
 {
-	return exec(s, "BEGIN DEFERRED", "read");
+	if (exec(s, "BEGIN DEFERRED", "read") < 0)
+		return -1;
+	if (recheck_schema(s) == 0)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
 }
 
 void
@@ -1699,37 +1926,70 @@ store_busy_timeout(struct store *s, int ms)
  * (relay-serve --queue), synced at every commit, since a client was
  * told they are kept.
  */
+static const char *const queue_schema[] = {
+	"CREATE TABLE IF NOT EXISTS queue ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,"
+	"  fields TEXT NOT NULL, body BLOB NOT NULL,"
+	"  state TEXT NOT NULL, attempts INTEGER NOT NULL,"
+	"  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL, status INTEGER,"
+	"  response_type TEXT, response BLOB, error TEXT);"
+	"CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)"
+	"  WHERE " Q_OPEN ";"
+	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
+	"  WHERE " Q_OPEN ";",
+};
+
+/* The queue file's check: empty, or its objects exactly. */
+static int
+check_queue(struct store *s)
+{
+	int objects;
+
+	if (pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
+		return -1;
+	s->empty = objects == 0;
+	return s->empty ? 0 : check_schema(s, queue_schema, 1);
+}
+
 static int
 setup_queue(struct store *s)
 {
+	int cookie;
+
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	return exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-	    "CREATE TABLE IF NOT EXISTS queue ("
-	    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	    "  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,"
-	    "  fields TEXT NOT NULL, body BLOB NOT NULL,"
-	    "  state TEXT NOT NULL, attempts INTEGER NOT NULL,"
-	    "  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
-	    "  updated_ms INTEGER NOT NULL, status INTEGER,"
-	    "  response_type TEXT, response BLOB, error TEXT);"
-	    "CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)"
-	    "  WHERE " Q_OPEN ";"
-	    "CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
-	    "  WHERE " Q_OPEN ";", "open");
+	s->check = check_queue;
+	if (store_harden(s->db, 0) < 0)
+		return fail(s, sqlite3_errcode(s->db), "open");
+	/* The first read tells a file that is not a database. */
+	if (pragma_int(s, "PRAGMA schema_version", &cookie) < 0 ||
+	    recheck_schema(s) < 0)
+		return -1;
+	if (s->empty && !s->create)
+		return 0;
+	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
+	    "open") < 0 || (s->empty && exec(s, queue_schema[0], "open") < 0))
+		return -1;
+	return recheck_schema(s);
 }
 
-/* Opens (with create, makes) the queue file beside cache_path. */
+/*
+ * Opens the queue file beside cache_path; with create, makes it, else
+ * reads one that is empty as empty.
+ */
 struct store *
 store_open_queue(const char *cache_path, int create)
 {
-	struct store *s = xcalloc(1, sizeof *s);
 	struct buf path = BUF_INIT;
+	struct store *s;
 
 	buf_printf(&path, "%s-queue", cache_path);
-	s->path = (char *)buf_cstr(&path);
-	open_racing(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    (create ? SQLITE_OPEN_CREATE : 0), setup_queue);
+	s = open_file(buf_cstr(&path), buf_cstr(&path), SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0), create,
+	    setup_queue);
+	buf_free(&path);
 	return s;
 }
 

@@ -76,6 +76,8 @@ struct store_queued {
 	char		*error;		/* why the last attempt failed */
 };
 
+struct sqlite3;
+int		 store_harden(struct sqlite3 *, int);
 struct store	*store_open(const char *, enum store_mode);
 void		 store_close(struct store *);
 void		 store_busy_timeout(struct store *, int);

@@ -407,3 +407,76 @@ load helpers
 	[ "$status" -eq 65 ]
 	[[ "$stderr" == *"body has 3 of 5 bytes" ]]
 }
+
+# plant NAME SQL: a copy of the cache file "clean.db", changed by SQL
+# as another program could, in NAME.
+plant() {
+	cp clean.db "$1"
+	sqlite3 "$1" "$2"
+}
+
+@test "schema objects relay did not create, or altered, are refused by every program and never run" {
+	printf x | relay-cache -c clean.db put https://api.example/a
+	printf y | relay-cache -c clean.db put https://api.example/b
+	while IFS='|' read -r what sql; do
+		plant p.db "$sql"
+		cp p.db before.db
+		for cmd in ls stats dump "get https://api.example/a" \
+		    "rm https://api.example/a" "purge --all" vacuum \
+		    "put https://api.example/c"; do
+			# shellcheck disable=SC2086
+			run --separate-stderr relay-cache -c p.db $cmd </dev/null
+			[ "$status" -eq 65 ] || { echo "$what, $cmd: $status $stderr"; false; }
+			[ "$stderr" = "relay-cache: cannot open cache 'p.db': $what" ] ||
+			    { echo "$cmd: $stderr"; false; }
+		done
+		cmp p.db before.db	# nothing ran, nothing was written
+		run --separate-stderr relay-serve --cache p.db --upstream http://127.0.0.1:9 </dev/null
+		[ "$status" -eq 65 ] && [ "$stderr" = "relay-serve: cannot open cache 'p.db': $what" ]
+		run --separate-stderr relay-fetch --cache p.db http://127.0.0.1:9/x
+		[ "$status" -eq 65 ] && [ "$stderr" = "relay-fetch: cannot open cache 'p.db': $what" ]
+	done <<-'EOF'
+	it has trigger 'wipe' that relay did not create|CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN DELETE FROM entries; END
+	it has trigger 'hog' that relay did not create|CREATE TRIGGER hog AFTER DELETE ON entries BEGIN SELECT length(randomblob(889000000)); END
+	it has view 'v' that relay did not create|CREATE VIEW v AS SELECT 1
+	it has index 'ex' that relay did not create|CREATE INDEX ex ON entries(length(url) * 2)
+	it has table 'sqlite_stat1' that relay did not create|ANALYZE
+	it has table 'extra' that relay did not create|CREATE TABLE extra (x)
+	it lacks relay's index 'entries_stale_at'|DROP INDEX entries_stale_at
+	its trigger 'entries_added' is not as relay made it|DROP TRIGGER entries_added; CREATE TRIGGER entries_added AFTER INSERT ON entries BEGIN DELETE FROM entries WHERE id <> NEW.id; END
+	its table 'entries' is not as relay made it|PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'hits INTEGER NOT NULL DEFAULT 0', 'hits INTEGER NOT NULL DEFAULT (length(randomblob(889000000)))') WHERE name = 'entries'
+	its table 'bodies' is not as relay made it|PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'touched INTEGER NOT NULL', 'touched INTEGER NOT NULL CHECK (length(randomblob(889000000)))') WHERE name = 'bodies'
+	EOF
+}
+
+@test "the queue file's planted objects are refused too; an empty one is read, not written" {
+	: >"$RELAY_CACHE-queue"
+	run --separate-stderr relay-cache queue
+	[ "$status" -eq 0 ] && [ "$output" = "" ]
+	[ ! -s "$RELAY_CACHE-queue" ]
+	rm "$RELAY_CACHE-queue"
+	start_upstream
+	start_serve --queue '/q'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "$SERVE/q")" = 202 ]
+	eventually [ "$(relay-cache queue | cut -f2)" = delivered ]
+	kill "$SERVE_PID" && wait "$SERVE_PID" || true
+	SERVE_PID=
+	sqlite3 "$RELAY_CACHE-queue" "CREATE TRIGGER gone AFTER UPDATE ON queue BEGIN DELETE FROM queue; END"
+	why="cannot open cache '$RELAY_CACHE-queue': it has trigger 'gone' that relay did not create"
+	run --separate-stderr relay-cache queue retry 1
+	[ "$status" -eq 65 ] && [ "$stderr" = "relay-cache: $why" ]
+	run --separate-stderr relay-serve --queue /q --upstream "$UP" </dev/null
+	[ "$status" -eq 65 ] && [ "$stderr" = "relay-serve: $why" ]
+	[ "$(sqlite3 "$RELAY_CACHE-queue" 'SELECT count(*) FROM queue')" = 1 ]
+}
+
+@test "an object planted while relay-serve runs is refused at its next write, which changes nothing" {
+	start_upstream
+	start_serve
+	curl -sf -o /dev/null "$SERVE/a?cc=max-age=600"
+	eventually cached_as "$UP/a?cc=max-age=600" "/a?cc=max-age=600"
+	sqlite3 "$RELAY_CACHE" "CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN DELETE FROM entries; END"
+	[ "$(curl -sf "$SERVE/b?cc=max-age=600")" = "/b?cc=max-age=600" ]
+	eventually log_has 1 "it has trigger 'wipe' that relay did not create"
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT url FROM entries')" = "$UP/a?cc=max-age=600" ]
+}
