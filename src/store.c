@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "gcra.h"
+#include "http.h"
 #include "store.h"
 #include "text.h"
 
@@ -124,7 +125,8 @@ enum stmt {
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
-	ST_SYNC_MARK, ST_SCHEMA_VERSION,
+	ST_SYNC_MARK, ST_SCHEMA_VERSION, ST_ENTRY_URL, ST_BODY_HELD,
+	ST_BODY_CHECK,
 	ST_COUNT
 };
 
@@ -194,6 +196,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 	[ST_SCHEMA_VERSION] = "PRAGMA schema_version",
+	/* damage (store_body_check) */
+	[ST_ENTRY_URL] = "SELECT url FROM entries WHERE id = ?1",
+	[ST_BODY_HELD] = "SELECT 1 FROM entries WHERE id = ?1 AND body = ?2",
+	[ST_BODY_CHECK] = "SELECT count(b.id), coalesce(sum(length(c.data)), 0)"
+	    " FROM bodies b LEFT JOIN chunks c ON c.body = b.id"
+	    " WHERE b.id = ?1 AND b.state = 1",
 	/* the size budget (make_room) */
 	[ST_PAGES_USED] = "SELECT (page_count - freelist_count) * page_size"
 	    " FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
@@ -276,6 +284,7 @@ struct store_writer {
 struct store_body {
 	struct store	*s;
 	sqlite3_stmt	*st;
+	long long	 entry, body;	/* the ids */
 	const unsigned char *data;
 	size_t		 left;
 	long long	 expect;
@@ -681,6 +690,19 @@ check_cache(struct store *s)
 	return check_identity(s, version);
 }
 
+/* The first check, in a transaction: one snapshot of a file being migrated. */
+static int
+check_at_open(struct store *s)
+{
+	int rc;
+
+	if (exec(s, "BEGIN", "open") < 0)
+		return -1;
+	rc = recheck_schema(s);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 /*
  * Checks the schema again if it changed since it was last checked:
  * another process may have changed it while this one had the file
@@ -751,7 +773,7 @@ setup(struct store *s)
 		return fail(s, sqlite3_errcode(s->db), "open");
 	/* The first read tells a file that is not a database. */
 	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
-	    recheck_schema(s) < 0)
+	    check_at_open(s) < 0)
 		return -1;
 	if (s->empty && !s->create)
 		return 0;
@@ -984,6 +1006,81 @@ read_entry(sqlite3_stmt *st, struct store_entry *e)
 		e->headers = xstrdup("");
 }
 
+/*
+ * Why an entry is one relay never stores, or NULL: a status that is
+ * not final (RFC 9110 section 15: a stored response is a final one, and
+ * codes past 599 are not defined), a method that is not a method name,
+ * a negative size. Writes refuse it; reads take it for damage.
+ */
+const char *
+store_entry_invalid(const struct store_entry *e, char *why, size_t len)
+{
+	char *shown;
+
+	if (e->status < 200 || e->status > 599) {
+		snprintf(why, len, "status %d is not a final status (200 to "
+		    "599)", e->status);
+	} else if (e->method == NULL || !http_method_valid(e->method)) {
+		shown = text_printable(e->method != NULL ? e->method : "", 0);
+		snprintf(why, len, "method '%.40s' is not a method name, a "
+		    "token of at most %d characters", shown, HTTP_MAX_METHOD);
+		free(shown);
+	} else if (e->size < 0) {
+		snprintf(why, len, "size %lld is negative", e->size);
+	} else {
+		return NULL;
+	}
+	return why;
+}
+
+static int damaged(struct store *, long long, const char *, const char *,
+    ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Records that entry id (whose URL is url, or NULL to look it up) is
+ * not as relay writes entries: "entry 'URL' is damaged: why".
+ */
+static int
+damaged(struct store *s, long long id, const char *url, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	char why[200], *shown;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (url == NULL && (st = stmt(s, ST_ENTRY_URL)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			url = (const char *)sqlite3_column_text(st, 0);
+	}
+	shown = text_printable(url != NULL ? url : "?", 0);
+	fail_msg(s, EX_DATAERR, "cannot read cache '%s': entry '%.200s' is "
+	    "damaged: %s", s->path, shown, why);
+	free(shown);
+	if (st != NULL)
+		sqlite3_reset(st);
+	return STORE_DAMAGED;
+}
+
+/*
+ * Reads a row as read_entry does, and refuses one relay never wrote:
+ * the entry is then freed and store_error names it.
+ */
+static int
+read_row(struct store *s, sqlite3_stmt *st, struct store_entry *e)
+{
+	char why[160];
+
+	read_entry(st, e);
+	if (store_entry_invalid(e, why, sizeof why) == NULL)
+		return 0;
+	damaged(s, e->id, e->url, "%s", why);
+	store_entry_free(e);
+	return STORE_DAMAGED;
+}
+
 void
 store_entry_free(struct store_entry *e)
 {
@@ -1017,14 +1114,15 @@ store_entry_copy(struct store_entry *dst, const struct store_entry *src)
 
 /*
  * Looks up an entry; variant NULL means the most recent of any
- * variant. Returns 1 if found, 0 if not, -1 on error.
+ * variant. Returns 1 if found, 0 if not, -1 on error or if the entry
+ * is damaged (store_entry_invalid): store_error says which.
  */
 int
 store_get(struct store *s, const char *method, const char *url,
     const char *variant, struct store_entry *e)
 {
 	sqlite3_stmt *st = stmt(s, variant ? ST_GET : ST_GET_ANY);
-	int rc;
+	int rc, found;
 
 	if (st == NULL)
 		return -1;
@@ -1032,13 +1130,12 @@ store_get(struct store *s, const char *method, const char *url,
 	sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
 	if (variant != NULL)
 		sqlite3_bind_text(st, 3, variant, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		read_entry(st, e);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		found = read_row(s, st, e) == 0 ? 1 : -1;
+	else
+		found = rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
 	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
+	return found;
 }
 
 /* Writes one full chunk in its own short transaction. */
@@ -1277,8 +1374,14 @@ int
 store_writer_commit(struct store_writer *w, const struct store_entry *e)
 {
 	struct store *s = w->s;
+	char why[160];
 	int rc = -1;
 
+	if (store_entry_invalid(e, why, sizeof why) != NULL) {
+		fail_msg(s, EX_DATAERR, "cannot write to cache '%s': %s",
+		    s->path, why);
+		goto out;
+	}
 	if (w->failed || fits(w) < 0)
 		goto out;
 	if (begin_write(s) < 0)
@@ -1377,6 +1480,33 @@ collect(struct store *s, int sweep)
 	return 0;
 }
 
+/*
+ * A body with no complete row: damage if its entry still refers to it
+ * (a reader in one transaction always sees both), else the entry was
+ * replaced between the two reads, and a new look may find it whole.
+ */
+static int
+body_missing(struct store *s, long long entry, long long body)
+{
+	sqlite3_stmt *st = stmt(s, ST_BODY_HELD);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, entry);
+	sqlite3_bind_int64(st, 2, body);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		damaged(s, entry, NULL, "its body is missing");
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read");
+	return fail_msg(s, EX_TEMPFAIL, "cannot read cache '%s': entry "
+	    "changed while reading", s->path);
+}
+
 static ssize_t
 body_read(void *ctx, void *p, size_t n)
 {
@@ -1386,26 +1516,25 @@ body_read(void *ctx, void *p, size_t n)
 
 	while (b->left == 0) {
 		rc = sqlite3_step(b->st);
-		if (rc == SQLITE_DONE) {
-			if (b->rows == 0)
-				return fail_msg(s, EX_TEMPFAIL, "cannot read "
-				    "cache '%s': entry changed while reading",
-				    s->path);
-			if (b->got != b->expect)
-				return fail_msg(s, EX_DATAERR, "cannot read "
-				    "cache '%s': body has %lld of %lld bytes",
-				    s->path, b->got, b->expect);
-			return 0;
+		if (rc == SQLITE_DONE && b->rows == 0)
+			return body_missing(s, b->entry, b->body);
+		if (rc == SQLITE_DONE && b->got != b->expect) {
+			damaged(s, b->entry, NULL, "its body has %lld of %lld "
+			    "bytes", b->got, b->expect);
+			return -1;
 		}
+		if (rc == SQLITE_DONE)
+			return 0;
 		if (rc != SQLITE_ROW)
 			return fail(s, rc, "read");
 		b->rows++;
 		b->data = sqlite3_column_blob(b->st, 0);
 		b->left = (size_t)sqlite3_column_bytes(b->st, 0);
-		if ((b->got += (long long)b->left) > b->expect)
-			return fail_msg(s, EX_DATAERR, "cannot read cache "
-			    "'%s': body has more than its %lld bytes", s->path,
-			    b->expect);
+		if ((b->got += (long long)b->left) > b->expect) {
+			damaged(s, b->entry, NULL, "its body has more than its "
+			    "%lld bytes", b->expect);
+			return -1;
+		}
 	}
 	if (n > b->left)
 		n = b->left;
@@ -1440,6 +1569,8 @@ store_body_open(struct store *s, const struct store_entry *e)
 		return NULL;
 	}
 	sqlite3_bind_int64(b->st, 1, e->body);
+	b->entry = e->id;
+	b->body = e->body;
 	return b;
 }
 
@@ -1462,6 +1593,41 @@ store_body_close(struct store_body *b)
 		sqlite3_finalize(b->st);
 	}
 	free(b);
+}
+
+/*
+ * Whether e's body is whole, as a read of it would find it, without
+ * reading its bytes (length() reads a row's header only): 0, or
+ * STORE_DAMAGED, -1 on another failure (store_error says which). For
+ * those who must not start what a damaged body would cut short.
+ */
+int
+store_body_check(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st = stmt(s, ST_BODY_CHECK);
+	long long rows = 0, bytes = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, e->body);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows = sqlite3_column_int64(st, 0);
+		bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "read");
+	if (rows == 0)
+		return body_missing(s, e->id, e->body) < 0 &&
+		    s->status == EX_DATAERR ? STORE_DAMAGED : -1;
+	if (bytes > e->size)
+		return damaged(s, e->id, e->url, "its body has more than its "
+		    "%lld bytes", e->size);
+	if (bytes < e->size)
+		return damaged(s, e->id, e->url, "its body has %lld of %lld "
+		    "bytes", bytes, e->size);
+	return 0;
 }
 
 /* e's body, whole, added to out; -1 if it cannot be read (store_error). */
@@ -1522,16 +1688,18 @@ store_iter_new(struct store *s, const char *glob)
 	return it;
 }
 
-/* Returns 1 with the next entry, 0 at the end, -1 on error. */
+/*
+ * Returns 1 with the next entry, 0 at the end, -1 on error, or
+ * STORE_DAMAGED for an entry relay never wrote (store_error names it),
+ * after which the next call goes on.
+ */
 int
 store_iter_next(struct store_iter *it, struct store_entry *e)
 {
 	int rc = sqlite3_step(it->st);
 
-	if (rc == SQLITE_ROW) {
-		read_entry(it->st, e);
-		return 1;
-	}
+	if (rc == SQLITE_ROW)
+		return read_row(it->s, it->st, e) < 0 ? STORE_DAMAGED : 1;
 	return rc == SQLITE_DONE ? 0 : fail(it->s, rc, "read");
 }
 
@@ -1578,7 +1746,11 @@ int
 store_changes_next(struct store_iter *it, struct store_entry *e,
     long long *changed)
 {
-	int rc = store_iter_next(it, e);
+	int rc;
+
+	/* A damaged entry is never served: to another host neither. */
+	while ((rc = store_iter_next(it, e)) == STORE_DAMAGED)
+		;
 
 	if (rc > 0)
 		*changed = sqlite3_column_int64(it->st, 17);
@@ -1965,14 +2137,14 @@ setup_queue(struct store *s)
 		return fail(s, sqlite3_errcode(s->db), "open");
 	/* The first read tells a file that is not a database. */
 	if (pragma_int(s, "PRAGMA schema_version", &cookie) < 0 ||
-	    recheck_schema(s) < 0)
+	    check_at_open(s) < 0)
 		return -1;
 	if (s->empty && !s->create)
 		return 0;
 	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
 	    "open") < 0 || (s->empty && exec(s, queue_schema[0], "open") < 0))
 		return -1;
-	return recheck_schema(s);
+	return check_at_open(s);
 }
 
 /*
@@ -2343,20 +2515,20 @@ victim(struct store *s)
 
 /*
  * Within the write under way, frees pages until need more bytes fit
- * in the budget: garbage bodies' chunks first, then entries (victim).
- * Evictions are counted in relay_cache_evictions_total. Fails when
- * nothing is left to free: only bodies being written take the room.
+ * in budget: garbage bodies' chunks first, then entries (victim).
+ * Evictions are counted in relay_cache_evictions_total, and in
+ * *evicted. Fails when nothing is left to free: only the file's own
+ * pages and bodies being written take the room.
  */
 static int
-make_room(struct store *s, long long need)
+free_pages(struct store *s, long long budget, long long need,
+    long long *evicted)
 {
 	sqlite3_stmt *st;
-	long long used, id, evicted = 0;
+	long long used, id, n = 0;
 	int rc = 0;
 
-	need += 2 * 4096;	/* the pages that hold a chunk's row */
-	while (s->max_size > 0 && rc == 0 &&
-	    (used = pages_used(s)) + need > s->max_size) {
+	while (rc == 0 && (used = pages_used(s)) + need > budget) {
 		if (used < 0 || (st = stmt(s, ST_COLLECT_CHUNKS)) == NULL ||
 		    run(s, st, "write to") < 0)
 			rc = -1;
@@ -2367,18 +2539,31 @@ make_room(struct store *s, long long need)
 		else if (id == 0)
 			rc = fail_msg(s, EX_CANTCREAT, "cannot write to cache "
 			    "'%s': no room within --max-size %lld", s->path,
-			    s->max_size);
+			    budget);
 		else if ((rc = evict(s, id)) == 0)
-			evicted++;
+			n++;
 	}
-	if (evicted > 0 && (st = stmt(s, ST_COUNTER_ADD)) != NULL) {
+	if (n > 0 && (st = stmt(s, ST_COUNTER_ADD)) != NULL) {
 		sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
 		    SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, evicted);
+		sqlite3_bind_int64(st, 2, n);
 		if (run(s, st, "write to") < 0)
 			rc = -1;
 	}
+	*evicted = n;
 	return rc;
+}
+
+/* Makes room for a write of need bytes within --max-size, if set. */
+static int
+make_room(struct store *s, long long need)
+{
+	long long evicted;
+
+	if (s->max_size <= 0)
+		return 0;
+	/* and the pages that hold a chunk's row */
+	return free_pages(s, s->max_size, need + 2 * 4096, &evicted);
 }
 
 /*
@@ -2398,23 +2583,21 @@ store_set_max_size(struct store *s, long long max)
 
 /*
  * relay-cache purge --to: evicts as a write would need, until the
- * pages in use fit in max; the free pages are reused, and given back
- * by vacuum. Returns the pages' bytes in use after.
+ * pages in use fit in max, or nothing is left to evict; the free pages
+ * are reused, and given back by vacuum. Returns the pages' bytes in
+ * use after, and how many entries were evicted.
  */
 long long
-store_shrink(struct store *s, long long max)
+store_shrink(struct store *s, long long max, long long *evicted)
 {
-	long long was = s->max_size, used;
+	long long used;
 
 	if (begin_write(s) < 0)
 		return -1;
-	s->max_size = max;
-	if (make_room(s, -2 * 4096) < 0 && s->status != EX_CANTCREAT) {
-		s->max_size = was;
+	if (free_pages(s, max, 0, evicted) < 0 && s->status != EX_CANTCREAT) {
 		rollback(s);
 		return -1;
 	}
-	s->max_size = was;
 	s->status = 0;	/* what could not be freed is no failure here */
 	used = pages_used(s);
 	if (commit(s) < 0 || collect(s, 0) < 0)

@@ -44,6 +44,9 @@ struct store_stats {
 	long long	file_bytes;		/* database and WAL on disk */
 };
 
+/* store_iter_next: an entry relay never wrote, skipped (store_error). */
+#define STORE_DAMAGED	(-2)
+
 struct store;
 struct store_writer;
 struct store_body;
@@ -93,6 +96,7 @@ void		 store_read_end(struct store *);
 long long	 store_data_version(struct store *);
 int		 store_get(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
+const char	*store_entry_invalid(const struct store_entry *, char *, size_t);
 void		 store_entry_free(struct store_entry *);
 void		 store_entry_copy(struct store_entry *, const struct store_entry *);
 
@@ -105,6 +109,7 @@ void		 store_writer_abort(struct store_writer *);
 struct store_body *store_body_open(struct store *, const struct store_entry *);
 struct source	 store_body_source(struct store_body *);
 void		 store_body_close(struct store_body *);
+int		 store_body_check(struct store *, const struct store_entry *);
 int		 store_body_read(struct store *, const struct store_entry *,
 		    struct buf *);
 int		 store_body_ref_open(void *, struct source *);
@@ -132,7 +137,7 @@ int		 store_counters(struct store *, void (*)(void *, const char *,
 int		 store_vacuum(struct store *);
 void		 store_set_max_size(struct store *, long long);
 void		 store_trim_wal(struct store *);
-long long	 store_shrink(struct store *, long long);
+long long	 store_shrink(struct store *, long long, long long *);
 
 struct store	*store_open_queue(const char *, int);
 void		 store_queued_free(struct store_queued *);

@@ -104,6 +104,21 @@ load helpers
 	[ ! -e "$RELAY_CACHE" ]
 }
 
+@test "reading commands never write to an empty file: it reads as an empty cache" {
+	: >"$RELAY_CACHE"
+	for cmd in ls "ls --json" stats "stats --json" dump queue "get https://api.example/a"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr relay-cache $cmd
+		[ "$status" -eq 0 ] || [ "$cmd" = "get https://api.example/a" ] ||
+		    { echo "$cmd: $status $stderr"; false; }
+		[ ! -s "$RELAY_CACHE" ] || { echo "$cmd wrote"; false; }
+	done
+	[ "$status" -eq 1 ]	# get: not in the cache
+	[ -z "$(ls cache.db?* 2>/dev/null)" ]	# no -wal, -shm or -journal
+	printf x | relay-cache put https://api.example/a	# a write makes it
+	[ "$(relay-cache get https://api.example/a)" = x ]
+}
+
 @test "rm removes every method of a URL; a missing URL is exit 1 unless -f" {
 	printf x | relay-cache put https://api.example/a
 	printf y | relay-cache put -X POST https://api.example/a
@@ -479,4 +494,120 @@ plant() {
 	[ "$(curl -sf "$SERVE/b?cc=max-age=600")" = "/b?cc=max-age=600" ]
 	eventually log_has 1 "it has trigger 'wipe' that relay did not create"
 	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT url FROM entries')" = "$UP/a?cc=max-age=600" ]
+}
+
+@test "put --status takes a final status only, 200 to 599" {
+	for code in 0 100 103 199 600 999; do
+		run --separate-stderr relay-cache put --status "$code" https://api.example/s </dev/null
+		[ "$status" -eq 2 ] || { echo "$code: $status"; false; }
+		[ "$stderr" = "relay-cache: bad status '$code': expected 200 to 599, a final status" ]
+	done
+	[ -z "$(relay-cache ls)" ]
+	printf x | relay-cache put --status 599 https://api.example/s
+	[ "$(relay-cache ls | cut -f1)" = 599 ]
+}
+
+@test "load refuses what put refuses: a status that is not final, a method that is not a method name" {
+	long=$(printf 'G%.0s' {1..24})
+	cat >records <<-EOF
+	{"url":"https://api.example/1","status":0,"text":"zero"}
+	{"url":"https://api.example/2","status":100,"text":"continue"}
+	{"url":"https://api.example/3","status":600,"text":"past"}
+	{"url":"https://api.example/4","method":"G ET","text":"space"}
+	{"url":"https://api.example/5","method":"","text":"empty"}
+	{"url":"https://api.example/6","method":"$long","text":"long"}
+	{"url":"https://api.example/7","method":"PURGE","status":204,"text":""}
+	{"url":"https://api.example/8","status":599,"text":"ok"}
+	EOF
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 1: status 0 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 2: status 100 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[2]}" = "relay-cache: line 3: status 600 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[3]}" = "relay-cache: line 4: method 'G ET' is not a method name, a token of at most 23 characters" ]
+	[ "${stderr_lines[4]}" = "relay-cache: line 5: method '' is not a method name, a token of at most 23 characters" ]
+	[ "${stderr_lines[5]}" = "relay-cache: line 6: method '$long' is not a method name, a token of at most 23 characters" ]
+	[ "${#stderr_lines[@]}" -eq 6 ]
+	[ "$(relay-cache ls | cut -f1,5 | tr '\t\n' ' ,')" = "204 https://api.example/7,599 https://api.example/8," ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies')" = 2 ]
+}
+
+# damage SQL: the entry of https://api.example/b changed by SQL as
+# another program could.
+damage() {
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET $1 WHERE url = 'https://api.example/b'"
+}
+
+@test "an entry planted with a status that is not final, or another field relay never writes, is damaged: get, ls and dump name it, go on, exit 65" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	while IFS='|' read -r set why; do
+		damage "$set"
+		msg="relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: $why"
+		if [[ "$set" != method* ]]; then	# get cannot ask for that one
+			run --separate-stderr relay-cache get https://api.example/b
+			[ "$status" -eq 65 ] && [ "$output" = "" ] && [ "$stderr" = "$msg" ] || { echo "$set: $status $stderr"; false; }
+		fi
+		for cmd in ls "ls --json"; do
+			# shellcheck disable=SC2086
+			run --separate-stderr relay-cache $cmd
+			[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ] && [ "${#lines[@]}" -eq 2 ]
+		done
+		run --separate-stderr relay-cache dump
+		[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ]
+		[ "$(jq -c .json <<<"$output" | tr '\n' ' ')" = '{"u":"a"} {"u":"c"} ' ]
+		damage "status = 200, method = 'GET', size = 8"
+	done <<-'EOF'
+	status = 100|status 100 is not a final status (200 to 599)
+	status = 0|status 0 is not a final status (200 to 599)
+	status = 1000|status 1000 is not a final status (200 to 599)
+	method = 'G ET'|method 'G ET' is not a method name, a token of at most 23 characters
+	size = -1|size -1 is negative
+	EOF
+}
+
+@test "a damaged body: get exits 65 (not 75) and dump writes whole records only, naming the damaged one" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	body="(SELECT body FROM entries WHERE url = 'https://api.example/b')"
+	while read -r how; do
+		sqlite3 "$RELAY_CACHE" "${how//BODY/$body}"
+		run --separate-stderr relay-cache get https://api.example/b
+		[ "$status" -eq 65 ] || { echo "$how: $status $stderr"; false; }
+		[[ "$stderr" == "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: its body "* ]]
+		run --separate-stderr relay-cache dump
+		[ "$status" -eq 65 ]
+		[[ "$stderr" == "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: its body "* ]]
+		[ "$(jq -c .json <<<"$output" | tr '\n' ' ')" = '{"u":"a"} {"u":"c"} ' ]
+		printf '{"u":"b"}' | relay-cache put -H 'Content-Type: application/json' https://api.example/b
+	done <<-'EOF'
+	DELETE FROM chunks WHERE body = BODY
+	UPDATE chunks SET data = CAST('{"u":"b","more":1}' AS BLOB) WHERE body = BODY
+	UPDATE chunks SET data = CAST('{"u"' AS BLOB) WHERE body = BODY
+	DELETE FROM bodies WHERE id = BODY
+	UPDATE bodies SET state = 2 WHERE id = BODY
+	EOF
+}
+
+@test "relay-serve never answers a planted status that is not final: it asks the upstream, and stores its answer" {
+	start_upstream
+	start_serve
+	url="$UP/s?cc=max-age=600"
+	curl -sf -o /dev/null "$SERVE/s?cc=max-age=600"
+	eventually cached_as "$url" "/s?cc=max-age=600"
+	for code in 100 0 999; do
+		sqlite3 "$RELAY_CACHE" "UPDATE entries SET status = $code"
+		run curl -s -m 5 -o body -w '%{http_code}' "$SERVE/s?cc=max-age=600"
+		[ "$status" -eq 0 ] && [ "$output" = 200 ] || { echo "$code: $status $output"; false; }
+		[ "$(cat body)" = "/s?cc=max-age=600" ]
+		eventually [ "$(sqlite3 "$RELAY_CACHE" 'SELECT status FROM entries')" = 200 ]
+	done
+	[ "$(requests_for "/s?cc=max-age=600")" -eq 4 ]
+	log_has 1 "entry '$url' is damaged: status 100 is not a final status"
+}
+
+@test "relay-serve's writer stores no status past 599" {
+	start_upstream
+	start_serve
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/p?status=600&cc=max-age=600")" = 600 ]
+	eventually log_has 1 "status 600 is not a final status"
+	[ -z "$(relay-cache ls)" ]
 }

@@ -75,14 +75,29 @@ open("sizes", "w").write("%d %d\n" % tuple(most))' "$RELAY_CACHE" &
 	relay-fetch -o /dev/null "$UP/gone?size=102400&cc=max-age=0"
 	relay-fetch -o /dev/null "$UP/p/1?size=102400&cc=max-age=600"	# a hit
 	run --separate-stderr relay-cache purge --to 400K -v
-	[[ "$stderr" =~ ^relay-cache:\ ([0-9]+)\ bytes\ in\ use,\ within\ 409600$ ]]
-	[ "${BASH_REMATCH[1]}" -le 409600 ]
+	[[ "$stderr" =~ ^relay-cache:\ evicted\ ([0-9]+)\ entries\;\ ([0-9]+)\ bytes\ in\ use,\ within\ 409600$ ]]
+	[ "${BASH_REMATCH[2]}" -le 409600 ]
+	evicted=${BASH_REMATCH[1]}
 	relay-cache ls >ls
 	! grep -q /gone ls || false
 	grep -q '/p/1?' ls		# hit since stored: kept
 	! grep -q '/p/2?' ls || false	# the oldest not hit: gone
 	grep -q '/p/8?' ls		# the newest: kept
-	[ "$(relay-cache stats --json | jq .evictions)" -ge 5 ]
+	[ "$(relay-cache stats --json | jq .evictions)" -eq "$evicted" ]
+	[ "$evicted" -ge 5 ]
+}
+
+@test "relay-cache purge --to 0 evicts every entry and says what it could not free" {
+	for i in 1 2 3; do
+		relay-fetch -o /dev/null "$UP/z/$i?size=102400&cc=max-age=600"
+	done
+	run --separate-stderr relay-cache purge --to 0 -v
+	[ "$status" -eq 0 ]
+	[[ "$stderr" =~ ^relay-cache:\ evicted\ 3\ entries\;\ ([0-9]+)\ bytes\ in\ use,\ over\ 0:\ the\ rest\ is\ the\ file\'s\ own\ pages\ and\ bodies\ being\ written$ ]]
+	[ "${BASH_REMATCH[1]}" -lt 102400 ]
+	[ -z "$(relay-cache ls)" ]
+	run --separate-stderr relay-cache purge --to 1G -v
+	[[ "$stderr" =~ ^relay-cache:\ evicted\ 0\ entries\;\ [0-9]+\ bytes\ in\ use,\ within\ 1073741824$ ]]
 }
 
 @test "bad sizes are usage errors" {

@@ -555,6 +555,7 @@ budget_evicts_by_sieve(void)
 {
 	const char *p = unit_tmp_path("budget.db");
 	struct store *s = store_open(p, STORE_WRITE);
+	long long evicted;
 	char url[32];
 	int i;
 
@@ -585,7 +586,8 @@ budget_evicts_by_sieve(void)
 	CHECK(query(p, "SELECT value FROM counters WHERE series = "
 	    "'relay_cache_evictions_total'") == 3);
 	/* shrinking evicts the same way: on from the hand, u5, u6, u7 */
-	CHECK(store_shrink(s, 260 * KIB) <= 260 * KIB);
+	CHECK(store_shrink(s, 260 * KIB, &evicted) <= 260 * KIB);
+	CHECK(evicted == 3);
 	CHECK(entry_id(s, "http://h/u7") == -1);
 	CHECK(stored_as(s, "http://h/u1", 100 * KIB, 1));
 	CHECK(stored_as(s, "http://h/u3", 100 * KIB, 3));
