@@ -346,6 +346,9 @@ cmd_get(int argc, char **argv, int head, const char *method)
 		store_close(s);
 		return EXIT_PARTIAL;
 	}
+	/* Nothing is written for an entry whose body would cut it short. */
+	if (store_body_check(s, &e) < 0)
+		die_store(s);
 	if (head)
 		print_head(&e);
 	copy_body(s, &e);
