@@ -102,8 +102,15 @@ static const char *const migrations[] = {
 	" WHEN OLD.status IN (404, 410) BEGIN"
 	"  UPDATE sync SET horizon = max(horizon, OLD.changed);"
 	"END;",
+	/*
+	 * 6: a URL's newest variant found at once, without sorting them
+	 * all (store_get with no variant: every lookup's first step).
+	 */
+	"CREATE INDEX entries_newest ON entries(method, url, response_time);",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(LATEST_VERSION == STORE_SCHEMA_VERSION,
+    "store.h names the version the migrations reach");
 
 #define ENTRY_COLUMNS \
 	"id, method, url, variant, status, headers, request_time," \
@@ -113,6 +120,14 @@ static const char *const migrations[] = {
 /* Entries chosen by purge: ?1 a GLOB or NULL, ?2 a time or NULL. */
 #define PURGE_WHERE \
 	"(?1 IS NULL OR url GLOB ?1) AND (?2 IS NULL OR stale_at <= ?2)"
+
+/*
+ * A URL's variants past the cap (?3), but the one just stored (?4):
+ * those used least recently, by their last hit or else their storing.
+ */
+#define VARIANTS_PAST_CAP \
+	"method = ?1 AND url = ?2 ORDER BY variant = ?4 DESC," \
+	" coalesce(last_hit, response_time) DESC, id DESC LIMIT -1 OFFSET ?3"
 
 enum stmt {
 	ST_GET, ST_GET_ANY, ST_BODY_NEW, ST_BODY_TOUCH, ST_BODY_DONE,
@@ -126,7 +141,7 @@ enum stmt {
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
 	ST_SYNC_MARK, ST_SCHEMA_VERSION, ST_ENTRY_URL, ST_BODY_HELD,
-	ST_BODY_CHECK,
+	ST_BODY_CHECK, ST_VARIANTS_BODIES, ST_VARIANTS,
 	ST_COUNT
 };
 
@@ -139,7 +154,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GET] = "SELECT " ENTRY_COLUMNS " FROM entries"
 	    " WHERE method = ?1 AND url = ?2 AND variant = ?3",
 	[ST_GET_ANY] = "SELECT " ENTRY_COLUMNS " FROM entries"
-	    " WHERE method = ?1 AND url = ?2 ORDER BY response_time DESC",
+	    " WHERE method = ?1 AND url = ?2 ORDER BY response_time DESC"
+	    " LIMIT 1",
 	[ST_BODY_NEW] = "INSERT INTO bodies (state, touched) VALUES (?1, ?2)",
 	[ST_BODY_TOUCH] = "UPDATE bodies SET touched = ?2 WHERE id = ?1",
 	[ST_BODY_DONE] = "UPDATE bodies SET state = 1, touched = ?2"
@@ -179,6 +195,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PURGE_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
 	    " (SELECT body FROM entries WHERE " PURGE_WHERE ")",
 	[ST_PURGE] = "DELETE FROM entries WHERE " PURGE_WHERE,
+	[ST_VARIANTS_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
+	    " (SELECT body FROM entries WHERE " VARIANTS_PAST_CAP ")",
+	[ST_VARIANTS] = "DELETE FROM entries WHERE id IN"
+	    " (SELECT id FROM entries WHERE " VARIANTS_PAST_CAP ")",
 	[ST_STATS_ENTRIES] = "SELECT count(*), total(stale_at > ?1),"
 	    " total(size), total(hits) FROM entries",
 	[ST_STATS_BODIES] = "SELECT total(state = 0), total(state = 2)"
@@ -1173,6 +1193,7 @@ new_body(struct store_writer *w, enum body_state state)
 }
 
 static int make_room(struct store *, long long);
+static int count_evictions(struct store *, long long);
 
 /* A body that can never fit in the budget makes no room for itself. */
 static int
@@ -1313,6 +1334,34 @@ upsert_entry(struct store_writer *w, const struct store_entry *e)
 	return run(w->s, st, "write to");
 }
 
+/*
+ * Keeps e's URL within STORE_MAX_VARIANTS responses (Vary): past it,
+ * those used least recently are evicted, in the write that stores e.
+ */
+static int
+cap_variants(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st[2] = { stmt(s, ST_VARIANTS_BODIES), NULL };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (i == 1)
+			st[1] = stmt(s, ST_VARIANTS);
+		if (st[i] == NULL)
+			return -1;
+		sqlite3_bind_text(st[i], 1, e->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st[i], 2, e->url, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st[i], 3, STORE_MAX_VARIANTS);
+		sqlite3_bind_text(st[i], 4, e->variant ? e->variant : "", -1,
+		    SQLITE_STATIC);
+		if (run(s, st[i], "write to") < 0)
+			return -1;
+	}
+	if (sqlite3_changes(s->db) > 0)
+		s->garbage = 1;
+	return count_evictions(s, sqlite3_changes(s->db));
+}
+
 /* Marks the body the entry pointed to as garbage, if there was one. */
 static int
 drop_old_body(struct store_writer *w, const struct store_entry *e)
@@ -1389,7 +1438,8 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 	if (make_room(s, (long long)(w->len + strlen(e->headers) +
 	    strlen(e->url))) < 0 || complete_body(w) < 0 ||
 	    (w->len > 0 && insert_chunk(w) < 0) ||
-	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0) {
+	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0 ||
+	    cap_variants(s, e) < 0) {
 		rollback(s);
 		goto out;
 	}
@@ -2513,6 +2563,22 @@ victim(struct store *s)
 	return sieve(s);
 }
 
+/* Adds n to relay_cache_evictions_total, in the write under way. */
+static int
+count_evictions(struct store *s, long long n)
+{
+	sqlite3_stmt *st;
+
+	if (n == 0)
+		return 0;
+	if ((st = stmt(s, ST_COUNTER_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, n);
+	return run(s, st, "write to");
+}
+
 /*
  * Within the write under way, frees pages until need more bytes fit
  * in budget: garbage bodies' chunks first, then entries (victim).
@@ -2543,13 +2609,8 @@ free_pages(struct store *s, long long budget, long long need,
 		else if ((rc = evict(s, id)) == 0)
 			n++;
 	}
-	if (n > 0 && (st = stmt(s, ST_COUNTER_ADD)) != NULL) {
-		sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, n);
-		if (run(s, st, "write to") < 0)
-			rc = -1;
-	}
+	if (count_evictions(s, n) < 0)
+		rc = -1;
 	*evicted = n;
 	return rc;
 }

@@ -10,7 +10,8 @@
 
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
+#define STORE_MAX_VARIANTS 64	/* responses kept per method and URL (Vary) */
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {

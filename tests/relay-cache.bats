@@ -254,7 +254,7 @@ load helpers
 	sqlite3 "$RELAY_CACHE" 'PRAGMA user_version = 99'
 	run --separate-stderr relay-cache get https://api.example/a
 	[ "$status" -eq 65 ]
-	[ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': written by a newer relay (schema version 99, this one knows 5)" ]
+	[ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': written by a newer relay (schema version 99, this one knows 6)" ]
 	printf y | { run relay-cache put https://api.example/b; [ "$status" -eq 65 ]; }
 	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA user_version')" = 99 ]
 	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries')" = 1 ]

@@ -109,3 +109,19 @@ open("sizes", "w").write("%d %d\n" % tuple(most))' "$RELAY_CACHE" &
 	run -2 relay-cache purge --to lots
 	[[ "$output" == *"bad size 'lots'"* ]]
 }
+
+@test "a URL keeps at most 64 variants: storing a 70th through relay-serve evicts the least recently used" {
+	start_serve
+	for i in $(seq 70); do
+		curl -sf -o /dev/null -H "Accept-Language: l$i" "$SERVE/v?cc=max-age=600&h=Vary:Accept-Language"
+		# one at a time: each is stored before the next, in order
+		stored() { [ "$(relay-cache stats --json | jq '.entries + .evictions')" -eq "$i" ]; }
+		eventually stored
+	done
+	[ "$(relay-cache stats --json | jq -c '[.entries, .evictions]')" = '[64,6]' ]
+	# the newest is a hit; the oldest was evicted
+	curl -s -D head -o /dev/null -H "Accept-Language: l70" "$SERVE/v?cc=max-age=600&h=Vary:Accept-Language"
+	grep -q 'Cache-Status: relay; hit' head
+	curl -s -D head -o /dev/null -H "Accept-Language: l1" "$SERVE/v?cc=max-age=600&h=Vary:Accept-Language"
+	grep -q 'Cache-Status: relay; fwd=miss' head
+}

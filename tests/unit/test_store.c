@@ -598,6 +598,91 @@ budget_evicts_by_sieve(void)
 	store_close(s);
 }
 
+/* Stores variant v of a URL, received at time t. */
+static int
+put_variant(struct store *s, const char *url, int v, time_t t)
+{
+	char variant[32];
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)url,
+		.variant = variant, .status = 200,
+		.headers = (char *)"Vary: Accept-Language\r\n",
+		.request_time = t, .response_time = t, .date = -1,
+		.lifetime = 60, .stale_at = 4000000000,
+	};
+
+	snprintf(variant, sizeof variant, "accept-language=l%d", v);
+	return store_writer_commit(write_body(s, 10, v), &e);
+}
+
+/* Whether the query plan of sql names text: 1, 0, or -1 if it failed. */
+static int
+plan_has(const char *file, const char *sql, const char *text)
+{
+	struct buf q = BUF_INIT;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int found = -1;
+
+	buf_printf(&q, "EXPLAIN QUERY PLAN %s", sql);
+	if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, buf_cstr(&q), -1, &st, NULL) ==
+	    SQLITE_OK) {
+		found = 0;
+		while (sqlite3_step(st) == SQLITE_ROW)
+			found |= strstr((const char *)sqlite3_column_text(st,
+			    3), text) != NULL;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	buf_free(&q);
+	return found;
+}
+
+/*
+ * A URL keeps STORE_MAX_VARIANTS responses: storing more evicts those
+ * used least recently (a hit counts as a use), never the one stored;
+ * the newest is found by an index, whatever their number.
+ */
+static void
+variants_are_capped(void)
+{
+	const char *p = unit_tmp_path("variants.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e;
+	char variant[32];
+	int i;
+
+	for (i = 0; i < STORE_MAX_VARIANTS; i++)
+		CHECK(put_variant(s, "http://h/v", i, 1000 + i) == 0);
+	CHECK(store_get(s, "GET", "http://h/v", "accept-language=l0", &e) == 1);
+	CHECK(store_hit(s, e.id, 1, 5000) == 0);	/* l0: used last */
+	store_entry_free(&e);
+	for (; i < STORE_MAX_VARIANTS + 6; i++)
+		CHECK(put_variant(s, "http://h/v", i, 1000 + i) == 0);
+	CHECK(query(p, "SELECT count(*) FROM entries") == STORE_MAX_VARIANTS);
+	CHECK(query(p, "SELECT value FROM counters WHERE series = "
+	    "'relay_cache_evictions_total'") == 6);
+	/* gone: l1 to l6, the oldest unused; kept: l0 (hit), l7 on */
+	for (i = 0; i < STORE_MAX_VARIANTS + 6; i++) {
+		snprintf(variant, sizeof variant, "accept-language=l%d", i);
+		CHECK(store_get(s, "GET", "http://h/v", variant, &e) ==
+		    (i >= 1 && i <= 6 ? 0 : 1));
+		store_entry_free(&e);
+	}
+	/* their bodies go too */
+	CHECK(query(p, "SELECT count(*) FROM bodies") == STORE_MAX_VARIANTS);
+	CHECK(store_get(s, "GET", "http://h/v", NULL, &e) == 1);
+	snprintf(variant, sizeof variant, "accept-language=l%d",
+	    STORE_MAX_VARIANTS + 5);
+	CHECK(strcmp(e.variant, variant) == 0);
+	store_entry_free(&e);
+	CHECK(plan_has(p, "SELECT id FROM entries WHERE method = 'GET' AND "
+	    "url = 'http://h/v' ORDER BY response_time DESC LIMIT 1",
+	    "TEMP B-TREE") == 0);
+	store_close(s);
+}
+
 static const struct unit_test tests[] = {
 	TEST(open_write_creates),
 	TEST(body_across_chunks),
@@ -617,6 +702,7 @@ static const struct unit_test tests[] = {
 	TEST(batch_keeps_others_on_failure),
 	TEST(batch_lost_to_a_full_disk),
 	TEST(budget_evicts_by_sieve),
+	TEST(variants_are_capped),
 };
 
 UNIT_MAIN(tests)
