@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #define BUSY_TIMEOUT_MS	30000
 #define ABANDONED_SECS	600	/* a body unwritten for this long lost its writer */
 #define COLLECT_BATCH	16	/* chunks deleted per transaction */
+#define UNDO_ROOM	(64 * 1024)	/* kept free for a failed write's undoing */
 #define APPLICATION_ID	0x72656c79	/* "rely" */
 
 enum body_state { BODY_WRITING, BODY_COMPLETE, BODY_GARBAGE };
@@ -141,7 +143,8 @@ enum stmt {
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
 	ST_SYNC_MARK, ST_SCHEMA_VERSION, ST_ENTRY_URL, ST_BODY_HELD,
-	ST_BODY_CHECK, ST_VARIANTS_BODIES, ST_VARIANTS,
+	ST_BODY_CHECK, ST_VARIANTS_BODIES, ST_VARIANTS, ST_HAS_GARBAGE,
+	ST_FREE_BYTES,
 	ST_COUNT
 };
 
@@ -203,6 +206,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " total(size), total(hits) FROM entries",
 	[ST_STATS_BODIES] = "SELECT total(state = 0), total(state = 2)"
 	    " FROM bodies",
+	[ST_HAS_GARBAGE] = "SELECT 1 FROM bodies WHERE state = 2 LIMIT 1",
+	[ST_FREE_BYTES] = "SELECT freelist_count * page_size"
+	    " FROM pragma_freelist_count, pragma_page_size",
 	[ST_REFRESH] = "UPDATE entries SET headers = ?2, request_time = ?3,"
 	    " response_time = ?4, date = ?5, age = ?6, lifetime = ?7,"
 	    " stale_at = ?8, etag = ?9, last_modified = ?10 WHERE id = ?1",
@@ -279,6 +285,7 @@ struct store {
 	int		 batch;		/* inside store_batch_begin/end */
 	int		 batch_open;	/* the batch began its transaction */
 	int		 batch_lost;	/* and SQLite undid it since */
+	long long	 batch_bytes;	/* body bytes written in it */
 	long long	 max_size;	/* the size budget; 0: none */
 	int		 busy_ms;	/* store_busy_timeout's, if set */
 	int		 create;	/* an empty file gets the schema */
@@ -372,6 +379,9 @@ fail(struct store *s, int rc, const char *action)
 	int saved = errno, sys = sqlite3_system_errno(s->db);
 	const char *why = sqlite3_errmsg(s->db);
 
+	/* relay sets no max_page_count: full is a full disk */
+	if ((rc & 0xFF) == SQLITE_FULL)
+		why = strerror(ENOSPC);
 	/* SQLite loses the errno of a failed write in some paths. */
 	if (sys == 0)
 		sys = saved;
@@ -467,17 +477,24 @@ begin_write(struct store *s)
 		if (begin_immediate(s) < 0)
 			return -1;
 		s->batch_open = 1;
+		s->batch_bytes = 0;
 	}
 	return run(s, stmt(s, ST_SAVEPOINT), "write to");
 }
 
+static void size_wal(struct store *);
+static long long wal_limit(const struct store *);
+
+/* Commits the write; then keeps the WAL within its limit (store_trim_wal). */
 static int
 commit(struct store *s)
 {
 	if (s->batch)	/* store_batch_end commits */
 		return run(s, stmt(s, ST_RELEASE), "write to");
-	if (exec(s, "COMMIT", "write to") == 0)
+	if (exec(s, "COMMIT", "write to") == 0) {
+		store_trim_wal(s);
 		return 0;
+	}
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
@@ -526,6 +543,19 @@ store_batch_lost(struct store *s)
 	lost = s->batch_lost;
 	s->batch_lost = 0;
 	return lost;
+}
+
+/*
+ * Whether the batch's transaction holds a chunk's worth of body bytes,
+ * or as many as the WAL may: its caller ends it there (and begins
+ * another), so that no transaction adds more than two chunks to the
+ * WAL before it is trimmed (store_trim_wal).
+ */
+int
+store_batch_full(struct store *s)
+{
+	return s->batch_open && (s->batch_bytes >= CHUNK_SIZE ||
+	    s->batch_bytes >= wal_limit(s));
 }
 
 /* Commits the batch; returns -1 if some of its writes were lost. */
@@ -777,6 +807,24 @@ fail:
 }
 
 /*
+ * Garbage another process left (a write that failed on a full disk and
+ * could not delete its own): this one's next write collects it.
+ */
+static int
+note_garbage(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_HAS_GARBAGE);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		s->garbage = 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, "open");
+}
+
+/*
  * Makes a connection to the cache file ready: hardened, its schema
  * checked, in WAL mode, migrated. An empty file that may not be
  * created in is left as it is (store_open reads it as empty).
@@ -797,13 +845,19 @@ setup(struct store *s)
 		return -1;
 	if (s->empty && !s->create)
 		return 0;
+	/*
+	 * secure_delete FAST: a body removed is not written over with
+	 * zeros (some builds' default), which would take its size again
+	 * in the WAL, and the room a failed write needs to undo itself.
+	 */
 	if (!sqlite3_db_readonly(s->db, "main") &&
-	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
-	    "open") < 0)
+	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+	    " PRAGMA secure_delete = FAST", "open") < 0)
 		return -1;
-	if (version < LATEST_VERSION)
-		return migrate(s);
-	return 0;
+	size_wal(s);
+	if (version < LATEST_VERSION && migrate(s) < 0)
+		return -1;
+	return s->create ? note_garbage(s) : 0;
 }
 
 /*
@@ -1172,6 +1226,7 @@ insert_chunk(struct store_writer *w)
 	sqlite3_bind_blob(st, 3, w->chunk, (int)w->len, SQLITE_STATIC);
 	if (run(s, st, "write to") < 0)
 		return -1;
+	s->batch_bytes += (long long)w->len;
 	w->seq++;
 	w->len = 0;
 	return 0;
@@ -1193,7 +1248,36 @@ new_body(struct store_writer *w, enum body_state state)
 }
 
 static int make_room(struct store *, long long);
+static long long file_size(const char *, const char *);
 static int count_evictions(struct store *, long long);
+
+/*
+ * Whether a write of len body bytes has room on its file system: they
+ * go to the WAL, then into the file (whose free pages count), and
+ * UNDO_ROOM is kept for a write that fails to give its body up and
+ * delete it (store_writer_abort). Else it fails now, as on a full disk,
+ * rather than half-way through in SQLite, with no room left to undo.
+ */
+static int
+check_room(struct store *s, long long len)
+{
+	sqlite3_stmt *st;
+	struct statvfs fs;
+	long long have, need = 2 * len + UNDO_ROOM;
+
+	if (statvfs(s->path, &fs) < 0)
+		return 0;	/* SQLite will tell */
+	have = (long long)fs.f_bavail * (long long)fs.f_frsize;
+	if (have < need && (st = stmt(s, ST_FREE_BYTES)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			have += sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	if (have >= need)
+		return 0;
+	return fail_msg(s, EX_IOERR, "cannot write to cache '%s': %s",
+	    s->path, strerror(ENOSPC));
+}
 
 /* A body that can never fit in the budget makes no room for itself. */
 static int
@@ -1227,12 +1311,11 @@ flush_chunk(struct store_writer *w)
 		if (run(s, st, "write to") < 0)
 			goto fail;
 	}
-	if (make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
+	if (check_room(s, (long long)w->len) < 0 ||
+	    make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
 		goto fail;
 	if (commit(s) < 0)
 		return -1;
-	if (sqlite3_get_autocommit(s->db))	/* not in a batch */
-		store_trim_wal(s);	/* a flood of chunks grows it fast */
 	return 0;
 fail:
 	rollback(s);
@@ -1414,6 +1497,7 @@ complete_body(struct store_writer *w)
 }
 
 static int collect(struct store *, int);
+static long long step_in_txn(struct store *, enum stmt, long long);
 
 /*
  * Makes the body and its entry visible in one transaction: readers see
@@ -1435,7 +1519,8 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 		goto out;
 	if (begin_write(s) < 0)
 		goto out;
-	if (make_room(s, (long long)(w->len + strlen(e->headers) +
+	if (check_room(s, (long long)w->len) < 0 ||
+	    make_room(s, (long long)(w->len + strlen(e->headers) +
 	    strlen(e->url))) < 0 || complete_body(w) < 0 ||
 	    (w->len > 0 && insert_chunk(w) < 0) ||
 	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0 ||
@@ -1452,23 +1537,32 @@ out:
 	return rc;
 }
 
-/* Gives up a body: whatever was written becomes garbage. Frees the writer. */
+/*
+ * Gives up a body: what was written of it becomes garbage and is
+ * deleted at once, so that a write that failed (a full disk: SQLite
+ * gives the room of its own undone transaction to these) leaves
+ * nothing behind. What is left if even they fail, the next write or
+ * relay-cache purge and vacuum collect. The failure's status and
+ * message stay the store's. Frees the writer.
+ */
 void
 store_writer_abort(struct store_writer *w)
 {
 	struct store *s;
-	sqlite3_stmt *st;
+	char err[sizeof s->err];
+	int status;
 
 	if (w == NULL)
 		return;
 	s = w->s;
-	if (w->body != 0 && begin_write(s) == 0) {
+	if (w->body != 0) {
+		status = s->status;
+		memcpy(err, s->err, sizeof err);
 		s->garbage = 1;
-		if ((st = stmt(s, ST_BODY_DROP)) != NULL) {
-			sqlite3_bind_int64(st, 1, w->body);
-			run(s, st, "write to");
-		}
-		commit(s);
+		step_in_txn(s, ST_BODY_DROP, w->body);
+		collect(s, 0);
+		s->status = status;
+		memcpy(s->err, err, sizeof err);
 	}
 	free(w->chunk);
 	free(w);
@@ -2106,31 +2200,87 @@ store_vacuum(struct store *s)
 #define WAL_LIMIT	(64LL << 20)	/* without --max-size */
 #define WAL_WAIT_MS	1000	/* for readers and writers, to start it over */
 
-/* The longest the WAL may grow: a quarter of the budget, 1 MiB at least. */
+/* The longest the WAL may grow: a quarter of the budget, else WAL_LIMIT. */
 static long long
 wal_limit(const struct store *s)
 {
-	long long limit = s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+	return s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+}
 
-	return limit < (1LL << 20) ? 1LL << 20 : limit;
+/*
+ * Whether a WAL of wal bytes is past its limit, or past a quarter of
+ * the room its file system has for it (what it takes and what is
+ * free): a checkpoint needs room to move it into the file, and a write
+ * that fails on a full disk room to undo itself.
+ */
+static int
+wal_too_long(const struct store *s, long long wal)
+{
+	struct statvfs fs;
+	long long room;
+
+	if (wal > wal_limit(s))
+		return 1;
+	if (wal == 0 || statvfs(s->path, &fs) < 0)
+		return 0;
+	room = (long long)fs.f_bavail * (long long)fs.f_frsize + wal;
+	return wal > room / 4;
+}
+
+/*
+ * Sizes SQLite's own upkeep of the WAL from wal_limit: its checkpoints
+ * start once the WAL passes the limit (or SQLite's 1000 pages, if
+ * fewer), and a WAL started over is truncated to it.
+ */
+static void
+size_wal(struct store *s)
+{
+	char sql[64];
+	long long pages = wal_limit(s) / 4096;
+
+	sqlite3_wal_autocheckpoint(s->db, pages < 1000 ? (int)pages : 1000);
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
+	    wal_limit(s));
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);	/* a hint */
+}
+
+/* A busy handler that looks every millisecond, for WAL_WAIT_MS at most. */
+static int
+poll_busy(void *ctx, int tries)
+{
+	(void)ctx;
+	if (tries >= WAL_WAIT_MS)
+		return 0;
+	usleep(1000);
+	return 1;
 }
 
 /*
  * Keeps the write-ahead log short. Readers that overlap without a
  * pause (each process's rounds, bodies being sent) keep SQLite's own
  * checkpoints from starting it over, and it grows without bound; past
- * a limit (a quarter of the budget, at least 1 MiB), a checkpoint that
- * waits a moment for them truncates it. One that cannot is tried again
- * after the next write.
+ * wal_limit, after each write, a checkpoint truncates it, waiting up to
+ * WAL_WAIT_MS for the readers, another writer, or another process's
+ * checkpoint (which SQLite does not wait for), looking every
+ * millisecond, since each holds its lock for a moment only. One that
+ * cannot is tried again after the next write.
  */
 void
 store_trim_wal(struct store *s)
 {
-	if (file_size(s->path, "-wal") <= wal_limit(s))
+	int tries, frames, rc;
+
+	if (!wal_too_long(s, file_size(s->path, "-wal")))
 		return;
-	sqlite3_busy_timeout(s->db, WAL_WAIT_MS);
-	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-	    NULL, NULL);
+	sqlite3_busy_handler(s->db, poll_busy, NULL);
+	for (tries = 0; tries < WAL_WAIT_MS && (tries == 0 ||
+	    wal_too_long(s, file_size(s->path, "-wal"))); tries++) {
+		rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+		    SQLITE_CHECKPOINT_RESTART, &frames, NULL);
+		if (rc != SQLITE_BUSY || frames != -1)
+			break;	/* done, or the readers held on too long */
+		usleep(1000);	/* another process's checkpoint */
+	}
 	sqlite3_busy_timeout(s->db, s->busy_ms > 0 ? s->busy_ms :
 	    BUSY_TIMEOUT_MS);
 }
@@ -2629,17 +2779,13 @@ make_room(struct store *s, long long need)
 
 /*
  * Keeps the file within max bytes from now on (0: no bound), and its
- * WAL within wal_limit: truncated there whenever SQLite starts it over.
+ * WAL within wal_limit, a quarter of it.
  */
 void
 store_set_max_size(struct store *s, long long max)
 {
-	char sql[64];
-
 	s->max_size = max;
-	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
-	    wal_limit(s));
-	sqlite3_exec(s->db, sql, NULL, NULL, NULL);	/* a hint */
+	size_wal(s);
 }
 
 /*

@@ -91,6 +91,7 @@ const char	*store_path(const struct store *);
 
 void		 store_batch_begin(struct store *);
 int		 store_batch_lost(struct store *);
+int		 store_batch_full(struct store *);
 int		 store_batch_end(struct store *);
 int		 store_read_begin(struct store *);
 void		 store_read_end(struct store *);

@@ -590,18 +590,20 @@ damage() {
 @test "relay-serve never answers a planted status that is not final: it asks the upstream, and stores its answer" {
 	start_upstream
 	start_serve
-	url="$UP/s?cc=max-age=600"
-	curl -sf -o /dev/null "$SERVE/s?cc=max-age=600"
-	eventually cached_as "$url" "/s?cc=max-age=600"
+	# over 64 KiB: never kept in memory, each hit reads the file
+	path="/s?size=70000&cc=max-age=600"
+	curl -sf -o /dev/null "$SERVE$path"
+	stored() { [ "$(sqlite3 "$RELAY_CACHE" 'SELECT status FROM entries')" = 200 ]; }
+	eventually stored
 	for code in 100 0 999; do
 		sqlite3 "$RELAY_CACHE" "UPDATE entries SET status = $code"
-		run curl -s -m 5 -o body -w '%{http_code}' "$SERVE/s?cc=max-age=600"
+		run curl -s -m 5 -o body -w '%{http_code}' "$SERVE$path"
 		[ "$status" -eq 0 ] && [ "$output" = 200 ] || { echo "$code: $status $output"; false; }
-		[ "$(cat body)" = "/s?cc=max-age=600" ]
-		eventually [ "$(sqlite3 "$RELAY_CACHE" 'SELECT status FROM entries')" = 200 ]
+		[ "$(wc -c <body)" -eq 70000 ]
+		eventually stored
 	done
-	[ "$(requests_for "/s?cc=max-age=600")" -eq 4 ]
-	log_has 1 "entry '$url' is damaged: status 100 is not a final status"
+	[ "$(requests_for "$path")" -eq 4 ]
+	log_has 1 "entry '$UP$path' is damaged: status 100 is not a final status"
 }
 
 @test "relay-serve's writer stores no status past 599" {
@@ -610,4 +612,68 @@ damage() {
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/p?status=600&cc=max-age=600")" = 600 ]
 	eventually log_has 1 "status 600 is not a final status"
 	[ -z "$(relay-cache ls)" ]
+}
+
+# small_disk SIZE: a tmpfs of SIZE at disk/, unmounted by teardown; the
+# test is skipped where mounting is not allowed (it needs root, as CI).
+small_disk() {
+	mkdir disk
+	mount -t tmpfs -o "size=$1" tmpfs disk 2>mount.err ||
+	    skip "cannot mount a tmpfs here: $(cat mount.err)"
+	EXTRA_CLEANUP=unmount_disk
+}
+
+unmount_disk() {
+	umount "$BATS_TEST_TMPDIR/disk"
+}
+
+@test "a full disk: a large put fails with 74, leaves nothing behind, and the cache goes on and gives the room back" {
+	small_disk 2m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf small | relay-cache put https://api.example/keep
+	head -c 5000000 /dev/urandom >big.bin
+	run --separate-stderr relay-cache put https://api.example/big <big.bin
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': No space left on device" ]
+	# consistent, and nothing of the failed put is left in it
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies; SELECT count(*) FROM chunks')" = $'1\n1' ]
+	[ "$(relay-cache get https://api.example/keep)" = small ]
+	# the room it took is the file's free pages: other writes go in
+	printf more | relay-cache put https://api.example/more
+	[ "$(relay-cache get https://api.example/more)" = more ]
+	# and vacuum gives it back to the file system
+	relay-cache vacuum
+	[ "$(stat -c %s "$RELAY_CACHE")" -lt 200000 ]
+	[ "$(stat -c %s "$RELAY_CACHE-wal" 2>/dev/null || echo 0)" -eq 0 ]
+}
+
+@test "a disk another file fills: the put fails with 74, and once there is room again it goes in" {
+	small_disk 4m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf small | relay-cache put https://api.example/keep
+	head -c 3000000 /dev/zero >disk/filler
+	head -c 1500000 /dev/urandom >big.bin
+	run --separate-stderr relay-cache put https://api.example/big <big.bin
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': No space left on device" ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM chunks')" = 1 ]
+	rm disk/filler
+	relay-cache put https://api.example/big <big.bin
+	relay-cache get https://api.example/big | cmp - big.bin
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "a small disk under relay-serve --max-size 1M: every answer is stored, in turn evicted, none lost to the disk" {
+	small_disk 2m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	start_upstream
+	start_serve --max-size 1M
+	for i in $(seq 30); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/d/$i?size=102400&cc=max-age=600")" = 200 ]
+	done
+	all_stored() { [ "$(relay-cache stats --json | jq '.entries + .evictions')" -eq 30 ]; }
+	eventually all_stored
+	! grep -q 'cannot write' serve.log || { grep 'cannot write' serve.log; false; }
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
 }

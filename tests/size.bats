@@ -12,10 +12,12 @@ setup() {
 }
 
 # Samples the cache file's size (and its WAL's) every 10 ms until told
-# to stop by the file "stop", writing the largest of each to sizes.
+# to stop by the file "stop", writing the largest of each to sizes;
+# returns once it has started.
 watch_sizes() {
 	python3 -c 'import os, sys, time
 db, wal, most = sys.argv[1], sys.argv[1] + "-wal", [0, 0]
+open("watching", "w").close()
 while not os.path.exists("stop"):
     for i, f in enumerate((db, wal)):
         try:
@@ -25,6 +27,7 @@ while not os.path.exists("stop"):
     time.sleep(0.01)
 open("sizes", "w").write("%d %d\n" % tuple(most))' "$RELAY_CACHE" &
 	EXTRA_PIDS+=($!)
+	eventually [ -e watching ]
 }
 
 @test "--max-size 8M under 50 MB of distinct responses: the file stays under 8 MiB plus one body throughout" {
@@ -124,4 +127,24 @@ open("sizes", "w").write("%d %d\n" % tuple(most))' "$RELAY_CACHE" &
 	grep -q 'Cache-Status: relay; hit' head
 	curl -s -D head -o /dev/null -H "Accept-Language: l1" "$SERVE/v?cc=max-age=600&h=Vary:Accept-Language"
 	grep -q 'Cache-Status: relay; fwd=miss' head
+}
+
+@test "--max-size 1M: the write-ahead log stays within a quarter of it, and the transaction that passed it" {
+	start_serve --workers 1 --max-size 1M
+	watch_sizes
+	urls=()
+	for i in $(seq 30); do	# 30 x 100 KiB: 3 MiB
+		urls+=(-o /dev/null "$SERVE/w/$i?size=102400&cc=max-age=600")
+	done
+	curl -s -Z --parallel-max 4 -w '%{http_code}\n' "${urls[@]}" >out 2>/dev/null
+	[ "$(sort -u out)" = 200 ]
+	evicted() { [ "$(relay-cache stats --json | jq .evictions)" -gt 15 ]; }
+	eventually evicted
+	touch stop
+	eventually [ -s sizes ]
+	read -r db wal <sizes
+	echo "largest: file $db, WAL $wal"
+	[ "$db" -le $((1024 * 1024 + 262144)) ]
+	# a quarter, and a transaction of two chunks at most, and its pages
+	[ "$wal" -le $((262144 + 2 * 262144 + 65536)) ]
 }
