@@ -683,6 +683,88 @@ variants_are_capped(void)
 	store_close(s);
 }
 
+/*
+ * An entry relay never stores: a write refuses it, and leaves nothing
+ * of its body; one planted in the file is damage, which a lookup and
+ * an iteration report, naming it, and an iteration goes past.
+ */
+static void
+damage_is_refused(void)
+{
+	const char *p = unit_tmp_path("damage.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	static const int statuses[] = { 0, 100, 199, 600, 999 };
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)"http://h/s",
+		.variant = (char *)"", .headers = (char *)"",
+		.request_time = 1000, .response_time = 1001, .date = -1,
+		.lifetime = 60, .stale_at = 4000000000,
+	};
+	struct store_iter *it;
+	size_t i;
+
+	for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+		e.status = statuses[i];
+		CHECK(store_writer_commit(write_body(s, 300 * KIB, 1), &e) < 0);
+		CHECK(store_status(s) == EX_DATAERR);
+		CHECK(strstr(store_error(s), "is not a final status") != NULL);
+	}
+	e.status = 200;
+	e.method = (char *)"G ET";
+	CHECK(store_writer_commit(write_body(s, 10, 1), &e) < 0);
+	CHECK(strstr(store_error(s), "is not a method name") != NULL);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 0);
+	CHECK(query(p, "SELECT count(*) FROM chunks") == 0);	/* deleted */
+	CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+	CHECK(put(s, "GET", "http://h/b", 10, 2, 4000000000) == 0);
+	CHECK(put(s, "GET", "http://h/c", 10, 3, 4000000000) == 0);
+	CHECK(change(p, "UPDATE entries SET status = 100 WHERE url = "
+	    "'http://h/b'") == 0);
+	CHECK(store_get(s, "GET", "http://h/b", NULL, &e) == -1);
+	CHECK(store_status(s) == EX_DATAERR);
+	CHECK(strstr(store_error(s), "entry 'http://h/b' is damaged: status "
+	    "100 is not a final status (200 to 599)") != NULL);
+	CHECK((it = store_iter_new(s, NULL)) != NULL);
+	CHECK(store_iter_next(it, &e) == 1 && strcmp(e.url, "http://h/a") == 0);
+	store_entry_free(&e);
+	CHECK(store_iter_next(it, &e) == STORE_DAMAGED);
+	CHECK(store_iter_next(it, &e) == 1 && strcmp(e.url, "http://h/c") == 0);
+	store_entry_free(&e);
+	CHECK(store_iter_next(it, &e) == 0);
+	store_iter_free(it);
+	store_close(s);
+}
+
+/*
+ * A schema object relay did not create, planted before it opens the
+ * file or while it has it open, is refused and never runs.
+ */
+static void
+planted_objects_are_refused(void)
+{
+	const char *p = unit_tmp_path("planted.db");
+	struct store *s = store_open(p, STORE_WRITE);
+
+	CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+	CHECK(change(p, "CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN "
+	    "DELETE FROM entries; END") == 0);
+	/* while open: the next write sees it, and changes nothing */
+	CHECK(put(s, "GET", "http://h/b", 10, 2, 4000000000) < 0);
+	CHECK(store_status(s) == EX_DATAERR);
+	CHECK(strstr(store_error(s), "it has trigger 'wipe' that relay did "
+	    "not create") != NULL);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 1);
+	store_close(s);
+	/* at open, for reading and writing */
+	s = store_open(p, STORE_READ);
+	CHECK(store_status(s) == EX_DATAERR);
+	store_close(s);
+	s = store_open(p, STORE_WRITE);
+	CHECK(store_status(s) == EX_DATAERR);
+	store_close(s);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 1);
+}
+
 static const struct unit_test tests[] = {
 	TEST(open_write_creates),
 	TEST(body_across_chunks),
@@ -703,6 +785,8 @@ static const struct unit_test tests[] = {
 	TEST(batch_lost_to_a_full_disk),
 	TEST(budget_evicts_by_sieve),
 	TEST(variants_are_capped),
+	TEST(damage_is_refused),
+	TEST(planted_objects_are_refused),
 };
 
 UNIT_MAIN(tests)
