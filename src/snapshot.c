@@ -18,7 +18,7 @@
 #include "buf.h"
 #include "snapshot.h"
 
-/* The journal in memory: SQLite's defensive mode refuses none at all. */
+/* The journal in memory: the defensive mode (store_harden) refuses OFF. */
 static const char schema[] =
     "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;"
     "CREATE TABLE sync (kind TEXT NOT NULL, since INTEGER NOT NULL,"
@@ -64,8 +64,9 @@ snapshot_new(char *why, size_t len)
 	}
 	close(fd);
 	if (sqlite3_open_v2(sn->path, &sn->db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK || store_harden(sn->db, 0) < 0 || sqlite3_exec(sn->db, schema, NULL, NULL, NULL) !=
-	    SQLITE_OK || sqlite3_prepare_v2(sn->db, "INSERT INTO records"
+	    SQLITE_OK || store_harden(sn->db, 0) < 0 ||
+	    sqlite3_exec(sn->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sn->db, "INSERT INTO records"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &sn->add, NULL) !=
 	    SQLITE_OK) {
 		failed(sn, "made");

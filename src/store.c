@@ -455,11 +455,11 @@ note_loss(struct store *s)
 
 static int recheck_schema(struct store *);
 
-/* Begins a write transaction on a file whose schema is still relay's. */
+/* Begins a transaction (sql) on a file whose schema is still relay's. */
 static int
-begin_immediate(struct store *s)
+begin(struct store *s, const char *sql, const char *action)
 {
-	if (exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+	if (exec(s, sql, action) < 0)
 		return -1;
 	if (recheck_schema(s) == 0)
 		return 0;
@@ -471,10 +471,10 @@ static int
 begin_write(struct store *s)
 {
 	if (!s->batch)
-		return begin_immediate(s);
+		return begin(s, "BEGIN IMMEDIATE", "write to");
 	note_loss(s);
 	if (sqlite3_get_autocommit(s->db)) {
-		if (begin_immediate(s) < 0)
+		if (begin(s, "BEGIN IMMEDIATE", "write to") < 0)
 			return -1;
 		s->batch_open = 1;
 		s->batch_bytes = 0;
@@ -708,7 +708,7 @@ check_schema(struct store *s, const char *const *sql, int n)
 	return rc;
 }
 
-/* Refuses files that are SQLite but not ours, from a newer relay, or altered. */
+/* Refuses files not ours, from a newer relay, or altered (check_schema). */
 static int
 check_identity(struct store *s, int version)
 {
@@ -744,13 +744,10 @@ check_cache(struct store *s)
 static int
 check_at_open(struct store *s)
 {
-	int rc;
-
-	if (exec(s, "BEGIN", "open") < 0)
+	if (begin(s, "BEGIN", "open") < 0)
 		return -1;
-	rc = recheck_schema(s);
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return 0;
 }
 
 /*
@@ -1011,12 +1008,7 @@ store_path(const struct store *s)
 int
 store_read_begin(struct store *s)
 {
-	if (exec(s, "BEGIN DEFERRED", "read") < 0)
-		return -1;
-	if (recheck_schema(s) == 0)
-		return 0;
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+	return begin(s, "BEGIN DEFERRED", "read");
 }
 
 void
@@ -1762,9 +1754,10 @@ store_body_check(struct store *s, const struct store_entry *e)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return fail(s, rc, "read");
-	if (rows == 0)
-		return body_missing(s, e->id, e->body) < 0 &&
-		    s->status == EX_DATAERR ? STORE_DAMAGED : -1;
+	if (rows == 0) {
+		body_missing(s, e->id, e->body);	/* always a failure */
+		return s->status == EX_DATAERR ? STORE_DAMAGED : -1;
+	}
 	if (bytes > e->size)
 		return damaged(s, e->id, e->url, "its body has more than its "
 		    "%lld bytes", e->size);
@@ -2258,12 +2251,15 @@ poll_busy(void *ctx, int tries)
 /*
  * Keeps the write-ahead log short. Readers that overlap without a
  * pause (each process's rounds, bodies being sent) keep SQLite's own
- * checkpoints from starting it over, and it grows without bound; past
- * wal_limit, after each write, a checkpoint truncates it, waiting up to
- * WAL_WAIT_MS for the readers, another writer, or another process's
- * checkpoint (which SQLite does not wait for), looking every
- * millisecond, since each holds its lock for a moment only. One that
- * cannot is tried again after the next write.
+ * checkpoints from starting it over, and it grows without bound; once
+ * it is too long (wal_too_long), after each write, a checkpoint moves
+ * it into the file and starts it over, waiting up to WAL_WAIT_MS for
+ * the readers, another writer, or another process's checkpoint (which
+ * SQLite does not wait for), looking every millisecond, since each
+ * holds its lock for a moment only. One that cannot is tried again
+ * after the next write. The file keeps its length, up to wal_limit
+ * (journal_size_limit), so that a write that fails on a full disk
+ * still has room in it to undo itself; vacuum truncates it.
  */
 void
 store_trim_wal(struct store *s)

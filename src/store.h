@@ -45,7 +45,11 @@ struct store_stats {
 	long long	file_bytes;		/* database and WAL on disk */
 };
 
-/* store_iter_next: an entry relay never wrote, skipped (store_error). */
+/*
+ * An entry relay never wrote (store_entry_invalid), or whose body is
+ * not whole: store_iter_next goes on past it, store_body_check and
+ * cache_write_record write nothing of it; store_error names it.
+ */
 #define STORE_DAMAGED	(-2)
 
 struct store;
