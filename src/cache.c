@@ -251,8 +251,9 @@ cache_refresh(struct store *s, struct store_entry *c,
 /*
  * A stored entry as a record (relay(7)), its body read from s: source
  * hit or stale, age and ttl as of now; seq if it is not 0. A body over
- * max bytes is left out, the record saying so. Returns -1 if the body
- * could not be read: the line is then unfinished.
+ * max bytes is left out, the record saying so. Returns STORE_DAMAGED,
+ * having written nothing, if the body is not whole; -1 if it could not
+ * be read: the line is then unfinished.
  */
 int
 cache_write_record(struct writer *w, struct store *s,
@@ -271,6 +272,8 @@ cache_write_record(struct writer *w, struct store *s,
 	char why[80];
 	int rc;
 
+	if (e->size <= max && (rc = store_body_check(s, e)) < 0)
+		return rc;
 	if (now >= e->stale_at)
 		snprintf(rec.source, sizeof rec.source, "stale");
 	if (e->size > max) {

@@ -74,7 +74,7 @@ static const char help_text[] =
     "  -i, --include           get: the status line and fields first\n"
     "  -H, --header LINE       put: a field, 'Name: value'\n"
     "      --ttl TIME          put: the freshness lifetime\n"
-    "      --status CODE       put: the status (100-999, 200)\n"
+    "      --status CODE       put: the status (200-599, 200)\n"
     "  -X, --request METHOD    get, put: another method than GET\n"
     "  -f, --force             rm: a URL not in the cache is no error\n"
     "      --expired, --all    purge: what to remove\n"
@@ -250,6 +250,25 @@ ls_line(const struct store_entry *e, long long age, int tty)
 	free(url);
 }
 
+/*
+ * The next entry to list or dump: 1, or 0 at the end. A damaged one is
+ * reported and skipped, and *status says so; other failures exit.
+ */
+static int
+next_entry(struct store *s, struct store_iter *it, struct store_entry *e,
+    int *status)
+{
+	int rc;
+
+	while ((rc = store_iter_next(it, e)) == STORE_DAMAGED) {
+		prog_warnx("%s", store_error(s));
+		*status = EX_DATAERR;
+	}
+	if (rc < 0)
+		die_store(s);
+	return rc;
+}
+
 static int
 cmd_ls(void)
 {
@@ -257,7 +276,7 @@ cmd_ls(void)
 	struct store_iter *it = store_iter_new(s, match);
 	struct store_entry e;
 	struct writer *w = xmalloc(sizeof *w);
-	int tty = isatty(STDOUT_FILENO), rc;
+	int tty = isatty(STDOUT_FILENO), status = 0;
 
 	if (it == NULL)
 		die_store(s);
@@ -265,19 +284,17 @@ cmd_ls(void)
 	if (tty && !json_output)
 		printf("%-6s %7s %6s %-5s %s\n", "STATUS", "SIZE", "AGE",
 		    "STATE", "URL");
-	while ((rc = store_iter_next(it, &e)) > 0) {
+	while (next_entry(s, it, &e, &status) > 0) {
 		if (json_output)
 			ls_json(w, &e, current_age(&e));
 		else
 			ls_line(&e, current_age(&e), tty);
 		store_entry_free(&e);
 	}
-	if (rc < 0)
-		die_store(s);
 	free(w);
 	store_iter_free(it);
 	store_close(s);
-	return 0;
+	return status;
 }
 
 static void
@@ -326,6 +343,9 @@ cmd_get(int argc, char **argv, int head, const char *method)
 		store_close(s);
 		return EXIT_PARTIAL;
 	}
+	/* Nothing is written for an entry whose body would cut it short. */
+	if (store_body_check(s, &e) < 0)
+		die_store(s);
 	if (head)
 		print_head(&e);
 	copy_body(s, &e);
@@ -588,11 +608,14 @@ cmd_purge(int expired, int all, int verbose)
 			    n == 1 ? "entry" : "entries");
 	}
 	if (purge_to >= 0) {
-		if ((used = store_shrink(s, purge_to)) < 0)
+		if ((used = store_shrink(s, purge_to, &n)) < 0)
 			die_store(s);
 		if (verbose)
-			prog_warnx("%lld bytes in use, within %lld", used,
-			    purge_to);
+			prog_warnx("evicted %lld %s; %lld bytes in use, %s %lld%s", n,
+			    n == 1 ? "entry" : "entries", used, used <= purge_to ?
+			    "within" : "over", purge_to, used <= purge_to ? "" :
+			    ": the rest is the file's own pages and bodies being "
+			    "written");
 	}
 	store_close(s);
 	return 0;
@@ -644,10 +667,20 @@ cmd_stats(void)
 	return 0;
 }
 
+/*
+ * Writes an entry as a whole record; one whose body is damaged is
+ * reported and left out. Other failures exit.
+ */
 static void
-dump_entry(struct store *s, struct writer *w, const struct store_entry *e)
+dump_entry(struct store *s, struct writer *w, const struct store_entry *e,
+    int *status)
 {
-	if (cache_write_record(w, s, e, now, 0, LLONG_MAX) < 0) {
+	int rc = cache_write_record(w, s, e, now, 0, LLONG_MAX);
+
+	if (rc == STORE_DAMAGED) {
+		prog_warnx("%s", store_error(s));
+		*status = EX_DATAERR;
+	} else if (rc < 0) {
 		writer_flush(w);
 		die_store(s);
 	}
@@ -662,29 +695,28 @@ cmd_dump(void)
 	struct writer *w = xmalloc(sizeof *w);
 	struct store_iter *it;
 	struct store_entry e;
-	int rc;
+	int status = 0;
 
 	writer_init(w, sink_file(stdout));
 	/* One snapshot: the dump is the cache as it was at one moment. */
 	if (store_read_begin(s) < 0 || (it = store_iter_new(s, match)) == NULL)
 		die_store(s);
-	while ((rc = store_iter_next(it, &e)) > 0) {
-		dump_entry(s, w, &e);
+	while (next_entry(s, it, &e, &status) > 0) {
+		dump_entry(s, w, &e, &status);
 		store_entry_free(&e);
 	}
-	if (rc < 0)
-		die_store(s);
 	store_iter_free(it);
 	store_read_end(s);
 	store_close(s);
 	free(w);
-	return 0;
+	return status;
 }
 
 struct load {
 	struct store		*s;
 	struct store_writer	*w;
 	struct sink		 sink;
+	char			 why[160];	/* a record that is no entry */
 };
 
 static struct sink *
@@ -712,7 +744,9 @@ load_key(const struct record *rec)
 /*
  * Stores a record as if received now, keeping its age and the
  * freshness it had left, so a dump and load moves a cache in time
- * order without making stale entries fresh.
+ * order without making stale entries fresh. Returns 0, -1 if the store
+ * failed, 1 for a bad URL, 2 for a record that put would refuse (a
+ * method or status: store_entry_invalid), why saying why.
  */
 static int
 load_commit(struct load *l, struct record *rec, const char **why)
@@ -728,6 +762,10 @@ load_commit(struct load *l, struct record *rec, const char **why)
 	new_entry(&e, url, rec->method ? rec->method : "GET",
 	    rec->has & HAS_STATUS ? rec->status : 200,
 	    buf_cstr(&rec->headers));
+	if ((*why = store_entry_invalid(&e, l->why, sizeof l->why)) != NULL) {
+		store_entry_free(&e);
+		return 2;
+	}
 	policy_times_from(e.headers, now, now, &t);
 	if (rec->has & HAS_AGE)
 		t.age = rec->age;
@@ -744,7 +782,7 @@ load_commit(struct load *l, struct record *rec, const char **why)
 static int
 cmd_load(void)
 {
-	struct load l = { open_cache(STORE_WRITE), NULL, { 0 } };
+	struct load l = { open_cache(STORE_WRITE), NULL, { 0 }, "" };
 	int in = STDIN_FILENO, status = 0, done = 0, rc;
 	struct record_reader *rr = record_reader_new(source_fd(&in));
 	struct record rec;
@@ -758,7 +796,10 @@ cmd_load(void)
 				break;	/* a failed fetch has nothing to cache */
 			if ((rc = load_commit(&l, &rec, &why)) < 0)
 				die_store(l.s);
-			if (rc > 0) {
+			if (rc == 2) {
+				prog_warnx("line %lld: %s", rr->line, why);
+				status = EXIT_PARTIAL;
+			} else if (rc > 0) {
 				shown = url_redacted(load_key(&rec));
 				prog_warnx("line %lld: invalid URL '%s': %s",
 				    rr->line, shown, why);
@@ -1078,10 +1119,10 @@ main(int argc, char *argv[])
 			match = optarg;
 			break;
 		case OPT_STATUS:
-			if (num_parse(optarg, 100, 999, &status) < 0)
-				prog_errx(EXIT_USAGE,
-				    "bad status '%s': expected "
-				    "100 to 999", optarg);
+			/* a stored response is a final one (store.h) */
+			if (num_parse(optarg, 200, 599, &status) < 0)
+				prog_errx(EXIT_USAGE, "bad status '%s': expected "
+				    "200 to 599, a final status", optarg);
 			break;
 		case OPT_TO:
 			if (num_size(optarg, &purge_to) < 0)

@@ -18,8 +18,9 @@
 #include "buf.h"
 #include "snapshot.h"
 
+/* The journal in memory: the defensive mode (store_harden) refuses OFF. */
 static const char schema[] =
-    "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+    "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;"
     "CREATE TABLE sync (kind TEXT NOT NULL, since INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL);"
     "CREATE TABLE records (url TEXT NOT NULL, seq INTEGER NOT NULL,"
@@ -78,8 +79,9 @@ snapshot_new(long long max, char *why, size_t len)
 	}
 	close(fd);
 	if (sqlite3_open_v2(sn->path, &sn->db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK || sqlite3_exec(sn->db, schema, NULL, NULL, NULL) !=
-	    SQLITE_OK || sqlite3_prepare_v2(sn->db, "INSERT INTO records"
+	    SQLITE_OK || store_harden(sn->db, 0) < 0 ||
+	    sqlite3_exec(sn->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(sn->db, "INSERT INTO records"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &sn->add, NULL) !=
 	    SQLITE_OK) {
 		failed(sn, "made");

@@ -3,12 +3,14 @@
  * program. All SQL lives here. Bodies are stored in chunks so that any
  * size is written and read in bounded memory; see relay-cache(5).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -16,12 +18,15 @@
 
 #include "buf.h"
 #include "gcra.h"
+#include "http.h"
 #include "store.h"
+#include "text.h"
 
 #define CHUNK_SIZE	(256 * 1024)
 #define BUSY_TIMEOUT_MS	30000
 #define ABANDONED_SECS	600	/* a body unwritten for this long lost its writer */
 #define COLLECT_BATCH	16	/* chunks deleted per transaction */
+#define UNDO_ROOM	(64 * 1024)	/* kept free for a failed write's undoing */
 #define APPLICATION_ID	0x72656c79	/* "rely" */
 
 /*
@@ -111,8 +116,15 @@ static const char *const migrations[] = {
 	" WHEN OLD.status IN (404, 410) BEGIN"
 	"  UPDATE sync SET horizon = max(horizon, OLD.changed);"
 	"END;",
+	/*
+	 * 6: a URL's newest variant found at once, without sorting them
+	 * all (store_get with no variant: every lookup's first step).
+	 */
+	"CREATE INDEX entries_newest ON entries(method, url, response_time);",
 };
 #define LATEST_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(LATEST_VERSION == STORE_SCHEMA_VERSION,
+    "store.h names the version the migrations reach");
 
 #define ENTRY_COLUMNS \
 	"id, method, url, variant, status, headers, request_time," \
@@ -122,6 +134,14 @@ static const char *const migrations[] = {
 /* Entries chosen by purge: ?1 a GLOB or NULL, ?2 a time or NULL. */
 #define PURGE_WHERE \
 	"(?1 IS NULL OR url GLOB ?1) AND (?2 IS NULL OR stale_at <= ?2)"
+
+/*
+ * A URL's variants past the cap (?3), but the one just stored (?4):
+ * those used least recently, by their last hit or else their storing.
+ */
+#define VARIANTS_PAST_CAP \
+	"method = ?1 AND url = ?2 ORDER BY variant = ?4 DESC," \
+	" coalesce(last_hit, response_time) DESC, id DESC LIMIT -1 OFFSET ?3"
 
 enum stmt {
 	ST_GET, ST_GET_ANY, ST_BODY_NEW, ST_BODY_TOUCH, ST_BODY_DONE,
@@ -134,7 +154,9 @@ enum stmt {
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
 	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
-	ST_SYNC_MARK,
+	ST_SYNC_MARK, ST_SCHEMA_VERSION, ST_ENTRY_URL, ST_BODY_HELD,
+	ST_BODY_CHECK, ST_VARIANTS_BODIES, ST_VARIANTS, ST_HAS_GARBAGE,
+	ST_FREE_BYTES,
 	ST_COUNT
 };
 
@@ -147,7 +169,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GET] = "SELECT " ENTRY_COLUMNS " FROM entries"
 	    " WHERE method = ?1 AND url = ?2 AND variant = ?3",
 	[ST_GET_ANY] = "SELECT " ENTRY_COLUMNS " FROM entries"
-	    " WHERE method = ?1 AND url = ?2 ORDER BY response_time DESC",
+	    " WHERE method = ?1 AND url = ?2 ORDER BY response_time DESC"
+	    " LIMIT 1",
 	[ST_BODY_NEW] = "INSERT INTO bodies (state, touched) VALUES (?1, ?2)",
 	[ST_BODY_TOUCH] = "UPDATE bodies SET touched = ?2 WHERE id = ?1",
 	[ST_BODY_DONE] = "UPDATE bodies SET state = 1, touched = ?2"
@@ -187,10 +210,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PURGE_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
 	    " (SELECT body FROM entries WHERE " PURGE_WHERE ")",
 	[ST_PURGE] = "DELETE FROM entries WHERE " PURGE_WHERE,
+	[ST_VARIANTS_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
+	    " (SELECT body FROM entries WHERE " VARIANTS_PAST_CAP ")",
+	[ST_VARIANTS] = "DELETE FROM entries WHERE id IN"
+	    " (SELECT id FROM entries WHERE " VARIANTS_PAST_CAP ")",
 	[ST_STATS_ENTRIES] = "SELECT count(*), total(stale_at > ?1),"
 	    " total(size), total(hits) FROM entries",
 	[ST_STATS_BODIES] = "SELECT total(state = 0), total(state = 2)"
 	    " FROM bodies",
+	[ST_HAS_GARBAGE] = "SELECT 1 FROM bodies WHERE state = 2 LIMIT 1",
+	[ST_FREE_BYTES] = "SELECT freelist_count * page_size"
+	    " FROM pragma_freelist_count, pragma_page_size",
 	[ST_REFRESH] = "UPDATE entries SET headers = ?2, request_time = ?3,"
 	    " response_time = ?4, date = ?5, age = ?6, lifetime = ?7,"
 	    " stale_at = ?8, etag = ?9, last_modified = ?10 WHERE id = ?1",
@@ -203,6 +233,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_UNMARK] = "DELETE FROM uncacheable WHERE url = ?1",
 	[ST_UNMARK_EXPIRED] = "DELETE FROM uncacheable WHERE until <= ?1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_SCHEMA_VERSION] = "PRAGMA schema_version",
+	/* damage (store_body_check) */
+	[ST_ENTRY_URL] = "SELECT url FROM entries WHERE id = ?1",
+	[ST_BODY_HELD] = "SELECT 1 FROM entries WHERE id = ?1 AND body = ?2",
+	[ST_BODY_CHECK] = "SELECT count(b.id), coalesce(sum(length(c.data)), 0)"
+	    " FROM bodies b LEFT JOIN chunks c ON c.body = b.id"
+	    " WHERE b.id = ?1 AND b.state = 1",
 	/* the size budget (make_room) */
 	[ST_PAGES_USED] = "SELECT (page_count - freelist_count) * page_size"
 	    " FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
@@ -260,8 +297,13 @@ struct store {
 	int		 batch;		/* inside store_batch_begin/end */
 	int		 batch_open;	/* the batch began its transaction */
 	int		 batch_lost;	/* and SQLite undid it since */
+	long long	 batch_bytes;	/* body bytes written in it */
 	long long	 max_size;	/* the size budget; 0: none */
 	int		 busy_ms;	/* store_busy_timeout's, if set */
+	int		 create;	/* an empty file gets the schema */
+	int		 empty;		/* the file has no schema yet */
+	int		 cookie;	/* schema_version when last checked */
+	int		 (*check)(struct store *);	/* the schema's */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
@@ -281,6 +323,7 @@ struct store_writer {
 struct store_body {
 	struct store	*s;
 	sqlite3_stmt	*st;
+	long long	 entry, body;	/* the ids */
 	const unsigned char *data;
 	size_t		 left;
 	long long	 expect;
@@ -348,6 +391,9 @@ fail(struct store *s, int rc, const char *action)
 	int saved = errno, sys = sqlite3_system_errno(s->db);
 	const char *why = sqlite3_errmsg(s->db);
 
+	/* relay sets no max_page_count: full is a full disk */
+	if ((rc & 0xFF) == SQLITE_FULL)
+		why = strerror(ENOSPC);
 	/* SQLite loses the errno of a failed write in some paths. */
 	if (sys == 0)
 		sys = saved;
@@ -419,27 +465,48 @@ note_loss(struct store *s)
 	}
 }
 
+static int recheck_schema(struct store *);
+
+/* Begins a transaction (sql) on a file whose schema is still relay's. */
+static int
+begin(struct store *s, const char *sql, const char *action)
+{
+	if (exec(s, sql, action) < 0)
+		return -1;
+	if (recheck_schema(s) == 0)
+		return 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
 static int
 begin_write(struct store *s)
 {
 	if (!s->batch)
-		return exec(s, "BEGIN IMMEDIATE", "write to");
+		return begin(s, "BEGIN IMMEDIATE", "write to");
 	note_loss(s);
 	if (sqlite3_get_autocommit(s->db)) {
-		if (exec(s, "BEGIN IMMEDIATE", "write to") < 0)
+		if (begin(s, "BEGIN IMMEDIATE", "write to") < 0)
 			return -1;
 		s->batch_open = 1;
+		s->batch_bytes = 0;
 	}
 	return run(s, stmt(s, ST_SAVEPOINT), "write to");
 }
 
+static void size_wal(struct store *);
+static long long wal_limit(const struct store *);
+
+/* Commits the write; then keeps the WAL within its limit (store_trim_wal). */
 static int
 commit(struct store *s)
 {
 	if (s->batch)	/* store_batch_end commits */
 		return run(s, stmt(s, ST_RELEASE), "write to");
-	if (exec(s, "COMMIT", "write to") == 0)
+	if (exec(s, "COMMIT", "write to") == 0) {
+		store_trim_wal(s);
 		return 0;
+	}
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return -1;
 }
@@ -490,6 +557,19 @@ store_batch_lost(struct store *s)
 	return lost;
 }
 
+/*
+ * Whether the batch's transaction holds a chunk's worth of body bytes,
+ * or as many as the WAL may: its caller ends it there (and begins
+ * another), so that no transaction adds more than two chunks to the
+ * WAL before it is trimmed (store_trim_wal).
+ */
+int
+store_batch_full(struct store *s)
+{
+	return s->batch_open && (s->batch_bytes >= CHUNK_SIZE ||
+	    s->batch_bytes >= wal_limit(s));
+}
+
 /* Commits the batch; returns -1 if some of its writes were lost. */
 int
 store_batch_end(struct store *s)
@@ -518,7 +598,129 @@ pragma_int(struct store *s, const char *sql, int *out)
 	return rc == SQLITE_OK ? 0 : fail(s, rc, "open");
 }
 
-/* Refuses files that are SQLite but not ours, or from a newer relay. */
+/*
+ * Settings against a hostile file (SQLite's "defense against the dark
+ * arts"): no writable schema or other low-level changes (DEFENSIVE),
+ * no function from the schema that is not innocuous, no views, and no
+ * triggers unless the file's own (relay's) need them.
+ */
+int
+store_harden(sqlite3 *db, int triggers)
+{
+	static const int off[] = { SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+		SQLITE_DBCONFIG_ENABLE_VIEW };
+	size_t i;
+	int rc;
+
+	rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	for (i = 0; rc == SQLITE_OK && i < sizeof off / sizeof off[0]; i++)
+		rc = sqlite3_db_config(db, off[i], 0, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER,
+		    triggers, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "PRAGMA cell_size_check = ON", NULL,
+		    NULL, NULL);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* sqlite_schema's rows in one order, to compare two schemas by. */
+static const char schema_rows[] = "SELECT type, name, tbl_name, sql"
+    " FROM sqlite_schema ORDER BY type, name";
+
+static int
+same_column(sqlite3_stmt *a, sqlite3_stmt *b, int col)
+{
+	const char *x = (const char *)sqlite3_column_text(a, col);
+	const char *y = (const char *)sqlite3_column_text(b, col);
+
+	return x == NULL || y == NULL ? x == y : strcmp(x, y) == 0;
+}
+
+/* Which of two rows of schema_rows comes first: <0, 0 (one object), >0. */
+static int
+object_order(sqlite3_stmt *a, sqlite3_stmt *b)
+{
+	int c = strcmp((const char *)sqlite3_column_text(a, 0),
+	    (const char *)sqlite3_column_text(b, 0));
+
+	return c != 0 ? c : strcmp((const char *)sqlite3_column_text(a, 1),
+	    (const char *)sqlite3_column_text(b, 1));
+}
+
+/*
+ * Refuses the file for a schema object, named: one it has that relay
+ * did not create, one it lacks (why NULL), or one that was altered.
+ */
+static int
+refuse_object(struct store *s, sqlite3_stmt *row, const char *why)
+{
+	const char *type = (const char *)sqlite3_column_text(row, 0);
+	char *name = text_printable((const char *)sqlite3_column_text(row, 1),
+	    0);
+
+	if (why == NULL)
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': it lacks "
+		    "relay's %s '%.100s'", s->path, type, name);
+	else if (why[0] == ' ')
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': its %s "
+		    "'%.100s'%s", s->path, type, name, why);
+	else
+		fail_msg(s, EX_DATAERR, "cannot open cache '%s': it has %s "
+		    "'%.100s' %s", s->path, type, name, why);
+	free(name);
+	return -1;
+}
+
+/*
+ * Compares the file's schema with what the statements in sql make of
+ * an empty database: every table, index, trigger and view, their SQL
+ * included, so that nothing another program planted or altered (a
+ * trigger, a column's default, an index on an expression) ever runs
+ * in relay's statements.
+ */
+static int
+check_schema(struct store *s, const char *const *sql, int n)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_stmt *have = NULL, *want = NULL;
+	int i, rh, rw, order, rc = 0;
+
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK)
+		out_of_memory();
+	for (i = 0; i < n && rc == SQLITE_OK; i++)
+		rc = sqlite3_exec(mem, sql[i], NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(mem, schema_rows, -1, &want, NULL);
+	assert(rc == SQLITE_OK);	/* relay's own SQL, on a new database */
+	if ((rh = sqlite3_prepare_v2(s->db, schema_rows, -1, &have, NULL)) !=
+	    SQLITE_OK)
+		rc = fail(s, rh, "open");
+	rh = sqlite3_step(have);
+	rw = sqlite3_step(want);
+	while (rc == 0 && (rh == SQLITE_ROW || rw == SQLITE_ROW)) {
+		order = rh != SQLITE_ROW ? 1 : rw != SQLITE_ROW ? -1 :
+		    object_order(have, want);
+		if (order < 0)
+			rc = refuse_object(s, have, "that relay did not create");
+		else if (order > 0)
+			rc = refuse_object(s, want, NULL);
+		else if (!same_column(have, want, 2) ||
+		    !same_column(have, want, 3))
+			rc = refuse_object(s, have, " is not as relay made it");
+		rh = order <= 0 ? sqlite3_step(have) : rh;
+		rw = order >= 0 ? sqlite3_step(want) : rw;
+	}
+	if (rc == 0 && rh != SQLITE_DONE)
+		rc = fail(s, rh, "open");
+	sqlite3_finalize(have);
+	sqlite3_finalize(want);
+	sqlite3_close(mem);
+	return rc;
+}
+
+/* Refuses files not ours, from a newer relay, or altered (check_schema). */
 static int
 check_identity(struct store *s, int version)
 {
@@ -535,10 +737,61 @@ check_identity(struct store *s, int version)
 		return fail_msg(s, EX_DATAERR, "cannot open cache '%s': "
 		    "not a relay cache (it has tables relay did not create)",
 		    s->path);
+	s->empty = tables == 0;
+	return check_schema(s, migrations, version);
+}
+
+/* The cache file's check: its objects are those of its version. */
+static int
+check_cache(struct store *s)
+{
+	int version;
+
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0)
+		return -1;
+	return check_identity(s, version);
+}
+
+/* The first check, in a transaction: one snapshot of a file being migrated. */
+static int
+check_at_open(struct store *s)
+{
+	if (begin(s, "BEGIN", "open") < 0)
+		return -1;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return 0;
 }
 
-/* Applies the missing migrations in one transaction, re-checking under the lock. */
+/*
+ * Checks the schema again if it changed since it was last checked:
+ * another process may have changed it while this one had the file
+ * open. In a transaction, so that what is checked is what is used.
+ */
+static int
+recheck_schema(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_SCHEMA_VERSION);
+	int rc, cookie = 0;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		cookie = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "read");
+	if (cookie == s->cookie)
+		return 0;
+	if (s->check(s) < 0)
+		return -1;
+	s->cookie = cookie;
+	return 0;
+}
+
+/*
+ * Applies the missing migrations in one transaction: begin_write checks
+ * the file again under the lock, another process may have been first.
+ */
 static int
 migrate(struct store *s)
 {
@@ -547,8 +800,7 @@ migrate(struct store *s)
 
 	if (begin_write(s) < 0)
 		return -1;
-	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
-	    check_identity(s, version) < 0)
+	if (pragma_int(s, "PRAGMA user_version", &version) < 0)
 		goto fail;
 	for (; version < LATEST_VERSION; version++)
 		if (exec(s, migrations[version], "upgrade") < 0)
@@ -563,6 +815,29 @@ fail:
 	return -1;
 }
 
+/*
+ * Garbage another process left (a write that failed on a full disk and
+ * could not delete its own): this one's next write collects it.
+ */
+static int
+note_garbage(struct store *s)
+{
+	sqlite3_stmt *st = stmt(s, ST_HAS_GARBAGE);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		s->garbage = 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, "open");
+}
+
+/*
+ * Makes a connection to the cache file ready: hardened, its schema
+ * checked, in WAL mode, migrated. An empty file that may not be
+ * created in is left as it is (store_open reads it as empty).
+ */
 static int
 setup(struct store *s)
 {
@@ -570,16 +845,28 @@ setup(struct store *s)
 
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	s->check = check_cache;
+	if (store_harden(s->db, 1) < 0)
+		return fail(s, sqlite3_errcode(s->db), "open");
+	/* The first read tells a file that is not a database. */
 	if (pragma_int(s, "PRAGMA user_version", &version) < 0 ||
-	    check_identity(s, version) < 0)
+	    check_at_open(s) < 0)
 		return -1;
+	if (s->empty && !s->create)
+		return 0;
+	/*
+	 * secure_delete FAST: a body removed is not written over with
+	 * zeros (some builds' default), which would take its size again
+	 * in the WAL, and the room a failed write needs to undo itself.
+	 */
 	if (!sqlite3_db_readonly(s->db, "main") &&
-	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
-	    "open") < 0)
+	    exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+	    " PRAGMA secure_delete = FAST", "open") < 0)
 		return -1;
-	if (version < LATEST_VERSION)
-		return migrate(s);
-	return 0;
+	size_wal(s);
+	if (version < LATEST_VERSION && migrate(s) < 0)
+		return -1;
+	return s->create ? note_garbage(s) : 0;
 }
 
 /*
@@ -628,26 +915,19 @@ open_db(struct store *s, const char *file, int flags)
 	    s->path, sys ? strerror(sys) : sqlite3_errmsg(s->db));
 }
 
-/*
- * Opens the cache file. Failures still return a handle whose status
- * and error say why; only running out of memory ends the program.
- */
-static void open_racing(struct store *, const char *, int,
-    int (*)(struct store *));
-
-struct store *
-store_open(const char *path, enum store_mode mode)
+static void
+close_db(struct store *s)
 {
-	struct store *s = xcalloc(1, sizeof *s);
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int i;
 
-	s->path = xstrdup(path);
-	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
-		path = ":memory:";	/* reading a cache that is not there */
-	else if (mode == STORE_WRITE)
-		flags |= SQLITE_OPEN_CREATE;
-	open_racing(s, path, flags, setup);
-	return s;
+	for (i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(s->stmt[i]);
+		s->stmt[i] = NULL;
+	}
+	sqlite3_finalize(s->spare_body);
+	s->spare_body = NULL;
+	sqlite3_close(s->db);
+	s->db = NULL;
 }
 
 /*
@@ -661,9 +941,9 @@ open_racing(struct store *s, const char *path, int flags,
 {
 	long long waited_ms = 0, pause_ms = 1;
 
+	s->cookie = -1;		/* nothing checked yet */
 	while (open_db(s, path, flags) < 0 || setup_fn(s) < 0) {
-		sqlite3_close(s->db);
-		s->db = NULL;
+		close_db(s);
 		if (s->status != EX_TEMPFAIL || waited_ms >= BUSY_TIMEOUT_MS)
 			break;
 		usleep((useconds_t)pause_ms * 1000);
@@ -671,20 +951,55 @@ open_racing(struct store *s, const char *path, int flags,
 		pause_ms = pause_ms < 100 ? pause_ms * 2 : 100;
 		s->status = 0;		/* the lost race is not this one's */
 		s->err[0] = '\0';
+		s->cookie = -1;
 	}
+}
+
+/*
+ * Opens a file, or with create false, reads an empty one (no schema
+ * yet: new, or of size 0) as an empty database in memory, so that
+ * reading never writes to it.
+ */
+static struct store *
+open_file(const char *name, const char *path, int flags, int create,
+    int (*setup_fn)(struct store *))
+{
+	struct store *s = xcalloc(1, sizeof *s);
+
+	s->path = xstrdup(name);
+	s->create = create;
+	open_racing(s, path, flags, setup_fn);
+	if (s->db != NULL && s->empty && !create) {
+		close_db(s);
+		s->create = 1;
+		open_racing(s, ":memory:", flags, setup_fn);
+	}
+	return s;
+}
+
+/*
+ * Opens the cache file. Failures still return a handle whose status
+ * and error say why; only running out of memory ends the program.
+ */
+struct store *
+store_open(const char *path, enum store_mode mode)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	if (mode == STORE_READ && access(path, F_OK) < 0 && errno == ENOENT)
+		return open_file(path, ":memory:", flags, 1, setup);
+	if (mode == STORE_WRITE)
+		flags |= SQLITE_OPEN_CREATE;
+	return open_file(path, path, flags, mode == STORE_WRITE, setup);
 }
 
 void
 store_close(struct store *s)
 {
-	int i;
-
 	if (s == NULL)
 		return;
-	for (i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->stmt[i]);
-	sqlite3_finalize(s->spare_body);
-	sqlite3_close(s->db);
+	if (s->db != NULL)
+		close_db(s);
 	free(s->path);
 	free(s);
 }
@@ -711,7 +1026,7 @@ store_path(const struct store *s)
 int
 store_read_begin(struct store *s)
 {
-	return exec(s, "BEGIN DEFERRED", "read");
+	return begin(s, "BEGIN DEFERRED", "read");
 }
 
 void
@@ -775,6 +1090,81 @@ read_entry(sqlite3_stmt *st, struct store_entry *e)
 		e->headers = xstrdup("");
 }
 
+/*
+ * Why an entry is one relay never stores, or NULL: a status that is
+ * not final (RFC 9110 section 15: a stored response is a final one, and
+ * codes past 599 are not defined), a method that is not a method name,
+ * a negative size. Writes refuse it; reads take it for damage.
+ */
+const char *
+store_entry_invalid(const struct store_entry *e, char *why, size_t len)
+{
+	char *shown;
+
+	if (e->status < 200 || e->status > 599) {
+		snprintf(why, len, "status %d is not a final status (200 to "
+		    "599)", e->status);
+	} else if (e->method == NULL || !http_method_valid(e->method)) {
+		shown = text_printable(e->method != NULL ? e->method : "", 0);
+		snprintf(why, len, "method '%.40s' is not a method name, a "
+		    "token of at most %d characters", shown, HTTP_MAX_METHOD);
+		free(shown);
+	} else if (e->size < 0) {
+		snprintf(why, len, "size %lld is negative", e->size);
+	} else {
+		return NULL;
+	}
+	return why;
+}
+
+static int damaged(struct store *, long long, const char *, const char *,
+    ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Records that entry id (whose URL is url, or NULL to look it up) is
+ * not as relay writes entries: "entry 'URL' is damaged: why".
+ */
+static int
+damaged(struct store *s, long long id, const char *url, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	char why[200], *shown;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (url == NULL && (st = stmt(s, ST_ENTRY_URL)) != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			url = (const char *)sqlite3_column_text(st, 0);
+	}
+	shown = text_printable(url != NULL ? url : "?", 0);
+	fail_msg(s, EX_DATAERR, "cannot read cache '%s': entry '%.200s' is "
+	    "damaged: %s", s->path, shown, why);
+	free(shown);
+	if (st != NULL)
+		sqlite3_reset(st);
+	return STORE_DAMAGED;
+}
+
+/*
+ * Reads a row as read_entry does, and refuses one relay never wrote:
+ * the entry is then freed and store_error names it.
+ */
+static int
+read_row(struct store *s, sqlite3_stmt *st, struct store_entry *e)
+{
+	char why[160];
+
+	read_entry(st, e);
+	if (store_entry_invalid(e, why, sizeof why) == NULL)
+		return 0;
+	damaged(s, e->id, e->url, "%s", why);
+	store_entry_free(e);
+	return STORE_DAMAGED;
+}
+
 void
 store_entry_free(struct store_entry *e)
 {
@@ -808,14 +1198,15 @@ store_entry_copy(struct store_entry *dst, const struct store_entry *src)
 
 /*
  * Looks up an entry; variant NULL means the most recent of any
- * variant. Returns 1 if found, 0 if not, -1 on error.
+ * variant. Returns 1 if found, 0 if not, -1 on error or if the entry
+ * is damaged (store_entry_invalid): store_error says which.
  */
 int
 store_get(struct store *s, const char *method, const char *url,
     const char *variant, struct store_entry *e)
 {
 	sqlite3_stmt *st = stmt(s, variant ? ST_GET : ST_GET_ANY);
-	int rc;
+	int rc, found;
 
 	if (st == NULL)
 		return -1;
@@ -823,13 +1214,12 @@ store_get(struct store *s, const char *method, const char *url,
 	sqlite3_bind_text(st, 2, url, -1, SQLITE_STATIC);
 	if (variant != NULL)
 		sqlite3_bind_text(st, 3, variant, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		read_entry(st, e);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		found = read_row(s, st, e) == 0 ? 1 : -1;
+	else
+		found = rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
 	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	return rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
+	return found;
 }
 
 /* Writes one full chunk in its own short transaction. */
@@ -846,6 +1236,7 @@ insert_chunk(struct store_writer *w)
 	sqlite3_bind_blob(st, 3, w->chunk, (int)w->len, SQLITE_STATIC);
 	if (run(s, st, "write to") < 0)
 		return -1;
+	s->batch_bytes += (long long)w->len;
 	w->seq++;
 	w->len = 0;
 	return 0;
@@ -867,6 +1258,36 @@ new_body(struct store_writer *w, enum body_state state)
 }
 
 static int make_room(struct store *, long long);
+static long long file_size(const char *, const char *);
+static int count_evictions(struct store *, long long);
+
+/*
+ * Whether a write of len body bytes has room on its file system: they
+ * go to the WAL, then into the file (whose free pages count), and
+ * UNDO_ROOM is kept for a write that fails to give its body up and
+ * delete it (store_writer_abort). Else it fails now, as on a full disk,
+ * rather than half-way through in SQLite, with no room left to undo.
+ */
+static int
+check_room(struct store *s, long long len)
+{
+	sqlite3_stmt *st;
+	struct statvfs fs;
+	long long have, need = 2 * len + UNDO_ROOM;
+
+	if (statvfs(s->path, &fs) < 0)
+		return 0;	/* SQLite will tell */
+	have = (long long)fs.f_bavail * (long long)fs.f_frsize;
+	if (have < need && (st = stmt(s, ST_FREE_BYTES)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			have += sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	if (have >= need)
+		return 0;
+	return fail_msg(s, EX_IOERR, "cannot write to cache '%s': %s",
+	    s->path, strerror(ENOSPC));
+}
 
 /* A body that can never fit in the budget makes no room for itself. */
 static int
@@ -900,12 +1321,11 @@ flush_chunk(struct store_writer *w)
 		if (run(s, st, "write to") < 0)
 			goto fail;
 	}
-	if (make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
+	if (check_room(s, (long long)w->len) < 0 ||
+	    make_room(s, (long long)w->len) < 0 || insert_chunk(w) < 0)
 		goto fail;
 	if (commit(s) < 0)
 		return -1;
-	if (sqlite3_get_autocommit(s->db))	/* not in a batch */
-		store_trim_wal(s);	/* a flood of chunks grows it fast */
 	return 0;
 fail:
 	rollback(s);
@@ -1007,6 +1427,34 @@ upsert_entry(struct store_writer *w, const struct store_entry *e)
 	return run(w->s, st, "write to");
 }
 
+/*
+ * Keeps e's URL within STORE_MAX_VARIANTS responses (Vary): past it,
+ * those used least recently are evicted, in the write that stores e.
+ */
+static int
+cap_variants(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st[2] = { stmt(s, ST_VARIANTS_BODIES), NULL };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (i == 1)
+			st[1] = stmt(s, ST_VARIANTS);
+		if (st[i] == NULL)
+			return -1;
+		sqlite3_bind_text(st[i], 1, e->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st[i], 2, e->url, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st[i], 3, STORE_MAX_VARIANTS);
+		sqlite3_bind_text(st[i], 4, e->variant ? e->variant : "", -1,
+		    SQLITE_STATIC);
+		if (run(s, st[i], "write to") < 0)
+			return -1;
+	}
+	if (sqlite3_changes(s->db) > 0)
+		s->garbage = 1;
+	return count_evictions(s, sqlite3_changes(s->db));
+}
+
 /* Marks the body the entry pointed to as garbage, if there was one. */
 static int
 drop_old_body(struct store_writer *w, const struct store_entry *e)
@@ -1059,6 +1507,7 @@ complete_body(struct store_writer *w)
 }
 
 static int collect(struct store *, int);
+static long long step_in_txn(struct store *, enum stmt, long long);
 
 /*
  * Makes the body and its entry visible in one transaction: readers see
@@ -1068,16 +1517,24 @@ int
 store_writer_commit(struct store_writer *w, const struct store_entry *e)
 {
 	struct store *s = w->s;
+	char why[160];
 	int rc = -1;
 
+	if (store_entry_invalid(e, why, sizeof why) != NULL) {
+		fail_msg(s, EX_DATAERR, "cannot write to cache '%s': %s",
+		    s->path, why);
+		goto out;
+	}
 	if (w->failed || fits(w) < 0)
 		goto out;
 	if (begin_write(s) < 0)
 		goto out;
-	if (make_room(s, (long long)(w->len + strlen(e->headers) +
+	if (check_room(s, (long long)w->len) < 0 ||
+	    make_room(s, (long long)(w->len + strlen(e->headers) +
 	    strlen(e->url))) < 0 || complete_body(w) < 0 ||
 	    (w->len > 0 && insert_chunk(w) < 0) ||
-	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0) {
+	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0 ||
+	    cap_variants(s, e) < 0) {
 		rollback(s);
 		goto out;
 	}
@@ -1090,23 +1547,32 @@ out:
 	return rc;
 }
 
-/* Gives up a body: whatever was written becomes garbage. Frees the writer. */
+/*
+ * Gives up a body: what was written of it becomes garbage and is
+ * deleted at once, so that a write that failed (a full disk: SQLite
+ * gives the room of its own undone transaction to these) leaves
+ * nothing behind. What is left if even they fail, the next write or
+ * relay-cache purge and vacuum collect. The failure's status and
+ * message stay the store's. Frees the writer.
+ */
 void
 store_writer_abort(struct store_writer *w)
 {
 	struct store *s;
-	sqlite3_stmt *st;
+	char err[sizeof s->err];
+	int status;
 
 	if (w == NULL)
 		return;
 	s = w->s;
-	if (w->body != 0 && begin_write(s) == 0) {
+	if (w->body != 0) {
+		status = s->status;
+		memcpy(err, s->err, sizeof err);
 		s->garbage = 1;
-		if ((st = stmt(s, ST_BODY_DROP)) != NULL) {
-			sqlite3_bind_int64(st, 1, w->body);
-			run(s, st, "write to");
-		}
-		commit(s);
+		step_in_txn(s, ST_BODY_DROP, w->body);
+		collect(s, 0);
+		s->status = status;
+		memcpy(s->err, err, sizeof err);
 	}
 	free(w->chunk);
 	free(w);
@@ -1168,6 +1634,33 @@ collect(struct store *s, int sweep)
 	return 0;
 }
 
+/*
+ * A body with no complete row: damage if its entry still refers to it
+ * (a reader in one transaction always sees both), else the entry was
+ * replaced between the two reads, and a new look may find it whole.
+ */
+static int
+body_missing(struct store *s, long long entry, long long body)
+{
+	sqlite3_stmt *st = stmt(s, ST_BODY_HELD);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, entry);
+	sqlite3_bind_int64(st, 2, body);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		damaged(s, entry, NULL, "its body is missing");
+		return -1;
+	}
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "read");
+	return fail_msg(s, EX_TEMPFAIL, "cannot read cache '%s': entry "
+	    "changed while reading", s->path);
+}
+
 static ssize_t
 body_read(void *ctx, void *p, size_t n)
 {
@@ -1177,26 +1670,25 @@ body_read(void *ctx, void *p, size_t n)
 
 	while (b->left == 0) {
 		rc = sqlite3_step(b->st);
-		if (rc == SQLITE_DONE) {
-			if (b->rows == 0)
-				return fail_msg(s, EX_TEMPFAIL, "cannot read "
-				    "cache '%s': entry changed while reading",
-				    s->path);
-			if (b->got != b->expect)
-				return fail_msg(s, EX_DATAERR, "cannot read "
-				    "cache '%s': body has %lld of %lld bytes",
-				    s->path, b->got, b->expect);
-			return 0;
+		if (rc == SQLITE_DONE && b->rows == 0)
+			return body_missing(s, b->entry, b->body);
+		if (rc == SQLITE_DONE && b->got != b->expect) {
+			damaged(s, b->entry, NULL, "its body has %lld of %lld "
+			    "bytes", b->got, b->expect);
+			return -1;
 		}
+		if (rc == SQLITE_DONE)
+			return 0;
 		if (rc != SQLITE_ROW)
 			return fail(s, rc, "read");
 		b->rows++;
 		b->data = sqlite3_column_blob(b->st, 0);
 		b->left = (size_t)sqlite3_column_bytes(b->st, 0);
-		if ((b->got += (long long)b->left) > b->expect)
-			return fail_msg(s, EX_DATAERR, "cannot read cache "
-			    "'%s': body has more than its %lld bytes", s->path,
-			    b->expect);
+		if ((b->got += (long long)b->left) > b->expect) {
+			damaged(s, b->entry, NULL, "its body has more than its "
+			    "%lld bytes", b->expect);
+			return -1;
+		}
 	}
 	if (n > b->left)
 		n = b->left;
@@ -1231,6 +1723,8 @@ store_body_open(struct store *s, const struct store_entry *e)
 		return NULL;
 	}
 	sqlite3_bind_int64(b->st, 1, e->body);
+	b->entry = e->id;
+	b->body = e->body;
 	return b;
 }
 
@@ -1253,6 +1747,42 @@ store_body_close(struct store_body *b)
 		sqlite3_finalize(b->st);
 	}
 	free(b);
+}
+
+/*
+ * Whether e's body is whole, as a read of it would find it, without
+ * reading its bytes (length() reads a row's header only): 0, or
+ * STORE_DAMAGED, -1 on another failure (store_error says which). For
+ * those who must not start what a damaged body would cut short.
+ */
+int
+store_body_check(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st = stmt(s, ST_BODY_CHECK);
+	long long rows = 0, bytes = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, e->body);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rows = sqlite3_column_int64(st, 0);
+		bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return fail(s, rc, "read");
+	if (rows == 0) {
+		body_missing(s, e->id, e->body);	/* always a failure */
+		return s->status == EX_DATAERR ? STORE_DAMAGED : -1;
+	}
+	if (bytes > e->size)
+		return damaged(s, e->id, e->url, "its body has more than its "
+		    "%lld bytes", e->size);
+	if (bytes < e->size)
+		return damaged(s, e->id, e->url, "its body has %lld of %lld "
+		    "bytes", bytes, e->size);
+	return 0;
 }
 
 /* e's body, whole, added to out; -1 if it cannot be read (store_error). */
@@ -1313,16 +1843,18 @@ store_iter_new(struct store *s, const char *glob)
 	return it;
 }
 
-/* Returns 1 with the next entry, 0 at the end, -1 on error. */
+/*
+ * Returns 1 with the next entry, 0 at the end, -1 on error, or
+ * STORE_DAMAGED for an entry relay never wrote (store_error names it),
+ * after which the next call goes on.
+ */
 int
 store_iter_next(struct store_iter *it, struct store_entry *e)
 {
 	int rc = sqlite3_step(it->st);
 
-	if (rc == SQLITE_ROW) {
-		read_entry(it->st, e);
-		return 1;
-	}
+	if (rc == SQLITE_ROW)
+		return read_row(it->s, it->st, e) < 0 ? STORE_DAMAGED : 1;
 	return rc == SQLITE_DONE ? 0 : fail(it->s, rc, "read");
 }
 
@@ -1369,7 +1901,11 @@ int
 store_changes_next(struct store_iter *it, struct store_entry *e,
     long long *changed)
 {
-	int rc = store_iter_next(it, e);
+	int rc;
+
+	/* A damaged entry is never served: to another host neither. */
+	while ((rc = store_iter_next(it, e)) == STORE_DAMAGED)
+		;
 
 	if (rc > 0)
 		*changed = sqlite3_column_int64(it->st, 17);
@@ -1675,31 +2211,90 @@ store_vacuum(struct store *s)
 #define WAL_LIMIT	(64LL << 20)	/* without --max-size */
 #define WAL_WAIT_MS	1000	/* for readers and writers, to start it over */
 
-/* The longest the WAL may grow: a quarter of the budget, 1 MiB at least. */
+/* The longest the WAL may grow: a quarter of the budget, else WAL_LIMIT. */
 static long long
 wal_limit(const struct store *s)
 {
-	long long limit = s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+	return s->max_size > 0 ? s->max_size / 4 : WAL_LIMIT;
+}
 
-	return limit < (1LL << 20) ? 1LL << 20 : limit;
+/*
+ * Whether a WAL of wal bytes is past its limit, or past a quarter of
+ * the room its file system has for it (what it takes and what is
+ * free): a checkpoint needs room to move it into the file, and a write
+ * that fails on a full disk room to undo itself.
+ */
+static int
+wal_too_long(const struct store *s, long long wal)
+{
+	struct statvfs fs;
+	long long room;
+
+	if (wal > wal_limit(s))
+		return 1;
+	if (wal == 0 || statvfs(s->path, &fs) < 0)
+		return 0;
+	room = (long long)fs.f_bavail * (long long)fs.f_frsize + wal;
+	return wal > room / 4;
+}
+
+/*
+ * Sizes SQLite's own upkeep of the WAL from wal_limit: its checkpoints
+ * start once the WAL passes the limit (or SQLite's 1000 pages, if
+ * fewer), and a WAL started over is truncated to it.
+ */
+static void
+size_wal(struct store *s)
+{
+	char sql[64];
+	long long pages = wal_limit(s) / 4096;
+
+	sqlite3_wal_autocheckpoint(s->db, pages < 1000 ? (int)pages : 1000);
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
+	    wal_limit(s));
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);	/* a hint */
+}
+
+/* A busy handler that looks every millisecond, for WAL_WAIT_MS at most. */
+static int
+poll_busy(void *ctx, int tries)
+{
+	(void)ctx;
+	if (tries >= WAL_WAIT_MS)
+		return 0;
+	usleep(1000);
+	return 1;
 }
 
 /*
  * Keeps the write-ahead log short. Readers that overlap without a
  * pause (each process's rounds, bodies being sent) keep SQLite's own
- * checkpoints from starting it over, and it grows without bound; past
- * a limit (a quarter of the budget, at least 1 MiB), a checkpoint that
- * waits a moment for them truncates it. One that cannot is tried again
- * after the next write.
+ * checkpoints from starting it over, and it grows without bound; once
+ * it is too long (wal_too_long), after each write, a checkpoint moves
+ * it into the file and starts it over, waiting up to WAL_WAIT_MS for
+ * the readers, another writer, or another process's checkpoint (which
+ * SQLite does not wait for), looking every millisecond, since each
+ * holds its lock for a moment only. One that cannot is tried again
+ * after the next write. The file keeps its length, up to wal_limit
+ * (journal_size_limit), so that a write that fails on a full disk
+ * still has room in it to undo itself; vacuum truncates it.
  */
 void
 store_trim_wal(struct store *s)
 {
-	if (file_size(s->path, "-wal") <= wal_limit(s))
+	int tries, frames, rc;
+
+	if (!wal_too_long(s, file_size(s->path, "-wal")))
 		return;
-	sqlite3_busy_timeout(s->db, WAL_WAIT_MS);
-	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
-	    NULL, NULL);
+	sqlite3_busy_handler(s->db, poll_busy, NULL);
+	for (tries = 0; tries < WAL_WAIT_MS && (tries == 0 ||
+	    wal_too_long(s, file_size(s->path, "-wal"))); tries++) {
+		rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+		    SQLITE_CHECKPOINT_RESTART, &frames, NULL);
+		if (rc != SQLITE_BUSY || frames != -1)
+			break;	/* done, or the readers held on too long */
+		usleep(1000);	/* another process's checkpoint */
+	}
 	sqlite3_busy_timeout(s->db, s->busy_ms > 0 ? s->busy_ms :
 	    BUSY_TIMEOUT_MS);
 }
@@ -1717,37 +2312,70 @@ store_busy_timeout(struct store *s, int ms)
  * (relay-serve --queue), synced at every commit, since a client was
  * told they are kept.
  */
+static const char *const queue_schema[] = {
+	"CREATE TABLE IF NOT EXISTS queue ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,"
+	"  fields TEXT NOT NULL, body BLOB NOT NULL,"
+	"  state TEXT NOT NULL, attempts INTEGER NOT NULL,"
+	"  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL, status INTEGER,"
+	"  response_type TEXT, response BLOB, error TEXT);"
+	"CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)"
+	"  WHERE " Q_OPEN ";"
+	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
+	"  WHERE " Q_OPEN ";",
+};
+
+/* The queue file's check: empty, or its objects exactly. */
+static int
+check_queue(struct store *s)
+{
+	int objects;
+
+	if (pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
+		return -1;
+	s->empty = objects == 0;
+	return s->empty ? 0 : check_schema(s, queue_schema, 1);
+}
+
 static int
 setup_queue(struct store *s)
 {
+	int cookie;
+
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	return exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
-	    "CREATE TABLE IF NOT EXISTS queue ("
-	    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	    "  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,"
-	    "  fields TEXT NOT NULL, body BLOB NOT NULL,"
-	    "  state TEXT NOT NULL, attempts INTEGER NOT NULL,"
-	    "  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
-	    "  updated_ms INTEGER NOT NULL, status INTEGER,"
-	    "  response_type TEXT, response BLOB, error TEXT);"
-	    "CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)"
-	    "  WHERE " Q_OPEN ";"
-	    "CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
-	    "  WHERE " Q_OPEN ";", "open");
+	s->check = check_queue;
+	if (store_harden(s->db, 0) < 0)
+		return fail(s, sqlite3_errcode(s->db), "open");
+	/* The first read tells a file that is not a database. */
+	if (pragma_int(s, "PRAGMA schema_version", &cookie) < 0 ||
+	    check_at_open(s) < 0)
+		return -1;
+	if (s->empty && !s->create)
+		return 0;
+	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
+	    "open") < 0 || (s->empty && exec(s, queue_schema[0], "open") < 0))
+		return -1;
+	return check_at_open(s);
 }
 
-/* Opens (with create, makes) the queue file beside cache_path. */
+/*
+ * Opens the queue file beside cache_path; with create, makes it, else
+ * reads one that is empty as empty.
+ */
 struct store *
 store_open_queue(const char *cache_path, int create)
 {
-	struct store *s = xcalloc(1, sizeof *s);
 	struct buf path = BUF_INIT;
+	struct store *s;
 
 	buf_printf(&path, "%s-queue", cache_path);
-	s->path = (char *)buf_cstr(&path);
-	open_racing(s, s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-	    (create ? SQLITE_OPEN_CREATE : 0), setup_queue);
+	s = open_file(buf_cstr(&path), buf_cstr(&path), SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0), create,
+	    setup_queue);
+	buf_free(&path);
 	return s;
 }
 
@@ -2099,22 +2727,38 @@ victim(struct store *s)
 	return sieve(s);
 }
 
-/*
- * Within the write under way, frees pages until need more bytes fit
- * in the budget: garbage bodies' chunks first, then entries (victim).
- * Evictions are counted in relay_cache_evictions_total. Fails when
- * nothing is left to free: only bodies being written take the room.
- */
+/* Adds n to relay_cache_evictions_total, in the write under way. */
 static int
-make_room(struct store *s, long long need)
+count_evictions(struct store *s, long long n)
 {
 	sqlite3_stmt *st;
-	long long used, id, evicted = 0;
+
+	if (n == 0)
+		return 0;
+	if ((st = stmt(s, ST_COUNTER_ADD)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, n);
+	return run(s, st, "write to");
+}
+
+/*
+ * Within the write under way, frees pages until need more bytes fit
+ * in budget: garbage bodies' chunks first, then entries (victim).
+ * Evictions are counted in relay_cache_evictions_total, and in
+ * *evicted. Fails when nothing is left to free: only the file's own
+ * pages and bodies being written take the room.
+ */
+static int
+free_pages(struct store *s, long long budget, long long need,
+    long long *evicted)
+{
+	sqlite3_stmt *st;
+	long long used, id, n = 0;
 	int rc = 0;
 
-	need += 2 * 4096;	/* the pages that hold a chunk's row */
-	while (s->max_size > 0 && rc == 0 &&
-	    (used = pages_used(s)) + need > s->max_size) {
+	while (rc == 0 && (used = pages_used(s)) + need > budget) {
 		if (used < 0 || (st = stmt(s, ST_COLLECT_CHUNKS)) == NULL ||
 		    run(s, st, "write to") < 0)
 			rc = -1;
@@ -2125,54 +2769,56 @@ make_room(struct store *s, long long need)
 		else if (id == 0)
 			rc = fail_msg(s, EX_CANTCREAT, "cannot write to cache "
 			    "'%s': no room within --max-size %lld", s->path,
-			    s->max_size);
+			    budget);
 		else if ((rc = evict(s, id)) == 0)
-			evicted++;
+			n++;
 	}
-	if (evicted > 0 && (st = stmt(s, ST_COUNTER_ADD)) != NULL) {
-		sqlite3_bind_text(st, 1, "relay_cache_evictions_total", -1,
-		    SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, evicted);
-		if (run(s, st, "write to") < 0)
-			rc = -1;
-	}
+	if (count_evictions(s, n) < 0)
+		rc = -1;
+	*evicted = n;
 	return rc;
+}
+
+/* Makes room for a write of need bytes within --max-size, if set. */
+static int
+make_room(struct store *s, long long need)
+{
+	long long evicted;
+
+	if (s->max_size <= 0)
+		return 0;
+	/* and the pages that hold a chunk's row */
+	return free_pages(s, s->max_size, need + 2 * 4096, &evicted);
 }
 
 /*
  * Keeps the file within max bytes from now on (0: no bound), and its
- * WAL within wal_limit: truncated there whenever SQLite starts it over.
+ * WAL within wal_limit, a quarter of it.
  */
 void
 store_set_max_size(struct store *s, long long max)
 {
-	char sql[64];
-
 	s->max_size = max;
-	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %lld",
-	    wal_limit(s));
-	sqlite3_exec(s->db, sql, NULL, NULL, NULL);	/* a hint */
+	size_wal(s);
 }
 
 /*
  * relay-cache purge --to: evicts as a write would need, until the
- * pages in use fit in max; the free pages are reused, and given back
- * by vacuum. Returns the pages' bytes in use after.
+ * pages in use fit in max, or nothing is left to evict; the free pages
+ * are reused, and given back by vacuum. Returns the pages' bytes in
+ * use after, and how many entries were evicted.
  */
 long long
-store_shrink(struct store *s, long long max)
+store_shrink(struct store *s, long long max, long long *evicted)
 {
-	long long was = s->max_size, used;
+	long long used;
 
 	if (begin_write(s) < 0)
 		return -1;
-	s->max_size = max;
-	if (make_room(s, -2 * 4096) < 0 && s->status != EX_CANTCREAT) {
-		s->max_size = was;
+	if (free_pages(s, max, 0, evicted) < 0 && s->status != EX_CANTCREAT) {
 		rollback(s);
 		return -1;
 	}
-	s->max_size = was;
 	s->status = 0;	/* what could not be freed is no failure here */
 	used = pages_used(s);
 	if (commit(s) < 0 || collect(s, 0) < 0)

@@ -10,7 +10,8 @@
 
 #include "io.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
+#define STORE_MAX_VARIANTS 64	/* responses kept per method and URL (Vary) */
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
 
 enum store_mode {
@@ -44,6 +45,13 @@ struct store_stats {
 	long long	file_bytes;		/* database and WAL on disk */
 };
 
+/*
+ * An entry relay never wrote (store_entry_invalid), or whose body is
+ * not whole: store_iter_next goes on past it, store_body_check and
+ * cache_write_record write nothing of it; store_error names it.
+ */
+#define STORE_DAMAGED	(-2)
+
 struct store;
 struct store_writer;
 struct store_body;
@@ -76,6 +84,8 @@ struct store_queued {
 	char		*error;		/* why the last attempt failed */
 };
 
+struct sqlite3;
+int		 store_harden(struct sqlite3 *, int);
 struct store	*store_open(const char *, enum store_mode);
 void		 store_close(struct store *);
 void		 store_busy_timeout(struct store *, int);
@@ -85,12 +95,14 @@ const char	*store_path(const struct store *);
 
 void		 store_batch_begin(struct store *);
 int		 store_batch_lost(struct store *);
+int		 store_batch_full(struct store *);
 int		 store_batch_end(struct store *);
 int		 store_read_begin(struct store *);
 void		 store_read_end(struct store *);
 long long	 store_data_version(struct store *);
 int		 store_get(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
+const char	*store_entry_invalid(const struct store_entry *, char *, size_t);
 void		 store_entry_free(struct store_entry *);
 void		 store_entry_copy(struct store_entry *, const struct store_entry *);
 
@@ -103,6 +115,7 @@ void		 store_writer_abort(struct store_writer *);
 struct store_body *store_body_open(struct store *, const struct store_entry *);
 struct source	 store_body_source(struct store_body *);
 void		 store_body_close(struct store_body *);
+int		 store_body_check(struct store *, const struct store_entry *);
 int		 store_body_read(struct store *, const struct store_entry *,
 		    struct buf *);
 int		 store_body_ref_open(void *, struct source *);
@@ -130,7 +143,7 @@ int		 store_counters(struct store *, void (*)(void *, const char *,
 int		 store_vacuum(struct store *);
 void		 store_set_max_size(struct store *, long long);
 void		 store_trim_wal(struct store *);
-long long	 store_shrink(struct store *, long long);
+long long	 store_shrink(struct store *, long long, long long *);
 
 struct store	*store_open_queue(const char *, int);
 void		 store_queued_free(struct store_queued *);

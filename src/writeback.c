@@ -253,6 +253,12 @@ apply_group(struct writeback *wb, struct op *ops)
 		if (store_batch_lost(wb->s)) {
 			report_lost(wb, since, op->next);
 			since = op->next;
+		} else if (store_batch_full(wb->s)) {
+			/* no larger than the WAL may grow: commit, go on */
+			if (store_batch_end(wb->s) < 0)
+				report_lost(wb, since, op->next);
+			since = op->next;
+			store_batch_begin(wb->s);
 		}
 	}
 	if (store_batch_end(wb->s) < 0)

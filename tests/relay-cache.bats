@@ -104,6 +104,21 @@ load helpers
 	[ ! -e "$RELAY_CACHE" ]
 }
 
+@test "reading commands never write to an empty file: it reads as an empty cache" {
+	: >"$RELAY_CACHE"
+	for cmd in ls "ls --json" stats "stats --json" dump queue "get https://api.example/a"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr relay-cache $cmd
+		[ "$status" -eq 0 ] || [ "$cmd" = "get https://api.example/a" ] ||
+		    { echo "$cmd: $status $stderr"; false; }
+		[ ! -s "$RELAY_CACHE" ] || { echo "$cmd wrote"; false; }
+	done
+	[ "$status" -eq 1 ]	# get: not in the cache
+	[ -z "$(ls cache.db?* 2>/dev/null)" ]	# no -wal, -shm or -journal
+	printf x | relay-cache put https://api.example/a	# a write makes it
+	[ "$(relay-cache get https://api.example/a)" = x ]
+}
+
 @test "rm removes every method of a URL; a missing URL is exit 1 unless -f" {
 	printf x | relay-cache put https://api.example/a
 	printf y | relay-cache put -X POST https://api.example/a
@@ -239,7 +254,7 @@ load helpers
 	sqlite3 "$RELAY_CACHE" 'PRAGMA user_version = 99'
 	run --separate-stderr relay-cache get https://api.example/a
 	[ "$status" -eq 65 ]
-	[ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': written by a newer relay (schema version 99, this one knows 5)" ]
+	[ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': written by a newer relay (schema version 99, this one knows 6)" ]
 	printf y | { run relay-cache put https://api.example/b; [ "$status" -eq 65 ]; }
 	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA user_version')" = 99 ]
 	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries')" = 1 ]
@@ -406,4 +421,261 @@ load helpers
 	run --separate-stderr relay-cache get https://api.example/b
 	[ "$status" -eq 65 ]
 	[[ "$stderr" == *"body has 3 of 5 bytes" ]]
+}
+
+# plant NAME SQL: a copy of the cache file "clean.db", changed by SQL
+# as another program could, in NAME.
+plant() {
+	cp clean.db "$1"
+	sqlite3 "$1" "$2"
+}
+
+@test "schema objects relay did not create, or altered, are refused by every program and never run" {
+	printf x | relay-cache -c clean.db put https://api.example/a
+	printf y | relay-cache -c clean.db put https://api.example/b
+	while IFS='|' read -r what sql; do
+		plant p.db "$sql"
+		cp p.db before.db
+		for cmd in ls stats dump "get https://api.example/a" \
+		    "rm https://api.example/a" "purge --all" vacuum \
+		    "put https://api.example/c"; do
+			# shellcheck disable=SC2086
+			run --separate-stderr relay-cache -c p.db $cmd </dev/null
+			[ "$status" -eq 65 ] || { echo "$what, $cmd: $status $stderr"; false; }
+			[ "$stderr" = "relay-cache: cannot open cache 'p.db': $what" ] ||
+			    { echo "$cmd: $stderr"; false; }
+		done
+		cmp p.db before.db	# nothing ran, nothing was written
+		run --separate-stderr relay-serve --cache p.db --upstream http://127.0.0.1:9 </dev/null
+		[ "$status" -eq 65 ] && [ "$stderr" = "relay-serve: cannot open cache 'p.db': $what" ]
+		run --separate-stderr relay-fetch --cache p.db http://127.0.0.1:9/x
+		[ "$status" -eq 65 ] && [ "$stderr" = "relay-fetch: cannot open cache 'p.db': $what" ]
+	done <<-'EOF'
+	it has trigger 'wipe' that relay did not create|CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN DELETE FROM entries; END
+	it has trigger 'hog' that relay did not create|CREATE TRIGGER hog AFTER DELETE ON entries BEGIN SELECT length(randomblob(889000000)); END
+	it has view 'v' that relay did not create|CREATE VIEW v AS SELECT 1
+	it has index 'ex' that relay did not create|CREATE INDEX ex ON entries(length(url) * 2)
+	it has table 'sqlite_stat1' that relay did not create|ANALYZE
+	it has table 'extra' that relay did not create|CREATE TABLE extra (x)
+	it lacks relay's index 'entries_stale_at'|DROP INDEX entries_stale_at
+	its trigger 'entries_added' is not as relay made it|DROP TRIGGER entries_added; CREATE TRIGGER entries_added AFTER INSERT ON entries BEGIN DELETE FROM entries WHERE id <> NEW.id; END
+	its table 'entries' is not as relay made it|PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'hits INTEGER NOT NULL DEFAULT 0', 'hits INTEGER NOT NULL DEFAULT (length(randomblob(889000000)))') WHERE name = 'entries'
+	its table 'bodies' is not as relay made it|PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'touched INTEGER NOT NULL', 'touched INTEGER NOT NULL CHECK (length(randomblob(889000000)))') WHERE name = 'bodies'
+	EOF
+}
+
+@test "the queue file's planted objects are refused too; an empty one is read, not written" {
+	: >"$RELAY_CACHE-queue"
+	run --separate-stderr relay-cache queue
+	[ "$status" -eq 0 ] && [ "$output" = "" ]
+	[ ! -s "$RELAY_CACHE-queue" ]
+	rm "$RELAY_CACHE-queue"
+	start_upstream
+	start_serve --queue '/q'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "$SERVE/q")" = 202 ]
+	eventually [ "$(relay-cache queue | cut -f2)" = delivered ]
+	kill "$SERVE_PID" && wait "$SERVE_PID" || true
+	SERVE_PID=
+	sqlite3 "$RELAY_CACHE-queue" "CREATE TRIGGER gone AFTER UPDATE ON queue BEGIN DELETE FROM queue; END"
+	why="cannot open cache '$RELAY_CACHE-queue': it has trigger 'gone' that relay did not create"
+	run --separate-stderr relay-cache queue retry 1
+	[ "$status" -eq 65 ] && [ "$stderr" = "relay-cache: $why" ]
+	run --separate-stderr relay-serve --queue /q --upstream "$UP" </dev/null
+	[ "$status" -eq 65 ] && [ "$stderr" = "relay-serve: $why" ]
+	[ "$(sqlite3 "$RELAY_CACHE-queue" 'SELECT count(*) FROM queue')" = 1 ]
+}
+
+@test "an object planted while relay-serve runs is refused at its next write, which changes nothing" {
+	start_upstream
+	start_serve
+	curl -sf -o /dev/null "$SERVE/a?cc=max-age=600"
+	eventually cached_as "$UP/a?cc=max-age=600" "/a?cc=max-age=600"
+	sqlite3 "$RELAY_CACHE" "CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN DELETE FROM entries; END"
+	[ "$(curl -sf "$SERVE/b?cc=max-age=600")" = "/b?cc=max-age=600" ]
+	eventually log_has 1 "it has trigger 'wipe' that relay did not create"
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT url FROM entries')" = "$UP/a?cc=max-age=600" ]
+}
+
+@test "put --status takes a final status only, 200 to 599" {
+	for code in 0 100 103 199 600 999; do
+		run --separate-stderr relay-cache put --status "$code" https://api.example/s </dev/null
+		[ "$status" -eq 2 ] || { echo "$code: $status"; false; }
+		[ "$stderr" = "relay-cache: bad status '$code': expected 200 to 599, a final status" ]
+	done
+	[ -z "$(relay-cache ls)" ]
+	printf x | relay-cache put --status 599 https://api.example/s
+	[ "$(relay-cache ls | cut -f1)" = 599 ]
+}
+
+@test "load refuses what put refuses: a status that is not final, a method that is not a method name" {
+	long=$(printf 'G%.0s' {1..24})
+	cat >records <<-EOF
+	{"url":"https://api.example/1","status":0,"text":"zero"}
+	{"url":"https://api.example/2","status":100,"text":"continue"}
+	{"url":"https://api.example/3","status":600,"text":"past"}
+	{"url":"https://api.example/4","method":"G ET","text":"space"}
+	{"url":"https://api.example/5","method":"","text":"empty"}
+	{"url":"https://api.example/6","method":"$long","text":"long"}
+	{"url":"https://api.example/7","method":"PURGE","status":204,"text":""}
+	{"url":"https://api.example/8","status":599,"text":"ok"}
+	EOF
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 1: status 0 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 2: status 100 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[2]}" = "relay-cache: line 3: status 600 is not a final status (200 to 599)" ]
+	[ "${stderr_lines[3]}" = "relay-cache: line 4: method 'G ET' is not a method name, a token of at most 23 characters" ]
+	[ "${stderr_lines[4]}" = "relay-cache: line 5: method '' is not a method name, a token of at most 23 characters" ]
+	[ "${stderr_lines[5]}" = "relay-cache: line 6: method '$long' is not a method name, a token of at most 23 characters" ]
+	[ "${#stderr_lines[@]}" -eq 6 ]
+	[ "$(relay-cache ls | cut -f1,5 | tr '\t\n' ' ,')" = "204 https://api.example/7,599 https://api.example/8," ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies')" = 2 ]
+}
+
+# damage SQL: the entry of https://api.example/b changed by SQL as
+# another program could.
+damage() {
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET $1 WHERE url = 'https://api.example/b'"
+}
+
+@test "an entry planted with a status that is not final, or another field relay never writes, is damaged: get, ls and dump name it, go on, exit 65" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	while IFS='|' read -r set why; do
+		damage "$set"
+		msg="relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: $why"
+		if [[ "$set" != method* ]]; then	# get cannot ask for that one
+			run --separate-stderr relay-cache get https://api.example/b
+			[ "$status" -eq 65 ] && [ "$output" = "" ] && [ "$stderr" = "$msg" ] || { echo "$set: $status $stderr"; false; }
+		fi
+		for cmd in ls "ls --json"; do
+			# shellcheck disable=SC2086
+			run --separate-stderr relay-cache $cmd
+			[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ] && [ "${#lines[@]}" -eq 2 ]
+		done
+		run --separate-stderr relay-cache dump
+		[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ]
+		[ "$(jq -c .json <<<"$output" | tr '\n' ' ')" = '{"u":"a"} {"u":"c"} ' ]
+		damage "status = 200, method = 'GET', size = 8"
+	done <<-'EOF'
+	status = 100|status 100 is not a final status (200 to 599)
+	status = 0|status 0 is not a final status (200 to 599)
+	status = 1000|status 1000 is not a final status (200 to 599)
+	method = 'G ET'|method 'G ET' is not a method name, a token of at most 23 characters
+	size = -1|size -1 is negative
+	EOF
+}
+
+@test "a damaged body: get writes nothing and exits 65 (not 75), dump writes whole records only, naming the damaged one" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	body="(SELECT body FROM entries WHERE url = 'https://api.example/b')"
+	while read -r how; do
+		sqlite3 "$RELAY_CACHE" "${how//BODY/$body}"
+		run --separate-stderr relay-cache get -i https://api.example/b
+		[ "$status" -eq 65 ] && [ "$output" = "" ] || { echo "$how: $status $stderr"; false; }
+		[[ "$stderr" == "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: its body "* ]]
+		run --separate-stderr relay-cache dump
+		[ "$status" -eq 65 ]
+		[[ "$stderr" == "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: its body "* ]]
+		[ "$(jq -c .json <<<"$output" | tr '\n' ' ')" = '{"u":"a"} {"u":"c"} ' ]
+		printf '{"u":"b"}' | relay-cache put -H 'Content-Type: application/json' https://api.example/b
+	done <<-'EOF'
+	DELETE FROM chunks WHERE body = BODY
+	UPDATE chunks SET data = CAST('{"u":"b","more":1}' AS BLOB) WHERE body = BODY
+	UPDATE chunks SET data = CAST('{"u"' AS BLOB) WHERE body = BODY
+	DELETE FROM bodies WHERE id = BODY
+	UPDATE bodies SET state = 2 WHERE id = BODY
+	EOF
+}
+
+@test "relay-serve never answers a planted status that is not final: it asks the upstream, and stores its answer" {
+	start_upstream
+	start_serve
+	# over 64 KiB: never kept in memory, each hit reads the file
+	path="/s?size=70000&cc=max-age=600"
+	curl -sf -o /dev/null "$SERVE$path"
+	stored() { [ "$(sqlite3 "$RELAY_CACHE" 'SELECT status FROM entries')" = 200 ]; }
+	eventually stored
+	for code in 100 0 999; do
+		sqlite3 "$RELAY_CACHE" "UPDATE entries SET status = $code"
+		run curl -s -m 5 -o body -w '%{http_code}' "$SERVE$path"
+		[ "$status" -eq 0 ] && [ "$output" = 200 ] || { echo "$code: $status $output"; false; }
+		[ "$(wc -c <body)" -eq 70000 ]
+		eventually stored
+	done
+	[ "$(requests_for "$path")" -eq 4 ]
+	log_has 1 "entry '$UP$path' is damaged: status 100 is not a final status"
+}
+
+@test "relay-serve's writer stores no status past 599" {
+	start_upstream
+	start_serve
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/p?status=600&cc=max-age=600")" = 600 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/p?status=200&cc=max-age=600")" = 200 ]
+	eventually cached_as "$UP/p?status=200&cc=max-age=600" "/p?status=200&cc=max-age=600"
+	[ "$(relay-cache ls | cut -f1)" = 200 ]
+	log_has 1 "status 600 is not a final status"
+}
+
+# small_disk SIZE: a tmpfs of SIZE at disk/, unmounted by teardown; the
+# test is skipped where mounting is not allowed (it needs root, as CI).
+small_disk() {
+	mkdir disk
+	mount -t tmpfs -o "size=$1" tmpfs disk 2>mount.err ||
+	    skip "cannot mount a tmpfs here: $(cat mount.err)"
+	EXTRA_CLEANUP=unmount_disk
+}
+
+unmount_disk() {
+	umount "$BATS_TEST_TMPDIR/disk"
+}
+
+@test "a full disk: a large put fails with 74, leaves nothing behind, and the cache goes on and gives the room back" {
+	small_disk 2m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf small | relay-cache put https://api.example/keep
+	head -c 5000000 /dev/urandom >big.bin
+	run --separate-stderr relay-cache put https://api.example/big <big.bin
+	[ "$status" -eq 74 ]
+	# consistent, and nothing of the failed put is left in it
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies; SELECT count(*) FROM chunks')" = $'1\n1' ]
+	[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': No space left on device" ]
+	[ "$(relay-cache get https://api.example/keep)" = small ]
+	# the room it took is the file's free pages: other writes go in
+	printf more | relay-cache put https://api.example/more
+	[ "$(relay-cache get https://api.example/more)" = more ]
+	# and vacuum gives it back to the file system
+	relay-cache vacuum
+	[ "$(stat -c %s "$RELAY_CACHE")" -lt 200000 ]
+	[ "$(stat -c %s "$RELAY_CACHE-wal" 2>/dev/null || echo 0)" -eq 0 ]
+}
+
+@test "a disk another file fills: the put fails with 74, and once there is room again it goes in" {
+	small_disk 4m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf small | relay-cache put https://api.example/keep
+	head -c 3000000 /dev/zero >disk/filler
+	head -c 1500000 /dev/urandom >big.bin
+	run --separate-stderr relay-cache put https://api.example/big <big.bin
+	[ "$status" -eq 74 ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM chunks')" = 1 ]
+	[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': No space left on device" ]
+	rm disk/filler
+	relay-cache put https://api.example/big <big.bin
+	relay-cache get https://api.example/big | cmp - big.bin
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "a small disk under relay-serve --max-size 1M: every answer is stored, in turn evicted, none lost to the disk" {
+	small_disk 2m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	start_upstream
+	start_serve --max-size 1M
+	for i in $(seq 30); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/d/$i?size=102400&cc=max-age=600")" = 200 ]
+	done
+	all_stored() { [ "$(relay-cache stats --json | jq '.entries + .evictions')" -eq 30 ]; }
+	eventually all_stored
+	! grep -q 'cannot write' serve.log || { grep 'cannot write' serve.log; false; }
+	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
 }

@@ -555,6 +555,7 @@ budget_evicts_by_sieve(void)
 {
 	const char *p = unit_tmp_path("budget.db");
 	struct store *s = store_open(p, STORE_WRITE);
+	long long evicted;
 	char url[32];
 	int i;
 
@@ -585,7 +586,8 @@ budget_evicts_by_sieve(void)
 	CHECK(query(p, "SELECT value FROM counters WHERE series = "
 	    "'relay_cache_evictions_total'") == 3);
 	/* shrinking evicts the same way: on from the hand, u5, u6, u7 */
-	CHECK(store_shrink(s, 260 * KIB) <= 260 * KIB);
+	CHECK(store_shrink(s, 260 * KIB, &evicted) <= 260 * KIB);
+	CHECK(evicted == 3);
 	CHECK(entry_id(s, "http://h/u7") == -1);
 	CHECK(stored_as(s, "http://h/u1", 100 * KIB, 1));
 	CHECK(stored_as(s, "http://h/u3", 100 * KIB, 3));
@@ -594,6 +596,173 @@ budget_evicts_by_sieve(void)
 	CHECK(strstr(store_error(s), "larger than --max-size") != NULL);
 	CHECK(entry_id(s, "http://h/huge") == -1);
 	store_close(s);
+}
+
+/* Stores variant v of a URL, received at time t. */
+static int
+put_variant(struct store *s, const char *url, int v, time_t t)
+{
+	char variant[32];
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)url,
+		.variant = variant, .status = 200,
+		.headers = (char *)"Vary: Accept-Language\r\n",
+		.request_time = t, .response_time = t, .date = -1,
+		.lifetime = 60, .stale_at = 4000000000,
+	};
+
+	snprintf(variant, sizeof variant, "accept-language=l%d", v);
+	return store_writer_commit(write_body(s, 10, v), &e);
+}
+
+/* Whether the query plan of sql names text: 1, 0, or -1 if it failed. */
+static int
+plan_has(const char *file, const char *sql, const char *text)
+{
+	struct buf q = BUF_INIT;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int found = -1;
+
+	buf_printf(&q, "EXPLAIN QUERY PLAN %s", sql);
+	if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) ==
+	    SQLITE_OK && sqlite3_prepare_v2(db, buf_cstr(&q), -1, &st, NULL) ==
+	    SQLITE_OK) {
+		found = 0;
+		while (sqlite3_step(st) == SQLITE_ROW)
+			found |= strstr((const char *)sqlite3_column_text(st,
+			    3), text) != NULL;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	buf_free(&q);
+	return found;
+}
+
+/*
+ * A URL keeps STORE_MAX_VARIANTS responses: storing more evicts those
+ * used least recently (a hit counts as a use), never the one stored;
+ * the newest is found by an index, whatever their number.
+ */
+static void
+variants_are_capped(void)
+{
+	const char *p = unit_tmp_path("variants.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e;
+	char variant[32];
+	int i;
+
+	for (i = 0; i < STORE_MAX_VARIANTS; i++)
+		CHECK(put_variant(s, "http://h/v", i, 1000 + i) == 0);
+	CHECK(store_get(s, "GET", "http://h/v", "accept-language=l0", &e) == 1);
+	CHECK(store_hit(s, e.id, 1, 5000) == 0);	/* l0: used last */
+	store_entry_free(&e);
+	for (; i < STORE_MAX_VARIANTS + 6; i++)
+		CHECK(put_variant(s, "http://h/v", i, 1000 + i) == 0);
+	CHECK(query(p, "SELECT count(*) FROM entries") == STORE_MAX_VARIANTS);
+	CHECK(query(p, "SELECT value FROM counters WHERE series = "
+	    "'relay_cache_evictions_total'") == 6);
+	/* gone: l1 to l6, the oldest unused; kept: l0 (hit), l7 on */
+	for (i = 0; i < STORE_MAX_VARIANTS + 6; i++) {
+		snprintf(variant, sizeof variant, "accept-language=l%d", i);
+		CHECK(store_get(s, "GET", "http://h/v", variant, &e) ==
+		    (i >= 1 && i <= 6 ? 0 : 1));
+		store_entry_free(&e);
+	}
+	/* their bodies go too */
+	CHECK(query(p, "SELECT count(*) FROM bodies") == STORE_MAX_VARIANTS);
+	CHECK(store_get(s, "GET", "http://h/v", NULL, &e) == 1);
+	snprintf(variant, sizeof variant, "accept-language=l%d",
+	    STORE_MAX_VARIANTS + 5);
+	CHECK(strcmp(e.variant, variant) == 0);
+	store_entry_free(&e);
+	CHECK(plan_has(p, "SELECT id FROM entries WHERE method = 'GET' AND "
+	    "url = 'http://h/v' ORDER BY response_time DESC LIMIT 1",
+	    "TEMP B-TREE") == 0);
+	store_close(s);
+}
+
+/*
+ * An entry relay never stores: a write refuses it, and leaves nothing
+ * of its body; one planted in the file is damage, which a lookup and
+ * an iteration report, naming it, and an iteration goes past.
+ */
+static void
+damage_is_refused(void)
+{
+	const char *p = unit_tmp_path("damage.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	static const int statuses[] = { 0, 100, 199, 600, 999 };
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)"http://h/s",
+		.variant = (char *)"", .headers = (char *)"",
+		.request_time = 1000, .response_time = 1001, .date = -1,
+		.lifetime = 60, .stale_at = 4000000000,
+	};
+	struct store_iter *it;
+	size_t i;
+
+	for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+		e.status = statuses[i];
+		CHECK(store_writer_commit(write_body(s, 300 * KIB, 1), &e) < 0);
+		CHECK(store_status(s) == EX_DATAERR);
+		CHECK(strstr(store_error(s), "is not a final status") != NULL);
+	}
+	e.status = 200;
+	e.method = (char *)"G ET";
+	CHECK(store_writer_commit(write_body(s, 10, 1), &e) < 0);
+	CHECK(strstr(store_error(s), "is not a method name") != NULL);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 0);
+	CHECK(query(p, "SELECT count(*) FROM chunks") == 0);	/* deleted */
+	CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+	CHECK(put(s, "GET", "http://h/b", 10, 2, 4000000000) == 0);
+	CHECK(put(s, "GET", "http://h/c", 10, 3, 4000000000) == 0);
+	CHECK(change(p, "UPDATE entries SET status = 100 WHERE url = "
+	    "'http://h/b'") == 0);
+	CHECK(store_get(s, "GET", "http://h/b", NULL, &e) == -1);
+	CHECK(store_status(s) == EX_DATAERR);
+	CHECK(strstr(store_error(s), "entry 'http://h/b' is damaged: status "
+	    "100 is not a final status (200 to 599)") != NULL);
+	CHECK((it = store_iter_new(s, NULL)) != NULL);
+	CHECK(store_iter_next(it, &e) == 1 && strcmp(e.url, "http://h/a") == 0);
+	store_entry_free(&e);
+	CHECK(store_iter_next(it, &e) == STORE_DAMAGED);
+	CHECK(store_iter_next(it, &e) == 1 && strcmp(e.url, "http://h/c") == 0);
+	store_entry_free(&e);
+	CHECK(store_iter_next(it, &e) == 0);
+	store_iter_free(it);
+	store_close(s);
+}
+
+/*
+ * A schema object relay did not create, planted before it opens the
+ * file or while it has it open, is refused and never runs.
+ */
+static void
+planted_objects_are_refused(void)
+{
+	const char *p = unit_tmp_path("planted.db");
+	struct store *s = store_open(p, STORE_WRITE);
+
+	CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+	CHECK(change(p, "CREATE TRIGGER wipe AFTER INSERT ON entries BEGIN "
+	    "DELETE FROM entries; END") == 0);
+	/* while open: the next write sees it, and changes nothing */
+	CHECK(put(s, "GET", "http://h/b", 10, 2, 4000000000) < 0);
+	CHECK(store_status(s) == EX_DATAERR);
+	CHECK(strstr(store_error(s), "it has trigger 'wipe' that relay did "
+	    "not create") != NULL);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 1);
+	store_close(s);
+	/* at open, for reading and writing */
+	s = store_open(p, STORE_READ);
+	CHECK(store_status(s) == EX_DATAERR);
+	store_close(s);
+	s = store_open(p, STORE_WRITE);
+	CHECK(store_status(s) == EX_DATAERR);
+	store_close(s);
+	CHECK(query(p, "SELECT count(*) FROM entries") == 1);
 }
 
 static const struct unit_test tests[] = {
@@ -615,6 +784,9 @@ static const struct unit_test tests[] = {
 	TEST(batch_keeps_others_on_failure),
 	TEST(batch_lost_to_a_full_disk),
 	TEST(budget_evicts_by_sieve),
+	TEST(variants_are_capped),
+	TEST(damage_is_refused),
+	TEST(planted_objects_are_refused),
 };
 
 UNIT_MAIN(tests)
