@@ -148,7 +148,8 @@ read_file(const char *file, struct values *vs)
 		err(EX_NOINPUT, "cannot open '%s'", file);
 	do {
 		n = fread(buf, 1, sizeof buf, f);
-		jv_parser_set_buf(p, buf, (int)n, n == 0);
+		/* Partial while more may come: a value may span reads. */
+		jv_parser_set_buf(p, buf, (int)n, n > 0);
 		while (jv_is_valid(v = jv_parser_next(p)))
 			add_value(vs, v, file);
 		if (jv_invalid_has_msg(jv_copy(v))) {

@@ -140,3 +140,62 @@ record() {	# record URL STATUS JSON
 	[ "$(jq length <<<"$output")" -eq 14 ]
 	[ "$(jq -r '.[0].title' <<<"$output")" = Bikupan ]
 }
+
+# Inputs past one read (64 KiB) and a pipe's buffer: 3000 records, one
+# record of 1 MiB, and documents whose number and UTF-8 character
+# straddle the first read's end.
+big_inputs() {
+	python3 - <<'PY'
+import json
+with open("many", "w") as f:
+    for i in range(3000):
+        f.write(json.dumps({"url": "https://api.example/%05d" % i,
+            "status": 200, "source": "miss", "headers": {},
+            "json": {"i": i, "pad": "p" * 100}}) + "\n")
+with open("huge", "w") as f:
+    f.write(json.dumps({"url": "https://api.example/huge", "status": 200,
+        "source": "miss", "headers": {}, "json": {"s": "x" * (1 << 20)}}))
+first = '{"pad":"' + "y" * (65536 - 20) + '","n":123456789012}\n'
+# the first two-byte character's bytes are the second read's last and
+# the third read's first
+second = '"' + "y" * (131071 - len(first) - 1) + "\u00e9" * 10 + '"\n'
+with open("split", "w", encoding="utf-8") as f:
+    f.write(first + second)
+PY
+}
+
+# merged_every_way FILE N EXPR EXPECTED: EXPR on $all, the N values of
+# FILE, read as a file, from a pipe, redirected, as "-", and as
+# --input's file or standard input.
+merged_every_way() {
+	local file=$1 n=$2 expr=$3 expected=$4 named
+	named="(if $n == 1 then [\$in] else \$in end) as \$all | $expr"
+	run -0 relay-merge -c "[inputs] as \$all | $expr" "$file"
+	[ "$output" = "$expected" ]
+	run -0 bash -c 'cat "$0" | relay-merge -c "$1"' "$file" \
+	    "[inputs] as \$all | $expr"
+	[ "$output" = "$expected" ]
+	run -0 relay-merge -c "[inputs] as \$all | $expr" - <"$file"
+	[ "$output" = "$expected" ]
+	run -0 relay-merge -c --input "in=$file" "$named"
+	[ "$output" = "$expected" ]
+	run -0 bash -c 'cat "$0" | relay-merge -c --input in=- "$1"' "$file" \
+	    "$named"
+	[ "$output" = "$expected" ]
+}
+
+@test "inputs over 64 KiB and a pipe's buffer: many records, one huge one, values split across reads" {
+	big_inputs
+	merged_every_way many 3000 '[$all[].json.i] | [length, add]' '[3000,4498500]'
+	merged_every_way huge 1 '[$all[].json.s | length]' '[1048576]'
+	merged_every_way split 2 '[$all[] | if type == "object" then .n else length end]' '[123456789012,65536]'
+	# as the issue met it: relay-fetch's records of big answers
+	mkdir api
+	for i in 1 2 3; do
+		jq -nc --argjson i "$i" '{i: $i, s: ("x" * 200000)}' >"api/$i.json"
+	done
+	export RELAY_UPSTREAM="file://$PWD/api{path}.json"
+	run -0 bash -c 'printf "/%s\n" 1 2 3 | relay-fetch --records |
+	    relay-merge -c "[inputs.json | [.i, (.s | length)]]"'
+	[ "$output" = '[[1,200000],[2,200000],[3,200000]]' ]
+}
