@@ -199,3 +199,52 @@ merged_every_way() {
 	    relay-merge -c "[inputs.json | [.i, (.s | length)]]"'
 	[ "$output" = '[[1,200000],[2,200000],[3,200000]]' ]
 }
+
+# A program's run is bounded in time and memory: a loop, a recursion
+# without end, a memory bomb each end with the documented message and
+# status (timeout's 30 s are the test's own bound, never reached).
+@test "a program that runs too long or needs too much memory is stopped, saying which bound" {
+	echo '{"a":1}' >x.json
+	for program in 'def f: f; f' 'repeat(.) | empty' 'last(range(1e18))' \
+	    '[inputs] | until(false; .)'; do
+		run --separate-stderr timeout 30 relay-merge --program-timeout 1 \
+		    "$program" x.json
+		echo "$program: $status $stderr"
+		[ "$status" -eq 65 ]
+		[ "$stderr" = "relay-merge: the program took longer than 1s (--program-timeout)" ]
+		[ -z "$output" ]
+	done
+	for program in 'def f: [f]; f' '[range(1e18)]' '[limit(1e9; repeat(1))]' \
+	    'reduce range(1e9) as $i (""; . + "0123456789abcdef")'; do
+		run --separate-stderr timeout 30 relay-merge --program-timeout 25 \
+		    --program-max-memory 16M "$program" x.json
+		echo "$program: $status $stderr"
+		[ "$status" -eq 65 ]
+		[ "$stderr" = "relay-merge: the program needed more than 16 MiB (--program-max-memory)" ]
+	done
+}
+
+@test "a program's outputs come as it gives them, up to its bound; the defaults and bad bounds" {
+	# endless output: written as it comes, then stopped
+	run --separate-stderr timeout 30 bash -c \
+	    'relay-merge --program-timeout 1 "repeat(1)" /dev/null | head -3'
+	[ "$output" = "$(printf '1\n1\n1')" ]
+	run --separate-stderr timeout 30 bash -c \
+	    'relay-merge --program-timeout 1 -c "repeat(1)" /dev/null >out; echo $?'
+	[ "$output" = 65 ]
+	[ "$(head -c 4 out)" = "$(printf '1\n1\n')" ]
+	# the defaults let a normal program be
+	run -0 relay-merge -c '[range(100000)] | length' /dev/null
+	[ "$output" = 100000 ]
+	for bad in --program-timeout=0 --program-timeout=2x --program-timeout=2d \
+	    --program-max-memory=512K --program-max-memory=lots; do
+		run --separate-stderr relay-merge "$bad" . /dev/null
+		[ "$status" -eq 2 ]
+		[[ "$stderr" == "relay-merge: bad --program-"* ]]
+	done
+	# a libjq that crashes (its recursion past the stack) is said so
+	run --separate-stderr timeout 90 relay-merge --program-timeout 60 \
+	    'reduce range(1e6) as $i (null; [.]) | length' /dev/null
+	[ "$status" -eq 70 ]
+	[[ "$stderr" == *"relay-merge: the program crashed: Segmentation fault" ]]
+}
