@@ -204,6 +204,8 @@ merged_every_way() {
 # without end, a memory bomb each end with the documented message and
 # status (timeout's 30 s are the test's own bound, never reached).
 @test "a program that runs too long or needs too much memory is stopped, saying which bound" {
+	# a build with AddressSanitizer: its malloc may fail, as libc's does
+	export ASAN_OPTIONS=allocator_may_return_null=1
 	echo '{"a":1}' >x.json
 	for program in 'def f: f; f' 'repeat(.) | empty' 'last(range(1e18))' \
 	    '[inputs] | until(false; .)'; do
@@ -246,5 +248,5 @@ merged_every_way() {
 	run --separate-stderr timeout 90 relay-merge --program-timeout 60 \
 	    'reduce range(1e6) as $i (null; [.]) | length' /dev/null
 	[ "$status" -eq 70 ]
-	[[ "$stderr" == *"relay-merge: the program crashed: Segmentation fault" ]]
+	[[ "$stderr" == *"relay-merge: the program crashed: "* ]]
 }
