@@ -294,14 +294,14 @@ child_run(struct jqprog *p, jv input, const struct jq_text *t)
 
 /*
  * Children killed, not yet reaped: a killed child is not waited for,
- * as it may wait for a CPU to die on; the next start reaps it.
+ * as it may wait for a CPU to die on; jqrun_reap reaps it later.
  */
 static pid_t killed[64];
 static size_t nkilled;
 
-/* Reaps the children killed that have died since. */
-static void
-reap_killed(void)
+/* Reaps the children killed that have died since, waiting for none. */
+void
+jqrun_reap(void)
 {
 	size_t i = 0;
 
@@ -335,7 +335,7 @@ jqrun_start(struct jqprog *p, jv input, const struct jq_bounds *b,
 	int fds[2], e;
 
 	assert(b->timeout_s > 0 && b->max_memory > 0);
-	reap_killed();
+	jqrun_reap();
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		jv_free(input);
 		return NULL;

@@ -66,5 +66,6 @@ void		 jqrun_wait(const struct jqrun *);
 enum jqrun_end	 jqrun_end(const struct jqrun *);
 const char	*jqrun_why(const struct jqrun *);
 void		 jqrun_free(struct jqrun *);
+void		 jqrun_reap(void);
 
 #endif

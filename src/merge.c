@@ -23,6 +23,7 @@
 #include "url.h"
 
 #define MERGE_STOP_MS	100	/* a program's time left once stopping */
+#define MERGE_MAX_RUNS	4	/* programs running at once in a process */
 
 struct call {
 	struct merge		*m;
@@ -36,16 +37,24 @@ struct call {
 	char			 error_text[256];
 };
 
-/* A run of each's items or of the program, and what takes its values. */
+/*
+ * A run of each's items or of the program, and what takes its values;
+ * or one waiting for its turn.
+ */
 struct merge_run {
-	struct jqrun		*run;
+	struct merge		*m;
+	struct jqrun		*run;		/* NULL: waiting for a turn */
+	struct jqprog		*program;	/* …to run this */
+	jv			 input;		/* …on this */
 	struct watch		*watch;		/* its pipe and deadline */
 	struct buf		 value;		/* the last one it gave */
 	int			 nvalues;
+	long long		 wait_until;	/* for a turn */
 	int			(*take)(struct merge *);	/* 0: go on */
 	void			(*ended)(struct merge *, enum jqrun_end,
 				    const char *);
-	struct merge_run	*next, **prev;	/* in the env's running */
+	struct merge_run	*next, **prev;	/* in the env's runs, or
+						   prev NULL */
 };
 
 struct merge {
@@ -64,7 +73,7 @@ struct merge {
 	int			 pending;	/* calls of the phase to answer */
 	int			 starting;	/* inside merge_start */
 	int			 ready;		/* the result is */
-	struct merge_run	 jq;		/* the run under way, if any */
+	struct merge_run	 jq;		/* its run, if one is under way */
 	void			(*done)(struct merge *, void *);
 	void			*ctx;
 	struct merge_result	 result;
@@ -213,21 +222,62 @@ answered(struct merge *m)
 		m->done(m, m->ctx);
 }
 
-/* Ends the run under way, if any, killing its child if it still runs. */
+/* Answers status, saying detail; why goes to the log. */
+static void
+answer_run_error(struct merge *m, int status, const char *detail)
+{
+	m->result.error = m->why;
+	answer_error(m, status, detail);
+	answered(m);
+}
+
+static void launch(struct merge_env *, struct merge_run *);
+
+/*
+ * The oldest runs waiting start, while fewer than MERGE_MAX_RUNS run.
+ * (Runs are listed newest first.)
+ */
+static void
+take_turns(struct merge_env *env)
+{
+	struct merge_run *j, *oldest;
+
+	while (env->nrunning < MERGE_MAX_RUNS) {
+		oldest = NULL;
+		for (j = env->runs; j != NULL; j = j->next)
+			if (j->run == NULL)
+				oldest = j;
+		if (oldest == NULL)
+			break;
+		launch(env, oldest);
+	}
+}
+
+/*
+ * Ends the merge's run, killing its child if it still runs, or its
+ * wait for a turn; the next run waiting may start.
+ */
 static void
 end_run(struct merge *m)
 {
 	struct merge_run *j = &m->jq;
 
-	if (j->run == NULL)
-		return;
+	if (j->prev == NULL)
+		return;	/* none */
 	server_unwatch(m->env->server, j->watch);
 	j->watch = NULL;
 	if ((*j->prev = j->next) != NULL)
 		j->next->prev = j->prev;
-	jqrun_free(j->run);
-	j->run = NULL;
+	j->prev = NULL;
+	if (j->run != NULL) {
+		jqrun_free(j->run);
+		j->run = NULL;
+		m->env->nrunning--;
+	} else {
+		jv_free(j->input);
+	}
 	buf_free(&j->value);
+	take_turns(m->env);
 }
 
 /*
@@ -263,50 +313,98 @@ on_run(struct watch *w, short revents, void *ctx)
 	if (end == JQRUN_TIMEOUT && m->env->stop_by > 0) {
 		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
 		    "relay-serve is", m->route->pattern);
-		m->result.error = m->why;
-		answer_error(m, 503, "relay-serve is stopping");
-		answered(m);
+		answer_run_error(m, 503, "relay-serve is stopping");
 		return;
 	}
 	ended(m, end, why);
 }
 
+/* A run waited twice its timeout for a turn, or relay-serve stops. */
+static void
+on_no_turn(struct watch *w, short revents, void *ctx)
+{
+	struct merge *m = ctx;
+	int stopping = m->env->stop_by > 0;
+
+	(void)w;
+	(void)revents;
+	end_run(m);
+	if (stopping)
+		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
+		    "relay-serve is", m->route->pattern);
+	else
+		snprintf(m->why, sizeof m->why, "route %s: no turn to run "
+		    "its program in %llds (%d run at once)", m->route->pattern,
+		    2 * m->env->bounds.timeout_s, MERGE_MAX_RUNS);
+	answer_run_error(m, 503, stopping ? "relay-serve is stopping" :
+	    "too many route programs running");
+}
+
 /*
- * Runs p on input (taken) in a child, watched by the event loop: its
- * values go to take, then ended is called with how it ended and why. A
- * run that cannot start answers 503.
+ * Starts a run that was waiting, in a child watched by the event loop.
+ * One that cannot start (no process) answers 503.
+ */
+static void
+launch(struct merge_env *env, struct merge_run *j)
+{
+	/* a client's parameters are not for the log */
+	static const struct jq_text quiet = { .quiet = 1 };
+	struct merge *m = j->m;
+
+	assert(j->run == NULL && j->prev != NULL);
+	server_unwatch(env->server, j->watch);
+	j->watch = NULL;
+	j->run = jqrun_start(j->program, j->input, &env->bounds, &quiet);
+	j->input = jv_invalid();	/* taken */
+	if (j->run == NULL) {
+		snprintf(m->why, sizeof m->why, "route %s: cannot start its "
+		    "jq program: %s", m->route->pattern, strerror(errno));
+		end_run(m);
+		answer_run_error(m, 503, "cannot start the route program");
+		return;
+	}
+	env->nrunning++;
+	if (env->stop_by > 0)
+		jqrun_cut(j->run, env->stop_by);
+	j->watch = server_watch(env->server, jqrun_fd(j->run), POLLIN,
+	    on_run, m);
+	watch_deadline(j->watch, jqrun_deadline(j->run));
+}
+
+/*
+ * Runs p on input (taken) in a child, at once or, with MERGE_MAX_RUNS
+ * running, once it is its turn: its values go to take, then ended is
+ * called with how it ended and why. One that has no turn within twice
+ * the timeout (time for the runs ahead of it to end) answers 503.
  */
 static void
 start_run(struct merge *m, struct jqprog *p, jv input,
     int (*take)(struct merge *),
     void (*ended)(struct merge *, enum jqrun_end, const char *))
 {
-	/* a client's parameters are not for the log */
-	static const struct jq_text quiet = { .quiet = 1 };
 	struct merge_env *env = m->env;
 	struct merge_run *j = &m->jq;
+	long long until = prog_now_ms() + 2 * env->bounds.timeout_s * 1000;
 
-	assert(j->run == NULL);
-	if ((j->run = jqrun_start(p, input, &env->bounds, &quiet)) == NULL) {
-		snprintf(m->why, sizeof m->why, "route %s: cannot start its "
-		    "jq program: %s", m->route->pattern, strerror(errno));
-		m->result.error = m->why;
-		answer_error(m, 503, "cannot start the route program");
-		answered(m);
-		return;
-	}
-	if (env->stop_by > 0)
-		jqrun_cut(j->run, env->stop_by);
+	assert(j->prev == NULL);
+	j->m = m;
+	j->program = p;
+	j->input = input;
 	j->nvalues = 0;
 	j->take = take;
 	j->ended = ended;
-	j->watch = server_watch(env->server, jqrun_fd(j->run), POLLIN,
-	    on_run, m);
-	watch_deadline(j->watch, jqrun_deadline(j->run));
-	if ((j->next = env->running) != NULL)
+	if ((j->next = env->runs) != NULL)
 		j->next->prev = &j->next;
-	j->prev = &env->running;
-	env->running = j;
+	j->prev = &env->runs;
+	env->runs = j;
+	if (env->nrunning < MERGE_MAX_RUNS) {
+		launch(env, j);
+		return;
+	}
+	j->wait_until = env->stop_by > 0 && env->stop_by < until ?
+	    env->stop_by : until;
+	j->watch = server_watch(env->server, -1, 0, on_no_turn, m);
+	watch_deadline(j->watch, j->wait_until);
 }
 
 /* The program's first value is the answer; a second one is too many. */
@@ -733,8 +831,9 @@ merge_ready(const struct merge *m)
 }
 
 /*
- * The server is stopping: the programs under way, and those that start
- * from now on, have MERGE_STOP_MS left; then they answer 503.
+ * The server is stopping: the programs under way, waiting for a turn,
+ * or to start from now on, have MERGE_STOP_MS left; then they answer
+ * 503.
  */
 void
 merge_stop(struct merge_env *env)
@@ -743,9 +842,14 @@ merge_stop(struct merge_env *env)
 
 	if (env->stop_by == 0)
 		env->stop_by = prog_now_ms() + MERGE_STOP_MS;
-	for (j = env->running; j != NULL; j = j->next) {
-		jqrun_cut(j->run, env->stop_by);
-		watch_deadline(j->watch, jqrun_deadline(j->run));
+	for (j = env->runs; j != NULL; j = j->next) {
+		if (j->run != NULL) {
+			jqrun_cut(j->run, env->stop_by);
+			watch_deadline(j->watch, jqrun_deadline(j->run));
+		} else if (env->stop_by < j->wait_until) {
+			j->wait_until = env->stop_by;
+			watch_deadline(j->watch, j->wait_until);
+		}
 	}
 }
 

@@ -25,7 +25,8 @@ struct merge_env {
 	const struct cache_rules *rules;
 	struct jq_bounds	 bounds;	/* of every run */
 	long long		 stop_by;	/* runs end by then; 0: not stopping */
-	struct merge_run	*running;	/* the runs under way */
+	struct merge_run	*runs;		/* running or waiting, newest first */
+	int			 nrunning;
 };
 
 /* What the merge answers. */

@@ -1582,6 +1582,7 @@ on_idle(void *ctx)
 		free_routes(retired);
 		retired = NULL;
 	}
+	jqrun_reap();
 	through_idle(through, listen_stop);
 	limiter_flush(limiter);
 	deliver_flush(deliver);

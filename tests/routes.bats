@@ -313,3 +313,28 @@ exited() {
  503' ]
 	within 10 exited "$child"
 }
+
+# children N: the relay-serve process has N children (its jq runs).
+children() {
+	[ "$(pgrep -c -P "$SERVE_PID")" -eq "$1" ]
+}
+
+@test "four programs run at once in a worker; the others wait for a turn" {
+	bounded_routes
+	start_upstream
+	start_serve --routes bounded.routes --workers 1 --program-timeout 1
+	for _ in 1 2 3 4 5 6; do
+		curl -s -m 60 -o /dev/null "$SERVE/spin/loop" &
+	done
+	within 10 children 4
+	# waits for a turn: the loops ahead of it end within a second
+	curl -s -m 60 "$SERVE/spin/ok" >ok &
+	ok=$!
+	[ "$(curl -s -m 10 "$SERVE/plain?body=hello")" = hello ]
+	[ "$(pgrep -c -P "$SERVE_PID")" -le 4 ]
+	wait "$ok"
+	[ "$(cat ok)" = '"fine"' ]
+	logged 7 '"target":"/spin/'
+	[ "$(access_log | grep -c '"status":500,.*took longer than 1s')" -eq 6 ]
+	within 10 children 0
+}
