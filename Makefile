@@ -59,7 +59,8 @@ build/librelay.a: $(LIB_OBJS)
 	$(AR) rcs $@ $(LIB_OBJS)
 
 bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
-build/list-dishes.o build/relay-merge.o build/merge.o build/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
+build/list-dishes.o build/relay-merge.o build/relay-serve.o build/merge.o \
+    build/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
 bin/%: build/%.o build/librelay.a
 	@mkdir -p bin

@@ -1,7 +1,7 @@
 /*
- * A jq program compiled once and run on many inputs: libjq's life
- * cycle, its error reports and the end of a run in one place, for
- * relay-merge and for merge routes.
+ * A jq program compiled once and run on many inputs, each run in a
+ * child process bounded in time and memory: for relay-merge and for
+ * merge routes, which may not wait for it (libjq cannot be stopped).
  */
 #ifndef RELAY_JQPROG_H
 #define RELAY_JQPROG_H
@@ -10,15 +10,62 @@
 
 #include "buf.h"
 
+#define JQ_TIMEOUT_S	2		/* --program-timeout's default */
+#define JQ_MAX_MEMORY	(256LL << 20)	/* --program-max-memory's */
+
 struct jqprog {
 	jq_state	*jq;
 	struct buf	 errors;	/* what jq reported, a line apart */
 };
 
-int	jqprog_compile(struct jqprog *, const char *, jv);
-void	jqprog_start(struct jqprog *, jv);
-jv	jqprog_next(struct jqprog *);
-int	jqprog_failed(jv, struct buf *);
-void	jqprog_free(struct jqprog *);
+/* What a run may take. */
+struct jq_bounds {
+	long long	 timeout_s;	/* wall clock, from its start */
+	long long	 max_memory;	/* bytes beyond what the process had */
+};
+
+#define JQ_BOUNDS_DEFAULT { JQ_TIMEOUT_S, JQ_MAX_MEMORY }
+
+/*
+ * How the child writes a run's values and its error, as strings (jv):
+ * value may format each output (NULL: compact JSON), error the message
+ * a run ended with (NULL: as jq gave it). Both run in the child. With
+ * quiet, what the program writes to stderr (jq's stderr) is dropped.
+ */
+struct jq_text {
+	jv	(*value)(jv, void *);
+	jv	(*error)(jv, void *);
+	void	*ctx;
+	int	 quiet;
+};
+
+/* How a run ended. */
+enum jqrun_end {
+	JQRUN_RUNNING,
+	JQRUN_DONE,		/* every value given */
+	JQRUN_FAILED,		/* jq's error: jqrun_why */
+	JQRUN_TIMEOUT,		/* past its timeout, and killed */
+	JQRUN_MEMORY,		/* it needed more than max_memory */
+	JQRUN_CRASHED,		/* died otherwise */
+};
+
+struct jqrun;
+
+int		 jqprog_compile(struct jqprog *, const char *, jv);
+void		 jqprog_free(struct jqprog *);
+void		 jq_bounds_timeout(struct jq_bounds *, const char *);
+void		 jq_bounds_memory(struct jq_bounds *, const char *);
+
+struct jqrun	*jqrun_start(struct jqprog *, jv, const struct jq_bounds *,
+		    const struct jq_text *);
+int		 jqrun_fd(const struct jqrun *);
+long long	 jqrun_deadline(const struct jqrun *);
+void		 jqrun_cut(struct jqrun *, long long);
+int		 jqrun_next(struct jqrun *, struct buf *);
+void		 jqrun_wait(const struct jqrun *);
+enum jqrun_end	 jqrun_end(const struct jqrun *);
+const char	*jqrun_why(const struct jqrun *);
+void		 jqrun_free(struct jqrun *);
+void		 jqrun_reap(void);
 
 #endif

@@ -3,8 +3,12 @@
  * through the shared cache with its own freshness and revalidation,
  * then its each's calls, one an item of another call's answer and
  * at-once of them at a time, and all their answers merged by the
- * route's jq program (libjq).
+ * route's jq program (libjq). Each's items and the program run in a
+ * child process (jqprog.h), watched by the event loop, never waited for.
  */
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +19,11 @@
 #include "jqprog.h"
 #include "merge.h"
 #include "policy.h"
+#include "prog.h"
 #include "url.h"
+
+#define MERGE_STOP_MS	100	/* a program's time left once stopping */
+#define MERGE_MAX_RUNS	4	/* programs running at once in a process */
 
 struct call {
 	struct merge		*m;
@@ -29,8 +37,28 @@ struct call {
 	char			 error_text[256];
 };
 
+/*
+ * A run of each's items or of the program, and what takes its values;
+ * or one waiting for its turn.
+ */
+struct merge_run {
+	struct merge		*m;
+	struct jqrun		*run;		/* NULL: waiting for a turn */
+	struct jqprog		*program;	/* …to run this */
+	jv			 input;		/* …on this */
+	struct watch		*watch;		/* its pipe and deadline */
+	struct buf		 value;		/* the last one it gave */
+	int			 nvalues;
+	long long		 wait_until;	/* for a turn */
+	int			(*take)(struct merge *);	/* 0: go on */
+	void			(*ended)(struct merge *, enum jqrun_end,
+				    const char *);
+	struct merge_run	*next, **prev;	/* in the env's runs, or
+						   prev NULL */
+};
+
 struct merge {
-	const struct merge_env	*env;
+	struct merge_env	*env;
 	struct route		*route;
 	struct route_params	 params;
 	struct cache_rules	 rules;
@@ -40,9 +68,12 @@ struct merge {
 	int			 fanned;	/* each's items are known */
 	int			 fan_cut;	/* over max-items, or no items */
 	int			 pumping;	/* inside fan_pump */
-	char			 fan_why[64];	/* why fan_cut */
+	char			 fan_why[96];	/* why fan_cut */
+	int			 items_failed;	/* …each's items did */
 	int			 pending;	/* calls of the phase to answer */
 	int			 starting;	/* inside merge_start */
+	int			 ready;		/* the result is */
+	struct merge_run	 jq;		/* its run, if one is under way */
 	void			(*done)(struct merge *, void *);
 	void			*ctx;
 	struct merge_result	 result;
@@ -182,40 +213,247 @@ answer_error(struct merge *m, int status, const char *detail)
 		m->result.error = detail;
 }
 
-/* Runs the program on the calls' answers. */
+/* The result is final: done is called, unless merge_start is returning. */
 static void
-run_program(struct merge *m, jv input)
+answered(struct merge *m)
 {
-	struct jqprog *p = m->route->compiled;
-	struct buf why = BUF_INIT;
-	jv out, second, s;
+	m->ready = 1;
+	if (!m->starting)
+		m->done(m, m->ctx);
+}
 
-	jqprog_start(p, input);
-	if (!jv_is_valid(out = jqprog_next(p))) {
-		if (jqprog_failed(out, &why))
-			snprintf(m->why, sizeof m->why, "route program: %s",
-			    buf_cstr(&why));
-		else
+/* Answers status, saying detail; why goes to the log. */
+static void
+answer_run_error(struct merge *m, int status, const char *detail)
+{
+	m->result.error = m->why;
+	answer_error(m, status, detail);
+	answered(m);
+}
+
+static void launch(struct merge_env *, struct merge_run *);
+
+/*
+ * The oldest runs waiting start, while fewer than MERGE_MAX_RUNS run.
+ * (Runs are listed newest first.)
+ */
+static void
+take_turns(struct merge_env *env)
+{
+	struct merge_run *j, *oldest;
+
+	while (env->nrunning < MERGE_MAX_RUNS) {
+		oldest = NULL;
+		for (j = env->runs; j != NULL; j = j->next)
+			if (j->run == NULL)
+				oldest = j;
+		if (oldest == NULL)
+			break;
+		launch(env, oldest);
+	}
+}
+
+/*
+ * Ends the merge's run, killing its child if it still runs, or its
+ * wait for a turn; the next run waiting may start.
+ */
+static void
+end_run(struct merge *m)
+{
+	struct merge_run *j = &m->jq;
+
+	if (j->prev == NULL)
+		return;	/* none */
+	server_unwatch(m->env->server, j->watch);
+	j->watch = NULL;
+	if ((*j->prev = j->next) != NULL)
+		j->next->prev = j->prev;
+	j->prev = NULL;
+	if (j->run != NULL) {
+		jqrun_free(j->run);
+		j->run = NULL;
+		m->env->nrunning--;
+	} else {
+		jv_free(j->input);
+	}
+	buf_free(&j->value);
+	take_turns(m->env);
+}
+
+/*
+ * The run's values as they come, to its take, until it ends or take
+ * has had enough; then its ended, after the run is gone (ended may
+ * answer, and the merge be freed). A run cut short by a stop answers
+ * 503 itself.
+ */
+static void
+on_run(struct watch *w, short revents, void *ctx)
+{
+	struct merge *m = ctx;
+	struct merge_run *j = &m->jq;
+	void (*ended)(struct merge *, enum jqrun_end, const char *) = j->ended;
+	enum jqrun_end end = JQRUN_DONE;
+	char why[128];
+	int rc;
+
+	(void)revents;
+	while ((rc = jqrun_next(j->run, &j->value)) == 1) {
+		j->nvalues++;
+		if (j->take(m) != 0)
+			break;	/* enough: the child is killed */
+	}
+	if (rc == 0) {
+		watch_deadline(w, jqrun_deadline(j->run));
+		return;
+	}
+	if (rc < 0)
+		end = jqrun_end(j->run);
+	snprintf(why, sizeof why, "%s", jqrun_why(j->run));
+	end_run(m);
+	if (end == JQRUN_TIMEOUT && m->env->stop_by > 0) {
+		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
+		    "relay-serve is", m->route->pattern);
+		answer_run_error(m, 503, "relay-serve is stopping");
+		return;
+	}
+	ended(m, end, why);
+}
+
+/* A run waited twice its timeout for a turn, or relay-serve stops. */
+static void
+on_no_turn(struct watch *w, short revents, void *ctx)
+{
+	struct merge *m = ctx;
+	int stopping = m->env->stop_by > 0;
+
+	(void)w;
+	(void)revents;
+	end_run(m);
+	if (stopping)
+		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
+		    "relay-serve is", m->route->pattern);
+	else
+		snprintf(m->why, sizeof m->why, "route %s: no turn to run "
+		    "its program in %llds (%d run at once)", m->route->pattern,
+		    2 * m->env->bounds.timeout_s, MERGE_MAX_RUNS);
+	answer_run_error(m, 503, stopping ? "relay-serve is stopping" :
+	    "too many route programs running");
+}
+
+/*
+ * Starts a run that was waiting, in a child watched by the event loop.
+ * One that cannot start (no process) answers 503.
+ */
+static void
+launch(struct merge_env *env, struct merge_run *j)
+{
+	/* a client's parameters are not for the log */
+	static const struct jq_text quiet = { .quiet = 1 };
+	struct merge *m = j->m;
+
+	assert(j->run == NULL && j->prev != NULL);
+	server_unwatch(env->server, j->watch);
+	j->watch = NULL;
+	j->run = jqrun_start(j->program, j->input, &env->bounds, &quiet);
+	j->input = jv_invalid();	/* taken */
+	if (j->run == NULL) {
+		snprintf(m->why, sizeof m->why, "route %s: cannot start its "
+		    "jq program: %s", m->route->pattern, strerror(errno));
+		end_run(m);
+		answer_run_error(m, 503, "cannot start the route program");
+		return;
+	}
+	env->nrunning++;
+	if (env->stop_by > 0)
+		jqrun_cut(j->run, env->stop_by);
+	j->watch = server_watch(env->server, jqrun_fd(j->run), POLLIN,
+	    on_run, m);
+	watch_deadline(j->watch, jqrun_deadline(j->run));
+}
+
+/*
+ * Runs p on input (taken) in a child, at once or, with MERGE_MAX_RUNS
+ * running, once it is its turn: its values go to take, then ended is
+ * called with how it ended and why. One that has no turn within twice
+ * the timeout (time for the runs ahead of it to end) answers 503.
+ */
+static void
+start_run(struct merge *m, struct jqprog *p, jv input,
+    int (*take)(struct merge *),
+    void (*ended)(struct merge *, enum jqrun_end, const char *))
+{
+	struct merge_env *env = m->env;
+	struct merge_run *j = &m->jq;
+	long long until = prog_now_ms() + 2 * env->bounds.timeout_s * 1000;
+
+	assert(j->prev == NULL);
+	j->m = m;
+	j->program = p;
+	j->input = input;
+	j->nvalues = 0;
+	j->take = take;
+	j->ended = ended;
+	if ((j->next = env->runs) != NULL)
+		j->next->prev = &j->next;
+	j->prev = &env->runs;
+	env->runs = j;
+	if (env->nrunning < MERGE_MAX_RUNS) {
+		launch(env, j);
+		return;
+	}
+	j->wait_until = env->stop_by > 0 && env->stop_by < until ?
+	    env->stop_by : until;
+	j->watch = server_watch(env->server, -1, 0, on_no_turn, m);
+	watch_deadline(j->watch, j->wait_until);
+}
+
+/* The program's first value is the answer; a second one is too many. */
+static int
+take_result(struct merge *m)
+{
+	struct merge_run *j = &m->jq;
+	struct buf swap;
+
+	if (j->nvalues > 1)
+		return -1;
+	swap = m->result.body;
+	m->result.body = j->value;
+	j->value = swap;
+	return 0;
+}
+
+/*
+ * The program has ended: its one value is the answer. Its own error
+ * is logged, not sent (it may quote the request); a bound it met, or
+ * a crash, is said to the client too.
+ */
+static void
+program_ended(struct merge *m, enum jqrun_end end, const char *why)
+{
+	char detail[160];
+
+	if (end == JQRUN_DONE && m->jq.nvalues == 1) {
+		m->result.status = 200;
+		buf_addc(&m->result.body, '\n');
+	} else if (m->jq.nvalues > 1) {
+		answer_error(m, 500, "route program gave several values");
+	} else if (end == JQRUN_DONE || end == JQRUN_FAILED) {
+		if (end == JQRUN_DONE)
 			snprintf(m->why, sizeof m->why,
 			    "route program gave no value");
-		buf_free(&why);
+		else
+			snprintf(m->why, sizeof m->why, "route program: %s",
+			    why);
 		m->result.error = m->why;
 		answer_error(m, 500, "route program failed");
-		return;
+	} else {
+		snprintf(m->why, sizeof m->why, "route %s: program %s",
+		    m->route->pattern, why);
+		m->result.error = m->why;
+		snprintf(detail, sizeof detail, "route program %s", why);
+		answer_error(m, 500, detail);
 	}
-	second = jqprog_next(p);
-	if (jv_is_valid(second)) {
-		jv_free(second);
-		jv_free(out);
-		answer_error(m, 500, "route program gave several values");
-		return;
-	}
-	jv_free(second);
-	s = jv_dump_string(out, 0);
-	m->result.status = 200;
-	buf_adds(&m->result.body, jv_string_value(s));
-	buf_addc(&m->result.body, '\n');
-	jv_free(s);
+	answered(m);
 }
 
 /* each's answers, in item order: null for a failed call. */
@@ -268,6 +506,7 @@ finish(struct merge *m)
 	struct route *r = m->route;
 	jv input = jv_object(), incomplete = jv_array();
 	const struct call *failed = failures(m, &incomplete);
+	char detail[128];
 	int i;
 
 	m->result.complete = jv_array_length(jv_copy(incomplete)) == 0;
@@ -277,11 +516,18 @@ finish(struct merge *m)
 		    failed->error != NULL ? failed->error :
 		    http_reason(failed->status));
 		m->result.error = m->why;
-		answer_error(m, failed != NULL && failed->error == NULL &&
-		    failed->status >= 400 ? failed->status : 502,
-		    "an upstream call failed");
+		if (failed == NULL && m->items_failed) {
+			/* each's items, not the upstream, failed */
+			snprintf(detail, sizeof detail, "route %s", m->fan_why);
+			answer_error(m, 500, detail);
+		} else {
+			answer_error(m, failed != NULL && failed->error ==
+			    NULL && failed->status >= 400 ? failed->status :
+			    502, "an upstream call failed");
+		}
 		jv_free(input);
 		jv_free(incomplete);
+		answered(m);
 	} else {
 		input = jv_object_set(input, jv_string("incomplete"), incomplete);
 		for (i = 0; i < m->params.n; i++)
@@ -295,10 +541,9 @@ finish(struct merge *m)
 		if (r->each != NULL)
 			input = jv_object_set(input, jv_string(r->each->name),
 			    fan_json(m));
-		run_program(m, input);
+		start_run(m, m->route->compiled, input, take_result,
+		    program_ended);
 	}
-	if (!m->starting)
-		m->done(m, m->ctx);
 }
 
 static void start_call(struct merge *, struct call *, const char *,
@@ -343,6 +588,48 @@ item_text(jv item, char *out, size_t len)
 	return out[0] != '\0';
 }
 
+/* An item of each's: one more call, unless there are max-items. */
+static int
+take_item(struct merge *m)
+{
+	const struct route_each *e = m->route->each;
+	struct buf *text = &m->jq.value;
+	struct call *c;
+	char item[256];
+
+	if (m->nfan == m->route->max_items) {
+		m->fan_cut = 1;
+		snprintf(m->fan_why, sizeof m->fan_why, "more than %d items",
+		    m->route->max_items);
+		return -1;
+	}
+	m->fan = xrealloc(m->fan, (size_t)(m->nfan + 1) * sizeof *m->fan);
+	c = &m->fan[m->nfan++];
+	memset(c, 0, sizeof *c);
+	c->m = m;
+	c->fan = 1;
+	if (item_text(jv_parse_sized(buf_cstr(text), (int)text->len), item,
+	    sizeof item))
+		c->path = route_each_path(e, &m->params, item);
+	return 0;
+}
+
+/*
+ * Each's items are known: their calls start. An error of jq's ends
+ * the items; a bound met, or a crash, fails each.
+ */
+static void
+items_ended(struct merge *m, enum jqrun_end end, const char *why)
+{
+	if (end != JQRUN_DONE && end != JQRUN_FAILED) {
+		m->fan_cut = 1;
+		m->items_failed = 1;
+		snprintf(m->fan_why, sizeof m->fan_why, "items %s", why);
+	}
+	m->pending = m->nfan;
+	fan_pump(m);
+}
+
 /*
  * The fixed calls have answered: each's items, from its call's answer,
  * become its calls, at most max-items of them.
@@ -351,9 +638,6 @@ static void
 start_fan(struct merge *m)
 {
 	const struct route_each *e = m->route->each;
-	struct jqprog *p = e->compiled;
-	char item[256];
-	jv v;
 
 	m->fanned = 1;
 	if (!ok_status(&m->calls[e->from])) {
@@ -363,26 +647,8 @@ start_fan(struct merge *m)
 		finish(m);
 		return;
 	}
-	jqprog_start(p, call_json(&m->calls[e->from]));
-	while (jv_is_valid(v = jqprog_next(p))) {
-		if (m->nfan == m->route->max_items) {
-			m->fan_cut = 1;
-			snprintf(m->fan_why, sizeof m->fan_why, "more than %d "
-			    "items", m->route->max_items);
-			break;
-		}
-		m->fan = xrealloc(m->fan, (size_t)(m->nfan + 1) * sizeof *m->fan);
-		memset(&m->fan[m->nfan], 0, sizeof m->fan[m->nfan]);
-		m->fan[m->nfan].m = m;
-		m->fan[m->nfan].fan = 1;
-		if (item_text(v, item, sizeof item))
-			m->fan[m->nfan].path = route_each_path(e, &m->params,
-			    item);
-		m->nfan++;
-	}
-	jv_free(v);	/* the end, an error, or one too many */
-	m->pending = m->nfan;
-	fan_pump(m);
+	start_run(m, e->compiled, call_json(&m->calls[e->from]), take_item,
+	    items_ended);
 }
 
 static void
@@ -529,11 +795,11 @@ start_call(struct merge *m, struct call *c, const char *name, char *path)
 
 /*
  * Starts the route's calls, all at once. done is called once every one
- * has answered and the result is ready, unless that happened before
- * this returns: see merge_ready. Takes the parameters.
+ * has answered and the program has run, unless the result was ready
+ * before this returns: see merge_ready. Takes the parameters.
  */
 struct merge *
-merge_start(const struct merge_env *env, struct route *r,
+merge_start(struct merge_env *env, struct route *r,
     struct route_params *params, void (*done)(struct merge *, void *),
     void *ctx)
 {
@@ -561,11 +827,34 @@ merge_start(const struct merge_env *env, struct route *r,
 	return m;
 }
 
-/* Whether every call was answered already (from the cache, say). */
+/* Whether the result is ready already (a failed call, say). */
 int
 merge_ready(const struct merge *m)
 {
-	return m->pending == 0;
+	return m->ready;
+}
+
+/*
+ * The server is stopping: the programs under way, waiting for a turn,
+ * or to start from now on, have MERGE_STOP_MS left; then they answer
+ * 503.
+ */
+void
+merge_stop(struct merge_env *env)
+{
+	struct merge_run *j;
+
+	if (env->stop_by == 0)
+		env->stop_by = prog_now_ms() + MERGE_STOP_MS;
+	for (j = env->runs; j != NULL; j = j->next) {
+		if (j->run != NULL) {
+			jqrun_cut(j->run, env->stop_by);
+			watch_deadline(j->watch, jqrun_deadline(j->run));
+		} else if (env->stop_by < j->wait_until) {
+			j->wait_until = env->stop_by;
+			watch_deadline(j->watch, j->wait_until);
+		}
+	}
 }
 
 const struct merge_result *
@@ -583,6 +872,7 @@ merge_free(struct merge *m)
 
 	if (m == NULL)
 		return;
+	end_run(m);
 	for (i = 0; i < m->route->ncalls + m->nfan; i++) {
 		c = i < m->route->ncalls ? &m->calls[i] :
 		    &m->fan[i - m->route->ncalls];

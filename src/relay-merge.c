@@ -24,11 +24,13 @@ enum on_error { ON_ERROR_FAIL, ON_ERROR_PARTIAL };
 static int compact;			/* -c */
 static int raw;				/* -r */
 static enum on_error on_error;		/* --on-error */
+static struct jq_bounds bounds = JQ_BOUNDS_DEFAULT;	/* --program-… */
 
 static const char usage_text[] =
     "usage: relay-merge [-c] [-r] [--on-error fail|partial]"
     " [--input name=file]...\n"
-    "           [--arg name value]... program [file ...]\n";
+    "           [--arg name value]... [--program-timeout time]\n"
+    "           [--program-max-memory size] program [file ...]\n";
 
 static const char help_text[] =
     "\nRuns a jq program over JSON documents and relay records: the"
@@ -41,6 +43,8 @@ static const char help_text[] =
     "      --input NAME=FILE           FILE's value (or array of values)"
     " as $NAME\n"
     "      --arg NAME VALUE            the string VALUE as $NAME\n"
+    "      --program-timeout TIME      stop the program after TIME (2s)\n"
+    "      --program-max-memory SIZE   stop it if it needs more (256M)\n"
     "  -h, --help                      this text\n"
     "      --version                   the version\n"
     "\nSee relay-merge(1).\n";
@@ -147,7 +151,8 @@ read_file(const char *file, struct values *vs)
 		prog_err(EX_NOINPUT, "cannot open '%s'", file);
 	do {
 		n = fread(buf, 1, sizeof buf, f);
-		jv_parser_set_buf(p, buf, (int)n, n == 0);
+		/* Partial while more may come: a value may span reads. */
+		jv_parser_set_buf(p, buf, (int)n, n > 0);
 		while (jv_is_valid(v = jv_parser_next(p)))
 			add_value(vs, v, file);
 		if (jv_invalid_has_msg(jv_copy(v))) {
@@ -271,34 +276,65 @@ next_input(jq_state *jq, void *ctx)
 	return v;
 }
 
-static int
-emit(jv out)
+/* In the child: an output as -c, -r or the default write it. */
+static jv
+output_text(jv out, void *ctx)
 {
-	jv s;
-
-	if (raw && jv_get_kind(out) == JV_KIND_STRING) {
-		fwrite(jv_string_value(out), 1,
-		    (size_t)jv_string_length_bytes(jv_copy(out)), stdout);
-		putchar('\n');
-		jv_free(out);
-		return 0;
-	}
-	s = jv_dump_string(out, compact ? 0 :
+	(void)ctx;
+	if (raw && jv_get_kind(out) == JV_KIND_STRING)
+		return out;
+	return jv_dump_string(out, compact ? 0 :
 	    JV_PRINT_PRETTY | JV_PRINT_SPACE1);
-	puts(jv_string_value(s));
-	jv_free(s);
-	return 0;
 }
 
-/* Runs the program once; returns the exit status. */
+/* In the child: the run's error, with the input it was working on. */
+static jv
+error_text(jv msg, void *ctx)
+{
+	jv text = jv_string_fmt("error at %s: %s", current,
+	    jv_string_value(msg));
+
+	(void)ctx;
+	jv_free(msg);
+	return text;
+}
+
+/* The exit status of a run that ended, and its message. */
+static int
+run_status(const struct jqrun *r)
+{
+	switch (jqrun_end(r)) {
+	case JQRUN_DONE:
+		return 0;
+	case JQRUN_FAILED:
+		prog_warnx("%s", jqrun_why(r));
+		return EXIT_FAILED;
+	case JQRUN_TIMEOUT:
+		prog_warnx("the program %s (--program-timeout)", jqrun_why(r));
+		return EX_DATAERR;
+	case JQRUN_MEMORY:
+		prog_warnx("the program %s (--program-max-memory)", jqrun_why(r));
+		return EX_DATAERR;
+	default:
+		prog_warnx("the program %s", jqrun_why(r));
+		return EX_SOFTWARE;
+	}
+}
+
+/*
+ * Runs the program once, in a child bounded in time and memory, and
+ * writes its outputs as they come; returns the exit status.
+ */
 static int
 run(const char *program)
 {
+	static const struct jq_text text = { .value = output_text,
+	    .error = error_text };
 	struct jqprog p;
-	struct buf why = BUF_INIT;
+	struct jqrun *r;
+	struct buf out = BUF_INIT;
 	char *line, *next;
-	jv out;
-	int status = 0;
+	int rc, status;
 
 	named = jv_object_set(named, jv_string("incomplete"),
 	    jv_copy(incomplete));
@@ -314,14 +350,19 @@ run(const char *program)
 		return EX_DATAERR;
 	}
 	jq_set_input_cb(p.jq, next_input, &positional);
-	jqprog_start(&p, jv_null());
-	while (jv_is_valid(out = jqprog_next(&p)))
-		emit(out);
-	if (jqprog_failed(out, &why)) {
-		prog_warnx("error at %s: %s", current, buf_cstr(&why));
-		status = EXIT_FAILED;
+	if ((r = jqrun_start(&p, jv_null(), &bounds, &text)) == NULL)
+		prog_err(EX_OSERR, "cannot start the program");
+	while ((rc = jqrun_next(r, &out)) >= 0) {
+		if (rc == 0) {
+			jqrun_wait(r);
+			continue;
+		}
+		fwrite(out.data, 1, out.len, stdout);
+		putchar('\n');
 	}
-	buf_free(&why);
+	status = run_status(r);
+	jqrun_free(r);
+	buf_free(&out);
 	jqprog_free(&p);
 	return status;
 }
@@ -332,6 +373,8 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "input", required_argument, NULL, 'I' },
 	{ "on-error", required_argument, NULL, 'E' },
+	{ "program-max-memory", required_argument, NULL, 'M' },
+	{ "program-timeout", required_argument, NULL, 'T' },
 	{ "raw-output", no_argument, NULL, 'r' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -376,6 +419,12 @@ main(int argc, char *argv[])
 				prog_errx(EXIT_USAGE,
 				    "bad --on-error '%s': expected "
 				    "fail or partial", optarg);
+			break;
+		case 'T':
+			jq_bounds_timeout(&bounds, optarg);
+			break;
+		case 'M':
+			jq_bounds_memory(&bounds, optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

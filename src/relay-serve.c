@@ -28,6 +28,7 @@
 #include "headers.h"
 #include "http.h"
 #include "httpdate.h"
+#include "jqprog.h"
 #include "limiter.h"
 #include "listen.h"
 #include "log.h"
@@ -95,7 +96,9 @@ static struct server *server;
 static struct route *routes;		/* merge routes, from --routes */
 static struct route *retired;		/* replaced by a reload */
 static int merging;			/* merges under way */
-static struct merge_env merge_env;
+static struct merge_env merge_env = {	/* --program-… */
+	.bounds = JQ_BOUNDS_DEFAULT,
+};
 
 static const char usage_text[] =
     "usage: relay-serve [--listen addr:port] [--workers N] [--upstream url]\n"
@@ -109,7 +112,8 @@ static const char usage_text[] =
     "           [--drain-timeout duration]\n"
     "           [--connect-timeout duration] [--max-time duration]"
     " [--cacert file]\n"
-    "           [--routes file] [--access-log off | file]\n"
+    "           [--routes file] [--program-timeout duration]\n"
+    "           [--program-max-memory size] [--access-log off | file]\n"
     "           [--rate-limit rate] [--burst N]"
     " [--limit-key peer | route | header:name]\n"
     "           [--rate-limit-dry-run] [--rate-limit-fail open | closed]\n"
@@ -139,6 +143,9 @@ static const char help_text[] =
     "      --request-timeout TIME    408 for a request slower to come"
     " (10s)\n"
     "      --routes FILE             merge routes (relay-routes(5))\n"
+    "      --program-timeout TIME    stop a route's jq program after TIME"
+    " (2s)\n"
+    "      --program-max-memory SIZE stop it if it needs more (256M)\n"
     "      --access-log off|FILE     where the JSON access log goes"
     " (stderr)\n"
     "      --rate-limit RATE         requests a client may make, as 100/m"
@@ -1618,12 +1625,15 @@ on_idle(void *ctx)
 		free_routes(retired);
 		retired = NULL;
 	}
+	jqrun_reap();
 	through_idle(through, listen_stop);
 	limiter_flush(limiter);
 	deliver_flush(deliver);
 	log_flush();
-	if (listen_stop)
+	if (listen_stop) {
+		merge_stop(&merge_env);
 		server_stop(server);
+	}
 }
 
 /* One process's service: the connections of a listener, or just one. */
@@ -1652,8 +1662,10 @@ serve(int listen_fd, int in, int out)
 	if (n_queue_globs > 0)
 		deliver = deliver_start(cache_path, server, through,
 		    queue_attempts);
-	merge_env = (struct merge_env){ through, base,
-		&opts.rules };
+	merge_env.through = through;
+	merge_env.server = server;
+	merge_env.base = base;
+	merge_env.rules = &opts.rules;
 	if (listen_fd >= 0)
 		server_listen(server, listen_fd);
 	else
@@ -1719,8 +1731,9 @@ enum {
 	OPT_DRAIN_TIMEOUT, OPT_IDLE_TIMEOUT,
 	OPT_LIMIT_KEY, OPT_LISTEN, OPT_RATE_LIMIT, OPT_RATE_LIMIT_DRY_RUN,
 	OPT_RATE_LIMIT_FAIL, OPT_RATE_LIMIT_SPARE_HITS,
-	OPT_MAX_BODY, OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT,
-	OPT_ROUTES, OPT_SYNC_MAX_SIZE,
+	OPT_MAX_BODY, OPT_PROGRAM_MAX_MEMORY, OPT_PROGRAM_TIMEOUT,
+	OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
+	OPT_SYNC_MAX_SIZE,
 	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE,
 	OPT_UPSTREAM_WAIT, OPT_VERSION, OPT_WORKERS,
 };
@@ -1741,6 +1754,9 @@ static const struct option long_options[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "program-max-memory", required_argument, NULL,
+	    OPT_PROGRAM_MAX_MEMORY },
+	{ "program-timeout", required_argument, NULL, OPT_PROGRAM_TIMEOUT },
 	{ "public-sync", no_argument, NULL, OPT_PUBLIC_SYNC },
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
@@ -1828,6 +1844,12 @@ parse_option(int opt, const char *arg)
 	case OPT_REQUEST_TIMEOUT:
 		serve_options.request_timeout_ms =
 		    prog_duration("--request-timeout", arg) * 1000;
+		break;
+	case OPT_PROGRAM_MAX_MEMORY:
+		jq_bounds_memory(&merge_env.bounds, arg);
+		break;
+	case OPT_PROGRAM_TIMEOUT:
+		jq_bounds_timeout(&merge_env.bounds, arg);
 		break;
 	case OPT_ROUTES:
 		routes_option = arg;

@@ -140,3 +140,113 @@ record() {	# record URL STATUS JSON
 	[ "$(jq length <<<"$output")" -eq 14 ]
 	[ "$(jq -r '.[0].title' <<<"$output")" = Bikupan ]
 }
+
+# Inputs past one read (64 KiB) and a pipe's buffer: 3000 records, one
+# record of 1 MiB, and documents whose number and UTF-8 character
+# straddle the first read's end.
+big_inputs() {
+	python3 - <<'PY'
+import json
+with open("many", "w") as f:
+    for i in range(3000):
+        f.write(json.dumps({"url": "https://api.example/%05d" % i,
+            "status": 200, "source": "miss", "headers": {},
+            "json": {"i": i, "pad": "p" * 100}}) + "\n")
+with open("huge", "w") as f:
+    f.write(json.dumps({"url": "https://api.example/huge", "status": 200,
+        "source": "miss", "headers": {}, "json": {"s": "x" * (1 << 20)}}))
+first = '{"pad":"' + "y" * (65536 - 20) + '","n":123456789012}\n'
+# the first two-byte character's bytes are the second read's last and
+# the third read's first
+second = '"' + "y" * (131071 - len(first) - 1) + "\u00e9" * 10 + '"\n'
+with open("split", "w", encoding="utf-8") as f:
+    f.write(first + second)
+PY
+}
+
+# merged_every_way FILE N EXPR EXPECTED: EXPR on $all, the N values of
+# FILE, read as a file, from a pipe, redirected, as "-", and as
+# --input's file or standard input.
+merged_every_way() {
+	local file=$1 n=$2 expr=$3 expected=$4 named
+	named="(if $n == 1 then [\$in] else \$in end) as \$all | $expr"
+	run -0 relay-merge -c "[inputs] as \$all | $expr" "$file"
+	[ "$output" = "$expected" ]
+	run -0 bash -c 'cat "$0" | relay-merge -c "$1"' "$file" \
+	    "[inputs] as \$all | $expr"
+	[ "$output" = "$expected" ]
+	run -0 relay-merge -c "[inputs] as \$all | $expr" - <"$file"
+	[ "$output" = "$expected" ]
+	run -0 relay-merge -c --input "in=$file" "$named"
+	[ "$output" = "$expected" ]
+	run -0 bash -c 'cat "$0" | relay-merge -c --input in=- "$1"' "$file" \
+	    "$named"
+	[ "$output" = "$expected" ]
+}
+
+@test "inputs over 64 KiB and a pipe's buffer: many records, one huge one, values split across reads" {
+	big_inputs
+	merged_every_way many 3000 '[$all[].json.i] | [length, add]' '[3000,4498500]'
+	merged_every_way huge 1 '[$all[].json.s | length]' '[1048576]'
+	merged_every_way split 2 '[$all[] | if type == "object" then .n else length end]' '[123456789012,65536]'
+	# as the issue met it: relay-fetch's records of big answers
+	mkdir api
+	for i in 1 2 3; do
+		jq -nc --argjson i "$i" '{i: $i, s: ("x" * 200000)}' >"api/$i.json"
+	done
+	export RELAY_UPSTREAM="file://$PWD/api{path}.json"
+	run -0 bash -c 'printf "/%s\n" 1 2 3 | relay-fetch --records |
+	    relay-merge -c "[inputs.json | [.i, (.s | length)]]"'
+	[ "$output" = '[[1,200000],[2,200000],[3,200000]]' ]
+}
+
+# A program's run is bounded in time and memory: a loop, a recursion
+# without end, a memory bomb each end with the documented message and
+# status (timeout's 30 s are the test's own bound, never reached).
+@test "a program that runs too long or needs too much memory is stopped, saying which bound" {
+	# a build with AddressSanitizer: its malloc may fail, as libc's does
+	export ASAN_OPTIONS=allocator_may_return_null=1
+	echo '{"a":1}' >x.json
+	for program in 'def f: f; f' 'repeat(.) | empty' 'last(range(1e18))' \
+	    '[inputs] | until(false; .)'; do
+		run --separate-stderr timeout 30 relay-merge --program-timeout 1 \
+		    "$program" x.json
+		echo "$program: $status $stderr"
+		[ "$status" -eq 65 ]
+		[ "$stderr" = "relay-merge: the program took longer than 1s (--program-timeout)" ]
+		[ -z "$output" ]
+	done
+	for program in 'def f: [f]; f' '[range(1e18)]' '[limit(1e9; repeat(1))]' \
+	    'reduce range(1e9) as $i (""; . + "0123456789abcdef")'; do
+		run --separate-stderr timeout 30 relay-merge --program-timeout 25 \
+		    --program-max-memory 16M "$program" x.json
+		echo "$program: $status $stderr"
+		[ "$status" -eq 65 ]
+		[ "$stderr" = "relay-merge: the program needed more than 16 MiB (--program-max-memory)" ]
+	done
+}
+
+@test "a program's outputs come as it gives them, up to its bound; the defaults and bad bounds" {
+	# endless output: written as it comes, then stopped
+	run --separate-stderr timeout 30 bash -c \
+	    'relay-merge --program-timeout 1 "repeat(1)" /dev/null | head -3'
+	[ "$output" = "$(printf '1\n1\n1')" ]
+	run --separate-stderr timeout 30 bash -c \
+	    'relay-merge --program-timeout 1 -c "repeat(1)" /dev/null >out; echo $?'
+	[ "$output" = 65 ]
+	[ "$(head -c 4 out)" = "$(printf '1\n1\n')" ]
+	# the defaults let a normal program be
+	run -0 relay-merge -c '[range(100000)] | length' /dev/null
+	[ "$output" = 100000 ]
+	for bad in --program-timeout=0 --program-timeout=2x --program-timeout=2d \
+	    --program-max-memory=512K --program-max-memory=lots; do
+		run --separate-stderr relay-merge "$bad" . /dev/null
+		[ "$status" -eq 2 ]
+		[[ "$stderr" == "relay-merge: bad --program-"* ]]
+	done
+	# a libjq that crashes (its recursion past the stack) is said so
+	run --separate-stderr timeout 90 relay-merge --program-timeout 60 \
+	    'reduce range(1e6) as $i (null; [.]) | length' /dev/null
+	[ "$status" -eq 70 ]
+	[[ "$stderr" == *"relay-merge: the program crashed: "* ]]
+}

@@ -296,3 +296,125 @@ not_reloaded() {
 	relay-cache rm "$UP$p"
 	[ -z "$(relay-cache ls)" ]
 }
+
+# Routes whose programs the client's parameter makes run long or need
+# much memory, in the program or in each's items (from a call's answer).
+bounded_routes() {
+	cat >bounded.routes <<'ROUTES'
+route /spin/{how}
+	call a /a
+	jq if $how == "loop" then (def f: f; f)
+	   elif $how == "until" then until(false; .)
+	   elif $how == "ok" then "fine"
+	   else last(range($how | tonumber)) end
+end
+
+route /grow/{how}
+	call a /a
+	jq if $how == "nest" then (def f: [f]; f)
+	   elif $how == "repeat" then [limit(1e9; repeat(1))]
+	   else [range($how | tonumber)] end
+end
+
+route /fan/{n}
+	call list /list?body=%5B{n}%5D
+	each items /item/{.} from list last(range(.[0]))
+	jq $items
+end
+ROUTES
+}
+
+# failed PATH DETAIL: the merge answers 500 saying DETAIL, within the
+# test's bound.
+failed() {
+	run curl -s -m 30 -w ' %{http_code}' "$SERVE$1"
+	echo "$1: $output"
+	[ "$output" = "{\"status\":500,\"error\":\"Internal Server Error\",\"detail\":\"$2\"}
+ 500" ]
+}
+
+@test "a route's program that runs too long or needs too much memory answers 500, saying which bound" {
+	bounded_routes
+	start_upstream
+	start_serve --routes bounded.routes --program-timeout 1
+	failed /spin/loop "route program took longer than 1s"
+	failed /spin/until "route program took longer than 1s"
+	failed /spin/1e18 "route program took longer than 1s"
+	failed /fan/1e18 "route items took longer than 1s"
+	[ "$(curl -s "$SERVE/spin/ok")" = '"fine"' ]
+	logged 5
+	grep -q '"target":"/spin/loop".*"error":"route /spin/{how}: program took longer than 1s"' serve.log
+	grep -q '"target":"/fan/1e18".*"error":"call items: items took longer than 1s"' serve.log
+	kill "$SERVE_PID"
+	wait "$SERVE_PID"
+	# a build with AddressSanitizer: its malloc may fail, as libc's does
+	ASAN_OPTIONS=allocator_may_return_null=1 start_serve \
+	    --routes bounded.routes --program-timeout 25 --program-max-memory 16M
+	failed /grow/nest "route program needed more than 16 MiB"
+	failed /grow/repeat "route program needed more than 16 MiB"
+	failed /grow/1e18 "route program needed more than 16 MiB"
+	[ "$(curl -s "$SERVE/grow/3" | jq -c .)" = '[0,1,2]' ]
+	logged 4
+	grep -q '"target":"/grow/nest".*"error":"route /grow/{how}: program needed more than 16 MiB"' serve.log
+	run relay-serve --upstream "$UP" --program-timeout 0 </dev/null
+	[ "$status" -eq 2 ]
+	run relay-serve --upstream "$UP" --program-max-memory 10 </dev/null
+	[ "$status" -eq 2 ]
+}
+
+# exited PID: the process has ended (a zombie counts: not reaped yet).
+exited() {
+	! kill -0 "$1" 2>/dev/null ||
+	    [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+@test "while a route's program loops, its worker answers the others; SIGTERM stops it at once" {
+	bounded_routes
+	start_upstream
+	start_serve --routes bounded.routes --workers 1 --program-timeout 1h
+	curl -s -m 60 -w ' %{http_code}' "$SERVE/spin/loop" >looping &
+	client=$!
+	EXTRA_PIDS+=("$client")
+	# its program runs in a child of the one process there is
+	within 10 pgrep -P "$SERVE_PID" >/dev/null
+	child=$(pgrep -P "$SERVE_PID")
+	# the same worker answers a relayed request and another merge
+	[ "$(curl -s -m 10 "$SERVE/plain?body=hello")" = hello ]
+	[ "$(curl -s -m 10 "$SERVE/spin/ok")" = '"fine"' ]
+	kill -0 "$client"	# still waiting for the loop
+	kill -TERM "$SERVE_PID"
+	within 10 exited "$SERVE_PID"
+	wait "$SERVE_PID"
+	SERVE_PID=
+	wait "$client"
+	[ "$(cat looping)" = '{"status":503,"error":"Service Unavailable","detail":"relay-serve is stopping"}
+ 503' ]
+	within 10 exited "$child"
+}
+
+# children N: the relay-serve process has N children (its jq runs).
+children() {
+	[ "$(pgrep -c -P "$SERVE_PID")" -eq "$1" ]
+}
+
+@test "four programs run at once in a worker; the others wait for a turn" {
+	bounded_routes
+	start_upstream
+	start_serve --routes bounded.routes --workers 1 --program-timeout 1
+	for _ in 1 2 3 4 5 6; do
+		curl -s -m 60 -o /dev/null "$SERVE/spin/loop" &
+		EXTRA_PIDS+=($!)
+	done
+	within 10 children 4
+	# waits for a turn: the loops ahead of it end within a second
+	curl -s -m 60 "$SERVE/spin/ok" >ok &
+	ok=$!
+	EXTRA_PIDS+=("$ok")
+	[ "$(curl -s -m 10 "$SERVE/plain?body=hello")" = hello ]
+	[ "$(pgrep -c -P "$SERVE_PID")" -le 4 ]
+	wait "$ok"
+	[ "$(cat ok)" = '"fine"' ]
+	logged 7 '"target":"/spin/'
+	[ "$(access_log | grep -c '"status":500,.*took longer than 1s')" -eq 6 ]
+	within 10 children 0
+}
