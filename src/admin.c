@@ -253,31 +253,46 @@ answer_metrics(struct admin *a, int prometheus, struct buf *body,
 	return 200;
 }
 
-/* /_relay/queue/ID: what became of a queued request. */
+/*
+ * /_relay/queue/TOKEN: what became of a queued request, to whoever
+ * knows its token (its client, told it in the 202's Location): 128
+ * random bits, where a row's number would let anyone read every one.
+ */
 static int
-answer_queued(struct admin *a, const char *id, size_t n, struct buf *body,
+answer_queued(struct admin *a, const char *token, size_t n, struct buf *body,
     const char **type)
 {
 	struct store_queued q;
 	struct store *s;
-	char digits[24];
-	long long v;
+	char text[DELIVER_TOKEN_LEN + 1];
 	int found;
 
-	if (n == 0 || n >= sizeof digits)
+	if (n != DELIVER_TOKEN_LEN)
 		return 404;
-	memcpy(digits, id, n);
-	digits[n] = '\0';
-	if (num_parse(digits, 1, 1LL << 62, &v) < 0 ||
-	    (s = queue_reader(a)) == NULL)
+	memcpy(text, token, n);
+	text[n] = '\0';
+	if (!deliver_token_valid(text) || (s = queue_reader(a)) == NULL)
 		return 404;
-	if ((found = store_queue_get(s, v, &q)) <= 0)
+	if ((found = store_queue_find(s, text, &q)) <= 0)
 		return found < 0 ? 503 : 404;
 	*type = "application/json";
 	deliver_json(body, &q);
 	buf_addc(body, '\n');
 	store_queued_free(&q);
 	return 200;
+}
+
+/*
+ * Whether target is a queued request's own path, which its token
+ * opens to anyone who has it, not to admin clients alone.
+ */
+int
+admin_capability(const char *target)
+{
+	size_t n = strcspn(target, "?");
+
+	return n == 14 + DELIVER_TOKEN_LEN &&
+	    strncmp(target, "/_relay/queue/", 14) == 0;
 }
 
 /*

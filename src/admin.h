@@ -14,6 +14,7 @@
 struct admin;
 
 int		 admin_target(const char *);
+int		 admin_capability(const char *);
 char		*admin_read_token(const char *, const char **);
 struct admin	*admin_new(const char *, const char *);
 void		 admin_free(struct admin *);

@@ -10,6 +10,7 @@
  * cache, whose answers come back to be settled.
  */
 #include <sys/eventfd.h>
+#include <sys/random.h>
 
 #include <err.h>
 #include <errno.h>
@@ -61,6 +62,7 @@ struct delivery {
 	long long		 retry_after_ms;
 	int			 decided;	/* q's state is set already */
 	int			 uncounted;	/* …and the attempt was none */
+	int			 no_body;	/* its body could not be read */
 };
 
 struct deliver {
@@ -265,6 +267,10 @@ apply(struct deliver *d, struct job *jobs, int claim)
 	lost = store_batch_end(d->s) < 0;
 	unlock_orphans(d, &c);
 	for (j = jobs; j != NULL; j = j->next) {
+		if (j->kind == JOB_ADD) {	/* kept, or never to be */
+			free(j->q.body);
+			j->q.body = NULL;
+		}
 		if (lost && j->kind == JOB_ADD)
 			j->failure = "the queue file cannot be written";
 		if (j->kind == JOB_SETTLE)	/* lost: the orphan check redoes it */
@@ -277,6 +283,9 @@ apply(struct deliver *d, struct job *jobs, int claim)
 			store_queued_free(&started->q);
 			free(started);
 		}
+	/* Read here, on the thread: a large body never holds the loop. */
+	for (dv = started; dv != NULL; dv = dv->next)
+		dv->no_body = store_queue_body(d->s, &dv->q) < 0;
 	return started;
 }
 
@@ -474,7 +483,11 @@ static const struct through_sink delivery_sink = {
 	on_stored, on_head, on_body, on_done, on_fail,
 };
 
-/* Sends a started entry upstream, through the cache. */
+/*
+ * Sends a started entry upstream, through the cache, with its body if
+ * it has one (NULL: it had no content). One whose body cannot be read
+ * is an attempt that failed.
+ */
 static void
 send_entry(struct deliver *d, struct delivery *dv)
 {
@@ -487,6 +500,12 @@ send_entry(struct deliver *d, struct delivery *dv)
 	dv->next = d->delivering;
 	d->delivering = dv;
 	dv->retry_after_ms = -1;
+	if (dv->no_body) {
+		dv->q.status = 0;
+		set_error(dv, "its body cannot be read from the queue file");
+		settle(dv);
+		return;
+	}
 	through_start(d->th, &req, &delivery_sink, dv, &dv->call);
 }
 
@@ -510,7 +529,8 @@ on_wake(struct watch *w, short revents, void *ctx)
 		j = added->next;
 		if (added->ctx != NULL)
 			added->fn(added->ctx, added->failure != NULL ? 0 :
-			    added->q.id, added->failure);
+			    added->q.id, added->failure != NULL ? NULL :
+			    added->q.token, added->failure);
 		store_queued_free(&added->q);
 		free(added);
 	}
@@ -555,13 +575,49 @@ deliver_start(const char *cache_path, struct server *srv, struct through *th,
 }
 
 /*
- * Keeps a copy of q (method, url, path, fields, body) in the queue
- * file; fn is called once it is there, or could not be, unless the
- * caller forgets it first (it is kept all the same).
+ * A token its client names an entry by: 128 random bits in hex, so
+ * that no client can guess another's, as it could a row's number.
+ */
+static char *
+new_token(void)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char bits[DELIVER_TOKEN_LEN / 2];
+	char *token = xmalloc(DELIVER_TOKEN_LEN + 1);
+	size_t i;
+
+	if (getrandom(bits, sizeof bits, 0) != (ssize_t)sizeof bits)
+		prog_err(EX_OSERR, "cannot make a queue token");
+	for (i = 0; i < sizeof bits; i++) {
+		token[2 * i] = hex[bits[i] >> 4];
+		token[2 * i + 1] = hex[bits[i] & 15];
+	}
+	token[DELIVER_TOKEN_LEN] = '\0';
+	return token;
+}
+
+/* Whether text is a token as new_token makes them (a path's part). */
+int
+deliver_token_valid(const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < DELIVER_TOKEN_LEN; i++)
+		if (!((text[i] >= '0' && text[i] <= '9') ||
+		    (text[i] >= 'a' && text[i] <= 'f')))
+			return 0;
+	return text[i] == '\0';
+}
+
+/*
+ * Keeps q (method, url, path, fields, body) in the queue file, with a
+ * token of its own; its body is taken (the caller's is NULL after), so
+ * that it is never copied. fn is called once it is there, or could
+ * not be, unless the caller forgets it first (it is kept all the same).
  */
 struct deliver_add *
-deliver_add(struct deliver *d, const struct store_queued *q,
-    deliver_added_fn *fn, void *ctx)
+deliver_add(struct deliver *d, struct store_queued *q, deliver_added_fn *fn,
+    void *ctx)
 {
 	struct job *j = xcalloc(1, sizeof *j);
 
@@ -570,10 +626,11 @@ deliver_add(struct deliver *d, const struct store_queued *q,
 	j->q.url = xstrdup(q->url);
 	j->q.path = xstrdup(q->path);
 	j->q.fields = xstrdup(q->fields);
-	j->q.body = xmalloc(q->body_len + 1);
-	if (q->body_len > 0)
-		memcpy(j->q.body, q->body, q->body_len);
+	j->q.token = new_token();
+	j->q.body = q->body;
 	j->q.body_len = q->body_len;
+	q->body = NULL;
+	q->body_len = 0;
 	j->fn = fn;
 	j->ctx = ctx;
 	ask(d, j);
@@ -689,7 +746,9 @@ deliver_json(struct buf *out, const struct store_queued *q)
 	struct writer *w = xmalloc(sizeof *w);
 
 	writer_init(w, sink_buf(out));
-	writer_printf(w, "{\"id\":%lld,\"state\":", q->id);
+	writer_printf(w, "{\"id\":%lld,\"token\":", q->id);
+	write_string_or_null(w, q->token);
+	writer_puts(w, ",\"state\":");
 	write_string_or_null(w, q->state);
 	writer_puts(w, ",\"method\":");
 	write_string_or_null(w, q->method);

@@ -20,13 +20,19 @@
 struct deliver;
 struct deliver_add;
 
-/* id: the entry kept; or 0, and why it could not be. */
-typedef void deliver_added_fn(void *, long long, const char *);
+/*
+ * The entry kept: its id and the token its client knows it by; or 0,
+ * NULL and why it could not be kept.
+ */
+typedef void deliver_added_fn(void *, long long, const char *, const char *);
+
+#define DELIVER_TOKEN_LEN	32	/* hex digits: 128 random bits */
 
 struct deliver	*deliver_start(const char *, struct server *, struct through *,
 		    long long);
-struct deliver_add *deliver_add(struct deliver *, const struct store_queued *,
+struct deliver_add *deliver_add(struct deliver *, struct store_queued *,
 		    deliver_added_fn *, void *);
+int		 deliver_token_valid(const char *);
 void		 deliver_forget(struct deliver_add *);
 void		 deliver_flush(struct deliver *);
 void		 deliver_stop(struct deliver *);

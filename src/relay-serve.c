@@ -893,9 +893,9 @@ to_queue(const struct answer *a)
 	return match;
 }
 
-/* Kept: 202, and where to ask what became of it. */
+/* Kept: 202, and where to ask what became of it: its token's path. */
 static void
-on_queued(void *ctx, long long id, const char *error)
+on_queued(void *ctx, long long id, const char *token, const char *error)
 {
 	struct answer *a = ctx;
 	struct buf body = BUF_INIT;
@@ -907,11 +907,11 @@ on_queued(void *ctx, long long id, const char *error)
 		fail_with(a, 503, error, "Retry-After: 1\r\n");
 		return;
 	}
-	snprintf(fields, sizeof fields, "Location: /_relay/queue/%lld\r\n"
+	snprintf(fields, sizeof fields, "Location: /_relay/queue/%s\r\n"
 	    "Content-Type: application/json\r\nCache-Control: no-store\r\n",
-	    id);
+	    token);
 	buf_printf(&body, "{\"id\":%lld,\"state\":\"queued\","
-	    "\"location\":\"/_relay/queue/%lld\"}\n", id, id);
+	    "\"location\":\"/_relay/queue/%s\"}\n", id, token);
 	send_head(a, 202, fields, "relay; detail=queued", -1,
 	    (long long)body.len);
 	write_body(a, body.data, body.len);
@@ -919,7 +919,11 @@ on_queued(void *ctx, long long id, const char *error)
 	finish(a, 0);
 }
 
-/* Into the queue file first (deliver.h); answered once it is there. */
+/*
+ * Into the queue file first (deliver.h); answered once it is there.
+ * The body goes to the queue as it is, without a copy: a request
+ * without content keeps none, so that it is delivered without.
+ */
 static void
 answer_queued(struct answer *a)
 {
@@ -927,10 +931,10 @@ answer_queued(struct answer *a)
 	struct buf forward = BUF_INIT;
 	struct store_queued q = {
 		.method = (char *)a->req->method, .url = a->key,
-		.body = (char *)content_of(a),
-		.body_len = conn_body(a->c)->len,
 	};
 
+	if (a->req->has_content)
+		q.body = conn_take_body(a->c, &q.body_len);
 	http_forward_fields(&forward, fields);
 	q.fields = (char *)buf_cstr(&forward);
 	q.path = xstrndup(a->target, strcspn(a->target, "?"));
@@ -1423,7 +1427,8 @@ answer_admin(struct answer *a, const char *target)
 
 	a->admin = 1;
 	a->cache_status = "admin";
-	if (!admin_allowed(admin, conn_peer(a->c), fields)) {
+	if (!admin_capability(target) &&
+	    !admin_allowed(admin, conn_peer(a->c), fields)) {
 		fail(a, 404, "not found");
 		return;
 	}

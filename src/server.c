@@ -232,6 +232,20 @@ conn_body(const struct conn *c)
 	return &c->body;
 }
 
+/*
+ * Takes the request's body: the caller's to free from now on (the
+ * connection's is empty after), so that a large one is never copied.
+ */
+char *
+conn_take_body(struct conn *c, size_t *len)
+{
+	char *body = (char *)buf_cstr(&c->body);
+
+	*len = c->body.len;
+	memset(&c->body, 0, sizeof c->body);
+	return body;
+}
+
 /* Whether the request is an inner one (server_inner): a batch item's. */
 int
 conn_inner(const struct conn *c)

@@ -99,6 +99,7 @@ void		 inner_cancel(struct conn *);
 
 const struct http_request *conn_request(const struct conn *);
 const struct buf *conn_body(const struct conn *);
+char		*conn_take_body(struct conn *, size_t *);
 const char	*conn_peer(const struct conn *);
 int		 conn_inner(const struct conn *);
 int		 conn_stopping(const struct conn *);

@@ -152,7 +152,9 @@ enum stmt {
 	ST_RELEASE, ST_ROLLBACK_TO, ST_MARK, ST_MARKED, ST_UNMARK,
 	ST_UNMARK_EXPIRED, ST_DATA_VERSION, ST_COUNTER_ADD, ST_COUNTERS, ST_Q_ADD, ST_Q_DUE,
 	ST_Q_START, ST_Q_SETTLE, ST_Q_GET, ST_Q_LIST, ST_Q_RETRY, ST_Q_REMOVE,
-	ST_Q_DEPTH, ST_Q_FORGET, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
+	ST_Q_DEPTH, ST_Q_FORGET, ST_Q_ADD_BODY, ST_Q_BODY_SIZE, ST_Q_BODY,
+	ST_Q_DROP_BODY,
+	ST_Q_FIND, ST_Q_FORGET_BODIES, ST_PAGES_USED, ST_EXPIRED_ONE, ST_HAND_GET,
 	ST_HAND_PUT, ST_SIEVE_NEXT, ST_UNVISIT, ST_EVICT_BODY, ST_EVICT,
 	ST_SYNC_MARK, ST_SCHEMA_VERSION, ST_ENTRY_URL, ST_BODY_HELD,
 	ST_BODY_CHECK, ST_VARIANTS_BODIES, ST_VARIANTS, ST_HAS_GARBAGE,
@@ -161,7 +163,7 @@ enum stmt {
 };
 
 #define Q_COLUMNS \
-	"id, method, url, path, fields, body, state, attempts, next_ms," \
+	"id, method, url, path, fields, token, state, attempts, next_ms," \
 	" created_ms, updated_ms, status, response_type, response, error"
 #define Q_OPEN	"state IN ('queued', 'delivering')"
 
@@ -259,8 +261,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COUNTERS] = "SELECT series, value FROM counters",
 	/* the queue file (store_open_queue) */
 	[ST_Q_ADD] = "INSERT INTO queue (method, url, path, fields, body,"
-	    " state, attempts, next_ms, created_ms, updated_ms)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?6)",
+	    " token, state, attempts, next_ms, created_ms, updated_ms)"
+	    " VALUES (?1, ?2, ?3, ?4, x'', ?5, 'queued', 0, ?6, ?6, ?6)",
+	/*
+	 * A body apart, written once, so that a change of state never
+	 * copies it, and in chunks, which SQLite copies one at a time.
+	 */
+	[ST_Q_ADD_BODY] = "INSERT INTO queue_body (id, seq, data)"
+	    " VALUES (?1, ?2, ?3)",
+	[ST_Q_BODY_SIZE] = "SELECT count(*), total(length(data))"
+	    " FROM queue_body WHERE id = ?1",
+	[ST_Q_BODY] = "SELECT data FROM queue_body WHERE id = ?1 ORDER BY seq",
+	[ST_Q_DROP_BODY] = "DELETE FROM queue_body WHERE id = ?1",
+	[ST_Q_FIND] = "SELECT " Q_COLUMNS " FROM queue WHERE token = ?1",
+	[ST_Q_FORGET_BODIES] = "DELETE FROM queue_body WHERE id IN"
+	    " (SELECT id FROM queue WHERE state = 'delivered'"
+	    " AND updated_ms < ?1)",
 	/*
 	 * What may go now: each path's first open one, if it is queued and
 	 * due (one being delivered is its deliverer's, or an orphan's).
@@ -2325,18 +2341,74 @@ static const char *const queue_schema[] = {
 	"  WHERE " Q_OPEN ";"
 	"CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)"
 	"  WHERE " Q_OPEN ";",
+	/*
+	 * 2: bodies apart, written once (an UPDATE of a row rewrites it
+	 * whole), their absence a request without content; an entry named
+	 * to its client by an unguessable token, not its row's number.
+	 */
+	"ALTER TABLE queue ADD COLUMN token TEXT;"
+	"CREATE UNIQUE INDEX queue_token ON queue (token);"
+	"CREATE TABLE queue_body (id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	"  data BLOB NOT NULL, PRIMARY KEY (id, seq));"
+	"INSERT INTO queue_body SELECT id, 0, body FROM queue;"
+	"UPDATE queue SET body = x'';",
 };
+#define QUEUE_VERSION ((int)(sizeof queue_schema / sizeof queue_schema[0]))
 
-/* The queue file's check: empty, or its objects exactly. */
+/*
+ * The queue file's version: its user_version, but for the first
+ * version's files, which set none and have objects.
+ */
 static int
-check_queue(struct store *s)
+queue_version(struct store *s, int *version)
 {
 	int objects;
 
-	if (pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
+	if (pragma_int(s, "PRAGMA user_version", version) < 0 ||
+	    pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects) < 0)
 		return -1;
 	s->empty = objects == 0;
-	return s->empty ? 0 : check_schema(s, queue_schema, 1);
+	if (*version == 0 && !s->empty)
+		*version = 1;
+	return 0;
+}
+
+/* The queue file's check: empty, or its version's objects exactly. */
+static int
+check_queue(struct store *s)
+{
+	int version;
+
+	if (queue_version(s, &version) < 0)
+		return -1;
+	if (version > QUEUE_VERSION)
+		return fail_msg(s, EX_DATAERR, "cannot open queue '%s': "
+		    "written by a newer relay (schema version %d, this one "
+		    "knows %d)", s->path, version, QUEUE_VERSION);
+	return s->empty ? 0 : check_schema(s, queue_schema, version);
+}
+
+/* The queue file's missing versions, in one transaction. */
+static int
+migrate_queue(struct store *s)
+{
+	char sql[48];
+	int version;
+
+	if (begin_write(s) < 0)
+		return -1;
+	if (queue_version(s, &version) < 0)
+		goto fail;
+	for (; version < QUEUE_VERSION; version++)
+		if (exec(s, queue_schema[version], "upgrade") < 0)
+			goto fail;
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", QUEUE_VERSION);
+	if (exec(s, sql, "upgrade") < 0)
+		goto fail;
+	return commit(s);
+fail:
+	rollback(s);
+	return -1;
 }
 
 static int
@@ -2355,8 +2427,10 @@ setup_queue(struct store *s)
 		return -1;
 	if (s->empty && !s->create)
 		return 0;
-	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
-	    "open") < 0 || (s->empty && exec(s, queue_schema[0], "open") < 0))
+	/* The log's room goes back once a large body is checkpointed. */
+	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	    " PRAGMA journal_size_limit = 4194304", "open") < 0 ||
+	    migrate_queue(s) < 0)
 		return -1;
 	return check_at_open(s);
 }
@@ -2401,7 +2475,9 @@ read_queued(sqlite3_stmt *st, struct store_queued *q)
 	q->url = column_text(st, 2);
 	q->path = column_text(st, 3);
 	q->fields = column_text(st, 4);
-	q->body = column_blob(st, 5, &q->body_len);
+	q->token = column_text(st, 5);
+	q->body = NULL;		/* store_queue_body's */
+	q->body_len = 0;
 	q->state = column_text(st, 6);
 	q->attempts = sqlite3_column_int64(st, 7);
 	q->next_ms = sqlite3_column_int64(st, 8);
@@ -2420,6 +2496,7 @@ store_queued_free(struct store_queued *q)
 	free(q->url);
 	free(q->path);
 	free(q->fields);
+	free(q->token);
 	free(q->body);
 	free(q->state);
 	free(q->response_type);
@@ -2428,25 +2505,98 @@ store_queued_free(struct store_queued *q)
 	memset(q, 0, sizeof *q);
 }
 
-/* Keeps q (method, url, path, fields, body) as queued; sets q->id. */
+/*
+ * Keeps q (method, url, path, fields, token, body) as queued; sets
+ * q->id. Inside a batch, so that the entry and its body go together.
+ */
 int
 store_queue_add(struct store *s, struct store_queued *q, long long now_ms)
 {
 	sqlite3_stmt *st = stmt(s, ST_Q_ADD);
+	size_t at, n;
+	long long seq;
 
+	assert(s->batch);
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, q->method, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, q->url, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, q->path, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, q->fields, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 5, q->body != NULL ? q->body : "",
-	    (int)q->body_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, q->token, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, now_ms);
 	if (write_one(s, st) < 0)
 		return -1;
 	q->id = sqlite3_last_insert_rowid(s->db);
+	if (q->body == NULL)
+		return 0;	/* no content: no chunk, not even an empty one */
+	for (at = 0, seq = 0; at == 0 || at < q->body_len; at += n, seq++) {
+		n = q->body_len - at < CHUNK_SIZE ? q->body_len - at :
+		    CHUNK_SIZE;
+		if ((st = stmt(s, ST_Q_ADD_BODY)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, q->id);
+		sqlite3_bind_int64(st, 2, seq);
+		sqlite3_bind_blob(st, 3, q->body + at, (int)n, SQLITE_STATIC);
+		if (write_one(s, st) < 0)
+			return -1;
+		if (n == 0)
+			break;
+	}
 	return 0;
+}
+
+/*
+ * Reads q's body, when it is delivered: into q->body, or NULL if it
+ * had none. Its chunks go into one buffer of its size, so that it is
+ * held once. Returns 0, or -1 if the file cannot be read.
+ */
+int
+store_queue_body(struct store *s, struct store_queued *q)
+{
+	sqlite3_stmt *st;
+	long long chunks = 0, size = 0;
+	size_t n;
+	int rc;
+
+	free(q->body);
+	q->body = NULL;
+	q->body_len = 0;
+	if (store_read_begin(s) < 0 || (st = stmt(s, ST_Q_BODY_SIZE)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, q->id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		chunks = sqlite3_column_int64(st, 0);
+		size = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW || (st = stmt(s, ST_Q_BODY)) == NULL)
+		goto fail;
+	if (chunks > 0)		/* content, maybe empty; else none */
+		q->body = xmalloc((size_t)size + 1);
+	sqlite3_bind_int64(st, 1, q->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    (n = (size_t)sqlite3_column_bytes(st, 0)) <=
+	    (size_t)size - q->body_len) {
+		if (n > 0)
+			memcpy(q->body + q->body_len,
+			    sqlite3_column_blob(st, 0), n);
+		q->body_len += n;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE || q->body_len != (size_t)size)
+		goto fail;
+	if (q->body != NULL)
+		q->body[q->body_len] = '\0';
+	store_read_end(s);
+	return 0;
+fail:
+	store_read_end(s);
+	free(q->body);
+	q->body = NULL;
+	q->body_len = 0;
+	return fail_msg(s, EX_IOERR, "cannot read queue entry %lld's body",
+	    q->id);
 }
 
 /* Calls fn with each entry st yields, all from one snapshot. */
@@ -2511,6 +2661,7 @@ store_queue_settle(struct store *s, const struct store_queued *r,
     int uncounted, long long now_ms)
 {
 	sqlite3_stmt *st = stmt(s, ST_Q_SETTLE);
+	long long changed;
 
 	if (st == NULL)
 		return -1;
@@ -2526,7 +2677,26 @@ store_queue_settle(struct store *s, const struct store_queued *r,
 	sqlite3_bind_text(st, 7, r->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, now_ms);
 	sqlite3_bind_int(st, 9, uncounted != 0);
-	return write_one(s, st);
+	if ((changed = write_one(s, st)) <= 0 || r->state == NULL ||
+	    strcmp(r->state, "delivered") != 0)
+		return changed;
+	/* delivered: its body is needed no more */
+	return step_in_txn(s, ST_Q_DROP_BODY, r->id) < 0 ? -1 : changed;
+}
+
+/* Reads into q the entry st, bound, finds: 1, or 0 if there is none. */
+static int
+queued_one(struct store *s, sqlite3_stmt *st, struct store_queued *q)
+{
+	int rc;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		read_queued(st, q);
+	else if (rc != SQLITE_DONE)
+		fail(s, rc, "read");
+	sqlite3_reset(st);
+	store_read_end(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* Reads entry id into q: 1, or 0 if there is none. */
@@ -2534,7 +2704,6 @@ int
 store_queue_get(struct store *s, long long id, struct store_queued *q)
 {
 	sqlite3_stmt *st;
-	int rc;
 
 	if (store_read_begin(s) < 0)
 		return -1;
@@ -2543,13 +2712,23 @@ store_queue_get(struct store *s, long long id, struct store_queued *q)
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, id);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		read_queued(st, q);
-	else if (rc != SQLITE_DONE)
-		fail(s, rc, "read");
-	sqlite3_reset(st);
-	store_read_end(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	return queued_one(s, st, q);
+}
+
+/* Reads the entry its client calls token into q: 1, or 0 if none. */
+int
+store_queue_find(struct store *s, const char *token, struct store_queued *q)
+{
+	sqlite3_stmt *st;
+
+	if (store_read_begin(s) < 0)
+		return -1;
+	if ((st = stmt(s, ST_Q_FIND)) == NULL) {
+		store_read_end(s);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
+	return queued_one(s, st, q);
 }
 
 /* Calls fn with every entry in state (NULL: any), oldest first. */
@@ -2578,18 +2757,31 @@ store_queue_retry(struct store *s, long long id, long long now_ms)
 	return write_one(s, st);
 }
 
-/* Removes an entry, whatever its state; returns 1, or 0 if none. */
+/* Two statements of one parameter, in one transaction: the second's count. */
+static long long
+two_in_txn(struct store *s, enum stmt first, enum stmt second, long long arg)
+{
+	long long n;
+
+	store_batch_begin(s);
+	if (step_in_txn(s, first, arg) < 0 ||
+	    (n = step_in_txn(s, second, arg)) < 0)
+		n = -1;
+	return store_batch_end(s) < 0 ? -1 : n;
+}
+
+/* Removes an entry and its body, whatever its state; returns 1, or 0 if none. */
 long long
 store_queue_remove(struct store *s, long long id)
 {
-	return step_in_txn(s, ST_Q_REMOVE, id);
+	return two_in_txn(s, ST_Q_DROP_BODY, ST_Q_REMOVE, id);
 }
 
 /* Removes entries delivered before before_ms; returns how many. */
 long long
 store_queue_forget(struct store *s, long long before_ms)
 {
-	return step_in_txn(s, ST_Q_FORGET, before_ms);
+	return two_in_txn(s, ST_Q_FORGET_BODIES, ST_Q_FORGET, before_ms);
 }
 
 /* How many entries are queued, being delivered and failed. */

@@ -71,7 +71,8 @@ struct store_queued {
 	char		*url;		/* the upstream URL, normalised */
 	char		*path;		/* its path: one at a time each */
 	char		*fields;	/* to send */
-	char		*body;
+	char		*token;		/* its name to the client who sent it */
+	char		*body;		/* its content, or NULL: it had none */
 	size_t		 body_len;
 	char		*state;		/* queued, delivering, delivered, failed */
 	long long	 attempts;
@@ -156,6 +157,9 @@ long long	 store_queue_settle(struct store *, const struct store_queued *,
 		    int, long long);
 int		 store_queue_get(struct store *, long long,
 		    struct store_queued *);
+int		 store_queue_find(struct store *, const char *,
+		    struct store_queued *);
+int		 store_queue_body(struct store *, struct store_queued *);
 int		 store_queue_list(struct store *, const char *,
 		    void (*)(void *, struct store_queued *), void *);
 long long	 store_queue_retry(struct store *, long long, long long);

@@ -89,7 +89,7 @@ load helpers
 	[ "$(code -H 'X-Api-Key: a' "$base/menu?cc=max-age=600")" = 200 ]
 	# a write is kept and delivered
 	[ "$(code -H 'X-Api-Key: b' -d '{"dish":12}' "$base/orders")" = 202 ]
-	delivered() { [ "$(curl -s "$base/_relay/queue/1" | jq -r .state)" = delivered ]; }
+	delivered() { [ "$(relay-cache queue | cut -f2)" = delivered ]; }
 	eventually delivered
 	# and the metrics say it all
 	curl -s "$base/_relay/metrics" | promtool check metrics

@@ -12,9 +12,12 @@ setup() {
 	start_upstream
 }
 
-# The state of queue entry ID, as /_relay/queue/ID tells it.
+# Queue entry ID, as /_relay/queue/TOKEN tells it (its token from the
+# queue file: a client has it from the 202's Location).
 entry() {
-	curl -s "$SERVE/_relay/queue/$1"
+	local token
+	token=$(relay-cache queue --json | jq -r "select(.id == $1) | .token")
+	curl -s "$SERVE/_relay/queue/$token"
 }
 
 # entry_is ID STATE: until it is.
@@ -47,9 +50,20 @@ stats_are() {
 	run curl -s -D head -d 'one pizza' "$SERVE/orders?echo=1"
 	tr -d '\r' <head >h
 	grep -q '^HTTP/1.1 202 ' h
-	grep -qx 'Location: /_relay/queue/1' h
-	[ "$(jq -c . <<<"$output")" = '{"id":1,"state":"queued","location":"/_relay/queue/1"}' ]
+	# its path names it by 128 random bits, never by a number to count
+	local token
+	token=$(sed -n 's|^Location: /_relay/queue/\([0-9a-f]\{32\}\)$|\1|p' h)
+	[ -n "$token" ]
+	[ "$(jq -c . <<<"$output")" = "{\"id\":1,\"state\":\"queued\",\"location\":\"/_relay/queue/$token\"}" ]
 	eventually entry_is 1 delivered
+	[ "$(curl -s "$SERVE/_relay/queue/$token" | jq -r .token)" = "$token" ]
+	# a number, another token, a token's prefix: not found, admin or not
+	local bad
+	for bad in 1 0 "$(printf '%032d' 1)" "${token:0:31}" "${token}0" \
+	    "$(tr a-f A-F <<<"$token")" "$token/../1"; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' \
+		    "$SERVE/_relay/queue/$bad")" = 404 ] || { echo "$bad"; false; }
+	done
 	[ "$(entry 1 | jq -c '[.status, .body, .attempts, .method, .error]')" = '[200,"POST one pizza",1,"POST",null]' ]
 	effects 1
 	# other methods and paths go as they always did
@@ -153,4 +167,53 @@ every_effect() {
 @test "bad --queue-attempts is a usage error" {
 	run -2 relay-serve --upstream "$UP" --queue '/x' --queue-attempts 0
 	[[ "$output" == *"bad --queue-attempts '0': expected 1 to 1000"* ]]
+}
+
+@test "a large queued POST is held once in memory and never copied on disk by a change of state" {
+	start_serve --workers 1 --queue '/big' --max-body 60000000
+	head -c 50000000 /dev/zero | tr '\0' q >body
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @body \
+	    "$SERVE/big?echo=1")" = 202 ]
+	eventually all_delivered
+	# the upstream had it whole, once
+	[ "$(curl -s "$UP/_effects" | wc -c)" -eq $((50000000 + 1)) ]
+	# the body in memory once (it was three times): 50 MB and the rest
+	local hwm
+	hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$SERVE_PID/status")
+	[ "$hwm" -lt $((50000 + 40000)) ] || { echo "peak RSS $hwm kB"; false; }
+	# delivered, its body is gone from the file; the log keeps its room
+	[ "$(sqlite3 "$RELAY_CACHE-queue" 'SELECT count(*) FROM queue_body')" -eq 0 ]
+	curl -s -o /dev/null -d x "$SERVE/big"
+	eventually all_delivered
+	[ "$(stat -c %s "$RELAY_CACHE-queue-wal")" -le $((4 * 1024 * 1024)) ]
+}
+
+@test "a queued request without content is delivered without, one with empty content with Content-Length: 0" {
+	start_serve --queue '/q/*'
+	printf 'DELETE /q/none HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+	    "$ROOT/tests/fixture/rawhttp" 127.0.0.1 "$SERVE_PORT" | grep -q '^HTTP/1.1 202'
+	printf 'POST /q/empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' |
+	    "$ROOT/tests/fixture/rawhttp" 127.0.0.1 "$SERVE_PORT" | grep -q '^HTTP/1.1 202'
+	eventually all_delivered
+	saw() {	# saw PATH FIELD: the field the upstream got, or -
+		curl -s "$UP/_log" | jq -rs --arg p "$1" --arg f "$2" \
+		    '[.[] | select(.path == $p)] | last | .headers[$f] // "-"'
+	}
+	[ "$(saw /q/none Content-Length)" = - ]
+	[ "$(saw /q/none Content-Type)" = - ]
+	[ "$(saw /q/empty Content-Length)" = 0 ]
+}
+
+@test "a queue file of the first version is taken up: its entries and bodies kept, then delivered" {
+	# the first version's schema, as its relay-serve made it
+	sqlite3 "$RELAY_CACHE-queue" "PRAGMA journal_mode = WAL;
+	    CREATE TABLE IF NOT EXISTS queue (  id INTEGER PRIMARY KEY AUTOINCREMENT,  method TEXT NOT NULL, url TEXT NOT NULL, path TEXT NOT NULL,  fields TEXT NOT NULL, body BLOB NOT NULL,  state TEXT NOT NULL, attempts INTEGER NOT NULL,  next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,  updated_ms INTEGER NOT NULL, status INTEGER,  response_type TEXT, response BLOB, error TEXT);CREATE INDEX IF NOT EXISTS queue_open ON queue (path, id)  WHERE state IN ('queued', 'delivering');CREATE INDEX IF NOT EXISTS queue_due ON queue (next_ms)  WHERE state IN ('queued', 'delivering');
+	    INSERT INTO queue (method, url, path, fields, body, state, attempts,
+	    next_ms, created_ms, updated_ms) VALUES ('POST', '$UP/old?echo=1',
+	    '/old', 'Via: 1.1 relay' || char(13, 10), CAST('kept' AS BLOB),
+	    'queued', 0, 0, 0, 0);" >/dev/null
+	start_serve --queue '/old'
+	eventually all_delivered
+	[ "$(curl -s "$UP/_effects")" = kept ]
+	[ "$(sqlite3 "$RELAY_CACHE-queue" 'PRAGMA user_version')" = 2 ]
 }
