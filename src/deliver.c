@@ -12,7 +12,6 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -553,11 +552,11 @@ deliver_start(const char *cache_path, struct server *srv, struct through *th,
 
 	d->s = store_open_queue(cache_path, 1);
 	if (store_status(d->s) != 0)
-		errx(store_status(d->s), "%s", store_error(d->s));
+		prog_errx(store_status(d->s), "%s", store_error(d->s));
 	buf_printf(&path, "%s-queue.lock", cache_path);
 	if ((d->lock_fd = open(buf_cstr(&path), O_RDWR | O_CREAT | O_CLOEXEC,
 	    0666)) < 0)
-		err(EX_CANTCREAT, "cannot open '%s'", buf_cstr(&path));
+		prog_err(EX_CANTCREAT, "cannot open '%s'", buf_cstr(&path));
 	buf_free(&path);
 	d->srv = srv;
 	d->th = th;
@@ -566,7 +565,7 @@ deliver_start(const char *cache_path, struct server *srv, struct through *th,
 	d->round_tail = &d->round;
 	d->forgot_ms = 0;
 	if ((d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		err(EX_OSERR, "cannot start the delivery queue");
+		prog_err(EX_OSERR, "cannot start the delivery queue");
 	d->wake = server_watch(srv, d->wake_fd, POLLIN, on_wake, d);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->work, NULL);

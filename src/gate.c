@@ -9,7 +9,6 @@
  * says however many wait: each sleeps on a timer of its own until its
  * time comes.
  */
-#include <err.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,7 +98,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 
 	if (failed) {
 		if (!t->g->warned++)
-			warnx("the upstream's rate could not be checked in "
+			prog_warnx("the upstream's rate could not be checked in "
 			    "time: requests %s (--rate-limit-fail %s)",
 			    t->g->fail_closed ? "wait" : "go",
 			    t->g->fail_closed ? "closed" : "open");

@@ -10,7 +10,6 @@
  */
 #include <sys/eventfd.h>
 
-#include <err.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -118,14 +117,14 @@ limiter_start(const char *cache_path, int wait_ms)
 	char why[512] = "";
 
 	if ((l->b = buckets_open(cache_path, why, sizeof why)) == NULL)
-		warnx("%s; rate limits take their --rate-limit-fail choice",
+		prog_warnx("%s; rate limits take their --rate-limit-fail choice",
 		    why);
 	l->wait_ms = wait_ms;
 	l->asked_tail = &l->asked;
 	l->round_tail = &l->round;
 	l->done_tail = &l->done;
 	if ((l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-		err(EX_OSERR, "cannot start the rate limiter");
+		prog_err(EX_OSERR, "cannot start the rate limiter");
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->work, NULL);
 	prog_start_thread(&l->thread, limiter_thread, l, "rate limiter");

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -62,7 +61,7 @@ spawn_worker(int listen_fd, int (*serve)(int))
 	pid_t parent = getpid(), pid = fork();
 
 	if (pid < 0)
-		err(EX_OSERR, "cannot start a worker");
+		prog_err(EX_OSERR, "cannot start a worker");
 	if (pid == 0) {
 		/* A parent killed outright takes its workers along. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -109,8 +108,8 @@ listen_workers(int listen_fd, int n, int (*serve)(int))
 		left--;
 		if (!listen_stop && !(WIFEXITED(status) &&
 		    WEXITSTATUS(status) == 0)) {
-			warnx("worker %d died (status %d); starting another",
-			    (int)pid, status);
+			prog_warnx("worker %d died (status %d); starting "
+			    "another", (int)pid, status);
 			sleep(1);
 			pids[i] = spawn_worker(listen_fd, serve);
 			left++;
@@ -143,13 +142,13 @@ listen_open(const char *spec)
 	}
 	/* getaddrinfo takes 99999 as 34463, and "" as any port */
 	if (num_parse(port, 0, 65535, &number) < 0)
-		errx(EXIT_USAGE, "bad --listen '%s': expected a port from 0 "
-		    "to 65535", spec);
+		prog_errx(EXIT_USAGE, "bad --listen '%s': expected a port "
+		    "from 0 to 65535", spec);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
-		errx(EXIT_USAGE, "bad --listen '%s': %s", spec,
+		prog_errx(EXIT_USAGE, "bad --listen '%s': %s", spec,
 		    gai_strerror(rc));
 	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
@@ -167,13 +166,12 @@ listen_open(const char *spec)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		err(EX_UNAVAILABLE, "cannot listen on '%s'", spec);
+		prog_err(EX_UNAVAILABLE, "cannot listen on '%s'", spec);
 	getsockname(fd, (struct sockaddr *)&sa, &salen);
 	getnameinfo((struct sockaddr *)&sa, salen, host, sizeof host, actual,
 	    sizeof actual, NI_NUMERICHOST | NI_NUMERICSERV);
-	fprintf(stderr, "%s: listening on %s%s%s:%s\n",
-	    program_invocation_short_name, strchr(host, ':') ? "[" : "", host,
-	    strchr(host, ':') ? "]" : "", actual);
+	prog_warnx("listening on %s%s%s:%s", strchr(host, ':') ? "[" : "",
+	    host, strchr(host, ':') ? "]" : "", actual);
 	return fd;
 }
 
@@ -194,19 +192,19 @@ listen_activated(int *listening)
 	    &owner) < 0 || owner != getpid())))
 		return -1;
 	if (num_parse(fds, 0, 1024, &n) < 0 || n != 1)
-		errx(EX_CONFIG, "expected one socket from LISTEN_FDS, got '%s'",
-		    fds);
+		prog_errx(EX_CONFIG, "expected one socket from LISTEN_FDS, "
+		    "got '%s'", fds);
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	if (getsockopt(SD_LISTEN_FDS_START, SOL_SOCKET, SO_ACCEPTCONN,
 	    &accepting, &len) < 0)
-		err(EX_CONFIG, "LISTEN_FDS: fd 3 is not a socket");
+		prog_err(EX_CONFIG, "LISTEN_FDS: fd 3 is not a socket");
 	fcntl(SD_LISTEN_FDS_START, F_SETFD, FD_CLOEXEC);
 	/* Workers that lose the race for a connection must not block. */
 	if (accepting && fcntl(SD_LISTEN_FDS_START, F_SETFL,
 	    fcntl(SD_LISTEN_FDS_START, F_GETFL) | O_NONBLOCK) < 0)
-		err(EX_OSERR, "LISTEN_FDS: fd 3");
+		prog_err(EX_OSERR, "LISTEN_FDS: fd 3");
 	*listening = accepting;
 	return SD_LISTEN_FDS_START;
 }

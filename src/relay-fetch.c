@@ -505,6 +505,49 @@ unpark(struct job *j, short revents, long long now)
 }
 
 /*
+ * Whether the job's stored response may stand in for a failed transfer
+ * at this age (RFC 5861 stale-if-error, or --stale-if-error). As the
+ * age only grows, a response that may not now never may later.
+ */
+static int
+may_serve_stale(const struct job *j, long long age)
+{
+	const struct store_entry *c = &j->cached;
+
+	return c->url != NULL && policy_stale_if_error(c->headers, age,
+	    c->lifetime, opts.stale_if_error);
+}
+
+/*
+ * Forgets what a transfer that failed received: the body being stored,
+ * the one held for the output (its spool, or its -o part file), and
+ * the head and the URL it came from, which are not the stored
+ * response's. Used before a retry and before the stored response
+ * stands in.
+ */
+static void
+drop_received(struct job *j)
+{
+	writeback_abort(writeback, j->body);
+	j->body = NULL;
+	buf_free(&j->shared_body);
+	j->sharing = 0;
+	spool_free(j->spool);
+	j->spool = NULL;
+	if (j->file != NULL)
+		fclose(j->file);
+	j->file = NULL;
+	if (j->part != NULL && !j->in_place)
+		unlink(j->part);
+	free(j->part);
+	j->part = NULL;
+	buf_reset(&j->head);
+	free(j->final_url);
+	j->final_url = NULL;
+	j->size = 0;
+}
+
+/*
  * Exponential backoff, half of it random so that clients that failed
  * together do not retry together; or when the server said.
  */
@@ -517,8 +560,7 @@ schedule_retry(struct job *j, long long after_ms)
 		after_ms = base / 2 + random() % (base / 2 + 1);
 	j->retry_at = prog_now_ms() + after_ms;
 	j->state = JOB_WAITING;
-	writeback_abort(writeback, j->body);
-	j->body = NULL;
+	drop_received(j);
 }
 
 static int
@@ -590,6 +632,15 @@ output_name(const struct job *j)
 
 static int open_part(struct job *);
 
+/* -i: the status line and fields the job received, to out. */
+static void
+write_head(struct job *j, FILE *out)
+{
+	if (include_head)
+		fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
+		    http_reason(j->status), buf_cstr(&j->head));
+}
+
 /*
  * The key the response received is stored under: the URL that gave
  * it (RFC 9111 section 2), the last one redirects led to with -L. The
@@ -605,27 +656,33 @@ key_of(const struct job *j)
  * The body is stored as it comes (a redirected one under its own URL,
  * and not in the shared tier, where the job's lease is the first
  * URL's), and goes to the output straight away when it is next there,
- * else to a file of -o or a spool.
+ * else to a file of -o or a spool. A body the stored response may yet
+ * stand in for, should its transfer fail (serve_stale), is spooled
+ * until the transfer is over: the output is then one or the other,
+ * never bytes of both.
  */
 static void
 begin_body(struct job *j)
 {
+	int ok = j->status >= 200 && j->status < 300;
+
 	if (!no_store && cache_unstorable(&opts.rules, j->status,
 	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL) {
 		j->body = writeback_body_new(key_of(j));
 		j->sharing = shared != NULL && j->final_url == NULL;
 	} else
 		j->uncacheable = !no_store;
-	/* The first job in the queue is the one whose output is due. */
-	if (!records && !output_template && !unordered && queue == j &&
-	    j->status >= 200 && j->status < 300) {
+	if (!ok || records || may_serve_stale(j, cache_age(&j->cached,
+	    time(NULL)))) {
+		j->spool = spool_new(SPOOL_MEMORY);
+	} else if (output_template != NULL) {
+		/* a failure stops the transfer in on_body */
+		if (open_part(j) == 0)
+			write_head(j, j->file);
+	} else if (!unordered && queue == j) {
+		/* The first job in the queue is the one whose output is due. */
 		j->direct = 1;
-		if (include_head)
-			printf("HTTP/1.1 %d %s\r\n%s\r\n", j->status,
-			    http_reason(j->status), buf_cstr(&j->head));
-	} else if (output_template != NULL && j->status >= 200 &&
-	    j->status < 300) {
-		open_part(j);	/* a failure stops the transfer in on_body */
+		write_head(j, stdout);
 	} else {
 		j->spool = spool_new(SPOOL_MEMORY);
 	}
@@ -874,16 +931,22 @@ refresh_cached(struct job *j)
 	j->source = "revalidated";
 }
 
-/* After a failed revalidation: the stale entry, if the rules allow. */
+/*
+ * After a failed revalidation: the stale entry, if the rules allow;
+ * what the failed transfer received is dropped, so that the output is
+ * the stored response and nothing else. A body that may give way to it
+ * is never streamed (begin_body), and on_done does not ask for one that
+ * was: none of it is out already.
+ */
 static int
 serve_stale(struct job *j, const char *why)
 {
 	struct store_entry *c = &j->cached;
 	long long age = cache_age(c, time(NULL));
 
-	if (c->url == NULL || !policy_stale_if_error(c->headers, age,
-	    c->lifetime, opts.stale_if_error))
+	if (!may_serve_stale(j, age))
 		return 0;
+	drop_received(j);
 	clear_progress();
 	prog_warnx("%s: %s; serving the cached response, %lld s old",
 	    j->url, why, age);
@@ -1009,9 +1072,7 @@ write_record(struct job *j, struct writer *w)
 static int
 write_spooled(struct job *j, FILE *out)
 {
-	if (include_head)
-		fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
-		    http_reason(j->status), buf_cstr(&j->head));
+	write_head(j, out);
 	return io_copy(spool_source(j->spool), sink_file(out));
 }
 
@@ -1134,8 +1195,9 @@ write_file(struct job *j)
 	struct buf why = BUF_INIT;
 	int rc = 0;
 
-	if (j->part == NULL && (rc = open_part(j)) == 0 &&	/* cached */
-	    write_cached(j, j->file) < 0)
+	if (j->part == NULL && (rc = open_part(j)) == 0 &&	/* held back */
+	    (j->spool != NULL ? write_spooled(j, j->file) :
+	    write_cached(j, j->file)) < 0)
 		rc = write_failed(j, j->part);
 	if (j->file != NULL && fclose(j->file) != 0 && rc == 0)
 		rc = write_failed(j, j->part);
@@ -1643,6 +1705,9 @@ parse_options(int argc, char **argv)
 	}
 	if (max_redirects != 0)
 		max_redirects = redirect_limit;
+	if (records && output_template != NULL)	/* bodies go in records */
+		prog_errx(EXIT_USAGE, "--records and -o cannot be used "
+		    "together");
 }
 
 int

@@ -4,7 +4,6 @@
  * through it; other methods are relayed uncached, or refused. Started
  * by inetd, by systemd socket activation, or with --listen.
  */
-#include <err.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <signal.h>
@@ -998,7 +997,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 		return;
 	}
 	if (failed && !warned++)
-		warnx("the rate limits could not be checked in time: "
+		prog_warnx("the rate limits could not be checked in time: "
 		    "requests pass (--rate-limit-fail open)");
 	if (!failed) {
 		throttle_fields(&fields, &a->policy, d);
@@ -1611,13 +1610,13 @@ reload_routes(void)
 		return;
 	fresh = load_routes(routes_option, err, sizeof err, &ok);
 	if (!ok) {
-		warnx("routes not reloaded, the old ones stay: %s", err);
+		prog_warnx("routes not reloaded, the old ones stay: %s", err);
 		return;
 	}
 	free_routes(retired);
 	retired = routes;
 	routes = fresh;
-	warnx("routes reloaded from '%s'", routes_option);
+	prog_warnx("routes reloaded from '%s'", routes_option);
 }
 
 static void
@@ -1711,7 +1710,8 @@ set_upstream(void)
 		why = NULL;
 	free(prefix);
 	if (why != NULL)
-		errx(EX_CONFIG, "bad upstream '%s': %s", url_redacted(base), why);
+		prog_errx(EX_CONFIG, "bad upstream '%s': %s",
+		    url_redacted(base), why);
 	for (n = strlen(base_key); n > 0 && base_key[n - 1] == '/'; n--)
 		base_key[n - 1] = '\0';
 }
@@ -1723,7 +1723,7 @@ set_cache_path(void)
 	const char *why;
 
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
-		errx(EX_CONFIG, "cannot place the cache: %s", why);
+		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	if (loc.is_default)
 		config_make_parent(loc.path);
 	cache_path = loc.path;
@@ -1791,23 +1791,24 @@ parse_option(int opt, const char *arg)
 	switch (opt) {
 	case OPT_ACCESS_LOG:
 		if (log_to_file(arg) < 0)
-			err(EX_CANTCREAT, "cannot open --access-log '%s'", arg);
+			prog_err(EX_CANTCREAT, "cannot open --access-log "
+			    "'%s'", arg);
 		break;
 	case OPT_ADMIN_TOKEN_FILE:
 		free(admin_token);
 		if ((admin_token = admin_read_token(arg, &why)) == NULL)
-			errx(EX_CONFIG, "bad --admin-token-file '%s': %s", arg,
-			    why);
+			prog_errx(EX_CONFIG, "bad --admin-token-file '%s': "
+			    "%s", arg, why);
 		break;
 	case OPT_BURST:
 		if (num_parse(arg, 1, 1000000, &burst) < 0)
-			errx(EXIT_USAGE, "bad --burst '%s': expected 1 to "
+			prog_errx(EXIT_USAGE, "bad --burst '%s': expected 1 to "
 			    "1000000", arg);
 		break;
 	case OPT_LIMIT_KEY:
 		if (throttle_key_parse(arg, &throttle) < 0)
-			errx(EXIT_USAGE, "bad --limit-key '%s': expected peer, "
-			    "route or header:NAME", arg);
+			prog_errx(EXIT_USAGE, "bad --limit-key '%s': "
+			    "expected peer, route or header:NAME", arg);
 		break;
 	case OPT_RATE_LIMIT:
 		rate_option = arg;
@@ -1820,8 +1821,8 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_RATE_LIMIT_FAIL:
 		if (strcmp(arg, "open") != 0 && strcmp(arg, "closed") != 0)
-			errx(EXIT_USAGE, "bad --rate-limit-fail '%s': expected "
-			    "open or closed", arg);
+			prog_errx(EXIT_USAGE, "bad --rate-limit-fail '%s': "
+			    "expected open or closed", arg);
 		throttle_fail_closed = strcmp(arg, "closed") == 0;
 		break;
 	case OPT_DRAIN_TIMEOUT:
@@ -1837,8 +1838,8 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_MAX_BODY:
 		if (num_parse(arg, 0, 1LL << 30, &serve_options.max_body) < 0)
-			errx(EXIT_USAGE, "bad --max-body '%s': expected 0 to "
-			    "%lld bytes", arg, 1LL << 30);
+			prog_errx(EXIT_USAGE, "bad --max-body '%s': "
+			    "expected 0 to %lld bytes", arg, 1LL << 30);
 		break;
 	case OPT_READ_ONLY:
 		read_only = 1;
@@ -1869,13 +1870,13 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_QUEUE_ATTEMPTS:
 		if (num_parse(arg, 1, 1000, &queue_attempts) < 0)
-			errx(EXIT_USAGE, "bad --queue-attempts '%s': expected "
-			    "1 to 1000", arg);
+			prog_errx(EXIT_USAGE, "bad --queue-attempts '%s': "
+			    "expected 1 to 1000", arg);
 		break;
 	case OPT_UPSTREAM_BURST:
 		if (num_parse(arg, 1, 1000000, &upstream_burst) < 0)
-			errx(EXIT_USAGE, "bad --upstream-burst '%s': expected "
-			    "1 to 1000000", arg);
+			prog_errx(EXIT_USAGE, "bad --upstream-burst '%s': "
+			    "expected 1 to 1000000", arg);
 		break;
 	case OPT_UPSTREAM_RATE:
 		upstream_rate_option = arg;
@@ -1885,8 +1886,8 @@ parse_option(int opt, const char *arg)
 		break;
 	case OPT_WORKERS:
 		if (num_parse(arg, 1, 256, &workers) < 0)
-			errx(EXIT_USAGE, "bad --workers '%s': expected 1 to "
-			    "256", arg);
+			prog_errx(EXIT_USAGE, "bad --workers '%s': "
+			    "expected 1 to 256", arg);
 		break;
 	default:
 		usage();
@@ -1914,12 +1915,12 @@ parse_options(int argc, char **argv)
 		usage();
 	if (rate_option != NULL && gcra_parse(rate_option, burst,
 	    &throttle.limit) < 0)
-		errx(EXIT_USAGE, "bad --rate-limit '%s': expected a count per "
-		    "s, m, h or d, as 100/m", rate_option);
+		prog_errx(EXIT_USAGE, "bad --rate-limit '%s': expected a "
+		    "count per s, m, h or d, as 100/m", rate_option);
 	if (upstream_rate_option != NULL && gcra_parse(upstream_rate_option,
 	    upstream_burst, &upstream_limit) < 0)
-		errx(EXIT_USAGE, "bad --upstream-rate '%s': expected a count "
-		    "per s, m, h or d, as 5/s", upstream_rate_option);
+		prog_errx(EXIT_USAGE, "bad --upstream-rate '%s': expected a "
+		    "count per s, m, h or d, as 5/s", upstream_rate_option);
 }
 
 /* This host among the shared tier's: its name and its cache file's. */
@@ -1949,13 +1950,13 @@ main(int argc, char *argv[])
 	set_upstream();
 	set_cache_path();
 	if (shared_target(&shared_opts, &shared_at, err, sizeof err) < 0)
-		errx(EX_CONFIG, "bad --shared: %s", err);
+		prog_errx(EX_CONFIG, "bad --shared: %s", err);
 	host_name = name_host();
 	admin = admin_new(cache_path, admin_token);
 	if (routes_option != NULL) {
 		routes = load_routes(routes_option, err, sizeof err, &ok);
 		if (!ok)
-			errx(EX_CONFIG, "%s", err);
+			prog_errx(EX_CONFIG, "%s", err);
 	}
 	listen_catch_signals();
 	if (listen_option != NULL) {

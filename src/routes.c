@@ -98,7 +98,7 @@ expand(struct parser *p, const char *in, struct buf *out)
 			return fail(p, "unclosed ${ in header value");
 		snprintf(name, sizeof name, "%.*s", (int)(end - s - 2), s + 2);
 		if ((val = getenv(name)) == NULL)
-			return fail(p, "environment variable %s is not set",
+			return fail(p, "environment variable '%s' is not set",
 			    name);
 		buf_adds(out, val);
 		s = end;
@@ -185,17 +185,18 @@ add_call(struct parser *p, const char *arg)
 		return fail(p, "more than %d calls", ROUTES_MAX_CALLS);
 	switch (name_taken(r, arg, n)) {
 	case 1:
-		return fail(p, "call %.*s named twice", (int)n, arg);
+		return fail(p, "call '%.*s' named twice", (int)n, arg);
 	case 2:
-		return fail(p, "call %.*s has the name of a parameter", (int)n,
+		return fail(p, "call '%.*s' has the name of a parameter", (int)n,
 		    arg);
 	}
 	pattern_params(r->pattern, &ps);
 	for (q = path; rc == 0 && (q = strchr(q, '{')) != NULL; q = end) {
 		if ((end = strchr(q, '}')) == NULL ||
 		    !has_param(&ps, q + 1, (size_t)(end - q - 1)))
-			rc = fail(p, "no parameter %s in the route's pattern",
-			    q);
+			rc = fail(p, "no parameter '%.*s' in the route's "
+			    "pattern", end != NULL ? (int)(end - q + 1) :
+			    (int)strlen(q), q);
 	}
 	route_params_free(&ps);
 	if (rc < 0)
@@ -235,7 +236,7 @@ add_each(struct parser *p, const char *arg)
 	if (r->each != NULL)
 		return fail(p, "a route has one each");
 	if (name_taken(r, name, nname))
-		return fail(p, "each %.*s has the name of a call or a "
+		return fail(p, "each '%.*s' has the name of a call or a "
 		    "parameter", (int)nname, name);
 	if (path[0] != '/' || memmem(path, npath, "{.}", 3) == NULL)
 		return fail(p, "each's path starts with / and has {.} for "
@@ -245,16 +246,16 @@ add_each(struct parser *p, const char *arg)
 		    !strncmp(r->calls[i].name, call, ncall))
 			break;
 	if (i == r->ncalls)
-		return fail(p, "each %.*s: no call %.*s before it", (int)nname,
-		    name, (int)ncall, call);
+		return fail(p, "each '%.*s': no call '%.*s' before it",
+		    (int)nname, name, (int)ncall, call);
 	pattern_params(r->pattern, &ps);
 	for (q = path; rc == 0 && q < path + npath &&
 	    (q = memchr(q, '{', (size_t)(path + npath - q))) != NULL; q = end) {
 		end = memchr(q, '}', (size_t)(path + npath - q));
 		if (end == NULL || (strncmp(q, "{.}", 3) != 0 &&
 		    !has_param(&ps, q + 1, (size_t)(end - q - 1))))
-			rc = fail(p, "no parameter %.*s in the route's pattern",
-			    end != NULL ? (int)(end - q + 1) : 1, q);
+			rc = fail(p, "no parameter '%.*s' in the route's "
+			    "pattern", end != NULL ? (int)(end - q + 1) : 1, q);
 	}
 	route_params_free(&ps);
 	if (rc < 0)
@@ -295,7 +296,7 @@ start_route(struct parser *p, const char *pattern)
 	route_params_free(&ps);
 	for (r = p->routes; r != NULL; r = r->next)
 		if (strcmp(r->pattern, pattern) == 0)
-			return fail(p, "route %s defined twice (line %d)",
+			return fail(p, "route '%s' defined twice (line %d)",
 			    pattern, r->line);
 	r = xcalloc(1, sizeof *r);
 	r->pattern = xstrdup(pattern);
@@ -315,9 +316,9 @@ end_route(struct parser *p)
 	struct route *r = p->cur;
 
 	if (r->ncalls == 0)
-		return fail(p, "route %s makes no call", r->pattern);
+		return fail(p, "route '%s' makes no call", r->pattern);
 	if (r->program == NULL)
-		return fail(p, "route %s has no jq program", r->pattern);
+		return fail(p, "route '%s' has no jq program", r->pattern);
 	p->cur = NULL;
 	return 0;
 }
@@ -352,7 +353,7 @@ directive(struct parser *p, const char *word, const char *arg)
 	struct route *r = p->cur;
 
 	if (strcmp(word, "route") == 0)
-		return r != NULL ? fail(p, "route inside route %s (no end)",
+		return r != NULL ? fail(p, "route inside route '%s' (no end)",
 		    r->pattern) : start_route(p, arg);
 	if (r == NULL)
 		return fail(p, "'%s' outside a route", word);
@@ -413,7 +414,7 @@ read_program(struct parser *p, FILE *f, const char *first)
 	}
 	free(line);
 	buf_free(&prog);
-	return fail(p, "route %s: no end after its jq program",
+	return fail(p, "route '%s': no end after its jq program",
 	    p->cur->pattern);
 }
 
@@ -445,7 +446,7 @@ parse(struct parser *p, FILE *f)
 	}
 	free(line);
 	if (rc == 0 && p->cur != NULL)
-		rc = fail(p, "route %s has no end", p->cur->pattern);
+		rc = fail(p, "route '%s' has no end", p->cur->pattern);
 	return rc;
 }
 

@@ -25,7 +25,6 @@
  * channel, or its lease's end. When the tier is down or slow, each
  * host goes on as if there were none.
  */
-#include <err.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -191,7 +190,7 @@ report(struct through *th)
 	for (line = text; line != NULL && *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		warnx("%s", line);
+		prog_warnx("%s", line);
 	}
 	free(text);
 }
@@ -843,7 +842,7 @@ look_up(struct through_call *c)
 	}
 	if ((found = cache_lookup(th->reader, c->key, c->scope, c->fields,
 	    &c->cached)) < 0)
-		warnx("%s: cache lookup failed: %s", c->key,
+		prog_warnx("%s: cache lookup failed: %s", c->key,
 		    store_error(th->reader));
 	if (!(c->have_cached = found > 0))
 		return POLICY_REVALIDATE;
@@ -955,7 +954,7 @@ on_shared_found(void *ctx, struct shared_found *found)
 		break;
 	case SHARED_FAILED:
 		if (found->why != NULL)
-			warnx("%s: shared tier: %s", f->key, found->why);
+			prog_warnx("%s: shared tier: %s", f->key, found->why);
 		break;
 	case SHARED_LEASED:	/* one host of all asks: this one */
 		break;
@@ -1389,7 +1388,7 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	    on_applied, th);
 	th->ready_timer = server_watch(srv, -1, 0, on_ready, th);
 	if ((th->leases = leases_open(cache_path, err, sizeof err)) == NULL)
-		warnx("requests for one URL wait for one another in this "
+		prog_warnx("requests for one URL wait for one another in this "
 		    "process only: %s", err);
 	th->hits.flushed_ms = prog_now_ms();
 	return th;

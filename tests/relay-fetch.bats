@@ -352,6 +352,117 @@ run_while_changed() {
 	[ "$output" = good ]
 }
 
+# stands_in URL OPTIONS...: relay-fetch OPTIONS URL, whose transfer
+# fails, writes what --offline writes from the stored response, byte
+# for byte, in every output mode (on its own, a body goes straight out;
+# --unordered holds it), and exits 0; its record says "stale".
+stands_in() {
+	local url=$1 mode
+	shift
+	for mode in "" -i --unordered "-o body" "-i -o body"; do
+		rm -f body want
+		relay-fetch --offline $mode "$url" >want.out
+		[ ! -e body ] || mv body want
+		run --separate-stderr relay-fetch "$@" $mode "$url"
+		[ "$status" -eq 0 ] || { echo "$mode: exit $status"; false; }
+		[[ "$stderr" == *"serving the cached response"* ]]
+		if [ -e want ]; then
+			cmp body want || { echo "$mode: $(cat body)"; false; }
+			[ -z "$(find . -name '*.part')" ]
+		else
+			[ "$output" = "$(cat want.out)" ] ||
+			    { echo "$mode: $output"; false; }
+		fi
+	done
+	[ "$(relay-fetch --offline "$url")" = STALE ]
+	relay-fetch --offline --records "$url" | jq -c 'del(.age, .ttl)' >want
+	run --separate-stderr relay-fetch "$@" --records "$url"
+	[ "$status" -eq 0 ]
+	[ "$(jq -c 'del(.age, .ttl)' <<<"$output")" = "$(cat want)" ]
+	jq -e '.source == "stale" and .text == "STALE" and .size == 5 and
+	    (has("effective_url") | not)' <<<"$output"
+}
+
+@test "a transfer --stale-if-error answers writes the stored response, never the bytes it received" {
+	# cut short after some bytes, reset after some or none: each
+	# output mode, streamed or held, with and without a retry
+	for q in "short=5&body=NEWNEW" "reset=3&body=NEWNEW" \
+	    "reset=0&body=NEWNEW"; do
+		url="$UP/cut?$q"
+		printf STALE | relay-cache put --ttl 0 "$url"
+		stands_in "$url" --stale-if-error 1h --retry 0
+	done
+	url="$UP/cut?reset=0&body=AGAIN"
+	printf STALE | relay-cache put --ttl 0 "$url"
+	stands_in "$url" --stale-if-error 1h --retry 1
+	# the origin's own stale-if-error, with a validator
+	url="$UP/cut?short=5&body=NEWNEW&etag=%22v2%22"
+	printf STALE | relay-cache put -H 'ETag: "v1"' \
+	    -H 'Cache-Control: max-age=0, stale-if-error=600' "$url"
+	stands_in "$url" --retry 0
+	# a 5xx at the end of redirects: the record is the URL's own
+	url="$UP/r?status=302&h=Location:/gone%3Fstatus%3D500"
+	printf STALE | relay-cache put --ttl 0 "$url"
+	stands_in "$url" -L --stale-if-error 1h --retry 0
+	# every way the broken upstream's framing fails
+	"$ROOT/tests/fixture/broken-upstream" bport &
+	EXTRA_PIDS+=($!)
+	eventually [ -s bport ]
+	UP=http://127.0.0.1:$(cat bport)
+	for c in short-body cut-chunk bad-chunk two-lengths cut-head not-http; do
+		printf STALE | relay-cache put --ttl 0 "$UP/$c"
+		stands_in "$UP/$c" --stale-if-error 1h --retry 0
+	done
+	# nothing the failed transfers received was stored
+	for c in short-body cut-chunk bad-chunk two-lengths cut-head not-http; do
+		[ "$(relay-cache get "$UP/$c")" = STALE ]
+	done
+}
+
+@test "a transfer cut short with no stored response to serve fails its URL in every output mode" {
+	url="$UP/cut?short=5&body=NEWNEW"
+	printf STALE | relay-cache put --ttl 0 "$url"
+	for u in "$url" "$UP/cut?reset=3&body=NEWNEW"; do
+		for mode in "" -i --unordered; do
+			run --separate-stderr relay-fetch --retry 0 $mode "$UP/first?body=1" "$u"
+			[ "$status" -eq 1 ]
+			[[ "$stderr" == "relay-fetch: $u: "* ]]
+			[[ "$stderr" != *serving* && "$stderr" != *$'\n'* ]]
+		done
+		# held back until it was over: none of it goes out
+		[ "$output" = 1 ]
+		run --separate-stderr relay-fetch --retry 0 -o 'f%n' "$UP/first?body=1" "$u"
+		[ "$status" -eq 1 ]
+		[ "$(cat f1)" = 1 ]
+		[ "$(ls | grep '^f')" = f1 ]
+		run --separate-stderr relay-fetch --retry 1 --records "$u"
+		[ "$status" -eq 69 ]
+		jq -e '.error and (has("text") or has("json") or has("base64") | not)' <<<"$output"
+	done
+	# a body that went straight out when it failed: the bytes stay, but
+	# the URL fails and says so
+	run --separate-stderr relay-fetch --retry 0 "$url" "$UP/after?body=2"
+	[ "$status" -eq 1 ]
+	[ "$output" = NEWNEW2 ]
+	[ "$stderr" = "relay-fetch: $url: transfer closed with 5 bytes remaining to read" ]
+	[ "$(relay-cache get "$url")" = STALE ]
+}
+
+@test "a transfer retried after its head drops what it received: valgrind finds no leak" {
+	skip_unless_valgrind relay-fetch
+	url="$UP/c?reset=0"
+	printf STALE | relay-cache put --ttl 0 "$UP/s?reset=0"
+	for args in "--records $url" "-o f%n $url" "--unordered $url" \
+	    "--stale-if-error 1h -o f%n $UP/s?reset=0"; do
+		# shellcheck disable=SC2086
+		valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+		    --error-exitcode=99 relay-fetch --retry 1 $args >/dev/null 2>vg.log ||
+		    [ $? -ne 99 ] || { cat vg.log; false; }
+	done
+	[ "$(requests_for "/c?reset=0")" -eq 6 ]
+	[ "$(cat f1)" = STALE ]
+}
+
 @test "--records writes one record per URL, errors included" {
 	run --separate-stderr relay-fetch --records --retry 0 "$UP/j?body=%7B%22a%22:%201%7D&cc=max-age=5" http://127.0.0.1:1/x
 	[ "$status" -eq 1 ]
@@ -390,6 +501,17 @@ run_while_changed() {
 	[[ "$output" == *$'X-Test: 1\r'* ]]
 }
 
+@test "-i -o writes the response head into each file, fetched or cached" {
+	url="$UP/h?body=x&h=X-Test:1&cc=max-age=60"
+	relay-fetch -i -o fetched "$url"
+	relay-fetch -i -o cached "$url"
+	for f in fetched cached; do
+		[ "$(head -1 $f)" = $'HTTP/1.1 200 OK\r' ]
+		grep -q $'^X-Test: 1\r$' $f
+		[ "$(tail -c 3 $f)" = $'\r\nx' ]
+	done
+}
+
 @test "-o writes each body to a file named from the template" {
 	mkdir out
 	relay-fetch -o 'out/%n-%f.txt' "$UP/menu/today?body=a" "$UP/?body=b" \
@@ -402,6 +524,14 @@ run_while_changed() {
 	rm out/*
 	relay-fetch -o 'out/%n-%f.txt' "$UP/menu/today?body=a"
 	[ "$(cat out/1-today.txt)" = a ]
+}
+
+@test "--records with -o is a usage error" {
+	run --separate-stderr relay-fetch --records -o 'f%n' "$UP/a"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "relay-fetch: --records and -o cannot be used together" ]
+	[ ! -e f1 ] && [ ! -e f1.part ]
+	[ "$(requests_for /a)" = 0 ]
 }
 
 @test "-o to a device or a FIFO (/dev/null) writes into it, never replaces it" {

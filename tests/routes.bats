@@ -171,7 +171,7 @@ EOF
 	[ "$stderr" = "relay-serve: bad.routes:2: unknown directive 'cal'" ]
 	printf 'route /x/{id}\n\tcall a /a/{nope}\n\tjq .\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
-	[ "$stderr" = "relay-serve: bad.routes:2: no parameter {nope} in the route's pattern" ]
+	[ "$stderr" = "relay-serve: bad.routes:2: no parameter '{nope}' in the route's pattern" ]
 	printf 'route /x\n\tcall a /a\n\tjq {a: $a |]}\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
 	[ "$status" -eq 78 ]
@@ -183,7 +183,7 @@ EOF
 	unset EVENTS_TOKEN
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes "$ROOT/$EXAMPLES/routes/events.routes" </dev/null
 	[ "$status" -eq 78 ]
-	[[ "$stderr" == *"events.routes:13: environment variable EVENTS_TOKEN is not set" ]]
+	[[ "$stderr" == *"events.routes:13: environment variable 'EVENTS_TOKEN' is not set" ]]
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes missing.routes </dev/null
 	[ "$stderr" = "relay-serve: cannot read 'missing.routes': No such file or directory" ]
 }

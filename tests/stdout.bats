@@ -98,3 +98,114 @@ if raw:
 	grep -qF 'http://x/\x1B[31m\r\x07' err
 	grep -qF '\u009B31m\xFF\xFE' err
 }
+
+# Text with ESC, CR, BEL, a C1 control and bytes that are not UTF-8.
+hostile() {
+	esc=$'\e[31m\r\a' c1=$'\xc2\x9b31m\xff\xfe'
+	bad=$esc$c1
+}
+
+@test "relay-serve: option values, file names and LISTEN_FDS in its messages are shown escaped" {
+	hostile
+	: >err
+	for args in "--upstream http://x/$bad" "--upstream $c1" \
+	    "--listen 127.0.0.1:$bad" "--listen [$bad]:80" \
+	    "--admin-token-file missing$bad" "--access-log missing$bad/log" \
+	    "--burst $bad" "--limit-key $bad" "--rate-limit-fail $bad" \
+	    "--max-body $bad" "--queue-attempts $bad" \
+	    "--upstream-burst $bad" "--workers $bad" "--rate-limit $bad" \
+	    "--upstream-rate $bad" "--shared redis://$bad" \
+	    "--shared redis://x --shared-password-file missing$bad" \
+	    "--cache missing$bad/cache.db"; do
+		# shellcheck disable=SC2086
+		! relay-serve $args </dev/null 2>>err ||
+		    { echo "$args: exit 0"; false; }
+	done
+	LISTEN_FDS=$bad bash -c 'LISTEN_PID=$$ exec relay-serve' </dev/null 2>>err || true
+	cat -v err
+	[ "$(grep -c '' err)" -eq 19 ]
+	printable_lines err
+	grep -qF "bad --listen '127.0.0.1:\x1B[31m\r\x07\u009B31m\xFF\xFE'" err
+	grep -qF "got '\x1B[31m\r\x07\u009B31m\xFF\xFE'" err
+}
+
+@test "relay-serve: a routes file's name and contents are shown escaped, at start and on SIGHUP" {
+	hostile
+	start_upstream
+	name="r$bad.routes"
+	: >err
+	relay-serve --upstream "$UP" --routes "missing$bad" </dev/null 2>>err || true
+	for text in "route /x\n\tcall a /a\n\t$bad x\nend\n" \
+	    "route /x$bad\n\tcall a /a\n\tjq .\nend\nroute /x$bad\n" \
+	    "route /x\n\tcall a$bad /a\n\tcall a$bad /a\nend\n" \
+	    "route /x\n\tcall a /a\n\theader A: \${V$bad}\nend\n" \
+	    "route /x\n\tcall a /a\n\tjq $bad\nend\n"; do
+		# shellcheck disable=SC2059
+		printf "$text" >"$name"
+		relay-serve --upstream "$UP" --routes "$name" </dev/null 2>>err ||
+		    [ $? -eq 78 ] || { echo "$text: exit $?"; false; }
+	done
+	printf 'route /x\n\tcall a /a\n\tjq .\nend\n' >"$name"
+	start_serve --routes "$name"
+	printf "route /x\n\t$bad\nend\n" >"$name"
+	kill -HUP "$SERVE_PID"
+	eventually grep -q 'routes not reloaded' serve.log
+	printf 'route /y\n\tcall a /a\n\tjq .\nend\n' >"$name"
+	kill -HUP "$SERVE_PID"
+	eventually grep -q 'routes reloaded' serve.log
+	grep -av '^{' serve.log >>err
+	cat -v err
+	[ "$(grep -c '' err)" -ge 9 ]
+	printable_lines err
+	grep -qF "unknown directive '\x1B[31m\r\x07\u009B31m\xFF\xFE'" err
+	grep -qF "route '/x\x1B[31m\r\x07\u009B31m\xFF\xFE' defined twice" err
+	grep -qF "variable 'V\x1B[31m\r\x07\u009B31m\xFF\xFE' is not set" err
+	grep -qF "routes not reloaded, the old ones stay: r\x1B[31m" err
+	grep -qF "routes reloaded from 'r\x1B[31m\r\x07\u009B31m\xFF\xFE.routes'" err
+}
+
+@test "relay-serve: the cache file's name in its warnings is shown escaped" {
+	hostile
+	start_upstream
+	cache="c$bad.db"
+	mkdir "$cache-lease" "$cache-buckets" "$cache-queue.lock"
+	: >err
+	# the lease, the rate-limit buckets and the queue's lock
+	relay-serve --upstream "$UP" --cache "$cache" --rate-limit 5/s \
+	    --queue '/q/*' </dev/null 2>>err || true
+	# a response it cannot store: a file size limit
+	rmdir "$cache-queue.lock"
+	relay-fetch --cache "$cache" "$UP/keep?cc=max-age=60&size=1000" >/dev/null 2>&1
+	limit=$(( $(stat -c %s "$cache") / 1024 + 64 ))
+	(ulimit -f "$limit"; exec relay-serve --upstream "$UP" --cache "$cache" \
+	    --listen 127.0.0.1:0 2>>err) &
+	EXTRA_PIDS+=($!)
+	eventually grep -q 'listening on' err
+	port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\)$/\1/p' err)
+	curl -s -o /dev/null "http://127.0.0.1:$port/big?cc=max-age=60&size=3000000"
+	eventually grep -q 'not cached' err
+	grep -av '^{' err >err.lines
+	cat -v err.lines
+	printable_lines err.lines
+	grep -qF "cannot open 'c\x1B[31m\r\x07\u009B31m\xFF\xFE.db-lease'" err.lines
+	grep -qF "cannot open 'c\x1B[31m\r\x07\u009B31m\xFF\xFE.db-buckets'" err.lines
+	grep -qF "cannot open 'c\x1B[31m\r\x07\u009B31m\xFF\xFE.db-queue.lock'" err.lines
+	grep -qF "cannot write to cache 'c\x1B[31m\r\x07\u009B31m\xFF\xFE.db'" err.lines
+}
+
+@test "the shared tier's error replies are shown escaped, in every program" {
+	start_upstream
+	"$ROOT/tests/fixture/hostile-redis" rport &
+	EXTRA_PIDS+=($!)
+	eventually [ -s rport ]
+	redis=redis://127.0.0.1:$(cat rport)
+	start_serve --shared "$redis"
+	curl -s -o /dev/null "$SERVE/a?cc=max-age=60"
+	eventually grep -q 'shared tier: ERR' serve.log
+	grep -av '^{' serve.log >err
+	relay-fetch --shared "$redis" "$UP/b?cc=max-age=60" >/dev/null 2>>err
+	relay-cache purge --all --shared "$redis" 2>>err || true
+	cat -v err
+	printable_lines err
+	[ "$(grep -c 'ERR \\x1B\[31m\\x07\\u009B31m\\xFF\\xFE' err)" -eq 3 ]
+}
