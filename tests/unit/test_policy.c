@@ -286,6 +286,36 @@ lifetimes(void)
 		{ "Date: yesterday\r\n"
 		    "Expires: Sun, 06 Nov 1994 08:50:27 GMT\r\n", 50 },
 		{ DATE "Expires: 0\r\n", 0 },
+		/* RFC 9111 section 4.2: names in any case */
+		{ DATE "Expires: sun, 06 NOV 1994 09:49:37 gmt\r\n", 3600 },
+		{ DATE "Expires: Sun Nov  6 09:49:37 1994\r\n", 3600 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT \r\n", 3600 },
+		/* RFC 9111 section 5.3: an invalid date is in the past */
+		{ DATE "Expires: Sun Nov 6 09:49:37 1994\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994  09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 9:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 6 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun 06 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06-Nov-1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09.49.37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 94 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 UTC\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 AEST\r\n", 0 },
+		{ DATE "Expires: Tue 19 Jan 2038 14:14:08 GMT\r\n", 0 },
+		{ DATE "Expires: \r\n", 0 },
+		/* …and so is one on two lines (RFC 9110 section 5.3) */
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:38 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "expires: \r\n", 0 },
+		/* a Date on two lines is not one: the time received is */
+		{ "Date: Sun, 06 Nov 1994 08:00:00 GMT\r\n"
+		    "Date: Sun, 06 Nov 1994 08:00:00 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 3600 },
+		{ DATE "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n"
+		    "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n", 42 },
 		{ DATE "Expires: Sun, 06 Nov 1994 08:49:27 GMT\r\n", 0 },
 		{ DATE "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 0 },
 		{ DATE "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n",
@@ -320,13 +350,31 @@ ages(void)
 		{ 1, -100, "30", -2, 0, 100 },		/* the larger */
 		{ 1, -5, "30", -2, 0, 32 },
 		{ 1, 50, NULL, 0, 0, 0 },		/* Date ahead */
-		/* an Age that does not parse: stale from the start */
-		{ 0, 0, "abc", -3, 0, POLICY_DELTA_MAX + 3 },
-		{ 0, 0, "0, 0", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "-7200", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "7200.0", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "7200;foo=bar", 0, 0, POLICY_DELTA_MAX },
+		/* RFC 9111 section 5.1: a list's first member */
+		{ 0, 0, "0, 0", 0, 0, 0 },
+		{ 0, 0, "0,7200", 0, 0, 0 },
+		{ 0, 0, "7200, 0", 0, 0, 7200 },
+		{ 0, 0, "3600 ,\t3600", 0, 0, 3600 },
+		{ 0, 0, ", ,30, 5", -2, 0, 32 },	/* empty members */
+		{ 0, 0, "30 ", -2, 0, 32 },
+		/* …and an invalid one is ignored: 0 */
+		{ 0, 0, "abc", -3, 0, 3 },
+		{ 0, 0, "-7200", 0, 0, 0 },
+		{ 0, 0, "+7200", 0, 0, 0 },
+		{ 0, 0, "7200.0", 0, 0, 0 },
+		{ 0, 0, "7200;foo=bar", 0, 0, 0 },
+		{ 0, 0, "7200;foo=111", 0, 0, 0 },
+		{ 0, 0, "72 00", 0, 0, 0 },
+		{ 0, 0, "0x10", 0, 0, 0 },
+		{ 0, 0, "\"7200\"", 0, 0, 0 },
+		{ 0, 0, "abc, 7200", 0, 0, 0 },
+		{ 0, 0, "", 0, 0, 0 },
+		{ 0, 0, " , ", 0, 0, 0 },
+		{ 1, -100, "abc", -2, 0, 100 },		/* Date still counts */
+		/* RFC 9111 section 1.2.2: too large is 2^31 */
 		{ 0, 0, "99999999999", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "2147483648", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "2147483647", 0, 0, POLICY_DELTA_MAX - 1 },
 		{ 0, 0, "7", 5, 0, 7 },		/* clock went back */
 	};
 	struct policy_times pt;
@@ -693,16 +741,41 @@ merge_304(void)
 	buf_free(&out);
 }
 
-/* Two Age lines are no more trusted than one that does not parse. */
+/*
+ * RFC 9111 section 5.1 with RFC 9110 section 5.3: Age on several lines
+ * is one list, whose first member counts; an invalid one is ignored.
+ */
 static void
-age_twice(void)
+age_lines(void)
 {
+	static const struct {
+		const char	*headers;
+		long long	 age;
+	} rows[] = {
+		{ "Age: 0\r\nAge: 0\r\n", 0 },
+		{ "Age: 0\r\nAge: 7200\r\n", 0 },
+		{ "Age: 7200\r\nAge: 0\r\n", 7200 },
+		{ "Age: 3600\r\nAge: 3600\r\n", 3600 },
+		{ "age: 10\r\nX: 1\r\nAGE: abc\r\n", 10 },
+		{ "Age: \r\nAge: 5\r\n", 5 },
+		{ "Age: ,\r\nAge: , 6\r\n", 6 },
+		{ "Age: abc\r\nAge: 10\r\n", 0 },
+		{ "Age: -1\r\nAge: 10\r\n", 0 },
+		{ "Age: 10\r\n", 10 },
+		{ "X-Age: 10\r\n", 0 },
+	};
 	struct policy_times t;
+	size_t i;
 
-	policy_times_from("Age: 0\r\nAge: 0\r\n", T0, T0, &t);
-	CHECK(t.age == POLICY_DELTA_MAX);
-	policy_times_from("Age: 10\r\n", T0, T0, &t);
-	CHECK(t.age == 10);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		policy_times_from(rows[i].headers, T0, T0, &t);
+		CHECK_AT(i, t.age == rows[i].age);
+	}
+	/* as list-dishes reads a relay's Age */
+	CHECK(policy_age_value("7200, 0") == 7200);
+	CHECK(policy_age_value("  42  ") == 42);
+	CHECK(policy_age_value("7200;foo=111") == 0);
+	CHECK(policy_age_value("") == 0);
 }
 
 /* RFC 9111 section 5.2.2.3 */
@@ -771,7 +844,7 @@ static const struct unit_test tests[] = {
 	TEST(stale_if_error),
 	TEST(variants),
 	TEST(merge_304),
-	TEST(age_twice),
+	TEST(age_lines),
 	TEST(must_understand),
 	TEST(targeted_fields),
 };
