@@ -176,8 +176,26 @@ deliver_head(struct transfer *t)
 }
 
 /*
+ * The blank line after an interim response's head: handed to the
+ * caller, then a final one is still to come. A 101 is not interim: it
+ * would switch protocols, and relay asks no upstream to (RFC 9110
+ * section 15.2.2); curl would take it as the final response.
+ */
+static size_t
+interim_ended(struct transfer *t, size_t len)
+{
+	if (t->status == 101)
+		return broken(t, "101 Switching Protocols, not asked for");
+	if (t->req.on_interim != NULL)
+		t->req.on_interim(t->req.ctx, (int)t->status,
+		    buf_cstr(&t->head));
+	t->head_ended = 0;	/* the final head is still to come */
+	return len;
+}
+
+/*
  * curl calls this once per header line of every response it reads,
- * interim ones (100 Continue) included: each status line starts over.
+ * interim ones (1xx) included: each status line starts over.
  */
 static size_t
 on_header(char *p, size_t size, size_t n, void *ctx)
@@ -198,6 +216,8 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	}
 	if (len <= 2) {		/* the blank line ending a head */
 		t->head_ended = 1;
+		if (t->status >= 100 && t->status < 200)
+			return interim_ended(t, len);
 		if (t->status >= 200 && !followed(t) && deliver_head(t) < 0)
 			return 0;
 		return len;
@@ -478,8 +498,15 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 		t->status = 404;
 		rc = CURLE_OK;
 	}
-	/* curl takes a head cut short by the end of the connection. */
-	if (rc == CURLE_OK && t->status_seen && !t->head_ended)
+	/*
+	 * curl takes a head cut short by the end of the connection as if
+	 * it were whole, and an end after an interim response for an
+	 * empty reply.
+	 */
+	if (t->status_seen && !t->head_ended && t->status >= 100 &&
+	    t->status < 200 && (rc == CURLE_OK || rc == CURLE_GOT_NOTHING))
+		broken(t, "no final response after an interim one");
+	else if (rc == CURLE_OK && t->status_seen && !t->head_ended)
 		broken(t, "response head cut short");
 	if (t->broken)
 		rc = CURLE_RECV_ERROR;
