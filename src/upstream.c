@@ -34,7 +34,8 @@ struct transfer {
 	struct buf		 head;		/* the current response's fields */
 	long			 status;
 	int			 status_seen;	/* an HTTP status line came */
-	int			 head_ended;	/* …and the blank line after it */
+	int			 head_ended;	/* …and the blank line after its
+						   final head */
 	int			 head_done;	/* handed to the caller */
 	int			 aborted;
 	int			 broken;	/* framing the caller must not trust */
@@ -175,11 +176,18 @@ deliver_head(struct transfer *t)
 	return 0;
 }
 
+/* An interim (1xx) status: a final response is still to come. */
+static int
+interim(long status)
+{
+	return status >= 100 && status < 200;
+}
+
 /*
  * The blank line after an interim response's head: handed to the
- * caller, then a final one is still to come. A 101 is not interim: it
- * would switch protocols, and relay asks no upstream to (RFC 9110
- * section 15.2.2); curl would take it as the final response.
+ * caller. A 101 is not interim: it would switch protocols, and relay
+ * asks no upstream to (RFC 9110 section 15.2.2); curl would take it as
+ * the final response.
  */
 static size_t
 interim_ended(struct transfer *t, size_t len)
@@ -189,7 +197,6 @@ interim_ended(struct transfer *t, size_t len)
 	if (t->req.on_interim != NULL)
 		t->req.on_interim(t->req.ctx, (int)t->status,
 		    buf_cstr(&t->head));
-	t->head_ended = 0;	/* the final head is still to come */
 	return len;
 }
 
@@ -215,9 +222,9 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 		return len;
 	}
 	if (len <= 2) {		/* the blank line ending a head */
-		t->head_ended = 1;
-		if (t->status >= 100 && t->status < 200)
+		if (interim(t->status))
 			return interim_ended(t, len);
+		t->head_ended = 1;
 		if (t->status >= 200 && !followed(t) && deliver_head(t) < 0)
 			return 0;
 		return len;
@@ -503,8 +510,8 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 	 * it were whole, and an end after an interim response for an
 	 * empty reply.
 	 */
-	if (t->status_seen && !t->head_ended && t->status >= 100 &&
-	    t->status < 200 && (rc == CURLE_OK || rc == CURLE_GOT_NOTHING))
+	if (t->status_seen && !t->head_ended && interim(t->status) &&
+	    (rc == CURLE_OK || rc == CURLE_GOT_NOTHING))
 		broken(t, "no final response after an interim one");
 	else if (rc == CURLE_OK && t->status_seen && !t->head_ended)
 		broken(t, "response head cut short");
