@@ -81,7 +81,8 @@ check:
 	@tests/run
 
 # The HTTP cache test suite behind cache-tests.fyi (npm), relay-serve
-# in front of its origin; fails below tests/conformance/floor.
+# in front of its origin; fails when a required test fails that
+# tests/conformance/expected-failures does not name, or one it names passes.
 conformance: all
 	@tests/conformance/run
 

@@ -479,7 +479,7 @@ on_fail(void *ctx, enum through_failure why, const char *error)
 }
 
 static const struct through_sink delivery_sink = {
-	on_stored, on_head, on_body, on_done, on_fail,
+	on_stored, on_head, on_body, on_done, on_fail, NULL,
 };
 
 /*

@@ -22,9 +22,10 @@ struct reason {
 	const char	*text;
 };
 
-/* RFC 9110 section 15, sorted by status for bsearch. */
+/* RFC 9110 section 15 (and RFC 8297's 103), sorted by status for bsearch. */
 static const struct reason reasons[] = {
 	{ 100, "Continue" }, { 101, "Switching Protocols" },
+	{ 102, "Processing" }, { 103, "Early Hints" },
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
 	{ 203, "Non-Authoritative Information" }, { 204, "No Content" },
 	{ 205, "Reset Content" }, { 206, "Partial Content" },
@@ -672,6 +673,20 @@ http_response_head(struct buf *out, const struct http_head *h)
 		buf_adds(out, "Connection: keep-alive\r\n");
 	buf_adds(out, "\r\n");
 	return framing;
+}
+
+/*
+ * The head of an upstream's interim response as relayed (RFC 9110
+ * section 15.2): its end-to-end fields and Via (7.6.3), no framing, as
+ * it has no content.
+ */
+void
+http_interim_head(struct buf *out, int status, const char *fields)
+{
+	assert(status >= 100 && status < 200 && status != 101);
+	buf_printf(out, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+	http_end_to_end(out, fields, 0);
+	buf_adds(out, "Via: 1.1 relay\r\n\r\n");
 }
 
 /*

@@ -60,6 +60,7 @@ enum http_framing { HTTP_FRAME_LENGTH, HTTP_FRAME_CHUNKED, HTTP_FRAME_CLOSE };
 int		 http_has_body(int);
 void		 http_end_to_end(struct buf *, const char *, int);
 enum http_framing http_response_head(struct buf *, const struct http_head *);
+void		 http_interim_head(struct buf *, int, const char *);
 void		 http_forward_fields(struct buf *, const char *);
 long long	 http_content_length(const char *);
 long long	 http_retry_after_ms(const char *, long long);

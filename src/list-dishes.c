@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "policy.h"
 #include "prog.h"
 #include "target.h"
 #include "text.h"
@@ -313,9 +314,9 @@ item_record(jv item)
 			rec = jv_object_set(rec, jv_string(keep[i]), v);
 	rec = jv_object_set(rec, jv_string("source"), jv_string(cs != NULL &&
 	    strstr(cs, "detail=stale") != NULL ? "stale" : "relay"));
-	if (age != NULL)
+	if (age != NULL)	/* read as a cache reads it */
 		rec = jv_object_set(rec, jv_string("age"),
-		    jv_number(strtod(age, NULL)));
+		    jv_number((double)policy_age_value(age)));
 	jv_free(headers);
 	jv_free(item);
 	return rec;

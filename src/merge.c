@@ -749,7 +749,7 @@ call_fail(void *ctx, enum through_failure why, const char *error)
 }
 
 static const struct through_sink call_sink = {
-	call_stored, call_head, call_body, call_end, call_fail,
+	call_stored, call_head, call_body, call_end, call_fail, NULL,
 };
 
 /*

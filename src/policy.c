@@ -217,22 +217,49 @@ directive(const struct control *c, const char *name, long long *value)
 	    name, value) : policy_directive(c->response, name, value);
 }
 
+/*
+ * A field's value as one: every line of it, in order, joined by commas
+ * (RFC 9110 section 5.3), without the whitespace around it. Returns
+ * whether the field is there.
+ */
+static int
+field_value(const char *headers, const char *name, struct buf *v)
+{
+	buf_reset(v);
+	if (headers_get_all(headers, name, strlen(name), v) == 0)
+		return 0;
+	while (v->len > 0 && (v->data[v->len - 1] == ' ' ||
+	    v->data[v->len - 1] == '\t'))
+		v->len--;
+	buf_cstr(v);
+	return 1;
+}
+
+/*
+ * A date field (RFC 9110 section 5.6.7): 1 and its time, 0 if absent,
+ * -1 if invalid. A date is one value: on two lines it is none.
+ */
 static int
 header_date(const char *headers, const char *name, time_t *out)
 {
-	struct header h;
+	struct buf v = BUF_INIT;
+	int rc = 0;
 
-	if (!headers_get(headers, name, &h))
-		return 0;
-	return httpdate_parse(h.value, h.value_len, out) == 0 ? 1 : -1;
+	if (field_value(headers, name, &v))
+		rc = httpdate_parse(v.data, v.len, out) == 0 ? 1 : -1;
+	buf_free(&v);
+	return rc;
 }
 
 /*
  * Freshness lifetime (RFC 9111 section 4.2.1) for a shared cache:
  * s-maxage, then max-age, then Expires minus Date, then the
  * Last-Modified heuristic of section 4.2.2 (10% of the time since the
- * last change), then the operator's default. An invalid value makes
- * the response stale from the start.
+ * last change), then the operator's default. An invalid max-age makes
+ * the response stale from the start (4.2.1), and so does an invalid
+ * Expires (5.3): one not exactly an HTTP-date, or on several lines. A
+ * Date that is not one is replaced by the time received (RFC 9110
+ * section 6.6.1).
  */
 long long
 policy_lifetime(const char *headers, time_t response_time,
@@ -256,37 +283,39 @@ policy_lifetime(const char *headers, time_t response_time,
 	return default_ttl;
 }
 
-static int
-field_lines(const char *headers, const char *name)
+/*
+ * age_value (RFC 9111 section 5.1) of an Age field's value, its lines
+ * joined: Age is one delta-seconds, but a list of them counts by its
+ * first member (empty ones are no members: RFC 9110 section 5.6.1). A
+ * value that is not a delta-seconds (a sign, a fraction, a parameter,
+ * a word) is ignored: 0, as without the field, not stale.
+ */
+long long
+policy_age_value(const char *value)
 {
-	struct header h;
-	int n = 0;
+	const char *first = value + strspn(value, " \t,");
+	size_t n = strcspn(first, ",");
+	long long age;
 
-	while (headers_next(&headers, &h))
-		n += header_is(&h, name);
-	return n;
+	while (n > 0 && (first[n - 1] == ' ' || first[n - 1] == '\t'))
+		n--;
+	return n > 0 && parse_delta(first, n, &age) == 0 ? age : 0;
 }
 
-/*
- * The times of a response. An Age that is not one delta-seconds
- * value (a list, two lines, a sign, a fraction) cannot be trusted: the
- * response counts as stale from the start, as for a bad Expires.
- */
+/* The times of a response. */
 void
 policy_times_from(const char *headers, time_t request_time,
     time_t response_time, struct policy_times *t)
 {
-	struct header h;
+	struct buf age = BUF_INIT;
 
 	t->request_time = request_time;
 	t->response_time = response_time;
 	if (header_date(headers, "date", &t->date) != 1)
 		t->date = -1;
-	t->age = 0;
-	if (headers_get(headers, "age", &h) &&
-	    (parse_delta(h.value, h.value_len, &t->age) < 0 ||
-	    field_lines(headers, "age") > 1))
-		t->age = POLICY_DELTA_MAX;	/* unparsable: stale */
+	t->age = field_value(headers, "age", &age) ?
+	    policy_age_value(age.data) : 0;
+	buf_free(&age);
 }
 
 /* corrected_initial_age, RFC 9111 section 4.2.3. */

@@ -50,6 +50,7 @@ int		policy_stale_if_error(const char *, long long, long long,
 		    long long);
 char		*policy_variant(const char *, const char *);
 long long	policy_lifetime(const char *, time_t, long long);
+long long	policy_age_value(const char *);
 void		policy_times_from(const char *, time_t, time_t,
 		    struct policy_times *);
 long long	policy_initial_age(const struct policy_times *);

@@ -751,8 +751,28 @@ on_done(void *ctx, const char *error)
 	finish(a, 0);
 }
 
+/*
+ * An interim response of the upstream's, passed on before the final
+ * head (RFC 9110 section 15.2) to a client that can take one: over
+ * HTTP/1.1, never HTTP/1.0, never to an item, which has no interim
+ * answers; and only while the client reads what it is sent.
+ */
+static void
+on_interim(void *ctx, int status, const char *fields)
+{
+	struct answer *a = ctx;
+	struct buf out = BUF_INIT;
+
+	if (a->head_sent || a->req->minor < 1 || conn_inner(a->c) ||
+	    conn_queued(a->c) >= SERVER_OUT_MAX)
+		return;
+	http_interim_head(&out, status, fields);
+	conn_write(a->c, out.data, out.len);
+	buf_free(&out);
+}
+
 static const struct through_sink answer_sink = {
-	on_stored, on_head, on_body, on_done, on_fail,
+	on_stored, on_head, on_body, on_done, on_fail, on_interim,
 };
 
 /*
@@ -841,7 +861,7 @@ on_merge_miss(void *ctx, enum through_failure why, const char *error)
 }
 
 static const struct through_sink merged_sink = {
-	on_stored, on_head, on_body, on_done, on_merge_miss,
+	on_stored, on_head, on_body, on_done, on_merge_miss, NULL,
 };
 
 /*

@@ -598,6 +598,16 @@ invalidate(struct through *th, const char *key, const char *fields)
 	}
 }
 
+/* An interim response, for a caller still waiting for the final head. */
+static void
+on_interim(void *ctx, int status, const char *fields)
+{
+	struct through_call *c = ctx;
+
+	if (c->sink != NULL && c->sink->interim != NULL && !c->head_passed)
+		c->sink->interim(c->ctx, status, fields);
+}
+
 static int
 on_head(void *ctx, int status, const char *fields)
 {
@@ -735,8 +745,8 @@ send_upstream(struct through_call *c)
 	struct buf fields = BUF_INIT;
 	struct header h;
 	struct upstream_request req = {
-		.url = c->key, .ctx = c, .on_head = on_head,
-		.on_body = on_body, .on_done = on_done,
+		.url = c->key, .ctx = c, .on_interim = on_interim,
+		.on_head = on_head, .on_body = on_body, .on_done = on_done,
 	};
 
 	buf_adds(&fields, c->forward);

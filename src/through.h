@@ -54,7 +54,10 @@ struct through_result {
  * relay the upstream's response as it arrives, as upstream.h's
  * callbacks do (body may return UPSTREAM_PAUSE: see through_resume).
  * fail ends a request that got nothing. Exactly one of stored, done
- * and fail ends each request, unless it is cancelled first.
+ * and fail ends each request, unless it is cancelled first. interim,
+ * if not NULL, sees each interim (1xx) response the upstream sends the
+ * request before its final one (upstream.h); never stored, and never
+ * passed on to a request that waited for another's.
  */
 struct through_sink {
 	void	(*stored)(void *, const struct store_entry *,
@@ -63,6 +66,7 @@ struct through_sink {
 	int	(*body)(void *, const void *, size_t);
 	void	(*done)(void *, const char *);
 	void	(*fail)(void *, enum through_failure, const char *);
+	void	(*interim)(void *, int, const char *);
 };
 
 struct through_request {

@@ -34,7 +34,8 @@ struct transfer {
 	struct buf		 head;		/* the current response's fields */
 	long			 status;
 	int			 status_seen;	/* an HTTP status line came */
-	int			 head_ended;	/* …and the blank line after it */
+	int			 head_ended;	/* …and the blank line after its
+						   final head */
 	int			 head_done;	/* handed to the caller */
 	int			 aborted;
 	int			 broken;	/* framing the caller must not trust */
@@ -175,9 +176,33 @@ deliver_head(struct transfer *t)
 	return 0;
 }
 
+/* An interim (1xx) status: a final response is still to come. */
+static int
+interim(long status)
+{
+	return status >= 100 && status < 200;
+}
+
+/*
+ * The blank line after an interim response's head: handed to the
+ * caller. A 101 is not interim: it would switch protocols, and relay
+ * asks no upstream to (RFC 9110 section 15.2.2); curl would take it as
+ * the final response.
+ */
+static size_t
+interim_ended(struct transfer *t, size_t len)
+{
+	if (t->status == 101)
+		return broken(t, "101 Switching Protocols, not asked for");
+	if (t->req.on_interim != NULL)
+		t->req.on_interim(t->req.ctx, (int)t->status,
+		    buf_cstr(&t->head));
+	return len;
+}
+
 /*
  * curl calls this once per header line of every response it reads,
- * interim ones (100 Continue) included: each status line starts over.
+ * interim ones (1xx) included: each status line starts over.
  */
 static size_t
 on_header(char *p, size_t size, size_t n, void *ctx)
@@ -197,6 +222,8 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 		return len;
 	}
 	if (len <= 2) {		/* the blank line ending a head */
+		if (interim(t->status))
+			return interim_ended(t, len);
 		t->head_ended = 1;
 		if (t->status >= 200 && !followed(t) && deliver_head(t) < 0)
 			return 0;
@@ -478,8 +505,15 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 		t->status = 404;
 		rc = CURLE_OK;
 	}
-	/* curl takes a head cut short by the end of the connection. */
-	if (rc == CURLE_OK && t->status_seen && !t->head_ended)
+	/*
+	 * curl takes a head cut short by the end of the connection as if
+	 * it were whole, and an end after an interim response for an
+	 * empty reply.
+	 */
+	if (t->status_seen && !t->head_ended && interim(t->status) &&
+	    (rc == CURLE_OK || rc == CURLE_GOT_NOTHING))
+		broken(t, "no final response after an interim one");
+	else if (rc == CURLE_OK && t->status_seen && !t->head_ended)
 		broken(t, "response head cut short");
 	if (t->broken)
 		rc = CURLE_RECV_ERROR;

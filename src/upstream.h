@@ -21,9 +21,13 @@ struct upstream_options {
 };
 
 /*
- * One transfer. on_head sees the final status and header fields once
- * they are complete (those of the last response when redirects are
- * followed) and returns 0 to receive the body, -1 to abort.
+ * One transfer. on_interim, if not NULL, sees each interim (1xx)
+ * response that comes before the final one, its status and fields
+ * (RFC 9110 section 15.2); a 101 nobody asked for is a broken
+ * response, never an interim or a final one. on_head sees the final
+ * status and header fields once they are complete (those of the last
+ * response when redirects are followed) and returns 0 to receive the
+ * body, -1 to abort.
  * on_body returns 0, -1 to abort, or UPSTREAM_PAUSE to be called again
  * with the same bytes after upstream_resume. on_done is called exactly
  * once, with error NULL on success or curl's message, and the transfer
@@ -39,6 +43,7 @@ struct upstream_request {
 	size_t		 body_len;
 	long		 max_redirects;	/* 3xx with Location followed; 0: none */
 	void		*ctx;
+	void		(*on_interim)(void *, int, const char *);
 	int		(*on_head)(void *, int, const char *);
 	int		(*on_body)(void *, const void *, size_t);
 	void		(*on_done)(void *, const char *);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # HTTP caching rules beyond the core (RFC 9110, 9111, 9213): safe
 # defaults for a shared cache, ranges from stored responses, targeted
-# cache control, invalidation by Location, must-understand, bad Age.
+# cache control, invalidation by Location, must-understand, Age and
+# Expires as RFC 9111 reads them.
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -129,18 +130,82 @@ not_hit() {
 	eventually is_hit "$url"
 }
 
-@test "an Age that does not parse makes the response stale from the start" {
+# second_status PATH: relay-serve's Cache-Status for PATH asked a
+# second time, once its first answer is in the file.
+second_status() {
+	curl -s -o /dev/null "$SERVE$1"
+	eventually stored "$UP$1"
+	cache_status "$SERVE$1"
+}
+
+stored() {
+	relay-cache get "$1" >/dev/null 2>&1
+}
+
+# reused PATH: the second answer for PATH is the stored one, fresh.
+reused() {
+	[[ "$(second_status "$1")" == "relay; hit"* ]] ||
+	    { echo "$1 was not reused"; return 1; }
+}
+
+# stale PATH: the second answer for PATH had to ask the upstream again.
+stale() {
+	[[ "$(second_status "$1")" == *"fwd=stale"* ]] &&
+	    [ "$(requests_for "$1")" -eq 2 ] ||
+	    { echo "$1 was reused"; return 1; }
+}
+
+uri() {
+	jq -rn --arg v "$1" '$v | @uri'
+}
+
+@test "Age: a list counts by its first member, an invalid one is ignored, not stale (RFC 9111 5.1)" {
 	start_serve
-	for age in abc 0,%200 -1 7200.0; do
-		url="$SERVE/a?cc=max-age=3600&h=Age:$age"
-		curl -s "$url" >/dev/null
-		curl -s "$url" >/dev/null
-		[ "$(requests_for "/a?cc=max-age=3600&h=Age:$age")" -eq 2 ] ||
-		    { echo "Age: $age was trusted"; false; }
+	for age in abc -7200 +7200 7200.0 '7200;foo=bar' '7200;foo=111' \
+	    '0, 7200' '0,7200' '0, 0' ', 0' '"7200"' 'abc, 7200' 0 10; do
+		reused "/a?cc=max-age=3600&h=$(uri "Age:$age")"
 	done
-	url="$SERVE/a?cc=max-age=3600&h=Age:10"
-	curl -s "$url" >/dev/null
-	eventually is_hit "$url"
+	# on two lines: one list (RFC 9110 5.3)
+	reused "/a?cc=max-age=3600&h=Age:0&h=Age:7200"
+	reused "/a?cc=max-age=3600&h=Age:0&h=Age:0"
+	reused "/a?cc=max-age=10000&h=Age:3600&h=Age:3600"
+	reused "/a?cc=max-age=3600&h=Age:x&h=Age:7200"
+	for age in 7200 '7200, 0' '7200,0' 99999999999; do
+		stale "/b?cc=max-age=3600&h=$(uri "Age:$age")"
+	done
+	stale "/b?cc=max-age=3600&h=Age:7200&h=Age:0"
+}
+
+@test "Expires: exactly one of the three date forms, in any case; any other spelling or two lines is in the past (RFC 9111 5.3, RFC 9110 5.6.7)" {
+	start_serve
+	for when in 'Thu, 18 Aug 2050 02:01:18 GMT' \
+	    'thu, 18 AUG 2050 02:01:18 gmt' \
+	    'Thursday, 18-Aug-50 02:01:18 GMT' \
+	    'THURSDAY, 18-aug-50 02:01:18 GMT' \
+	    'Thu Aug 18 02:01:18 2050' 'Mon Aug  8 02:01:18 2050'; do
+		reused "/e?h=$(uri "Expires:$when")"
+	done
+	for when in 'Thu, 18 Aug 2050 2:01:18 GMT' \
+	    'Thu, 18  Aug  2050 02:01:18 GMT' \
+	    'Thu,  18 Aug 2050 02:01:18 GMT' \
+	    'Thu 18 Aug 2050 02:01:18 GMT' \
+	    'Thu, 18-Aug-2050 02:01:18 GMT' \
+	    'Thu, 18 Aug 2050 02.01.18 GMT' \
+	    'Thu, 18 Aug 50 02:01:18 GMT' \
+	    'Thu, 8 Aug 2050 02:01:18 GMT' \
+	    'Thu, 18 Aug 2050 02:01:18 UTC' \
+	    'Thu, 18 Aug 2050 02:01:18 AEST' \
+	    'Thu, 18 Aug 2050 02:01:18 +0000' \
+	    'Thu, 31 Apr 2050 02:01:18 GMT' \
+	    'Thursday, 18-Aug-2050 02:01:18 GMT' \
+	    'Thu Aug 8 02:01:18 2050' 'Thu Aug 18 2:01:18 2050' \
+	    'Thu Aug 18 02:01:18 2050 GMT' \
+	    'Tue 19 Jan 2038 14:14:08 GMT' 0 never; do
+		stale "/f?h=$(uri "Expires:$when")"
+	done
+	# one date on two lines is not a date (RFC 9110 5.3)
+	stale "/f?h=$(uri 'Expires:Thu, 18 Aug 2050 02:01:18 GMT')&h=$(uri 'Expires:Thu, 18 Aug 2050 02:01:18 GMT')"
+	stale "/f?h=$(uri 'Expires:Thu, 18 Aug 2050 02:01:18 GMT')&h=$(uri 'Expires:Thu, 18 Aug 2050 02:01:19 GMT')"
 }
 
 @test "credentials in a URL go upstream, never into keys, records, logs or messages" {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # Upstreams that break HTTP framing (tests/fixture/broken-upstream):
 # relay-serve answers 502 or cuts the answer short, relay-fetch fails
-# the URL, and nothing is stored (RFC 9112 sections 6.3 and 7.1).
+# the URL, and nothing is stored (RFC 9112 sections 6.3 and 7.1; an
+# interim response with no final one, a 101 not asked for: RFC 9110
+# section 15.2).
 
 bats_require_minimum_version 1.5.0
 load helpers
@@ -28,7 +30,7 @@ one_entry() {
 # it whole.
 CASES="cut-head:502 two-lengths:502 not-http:502
 negative-length:502 text-length:502 huge-head:502 short-body:cut
-bad-chunk:cut cut-chunk:cut"
+bad-chunk:cut cut-chunk:cut interim-only:502 unasked-101:502"
 
 @test "relay-serve: a broken upstream response is 502 or cut short, never stored" {
 	start_serve
@@ -102,6 +104,10 @@ bad-chunk:cut cut-chunk:cut"
 	[ "$stderr" = "relay-fetch: $UP/two-lengths: invalid or differing Content-Length values" ]
 	run --separate-stderr relay-fetch "$UP/cut-head"
 	[ "$stderr" = "relay-fetch: $UP/cut-head: response head cut short" ]
+	run --separate-stderr relay-fetch "$UP/interim-only"
+	[ "$stderr" = "relay-fetch: $UP/interim-only: no final response after an interim one" ]
+	run --separate-stderr relay-fetch "$UP/unasked-101"
+	[ "$stderr" = "relay-fetch: $UP/unasked-101: 101 Switching Protocols, not asked for" ]
 	run relay-fetch "$UP/good"
 	[ "$output" = fine ]
 }

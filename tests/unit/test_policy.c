@@ -19,26 +19,49 @@
 #define T0	784111777	/* Sun, 06 Nov 1994 08:49:37 GMT */
 #define DATE	"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
 
+/*
+ * RFC 9110 section 5.6.7: the three forms exactly as the grammar spells
+ * them, names in any case (RFC 9111 section 4.2).
+ */
 static void
 httpdate_parses_three_forms(void)
 {
-	static const char *const rows[] = {
-		"Sun, 06 Nov 1994 08:49:37 GMT",	/* IMF-fixdate */
-		"Sunday, 06-Nov-94 08:49:37 GMT",	/* RFC 850 */
-		"Sun Nov  6 08:49:37 1994",		/* asctime */
-		"Sun, 06 Nov 1994 08:49:37 GMTxyz",	/* n stops at GMT */
+	static const struct {
+		const char	*text;
+		time_t		 want;
+	} rows[] = {
+		{ "Sun, 06 Nov 1994 08:49:37 GMT", T0 },	/* IMF-fixdate */
+		{ "Sunday, 06-Nov-94 08:49:37 GMT", T0 },	/* rfc850-date */
+		{ "Sun Nov  6 08:49:37 1994", T0 },		/* asctime-date */
+		{ "Sun Nov 06 08:49:37 1994", T0 },		/* 2DIGIT day */
+		{ "Sun Nov 16 08:49:37 1994", T0 + 10 * 86400 },
+		{ "SUN, 06 NOV 1994 08:49:37 GMT", T0 },
+		{ "sun, 06 nov 1994 08:49:37 gmt", T0 },
+		{ "SUNDAY, 06-nov-94 08:49:37 Gmt", T0 },
+		{ "sun nov  6 08:49:37 1994", T0 },
+		/* the day name is the sender's to get right (RFC 5322 3.3) */
+		{ "Mon, 06 Nov 1994 08:49:37 GMT", T0 },
+		{ "Thu, 29 Feb 2000 00:00:00 GMT", 951782400 },
+		{ "Thu, 31 Dec 1998 23:59:60 GMT", 915148800 },	/* leap second */
+		{ "Thu, 01 Jan 1970 00:00:00 GMT", 0 },
+		{ "Fri, 31 Dec 9999 23:59:59 GMT", 253402300799 },
 	};
 	time_t t;
 	size_t i;
 
 	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		t = 0;
-		CHECK_AT(i, httpdate_parse(rows[i], i < 3 ? strlen(rows[i]) :
-		    29, &t) == 0);
-		CHECK_AT(i, t == T0);
+		t = -1;
+		CHECK_AT(i, httpdate_parse(rows[i].text, strlen(rows[i].text),
+		    &t) == 0);
+		CHECK_AT(i, t == rows[i].want);
 	}
+	/* the length given ends the value */
+	CHECK(httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMTxyz", 29, &t) == 0);
+	CHECK(t == T0);
+	CHECK(httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT", 28, &t) < 0);
 }
 
+/* Every other spelling is invalid: an Expires of it is in the past. */
 static void
 httpdate_rejects_garbage(void)
 {
@@ -49,19 +72,120 @@ httpdate_rejects_garbage(void)
 		"Sun, 32 Nov 1994 08:49:37 GMT",
 		"Sun, 06 Foo 1994 08:49:37 GMT",
 		"Sun, 06 Nov 1994 25:49:37 GMT",
+		"Sun, 06 Nov 1994 24:00:00 GMT",
 		"Sun, 06 Nov 1994 08:60:37 GMT",
 		"Sun, 06 Nov 1994 08:49:61 GMT",
 		"Sun, 00 Nov 1994 08:49:37 GMT",
 		"Sun, 0x Nov 1994 08:49:37 GMT",
 		"Sun, 06 Nov 19a4 08:49:37 GMT",
 		"Xyz, 06 Nov 1994 08:49:37 GMT",
+		/* zones other than GMT (RFC 9111 section 4.2) */
 		"Sun, 06 Nov 1994 08:49:37 UTC",
+		"Sun, 06 Nov 1994 08:49:37 AEST",
+		"Sun, 06 Nov 1994 08:49:37 +0000",
+		"Sun, 06 Nov 1994 08:49:37 -0000",
+		"Sunday, 06-Nov-94 08:49:37 UTC",
+		"Sun Nov  6 08:49:37 1994 GMT",
+		/* whitespace the grammar does not have */
+		"Sun, 06  Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov  1994 08:49:37 GMT",
+		"Sun,  06 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994  08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37  GMT",
+		" Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 GMT ",
+		"Sun,	06 Nov 1994 08:49:37 GMT",
+		"Sun, 06	Nov 1994 08:49:37 GMT",
+		"Sun Nov 6 08:49:37 1994",
+		"Sun Nov   6 08:49:37 1994",
+		"Sun  Nov  6 08:49:37 1994",
+		"Sun Nov  6  08:49:37 1994",
+		"Sunday,  06-Nov-94 08:49:37 GMT",
+		/* digits the grammar does not have */
+		"Sun, 06 Nov 1994 8:49:37 GMT",
+		"Sun, 06 Nov 1994 08:9:37 GMT",
+		"Sun, 06 Nov 1994 08:49:7 GMT",
+		"Sun, 6 Nov 1994 08:49:37 GMT",
+		"Sun, 06 Nov 94 08:49:37 GMT",
+		"Sun, 06 Nov 01994 08:49:37 GMT",
+		"Sun, 006 Nov 1994 08:49:37 GMT",
+		"Sun, +6 Nov 1994 08:49:37 GMT",
+		"Sunday, 06-Nov-1994 08:49:37 GMT",
+		"Sunday, 6-Nov-94 08:49:37 GMT",
+		"Sunday, 06-Nov-94 8:49:37 GMT",
+		"Sun Nov  6 8:49:37 1994",
+		"Sun Nov  6 08:49:37 94",
+		"Sun Nov 006 08:49:37 1994",
+		/* separators and names in the wrong form */
+		"Sun 06 Nov 1994 08:49:37 GMT",
+		"Sun, 06-Nov-1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08.49.37 GMT",
+		"Sun, 06 Nov 1994 08:49 GMT",
+		"Sunday, 06 Nov 1994 08:49:37 GMT",
+		"Sun, 06-Nov-94 08:49:37 GMT",
+		"Sund, 06-Nov-94 08:49:37 GMT",
+		"Sun, 06 November 1994 08:49:37 GMT",
+		"Sun, Nov 06 1994 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sunday Nov  6 08:49:37 1994",
+		"Sun, Nov  6 08:49:37 1994",
+		"1994-11-06T08:49:37Z",
+		/* days that are not in the month */
+		"Wed, 31 Apr 1996 00:00:00 GMT",
+		"Wed, 29 Feb 1995 00:00:00 GMT",
+		"Wed, 29 Feb 1900 00:00:00 GMT",
+		"Wed, 30 Feb 2000 00:00:00 GMT",
+		"Wed Feb 30 00:00:00 2000",
 	};
 	time_t t;
 	size_t i;
 
 	for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
 		CHECK_AT(i, httpdate_parse(rows[i], strlen(rows[i]), &t) < 0);
+	CHECK(httpdate_parse("Sun, 06 Nov 1994 08:49:37 G\0MT", 30, &t) < 0);
+	CHECK(httpdate_parse("Sun, 06 Nov\0001994 08:49:37 GMT", 29, &t) < 0);
+}
+
+/*
+ * RFC 9110 section 5.6.7: a two-digit year more than 50 years ahead of
+ * now is the most recent past year with those digits.
+ */
+static void
+httpdate_two_digit_years(void)
+{
+	static const struct {
+		time_t		 now;
+		const char	*text;
+		time_t		 want;
+	} rows[] = {
+		/* now 1994-11-06 08:49:37 */
+		{ T0, "Sunday, 06-Nov-94 08:49:37 GMT", T0 },
+		{ T0, "Saturday, 01-Jan-00 00:00:00 GMT", 946684800 },
+		{ T0, "Thursday, 01-Jan-70 00:00:00 GMT", 0 },
+		{ T0, "Friday, 01-Jan-44 00:00:00 GMT", 2335219200 },
+		/* 2045-01-01 is more than 50 years ahead: 1945 */
+		{ T0, "Monday, 01-Jan-45 00:00:00 GMT", -788918400 },
+		/* 2044-11-06 08:49:37 is exactly 50 years ahead */
+		{ T0, "Sunday, 06-Nov-44 08:49:37 GMT", 2362034977 },
+		{ T0, "Monday, 06-Nov-44 08:49:38 GMT", -793725022 },
+		/* now 2030-01-01: 2080 is 50 years ahead, 2081 more */
+		{ 1893456000, "Monday, 01-Jan-80 00:00:00 GMT", 3471292800 },
+		{ 1893456000, "Thursday, 01-Jan-81 00:00:00 GMT", 347155200 },
+		{ 1893456000, "Tuesday, 01-Jan-30 00:00:00 GMT", 1893456000 },
+		/* now 2095: "05" is 2105, not 2005 */
+		{ 3944678400, "Thursday, 01-Jan-05 00:00:00 GMT", 4260211200 },
+	};
+	time_t t;
+	size_t i;
+
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		t = -1;
+		CHECK_AT(i, httpdate_parse_at(rows[i].text,
+		    strlen(rows[i].text), rows[i].now, &t) == 0);
+		if (t != rows[i].want)
+			printf("# got %lld\n", (long long)t);
+		CHECK_AT(i, t == rows[i].want);
+	}
 }
 
 static void
@@ -162,6 +286,36 @@ lifetimes(void)
 		{ "Date: yesterday\r\n"
 		    "Expires: Sun, 06 Nov 1994 08:50:27 GMT\r\n", 50 },
 		{ DATE "Expires: 0\r\n", 0 },
+		/* RFC 9111 section 4.2: names in any case */
+		{ DATE "Expires: sun, 06 NOV 1994 09:49:37 gmt\r\n", 3600 },
+		{ DATE "Expires: Sun Nov  6 09:49:37 1994\r\n", 3600 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT \r\n", 3600 },
+		/* RFC 9111 section 5.3: an invalid date is in the past */
+		{ DATE "Expires: Sun Nov 6 09:49:37 1994\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994  09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 9:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 6 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun 06 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06-Nov-1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09.49.37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 94 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 UTC\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 AEST\r\n", 0 },
+		{ DATE "Expires: Tue 19 Jan 2038 14:14:08 GMT\r\n", 0 },
+		{ DATE "Expires: \r\n", 0 },
+		/* …and so is one on two lines (RFC 9110 section 5.3) */
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:38 GMT\r\n", 0 },
+		{ DATE "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n"
+		    "expires: \r\n", 0 },
+		/* a Date on two lines is not one: the time received is */
+		{ "Date: Sun, 06 Nov 1994 08:00:00 GMT\r\n"
+		    "Date: Sun, 06 Nov 1994 08:00:00 GMT\r\n"
+		    "Expires: Sun, 06 Nov 1994 09:49:37 GMT\r\n", 3600 },
+		{ DATE "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n"
+		    "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n", 42 },
 		{ DATE "Expires: Sun, 06 Nov 1994 08:49:27 GMT\r\n", 0 },
 		{ DATE "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n", 0 },
 		{ DATE "Last-Modified: Sun, 06 Nov 1994 08:32:57 GMT\r\n",
@@ -196,13 +350,31 @@ ages(void)
 		{ 1, -100, "30", -2, 0, 100 },		/* the larger */
 		{ 1, -5, "30", -2, 0, 32 },
 		{ 1, 50, NULL, 0, 0, 0 },		/* Date ahead */
-		/* an Age that does not parse: stale from the start */
-		{ 0, 0, "abc", -3, 0, POLICY_DELTA_MAX + 3 },
-		{ 0, 0, "0, 0", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "-7200", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "7200.0", 0, 0, POLICY_DELTA_MAX },
-		{ 0, 0, "7200;foo=bar", 0, 0, POLICY_DELTA_MAX },
+		/* RFC 9111 section 5.1: a list's first member */
+		{ 0, 0, "0, 0", 0, 0, 0 },
+		{ 0, 0, "0,7200", 0, 0, 0 },
+		{ 0, 0, "7200, 0", 0, 0, 7200 },
+		{ 0, 0, "3600 ,\t3600", 0, 0, 3600 },
+		{ 0, 0, ", ,30, 5", -2, 0, 32 },	/* empty members */
+		{ 0, 0, "30 ", -2, 0, 32 },
+		/* …and an invalid one is ignored: 0 */
+		{ 0, 0, "abc", -3, 0, 3 },
+		{ 0, 0, "-7200", 0, 0, 0 },
+		{ 0, 0, "+7200", 0, 0, 0 },
+		{ 0, 0, "7200.0", 0, 0, 0 },
+		{ 0, 0, "7200;foo=bar", 0, 0, 0 },
+		{ 0, 0, "7200;foo=111", 0, 0, 0 },
+		{ 0, 0, "72 00", 0, 0, 0 },
+		{ 0, 0, "0x10", 0, 0, 0 },
+		{ 0, 0, "\"7200\"", 0, 0, 0 },
+		{ 0, 0, "abc, 7200", 0, 0, 0 },
+		{ 0, 0, "", 0, 0, 0 },
+		{ 0, 0, " , ", 0, 0, 0 },
+		{ 1, -100, "abc", -2, 0, 100 },		/* Date still counts */
+		/* RFC 9111 section 1.2.2: too large is 2^31 */
 		{ 0, 0, "99999999999", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "2147483648", 0, 0, POLICY_DELTA_MAX },
+		{ 0, 0, "2147483647", 0, 0, POLICY_DELTA_MAX - 1 },
 		{ 0, 0, "7", 5, 0, 7 },		/* clock went back */
 	};
 	struct policy_times pt;
@@ -569,16 +741,41 @@ merge_304(void)
 	buf_free(&out);
 }
 
-/* Two Age lines are no more trusted than one that does not parse. */
+/*
+ * RFC 9111 section 5.1 with RFC 9110 section 5.3: Age on several lines
+ * is one list, whose first member counts; an invalid one is ignored.
+ */
 static void
-age_twice(void)
+age_lines(void)
 {
+	static const struct {
+		const char	*headers;
+		long long	 age;
+	} rows[] = {
+		{ "Age: 0\r\nAge: 0\r\n", 0 },
+		{ "Age: 0\r\nAge: 7200\r\n", 0 },
+		{ "Age: 7200\r\nAge: 0\r\n", 7200 },
+		{ "Age: 3600\r\nAge: 3600\r\n", 3600 },
+		{ "age: 10\r\nX: 1\r\nAGE: abc\r\n", 10 },
+		{ "Age: \r\nAge: 5\r\n", 5 },
+		{ "Age: ,\r\nAge: , 6\r\n", 6 },
+		{ "Age: abc\r\nAge: 10\r\n", 0 },
+		{ "Age: -1\r\nAge: 10\r\n", 0 },
+		{ "Age: 10\r\n", 10 },
+		{ "X-Age: 10\r\n", 0 },
+	};
 	struct policy_times t;
+	size_t i;
 
-	policy_times_from("Age: 0\r\nAge: 0\r\n", T0, T0, &t);
-	CHECK(t.age == POLICY_DELTA_MAX);
-	policy_times_from("Age: 10\r\n", T0, T0, &t);
-	CHECK(t.age == 10);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		policy_times_from(rows[i].headers, T0, T0, &t);
+		CHECK_AT(i, t.age == rows[i].age);
+	}
+	/* as list-dishes reads a relay's Age */
+	CHECK(policy_age_value("7200, 0") == 7200);
+	CHECK(policy_age_value("  42  ") == 42);
+	CHECK(policy_age_value("7200;foo=111") == 0);
+	CHECK(policy_age_value("") == 0);
 }
 
 /* RFC 9111 section 5.2.2.3 */
@@ -629,6 +826,7 @@ targeted_fields(void)
 static const struct unit_test tests[] = {
 	TEST(httpdate_parses_three_forms),
 	TEST(httpdate_rejects_garbage),
+	TEST(httpdate_two_digit_years),
 	TEST(httpdate_round_trip),
 	TEST(directives),
 	TEST(lifetimes),
@@ -646,7 +844,7 @@ static const struct unit_test tests[] = {
 	TEST(stale_if_error),
 	TEST(variants),
 	TEST(merge_304),
-	TEST(age_twice),
+	TEST(age_lines),
 	TEST(must_understand),
 	TEST(targeted_fields),
 };
