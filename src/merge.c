@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,23 +570,36 @@ fan_pump(struct merge *m)
 		finish(m);
 }
 
-/* An item as a path segment: a string as it is, a number as JSON. */
-static int
+/*
+ * An item as a path segment's text: a string as it is, a number as
+ * JSON. Returns NULL, or why it cannot be one. jq keeps numbers as
+ * doubles: an integer of 2^53 or more may have been rounded (jq reads
+ * 9007199254740993 as ...992), so it is refused, never asked for as
+ * another one.
+ */
+static const char *
 item_text(jv item, char *out, size_t len)
 {
+	double v;
 	jv s;
 
-	if (jv_get_kind(item) == JV_KIND_STRING)
+	out[0] = '\0';
+	if (jv_get_kind(item) == JV_KIND_STRING) {
 		snprintf(out, len, "%s", jv_string_value(item));
-	else if (jv_get_kind(item) == JV_KIND_NUMBER) {
+	} else if (jv_get_kind(item) == JV_KIND_NUMBER) {
+		v = jv_number_value(item);
+		if (!(fabs(v) < 9007199254740992.0)) {	/* 2^53, NaN, inf */
+			jv_free(item);
+			return "an item that is a number of 2^53 or more, "
+			    "which jq does not keep exact: give it as a string";
+		}
 		s = jv_dump_string(jv_copy(item), 0);
 		snprintf(out, len, "%s", jv_string_value(s));
 		jv_free(s);
-	} else {
-		out[0] = '\0';
 	}
 	jv_free(item);
-	return out[0] != '\0';
+	return out[0] != '\0' ? NULL : "an item that is not a string or "
+	    "a number that can be a path segment";
 }
 
 /* An item of each's: one more call, unless there are max-items. */
@@ -608,9 +622,11 @@ take_item(struct merge *m)
 	memset(c, 0, sizeof *c);
 	c->m = m;
 	c->fan = 1;
-	if (item_text(jv_parse_sized(buf_cstr(text), (int)text->len), item,
-	    sizeof item))
-		c->path = route_each_path(e, &m->params, item);
+	if ((c->error = item_text(jv_parse_sized(buf_cstr(text),
+	    (int)text->len), item, sizeof item)) == NULL &&
+	    (c->path = route_each_path(e, &m->params, item)) == NULL)
+		c->error = "an item that cannot be a path segment (empty, a "
+		    "dot segment, a slash or a control character)";
 	return 0;
 }
 
@@ -778,8 +794,8 @@ start_call(struct merge *m, struct call *c, const char *name, char *path)
 		free(url);
 	}
 	if (key == NULL) {
-		c->error = path == NULL ? "an item that is not a string or "
-		    "a number that can be a path segment" : "bad call URL";
+		if (path != NULL || c->error == NULL)	/* else the item's */
+			c->error = "bad call URL";
 		call_done(c);
 		return;
 	}

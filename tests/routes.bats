@@ -145,6 +145,23 @@ EOF
 	within 10 sh -c 'curl -s "$0/fan" | jq -e ". == []"' "$SERVE"
 }
 
+@test "each: an item that is no segment, or a number jq may have rounded, is a failed call, never another URL" {
+	start_upstream
+	items_route '["a","..",".","",9007199254740993,-9007199254740993,1e300,12,1.5]' partial
+	start_serve --routes items.routes --workers 1
+	run curl -s "$SERVE/fan"
+	[ "$(echo "$output" | jq -c .)" = '["a",null,null,null,null,null,null,"12","1.5"]' ]
+	# nothing was asked in their place: not the collection, not ...992
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/item')" -eq 3 ]
+	! curl -s "$UP/_log" | grep -q '9007199254740992' || false
+	# failing the route, it says why
+	items_route '[9007199254740993]' fail
+	kill -HUP "$SERVE_PID"
+	eventually grep -q 'routes reloaded' serve.log
+	curl -s -o /dev/null "$SERVE/fan"
+	eventually grep -q 'number of 2^53 or more' serve.log
+}
+
 @test "cache: a complete merged answer is kept; an incomplete one is not" {
 	events_routes partial
 	sed -i 's/^\tttl 252$/\tttl 252\n\tcache 1m/' events.routes
