@@ -27,7 +27,9 @@
 #define ABANDONED_SECS	600	/* a body unwritten for this long lost its writer */
 #define COLLECT_BATCH	16	/* chunks deleted per transaction */
 #define UNDO_ROOM	(64 * 1024)	/* kept free for a failed write's undoing */
-#define APPLICATION_ID	0x72656c79	/* "rely" */
+#define APPLICATION_ID	1919249529	/* 0x72656c79, "rely" */
+#define STRINGIFY(x)	STRINGIFY_(x)
+#define STRINGIFY_(x)	#x
 
 /*
  * The oldest SQLite with all that relay asks of it: the name
@@ -804,32 +806,50 @@ recheck_schema(struct store *s)
 	return 0;
 }
 
+/* A file's migrations (each takes its version one up), and its version. */
+struct schema {
+	const char *const	*migrations;
+	int			 latest;
+	int			(*version)(struct store *, int *);
+	const char		*stamp;		/* SQL once migrated, or "" */
+};
+
 /*
  * Applies the missing migrations in one transaction: begin_write checks
  * the file again under the lock, another process may have been first.
  */
 static int
-migrate(struct store *s)
+migrate(struct store *s, const struct schema *sc)
 {
 	char sql[64];
 	int version;
 
 	if (begin_write(s) < 0)
 		return -1;
-	if (pragma_int(s, "PRAGMA user_version", &version) < 0)
+	if (sc->version(s, &version) < 0)
 		goto fail;
-	for (; version < LATEST_VERSION; version++)
-		if (exec(s, migrations[version], "upgrade") < 0)
+	for (; version < sc->latest; version++)
+		if (exec(s, sc->migrations[version], "upgrade") < 0)
 			goto fail;
-	snprintf(sql, sizeof sql, "PRAGMA user_version = %d; "
-	    "PRAGMA application_id = %d", LATEST_VERSION, APPLICATION_ID);
-	if (exec(s, sql, "upgrade") < 0)
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", sc->latest);
+	if (exec(s, sql, "upgrade") < 0 || exec(s, sc->stamp, "upgrade") < 0)
 		goto fail;
 	return commit(s);
 fail:
 	rollback(s);
 	return -1;
 }
+
+static int
+cache_version(struct store *s, int *version)
+{
+	return pragma_int(s, "PRAGMA user_version", version);
+}
+
+static const struct schema cache_schema = {
+	migrations, LATEST_VERSION, cache_version,
+	"PRAGMA application_id = " STRINGIFY(APPLICATION_ID),
+};
 
 /*
  * Garbage another process left (a write that failed on a full disk and
@@ -880,7 +900,7 @@ setup(struct store *s)
 	    " PRAGMA secure_delete = FAST", "open") < 0)
 		return -1;
 	size_wal(s);
-	if (version < LATEST_VERSION && migrate(s) < 0)
+	if (version < LATEST_VERSION && migrate(s, &cache_schema) < 0)
 		return -1;
 	return s->create ? note_garbage(s) : 0;
 }
@@ -2388,28 +2408,9 @@ check_queue(struct store *s)
 	return s->empty ? 0 : check_schema(s, queue_schema, version);
 }
 
-/* The queue file's missing versions, in one transaction. */
-static int
-migrate_queue(struct store *s)
-{
-	char sql[48];
-	int version;
-
-	if (begin_write(s) < 0)
-		return -1;
-	if (queue_version(s, &version) < 0)
-		goto fail;
-	for (; version < QUEUE_VERSION; version++)
-		if (exec(s, queue_schema[version], "upgrade") < 0)
-			goto fail;
-	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", QUEUE_VERSION);
-	if (exec(s, sql, "upgrade") < 0)
-		goto fail;
-	return commit(s);
-fail:
-	rollback(s);
-	return -1;
-}
+static const struct schema queue_file = {
+	queue_schema, QUEUE_VERSION, queue_version, "",
+};
 
 static int
 setup_queue(struct store *s)
@@ -2430,7 +2431,7 @@ setup_queue(struct store *s)
 	/* The log's room goes back once a large body is checkpointed. */
 	if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 	    " PRAGMA journal_size_limit = 4194304", "open") < 0 ||
-	    migrate_queue(s) < 0)
+	    migrate(s, &queue_file) < 0)
 		return -1;
 	return check_at_open(s);
 }
