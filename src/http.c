@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +220,25 @@ list_has(const char *v, size_t n, const char *token)
 
 struct seen {
 	int	host, length, chunked, close, keep_alive;
+	int	repeats;		/* a name came on two lines */
+	size_t	names;
+	struct { const char *p; size_t n; } name[HTTP_MAX_FIELDS];
 };
+
+/* Notes the field's name, and whether a line before had it too. */
+static void
+note_name(struct seen *s, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < s->names && !s->repeats; i++)
+		s->repeats = s->name[i].n == n &&
+		    strncasecmp(s->name[i].p, p, n) == 0;
+	if (s->names < HTTP_MAX_FIELDS) {
+		s->name[s->names].p = p;
+		s->name[s->names++].n = n;
+	}
+}
 
 /* What the framing and connection fields say (RFC 9112 sections 6, 9). */
 static ssize_t
@@ -284,6 +303,7 @@ parse_field(const char *p, size_t n, struct http_request *r,
 	h.name = p;
 	h.name_len = (size_t)(colon - p);
 	h.value_len = (size_t)(end - h.value);
+	note_name(s, h.name, h.name_len);
 	headers_add(&r->fields, h.name, h.name_len, h.value, h.value_len);
 	return note_field(&h, r, s, why);
 }
@@ -317,7 +337,8 @@ framing(struct http_request *r, const struct seen *s, const char **why)
 	/* Content-Length: 0 is content, though empty; no framing is none */
 	r->has_content = s->chunked || s->length;
 	r->keep_alive = r->minor >= 1 ? !s->close : s->keep_alive && !s->close;
-	combine_fields(r);
+	if (s->repeats)
+		combine_fields(r);
 	return 0;
 }
 
@@ -333,11 +354,12 @@ http_parse_request(const char *p, size_t n, struct http_request *r,
     const char **why)
 {
 	const char *start = p, *end = p + n, *lf;
-	struct seen seen = { 0 };
+	struct seen seen;
 	ssize_t rc;
 	int fields = 0;
 
 	http_request_free(r);
+	memset(&seen, 0, offsetof(struct seen, name));	/* names: as noted */
 	while (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end &&
 	    p[1] == '\n')))
 		p += *p == '\r' ? 2 : 1;

@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,21 +698,48 @@ refuse_object(struct store *s, sqlite3_stmt *row, const char *why)
  * trigger, a column's default, an index on an expression) ever runs
  * in relay's statements.
  */
-static int
-check_schema(struct store *s, const char *const *sql, int n)
+/*
+ * What the first n statements of sql make of an empty database, made
+ * once a process for each (a process opens its files several times,
+ * and one a connection under inetd): an in-memory database, kept.
+ */
+static sqlite3 *
+schema_made(const char *const *sql, int n)
 {
+	static struct { const char *const *sql; int n; sqlite3 *mem; }
+	    made[16];	/* a file kind and version each: a few at most */
+	static size_t nmade;
 	sqlite3 *mem = NULL;
-	sqlite3_stmt *have = NULL, *want = NULL;
-	int i, rh, rw, order, rc = 0;
+	size_t k;
+	int i, rc = SQLITE_OK;
 
+	for (k = 0; k < nmade; k++)
+		if (made[k].sql == sql && made[k].n == n)
+			return made[k].mem;
 	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK)
 		out_of_memory();
 	for (i = 0; i < n && rc == SQLITE_OK; i++)
 		rc = sqlite3_exec(mem, sql[i], NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(mem, schema_rows, -1, &want, NULL);
 	assert(rc == SQLITE_OK);	/* relay's own SQL, on a new database */
+	assert(nmade < sizeof made / sizeof made[0]);
+	made[nmade].sql = sql;
+	made[nmade].n = n;
+	made[nmade++].mem = mem;
+	return mem;
+}
+
+static int
+check_schema(struct store *s, const char *const *sql, int n)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	sqlite3_stmt *have = NULL, *want = NULL;
+	int rh, rw, order, rc;
+
+	pthread_mutex_lock(&lock);	/* the writer thread opens files too */
+	rc = sqlite3_prepare_v2(schema_made(sql, n), schema_rows, -1, &want,
+	    NULL);
+	assert(rc == SQLITE_OK);
 	if ((rh = sqlite3_prepare_v2(s->db, schema_rows, -1, &have, NULL)) !=
 	    SQLITE_OK)
 		rc = fail(s, rh, "open");
@@ -734,7 +762,7 @@ check_schema(struct store *s, const char *const *sql, int n)
 		rc = fail(s, rh, "open");
 	sqlite3_finalize(have);
 	sqlite3_finalize(want);
-	sqlite3_close(mem);
+	pthread_mutex_unlock(&lock);
 	return rc;
 }
 

@@ -41,16 +41,23 @@ const char url_too_long[] = "longer than 8192 bytes";
 char *
 url_encode_invalid(const char *text)
 {
-	const unsigned char *s = (const unsigned char *)text;
+	const unsigned char *s = (const unsigned char *)text, *run;
 	struct buf out = BUF_INIT;
 	size_t n;
 
 	buf_cstr(&out);
-	for (; *s != '\0'; s += n > 0 ? n : 1)
+	while (*s != '\0') {
+		for (run = s; *s != '\0' && *s < 0x80; s++)
+			;	/* ASCII, the common case, goes in one piece */
+		buf_add(&out, run, (size_t)(s - run));
+		if (*s == '\0')
+			break;
 		if ((n = utf8_sequence(s, 4)) == 0)
 			buf_printf(&out, "%%%02X", *s);
 		else
 			buf_add(&out, s, n);
+		s += n > 0 ? n : 1;
+	}
 	return (char *)buf_cstr(&out);
 }
 
