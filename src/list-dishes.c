@@ -1194,8 +1194,7 @@ parse_options(int argc, char **argv)
 	const char *env;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", long_options,
-	    NULL)) != -1) {
+	while ((opt = prog_getopt(argc, argv, ":h", long_options)) != -1) {
 		switch (opt) {
 		case 'c': cache_option = optarg; break;
 		case 'J': json_output = 1; break;

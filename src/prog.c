@@ -3,6 +3,7 @@
  * exist, signals set for filters, a checked stdout at exit, diagnostics
  * safe for a terminal; and the option and clock helpers they all need.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,7 +26,7 @@ prog_init(char **argv)
 {
 	int fd;
 
-	/* getopt's messages then name the program as every other does. */
+	/* The name every message gives, wherever argv[0] is shown. */
 	argv[0] = program_invocation_short_name;
 
 	/*
@@ -110,6 +111,80 @@ prog_err(int status, const char *fmt, ...)
 	say(errnum, fmt, ap);
 	va_end(ap);
 	exit(status);
+}
+
+/*
+ * The long option an argument names ("--name" or "--name=value"), as
+ * getopt_long finds it: the exact name, else the one it begins.
+ */
+static const struct option *
+long_option_named(const char *given, const struct option *longopts)
+{
+	const struct option *o, *prefix = NULL;
+	size_t len;
+
+	if (strncmp(given, "--", 2) != 0)
+		return NULL;
+	given += 2;
+	len = strcspn(given, "=");
+	for (o = longopts; o->name != NULL; o++) {
+		if (strncmp(o->name, given, len) != 0)
+			continue;
+		if (o->name[len] == '\0')
+			return o;
+		if (prefix == NULL)
+			prefix = o;
+	}
+	return prefix;
+}
+
+/*
+ * Says what is wrong with the option getopt_long just refused ('?', or
+ * ':' for a missing argument). The argument it is in is the last one
+ * taken, argv[optind - 1], except for a letter inside "-abc", which
+ * optopt holds alone.
+ */
+static void
+option_error(int opt, char *const argv[], const struct option *longopts)
+{
+	const char *given = argv[optind - 1];
+	const struct option *o = long_option_named(given, longopts);
+
+	if (opt == ':' && o != NULL)
+		prog_warnx("option '%s' requires an argument", given);
+	else if (opt == ':')
+		prog_warnx("option '-%c' requires an argument", optopt);
+	else if (optopt == 0 && o != NULL)	/* it begins several names */
+		prog_warnx("option '%s' is ambiguous", given);
+	else if (optopt == 0)	/* getopt_long's mark of a long one */
+		prog_warnx("unrecognized option '%s'", given);
+	else if (o != NULL && o->val == optopt && o->has_arg == no_argument &&
+	    strchr(given, '=') != NULL)
+		prog_warnx("option '--%s' doesn't allow an argument", o->name);
+	else
+		prog_warnx("invalid option '-%c'", optopt);
+}
+
+/*
+ * getopt_long, whose messages would show argv as it is, control bytes
+ * and all: here they go through prog_warnx instead. optstring starts
+ * with ':' (after a '-' or '+'), so that a missing argument is told
+ * apart; a refused option comes back as '?' for the caller's usage().
+ */
+int
+prog_getopt(int argc, char *const argv[], const char *optstring,
+    const struct option *longopts)
+{
+	int opt;
+
+	assert(optstring[optstring[0] == '-' || optstring[0] == '+'] == ':');
+	opterr = 0;
+	opt = getopt_long(argc, argv, optstring, longopts, NULL);
+	if (opt == '?' || opt == ':') {
+		option_error(opt, argv, longopts);
+		return '?';
+	}
+	return opt;
 }
 
 /* Flushes stdout; a failed write turns the exit status into EX_IOERR. */

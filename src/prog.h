@@ -9,6 +9,7 @@
 #define EXIT_PARTIAL 1	/* some items failed, or not found */
 #define EXIT_USAGE 2
 
+#include <getopt.h>
 #include <pthread.h>
 
 #include "store.h"
@@ -22,6 +23,8 @@ _Noreturn void	 prog_errx(int, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 _Noreturn void	 prog_err(int, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+int		 prog_getopt(int, char *const [], const char *,
+		    const struct option *);
 int		 prog_finish_stdout(int);
 long long	 prog_now_ms(void);
 long long	 prog_clock_us(void);

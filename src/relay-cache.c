@@ -1068,8 +1068,8 @@ main(int argc, char *argv[])
 	prog_init(argv);
 	now = time(NULL);
 	/* "-": operands arrive in order as 1, so options may follow the command. */
-	while ((opt = getopt_long(argc, argv, "-c:fH:hivX:", long_options,
-	    NULL)) != -1) {
+	while ((opt = prog_getopt(argc, argv, "-:c:fH:hivX:",
+	    long_options)) != -1) {
 		if (opt != 1 && opt != 'c' && opt != '?') {
 			given_text[ngiven] = argv[optind - 1];
 			given[ngiven++] = option_letter(opt);

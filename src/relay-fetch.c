@@ -1636,8 +1636,8 @@ parse_options(int argc, char **argv)
 	long long v;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "H:hij:Lo:", long_options,
-	    NULL)) != -1) {
+	while ((opt = prog_getopt(argc, argv, ":H:hij:Lo:",
+	    long_options)) != -1) {
 		if (options_parse(&opts, opt, optarg) ||
 		    shared_option(&shared_opts, opt, optarg))
 			continue;

@@ -390,8 +390,7 @@ main(int argc, char *argv[])
 	prog_init(argv);
 	named = jv_object();
 	incomplete = jv_array();
-	while ((opt = getopt_long(argc, argv, "chr", long_options,
-	    NULL)) != -1) {
+	while ((opt = prog_getopt(argc, argv, ":chr", long_options)) != -1) {
 		switch (opt) {
 		case 'c':
 			compact = 1;

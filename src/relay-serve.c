@@ -1919,7 +1919,7 @@ parse_options(int argc, char **argv)
 {
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+	while ((opt = prog_getopt(argc, argv, ":h", long_options)) != -1) {
 		if (opt == 'h') {
 			fputs(usage_text, stdout);
 			fputs(help_text, stdout);

@@ -16,6 +16,7 @@
 #include "prog.h"
 #include "sha1.h"
 #include "shared.h"
+#include "store.h"
 
 #define REPORT_KEEP_MS	60000	/* a gathering's rows, in Redis */
 
@@ -318,6 +319,24 @@ integer_of(const redisReply *r)
 	return r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 }
 
+/*
+ * Why the store would refuse e (store_entry_invalid), or NULL. What
+ * another host, or anyone with the Redis password, put in the tier is
+ * neither imported nor answered unless the store would keep it: a
+ * shared entry is a GET's, of its body's size.
+ */
+static const char *
+entry_invalid(const struct shared_entry *e, char *why, size_t len)
+{
+	char get[] = "GET";
+	struct store_entry as_stored = {
+		.method = get, .status = e->r.status,
+		.size = (long long)e->body_len,
+	};
+
+	return store_entry_invalid(&as_stored, why, len);
+}
+
 /* find's reply, for url, as what was found (entry valid while reply is). */
 void
 shared_found_of(const redisReply *reply, const char *url,
@@ -344,7 +363,12 @@ shared_found_of(const redisReply *reply, const char *url,
 	} else if ((v = reply->element[1])->type != REDIS_REPLY_STRING)
 		f->why = "an entry that is no string";
 	else if (shared_entry_decode(v->str, v->len, url, &f->entry,
-	    &f->why) == 0)
+	    &f->why) < 0)
+		;
+	else if ((f->why = entry_invalid(&f->entry, f->invalid,
+	    sizeof f->invalid)) != NULL)
+		shared_entry_free(&f->entry);
+	else
 		f->kind = SHARED_ENTRY;
 }
 

@@ -66,6 +66,7 @@ struct shared_found {
 	struct shared_entry	 entry;
 	long long		 busy_ms;
 	const char		*why;		/* FAILED: NULL if down */
+	char			 invalid[160];	/* why, for an entry refused */
 };
 
 struct shared;

@@ -91,7 +91,8 @@ shared_entry_decode(const char *p, size_t n, const char *url,
 		return -1;
 	p += strlen(MAGIC);
 	*why = "a bad head";
-	if (next_number(&p, end, ' ', 100, 999, &status) < 0 ||
+	/* three digits (RFC 9110 15); which are kept is the store's rule */
+	if (next_number(&p, end, ' ', 0, 999, &status) < 0 ||
 	    next_number(&p, end, ' ', 0, TIME_MAX, &req_t) < 0 ||
 	    next_number(&p, end, '\n', req_t, TIME_MAX, &resp_t) < 0)
 		return -1;

@@ -143,6 +143,7 @@ read_body(struct store *s, const struct store_entry *e, long long max,
 /*
  * A row for an entry read from s, with its change number: a tombstone
  * if deleted, else with its body if that is at most max bytes.
+ * STORE_DAMAGED, adding nothing, if that body is not whole.
  */
 int
 snapshot_add(struct snapshot *sn, struct store *s, const struct store_entry *e,
@@ -152,6 +153,8 @@ snapshot_add(struct snapshot *sn, struct store *s, const struct store_entry *e,
 	char why[80];
 	int have = 0, rc;
 
+	if (!deleted && e->size <= max && (rc = store_body_check(s, e)) < 0)
+		return rc;
 	if (!deleted && (have = read_body(s, e, max, &body)) < 0) {
 		buf_free(&body);
 		snprintf(sn->why, sizeof sn->why, "%s", store_error(s));

@@ -1960,18 +1960,17 @@ store_changes_new(struct store *s, const char *prefix, long long after,
 	return it;
 }
 
-/* store_iter_next for store_changes_new: the entry and its number. */
+/*
+ * store_iter_next for store_changes_new: the entry and its number; for
+ * STORE_DAMAGED, its number alone, so that a page goes on past it.
+ */
 int
 store_changes_next(struct store_iter *it, struct store_entry *e,
     long long *changed)
 {
-	int rc;
+	int rc = store_iter_next(it, e);
 
-	/* A damaged entry is never served: to another host neither. */
-	while ((rc = store_iter_next(it, e)) == STORE_DAMAGED)
-		;
-
-	if (rc > 0)
+	if (rc > 0 || rc == STORE_DAMAGED)
 		*changed = sqlite3_column_int64(it->st, 17);
 	return rc;
 }

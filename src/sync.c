@@ -15,6 +15,7 @@
 #include "io.h"
 #include "json.h"
 #include "num.h"
+#include "prog.h"
 #include "snapshot.h"
 #include "sync.h"
 
@@ -188,6 +189,17 @@ add_entry(struct sync *y, struct writer *w, const struct store_entry *e,
 }
 
 /*
+ * An entry relay did not write, or whose body is not whole, is left
+ * out, as relay-cache dump leaves it out; the stream goes on.
+ */
+static int
+left_out(struct sync *y)
+{
+	prog_warnx("%s: left out of the sync", store_error(y->s));
+	return 0;
+}
+
+/*
  * The next part of the stream: the first line, then a page of entries,
  * appended to out; or, for a snapshot, the page added to it. A page
  * ends after SYNC_PAGE entries or SYNC_PAGE_BYTES of bodies, so that a
@@ -213,12 +225,17 @@ sync_next(struct sync *y, struct buf *out)
 	rc = it == NULL || (y->snap != NULL && snapshot_begin(y->snap) < 0) ?
 	    -1 : 0;
 	while (rc == 0 && bytes < SYNC_PAGE_BYTES &&
-	    (rc = store_changes_next(it, &e, &changed)) > 0) {
+	    ((rc = store_changes_next(it, &e, &changed)) > 0 ||
+	    rc == STORE_DAMAGED)) {
 		n++;
 		y->after = changed;
-		bytes += e.size < SYNC_MAX_BODY ? e.size : 0;
-		rc = add_entry(y, w, &e, changed);
-		store_entry_free(&e);
+		if (rc > 0) {
+			bytes += e.size < SYNC_MAX_BODY ? e.size : 0;
+			rc = add_entry(y, w, &e, changed);
+			store_entry_free(&e);
+		}
+		if (rc == STORE_DAMAGED)
+			rc = left_out(y);
 	}
 	store_iter_free(it);
 	writer_flush(w);

@@ -102,6 +102,59 @@ examples_of() {
 	grep -q '^ok ' <<<"$output"
 }
 
+# exit_statuses PAGE: the statuses its EXIT STATUS section lists (.It N).
+exit_statuses() {
+	sed -n '/^\.Sh EXIT STATUS/,/^\.Sh /s/^\.It \([0-9][0-9]*\).*/\1/p' "$ROOT/man/$1"
+}
+
+# [OUT=FILE] exits N PROG ARGS...: PROG, its output to FILE (/dev/null),
+# exits with N, a status its page and the table of relay(7) both list.
+exits() {
+	local want=$1 page
+	shift
+	run bash -c '"$@" >"$0"' "${OUT:-/dev/null}" "$@"
+	[ "$status" -eq "$want" ] || { echo "$*: $status, not $want: $output"; false; }
+	page=$(cd "$ROOT/man" && ls "$1".[18])
+	exit_statuses "$page" | grep -qx "$want" || { echo "$page lacks $want"; false; }
+	exit_statuses relay.7 | grep -qx "$want" || { echo "relay.7 lacks $want"; false; }
+}
+
+@test "each program's EXIT STATUS lists what it exits with, and the table of relay(7) lists each of them" {
+	for page in list-dishes.1 relay-cache.1 relay-fetch.1 relay-merge.1 relay-serve.8; do
+		[ -n "$(exit_statuses "$page")" ]
+		for n in $(exit_statuses "$page"); do
+			exit_statuses relay.7 | grep -qx "$n" || { echo "relay.7 lacks $page's $n"; false; }
+		done
+	done
+	echo nope >notdb
+	echo '"x"' >x.json
+	exits 5 relay-merge 'error("x")' x.json
+	exits 65 relay-merge . notdb
+	exits 66 relay-merge . missing.json
+	OUT=/dev/full exits 74 relay-merge . x.json
+	exits 2 relay-merge
+	exits 2 relay-fetch --bogus
+	exits 65 relay-fetch --upstream http://127.0.0.1:1 --cache notdb /x
+	exits 66 relay-fetch --cacert missing http://127.0.0.1:1/
+	exits 69 relay-fetch --retry 0 http://127.0.0.1:1/x
+	exits 78 relay-fetch --shared foo://x http://127.0.0.1:1/
+	OUT=/dev/full exits 74 relay-fetch --help
+	exits 65 relay-cache -c notdb ls
+	exits 66 relay-cache queue rm 5
+	RELAY_CACHE='' HOME='' exits 78 relay-cache ls
+	OUT=/dev/full exits 74 relay-cache --help
+	exits 2 relay-serve --bogus
+	exits 65 relay-serve --upstream http://127.0.0.1:1/ --cache notdb --listen 127.0.0.1:0
+	exits 66 relay-serve --upstream http://127.0.0.1:1/ --cacert missing --listen 127.0.0.1:0
+	exits 73 relay-serve --upstream http://127.0.0.1:1/ --access-log missing/log --listen 127.0.0.1:0
+	exits 78 relay-serve --upstream 'not a url' --listen 127.0.0.1:0
+	exits 78 relay-serve --upstream http://127.0.0.1:1/ --admin-token-file missing --listen 127.0.0.1:0
+	exits 78 relay-serve --upstream http://127.0.0.1:1/ --routes missing --listen 127.0.0.1:0
+	exits 69 list-dishes --upstream http://127.0.0.1:1
+	exits 65 list-dishes --upstream http://127.0.0.1:1 --cache notdb
+	OUT=/dev/full exits 74 list-dishes --help
+}
+
 @test "README.md's examples run offline and print what it shows, make demo's among them" {
 	examples_of README.md
 	# the block that shows make demo is one of those that ran

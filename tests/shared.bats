@@ -227,6 +227,47 @@ stale_in() {
 	[ "$(requests_for /stolen)" -eq 1 ]
 }
 
+# plant URL STATUS: an entry of URL in Redis, well formed, fresh for 600
+# s, with STATUS, as anyone with the Redis password could put it there.
+plant() {
+	local url=$1 fields=$'Cache-Control: max-age=600\r\n' body='{"planted":1}' now sha
+	now=$(date +%s)
+	sha=$(printf %s "$url" | sha1sum | cut -d' ' -f1)
+	printf 'relay-shared 1\n%s %s %s\n%s %s 0 %s\n%s%s%s' "$2" "$now" "$now" \
+	    "${#url}" "${#fields}" "${#body}" "$url" "$fields" "$body" |
+	    redis -x set "relay:{$sha}:entry" >/dev/null
+}
+
+@test "an entry in Redis with a status the store never keeps (100, 0, 999) is never answered, imported or fetched from: the upstream is asked" {
+	start_host 1
+	shared=(--shared "redis://127.0.0.1:$REDIS_PORT")
+	# a well-formed one is taken as it is: the planting is right
+	plant "$UP/planted-200" 200
+	[[ "$(cache_status "${HOST[1]}/planted-200")" == *"detail=shared" ]]
+	[ "$(curl -s "${HOST[1]}/planted-200")" = '{"planted":1}' ]
+	[ "$(requests_for /planted-200)" -eq 0 ]
+	for code in 100 0 999 199 600; do
+		for via in serve fetch; do
+			path=/planted-$via-$code
+			plant "$UP$path" "$code"
+			if [ "$via" = serve ]; then
+				curl -s -D head -o body "${HOST[1]}$path"
+				grep -qi '^cache-status: relay; fwd=miss' head
+				log=host1.log
+			else
+				relay-fetch --upstream "$UP" "${shared[@]}" "$path" >body 2>fetch.log
+				log=fetch.log
+			fi
+			[ "$(cat body)" = "$path" ] || { echo "$via $code: $(cat body)"; false; }
+			[ "$(requests_for "$path")" -eq 1 ]
+			grep -q "$UP$path: shared tier: status $code is not a final status (200 to 599)" "$log"
+		done
+	done
+	# the host stored the upstream's answers, never a planted one
+	eventually cached_as_in 1 "$UP/planted-serve-600"
+	[ "$(relay-cache -c host1.db dump | jq -r 'select(.json.planted) | .url')" = "$UP/planted-200" ]
+}
+
 @test "--shared-password-file logs in; a wrong one is said, and the host goes on alone" {
 	stop_redis
 	REDIS_PASSWORD=s3cret

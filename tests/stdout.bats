@@ -50,6 +50,41 @@ setup() {
 	[ "$output" = 0 ] || [ "$output" = 141 ]
 }
 
+@test "a bad option is told escaped, not by getopt as given: exit 2, the usage, no raw control byte" {
+	esc=$'\e]0;pwned\a'
+	c1=$'\xc2\x9b31m\xff'
+	for prog in list-dishes relay-cache relay-fetch relay-merge relay-serve; do
+		for spelling in "--$esc" "--x$c1=1" "-$esc" "-$c1" "--help=$esc"; do
+			run --separate-stderr "$prog" "$spelling" </dev/null
+			[ "$status" -eq 2 ] || { echo "$prog $spelling: $status"; false; }
+			printf '%s\n' "$stderr" >err
+			printable_lines err || { cat -v err; false; }
+			[[ "${stderr_lines[0]}" == "$prog: "*"option"* ]]
+			[[ "${stderr_lines[1]}" == "usage: $prog "* ]]
+		done
+		run --separate-stderr "$prog" "--$esc"
+		[ "${stderr_lines[0]}" = "$prog: unrecognized option '--\\x1B]0;pwned\\x07'" ]
+		run --separate-stderr "$prog" "-$c1"
+		[ "${stderr_lines[0]}" = "$prog: invalid option '-\\xC2'" ]
+		run --separate-stderr "$prog" "--help=$esc"
+		[ "${stderr_lines[0]}" = "$prog: option '--help' doesn't allow an argument" ]
+	done
+	# ambiguous; a missing argument, long and short
+	run --separate-stderr relay-fetch "--no$esc"
+	[ "${stderr_lines[0]}" = "relay-fetch: unrecognized option '--no\\x1B]0;pwned\\x07'" ]
+	run --separate-stderr relay-fetch --no
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-fetch: option '--no' is ambiguous" ]
+	run --separate-stderr relay-merge --input
+	[ "${stderr_lines[0]}" = "relay-merge: option '--input' requires an argument" ]
+	run --separate-stderr relay-fetch -j
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-fetch: option '-j' requires an argument" ]
+	run --separate-stderr relay-cache ls --cache
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "relay-cache: option '--cache' requires an argument" ]
+}
+
 # Whether a file is UTF-8 holding no control character but newlines:
 # no ESC, CR, BEL, DEL or C1 (U+0080 to U+009F) as it is.
 printable_lines() {

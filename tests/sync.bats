@@ -253,3 +253,39 @@ time.sleep(120)' "$SERVE_PORT" "$1" &
 	jq -e '.detail | test("over 1048576 bytes")' body
 	[ -z "$(ls tmp | grep -v '^vgdb-')" ] || { ls -la tmp; false; }
 }
+
+# damage_entry N SQL: the entry of $UP/items/N changed by SQL, as
+# another program could (BODY: its body's id).
+damage_entry() {
+	local sql=${2//BODY/(SELECT body FROM entries WHERE url = \'$UP/items/$1\')}
+	sqlite3 "$RELAY_CACHE" "${sql//ENTRY/url = \'$UP/items/$1\'}"
+}
+
+@test "a damaged entry is left out of the sync and named; the stream carries the others and ends, ndjson and sqlite" {
+	# more than two pages (64 entries): a damaged one must not end a page early
+	for i in $(seq 150); do
+		printf '{"url":"%s/items/%d","status":200,"headers":{"cache-control":"max-age=600"},"text":"{\\"i\\":%d}"}\n' "$UP" "$i" "$i"
+	done | relay-cache load
+	damage_entry 2 'DELETE FROM chunks WHERE body = BODY'
+	damage_entry 3 "UPDATE chunks SET data = CAST('{\"i\"' AS BLOB) WHERE body = BODY"
+	damage_entry 4 'UPDATE entries SET status = 100 WHERE ENTRY'
+	damage_entry 70 'DELETE FROM bodies WHERE id = BODY'
+	damage_entry 150 'UPDATE entries SET status = 999 WHERE ENTRY'
+	start_serve
+	run -0 curl -sS -o dump.ndjson "$SERVE/_relay/sync"
+	[ "$(head -1 dump.ndjson | jq -r .sync)" = full ]
+	[ "$(tail -n +2 dump.ndjson | jq -r '.json.i' | sort -n | tr '\n' ' ')" = \
+	    "1 $(seq 5 69 | tr '\n' ' ')$(seq 71 149 | tr '\n' ' ')" ]
+	run -0 curl -sS -o full.db "$SERVE/_relay/sync?format=sqlite"
+	[ "$(sqlite3 full.db 'PRAGMA integrity_check')" = ok ]
+	[ "$(sqlite3 full.db 'SELECT kind FROM sync')" = full ]
+	[ "$(sqlite3 full.db 'SELECT count(*) FROM records')" -eq 145 ]
+	[ "$(sqlite3 full.db "SELECT count(*) FROM records WHERE url IN ('$UP/items/2', '$UP/items/3', '$UP/items/4', '$UP/items/70', '$UP/items/150')")" -eq 0 ]
+	# named on standard error, once a form
+	for i in 2 3 4 70 150; do
+		log_has 2 "entry '$UP/items/$i' is damaged: .*: left out of the sync$"
+	done
+	# gzipped too
+	curl -s -H 'Accept-Encoding: gzip' "$SERVE/_relay/sync" | gzip -dc >packed.ndjson
+	[ "$(tail -n +2 packed.ndjson | wc -l)" -eq 145 ]
+}

@@ -70,7 +70,9 @@ hostile(void)
 	CHECK(REFUSED("HTTP/1.1 200 OK\r\n", "not an entry of this relay"));
 	CHECK(REFUSED("relay-shared 2\n200 1 1\n9 0 0 0\nhttp://x/",
 	    "not an entry of this relay"));
-	CHECK(REFUSED("relay-shared 1\n99 1 1\n9 0 0 0\nhttp://x/",
+	CHECK(REFUSED("relay-shared 1\n1000 1 1\n9 0 0 0\nhttp://x/",
+	    "a bad head"));
+	CHECK(REFUSED("relay-shared 1\n-1 1 1\n9 0 0 0\nhttp://x/",
 	    "a bad head"));
 	CHECK(REFUSED("relay-shared 1\n200 5 4\n9 0 0 0\nhttp://x/",
 	    "a bad head"));		/* a response before its request */
