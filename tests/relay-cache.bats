@@ -473,7 +473,7 @@ plant() {
 	start_upstream
 	start_serve --queue '/q'
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "$SERVE/q")" = 202 ]
-	eventually [ "$(relay-cache queue | cut -f2)" = delivered ]
+	eventually sh -c '[ "$(relay-cache queue | cut -f2)" = delivered ]'
 	kill "$SERVE_PID" && wait "$SERVE_PID" || true
 	SERVE_PID=
 	sqlite3 "$RELAY_CACHE-queue" "CREATE TRIGGER gone AFTER UPDATE ON queue BEGIN DELETE FROM queue; END"

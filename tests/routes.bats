@@ -295,7 +295,7 @@ not_reloaded() {
 	EOF
 	start_serve --routes keys.routes --workers 1
 	[ "$(curl -s "$SERVE/with-key")" = '"k1"' ]
-	eventually [ -n "$(relay-cache ls)" ]
+	eventually sh -c '[ -n "$(relay-cache ls)" ]'
 	# the plain URL, asked directly or in a batch: not k1's
 	[ "$(curl -s "$SERVE$p")" = '""' ]
 	curl -s --data-binary '{"requests":[{"id":"1","path":"'"$p"'"}]}' \
