@@ -168,6 +168,31 @@ write_tombstone(struct writer *w, const struct store_entry *e, long long seq)
 	    seq, e->status);
 }
 
+/*
+ * Whether an entry answers only the requests that carry credentials:
+ * a merge route's own (its scope, cache_variant), or a client's that
+ * the response varies on. A sync, a copy for anyone it answers, never
+ * carries them.
+ */
+static int
+credentialed(const char *variant)
+{
+	static const char *const names[] = {
+		":scope=", "authorization=", "proxy-authorization=", "cookie=",
+	};
+	const char *line;
+	size_t i;
+
+	for (line = variant; *line != '\0'; line = strchr(line, '\n') + 1) {
+		for (i = 0; i < sizeof names / sizeof names[0]; i++)
+			if (strncmp(line, names[i], strlen(names[i])) == 0)
+				return 1;
+		if (strchr(line, '\n') == NULL)
+			break;
+	}
+	return 0;
+}
+
 /* One entry of the page: a record, a tombstone, or nothing. */
 static int
 add_entry(struct sync *y, struct writer *w, const struct store_entry *e,
@@ -176,6 +201,8 @@ add_entry(struct sync *y, struct writer *w, const struct store_entry *e,
 	int gone = is_gone(e->status) && y->kind == SYNC_DELTA;
 
 	if (!gone && (e->status < 200 || e->status >= 300))
+		return 0;
+	if (credentialed(e->variant))
 		return 0;
 	if (y->snap != NULL)
 		return snapshot_add(y->snap, y->s, e, changed, gone,

@@ -1188,7 +1188,7 @@ revalidate_in_background(const struct through_call *fg)
 	struct through *th = fg->th;
 	struct through_request req = {
 		.key = fg->key, .method = "GET", .fields = fg->fields,
-		.forward = fg->forward, .rules = &fg->rules,
+		.scope = fg->scope, .forward = fg->forward, .rules = &fg->rules,
 	};
 	struct through_call *c;
 	struct lease *l = NULL;

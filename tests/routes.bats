@@ -309,6 +309,11 @@ not_reloaded() {
 	[ "$(requests_for "$p")" -eq 3 ]
 	# no secret lies in the file: the scope is a digest
 	! sqlite3 "$RELAY_CACHE" 'SELECT variant FROM entries' | grep -q 'k1\|k2' || false
+	# nor goes out in a sync, which carries the plain URL's alone
+	curl -s "$SERVE/_relay/sync" >sync.ndjson
+	[ "$(tail -n +2 sync.ndjson | jq -c .json)" = '""' ]
+	curl -s -o sync.db "$SERVE/_relay/sync?format=sqlite"
+	[ "$(sqlite3 sync.db 'SELECT count(*) FROM records')" -eq 1 ]
 	# purging the URL purges every scope's copy
 	relay-cache rm "$UP$p"
 	[ -z "$(relay-cache ls)" ]
@@ -434,4 +439,28 @@ children() {
 	logged 7 '"target":"/spin/'
 	[ "$(access_log | grep -c '"status":500,.*took longer than 1s')" -eq 6 ]
 	within 10 children 0
+}
+
+@test "what a route's header unlocks stays the route's when it is revalidated in the background (stale-while-revalidate)" {
+	start_upstream
+	local p='/swr?cc=max-age%3D1%2C%20stale-while-revalidate%3D60&echo_header=X-Api-Key&type=application/json'
+	cat >swr.routes <<-EOF
+	route /with-key
+		call p $p
+		header X-Api-Key: k1
+		jq \$p
+	end
+	EOF
+	start_serve --routes swr.routes --workers 1
+	[ "$(curl -s "$SERVE/with-key")" = '"k1"' ]
+	stale() { relay-cache ls --json | jq -e 'select(.state == "stale")' >/dev/null; }
+	eventually stale
+	# stale within its window: answered at once, refreshed behind
+	[ "$(curl -s "$SERVE/with-key")" = '"k1"' ]
+	asked_twice() { [ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/swr')" -eq 2 ]; }
+	eventually asked_twice
+	eventually sh -c '! relay-cache ls --json | jq -e "select(.state == \"stale\")" >/dev/null'
+	# the refreshed copy is still the route's alone
+	[ "$(curl -s "$SERVE$p")" = '""' ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries WHERE variant LIKE ":scope=%"')" -eq 1 ]
 }

@@ -289,3 +289,17 @@ damage_entry() {
 	curl -s -H 'Accept-Encoding: gzip' "$SERVE/_relay/sync" | gzip -dc >packed.ndjson
 	[ "$(tail -n +2 packed.ndjson | wc -l)" -eq 145 ]
 }
+
+@test "a response that varies on a client's credentials never goes out in a sync" {
+	start_upstream
+	start_serve
+	local p='/mine?cc=public%2C%20max-age%3D600&h=Vary:Authorization'
+	curl -s -o /dev/null -H 'Authorization: Bearer alice' "$SERVE$p"
+	curl -s -o /dev/null -H 'Cookie: s=bob' "$SERVE/cookie?cc=max-age%3D600&h=Vary:Cookie"
+	curl -s -o /dev/null "$SERVE/plain?cc=max-age%3D600"
+	eventually entries_are 3
+	curl -s "$SERVE/_relay/sync" >dump.ndjson
+	[ "$(tail -n +2 dump.ndjson | jq -r .url)" = "$UP/plain?cc=max-age%3D600" ]
+	curl -s -o dump.db "$SERVE/_relay/sync?format=sqlite"
+	[ "$(sqlite3 dump.db 'SELECT url FROM records')" = "$UP/plain?cc=max-age%3D600" ]
+}
