@@ -40,7 +40,8 @@ struct transfer {
 	int			 aborted;
 	int			 broken;	/* framing the caller must not trust */
 	long long		 length;	/* Content-Length, or -1 */
-	int			 chunked;	/* ours to decode */
+	int			 coded;		/* a Transfer-Encoding came */
+	int			 chunked;	/* …chunked last: ours to decode */
 	struct http_chunked	 chunks;
 	struct buf		 decoded;	/* of the bytes curl holds */
 	int			 redelivery;	/* curl gives them again */
@@ -128,23 +129,18 @@ check_length(struct transfer *t, const char *v, size_t n)
 }
 
 /*
- * Whether a Transfer-Encoding value ends with chunked, the one coding
- * that frames the body (RFC 9112 section 6.3, item 4). curl is told
- * not to decode: it refuses codings it does not know, where a cache
- * relays the bytes up to the close of the connection as they came.
+ * Whether a Transfer-Encoding field is "chunked" alone, the one coding
+ * relay takes off itself (curl is told not to decode). Any other, on
+ * its own or under chunked, is one relay cannot relay as content.
  */
 static int
-ends_chunked(const char *v, size_t n)
+only_chunked(const char *v, size_t n)
 {
-	size_t end = n, start;
-
-	while (end > 0 && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-		end--;
-	start = end;
-	while (start > 0 && v[start - 1] != ',' && v[start - 1] != ' ' &&
-	    v[start - 1] != '\t')
-		start--;
-	return end - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
+	while (n > 0 && (*v == ' ' || *v == '\t'))
+		v++, n--;
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	return n == 7 && strncasecmp(v, "chunked", 7) == 0;
 }
 
 /* Whether curl is to follow this response rather than hand it over. */
@@ -216,7 +212,7 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 		t->status_seen = 1;
 		t->head_ended = 0;
 		t->length = -1;
-		t->chunked = 0;
+		t->coded = t->chunked = 0;
 		memset(&t->chunks, 0, sizeof t->chunks);
 		buf_reset(&t->head);
 		return len;
@@ -224,6 +220,18 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	if (len <= 2) {		/* the blank line ending a head */
 		if (interim(t->status))
 			return interim_ended(t, len);
+		/*
+		 * RFC 9112 section 6.3: a length beside a transfer coding
+		 * may be a response split in two, and a coding other than
+		 * chunked last is one relay cannot take off: neither is
+		 * relayed as if its bytes were the content (nginx: 502).
+		 */
+		if (t->coded && t->length >= 0)
+			return broken(t, "both Content-Length and "
+			    "Transfer-Encoding");
+		if (t->coded && !t->chunked)
+			return broken(t, "a transfer coding other than "
+			    "chunked");
 		t->head_ended = 1;
 		if (t->status >= 200 && !followed(t) && deliver_head(t) < 0)
 			return 0;
@@ -241,9 +249,12 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	    vlen - (size_t)(colon - p) - 1) < 0)
 		return broken(t, "invalid or differing Content-Length values");
 	if ((size_t)(colon - p) == 17 && strncasecmp(p, "transfer-encoding",
-	    17) == 0)
-		t->chunked = ends_chunked(colon + 1,
+	    17) == 0) {
+		/* a second field line is a second coding: not chunked alone */
+		t->chunked = !t->coded && only_chunked(colon + 1,
 		    vlen - (size_t)(colon - p) - 1);
+		t->coded = 1;
+	}
 	headers_add(&t->head, p, (size_t)(colon - p), colon + 1,
 	    vlen - (size_t)(colon - p) - 1);
 	return len;
