@@ -194,9 +194,12 @@ cache_stored_free(struct store_entry *e, struct buf *kept)
 /*
  * A 304 answered a conditional request for the stored response c: c
  * takes the new fields and freshness (RFC 9111 section 4.3.4) and keeps
- * its body. This changes c in memory only; see cache_refresh.
+ * its body. This changes c in memory only; see cache_refresh. Returns
+ * NULL, or why the response as refreshed may not be stored: a 304 can
+ * set a cookie or say no-store or private, and then the stored one
+ * must go, or it would answer the next client with them (section 3).
  */
-void
+const char *
 cache_revalidate(struct store_entry *c, const struct cache_response *r,
     const struct cache_rules *rules)
 {
@@ -220,6 +223,8 @@ cache_revalidate(struct store_entry *c, const struct cache_response *r,
 	free(c->last_modified);
 	c->last_modified = headers_get_dup(c->headers, "last-modified");
 	buf_free(&merged);
+	return cache_unstorable(rules, c->status, r->request_headers,
+	    c->headers);
 }
 
 /*
@@ -239,12 +244,13 @@ cache_response_of(const struct store_entry *e, const char *request_headers)
 	};
 }
 
-/* cache_revalidate, in the file as well. */
+/* cache_revalidate, in the file as well: refreshed, or removed. */
 int
 cache_refresh(struct store *s, struct store_entry *c,
     const struct cache_response *r, const struct cache_rules *rules)
 {
-	cache_revalidate(c, r, rules);
+	if (cache_revalidate(c, r, rules) != NULL)
+		return store_remove(s, c->url) < 0 ? -1 : 0;
 	return store_refresh(s, c);
 }
 

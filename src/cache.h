@@ -48,7 +48,7 @@ void		cache_stored_entry(const struct cache_response *,
 void		cache_stored_free(struct store_entry *, struct buf *);
 int		cache_commit(struct store_writer *,
 		    const struct cache_response *, const struct cache_rules *);
-void		cache_revalidate(struct store_entry *,
+const char	*cache_revalidate(struct store_entry *,
 		    const struct cache_response *, const struct cache_rules *);
 struct cache_response cache_response_of(const struct store_entry *,
 		    const char *);

@@ -923,9 +923,13 @@ refresh_cached(struct job *j)
 {
 	struct cache_response r = response_of(j);
 
-	cache_revalidate(&j->cached, &r, &opts.rules);
-	share_refreshed(j);
-	hold_until(j, writeback_refresh(writeback, &j->cached));
+	/* what the 304 says may forbid keeping it (cache_revalidate) */
+	if (cache_revalidate(&j->cached, &r, &opts.rules) != NULL) {
+		hold_until(j, writeback_remove(writeback, j->cached.url));
+	} else {
+		share_refreshed(j);
+		hold_until(j, writeback_refresh(writeback, &j->cached));
+	}
 	writeback_hit(writeback, j->cached.id, time(NULL));
 	j->status = j->cached.status;
 	j->source = "revalidated";

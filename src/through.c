@@ -539,9 +539,15 @@ revalidated(struct through_call *c)
 {
 	struct cache_response r = response_of(c);
 
-	cache_revalidate(&c->cached, &r, &c->rules);
-	share_refreshed(c);	/* while c holds the flight */
-	storing(c->th, c, c->key, writeback_refresh(c->th->wb, &c->cached));
+	/* This client has what the 304 said; the next one may not. */
+	if (cache_revalidate(&c->cached, &r, &c->rules) != NULL) {
+		storing(c->th, c, c->key, writeback_remove(c->th->wb,
+		    c->key));
+	} else {
+		share_refreshed(c);	/* while c holds the flight */
+		storing(c->th, c, c->key, writeback_refresh(c->th->wb,
+		    &c->cached));
+	}
 	answer_stored(c, THROUGH_REVALIDATED);
 }
 

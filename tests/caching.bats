@@ -251,3 +251,24 @@ uri() {
 	    (.headers["cache-status"] | startswith("relay; hit"))' out.ndjson
 	[ "$(requests_for "$path")" = 2 ]
 }
+
+@test "a 304 that sets a cookie or says no-store or private takes the stored response away; its fields never answer the next client" {
+	start_serve
+	local h
+	for h in 'Set-Cookie:session=alice' 'Cache-Control:no-store' 'Cache-Control:private'; do
+		local p="/r304?cc=max-age=1&etag=%22v%22&h304=$(printf %s "$h" | jq -sRr @uri)"
+		curl -s -o /dev/null "$SERVE$p"
+		eventually cached_as "$UP$p" "$p"
+		stale_now() { relay-cache ls --json | jq -e 'select(.state == "stale")' >/dev/null; }
+		eventually stale_now
+		# this client revalidates: it gets what its 304 said
+		curl -s -D head1 -o /dev/null "$SERVE$p"
+		grep -qi "^${h%%:*}: ${h#*:}" head1
+		# the next one never gets it from the cache
+		eventually cache_empty
+		curl -s -D head2 -o /dev/null "$SERVE$p"
+		! grep -qi '^set-cookie' head2 || false
+		! grep -qi 'relay; hit' head2 || false
+		relay-cache rm "$UP$p" >/dev/null 2>&1 || true
+	done
+}
