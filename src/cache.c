@@ -90,14 +90,35 @@ cache_unstorable(const struct cache_rules *rules, int status,
 	return why;
 }
 
-/* The current age of a stored response (RFC 9111 section 4.2.3). */
+/* t within STORE_TIME_MAX of 0, so that a few of them add up safely. */
+static long long
+bounded(long long t)
+{
+	return t < -STORE_TIME_MAX ? -STORE_TIME_MAX :
+	    t > STORE_TIME_MAX ? STORE_TIME_MAX : t;
+}
+
+/* The freshness a stored response has left (relay-cache(5), Freshness). */
+long long
+cache_ttl(const struct store_entry *e, time_t now)
+{
+	return bounded((long long)e->stale_at) - bounded((long long)now);
+}
+
+/*
+ * The current age of a stored response (RFC 9111 section 4.2.3), as
+ * relay-cache(5) gives it from the entry: its lifetime less the
+ * freshness left, never below 0. For an entry as relay writes it, this
+ * is corrected_initial_age plus resident_time; for one another program
+ * changed, it still agrees with stale_at, which says whether it is
+ * fresh.
+ */
 long long
 cache_age(const struct store_entry *e, time_t now)
 {
-	struct policy_times t = { e->request_time, e->response_time, e->date,
-		e->age };
+	long long age = bounded(e->lifetime) - cache_ttl(e, now);
 
-	return policy_current_age(&t, now);
+	return age > 0 ? age : 0;
 }
 
 /*
@@ -254,26 +275,33 @@ cache_refresh(struct store *s, struct store_entry *c,
 	return store_refresh(s, c);
 }
 
+/* The most a record's age is and its ttl is either way (relay(7)). */
+#define RECORD_SECS_MAX	(1LL << 40)
+
 /*
  * A stored entry as a record (relay(7)), its body read from s: source
- * hit or stale, age and ttl as of now; seq if it is not 0. A body over
- * max bytes is left out, the record saying so. Returns STORE_DAMAGED,
- * having written nothing, if the body is not whole; -1 if it could not
- * be read: the line is then unfinished.
+ * hit or stale, age and ttl as of now, within what a record carries;
+ * seq if it is not 0. A body over max bytes is left out, the record
+ * saying so. Returns STORE_DAMAGED, having written nothing, if the
+ * body is not whole; -1 if it could not be read: the line is then
+ * unfinished.
  */
 int
 cache_write_record(struct writer *w, struct store *s,
     const struct store_entry *e, time_t now, long long seq, long long max)
 {
-	long long age = cache_age(e, now);
+	long long age = cache_age(e, now), ttl = cache_ttl(e, now);
 	struct store_body_ref ref = { s, e, NULL };
 	struct record_source body = { store_body_ref_open,
 		store_body_ref_close, &ref };
 	struct record rec = {
 		.url = e->url, .method = e->method, .status = e->status,
 		.source = "hit", .request_time = e->request_time,
-		.response_time = e->response_time, .age = age,
-		.ttl = e->lifetime - age, .size = e->size, .seq = seq,
+		.response_time = e->response_time,
+		.age = age < RECORD_SECS_MAX ? age : RECORD_SECS_MAX,
+		.ttl = ttl < -RECORD_SECS_MAX ? -RECORD_SECS_MAX :
+		    ttl > RECORD_SECS_MAX ? RECORD_SECS_MAX : ttl,
+		.size = e->size, .seq = seq,
 	};
 	char why[80];
 	int rc;

@@ -33,6 +33,7 @@ char		*cache_variant(const char *, const char *, const char *);
 int		cache_lookup(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
 long long	cache_age(const struct store_entry *, time_t);
+long long	cache_ttl(const struct store_entry *, time_t);
 struct writer;
 int		cache_write_record(struct writer *, struct store *,
 		    const struct store_entry *, time_t, long long, long long);

@@ -1,6 +1,7 @@
 /*
  * relay-cache: inspect and manage the relay cache file.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cache.h"
 #include "config.h"
 #include "deliver.h"
 #include "headers.h"
@@ -31,6 +33,7 @@
 
 static const char *cache_option;	/* -c, --cache */
 static int json_output;			/* --json */
+static int store_set_cookie;		/* load --store-set-cookie */
 static const char *match;		/* --match GLOB */
 static long long purge_to = -1;		/* --to SIZE */
 static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
@@ -49,7 +52,7 @@ static const char usage_text[] =
     "                   [--shared redis://host:port/db]\n"
     "       relay-cache stats [--json]\n"
     "       relay-cache dump [--match glob]\n"
-    "       relay-cache load\n"
+    "       relay-cache load [--store-set-cookie]\n"
     "       relay-cache vacuum\n"
     "       relay-cache queue [--json] [ls | retry id... | retry failed |"
     " rm id...]\n";
@@ -77,6 +80,7 @@ static const char help_text[] =
     "      --status CODE       put: the status (200-599, 200)\n"
     "  -X, --request METHOD    get, put: another method than GET\n"
     "  -f, --force             rm: a URL not in the cache is no error\n"
+    "      --store-set-cookie  load: responses that set a cookie too\n"
     "      --expired, --all    purge: what to remove\n"
     "      --to SIZE           purge: evict until within SIZE (K, M, G)\n"
     "  -v, --verbose           purge: name each entry removed\n"
@@ -183,20 +187,12 @@ human_age(long long secs, char *out, size_t len)
 	return out;
 }
 
-static long long
-current_age(const struct store_entry *e)
-{
-	struct policy_times t = { e->request_time, e->response_time, e->date,
-		e->age };
-
-	return policy_current_age(&t, now);
-}
-
 static int
 cmd_path(void)
 {
 	struct cache_location loc = locate();
 	struct writer *w;
+	char *shown;
 
 	if (json_output) {
 		w = xmalloc(sizeof *w);
@@ -208,7 +204,9 @@ cmd_path(void)
 		writer_flush(w);
 		free(w);
 	} else {
-		puts(loc.path);
+		shown = text_printable(loc.path, !isatty(STDOUT_FILENO));
+		puts(shown);
+		free(shown);
 		if (isatty(STDOUT_FILENO))
 			printf("(from %s%s)\n", strcmp(loc.source, "option") ?
 			    "$" : "", strcmp(loc.source, "option") ?
@@ -218,25 +216,29 @@ cmd_path(void)
 	return 0;
 }
 
+/* An entry's age, freshness left and state, as relay-cache(5) has them. */
 static void
-ls_json(struct writer *w, const struct store_entry *e, long long age)
+ls_json(struct writer *w, const struct store_entry *e)
 {
+	long long ttl = cache_ttl(e, now);
+
 	writer_puts(w, "{\"url\":");
 	json_write_string(w, e->url, strlen(e->url));
 	writer_puts(w, ",\"method\":");
 	json_write_string(w, e->method, strlen(e->method));
 	writer_printf(w, ",\"status\":%d,\"size\":%lld,\"age\":%lld"
 	    ",\"ttl\":%lld,\"state\":\"%s\",\"hits\":%lld"
-	    ",\"response_time\":%lld}\n", e->status, e->size, age,
-	    e->lifetime - age, now < e->stale_at ? "fresh" : "stale",
-	    e->hits, (long long)e->response_time);
+	    ",\"response_time\":%lld}\n", e->status, e->size,
+	    cache_age(e, now), ttl, ttl > 0 ? "fresh" : "stale", e->hits,
+	    (long long)e->response_time);
 	writer_flush(w);
 }
 
 static void
-ls_line(const struct store_entry *e, long long age, int tty)
+ls_line(const struct store_entry *e, int tty)
 {
-	const char *state = now < e->stale_at ? "fresh" : "stale";
+	const char *state = cache_ttl(e, now) > 0 ? "fresh" : "stale";
+	long long age = cache_age(e, now);
 	char size[24], agebuf[24];
 	char *url = text_printable(e->url, !tty);	/* the file may lie */
 
@@ -286,9 +288,9 @@ cmd_ls(void)
 		    "STATE", "URL");
 	while (next_entry(s, it, &e, &status) > 0) {
 		if (json_output)
-			ls_json(w, &e, current_age(&e));
+			ls_json(w, &e);
 		else
-			ls_line(&e, current_age(&e), tty);
+			ls_line(&e, tty);
 		store_entry_free(&e);
 	}
 	free(w);
@@ -304,16 +306,12 @@ print_head(const struct store_entry *e)
 	    http_reason(e->status), e->headers, e->size);
 }
 
-/* Copies a stored body to stdout; exits on failure. */
+/* Copies a body opened (and so checked whole) to stdout; exits on failure. */
 static void
-copy_body(struct store *s, const struct store_entry *e)
+copy_body(struct store *s, struct store_body *b)
 {
-	struct store_body *b = store_body_open(s, e);
-	int rc;
+	int rc = io_copy(store_body_source(b), sink_file(stdout));
 
-	if (b == NULL)
-		die_store(s);
-	rc = io_copy(store_body_source(b), sink_file(stdout));
 	store_body_close(b);
 	if (rc == -1)
 		die_store(s);
@@ -326,6 +324,7 @@ cmd_get(int argc, char **argv, int head, const char *method)
 {
 	struct store *s;
 	struct store_entry e;
+	struct store_body *b;
 	char *url;
 	int found;
 
@@ -344,11 +343,11 @@ cmd_get(int argc, char **argv, int head, const char *method)
 		return EXIT_PARTIAL;
 	}
 	/* Nothing is written for an entry whose body would cut it short. */
-	if (store_body_check(s, &e) < 0)
+	if ((b = store_body_open(s, &e)) == NULL)
 		die_store(s);
 	if (head)
 		print_head(&e);
-	copy_body(s, &e);
+	copy_body(s, b);
 	store_read_end(s);
 	store_entry_free(&e);
 	store_close(s);
@@ -715,9 +714,27 @@ cmd_dump(void)
 struct load {
 	struct store		*s;
 	struct store_writer	*w;
-	struct sink		 sink;
-	char			 why[160];	/* a record that is no entry */
+	struct sink		 sink;		/* into w */
+	struct sink		 absorb;	/* what the record's body goes to */
+	int			 failed;	/* the sink did: the rest is dropped */
+	char			 why[600];	/* a record that is no entry */
 };
+
+/*
+ * A body's bytes into the store, until a write fails (a full disk):
+ * the rest of the line is still read, so that the record ends where
+ * its line does and the next one can go in (a smaller one may fit);
+ * the commit then fails, saying why.
+ */
+static int
+load_write(void *ctx, const void *p, size_t n)
+{
+	struct load *l = ctx;
+
+	if (!l->failed && l->sink.write(l->sink.ctx, p, n) < 0)
+		l->failed = 1;
+	return 0;
+}
 
 static struct sink *
 load_body_open(void *ctx, const struct record *rec)
@@ -727,44 +744,131 @@ load_body_open(void *ctx, const struct record *rec)
 	(void)rec;
 	l->w = store_writer_new(l->s);
 	l->sink = store_writer_sink(l->w);
-	return &l->sink;
+	l->absorb = (struct sink){ load_write, l };
+	l->failed = 0;
+	return &l->absorb;
+}
+
+/* Whether a normalised URL's scheme is one of a list, "http:https:". */
+static int
+scheme_in(const char *url, const char *list)
+{
+	size_t n = strcspn(url, ":");
+	const char *p;
+
+	for (p = list; *p != '\0'; p += strcspn(p, ":") + 1)
+		if (strncmp(p, url, n) == 0 && p[n] == ':')
+			return 1;
+	return 0;
+}
+
+/* A record's URL normalised, or NULL with l->why saying why it is none. */
+static char *
+load_url(struct load *l, const char *given)
+{
+	const char *why;
+	char *url = url_normalize(given, &why), *shown;
+
+	if (url == NULL) {
+		shown = url_redacted(given);
+		snprintf(l->why, sizeof l->why, "invalid URL '%.300s': %s",
+		    shown, why);
+		free(shown);
+	}
+	return url;
 }
 
 /*
- * The URL a record's response is stored under: the one that gave it,
- * which a redirect followed (relay-fetch -L) makes another than the
- * one asked for (RFC 9111 section 2).
+ * The URL a record's response is stored under, normalised, or NULL
+ * with l->why saying why there is none: the URL that gave the
+ * response, which a redirect followed (relay-fetch -L) makes its
+ * effective_url (RFC 9111 section 2). Only what relay-fetch could have
+ * fetched: an http, https or file URL, and a redirect from and to
+ * http or https, the only ones its libcurl follows.
+ */
+static char *
+load_key(struct load *l, const struct record *rec)
+{
+	char *url = load_url(l, rec->url), *to = NULL;
+
+	if (url == NULL || (rec->effective_url != NULL &&
+	    (to = load_url(l, rec->effective_url)) == NULL)) {
+		free(url);
+		return NULL;
+	}
+	if (to != NULL && strcmp(to, url) == 0) {
+		free(to);
+		to = NULL;
+	}
+	if (!scheme_in(url, "http:https:file:")) {
+		snprintf(l->why, sizeof l->why, "'%.300s' is not an http, "
+		    "https or file URL, which relay-fetch fetches", url);
+	} else if (to != NULL && (!scheme_in(url, "http:https:") ||
+	    !scheme_in(to, "http:https:"))) {
+		snprintf(l->why, sizeof l->why, "effective_url '%.300s': "
+		    "relay-fetch follows redirects from and to http and https "
+		    "only", to);
+	} else if (to != NULL) {
+		free(url);
+		return to;
+	} else {
+		return url;
+	}
+	free(url);
+	free(to);
+	return NULL;
+}
+
+/*
+ * Why a record's response is not stored, as relay-fetch and
+ * relay-serve would not store it (RFC 9111 section 3: no-store,
+ * private, Vary: *, a status that is not cacheable without explicit
+ * freshness...), or NULL. The record has no request: none of its
+ * fields count. A cookie is kept with --store-set-cookie only.
  */
 static const char *
-load_key(const struct record *rec)
+load_unstorable(struct load *l, const struct record *rec, int status)
 {
-	return rec->effective_url != NULL ? rec->effective_url : rec->url;
+	const struct cache_rules rules = { .store_set_cookie =
+	    store_set_cookie };
+	const char *headers = buf_cstr((struct buf *)&rec->headers);
+	const char *why = cache_unstorable(&rules, status, "", headers);
+	struct header h;
+
+	if (why == NULL)
+		return NULL;
+	snprintf(l->why, sizeof l->why, "not stored, as relay-fetch would "
+	    "not store it: %s%s", why, !store_set_cookie &&
+	    headers_get(headers, "set-cookie", &h) ? " (load "
+	    "--store-set-cookie stores it)" : "");
+	return l->why;
 }
 
 /*
  * Stores a record as if received now, keeping its age and the
  * freshness it had left, so a dump and load moves a cache in time
  * order without making stale entries fresh. Returns 0, -1 if the store
- * failed, 1 for a bad URL, 2 for a record that put would refuse (a
- * method or status: store_entry_invalid), why saying why.
+ * failed (store_error), or 1 for a record that is not stored, l->why
+ * saying why: its URL (load_key), an entry put would refuse
+ * (store_entry_invalid), a response the fetch rules would not store.
  */
 static int
-load_commit(struct load *l, struct record *rec, const char **why)
+load_commit(struct load *l, struct record *rec)
 {
 	struct store_entry e;
 	struct policy_times t;
 	long long lifetime = -1;
+	int status = rec->has & HAS_STATUS ? rec->status : 200, rc;
 	char *url;
-	int rc;
 
-	if ((url = url_normalize(load_key(rec), why)) == NULL)
+	if ((url = load_key(l, rec)) == NULL)
 		return 1;
-	new_entry(&e, url, rec->method ? rec->method : "GET",
-	    rec->has & HAS_STATUS ? rec->status : 200,
+	new_entry(&e, url, rec->method ? rec->method : "GET", status,
 	    buf_cstr(&rec->headers));
-	if ((*why = store_entry_invalid(&e, l->why, sizeof l->why)) != NULL) {
+	if (store_entry_invalid(&e, l->why, sizeof l->why) != NULL ||
+	    load_unstorable(l, rec, status) != NULL) {
 		store_entry_free(&e);
-		return 2;
+		return 1;
 	}
 	policy_times_from(e.headers, now, now, &t);
 	if (rec->has & HAS_AGE)
@@ -779,40 +883,42 @@ load_commit(struct load *l, struct record *rec, const char **why)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * relay-cache load: each record stored, or named by its line and left
+ * out (1); one that does not fit (a full disk: 74) too, since a
+ * smaller one may; any other failure of the file ends it there.
+ */
 static int
 cmd_load(void)
 {
-	struct load l = { open_cache(STORE_WRITE), NULL, { 0 }, "" };
-	int in = STDIN_FILENO, status = 0, done = 0, rc;
+	struct load l = { .s = open_cache(STORE_WRITE) };
+	int in = STDIN_FILENO, status = 0, unstored = 0, done = 0, rc;
 	struct record_reader *rr = record_reader_new(source_fd(&in));
 	struct record rec;
-	const char *why;
-	char *shown;
 
 	while (!done) {
 		switch (record_read(rr, &rec, load_body_open, &l)) {
 		case RECORD_OK:
 			if (rec.error != NULL)
 				break;	/* a failed fetch has nothing to cache */
-			if ((rc = load_commit(&l, &rec, &why)) < 0)
-				die_store(l.s);
-			if (rc == 2) {
-				prog_warnx("line %lld: %s", rr->line, why);
+			if ((rc = load_commit(&l, &rec)) > 0) {
+				prog_warnx("line %lld: %s", rr->line, l.why);
 				status = EXIT_PARTIAL;
-			} else if (rc > 0) {
-				shown = url_redacted(load_key(&rec));
-				prog_warnx("line %lld: invalid URL '%s': %s",
-				    rr->line, shown, why);
-				free(shown);
-				status = EXIT_PARTIAL;
+			} else if (rc < 0 && store_status(l.s) == EX_IOERR) {
+				prog_warnx("line %lld: %s", rr->line,
+				    store_error(l.s));
+				unstored = 1;
+			} else if (rc < 0) {
+				prog_errx(store_status(l.s), "line %lld: %s",
+				    rr->line, store_error(l.s));
 			}
 			break;
 		case RECORD_BAD:
 			prog_warnx("line %lld: %s", rr->line, rr->why);
 			status = EXIT_PARTIAL;
 			break;
-		case RECORD_SINK:
-			die_store(l.s);
+		case RECORD_SINK:	/* load_write never fails */
+			assert(0);
 			break;
 		case RECORD_READ:
 			prog_err(EX_IOERR, "cannot read standard input");
@@ -828,7 +934,7 @@ cmd_load(void)
 	}
 	record_reader_free(rr);
 	store_close(l.s);
-	return status;
+	return unstored ? EX_IOERR : status;
 }
 
 static int
@@ -861,24 +967,38 @@ open_queue(void)
 	return s;
 }
 
-/* One entry a line: id, state, attempts, status, method, URL, error. */
+/*
+ * One entry a line: id, state, attempts, status, method, URL, error,
+ * each text escaped as ls escapes a URL (the file may lie). A damaged
+ * one is named on standard error instead, and *ctx becomes 65.
+ */
 static void
 list_queued(void *ctx, struct store_queued *q)
 {
 	struct buf line = BUF_INIT;
-	char *url = text_printable(q->url, 1);	/* the file may lie */
-	char *error = text_printable(q->error != NULL ? q->error : "-", 1);
+	char *text[4];
+	int *status = ctx;
+	size_t i;
 
-	(void)ctx;
+	if (q->damaged != NULL) {
+		prog_warnx("%s", q->damaged);
+		*status = EX_DATAERR;
+		store_queued_free(q);
+		return;
+	}
+	text[0] = text_printable(q->state, 1);
+	text[1] = text_printable(q->method, 1);
+	text[2] = text_printable(q->url, 1);
+	text[3] = text_printable(q->error != NULL ? q->error : "-", 1);
 	if (json_output)
 		deliver_json(&line, q);
 	else
 		buf_printf(&line, "%lld\t%s\t%lld\t%d\t%s\t%s\t%s", q->id,
-		    q->state, q->attempts, q->status, q->method, url, error);
+		    text[0], q->attempts, q->status, text[1], text[2], text[3]);
 	puts(buf_cstr(&line));
 	buf_free(&line);
-	free(url);
-	free(error);
+	for (i = 0; i < sizeof text / sizeof text[0]; i++)
+		free(text[i]);
 	store_queued_free(q);
 }
 
@@ -906,7 +1026,7 @@ cmd_queue(int argc, char **argv)
 
 	if (strcmp(verb, "ls") == 0 && argc <= 1) {
 		if (s != NULL && store_queue_list(s, NULL, list_queued,
-		    NULL) < 0)
+		    &rc) < 0)
 			die_store(s);
 	} else if ((strcmp(verb, "retry") == 0 || strcmp(verb, "rm") == 0) &&
 	    argc > 1) {
@@ -941,7 +1061,7 @@ enum { INCLUDE = 1, FORCE = 2, VERBOSE = 4, EXPIRED = 8, ALL = 16 };
 
 enum {
 	OPT_ALL = 256, OPT_EXPIRED, OPT_JSON, OPT_MATCH, OPT_STATUS, OPT_TO,
-	OPT_TTL,
+	OPT_TTL, OPT_STORE_SET_COOKIE,
 	OPT_VERSION,
 };
 
@@ -957,6 +1077,7 @@ static const struct option long_options[] = {
 	{ "match", required_argument, NULL, OPT_MATCH },
 	{ "request", required_argument, NULL, 'X' },
 	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "store-set-cookie", no_argument, NULL, OPT_STORE_SET_COOKIE },
 	{ "to", required_argument, NULL, OPT_TO },
 	{ "ttl", required_argument, NULL, OPT_TTL },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -970,7 +1091,7 @@ static const struct command {
 	const char	*name;
 	const char	*options;
 } commands[] = {
-	{ "dump", "m" }, { "get", "iX" }, { "load", "" }, { "ls", "jm" },
+	{ "dump", "m" }, { "get", "iX" }, { "load", "k" }, { "ls", "jm" },
 	{ "path", "j" }, { "purge", "aemovSWRU" }, { "put", "HXst" },
 	{ "queue", "j" }, { "rm", "fSWRU" }, { "stats", "j" },
 	{ "vacuum", "" },
@@ -988,12 +1109,34 @@ option_letter(int opt)
 	case OPT_STATUS: return 's';
 	case OPT_TO: return 'o';
 	case OPT_TTL: return 't';
+	case OPT_STORE_SET_COOKIE: return 'k';
 	case SHARED_OPT_URL: return 'S';
 	case SHARED_OPT_PASSWORD_FILE: return 'W';
 	case SHARED_OPT_PREFIX: return 'R';
 	case SHARED_OPT_TIMEOUT: return 'U';
 	default: return opt;
 	}
+}
+
+/*
+ * Adds -H's field, or exits: a field is 'Name: value', its value
+ * without control characters but HTAB, as the store takes it.
+ */
+static void
+add_header(struct buf *headers, const char *line)
+{
+	const char *why = NULL;
+	struct buf one = BUF_INIT;
+	char buf[160], *shown;
+
+	if (headers_add_line(&one, line, &why) < 0 ||
+	    (why = store_fields_invalid(buf_cstr(&one), buf, sizeof buf)) !=
+	    NULL) {
+		shown = text_printable(line, 0);
+		prog_errx(EXIT_USAGE, "bad header '%s': %s", shown, why);
+	}
+	buf_add(headers, one.data, one.len);
+	buf_free(&one);
 }
 
 static const struct command *
@@ -1057,7 +1200,7 @@ main(int argc, char *argv[])
 {
 	const struct command *cmd = NULL;
 	struct buf headers = BUF_INIT;
-	const char *method = "GET", *why;
+	const char *method = "GET";
 	char **operands = xcalloc((size_t)argc + 1, sizeof *operands);
 	char **given_text = xcalloc((size_t)argc + 1, sizeof *given_text);
 	int *given = xcalloc((size_t)argc + 1, sizeof *given);
@@ -1085,9 +1228,7 @@ main(int argc, char *argv[])
 			flags |= FORCE;
 			break;
 		case 'H':
-			if (headers_add_line(&headers, optarg, &why) < 0)
-				prog_errx(EXIT_USAGE, "bad header '%s': %s",
-				    optarg, why);
+			add_header(&headers, optarg);
 			break;
 		case 'h':
 			help = 1;
@@ -1116,7 +1257,14 @@ main(int argc, char *argv[])
 			json_output = 1;
 			break;
 		case OPT_MATCH:
+			if (strlen(optarg) > STORE_GLOB_MAX)
+				prog_errx(EXIT_USAGE, "bad --match: a pattern "
+				    "of %zu bytes, over %d", strlen(optarg),
+				    STORE_GLOB_MAX);
 			match = optarg;
+			break;
+		case OPT_STORE_SET_COOKIE:
+			store_set_cookie = 1;
 			break;
 		case OPT_STATUS:
 			/* a stored response is a final one (store.h) */

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "store.h"
 #include "text.h"
+#include "url.h"
 
 #define CHUNK_SIZE	(256 * 1024)
 #define BUSY_TIMEOUT_MS	30000
@@ -242,7 +243,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* damage (store_body_check) */
 	[ST_ENTRY_URL] = "SELECT url FROM entries WHERE id = ?1",
 	[ST_BODY_HELD] = "SELECT 1 FROM entries WHERE id = ?1 AND body = ?2",
-	[ST_BODY_CHECK] = "SELECT count(b.id), coalesce(sum(length(c.data)), 0)"
+	/*
+	 * A body's rows as store_body_check judges them: whether it is
+	 * there, complete; its chunks, bytes, first and last seq; how many
+	 * are not a blob of at most a chunk at an integer seq. length()
+	 * and typeof() read a row's header, not its bytes.
+	 */
+	[ST_BODY_CHECK] = "SELECT count(b.id), count(c.body),"
+	    " coalesce(sum(length(c.data)), 0), min(c.seq), max(c.seq),"
+	    " total(c.body IS NOT NULL AND (typeof(c.data) <> 'blob'"
+	    " OR typeof(c.seq) <> 'integer'"
+	    " OR length(c.data) > " STRINGIFY(CHUNK_SIZE) "))"
 	    " FROM bodies b LEFT JOIN chunks c ON c.body = b.id"
 	    " WHERE b.id = ?1 AND b.state = 1",
 	/* the size budget (make_room) */
@@ -322,6 +333,9 @@ struct store {
 	int		 create;	/* an empty file gets the schema */
 	int		 empty;		/* the file has no schema yet */
 	int		 cookie;	/* schema_version when last checked */
+	int		 no_room;	/* the last failure was a full disk */
+	int		 rc;		/* SQLite's code for the last failure */
+	int		 exclusive;	/* opened so, for a full disk */
 	int		 (*check)(struct store *);	/* the schema's */
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
@@ -400,15 +414,77 @@ fail_msg(struct store *s, int status, const char *fmt, ...)
 }
 
 /*
+ * Rows relay keeps a certain way, which another program may have
+ * changed: a write that fails on one fails for that reason, not the
+ * one SQLite gives (a sequence at its end is "database or disk is
+ * full"; no row in sync, "NOT NULL constraint failed"). Each query
+ * finds the damage, if any; one whose table the file lacks (the queue
+ * file) is passed over. Rows planted where a new row goes are found
+ * where it goes (planted_at).
+ */
+static const struct {
+	const char *sql, *what;
+} singletons[] = {
+	{ "SELECT name FROM sqlite_sequence WHERE typeof(seq) <> 'integer'"
+	    " OR seq >= 4611686018427387904",
+	    "its table 'sqlite_sequence' is damaged: the sequence of '%s' is "
+	    "past 2^62, which relay never reaches" },
+	{ "SELECT CASE count(*) WHEN 1 THEN 'its row is not two integers"
+	    " under 2^62' ELSE count(*) || ' rows, not one' END FROM sync"
+	    " HAVING count(*) <> 1 OR total(typeof(seq) <> 'integer'"
+	    " OR typeof(horizon) <> 'integer' OR seq >= 4611686018427387904)",
+	    "its table 'sync' is damaged: %s" },
+	{ "SELECT CASE count(*) WHEN 1 THEN 'its row is not an integer'"
+	    " ELSE count(*) || ' rows, not one' END FROM eviction"
+	    " HAVING count(*) <> 1 OR total(typeof(hand) <> 'integer')",
+	    "its table 'eviction' is damaged: %s" },
+};
+
+/* Which of relay's singleton rows is damaged (singletons), or NULL. */
+static const char *
+singleton_damage(struct store *s, char *why, size_t len)
+{
+	sqlite3_stmt *st;
+	const char *value;
+	char *shown;
+	size_t i;
+	int found;
+
+	for (i = 0; i < sizeof singletons / sizeof singletons[0]; i++) {
+		if (sqlite3_prepare_v2(s->db, singletons[i].sql, -1, &st,
+		    NULL) != SQLITE_OK)
+			continue;
+		if ((found = sqlite3_step(st) == SQLITE_ROW)) {
+			value = (const char *)sqlite3_column_text(st, 0);
+			shown = text_printable(value != NULL ? value : "", 0);
+			snprintf(why, len, singletons[i].what, shown);
+			free(shown);
+		}
+		sqlite3_finalize(st);
+		if (found)
+			return why;
+	}
+	return NULL;
+}
+
+/*
  * Records an SQLite failure as "cannot ACTION cache 'PATH': reason".
  * I/O errors carry the system's reason ("File too large"), which says
- * more than SQLite's "disk I/O error".
+ * more than SQLite's "disk I/O error". A write that fails on a damaged
+ * singleton row says so (singleton_damage).
  */
 static int
 fail(struct store *s, int rc, const char *action)
 {
 	int saved = errno, sys = sqlite3_system_errno(s->db);
 	const char *why = sqlite3_errmsg(s->db);
+	char damage[200];
+
+	s->rc = rc;
+	if (((rc & 0xFF) == SQLITE_FULL || (rc & 0xFF) == SQLITE_CONSTRAINT) &&
+	    singleton_damage(s, damage, sizeof damage) != NULL)
+		return fail_msg(s, EX_DATAERR, "cannot %s cache '%s': %s",
+		    action, s->path, damage);
 
 	/* relay sets no max_page_count: full is a full disk */
 	if ((rc & 0xFF) == SQLITE_FULL)
@@ -421,6 +497,8 @@ fail(struct store *s, int rc, const char *action)
 		why = strerror(sys);
 	if ((rc & 0xFF) == SQLITE_BUSY)
 		why = "locked by another process for longer than 30 s";
+	s->no_room = (rc & 0xFF) == SQLITE_FULL ||
+	    ((rc & 0xFF) == SQLITE_IOERR && sys == ENOSPC);
 	return fail_msg(s, status_of(rc), "cannot %s cache '%s': %s",
 	    action, s->path, why);
 }
@@ -766,12 +844,22 @@ check_schema(struct store *s, const char *const *sql, int n)
 	return rc;
 }
 
+/* A user_version no relay sets: not a version at all. */
+static int
+unknown_version(struct store *s, int version)
+{
+	return fail_msg(s, EX_DATAERR, "cannot open cache '%s': unknown "
+	    "schema version %d", s->path, version);
+}
+
 /* Refuses files not ours, from a newer relay, or altered (check_schema). */
 static int
 check_identity(struct store *s, int version)
 {
 	int tables, app;
 
+	if (version < 0)
+		return unknown_version(s, version);
 	if (version > LATEST_VERSION)
 		return fail_msg(s, EX_DATAERR, "cannot open cache '%s': "
 		    "written by a newer relay (schema version %d, this one "
@@ -963,8 +1051,13 @@ open_db(struct store *s, const char *file, int flags)
 		    "%s is older than " SQLITE_OLDEST_NAME ", the oldest relay "
 		    "works with", s->path, sqlite3_libversion());
 	rc = sqlite3_open_v2(file, &s->db, flags, NULL);
-	if (rc == SQLITE_OK)
-		return 0;
+	if (rc == SQLITE_OK) {
+		sqlite3_limit(s->db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+		    STORE_GLOB_MAX);
+		/* before the first read: the WAL index then lives in memory */
+		return s->exclusive ? exec(s, "PRAGMA locking_mode = EXCLUSIVE",
+		    "open") : 0;
+	}
 	if (s->db == NULL)
 		out_of_memory();
 	if ((rc & 0xFF) != SQLITE_CANTOPEN)
@@ -1033,6 +1126,18 @@ open_file(const char *name, const char *path, int flags, int create,
 	s->path = xstrdup(name);
 	s->create = create;
 	open_racing(s, path, flags, setup_fn);
+	if (s->db == NULL && s->no_room && !create) {
+		/*
+		 * A file system with no room left has none for the WAL's
+		 * shared-memory index (-shm) that every connection needs,
+		 * readers too: a reader then takes the file for itself
+		 * (exclusive locking mode) and keeps that index in memory.
+		 */
+		s->status = 0;
+		s->err[0] = '\0';
+		s->exclusive = 1;
+		open_racing(s, path, flags, setup_fn);
+	}
 	if (s->db != NULL && s->empty && !create) {
 		close_db(s);
 		s->create = 1;
@@ -1129,6 +1234,60 @@ column_text(sqlite3_stmt *st, int col)
 	return p != NULL ? xstrdup((const char *)p) : NULL;
 }
 
+static const char *
+type_name(int type)
+{
+	switch (type) {
+	case SQLITE_INTEGER: return "an integer";
+	case SQLITE_FLOAT: return "a real number";
+	case SQLITE_TEXT: return "text";
+	case SQLITE_BLOB: return "a blob";
+	default: return "NULL";
+	}
+}
+
+/*
+ * Why a row's columns are not of the types relay writes them in, or
+ * NULL: types has a letter a column, i for INTEGER, t for TEXT (with
+ * no NUL in it), b for BLOB, in upper case if NULL may stand in. A
+ * value SQLite could not make an integer ('200abc', 200.5, a blob)
+ * would otherwise be read as some other number. Called before any
+ * other sqlite3_column_ call, which may convert the value.
+ */
+static const char *
+columns_invalid(sqlite3_stmt *st, const char *types, char *why, size_t len)
+{
+	const unsigned char *text;
+	int i, have, want, lower;
+
+	for (i = 0; types[i] != '\0'; i++) {
+		lower = types[i] | 0x20;
+		assert(lower == 'i' || lower == 't' || lower == 'b');
+		want = lower == 'i' ? SQLITE_INTEGER : lower == 't' ?
+		    SQLITE_TEXT : SQLITE_BLOB;
+		have = sqlite3_column_type(st, i);
+		if (have == SQLITE_NULL && types[i] != lower)
+			continue;
+		if (have != want) {
+			snprintf(why, len, "its %s is %s, not %s",
+			    sqlite3_column_name(st, i), type_name(have),
+			    type_name(want));
+			return why;
+		}
+		if (have == SQLITE_TEXT && (text = sqlite3_column_text(st, i)) !=
+		    NULL && strlen((const char *)text) !=
+		    (size_t)sqlite3_column_bytes(st, i)) {
+			snprintf(why, len, "its %s has a NUL byte",
+			    sqlite3_column_name(st, i));
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/* The types of ENTRY_COLUMNS (columns_invalid). */
+static const char entry_types[] = "itttitiiIiiiTTiii";
+
 static void
 read_entry(sqlite3_stmt *st, struct store_entry *e)
 {
@@ -1155,30 +1314,96 @@ read_entry(sqlite3_stmt *st, struct store_entry *e)
 }
 
 /*
+ * Why a block of header fields is not one relay stores, or NULL: it is
+ * lines that each end in CRLF, with no other control character than
+ * HTAB (RFC 9110 section 5.5: a field value is visible characters,
+ * obs-text, SP and HTAB), so that a field read back can neither split
+ * into two nor drive a terminal (relay-cache get -i).
+ */
+const char *
+store_fields_invalid(const char *headers, char *why, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)headers, *line = p;
+	char *name, *shown;
+
+	for (; *p != '\0'; p++) {
+		if (p[0] == '\r' && p[1] == '\n')
+			line = ++p + 1;
+		else if (*p < 0x20 && *p != '\t')
+			break;
+		else if (*p == 0x7F)
+			break;
+	}
+	if (*p == '\0' && line == p)
+		return NULL;
+	name = xstrndup((const char *)line, strcspn((const char *)line,
+	    ":\r\n"));
+	shown = text_printable(name, 0);
+	if (*p == '\0')
+		snprintf(why, len, "field '%.40s' does not end in CRLF", shown);
+	else
+		snprintf(why, len, "field '%.40s' has the control character "
+		    "\\x%02X: a value may have HTAB only (RFC 9110 section "
+		    "5.5)", shown, *p);
+	free(name);
+	free(shown);
+	return why;
+}
+
+/* Whether t is a time or duration of an entry (STORE_TIME_MAX). */
+static int
+time_valid(long long t, long long min)
+{
+	return t >= min && t <= STORE_TIME_MAX;
+}
+
+/*
  * Why an entry is one relay never stores, or NULL: a status that is
  * not final (RFC 9110 section 15: a stored response is a final one, and
  * codes past 599 are not defined), a method that is not a method name,
- * a negative size. Writes refuse it; reads take it for damage.
+ * a negative size, a time or duration out of bounds (STORE_TIME_MAX),
+ * fields with control characters (store_fields_invalid). Writes refuse
+ * it; reads take it for damage.
  */
 const char *
 store_entry_invalid(const struct store_entry *e, char *why, size_t len)
 {
+	const struct { const char *name; long long value, min; } times[] = {
+		{ "request_time", e->request_time, -STORE_TIME_MAX },
+		{ "response_time", e->response_time, -STORE_TIME_MAX },
+		{ "date", e->date, -STORE_TIME_MAX },
+		{ "age", e->age, 0 },
+		{ "lifetime", e->lifetime, 0 },
+		{ "stale_at", e->stale_at, -STORE_TIME_MAX },
+	};
 	char *shown;
+	size_t i;
 
 	if (e->status < 200 || e->status > 599) {
 		snprintf(why, len, "status %d is not a final status (200 to "
 		    "599)", e->status);
-	} else if (e->method == NULL || !http_method_valid(e->method)) {
+		return why;
+	}
+	if (e->method == NULL || !http_method_valid(e->method)) {
 		shown = text_printable(e->method != NULL ? e->method : "", 0);
 		snprintf(why, len, "method '%.40s' is not a method name, a "
 		    "token of at most %d characters", shown, HTTP_MAX_METHOD);
 		free(shown);
-	} else if (e->size < 0) {
-		snprintf(why, len, "size %lld is negative", e->size);
-	} else {
-		return NULL;
+		return why;
 	}
-	return why;
+	if (e->size < 0) {
+		snprintf(why, len, "size %lld is negative", e->size);
+		return why;
+	}
+	for (i = 0; i < sizeof times / sizeof times[0]; i++)
+		if (!time_valid(times[i].value, times[i].min)) {
+			snprintf(why, len, "%s %lld is out of bounds (%s to "
+			    "2^42 seconds)", times[i].name, times[i].value,
+			    times[i].min < 0 ? "-2^42" : "0");
+			return why;
+		}
+	return store_fields_invalid(e->headers != NULL ? e->headers : "", why,
+	    len);
 }
 
 static int damaged(struct store *, long long, const char *, const char *,
@@ -1221,6 +1446,10 @@ read_row(struct store *s, sqlite3_stmt *st, struct store_entry *e)
 {
 	char why[160];
 
+	if (columns_invalid(st, entry_types, why, sizeof why) != NULL) {
+		memset(e, 0, sizeof *e);
+		return damaged(s, sqlite3_column_int64(st, 0), NULL, "%s", why);
+	}
 	read_entry(st, e);
 	if (store_entry_invalid(e, why, sizeof why) == NULL)
 		return 0;
@@ -1286,6 +1515,22 @@ store_get(struct store *s, const char *method, const char *url,
 	return found;
 }
 
+/*
+ * After a write of a new row failed: when a row of the same key was
+ * there (a constraint), another program put it where relay's next one
+ * goes, in table, for what of id. Returns -1 either way.
+ */
+static int
+planted_at(struct store *s, const char *table, const char *what,
+    long long id)
+{
+	if ((s->rc & 0xFF) != SQLITE_CONSTRAINT)
+		return -1;
+	return fail_msg(s, EX_DATAERR, "cannot write to cache '%s': its "
+	    "table '%s' is damaged: it has rows of %s %lld, which relay had "
+	    "not made", s->path, table, what, id);
+}
+
 /* Writes one full chunk in its own short transaction. */
 static int
 insert_chunk(struct store_writer *w)
@@ -1299,7 +1544,7 @@ insert_chunk(struct store_writer *w)
 	sqlite3_bind_int64(st, 2, w->seq);
 	sqlite3_bind_blob(st, 3, w->chunk, (int)w->len, SQLITE_STATIC);
 	if (run(s, st, "write to") < 0)
-		return -1;
+		return planted_at(s, "chunks", "body", w->body);
 	s->batch_bytes += (long long)w->len;
 	w->seq++;
 	w->len = 0;
@@ -1772,9 +2017,12 @@ store_body_open(struct store *s, const struct store_entry *e)
 	static const char sql[] = "SELECT c.data FROM bodies b"
 	    " LEFT JOIN chunks c ON c.body = b.id"
 	    " WHERE b.id = ?1 AND b.state = 1 ORDER BY c.seq";
-	struct store_body *b = xcalloc(1, sizeof *b);
+	struct store_body *b;
 	int rc;
 
+	if (store_body_check(s, e) < 0)
+		return NULL;
+	b = xcalloc(1, sizeof *b);
 	b->s = s;
 	b->expect = e->size;
 	/* Several bodies may be open at once; one statement is kept. */
@@ -1814,16 +2062,18 @@ store_body_close(struct store_body *b)
 }
 
 /*
- * Whether e's body is whole, as a read of it would find it, without
- * reading its bytes (length() reads a row's header only): 0, or
- * STORE_DAMAGED, -1 on another failure (store_error says which). For
- * those who must not start what a damaged body would cut short.
+ * Whether e's body is whole, as relay writes bodies (relay-cache(5),
+ * Bodies): a complete row, chunks of blobs of at most CHUNK_SIZE at
+ * seq 0, 1, 2... whose bytes add up to e's size. Every reader has it
+ * checked (store_body_open), without reading the bytes. Returns 0, or
+ * STORE_DAMAGED, -1 on another failure (store_error says which).
  */
 int
 store_body_check(struct store *s, const struct store_entry *e)
 {
 	sqlite3_stmt *st = stmt(s, ST_BODY_CHECK);
-	long long rows = 0, bytes = 0;
+	long long rows = 0, chunks = 0, bytes = 0, first = 0, last = -1;
+	long long odd = 0;
 	int rc;
 
 	if (st == NULL)
@@ -1831,7 +2081,11 @@ store_body_check(struct store *s, const struct store_entry *e)
 	sqlite3_bind_int64(st, 1, e->body);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		rows = sqlite3_column_int64(st, 0);
-		bytes = sqlite3_column_int64(st, 1);
+		chunks = sqlite3_column_int64(st, 1);
+		bytes = sqlite3_column_int64(st, 2);
+		first = sqlite3_column_int64(st, 3);
+		last = chunks > 0 ? sqlite3_column_int64(st, 4) : -1;
+		odd = sqlite3_column_int64(st, 5);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
@@ -1840,6 +2094,13 @@ store_body_check(struct store *s, const struct store_entry *e)
 		body_missing(s, e->id, e->body);	/* always a failure */
 		return s->status == EX_DATAERR ? STORE_DAMAGED : -1;
 	}
+	if (odd > 0)
+		return damaged(s, e->id, e->url, "its body has a chunk that is "
+		    "not a blob of at most %d bytes at an integer seq",
+		    CHUNK_SIZE);
+	if (chunks > 0 && (first != 0 || last != chunks - 1))
+		return damaged(s, e->id, e->url, "its body's chunks are at "
+		    "seq %lld to %lld, not 0 to %lld", first, last, chunks - 1);
 	if (bytes > e->size)
 		return damaged(s, e->id, e->url, "its body has more than its "
 		    "%lld bytes", e->size);
@@ -1917,9 +2178,13 @@ store_iter_next(struct store_iter *it, struct store_entry *e)
 {
 	int rc = sqlite3_step(it->st);
 
-	if (rc == SQLITE_ROW)
-		return read_row(it->s, it->st, e) < 0 ? STORE_DAMAGED : 1;
-	return rc == SQLITE_DONE ? 0 : fail(it->s, rc, "read");
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : fail(it->s, rc, "read");
+	if (read_row(it->s, it->st, e) < 0)
+		return STORE_DAMAGED;
+	if ((rc = store_body_check(it->s, e)) < 0)
+		store_entry_free(e);
+	return rc < 0 ? rc : 1;
 }
 
 void
@@ -1968,8 +2233,17 @@ int
 store_changes_next(struct store_iter *it, struct store_entry *e,
     long long *changed)
 {
-	int rc = store_iter_next(it, e);
+	int rc;
 
+	/*
+	 * A change number of another type (planted) is damage that cannot
+	 * be passed by number (a text one sorts after every number): such
+	 * a row is skipped here, and never sent.
+	 */
+	while (((rc = store_iter_next(it, e)) > 0 || rc == STORE_DAMAGED) &&
+	    sqlite3_column_type(it->st, 17) != SQLITE_INTEGER)
+		if (rc > 0)
+			store_entry_free(e);
 	if (rc > 0 || rc == STORE_DAMAGED)
 		*changed = sqlite3_column_int64(it->st, 17);
 	return rc;
@@ -2174,12 +2448,16 @@ store_count(struct store *s, const char *lines)
 	return commit(s);
 }
 
-/* Calls fn with each counter's series and value, in one snapshot. */
+/*
+ * Calls fn with each counter's series and value, in one snapshot; a
+ * row of other types than relay writes fails it (store_error).
+ */
 int
 store_counters(struct store *s, void (*fn)(void *, const char *, size_t,
     long long), void *ctx)
 {
 	sqlite3_stmt *st;
+	char why[160], *series;
 	int rc;
 
 	if (store_read_begin(s) < 0)
@@ -2188,11 +2466,19 @@ store_counters(struct store *s, void (*fn)(void *, const char *, size_t,
 		store_read_end(s);
 		return -1;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    columns_invalid(st, "ti", why, sizeof why) == NULL)
 		fn(ctx, (const char *)sqlite3_column_text(st, 0),
 		    (size_t)sqlite3_column_bytes(st, 0),
 		    sqlite3_column_int64(st, 1));
-	if (rc != SQLITE_DONE)
+	if (rc == SQLITE_ROW) {
+		series = text_printable((const char *)sqlite3_column_text(st,
+		    0), 0);
+		fail_msg(s, EX_DATAERR, "cannot read cache '%s': its table "
+		    "'counters' is damaged: series '%.100s': %s", s->path,
+		    series, why);
+		free(series);
+	} else if (rc != SQLITE_DONE)
 		fail(s, rc, "read");
 	sqlite3_reset(st);
 	store_read_end(s);
@@ -2428,6 +2714,8 @@ check_queue(struct store *s)
 
 	if (queue_version(s, &version) < 0)
 		return -1;
+	if (version < 0)
+		return unknown_version(s, version);
 	if (version > QUEUE_VERSION)
 		return fail_msg(s, EX_DATAERR, "cannot open queue '%s': "
 		    "written by a newer relay (schema version %d, this one "
@@ -2515,6 +2803,76 @@ read_queued(sqlite3_stmt *st, struct store_queued *q)
 	q->response_type = column_text(st, 12);
 	q->response = column_blob(st, 13, &q->response_len);
 	q->error = column_text(st, 14);
+	q->damaged = NULL;
+}
+
+/* The types of Q_COLUMNS (columns_invalid). */
+static const char queued_types[] = "ittttTtiiiiITBT";
+
+/*
+ * Why a queued request is not one relay writes, or NULL: a method that
+ * is not a method name, a URL that is not normalised (relay queues the
+ * upstream's URL, url_normalize), a state relay does not give, fields
+ * that are not as stored (store_fields_invalid), a column of another
+ * type. relay-serve never delivers it; relay-cache names it.
+ */
+static const char *
+queued_invalid(const struct store_queued *q, char *why, size_t len)
+{
+	static const char *const states[] = { "queued", "delivering",
+		"delivered", "failed" };
+	const char *bad;
+	char *normal, *shown;
+	size_t i;
+	int normalised;
+
+	for (i = 0; i < sizeof states / sizeof states[0]; i++)
+		if (strcmp(q->state, states[i]) == 0)
+			break;
+	if (i == sizeof states / sizeof states[0]) {
+		shown = text_printable(q->state, 0);
+		snprintf(why, len, "its state '%.40s' is not queued, "
+		    "delivering, delivered or failed", shown);
+		free(shown);
+		return why;
+	}
+	if (!http_method_valid(q->method)) {
+		shown = text_printable(q->method, 0);
+		snprintf(why, len, "its method '%.40s' is not a method name",
+		    shown);
+		free(shown);
+		return why;
+	}
+	normal = url_normalize(q->url, &bad);
+	normalised = normal != NULL && strcmp(normal, q->url) == 0;
+	free(normal);
+	if (!normalised) {
+		snprintf(why, len, "its URL is not a normalised URL");
+		return why;
+	}
+	return store_fields_invalid(q->fields, why, len);
+}
+
+/*
+ * Reads a queued request as read_queued does; one relay never wrote
+ * has its fields read as they are, and q->damaged is store_error's
+ * message naming it. Returns 0, or STORE_DAMAGED.
+ */
+static int
+read_queued_row(struct store *s, sqlite3_stmt *st, struct store_queued *q)
+{
+	char why[200], *url;
+	int typed = columns_invalid(st, queued_types, why, sizeof why) == NULL;
+
+	read_queued(st, q);
+	if (typed && queued_invalid(q, why, sizeof why) == NULL)
+		return 0;
+	url = text_printable(q->url, 0);
+	fail_msg(s, EX_DATAERR, "cannot read queue '%s': entry %lld '%.200s' "
+	    "is damaged: %s", s->path, q->id, url, why);
+	q->damaged = xstrdup(s->err);
+	free(url);
+	return STORE_DAMAGED;
 }
 
 void
@@ -2530,6 +2888,7 @@ store_queued_free(struct store_queued *q)
 	free(q->response_type);
 	free(q->response);
 	free(q->error);
+	free(q->damaged);
 	memset(q, 0, sizeof *q);
 }
 
@@ -2567,7 +2926,7 @@ store_queue_add(struct store *s, struct store_queued *q, long long now_ms)
 		sqlite3_bind_int64(st, 2, seq);
 		sqlite3_bind_blob(st, 3, q->body + at, (int)n, SQLITE_STATIC);
 		if (write_one(s, st) < 0)
-			return -1;
+			return planted_at(s, "queue_body", "entry", q->id);
 		if (n == 0)
 			break;
 	}
@@ -2627,10 +2986,14 @@ fail:
 	    q->id);
 }
 
-/* Calls fn with each entry st yields, all from one snapshot. */
+/*
+ * Calls fn with each entry st yields, all from one snapshot; with
+ * all, those relay never wrote too (q->damaged says why), else they
+ * are skipped.
+ */
 static int
 each_queued(struct store *s, sqlite3_stmt *st,
-    void (*fn)(void *, struct store_queued *), void *ctx)
+    void (*fn)(void *, struct store_queued *), void *ctx, int all)
 {
 	struct store_queued q;
 	int rc;
@@ -2642,8 +3005,10 @@ each_queued(struct store *s, sqlite3_stmt *st,
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		read_queued(st, &q);
-		fn(ctx, &q);	/* q is fn's */
+		if (read_queued_row(s, st, &q) < 0 && !all)
+			store_queued_free(&q);
+		else
+			fn(ctx, &q);	/* q is fn's */
 	}
 	if (rc != SQLITE_DONE)
 		fail(s, rc, "read");
@@ -2663,7 +3028,7 @@ store_queue_due(struct store *s, long long now_ms, int max,
 		sqlite3_bind_int64(st, 1, now_ms);
 		sqlite3_bind_int(st, 2, max);
 	}
-	return each_queued(s, st, fn, ctx);
+	return each_queued(s, st, fn, ctx, 0);
 }
 
 /* Marks an entry as being delivered, one attempt more; 0 if it is not open. */
@@ -2712,16 +3077,22 @@ store_queue_settle(struct store *s, const struct store_queued *r,
 	return step_in_txn(s, ST_Q_DROP_BODY, r->id) < 0 ? -1 : changed;
 }
 
-/* Reads into q the entry st, bound, finds: 1, or 0 if there is none. */
+/*
+ * Reads into q the entry st, bound, finds: 1, or 0 if there is none;
+ * -1 if it is damaged (store_error names it) or the file failed.
+ */
 static int
 queued_one(struct store *s, sqlite3_stmt *st, struct store_queued *q)
 {
 	int rc;
 
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		read_queued(st, q);
-	else if (rc != SQLITE_DONE)
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    read_queued_row(s, st, q) < 0) {
+		store_queued_free(q);
+		rc = STORE_DAMAGED;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		fail(s, rc, "read");
+	}
 	sqlite3_reset(st);
 	store_read_end(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -2759,7 +3130,10 @@ store_queue_find(struct store *s, const char *token, struct store_queued *q)
 	return queued_one(s, st, q);
 }
 
-/* Calls fn with every entry in state (NULL: any), oldest first. */
+/*
+ * Calls fn with every entry in state (NULL: any), oldest first, those
+ * relay never wrote included: q->damaged says why, for naming them.
+ */
 int
 store_queue_list(struct store *s, const char *state,
     void (*fn)(void *, struct store_queued *), void *ctx)
@@ -2768,7 +3142,7 @@ store_queue_list(struct store *s, const char *state,
 
 	if (st != NULL)
 		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-	return each_queued(s, st, fn, ctx);
+	return each_queued(s, st, fn, ctx, 1);
 }
 
 /* Queues failed entries again, id or (-1) every one; returns how many. */

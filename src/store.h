@@ -13,6 +13,13 @@
 #define STORE_SCHEMA_VERSION 6
 #define STORE_MAX_VARIANTS 64	/* responses kept per method and URL (Vary) */
 #define STORE_UNCACHEABLE_SECS 10	/* how long a hit-for-miss mark lasts */
+/*
+ * Every time and duration of an entry is within this many seconds of 0
+ * (about 139,000 years): what relay writes always is, and arithmetic on
+ * a few of them never overflows. Past it, an entry is damaged.
+ */
+#define STORE_TIME_MAX	(1LL << 42)
+#define STORE_GLOB_MAX	16384	/* bytes of a GLOB pattern (--match) */
 
 enum store_mode {
 	STORE_READ,	/* never creates the file: a missing cache is empty */
@@ -83,6 +90,8 @@ struct store_queued {
 	char		*response;	/* its body (the start of it) */
 	size_t		 response_len;
 	char		*error;		/* why the last attempt failed */
+	char		*damaged;	/* relay never wrote it: store_error's
+					   message naming it; else NULL */
 };
 
 struct sqlite3;
@@ -104,6 +113,7 @@ long long	 store_data_version(struct store *);
 int		 store_get(struct store *, const char *, const char *,
 		    const char *, struct store_entry *);
 const char	*store_entry_invalid(const struct store_entry *, char *, size_t);
+const char	*store_fields_invalid(const char *, char *, size_t);
 void		 store_entry_free(struct store_entry *);
 void		 store_entry_copy(struct store_entry *, const struct store_entry *);
 

@@ -188,7 +188,7 @@ load helpers
 	{"url":"https://api.example/3","headers":{"x":"a\r\nb"},"text":"three"}
 	{"url":"foo","text":"four"}
 	{"url":"https://api.example/5","base64":"!!"}
-	{"url":"https://api.example/6","status":201,"text":"six"}
+	{"url":"https://api.example/6","status":203,"text":"six"}
 	{"url":"https://api.example/7","error":"connection refused","status":0}
 	EOF
 	run --separate-stderr relay-cache load <records
@@ -199,7 +199,7 @@ load helpers
 	[ "${stderr_lines[3]}" = "relay-cache: line 6: invalid URL 'foo': Bad scheme" ]
 	[ "${stderr_lines[4]}" = "relay-cache: line 7: \"base64\": not valid base64" ]
 	[ "${#stderr_lines[@]}" -eq 5 ]
-	[ "$(relay-cache ls | cut -f1,5 | tr '\t\n' ' ,')" = "200 https://api.example/1,201 https://api.example/6," ]
+	[ "$(relay-cache ls | cut -f1,5 | tr '\t\n' ' ,')" = "200 https://api.example/1,203 https://api.example/6," ]
 	[ "$(relay-cache get https://api.example/6)" = six ]
 }
 
@@ -517,7 +517,7 @@ plant() {
 	{"url":"https://api.example/5","method":"","text":"empty"}
 	{"url":"https://api.example/6","method":"$long","text":"long"}
 	{"url":"https://api.example/7","method":"PURGE","status":204,"text":""}
-	{"url":"https://api.example/8","status":599,"text":"ok"}
+	{"url":"https://api.example/8","status":599,"headers":{"cache-control":"max-age=60"},"text":"ok"}
 	EOF
 	run --separate-stderr relay-cache load <records
 	[ "$status" -eq 1 ]
@@ -678,4 +678,336 @@ unmount_disk() {
 	eventually all_stored
 	! grep -q 'cannot write' serve.log || { grep 'cannot write' serve.log; false; }
 	[ "$(sqlite3 "$RELAY_CACHE" 'PRAGMA integrity_check')" = ok ]
+}
+
+# queued_file: a queue file as relay-serve --queue makes it, two requests
+# delivered (ids 1 and 2), relay-serve stopped.
+queued_file() {
+	start_upstream
+	start_serve --queue '/q/*'
+	for i in 1 2; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "$i" "$SERVE/q/$i")" = 202 ]
+	done
+	eventually [ "$(relay-cache queue | cut -f2 | tr '\n' ' ')" = "delivered delivered " ]
+	kill "$SERVE_PID" && wait "$SERVE_PID" || true
+	SERVE_PID=
+}
+
+@test "queue ls: a row relay never wrote (method, state, URL, fields, a column's type) is named as damaged, exit 65; the others are listed, every column escaped" {
+	queued_file
+	q="$RELAY_CACHE-queue"
+	sqlite3 "$q" "UPDATE queue SET error = 'e' || char(27) || ']0;t' || char(7) || char(9) || char(10) WHERE id = 2"
+	while IFS='#' read -r set why; do
+		cp "$q" saved
+		sqlite3 "$q" "UPDATE queue SET $set WHERE id = 1"
+		run --separate-stderr relay-cache queue ls
+		[ "$status" -eq 65 ] || { echo "$set: $status $stderr"; false; }
+		[[ "$stderr" == "relay-cache: cannot read queue '$q': entry 1 '"*"' is damaged: $why" ]] || { echo "$set: $stderr"; false; }
+		[ "$(cut -f1 <<<"$output")" = 2 ]
+		[ "$(cut -f7 <<<"$output")" = 'e\x1B]0;t\x07\t\n' ]
+		run --separate-stderr relay-cache queue --json
+		[ "$status" -eq 65 ] && [ "$(jq -r .id <<<"$output")" = 2 ]
+		script -qc 'relay-cache queue' /dev/null >screen
+		! grep -q $'\e\|\a' screen || { echo "$set: raw control on the terminal"; false; }
+		cp saved "$q"
+	done <<-'EOF'
+	method = 'P' || char(10) || 'X'#its method 'P\nX' is not a method name
+	state = 'weird' || char(27)#its state 'weird\x1B' is not queued, delivering, delivered or failed
+	url = url || char(27) || '[2J'#its URL is not a normalised URL
+	url = 'HTTP://Other.example:80/x'#its URL is not a normalised URL
+	fields = 'X: a' || char(7) || char(13) || char(10)#field 'X' has the control character \x07: a value may have HTAB only (RFC 9110 section 5.5)
+	attempts = '1x'#its attempts is text, not an integer
+	status = 200.5#its status is a real number, not an integer
+	EOF
+	# a damaged one can still be removed, by its id
+	sqlite3 "$q" "UPDATE queue SET state = 'weird' WHERE id = 1"
+	relay-cache queue rm 1
+	run --separate-stderr relay-cache queue
+	[ "$status" -eq 0 ] && [ "$(cut -f1 <<<"$output")" = 2 ]
+}
+
+@test "relay-serve never delivers a queued row relay never wrote, nor answers it at its token" {
+	start_upstream
+	start_serve --queue '/q/*'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d 1 "$SERVE/q/first")" = 202 ]
+	eventually [ "$(relay-cache queue | cut -f2)" = delivered ]
+	kill "$SERVE_PID" && wait "$SERVE_PID" || true
+	SERVE_PID=
+	token=$(relay-cache queue --json | jq -r .token)
+	sqlite3 "$RELAY_CACHE-queue" "UPDATE queue SET method = 'P' || char(10) || 'X';
+	    INSERT INTO queue (method, url, path, fields, body, token, state, attempts, next_ms, created_ms, updated_ms)
+	    VALUES ('POST', '$UP/q/bad' || char(27), '/q/bad', '', x'', 'bad', 'queued', 0, 0, 0, 0)"
+	start_serve --queue '/q/*'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d 2 "$SERVE/q/good")" = 202 ]
+	eventually [ "$(relay-cache queue 2>/dev/null | cut -f2)" = delivered ] || { cat serve.log; relay-cache queue; false; }
+	[ "$(requests_for /q/good)" -eq 1 ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/q/bad')" -eq 0 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/_relay/queue/$token")" != 200 ]
+}
+
+@test "path never writes the cache file's name raw: on a terminal or piped" {
+	name="$PWD/a"$'\e]0;t\a\tb.db'
+	run relay-cache -c "$name" path
+	[ "$status" -eq 0 ] && [ "$output" = "$PWD"'/a\x1B]0;t\x07\tb.db' ]
+	script -qc "relay-cache -c '$name' path" /dev/null >screen
+	! grep -q $'\e\|\a' screen || false
+	grep -q 'a\\x1B\]0;t\\x07\\tb.db' screen
+	[ "$(relay-cache -c "$name" path --json | jq -r .path)" = "$name" ]
+}
+
+@test "load stores only what relay-fetch would: no-store, private, Vary: *, a cookie, a status not cacheable are named by their line" {
+	cat >records <<-'EOF'
+	{"url":"https://api.example/1","headers":{"set-cookie":"sid=1"},"text":"cookie"}
+	{"url":"https://api.example/2","headers":{"cache-control":"no-store"},"text":"no-store"}
+	{"url":"https://api.example/3","headers":{"cache-control":"private, max-age=60"},"text":"private"}
+	{"url":"https://api.example/4","headers":{"vary":"*"},"text":"vary"}
+	{"url":"https://api.example/5","status":201,"text":"created"}
+	{"url":"https://api.example/6","status":500,"text":"error"}
+	{"url":"https://api.example/7","status":206,"headers":{"cache-control":"max-age=60"},"text":"partial"}
+	{"url":"https://api.example/8","status":500,"headers":{"cache-control":"max-age=60"},"text":"kept"}
+	{"url":"https://api.example/9","headers":{"Cache-Control":"No-Store"},"text":"no-store"}
+	EOF
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	not="not stored, as relay-fetch would not store it"
+	[ "${stderr_lines[0]}" = "relay-cache: line 1: $not: response sets a cookie (load --store-set-cookie stores it)" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 2: $not: response says no-store" ]
+	[ "${stderr_lines[2]}" = "relay-cache: line 3: $not: response is private" ]
+	[ "${stderr_lines[3]}" = "relay-cache: line 4: $not: response varies on everything" ]
+	[ "${stderr_lines[4]}" = "relay-cache: line 5: $not: status is not cacheable without explicit freshness" ]
+	[ "${stderr_lines[5]}" = "relay-cache: line 6: $not: status is not cacheable without explicit freshness" ]
+	[ "${stderr_lines[6]}" = "relay-cache: line 7: $not: status is not storable" ]
+	[ "${stderr_lines[7]}" = "relay-cache: line 9: $not: response says no-store" ]
+	[ "${#stderr_lines[@]}" -eq 8 ]
+	[ "$(relay-cache ls | cut -f1,5)" = $'500\thttps://api.example/8' ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies')" = 1 ]
+	# --store-set-cookie, as relay-serve and relay-fetch have it
+	head -1 records | relay-cache load --store-set-cookie
+	[ "$(relay-cache get https://api.example/1)" = cookie ]
+}
+
+@test "relay-fetch --records of a response that sets a cookie, piped into load, is not stored" {
+	start_upstream
+	relay-fetch --cache other.db --records "$UP/c?h=Set-Cookie:sid=secret&cc=max-age=600" >records
+	[ "$(jq -r '.headers["set-cookie"]' records)" = sid=secret ]
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == "relay-cache: line 1: not stored, as relay-fetch would not store it: response sets a cookie"* ]]
+	[ -z "$(relay-cache ls)" ]
+}
+
+@test "load takes the URLs relay-fetch fetches only: http, https, file, and a redirect from and to http or https" {
+	cat >records <<-'EOF'
+	{"url":"http://api.example/a","effective_url":"file:///etc/passwd","text":"root"}
+	{"url":"http://api.example/b","effective_url":"ftp://other.example/b","text":"ftp"}
+	{"url":"ftp://api.example/c","text":"ftp"}
+	{"url":"gopher://api.example/d","text":"gopher"}
+	{"url":"file:///srv/e.json","effective_url":"https://other.example/e","text":"file"}
+	{"url":"http://api.example/f","effective_url":"https://other.example/f","text":"moved"}
+	{"url":"file:///srv/g.json","text":"file"}
+	{"url":"http://api.example/h","effective_url":"HTTP://API.example:80/h","text":"same"}
+	EOF
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 1: effective_url 'file:///etc/passwd': relay-fetch follows redirects from and to http and https only" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 2: effective_url 'ftp://other.example/b': relay-fetch follows redirects from and to http and https only" ]
+	[ "${stderr_lines[2]}" = "relay-cache: line 3: 'ftp://api.example/c' is not an http, https or file URL, which relay-fetch fetches" ]
+	[ "${stderr_lines[3]}" = "relay-cache: line 4: 'gopher://api.example/d' is not an http, https or file URL, which relay-fetch fetches" ]
+	[ "${stderr_lines[4]}" = "relay-cache: line 5: effective_url 'https://other.example/e': relay-fetch follows redirects from and to http and https only" ]
+	[ "${#stderr_lines[@]}" -eq 5 ]
+	[ "$(relay-cache ls | cut -f5 | tr '\n' ' ')" = "file:///srv/g.json http://api.example/h https://other.example/f " ]
+}
+
+@test "a header value with a control character but HTAB is refused by put -H and load, and never written out when planted" {
+	for h in $'X-Evil: a\e]0;t\ab' $'X: bell\a' $'X: del\x7f' $'X: back\bspace'; do
+		run --separate-stderr relay-cache put -H "$h" https://api.example/h </dev/null
+		[ "$status" -eq 2 ] || { echo "$h: $status"; false; }
+		[[ "$stderr" == "relay-cache: bad header '"*"': field 'X"*"' has the control character \\x"*": a value may have HTAB only (RFC 9110 section 5.5)" ]] || { echo "$stderr"; false; }
+		[[ "$stderr" != *[$'\e\a\x7f\b']* ]]
+	done
+	printf x | relay-cache put -H $'X-Tab: a\tb' https://api.example/tab
+	[ "$(relay-cache get -i https://api.example/tab | sed -n 2p)" = $'X-Tab: a\tb\r' ]
+	printf '%s\n' '{"url":"https://api.example/l","headers":{"x-evil":"a\u001b]0;t\u0007"},"text":"l"}' \
+	    '{"url":"https://api.example/m","headers":{"x":"\u0000"},"text":"m"}' >records
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 1: field 'x-evil' has the control character \\x1B: a value may have HTAB only (RFC 9110 section 5.5)" ]
+	[ "$(relay-cache ls | cut -f5)" = https://api.example/tab ]
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET headers = 'X: a' || char(27) || '[2J' || char(13) || char(10)"
+	run --separate-stderr relay-cache get -i https://api.example/tab
+	[ "$status" -eq 65 ] && [ "$output" = "" ]
+	[ "$stderr" = "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/tab' is damaged: field 'X' has the control character \\x1B: a value may have HTAB only (RFC 9110 section 5.5)" ]
+	run --separate-stderr relay-cache dump
+	[ "$status" -eq 65 ] && [ "$output" = "" ]
+}
+
+@test "a column of another type than relay writes (a status '200abc', 200.5, a blob; a time as text) is damage for get, ls and dump" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	while IFS='|' read -r set why; do
+		damage "$set"
+		msg="relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: $why"
+		run --separate-stderr relay-cache get https://api.example/b
+		[ "$status" -eq 65 ] && [ "$output" = "" ] && [ "$stderr" = "$msg" ] || { echo "$set: $status $stderr"; false; }
+		run --separate-stderr relay-cache ls
+		[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ] && [ "$(cut -f5 <<<"$output" | tr '\n' ' ')" = "https://api.example/a https://api.example/c " ]
+		run --separate-stderr relay-cache dump
+		[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ]
+		[ "$(jq -c .json <<<"$output" | tr '\n' ' ')" = '{"u":"a"} {"u":"c"} ' ]
+		run --separate-stderr relay-fetch --offline https://api.example/b
+		[ "$status" -eq 65 ] && [ "$output" = "" ] || { echo "fetch $set: $status $stderr"; false; }
+		damage "status = 200, size = 9, stale_at = $(($(date +%s) + 300)), lifetime = 300"
+	done <<-'EOF'
+	status = '200abc'|its status is text, not an integer
+	status = 200.5|its status is a real number, not an integer
+	status = x'c8'|its status is a blob, not an integer
+	size = '9 bytes'|its size is text, not an integer
+	stale_at = 1e10 + 0.5|its stale_at is a real number, not an integer
+	EOF
+	# the counters stats adds up
+	sqlite3 "$RELAY_CACHE" "INSERT INTO counters VALUES ('relay_requests_total{outcome=\"hit\"}', '5x')"
+	run --separate-stderr relay-cache stats
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "relay-cache: cannot read cache '$RELAY_CACHE': its table 'counters' is damaged: series 'relay_requests_total{outcome=\"hit\"}': its value is text, not an integer" ]
+}
+
+@test "a body not as relay writes it (chunks from seq 1, a chunk of text) is refused by every reader; ls leaves body-damaged entries out" {
+	for u in a b c; do printf '{"u":"%s"}' "$u" | relay-cache put -H 'Content-Type: application/json' "https://api.example/$u"; done
+	body="(SELECT body FROM entries WHERE url = 'https://api.example/b')"
+	while IFS='|' read -r how why; do
+		sqlite3 "$RELAY_CACHE" "${how//BODY/$body}"
+		msg="relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/b' is damaged: $why"
+		run --separate-stderr relay-cache get https://api.example/b
+		[ "$status" -eq 65 ] && [ "$output" = "" ] && [ "$stderr" = "$msg" ] || { echo "$how: $status $stderr"; false; }
+		for cmd in ls "ls --json"; do
+			# shellcheck disable=SC2086
+			run --separate-stderr relay-cache $cmd
+			[ "$status" -eq 65 ] && [ "$stderr" = "$msg" ] && [ "${#lines[@]}" -eq 2 ] || { echo "$cmd $how: $status $stderr"; false; }
+			[[ "$output" != *api.example/b* ]]
+		done
+		run --separate-stderr relay-fetch --offline https://api.example/b
+		[ "$status" -eq 65 ] && [ "$output" = "" ] || { echo "fetch $how: $status $output"; false; }
+		[ "$stderr" = "relay-fetch: ${msg#relay-cache: }" ]
+		printf '{"u":"b"}' | relay-cache put -H 'Content-Type: application/json' https://api.example/b
+	done <<-'EOF'
+	UPDATE chunks SET seq = 1 WHERE body = BODY|its body's chunks are at seq 1 to 1, not 0 to 0
+	UPDATE chunks SET data = CAST(data AS TEXT) WHERE body = BODY|its body has a chunk that is not a blob of at most 262144 bytes at an integer seq
+	DELETE FROM chunks WHERE body = BODY|its body has 0 of 9 bytes
+	UPDATE bodies SET state = 0 WHERE id = BODY|its body is missing
+	UPDATE entries SET size = 10 WHERE url = 'https://api.example/b'|its body has 9 of 10 bytes
+	EOF
+}
+
+@test "ls and dump give age and ttl as relay-cache(5) says; a time out of bounds is damage, one past a record's bounds dumps within them" {
+	printf '{"u":"a"}' | relay-cache put -H 'Content-Type: application/json' https://api.example/a
+	now=$(date +%s)
+	# fresh for 100 s more, whatever the other columns say
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET stale_at = $now + 100, lifetime = 5000, response_time = $now - 100000"
+	line=$(relay-cache ls --json)
+	[ "$(jq -r .state <<<"$line")" = fresh ]
+	ttl=$(jq .ttl <<<"$line"); age=$(jq .age <<<"$line")
+	[ "$ttl" -le 100 ] && [ "$ttl" -ge 95 ] && [ $((age + ttl)) -eq 5000 ]
+	[ "$(relay-cache ls | cut -f4)" = fresh ]
+	# stale these 4900 s
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET stale_at = $now - 4900, lifetime = 100"
+	line=$(relay-cache ls --json)
+	[ "$(jq -r .state <<<"$line")" = stale ] && [ "$(jq .ttl <<<"$line")" -le -4900 ]
+	[ "$(relay-cache dump | jq -r .source)" = stale ]
+	# past STORE_TIME_MAX (2^42): damage, not an overflow
+	for v in -9223372036854775808 9223372036854775807 4398046511105; do
+		sqlite3 "$RELAY_CACHE" "UPDATE entries SET stale_at = $v"
+		run --separate-stderr relay-cache ls --json
+		[ "$status" -eq 65 ] && [ "$output" = "" ] || { echo "$v: $status $output"; false; }
+		[ "$stderr" = "relay-cache: cannot read cache '$RELAY_CACHE': entry 'https://api.example/a' is damaged: stale_at $v is out of bounds (-2^42 to 2^42 seconds)" ]
+	done
+	# within it, but past what a record carries (2^40): dumped within, loaded back
+	sqlite3 "$RELAY_CACHE" "UPDATE entries SET stale_at = 4398046511104, lifetime = 4398046511104"
+	relay-cache dump >copy.ndjson
+	[ "$(jq .ttl copy.ndjson)" = 1099511627776 ] && [ "$(jq .age copy.ndjson)" -ge 0 ]
+	RELAY_CACHE=$PWD/other.db relay-cache load <copy.ndjson
+	[ "$(RELAY_CACHE=$PWD/other.db relay-cache ls | cut -f4)" = fresh ]
+}
+
+@test "load on a disk that fills: the record that does not fit is named by its line, the later ones that fit go in, exit 74" {
+	small_disk 3m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf small | relay-cache put https://api.example/keep
+	head -c 1700000 /dev/zero >disk/filler
+	head -c 900000 /dev/urandom | base64 -w0 >big.b64
+	{
+		echo '{"url":"https://api.example/1","text":"one"}'
+		printf '{"url":"https://api.example/big","base64":"%s"}\n' "$(cat big.b64)"
+		echo '{"url":"https://api.example/3","text":"three"}'
+		echo 'not json'
+	} >records
+	run --separate-stderr relay-cache load <records
+	[ "$status" -eq 74 ]
+	[ "${stderr_lines[0]}" = "relay-cache: line 2: cannot write to cache '$RELAY_CACHE': No space left on device" ]
+	[ "${stderr_lines[1]}" = "relay-cache: line 4: unexpected 'n', expected '{'" ]
+	[ "${#stderr_lines[@]}" -eq 2 ]
+	[ "$(relay-cache ls | cut -f5 | tr '\n' ' ')" = "https://api.example/1 https://api.example/3 https://api.example/keep " ]
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM bodies')" = 3 ]
+}
+
+@test "a sequence or a singleton row planted in the file is named as damage (65), not a full disk or a constraint" {
+	printf x | relay-cache put https://api.example/a
+	cp "$RELAY_CACHE" clean.db
+	start_upstream
+	while IFS='|' read -r sql why; do
+		cp clean.db "$RELAY_CACHE"
+		sqlite3 "$RELAY_CACHE" "$sql"
+		run --separate-stderr relay-cache put https://api.example/b <<<y
+		[ "$status" -eq 65 ] || { echo "$sql: $status $stderr"; false; }
+		[ "$stderr" = "relay-cache: cannot write to cache '$RELAY_CACHE': $why" ]
+		run --separate-stderr relay-fetch "$UP/x?cc=max-age=60"
+		[[ "$stderr" == *"not cached: cannot write to cache '$RELAY_CACHE': $why"* ]] || { echo "fetch: $stderr"; false; }
+		[ "$(relay-cache ls | cut -f5)" = https://api.example/a ]
+	done <<-'EOF'
+	UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name = 'bodies'|its table 'sqlite_sequence' is damaged: the sequence of 'bodies' is past 2^62, which relay never reaches
+	DELETE FROM sync|its table 'sync' is damaged: 0 rows, not one
+	INSERT INTO chunks VALUES ((SELECT seq + 1 FROM sqlite_sequence WHERE name = 'bodies'), 0, x'00')|its table 'chunks' is damaged: it has rows of body 2, which relay had not made
+	EOF
+}
+
+@test "a GLOB pattern over 16384 bytes is a usage error; a user_version below 0 is an unknown version" {
+	printf x | relay-cache put https://api.example/a
+	long=$(head -c 60000 /dev/zero | tr '\0' '*')
+	for cmd in ls purge dump; do
+		run --separate-stderr relay-cache "$cmd" --match "$long"
+		[ "$status" -eq 2 ] && [ "$stderr" = "relay-cache: bad --match: a pattern of 60000 bytes, over 16384" ] || { echo "$cmd: $status $stderr"; false; }
+	done
+	edge=$(head -c 16384 /dev/zero | tr '\0' '*')
+	[ "$(relay-cache ls --match "$edge" | cut -f5)" = https://api.example/a ]
+	sqlite3 "$RELAY_CACHE" 'PRAGMA user_version = -1'
+	run --separate-stderr relay-cache ls
+	[ "$status" -eq 65 ] && [ "$stderr" = "relay-cache: cannot open cache '$RELAY_CACHE': unknown schema version -1" ]
+}
+
+@test "a file system with no room left at all: reading commands still read (the WAL index in memory), writes fail with 74" {
+	small_disk 1m
+	export RELAY_CACHE=$PWD/disk/cache.db
+	printf '{"u":"a"}' | relay-cache put -H 'Content-Type: application/json' https://api.example/a
+	head -c 2000000 /dev/zero >disk/filler 2>/dev/null || true
+	[ "$(df --output=avail disk | tail -1)" -eq 0 ]
+	rm -f "$RELAY_CACHE-wal" "$RELAY_CACHE-shm"
+	[ "$(relay-cache ls | cut -f5)" = https://api.example/a ]
+	[ "$(relay-cache get https://api.example/a)" = '{"u":"a"}' ]
+	[ "$(relay-cache stats | head -1)" = $'entries\t1' ]
+	[ "$(relay-cache dump | jq -c .json)" = '{"u":"a"}' ]
+	[ "$(relay-cache path)" = "$RELAY_CACHE" ]
+	run --separate-stderr relay-cache put https://api.example/b <<<b
+	[ "$status" -eq 74 ]
+	[[ "$stderr" == *"No space left on device" ]]
+	rm disk/filler
+	relay-cache put https://api.example/b <<<b
+	[ "$(relay-cache ls | wc -l)" -eq 2 ]
+}
+
+@test "relay-cache(5) gives the queue file's schema as store.c makes it, indexes included" {
+	queued_file
+	sqlite3 "$RELAY_CACHE-queue" '.schema' | tr -s '[:space:]' ' ' >have
+	for obj in "CREATE INDEX queue_open ON queue (path, id) WHERE state IN ('queued', 'delivering');" \
+	    "CREATE INDEX queue_due ON queue (next_ms) WHERE state IN ('queued', 'delivering');"; do
+		grep -qF "$obj" have || { echo "not in the file: $obj"; false; }
+		mandoc -Tascii "$ROOT/man/relay-cache.5" | col -b | tr -s '[:space:]' ' ' | grep -qF "$obj" || { echo "not in the page: $obj"; false; }
+	done
 }

@@ -401,11 +401,14 @@ replaced_body_is_an_error(void)
 	CHECK(put(s, "GET", "http://x/", 300 * KIB, 1, 0) == 0);
 	CHECK(store_get(s, "GET", "http://x/", "", &e) == 1);
 	CHECK(put(other, "GET", "http://x/", 300 * KIB, 2, 0) == 0);
-	b = store_body_open(s, &e);
-	src = store_body_source(b);
-	while ((got = src.read(src.ctx, buf, sizeof buf)) > 0)
-		;
-	store_body_close(b);
+	/* the open checks the body (store_body_check): it finds it gone */
+	got = -1;
+	if ((b = store_body_open(s, &e)) != NULL) {
+		src = store_body_source(b);
+		while ((got = src.read(src.ctx, buf, sizeof buf)) > 0)
+			;
+		store_body_close(b);
+	}
 	store_entry_free(&e);
 	CHECK(got < 0);
 	CHECK(strstr(store_error(s), "changed while reading") != NULL);
@@ -765,6 +768,222 @@ planted_objects_are_refused(void)
 	CHECK(query(p, "SELECT count(*) FROM entries") == 1);
 }
 
+/* The store's error after a get of url, which must fail as damage. */
+static const char *
+damage_of(struct store *s, const char *url)
+{
+	struct store_entry e;
+	int found = store_get(s, "GET", url, NULL, &e);
+
+	if (found == 1)
+		store_entry_free(&e);
+	if (found != -1)
+		return "";
+	return store_status(s) == EX_DATAERR ? store_error(s) : "";
+}
+
+/*
+ * A field value with a control character but HTAB (RFC 9110 section
+ * 5.5), or a line not ended by CRLF: refused by every write, and
+ * damage when planted, so that no reader ever writes it out.
+ */
+static void
+fields_with_controls_are_refused(void)
+{
+	static const char *const bad[] = { "X-Evil: a\x1b]0;t\x07\r\n",
+		"X: bell\a\r\n", "X: del\x7f\r\n", "X: bare\rcr\r\n",
+		"X: bare\nlf\r\n", "X: ok\r\nY: unended", "\x1b: v\r\n" };
+	const char *p = unit_tmp_path("fields.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e = {
+		.method = (char *)"GET", .url = (char *)"http://h/f",
+		.variant = (char *)"", .status = 200,
+		.request_time = 1000, .response_time = 1001, .date = -1,
+		.lifetime = 60, .stale_at = 4000000000,
+	};
+	char why[160];
+	size_t i;
+
+	CHECK(store_fields_invalid("A: tab\there\r\nB: \xc3\xa5\r\n", why,
+	    sizeof why) == NULL);
+	CHECK(store_fields_invalid("", why, sizeof why) == NULL);
+	CHECK(strcmp(store_fields_invalid(bad[0], why, sizeof why), "field "
+	    "'X-Evil' has the control character \\x1B: a value may have "
+	    "HTAB only (RFC 9110 section 5.5)") == 0);
+	CHECK(strcmp(store_fields_invalid(bad[5], why, sizeof why),
+	    "field 'Y' does not end in CRLF") == 0);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		e.headers = (char *)bad[i];
+		CHECK(store_fields_invalid(bad[i], why, sizeof why) != NULL);
+		CHECK(store_writer_commit(write_body(s, 10, 1), &e) < 0);
+		CHECK(store_status(s) == EX_DATAERR);
+	}
+	CHECK(query(p, "SELECT count(*) FROM entries") == 0);
+	CHECK(put(s, "GET", "http://h/f", 10, 1, 4000000000) == 0);
+	CHECK(change(p, "UPDATE entries SET headers = 'X: a' || char(27) || "
+	    "char(13) || char(10)") == 0);
+	CHECK(strstr(damage_of(s, "http://h/f"), "entry 'http://h/f' is "
+	    "damaged: field 'X' has the control character \\x1B") != NULL);
+	store_close(s);
+}
+
+/*
+ * A column of another type than relay writes it in: never read as
+ * some number SQLite makes of it.
+ */
+static void
+mistyped_columns_are_damage(void)
+{
+	static const struct { const char *set, *why; } planted[] = {
+		{ "status = '200abc'", "its status is text, not an integer" },
+		{ "status = 200.5", "its status is a real number, not an "
+		    "integer" },
+		{ "status = x'c8'", "its status is a blob, not an integer" },
+		{ "stale_at = '4000000000x'", "its stale_at is text, not an "
+		    "integer" },
+		{ "size = 10.5", "its size is a real number, not an integer" },
+		{ "date = x'00'", "its date is a blob, not an integer" },
+		{ "headers = x'41'", "its headers is a blob, not text" },
+		{ "etag = x'37'", "its etag is a blob, not text" },
+		{ "headers = 'X: a' || char(0) || char(13) || char(10)",
+		    "its headers has a NUL byte" },
+		{ "stale_at = -9223372036854775808", "stale_at "
+		    "-9223372036854775808 is out of bounds (-2^42 to 2^42 "
+		    "seconds)" },
+		{ "lifetime = -1", "lifetime -1 is out of bounds (0 to 2^42 "
+		    "seconds)" },
+		{ "age = 4398046511105", "age 4398046511105 is out of bounds" },
+	};
+	const char *p = unit_tmp_path("types.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	char sql[200];
+	size_t i;
+
+	CHECK(put(s, "GET", "http://h/t", 10, 1, 4000000000) == 0);
+	for (i = 0; i < sizeof planted / sizeof planted[0]; i++) {
+		snprintf(sql, sizeof sql, "UPDATE entries SET %s",
+		    planted[i].set);
+		CHECK(change(p, sql) == 0);
+		if (strstr(damage_of(s, "http://h/t"), planted[i].why) ==
+		    NULL) {
+			printf("# %s: %s\n", planted[i].set, store_error(s));
+			CHECK(0);
+		}
+		CHECK(change(p, "UPDATE entries SET status = 200, method = "
+		    "'GET', stale_at = 4000000000, size = 10, date = NULL, "
+		    "headers = '', etag = NULL, lifetime = 60, age = 0") == 0);
+		CHECK(stored_as(s, "http://h/t", 10, 1));
+	}
+	store_close(s);
+}
+
+/*
+ * A body not as relay writes it, whoever reads it: store_body_open
+ * refuses it, and store_iter_next goes on past its entry.
+ */
+static void
+bodies_are_checked_for_every_reader(void)
+{
+#define OF_B " body = (SELECT body FROM entries WHERE url = 'http://h/b')"
+	static const char *const planted[] = {
+		"UPDATE chunks SET seq = seq + 10 WHERE" OF_B,
+		"UPDATE chunks SET data = CAST(data AS TEXT) WHERE seq = 1"
+		    " AND" OF_B,
+		"UPDATE chunks SET seq = 1.5 WHERE seq = 1 AND" OF_B,
+		"UPDATE chunks SET data = data || zeroblob(10) WHERE seq = 0"
+		    " AND" OF_B,
+		"DELETE FROM chunks WHERE seq = 0 AND" OF_B,
+		"UPDATE bodies SET state = 0 WHERE id = (SELECT body FROM"
+		    " entries WHERE url = 'http://h/b')",
+	};
+#undef OF_B
+	const char *p = unit_tmp_path("bodies.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	struct store_entry e;
+	struct store_iter *it;
+	size_t i;
+
+	for (i = 0; i < sizeof planted / sizeof planted[0]; i++) {
+		CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+		CHECK(put(s, "GET", "http://h/b", 300 * KIB, 2, 4000000000) ==
+		    0);
+		CHECK(change(p, planted[i]) == 0);
+		CHECK(store_get(s, "GET", "http://h/b", NULL, &e) == 1);
+		CHECK(store_body_open(s, &e) == NULL);
+		CHECK(store_status(s) == EX_DATAERR);
+		CHECK(strstr(store_error(s), "entry 'http://h/b' is damaged: "
+		    "its body") != NULL);
+		store_entry_free(&e);
+		CHECK((it = store_iter_new(s, NULL)) != NULL);
+		CHECK(store_iter_next(it, &e) == 1);
+		store_entry_free(&e);
+		CHECK(store_iter_next(it, &e) == STORE_DAMAGED);
+		CHECK(store_iter_next(it, &e) == 0);
+		store_iter_free(it);
+		CHECK(store_remove(s, "http://h/b") == 1);
+	}
+	CHECK(stored_as(s, "http://h/a", 10, 1));
+	store_close(s);
+}
+
+/*
+ * Rows relay keeps one of, or a sequence, changed by another program:
+ * a write that fails on them says which, as damage (65), not as a full
+ * disk or a constraint.
+ */
+static void
+damaged_singletons_are_named(void)
+{
+	static const struct { const char *sql, *why; } planted[] = {
+		{ "UPDATE sqlite_sequence SET seq = 9223372036854775807"
+		    " WHERE name = 'bodies'", "its table 'sqlite_sequence' is "
+		    "damaged: the sequence of 'bodies' is past 2^62" },
+		{ "DELETE FROM sync", "its table 'sync' is damaged: 0 rows, "
+		    "not one" },
+		{ "INSERT INTO chunks VALUES (1000, 0, x'00')",
+		    "its table 'chunks' is damaged: it has rows of body 1000, "
+		    "which relay had not made" },
+	};
+	const char *p = unit_tmp_path("singletons.db");
+	struct store *s = store_open(p, STORE_WRITE);
+	size_t i;
+
+	CHECK(put(s, "GET", "http://h/a", 10, 1, 4000000000) == 0);
+	CHECK(change(p, "UPDATE sqlite_sequence SET seq = 999 WHERE name = "
+	    "'bodies'") == 0);
+	for (i = 0; i < sizeof planted / sizeof planted[0]; i++) {
+		CHECK(change(p, planted[i].sql) == 0);
+		CHECK(put(s, "GET", "http://h/b", 300 * KIB, 2, 4000000000) < 0);
+		if (store_status(s) != EX_DATAERR ||
+		    strstr(store_error(s), planted[i].why) == NULL) {
+			printf("# %s: %s\n", planted[i].sql, store_error(s));
+			CHECK(0);
+		}
+		CHECK(change(p, "UPDATE sqlite_sequence SET seq = 999 WHERE "
+		    "name = 'bodies'; DELETE FROM sync; INSERT INTO sync "
+		    "VALUES (10, 0); DELETE FROM chunks WHERE body = 1000") ==
+		    0);
+	}
+	CHECK(put(s, "GET", "http://h/b", 300 * KIB, 2, 4000000000) == 0);
+	CHECK(stored_as(s, "http://h/b", 300 * KIB, 2));
+	store_close(s);
+}
+
+/* A user_version below 0 is no version relay ever set. */
+static void
+unknown_version_is_named(void)
+{
+	const char *p = unit_tmp_path("version.db");
+	struct store *s = store_open(p, STORE_WRITE);
+
+	store_close(s);
+	CHECK(change(p, "PRAGMA user_version = -1") == 0);
+	s = store_open(p, STORE_READ);
+	CHECK(store_status(s) == EX_DATAERR);
+	CHECK(strstr(store_error(s), "unknown schema version -1") != NULL);
+	store_close(s);
+}
+
 static const struct unit_test tests[] = {
 	TEST(open_write_creates),
 	TEST(body_across_chunks),
@@ -787,6 +1006,11 @@ static const struct unit_test tests[] = {
 	TEST(variants_are_capped),
 	TEST(damage_is_refused),
 	TEST(planted_objects_are_refused),
+	TEST(fields_with_controls_are_refused),
+	TEST(mistyped_columns_are_damage),
+	TEST(bodies_are_checked_for_every_reader),
+	TEST(damaged_singletons_are_named),
+	TEST(unknown_version_is_named),
 };
 
 UNIT_MAIN(tests)
