@@ -117,6 +117,7 @@ struct through {
 	struct shared		*shared;	/* NULL: no --shared */
 	struct options		 opt;	/* rules, stale-if-error, collapse */
 	char			*authorization;	/* the upstream URL's credentials */
+	char			*origin;	/* …which go to its origin alone */
 	int			 reading;	/* this round's read transaction */
 	struct hot		*hot;		/* fresh entries in memory */
 	long long		 data_version;	/* the file's, that hot holds */
@@ -756,8 +757,10 @@ send_upstream(struct through_call *c)
 	};
 
 	buf_adds(&fields, c->forward);
+	/* the upstream's credentials go to it alone, as curl's do */
 	if (c->th->authorization != NULL &&
-	    !headers_get(c->forward, "authorization", &h))
+	    !headers_get(c->forward, "authorization", &h) &&
+	    url_same_origin(c->key, c->th->origin))
 		buf_adds(&fields, c->th->authorization);
 	/* Edge Architecture 1.0: the device token Surrogate-Control may name */
 	if (policy_is_target("surrogate-control"))
@@ -1391,6 +1394,8 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 
 	th->opt = *opt;
 	th->authorization = url_authorization(config_upstream(opt->upstream));
+	th->origin = xstrndup(config_upstream(opt->upstream),
+	    strcspn(config_upstream(opt->upstream), "{"));
 	th->srv = srv;
 	th->upstream = up;
 	th->ready_tail = &th->ready;
@@ -1528,5 +1533,6 @@ through_free(struct through *th)
 	buf_free(&th->paused);
 	free(th->hits.ids);
 	free(th->authorization);
+	free(th->origin);
 	free(th);
 }

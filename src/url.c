@@ -165,6 +165,23 @@ same_origin(CURLU *a, CURLU *b)
 	return same;
 }
 
+/* Whether two absolute URLs share scheme, host and port; 0 if either is bad. */
+int
+url_same_origin(const char *a, const char *b)
+{
+	CURLU *x = curl_url(), *y = curl_url();
+	int same;
+
+	if (x == NULL || y == NULL)
+		out_of_memory();
+	same = curl_url_set(x, CURLUPART_URL, a, CURLU_NON_SUPPORT_SCHEME) ==
+	    CURLUE_OK && curl_url_set(y, CURLUPART_URL, b,
+	    CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK && same_origin(x, y);
+	curl_url_cleanup(x);
+	curl_url_cleanup(y);
+	return same;
+}
+
 /*
  * A reference (a Location or Content-Location value) resolved against
  * an absolute URL and normalised as a key; NULL if it is invalid or

@@ -14,6 +14,7 @@ char	*url_join(const char *, const char *);
 char	*url_resolve(const char *, const char *);
 char	*url_authorization(const char *);
 char	*url_redacted(const char *);
+int	 url_same_origin(const char *, const char *);
 char	*url_encode_invalid(const char *);
 
 #endif

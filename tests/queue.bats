@@ -217,3 +217,25 @@ every_effect() {
 	[ "$(curl -s "$UP/_effects")" = kept ]
 	[ "$(sqlite3 "$RELAY_CACHE-queue" 'PRAGMA user_version')" = 2 ]
 }
+
+@test "a queued request goes to its own URL without the credentials of another upstream" {
+	start_serve --workers 1 --queue '/q'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -d x "$SERVE/q?hold=1")" = 202 ]
+	eventually requests_are '/q?hold=1' 1
+	kill_serve	# the delivery is cut short: the entry is taken up again
+	curl -s -o /dev/null "$UP/_release"
+	# the next relay-serve on the file has another upstream, with a password
+	python3 "$ROOT/tests/fixture/upstream.py" other-port &
+	EXTRA_PIDS+=($!)
+	eventually [ -s other-port ]
+	UP_WAS=$UP
+	UP="http://user:s3cr3t@127.0.0.1:$(cat other-port)" start_serve --workers 1 --queue '/q'
+	UP=$UP_WAS
+	eventually requests_are '/q?hold=1' 2
+	curl -s "$UP/_log" | jq -e -s '[.[] | select(.path == "/q?hold=1")] |
+	    length == 2 and all(.headers.Authorization == null)'
+	# its own upstream still gets them
+	curl -s -o /dev/null "$SERVE/mine"
+	curl -s "http://127.0.0.1:$(cat other-port)/_log" |
+	    jq -e 'select(.path == "/mine") | .headers.Authorization == "Basic dXNlcjpzM2NyM3Q="'
+}
