@@ -15,12 +15,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "headers.h"
 #include "http.h"
 #include "jqprog.h"
 #include "merge.h"
 #include "policy.h"
 #include "prog.h"
+#include "target.h"
 #include "url.h"
 
 #define MERGE_STOP_MS	100	/* a program's time left once stopping */
@@ -769,6 +771,22 @@ static const struct through_sink call_sink = {
 };
 
 /*
+ * Whether a call's path, once normalised, is in relay's own namespace,
+ * which never reaches an upstream (one that is another relay would
+ * answer it): parameters could spell it, /x/_relay/sync for /{a}/{b}.
+ */
+static int
+relays_own(const char *path)
+{
+	const char *why;
+	char *target = target_normalize(path, &why);
+	int own = target == NULL || admin_target(target);
+
+	free(target);
+	return own;
+}
+
+/*
  * A call through the cache, with the route's fields and freshness;
  * path is NULL for an item that cannot be one.
  */
@@ -788,6 +806,10 @@ start_call(struct merge *m, struct call *c, const char *name, char *path)
 
 	c->m = m;
 	c->name = name;
+	if (path != NULL && relays_own(path)) {
+		c->error = "a call to relay's own /_relay/ namespace";
+		path = NULL;
+	}
 	if (path != NULL) {
 		url = url_join(m->env->base, path);
 		key = url_normalize(url, &why);
@@ -835,7 +857,9 @@ merge_start(struct merge_env *env, struct route *r,
 	m->pending = r->ncalls;
 	m->starting = 1;
 	for (i = 0; i < r->ncalls; i++) {
-		path = route_call_path(&r->calls[i], &m->params);
+		if ((path = route_call_path(&r->calls[i], &m->params)) == NULL)
+			m->calls[i].error = "a parameter that cannot be a path "
+			    "segment";
 		start_call(m, &m->calls[i], r->calls[i].name, path);
 		free(path);
 	}

@@ -576,8 +576,27 @@ route_params_free(struct route_params *ps)
 }
 
 /*
+ * A parameter's value, a segment of the request's normalised target,
+ * as one segment of a call's path: decoded, then encoded again as one
+ * (target_add_segment), so that its "&" or "=" never become a query's
+ * syntax where the call's path puts it in one. -1 if it cannot be.
+ */
+static int
+add_param(struct buf *out, const char *value)
+{
+	struct buf text = BUF_INIT;
+	int rc = target_decode_segment(&text, value, strlen(value)) < 0 ||
+	    memchr(buf_cstr(&text), '\0', text.len) != NULL ||
+	    target_add_segment(out, text.data) != NULL ? -1 : 0;
+
+	buf_free(&text);
+	return rc;
+}
+
+/*
  * A path with each {param} replaced by the request's and {.} by item,
- * encoded as one segment (target_add_segment); NULL if item cannot be.
+ * each encoded as one segment (target_add_segment); NULL if one cannot
+ * be.
  */
 static char *
 fill_path(const char *path, const struct route_params *ps, const char *item)
@@ -598,8 +617,11 @@ fill_path(const char *path, const struct route_params *ps, const char *item)
 		}
 		for (i = 0; i < ps->n; i++)
 			if (strlen(ps->names[i]) == (size_t)(end - s - 1) &&
-			    !strncmp(ps->names[i], s + 1, (size_t)(end - s - 1)))
-				buf_adds(&out, ps->values[i]);
+			    !strncmp(ps->names[i], s + 1, (size_t)(end - s - 1))
+			    && add_param(&out, ps->values[i]) < 0) {
+				buf_free(&out);
+				return NULL;
+			}
 		s = end + 1;
 	}
 	return (char *)buf_cstr(&out);

@@ -103,6 +103,31 @@ add_path(const char *p, size_t n, struct buf *out)
 }
 
 /*
+ * Appends a normalised target's segment to out with its percent-
+ * encodings decoded: the text it stands for, to be encoded again where
+ * it goes (target_add_segment). Returns -1 on a bad encoding.
+ */
+int
+target_decode_segment(struct buf *out, const char *p, size_t n)
+{
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '%') {
+			buf_addc(out, p[i]);
+			continue;
+		}
+		if (n - i < 3 || (hi = num_hex_digit(p[i + 1])) < 0 ||
+		    (lo = num_hex_digit(p[i + 2])) < 0)
+			return -1;
+		buf_addc(out, (char)(hi * 16 + lo));
+		i += 2;
+	}
+	return 0;
+}
+
+/*
  * Appends text as one path segment, percent-encoded but for RFC 3986's
  * unreserved characters, for a path built from text from elsewhere (an
  * identifier, a fan-out item). Returns why, appending nothing, if no

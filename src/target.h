@@ -9,5 +9,6 @@ struct buf;
 
 char		*target_normalize(const char *, const char **);
 const char	*target_add_segment(struct buf *, const char *);
+int		 target_decode_segment(struct buf *, const char *, size_t);
 
 #endif

@@ -464,3 +464,31 @@ children() {
 	[ "$(curl -s "$SERVE$p")" = '""' ]
 	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM entries WHERE variant LIKE ":scope=%"')" -eq 1 ]
 }
+
+@test "a route's parameters are one segment each where its calls put them: no query of the client's, no /_relay/ upstream" {
+	start_upstream
+	cat >params.routes <<-'EOF'
+	route /ev/{id}
+		call c /sub?ids=%5B{id}%5D&token=operator
+		jq $c
+	end
+	route /two/{a}/{b}
+		call c /{a}/{b}
+		on-error partial
+		jq $c
+	end
+	EOF
+	start_serve --routes params.routes --workers 1
+	curl -s -o /dev/null "$SERVE/ev/1%5D&token=mine&x=%5B2"
+	curl -s -o /dev/null "$SERVE/ev/7"
+	# the client's "&" and "=" stay inside the one parameter's value
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/sub')" -eq 2 ]
+	curl -s "$UP/_log" | jq -r 'select(.path | startswith("/sub")) | .path' >asked
+	grep -qx '/sub?ids=%5B7%5D&token=operator' asked
+	grep -qx '/sub?ids=%5B1%5D%26token%3Dmine%26x%3D%5B2%5D&token=operator' asked
+	# a parameter never spells relay's own namespace upstream
+	for t in /two/_relay/sync /two/%5Frelay/stats /two/_relay/metrics; do
+		[ "$(curl -s "$SERVE$t")" = null ]
+	done
+	! curl -s "$UP/_log" | jq -r .path | grep -q '_relay' || false
+}
