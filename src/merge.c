@@ -586,7 +586,12 @@ item_text(jv item, char *out, size_t len)
 	jv s;
 
 	out[0] = '\0';
-	if (jv_get_kind(item) == JV_KIND_STRING) {
+	if (jv_get_kind(item) == JV_KIND_STRING &&
+	    strlen(jv_string_value(item)) !=
+	    (size_t)jv_string_length_bytes(jv_copy(item))) {
+		jv_free(item);	/* C text would stop at it: another item */
+		return "an item with a NUL, which cannot be a path segment";
+	} else if (jv_get_kind(item) == JV_KIND_STRING) {
 		snprintf(out, len, "%s", jv_string_value(item));
 	} else if (jv_get_kind(item) == JV_KIND_NUMBER) {
 		v = jv_number_value(item);

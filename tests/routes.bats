@@ -147,10 +147,10 @@ EOF
 
 @test "each: an item that is no segment, or a number jq may have rounded, is a failed call, never another URL" {
 	start_upstream
-	items_route '["a","..",".","",9007199254740993,-9007199254740993,1e300,12,1.5]' partial
+	items_route '["a","..",".","",9007199254740993,-9007199254740993,1e300,12,1.5,"a\u0000b"]' partial
 	start_serve --routes items.routes --workers 1
 	run curl -s "$SERVE/fan"
-	[ "$(echo "$output" | jq -c .)" = '["a",null,null,null,null,null,null,"12","1.5"]' ]
+	[ "$(echo "$output" | jq -c .)" = '["a",null,null,null,null,null,null,"12","1.5",null]' ]
 	# nothing was asked in their place: not the collection, not ...992
 	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/item')" -eq 3 ]
 	! curl -s "$UP/_log" | grep -q '9007199254740992' || false
