@@ -61,6 +61,8 @@ admin_read_token(const char *path, const char **why)
 	}
 	buf = buf_cstr(&text);
 	len = strcspn(buf, "\r\n");
+	if (len < text.len && buf[len] == '\0')	/* a NUL: not ASCII text */
+		len = text.len;
 	for (i = 0; i < len; i++)
 		if (buf[i] <= ' ' || buf[i] > '~')
 			break;

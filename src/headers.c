@@ -68,7 +68,8 @@ is_tchar(unsigned char c)
 
 /*
  * Appends one field after checking it (RFC 9110 section 5.5): a token
- * name, a value without CR, LF or NUL. Surrounding whitespace is trimmed.
+ * name, a value of visible characters, spaces, tabs and obs-text, no
+ * other control character. Surrounding whitespace is trimmed.
  */
 int
 headers_add(struct buf *b, const char *name, size_t nlen, const char *value,
@@ -85,8 +86,9 @@ headers_add(struct buf *b, const char *name, size_t nlen, const char *value,
 		value++, vlen--;
 	while (vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
 		vlen--;
-	for (i = 0; i < vlen; i++)
-		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+	for (i = 0; i < vlen; i++)	/* field-value: no CTL but HTAB */
+		if (((unsigned char)value[i] < ' ' && value[i] != '\t') ||
+		    value[i] == 0x7f)
 			return -1;
 	buf_add(b, name, nlen);
 	buf_add(b, ": ", 2);

@@ -125,6 +125,10 @@ header_from_file(struct parser *p, const char *arg, struct buf *out)
 		return fail(p, "cannot read '%s': %s", path, why);
 	}
 	n = strcspn(buf_cstr(&text), "\r\n");
+	if (memchr(text.data, '\0', n < text.len ? n + 1 : n) != NULL) {
+		buf_free(&text);
+		return fail(p, "'%s' holds a NUL on its first line", path);
+	}
 	buf_add(out, arg, (size_t)(colon - arg));
 	buf_adds(out, ": ");
 	buf_add(out, text.data, n);

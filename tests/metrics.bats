@@ -152,4 +152,8 @@ piped() {
 	printf 'two words\n' >spaced
 	run -78 relay-serve --upstream "$UP" --admin-token-file spaced
 	[[ "$output" == *"it has spaces or bytes other than visible ASCII" ]]
+	# a NUL never ends the token early ("t" would be one of one byte)
+	printf 't\0zzzzzzzz\n' >nul
+	run -78 relay-serve --upstream "$UP" --admin-token-file nul
+	[[ "$output" == *"it has spaces or bytes other than visible ASCII" ]]
 }

@@ -203,6 +203,16 @@ EOF
 	[[ "$stderr" == *"events.routes:13: environment variable 'EVENTS_TOKEN' is not set" ]]
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes missing.routes </dev/null
 	[ "$stderr" = "relay-serve: cannot read 'missing.routes': No such file or directory" ]
+	# a header's value: no control character, from the file or a header-file
+	printf 'k\0ey\n' >nul.key
+	printf 'k\001ey\n' >ctl.key
+	for f in nul.key ctl.key; do
+		printf 'route /x\n\tcall a /a\n\theader-file X-Key: %s\n\tjq .\nend\n' "$f" >bad.routes
+		run -78 --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+		[[ "$stderr" == "relay-serve: bad.routes:3: "* ]] || { echo "$f: $stderr"; false; }
+	done
+	printf 'route /x\n\tcall a /a\n\theader X-Key: k\001ey\n\tjq .\nend\n' >bad.routes
+	run -78 --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
 }
 
 @test "SIGHUP reloads the routes; a bad new file keeps the old ones" {
