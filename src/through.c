@@ -1243,8 +1243,10 @@ lookup(struct through_call *c)
 		answer_stored(c, THROUGH_HIT);
 	else if (c->stored_only)
 		stored_miss(c);
-	else if (!c->have_cached && c->directives.only_if_cached)
-		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
+	/* RFC 9111 5.2.1.7: a stored response it may have, or 504 */
+	else if (c->directives.only_if_cached)
+		answer_failed(c, THROUGH_NOT_CACHED, c->have_cached ?
+		    "not fresh in the cache" : "not in the cache");
 	else
 		ask(c);
 }

@@ -272,3 +272,19 @@ uri() {
 		relay-cache rm "$UP$p" >/dev/null 2>&1 || true
 	done
 }
+
+@test "only-if-cached: a stored response the request may have, else 504, never the upstream (RFC 9111 5.2.1.7)" {
+	start_serve
+	local p='/oic?cc=max-age=1'
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Cache-Control: only-if-cached' "$SERVE$p")" = 504 ]
+	curl -s -o /dev/null "$SERVE$p"
+	eventually cached_as "$UP$p" "$p"
+	stale_now() { relay-cache ls --json | jq -e 'select(.state == "stale")' >/dev/null; }
+	eventually stale_now
+	# stale, and the request does not take stale: 504, the upstream not asked
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Cache-Control: only-if-cached' "$SERVE$p")" = 504 ]
+	[ "$(requests_for "$p")" -eq 1 ]
+	# one that takes it stale gets it
+	[ "$(curl -s -H 'Cache-Control: only-if-cached, max-stale=600' "$SERVE$p")" = "$p" ]
+	[ "$(requests_for "$p")" -eq 1 ]
+}
