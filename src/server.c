@@ -3,6 +3,7 @@
  * limits and timeouts, queueing responses in bounded memory, keep-alive
  * and pipelining, graceful stop. What to answer is the program's.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -24,7 +25,9 @@
 
 #define IN_MAX		(HTTP_MAX_HEAD + 16384)	/* unparsed input held */
 #define MAX_CONNS	4096		/* per process */
+#define FDS_SPARE	256		/* files, pipes, the upstream's */
 #define LINGER_MS	2000		/* to drain input before closing */
+#define ACCEPT_PAUSE_MS	100		/* out of descriptors, then accept */
 #define POLL_MAX_MS	500		/* how late a stop may be noticed */
 
 enum conn_state {
@@ -97,6 +100,7 @@ struct server {
 	struct server_options	 opt;
 	struct server_handler	 h;
 	int			 listen_fd;
+	long long		 accept_again_ms;	/* out of fds: not before */
 	struct conn		*conns;
 	int			 nconns;
 	int			 stopping;
@@ -135,7 +139,19 @@ server_free(struct server *srv)
 void
 server_listen(struct server *srv, int fd)
 {
+	struct rlimit fds;
+
 	srv->listen_fd = fd;
+	/*
+	 * MAX_CONNS connections and the files beside them: systemd and
+	 * most shells give a soft limit of 1024, below what is promised.
+	 */
+	if (getrlimit(RLIMIT_NOFILE, &fds) == 0 &&
+	    fds.rlim_cur < MAX_CONNS + FDS_SPARE) {
+		fds.rlim_cur = fds.rlim_max < MAX_CONNS + FDS_SPARE ?
+		    fds.rlim_max : MAX_CONNS + FDS_SPARE;
+		(void)setrlimit(RLIMIT_NOFILE, &fds);
+	}
 }
 
 /* "address:port" of a socket's peer, or what inetd-style servers say. */
@@ -725,7 +741,8 @@ gather(struct server *srv)
 	struct watch *w;
 	short in, out;
 
-	if (srv->listen_fd >= 0 && srv->nconns < MAX_CONNS)
+	if (srv->listen_fd >= 0 && srv->nconns < MAX_CONNS &&
+	    prog_now_ms() >= srv->accept_again_ms)
 		add_fd(srv, &n, srv->listen_fd, POLLIN, NULL);
 	for (w = srv->watches; w != NULL; w = w->next) {
 		w->slot = -1;
@@ -757,6 +774,14 @@ accept_all(struct server *srv)
 	for (i = 0; i < 64 && srv->nconns < MAX_CONNS; i++) {
 		fd = accept4(srv->listen_fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/*
+		 * Out of descriptors, the connection waits in the backlog;
+		 * the listener, still readable, would wake the loop at once
+		 * again and again: it is left alone for a while.
+		 */
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE ||
+		    errno == ENOBUFS || errno == ENOMEM))
+			srv->accept_again_ms = prog_now_ms() + ACCEPT_PAUSE_MS;
 		if (fd < 0)
 			return;	/* EAGAIN, or another worker took it */
 		server_connection(srv, fd, fd);
@@ -777,6 +802,8 @@ poll_timeout(const struct server *srv, long long now)
 			t = w->deadline_ms - now;
 	if (srv->stopping && srv->conns != NULL && srv->drain_ms - now < t)
 		t = srv->drain_ms - now;
+	if (srv->accept_again_ms > now && srv->accept_again_ms - now < t)
+		t = srv->accept_again_ms - now;
 	for (c = srv->conns; c != NULL; c = c->next) {
 		if (c->deadline_ms > 0 && c->deadline_ms - now < t)
 			t = c->deadline_ms - now;

@@ -655,3 +655,30 @@ s.close()' "$SERVE_PORT"
 	logged 1 '/f?body=hello'
 	[ "$(access_log | grep '/f?body=hello' | jq -r .bytes)" -eq 5 ]
 }
+
+@test "out of file descriptors, a worker answers the connections it has and takes new ones as descriptors free up" {
+	# a soft limit of 64 and a hard one of 64: relay-serve cannot raise it
+	: >serve.log
+	( ulimit -n 64; exec relay-serve --listen 127.0.0.1:0 --upstream "$UP" --workers 1 ) 2>>serve.log &
+	SERVE_PID=$!
+	within 30 grep -q 'listening on' serve.log
+	SERVE_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\)$/\1/p' serve.log)
+	SERVE=http://127.0.0.1:$SERVE_PORT
+	# hold 80 idle connections: more than it has descriptors for
+	python3 -c '
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(80)]
+open("held", "w").write("ok")
+time.sleep(60)' "$SERVE_PORT" &
+	EXTRA_PIDS+=($!)
+	eventually [ -s held ]
+	# it does not spin: a tenth of a second apart at most, not a loop
+	local ticks0 ticks1
+	ticks0=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	sleep 1
+	ticks1=$(awk '{print $14 + $15}' "/proc/$SERVE_PID/stat")
+	[ $((ticks1 - ticks0)) -lt 50 ] || { echo "busy: $((ticks1 - ticks0)) ticks in 1 s"; false; }
+	# the held ones go: a new client is answered
+	kill "${EXTRA_PIDS[-1]}"
+	[ "$(curl -s -m 20 --retry 5 --retry-all-errors "$SERVE/after?body=yes")" = yes ]
+}
