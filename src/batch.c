@@ -28,6 +28,7 @@ struct batch {
 	const struct batch_out	*out;
 	void			*ctx;
 	int			 ended;
+	struct item_waiter	 waiter;	/* for the process's room */
 };
 
 /* Copies one value compactly into b: an item's text, read on its own. */
@@ -185,6 +186,12 @@ write_line(struct batch *b, const struct buf *line, const char *id)
 static void pump(struct batch *);
 
 static void
+pump_again(void *b)
+{
+	pump(b);
+}
+
+static void
 on_item(void *ctx, const struct buf *line)
 {
 	struct slot *s = ctx;
@@ -215,6 +222,11 @@ pump(struct batch *b)
 			item_error_line(&line, s->item.id, 400, s->item.why);
 			write_line(b, &line, s->item.id);
 			continue;
+		}
+		if (!item_room()) {	/* other clients' items hold it */
+			b->next--;
+			item_wait(&b->waiter, pump_again, b);
+			break;
 		}
 		b->running++;
 		s->run = item_start(b->srv, b->peer, b->fields, &s->item,
@@ -263,6 +275,7 @@ batch_free(struct batch *b)
 
 	if (b == NULL)
 		return;
+	item_unwait(&b->waiter);
 	for (i = 0; i < b->n; i++) {
 		if (b->slots[i].run != NULL)
 			item_cancel(b->slots[i].run);

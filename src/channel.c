@@ -31,6 +31,7 @@ struct channel {
 	long long		 idle_ms;
 	const struct channel_out *out;
 	void			*ctx;
+	struct item_waiter	 waiter;	/* for the process's room */
 };
 
 static void
@@ -135,6 +136,12 @@ on_message(struct channel *ch, const struct ws_message *m)
 	}
 }
 
+static void
+feed_again(void *ch)
+{
+	conn_raw_feed(((struct channel *)ch)->c);
+}
+
 /*
  * What the client sent: taken a message at a time while there is room
  * for another item and the client takes what it is sent.
@@ -149,6 +156,10 @@ on_input(void *ctx, const char *p, size_t n)
 	if (ch->running >= CHANNEL_AT_ONCE ||
 	    ch->out->queued(ch->ctx) >= SERVER_OUT_MAX)
 		return 0;	/* on_item or channel_writable feeds it again */
+	if (!item_room()) {	/* other clients' items hold the process's */
+		item_wait(&ch->waiter, feed_again, ch);
+		return 0;
+	}
 	if ((used = ws_read(&ch->reader, p, n, &m)) < 0) {
 		close_with(ch, ch->reader.code, ch->reader.why);
 		return n;
@@ -234,6 +245,7 @@ channel_free(struct channel *ch)
 
 	if (ch == NULL)
 		return;
+	item_unwait(&ch->waiter);
 	while ((ci = ch->items) != NULL) {
 		ch->items = ci->next;
 		item_cancel(ci->run);

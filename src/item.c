@@ -5,6 +5,7 @@
  * parsed back into fields, the body held up to ITEM_MAX_BODY, then
  * both are written as the item's line.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,9 +428,72 @@ run_queued(void *ctx)
 
 static const struct inner_ops run_ops = { run_write, run_done, run_queued };
 
+/*
+ * Items running in this process, whatever batch or channel they are
+ * of: each may hold ITEM_MAX_BODY, so that many clients' batches
+ * together hold ITEM_MAX_RUNNING of them at most; the others wait
+ * their turn, in order, woken on a later round of the loop.
+ */
+static size_t running;
+static struct item_waiter *waiters, **waiters_tail = &waiters;
+static struct watch *wake;
+
+int
+item_room(void)
+{
+	return running < ITEM_MAX_RUNNING;
+}
+
+/* w waits for room; fn(ctx) is called once there may be some. */
+void
+item_wait(struct item_waiter *w, void (*fn)(void *), void *ctx)
+{
+	if (w->waiting)
+		return;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->waiting = 1;
+	w->next = NULL;
+	*waiters_tail = w;
+	waiters_tail = &w->next;
+}
+
+void
+item_unwait(struct item_waiter *w)
+{
+	struct item_waiter **p;
+
+	if (!w->waiting)
+		return;
+	for (p = &waiters; *p != w; p = &(*p)->next)
+		;
+	if ((*p = w->next) == NULL)
+		waiters_tail = p;
+	w->waiting = 0;
+}
+
+/* Room came: the first waiters start, as many as there is room for. */
+static void
+on_room(struct watch *w, short events, void *ctx)
+{
+	struct item_waiter *first;
+
+	(void)events, (void)ctx;
+	watch_deadline(w, 0);
+	while (item_room() && (first = waiters) != NULL) {
+		item_unwait(first);
+		first->fn(first->ctx);	/* may wait again, at the end */
+		if (waiters == first)
+			break;		/* still no room for it */
+	}
+}
+
 static void
 run_free(struct item_run *run)
 {
+	assert(running > 0);
+	if (--running < ITEM_MAX_RUNNING && waiters != NULL)
+		watch_deadline(wake, prog_now_ms());
 	server_unwatch(run->srv, run->kick);
 	free(run->id);
 	buf_free(&run->head);
@@ -549,6 +613,10 @@ item_start(struct server *srv, const char *peer, const char *outer,
 	struct http_request req;
 	struct buf body = BUF_INIT;
 
+	assert(item_room());	/* the caller waited for it */
+	if (wake == NULL)
+		wake = server_watch(srv, -1, 0, on_room, NULL);
+	running++;
 	run->srv = srv;
 	run->id = xstrdup(it->id);
 	run->done = done;

@@ -16,6 +16,15 @@
 
 #define ITEM_MAX_ID	256		/* bytes of a string id */
 #define ITEM_MAX_BODY	1048576		/* of an answer, held until whole */
+#define ITEM_MAX_RUNNING 128		/* at once, a process: 128 MiB held */
+
+/* One that waits for room to start items (item_room), in a queue. */
+struct item_waiter {
+	struct item_waiter	*next;
+	void			(*fn)(void *);	/* there may be room now */
+	void			*ctx;
+	int			 waiting;
+};
 
 struct item {
 	char		*id;		/* its JSON text; NULL: none, or bad */
@@ -39,6 +48,9 @@ void		 item_error_line(struct buf *, const char *, int, const char *);
 void		 item_answer_line(struct buf *, const char *, const char *,
 		    size_t, const struct buf *, const char *);
 
+int		 item_room(void);
+void		 item_wait(struct item_waiter *, void (*)(void *), void *);
+void		 item_unwait(struct item_waiter *);
 struct item_run	*item_start(struct server *, const char *, const char *,
 		    struct item *, item_done_fn *, void *);
 void		 item_cancel(struct item_run *);

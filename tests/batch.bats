@@ -265,3 +265,39 @@ PY
 	[ "$(jq -c 'select(.status == 200)' out.ndjson | wc -l)" -eq 2 ]
 	[ "$(requests_for '/a?cc=max-age=60')" = 1 ]
 }
+
+@test "many clients' batches together hold a bounded number of items' bodies, not one batch's bound each" {
+	start_serve --workers 1
+	# 12 clients, 33 items of 1 MB each, none reading its answer
+	python3 -c '
+import json, socket, sys, time
+port = int(sys.argv[1])
+held = []
+for c in range(12):
+    items = [{"id": str(i), "path": "/big%d-%d?size=1000000&type=text/plain" % (c, i)}
+             for i in range(33)]
+    body = json.dumps({"requests": items}).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"POST /_relay/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+    held.append(s)
+open("sent", "w").write("ok")
+time.sleep(120)' "$SERVE_PORT" &
+	EXTRA_PIDS+=($!)
+	eventually [ -s sent ]
+	# the first items run, then every batch waits for its client
+	settled() {
+		local n
+		n=$(curl -s "$UP/_log" | grep -c '/big')
+		[ "$n" -ge 128 ] && [ "$n" = "$(cat last 2>/dev/null)" ] ||
+		    { echo "$n" >last; false; }
+	}
+	within 60 settled
+	# at most 128 items at once, each its 1 MB and its line: far below
+	# the 12 x 32 the batches' own bound would let run
+	[ "$(cat last)" -lt 200 ] || { echo "$(cat last) asked"; false; }
+	local hwm
+	hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$SERVE_PID/status")
+	[ "$hwm" -lt 450000 ] || { echo "peak RSS $hwm kB"; false; }
+}
