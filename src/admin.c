@@ -6,6 +6,8 @@
  * client they do not exist (404). The files are read in connections of
  * their own, opened at the first request.
  */
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -81,12 +83,32 @@ admin_read_token(const char *path, const char **why)
 static int
 loopback(const char *peer)
 {
-	const char *p = peer + (peer[0] == '[');
+	unsigned char a[16];
+	char host[64];
+	const char *end;
+	size_t n;
 
-	return strncmp(p, "127.", 4) == 0 ||
-	    strncmp(p, "::ffff:127.", 11) == 0 ||
-	    (strncmp(p, "::1", 3) == 0 && (p[3] == '\0' || p[3] == ']')) ||
-	    strcmp(peer, "unix") == 0;
+	if (strcmp(peer, "unix") == 0)
+		return 1;
+	if (peer[0] == '[') {			/* [v6]:port */
+		peer++;
+		end = strchr(peer, ']');
+	} else if ((end = strchr(peer, ':')) != NULL &&
+	    strchr(end + 1, ':') != NULL) {	/* a bare v6 address */
+		end = NULL;
+	}
+	n = end != NULL ? (size_t)(end - peer) : strlen(peer);
+	if (n >= sizeof host)
+		return 0;
+	memcpy(host, peer, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) != 1)
+		return 0;
+	/* ::1, or 127.0.0.0/8 mapped (::ffff:127.0.0.1, ::ffff:7f00:1) */
+	return (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0) ||
+	    (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 && a[12] == 127);
 }
 
 /* Compares in a time that does not tell how much of the token was right. */

@@ -165,8 +165,11 @@ peer_name(int fd, char *out, size_t len)
 
 	snprintf(out, len, "-");
 	if (getpeername(fd, (struct sockaddr *)&sa, &salen) < 0) {
-		if ((env = getenv("TCPREMOTEIP")) != NULL ||
-		    (env = getenv("REMOTE_ADDR")) != NULL)
+		/* an address, or nothing: admin access is decided on it */
+		if (((env = getenv("TCPREMOTEIP")) != NULL ||
+		    (env = getenv("REMOTE_ADDR")) != NULL) &&
+		    (inet_pton(AF_INET, env, &sa) == 1 ||
+		    inet_pton(AF_INET6, env, &sa) == 1))
 			snprintf(out, len, "%s", env);
 		return;
 	}

@@ -157,3 +157,23 @@ piped() {
 	run -78 relay-serve --upstream "$UP" --admin-token-file nul
 	[[ "$output" == *"it has spaces or bytes other than visible ASCII" ]]
 }
+
+@test "an inetd client's address is an address or none: loopback is decided on the address, never its text's prefix" {
+	piped() {	# piped ADDR: the status of /_relay/stats for that peer
+		printf 'GET /_relay/stats HTTP/1.0\r\n\r\n' |
+		    REMOTE_ADDR=$1 relay-serve --upstream "$UP" 2>>pipe.log |
+		    head -1 | cut -d' ' -f2
+	}
+	[ "$(piped 127.0.0.1)" = 200 ]
+	[ "$(piped ::1)" = 200 ]
+	[ "$(piped ::ffff:127.0.0.1)" = 200 ]
+	[ "$(piped ::ffff:7f00:1)" = 200 ]
+	[ "$(piped 127.0.0.1x)" = 404 ]
+	[ "$(piped 127.evil.example)" = 404 ]
+	[ "$(piped '::1]')" = 404 ]
+	[ "$(piped 192.0.2.1)" = 404 ]
+	[ "$(piped '')" = 404 ]
+	# the log says "-" for what is no address
+	! grep -q '"peer":"127.0.0.1x"\|"peer":""' pipe.log || false
+	grep -q '"peer":"-"' pipe.log
+}
