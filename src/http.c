@@ -218,6 +218,23 @@ list_has(const char *v, size_t n, const char *token)
 	return 0;
 }
 
+/*
+ * RFC 9112 section 3.2 with RFC 3986 section 3.2.2: a Host value is
+ * uri-host [ ":" port ], so none of its bytes is a space, a comma-list
+ * of hosts, a path's or a user's (or empty: no authority).
+ */
+static int
+host_valid(const char *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)v[i]) ||
+		    strchr("-._~%!$&'()*+;=:[]", v[i]) != NULL) || v[i] == '\0')
+			return 0;
+	return 1;
+}
+
 struct seen {
 	int	host, length, chunked, close, keep_alive;
 	int	repeats;		/* a name came on two lines */
@@ -250,6 +267,8 @@ note_field(const struct header *h, struct http_request *r, struct seen *s,
 
 	if (header_is(h, "host") && s->host++)
 		return bad(why, 400, "more than one Host field");
+	if (header_is(h, "host") && !host_valid(h->value, h->value_len))
+		return bad(why, 400, "invalid Host field");
 	if (header_is(h, "content-length")) {
 		if (s->length++)
 			return bad(why, 400, "more than one Content-Length");

@@ -366,6 +366,10 @@ upstream_saw() {
 	done <<-'EOF'
 	GET / HTTP/1.1\r\n\r\n|400
 	GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost: a b\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost: a, b\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost: user@a\r\n\r\n|400
+	GET / HTTP/1.1\r\nHost: a/b\r\n\r\n|400
 	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc|400
 	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc|400
 	POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd|400
