@@ -539,16 +539,23 @@ static void
 revalidated(struct through_call *c)
 {
 	struct cache_response r = response_of(c);
+	struct through *th = c->th;
+	char *key;
 
-	/* This client has what the 304 said; the next one may not. */
+	/*
+	 * This client has what the 304 said; the next one may not: the
+	 * stored response goes, once this answer has its body open (its
+	 * snapshot keeps it).
+	 */
 	if (cache_revalidate(&c->cached, &r, &c->rules) != NULL) {
-		storing(c->th, c, c->key, writeback_remove(c->th->wb,
-		    c->key));
-	} else {
-		share_refreshed(c);	/* while c holds the flight */
-		storing(c->th, c, c->key, writeback_refresh(c->th->wb,
-		    &c->cached));
+		key = xstrdup(c->key);
+		answer_stored(c, THROUGH_REVALIDATED);
+		storing(th, NULL, key, writeback_remove(th->wb, key));
+		free(key);
+		return;
 	}
+	share_refreshed(c);	/* while c holds the flight */
+	storing(th, c, c->key, writeback_refresh(th->wb, &c->cached));
 	answer_stored(c, THROUGH_REVALIDATED);
 }
 

@@ -263,7 +263,7 @@ uri() {
 		eventually stale_now
 		# this client revalidates: it gets what its 304 said
 		curl -s -D head1 -o /dev/null "$SERVE$p"
-		grep -qi "^${h%%:*}: ${h#*:}" head1
+		grep -qi "^${h%%:*}: ${h#*:}" head1 || { cat head1; false; }
 		# the next one never gets it from the cache
 		eventually cache_empty
 		curl -s -D head2 -o /dev/null "$SERVE$p"
