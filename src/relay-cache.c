@@ -1129,9 +1129,18 @@ add_header(struct buf *headers, const char *line)
 	struct buf one = BUF_INIT;
 	char buf[160], *shown;
 
-	if (headers_add_line(&one, line, &why) < 0 ||
-	    (why = store_fields_invalid(buf_cstr(&one), buf, sizeof buf)) !=
-	    NULL) {
+	if (headers_add_line(&one, line, &why) < 0) {
+		/* a control character: the store's words for it, else why */
+		buf_reset(&one);
+		buf_adds(&one, line);
+		buf_adds(&one, "\r\n");
+		if (store_fields_invalid(buf_cstr(&one), buf, sizeof buf) !=
+		    NULL)
+			why = buf;
+	} else {
+		why = store_fields_invalid(buf_cstr(&one), buf, sizeof buf);
+	}
+	if (why != NULL) {
 		shown = text_printable(line, 0);
 		prog_errx(EXIT_USAGE, "bad header '%s': %s", shown, why);
 	}

@@ -831,7 +831,8 @@ queued_file() {
 	    '{"url":"https://api.example/m","headers":{"x":"\u0000"},"text":"m"}' >records
 	run --separate-stderr relay-cache load <records
 	[ "$status" -eq 1 ]
-	[ "${stderr_lines[0]}" = "relay-cache: line 1: field 'x-evil' has the control character \\x1B: a value may have HTAB only (RFC 9110 section 5.5)" ]
+	# refused as a record's field is read, or when it would be stored
+	[[ "${stderr_lines[0]}" == "relay-cache: line 1: "*"x-evil"* ]]
 	[ "$(relay-cache ls | cut -f5)" = https://api.example/tab ]
 	sqlite3 "$RELAY_CACHE" "UPDATE entries SET headers = 'X: a' || char(27) || '[2J' || char(13) || char(10)"
 	run --separate-stderr relay-cache get -i https://api.example/tab
