@@ -71,21 +71,99 @@ no_memory(void *ctx)
 	out_of_memory();
 }
 
+static int
+is_ident_start(char c)
+{
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /*
- * Compiles text with the named arguments args (an object: each key is
- * $key in it). On failure the program is freed and p->errors says why
- * (jq's messages point at the text).
+ * The module directive text starts with (module, import or include, as
+ * jq 1.6's lexer reads a program: blanks, # comments, then a keyword
+ * that is not the start of a longer name such as include_x or
+ * import::f), or NULL; *line is the line it is on. jq's grammar has
+ * these directives at a program's start only.
+ */
+static const char *
+module_directive(const char *text, int *line)
+{
+	static const char *const keywords[] = { "import", "include", "module" };
+	static const char ident[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	const char *s = text;
+	size_t i, n;
+
+	*line = 1;
+	for (;; s++) {
+		if (*s == '\n')
+			++*line;
+		else if (*s == '#')
+			s += strcspn(s, "\r\n") - 1;
+		else if (*s != ' ' && *s != '\t')
+			break;
+	}
+	n = strspn(s, ident);
+	if (s[n] == ':' && s[n + 1] == ':' && is_ident_start(s[n + 2]))
+		return NULL;	/* a name in a module's namespace */
+	for (i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+		if (n == strlen(keywords[i]) && strncmp(s, keywords[i], n) == 0)
+			return keywords[i];
+	return NULL;
+}
+
+/*
+ * A program that would load modules is refused: libjq 1.6 looks for
+ * them in the working directory, and in any directory an import's
+ * metadata names, whatever search path it is given. Said as jq says a
+ * compile error: the reason, where, and the line.
+ */
+static int
+refuse_modules(struct jqprog *p, const char *text)
+{
+	const char *directive, *at;
+	int line, i;
+
+	if ((directive = module_directive(text, &line)) == NULL)
+		return 0;
+	for (at = text, i = 1; i < line; i++)
+		at = strchr(at, '\n') + 1;
+	buf_printf(&p->errors, "jq: error: %s is not supported: relay loads "
+	    "no jq modules at <top-level>, line %d:\n%.*s\njq: 1 compile "
+	    "error", directive, line, (int)strcspn(at, "\n"), at);
+	return -1;
+}
+
+/*
+ * Compiles prelude (jq text of ours, such as variables bound) then
+ * text, the program, with the named arguments args (an object: each
+ * key is $key in it). On failure the program is freed and p->errors
+ * says why (jq's messages point at the text).
  */
 int
-jqprog_compile(struct jqprog *p, const char *text, jv args)
+jqprog_compile(struct jqprog *p, const char *prelude, const char *text,
+    jv args)
 {
+	struct buf whole = BUF_INIT;
+	int ok;
+
 	p->errors = (struct buf)BUF_INIT;
+	p->jq = NULL;
+	if (refuse_modules(p, text) < 0) {
+		jv_free(args);
+		return -1;
+	}
 	if ((p->jq = jq_init()) == NULL)
 		out_of_memory();
 	/* libjq 1.6's jq_init leaves the handler unset: garbage, called */
 	jq_set_nomem_handler(p->jq, no_memory, NULL);
 	jq_set_error_cb(p->jq, collect_error, &p->errors);
-	if (jq_compile_args(p->jq, text, args))
+	/* no search path: modulemeta and get_search_list find nothing */
+	jq_set_attr(p->jq, jv_string("JQ_LIBRARY_PATH"), jv_array());
+	buf_adds(&whole, prelude);
+	buf_adds(&whole, text);
+	ok = jq_compile_args(p->jq, buf_cstr(&whole), args);
+	buf_free(&whole);
+	if (ok)
 		return 0;
 	jq_teardown(&p->jq);
 	return -1;

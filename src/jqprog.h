@@ -51,7 +51,8 @@ enum jqrun_end {
 
 struct jqrun;
 
-int		 jqprog_compile(struct jqprog *, const char *, jv);
+int		 jqprog_compile(struct jqprog *, const char *, const char *,
+		    jv);
 void		 jqprog_free(struct jqprog *);
 void		 jq_bounds_timeout(struct jq_bounds *, const char *);
 void		 jq_bounds_memory(struct jq_bounds *, const char *);

@@ -110,10 +110,10 @@ compile_error(const struct route *r, int first, const char *errors,
 }
 
 static int
-compile(struct jqprog *p, const struct route *r, int line, const char *prog,
-    char *err, size_t errlen)
+compile(struct jqprog *p, const struct route *r, int line, const char *prelude,
+    const char *prog, char *err, size_t errlen)
 {
-	if (jqprog_compile(p, prog, jv_object()) == 0)
+	if (jqprog_compile(p, prelude, prog, jv_object()) == 0)
 		return 0;
 	compile_error(r, line, buf_cstr(&p->errors), err, errlen);
 	jqprog_free(p);
@@ -141,13 +141,14 @@ merge_compile(struct route *r, char *err, size_t errlen)
 		buf_printf(&prog, ", $%s", r->calls[i].name);
 	if (r->each != NULL)
 		buf_printf(&prog, ", $%s", r->each->name);
-	buf_printf(&prog, "} | null | %s", r->program);
+	buf_adds(&prog, "} | null | ");
 	route_params_free(&ps);
-	rc = compile(p, r, r->program_line, buf_cstr(&prog), err, errlen);
+	rc = compile(p, r, r->program_line, buf_cstr(&prog), r->program, err,
+	    errlen);
 	if (rc == 0 && r->each != NULL) {
 		items = xmalloc(sizeof *items);
-		if ((rc = compile(items, r, r->each->line, r->each->items, err,
-		    errlen)) < 0) {
+		if ((rc = compile(items, r, r->each->line, "", r->each->items,
+		    err, errlen)) < 0) {
 			free(items);
 			jqprog_free(p);
 		}

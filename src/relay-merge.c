@@ -338,7 +338,7 @@ run(const char *program)
 
 	named = jv_object_set(named, jv_string("incomplete"),
 	    jv_copy(incomplete));
-	if (jqprog_compile(&p, program, jv_copy(named)) < 0) {
+	if (jqprog_compile(&p, "", program, jv_copy(named)) < 0) {
 		/* jq's messages point at the program text. */
 		for (line = (char *)buf_cstr(&p.errors); line != NULL;
 		    line = next) {

@@ -71,6 +71,38 @@ record() {	# record URL STATUS JSON
 	[[ "$stderr" == *".a | ]"* ]]
 }
 
+@test "a program that would load a module is refused as a compile error, never an abort" {
+	# libjq 1.6 would look in the working directory, or where an
+	# import's metadata says: a module there must not be loaded
+	mkdir lib
+	echo 'def f: "loaded";' >lib/m.jq
+	echo 'def f: "loaded";' >m.jq
+	echo '"loaded"' >m.json
+	for program in 'include "m"; f' 'import "m" as m; m::f' \
+	    'import "m" as $m; $m' 'import "m" as m {search: "lib"}; m::f' \
+	    'module {}; 1' $' # a comment\ninclude "x"; 1'; do
+		run --separate-stderr relay-merge "$program" </dev/null
+		[ "$status" -eq 65 ] || { echo "$program: $status"; false; }
+		[ -z "$output" ]
+		[[ "${stderr_lines[0]}" =~ ^'relay-merge: jq: error: '(include|import|module)' is not supported: relay loads no jq modules at <top-level>, line '[12]:$ ]]
+		[ "${stderr_lines[2]}" = "relay-merge: jq: 1 compile error" ]
+	done
+	[ "${stderr_lines[1]}" = 'relay-merge: include "x"; 1' ]
+	# names that only begin like a directive are names
+	run relay-merge -c '{include: 1, import: .include_x, module: 2} | [.import, .include]' </dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = '[null,1]' ]
+	run --separate-stderr relay-merge 'include::f' </dev/null
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"include::f/0 is not defined"* ]]
+	# and nothing searches a path at run time
+	run --separate-stderr relay-merge '"m" | modulemeta' </dev/null
+	[ "$status" -eq 5 ]
+	[ "$stderr" = "relay-merge: error at no input: module not found: m" ]
+	run relay-merge -c '[get_search_list]' </dev/null
+	[ "$output" = '[[]]' ]
+}
+
 @test "a runtime error names the input it was working on" {
 	record https://api.example/r 200 '"text"' >r
 	run --separate-stderr relay-merge '[inputs | .json.title]' r

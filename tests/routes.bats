@@ -197,6 +197,16 @@ EOF
 	printf 'route /x\n\tcall a /a\n\tjq {\n\t  b: $a,\n\t  c: $nope\n\t}\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
 	[ "$stderr" = "relay-serve: bad.routes:5: jq: \$nope is not defined" ]
+	# no module is loaded, by the program or by each's items
+	echo 'def f: 1;' >m.jq
+	printf 'route /x\n\tcall a /a\n\tjq include "m";\n\t  f\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:3: jq: include is not supported: relay loads no jq modules" ]
+	printf 'route /x\n\tcall a /a\n\teach b /b/{.} from a import "m" as m; m::f\n\tjq $b\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:3: jq: import is not supported: relay loads no jq modules" ]
 	unset EVENTS_TOKEN
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes "$ROOT/$EXAMPLES/routes/events.routes" </dev/null
 	[ "$status" -eq 78 ]
