@@ -25,14 +25,18 @@
 
 /*
  * The child writes frames on its pipe: a kind, a length, then that many
- * bytes. Its values, the run's error if it had one, then its end: done,
- * or out of memory. Then it waits to be killed: the parent has all it
- * needs and waits for nothing, not even the child's exit (under
- * valgrind, a leak check that would count the parent's threads' memory
- * as lost). A child that ends otherwise crashed, or was killed.
+ * bytes. Its values and what it writes to stderr, in the order it gave
+ * them; the run's error if it had one, or halt_error's status and
+ * message; then its end: done, or out of memory. Then it waits to be
+ * killed: the parent has all it needs and waits for nothing, not even
+ * the child's exit (under valgrind, a leak check that would count the
+ * parent's threads' memory as lost). A child that ends otherwise
+ * crashed, or was killed.
  */
 #define FRAME_VALUE	'v'
+#define FRAME_STDERR	's'	/* text, whole code points */
 #define FRAME_ERROR	'e'
+#define FRAME_HALT	'h'	/* an exit status byte, then the message */
 #define FRAME_DONE	'd'
 #define FRAME_NO_MEMORY	'm'
 #define FRAME_HEAD	(1 + sizeof(uint32_t))
@@ -49,6 +53,8 @@ struct jqrun {
 	size_t		 taken;
 	enum jqrun_end	 end;
 	struct buf	 why;
+	int		 halted;	/* halt_error: why is its message */
+	int		 halt_status;
 };
 
 /* jq's reports, formatted as jq does, a line apart. */
@@ -154,8 +160,13 @@ jqprog_compile(struct jqprog *p, const char *prelude, const char *text,
 	}
 	if ((p->jq = jq_init()) == NULL)
 		out_of_memory();
-	/* libjq 1.6's jq_init leaves the handler unset: garbage, called */
+	/*
+	 * libjq 1.6's jq_init leaves these unset: garbage, called (by
+	 * debug, input and inputs); no input and no debug unless set.
+	 */
 	jq_set_nomem_handler(p->jq, no_memory, NULL);
+	jq_set_input_cb(p->jq, NULL, NULL);
+	jq_set_debug_cb(p->jq, NULL, NULL);
 	jq_set_error_cb(p->jq, collect_error, &p->errors);
 	/* no search path: modulemeta and get_search_list find nothing */
 	jq_set_attr(p->jq, jv_string("JQ_LIBRARY_PATH"), jv_array());
@@ -250,6 +261,40 @@ on_no_memory(void *ctx)
 	write_end(FRAME_NO_MEMORY);
 }
 
+/*
+ * The program's stderr (the stderr and debug builtins): frames. The
+ * stream is unbuffered, so that each write is one of libjq's, which
+ * never splits a character, and comes in order with the values.
+ */
+static ssize_t
+stderr_write(void *cookie, const char *p, size_t n)
+{
+	(void)cookie;
+	write_head(FRAME_STDERR, (uint32_t)n);
+	write_all(p, n);
+	return (ssize_t)n;
+}
+
+static void
+route_stderr(void)
+{
+	static const cookie_io_functions_t io = { .write = stderr_write };
+	FILE *f = fopencookie(NULL, "w", io);
+
+	if (f == NULL || setvbuf(f, NULL, _IONBF, 0) != 0)
+		_exit(1);
+	stderr = f;
+}
+
+/* debug's message, as jq(1) writes it. */
+static void
+debug_text(void *ctx, jv input)
+{
+	(void)ctx;
+	jv_dumpf(JV_ARRAY(jv_string("DEBUG:"), input), stderr, 0);
+	fputc('\n', stderr);
+}
+
 /* The bytes of address space the process has now (Linux), or 0. */
 static unsigned long long
 address_space(void)
@@ -291,7 +336,9 @@ child_limits(const struct jq_bounds *b)
  * Signals as a new process has them; the pipe on CHILD_FD, standard
  * input and output on /dev/null and every other descriptor closed, so
  * that no connection or file of the parent's stays open in the child;
- * standard error stays, for jq's stderr builtin, unless quiet.
+ * standard error stays (for a crash's last words), unless quiet. What
+ * the program writes to stderr goes to the parent in frames, or with
+ * quiet to /dev/null.
  */
 static void
 child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
@@ -314,6 +361,8 @@ child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
 	    dup2(fd, CHILD_FD) < 0)
 		_exit(1);
 	close_range(CHILD_FD + 1, ~0U, 0);
+	if (!quiet)
+		route_stderr();
 	child_limits(b);
 }
 
@@ -349,19 +398,59 @@ run_error(jv end)
 	return text;
 }
 
+/*
+ * halt_error's frame: the status jq(1) exits with (its code as an int,
+ * of which exit keeps the low 8 bits; 5 for one that is no int), then
+ * its message as jq writes it: a string as it is, null as nothing,
+ * another value as JSON on a line. A plain halt has no code: no frame.
+ */
+static void
+write_halt(jq_state *jq)
+{
+	jv code = jq_get_exit_code(jq), msg = jq_get_error_message(jq);
+	double x = jv_get_kind(code) == JV_KIND_NUMBER ?
+	    jv_number_value(code) : 5;
+	char status = (char)(x > INT_MIN - 1.0 && x < INT_MAX + 1.0 ?
+	    (int)x & 0xFF : 5);
+	int n;
+
+	if (!jv_is_valid(code)) {
+		jv_free(msg);
+		return;
+	}
+	jv_free(code);
+	if (jv_get_kind(msg) == JV_KIND_NULL || !jv_is_valid(msg)) {
+		jv_free(msg);
+		msg = jv_string("");
+	} else if (jv_get_kind(msg) != JV_KIND_STRING) {
+		msg = jv_string_concat(jv_dump_string(msg, 0), jv_string("\n"));
+	}
+	n = jv_string_length_bytes(jv_copy(msg));
+	write_head(FRAME_HALT, 1 + (uint32_t)n);
+	write_all(&status, 1);
+	write_all(jv_string_value(msg), (size_t)n);
+	jv_free(msg);
+}
+
 static _Noreturn void
 child_run(struct jqprog *p, jv input, const struct jq_text *t)
 {
 	jv v;
 
 	jq_set_nomem_handler(p->jq, on_no_memory, NULL);
+	if (t == NULL || !t->quiet)
+		jq_set_debug_cb(p->jq, debug_text, NULL);
 	jq_start(p->jq, input, 0);
 	while (jv_is_valid(v = jq_next(p->jq)))
 		write_frame(FRAME_VALUE, t != NULL && t->value != NULL ?
 		    t->value(v, t->ctx) : jv_dump_string(v, 0));
-	if (jv_is_valid(v = run_error(v)))
+	if (jq_halted(p->jq)) {
+		jv_free(v);
+		write_halt(p->jq);
+	} else if (jv_is_valid(v = run_error(v))) {
 		write_frame(FRAME_ERROR, t != NULL && t->error != NULL ?
 		    t->error(v, t->ctx) : v);
+	}
 	write_end(FRAME_DONE);
 }
 
@@ -513,15 +602,16 @@ finish(struct jqrun *r, enum jqrun_end end)
 }
 
 /*
- * Takes the whole frames read, up to a value: 1 with its bytes in out,
- * or 0. An error is kept for jqrun_why; an end ends the run. A frame
- * longer than the memory the child may have had is a crash.
+ * Takes the whole frames read, up to a value or stderr text: which,
+ * with its bytes in out; or 0. An error or a halt is kept for
+ * jqrun_why; an end ends the run. A frame longer than the memory the
+ * child may have had is a crash.
  */
 static int
 take_frame(struct jqrun *r, struct buf *out)
 {
-	static const char kinds[] = { FRAME_VALUE, FRAME_ERROR, FRAME_DONE,
-		FRAME_NO_MEMORY };
+	static const char kinds[] = { FRAME_VALUE, FRAME_STDERR, FRAME_ERROR,
+		FRAME_HALT, FRAME_DONE, FRAME_NO_MEMORY };
 	const char *at;
 	uint32_t len;
 
@@ -529,7 +619,8 @@ take_frame(struct jqrun *r, struct buf *out)
 		at = r->in.data + r->taken;
 		memcpy(&len, at + 1, sizeof len);
 		if ((long long)len > r->bounds.max_memory ||
-		    memchr(kinds, at[0], sizeof kinds) == NULL) {
+		    memchr(kinds, at[0], sizeof kinds) == NULL ||
+		    (at[0] == FRAME_HALT && len == 0)) {
 			buf_adds(&r->why, "crashed: a bad frame on its pipe");
 			finish(r, JQRUN_CRASHED);
 			break;
@@ -537,18 +628,24 @@ take_frame(struct jqrun *r, struct buf *out)
 		if (r->in.len - r->taken < FRAME_HEAD + len)
 			break;
 		r->taken += FRAME_HEAD + len;
-		if (at[0] == FRAME_VALUE) {
+		if (at[0] == FRAME_VALUE || at[0] == FRAME_STDERR) {
 			buf_reset(out);
 			buf_add(out, at + FRAME_HEAD, len);
 			buf_cstr(out);
-			return 1;
+			return at[0] == FRAME_VALUE ? JQRUN_VALUE : JQRUN_STDERR;
 		}
-		if (at[0] == FRAME_ERROR) {
+		if (at[0] == FRAME_ERROR || at[0] == FRAME_HALT) {
+			r->halted = at[0] == FRAME_HALT;
 			buf_reset(&r->why);
+			if (r->halted) {
+				r->halt_status = (unsigned char)at[FRAME_HEAD];
+				at++, len--;
+			}
 			buf_add(&r->why, at + FRAME_HEAD, len);
 		} else {
 			finish(r, at[0] == FRAME_NO_MEMORY ? JQRUN_MEMORY :
-			    r->why.len > 0 ? JQRUN_FAILED : JQRUN_DONE);
+			    r->halted ? JQRUN_HALTED : r->why.len > 0 ?
+			    JQRUN_FAILED : JQRUN_DONE);
 		}
 	}
 	return 0;
@@ -582,9 +679,10 @@ read_some(struct jqrun *r, size_t *budget)
 }
 
 /*
- * The run's next value, in out: 1; 0 when none has come yet (wait for
- * jqrun_fd, until jqrun_deadline; see jqrun_wait); -1 at the end, which
- * jqrun_end says. Past the deadline the child is killed. The time
+ * The run's next value, in out: JQRUN_VALUE; or the next text it wrote
+ * to stderr (whole characters; never with quiet): JQRUN_STDERR; 0 when
+ * none has come yet (wait for jqrun_fd, until jqrun_deadline; see
+ * jqrun_wait); -1 at the end, which jqrun_end says. Past the deadline the child is killed. The time
  * between a value given and the next call is its owner's, not counted.
  * A call reads JQRUN_READ_MAX at most, so that a long value does not
  * hold an event loop up.
@@ -594,6 +692,7 @@ jqrun_next(struct jqrun *r, struct buf *out)
 {
 	size_t budget = JQRUN_READ_MAX;
 	long long now = prog_now_ms();
+	int took;
 
 	if (r->gave_at > 0)
 		r->deadline_ms += now - r->gave_at;
@@ -601,9 +700,9 @@ jqrun_next(struct jqrun *r, struct buf *out)
 	for (;;) {
 		if (r->pid != 0 && prog_now_ms() >= r->deadline_ms)
 			finish(r, JQRUN_TIMEOUT);
-		if (take_frame(r, out)) {
+		if ((took = take_frame(r, out)) != 0) {
 			r->gave_at = prog_now_ms();
-			return 1;
+			return took;
 		}
 		if (r->pid == 0)
 			return -1;
@@ -636,6 +735,20 @@ jqrun_end(const struct jqrun *r)
 const char *
 jqrun_why(const struct jqrun *r)
 {
+	return r->why.len > 0 ? r->why.data : "";
+}
+
+/*
+ * A run that ended with halt_error (JQRUN_HALTED): the status jq(1)
+ * would exit with, and its message, of *len bytes (a NUL among them,
+ * maybe), as jq writes it to stderr.
+ */
+const char *
+jqrun_halt(const struct jqrun *r, int *status, size_t *len)
+{
+	assert(r->end == JQRUN_HALTED);
+	*status = r->halt_status;
+	*len = r->why.len;
 	return r->why.len > 0 ? r->why.data : "";
 }
 

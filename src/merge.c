@@ -296,21 +296,28 @@ on_run(struct watch *w, short revents, void *ctx)
 	void (*ended)(struct merge *, enum jqrun_end, const char *) = j->ended;
 	enum jqrun_end end = JQRUN_DONE;
 	char why[128];
-	int rc;
+	size_t len;
+	int rc, status;
 
 	(void)revents;
-	while ((rc = jqrun_next(j->run, &j->value)) == 1) {
+	while ((rc = jqrun_next(j->run, &j->value)) == JQRUN_VALUE) {
 		j->nvalues++;
 		if (j->take(m) != 0)
 			break;	/* enough: the child is killed */
 	}
+	assert(rc != JQRUN_STDERR);	/* quiet */
 	if (rc == 0) {
 		watch_deadline(w, jqrun_deadline(j->run));
 		return;
 	}
 	if (rc < 0)
 		end = jqrun_end(j->run);
-	snprintf(why, sizeof why, "%s", jqrun_why(j->run));
+	if (end == JQRUN_HALTED) {	/* its message, as its stderr, unsaid */
+		jqrun_halt(j->run, &status, &len);
+		snprintf(why, sizeof why, "stopped with halt_error, exit "
+		    "status %d", status);
+	} else
+		snprintf(why, sizeof why, "%s", jqrun_why(j->run));
 	end_run(m);
 	if (end == JQRUN_TIMEOUT && m->env->stop_by > 0) {
 		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
@@ -426,8 +433,8 @@ take_result(struct merge *m)
 
 /*
  * The program has ended: its one value is the answer. Its own error
- * is logged, not sent (it may quote the request); a bound it met, or
- * a crash, is said to the client too.
+ * is logged, not sent (it may quote the request); a bound it met, a
+ * halt_error's status, or a crash, is said to the client too.
  */
 static void
 program_ended(struct merge *m, enum jqrun_end end, const char *why)

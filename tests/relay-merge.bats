@@ -103,6 +103,34 @@ record() {	# record URL STATUS JSON
 	[ "$output" = '[[]]' ]
 }
 
+@test "halt_error exits with its code and writes its message as jq does, escaped for a terminal" {
+	for program in '"msg\n" | halt_error(3)' 'halt_error(7)' \
+	    '{a: "\u009b"} | halt_error(300)' '"x\u001b[31m\ny\u0000z" | halt_error(-1)' \
+	    '1, ("bye" | halt_error(1.7)), 2' '"quiet" | halt_error(0)'; do
+		relay-merge -c "$program" </dev/null >"out" 2>"err" && rc=0 || rc=$?
+		jq -nc "$program" >"jq-out" 2>/dev/null && jq_rc=0 || jq_rc=$?
+		[ "$rc" -eq "$jq_rc" ] || { echo "$program: $rc, jq $jq_rc"; false; }
+		cmp out jq-out
+		printf '%s|%s|' "$rc" "$(cat -A err)" >>all
+	done
+	[ "$(cat all)" = '3|msg$|7||44|{"a":"\u009B"}$|255|x\x1B[31m$
+y\x00z|1|bye|0|quiet|' ]
+	# a plain halt ends the program as done; incomplete inputs still say 1
+	run -0 relay-merge -c '1, halt, 2' </dev/null
+	[ "$output" = 1 ]
+	echo '{"url":"https://api.example/x","status":500,"source":"miss","headers":{}}' >bad
+	run --separate-stderr relay-merge --on-error partial --input a=bad '"x" | halt_error(0)'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(printf 'relay-merge: incomplete: a (bad: https://api.example/x): HTTP status 500\nx')" ]
+}
+
+@test "stderr and debug write to standard error as in jq, C1 escaped" {
+	run --separate-stderr relay-merge -c '1, ("a\u009bb" | stderr | empty), ({x: 2} | debug), 3' </dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '1\n{"x":2}\n3')" ]
+	[ "$stderr" = '"a\u009Bb"["DEBUG:",{"x":2}]' ]
+}
+
 @test "a runtime error names the input it was working on" {
 	record https://api.example/r 200 '"text"' >r
 	run --separate-stderr relay-merge '[inputs | .json.title]' r

@@ -389,6 +389,38 @@ failed() {
 	[ "$status" -eq 2 ]
 }
 
+@test "a route's program or items that stop with halt_error answer 500 saying so; a plain halt ends it; debug and inputs work" {
+	start_upstream
+	cat >halt.routes <<'ROUTES'
+route /halt/{how}
+	call a /a
+	jq if $how == "error" then "secret \($how)" | halt_error(3)
+	   elif $how == "after" then 1, halt_error(300)
+	   elif $how == "stderr" then ("secret" | stderr | debug | empty), "ok"
+	   elif $how == "inputs" then [inputs]
+	   else "done", halt, "never" end
+end
+
+route /fan
+	call list /list?body=%5B1%5D
+	each items /item/{.} from list .[], halt_error(4)
+	jq $items
+end
+ROUTES
+	start_serve --routes halt.routes
+	failed /halt/error "route program stopped with halt_error, exit status 3"
+	failed /halt/after "route program stopped with halt_error, exit status 44"
+	failed /fan "route items stopped with halt_error, exit status 4"
+	[ "$(curl -s "$SERVE/halt/plain")" = '"done"' ]
+	# debug and inputs have nothing to call (libjq leaves them unset)
+	[ "$(curl -s "$SERVE/halt/stderr")" = '"ok"' ]
+	[ "$(curl -s "$SERVE/halt/inputs")" = '[]' ]
+	logged 6
+	grep -q '"target":"/halt/error".*"error":"route /halt/{how}: program stopped with halt_error, exit status 3"' serve.log
+	# the message, as what the program writes to stderr, is neither sent nor logged
+	! grep -q secret serve.log || false
+}
+
 # exited PID: the process has ended (a zombie counts: not reaped yet).
 exited() {
 	! kill -0 "$1" 2>/dev/null ||
