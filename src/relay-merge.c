@@ -359,7 +359,8 @@ run_status(const struct jqrun *r)
 
 /*
  * Runs the program once, in a child bounded in time and memory, and
- * writes its outputs as they come; returns the exit status.
+ * writes its outputs as they come, until standard output fails;
+ * returns the exit status.
  */
 static int
 run(const char *program)
@@ -388,7 +389,7 @@ run(const char *program)
 	jq_set_input_cb(p.jq, next_input, &positional);
 	if ((r = jqrun_start(&p, jv_null(), &bounds, &text)) == NULL)
 		prog_err(EX_OSERR, "cannot start the program");
-	while ((rc = jqrun_next(r, &out)) >= 0) {
+	while (!ferror(stdout) && (rc = jqrun_next(r, &out)) >= 0) {
 		if (rc == 0) {
 			jqrun_wait(r);
 		} else if (rc == JQRUN_STDERR) {
@@ -398,7 +399,8 @@ run(const char *program)
 			putchar('\n');
 		}
 	}
-	status = run_status(r);
+	/* with nowhere to write, it is stopped: prog_finish_stdout says so */
+	status = ferror(stdout) ? 0 : run_status(r);
 	jqrun_free(r);
 	buf_free(&out);
 	jqprog_free(&p);

@@ -131,6 +131,29 @@ y\x00z|1|bye|0|quiet|' ]
 	[ "$stderr" = '"a\u009Bb"["DEBUG:",{"x":2}]' ]
 }
 
+@test "standard output that cannot be written stops the program, exit 74; every status is in relay-merge(1)" {
+	run --separate-stderr bash -c 'relay-merge "range(1e9)" </dev/null >/dev/full'
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-merge: write error on standard output: No space left on device" ]
+	# the statuses relay-merge exits with, each listed in EXIT STATUS
+	echo '{"url":"u","status":500}' >failed
+	echo '{' >broken
+	statuses=()
+	for args in '.' '--input a=failed .' '--bogus .' 'error("x")' '.' 'nope(' \
+	    '. missing' 'halt_error(9)'; do
+		# shellcheck disable=SC2086
+		relay-merge $args </dev/null >/dev/null 2>&1 && statuses+=(0) || statuses+=($?)
+	done
+	relay-merge . broken >/dev/null 2>&1 || statuses+=($?)
+	relay-merge . </dev/null >/dev/full 2>&1 || statuses+=($?)
+	[ "${statuses[*]}" = "0 1 2 5 0 65 66 9 65 74" ]
+	listed=$(MANWIDTH=80 man "$ROOT/man/relay-merge.1" 2>/dev/null |
+	    sed -n '/^EXIT STATUS/,/^[A-Z]/p' | awk '$1 ~ /^[0-9]+$/ { print $1 }' | tr '\n' ' ')
+	for s in "${statuses[@]}"; do
+		[ "$s" = 9 ] || [[ " $listed" == *" $s "* ]] || { echo "$s not in: $listed"; false; }
+	done
+}
+
 @test "a runtime error names the input it was working on" {
 	record https://api.example/r 200 '"text"' >r
 	run --separate-stderr relay-merge '[inputs | .json.title]' r
