@@ -5,6 +5,7 @@
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <assert.h>
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,9 @@
 #define FRAME_NO_MEMORY	'm'
 #define FRAME_HEAD	(1 + sizeof(uint32_t))
 #define CHILD_FD	3		/* the pipe, in the child */
+#define CHILD_BATCH	(64 << 10)	/* bytes of frames a write takes */
+#define CHILD_FLUSH_MS	10		/* the longest a frame waits */
+#define PIPE_SIZE	(1 << 20)	/* the pipe's buffer, if allowed */
 #define JQRUN_READ_MAX	(1 << 20)	/* bytes a jqrun_next call reads */
 
 struct jqrun {
@@ -234,21 +239,108 @@ write_all(const char *p, size_t n)
 	}
 }
 
-static void
-write_head(char kind, uint32_t len)
-{
-	char head[FRAME_HEAD];
+/*
+ * Frames go out in batches of up to CHILD_BATCH bytes, a write each: a
+ * write a value would cost the two processes more than libjq takes to
+ * make a small one. A batch goes once full, at the end, and at the
+ * latest CHILD_FLUSH_MS after its first frame (SIGALRM), so that a
+ * value given before a long computation is not held back. The handler
+ * writes the batch only when the frames are not being added to (busy);
+ * else the adding writes it, once done.
+ */
+static char batch[CHILD_BATCH];
+static size_t batch_len;
+static size_t open_stderr = SIZE_MAX;	/* a stderr frame that ends it */
+static volatile sig_atomic_t busy, due;
 
-	head[0] = kind;
-	memcpy(head + 1, &len, sizeof len);
-	write_all(head, sizeof head);
+static void
+flush_batch(void)
+{
+	write_all(batch, batch_len);
+	batch_len = 0;
+	open_stderr = SIZE_MAX;
 }
 
-/* The last frame: then the parent kills the child. */
+static void
+on_alarm(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (busy)
+		due = 1;
+	else
+		flush_batch();
+	errno = e;
+}
+
+static void
+set_busy(int yes)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	busy = yes;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* The frame's bytes, in the batch; stderr text after stderr text grows its frame. */
+static void
+add_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
+{
+	uint32_t len = (uint32_t)(an + bn);
+	static const struct itimerval flush_soon = { { 0, 0 },
+	    { 0, CHILD_FLUSH_MS * 1000 } };
+
+	assert(an + bn <= UINT32_MAX);
+	if (kind == FRAME_STDERR && open_stderr != SIZE_MAX &&
+	    batch_len + an <= CHILD_BATCH) {
+		memcpy(&len, batch + open_stderr + 1, sizeof len);
+		len += (uint32_t)an;
+		memcpy(batch + open_stderr + 1, &len, sizeof len);
+		memcpy(batch + batch_len, a, an);
+		batch_len += an;
+		return;
+	}
+	if (batch_len + FRAME_HEAD + an + bn > CHILD_BATCH)
+		flush_batch();
+	if (batch_len == 0)
+		setitimer(ITIMER_REAL, &flush_soon, NULL);
+	open_stderr = kind == FRAME_STDERR ? batch_len : SIZE_MAX;
+	batch[batch_len] = kind;
+	memcpy(batch + batch_len + 1, &len, sizeof len);
+	batch_len += FRAME_HEAD;
+	if (FRAME_HEAD + an + bn > CHILD_BATCH) {	/* too long to copy */
+		flush_batch();
+		write_all(a, an);
+		write_all(b, bn);
+		return;
+	}
+	memcpy(batch + batch_len, a, an);
+	memcpy(batch + batch_len + an, b, bn);
+	batch_len += an + bn;
+}
+
+/* A frame of the bytes of a, then b. */
+static void
+write_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
+{
+	set_busy(1);
+	add_frame(kind, a, an, b, bn);
+	set_busy(0);
+	if (due) {
+		set_busy(1);
+		due = 0;
+		flush_batch();
+		set_busy(0);
+	}
+}
+
+/* The last frame, written at once: then the parent kills the child. */
 static _Noreturn void
 write_end(char kind)
 {
-	write_head(kind, 0);
+	write_frame(kind, NULL, 0, NULL, 0);
+	set_busy(1);
+	flush_batch();
 	for (;;)
 		pause();
 }
@@ -270,8 +362,7 @@ static ssize_t
 stderr_write(void *cookie, const char *p, size_t n)
 {
 	(void)cookie;
-	write_head(FRAME_STDERR, (uint32_t)n);
-	write_all(p, n);
+	write_frame(FRAME_STDERR, p, n, NULL, 0);
 	return (ssize_t)n;
 }
 
@@ -368,14 +459,11 @@ child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
 
 /* Writes a frame of a string's bytes, and frees the string. */
 static void
-write_frame(char kind, jv s)
+write_string(char kind, jv s)
 {
-	int n;
-
 	assert(jv_get_kind(s) == JV_KIND_STRING);
-	n = jv_string_length_bytes(jv_copy(s));
-	write_head(kind, (uint32_t)n);
-	write_all(jv_string_value(s), (size_t)n);
+	write_frame(kind, jv_string_value(s),
+	    (size_t)jv_string_length_bytes(jv_copy(s)), NULL, 0);
 	jv_free(s);
 }
 
@@ -412,7 +500,6 @@ write_halt(jq_state *jq)
 	    jv_number_value(code) : 5;
 	char status = (char)(x > INT_MIN - 1.0 && x < INT_MAX + 1.0 ?
 	    (int)x & 0xFF : 5);
-	int n;
 
 	if (!jv_is_valid(code)) {
 		jv_free(msg);
@@ -425,30 +512,31 @@ write_halt(jq_state *jq)
 	} else if (jv_get_kind(msg) != JV_KIND_STRING) {
 		msg = jv_string_concat(jv_dump_string(msg, 0), jv_string("\n"));
 	}
-	n = jv_string_length_bytes(jv_copy(msg));
-	write_head(FRAME_HALT, 1 + (uint32_t)n);
-	write_all(&status, 1);
-	write_all(jv_string_value(msg), (size_t)n);
+	write_frame(FRAME_HALT, &status, 1, jv_string_value(msg),
+	    (size_t)jv_string_length_bytes(jv_copy(msg)));
 	jv_free(msg);
 }
 
 static _Noreturn void
 child_run(struct jqprog *p, jv input, const struct jq_text *t)
 {
+	struct sigaction alarm = { .sa_handler = on_alarm,
+	    .sa_flags = SA_RESTART };
 	jv v;
 
+	sigaction(SIGALRM, &alarm, NULL);
 	jq_set_nomem_handler(p->jq, on_no_memory, NULL);
 	if (t == NULL || !t->quiet)
 		jq_set_debug_cb(p->jq, debug_text, NULL);
 	jq_start(p->jq, input, 0);
 	while (jv_is_valid(v = jq_next(p->jq)))
-		write_frame(FRAME_VALUE, t != NULL && t->value != NULL ?
+		write_string(FRAME_VALUE, t != NULL && t->value != NULL ?
 		    t->value(v, t->ctx) : jv_dump_string(v, 0));
 	if (jq_halted(p->jq)) {
 		jv_free(v);
 		write_halt(p->jq);
 	} else if (jv_is_valid(v = run_error(v))) {
-		write_frame(FRAME_ERROR, t != NULL && t->error != NULL ?
+		write_string(FRAME_ERROR, t != NULL && t->error != NULL ?
 		    t->error(v, t->ctx) : v);
 	}
 	write_end(FRAME_DONE);
@@ -506,6 +594,7 @@ jqrun_start(struct jqprog *p, jv input, const struct jq_bounds *b,
 		jv_free(input);
 		return NULL;
 	}
+	fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);	/* room to run ahead */
 	if ((pid = fork()) == 0) {
 		child_setup(fds[1], parent, b, t != NULL && t->quiet);
 		child_run(p, input, t);

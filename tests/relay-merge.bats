@@ -286,6 +286,15 @@ merged_every_way() {
 # A program's run is bounded in time and memory: a loop, a recursion
 # without end, a memory bomb each end with the documented message and
 # status (timeout's 30 s are the test's own bound, never reached).
+@test "the program's outputs come to relay-merge in batches, not a write each" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# the child's pipe is its descriptor 3: two writes a value before
+	strace -f -e trace=write -o trace relay-merge -c 'range(10000)' </dev/null >out
+	[ "$(wc -l <out)" -eq 10000 ] && [ "$(tail -1 out)" = 9999 ]
+	writes=$(grep -c '^[0-9]* *write(3,' trace)
+	[ "$writes" -le 10 ] || { echo "$writes writes"; false; }
+}
+
 @test "a program that runs too long or needs too much memory is stopped, saying which bound" {
 	# a build with AddressSanitizer: its malloc may fail, as libc's does
 	export ASAN_OPTIONS=allocator_may_return_null=1
@@ -318,6 +327,12 @@ merged_every_way() {
 	    'relay-merge --program-timeout 1 -c "repeat(1)" /dev/null >out; echo $?'
 	[ "$output" = 65 ]
 	[ "$(head -c 4 out)" = "$(printf '1\n1\n')" ]
+	# a value, or stderr text, given before a long computation comes at once
+	run --separate-stderr timeout 30 relay-merge --program-timeout 1 -c \
+	    '1, ("x" | stderr | empty), last(range(1e18))' /dev/null
+	[ "$status" -eq 65 ]
+	[ "$output" = 1 ]
+	[ "$stderr" = "$(printf '"x"relay-merge: the program took longer than 1s (--program-timeout)')" ]
 	# the defaults let a normal program be
 	run -0 relay-merge -c '[range(100000)] | length' /dev/null
 	[ "$output" = 100000 ]
