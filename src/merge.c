@@ -579,35 +579,33 @@ fan_pump(struct merge *m)
 }
 
 /*
- * An item as a path segment's text: a string as it is, a number as
- * JSON. Returns NULL, or why it cannot be one. jq keeps numbers as
- * doubles: an integer of 2^53 or more may have been rounded (jq reads
- * 9007199254740993 as ...992), so it is refused, never asked for as
- * another one.
+ * An item as a path segment's text, whole (a NUL in it too): a string
+ * as it is, a number as JSON; an invalid value if it cannot be one,
+ * with why in *why. jq keeps numbers as doubles: an integer of 2^53 or
+ * more may have been rounded (jq reads 9007199254740993 as ...992), so
+ * it is refused, never asked for as another one.
  */
-static const char *
-item_text(jv item, char *out, size_t len)
+static jv
+item_text(jv item, const char **why)
 {
 	double v;
-	jv s;
 
-	out[0] = '\0';
-	if (jv_get_kind(item) == JV_KIND_STRING) {
-		snprintf(out, len, "%s", jv_string_value(item));
-	} else if (jv_get_kind(item) == JV_KIND_NUMBER) {
-		v = jv_number_value(item);
-		if (!(fabs(v) < 9007199254740992.0)) {	/* 2^53, NaN, inf */
-			jv_free(item);
-			return "an item that is a number of 2^53 or more, "
-			    "which jq does not keep exact: give it as a string";
-		}
-		s = jv_dump_string(jv_copy(item), 0);
-		snprintf(out, len, "%s", jv_string_value(s));
-		jv_free(s);
+	*why = "an item that is not a string or a number that can be a "
+	    "path segment";
+	if (jv_get_kind(item) == JV_KIND_STRING)
+		return item;
+	if (jv_get_kind(item) != JV_KIND_NUMBER) {
+		jv_free(item);
+		return jv_invalid();
 	}
-	jv_free(item);
-	return out[0] != '\0' ? NULL : "an item that is not a string or "
-	    "a number that can be a path segment";
+	v = jv_number_value(item);
+	if (!(fabs(v) < 9007199254740992.0)) {	/* 2^53, NaN, inf */
+		*why = "an item that is a number of 2^53 or more, which jq "
+		    "does not keep exact: give it as a string";
+		jv_free(item);
+		return jv_invalid();
+	}
+	return jv_dump_string(item, 0);
 }
 
 /* An item of each's: one more call, unless there are max-items. */
@@ -617,7 +615,7 @@ take_item(struct merge *m)
 	const struct route_each *e = m->route->each;
 	struct buf *text = &m->jq.value;
 	struct call *c;
-	char item[256];
+	jv item;
 
 	if (m->nfan == m->route->max_items) {
 		m->fan_cut = 1;
@@ -630,11 +628,18 @@ take_item(struct merge *m)
 	memset(c, 0, sizeof *c);
 	c->m = m;
 	c->fan = 1;
-	if ((c->error = item_text(jv_parse_sized(buf_cstr(text),
-	    (int)text->len), item, sizeof item)) == NULL &&
-	    (c->path = route_each_path(e, &m->params, item)) == NULL)
-		c->error = "an item that cannot be a path segment (empty, a "
-		    "dot segment, a slash or a control character)";
+	item = item_text(jv_parse_sized(buf_cstr(text), (int)text->len),
+	    &c->error);
+	if (jv_is_valid(item)) {
+		c->error = NULL;
+		if ((c->path = route_each_path(e, &m->params,
+		    jv_string_value(item),
+		    (size_t)jv_string_length_bytes(jv_copy(item)))) == NULL)
+			c->error = "an item that cannot be a path segment "
+			    "(empty, a dot segment, a slash or a control "
+			    "character)";
+	}
+	jv_free(item);
 	return 0;
 }
 

@@ -380,7 +380,7 @@ odd_refusals() {
 	list-dishes: restaurant '..': cannot be asked for: a dot segment
 	list-dishes: restaurant '.': cannot be asked for: a dot segment
 	list-dishes: restaurant 'a/b': cannot be asked for: a slash in a path segment
-	list-dishes: restaurant 'a\b': cannot be asked for: a slash in a path segment
+	list-dishes: restaurant 'a\b': cannot be asked for: a backslash in a path segment
 	EOF
 }
 
@@ -408,6 +408,65 @@ odd_refusals() {
 	[ "$(requests_for /restaurant/%252e%252e)" -eq 2 ]
 	[ "$(requests_for /restaurant/%24%28x%29)" -eq 2 ]
 	! curl -s "$UP/_log" | jq -r .path | grep -v '^/restaurant' || false
+}
+
+# A menu API whose text has NULs ("\u0000"), which C would read as its
+# end: an identifier "plain\u0000evil" beside "plain".
+nul_menu() {
+	mkdir -p nul/restaurant
+	python3 - <<-'EOF'
+	import json
+	json.dump({"restaurants": [
+	    {"identifier": "plain\u0000evil", "name": "Evil\u0000name", "region": "R\u0000x"},
+	    {"identifier": "plain", "name": "Plain", "region": "R"}]},
+	    open("nul/restaurant.json", "w"))
+	json.dump({"restaurant": {"title": "T\u0000itle", "location": "L\u0000oc",
+	    "menu": [{"dish": "\u0000nul lax"}, {"dish": "soup"}]}},
+	    open("nul/restaurant/plain.json", "w"))
+	EOF
+	start_upstream --root "$PWD/nul"
+	export RELAY_UPSTREAM=$UP
+}
+
+@test "a NUL in the upstream's text: kept whole, shown escaped, never a shorter identifier or path" {
+	nul_menu
+	refused="list-dishes: restaurant 'plain\x00evil': cannot be asked for: a control character in a path segment"
+	run --separate-stderr list-dishes
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'plain\\x00evil\tEvil\\x00name\tR\\x00x\nplain\tPlain\tR')" ]
+	run --separate-stderr list-dishes --json
+	[ "$output" = '[{"identifier":"plain\u0000evil","name":"Evil\u0000name","region":"R\u0000x"},{"identifier":"plain","name":"Plain","region":"R"}]' ]
+	# a region with a NUL is not --region's
+	run --separate-stderr list-dishes --region r
+	[ "$output" = "$(printf 'plain\tPlain\tR')" ]
+	run --separate-stderr list-dishes --region nope
+	[ "$stderr" = "list-dishes: no restaurant in region 'nope'; the regions are R\x00x, R" ]
+	# a search: plain's menu under plain alone, the other refused
+	run --separate-stderr list-dishes --search 'nul lax'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$refused" ]
+	[ "$output" = "$(printf 'plain\tPlain\t\\x00nul lax')" ]
+	run --separate-stderr list-dishes --json --search soup
+	[ "$output" = '[{"identifier":"plain","name":"Plain","dish":"soup"}]' ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | sort -u)" = "$(printf '/restaurant\n/restaurant/plain')" ]
+	# a menu: every text whole
+	run --separate-stderr list-dishes plain
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'plain\tT\\x00itle\tL\\x00oc\t\\x00nul lax\nplain\tT\\x00itle\tL\\x00oc\tsoup')" ]
+	run --separate-stderr list-dishes --json plain
+	[ "$output" = '[{"identifier":"plain","title":"T\u0000itle","location":"L\u0000oc","dishes":["\u0000nul lax","soup"]}]' ]
+	script -qc 'stty cols 80; list-dishes plain' /dev/null | tr -d '\r' >screen
+	[ "$(cat screen)" = "$(printf 'T\\x00itle — L\\x00oc\n  \\x00nul lax\n  soup')" ]
+	# named, it is not plain, and the suggestion shows it whole
+	run --separate-stderr list-dishes plainx
+	[ "$stderr" = "list-dishes: no restaurant 'plainx'; did you mean plain\x00evil, plain?" ]
+	# the same through a relay's batch
+	start_serve
+	run --separate-stderr list-dishes --relay "$SERVE" --search 'nul lax'
+	[ "$stderr" = "$refused" ]
+	[ "$output" = "$(printf 'plain\tPlain\t\\x00nul lax')" ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | sort -u)" = "$(printf '%s\n' /restaurant \
+	    /restaurant-menus /restaurant/plain /restaurant/plainx)" ]
 }
 
 @test "identifiers through a relay's batch: the same encoded segments, nothing refused asked for" {

@@ -162,6 +162,17 @@ EOF
 	eventually grep -q 'number of 2^53 or more' serve.log
 }
 
+@test "each: an item is taken whole, never cut: at a NUL (refused) nor at 256 bytes" {
+	start_upstream
+	long=$(printf 'L%.0s' $(seq 300))
+	items_route "[\"a\\u0000b\", \"$long\"]" partial
+	start_serve --routes items.routes
+	run curl -s "$SERVE/fan"
+	[ "$(echo "$output" | jq -c '[.[0], (.[1] | length)]')" = '[null,300]' ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/item')" -eq 1 ]
+	[ "$(requests_for "/item?cc=max-age=60&body=%22$long%22")" -eq 1 ]
+}
+
 @test "cache: a complete merged answer is kept; an incomplete one is not" {
 	events_routes partial
 	sed -i 's/^\tttl 252$/\tttl 252\n\tcache 1m/' events.routes
