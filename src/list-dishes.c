@@ -33,6 +33,9 @@
 #define SHOWN_MAX 200		/* columns of a text quoted in a message */
 #define AGE_MAX 1e15		/* seconds: beyond, an age is not one */
 
+#define STRING(x) #x
+#define NUMBER(x) STRING(x)
+
 static int json_output;			/* --json */
 static const char *region;		/* --region */
 static const char *search;		/* --search */
@@ -43,7 +46,8 @@ static const char *cache_option;	/* --cache */
 static const char *timeout = "10";	/* --timeout: a person is waiting */
 static int tty;				/* stdout is a terminal */
 static int exit_status;
-static int not_json;		/* a response was not JSON: exit 65 */
+static int data_error;		/* a response was not JSON, or a relay's
+				   batch answer not one: exit 65 */
 
 static const char usage_text[] =
     "usage: list-dishes [--json] [--region name] [--search text]"
@@ -339,16 +343,25 @@ string_member(jv v, const char *key)
 	return t;
 }
 
-#define BATCH_MAX_ANSWER (64 << 20)	/* bytes of a batch's answer */
+#define BATCH_MAX_ANSWER_MIB 64		/* a batch's answer, at most */
+#define BATCH_MAX_ANSWER (BATCH_MAX_ANSWER_MIB << 20)
+
+/* A batch's answer, as it comes. */
+struct answer {
+	struct buf	 body;
+	int		 too_long;	/* past BATCH_MAX_ANSWER: cut */
+};
 
 static size_t
 collect(char *p, size_t size, size_t n, void *ctx)
 {
-	struct buf *b = ctx;
+	struct answer *a = ctx;
 
-	if (b->len + size * n > BATCH_MAX_ANSWER)
+	if (a->body.len + size * n > BATCH_MAX_ANSWER) {
+		a->too_long = 1;
 		return 0;	/* curl stops: too much */
-	buf_add(b, p, size * n);
+	}
+	buf_add(&a->body, p, size * n);
 	return size * n;
 }
 
@@ -381,50 +394,122 @@ item_record(jv item)
 	return rec;
 }
 
-/* Every page's record says the same failure of the relay. */
+/*
+ * The pages that have no record yet get one that says the relay failed
+ * them: before, the relay's URL, then after.
+ */
 static void
-fail_pages(struct page **pages, size_t n, const char *fmt, const char *why)
+fail_pages(struct page **pages, size_t n, const char *before,
+    const char *after)
 {
 	char *relay = url_redacted(relay_url);
 	struct buf text = BUF_INIT;
 	size_t i;
 
-	buf_printf(&text, fmt, relay, why);
-	for (i = 0; i < n; i++) {
-		jv_free(pages[i]->record);
-		pages[i]->record = jv_object_set(jv_object(),
-		    jv_string("error"), jv_string(buf_cstr(&text)));
-	}
+	buf_printf(&text, "%s%s%s", before, relay, after);
+	for (i = 0; i < n; i++)
+		if (jv_get_kind(pages[i]->record) == JV_KIND_NULL) {
+			jv_free(pages[i]->record);
+			pages[i]->record = jv_object_set(jv_object(),
+			    jv_string("error"), jv_string(buf_cstr(&text)));
+		}
 	buf_free(&text);
 	free(relay);
 }
 
-/* The lines of a batch's answer, each its page's record by id. */
+/* A batch item's page: its id one of those sent, "0" to n - 1; or n. */
+static size_t
+item_page(jv item, size_t n)
+{
+	struct text id = string_member(item, "id");
+	size_t i = 0, k;
+
+	if (id.p == NULL || id.len == 0 || id.len > 9 ||
+	    (id.p[0] == '0' && id.len > 1))
+		return n;
+	for (k = 0; k < id.len; k++) {
+		if (id.p[k] < '0' || id.p[k] > '9')
+			return n;
+		i = i * 10 + (size_t)(id.p[k] - '0');
+	}
+	return i < n ? i : n;
+}
+
+/*
+ * The lines of a batch's answer, each its page's record by id. A line
+ * that is not an item of this batch (not a JSON object, or not one of
+ * its ids), or a page with no line, is the relay's data error: such a
+ * page fails, saying so.
+ */
 static void
 read_items(const struct buf *answer, struct page **pages, size_t n)
 {
 	const char *p = answer->data, *end = p + answer->len, *nl;
-	jv item, id;
-	size_t i;
+	char bad[160] = "";
+	size_t i, line = 0;
+	jv item;
 
 	for (; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
+		line++;
 		item = jv_parse_sized(p, (int)(nl - p));
-		id = member(item, "id");
-		i = jv_get_kind(id) == JV_KIND_STRING ?
-		    strtoul(jv_string_value(id), NULL, 10) : n;
-		jv_free(id);
-		if (i < n && jv_get_kind(pages[i]->record) == JV_KIND_NULL)
-			pages[i]->record = item_record(item);
-		else
+		if (jv_get_kind(item) != JV_KIND_OBJECT ||
+		    (i = item_page(item, n)) == n) {
+			if (bad[0] == '\0')
+				snprintf(bad, sizeof bad, " answered the batch "
+				    "with something else than a batch answer "
+				    "(line %zu is %s)", line,
+				    jv_get_kind(item) == JV_KIND_OBJECT ?
+				    "no item of the batch sent" : "not a JSON "
+				    "object");
 			jv_free(item);
+		} else if (jv_get_kind(pages[i]->record) == JV_KIND_NULL) {
+			pages[i]->record = item_record(item);
+		} else {
+			jv_free(item);
+		}
 	}
 	for (i = 0; i < n; i++)
-		if (jv_get_kind(pages[i]->record) == JV_KIND_NULL)
-			pages[i]->record = jv_object_set(jv_object(),
-			    jv_string("error"), jv_string("the relay's batch "
-			    "answer has no line for it"));
+		data_error |= jv_get_kind(pages[i]->record) == JV_KIND_NULL;
+	fail_pages(pages, n, "the relay at ", bad[0] != '\0' ? bad :
+	    " answered the batch without a line for it");
+}
+
+/*
+ * What the relay answered the batch, in the pages' records; whether it
+ * answers batches at all (an older one answers 404 or 405; a server
+ * that is not one answers 200 with anything but NDJSON).
+ */
+static int
+batch_answered(CURL *h, CURLcode rc, const struct answer *answer,
+    struct page **pages, size_t n)
+{
+	long status = 0;
+	char *type = NULL, why[CURL_ERROR_SIZE + 64];
+	int batches;
+
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
+	batches = status != 404 && status != 405 && (status != 200 ||
+	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
+	if (rc != CURLE_OK && answer->too_long) {
+		data_error = 1;
+		fail_pages(pages, n, "the relay at ", " answered the batch with "
+		    "more than " NUMBER(BATCH_MAX_ANSWER_MIB) " MiB");
+	} else if (rc != CURLE_OK) {
+		snprintf(why, sizeof why, status == 0 ? ": %s" : " broke off "
+		    "its batch answer: %s", curl_easy_strerror(rc));
+		fail_pages(pages, n, status == 0 ? "cannot reach the relay "
+		    "at " : "the relay at ", why);
+	} else if (status == 200 && batches) {
+		read_items(&answer->body, pages, n);
+	} else if (batches) {
+		snprintf(why, sizeof why, " answered the batch with HTTP "
+		    "status %ld %s", status, http_reason((int)status));
+		fail_pages(pages, n, "the relay at ", why);
+	}
+	return rc == CURLE_OK && !batches ? -1 : 0;
 }
 
 /*
@@ -439,12 +524,11 @@ fetch_batch(struct page **pages, size_t n)
 	CURL *h = curl_easy_init();
 	CURLU *u = curl_url();
 	struct curl_slist *fields = NULL;
-	struct buf answer = BUF_INIT, url = BUF_INIT;
+	struct answer answer = { BUF_INIT, 0 };
+	struct buf url = BUF_INIT;
 	jv requests = jv_array(), body;
-	char *prefix = NULL, *origin = NULL;
-	long status = 0, secs = prog_duration("--timeout", timeout);
-	char *type = NULL, *redacted, *shown_relay;
-	CURLcode rc;
+	char *prefix = NULL, *origin = NULL, id[32], *redacted, *shown_relay;
+	long secs = prog_duration("--timeout", timeout);
 	int batches;
 	size_t i;
 
@@ -464,13 +548,11 @@ fetch_batch(struct page **pages, size_t n)
 		buf_reset(&url);
 		buf_adds(&url, strcmp(prefix, "/") == 0 ? "" : prefix);
 		buf_adds(&url, pages[i]->path);
-		buf_reset(&answer);
-		buf_printf(&answer, "%zu", i);
+		snprintf(id, sizeof id, "%zu", i);
 		requests = jv_array_append(requests, jv_object_set(jv_object_set(
-		    jv_object(), jv_string("id"), jv_string(buf_cstr(&answer))),
+		    jv_object(), jv_string("id"), jv_string(id)),
 		    jv_string("path"), jv_string(buf_cstr(&url))));
 	}
-	buf_reset(&answer);
 	body = jv_dump_string(jv_object_set(jv_object(),
 	    jv_string("requests"), requests), 0);
 	fields = curl_slist_append(fields, "Content-Type: application/json");
@@ -483,30 +565,16 @@ fetch_batch(struct page **pages, size_t n)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, secs);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, secs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	if ((rc = curl_easy_perform(h)) != CURLE_OK)
-		fail_pages(pages, n, "cannot reach the relay at %s: %s",
-		    curl_easy_strerror(rc));
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
-	batches = status != 404 && status != 405 && (status != 200 ||
-	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
-	if (rc == CURLE_OK && status == 200 && batches)
-		read_items(&answer, pages, n);
-	else if (rc == CURLE_OK && batches) {
-		buf_reset(&url);
-		buf_printf(&url, "%ld %s", status, http_reason((int)status));
-		fail_pages(pages, n, "the relay at %s answered the batch with "
-		    "HTTP status %s", buf_cstr(&url));
-	}
+	batches = batch_answered(h, curl_easy_perform(h), &answer, pages, n);
 	curl_slist_free_all(fields);
 	curl_easy_cleanup(h);
 	curl_url_cleanup(u);
 	curl_free(prefix);
 	curl_free(origin);
 	jv_free(body);
-	buf_free(&answer);
+	buf_free(&answer.body);
 	buf_free(&url);
-	return rc == CURLE_OK && !batches ? -1 : 0;
+	return batches;
 }
 
 /*
@@ -591,7 +659,7 @@ body_json(const struct page *p)
 	if (text.p != NULL)
 		jv_free(json);
 	page_failed(p, text_of("expected a JSON document"));
-	not_json = 1;
+	data_error = 1;
 	return jv_invalid();
 }
 
@@ -726,22 +794,37 @@ put_text(struct text s)
 #define GAP 2	/* columns between the cells of a row */
 
 /*
- * Prints s (escaped) cut to width columns, "…" at its end if cut;
+ * Adds s (escaped) cut to width columns, "…" at its end if cut;
  * returns the columns it took.
  */
 static size_t
-put_cut(const char *s, size_t width)
+add_cut(struct buf *out, const char *s, size_t width)
 {
 	size_t fit = text_fit(s, width);
 
 	assert(width > 0);
 	if (s[fit] == '\0') {
-		fputs(s, stdout);
+		buf_adds(out, s);
 		return text_width(s);
 	}
-	fwrite(s, 1, text_fit(s, width - 1), stdout);
-	fputs("…", stdout);
+	buf_add(out, s, text_fit(s, width - 1));
+	buf_adds(out, "…");
 	return width;
+}
+
+/*
+ * Prints a line (escaped) cut to the terminal's width, however narrow:
+ * one column is "…".
+ */
+static void
+put_line(const char *s, size_t width)
+{
+	struct buf line = BUF_INIT;
+
+	add_cut(&line, s, width);
+	buf_addc(&line, '\n');
+	fwrite(line.data, 1, line.len, stdout);
+	buf_free(&line);
 }
 
 /*
@@ -788,7 +871,8 @@ static void
 print_columns(const char *const *header, const char **cells, size_t rows,
     size_t cols)
 {
-	size_t natural[3], width[3], r, c, took;
+	size_t natural[3], width[3], r, c, took, total = terminal_width();
+	struct buf line = BUF_INIT;
 	const char *cell;
 
 	assert(cols > 0 && cols <= sizeof width / sizeof width[0]);
@@ -798,16 +882,20 @@ print_columns(const char *const *header, const char **cells, size_t rows,
 			if (text_width(cells[r * cols + c]) > natural[c])
 				natural[c] = text_width(cells[r * cols + c]);
 	}
-	column_widths(natural, width, cols, terminal_width());
+	column_widths(natural, width, cols, total);
 	for (r = 0; r <= rows; r++) {
+		buf_reset(&line);
 		for (c = 0; c < cols; c++) {
 			cell = r == 0 ? header[c] : cells[(r - 1) * cols + c];
-			took = put_cut(cell, width[c]);
+			took = add_cut(&line, cell, width[c]);
 			if (c + 1 < cols)
-				printf("%*s", (int)(width[c] - took + GAP), "");
+				buf_printf(&line, "%*s",
+				    (int)(width[c] - took + GAP), "");
 		}
-		putchar('\n');
+		/* narrower than a column each and the gaps: cut again */
+		put_line(buf_cstr(&line), total);
 	}
+	buf_free(&line);
 }
 
 /*
@@ -1015,9 +1103,6 @@ known(const char *id, struct restaurant *r, size_t n)
 	return 0;
 }
 
-#define STRING(x) #x
-#define NUMBER(x) STRING(x)
-
 /*
  * A restaurant's menu page, /restaurant/ID with ID as one path
  * segment, or refused: no identifier reaches another path (nor, with a
@@ -1074,22 +1159,21 @@ print_menu(struct text title, struct text location, jv dishes)
 		buf_add(&head, location.p, location.len);
 	}
 	line = text_printable_n(buf_cstr(&head), head.len, 0);
-	put_cut(line, width);
-	putchar('\n');
+	put_line(line, width);
 	free(line);
-	buf_free(&head);
 	for (i = 0; i < n; i++) {
 		d = jv_array_get(jv_copy(dishes), i);
-		fputs("  ", stdout);
 		dish = text_of_jv(d);
 		line = text_printable_n(dish.p, dish.len, 0);
-		put_cut(line, width > 2 ? width - 2 : 1);
-		putchar('\n');
+		buf_reset(&head);
+		buf_printf(&head, "  %s", line);
+		put_line(buf_cstr(&head), width);
 		free(line);
 		jv_free(d);
 	}
 	if (n == 0)
-		printf("  (no dishes listed)\n");
+		put_line("  (no dishes listed)", width);
+	buf_free(&head);
 }
 
 /* list-dishes ID...: each restaurant's title, location and dishes. */
@@ -1361,7 +1445,7 @@ main(int argc, char *argv[])
 		pages[asked++].path = xstrdup(MENUS_ROUTE);
 	fetch(pages, asked);
 	if (!jv_is_valid(list = page_json(&pages[0])))
-		exit(EXIT_UNAVAILABLE);
+		exit(data_error ? EX_DATAERR : EXIT_UNAVAILABLE);
 	n = restaurants(list, &r);
 	if (search != NULL)
 		search_menus(r, n, asked > 1 ? &pages[1] : NULL);
@@ -1372,5 +1456,5 @@ main(int argc, char *argv[])
 	pages_free(pages, asked);
 	free(r);
 	jv_free(list);
-	return prog_finish_stdout(not_json ? EX_DATAERR : exit_status);
+	return prog_finish_stdout(data_error ? EX_DATAERR : exit_status);
 }

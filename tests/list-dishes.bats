@@ -89,6 +89,25 @@ setup() {
 	EOF
 }
 
+@test "on a terminal of 1 to 9 columns, no line is wider than it (the terminal's width or COLUMNS)" {
+	for cols in 1 2 3 5 7 9; do
+		script -qc "stty cols $cols; list-dishes --region Uppsala; list-dishes bikupan; list-dishes --search lax" /dev/null |
+		    tr -d '\r' >"screen$cols"
+		# and COLUMNS when the terminal cannot say (it says 0)
+		script -qc "stty cols 0; COLUMNS=$cols list-dishes --region Uppsala" /dev/null |
+		    tr -d '\r' >>"screen$cols"
+		python3 - "screen$cols" "$cols" <<-'EOF'
+		import sys
+		lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+		cols = int(sys.argv[2])
+		assert len(lines) > 20, lines
+		assert all(0 < len(l) <= cols for l in lines), (cols, [l for l in lines if len(l) > cols])
+		EOF
+	done
+	[ "$(head -1 screen1)" = "…" ]
+	[ "$(head -1 screen9)" = "…  …  RE…" ]
+}
+
 @test "--relay and RELAY_URL give the same answers as going direct" {
 	start_serve
 	for args in "" "--region Solna" "bikupan elma" "--search lax" "--json hubben"; do
@@ -210,6 +229,60 @@ setup() {
 	run --separate-stderr list-dishes --upstream "file://$PWD/text{path}.json" elma
 	[ "$status" -eq 65 ]
 	[ "$stderr" = 'list-dishes: /restaurant/elma: expected a JSON document' ]
+	# the list itself not JSON: 65 too, whatever was asked
+	mkdir notjson
+	echo 'not json' >notjson/restaurant.json
+	for args in '' elma '--search lax'; do
+		# shellcheck disable=SC2086
+		run --separate-stderr list-dishes --upstream "file://$PWD/notjson{path}.json" $args
+		[ "$status" -eq 65 ]
+		[ "$stderr" = 'list-dishes: /restaurant: expected a JSON document' ]
+	done
+}
+
+# relay_answers BODY [TYPE]: a fake relay whose every answer is BODY.
+relay_answers() {
+	RELAY=$(python3 - "$UP" "$1" "${2:-application/x-ndjson}" <<-'EOF'
+	import sys, urllib.parse
+	print(sys.argv[1] + "/?type=" + urllib.parse.quote(sys.argv[3]) +
+	      "&body=" + urllib.parse.quote(sys.argv[2]))
+	EOF
+	)
+}
+
+@test "a relay's batch answer that is not one is a data error (65) saying so; one past 64 MiB is cut, saying so" {
+	list='{"id":"0","status":200,"json":{"restaurants":[{"identifier":"elma","name":"E","region":"R"}]}}'
+	relay_answers garbage
+	run --separate-stderr list-dishes --relay "$RELAY" elma
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $RELAY answered the batch with something else than a batch answer (line 1 is not a JSON object)" ]
+	# a line that is not an item of this batch, an id that only begins
+	# as one; a bad line after good ones (the message is cut after 200
+	# columns: the fake relay's URL is long)
+	for body in '[1]' '{"id":"7","status":200}' '{"id":"0x","status":200}' \
+	    '{"id":"00","status":200}' "$list"$'\n'"garbage"; do
+		relay_answers "$body"
+		run --separate-stderr list-dishes --relay "$RELAY" elma
+		echo "$body: $status $stderr"
+		[ "$status" -eq 65 ]
+		[[ "$stderr" == "list-dishes: /restaurant"*": the relay at ${RELAY:0:60}"* ]]
+		[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	done
+	# the list came; elma's line did not
+	relay_answers "$list"
+	run --separate-stderr list-dishes --relay "$RELAY" elma
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == "list-dishes: /restaurant/elma: the relay at ${RELAY:0:60}"* ]]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	# too much: the relay was reached, and said so
+	start_upstream --root "$ROOT/$SNAPSHOT"
+	run --separate-stderr list-dishes --relay "$UP/?type=application/x-ndjson&size=70000000" elma
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $UP/?type=application/x-ndjson&size=70000000 answered the batch with more than 64 MiB" ]
+	# a relay that cannot be reached is said so, exit 69
+	run --separate-stderr list-dishes --relay "http://127.0.0.1:$(free_port)" elma
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "list-dishes: /restaurant: cannot reach the relay at http://127.0.0.1:"*": Couldn't connect to server" ]]
 }
 
 @test "usage errors exit 2" {
