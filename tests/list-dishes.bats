@@ -708,6 +708,19 @@ reads_back() {
 	done
 }
 
+# Each candidate, written after the quote $1 the word opened (with the
+# text $2 before it) and closed by readline, read back as the command
+# line would: the text it stands for, the list's in order.
+reads_back_in() {
+	local quote=$1 before=$2 i words close=${1: -1}
+	shift 2
+	[ "${#COMPREPLY[@]}" -eq $# ] || return 1
+	for ((i = 0; i < $#; i++)); do
+		eval "words=($before$quote${COMPREPLY[i]}$close)"
+		[ "${#words[@]}" -eq 1 ] && [ "${words[0]}" = "${@:i+1:1}" ] || return 1
+	done
+}
+
 # The candidates of the hostile list as they must be, and the texts.
 shell_checks() {
 	local ids=('$(touch pwned1)' '`touch pwned2`' '$((1))x' '*' 'a b' "it's"
@@ -733,6 +746,27 @@ shell_checks() {
 	[ "${COMPREPLY[1]}" = '\`touch pwned2\`' ]
 	[ "${COMPREPLY[6]}" = '\"q\"' ]
 	[ "${COMPREPLY[7]}" = 'back\\slash' ]
+	# in $'...': its rules, a control character escaped; the text typed
+	# in it decoded as bash decodes it
+	completes list-dishes "\$'"
+	reads_back_in "\$'" '' "${ids[@]}"
+	[ "${COMPREPLY[5]}" = "it\\'s" ]
+	[ "${COMPREPLY[7]}" = 'a\x0Ab' ]
+	[ "${COMPREPLY[8]}" = 'back\\slash' ]
+	completes list-dishes "\$'\$(t"
+	[ "${COMPREPLY[*]}" = '$(touch pwned1)' ]
+	completes list-dishes "\$'it\\'"
+	reads_back_in "\$'" '' "it's"
+	completes list-dishes "\$'a\\n"
+	reads_back_in "\$'" '' $'a\nb'
+	completes list-dishes "\$'\\x61\\x20"
+	[ "${COMPREPLY[*]}" = 'a b' ]
+	completes list-dishes "a\$' "
+	reads_back_in "\$'" a 'a b'
+	# in $"...": as in "..."
+	completes list-dishes '$"$(t'
+	[ "${COMPREPLY[*]}" = '\$(touch pwned1)' ]
+	reads_back_in '$"' '' '$(touch pwned1)'
 	completes list-dishes --region ''
 	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned3\)\ x Nya\ Karolinska Sol\`touch\ pwned4\`' ]
 	reads_back '$(touch pwned3) x' 'Nya Karolinska' 'Sol`touch pwned4`'
@@ -759,6 +793,31 @@ shell_checks() {
 	[ "${COMPREPLY[*]}" = 'a\ b $'"'a\\nb'" ]
 	# nothing ran, ever: neither completing nor reading a candidate back
 	[ -z "$(find . -name 'pwned*')" ]
+}
+
+@test "bash completion of C1 controls and NULs, whatever the locale: exact words, or none" {
+	mkdir -p c1
+	printf '%s' '{"restaurants": [{"identifier": "c1\u009b31mX\u0085", "name": "N", "region": "R"},
+	    {"identifier": "lit\\u0085", "name": "N", "region": "R"},
+	    {"identifier": "nul\u0000x", "name": "N", "region": "R"}]}' >c1/restaurant.json
+	start_upstream --root "$PWD/c1"
+	export RELAY_UPSTREAM=$UP
+	list-dishes >/dev/null
+	# shellcheck source=/dev/null
+	source "$ROOT/share/bash-completion/completions/list-dishes"
+	for locale in C C.UTF-8; do
+		export LC_ALL=$locale
+		completes list-dishes ''
+		reads_back $'c1\xc2\x9b31mX\xc2\x85' 'lit\u0085'	# no word holds a NUL
+		[[ "${COMPREPLY[0]}" == \$\'* ]]
+		completes list-dishes "\$'"
+		reads_back_in "\$'" '' $'c1\xc2\x9b31mX\xc2\x85' 'lit\u0085'
+		[ "${COMPREPLY[0]}" = 'c1\xC2\x9B31mX\xC2\x85' ]
+		completes list-dishes "'"
+		[ "${COMPREPLY[*]}" = 'lit\u0085' ]
+		completes list-dishes '"'
+		[ "${COMPREPLY[*]}" = 'lit\\u0085' ]
+	done
 }
 
 @test "a hostile relay's batch answer: its errors are escaped, its ages kept in range" {
