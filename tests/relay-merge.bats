@@ -291,8 +291,10 @@ merged_every_way() {
 	# the child's pipe is its descriptor 3: two writes a value before
 	strace -f -e trace=write -o trace relay-merge -c 'range(10000)' </dev/null >out
 	[ "$(wc -l <out)" -eq 10000 ] && [ "$(tail -1 out)" = 9999 ]
+	# (a batch goes at the latest 10 ms after its first value: more
+	# writes where the child is slow, as under valgrind)
 	writes=$(grep -c '^[0-9]* *write(3,' trace)
-	[ "$writes" -le 10 ] || { echo "$writes writes"; false; }
+	[ "$writes" -le 1000 ] || { echo "$writes writes"; false; }
 }
 
 @test "a program that runs too long or needs too much memory is stopped, saying which bound" {
