@@ -282,7 +282,10 @@ set_busy(int yes)
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
-/* The frame's bytes, in the batch; stderr text after stderr text grows its frame. */
+/*
+ * The frame's bytes, in the batch (or, too long for it, written after
+ * it); stderr text after stderr text grows that frame.
+ */
 static void
 add_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
 {
@@ -726,9 +729,10 @@ take_frame(struct jqrun *r, struct buf *out)
 		if (at[0] == FRAME_ERROR || at[0] == FRAME_HALT) {
 			r->halted = at[0] == FRAME_HALT;
 			buf_reset(&r->why);
-			if (r->halted) {
+			if (r->halted) {	/* its status byte first */
 				r->halt_status = (unsigned char)at[FRAME_HEAD];
-				at++, len--;
+				at++;
+				len--;
 			}
 			buf_add(&r->why, at + FRAME_HEAD, len);
 		} else {
@@ -771,8 +775,9 @@ read_some(struct jqrun *r, size_t *budget)
  * The run's next value, in out: JQRUN_VALUE; or the next text it wrote
  * to stderr (whole characters; never with quiet): JQRUN_STDERR; 0 when
  * none has come yet (wait for jqrun_fd, until jqrun_deadline; see
- * jqrun_wait); -1 at the end, which jqrun_end says. Past the deadline the child is killed. The time
- * between a value given and the next call is its owner's, not counted.
+ * jqrun_wait); -1 at the end, which jqrun_end says. Past the deadline
+ * the child is killed. The time between a value given and the next
+ * call is its owner's, not counted.
  * A call reads JQRUN_READ_MAX at most, so that a long value does not
  * hold an event loop up.
  */

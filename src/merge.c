@@ -316,8 +316,9 @@ on_run(struct watch *w, short revents, void *ctx)
 		jqrun_halt(j->run, &status, &len);
 		snprintf(why, sizeof why, "stopped with halt_error, exit "
 		    "status %d", status);
-	} else
+	} else {
 		snprintf(why, sizeof why, "%s", jqrun_why(j->run));
+	}
 	end_run(m);
 	if (end == JQRUN_TIMEOUT && m->env->stop_by > 0) {
 		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
@@ -590,11 +591,11 @@ item_text(jv item, const char **why)
 {
 	double v;
 
-	*why = "an item that is not a string or a number that can be a "
-	    "path segment";
 	if (jv_get_kind(item) == JV_KIND_STRING)
 		return item;
 	if (jv_get_kind(item) != JV_KIND_NUMBER) {
+		*why = "an item that is not a string or a number that can be "
+		    "a path segment";
 		jv_free(item);
 		return jv_invalid();
 	}
@@ -630,15 +631,11 @@ take_item(struct merge *m)
 	c->fan = 1;
 	item = item_text(jv_parse_sized(buf_cstr(text), (int)text->len),
 	    &c->error);
-	if (jv_is_valid(item)) {
-		c->error = NULL;
-		if ((c->path = route_each_path(e, &m->params,
-		    jv_string_value(item),
-		    (size_t)jv_string_length_bytes(jv_copy(item)))) == NULL)
-			c->error = "an item that cannot be a path segment "
-			    "(empty, a dot segment, a slash or a control "
-			    "character)";
-	}
+	if (jv_is_valid(item) && (c->path = route_each_path(e, &m->params,
+	    jv_string_value(item),
+	    (size_t)jv_string_length_bytes(jv_copy(item)))) == NULL)
+		c->error = "an item that cannot be a path segment (empty, a "
+		    "dot segment, a slash or a control character)";
 	jv_free(item);
 	return 0;
 }
