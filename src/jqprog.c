@@ -5,6 +5,7 @@
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <assert.h>
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +27,25 @@
 
 /*
  * The child writes frames on its pipe: a kind, a length, then that many
- * bytes. Its values, the run's error if it had one, then its end: done,
- * or out of memory. Then it waits to be killed: the parent has all it
- * needs and waits for nothing, not even the child's exit (under
- * valgrind, a leak check that would count the parent's threads' memory
- * as lost). A child that ends otherwise crashed, or was killed.
+ * bytes. Its values and what it writes to stderr, in the order it gave
+ * them; the run's error if it had one, or halt_error's status and
+ * message; then its end: done, or out of memory. Then it waits to be
+ * killed: the parent has all it needs and waits for nothing, not even
+ * the child's exit (under valgrind, a leak check that would count the
+ * parent's threads' memory as lost). A child that ends otherwise
+ * crashed, or was killed.
  */
 #define FRAME_VALUE	'v'
+#define FRAME_STDERR	's'	/* text, whole code points */
 #define FRAME_ERROR	'e'
+#define FRAME_HALT	'h'	/* an exit status byte, then the message */
 #define FRAME_DONE	'd'
 #define FRAME_NO_MEMORY	'm'
 #define FRAME_HEAD	(1 + sizeof(uint32_t))
 #define CHILD_FD	3		/* the pipe, in the child */
+#define CHILD_BATCH	(64 << 10)	/* bytes of frames a write takes */
+#define CHILD_FLUSH_MS	10		/* the longest a frame waits */
+#define PIPE_SIZE	(1 << 20)	/* the pipe's buffer, if allowed */
 #define JQRUN_READ_MAX	(1 << 20)	/* bytes a jqrun_next call reads */
 
 struct jqrun {
@@ -49,6 +58,8 @@ struct jqrun {
 	size_t		 taken;
 	enum jqrun_end	 end;
 	struct buf	 why;
+	int		 halted;	/* halt_error: why is its message */
+	int		 halt_status;
 };
 
 /* jq's reports, formatted as jq does, a line apart. */
@@ -71,21 +82,104 @@ no_memory(void *ctx)
 	out_of_memory();
 }
 
+static int
+is_ident_start(char c)
+{
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /*
- * Compiles text with the named arguments args (an object: each key is
- * $key in it). On failure the program is freed and p->errors says why
- * (jq's messages point at the text).
+ * The module directive text starts with (module, import or include, as
+ * jq 1.6's lexer reads a program: blanks, # comments, then a keyword
+ * that is not the start of a longer name such as include_x or
+ * import::f), or NULL; *line is the line it is on. jq's grammar has
+ * these directives at a program's start only.
+ */
+static const char *
+module_directive(const char *text, int *line)
+{
+	static const char *const keywords[] = { "import", "include", "module" };
+	static const char ident[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	const char *s = text;
+	size_t i, n;
+
+	*line = 1;
+	for (;; s++) {
+		if (*s == '\n')
+			++*line;
+		else if (*s == '#')
+			s += strcspn(s, "\r\n") - 1;
+		else if (*s != ' ' && *s != '\t')
+			break;
+	}
+	n = strspn(s, ident);
+	if (s[n] == ':' && s[n + 1] == ':' && is_ident_start(s[n + 2]))
+		return NULL;	/* a name in a module's namespace */
+	for (i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+		if (n == strlen(keywords[i]) && strncmp(s, keywords[i], n) == 0)
+			return keywords[i];
+	return NULL;
+}
+
+/*
+ * A program that would load modules is refused: libjq 1.6 looks for
+ * them in the working directory, and in any directory an import's
+ * metadata names, whatever search path it is given. Said as jq says a
+ * compile error: the reason, where, and the line.
+ */
+static int
+refuse_modules(struct jqprog *p, const char *text)
+{
+	const char *directive, *at;
+	int line, i;
+
+	if ((directive = module_directive(text, &line)) == NULL)
+		return 0;
+	for (at = text, i = 1; i < line; i++)
+		at = strchr(at, '\n') + 1;
+	buf_printf(&p->errors, "jq: error: %s is not supported: relay loads "
+	    "no jq modules at <top-level>, line %d:\n%.*s\njq: 1 compile "
+	    "error", directive, line, (int)strcspn(at, "\n"), at);
+	return -1;
+}
+
+/*
+ * Compiles prelude (jq text of ours, such as variables bound) then
+ * text, the program, with the named arguments args (an object: each
+ * key is $key in it). On failure the program is freed and p->errors
+ * says why (jq's messages point at the text).
  */
 int
-jqprog_compile(struct jqprog *p, const char *text, jv args)
+jqprog_compile(struct jqprog *p, const char *prelude, const char *text,
+    jv args)
 {
+	struct buf whole = BUF_INIT;
+	int ok;
+
 	p->errors = (struct buf)BUF_INIT;
+	p->jq = NULL;
+	if (refuse_modules(p, text) < 0) {
+		jv_free(args);
+		return -1;
+	}
 	if ((p->jq = jq_init()) == NULL)
 		out_of_memory();
-	/* libjq 1.6's jq_init leaves the handler unset: garbage, called */
+	/*
+	 * libjq 1.6's jq_init leaves these unset: garbage, called (by
+	 * debug, input and inputs); no input and no debug unless set.
+	 */
 	jq_set_nomem_handler(p->jq, no_memory, NULL);
+	jq_set_input_cb(p->jq, NULL, NULL);
+	jq_set_debug_cb(p->jq, NULL, NULL);
 	jq_set_error_cb(p->jq, collect_error, &p->errors);
-	if (jq_compile_args(p->jq, text, args))
+	/* no search path: modulemeta and get_search_list find nothing */
+	jq_set_attr(p->jq, jv_string("JQ_LIBRARY_PATH"), jv_array());
+	buf_adds(&whole, prelude);
+	buf_adds(&whole, text);
+	ok = jq_compile_args(p->jq, buf_cstr(&whole), args);
+	buf_free(&whole);
+	if (ok)
 		return 0;
 	jq_teardown(&p->jq);
 	return -1;
@@ -145,21 +239,111 @@ write_all(const char *p, size_t n)
 	}
 }
 
-static void
-write_head(char kind, uint32_t len)
-{
-	char head[FRAME_HEAD];
+/*
+ * Frames go out in batches of up to CHILD_BATCH bytes, a write each: a
+ * write a value would cost the two processes more than libjq takes to
+ * make a small one. A batch goes once full, at the end, and at the
+ * latest CHILD_FLUSH_MS after its first frame (SIGALRM), so that a
+ * value given before a long computation is not held back. The handler
+ * writes the batch only when the frames are not being added to (busy);
+ * else the adding writes it, once done.
+ */
+static char batch[CHILD_BATCH];
+static size_t batch_len;
+static size_t open_stderr = SIZE_MAX;	/* a stderr frame that ends it */
+static volatile sig_atomic_t busy, due;
 
-	head[0] = kind;
-	memcpy(head + 1, &len, sizeof len);
-	write_all(head, sizeof head);
+static void
+flush_batch(void)
+{
+	write_all(batch, batch_len);
+	batch_len = 0;
+	open_stderr = SIZE_MAX;
 }
 
-/* The last frame: then the parent kills the child. */
+static void
+on_alarm(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (busy)
+		due = 1;
+	else
+		flush_batch();
+	errno = e;
+}
+
+static void
+set_busy(int yes)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	busy = yes;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/*
+ * The frame's bytes, in the batch (or, too long for it, written after
+ * it); stderr text after stderr text grows that frame.
+ */
+static void
+add_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
+{
+	uint32_t len = (uint32_t)(an + bn);
+	static const struct itimerval flush_soon = { { 0, 0 },
+	    { 0, CHILD_FLUSH_MS * 1000 } };
+
+	assert(an + bn <= UINT32_MAX);
+	if (kind == FRAME_STDERR && open_stderr != SIZE_MAX &&
+	    batch_len + an <= CHILD_BATCH) {
+		memcpy(&len, batch + open_stderr + 1, sizeof len);
+		len += (uint32_t)an;
+		memcpy(batch + open_stderr + 1, &len, sizeof len);
+		memcpy(batch + batch_len, a, an);
+		batch_len += an;
+		return;
+	}
+	if (batch_len + FRAME_HEAD + an + bn > CHILD_BATCH)
+		flush_batch();
+	if (batch_len == 0)
+		setitimer(ITIMER_REAL, &flush_soon, NULL);
+	open_stderr = kind == FRAME_STDERR ? batch_len : SIZE_MAX;
+	batch[batch_len] = kind;
+	memcpy(batch + batch_len + 1, &len, sizeof len);
+	batch_len += FRAME_HEAD;
+	if (FRAME_HEAD + an + bn > CHILD_BATCH) {	/* too long to copy */
+		flush_batch();
+		write_all(a, an);
+		write_all(b, bn);
+		return;
+	}
+	memcpy(batch + batch_len, a, an);
+	memcpy(batch + batch_len + an, b, bn);
+	batch_len += an + bn;
+}
+
+/* A frame of the bytes of a, then b. */
+static void
+write_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
+{
+	set_busy(1);
+	add_frame(kind, a, an, b, bn);
+	set_busy(0);
+	if (due) {
+		set_busy(1);
+		due = 0;
+		flush_batch();
+		set_busy(0);
+	}
+}
+
+/* The last frame, written at once: then the parent kills the child. */
 static _Noreturn void
 write_end(char kind)
 {
-	write_head(kind, 0);
+	write_frame(kind, NULL, 0, NULL, 0);
+	set_busy(1);
+	flush_batch();
 	for (;;)
 		pause();
 }
@@ -170,6 +354,39 @@ on_no_memory(void *ctx)
 {
 	(void)ctx;
 	write_end(FRAME_NO_MEMORY);
+}
+
+/*
+ * The program's stderr (the stderr and debug builtins): frames. The
+ * stream is unbuffered, so that each write is one of libjq's, which
+ * never splits a character, and comes in order with the values.
+ */
+static ssize_t
+stderr_write(void *cookie, const char *p, size_t n)
+{
+	(void)cookie;
+	write_frame(FRAME_STDERR, p, n, NULL, 0);
+	return (ssize_t)n;
+}
+
+static void
+route_stderr(void)
+{
+	static const cookie_io_functions_t io = { .write = stderr_write };
+	FILE *f = fopencookie(NULL, "w", io);
+
+	if (f == NULL || setvbuf(f, NULL, _IONBF, 0) != 0)
+		_exit(1);
+	stderr = f;
+}
+
+/* debug's message, as jq(1) writes it. */
+static void
+debug_text(void *ctx, jv input)
+{
+	(void)ctx;
+	jv_dumpf(JV_ARRAY(jv_string("DEBUG:"), input), stderr, 0);
+	fputc('\n', stderr);
 }
 
 /* The bytes of address space the process has now (Linux), or 0. */
@@ -213,7 +430,9 @@ child_limits(const struct jq_bounds *b)
  * Signals as a new process has them; the pipe on CHILD_FD, standard
  * input and output on /dev/null and every other descriptor closed, so
  * that no connection or file of the parent's stays open in the child;
- * standard error stays, for jq's stderr builtin, unless quiet.
+ * standard error stays (for a crash's last words), unless quiet. What
+ * the program writes to stderr goes to the parent in frames, or with
+ * quiet to /dev/null.
  */
 static void
 child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
@@ -236,19 +455,18 @@ child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
 	    dup2(fd, CHILD_FD) < 0)
 		_exit(1);
 	close_range(CHILD_FD + 1, ~0U, 0);
+	if (!quiet)
+		route_stderr();
 	child_limits(b);
 }
 
 /* Writes a frame of a string's bytes, and frees the string. */
 static void
-write_frame(char kind, jv s)
+write_string(char kind, jv s)
 {
-	int n;
-
 	assert(jv_get_kind(s) == JV_KIND_STRING);
-	n = jv_string_length_bytes(jv_copy(s));
-	write_head(kind, (uint32_t)n);
-	write_all(jv_string_value(s), (size_t)n);
+	write_frame(kind, jv_string_value(s),
+	    (size_t)jv_string_length_bytes(jv_copy(s)), NULL, 0);
 	jv_free(s);
 }
 
@@ -271,19 +489,59 @@ run_error(jv end)
 	return text;
 }
 
+/*
+ * halt_error's frame: the status jq(1) exits with (its code as an int,
+ * of which exit keeps the low 8 bits; 5 for one that is no int), then
+ * its message as jq writes it: a string as it is, null as nothing,
+ * another value as JSON on a line. A plain halt has no code: no frame.
+ */
+static void
+write_halt(jq_state *jq)
+{
+	jv code = jq_get_exit_code(jq), msg = jq_get_error_message(jq);
+	double x = jv_get_kind(code) == JV_KIND_NUMBER ?
+	    jv_number_value(code) : 5;
+	char status = (char)(x > INT_MIN - 1.0 && x < INT_MAX + 1.0 ?
+	    (int)x & 0xFF : 5);
+
+	if (!jv_is_valid(code)) {
+		jv_free(msg);
+		return;
+	}
+	jv_free(code);
+	if (jv_get_kind(msg) == JV_KIND_NULL || !jv_is_valid(msg)) {
+		jv_free(msg);
+		msg = jv_string("");
+	} else if (jv_get_kind(msg) != JV_KIND_STRING) {
+		msg = jv_string_concat(jv_dump_string(msg, 0), jv_string("\n"));
+	}
+	write_frame(FRAME_HALT, &status, 1, jv_string_value(msg),
+	    (size_t)jv_string_length_bytes(jv_copy(msg)));
+	jv_free(msg);
+}
+
 static _Noreturn void
 child_run(struct jqprog *p, jv input, const struct jq_text *t)
 {
+	struct sigaction alarm = { .sa_handler = on_alarm,
+	    .sa_flags = SA_RESTART };
 	jv v;
 
+	sigaction(SIGALRM, &alarm, NULL);
 	jq_set_nomem_handler(p->jq, on_no_memory, NULL);
+	if (t == NULL || !t->quiet)
+		jq_set_debug_cb(p->jq, debug_text, NULL);
 	jq_start(p->jq, input, 0);
 	while (jv_is_valid(v = jq_next(p->jq)))
-		write_frame(FRAME_VALUE, t != NULL && t->value != NULL ?
+		write_string(FRAME_VALUE, t != NULL && t->value != NULL ?
 		    t->value(v, t->ctx) : jv_dump_string(v, 0));
-	if (jv_is_valid(v = run_error(v)))
-		write_frame(FRAME_ERROR, t != NULL && t->error != NULL ?
+	if (jq_halted(p->jq)) {
+		jv_free(v);
+		write_halt(p->jq);
+	} else if (jv_is_valid(v = run_error(v))) {
+		write_string(FRAME_ERROR, t != NULL && t->error != NULL ?
 		    t->error(v, t->ctx) : v);
+	}
 	write_end(FRAME_DONE);
 }
 
@@ -339,6 +597,7 @@ jqrun_start(struct jqprog *p, jv input, const struct jq_bounds *b,
 		jv_free(input);
 		return NULL;
 	}
+	fcntl(fds[1], F_SETPIPE_SZ, PIPE_SIZE);	/* room to run ahead */
 	if ((pid = fork()) == 0) {
 		child_setup(fds[1], parent, b, t != NULL && t->quiet);
 		child_run(p, input, t);
@@ -435,15 +694,16 @@ finish(struct jqrun *r, enum jqrun_end end)
 }
 
 /*
- * Takes the whole frames read, up to a value: 1 with its bytes in out,
- * or 0. An error is kept for jqrun_why; an end ends the run. A frame
- * longer than the memory the child may have had is a crash.
+ * Takes the whole frames read, up to a value or stderr text: which,
+ * with its bytes in out; or 0. An error or a halt is kept for
+ * jqrun_why; an end ends the run. A frame longer than the memory the
+ * child may have had is a crash.
  */
 static int
 take_frame(struct jqrun *r, struct buf *out)
 {
-	static const char kinds[] = { FRAME_VALUE, FRAME_ERROR, FRAME_DONE,
-		FRAME_NO_MEMORY };
+	static const char kinds[] = { FRAME_VALUE, FRAME_STDERR, FRAME_ERROR,
+		FRAME_HALT, FRAME_DONE, FRAME_NO_MEMORY };
 	const char *at;
 	uint32_t len;
 
@@ -451,7 +711,8 @@ take_frame(struct jqrun *r, struct buf *out)
 		at = r->in.data + r->taken;
 		memcpy(&len, at + 1, sizeof len);
 		if ((long long)len > r->bounds.max_memory ||
-		    memchr(kinds, at[0], sizeof kinds) == NULL) {
+		    memchr(kinds, at[0], sizeof kinds) == NULL ||
+		    (at[0] == FRAME_HALT && len == 0)) {
 			buf_adds(&r->why, "crashed: a bad frame on its pipe");
 			finish(r, JQRUN_CRASHED);
 			break;
@@ -459,18 +720,25 @@ take_frame(struct jqrun *r, struct buf *out)
 		if (r->in.len - r->taken < FRAME_HEAD + len)
 			break;
 		r->taken += FRAME_HEAD + len;
-		if (at[0] == FRAME_VALUE) {
+		if (at[0] == FRAME_VALUE || at[0] == FRAME_STDERR) {
 			buf_reset(out);
 			buf_add(out, at + FRAME_HEAD, len);
 			buf_cstr(out);
-			return 1;
+			return at[0] == FRAME_VALUE ? JQRUN_VALUE : JQRUN_STDERR;
 		}
-		if (at[0] == FRAME_ERROR) {
+		if (at[0] == FRAME_ERROR || at[0] == FRAME_HALT) {
+			r->halted = at[0] == FRAME_HALT;
 			buf_reset(&r->why);
+			if (r->halted) {	/* its status byte first */
+				r->halt_status = (unsigned char)at[FRAME_HEAD];
+				at++;
+				len--;
+			}
 			buf_add(&r->why, at + FRAME_HEAD, len);
 		} else {
 			finish(r, at[0] == FRAME_NO_MEMORY ? JQRUN_MEMORY :
-			    r->why.len > 0 ? JQRUN_FAILED : JQRUN_DONE);
+			    r->halted ? JQRUN_HALTED : r->why.len > 0 ?
+			    JQRUN_FAILED : JQRUN_DONE);
 		}
 	}
 	return 0;
@@ -504,10 +772,12 @@ read_some(struct jqrun *r, size_t *budget)
 }
 
 /*
- * The run's next value, in out: 1; 0 when none has come yet (wait for
- * jqrun_fd, until jqrun_deadline; see jqrun_wait); -1 at the end, which
- * jqrun_end says. Past the deadline the child is killed. The time
- * between a value given and the next call is its owner's, not counted.
+ * The run's next value, in out: JQRUN_VALUE; or the next text it wrote
+ * to stderr (whole characters; never with quiet): JQRUN_STDERR; 0 when
+ * none has come yet (wait for jqrun_fd, until jqrun_deadline; see
+ * jqrun_wait); -1 at the end, which jqrun_end says. Past the deadline
+ * the child is killed. The time between a value given and the next
+ * call is its owner's, not counted.
  * A call reads JQRUN_READ_MAX at most, so that a long value does not
  * hold an event loop up.
  */
@@ -516,6 +786,7 @@ jqrun_next(struct jqrun *r, struct buf *out)
 {
 	size_t budget = JQRUN_READ_MAX;
 	long long now = prog_now_ms();
+	int took;
 
 	if (r->gave_at > 0)
 		r->deadline_ms += now - r->gave_at;
@@ -523,9 +794,9 @@ jqrun_next(struct jqrun *r, struct buf *out)
 	for (;;) {
 		if (r->pid != 0 && prog_now_ms() >= r->deadline_ms)
 			finish(r, JQRUN_TIMEOUT);
-		if (take_frame(r, out)) {
+		if ((took = take_frame(r, out)) != 0) {
 			r->gave_at = prog_now_ms();
-			return 1;
+			return took;
 		}
 		if (r->pid == 0)
 			return -1;
@@ -558,6 +829,20 @@ jqrun_end(const struct jqrun *r)
 const char *
 jqrun_why(const struct jqrun *r)
 {
+	return r->why.len > 0 ? r->why.data : "";
+}
+
+/*
+ * A run that ended with halt_error (JQRUN_HALTED): the status jq(1)
+ * would exit with, and its message, of *len bytes (a NUL among them,
+ * maybe), as jq writes it to stderr.
+ */
+const char *
+jqrun_halt(const struct jqrun *r, int *status, size_t *len)
+{
+	assert(r->end == JQRUN_HALTED);
+	*status = r->halt_status;
+	*len = r->why.len;
 	return r->why.len > 0 ? r->why.data : "";
 }
 

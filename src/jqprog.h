@@ -30,7 +30,8 @@ struct jq_bounds {
  * How the child writes a run's values and its error, as strings (jv):
  * value may format each output (NULL: compact JSON), error the message
  * a run ended with (NULL: as jq gave it). Both run in the child. With
- * quiet, what the program writes to stderr (jq's stderr) is dropped.
+ * quiet, what the program writes to stderr (the stderr and debug
+ * builtins) is dropped; else jqrun_next gives it.
  */
 struct jq_text {
 	jv	(*value)(jv, void *);
@@ -44,14 +45,20 @@ enum jqrun_end {
 	JQRUN_RUNNING,
 	JQRUN_DONE,		/* every value given */
 	JQRUN_FAILED,		/* jq's error: jqrun_why */
+	JQRUN_HALTED,		/* halt_error: jqrun_halt */
 	JQRUN_TIMEOUT,		/* past its timeout, and killed */
 	JQRUN_MEMORY,		/* it needed more than max_memory */
 	JQRUN_CRASHED,		/* died otherwise */
 };
 
+/* What jqrun_next gave. */
+#define JQRUN_VALUE	1
+#define JQRUN_STDERR	2
+
 struct jqrun;
 
-int		 jqprog_compile(struct jqprog *, const char *, jv);
+int		 jqprog_compile(struct jqprog *, const char *, const char *,
+		    jv);
 void		 jqprog_free(struct jqprog *);
 void		 jq_bounds_timeout(struct jq_bounds *, const char *);
 void		 jq_bounds_memory(struct jq_bounds *, const char *);
@@ -65,6 +72,7 @@ int		 jqrun_next(struct jqrun *, struct buf *);
 void		 jqrun_wait(const struct jqrun *);
 enum jqrun_end	 jqrun_end(const struct jqrun *);
 const char	*jqrun_why(const struct jqrun *);
+const char	*jqrun_halt(const struct jqrun *, int *, size_t *);
 void		 jqrun_free(struct jqrun *);
 void		 jqrun_reap(void);
 

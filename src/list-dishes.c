@@ -33,6 +33,9 @@
 #define SHOWN_MAX 200		/* columns of a text quoted in a message */
 #define AGE_MAX 1e15		/* seconds: beyond, an age is not one */
 
+#define STRING(x) #x
+#define NUMBER(x) STRING(x)
+
 static int json_output;			/* --json */
 static const char *region;		/* --region */
 static const char *search;		/* --search */
@@ -43,7 +46,8 @@ static const char *cache_option;	/* --cache */
 static const char *timeout = "10";	/* --timeout: a person is waiting */
 static int tty;				/* stdout is a terminal */
 static int exit_status;
-static int not_json;		/* a response was not JSON: exit 65 */
+static int data_error;		/* a response was not JSON, or a relay's
+				   batch answer not one: exit 65 */
 
 static const char usage_text[] =
     "usage: list-dishes [--json] [--region name] [--search text]"
@@ -77,13 +81,65 @@ usage(void)
 }
 
 /*
+ * The bytes of a JSON string, borrowed from its value: a NUL may be
+ * among them ("\u0000"), so they are never read as a C string, which
+ * would end there. (libjq ends each with a NUL too: p[len] is one.)
+ */
+struct text {
+	const char	*p;		/* NULL: not a string */
+	size_t		 len;
+};
+
+static struct text
+text_of(const char *s)
+{
+	struct text t = { s, strlen(s) };
+
+	return t;
+}
+
+static struct text
+text_of_jv(jv s)
+{
+	struct text t = { jv_string_value(s),
+	    (size_t)jv_string_length_bytes(jv_copy(s)) };
+
+	return t;
+}
+
+static int
+text_is(struct text t, const char *s)
+{
+	return t.p != NULL && t.len == strlen(s) && memcmp(t.p, s, t.len) == 0;
+}
+
+static int
+text_equal(struct text a, struct text b)
+{
+	return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+static int
+has_nul(struct text t)
+{
+	return memchr(t.p, '\0', t.len) != NULL;
+}
+
+/* A string as a JSON value again, whole. */
+static jv
+text_jv(struct text t)
+{
+	return jv_string_sized(t.p, (int)t.len);
+}
+
+/*
  * Text from elsewhere for a message: escaped (text_printable) and cut
  * after SHOWN_MAX columns with "…", so that a message is one short line.
  */
 static char *
-shown(const char *text)
+shown_text(struct text text)
 {
-	char *safe = text_printable(text, 0);
+	char *safe = text_printable_n(text.p, text.len, 0);
 	size_t fit = text_fit(safe, SHOWN_MAX);
 	struct buf out = BUF_INIT;
 
@@ -94,10 +150,16 @@ shown(const char *text)
 	return (char *)buf_cstr(&out);
 }
 
+static char *
+shown(const char *text)
+{
+	return shown_text(text_of(text));
+}
+
 /* A page to fetch, and its response: a relay-fetch record, parsed. */
 struct page {
 	char		*path;		/* NULL if it cannot be asked for */
-	const char	*id;		/* the restaurant of a menu page */
+	struct text	 id;		/* the restaurant of a menu page */
 	const char	*refused;	/* why id cannot be in a path */
 	jv		 record;	/* the whole record; null if none came */
 };
@@ -268,29 +330,38 @@ member(jv v, const char *key)
 	return jv_object_get(jv_copy(v), jv_string(key));
 }
 
-/* A string member, or NULL; the pointer lives as long as v. */
-static const char *
+/* A string member, or p NULL; the bytes live as long as v. */
+static struct text
 string_member(jv v, const char *key)
 {
 	jv s = member(v, key);
-	const char *p = NULL;
+	struct text t = { NULL, 0 };
 
 	if (jv_get_kind(s) == JV_KIND_STRING)
-		p = jv_string_value(s);
+		t = text_of_jv(s);
 	jv_free(s);	/* v still holds the string */
-	return p;
+	return t;
 }
 
-#define BATCH_MAX_ANSWER (64 << 20)	/* bytes of a batch's answer */
+#define BATCH_MAX_ANSWER_MIB 64		/* a batch's answer, at most */
+#define BATCH_MAX_ANSWER (BATCH_MAX_ANSWER_MIB << 20)
+
+/* A batch's answer, as it comes. */
+struct answer {
+	struct buf	 body;
+	int		 too_long;	/* past BATCH_MAX_ANSWER: cut */
+};
 
 static size_t
 collect(char *p, size_t size, size_t n, void *ctx)
 {
-	struct buf *b = ctx;
+	struct answer *a = ctx;
 
-	if (b->len + size * n > BATCH_MAX_ANSWER)
+	if (a->body.len + size * n > BATCH_MAX_ANSWER) {
+		a->too_long = 1;
 		return 0;	/* curl stops: too much */
-	buf_add(b, p, size * n);
+	}
+	buf_add(&a->body, p, size * n);
 	return size * n;
 }
 
@@ -303,8 +374,8 @@ static jv
 item_record(jv item)
 {
 	jv headers = member(item, "headers"), rec = jv_object(), v;
-	const char *cs = string_member(headers, "cache-status");
-	const char *age = string_member(headers, "age");
+	struct text cs = string_member(headers, "cache-status");
+	struct text age = string_member(headers, "age");
 	static const char *const keep[] = { "status", "json", "text",
 	    "error" };
 	size_t i;
@@ -312,60 +383,133 @@ item_record(jv item)
 	for (i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		if (jv_is_valid(v = member(item, keep[i])))
 			rec = jv_object_set(rec, jv_string(keep[i]), v);
-	rec = jv_object_set(rec, jv_string("source"), jv_string(cs != NULL &&
-	    strstr(cs, "detail=stale") != NULL ? "stale" : "relay"));
-	if (age != NULL)	/* read as a cache reads it */
+	rec = jv_object_set(rec, jv_string("source"), jv_string(cs.p != NULL &&
+	    memmem(cs.p, cs.len, "detail=stale", 12) != NULL ? "stale" :
+	    "relay"));
+	if (age.p != NULL && !has_nul(age))	/* read as a cache reads it */
 		rec = jv_object_set(rec, jv_string("age"),
-		    jv_number((double)policy_age_value(age)));
+		    jv_number((double)policy_age_value(age.p)));
 	jv_free(headers);
 	jv_free(item);
 	return rec;
 }
 
-/* Every page's record says the same failure of the relay. */
+/*
+ * The pages that have no record yet get one that says the relay failed
+ * them: before, the relay's URL, then after.
+ */
 static void
-fail_pages(struct page **pages, size_t n, const char *fmt, const char *why)
+fail_pages(struct page **pages, size_t n, const char *before,
+    const char *after)
 {
 	char *relay = url_redacted(relay_url);
 	struct buf text = BUF_INIT;
 	size_t i;
 
-	buf_printf(&text, fmt, relay, why);
-	for (i = 0; i < n; i++) {
-		jv_free(pages[i]->record);
-		pages[i]->record = jv_object_set(jv_object(),
-		    jv_string("error"), jv_string(buf_cstr(&text)));
-	}
+	buf_printf(&text, "%s%s%s", before, relay, after);
+	for (i = 0; i < n; i++)
+		if (jv_get_kind(pages[i]->record) == JV_KIND_NULL) {
+			jv_free(pages[i]->record);
+			pages[i]->record = jv_object_set(jv_object(),
+			    jv_string("error"), jv_string(buf_cstr(&text)));
+		}
 	buf_free(&text);
 	free(relay);
 }
 
-/* The lines of a batch's answer, each its page's record by id. */
+/* A batch item's page: its id one of those sent, "0" to n - 1; or n. */
+static size_t
+item_page(jv item, size_t n)
+{
+	struct text id = string_member(item, "id");
+	size_t i = 0, k;
+
+	if (id.p == NULL || id.len == 0 || id.len > 9 ||
+	    (id.p[0] == '0' && id.len > 1))
+		return n;
+	for (k = 0; k < id.len; k++) {
+		if (id.p[k] < '0' || id.p[k] > '9')
+			return n;
+		i = i * 10 + (size_t)(id.p[k] - '0');
+	}
+	return i < n ? i : n;
+}
+
+/*
+ * The lines of a batch's answer, each its page's record by id. A line
+ * that is not an item of this batch (not a JSON object, or not one of
+ * its ids), or a page with no line, is the relay's data error: such a
+ * page fails, saying so.
+ */
 static void
 read_items(const struct buf *answer, struct page **pages, size_t n)
 {
 	const char *p = answer->data, *end = p + answer->len, *nl;
-	jv item, id;
-	size_t i;
+	char bad[160] = "";
+	size_t i, line = 0;
+	jv item;
 
 	for (; p < end; p = nl + 1) {
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
 			nl = end;
+		line++;
 		item = jv_parse_sized(p, (int)(nl - p));
-		id = member(item, "id");
-		i = jv_get_kind(id) == JV_KIND_STRING ?
-		    strtoul(jv_string_value(id), NULL, 10) : n;
-		jv_free(id);
-		if (i < n && jv_get_kind(pages[i]->record) == JV_KIND_NULL)
-			pages[i]->record = item_record(item);
-		else
+		if (jv_get_kind(item) != JV_KIND_OBJECT ||
+		    (i = item_page(item, n)) == n) {
+			if (bad[0] == '\0')
+				snprintf(bad, sizeof bad, " answered the batch "
+				    "with something else than a batch answer "
+				    "(line %zu is %s)", line,
+				    jv_get_kind(item) == JV_KIND_OBJECT ?
+				    "no item of the batch sent" : "not a JSON "
+				    "object");
 			jv_free(item);
+		} else if (jv_get_kind(pages[i]->record) == JV_KIND_NULL) {
+			pages[i]->record = item_record(item);
+		} else {
+			jv_free(item);
+		}
 	}
 	for (i = 0; i < n; i++)
-		if (jv_get_kind(pages[i]->record) == JV_KIND_NULL)
-			pages[i]->record = jv_object_set(jv_object(),
-			    jv_string("error"), jv_string("the relay's batch "
-			    "answer has no line for it"));
+		data_error |= jv_get_kind(pages[i]->record) == JV_KIND_NULL;
+	fail_pages(pages, n, "the relay at ", bad[0] != '\0' ? bad :
+	    " answered the batch without a line for it");
+}
+
+/*
+ * What the relay answered the batch, in the pages' records; whether it
+ * answers batches at all (an older one answers 404 or 405; a server
+ * that is not one answers 200 with anything but NDJSON).
+ */
+static int
+batch_answered(CURL *h, CURLcode rc, const struct answer *answer,
+    struct page **pages, size_t n)
+{
+	long status = 0;
+	char *type = NULL, why[CURL_ERROR_SIZE + 64];
+	int batches;
+
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
+	batches = status != 404 && status != 405 && (status != 200 ||
+	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
+	if (rc != CURLE_OK && answer->too_long) {
+		data_error = 1;
+		fail_pages(pages, n, "the relay at ", " answered the batch with "
+		    "more than " NUMBER(BATCH_MAX_ANSWER_MIB) " MiB");
+	} else if (rc != CURLE_OK) {
+		snprintf(why, sizeof why, status == 0 ? ": %s" : " broke off "
+		    "its batch answer: %s", curl_easy_strerror(rc));
+		fail_pages(pages, n, status == 0 ? "cannot reach the relay "
+		    "at " : "the relay at ", why);
+	} else if (status == 200 && batches) {
+		read_items(&answer->body, pages, n);
+	} else if (batches) {
+		snprintf(why, sizeof why, " answered the batch with HTTP "
+		    "status %ld %s", status, http_reason((int)status));
+		fail_pages(pages, n, "the relay at ", why);
+	}
+	return rc == CURLE_OK && !batches ? -1 : 0;
 }
 
 /*
@@ -380,12 +524,11 @@ fetch_batch(struct page **pages, size_t n)
 	CURL *h = curl_easy_init();
 	CURLU *u = curl_url();
 	struct curl_slist *fields = NULL;
-	struct buf answer = BUF_INIT, url = BUF_INIT;
+	struct answer answer = { BUF_INIT, 0 };
+	struct buf url = BUF_INIT;
 	jv requests = jv_array(), body;
-	char *prefix = NULL, *origin = NULL;
-	long status = 0, secs = prog_duration("--timeout", timeout);
-	char *type = NULL, *redacted, *shown_relay;
-	CURLcode rc;
+	char *prefix = NULL, *origin = NULL, id[32], *redacted, *shown_relay;
+	long secs = prog_duration("--timeout", timeout);
 	int batches;
 	size_t i;
 
@@ -405,13 +548,11 @@ fetch_batch(struct page **pages, size_t n)
 		buf_reset(&url);
 		buf_adds(&url, strcmp(prefix, "/") == 0 ? "" : prefix);
 		buf_adds(&url, pages[i]->path);
-		buf_reset(&answer);
-		buf_printf(&answer, "%zu", i);
+		snprintf(id, sizeof id, "%zu", i);
 		requests = jv_array_append(requests, jv_object_set(jv_object_set(
-		    jv_object(), jv_string("id"), jv_string(buf_cstr(&answer))),
+		    jv_object(), jv_string("id"), jv_string(id)),
 		    jv_string("path"), jv_string(buf_cstr(&url))));
 	}
-	buf_reset(&answer);
 	body = jv_dump_string(jv_object_set(jv_object(),
 	    jv_string("requests"), requests), 0);
 	fields = curl_slist_append(fields, "Content-Type: application/json");
@@ -424,30 +565,16 @@ fetch_batch(struct page **pages, size_t n)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, secs);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, secs);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	if ((rc = curl_easy_perform(h)) != CURLE_OK)
-		fail_pages(pages, n, "cannot reach the relay at %s: %s",
-		    curl_easy_strerror(rc));
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &type);
-	batches = status != 404 && status != 405 && (status != 200 ||
-	    (type != NULL && strncmp(type, "application/x-ndjson", 20) == 0));
-	if (rc == CURLE_OK && status == 200 && batches)
-		read_items(&answer, pages, n);
-	else if (rc == CURLE_OK && batches) {
-		buf_reset(&url);
-		buf_printf(&url, "%ld %s", status, http_reason((int)status));
-		fail_pages(pages, n, "the relay at %s answered the batch with "
-		    "HTTP status %s", buf_cstr(&url));
-	}
+	batches = batch_answered(h, curl_easy_perform(h), &answer, pages, n);
 	curl_slist_free_all(fields);
 	curl_easy_cleanup(h);
 	curl_url_cleanup(u);
 	curl_free(prefix);
 	curl_free(origin);
 	jv_free(body);
-	buf_free(&answer);
+	buf_free(&answer.body);
 	buf_free(&url);
-	return rc == CURLE_OK && !batches ? -1 : 0;
+	return batches;
 }
 
 /*
@@ -500,10 +627,10 @@ human_age(jv age, char *out, size_t len)
 
 /* Says why a page has no body to use: its path (or identifier), why. */
 static void
-page_failed(const struct page *p, const char *why)
+page_failed(const struct page *p, struct text why)
 {
-	char *name = shown(p->path != NULL ? p->path : p->id);
-	char *reason = shown(why);
+	char *name = p->path != NULL ? shown(p->path) : shown_text(p->id);
+	char *reason = shown_text(why);
 
 	if (p->path != NULL)
 		warnx("%s: %s", name, reason);
@@ -521,18 +648,18 @@ static jv
 body_json(const struct page *p)
 {
 	jv json = member(p->record, "json");
-	const char *text;
+	struct text text;
 
 	if (jv_is_valid(json))
 		return json;
 	jv_free(json);
-	if ((text = string_member(p->record, "text")) != NULL &&
-	    jv_is_valid(json = jv_parse(text)))
+	if ((text = string_member(p->record, "text")).p != NULL &&
+	    jv_is_valid(json = jv_parse_sized(text.p, (int)text.len)))
 		return json;
-	if (text != NULL)
+	if (text.p != NULL)
 		jv_free(json);
-	page_failed(p, "expected a JSON document");
-	not_json = 1;
+	page_failed(p, text_of("expected a JSON document"));
+	data_error = 1;
 	return jv_invalid();
 }
 
@@ -544,19 +671,19 @@ static jv
 page_json(const struct page *p)
 {
 	jv rec = p->record, age, status;
-	const char *error = string_member(rec, "error");
-	const char *source = string_member(rec, "source");
+	struct text error = string_member(rec, "error");
+	struct text source = string_member(rec, "source");
 	char when[32], code[64], *name;
 
 	if (p->path == NULL) {
-		page_failed(p, p->refused);
+		page_failed(p, text_of(p->refused));
 		return jv_invalid();
 	}
 	if (jv_get_kind(rec) != JV_KIND_OBJECT) {
-		page_failed(p, "no answer from relay-fetch");
+		page_failed(p, text_of("no answer from relay-fetch"));
 		return jv_invalid();
 	}
-	if (error != NULL) {
+	if (error.p != NULL) {
 		page_failed(p, error);
 		return jv_invalid();
 	}
@@ -566,13 +693,13 @@ page_json(const struct page *p)
 		if (jv_get_kind(status) == JV_KIND_NUMBER)
 			snprintf(code, sizeof code, "HTTP status %.15g",
 			    jv_number_value(status));
-		page_failed(p, jv_get_kind(status) == JV_KIND_NUMBER ? code :
-		    "an answer with no status");
+		page_failed(p, text_of(jv_get_kind(status) == JV_KIND_NUMBER ?
+		    code : "an answer with no status"));
 		jv_free(status);
 		return jv_invalid();
 	}
 	jv_free(status);
-	if (source != NULL && strcmp(source, "stale") == 0 && !offline) {
+	if (text_is(source, "stale") && !offline) {
 		age = member(rec, "age");
 		name = shown(p->path);
 		warnx("the upstream did not answer; %s is from the cache, %s "
@@ -585,7 +712,7 @@ page_json(const struct page *p)
 
 /* A restaurant of the list, its strings borrowed from the list. */
 struct restaurant {
-	const char	*id, *name, *region;
+	struct text	 id, name, region;
 };
 
 /*
@@ -610,7 +737,8 @@ restaurants(jv list, struct restaurant **out)
 		r[i].name = string_member(item, "name");
 		r[i].region = string_member(item, "region");
 		jv_free(item);	/* list still holds the strings */
-		if (r[i].id == NULL || r[i].name == NULL || r[i].region == NULL)
+		if (r[i].id.p == NULL || r[i].name.p == NULL ||
+		    r[i].region.p == NULL)
 			errx(EX_DATAERR, "/restaurant: expected restaurants "
 			    "with string \"identifier\", \"name\" and "
 			    "\"region\" (item %d)", i + 1);
@@ -620,6 +748,7 @@ restaurants(jv list, struct restaurant **out)
 	return (size_t)n;
 }
 
+/* Whether the restaurant's region is --region's (which has no NUL). */
 static int
 region_matches(const struct restaurant *r)
 {
@@ -628,7 +757,9 @@ region_matches(const struct restaurant *r)
 
 	if (region == NULL)
 		return 1;
-	a = text_fold(r->region);
+	if (has_nul(r->region))
+		return 0;
+	a = text_fold(r->region.p);
 	b = text_fold(region);
 	same = strcmp(a, b) == 0;
 	free(a);
@@ -652,9 +783,9 @@ terminal_width(void)
 
 /* Prints text from the upstream, escaped (text_printable). */
 static void
-put_text(const char *s)
+put_text(struct text s)
 {
-	char *safe = text_printable(s, !tty);
+	char *safe = text_printable_n(s.p, s.len, !tty);
 
 	fputs(safe, stdout);
 	free(safe);
@@ -663,22 +794,37 @@ put_text(const char *s)
 #define GAP 2	/* columns between the cells of a row */
 
 /*
- * Prints s (escaped) cut to width columns, "…" at its end if cut;
+ * Adds s (escaped) cut to width columns, "…" at its end if cut;
  * returns the columns it took.
  */
 static size_t
-put_cut(const char *s, size_t width)
+add_cut(struct buf *out, const char *s, size_t width)
 {
 	size_t fit = text_fit(s, width);
 
 	assert(width > 0);
 	if (s[fit] == '\0') {
-		fputs(s, stdout);
+		buf_adds(out, s);
 		return text_width(s);
 	}
-	fwrite(s, 1, text_fit(s, width - 1), stdout);
-	fputs("…", stdout);
+	buf_add(out, s, text_fit(s, width - 1));
+	buf_adds(out, "…");
 	return width;
+}
+
+/*
+ * Prints a line (escaped) cut to the terminal's width, however narrow:
+ * one column is "…".
+ */
+static void
+put_line(const char *s, size_t width)
+{
+	struct buf line = BUF_INIT;
+
+	add_cut(&line, s, width);
+	buf_addc(&line, '\n');
+	fwrite(line.data, 1, line.len, stdout);
+	buf_free(&line);
 }
 
 /*
@@ -725,7 +871,8 @@ static void
 print_columns(const char *const *header, const char **cells, size_t rows,
     size_t cols)
 {
-	size_t natural[3], width[3], r, c, took;
+	size_t natural[3], width[3], r, c, took, total = terminal_width();
+	struct buf line = BUF_INIT;
 	const char *cell;
 
 	assert(cols > 0 && cols <= sizeof width / sizeof width[0]);
@@ -735,16 +882,20 @@ print_columns(const char *const *header, const char **cells, size_t rows,
 			if (text_width(cells[r * cols + c]) > natural[c])
 				natural[c] = text_width(cells[r * cols + c]);
 	}
-	column_widths(natural, width, cols, terminal_width());
+	column_widths(natural, width, cols, total);
 	for (r = 0; r <= rows; r++) {
+		buf_reset(&line);
 		for (c = 0; c < cols; c++) {
 			cell = r == 0 ? header[c] : cells[(r - 1) * cols + c];
-			took = put_cut(cell, width[c]);
+			took = add_cut(&line, cell, width[c]);
 			if (c + 1 < cols)
-				printf("%*s", (int)(width[c] - took + GAP), "");
+				buf_printf(&line, "%*s",
+				    (int)(width[c] - took + GAP), "");
 		}
-		putchar('\n');
+		/* narrower than a column each and the gaps: cut again */
+		put_line(buf_cstr(&line), total);
 	}
+	buf_free(&line);
 }
 
 /*
@@ -753,14 +904,14 @@ print_columns(const char *const *header, const char **cells, size_t rows,
  * a header. Cells are escaped first.
  */
 static void
-print_table(const char *const *header, const char **cells, size_t rows,
-    size_t cols)
+print_table(const char *const *header, const struct text *cells,
+    size_t rows, size_t cols)
 {
 	char **safe = xcalloc(rows * cols + 1, sizeof *safe);
 	size_t i;
 
 	for (i = 0; i < rows * cols; i++)
-		safe[i] = text_printable(cells[i], !tty);
+		safe[i] = text_printable_n(cells[i].p, cells[i].len, !tty);
 	if (tty)
 		print_columns(header, (const char **)safe, rows, cols);
 	else
@@ -798,15 +949,19 @@ no_region(struct restaurant *r, size_t n)
 	struct buf known = BUF_INIT;
 	char *name = shown(region), *list;
 	size_t i, j;
+	struct text all;
 
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < i && strcmp(r[j].region, r[i].region) != 0; j++)
+		for (j = 0; j < i && !text_equal(r[j].region, r[i].region); j++)
 			;
-		if (j == i)
-			buf_printf(&known, "%s%s", known.len ? ", " : "",
-			    r[i].region);
+		if (j == i) {
+			buf_adds(&known, known.len ? ", " : "");
+			buf_add(&known, r[i].region.p, r[i].region.len);
+		}
 	}
-	list = shown(buf_cstr(&known));
+	all.p = buf_cstr(&known);
+	all.len = known.len;
+	list = shown_text(all);
 	warnx("no restaurant in region '%s'; the regions are %s", name, list);
 	exit_status = EXIT_PARTIAL;
 	free(list);
@@ -819,7 +974,7 @@ static void
 list_restaurants(struct restaurant *r, size_t n)
 {
 	static const char *const header[] = { "ID", "NAME", "REGION" };
-	const char **cells = xcalloc(3 * n + 1, sizeof *cells);
+	struct text *cells = xcalloc(3 * n + 1, sizeof *cells);
 	jv out = jv_array();
 	size_t i, rows = 0;
 
@@ -830,8 +985,8 @@ list_restaurants(struct restaurant *r, size_t n)
 		cells[3 * rows + 1] = r[i].name;
 		cells[3 * rows++ + 2] = r[i].region;
 		out = jv_array_append(out, JV_OBJECT(jv_string("identifier"),
-		    jv_string(r[i].id), jv_string("name"), jv_string(r[i].name),
-		    jv_string("region"), jv_string(r[i].region)));
+		    text_jv(r[i].id), jv_string("name"), text_jv(r[i].name),
+		    jv_string("region"), text_jv(r[i].region)));
 	}
 	if (json_output)
 		print_json(out);
@@ -844,27 +999,32 @@ list_restaurants(struct restaurant *r, size_t n)
 		no_region(r, n);
 }
 
-/* The dishes of a menu document; exits if it has another shape. */
+/*
+ * The dishes of a menu document, each the string it came as; exits if
+ * it has another shape.
+ */
 static jv
-dishes_of(jv doc, const char *path, const char **title, const char **location)
+dishes_of(jv doc, const char *path, struct text *title, struct text *location)
 {
 	jv rest = member(doc, "restaurant"), menu, dishes = jv_array(), item;
-	const char *dish;
+	jv dish;
 	int i, n;
 
 	menu = member(rest, "menu");
 	*title = string_member(rest, "title");
 	*location = string_member(rest, "location");
-	if (jv_get_kind(menu) != JV_KIND_ARRAY || *title == NULL)
+	if (jv_get_kind(menu) != JV_KIND_ARRAY || title->p == NULL)
 		errx(EX_DATAERR, "%s: expected {\"restaurant\": {\"title\", "
 		    "\"location\", \"menu\": [{\"dish\"}, ...]}}", shown(path));
-	if (*location == NULL)
-		*location = "";
+	if (location->p == NULL)
+		*location = text_of("");
 	n = jv_array_length(jv_copy(menu));
 	for (i = 0; i < n; i++) {
 		item = jv_array_get(jv_copy(menu), i);
-		if ((dish = string_member(item, "dish")) != NULL)
-			dishes = jv_array_append(dishes, jv_string(dish));
+		if (jv_get_kind(dish = member(item, "dish")) == JV_KIND_STRING)
+			dishes = jv_array_append(dishes, dish);
+		else
+			jv_free(dish);
 		jv_free(item);
 	}
 	jv_free(menu);
@@ -886,20 +1046,24 @@ distance_within(const char *a, const char *b, size_t limit)
 	return text_distance(a, b);
 }
 
-/* Says an identifier is unknown, with the closest known ones. */
+/*
+ * Says an identifier is unknown, with the closest known ones (compared
+ * up to a NUL in them, if any: a suggestion; each shown whole).
+ */
 static void
 unknown(const char *id, struct restaurant *r, size_t n)
 {
 	struct buf hint = BUF_INIT;
 	size_t i, best = (size_t)-1, d, limit = strlen(id) / 3 + 2;
 	char *folded = text_fold(id), *name, *typed, *hints;
+	struct text all;
 
 	for (i = 0; i < n; i++) {
-		name = text_fold(r[i].name);
-		d = distance_within(folded, r[i].id, limit);
+		name = text_fold(r[i].name.p);
+		d = distance_within(folded, r[i].id.p, limit);
 		if (distance_within(folded, name, limit) < d)
 			d = distance_within(folded, name, limit);
-		if (strstr(r[i].id, folded) != NULL || strstr(name, folded))
+		if (strstr(r[i].id.p, folded) != NULL || strstr(name, folded))
 			d = 1;
 		free(name);
 		if (d > limit)
@@ -908,11 +1072,15 @@ unknown(const char *id, struct restaurant *r, size_t n)
 			best = d;
 			buf_reset(&hint);
 		}
-		if (d == best)
-			buf_printf(&hint, "%s%s", hint.len ? ", " : "", r[i].id);
+		if (d == best) {
+			buf_adds(&hint, hint.len ? ", " : "");
+			buf_add(&hint, r[i].id.p, r[i].id.len);
+		}
 	}
 	typed = shown(id);
-	hints = shown(buf_cstr(&hint));
+	all.p = buf_cstr(&hint);
+	all.len = hint.len;
+	hints = shown_text(all);
 	if (hint.len > 0)
 		warnx("no restaurant '%s'; did you mean %s?", typed, hints);
 	else
@@ -930,27 +1098,25 @@ known(const char *id, struct restaurant *r, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(r[i].id, id) == 0)
+		if (text_is(r[i].id, id))
 			return 1;
 	return 0;
 }
 
-#define STRING(x) #x
-#define NUMBER(x) STRING(x)
-
 /*
  * A restaurant's menu page, /restaurant/ID with ID as one path
- * segment, or refused: no identifier reaches another path, nor makes
- * one longer than relay-fetch and relay-serve take.
+ * segment, or refused: no identifier reaches another path (nor, with a
+ * NUL, a shorter one), nor makes one longer than relay-fetch and
+ * relay-serve take.
  */
 static void
-menu_page(struct page *p, const char *id)
+menu_page(struct page *p, struct text id)
 {
 	struct buf path = BUF_INIT;
 
 	p->id = id;
 	buf_adds(&path, "/restaurant/");
-	if ((p->refused = target_add_segment(&path, id)) == NULL &&
+	if ((p->refused = target_add_segment(&path, id.p, id.len)) == NULL &&
 	    path.len > URL_MAX)
 		p->refused = "a path longer than " NUMBER(URL_MAX) " bytes";
 	if (p->refused == NULL)
@@ -961,7 +1127,7 @@ menu_page(struct page *p, const char *id)
 
 /* One tab-separated line of four fields, each escaped. */
 static void
-put_tsv_row(const char *a, const char *b, const char *c, const char *d)
+put_tsv_row(struct text a, struct text b, struct text c, struct text d)
 {
 	put_text(a);
 	putchar('\t');
@@ -978,33 +1144,36 @@ put_tsv_row(const char *a, const char *b, const char *c, const char *d)
  * to the terminal's width.
  */
 static void
-print_menu(const char *title, const char *location, jv dishes)
+print_menu(struct text title, struct text location, jv dishes)
 {
 	int i, n = jv_array_length(jv_copy(dishes));
 	size_t width = terminal_width();
 	struct buf head = BUF_INIT;
+	struct text dish;
 	char *line;
 	jv d;
 
-	buf_adds(&head, title);
-	if (*location != '\0')
-		buf_printf(&head, " — %s", location);
-	line = text_printable(buf_cstr(&head), 0);
-	put_cut(line, width);
-	putchar('\n');
+	buf_add(&head, title.p, title.len);
+	if (location.len > 0) {
+		buf_adds(&head, " — ");
+		buf_add(&head, location.p, location.len);
+	}
+	line = text_printable_n(buf_cstr(&head), head.len, 0);
+	put_line(line, width);
 	free(line);
-	buf_free(&head);
 	for (i = 0; i < n; i++) {
 		d = jv_array_get(jv_copy(dishes), i);
-		fputs("  ", stdout);
-		line = text_printable(jv_string_value(d), 0);
-		put_cut(line, width > 2 ? width - 2 : 1);
-		putchar('\n');
+		dish = text_of_jv(d);
+		line = text_printable_n(dish.p, dish.len, 0);
+		buf_reset(&head);
+		buf_printf(&head, "  %s", line);
+		put_line(buf_cstr(&head), width);
 		free(line);
 		jv_free(d);
 	}
 	if (n == 0)
-		printf("  (no dishes listed)\n");
+		put_line("  (no dishes listed)", width);
+	buf_free(&head);
 }
 
 /* list-dishes ID...: each restaurant's title, location and dishes. */
@@ -1013,7 +1182,7 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
     struct page *pages)
 {
 	jv out = jv_array(), doc, dishes, d;
-	const char *title, *location;
+	struct text title, location;
 	size_t i;
 	int k, m;
 
@@ -1030,8 +1199,8 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
 		if (json_output) {
 			out = jv_array_append(out, JV_OBJECT(
 			    jv_string("identifier"), jv_string(ids[i]),
-			    jv_string("title"), jv_string(title),
-			    jv_string("location"), jv_string(location),
+			    jv_string("title"), text_jv(title),
+			    jv_string("location"), text_jv(location),
 			    jv_string("dishes"), jv_copy(dishes)));
 		} else if (tty) {
 			if (i > 0)
@@ -1041,8 +1210,8 @@ show_menus(char **ids, size_t count, struct restaurant *r, size_t n,
 			m = jv_array_length(jv_copy(dishes));
 			for (k = 0; k < m; k++) {
 				d = jv_array_get(jv_copy(dishes), k);
-				put_tsv_row(ids[i], title, location,
-				    jv_string_value(d));
+				put_tsv_row(text_of(ids[i]), title, location,
+				    text_of_jv(d));
 				jv_free(d);
 			}
 		}
@@ -1068,7 +1237,7 @@ menus_from_route(const struct page *route, struct page *pages,
 {
 	jv doc = member(route->record, "json"), list = member(doc, "restaurants"),
 	    menus = member(doc, "menus"), menu, item;
-	const char *id;
+	struct text id;
 	size_t k;
 	int j, n = jv_get_kind(list) == JV_KIND_ARRAY ?
 	    jv_array_length(jv_copy(list)) : -1, found = 1;
@@ -1081,7 +1250,7 @@ menus_from_route(const struct page *route, struct page *pages,
 		for (j = 0; j < n && jv_get_kind(menu) == JV_KIND_NULL; j++) {
 			item = jv_array_get(jv_copy(list), j);
 			id = string_member(item, "identifier");
-			if (id != NULL && strcmp(id, of[k]->id) == 0) {
+			if (id.p != NULL && text_equal(id, of[k]->id)) {
 				jv_free(menu);
 				menu = jv_array_get(jv_copy(menus), j);
 			}
@@ -1101,6 +1270,26 @@ menus_from_route(const struct page *route, struct page *pages,
 }
 
 /*
+ * Whether folded text holds want (folded, and without a NUL: no match
+ * spans one), looked for in each stretch between NULs.
+ */
+static int
+text_contains(struct text t, const char *want)
+{
+	const char *p = t.p, *end = t.p + t.len;
+	char *folded;
+	int found;
+
+	for (;; p += strlen(p) + 1) {	/* p[len] is a NUL */
+		folded = text_fold(p);
+		found = strstr(folded, want) != NULL;
+		free(folded);
+		if (found || p + strlen(p) >= end)
+			return found;
+	}
+}
+
+/*
  * --search: every menu (of the region) fetched at once, then matched;
  * taken from route, if it is a page of MENUS_ROUTE that has them all.
  */
@@ -1111,7 +1300,7 @@ search_menus(struct restaurant *r, size_t n, const struct page *route)
 	struct page *pages = xcalloc(n + 1, sizeof *pages);
 	struct restaurant **of = xcalloc(n + 1, sizeof *of);
 	char *want = text_fold(search), *folded, *name;
-	const char **cells = NULL, *title, *location;
+	struct text *cells = NULL, title, location;
 	jv out = jv_array(), doc, dishes, d, kept = jv_array();
 	size_t i, m = 0, rows = 0;
 	int k, count;
@@ -1132,21 +1321,19 @@ search_menus(struct restaurant *r, size_t n, const struct page *route)
 		count = jv_array_length(jv_copy(dishes));
 		for (k = 0; k < count; k++) {
 			d = jv_array_get(jv_copy(dishes), k);
-			folded = text_fold(jv_string_value(d));
-			if (strstr(folded, want) != NULL) {
+			if (text_contains(text_of_jv(d), want)) {
 				cells = xrealloc(cells, 3 * (rows + 1) *
 				    sizeof *cells);
 				cells[3 * rows] = of[i]->id;
 				cells[3 * rows + 1] = of[i]->name;
-				cells[3 * rows++ + 2] = jv_string_value(d);
+				cells[3 * rows++ + 2] = text_of_jv(d);
 				out = jv_array_append(out, JV_OBJECT(
 				    jv_string("identifier"),
-				    jv_string(of[i]->id), jv_string("name"),
-				    jv_string(of[i]->name), jv_string("dish"),
+				    text_jv(of[i]->id), jv_string("name"),
+				    text_jv(of[i]->name), jv_string("dish"),
 				    jv_copy(d)));
 				kept = jv_array_append(kept, jv_copy(d));
 			}
-			free(folded);
 			jv_free(d);
 		}
 		jv_free(dishes);
@@ -1251,13 +1438,13 @@ main(int argc, char *argv[])
 	pages = xcalloc(count + 2, sizeof *pages);
 	pages[0].path = xstrdup("/restaurant");
 	for (i = 0; i < count; i++)
-		menu_page(&pages[i + 1], argv[i]);
+		menu_page(&pages[i + 1], text_of(argv[i]));
 	asked = count + 1;
 	if (search != NULL && relay_url != NULL)
 		pages[asked++].path = xstrdup(MENUS_ROUTE);
 	fetch(pages, asked);
 	if (!jv_is_valid(list = page_json(&pages[0])))
-		exit(EXIT_UNAVAILABLE);
+		exit(data_error ? EX_DATAERR : EXIT_UNAVAILABLE);
 	n = restaurants(list, &r);
 	if (search != NULL)
 		search_menus(r, n, asked > 1 ? &pages[1] : NULL);
@@ -1268,5 +1455,5 @@ main(int argc, char *argv[])
 	pages_free(pages, asked);
 	free(r);
 	jv_free(list);
-	return prog_finish_stdout(not_json ? EX_DATAERR : exit_status);
+	return prog_finish_stdout(data_error ? EX_DATAERR : exit_status);
 }

@@ -112,10 +112,10 @@ compile_error(const struct route *r, int first, const char *errors,
 }
 
 static int
-compile(struct jqprog *p, const struct route *r, int line, const char *prog,
-    char *err, size_t errlen)
+compile(struct jqprog *p, const struct route *r, int line, const char *prelude,
+    const char *prog, char *err, size_t errlen)
 {
-	if (jqprog_compile(p, prog, jv_object()) == 0)
+	if (jqprog_compile(p, prelude, prog, jv_object()) == 0)
 		return 0;
 	compile_error(r, line, buf_cstr(&p->errors), err, errlen);
 	jqprog_free(p);
@@ -143,13 +143,14 @@ merge_compile(struct route *r, char *err, size_t errlen)
 		buf_printf(&prog, ", $%s", r->calls[i].name);
 	if (r->each != NULL)
 		buf_printf(&prog, ", $%s", r->each->name);
-	buf_printf(&prog, "} | null | %s", r->program);
+	buf_adds(&prog, "} | null | ");
 	route_params_free(&ps);
-	rc = compile(p, r, r->program_line, buf_cstr(&prog), err, errlen);
+	rc = compile(p, r, r->program_line, buf_cstr(&prog), r->program, err,
+	    errlen);
 	if (rc == 0 && r->each != NULL) {
 		items = xmalloc(sizeof *items);
-		if ((rc = compile(items, r, r->each->line, r->each->items, err,
-		    errlen)) < 0) {
+		if ((rc = compile(items, r, r->each->line, "", r->each->items,
+		    err, errlen)) < 0) {
 			free(items);
 			jqprog_free(p);
 		}
@@ -297,21 +298,29 @@ on_run(struct watch *w, short revents, void *ctx)
 	void (*ended)(struct merge *, enum jqrun_end, const char *) = j->ended;
 	enum jqrun_end end = JQRUN_DONE;
 	char why[128];
-	int rc;
+	size_t len;
+	int rc, status;
 
 	(void)revents;
-	while ((rc = jqrun_next(j->run, &j->value)) == 1) {
+	while ((rc = jqrun_next(j->run, &j->value)) == JQRUN_VALUE) {
 		j->nvalues++;
 		if (j->take(m) != 0)
 			break;	/* enough: the child is killed */
 	}
+	assert(rc != JQRUN_STDERR);	/* quiet */
 	if (rc == 0) {
 		watch_deadline(w, jqrun_deadline(j->run));
 		return;
 	}
 	if (rc < 0)
 		end = jqrun_end(j->run);
-	snprintf(why, sizeof why, "%s", jqrun_why(j->run));
+	if (end == JQRUN_HALTED) {	/* its message, as its stderr, unsaid */
+		jqrun_halt(j->run, &status, &len);
+		snprintf(why, sizeof why, "stopped with halt_error, exit "
+		    "status %d", status);
+	} else {
+		snprintf(why, sizeof why, "%s", jqrun_why(j->run));
+	}
 	end_run(m);
 	if (end == JQRUN_TIMEOUT && m->env->stop_by > 0) {
 		snprintf(m->why, sizeof m->why, "route %s: stopped, as "
@@ -427,8 +436,8 @@ take_result(struct merge *m)
 
 /*
  * The program has ended: its one value is the answer. Its own error
- * is logged, not sent (it may quote the request); a bound it met, or
- * a crash, is said to the client too.
+ * is logged, not sent (it may quote the request); a bound it met, a
+ * halt_error's status, or a crash, is said to the client too.
  */
 static void
 program_ended(struct merge *m, enum jqrun_end end, const char *why)
@@ -573,40 +582,33 @@ fan_pump(struct merge *m)
 }
 
 /*
- * An item as a path segment's text: a string as it is, a number as
- * JSON. Returns NULL, or why it cannot be one. jq keeps numbers as
- * doubles: an integer of 2^53 or more may have been rounded (jq reads
- * 9007199254740993 as ...992), so it is refused, never asked for as
- * another one.
+ * An item as a path segment's text, whole (a NUL in it too): a string
+ * as it is, a number as JSON; an invalid value if it cannot be one,
+ * with why in *why. jq keeps numbers as doubles: an integer of 2^53 or
+ * more may have been rounded (jq reads 9007199254740993 as ...992), so
+ * it is refused, never asked for as another one.
  */
-static const char *
-item_text(jv item, char *out, size_t len)
+static jv
+item_text(jv item, const char **why)
 {
 	double v;
-	jv s;
 
-	out[0] = '\0';
-	if (jv_get_kind(item) == JV_KIND_STRING &&
-	    strlen(jv_string_value(item)) !=
-	    (size_t)jv_string_length_bytes(jv_copy(item))) {
-		jv_free(item);	/* C text would stop at it: another item */
-		return "an item with a NUL, which cannot be a path segment";
-	} else if (jv_get_kind(item) == JV_KIND_STRING) {
-		snprintf(out, len, "%s", jv_string_value(item));
-	} else if (jv_get_kind(item) == JV_KIND_NUMBER) {
-		v = jv_number_value(item);
-		if (!(fabs(v) < 9007199254740992.0)) {	/* 2^53, NaN, inf */
-			jv_free(item);
-			return "an item that is a number of 2^53 or more, "
-			    "which jq does not keep exact: give it as a string";
-		}
-		s = jv_dump_string(jv_copy(item), 0);
-		snprintf(out, len, "%s", jv_string_value(s));
-		jv_free(s);
+	if (jv_get_kind(item) == JV_KIND_STRING)
+		return item;
+	if (jv_get_kind(item) != JV_KIND_NUMBER) {
+		*why = "an item that is not a string or a number that can be "
+		    "a path segment";
+		jv_free(item);
+		return jv_invalid();
 	}
-	jv_free(item);
-	return out[0] != '\0' ? NULL : "an item that is not a string or "
-	    "a number that can be a path segment";
+	v = jv_number_value(item);
+	if (!(fabs(v) < 9007199254740992.0)) {	/* 2^53, NaN, inf */
+		*why = "an item that is a number of 2^53 or more, which jq "
+		    "does not keep exact: give it as a string";
+		jv_free(item);
+		return jv_invalid();
+	}
+	return jv_dump_string(item, 0);
 }
 
 /* An item of each's: one more call, unless there are max-items. */
@@ -616,7 +618,7 @@ take_item(struct merge *m)
 	const struct route_each *e = m->route->each;
 	struct buf *text = &m->jq.value;
 	struct call *c;
-	char item[256];
+	jv item;
 
 	if (m->nfan == m->route->max_items) {
 		m->fan_cut = 1;
@@ -629,11 +631,14 @@ take_item(struct merge *m)
 	memset(c, 0, sizeof *c);
 	c->m = m;
 	c->fan = 1;
-	if ((c->error = item_text(jv_parse_sized(buf_cstr(text),
-	    (int)text->len), item, sizeof item)) == NULL &&
-	    (c->path = route_each_path(e, &m->params, item)) == NULL)
+	item = item_text(jv_parse_sized(buf_cstr(text), (int)text->len),
+	    &c->error);
+	if (jv_is_valid(item) && (c->path = route_each_path(e, &m->params,
+	    jv_string_value(item),
+	    (size_t)jv_string_length_bytes(jv_copy(item)))) == NULL)
 		c->error = "an item that cannot be a path segment (empty, a "
 		    "dot segment, a slash or a control character)";
+	jv_free(item);
 	return 0;
 }
 

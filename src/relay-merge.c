@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "jqprog.h"
 #include "prog.h"
+#include "text.h"
 
 #define EXIT_FAILED 5	/* the program failed at run time, as in jq */
 
@@ -299,13 +300,48 @@ error_text(jv msg, void *ctx)
 	return text;
 }
 
+/*
+ * What the program writes to standard error (stderr, debug, halt_error's
+ * message): as jq(1) writes it, but each line escaped as diagnostics are
+ * (text_printable), so that no control character reaches a terminal.
+ */
+static void
+put_stderr(const char *p, size_t n)
+{
+	const char *nl;
+	char *safe;
+	size_t k;
+
+	while (n > 0) {
+		nl = memchr(p, '\n', n);
+		k = nl != NULL ? (size_t)(nl - p) : n;
+		safe = text_printable_n(p, k, 0);
+		fputs(safe, stderr);
+		free(safe);
+		if (nl != NULL) {
+			fputc('\n', stderr);
+			k++;
+		}
+		p += k;
+		n -= k;
+	}
+}
+
 /* The exit status of a run that ended, and its message. */
 static int
 run_status(const struct jqrun *r)
 {
+	const char *msg;
+	size_t len;
+	int status;
+
 	switch (jqrun_end(r)) {
 	case JQRUN_DONE:
 		return 0;
+	case JQRUN_HALTED:
+		msg = jqrun_halt(r, &status, &len);
+		put_stderr(msg, len);
+		return status;
 	case JQRUN_FAILED:
 		prog_warnx("%s", jqrun_why(r));
 		return EXIT_FAILED;
@@ -323,7 +359,8 @@ run_status(const struct jqrun *r)
 
 /*
  * Runs the program once, in a child bounded in time and memory, and
- * writes its outputs as they come; returns the exit status.
+ * writes its outputs as they come, until standard output fails;
+ * returns the exit status.
  */
 static int
 run(const char *program)
@@ -338,7 +375,7 @@ run(const char *program)
 
 	named = jv_object_set(named, jv_string("incomplete"),
 	    jv_copy(incomplete));
-	if (jqprog_compile(&p, program, jv_copy(named)) < 0) {
+	if (jqprog_compile(&p, "", program, jv_copy(named)) < 0) {
 		/* jq's messages point at the program text. */
 		for (line = (char *)buf_cstr(&p.errors); line != NULL;
 		    line = next) {
@@ -352,15 +389,18 @@ run(const char *program)
 	jq_set_input_cb(p.jq, next_input, &positional);
 	if ((r = jqrun_start(&p, jv_null(), &bounds, &text)) == NULL)
 		prog_err(EX_OSERR, "cannot start the program");
-	while ((rc = jqrun_next(r, &out)) >= 0) {
+	while (!ferror(stdout) && (rc = jqrun_next(r, &out)) >= 0) {
 		if (rc == 0) {
 			jqrun_wait(r);
-			continue;
+		} else if (rc == JQRUN_STDERR) {
+			put_stderr(out.data, out.len);
+		} else {
+			fwrite(out.data, 1, out.len, stdout);
+			putchar('\n');
 		}
-		fwrite(out.data, 1, out.len, stdout);
-		putchar('\n');
 	}
-	status = run_status(r);
+	/* with nowhere to write, it is stopped: prog_finish_stdout says so */
+	status = ferror(stdout) ? 0 : run_status(r);
 	jqrun_free(r);
 	buf_free(&out);
 	jqprog_free(&p);

@@ -590,8 +590,8 @@ add_param(struct buf *out, const char *value)
 {
 	struct buf text = BUF_INIT;
 	int rc = target_decode_segment(&text, value, strlen(value)) < 0 ||
-	    memchr(buf_cstr(&text), '\0', text.len) != NULL ||
-	    target_add_segment(out, text.data) != NULL ? -1 : 0;
+	    target_add_segment(out, buf_cstr(&text), text.len) != NULL ?
+	    -1 : 0;
 
 	buf_free(&text);
 	return rc;
@@ -603,7 +603,8 @@ add_param(struct buf *out, const char *value)
  * be.
  */
 static char *
-fill_path(const char *path, const struct route_params *ps, const char *item)
+fill_path(const char *path, const struct route_params *ps, const char *item,
+    size_t len)
 {
 	struct buf out = BUF_INIT;
 	const char *s = path, *end;
@@ -615,7 +616,7 @@ fill_path(const char *path, const struct route_params *ps, const char *item)
 			continue;
 		}
 		if (end == s + 2 && s[1] == '.' && item != NULL &&
-		    target_add_segment(&out, item) != NULL) {
+		    target_add_segment(&out, item, len) != NULL) {
 			buf_free(&out);
 			return NULL;
 		}
@@ -634,13 +635,16 @@ fill_path(const char *path, const struct route_params *ps, const char *item)
 char *
 route_call_path(const struct route_call *c, const struct route_params *ps)
 {
-	return fill_path(c->path, ps, NULL);
+	return fill_path(c->path, ps, NULL, 0);
 }
 
-/* The path of each's call for one item; NULL if it cannot be a segment. */
+/*
+ * The path of each's call for one item, of len bytes; NULL if it cannot
+ * be a segment.
+ */
 char *
 route_each_path(const struct route_each *e, const struct route_params *ps,
-    const char *item)
+    const char *item, size_t len)
 {
-	return fill_path(e->path, ps, item);
+	return fill_path(e->path, ps, item, len);
 }

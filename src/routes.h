@@ -69,6 +69,6 @@ void		 route_params_free(struct route_params *);
 char		*route_call_path(const struct route_call *,
 		    const struct route_params *);
 char		*route_each_path(const struct route_each *,
-		    const struct route_params *, const char *);
+		    const struct route_params *, const char *, size_t);
 
 #endif

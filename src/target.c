@@ -128,31 +128,36 @@ target_decode_segment(struct buf *out, const char *p, size_t n)
 }
 
 /*
- * Appends text as one path segment, percent-encoded but for RFC 3986's
- * unreserved characters, for a path built from text from elsewhere (an
- * identifier, a fan-out item). Returns why, appending nothing, if no
- * encoding keeps the text one segment wherever the path goes: "", "."
- * and ".." are steps, not names, and "%2E" decodes back to them
- * (section 6.2.2.2); a slash or backslash, encoded, is refused by
- * target_normalize or decoded into a separator by a file: upstream;
- * a control character is refused by target_normalize.
+ * Appends text, of len bytes, as one path segment, percent-encoded but
+ * for RFC 3986's unreserved characters, for a path built from text from
+ * elsewhere (an identifier, a fan-out item: a JSON string, which may
+ * hold a NUL). Returns why, appending nothing, if no encoding keeps the
+ * text one segment wherever the path goes: "", "." and ".." are steps,
+ * not names, and "%2E" decodes back to them (section 6.2.2.2); a slash
+ * or backslash, encoded, is refused by target_normalize or decoded into
+ * a separator by a file: upstream; a control character (NUL among
+ * them, which would end the path where C reads it) is refused by
+ * target_normalize.
  */
 const char *
-target_add_segment(struct buf *out, const char *text)
+target_add_segment(struct buf *out, const char *text, size_t len)
 {
 	static const char digits[] = "0123456789ABCDEF";
-	const unsigned char *s = (const unsigned char *)text;
+	const unsigned char *s = (const unsigned char *)text, *end = s + len;
 
-	if (*s == '\0')
+	if (len == 0)
 		return "an empty path segment";
-	if (strcmp(text, ".") == 0 || strcmp(text, "..") == 0)
+	if ((len == 1 && text[0] == '.') || (len == 2 && text[0] == '.' &&
+	    text[1] == '.'))
 		return "a dot segment";
-	if (strpbrk(text, "/\\") != NULL)
+	if (memchr(text, '/', len) != NULL)
 		return "a slash in a path segment";
-	for (; *s != '\0'; s++)
+	if (memchr(text, '\\', len) != NULL)
+		return "a backslash in a path segment";
+	for (; s < end; s++)
 		if (*s < 0x20 || *s == 0x7F)
 			return "a control character in a path segment";
-	for (s = (const unsigned char *)text; *s != '\0'; s++) {
+	for (s = (const unsigned char *)text; s < end; s++) {
 		if (unreserved(*s)) {
 			buf_addc(out, (char)*s);
 			continue;

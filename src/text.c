@@ -138,8 +138,15 @@ text_distance(const char *a, const char *b)
 char *
 text_printable(const char *in, int tsv)
 {
+	return text_printable_n(in, strlen(in), tsv);
+}
+
+/* text_printable of len bytes, which may hold a NUL (shown \x00). */
+char *
+text_printable_n(const char *in, size_t len, int tsv)
+{
 	const unsigned char *s = (const unsigned char *)in;
-	const unsigned char *end = s + strlen(in);
+	const unsigned char *end = s + len;
 	struct buf out = BUF_INIT;
 	size_t n;
 

@@ -14,5 +14,6 @@ size_t	 text_fit(const char *, size_t);
 char	*text_fold(const char *);
 size_t	 text_distance(const char *, const char *);
 char	*text_printable(const char *, int);
+char	*text_printable_n(const char *, size_t, int);
 
 #endif

@@ -89,6 +89,25 @@ setup() {
 	EOF
 }
 
+@test "on a terminal of 1 to 9 columns, no line is wider than it (the terminal's width or COLUMNS)" {
+	for cols in 1 2 3 5 7 9; do
+		script -qc "stty cols $cols; list-dishes --region Uppsala; list-dishes bikupan; list-dishes --search lax" /dev/null |
+		    tr -d '\r' >"screen$cols"
+		# and COLUMNS when the terminal cannot say (it says 0)
+		script -qc "stty cols 0; COLUMNS=$cols list-dishes --region Uppsala" /dev/null |
+		    tr -d '\r' >>"screen$cols"
+		python3 - "screen$cols" "$cols" <<-'EOF'
+		import sys
+		lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+		cols = int(sys.argv[2])
+		assert len(lines) > 20, lines
+		assert all(0 < len(l) <= cols for l in lines), (cols, [l for l in lines if len(l) > cols])
+		EOF
+	done
+	[ "$(head -1 screen1)" = "…" ]
+	[ "$(head -1 screen9)" = "…  …  RE…" ]
+}
+
 @test "--relay and RELAY_URL give the same answers as going direct" {
 	start_serve
 	for args in "" "--region Solna" "bikupan elma" "--search lax" "--json hubben"; do
@@ -210,6 +229,60 @@ setup() {
 	run --separate-stderr list-dishes --upstream "file://$PWD/text{path}.json" elma
 	[ "$status" -eq 65 ]
 	[ "$stderr" = 'list-dishes: /restaurant/elma: expected a JSON document' ]
+	# the list itself not JSON: 65 too, whatever was asked
+	mkdir notjson
+	echo 'not json' >notjson/restaurant.json
+	for args in '' elma '--search lax'; do
+		# shellcheck disable=SC2086
+		run --separate-stderr list-dishes --upstream "file://$PWD/notjson{path}.json" $args
+		[ "$status" -eq 65 ]
+		[ "$stderr" = 'list-dishes: /restaurant: expected a JSON document' ]
+	done
+}
+
+# relay_answers BODY [TYPE]: a fake relay whose every answer is BODY.
+relay_answers() {
+	RELAY=$(python3 - "$UP" "$1" "${2:-application/x-ndjson}" <<-'EOF'
+	import sys, urllib.parse
+	print(sys.argv[1] + "/?type=" + urllib.parse.quote(sys.argv[3]) +
+	      "&body=" + urllib.parse.quote(sys.argv[2]))
+	EOF
+	)
+}
+
+@test "a relay's batch answer that is not one is a data error (65) saying so; one past 64 MiB is cut, saying so" {
+	list='{"id":"0","status":200,"json":{"restaurants":[{"identifier":"elma","name":"E","region":"R"}]}}'
+	relay_answers garbage
+	run --separate-stderr list-dishes --relay "$RELAY" elma
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $RELAY answered the batch with something else than a batch answer (line 1 is not a JSON object)" ]
+	# a line that is not an item of this batch, an id that only begins
+	# as one; a bad line after good ones (the message is cut after 200
+	# columns: the fake relay's URL is long)
+	for body in '[1]' '{"id":"7","status":200}' '{"id":"0x","status":200}' \
+	    '{"id":"00","status":200}' "$list"$'\n'"garbage"; do
+		relay_answers "$body"
+		run --separate-stderr list-dishes --relay "$RELAY" elma
+		echo "$body: $status $stderr"
+		[ "$status" -eq 65 ]
+		[[ "$stderr" == "list-dishes: /restaurant"*": the relay at ${RELAY:0:60}"* ]]
+		[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	done
+	# the list came; elma's line did not
+	relay_answers "$list"
+	run --separate-stderr list-dishes --relay "$RELAY" elma
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == "list-dishes: /restaurant/elma: the relay at ${RELAY:0:60}"* ]]
+	[ "$(echo "$stderr" | wc -l)" -eq 1 ]
+	# too much: the relay was reached, and said so
+	start_upstream --root "$ROOT/$SNAPSHOT"
+	run --separate-stderr list-dishes --relay "$UP/?type=application/x-ndjson&size=70000000" elma
+	[ "$status" -eq 65 ]
+	[ "$stderr" = "list-dishes: /restaurant: the relay at $UP/?type=application/x-ndjson&size=70000000 answered the batch with more than 64 MiB" ]
+	# a relay that cannot be reached is said so, exit 69
+	run --separate-stderr list-dishes --relay "http://127.0.0.1:$(free_port)" elma
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "list-dishes: /restaurant: cannot reach the relay at http://127.0.0.1:"*": Couldn't connect to server" ]]
 }
 
 @test "usage errors exit 2" {
@@ -380,7 +453,7 @@ odd_refusals() {
 	list-dishes: restaurant '..': cannot be asked for: a dot segment
 	list-dishes: restaurant '.': cannot be asked for: a dot segment
 	list-dishes: restaurant 'a/b': cannot be asked for: a slash in a path segment
-	list-dishes: restaurant 'a\b': cannot be asked for: a slash in a path segment
+	list-dishes: restaurant 'a\b': cannot be asked for: a backslash in a path segment
 	EOF
 }
 
@@ -408,6 +481,65 @@ odd_refusals() {
 	[ "$(requests_for /restaurant/%252e%252e)" -eq 2 ]
 	[ "$(requests_for /restaurant/%24%28x%29)" -eq 2 ]
 	! curl -s "$UP/_log" | jq -r .path | grep -v '^/restaurant' || false
+}
+
+# A menu API whose text has NULs ("\u0000"), which C would read as its
+# end: an identifier "plain\u0000evil" beside "plain".
+nul_menu() {
+	mkdir -p nul/restaurant
+	python3 - <<-'EOF'
+	import json
+	json.dump({"restaurants": [
+	    {"identifier": "plain\u0000evil", "name": "Evil\u0000name", "region": "R\u0000x"},
+	    {"identifier": "plain", "name": "Plain", "region": "R"}]},
+	    open("nul/restaurant.json", "w"))
+	json.dump({"restaurant": {"title": "T\u0000itle", "location": "L\u0000oc",
+	    "menu": [{"dish": "\u0000nul lax"}, {"dish": "soup"}]}},
+	    open("nul/restaurant/plain.json", "w"))
+	EOF
+	start_upstream --root "$PWD/nul"
+	export RELAY_UPSTREAM=$UP
+}
+
+@test "a NUL in the upstream's text: kept whole, shown escaped, never a shorter identifier or path" {
+	nul_menu
+	refused="list-dishes: restaurant 'plain\x00evil': cannot be asked for: a control character in a path segment"
+	run --separate-stderr list-dishes
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'plain\\x00evil\tEvil\\x00name\tR\\x00x\nplain\tPlain\tR')" ]
+	run --separate-stderr list-dishes --json
+	[ "$output" = '[{"identifier":"plain\u0000evil","name":"Evil\u0000name","region":"R\u0000x"},{"identifier":"plain","name":"Plain","region":"R"}]' ]
+	# a region with a NUL is not --region's
+	run --separate-stderr list-dishes --region r
+	[ "$output" = "$(printf 'plain\tPlain\tR')" ]
+	run --separate-stderr list-dishes --region nope
+	[ "$stderr" = "list-dishes: no restaurant in region 'nope'; the regions are R\x00x, R" ]
+	# a search: plain's menu under plain alone, the other refused
+	run --separate-stderr list-dishes --search 'nul lax'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$refused" ]
+	[ "$output" = "$(printf 'plain\tPlain\t\\x00nul lax')" ]
+	run --separate-stderr list-dishes --json --search soup
+	[ "$output" = '[{"identifier":"plain","name":"Plain","dish":"soup"}]' ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | sort -u)" = "$(printf '/restaurant\n/restaurant/plain')" ]
+	# a menu: every text whole
+	run --separate-stderr list-dishes plain
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'plain\tT\\x00itle\tL\\x00oc\t\\x00nul lax\nplain\tT\\x00itle\tL\\x00oc\tsoup')" ]
+	run --separate-stderr list-dishes --json plain
+	[ "$output" = '[{"identifier":"plain","title":"T\u0000itle","location":"L\u0000oc","dishes":["\u0000nul lax","soup"]}]' ]
+	script -qc 'stty cols 80; list-dishes plain' /dev/null | tr -d '\r' >screen
+	[ "$(cat screen)" = "$(printf 'T\\x00itle — L\\x00oc\n  \\x00nul lax\n  soup')" ]
+	# named, it is not plain, and the suggestion shows it whole
+	run --separate-stderr list-dishes plainx
+	[ "$stderr" = "list-dishes: no restaurant 'plainx'; did you mean plain\x00evil, plain?" ]
+	# the same through a relay's batch
+	start_serve
+	run --separate-stderr list-dishes --relay "$SERVE" --search 'nul lax'
+	[ "$stderr" = "$refused" ]
+	[ "$output" = "$(printf 'plain\tPlain\t\\x00nul lax')" ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | sort -u)" = "$(printf '%s\n' /restaurant \
+	    /restaurant-menus /restaurant/plain /restaurant/plainx)" ]
 }
 
 @test "identifiers through a relay's batch: the same encoded segments, nothing refused asked for" {
@@ -576,6 +708,19 @@ reads_back() {
 	done
 }
 
+# Each candidate, written after the quote $1 the word opened (with the
+# text $2 before it) and closed by readline, read back as the command
+# line would: the text it stands for, the list's in order.
+reads_back_in() {
+	local quote=$1 before=$2 i words close=${1: -1}
+	shift 2
+	[ "${#COMPREPLY[@]}" -eq $# ] || return 1
+	for ((i = 0; i < $#; i++)); do
+		eval "words=($before$quote${COMPREPLY[i]}$close)"
+		[ "${#words[@]}" -eq 1 ] && [ "${words[0]}" = "${@:i+1:1}" ] || return 1
+	done
+}
+
 # The candidates of the hostile list as they must be, and the texts.
 shell_checks() {
 	local ids=('$(touch pwned1)' '`touch pwned2`' '$((1))x' '*' 'a b' "it's"
@@ -601,6 +746,27 @@ shell_checks() {
 	[ "${COMPREPLY[1]}" = '\`touch pwned2\`' ]
 	[ "${COMPREPLY[6]}" = '\"q\"' ]
 	[ "${COMPREPLY[7]}" = 'back\\slash' ]
+	# in $'...': its rules, a control character escaped; the text typed
+	# in it decoded as bash decodes it
+	completes list-dishes "\$'"
+	reads_back_in "\$'" '' "${ids[@]}"
+	[ "${COMPREPLY[5]}" = "it\\'s" ]
+	[ "${COMPREPLY[7]}" = 'a\x0Ab' ]
+	[ "${COMPREPLY[8]}" = 'back\\slash' ]
+	completes list-dishes "\$'\$(t"
+	[ "${COMPREPLY[*]}" = '$(touch pwned1)' ]
+	completes list-dishes "\$'it\\'"
+	reads_back_in "\$'" '' "it's"
+	completes list-dishes "\$'a\\n"
+	reads_back_in "\$'" '' $'a\nb'
+	completes list-dishes "\$'\\x61\\x20"
+	[ "${COMPREPLY[*]}" = 'a b' ]
+	completes list-dishes "a\$' "
+	reads_back_in "\$'" a 'a b'
+	# in $"...": as in "..."
+	completes list-dishes '$"$(t'
+	[ "${COMPREPLY[*]}" = '\$(touch pwned1)' ]
+	reads_back_in '$"' '' '$(touch pwned1)'
 	completes list-dishes --region ''
 	[ "${COMPREPLY[*]}" = '\$\(touch\ pwned3\)\ x Nya\ Karolinska Sol\`touch\ pwned4\`' ]
 	reads_back '$(touch pwned3) x' 'Nya Karolinska' 'Sol`touch pwned4`'
@@ -627,6 +793,31 @@ shell_checks() {
 	[ "${COMPREPLY[*]}" = 'a\ b $'"'a\\nb'" ]
 	# nothing ran, ever: neither completing nor reading a candidate back
 	[ -z "$(find . -name 'pwned*')" ]
+}
+
+@test "bash completion of C1 controls and NULs, whatever the locale: exact words, or none" {
+	mkdir -p c1
+	printf '%s' '{"restaurants": [{"identifier": "c1\u009b31mX\u0085", "name": "N", "region": "R"},
+	    {"identifier": "lit\\u0085", "name": "N", "region": "R"},
+	    {"identifier": "nul\u0000x", "name": "N", "region": "R"}]}' >c1/restaurant.json
+	start_upstream --root "$PWD/c1"
+	export RELAY_UPSTREAM=$UP
+	list-dishes >/dev/null
+	# shellcheck source=/dev/null
+	source "$ROOT/share/bash-completion/completions/list-dishes"
+	for locale in C C.UTF-8; do
+		export LC_ALL=$locale
+		completes list-dishes ''
+		reads_back $'c1\xc2\x9b31mX\xc2\x85' 'lit\u0085'	# no word holds a NUL
+		[[ "${COMPREPLY[0]}" == \$\'* ]]
+		completes list-dishes "\$'"
+		reads_back_in "\$'" '' $'c1\xc2\x9b31mX\xc2\x85' 'lit\u0085'
+		[ "${COMPREPLY[0]}" = 'c1\xC2\x9B31mX\xC2\x85' ]
+		completes list-dishes "'"
+		[ "${COMPREPLY[*]}" = 'lit\u0085' ]
+		completes list-dishes '"'
+		[ "${COMPREPLY[*]}" = 'lit\\u0085' ]
+	done
 }
 
 @test "a hostile relay's batch answer: its errors are escaped, its ages kept in range" {

@@ -71,6 +71,89 @@ record() {	# record URL STATUS JSON
 	[[ "$stderr" == *".a | ]"* ]]
 }
 
+@test "a program that would load a module is refused as a compile error, never an abort" {
+	# libjq 1.6 would look in the working directory, or where an
+	# import's metadata says: a module there must not be loaded
+	mkdir lib
+	echo 'def f: "loaded";' >lib/m.jq
+	echo 'def f: "loaded";' >m.jq
+	echo '"loaded"' >m.json
+	for program in 'include "m"; f' 'import "m" as m; m::f' \
+	    'import "m" as $m; $m' 'import "m" as m {search: "lib"}; m::f' \
+	    'module {}; 1' $' # a comment\ninclude "x"; 1'; do
+		run --separate-stderr relay-merge "$program" </dev/null
+		[ "$status" -eq 65 ] || { echo "$program: $status"; false; }
+		[ -z "$output" ]
+		[[ "${stderr_lines[0]}" =~ ^'relay-merge: jq: error: '(include|import|module)' is not supported: relay loads no jq modules at <top-level>, line '[12]:$ ]]
+		[ "${stderr_lines[2]}" = "relay-merge: jq: 1 compile error" ]
+	done
+	[ "${stderr_lines[1]}" = 'relay-merge: include "x"; 1' ]
+	# names that only begin like a directive are names
+	run relay-merge -c '{include: 1, import: .include_x, module: 2} | [.import, .include]' </dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = '[null,1]' ]
+	run --separate-stderr relay-merge 'include::f' </dev/null
+	[ "$status" -eq 65 ]
+	[[ "$stderr" == *"include::f/0 is not defined"* ]]
+	# and nothing searches a path at run time
+	run --separate-stderr relay-merge '"m" | modulemeta' </dev/null
+	[ "$status" -eq 5 ]
+	[ "$stderr" = "relay-merge: error at no input: module not found: m" ]
+	run relay-merge -c '[get_search_list]' </dev/null
+	[ "$output" = '[[]]' ]
+}
+
+@test "halt_error exits with its code and writes its message as jq does, escaped for a terminal" {
+	for program in '"msg\n" | halt_error(3)' 'halt_error(7)' \
+	    '{a: "\u009b"} | halt_error(300)' '"x\u001b[31m\ny\u0000z" | halt_error(-1)' \
+	    '1, ("bye" | halt_error(1.7)), 2' '"quiet" | halt_error(0)'; do
+		relay-merge -c "$program" </dev/null >"out" 2>"err" && rc=0 || rc=$?
+		jq -nc "$program" >"jq-out" 2>/dev/null && jq_rc=0 || jq_rc=$?
+		[ "$rc" -eq "$jq_rc" ] || { echo "$program: $rc, jq $jq_rc"; false; }
+		cmp out jq-out
+		printf '%s|%s|' "$rc" "$(cat -A err)" >>all
+	done
+	[ "$(cat all)" = '3|msg$|7||44|{"a":"\u009B"}$|255|x\x1B[31m$
+y\x00z|1|bye|0|quiet|' ]
+	# a plain halt ends the program as done; incomplete inputs still say 1
+	run -0 relay-merge -c '1, halt, 2' </dev/null
+	[ "$output" = 1 ]
+	echo '{"url":"https://api.example/x","status":500,"source":"miss","headers":{}}' >bad
+	run --separate-stderr relay-merge --on-error partial --input a=bad '"x" | halt_error(0)'
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "$(printf 'relay-merge: incomplete: a (bad: https://api.example/x): HTTP status 500\nx')" ]
+}
+
+@test "stderr and debug write to standard error as in jq, C1 escaped" {
+	run --separate-stderr relay-merge -c '1, ("a\u009bb" | stderr | empty), ({x: 2} | debug), 3' </dev/null
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '1\n{"x":2}\n3')" ]
+	[ "$stderr" = '"a\u009Bb"["DEBUG:",{"x":2}]' ]
+}
+
+@test "standard output that cannot be written stops the program, exit 74; every status is in relay-merge(1)" {
+	run --separate-stderr bash -c 'relay-merge "range(1e9)" </dev/null >/dev/full'
+	[ "$status" -eq 74 ]
+	[ "$stderr" = "relay-merge: write error on standard output: No space left on device" ]
+	# the statuses relay-merge exits with, each listed in EXIT STATUS
+	echo '{"url":"u","status":500}' >failed
+	echo '{' >broken
+	statuses=()
+	for args in '.' '--input a=failed .' '--bogus .' 'error("x")' '.' 'nope(' \
+	    '. missing' 'halt_error(9)'; do
+		# shellcheck disable=SC2086
+		relay-merge $args </dev/null >/dev/null 2>&1 && statuses+=(0) || statuses+=($?)
+	done
+	relay-merge . broken >/dev/null 2>&1 || statuses+=($?)
+	relay-merge . </dev/null >/dev/full 2>&1 || statuses+=($?)
+	[ "${statuses[*]}" = "0 1 2 5 0 65 66 9 65 74" ]
+	listed=$(MANWIDTH=80 man "$ROOT/man/relay-merge.1" 2>/dev/null |
+	    sed -n '/^EXIT STATUS/,/^[A-Z]/p' | awk '$1 ~ /^[0-9]+$/ { print $1 }' | tr '\n' ' ')
+	for s in "${statuses[@]}"; do
+		[ "$s" = 9 ] || [[ " $listed" == *" $s "* ]] || { echo "$s not in: $listed"; false; }
+	done
+}
+
 @test "a runtime error names the input it was working on" {
 	record https://api.example/r 200 '"text"' >r
 	run --separate-stderr relay-merge '[inputs | .json.title]' r
@@ -203,6 +286,17 @@ merged_every_way() {
 # A program's run is bounded in time and memory: a loop, a recursion
 # without end, a memory bomb each end with the documented message and
 # status (timeout's 30 s are the test's own bound, never reached).
+@test "the program's outputs come to relay-merge in batches, not a write each" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# the child's pipe is its descriptor 3: two writes a value before
+	strace -f -e trace=write -o trace relay-merge -c 'range(10000)' </dev/null >out
+	[ "$(wc -l <out)" -eq 10000 ] && [ "$(tail -1 out)" = 9999 ]
+	# (a batch goes at the latest 10 ms after its first value: more
+	# writes where the child is slow, as under valgrind)
+	writes=$(grep -c '^[0-9]* *write(3,' trace)
+	[ "$writes" -le 1000 ] || { echo "$writes writes"; false; }
+}
+
 @test "a program that runs too long or needs too much memory is stopped, saying which bound" {
 	# a build with AddressSanitizer: its malloc may fail, as libc's does
 	export ASAN_OPTIONS=allocator_may_return_null=1
@@ -235,6 +329,12 @@ merged_every_way() {
 	    'relay-merge --program-timeout 1 -c "repeat(1)" /dev/null >out; echo $?'
 	[ "$output" = 65 ]
 	[ "$(head -c 4 out)" = "$(printf '1\n1\n')" ]
+	# a value, or stderr text, given before a long computation comes at once
+	run --separate-stderr timeout 30 relay-merge --program-timeout 1 -c \
+	    '1, ("x" | stderr | empty), last(range(1e18))' /dev/null
+	[ "$status" -eq 65 ]
+	[ "$output" = 1 ]
+	[ "$stderr" = "$(printf '"x"relay-merge: the program took longer than 1s (--program-timeout)')" ]
 	# the defaults let a normal program be
 	run -0 relay-merge -c '[range(100000)] | length' /dev/null
 	[ "$output" = 100000 ]

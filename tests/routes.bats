@@ -162,6 +162,17 @@ EOF
 	eventually grep -q 'number of 2^53 or more' serve.log
 }
 
+@test "each: an item is taken whole, never cut: at a NUL (refused) nor at 256 bytes" {
+	start_upstream
+	long=$(printf 'L%.0s' $(seq 300))
+	items_route "[\"a\\u0000b\", \"$long\"]" partial
+	start_serve --routes items.routes
+	run curl -s "$SERVE/fan"
+	[ "$(echo "$output" | jq -c '[.[0], (.[1] | length)]')" = '[null,300]' ]
+	[ "$(curl -s "$UP/_log" | jq -r .path | grep -c '^/item')" -eq 1 ]
+	[ "$(requests_for "/item?cc=max-age=60&body=%22$long%22")" -eq 1 ]
+}
+
 @test "cache: a complete merged answer is kept; an incomplete one is not" {
 	events_routes partial
 	sed -i 's/^\tttl 252$/\tttl 252\n\tcache 1m/' events.routes
@@ -197,6 +208,16 @@ EOF
 	printf 'route /x\n\tcall a /a\n\tjq {\n\t  b: $a,\n\t  c: $nope\n\t}\nend\n' >bad.routes
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
 	[ "$stderr" = "relay-serve: bad.routes:5: jq: \$nope is not defined" ]
+	# no module is loaded, by the program or by each's items
+	echo 'def f: 1;' >m.jq
+	printf 'route /x\n\tcall a /a\n\tjq include "m";\n\t  f\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:3: jq: include is not supported: relay loads no jq modules" ]
+	printf 'route /x\n\tcall a /a\n\teach b /b/{.} from a import "m" as m; m::f\n\tjq $b\nend\n' >bad.routes
+	run --separate-stderr relay-serve --upstream "$EVENTS" --routes bad.routes </dev/null
+	[ "$status" -eq 78 ]
+	[ "$stderr" = "relay-serve: bad.routes:3: jq: import is not supported: relay loads no jq modules" ]
 	unset EVENTS_TOKEN
 	run --separate-stderr relay-serve --upstream "$EVENTS" --routes "$ROOT/$EXAMPLES/routes/events.routes" </dev/null
 	[ "$status" -eq 78 ]
@@ -392,6 +413,38 @@ failed() {
 	[ "$status" -eq 2 ]
 	run relay-serve --upstream "$UP" --program-max-memory 10 </dev/null
 	[ "$status" -eq 2 ]
+}
+
+@test "a route's program or items that stop with halt_error answer 500 saying so; a plain halt ends it; debug and inputs work" {
+	start_upstream
+	cat >halt.routes <<'ROUTES'
+route /halt/{how}
+	call a /a
+	jq if $how == "error" then "secret \($how)" | halt_error(3)
+	   elif $how == "after" then 1, halt_error(300)
+	   elif $how == "stderr" then ("secret" | stderr | debug | empty), "ok"
+	   elif $how == "inputs" then [inputs]
+	   else "done", halt, "never" end
+end
+
+route /fan
+	call list /list?body=%5B1%5D
+	each items /item/{.} from list .[], halt_error(4)
+	jq $items
+end
+ROUTES
+	start_serve --routes halt.routes
+	failed /halt/error "route program stopped with halt_error, exit status 3"
+	failed /halt/after "route program stopped with halt_error, exit status 44"
+	failed /fan "route items stopped with halt_error, exit status 4"
+	[ "$(curl -s "$SERVE/halt/plain")" = '"done"' ]
+	# debug and inputs have nothing to call (libjq leaves them unset)
+	[ "$(curl -s "$SERVE/halt/stderr")" = '"ok"' ]
+	[ "$(curl -s "$SERVE/halt/inputs")" = '[]' ]
+	logged 6
+	grep -q '"target":"/halt/error".*"error":"route /halt/{how}: program stopped with halt_error, exit status 3"' serve.log
+	# the message, as what the program writes to stderr, is neither sent nor logged
+	! grep -q secret serve.log || false
 }
 
 # exited PID: the process has ended (a zombie counts: not reaped yet).

@@ -315,16 +315,22 @@ encodes_segments(void)
 
 	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
 		buf_reset(&out);
-		why = target_add_segment(&out, rows[i][0]);
+		why = target_add_segment(&out, rows[i][0], strlen(rows[i][0]));
 		CHECK_AT(i, why == NULL);
 		CHECK_AT(i, strcmp(buf_cstr(&out), rows[i][1]) == 0);
 	}
 	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
 		buf_reset(&out);
-		why = target_add_segment(&out, refused[i]);
+		why = target_add_segment(&out, refused[i], strlen(refused[i]));
 		CHECK_AT(i, why != NULL);
 		CHECK_AT(i, out.len == 0);
 	}
+	/* a NUL would end the text where C reads it: "plain" */
+	why = target_add_segment(&out, "plain\0evil", 10);
+	CHECK(why != NULL && strcmp(why, "a control character in a path "
+	    "segment") == 0 && out.len == 0);
+	CHECK(strcmp(target_add_segment(&out, "a\\b", 3), "a backslash in a "
+	    "path segment") == 0);
 	buf_free(&out);
 }
 

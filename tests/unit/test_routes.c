@@ -143,12 +143,13 @@ each_paths(void)
 	CHECK(list->each->from == 0 && list->max_items == 100);
 	CHECK(strcmp(list->each->items, ".[].id") == 0);
 	CHECK(routes_match(list, "/menus/Uppsala", &ps) == list);
-	path = route_each_path(list->each, &ps, "caf\xc3\xa9 ?#% 1~2");
+	path = route_each_path(list->each, &ps, "caf\xc3\xa9 ?#% 1~2", 13);
 	CHECK(strcmp(path, "/r/Uppsala/caf%C3%A9%20%3F%23%25%201~2?x=1") == 0);
 	free(path);
 	/* items that no encoding keeps one segment (target_add_segment) */
-	CHECK(route_each_path(list->each, &ps, "..") == NULL);
-	CHECK(route_each_path(list->each, &ps, "a/../b") == NULL);
+	CHECK(route_each_path(list->each, &ps, "..", 2) == NULL);
+	CHECK(route_each_path(list->each, &ps, "a/../b", 6) == NULL);
+	CHECK(route_each_path(list->each, &ps, "a\0/b", 4) == NULL);
 	route_params_free(&ps);
 	routes_free(list);
 }

@@ -90,8 +90,22 @@ printable(void)
 	CHECK(printable_is("\x7f", 1, "\\x7F"));
 }
 
+/* A NUL inside the text is shown, and the text goes on after it. */
+static void
+printable_nul(void)
+{
+	char *got = text_printable_n("plain\0evil\xc2\x9b", 12, 0);
+
+	CHECK(strcmp(got, "plain\\x00evil\\u009B") == 0);
+	free(got);
+	got = text_printable_n("\0", 1, 1);
+	CHECK(strcmp(got, "\\x00") == 0);
+	free(got);
+}
+
 static const struct unit_test tests[] = {
 	TEST(printable),
+	TEST(printable_nul),
 	TEST(widths),
 	TEST(fitting),
 	TEST(folding),
