@@ -734,3 +734,32 @@ stands_in() {
 	run relay-fetch --offline --cache "$PWD/absent.db" "$UP/a"
 	[ ! -e absent.db ]
 }
+
+@test "a body with a lone surrogate escape is not JSON: its record carries it as text, fetched or cached, which jq, relay-merge and load take; load refuses a record whose json holds one" {
+	bodies=('{"restaurants":[{"name":"n\ud800"}]}' '["\udc00"]'
+	    '{"\udbff":1}' '["\ud800\u0041"]' '["\ud83d\ude00","\ud83d"]')
+	for i in "${!bodies[@]}"; do
+		printf '%s\n' "$UP/s$i?cc=max-age=600&body=$(jq -rn --arg b "${bodies[$i]}" '$b | @uri')"
+	done >urls
+	for mode in "" --offline; do
+		run --separate-stderr relay-fetch $mode --records <urls
+		[ "$status" -eq 0 ] || { echo "$mode: $status $stderr"; false; }
+		[ "$(jq -r .text <<<"$output")" = "$(printf '%s\n' "${bodies[@]}")" ]
+		jq -se 'all(has("json") | not)' <<<"$output"
+		[ "$(relay-merge -c '[inputs | .text]' <<<"$output")" = "$(printf '%s\n' "${bodies[@]}" | jq -Rsc 'split("\n")[:-1]')" ]
+		relay-cache -c "loaded$mode.db" load <<<"$output"
+		[ "$(relay-cache -c "loaded$mode.db" get "$UP/s0?cc=max-age=600&body=$(jq -rn --arg b "${bodies[0]}" '$b | @uri')")" = "${bodies[0]}" ]
+	done
+	# a record's json member is held to the same rule, on any path
+	run --separate-stderr relay-cache load <<-'EOF2'
+	{"url":"http://x/a","json":{"restaurants":[{"name":"n\ud800"}]}}
+	{"url":"http://x/b","json":{"\udc00":1}}
+	{"url":"http://x/c","json":["\ud83d\ude00"]}
+	{"url":"http://x/d","text":"\ud800"}
+	EOF2
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = 'relay-cache: line 1: body: lone high surrogate \uD800' ]
+	[ "${stderr_lines[1]}" = 'relay-cache: line 2: body: lone low surrogate \uDC00' ]
+	[ "${stderr_lines[2]}" = 'relay-cache: line 4: body: lone high surrogate \uD800' ]
+	[ "$(relay-cache ls --match "http://x/*" | cut -f5)" = http://x/c ]
+}
