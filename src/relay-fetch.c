@@ -356,6 +356,14 @@ lookup(struct job *j)
 	return found;
 }
 
+/* The job's stored response answered it: counted, unless --offline. */
+static void
+count_hit(const struct job *j)
+{
+	if (writer != NULL)
+		writeback_hit(writeback, j->cached.id, time(NULL));
+}
+
 /* Answers from the cache if the entry may be used; returns 1 if so. */
 static int
 answer_from_cache(struct job *j)
@@ -374,7 +382,7 @@ answer_from_cache(struct job *j)
 		j->source = age < j->cached.lifetime ? "hit" : "stale";
 		j->status = j->cached.status;
 		j->state = JOB_DONE;
-		writeback_hit(writeback, j->cached.id, time(NULL));
+		count_hit(j);
 		return 1;
 	}
 	return 0;
@@ -926,7 +934,7 @@ refresh_cached(struct job *j)
 	cache_revalidate(&j->cached, &r, &opts.rules);
 	share_refreshed(j);
 	hold_until(j, writeback_refresh(writeback, &j->cached));
-	writeback_hit(writeback, j->cached.id, time(NULL));
+	count_hit(j);
 	j->status = j->cached.status;
 	j->source = "revalidated";
 }
@@ -950,7 +958,7 @@ serve_stale(struct job *j, const char *why)
 	clear_progress();
 	prog_warnx("%s: %s; serving the cached response, %lld s old",
 	    j->url, why, age);
-	writeback_hit(writeback, c->id, time(NULL));
+	count_hit(j);
 	j->source = "stale";
 	j->status = c->status;
 	return 1;
@@ -1736,10 +1744,11 @@ main(int argc, char *argv[])
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
-	 * --offline only reads: a missing file is an empty cache, and it
-	 * is not created. With no entry there is nothing to write.
+	 * --offline only reads, as relay-cache's reading commands do: a
+	 * missing or empty file is an empty cache, and nothing is written
+	 * to it, not a schema, not the hits it answers.
 	 */
-	if (!offline || access(loc.path, F_OK) == 0) {
+	if (!offline) {
 		if (loc.is_default)
 			config_make_parent(loc.path);
 		writer = prog_open_cache(loc.path, STORE_WRITE);

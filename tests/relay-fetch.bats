@@ -763,3 +763,23 @@ stands_in() {
 	[ "${stderr_lines[2]}" = 'relay-cache: line 4: body: lone high surrogate \uD800' ]
 	[ "$(relay-cache ls --match "http://x/*" | cut -f5)" = http://x/c ]
 }
+
+@test "--offline never writes the cache file: an empty one stays empty, a full one keeps every byte of its entries, hits included; list-dishes --offline neither" {
+	relay-fetch "$UP/a?cc=max-age=600" "$UP/b?cc=max-age=0" >/dev/null
+	sqlite3 "$RELAY_CACHE" .dump >before
+	for mode in "" --records -i "-o out%n"; do
+		run --separate-stderr relay-fetch --offline $mode "$UP/a?cc=max-age=600" "$UP/b?cc=max-age=0"
+		[ "$status" -eq 0 ] || { echo "$mode: $status $stderr"; false; }
+	done
+	sqlite3 "$RELAY_CACHE" .dump >after
+	cmp before after
+	: >empty.db
+	run --separate-stderr relay-fetch --offline --cache "$PWD/empty.db" "$UP/a"
+	[ "$status" -eq 69 ]
+	RELAY_CACHE=$PWD/empty.db run list-dishes --offline
+	[ "$status" -ne 0 ]
+	RELAY_CACHE=$PWD/empty.db run list-dishes --offline --search x
+	[ "$status" -ne 0 ]
+	[ ! -s empty.db ]
+	[ "$(echo empty.db*)" = empty.db ]
+}
