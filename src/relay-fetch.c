@@ -108,6 +108,7 @@ struct job {
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	int			 lookups;	/* its entry changed: looked up again */
+	int			 damaged;	/* its entry is: said once */
 	char			*error;
 };
 
@@ -125,6 +126,7 @@ static struct job *queue, **queue_tail = &queue;
 static int queued, running;
 static long long started;		/* jobs created so far */
 static int succeeded, failed;
+static int failed_damaged;		/* of failed: on a damaged entry */
 static long long bytes_in;		/* received, for the progress line */
 
 static const char help_text[] =
@@ -344,16 +346,44 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* Finds the stored response for the job's URL; returns 1 if found. */
+/*
+ * A damaged entry (relay-cache(5)): one relay never wrote, or whose
+ * body is not whole. It is never used: the URL is asked for as if it
+ * were not stored, and its answer replaces the entry; with --offline
+ * the URL fails, saying why.
+ */
+static void
+damaged_entry(struct job *j)
+{
+	store_entry_free(&j->cached);
+	if (offline) {
+		j->damaged = 1;
+		job_fail(j, "%s", store_error(reader));
+	} else if (!j->damaged) {
+		j->damaged = 1;
+		clear_progress();
+		prog_warnx("%s; asking the upstream instead",
+		    store_error(reader));
+	}
+}
+
+/*
+ * Finds the stored response for the job's URL, its body whole; returns
+ * 1 if found. A damaged one is not (damaged_entry).
+ */
 static int
 lookup(struct job *j)
 {
 	int found = cache_lookup(reader, j->url, NULL,
 	    buf_cstr(&request_headers), &j->cached);
 
-	if (found < 0)
+	if (found > 0 && (found = store_body_check(reader, &j->cached)) == 0)
+		return 1;
+	if (found == STORE_DAMAGED)
+		damaged_entry(j);
+	else if (found < 0)
 		prog_errx(store_status(reader), "%s", store_error(reader));
-	return found;
+	return 0;
 }
 
 /* The job's stored response answered it: counted, unless --offline. */
@@ -478,8 +508,8 @@ start(struct job *j)
 {
 	if (j->cached.url != NULL)
 		store_entry_free(&j->cached);	/* looked up before parking */
-	if (answer_from_cache(j))
-		return;
+	if (answer_from_cache(j) || j->state == JOB_DONE)
+		return;		/* answered, or failed on a damaged entry */
 	if (offline) {
 		job_fail(j, "'%s' is not in the cache", j->url);
 		return;
@@ -1234,7 +1264,9 @@ output(struct job *j, struct writer *w)
 	if (ok && output_template != NULL && !records && write_file(j) < 0)
 		ok = 0;
 	clear_progress();
-	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
+	if (j->error != NULL && offline && j->damaged)
+		prog_warnx("%s", j->error);	/* the store's: it names it */
+	else if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
 		prog_warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
 		prog_warnx("%s: HTTP %d %s", j->url, j->status,
@@ -1250,6 +1282,8 @@ output(struct job *j, struct writer *w)
 		succeeded++;
 	else
 		failed++;
+	if (!ok && offline && j->damaged)
+		failed_damaged++;	/* online, the upstream was asked */
 	if (ferror(stdout))
 		prog_errx(EX_IOERR, "write error on standard output");
 }
@@ -1277,27 +1311,33 @@ reads_cached(const struct job *j)
 	    !j->direct && j->part == NULL;
 }
 
-/* Whether the entry the job looked up is still the URL's, body and all. */
+/*
+ * Whether the entry the job looked up is still the URL's, body and
+ * all, and still whole (store_body_check): nothing of a damaged entry
+ * is written, not its first byte.
+ */
 static int
 still_stored(const struct job *j)
 {
 	struct store_entry now;
 	int found = store_get(reader, "GET", j->url, j->cached.variant, &now),
-	    same;
+	    check = 1;	/* not made: the entry was replaced or removed */
 
-	if (found < 0)
+	if (found == -1)
 		prog_errx(store_status(reader), "%s", store_error(reader));
-	same = found && now.body == j->cached.body;
-	if (found)
+	if (found > 0 && now.body == j->cached.body &&
+	    (check = store_body_check(reader, &now)) == -1)
+		prog_errx(store_status(reader), "%s", store_error(reader));
+	if (found > 0)
 		store_entry_free(&now);
-	return same;
+	return check == 0;
 }
 
 /*
  * The job's entry was replaced or removed before its output: by this
  * run's own writes (--max-size evicts), or another process's (relay-cache
- * rm, put, purge). The URL starts over, from the lookup, on its own;
- * after LOOKUPS_MAX such starts it fails.
+ * rm, put, purge); or it was damaged. The URL starts over, from the
+ * lookup, on its own; after LOOKUPS_MAX such starts it fails.
  */
 static void
 look_again(struct job *j)
@@ -1774,6 +1814,9 @@ main(int argc, char *argv[])
 	buf_free(&request_headers);
 	if (failed == 0)
 		return prog_finish_stdout(0);
-	return prog_finish_stdout(succeeded > 0 ? EXIT_PARTIAL :
+	if (succeeded > 0)
+		return prog_finish_stdout(EXIT_PARTIAL);
+	/* 65 says what a retry cannot mend: each URL's entry is damaged */
+	return prog_finish_stdout(failed == failed_damaged ? EX_DATAERR :
 	    EXIT_ALL_FAILED);
 }

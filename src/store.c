@@ -1262,8 +1262,9 @@ store_entry_copy(struct store_entry *dst, const struct store_entry *src)
 
 /*
  * Looks up an entry; variant NULL means the most recent of any
- * variant. Returns 1 if found, 0 if not, -1 on error or if the entry
- * is damaged (store_entry_invalid): store_error says which.
+ * variant. Returns 1 if found, 0 if not, STORE_DAMAGED if the entry
+ * is damaged (store_entry_invalid), -1 on another error: store_error
+ * says which.
  */
 int
 store_get(struct store *s, const char *method, const char *url,
@@ -1279,7 +1280,7 @@ store_get(struct store *s, const char *method, const char *url,
 	if (variant != NULL)
 		sqlite3_bind_text(st, 3, variant, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		found = read_row(s, st, e) == 0 ? 1 : -1;
+		found = read_row(s, st, e) == 0 ? 1 : STORE_DAMAGED;
 	else
 		found = rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
 	sqlite3_reset(st);

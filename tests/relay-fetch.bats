@@ -783,3 +783,152 @@ stands_in() {
 	[ ! -s empty.db ]
 	[ "$(echo empty.db*)" = empty.db ]
 }
+
+# damage_entry URL SQL: the entry of URL changed by SQL as another
+# program could; in SQL, KEY stands for URL as an SQL string, BODY for
+# the id of the entry's body.
+damage_entry() {
+	local key="'${1//\'/\'\'}'" sql=$2
+	sql=${sql//BODY/(SELECT body FROM entries WHERE url = KEY)}
+	sqlite3 "$RELAY_CACHE" "${sql//KEY/$key}"
+}
+
+@test "a damaged entry is a miss: relay-fetch says so, escaped, asks the upstream, replaces the entry and writes every URL, in every output mode" {
+	b="$UP/b"$'\xc2\x9b'"31m?cc=max-age=600"
+	shown="$UP/b\\u009B31m?cc=max-age=600"
+	for u in "$UP/a?cc=max-age=600" "$b" "$UP/c?cc=max-age=600"; do
+		printf '%s\n' "$u"
+	done >urls
+	relay-fetch <urls >/dev/null
+	n=1
+	while IFS='|' read -r sql why; do
+		for mode in "" -i --records --unordered "-o out%n"; do
+			damage_entry "$b" "$sql"
+			rm -f out*
+			run --separate-stderr relay-fetch $mode <urls
+			[ "$status" -eq 0 ] || { echo "$sql $mode: $status $stderr"; false; }
+			[ "$stderr" = "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$shown' is damaged: $why; asking the upstream instead" ] ||
+			    { echo "$sql $mode: $stderr"; false; }
+			n=$((n + 1))
+			[ "$(requests_for "/b%c2%9b31m?cc=max-age=600")" -eq "$n" ]
+			case $mode in
+			--records)
+				[ "$(jq -r '"\(.source) \(.text)"' <<<"$output" | tr '\n' ,)" = "hit /a?cc=max-age=600,miss /b%c2%9b31m?cc=max-age=600,hit /c?cc=max-age=600," ] ;;
+			-o*)
+				[ "$(cat out1 out2 out3)" = "/a?cc=max-age=600/b%c2%9b31m?cc=max-age=600/c?cc=max-age=600" ]
+				[ -z "$(find . -name '*.part')" ] ;;
+			"")
+				[ "$output" = "/a?cc=max-age=600/b%c2%9b31m?cc=max-age=600/c?cc=max-age=600" ] ;;
+			*)	# -i: with heads; --unordered: in any order
+				for p in a b%c2%9b31m c; do
+					[[ "$output" == *"/$p?cc=max-age=600"* ]]
+				done ;;
+			esac
+			# replaced: whole, and a hit again
+			[ "$(relay-cache get "$b")" = "/b%c2%9b31m?cc=max-age=600" ]
+			[ "$(relay-fetch --records "$b" | jq -r .source)" = hit ]
+		done
+	done <<-'EOF2'
+	UPDATE entries SET status = 0 WHERE url = KEY|status 0 is not a final status (200 to 599)
+	UPDATE entries SET status = 100 WHERE url = KEY|status 100 is not a final status (200 to 599)
+	UPDATE entries SET status = 600 WHERE url = KEY|status 600 is not a final status (200 to 599)
+	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
+	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
+	UPDATE chunks SET data = 12345 WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
+	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
+	UPDATE bodies SET state = 2 WHERE id = BODY|its body is missing
+	DELETE FROM bodies WHERE id = BODY|its body is missing
+	EOF2
+}
+
+@test "--offline: a damaged entry fails its URL alone, saying why, nothing of its body written in any output mode, no file; alone, 65" {
+	b="$UP/b"$'\xc2\x9b'"31m?cc=max-age=600"
+	shown="$UP/b\\u009B31m?cc=max-age=600"
+	printf '%s\n' "$UP/a?cc=max-age=600" "$b" "$UP/c?cc=max-age=600" >urls
+	relay-fetch <urls >/dev/null
+	while IFS='|' read -r sql why; do
+		msg="cannot read cache '$RELAY_CACHE': entry '$shown' is damaged: $why"
+		for mode in "" -i --records --unordered "-o out%n"; do
+			damage_entry "$b" "$sql"
+			rm -f out*
+			run --separate-stderr relay-fetch --offline $mode <urls
+			[ "$status" -eq 1 ] || { echo "$sql $mode: $status $stderr"; false; }
+			[ "$stderr" = "relay-fetch: $msg" ] || { echo "$sql $mode: $stderr"; false; }
+			case $mode in
+			--records)
+				[ "$(jq -c '[.text, .error]' <<<"$output" | tr '\n' ,)" = "$(jq -nc --arg m "$msg" '["/a?cc=max-age=600",null],[null,$m],["/c?cc=max-age=600",null]' | tr '\n' ,)" ] ;;
+			-o*)
+				[ "$(echo out*)" = "out1 out3" ]
+				[ "$(cat out1 out3)" = "/a?cc=max-age=600/c?cc=max-age=600" ] ;;
+			"" | --unordered)
+				[ "$output" = "/a?cc=max-age=600/c?cc=max-age=600" ] ;;
+			*)
+				[[ "$output" != *b%c2%9b* ]] ;;
+			esac
+			rm -f out*
+			run --separate-stderr relay-fetch --offline $mode "$b"
+			[ "$status" -eq 65 ] && [ "$stderr" = "relay-fetch: $msg" ] ||
+			    { echo "$sql $mode alone: $status $stderr"; false; }
+			if [ "$mode" = --records ]; then
+				jq -e --arg m "$msg" '.error == $m and (has("text") | not)' <<<"$output"
+			else
+				[ "$output" = "" ]
+			fi
+			[ -z "$(find . -name 'out*')" ]
+			relay-fetch "$b" >/dev/null 2>&1	# replaced
+		done
+	done <<-'EOF2'
+	UPDATE entries SET status = 0 WHERE url = KEY|status 0 is not a final status (200 to 599)
+	UPDATE entries SET status = 999 WHERE url = KEY|status 999 is not a final status (200 to 599)
+	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
+	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
+	UPDATE chunks SET data = 12345 WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
+	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
+	DELETE FROM bodies WHERE id = BODY|its body is missing
+	EOF2
+	# a failure of another kind beside it: every URL failed, 69
+	damage_entry "$b" "UPDATE entries SET status = 0 WHERE url = KEY"
+	run relay-fetch --offline "$b" "$UP/none"
+	[ "$status" -eq 69 ]
+}
+
+@test "list-dishes over a damaged entry: the menu comes from the upstream, and the entry is whole again" {
+	start_upstream --root "$ROOT/share/examples/menu-api"
+	export RELAY_UPSTREAM=$UP
+	list-dishes --search lax >want
+	[ -s want ]
+	for sql in "UPDATE entries SET status = 0 WHERE url = KEY" \
+	    "UPDATE chunks SET data = 12345 WHERE body = BODY"; do
+		damage_entry "$UP/restaurant/elma" "$sql"
+		run --separate-stderr list-dishes --search lax
+		[ "$status" -eq 0 ] && [ "$output" = "$(cat want)" ] ||
+		    { echo "$sql: $status $stderr"; false; }
+		relay-cache get "$UP/restaurant/elma" | jq -e .restaurant.menu
+	done
+}
+
+@test "an entry damaged after its lookup, before its turn in the output, is looked up again: nothing of it is written" {
+	for mode in "" --records "-o out%n"; do
+		start_upstream	# its hold=1 lets go once
+		b="$UP/b?cc=max-age=600"
+		relay-fetch "$b" >/dev/null
+		rm -f out*
+		# b is looked up, a hit, when the held request goes out
+		relay-fetch $mode "$UP/h?hold=1" "$b" >out 2>err &
+		pid=$!
+		eventually requests_are "/h?hold=1" 1
+		damage_entry "$b" "UPDATE chunks SET data = 12345 WHERE body = BODY"
+		curl -s -o /dev/null "$UP/_release"
+		wait "$pid" || { echo "$mode: $? $(cat err)"; false; }
+		[ "$(cat err)" = "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$b' is damaged: its body has 5 of 17 bytes; asking the upstream instead" ] ||
+		    { cat err; false; }
+		case $mode in
+		"") [ "$(cat out)" = "/h?hold=1/b?cc=max-age=600" ] ;;
+		--records) [ "$(jq -r '"\(.source) \(.text)"' out | tr '\n' ,)" = "miss /h?hold=1,miss /b?cc=max-age=600," ] ;;
+		*) [ "$(cat out1 out2)" = "/h?hold=1/b?cc=max-age=600" ] ;;
+		esac
+		[ "$(requests_for "/b?cc=max-age=600")" -eq 2 ]
+	done
+}
