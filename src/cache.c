@@ -268,6 +268,7 @@ cache_write_record(struct writer *w, struct store *s,
 		.source = "hit", .request_time = e->request_time,
 		.response_time = e->response_time, .age = age,
 		.ttl = e->lifetime - age, .size = e->size, .seq = seq,
+		.has = HAS_TTL,
 	};
 	char why[80];
 	int rc;

@@ -100,6 +100,7 @@ struct job {
 	long long		 other_host_until;	/* …for another host's */
 	int			 on_its_own;	/* waited enough: no more */
 	int			 uncacheable;	/* the response may not be stored */
+	int			 stored;	/* the response went to the cache */
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
@@ -872,6 +873,7 @@ commit_response(struct job *j)
 	j->sharing = 0;
 	hold_until(j, writeback_commit(writeback, j->body, &r));
 	j->body = NULL;
+	j->stored = 1;
 }
 
 /*
@@ -1091,6 +1093,7 @@ write_record(struct job *j, struct writer *w)
 		    e.request_time, e.response_time, e.date, e.age },
 		    time(NULL));
 		rec.ttl = e.lifetime - rec.age;
+		rec.has = j->stored ? HAS_TTL : 0;	/* else no freshness */
 	} else if (j->error == NULL) {
 		buf_adds(&rec.headers, c->headers);
 		rec.request_time = c->request_time;
@@ -1099,6 +1102,7 @@ write_record(struct job *j, struct writer *w)
 		age = cache_age(c, time(NULL));
 		rec.age = age;
 		rec.ttl = c->lifetime - age;
+		rec.has = HAS_TTL;
 	}
 	if (record_write(w, &rec, &body) < 0)
 		prog_errx(EX_IOERR, "%s: cannot read the body again", j->url);
@@ -1358,6 +1362,7 @@ look_again(struct job *j)
 	j->status = 0;
 	j->size = 0;
 	j->uncacheable = 0;
+	j->stored = 0;
 	j->other_host_until = 0;
 }
 

@@ -932,3 +932,29 @@ damage_entry() {
 		[ "$(requests_for "/b?cc=max-age=600")" -eq 2 ]
 	done
 }
+
+@test "a record of a response that was not stored has no ttl: nothing stored claims a freshness; a stored one has its ttl, fetched or cached" {
+	printf '%s\n' "$UP/n1?status=600&cc=max-age=60" \
+	    "$UP/n2?status=999&cc=max-age=60" \
+	    "$UP/n3?cc=max-age=60,no-store" "$UP/n4?cc=private,max-age=60" \
+	    "$UP/n5?cc=max-age=60&h=Set-Cookie:a=b" \
+	    "$UP/n6?status=500&cc=max-age=60" \
+	    "$UP/n7?size=2000&cc=max-age=60" "http://127.0.0.1:1/n8" >unstored
+	run --separate-stderr relay-fetch --max-object-size 1000 --retry 0 --records <unstored
+	[ "$status" -eq 1 ]
+	[ "$(jq -c '[.status, has("ttl"), has("age")]' <<<"$output" | tr '\n' ' ')" = "[600,false,true] [999,false,true] [200,false,true] [200,false,true] [200,false,true] [500,false,true] [200,false,true] [0,false,true] " ]
+	[ -z "$(relay-cache ls)" ]
+	# --no-store: the same
+	run --separate-stderr relay-fetch --no-store --records "$UP/s?cc=max-age=60"
+	[ "$status" -eq 0 ]
+	jq -e 'has("ttl") | not' <<<"$output"
+	[ -z "$(relay-cache ls)" ]
+	# stored: its ttl, fetched, then cached
+	for source in miss hit; do
+		run --separate-stderr relay-fetch --records "$UP/s?cc=max-age=60"
+		jq -e --arg s "$source" '.source == $s and .ttl <= 60 and .ttl >= 58' <<<"$output"
+	done
+	run --separate-stderr relay-fetch --offline --records "$UP/s?cc=max-age=60"
+	jq -e '.source == "hit" and .ttl >= 58' <<<"$output"
+	relay-cache dump | jq -e '.ttl >= 58'
+}

@@ -88,6 +88,7 @@ sample(struct record *rec, const char *type, long long size)
 	rec->age = 3;
 	rec->ttl = 60;
 	rec->size = size;
+	rec->has = HAS_TTL;
 }
 
 /* The whole line for rec and a body of the given kind, in out. */
@@ -192,6 +193,15 @@ writes_exact_line(void)
 	CHECK(rc == 0);
 	CHECK(strstr(out.data, ",\"size\":0,\"error\":\"timed out\"}\n") !=
 	    NULL);
+	/* a response not stored: no freshness, no ttl member */
+	sample(&rec, "text/plain", 2);
+	rec.has = 0;
+	rc = encode(&out, &rec, RECORD_TEXT, "ok", 2);
+	buf_free(&rec.headers);
+	CHECK(rc == 0);
+	CHECK(strstr(out.data, ",\"age\":3,\"size\":2,\"text\":\"ok\"}\n") !=
+	    NULL);
+	CHECK(strstr(out.data, "ttl") == NULL);
 	sample(&rec, "text/plain", 0);
 	rc = encode(&out, &rec, RECORD_TEXT, "", (size_t)-1);	/* fails */
 	buf_free(&rec.headers);
