@@ -1154,11 +1154,20 @@ read_entry(sqlite3_stmt *st, struct store_entry *e)
 		e->headers = xstrdup("");
 }
 
+/* Whether a validator (NULL: none) can go into a request field as it is. */
+static int
+field_value(const char *s)
+{
+	return s == NULL || strpbrk(s, "\r\n") == NULL;	/* RFC 9110 5.5 */
+}
+
 /*
  * Why an entry is one relay never stores, or NULL: a status that is
  * not final (RFC 9110 section 15: a stored response is a final one, and
  * codes past 599 are not defined), a method that is not a method name,
- * a negative size. Writes refuse it; reads take it for damage.
+ * a negative size, a validator that is no field value (sent back in
+ * If-None-Match, it would add fields of its own). Writes refuse it;
+ * reads take it for damage.
  */
 const char *
 store_entry_invalid(const struct store_entry *e, char *why, size_t len)
@@ -1175,6 +1184,9 @@ store_entry_invalid(const struct store_entry *e, char *why, size_t len)
 		free(shown);
 	} else if (e->size < 0) {
 		snprintf(why, len, "size %lld is negative", e->size);
+	} else if (!field_value(e->etag) || !field_value(e->last_modified)) {
+		snprintf(why, len, "its %s holds a CR or LF: it is no field "
+		    "value", field_value(e->etag) ? "Last-Modified" : "ETag");
 	} else {
 		return NULL;
 	}

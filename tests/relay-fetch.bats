@@ -790,7 +790,7 @@ stands_in() {
 damage_entry() {
 	local key="'${1//\'/\'\'}'" sql=$2
 	sql=${sql//BODY/(SELECT body FROM entries WHERE url = KEY)}
-	sqlite3 "$RELAY_CACHE" "${sql//KEY/$key}"
+	sqlite3 "$RELAY_CACHE" "${sql//KEY/"$key"}"	# quoted: bash 5.2 reads & in it
 }
 
 @test "a damaged entry is a miss: relay-fetch says so, escaped, asks the upstream, replaces the entry and writes every URL, in every output mode" {
@@ -957,4 +957,26 @@ damage_entry() {
 	run --separate-stderr relay-fetch --offline --records "$UP/s?cc=max-age=60"
 	jq -e '.source == "hit" and .ttl >= 58' <<<"$output"
 	relay-cache dump | jq -e '.ttl >= 58'
+}
+
+@test "a validator planted with a CR or LF is damage: relay-fetch and relay-serve never send it, so it adds no request field" {
+	url="$UP/e?cc=max-age=0&etag=%22v%22&lm=Mon,%2001%20Jan%202024%2000:00:00%20GMT"
+	for sql in "UPDATE entries SET etag = replace('\"v\"#X-Evil: 1', '#', char(13, 10)) WHERE url = KEY" \
+	    "UPDATE entries SET etag = NULL, last_modified = replace('Mon, 01 Jan 2024 00:00:00 GMT#X-Evil: 1', '#', char(10)) WHERE url = KEY"; do
+		relay-fetch "$url" >/dev/null
+		damage_entry "$url" "$sql"
+		run --separate-stderr relay-fetch "$url"
+		[ "$status" -eq 0 ] && [ "$output" = "${url#"$UP"}" ]
+		[[ "$stderr" == "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$url' is damaged: its "*" holds a CR or LF: it is no field value; asking the upstream instead" ]] ||
+		    { echo "$stderr"; false; }
+		damage_entry "$url" "$sql"
+		run --separate-stderr relay-fetch --offline "$url"
+		[ "$status" -eq 65 ] && [ "$output" = "" ]
+	done
+	start_serve
+	curl -sf -o /dev/null "$SERVE/e?cc=max-age=0&etag=%22v%22"
+	damage_entry "$UP/e?cc=max-age=0&etag=%22v%22" "UPDATE entries SET etag = replace('\"v\"#X-Evil: 1', '#', char(13, 10)) WHERE url = KEY"
+	[ "$(curl -s "$SERVE/e?cc=max-age=0&etag=%22v%22")" = "/e?cc=max-age=0&etag=%22v%22" ]
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("X-Evil"))] | length')" -eq 0 ]
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("If-None-Match") or has("If-Modified-Since"))] | length')" -eq 0 ]
 }
