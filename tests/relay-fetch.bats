@@ -790,7 +790,8 @@ stands_in() {
 damage_entry() {
 	local key="'${1//\'/\'\'}'" sql=$2
 	sql=${sql//BODY/(SELECT body FROM entries WHERE url = KEY)}
-	sqlite3 "$RELAY_CACHE" "${sql//KEY/"$key"}"	# quoted: bash 5.2 reads & in it
+	# quoted: bash 5.2 reads & in it; a writer's lock is waited for
+	sqlite3 -cmd ".timeout 10000" "$RELAY_CACHE" "${sql//KEY/"$key"}"
 }
 
 @test "a damaged entry is a miss: relay-fetch says so, escaped, asks the upstream, replaces the entry and writes every URL, in every output mode" {
@@ -975,6 +976,7 @@ damage_entry() {
 	done
 	start_serve
 	curl -sf -o /dev/null "$SERVE/e?cc=max-age=0&etag=%22v%22"
+	eventually cached_as "$UP/e?cc=max-age=0&etag=%22v%22" "/e?cc=max-age=0&etag=%22v%22"
 	damage_entry "$UP/e?cc=max-age=0&etag=%22v%22" "UPDATE entries SET etag = replace('\"v\"#X-Evil: 1', '#', char(13, 10)) WHERE url = KEY"
 	[ "$(curl -s "$SERVE/e?cc=max-age=0&etag=%22v%22")" = "/e?cc=max-age=0&etag=%22v%22" ]
 	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("X-Evil"))] | length')" -eq 0 ]
