@@ -1646,7 +1646,9 @@ run(int argc, char **argv)
 		wait_for_events(wake, parked() ? SHARED_POLL_MS :
 		    running > 0 || wake >= 0 || holds != NULL ? 100 : 10);
 		flush_done(w);
-		show_progress(more, start_ms);
+		/* Over: a last line would only race the next program's. */
+		if (more || queue != NULL)
+			show_progress(more, start_ms);
 	}
 	clear_progress();
 	free(line);

@@ -564,6 +564,13 @@ stands_in() {
 	[ "$stderr" = "" ]
 }
 
+@test "a run over in its first round shows no progress line, which would only race the next program's output on the terminal" {
+	relay-fetch "$UP/a?cc=max-age=600" >/dev/null
+	script -qec "relay-fetch --records '$UP/a?cc=max-age=600' | jq -r .source" typescript >/dev/null
+	grep -q hit typescript
+	! grep -q 'relay-fetch: [0-9]*/1 done' typescript
+}
+
 @test "--max-time abandons a slow transfer" {
 	run --separate-stderr relay-fetch --retry 0 --max-time 1 "$UP/slow?delay=3000"
 	[ "$status" -eq 69 ]
