@@ -842,7 +842,7 @@ damage_entry() {
 	UPDATE entries SET status = 600 WHERE url = KEY|status 600 is not a final status (200 to 599)
 	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
 	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
-	UPDATE chunks SET data = 12345 WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY|its body has 5 of 26 bytes
 	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
 	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
 	UPDATE bodies SET state = 2 WHERE id = BODY|its body is missing
@@ -891,7 +891,7 @@ damage_entry() {
 	UPDATE entries SET status = 999 WHERE url = KEY|status 999 is not a final status (200 to 599)
 	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
 	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
-	UPDATE chunks SET data = 12345 WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY|its body has 5 of 26 bytes
 	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
 	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
 	DELETE FROM bodies WHERE id = BODY|its body is missing
@@ -927,7 +927,7 @@ damage_entry() {
 		relay-fetch $mode "$UP/h?hold=1" "$b" >out 2>err &
 		pid=$!
 		eventually requests_are "/h?hold=1" 1
-		damage_entry "$b" "UPDATE chunks SET data = 12345 WHERE body = BODY"
+		damage_entry "$b" "UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY"
 		curl -s -o /dev/null "$UP/_release"
 		wait "$pid" || { echo "$mode: $? $(cat err)"; false; }
 		[ "$(cat err)" = "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$b' is damaged: its body has 5 of 17 bytes; asking the upstream instead" ] ||
