@@ -301,7 +301,7 @@ cache_write_record(struct writer *w, struct store *s,
 		.age = age < RECORD_SECS_MAX ? age : RECORD_SECS_MAX,
 		.ttl = ttl < -RECORD_SECS_MAX ? -RECORD_SECS_MAX :
 		    ttl > RECORD_SECS_MAX ? RECORD_SECS_MAX : ttl,
-		.size = e->size, .seq = seq,
+		.size = e->size, .seq = seq, .has = HAS_TTL,
 	};
 	char why[80];
 	int rc;

@@ -132,23 +132,53 @@ put_utf8(struct writer *w, unsigned cp)
 	}
 }
 
+/*
+ * Reads a \u escape after its "\u": the code unit, and when it is a
+ * high surrogate the low one whose \u escape must follow (*lo, else 0).
+ * A surrogate on its own is no character (RFC 8259 sections 7 and 8.2;
+ * jq refuses it): the value is invalid, whether it is decoded or copied,
+ * so that no program writes on what another cannot read.
+ */
+static int
+read_unicode(struct json *j, unsigned *hi, unsigned *lo)
+{
+	*lo = 0;
+	if (read_hex4(j, hi) < 0)
+		return -1;
+	if (*hi >= 0xDC00 && *hi <= 0xDFFF)
+		return fail(j, "lone low surrogate \\u%04X", *hi);
+	if (*hi >= 0xD800 && *hi <= 0xDBFF &&
+	    (reader_getc(j->in) != '\\' || reader_getc(j->in) != 'u' ||
+	    read_hex4(j, lo) < 0 || *lo < 0xDC00 || *lo > 0xDFFF))
+		return fail(j, "lone high surrogate \\u%04X", *hi);
+	return 0;
+}
+
 /* Decodes \uXXXX, joining a surrogate pair into one code point. */
 static int
 decode_unicode(struct json *j, struct writer *w)
 {
 	unsigned hi, lo;
 
-	if (read_hex4(j, &hi) < 0)
+	if (read_unicode(j, &hi, &lo) < 0)
 		return -1;
-	if (hi >= 0xDC00 && hi <= 0xDFFF)
-		return fail(j, "lone low surrogate \\u%04X", hi);
-	if (hi >= 0xD800 && hi <= 0xDBFF) {
-		if (reader_getc(j->in) != '\\' || reader_getc(j->in) != 'u' ||
-		    read_hex4(j, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-			return fail(j, "lone high surrogate \\u%04X", hi);
-		hi = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-	}
-	put_utf8(w, hi);
+	put_utf8(w, lo == 0 ? hi : 0x10000 + ((hi - 0xD800) << 10) +
+	    (lo - 0xDC00));
+	return 0;
+}
+
+/* Copies \uXXXX (its "\" written), a surrogate pair as a pair. */
+static int
+copy_unicode(struct json *j, struct writer *w)
+{
+	unsigned hi, lo;
+
+	if (read_unicode(j, &hi, &lo) < 0)
+		return -1;
+	if (w != NULL && lo == 0)
+		writer_printf(w, "u%04x", hi);
+	else if (w != NULL)
+		writer_printf(w, "u%04x\\u%04x", hi, lo);
 	return 0;
 }
 
@@ -199,12 +229,8 @@ scan_string(struct json *j, struct writer *w, int decode)
 		if (c == '\\') {
 			c = reader_getc(j->in);
 			if (c == 'u') {
-				unsigned cp;
-
-				if (read_hex4(j, &cp) < 0)
+				if (copy_unicode(j, w) < 0)
 					return -1;
-				if (w != NULL)
-					writer_printf(w, "u%04x", cp);
 			} else if (c > 0 && strchr("\"\\/bfnrt", c)) {
 				put(w, c);
 			} else {

@@ -192,8 +192,11 @@ record_write_head(struct writer *w, const struct record *rec)
 	write_key(w, "headers");
 	record_write_headers(w, buf_cstr((struct buf *)&rec->headers));
 	writer_printf(w, ",\"request_time\":%lld,\"response_time\":%lld"
-	    ",\"age\":%lld,\"ttl\":%lld,\"size\":%lld", rec->request_time,
-	    rec->response_time, rec->age, rec->ttl, rec->size);
+	    ",\"age\":%lld", rec->request_time, rec->response_time, rec->age);
+	/* A response not stored has no freshness to tell (relay(7)). */
+	if (rec->has & HAS_TTL)
+		writer_printf(w, ",\"ttl\":%lld", rec->ttl);
+	writer_printf(w, ",\"size\":%lld", rec->size);
 	if (rec->error != NULL)
 		write_string_member(w, "error", rec->error);
 }

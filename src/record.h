@@ -22,7 +22,10 @@ enum record_body {
 	RECORD_BASE64,	/* anything else */
 };
 
-/* Has-bits for the optional fields of a decoded record. */
+/*
+ * Has-bits for the optional fields of a decoded record; of those of a
+ * record to write, HAS_TTL: without it the record has no ttl member.
+ */
 enum {
 	HAS_STATUS = 1 << 0,
 	HAS_REQUEST_TIME = 1 << 1,

@@ -100,6 +100,7 @@ struct job {
 	long long		 other_host_until;	/* …for another host's */
 	int			 on_its_own;	/* waited enough: no more */
 	int			 uncacheable;	/* the response may not be stored */
+	int			 stored;	/* the response went to the cache */
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
 	char			*part;		/* …this NAME.part */
@@ -108,6 +109,7 @@ struct job {
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	int			 lookups;	/* its entry changed: looked up again */
+	int			 damaged;	/* its entry is: said once */
 	char			*error;
 };
 
@@ -125,6 +127,7 @@ static struct job *queue, **queue_tail = &queue;
 static int queued, running;
 static long long started;		/* jobs created so far */
 static int succeeded, failed;
+static int failed_damaged;		/* of failed: on a damaged entry */
 static long long bytes_in;		/* received, for the progress line */
 
 static const char help_text[] =
@@ -344,16 +347,52 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* Finds the stored response for the job's URL; returns 1 if found. */
+/*
+ * A damaged entry (relay-cache(5)): one relay never wrote, or whose
+ * body is not whole. It is never used: the URL is asked for as if it
+ * were not stored, and its answer replaces the entry; with --offline
+ * the URL fails, saying why.
+ */
+static void
+damaged_entry(struct job *j)
+{
+	store_entry_free(&j->cached);
+	if (offline) {
+		j->damaged = 1;
+		job_fail(j, "%s", store_error(reader));
+	} else if (!j->damaged) {
+		j->damaged = 1;
+		clear_progress();
+		prog_warnx("%s; asking the upstream instead",
+		    store_error(reader));
+	}
+}
+
+/*
+ * Finds the stored response for the job's URL, its body whole; returns
+ * 1 if found. A damaged one is not (damaged_entry).
+ */
 static int
 lookup(struct job *j)
 {
 	int found = cache_lookup(reader, j->url, NULL,
 	    buf_cstr(&request_headers), &j->cached);
 
-	if (found < 0)
+	if (found > 0 && (found = store_body_check(reader, &j->cached)) == 0)
+		return 1;
+	if (found == STORE_DAMAGED)
+		damaged_entry(j);
+	else if (found < 0)
 		prog_errx(store_status(reader), "%s", store_error(reader));
-	return found;
+	return 0;
+}
+
+/* The job's stored response answered it: counted, unless --offline. */
+static void
+count_hit(const struct job *j)
+{
+	if (writer != NULL)
+		writeback_hit(writeback, j->cached.id, time(NULL));
 }
 
 /* Answers from the cache if the entry may be used; returns 1 if so. */
@@ -374,7 +413,7 @@ answer_from_cache(struct job *j)
 		j->source = age < j->cached.lifetime ? "hit" : "stale";
 		j->status = j->cached.status;
 		j->state = JOB_DONE;
-		writeback_hit(writeback, j->cached.id, time(NULL));
+		count_hit(j);
 		return 1;
 	}
 	return 0;
@@ -470,8 +509,8 @@ start(struct job *j)
 {
 	if (j->cached.url != NULL)
 		store_entry_free(&j->cached);	/* looked up before parking */
-	if (answer_from_cache(j))
-		return;
+	if (answer_from_cache(j) || j->state == JOB_DONE)
+		return;		/* answered, or failed on a damaged entry */
 	if (offline) {
 		job_fail(j, "'%s' is not in the cache", j->url);
 		return;
@@ -834,6 +873,7 @@ commit_response(struct job *j)
 	j->sharing = 0;
 	hold_until(j, writeback_commit(writeback, j->body, &r));
 	j->body = NULL;
+	j->stored = 1;
 }
 
 /*
@@ -930,7 +970,7 @@ refresh_cached(struct job *j)
 		share_refreshed(j);
 		hold_until(j, writeback_refresh(writeback, &j->cached));
 	}
-	writeback_hit(writeback, j->cached.id, time(NULL));
+	count_hit(j);
 	j->status = j->cached.status;
 	j->source = "revalidated";
 }
@@ -954,7 +994,7 @@ serve_stale(struct job *j, const char *why)
 	clear_progress();
 	prog_warnx("%s: %s; serving the cached response, %lld s old",
 	    j->url, why, age);
-	writeback_hit(writeback, c->id, time(NULL));
+	count_hit(j);
 	j->source = "stale";
 	j->status = c->status;
 	return 1;
@@ -1057,6 +1097,7 @@ write_record(struct job *j, struct writer *w)
 		    e.request_time, e.response_time, e.date, e.age },
 		    time(NULL));
 		rec.ttl = e.lifetime - rec.age;
+		rec.has = j->stored ? HAS_TTL : 0;	/* else no freshness */
 	} else if (j->error == NULL) {
 		buf_adds(&rec.headers, c->headers);
 		rec.request_time = c->request_time;
@@ -1065,6 +1106,7 @@ write_record(struct job *j, struct writer *w)
 		age = cache_age(c, time(NULL));
 		rec.age = age;
 		rec.ttl = c->lifetime - age;
+		rec.has = HAS_TTL;
 	}
 	if (record_write(w, &rec, &body) < 0)
 		prog_errx(EX_IOERR, "%s: cannot read the body again", j->url);
@@ -1230,7 +1272,9 @@ output(struct job *j, struct writer *w)
 	if (ok && output_template != NULL && !records && write_file(j) < 0)
 		ok = 0;
 	clear_progress();
-	if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
+	if (j->error != NULL && offline && j->damaged)
+		prog_warnx("%s", j->error);	/* the store's: it names it */
+	else if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
 		prog_warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
 		prog_warnx("%s: HTTP %d %s", j->url, j->status,
@@ -1246,6 +1290,8 @@ output(struct job *j, struct writer *w)
 		succeeded++;
 	else
 		failed++;
+	if (!ok && offline && j->damaged)
+		failed_damaged++;	/* online, the upstream was asked */
 	if (ferror(stdout))
 		prog_errx(EX_IOERR, "write error on standard output");
 }
@@ -1273,27 +1319,33 @@ reads_cached(const struct job *j)
 	    !j->direct && j->part == NULL;
 }
 
-/* Whether the entry the job looked up is still the URL's, body and all. */
+/*
+ * Whether the entry the job looked up is still the URL's, body and
+ * all, and still whole (store_body_check): nothing of a damaged entry
+ * is written, not its first byte.
+ */
 static int
 still_stored(const struct job *j)
 {
 	struct store_entry now;
 	int found = store_get(reader, "GET", j->url, j->cached.variant, &now),
-	    same;
+	    check = 1;	/* not made: the entry was replaced or removed */
 
-	if (found < 0)
+	if (found == -1)
 		prog_errx(store_status(reader), "%s", store_error(reader));
-	same = found && now.body == j->cached.body;
-	if (found)
+	if (found > 0 && now.body == j->cached.body &&
+	    (check = store_body_check(reader, &now)) == -1)
+		prog_errx(store_status(reader), "%s", store_error(reader));
+	if (found > 0)
 		store_entry_free(&now);
-	return same;
+	return check == 0;
 }
 
 /*
  * The job's entry was replaced or removed before its output: by this
  * run's own writes (--max-size evicts), or another process's (relay-cache
- * rm, put, purge). The URL starts over, from the lookup, on its own;
- * after LOOKUPS_MAX such starts it fails.
+ * rm, put, purge); or it was damaged. The URL starts over, from the
+ * lookup, on its own; after LOOKUPS_MAX such starts it fails.
  */
 static void
 look_again(struct job *j)
@@ -1314,6 +1366,7 @@ look_again(struct job *j)
 	j->status = 0;
 	j->size = 0;
 	j->uncacheable = 0;
+	j->stored = 0;
 	j->other_host_until = 0;
 }
 
@@ -1597,7 +1650,9 @@ run(int argc, char **argv)
 		wait_for_events(wake, parked() ? SHARED_POLL_MS :
 		    running > 0 || wake >= 0 || holds != NULL ? 100 : 10);
 		flush_done(w);
-		show_progress(more, start_ms);
+		/* Over: a last line would only race the next program's. */
+		if (more || queue != NULL)
+			show_progress(more, start_ms);
 	}
 	clear_progress();
 	free(line);
@@ -1740,10 +1795,11 @@ main(int argc, char *argv[])
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
-	 * --offline only reads: a missing file is an empty cache, and it
-	 * is not created. With no entry there is nothing to write.
+	 * --offline only reads, as relay-cache's reading commands do: a
+	 * missing or empty file is an empty cache, and nothing is written
+	 * to it, not a schema, not the hits it answers.
 	 */
-	if (!offline || access(loc.path, F_OK) == 0) {
+	if (!offline) {
 		if (loc.is_default)
 			config_make_parent(loc.path);
 		writer = prog_open_cache(loc.path, STORE_WRITE);
@@ -1769,6 +1825,9 @@ main(int argc, char *argv[])
 	buf_free(&request_headers);
 	if (failed == 0)
 		return prog_finish_stdout(0);
-	return prog_finish_stdout(succeeded > 0 ? EXIT_PARTIAL :
+	if (succeeded > 0)
+		return prog_finish_stdout(EXIT_PARTIAL);
+	/* 65 says what a retry cannot mend: each URL's entry is damaged */
+	return prog_finish_stdout(failed == failed_damaged ? EX_DATAERR :
 	    EXIT_ALL_FAILED);
 }

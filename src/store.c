@@ -1313,6 +1313,13 @@ read_entry(sqlite3_stmt *st, struct store_entry *e)
 		e->headers = xstrdup("");
 }
 
+/* Whether a validator (NULL: none) can go into a request field as it is. */
+static int
+field_value(const char *s)
+{
+	return s == NULL || strpbrk(s, "\r\n") == NULL;	/* RFC 9110 5.5 */
+}
+
 /*
  * Why a block of header fields is not one relay stores, or NULL: it is
  * lines that each end in CRLF, with no other control character than
@@ -1362,8 +1369,9 @@ time_valid(long long t, long long min)
  * not final (RFC 9110 section 15: a stored response is a final one, and
  * codes past 599 are not defined), a method that is not a method name,
  * a negative size, a time or duration out of bounds (STORE_TIME_MAX),
- * fields with control characters (store_fields_invalid). Writes refuse
- * it; reads take it for damage.
+ * fields with control characters (store_fields_invalid), a validator
+ * that is no field value (sent back in If-None-Match, it would add
+ * fields of its own). Writes refuse it; reads take it for damage.
  */
 const char *
 store_entry_invalid(const struct store_entry *e, char *why, size_t len)
@@ -1393,6 +1401,11 @@ store_entry_invalid(const struct store_entry *e, char *why, size_t len)
 	}
 	if (e->size < 0) {
 		snprintf(why, len, "size %lld is negative", e->size);
+		return why;
+	}
+	if (!field_value(e->etag) || !field_value(e->last_modified)) {
+		snprintf(why, len, "its %s holds a CR or LF: it is no field "
+		    "value", field_value(e->etag) ? "Last-Modified" : "ETag");
 		return why;
 	}
 	for (i = 0; i < sizeof times / sizeof times[0]; i++)
@@ -1491,8 +1504,9 @@ store_entry_copy(struct store_entry *dst, const struct store_entry *src)
 
 /*
  * Looks up an entry; variant NULL means the most recent of any
- * variant. Returns 1 if found, 0 if not, -1 on error or if the entry
- * is damaged (store_entry_invalid): store_error says which.
+ * variant. Returns 1 if found, 0 if not, STORE_DAMAGED if the entry
+ * is damaged (store_entry_invalid), -1 on another error: store_error
+ * says which.
  */
 int
 store_get(struct store *s, const char *method, const char *url,
@@ -1508,7 +1522,7 @@ store_get(struct store *s, const char *method, const char *url,
 	if (variant != NULL)
 		sqlite3_bind_text(st, 3, variant, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		found = read_row(s, st, e) == 0 ? 1 : -1;
+		found = read_row(s, st, e) == 0 ? 1 : STORE_DAMAGED;
 	else
 		found = rc == SQLITE_DONE ? 0 : fail(s, rc, "read");
 	sqlite3_reset(st);

@@ -54,8 +54,9 @@ struct store_stats {
 
 /*
  * An entry relay never wrote (store_entry_invalid), or whose body is
- * not whole: store_iter_next goes on past it, store_body_check and
- * cache_write_record write nothing of it; store_error names it.
+ * not whole: store_get returns it, store_iter_next goes on past it,
+ * store_body_check and cache_write_record write nothing of it;
+ * store_error names it.
  */
 #define STORE_DAMAGED	(-2)
 

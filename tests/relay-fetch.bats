@@ -564,6 +564,13 @@ stands_in() {
 	[ "$stderr" = "" ]
 }
 
+@test "a run over in its first round shows no progress line, which would only race the next program's output on the terminal" {
+	relay-fetch "$UP/a?cc=max-age=600" >/dev/null
+	script -qec "relay-fetch --records '$UP/a?cc=max-age=600' | jq -r .source" typescript >/dev/null
+	grep -q hit typescript
+	! grep -q 'relay-fetch: [0-9]*/1 done' typescript
+}
+
 @test "--max-time abandons a slow transfer" {
 	run --separate-stderr relay-fetch --retry 0 --max-time 1 "$UP/slow?delay=3000"
 	[ "$status" -eq 69 ]
@@ -733,4 +740,252 @@ stands_in() {
 	[ ! -e none ]
 	run relay-fetch --offline --cache "$PWD/absent.db" "$UP/a"
 	[ ! -e absent.db ]
+}
+
+@test "a body with a lone surrogate escape is not JSON: its record carries it as text, fetched or cached, which jq, relay-merge and load take; load refuses a record whose json holds one" {
+	bodies=('{"restaurants":[{"name":"n\ud800"}]}' '["\udc00"]'
+	    '{"\udbff":1}' '["\ud800\u0041"]' '["\ud83d\ude00","\ud83d"]')
+	for i in "${!bodies[@]}"; do
+		printf '%s\n' "$UP/s$i?cc=max-age=600&body=$(jq -rn --arg b "${bodies[$i]}" '$b | @uri')"
+	done >urls
+	for mode in "" --offline; do
+		run --separate-stderr relay-fetch $mode --records <urls
+		[ "$status" -eq 0 ] || { echo "$mode: $status $stderr"; false; }
+		[ "$(jq -r .text <<<"$output")" = "$(printf '%s\n' "${bodies[@]}")" ]
+		jq -se 'all(has("json") | not)' <<<"$output"
+		[ "$(relay-merge -c '[inputs | .text]' <<<"$output")" = "$(printf '%s\n' "${bodies[@]}" | jq -Rsc 'split("\n")[:-1]')" ]
+		relay-cache -c "loaded$mode.db" load <<<"$output"
+		[ "$(relay-cache -c "loaded$mode.db" get "$UP/s0?cc=max-age=600&body=$(jq -rn --arg b "${bodies[0]}" '$b | @uri')")" = "${bodies[0]}" ]
+	done
+	# a record's json member is held to the same rule, on any path
+	run --separate-stderr relay-cache load <<-'EOF2'
+	{"url":"http://x/a","json":{"restaurants":[{"name":"n\ud800"}]}}
+	{"url":"http://x/b","json":{"\udc00":1}}
+	{"url":"http://x/c","json":["\ud83d\ude00"]}
+	{"url":"http://x/d","text":"\ud800"}
+	EOF2
+	[ "$status" -eq 1 ]
+	[ "${stderr_lines[0]}" = 'relay-cache: line 1: body: lone high surrogate \uD800' ]
+	[ "${stderr_lines[1]}" = 'relay-cache: line 2: body: lone low surrogate \uDC00' ]
+	[ "${stderr_lines[2]}" = 'relay-cache: line 4: body: lone high surrogate \uD800' ]
+	[ "$(relay-cache ls --match "http://x/*" | cut -f5)" = http://x/c ]
+}
+
+@test "--offline never writes the cache file: an empty one stays empty, a full one keeps every byte of its entries, hits included; list-dishes --offline neither" {
+	relay-fetch "$UP/a?cc=max-age=600" "$UP/b?cc=max-age=0" >/dev/null
+	sqlite3 "$RELAY_CACHE" .dump >before
+	for mode in "" --records -i "-o out%n"; do
+		run --separate-stderr relay-fetch --offline $mode "$UP/a?cc=max-age=600" "$UP/b?cc=max-age=0"
+		[ "$status" -eq 0 ] || { echo "$mode: $status $stderr"; false; }
+	done
+	sqlite3 "$RELAY_CACHE" .dump >after
+	cmp before after
+	: >empty.db
+	run --separate-stderr relay-fetch --offline --cache "$PWD/empty.db" "$UP/a"
+	[ "$status" -eq 69 ]
+	RELAY_CACHE=$PWD/empty.db run list-dishes --offline
+	[ "$status" -ne 0 ]
+	RELAY_CACHE=$PWD/empty.db run list-dishes --offline --search x
+	[ "$status" -ne 0 ]
+	[ ! -s empty.db ]
+	[ "$(echo empty.db*)" = empty.db ]
+}
+
+# damage_entry URL SQL: the entry of URL changed by SQL as another
+# program could; in SQL, KEY stands for URL as an SQL string, BODY for
+# the id of the entry's body.
+damage_entry() {
+	local key="'${1//\'/\'\'}'" sql=$2
+	sql=${sql//BODY/(SELECT body FROM entries WHERE url = KEY)}
+	# quoted: bash 5.2 reads & in it; a writer's lock is waited for
+	sqlite3 -cmd ".timeout 10000" "$RELAY_CACHE" "${sql//KEY/"$key"}"
+}
+
+@test "a damaged entry is a miss: relay-fetch says so, escaped, asks the upstream, replaces the entry and writes every URL, in every output mode" {
+	b="$UP/b"$'\xc2\x9b'"31m?cc=max-age=600"
+	shown="$UP/b\\u009B31m?cc=max-age=600"
+	for u in "$UP/a?cc=max-age=600" "$b" "$UP/c?cc=max-age=600"; do
+		printf '%s\n' "$u"
+	done >urls
+	relay-fetch <urls >/dev/null
+	n=1
+	while IFS='|' read -r sql why; do
+		for mode in "" -i --records --unordered "-o out%n"; do
+			damage_entry "$b" "$sql"
+			rm -f out*
+			run --separate-stderr relay-fetch $mode <urls
+			[ "$status" -eq 0 ] || { echo "$sql $mode: $status $stderr"; false; }
+			[ "$stderr" = "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$shown' is damaged: $why; asking the upstream instead" ] ||
+			    { echo "$sql $mode: $stderr"; false; }
+			n=$((n + 1))
+			[ "$(requests_for "/b%c2%9b31m?cc=max-age=600")" -eq "$n" ]
+			case $mode in
+			--records)
+				[ "$(jq -r '"\(.source) \(.text)"' <<<"$output" | tr '\n' ,)" = "hit /a?cc=max-age=600,miss /b%c2%9b31m?cc=max-age=600,hit /c?cc=max-age=600," ] ;;
+			-o*)
+				[ "$(cat out1 out2 out3)" = "/a?cc=max-age=600/b%c2%9b31m?cc=max-age=600/c?cc=max-age=600" ]
+				[ -z "$(find . -name '*.part')" ] ;;
+			"")
+				[ "$output" = "/a?cc=max-age=600/b%c2%9b31m?cc=max-age=600/c?cc=max-age=600" ] ;;
+			*)	# -i: with heads; --unordered: in any order
+				for p in a b%c2%9b31m c; do
+					[[ "$output" == *"/$p?cc=max-age=600"* ]]
+				done ;;
+			esac
+			# replaced: whole, and a hit again
+			[ "$(relay-cache get "$b")" = "/b%c2%9b31m?cc=max-age=600" ]
+			[ "$(relay-fetch --records "$b" | jq -r .source)" = hit ]
+		done
+	done <<-'EOF2'
+	UPDATE entries SET status = 0 WHERE url = KEY|status 0 is not a final status (200 to 599)
+	UPDATE entries SET status = 100 WHERE url = KEY|status 100 is not a final status (200 to 599)
+	UPDATE entries SET status = 600 WHERE url = KEY|status 600 is not a final status (200 to 599)
+	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
+	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
+	UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
+	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
+	UPDATE bodies SET state = 2 WHERE id = BODY|its body is missing
+	DELETE FROM bodies WHERE id = BODY|its body is missing
+	EOF2
+}
+
+@test "--offline: a damaged entry fails its URL alone, saying why, nothing of its body written in any output mode, no file; alone, 65" {
+	b="$UP/b"$'\xc2\x9b'"31m?cc=max-age=600"
+	shown="$UP/b\\u009B31m?cc=max-age=600"
+	printf '%s\n' "$UP/a?cc=max-age=600" "$b" "$UP/c?cc=max-age=600" >urls
+	relay-fetch <urls >/dev/null
+	while IFS='|' read -r sql why; do
+		msg="cannot read cache '$RELAY_CACHE': entry '$shown' is damaged: $why"
+		for mode in "" -i --records --unordered "-o out%n"; do
+			damage_entry "$b" "$sql"
+			rm -f out*
+			run --separate-stderr relay-fetch --offline $mode <urls
+			[ "$status" -eq 1 ] || { echo "$sql $mode: $status $stderr"; false; }
+			[ "$stderr" = "relay-fetch: $msg" ] || { echo "$sql $mode: $stderr"; false; }
+			case $mode in
+			--records)
+				[ "$(jq -c '[.text, .error]' <<<"$output" | tr '\n' ,)" = "$(jq -nc --arg m "$msg" '["/a?cc=max-age=600",null],[null,$m],["/c?cc=max-age=600",null]' | tr '\n' ,)" ] ;;
+			-o*)
+				[ "$(echo out*)" = "out1 out3" ]
+				[ "$(cat out1 out3)" = "/a?cc=max-age=600/c?cc=max-age=600" ] ;;
+			"" | --unordered)
+				[ "$output" = "/a?cc=max-age=600/c?cc=max-age=600" ] ;;
+			*)
+				[[ "$output" != *b%c2%9b* ]] ;;
+			esac
+			rm -f out*
+			run --separate-stderr relay-fetch --offline $mode "$b"
+			[ "$status" -eq 65 ] && [ "$stderr" = "relay-fetch: $msg" ] ||
+			    { echo "$sql $mode alone: $status $stderr"; false; }
+			if [ "$mode" = --records ]; then
+				jq -e --arg m "$msg" '.error == $m and (has("text") | not)' <<<"$output"
+			else
+				[ "$output" = "" ]
+			fi
+			[ -z "$(find . -name 'out*')" ]
+			relay-fetch "$b" >/dev/null 2>&1	# replaced
+		done
+	done <<-'EOF2'
+	UPDATE entries SET status = 0 WHERE url = KEY|status 0 is not a final status (200 to 599)
+	UPDATE entries SET status = 999 WHERE url = KEY|status 999 is not a final status (200 to 599)
+	UPDATE entries SET size = -1 WHERE url = KEY|size -1 is negative
+	UPDATE entries SET size = 9223372036854775807 WHERE url = KEY|its body has 26 of 9223372036854775807 bytes
+	UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY|its body has 5 of 26 bytes
+	UPDATE chunks SET data = CAST('/b%c2%9b31m?cc=max-age=6000' AS BLOB) WHERE body = BODY|its body has more than its 26 bytes
+	DELETE FROM chunks WHERE body = BODY|its body has 0 of 26 bytes
+	DELETE FROM bodies WHERE id = BODY|its body is missing
+	EOF2
+	# a failure of another kind beside it: every URL failed, 69
+	damage_entry "$b" "UPDATE entries SET status = 0 WHERE url = KEY"
+	run relay-fetch --offline "$b" "$UP/none"
+	[ "$status" -eq 69 ]
+}
+
+@test "list-dishes over a damaged entry: the menu comes from the upstream, and the entry is whole again" {
+	start_upstream --root "$ROOT/share/examples/menu-api"
+	export RELAY_UPSTREAM=$UP
+	list-dishes --search lax >want
+	[ -s want ]
+	for sql in "UPDATE entries SET status = 0 WHERE url = KEY" \
+	    "UPDATE chunks SET data = 12345 WHERE body = BODY"; do
+		damage_entry "$UP/restaurant/elma" "$sql"
+		run --separate-stderr list-dishes --search lax
+		[ "$status" -eq 0 ] && [ "$output" = "$(cat want)" ] ||
+		    { echo "$sql: $status $stderr"; false; }
+		relay-cache get "$UP/restaurant/elma" | jq -e .restaurant.menu
+	done
+}
+
+@test "an entry damaged after its lookup, before its turn in the output, is looked up again: nothing of it is written" {
+	for mode in "" --records "-o out%n"; do
+		start_upstream	# its hold=1 lets go once
+		b="$UP/b?cc=max-age=600"
+		relay-fetch "$b" >/dev/null
+		rm -f out*
+		# b is looked up, a hit, when the held request goes out
+		relay-fetch $mode "$UP/h?hold=1" "$b" >out 2>err &
+		pid=$!
+		eventually requests_are "/h?hold=1" 1
+		damage_entry "$b" "UPDATE chunks SET data = CAST('12345' AS BLOB) WHERE body = BODY"
+		curl -s -o /dev/null "$UP/_release"
+		wait "$pid" || { echo "$mode: $? $(cat err)"; false; }
+		[ "$(cat err)" = "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$b' is damaged: its body has 5 of 17 bytes; asking the upstream instead" ] ||
+		    { cat err; false; }
+		case $mode in
+		"") [ "$(cat out)" = "/h?hold=1/b?cc=max-age=600" ] ;;
+		--records) [ "$(jq -r '"\(.source) \(.text)"' out | tr '\n' ,)" = "miss /h?hold=1,miss /b?cc=max-age=600," ] ;;
+		*) [ "$(cat out1 out2)" = "/h?hold=1/b?cc=max-age=600" ] ;;
+		esac
+		[ "$(requests_for "/b?cc=max-age=600")" -eq 2 ]
+	done
+}
+
+@test "a record of a response that was not stored has no ttl: nothing stored claims a freshness; a stored one has its ttl, fetched or cached" {
+	printf '%s\n' "$UP/n1?status=600&cc=max-age=60" \
+	    "$UP/n2?status=999&cc=max-age=60" \
+	    "$UP/n3?cc=max-age=60,no-store" "$UP/n4?cc=private,max-age=60" \
+	    "$UP/n5?cc=max-age=60&h=Set-Cookie:a=b" \
+	    "$UP/n6?status=500&cc=max-age=60" \
+	    "$UP/n7?size=2000&cc=max-age=60" "http://127.0.0.1:1/n8" >unstored
+	run --separate-stderr relay-fetch --max-object-size 1000 --retry 0 --records <unstored
+	[ "$status" -eq 1 ]
+	[ "$(jq -c '[.status, has("ttl"), has("age")]' <<<"$output" | tr '\n' ' ')" = "[600,false,true] [999,false,true] [200,false,true] [200,false,true] [200,false,true] [500,false,true] [200,false,true] [0,false,true] " ]
+	[ -z "$(relay-cache ls)" ]
+	# --no-store: the same
+	run --separate-stderr relay-fetch --no-store --records "$UP/s?cc=max-age=60"
+	[ "$status" -eq 0 ]
+	jq -e 'has("ttl") | not' <<<"$output"
+	[ -z "$(relay-cache ls)" ]
+	# stored: its ttl, fetched, then cached
+	for source in miss hit; do
+		run --separate-stderr relay-fetch --records "$UP/s?cc=max-age=60"
+		jq -e --arg s "$source" '.source == $s and .ttl <= 60 and .ttl >= 58' <<<"$output"
+	done
+	run --separate-stderr relay-fetch --offline --records "$UP/s?cc=max-age=60"
+	jq -e '.source == "hit" and .ttl >= 58' <<<"$output"
+	relay-cache dump | jq -e '.ttl >= 58'
+}
+
+@test "a validator planted with a CR or LF is damage: relay-fetch and relay-serve never send it, so it adds no request field" {
+	url="$UP/e?cc=max-age=0&etag=%22v%22&lm=Mon,%2001%20Jan%202024%2000:00:00%20GMT"
+	for sql in "UPDATE entries SET etag = replace('\"v\"#X-Evil: 1', '#', char(13, 10)) WHERE url = KEY" \
+	    "UPDATE entries SET etag = NULL, last_modified = replace('Mon, 01 Jan 2024 00:00:00 GMT#X-Evil: 1', '#', char(10)) WHERE url = KEY"; do
+		relay-fetch "$url" >/dev/null
+		damage_entry "$url" "$sql"
+		run --separate-stderr relay-fetch "$url"
+		[ "$status" -eq 0 ] && [ "$output" = "${url#"$UP"}" ]
+		[[ "$stderr" == "relay-fetch: cannot read cache '$RELAY_CACHE': entry '$url' is damaged: its "*" holds a CR or LF: it is no field value; asking the upstream instead" ]] ||
+		    { echo "$stderr"; false; }
+		damage_entry "$url" "$sql"
+		run --separate-stderr relay-fetch --offline "$url"
+		[ "$status" -eq 65 ] && [ "$output" = "" ]
+	done
+	start_serve
+	curl -sf -o /dev/null "$SERVE/e?cc=max-age=0&etag=%22v%22"
+	eventually cached_as "$UP/e?cc=max-age=0&etag=%22v%22" "/e?cc=max-age=0&etag=%22v%22"
+	damage_entry "$UP/e?cc=max-age=0&etag=%22v%22" "UPDATE entries SET etag = replace('\"v\"#X-Evil: 1', '#', char(13, 10)) WHERE url = KEY"
+	[ "$(curl -s "$SERVE/e?cc=max-age=0&etag=%22v%22")" = "/e?cc=max-age=0&etag=%22v%22" ]
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("X-Evil"))] | length')" -eq 0 ]
+	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("If-None-Match") or has("If-Modified-Since"))] | length')" -eq 0 ]
 }

@@ -153,6 +153,57 @@ rejects_with_reason(void)
 		}
 }
 
+/*
+ * A surrogate is a character only with its other half: alone, it makes
+ * the value invalid on every path, copied (as records carry bodies and
+ * member names), only validated (as bodies are classified) or decoded;
+ * a pair is copied as a pair.
+ */
+static void
+lone_surrogates_are_invalid(void)
+{
+	static const struct { const char *in, *why; } rows[] = {
+		{ "\"\\ud800\"", "lone high surrogate \\uD800" },
+		{ "\"n\\uDBFF\"", "lone high surrogate \\uDBFF" },
+		{ "\"\\udc00\"", "lone low surrogate \\uDC00" },
+		{ "\"\\uDFFFx\"", "lone low surrogate \\uDFFF" },
+		{ "\"\\ud800\\u0041\"", "lone high surrogate \\uD800" },
+		{ "\"\\ud800\\ud800\"", "lone high surrogate \\uD800" },
+		{ "\"\\ud800\\n\"", "lone high surrogate \\uD800" },
+		{ "\"\\ude00\\ud83d\"", "lone low surrogate \\uDE00" },
+		{ "{\"restaurants\":[{\"name\":\"n\\ud800\"}]}",
+		    "lone high surrogate \\uD800" },
+		{ "{\"\\udfff\":1}", "lone low surrogate \\uDFFF" },
+		{ "[\"\\ud83d\\ude00\",\"\\ud83d\"]",
+		    "lone high surrogate \\uD83D" },
+	};
+	size_t i, s;
+	int rc;
+
+	for (s = 0; s < sizeof steps / sizeof steps[0]; s++)
+		for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+			start(rows[i].in, steps[s], 0);
+			rc = json_value(&t.j, &t.out);
+			CHECK_AT(i, rc < 0);
+			CHECK_AT(i, strcmp(t.j.why, rows[i].why) == 0);
+			start(rows[i].in, steps[s], 0);
+			rc = json_value(&t.j, NULL);
+			CHECK_AT(i, rc < 0);
+			CHECK_AT(i, strcmp(t.j.why, rows[i].why) == 0);
+			if (rows[i].in[0] != '"')
+				continue;
+			start(rows[i].in, steps[s], 0);
+			rc = json_string(&t.j, &t.out);
+			CHECK_AT(i, rc < 0);
+			CHECK_AT(i, strcmp(t.j.why, rows[i].why) == 0);
+		}
+	start("[\"\\uD83D\\uDE00\",{\"\\udbff\\udfff\":\"\\u00e9\"}]", 0, 0);
+	rc = json_value(&t.j, &t.out);
+	CHECK(rc == 0);
+	CHECK(strcmp(output(),
+	    "[\"\\ud83d\\ude00\",{\"\\udbff\\udfff\":\"\\u00e9\"}]") == 0);
+}
+
 /* A value ends where the grammar ends it; the caller sees what follows. */
 static void
 leading_zero_leaves_rest(void)
@@ -463,6 +514,7 @@ long_string(void)
 static const struct unit_test tests[] = {
 	TEST(copies_compactly),
 	TEST(rejects_with_reason),
+	TEST(lone_surrogates_are_invalid),
 	TEST(leading_zero_leaves_rest),
 	TEST(depth_limit),
 	TEST(string_decodes),

@@ -88,6 +88,7 @@ sample(struct record *rec, const char *type, long long size)
 	rec->age = 3;
 	rec->ttl = 60;
 	rec->size = size;
+	rec->has = HAS_TTL;
 }
 
 /* The whole line for rec and a body of the given kind, in out. */
@@ -192,6 +193,15 @@ writes_exact_line(void)
 	CHECK(rc == 0);
 	CHECK(strstr(out.data, ",\"size\":0,\"error\":\"timed out\"}\n") !=
 	    NULL);
+	/* a response not stored: no freshness, no ttl member */
+	sample(&rec, "text/plain", 2);
+	rec.has = 0;
+	rc = encode(&out, &rec, RECORD_TEXT, "ok", 2);
+	buf_free(&rec.headers);
+	CHECK(rc == 0);
+	CHECK(strstr(out.data, ",\"age\":3,\"size\":2,\"text\":\"ok\"}\n") !=
+	    NULL);
+	CHECK(strstr(out.data, "ttl") == NULL);
 	sample(&rec, "text/plain", 0);
 	rc = encode(&out, &rec, RECORD_TEXT, "", (size_t)-1);	/* fails */
 	buf_free(&rec.headers);
@@ -529,6 +539,53 @@ text_split_across_reads(void)
 	free(body);
 }
 
+/*
+ * A lone surrogate is not JSON (json.c): a body holding one is taken as
+ * text, never as a JSON value a reader would refuse; a record carrying
+ * one, in its json body or any string member, is refused, saying so.
+ */
+static void
+lone_surrogates(void)
+{
+	static const char body[] = "{\"restaurants\":[{\"name\":\"n\\ud800\"}]}";
+	static const struct { const char *line, *why; } rows[] = {
+		{ "{'url':'u','json':{'restaurants':[{'name':'n\\ud800'}]}}",
+		    "body: lone high surrogate \\uD800" },
+		{ "{'url':'u','json':{'\\udc00':1}}",
+		    "body: lone low surrogate \\uDC00" },
+		{ "{'url':'u','json':['\\ud83d\\ude00','\\ud83d']}",
+		    "body: lone high surrogate \\uD83D" },
+		{ "{'url':'u','text':'\\ud800'}",
+		    "body: lone high surrogate \\uD800" },
+	};
+	struct collect c = { .opened = 0 };
+	struct record_reader *rr;
+	struct record rec;
+	struct buf in = BUF_INIT;
+	struct mem m;
+	enum record_result res;
+	size_t i;
+
+	CHECK(classify("application/json", body, strlen(body)) ==
+	    RECORD_TEXT);
+	CHECK(classify(NULL, body, strlen(body)) == RECORD_TEXT);
+	for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		buf_reset(&in);
+		unquote(&in, rows[i].line);
+		m = (struct mem){ in.data, in.len };
+		rr = record_reader_new((struct source){ mem_read, &m });
+		res = record_read(rr, &rec, open_body, &c);
+		if (strcmp(rr->why, rows[i].why) != 0)
+			printf("# why \"%s\"\n", rr->why);
+		CHECK_AT(i, res == RECORD_BAD);
+		CHECK_AT(i, strcmp(rr->why, rows[i].why) == 0);
+		record_free(&rec);
+		record_reader_free(rr);
+	}
+	buf_free(&in);
+	buf_free(&c.body);
+}
+
 static const struct unit_test tests[] = {
 	TEST(classifies),
 	TEST(writes_exact_line),
@@ -539,6 +596,7 @@ static const struct unit_test tests[] = {
 	TEST(effective_url_round_trips),
 	TEST(writes_only_utf8),
 	TEST(text_split_across_reads),
+	TEST(lone_surrogates),
 };
 
 UNIT_MAIN(tests)

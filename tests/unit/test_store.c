@@ -723,7 +723,7 @@ damage_is_refused(void)
 	CHECK(put(s, "GET", "http://h/c", 10, 3, 4000000000) == 0);
 	CHECK(change(p, "UPDATE entries SET status = 100 WHERE url = "
 	    "'http://h/b'") == 0);
-	CHECK(store_get(s, "GET", "http://h/b", NULL, &e) == -1);
+	CHECK(store_get(s, "GET", "http://h/b", NULL, &e) == STORE_DAMAGED);
 	CHECK(store_status(s) == EX_DATAERR);
 	CHECK(strstr(store_error(s), "entry 'http://h/b' is damaged: status "
 	    "100 is not a final status (200 to 599)") != NULL);
@@ -777,7 +777,7 @@ damage_of(struct store *s, const char *url)
 
 	if (found == 1)
 		store_entry_free(&e);
-	if (found != -1)
+	if (found != STORE_DAMAGED)
 		return "";
 	return store_status(s) == EX_DATAERR ? store_error(s) : "";
 }
