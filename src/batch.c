@@ -29,6 +29,7 @@ struct batch {
 	void			*ctx;
 	int			 ended;
 	struct item_waiter	 waiter;	/* for the process's room */
+	struct item_lines	 lines;		/* answered, for the client */
 };
 
 /* Copies one value compactly into b: an item's text, read on its own. */
@@ -109,6 +110,7 @@ batch_parse(const char *body, size_t len, int *status, char *why,
 	int members = 0, rc, seen = 0;
 	char reason[200] = "";
 
+	item_lines_init(&b->lines);
 	reader_init(r, source_mem(&m, body, len));
 	json_init(&j, r, 0);
 	if (json_expect(&j, '{') < 0)
@@ -154,18 +156,19 @@ batch_size(const struct batch *b)
 }
 
 /*
- * One line to the client: as it is, or as a part of a multipart body,
- * named by its id (JSON text: a string's without its quotes).
+ * One line as the client gets it, appended to out: as it is, or as a
+ * part of a multipart body, named by its id (JSON text: a string's
+ * without its quotes).
  */
 static void
-write_line(struct batch *b, const struct buf *line, const char *id)
+client_line(const struct batch *b, const struct buf *line, const char *id,
+    struct buf *out)
 {
-	char head[ITEM_MAX_ID + 128];
 	size_t i, len = id != NULL ? strlen(id) : 0;
-	int n, plain;
+	int plain;
 
 	if (!b->multipart) {
-		b->out->write(b->ctx, line->data, line->len);
+		buf_add(out, line->data, line->len);
 		return;
 	}
 	if (len >= 2 && id[0] == '"')
@@ -174,13 +177,33 @@ write_line(struct batch *b, const struct buf *line, const char *id)
 	for (i = 0; plain && i < len; i++)
 		plain = id[i] > ' ' && id[i] < 0x7f && id[i] != '<' &&
 		    id[i] != '>' && id[i] != '"' && id[i] != '\\';
-	n = snprintf(head, sizeof head, "--" BATCH_BOUNDARY "\r\n"
-	    "Content-Type: application/json\r\n%s%.*s%s\r\n",
-	    plain ? "Content-ID: <" : "", plain ? (int)len : 0,
-	    plain ? id : "", plain ? ">\r\n" : "");
-	b->out->write(b->ctx, head, (size_t)n);
-	b->out->write(b->ctx, line->data, line->len - 1);	/* its \n */
-	b->out->write(b->ctx, "\r\n", 2);
+	buf_adds(out, "--" BATCH_BOUNDARY "\r\n"
+	    "Content-Type: application/json\r\n");
+	if (plain) {
+		buf_adds(out, "Content-ID: <");
+		buf_add(out, id, len);
+		buf_adds(out, ">\r\n");
+	}
+	buf_adds(out, "\r\n");
+	buf_add(out, line->data, line->len - 1);	/* its \n */
+	buf_adds(out, "\r\n");
+}
+
+/* The lines' sink: the client, while it takes what it is sent. */
+static int
+client_room(void *ctx)
+{
+	struct batch *b = ctx;
+
+	return b->out->queued(b->ctx) < SERVER_OUT_MAX;
+}
+
+static void
+client_write(void *ctx, const struct buf *text)
+{
+	struct batch *b = ctx;
+
+	b->out->write(b->ctx, text->data, text->len);
 }
 
 static void pump(struct batch *);
@@ -196,10 +219,13 @@ on_item(void *ctx, const struct buf *line)
 {
 	struct slot *s = ctx;
 	struct batch *b = s->b;
+	struct buf text = BUF_INIT;
 
 	s->run = NULL;
 	b->running--;
-	write_line(b, line, s->item.id);
+	client_line(b, line, s->item.id, &text);
+	item_lines_add(&b->lines, &text);	/* out when the client takes it */
+	buf_free(&text);
 	pump(b);
 }
 
@@ -211,16 +237,20 @@ static void
 pump(struct batch *b)
 {
 	static const char last[] = "--" BATCH_BOUNDARY "--\r\n";
+	const struct item_sink client = { client_room, client_write, b };
 	struct slot *s;
-	struct buf line = BUF_INIT;
+	struct buf line = BUF_INIT, text = BUF_INIT;
 
+	item_lines_flush(&b->lines, &client);
 	while (b->next < b->n && b->running < BATCH_AT_ONCE &&
-	    b->out->queued(b->ctx) < SERVER_OUT_MAX) {
+	    item_lines_empty(&b->lines) && client_room(b)) {
 		s = &b->slots[b->next++];
 		if (s->item.why[0] != '\0') {
 			buf_reset(&line);
+			buf_reset(&text);
 			item_error_line(&line, s->item.id, 400, s->item.why);
-			write_line(b, &line, s->item.id);
+			client_line(b, &line, s->item.id, &text);
+			client_write(b, &text);
 			continue;
 		}
 		if (!item_room()) {	/* other clients' items hold it */
@@ -233,7 +263,9 @@ pump(struct batch *b)
 		    on_item, s);
 	}
 	buf_free(&line);
-	if (b->next == b->n && b->running == 0 && !b->ended) {
+	buf_free(&text);
+	if (b->next == b->n && b->running == 0 && !b->ended &&
+	    item_lines_empty(&b->lines)) {
 		b->ended = 1;
 		if (b->multipart)
 			b->out->write(b->ctx, last, sizeof last - 1);
@@ -276,6 +308,7 @@ batch_free(struct batch *b)
 	if (b == NULL)
 		return;
 	item_unwait(&b->waiter);
+	item_lines_free(&b->lines);
 	for (i = 0; i < b->n; i++) {
 		if (b->slots[i].run != NULL)
 			item_cancel(b->slots[i].run);

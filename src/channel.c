@@ -32,6 +32,7 @@ struct channel {
 	const struct channel_out *out;
 	void			*ctx;
 	struct item_waiter	 waiter;	/* for the process's room */
+	struct item_lines	 lines;		/* answered, for the client */
 };
 
 static void
@@ -70,6 +71,30 @@ close_with(struct channel *ch, int code, const char *why)
 	end(ch);
 }
 
+/* The lines' sink: the client, while it takes what it is sent. */
+static int
+client_room(void *ctx)
+{
+	struct channel *ch = ctx;
+
+	return ch->out->queued(ch->ctx) < SERVER_OUT_MAX;
+}
+
+static void
+client_write(void *ctx, const struct buf *line)
+{
+	send_line(ctx, line);
+}
+
+/* Sends the lines the client has room for, in the order they came. */
+static void
+flush_lines(struct channel *ch)
+{
+	const struct item_sink client = { client_room, client_write, ch };
+
+	item_lines_flush(&ch->lines, &client);
+}
+
 static void
 on_item(void *ctx, const struct buf *line)
 {
@@ -80,7 +105,8 @@ on_item(void *ctx, const struct buf *line)
 		;
 	*p = ci->next;
 	ch->running--;
-	send_line(ch, line);
+	item_lines_add(&ch->lines, line);	/* out when the client takes it */
+	flush_lines(ch);
 	item_free(&ci->item);
 	free(ci);
 	conn_raw_feed(ch->c);	/* room for a message waiting */
@@ -153,7 +179,7 @@ on_input(void *ctx, const char *p, size_t n)
 	struct ws_message m;
 	ssize_t used;
 
-	if (ch->running >= CHANNEL_AT_ONCE ||
+	if (ch->running >= CHANNEL_AT_ONCE || !item_lines_empty(&ch->lines) ||
 	    ch->out->queued(ch->ctx) >= SERVER_OUT_MAX)
 		return 0;	/* on_item or channel_writable feeds it again */
 	if (!item_room()) {	/* other clients' items hold the process's */
@@ -191,7 +217,8 @@ on_idle(struct watch *w, short events, void *ctx)
 	char why[64];
 
 	(void)events;
-	if (ch->running > 0) {	/* answers still to come: not silent */
+	if (ch->running > 0 || !item_lines_empty(&ch->lines)) {
+		/* answers still to come: not silent */
 		watch_deadline(w, prog_now_ms() + ch->idle_ms);
 		return;
 	}
@@ -211,6 +238,7 @@ channel_open(struct server *srv, struct conn *c, const char *fields,
 {
 	struct channel *ch = xcalloc(1, sizeof *ch);
 
+	item_lines_init(&ch->lines);
 	ch->srv = srv;
 	ch->c = c;
 	ch->peer = xstrdup(conn_peer(c));
@@ -235,6 +263,7 @@ channel_start(struct channel *ch)
 void
 channel_writable(struct channel *ch)
 {
+	flush_lines(ch);
 	conn_raw_feed(ch->c);
 }
 
@@ -246,6 +275,7 @@ channel_free(struct channel *ch)
 	if (ch == NULL)
 		return;
 	item_unwait(&ch->waiter);
+	item_lines_free(&ch->lines);
 	while ((ci = ch->items) != NULL) {
 		ch->items = ci->next;
 		item_cancel(ci->run);

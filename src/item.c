@@ -488,12 +488,81 @@ on_room(struct watch *w, short events, void *ctx)
 	}
 }
 
+/* An item's place is free: its line went out, or it was dropped. */
 static void
-run_free(struct item_run *run)
+release(void)
 {
 	assert(running > 0);
 	if (--running < ITEM_MAX_RUNNING && waiters != NULL)
 		watch_deadline(wake, prog_now_ms());
+}
+
+struct item_line {
+	struct item_line	*next;
+	struct buf		 text;
+};
+
+void
+item_lines_init(struct item_lines *l)
+{
+	l->first = NULL;
+	l->last = &l->first;
+}
+
+/* Keeps a copy of line, and its item's place, until it is flushed. */
+void
+item_lines_add(struct item_lines *l, const struct buf *line)
+{
+	struct item_line *one = xcalloc(1, sizeof *one);
+
+	buf_add(&one->text, line->data, line->len);
+	*l->last = one;
+	l->last = &one->next;
+}
+
+/* Writes the lines the sink has room for, in order; returns how many. */
+size_t
+item_lines_flush(struct item_lines *l, const struct item_sink *to)
+{
+	struct item_line *one;
+	size_t n = 0;
+
+	while ((one = l->first) != NULL && to->room(to->ctx)) {
+		if ((l->first = one->next) == NULL)
+			l->last = &l->first;
+		to->write(to->ctx, &one->text);
+		buf_free(&one->text);
+		free(one);
+		release();
+		n++;
+	}
+	return n;
+}
+
+int
+item_lines_empty(const struct item_lines *l)
+{
+	return l->first == NULL;
+}
+
+/* The client has gone: the lines are dropped, their places freed. */
+void
+item_lines_free(struct item_lines *l)
+{
+	struct item_line *one;
+
+	while ((one = l->first) != NULL) {
+		l->first = one->next;
+		buf_free(&one->text);
+		free(one);
+		release();
+	}
+	l->last = &l->first;
+}
+
+static void
+run_free(struct item_run *run)
+{
 	server_unwatch(run->srv, run->kick);
 	free(run->id);
 	buf_free(&run->head);
@@ -631,6 +700,7 @@ item_start(struct server *srv, const char *peer, const char *outer,
 void
 item_cancel(struct item_run *run)
 {
+	release();
 	if (run->conn != NULL)
 		inner_cancel(run->conn);
 	run_free(run);

@@ -37,8 +37,29 @@ struct item {
 	int		 json_body;	/* given as a JSON value */
 };
 
-/* Called once with the answer's line, from the event loop. */
+/*
+ * Called once with the answer's line, from the event loop; the item's
+ * place among ITEM_MAX_RUNNING is the line's until it goes out (see
+ * item_lines).
+ */
 typedef void item_done_fn(void *, const struct buf *);
+
+/*
+ * Lines of answered items that wait for their client, in the order
+ * they came: each keeps its item's place until it is written, so that
+ * clients that do not read hold no more than ITEM_MAX_RUNNING.
+ */
+struct item_line;
+struct item_lines {
+	struct item_line	*first, **last;
+};
+
+/* Where lines go: room says whether the client takes more now. */
+struct item_sink {
+	int	(*room)(void *);
+	void	(*write)(void *, const struct buf *);
+	void	*ctx;
+};
 
 struct item_run;
 
@@ -49,6 +70,11 @@ void		 item_answer_line(struct buf *, const char *, const char *,
 		    size_t, const struct buf *, const char *);
 
 int		 item_room(void);
+void		 item_lines_init(struct item_lines *);
+void		 item_lines_add(struct item_lines *, const struct buf *);
+size_t		 item_lines_flush(struct item_lines *, const struct item_sink *);
+int		 item_lines_empty(const struct item_lines *);
+void		 item_lines_free(struct item_lines *);
 void		 item_wait(struct item_waiter *, void (*)(void *), void *);
 void		 item_unwait(struct item_waiter *);
 struct item_run	*item_start(struct server *, const char *, const char *,
