@@ -426,6 +426,9 @@ child_limits(const struct jq_bounds *b)
 	setrlimit(RLIMIT_CPU, &cpu);
 }
 
+extern char **environ;
+static char *no_environment[] = { NULL };	/* a route's program's */
+
 /*
  * Signals as a new process has them; the pipe on CHILD_FD, standard
  * input and output on /dev/null and every other descriptor closed, so
@@ -457,6 +460,8 @@ child_setup(int fd, pid_t parent, const struct jq_bounds *b, int quiet)
 	close_range(CHILD_FD + 1, ~0U, 0);
 	if (!quiet)
 		route_stderr();
+	else	/* a route's program: see merge.c's compile */
+		environ = no_environment;	/* clearenv's NULL crashes env */
 	child_limits(b);
 }
 

@@ -111,11 +111,24 @@ compile_error(const struct route *r, int first, const char *errors,
 	    first + (line > 0 ? line - 1 : 0), (int)n, reason);
 }
 
+/*
+ * Compiles a route's program with no environment: jq's $ENV and env
+ * would give it relay-serve's, whose variables hold the secrets routes'
+ * headers take (${TOKEN}), and a client's parameters steer what the
+ * program answers. (The child that runs it has none either.)
+ */
 static int
 compile(struct jqprog *p, const struct route *r, int line, const char *prelude,
     const char *prog, char *err, size_t errlen)
 {
-	if (jqprog_compile(p, prelude, prog, jv_object()) == 0)
+	extern char **environ;
+	char **saved = environ, *none[] = { NULL };
+	int rc;
+
+	environ = none;
+	rc = jqprog_compile(p, prelude, prog, jv_object());
+	environ = saved;
+	if (rc == 0)
 		return 0;
 	compile_error(r, line, buf_cstr(&p->errors), err, errlen);
 	jqprog_free(p);

@@ -555,3 +555,19 @@ children() {
 	done
 	! curl -s "$UP/_log" | jq -r .path | grep -q '_relay' || false
 }
+
+@test "a route's program sees no environment: \$ENV and env never give it relay-serve's secrets" {
+	start_upstream
+	cat >env.routes <<-'EOF'
+	route /env/{how}
+		call a /a?body=%7B%7D
+		header X-Key: ${ROUTE_SECRET}
+		jq if $how == "ENV" then $ENV else env end
+	end
+	EOF
+	ROUTE_SECRET=s3cr3t-value start_serve --routes env.routes --workers 1
+	[ "$(curl -s "$SERVE/env/ENV")" = '{}' ]
+	[ "$(curl -s "$SERVE/env/env")" = '{}' ]
+	# the header still has it
+	curl -s "$UP/_log" | jq -e 'select(.path | startswith("/a")) | .headers["X-Key"] == "s3cr3t-value"'
+}
