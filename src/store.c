@@ -781,12 +781,21 @@ refuse_object(struct store *s, sqlite3_stmt *row, const char *why)
  * once a process for each (a process opens its files several times,
  * and one a connection under inetd): an in-memory database, kept.
  */
+static struct { const char *const *sql; int n; sqlite3 *mem; }
+    made[16];	/* a file kind and version each: a few at most */
+static size_t nmade;
+
+/* At exit: closed, so that a leak check sees no memory of theirs. */
+static void
+schemas_close(void)
+{
+	while (nmade > 0)
+		sqlite3_close(made[--nmade].mem);
+}
+
 static sqlite3 *
 schema_made(const char *const *sql, int n)
 {
-	static struct { const char *const *sql; int n; sqlite3 *mem; }
-	    made[16];	/* a file kind and version each: a few at most */
-	static size_t nmade;
 	sqlite3 *mem = NULL;
 	size_t k;
 	int i, rc = SQLITE_OK;
@@ -794,6 +803,8 @@ schema_made(const char *const *sql, int n)
 	for (k = 0; k < nmade; k++)
 		if (made[k].sql == sql && made[k].n == n)
 			return made[k].mem;
+	if (nmade == 0)
+		atexit(schemas_close);
 	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK)
 		out_of_memory();
