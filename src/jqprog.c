@@ -282,6 +282,17 @@ set_busy(int yes)
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
+/* n bytes at the batch's end; p may be NULL when n is 0 (no memcpy then). */
+static void
+batch_append(const char *p, size_t n)
+{
+	assert(batch_len + n <= CHILD_BATCH);
+	if (n == 0)
+		return;
+	memcpy(batch + batch_len, p, n);
+	batch_len += n;
+}
+
 /*
  * The frame's bytes, in the batch (or, too long for it, written after
  * it); stderr text after stderr text grows that frame.
@@ -299,8 +310,7 @@ add_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
 		memcpy(&len, batch + open_stderr + 1, sizeof len);
 		len += (uint32_t)an;
 		memcpy(batch + open_stderr + 1, &len, sizeof len);
-		memcpy(batch + batch_len, a, an);
-		batch_len += an;
+		batch_append(a, an);
 		return;
 	}
 	if (batch_len + FRAME_HEAD + an + bn > CHILD_BATCH)
@@ -317,9 +327,8 @@ add_frame(char kind, const char *a, size_t an, const char *b, size_t bn)
 		write_all(b, bn);
 		return;
 	}
-	memcpy(batch + batch_len, a, an);
-	memcpy(batch + batch_len + an, b, bn);
-	batch_len += an + bn;
+	batch_append(a, an);
+	batch_append(b, bn);
 }
 
 /* A frame of the bytes of a, then b. */
