@@ -28,6 +28,12 @@ setup() {
 	common_setup
 }
 
+# True when bin/ is built with AddressSanitizer (make SANITIZE=...):
+# its shadow memory and quarantine make resident sizes meaningless.
+sanitized() {
+	ldd "$ROOT/bin/relay-serve" | grep -q libasan
+}
+
 # Runs a command as an unprivileged user, so that file permissions
 # apply even when the tests run as root (as in CI containers).
 as_nobody() {
