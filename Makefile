@@ -27,20 +27,15 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 JQ_CFLAGS ?= $(shell pkg-config --cflags libjq 2>/dev/null)
 JQ_LIBS ?= $(shell pkg-config --libs libjq 2>/dev/null || echo -ljq)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DVERSION='"$(VERSION)"' $(WARNINGS) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Ilib -DVERSION='"$(VERSION)"' $(WARNINGS) \
 	$(PKG_CFLAGS) -pthread $(CPPFLAGS) $(CFLAGS)
 LIBS = $(PKG_LIBS) -pthread
 
 PROGS = bin/list-dishes bin/relay-cache bin/relay-fetch bin/relay-merge \
 	bin/relay-serve
-LIB_SRCS = admin.c base64.c batch.c buckets.c buf.c cache.c channel.c \
-	config.c deliver.c gate.c gcra.c gzip.c headers.c hot.c http.c \
-	httpdate.c io.c item.c jqprog.c json.c lease.c limiter.c listen.c log.c \
-	merge.c metrics.c num.c options.c policy.c prog.c record.c redis.c \
-	routes.c server.c sf.c sha1.c shared.c shared_entry.c shared_sync.c \
-	snapshot.c spool.c store.c sync.c target.c text.c \
-	throttle.c through.c upstream.c url.c utf8.c writeback.c ws.c
-LIB_OBJS = $(LIB_SRCS:%.c=build/%.o)
+LIB_SRCS = $(wildcard lib/*/*.c)
+LIB_OBJS = $(LIB_SRCS:lib/%.c=build/lib/%.o)
+LIB_HDRS = $(wildcard lib/*/*.h)
 UNIT_TESTS = $(patsubst tests/unit/%.c,build/tests/%,$(wildcard tests/unit/test_*.c))
 MAN1 = man/list-dishes.1 man/relay-cache.1 man/relay-fetch.1 \
 	man/relay-merge.1
@@ -50,8 +45,12 @@ MAN8 = man/relay-serve.8
 
 all: $(PROGS)
 
-build/%.o: src/%.c src/*.h
+build/%.o: src/%.c $(LIB_HDRS)
 	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/lib/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/librelay.a: $(LIB_OBJS)
@@ -59,16 +58,16 @@ build/librelay.a: $(LIB_OBJS)
 	$(AR) rcs $@ $(LIB_OBJS)
 
 bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
-build/list-dishes.o build/relay-merge.o build/relay-serve.o build/merge.o \
-    build/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
+build/list-dishes.o build/relay-merge.o build/relay-serve.o \
+    build/lib/serve/merge.o build/lib/base/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
 bin/%: build/%.o build/librelay.a
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-build/tests/%: tests/unit/%.c tests/unit/unit.h build/librelay.a src/*.h
+build/tests/%: tests/unit/%.c tests/unit/unit.h build/librelay.a $(LIB_HDRS)
 	@mkdir -p build/tests
-	$(CC) $(ALL_CFLAGS) -Isrc -Itests/unit $(LDFLAGS) -o $@ $< \
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< \
 		build/librelay.a $(LIBS)
 
 unit: $(UNIT_TESTS)

@@ -20,13 +20,13 @@
 #include <curl/curl.h>
 #include <jq.h>
 
-#include "buf.h"
-#include "http.h"
-#include "policy.h"
-#include "prog.h"
-#include "target.h"
-#include "text.h"
-#include "url.h"
+#include "base/buf.h"
+#include "base/prog.h"
+#include "base/text.h"
+#include "http/http.h"
+#include "http/target.h"
+#include "http/url.h"
+#include "policy/policy.h"
 
 #define EXIT_UNAVAILABLE EX_UNAVAILABLE	/* nothing fetched, nothing cached */
 #define STALE_LIMIT "30d"	/* the oldest menus shown when offline */
@@ -147,7 +147,7 @@ shown_text(struct text text)
 	if (safe[fit] != '\0')
 		buf_adds(&out, "…");
 	free(safe);
-	return (char *)buf_cstr(&out);
+	return buf_take(&out);
 }
 
 static char *
@@ -1120,7 +1120,7 @@ menu_page(struct page *p, struct text id)
 	    path.len > URL_MAX)
 		p->refused = "a path longer than " NUMBER(URL_MAX) " bytes";
 	if (p->refused == NULL)
-		p->path = (char *)buf_cstr(&path);
+		p->path = buf_take(&path);
 	else
 		buf_free(&path);
 }

@@ -13,23 +13,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "config.h"
-#include "deliver.h"
-#include "headers.h"
-#include "http.h"
-#include "io.h"
-#include "json.h"
-#include "metrics.h"
-#include "num.h"
-#include "policy.h"
-#include "prog.h"
-#include "record.h"
-#include "shared.h"
-#include "store.h"
-#include "text.h"
-#include "url.h"
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/io.h"
+#include "base/num.h"
+#include "base/prog.h"
+#include "base/text.h"
+#include "http/headers.h"
+#include "http/http.h"
+#include "http/json.h"
+#include "http/record.h"
+#include "http/url.h"
+#include "net/metrics.h"
+#include "policy/policy.h"
+#include "serve/deliver.h"
+#include "store/cache.h"
+#include "store/store.h"
+#include "tier/shared.h"
 
 static const char *cache_option;	/* -c, --cache */
 static int json_output;			/* --json */
@@ -368,7 +368,7 @@ new_entry(struct store_entry *e, char *url, const char *method, int status,
 	e->method = xstrdup(method);
 	e->variant = xstrdup("");
 	e->status = status;
-	e->headers = (char *)buf_cstr(&kept);
+	e->headers = buf_take(&kept);
 	e->request_time = e->response_time = now;
 }
 

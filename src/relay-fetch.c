@@ -12,25 +12,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "config.h"
-#include "headers.h"
-#include "http.h"
-#include "httpdate.h"
-#include "io.h"
-#include "lease.h"
-#include "num.h"
-#include "options.h"
-#include "policy.h"
-#include "prog.h"
-#include "record.h"
-#include "shared.h"
-#include "spool.h"
-#include "store.h"
-#include "upstream.h"
-#include "url.h"
-#include "writeback.h"
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/io.h"
+#include "base/num.h"
+#include "base/prog.h"
+#include "http/headers.h"
+#include "http/http.h"
+#include "http/httpdate.h"
+#include "http/record.h"
+#include "http/url.h"
+#include "policy/policy.h"
+#include "store/cache.h"
+#include "store/lease.h"
+#include "store/spool.h"
+#include "store/store.h"
+#include "store/writeback.h"
+#include "through/options.h"
+#include "tier/shared.h"
+#include "upstream/upstream.h"
 
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define CURL_WHY 256
@@ -206,7 +206,7 @@ job_fail(struct job *j, const char *fmt, const char *arg)
 
 	buf_printf(&msg, fmt, arg);
 	free(j->error);
-	j->error = (char *)buf_cstr(&msg);
+	j->error = buf_take(&msg);
 	j->state = JOB_DONE;
 }
 
@@ -666,7 +666,7 @@ output_name(const struct job *j)
 			buf_addc(&name, *p);
 		}
 	}
-	return (char *)buf_cstr(&name);
+	return buf_take(&name);
 }
 
 static int open_part(struct job *);
@@ -791,7 +791,7 @@ static int
 failed_here(struct job *j, struct buf *why)
 {
 	free(j->error);
-	j->error = (char *)buf_cstr(why);
+	j->error = buf_take(why);
 	return -1;
 }
 
@@ -1224,7 +1224,7 @@ open_part(struct job *j)
 		j->in_place = stat(name, &st) == 0 &&
 		    (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode));
 		buf_printf(&part, j->in_place ? "%s" : "%s.part", name);
-		j->part = (char *)buf_cstr(&part);
+		j->part = buf_take(&part);
 		if ((j->file = fopen(j->part, "w")) == NULL)
 			buf_printf(&why, "cannot create '%s': %s", j->part,
 			    strerror(errno));
@@ -1802,10 +1802,10 @@ main(int argc, char *argv[])
 	if (!offline) {
 		if (loc.is_default)
 			config_make_parent(loc.path);
-		writer = prog_open_cache(loc.path, STORE_WRITE);
+		writer = store_open_or_exit(loc.path, STORE_WRITE);
 		store_set_max_size(writer, opts.max_size);
 	}
-	reader = prog_open_cache(loc.path, STORE_READ);
+	reader = store_open_or_exit(loc.path, STORE_READ);
 	if (!offline && (leases = leases_open(loc.path, lease_why,
 	    sizeof lease_why)) == NULL)
 		prog_warnx("duplicate requests are merged in this run only: %s",

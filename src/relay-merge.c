@@ -13,10 +13,10 @@
 
 #include <jq.h>
 
-#include "buf.h"
-#include "jqprog.h"
-#include "prog.h"
-#include "text.h"
+#include "base/buf.h"
+#include "base/jqprog.h"
+#include "base/prog.h"
+#include "base/text.h"
 
 #define EXIT_FAILED 5	/* the program failed at run time, as in jq */
 
@@ -110,7 +110,7 @@ record_failure(jv v)
 		buf_printf(&why, "HTTP status %.0f", s);
 	jv_free(error);
 	jv_free(status);
-	return why.len > 0 ? (char *)buf_cstr(&why) : NULL;
+	return why.len > 0 ? buf_take(&why) : NULL;
 }
 
 static void
@@ -135,7 +135,7 @@ add_value(struct values *vs, jv v, const char *file)
 		buf_printf(&from, ": %s", it->url);
 		jv_free(url);
 	}
-	it->from = (char *)buf_cstr(&from);
+	it->from = buf_take(&from);
 }
 
 /* Reads every JSON value of a file ("-": standard input). */
@@ -370,19 +370,20 @@ run(const char *program)
 	struct jqprog p;
 	struct jqrun *r;
 	struct buf out = BUF_INIT;
-	char *line, *next;
+	char *errors, *line, *next;
 	int rc, status;
 
 	named = jv_object_set(named, jv_string("incomplete"),
 	    jv_copy(incomplete));
 	if (jqprog_compile(&p, "", program, jv_copy(named)) < 0) {
 		/* jq's messages point at the program text. */
-		for (line = (char *)buf_cstr(&p.errors); line != NULL;
-		    line = next) {
+		errors = buf_take(&p.errors);
+		for (line = errors; line != NULL; line = next) {
 			if ((next = strchr(line, '\n')) != NULL)
 				*next++ = '\0';
 			prog_warnx("%s", line);
 		}
+		free(errors);
 		jqprog_free(&p);
 		return EX_DATAERR;
 	}

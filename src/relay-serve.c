@@ -15,39 +15,39 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "admin.h"
-#include "batch.h"
-#include "buf.h"
-#include "cache.h"
-#include "channel.h"
-#include "config.h"
-#include "deliver.h"
-#include "gate.h"
-#include "gzip.h"
-#include "headers.h"
-#include "http.h"
-#include "httpdate.h"
-#include "jqprog.h"
-#include "limiter.h"
-#include "listen.h"
-#include "log.h"
-#include "merge.h"
-#include "metrics.h"
-#include "num.h"
-#include "options.h"
-#include "policy.h"
-#include "prog.h"
-#include "routes.h"
-#include "server.h"
-#include "snapshot.h"
-#include "store.h"
-#include "sync.h"
-#include "target.h"
-#include "through.h"
-#include "throttle.h"
-#include "upstream.h"
-#include "url.h"
-#include "ws.h"
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/jqprog.h"
+#include "base/num.h"
+#include "base/prog.h"
+#include "http/gzip.h"
+#include "http/headers.h"
+#include "http/http.h"
+#include "http/httpdate.h"
+#include "http/target.h"
+#include "http/url.h"
+#include "http/ws.h"
+#include "net/listen.h"
+#include "net/log.h"
+#include "net/metrics.h"
+#include "net/server.h"
+#include "policy/policy.h"
+#include "policy/throttle.h"
+#include "serve/admin.h"
+#include "serve/batch.h"
+#include "serve/channel.h"
+#include "serve/deliver.h"
+#include "serve/merge.h"
+#include "serve/routes.h"
+#include "serve/sync.h"
+#include "store/cache.h"
+#include "store/snapshot.h"
+#include "store/store.h"
+#include "through/gate.h"
+#include "through/limiter.h"
+#include "through/options.h"
+#include "through/through.h"
+#include "upstream/upstream.h"
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-fetch */
 static const char *listen_option;	/* --listen */
@@ -955,7 +955,7 @@ answer_queued(struct answer *a)
 	if (a->req->has_content)
 		q.body = conn_take_body(a->c, &q.body_len);
 	http_forward_fields(&forward, fields);
-	q.fields = (char *)buf_cstr(&forward);
+	q.fields = buf_take(&forward);
 	q.path = xstrndup(a->target, strcspn(a->target, "?"));
 	a->cache_status = "queued";
 	a->adding = deliver_add(deliver, &q, on_queued, a);
@@ -1021,7 +1021,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 		    "requests pass (--rate-limit-fail open)");
 	if (!failed) {
 		throttle_fields(&fields, &a->policy, d);
-		a->limit_fields = (char *)buf_cstr(&fields);
+		a->limit_fields = buf_take(&fields);
 		if (!d->allowed && !throttle_dry_run) {
 			refuse(a, d);
 			return;
@@ -1748,7 +1748,7 @@ set_cache_path(void)
 		config_make_parent(loc.path);
 	cache_path = loc.path;
 	/* Fail now, not once per worker. */
-	store_close(prog_open_cache(cache_path, STORE_WRITE));
+	store_close(store_open_or_exit(cache_path, STORE_WRITE));
 }
 
 enum {
@@ -1953,7 +1953,7 @@ name_host(void)
 	(void)gethostname(host, sizeof host - 1);
 	buf_printf(&name, "%s:%s", host, path != NULL ? path : cache_path);
 	free(path);
-	return (char *)buf_cstr(&name);
+	return buf_take(&name);
 }
 
 int

@@ -75,7 +75,7 @@ load helpers
 	    "$ROOT"/share/examples/menu-all "$ROOT"/share/examples/protected-api \
 	    "$ROOT"/share/bash-completion/completions/list-dishes \
 	    "$ROOT"/tests/fuzz/run \
-	    "$ROOT"/tests/hammer \
+	    "$ROOT"/tests/hammer "$ROOT"/tests/layers \
 	    "$ROOT"/tests/run $(grep -l '^#!/bin/\(ba\)\{0,1\}sh' "$ROOT"/tests/bench/*) \
 	    "$ROOT"/.ci/run \
 	    "$ROOT"/tests/conformance/run \
@@ -273,9 +273,9 @@ exits() {
 }
 
 @test "INSTALL, debian/control and the programs name one oldest SQLite, and older is refused" {
-	oldest=$(sed -n 's/^#define SQLITE_OLDEST_NAME[[:space:]]*"\(.*\)"$/\1/p' "$ROOT/src/store.c")
+	oldest=$(sed -n 's/^#define SQLITE_OLDEST_NAME[[:space:]]*"\(.*\)"$/\1/p' "$ROOT/lib/store/store.c")
 	[ -n "$oldest" ]
-	number=$(sed -n 's/^#define SQLITE_OLDEST[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/src/store.c")
+	number=$(sed -n 's/^#define SQLITE_OLDEST[[:space:]]*\([0-9]*\)$/\1/p' "$ROOT/lib/store/store.c")
 	IFS=. read -r major minor patch <<<"$oldest"
 	[ "$number" -eq $((major * 1000000 + minor * 1000 + patch)) ]
 	# every version INSTALL and the package name is that one

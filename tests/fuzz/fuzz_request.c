@@ -1,14 +1,14 @@
 /*
  * libFuzzer harness for the server side's request head parser and
- * chunked-body decoder (src/http.h): no over-reads, sane results.
+ * chunked-body decoder (lib/http/http.h): no over-reads, sane results.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "http.h"
+#include "base/buf.h"
+#include "http/http.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the request-target normaliser (src/target.h):
+ * libFuzzer harness for the request-target normaliser (lib/http/target.h):
  * what it accepts cannot leave the upstream base, and is a fixed point.
  */
 #include <stdint.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "target.h"
+#include "http/target.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

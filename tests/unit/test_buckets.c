@@ -1,5 +1,5 @@
 /*
- * Tests the shared rate-limit buckets (src/buckets.h): decisions under
+ * Tests the shared rate-limit buckets (lib/store/buckets.h): decisions under
  * a limit, keys apart, a table that outlives its processes, counts
  * that stay exact when processes decide at once, a holder that dies
  * with the lock, and a file that is not a table.
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buckets.h"
+#include "store/buckets.h"
 #include "unit.h"
 
 #define S	1000000LL

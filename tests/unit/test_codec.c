@@ -1,14 +1,14 @@
 /*
- * Tests the two streaming codecs: base64 (src/base64.h) with the
- * RFC 4648 vectors both ways, and UTF-8 validation (src/utf8.h), each
+ * Tests the two streaming codecs: base64 (lib/base/base64.h) with the
+ * RFC 4648 vectors both ways, and UTF-8 validation (lib/base/utf8.h), each
  * with its input split across calls; and buf_addll's decimals.
  */
 #include <limits.h>
 #include <string.h>
 
-#include "base64.h"
-#include "buf.h"
-#include "utf8.h"
+#include "base/base64.h"
+#include "base/buf.h"
+#include "base/utf8.h"
 #include "unit.h"
 
 #define CHECK_AT(i, cond) do {						\

@@ -1,10 +1,10 @@
 /*
- * Tests the rate limits (src/gcra.h): parsing "N/unit" and the
+ * Tests the rate limits (lib/policy/gcra.h): parsing "N/unit" and the
  * decisions of the generic cell rate algorithm.
  */
 #include <stdio.h>
 
-#include "gcra.h"
+#include "policy/gcra.h"
 #include "unit.h"
 
 #define S 1000000LL

@@ -1,5 +1,5 @@
 /*
- * Fresh entries in memory (src/hot.h): found by URL with a copy of
+ * Fresh entries in memory (lib/store/hot.h): found by URL with a copy of
  * their own, only small GET responses that do not vary, everything
  * dropped past the byte bound, and an entry in use outliving a clear;
  * header fields kept as a hit sends them.
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hot.h"
+#include "store/hot.h"
 #include "unit.h"
 
 static struct store_entry

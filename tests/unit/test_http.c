@@ -1,16 +1,16 @@
 /*
  * Tests the server side's request parser and chunked decoder, the
- * heads a relay builds (src/http.h), the request-target normaliser
- * and the path-segment encoder (src/target.h).
+ * heads a relay builds (lib/http/http.h), the request-target normaliser
+ * and the path-segment encoder (lib/http/target.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "gzip.h"
-#include "headers.h"
-#include "http.h"
-#include "target.h"
+#include "base/buf.h"
+#include "http/gzip.h"
+#include "http/headers.h"
+#include "http/http.h"
+#include "http/target.h"
 #include "unit.h"
 
 #define CHECK_AT(i, cond) do {						\

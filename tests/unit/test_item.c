@@ -1,13 +1,13 @@
 /*
- * Tests the pure parts of batches and their items (src/item.h,
- * src/batch.h): an item read from JSON, or why not, with its id kept
+ * Tests the pure parts of batches and their items (lib/serve/item.h,
+ * lib/serve/batch.h): an item read from JSON, or why not, with its id kept
  * for the error; an answer's head and body written back as a line; a
  * batch body read into items, or refused as a whole.
  */
 #include <string.h>
 
-#include "batch.h"
-#include "item.h"
+#include "serve/batch.h"
+#include "serve/item.h"
 #include "unit.h"
 
 static int

@@ -1,5 +1,5 @@
 /*
- * Tests the streaming JSON parser (src/json.h): compact copies, the
+ * Tests the streaming JSON parser (lib/http/json.h): compact copies, the
  * reasons given for bad input, string decoding, integers, one-line
  * mode and escaping, each fed whole and one byte per read.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "http/json.h"
 #include "unit.h"
 
 /* A source over a buffer; step > 0 hands out at most step bytes a read. */

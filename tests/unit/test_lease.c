@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <string.h>
 
-#include "lease.h"
+#include "store/lease.h"
 #include "unit.h"
 
 static int

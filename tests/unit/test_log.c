@@ -2,7 +2,7 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "log.h"
+#include "net/log.h"
 #include "unit.h"
 
 /* One line logged to a file of its own, read back. */

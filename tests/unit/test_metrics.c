@@ -1,14 +1,14 @@
 /*
- * Tests the counters (src/metrics.h) and the admin endpoints' pure
- * part (src/admin.h): what an answer counts, what the writer is handed,
+ * Tests the counters (lib/net/metrics.h) and the admin endpoints' pure
+ * part (lib/serve/admin.h): what an answer counts, what the writer is handed,
  * the exposition formats, and who may see them.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "metrics.h"
+#include "net/metrics.h"
+#include "serve/admin.h"
 #include "unit.h"
 
 static int

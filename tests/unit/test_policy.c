@@ -1,13 +1,13 @@
 /*
- * Tests the caching rules (src/policy.h) and what they rest on: HTTP
- * dates (src/httpdate.h) and header blocks (src/headers.h).
+ * Tests the caching rules (lib/policy/policy.h) and what they rest on: HTTP
+ * dates (lib/http/httpdate.h) and header blocks (lib/http/headers.h).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "headers.h"
-#include "httpdate.h"
-#include "policy.h"
+#include "http/headers.h"
+#include "http/httpdate.h"
+#include "policy/policy.h"
 #include "unit.h"
 
 #define CHECK_AT(i, cond) do {						\

@@ -1,12 +1,12 @@
 /*
- * Tests the NDJSON record (src/record.h): how bodies are classified,
+ * Tests the NDJSON record (lib/http/record.h): how bodies are classified,
  * the exact line written, round trips of every body kind, and the
  * decoder's rules for blank, unknown and bad lines.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "record.h"
+#include "http/record.h"
 #include "unit.h"
 
 #define CHECK_AT(i, cond) do {						\

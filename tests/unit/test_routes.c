@@ -1,5 +1,5 @@
 /*
- * Tests merge routes (src/routes.h): reading a routes file, matching
+ * Tests merge routes (lib/serve/routes.h): reading a routes file, matching
  * request paths, and filling call paths with parameters.
  */
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "routes.h"
+#include "serve/routes.h"
 #include "unit.h"
 
 static struct route *

@@ -1,11 +1,11 @@
 /*
- * Tests the Structured Field dictionaries (src/sf.h) that targeted
+ * Tests the Structured Field dictionaries (lib/http/sf.h) that targeted
  * cache-control fields are read as (RFC 8941, RFC 9213).
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "sf.h"
+#include "http/sf.h"
 #include "unit.h"
 
 static int

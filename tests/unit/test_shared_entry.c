@@ -1,12 +1,12 @@
 /*
- * Tests the shared tier's entry format (src/shared_entry.h): what goes
+ * Tests the shared tier's entry format (lib/tier/shared_entry.h): what goes
  * to Redis comes back the same, and what comes back from Redis is
  * checked as hostile: the wrong URL, bad numbers, lengths that are not
  * its size, fields that are not fields, and every truncation.
  */
 #include <string.h>
 
-#include "shared_entry.h"
+#include "tier/shared_entry.h"
 #include "unit.h"
 
 static const struct cache_response sample = {

@@ -1,5 +1,5 @@
 /*
- * Tests the cache file (src/store.h) in a temporary directory: bodies
+ * Tests the cache file (lib/store/store.h) in a temporary directory: bodies
  * across chunks, replacing, aborting, removing, purging, statistics,
  * iteration, vacuum, batches and their failures, and files that are
  * missing or not databases.
@@ -14,8 +14,8 @@
 
 #include <sqlite3.h>
 
-#include "buf.h"
-#include "store.h"
+#include "base/buf.h"
+#include "store/store.h"
 #include "unit.h"
 
 #define KIB	1024

@@ -1,14 +1,14 @@
 /*
- * The sync stream's pages (src/sync.h): bounded by entries and by body
+ * The sync stream's pages (lib/serve/sync.h): bounded by entries and by body
  * bytes, so that a round of the loop does bounded work.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "store.h"
-#include "sync.h"
+#include "base/buf.h"
+#include "serve/sync.h"
+#include "store/store.h"
 #include "unit.h"
 
 /* An entry of url with a body of size bytes. */

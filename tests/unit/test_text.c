@@ -1,12 +1,12 @@
 /*
- * Tests text for people (src/text.h): terminal widths, fitting,
+ * Tests text for people (lib/base/text.h): terminal widths, fitting,
  * folding for search, and edit distances for suggestions.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
+#include "base/text.h"
 #include "unit.h"
 
 static void

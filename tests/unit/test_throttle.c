@@ -1,11 +1,11 @@
 /*
- * Tests throttling's pure part (src/throttle.h): the bucket a request
+ * Tests throttling's pure part (lib/policy/throttle.h): the bucket a request
  * counts against, the RateLimit fields and a refusal.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "throttle.h"
+#include "policy/throttle.h"
 #include "unit.h"
 
 static int

@@ -1,12 +1,12 @@
 /*
- * Tests cache keys (src/url.h): normalising URLs and resolving the
+ * Tests cache keys (lib/http/url.h): normalising URLs and resolving the
  * references an unsafe request's answer invalidates.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "url.h"
+#include "base/buf.h"
+#include "http/url.h"
 #include "unit.h"
 
 static int

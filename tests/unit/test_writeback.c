@@ -1,5 +1,5 @@
 /*
- * Tests cache writes on their own thread (src/writeback.h): what is
+ * Tests cache writes on their own thread (lib/store/writeback.h): what is
  * handed over is in the file once finished, in order, a body larger
  * than the queue included; what a full disk loses is named.
  */
@@ -8,11 +8,11 @@
 #include <poll.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "store.h"
+#include "base/buf.h"
+#include "store/cache.h"
+#include "store/store.h"
 #include "unit.h"
-#include "writeback.h"
+#include "store/writeback.h"
 
 static const struct cache_rules rules = { 300, -1, 0, 0 };
 

@@ -1,14 +1,14 @@
 /*
- * Tests the WebSocket codec (src/ws.h) and the SHA-1 under its
- * handshake (src/sha1.h): RFC 3174's and RFC 6455's vectors, frames
+ * Tests the WebSocket codec (lib/http/ws.h) and the SHA-1 under its
+ * handshake (lib/base/sha1.h): RFC 3174's and RFC 6455's vectors, frames
  * read whole however they are split, each protocol error with its
  * close code, and the frames written back.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "sha1.h"
-#include "ws.h"
+#include "base/sha1.h"
+#include "http/ws.h"
 #include "unit.h"
 
 static int
