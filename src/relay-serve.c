@@ -91,6 +91,7 @@ static char *base_key;		/* its part before the path, normalised */
 static char *cache_path;
 static struct through *through;	/* the cache file, its writer, leases */
 static struct upstream *upstream;
+static struct loop *loop;
 static struct server *server;
 static struct route *routes;		/* merge routes, from --routes */
 static struct route *retired;		/* replaced by a reload */
@@ -249,7 +250,7 @@ answer_free(struct answer *a)
 	batch_free(a->batch);
 	channel_free(a->channel);
 	sync_free(a->sync);
-	server_unwatch(server, a->later);
+	loop_unwatch(a->later);
 	gzip_free(a->gzip);
 	merge_free(a->merge);
 	if (a->route != NULL)
@@ -1045,7 +1046,7 @@ start_limiter(void)
 {
 	limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
 	limiter_share(limiter, through_shared(through));
-	server_watch(server, limiter_wake_fd(limiter), POLLIN, on_limiter,
+	loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
 	    NULL);
 }
 
@@ -1279,7 +1280,7 @@ on_snapshot_page(struct watch *w, short events, void *ctx)
 		watch_deadline(w, prog_now_ms());
 		return;
 	}
-	server_unwatch(server, w);
+	loop_unwatch(w);
 	a->later = NULL;
 	if (more < 0) {
 		fail(a, snapshot_status(sync_snapshot(a->sync)),
@@ -1354,7 +1355,7 @@ answer_sync(struct answer *a, const char *target)
 		send_head(a, 304, head, "relay; detail=sync", -1, 0);
 		finish(a, 0);
 	} else if (sync_snapshot(a->sync) != NULL) {
-		a->later = server_watch(server, -1, 0, on_snapshot_page, a);
+		a->later = loop_watch(loop, -1, 0, on_snapshot_page, a);
 		watch_deadline(a->later, prog_now_ms());
 	} else {
 		send_head(a, 200, head, "relay; detail=sync", -1, -1);
@@ -1665,12 +1666,13 @@ static int
 serve(int listen_fd, int in, int out)
 {
 	static const struct server_handler handler = {
-		on_request, on_writable, on_gone, on_poll, on_idle, NULL,
+		on_request, on_writable, on_gone, NULL,
 	};
 
 	upstream = upstream_new(&opts.limits);
-	server = server_new(&serve_options, &handler);
-	through = through_new(cache_path, server, upstream, &opts);
+	loop = loop_new(on_poll, on_idle, NULL);
+	server = server_new(loop, &serve_options, &handler);
+	through = through_new(cache_path, loop, upstream, &opts);
 	if (shared_at.host != NULL) {
 		through_share(through, &shared_at, &shared_opts);
 		admin_share(admin, through_shared(through));
@@ -1679,12 +1681,12 @@ serve(int listen_fd, int in, int out)
 	if (rate_option != NULL || upstream_rate_option != NULL)
 		start_limiter();
 	if (upstream_rate_option != NULL) {
-		gate = gate_new(server, limiter, &upstream_limit,
+		gate = gate_new(loop, limiter, &upstream_limit,
 		    upstream_wait_ms, throttle_fail_closed);
 		through_gate(through, gate);
 	}
 	if (n_queue_globs > 0)
-		deliver = deliver_start(cache_path, server, through,
+		deliver = deliver_start(cache_path, loop, through,
 		    queue_attempts);
 	merge_env.through = through;
 	merge_env.server = server;
@@ -1694,7 +1696,7 @@ serve(int listen_fd, int in, int out)
 		server_listen(server, listen_fd);
 	else
 		server_connection(server, in, out);
-	server_run(server);
+	loop_run(loop);
 	deliver_stop(deliver);
 	through_free(through);
 	admin_free(admin);
@@ -1702,6 +1704,7 @@ serve(int listen_fd, int in, int out)
 	limiter_stop(limiter);
 	log_flush();
 	server_free(server);
+	loop_free(loop);
 	upstream_free(upstream);
 	free_routes(retired);
 	free_routes(routes);

@@ -21,6 +21,7 @@
 
 #include "base/prog.h"
 #include "net/log.h"
+#include "net/loop.h"
 #include "net/server.h"
 
 #define IN_MAX		(HTTP_MAX_HEAD + 16384)	/* unparsed input held */
@@ -28,7 +29,6 @@
 #define FDS_SPARE	256		/* files, pipes, the upstream's */
 #define LINGER_MS	2000		/* to drain input before closing */
 #define ACCEPT_PAUSE_MS	100		/* out of descriptors, then accept */
-#define POLL_MAX_MS	500		/* how late a stop may be noticed */
 
 enum conn_state {
 	CONN_IDLE,	/* between requests */
@@ -71,6 +71,7 @@ struct conn {
 	const struct raw_ops	*raw;		/* CONN_RAW's reader */
 	void			*raw_ctx;
 	int			 eof_told;	/* raw->eof was called */
+	int			 slot_in, slot_out;	/* this round's, or -1 */
 };
 
 /*
@@ -86,54 +87,53 @@ struct sent_log {
 	char			 strings[];	/* the log's, copied */
 };
 
-struct watch {
-	struct watch		*next;
-	int			 fd;
-	short			 events;
-	long long		 deadline_ms;
-	watch_fn		*fn;		/* NULL: unwatched, to be freed */
-	void			*ctx;
-	int			 slot;		/* its pollfd this round, or -1 */
-};
-
 struct server {
 	struct server_options	 opt;
 	struct server_handler	 h;
+	struct loop		*loop;
 	int			 listen_fd;
+	int			 listen_slot;	/* this round's, or -1 */
 	long long		 accept_again_ms;	/* out of fds: not before */
 	struct conn		*conns;
 	int			 nconns;
 	int			 stopping;
 	long long		 drain_ms;	/* stopping: all close then */
-	struct watch		*watches;
-	struct pollfd		*fds;
-	struct conn		**owners;	/* of each pollfd; NULL: listener */
-	unsigned		 fds_cap;	/* or a watch's */
 };
 
+static void gather(struct loop *, void *);
+static void sweep(struct loop *, void *);
+static void flush_finished(void *);
+static int serving(void *);
+static long long next_deadline(const struct server *, long long);
+
+/* A server on the loop: its connections are one of the loop's sources. */
 struct server *
-server_new(const struct server_options *opt, const struct server_handler *h)
+server_new(struct loop *loop, const struct server_options *opt,
+    const struct server_handler *h)
 {
 	struct server *srv = xcalloc(1, sizeof *srv);
+	const struct loop_source source = { gather, sweep, flush_finished,
+	    serving, srv };
 
 	srv->opt = *opt;
 	srv->h = *h;
+	srv->loop = loop;
 	srv->listen_fd = -1;
+	srv->listen_slot = -1;
+	loop_add_source(loop, &source);
 	return srv;
 }
 
 void
 server_free(struct server *srv)
 {
-	struct watch *w;
-
-	while ((w = srv->watches) != NULL) {
-		srv->watches = w->next;
-		free(w);
-	}
-	free(srv->fds);
-	free(srv->owners);
 	free(srv);
+}
+
+struct loop *
+server_loop(const struct server *srv)
+{
+	return srv->loop;
 }
 
 void
@@ -205,6 +205,7 @@ server_connection(struct server *srv, int in, int out)
 
 	c->logs_tail = &c->logs;
 	c->srv = srv;
+	c->slot_in = c->slot_out = -1;
 	c->in = in;
 	c->out = out;
 	c->is_socket = is_socket(out);
@@ -718,52 +719,36 @@ wants_input(const struct conn *c)
 	    c->inbuf.len < IN_MAX;
 }
 
+/* The listener's and the connections' descriptors of this round. */
 static void
-add_fd(struct server *srv, unsigned *n, int fd, short events,
-    struct conn *owner)
+gather(struct loop *loop, void *ctx)
 {
-	if (*n == srv->fds_cap) {
-		srv->fds_cap = srv->fds_cap ? srv->fds_cap * 2 : 64;
-		srv->fds = xrealloc(srv->fds, srv->fds_cap * sizeof *srv->fds);
-		srv->owners = xrealloc(srv->owners,
-		    srv->fds_cap * sizeof *srv->owners);
-	}
-	srv->fds[*n] = (struct pollfd){ fd, events, 0 };
-	srv->owners[(*n)++] = owner;
-}
-
-/* The pollfds of this round; returns how many. */
-static unsigned
-gather(struct server *srv)
-{
-	unsigned n = 0;
+	struct server *srv = ctx;
 	struct conn *c;
-	struct watch *w;
 	short in, out;
 
+	srv->listen_slot = -1;
 	if (srv->listen_fd >= 0 && srv->nconns < MAX_CONNS &&
 	    prog_now_ms() >= srv->accept_again_ms)
-		add_fd(srv, &n, srv->listen_fd, POLLIN, NULL);
-	for (w = srv->watches; w != NULL; w = w->next) {
-		w->slot = -1;
-		if (w->fn != NULL && w->fd >= 0) {
-			w->slot = (int)n;
-			add_fd(srv, &n, w->fd, w->events, NULL);
-		}
-	}
+		srv->listen_slot = (int)loop_add_fd(loop, srv->listen_fd,
+		    POLLIN);
 	for (c = srv->conns; c != NULL; c = c->next) {
 		in = wants_input(c) ? POLLIN : 0;
 		out = conn_queued(c) > 0 ? POLLOUT : 0;
-		if (c->in == c->out && (in | out))
-			add_fd(srv, &n, c->in, in | out, c);
-		else if (c->in != c->out) {
+		c->slot_in = c->slot_out = -1;
+		if (c->in == c->out && (in | out)) {
+			c->slot_in = (int)loop_add_fd(loop, c->in, in | out);
+			c->slot_out = out ? c->slot_in : -1;
+			c->slot_in = in ? c->slot_in : -1;
+		} else if (c->in != c->out) {
 			if (in)
-				add_fd(srv, &n, c->in, in, c);
+				c->slot_in = (int)loop_add_fd(loop, c->in, in);
 			if (out)
-				add_fd(srv, &n, c->out, out, c);
+				c->slot_out = (int)loop_add_fd(loop, c->out,
+				    out);
 		}
 	}
-	return n;
+	loop_due(loop, next_deadline(srv, prog_now_ms()));
 }
 
 static void
@@ -788,30 +773,25 @@ accept_all(struct server *srv)
 	}
 }
 
-/* The milliseconds until the nearest deadline, at most POLL_MAX_MS. */
-static int
-poll_timeout(const struct server *srv, long long now)
+/* The nearest of the connections' deadlines (a prog_now_ms time). */
+static long long
+next_deadline(const struct server *srv, long long now)
 {
-	long long t = POLL_MAX_MS;
+	long long t = LLONG_MAX;
 	const struct conn *c;
-	const struct watch *w;
 
-	for (w = srv->watches; w != NULL; w = w->next)
-		if (w->fn != NULL && w->deadline_ms > 0 &&
-		    w->deadline_ms - now < t)
-			t = w->deadline_ms - now;
-	if (srv->stopping && srv->conns != NULL && srv->drain_ms - now < t)
-		t = srv->drain_ms - now;
-	if (srv->accept_again_ms > now && srv->accept_again_ms - now < t)
-		t = srv->accept_again_ms - now;
+	if (srv->stopping && srv->conns != NULL && srv->drain_ms < t)
+		t = srv->drain_ms;
+	if (srv->accept_again_ms > now && srv->accept_again_ms < t)
+		t = srv->accept_again_ms;
 	for (c = srv->conns; c != NULL; c = c->next) {
-		if (c->deadline_ms > 0 && c->deadline_ms - now < t)
-			t = c->deadline_ms - now;
+		if (c->deadline_ms > 0 && c->deadline_ms < t)
+			t = c->deadline_ms;
 		if (c->dead || (c->state == CONN_CLOSING &&
 		    conn_queued(c) == 0))
-			t = 0;
+			t = now;
 	}
-	return t < 0 ? 0 : (int)t;
+	return t;
 }
 
 static void
@@ -866,30 +846,40 @@ conn_free(struct server *srv, struct conn *c)
 	srv->nconns--;
 }
 
-/* After the events: reads, writes, parses, times out and closes. */
+/* A connection's events of this round: what came, and room to send. */
 static void
-sweep(struct server *srv, unsigned n)
+take_events(struct loop *loop, struct conn *c)
 {
-	struct conn **p, *c;
-	long long now = prog_now_ms();
-	unsigned i;
 	short ev;
 
-	for (i = 0; i < n; i++) {
-		ev = srv->fds[i].revents;
-		if ((c = srv->owners[i]) == NULL) {
-			if ((ev & POLLIN) && srv->fds[i].fd == srv->listen_fd)
-				accept_all(srv);
-			continue;
-		}
-		/* A hang-up or an error shows in the next read or write. */
-		if ((ev & (POLLIN | POLLHUP | POLLERR)) &&
-		    (srv->fds[i].events & POLLIN))
+	/* A hang-up or an error shows in the next read or write. */
+	if (c->slot_in >= 0) {
+		ev = loop_revents(loop, (unsigned)c->slot_in);
+		if (ev & (POLLIN | POLLHUP | POLLERR))
 			receive(c);
-		if ((ev & (POLLOUT | POLLHUP | POLLERR)) &&
-		    (srv->fds[i].events & POLLOUT))
+	}
+	if (c->slot_out >= 0) {
+		ev = loop_revents(loop, (unsigned)c->slot_out);
+		if (ev & (POLLOUT | POLLHUP | POLLERR))
 			flush(c);
 	}
+	c->slot_in = c->slot_out = -1;
+}
+
+/* After the events: reads, writes, parses, times out and closes. */
+static void
+sweep(struct loop *loop, void *ctx)
+{
+	struct server *srv = ctx;
+	struct conn **p, *c;
+	long long now = prog_now_ms();
+
+	if (srv->listen_slot >= 0 &&
+	    (loop_revents(loop, (unsigned)srv->listen_slot) & POLLIN))
+		accept_all(srv);
+	srv->listen_slot = -1;
+	for (c = srv->conns; c != NULL; c = c->next)
+		take_events(loop, c);
 	for (p = &srv->conns; (c = *p) != NULL;) {
 		advance(c);
 		check_deadlines(c, now);
@@ -905,80 +895,15 @@ sweep(struct server *srv, unsigned n)
 	}
 }
 
-struct watch *
-server_watch(struct server *srv, int fd, short events, watch_fn *fn,
-    void *ctx)
-{
-	struct watch *w = xcalloc(1, sizeof *w);
-
-	w->fd = fd;
-	w->events = events;
-	w->fn = fn;
-	w->ctx = ctx;
-	w->slot = -1;
-	w->next = srv->watches;
-	srv->watches = w;
-	return w;
-}
-
-void
-watch_deadline(struct watch *w, long long ms)
-{
-	w->deadline_ms = ms;
-}
-
-/* The descriptor's events to wait for from the next round on. */
-void
-watch_events(struct watch *w, short events)
-{
-	w->events = events;
-}
-
-/* Ends a watch; safe inside a watch's own fn. */
-void
-server_unwatch(struct server *srv, struct watch *w)
-{
-	(void)srv;
-	if (w != NULL)
-		w->fn = NULL;
-}
-
-/* Calls the watches whose descriptor had events or whose time came. */
-static void
-run_watches(struct server *srv)
-{
-	struct watch **p, *w;
-	long long now = prog_now_ms();
-	short ev;
-
-	for (w = srv->watches; w != NULL; w = w->next) {
-		ev = w->slot >= 0 && (unsigned)w->slot < srv->fds_cap ?
-		    srv->fds[w->slot].revents : 0;
-		w->slot = -1;
-		if (w->fn != NULL && ev != 0)
-			w->fn(w, ev, w->ctx);
-		else if (w->fn != NULL && w->deadline_ms > 0 &&
-		    now >= w->deadline_ms)
-			w->fn(w, 0, w->ctx);
-	}
-	for (p = &srv->watches; (w = *p) != NULL;) {
-		if (w->fn == NULL) {
-			*p = w->next;
-			free(w);
-		} else {
-			p = &w->next;
-		}
-	}
-}
-
 /*
  * Sends the answers finished this round, once the program's idle hook
  * has run (it writes the access log first), each in as few writes as
  * its socket takes.
  */
 static void
-flush_finished(struct server *srv)
+flush_finished(void *ctx)
 {
+	struct server *srv = ctx;
 	struct conn *c;
 
 	for (c = srv->conns; c != NULL; c = c->next)
@@ -989,23 +914,14 @@ flush_finished(struct server *srv)
 }
 
 /*
- * Serves until stopped and every connection has closed, or, without a
- * listener, until the connections given have closed.
+ * Whether the loop must go on for the server: until stopped and every
+ * connection has closed, or, without a listener, until the connections
+ * given have closed.
  */
-int
-server_run(struct server *srv)
+static int
+serving(void *ctx)
 {
-	unsigned n;
+	const struct server *srv = ctx;
 
-	while (srv->listen_fd >= 0 || srv->conns != NULL) {
-		n = gather(srv);
-		srv->h.poll(srv->fds, n, poll_timeout(srv, prog_now_ms()),
-		    srv->h.ctx);
-		sweep(srv, n);
-		run_watches(srv);
-		if (srv->h.idle != NULL)
-			srv->h.idle(srv->h.ctx);
-		flush_finished(srv);
-	}
-	return 0;
+	return srv->listen_fd >= 0 || srv->conns != NULL;
 }

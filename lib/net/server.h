@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "http/http.h"
+#include "net/loop.h"
 
 #define SERVER_OUT_MAX	65536	/* queued bytes before writers wait */
 
@@ -23,30 +24,18 @@ struct server_options {
 };
 
 struct conn;
-struct watch;
-
-/*
- * A descriptor or a deadline the program waits on beside the
- * connections: fn is called with the descriptor's revents, or with 0
- * once the deadline (a prog_now_ms time; 0: none) has passed. fd -1
- * makes a timer.
- */
-typedef void watch_fn(struct watch *, short, void *);
 
 /*
  * The program's side. request is called with a complete request; the
  * program answers with conn_write and ends with conn_done, at once or
  * later. writable is called when queued output has drained below
  * SERVER_OUT_MAX / 2 while an answer is in progress. gone is called
- * when a connection closes before conn_done. poll waits for events on
- * the server's fds and the program's own (upstream_poll).
+ * when a connection closes before conn_done.
  */
 struct server_handler {
 	void	(*request)(struct conn *, void *);
 	void	(*writable)(struct conn *, void *);
 	void	(*gone)(struct conn *, void *);
-	int	(*poll)(struct pollfd *, unsigned, int, void *);
-	void	(*idle)(void *);	/* after each round of events */
 	void	*ctx;
 };
 
@@ -77,19 +66,13 @@ struct raw_ops {
 struct server;
 struct log_request;
 
-struct server	*server_new(const struct server_options *,
+struct server	*server_new(struct loop *, const struct server_options *,
 		    const struct server_handler *);
 void		 server_free(struct server *);
+struct loop	*server_loop(const struct server *);
 void		 server_listen(struct server *, int);
 void		 server_connection(struct server *, int, int);
-int		 server_run(struct server *);
 void		 server_stop(struct server *);
-
-struct watch	*server_watch(struct server *, int, short, watch_fn *,
-		    void *);
-void		 watch_deadline(struct watch *, long long);
-void		 watch_events(struct watch *, short);
-void		 server_unwatch(struct server *, struct watch *);
 
 void		 server_inner(struct server *, const char *,
 		    struct http_request *, struct buf *,

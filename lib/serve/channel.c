@@ -245,7 +245,7 @@ channel_open(struct server *srv, struct conn *c, const char *fields,
 	ch->fields = xstrdup(fields);
 	ws_reader_init(&ch->reader, max);
 	ch->idle_ms = idle_ms;
-	ch->idle = server_watch(srv, -1, 0, on_idle, ch);
+	ch->idle = loop_watch(server_loop(srv), -1, 0, on_idle, ch);
 	ch->out = out;
 	ch->ctx = ctx;
 	return ch;
@@ -282,7 +282,7 @@ channel_free(struct channel *ch)
 		item_free(&ci->item);
 		free(ci);
 	}
-	server_unwatch(ch->srv, ch->idle);
+	loop_unwatch(ch->idle);
 	ws_reader_free(&ch->reader);
 	free(ch->peer);
 	free(ch->fields);

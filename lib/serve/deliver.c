@@ -67,7 +67,7 @@ struct delivery {
 struct deliver {
 	struct store		*s;		/* the thread's */
 	int			 lock_fd;	/* CACHE-queue.lock */
-	struct server		*srv;
+	struct loop		*loop;
 	struct through		*th;
 	long long		 max_attempts;
 	pthread_t		 thread;
@@ -544,7 +544,7 @@ on_wake(struct watch *w, short revents, void *ctx)
  * attempt that fails is retried up to max_attempts.
  */
 struct deliver *
-deliver_start(const char *cache_path, struct server *srv, struct through *th,
+deliver_start(const char *cache_path, struct loop *loop, struct through *th,
     long long max_attempts)
 {
 	struct deliver *d = xcalloc(1, sizeof *d);
@@ -558,7 +558,7 @@ deliver_start(const char *cache_path, struct server *srv, struct through *th,
 	    0666)) < 0)
 		prog_err(EX_CANTCREAT, "cannot open '%s'", buf_cstr(&path));
 	buf_free(&path);
-	d->srv = srv;
+	d->loop = loop;
 	d->th = th;
 	d->max_attempts = max_attempts;
 	d->jobs_tail = &d->jobs;
@@ -566,7 +566,7 @@ deliver_start(const char *cache_path, struct server *srv, struct through *th,
 	d->forgot_ms = 0;
 	if ((d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		prog_err(EX_OSERR, "cannot start the delivery queue");
-	d->wake = server_watch(srv, d->wake_fd, POLLIN, on_wake, d);
+	d->wake = loop_watch(loop, d->wake_fd, POLLIN, on_wake, d);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->work, NULL);
 	prog_start_thread(&d->thread, deliver_thread, d, "delivery queue");
@@ -683,7 +683,7 @@ deliver_stop(struct deliver *d)
 	pthread_mutex_unlock(&d->lock);
 	pthread_join(d->thread, NULL);
 	on_wake(d->wake, 0, d);		/* frees what came back */
-	server_unwatch(d->srv, d->wake);
+	loop_unwatch(d->wake);
 	close(d->wake_fd);
 	close(d->lock_fd);
 	pthread_cond_destroy(&d->work);

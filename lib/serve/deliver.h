@@ -11,7 +11,7 @@
 #ifndef RELAY_DELIVER_H
 #define RELAY_DELIVER_H
 
-#include "net/server.h"
+#include "net/loop.h"
 #include "store/store.h"
 #include "through/through.h"
 
@@ -28,7 +28,7 @@ typedef void deliver_added_fn(void *, long long, const char *, const char *);
 
 #define DELIVER_TOKEN_LEN	32	/* hex digits: 128 random bits */
 
-struct deliver	*deliver_start(const char *, struct server *, struct through *,
+struct deliver	*deliver_start(const char *, struct loop *, struct through *,
 		    long long);
 struct deliver_add *deliver_add(struct deliver *, struct store_queued *,
 		    deliver_added_fn *, void *);

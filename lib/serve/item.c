@@ -563,7 +563,7 @@ item_lines_free(struct item_lines *l)
 static void
 run_free(struct item_run *run)
 {
-	server_unwatch(run->srv, run->kick);
+	loop_unwatch(run->kick);
 	free(run->id);
 	buf_free(&run->head);
 	buf_free(&run->body);
@@ -684,13 +684,13 @@ item_start(struct server *srv, const char *peer, const char *outer,
 
 	assert(item_room());	/* the caller waited for it */
 	if (wake == NULL)
-		wake = server_watch(srv, -1, 0, on_room, NULL);
+		wake = loop_watch(server_loop(srv), -1, 0, on_room, NULL);
 	running++;
 	run->srv = srv;
 	run->id = xstrdup(it->id);
 	run->done = done;
 	run->ctx = ctx;
-	run->kick = server_watch(srv, -1, 0, on_kick, run);
+	run->kick = loop_watch(server_loop(srv), -1, 0, on_kick, run);
 	make_request(it, outer, &req, &body);
 	server_inner(srv, peer, &req, &body, &run_ops, run, &run->conn);
 	return run;

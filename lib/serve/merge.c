@@ -281,7 +281,7 @@ end_run(struct merge *m)
 
 	if (j->prev == NULL)
 		return;	/* none */
-	server_unwatch(m->env->server, j->watch);
+	loop_unwatch(j->watch);
 	j->watch = NULL;
 	if ((*j->prev = j->next) != NULL)
 		j->next->prev = j->prev;
@@ -377,7 +377,7 @@ launch(struct merge_env *env, struct merge_run *j)
 	struct merge *m = j->m;
 
 	assert(j->run == NULL && j->prev != NULL);
-	server_unwatch(env->server, j->watch);
+	loop_unwatch(j->watch);
 	j->watch = NULL;
 	j->run = jqrun_start(j->program, j->input, &env->bounds, &quiet);
 	j->input = jv_invalid();	/* taken */
@@ -391,7 +391,7 @@ launch(struct merge_env *env, struct merge_run *j)
 	env->nrunning++;
 	if (env->stop_by > 0)
 		jqrun_cut(j->run, env->stop_by);
-	j->watch = server_watch(env->server, jqrun_fd(j->run), POLLIN,
+	j->watch = loop_watch(server_loop(env->server), jqrun_fd(j->run), POLLIN,
 	    on_run, m);
 	watch_deadline(j->watch, jqrun_deadline(j->run));
 }
@@ -428,7 +428,7 @@ start_run(struct merge *m, struct jqprog *p, jv input,
 	}
 	j->wait_until = env->stop_by > 0 && env->stop_by < until ?
 	    env->stop_by : until;
-	j->watch = server_watch(env->server, -1, 0, on_no_turn, m);
+	j->watch = loop_watch(server_loop(env->server), -1, 0, on_no_turn, m);
 	watch_deadline(j->watch, j->wait_until);
 }
 

@@ -20,7 +20,7 @@
 #define PAUSE_MAX_S	3600	/* the longest Retry-After obeyed */
 
 struct gate {
-	struct server		*srv;
+	struct loop		*loop;
 	struct limiter		*limiter;
 	struct gcra_limit	 limit;
 	long long		 wait_us;	/* --upstream-wait */
@@ -53,12 +53,12 @@ bucket_key(struct buf *key, const char *url)
  * if over the rate) rather than sent.
  */
 struct gate *
-gate_new(struct server *srv, struct limiter *l, const struct gcra_limit *limit,
+gate_new(struct loop *loop, struct limiter *l, const struct gcra_limit *limit,
     long long wait_ms, int fail_closed)
 {
 	struct gate *g = xcalloc(1, sizeof *g);
 
-	g->srv = srv;
+	g->loop = loop;
 	g->limiter = l;
 	g->limit = *limit;
 	g->wait_us = wait_ms * 1000;
@@ -109,7 +109,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 		turn_end(t, 1, 0);
 	} else {
 		t->asking = NULL;
-		t->timer = server_watch(t->g->srv, -1, 0, on_time, t);
+		t->timer = loop_watch(t->g->loop, -1, 0, on_time, t);
 		watch_deadline(t->timer, prog_now_ms() +
 		    (d->wait_us + 999) / 1000);
 	}
@@ -146,7 +146,7 @@ gate_cancel(struct gate_turn *t)
 	if (t->asking != NULL)
 		limiter_cancel(t->asking);
 	if (t->timer != NULL)
-		server_unwatch(t->g->srv, t->timer);
+		loop_unwatch(t->timer);
 	free(t);
 }
 

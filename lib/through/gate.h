@@ -7,7 +7,7 @@
 #ifndef RELAY_GATE_H
 #define RELAY_GATE_H
 
-#include "net/server.h"
+#include "net/loop.h"
 #include "policy/gcra.h"
 #include "through/limiter.h"
 
@@ -17,7 +17,7 @@ struct gate_turn;
 /* go: the request may be sent now; else retry_after_s says when. */
 typedef void gate_fn(void *, int go, long long retry_after_s);
 
-struct gate	*gate_new(struct server *, struct limiter *,
+struct gate	*gate_new(struct loop *, struct limiter *,
 		    const struct gcra_limit *, long long, int);
 void		 gate_free(struct gate *);
 void		 gate_ask(struct gate *, const char *, gate_fn *, void *,

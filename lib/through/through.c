@@ -111,7 +111,7 @@ struct through {
 	struct store		*reader, *writer;
 	struct writeback	*wb;
 	struct upstream		*upstream;
-	struct server		*srv;
+	struct loop		*loop;
 	struct leases		*leases;	/* NULL: this process only */
 	struct gate		*gate;		/* NULL: no --upstream-rate */
 	struct shared		*shared;	/* NULL: no --shared */
@@ -328,7 +328,7 @@ flight_end(struct flight *f)
 	if (f->token[0] != '\0')	/* given up: other hosts may go on */
 		shared_put(f->th->shared, f->key, f->token, NULL, NULL, 0, 0);
 	lease_end(f->lease);
-	server_unwatch(f->th->srv, f->watch);
+	loop_unwatch(f->watch);
 	free(f->key);
 	free(f);
 }
@@ -385,7 +385,7 @@ flight_new(struct through *th, const char *key, enum flight_state state,
 	f->th = th;
 	f->key = xstrdup(key);
 	f->state = state;
-	f->watch = server_watch(th->srv, fd, POLLIN, flight_tick, f);
+	f->watch = loop_watch(th->loop, fd, POLLIN, flight_tick, f);
 	f->next = th->flights;
 	th->flights = f;
 	return f;
@@ -1395,7 +1395,7 @@ through_store(struct through *th, const char *key, const char *fields,
  * writer on a thread of its own, and the leases beside it.
  */
 struct through *
-through_new(const char *cache_path, struct server *srv, struct upstream *up,
+through_new(const char *cache_path, struct loop *loop, struct upstream *up,
     const struct options *opt)
 {
 	struct through *th = xcalloc(1, sizeof *th);
@@ -1405,7 +1405,7 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	th->authorization = url_authorization(config_upstream(opt->upstream));
 	th->origin = xstrndup(config_upstream(opt->upstream),
 	    strcspn(config_upstream(opt->upstream), "{"));
-	th->srv = srv;
+	th->loop = loop;
 	th->upstream = up;
 	th->ready_tail = &th->ready;
 	th->hot = hot_new();
@@ -1414,9 +1414,9 @@ through_new(const char *cache_path, struct server *srv, struct upstream *up,
 	store_set_max_size(th->writer, opt->max_size);
 	th->reader = store_open_or_exit(cache_path, STORE_READ);
 	th->wb = writeback_start(th->writer, &opt->rules);
-	th->applied = server_watch(srv, writeback_wake_fd(th->wb), POLLIN,
+	th->applied = loop_watch(loop, writeback_wake_fd(th->wb), POLLIN,
 	    on_applied, th);
-	th->ready_timer = server_watch(srv, -1, 0, on_ready, th);
+	th->ready_timer = loop_watch(loop, -1, 0, on_ready, th);
 	if ((th->leases = leases_open(cache_path, err, sizeof err)) == NULL)
 		prog_warnx("requests for one URL wait for one another in this "
 		    "process only: %s", err);
@@ -1470,7 +1470,7 @@ through_share(struct through *th, const struct redis_target *t,
 		.done = on_shared_done, .purge = on_shared_purge,
 	};
 
-	th->shared = shared_open(th->srv, t, o, &events, th);
+	th->shared = shared_open(th->loop, t, o, &events, th);
 }
 
 /* The shared tier, for the limits to use too; NULL if none. */

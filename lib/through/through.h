@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "net/server.h"
+#include "net/loop.h"
 #include "policy/policy.h"
 #include "store/cache.h"
 #include "store/store.h"
@@ -88,7 +88,7 @@ struct through_request {
 struct through;
 struct through_call;
 
-struct through	*through_new(const char *, struct server *, struct upstream *,
+struct through	*through_new(const char *, struct loop *, struct upstream *,
 		    const struct options *);
 void		 through_free(struct through *);
 int			 through_would_hit(struct through *, const char *,

@@ -56,7 +56,7 @@ struct redis_ask {
 };
 
 struct redis {
-	struct server		*srv;
+	struct loop		*loop;
 	struct redis_target	 target;
 	long long		 timeout_ms;
 	struct link		 cmd, sub;
@@ -350,7 +350,7 @@ link_drop(struct link *k, const char *why)
 	k->ac = NULL;
 	k->connected = 0;
 	memset(&ac->ev, 0, sizeof ac->ev);
-	server_unwatch(k->r->srv, k->io);
+	loop_unwatch(k->io);
 	k->io = NULL;
 	went_down(k->r, why);
 	redisAsyncFree(ac);
@@ -389,7 +389,7 @@ ev_cleanup(void *p)
 {
 	struct link *k = p;
 
-	server_unwatch(k->r->srv, k->io);
+	loop_unwatch(k->io);
 	k->io = NULL;
 }
 
@@ -605,7 +605,7 @@ link_open(struct link *k)
 	ac->ev.addWrite = ev_add_write;
 	ac->ev.delWrite = ev_del_write;
 	ac->ev.cleanup = ev_cleanup;
-	k->io = server_watch(r->srv, ac->c.fd, 0, on_io, k);
+	k->io = loop_watch(r->loop, ac->c.fd, 0, on_io, k);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	ev_add_write(k);	/* the connect's end */
@@ -645,13 +645,13 @@ on_timer(struct watch *w, short revents, void *ctx)
  * its messages given to on_message. Commands fail until it is up.
  */
 struct redis *
-redis_open(struct server *srv, const struct redis_target *t,
+redis_open(struct loop *loop, const struct redis_target *t,
     long long timeout_ms, const char *channel, redis_message_fn *on_message,
     void *ctx)
 {
 	struct redis *r = xcalloc(1, sizeof *r);
 
-	r->srv = srv;
+	r->loop = loop;
 	r->target.url = xstrdup(t->url);
 	r->target.host = xstrdup(t->host);
 	r->target.port = t->port;
@@ -664,7 +664,7 @@ redis_open(struct server *srv, const struct redis_target *t,
 	r->message_ctx = ctx;
 	r->asks_tail = &r->asks;
 	r->cmd.r = r->sub.r = r;
-	r->timer = server_watch(srv, -1, 0, on_timer, r);
+	r->timer = loop_watch(loop, -1, 0, on_timer, r);
 	link_open(&r->cmd);
 	if (channel != NULL)
 		link_open(&r->sub);
@@ -686,7 +686,7 @@ redis_close(struct redis *r)
 		redisAsyncFree(r->cmd.ac);
 	if (r->sub.ac != NULL)
 		redisAsyncFree(r->sub.ac);
-	server_unwatch(r->srv, r->timer);
+	loop_unwatch(r->timer);
 	redis_target_free(&r->target);
 	free(r);
 }

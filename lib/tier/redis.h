@@ -14,7 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "net/server.h"
+#include "net/loop.h"
 
 #define REDIS_RETRY_MS	1000	/* while down, a new connection this often */
 
@@ -50,7 +50,7 @@ redisReply	*redis_eval_blocking(redisContext *, struct redis_script *, int,
 struct redis;
 struct redis_ask;
 
-struct redis	*redis_open(struct server *, const struct redis_target *,
+struct redis	*redis_open(struct loop *, const struct redis_target *,
 		    long long, const char *, redis_message_fn *, void *);
 void		 redis_close(struct redis *);
 int		 redis_up(const struct redis *);

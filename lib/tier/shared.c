@@ -21,7 +21,7 @@
 #define REPORT_KEEP_MS	60000	/* a gathering's rows, in Redis */
 
 struct shared {
-	struct server		*srv;
+	struct loop		*loop;
 	struct redis		*redis;
 	long long		 timeout_ms;
 	shared_report_fn	*report;
@@ -237,13 +237,13 @@ shared_token_base(char out[17])
 }
 
 struct shared *
-shared_open(struct server *srv, const struct redis_target *t,
+shared_open(struct loop *loop, const struct redis_target *t,
     const struct shared_options *o, const struct shared_events *ev,
     void *ctx)
 {
 	struct shared *sh = xcalloc(1, sizeof *sh);
 
-	sh->srv = srv;
+	sh->loop = loop;
 	sh->timeout_ms = o->timeout_ms;
 	sh->prefix = xstrdup(o->prefix);
 	sh->channel = shared_channel(o->prefix);
@@ -251,7 +251,7 @@ shared_open(struct server *srv, const struct redis_target *t,
 	sh->ev = *ev;
 	sh->ev_ctx = ctx;
 	shared_token_base(sh->token_base);
-	sh->redis = redis_open(srv, t, o->timeout_ms, sh->channel, on_message,
+	sh->redis = redis_open(loop, t, o->timeout_ms, sh->channel, on_message,
 	    sh);
 	return sh;
 }
@@ -309,7 +309,7 @@ shared_cancel(struct shared_ask *a)
 	if (a == NULL)
 		return;
 	redis_cancel(a->ask);
-	server_unwatch(a->sh->srv, a->timer);
+	loop_unwatch(a->timer);
 	ask_free(a);
 }
 
@@ -689,7 +689,7 @@ on_gather_time(struct watch *w, short revents, void *ctx)
 	const char *argv[2];
 
 	(void)revents;
-	server_unwatch(a->sh->srv, w);
+	loop_unwatch(w);
 	a->timer = NULL;
 	report_key(&key, a->sh, a->id);
 	argv[0] = "HGETALL";
@@ -730,7 +730,7 @@ shared_gather(struct shared *sh, shared_gathered_fn *fn, void *ctx)
 	}
 	buf_free(&message);
 	a->gathered = fn;
-	a->timer = server_watch(sh->srv, -1, 0, on_gather_time, a);
+	a->timer = loop_watch(sh->loop, -1, 0, on_gather_time, a);
 	watch_deadline(a->timer, prog_now_ms() + sh->timeout_ms);
 	return a;
 }

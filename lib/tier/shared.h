@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "net/server.h"
+#include "net/loop.h"
 #include "policy/gcra.h"
 #include "store/cache.h"
 #include "tier/redis.h"
@@ -82,7 +82,7 @@ typedef void shared_report_fn(void *, const char *);
 
 int		 shared_target(const struct shared_options *,
 		    struct redis_target *, char *, size_t);
-struct shared	*shared_open(struct server *, const struct redis_target *,
+struct shared	*shared_open(struct loop *, const struct redis_target *,
 		    const struct shared_options *, const struct shared_events *,
 		    void *);
 void		 shared_close(struct shared *);
