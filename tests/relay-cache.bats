@@ -1003,7 +1003,7 @@ queued_file() {
 	[ "$(relay-cache ls | wc -l)" -eq 2 ]
 }
 
-@test "relay-cache(5) gives the queue file's schema as store.c makes it, indexes included" {
+@test "relay-cache(5) gives the queue file's schema as the store makes it, indexes included" {
 	queued_file
 	sqlite3 "$RELAY_CACHE-queue" '.schema' | tr -s '[:space:]' ' ' >have
 	for obj in "CREATE INDEX queue_open ON queue (path, id) WHERE state IN ('queued', 'delivering');" \
