@@ -614,15 +614,7 @@ human_age(jv age, char *out, size_t len)
 	if (v > 0)	/* not NaN either */
 		secs = v < AGE_MAX ? (long long)v : (long long)AGE_MAX;
 
-	if (secs < 120)
-		snprintf(out, len, "%lld s", secs);
-	else if (secs < 7200)
-		snprintf(out, len, "%lld min", secs / 60);
-	else if (secs < 172800)
-		snprintf(out, len, "%lld h", secs / 3600);
-	else
-		snprintf(out, len, "%lld days", secs / 86400);
-	return out;
+	return text_age(secs, AGE_WORDS, out, len);
 }
 
 /* Says why a page has no body to use: its path (or identifier), why. */

@@ -154,39 +154,6 @@ normalize(const char *url)
 	return n;
 }
 
-static const char *
-human_size(long long n, char *out, size_t len)
-{
-	static const char units[] = "KMGTP";
-	double v = (double)n;
-	int u = -1;
-
-	if (n < 1024) {
-		snprintf(out, len, "%lld", n);
-		return out;
-	}
-	while (v >= 1024 && u < 4)
-		v /= 1024, u++;
-	snprintf(out, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
-	return out;
-}
-
-static const char *
-human_age(long long secs, char *out, size_t len)
-{
-	if (secs < 0)
-		snprintf(out, len, "-");
-	else if (secs < 120)
-		snprintf(out, len, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(out, len, "%lldm", secs / 60);
-	else if (secs < 172800)
-		snprintf(out, len, "%lldh", secs / 3600);
-	else
-		snprintf(out, len, "%lldd", secs / 86400);
-	return out;
-}
-
 static int
 cmd_path(void)
 {
@@ -244,8 +211,8 @@ ls_line(const struct store_entry *e, int tty)
 
 	if (tty)
 		printf("%-6d %7s %6s %-5s %s\n", e->status,
-		    human_size(e->size, size, sizeof size),
-		    human_age(age, agebuf, sizeof agebuf), state, url);
+		    text_size(e->size, size, sizeof size),
+		    text_age(age, AGE_SHORT, agebuf, sizeof agebuf), state, url);
 	else
 		printf("%d\t%lld\t%lld\t%s\t%s\n", e->status, e->size, age,
 		    state, url);
@@ -647,7 +614,7 @@ cmd_stats(void)
 			    rows[i].value);
 		else if (tty && rows[i].bytes)
 			printf("%-8s %s\n", rows[i].name,
-			    human_size(rows[i].value, human, sizeof human));
+			    text_size(rows[i].value, human, sizeof human));
 		else
 			printf(tty ? "%-8s %lld\n" : "%s\t%lld\n",
 			    rows[i].name, rows[i].value);

@@ -17,6 +17,7 @@
 #include "base/io.h"
 #include "base/num.h"
 #include "base/prog.h"
+#include "base/text.h"
 #include "http/headers.h"
 #include "http/http.h"
 #include "http/httpdate.h"
@@ -1491,18 +1492,6 @@ wait_for_events(int wake, int timeout_ms)
 			unpark(j, 0, now);
 }
 
-static const char *
-human_bytes(double n, char *out, size_t len)
-{
-	static const char units[] = "BKMGT";
-	int u = 0;
-
-	while (n >= 1024 && u < 4)
-		n /= 1024, u++;
-	snprintf(out, len, u ? "%.1f%c" : "%.0f%c", n, units[u]);
-	return out;
-}
-
 /*
  * On a terminal, one line on stderr: URLs done of those read so far
  * ("+" while more may come), failures, bytes and rate. At most ten
@@ -1523,9 +1512,9 @@ show_progress(int more, long long start_ms)
 	last_ms = now;
 	fprintf(stderr, "\r\033[Krelay-fetch: %d/%lld%s done, %d failed, %s,"
 	    " %s/s", succeeded + failed, started, more ? "+" : "", failed,
-	    human_bytes((double)bytes_in, total, sizeof total),
-	    human_bytes(bytes_in * 1000.0 / (double)(now - start_ms + 1),
-	    rate, sizeof rate));
+	    text_size(bytes_in, total, sizeof total),
+	    text_size(bytes_in * 1000 / (now - start_ms + 1), rate,
+	    sizeof rate));
 	progress_shown = 1;
 }
 

@@ -4,6 +4,7 @@
  * far apart two words are, for suggestions; text from elsewhere made
  * safe to print.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,4 +171,47 @@ text_printable_n(const char *in, size_t len, int tsv)
 		s += n > 0 ? n : 1;
 	}
 	return buf_take(&out);
+}
+
+/*
+ * Bytes as ls -h shows them, into out: "512", "1.5K", "20M"; a tenth
+ * below ten of a unit, whole units above.
+ */
+const char *
+text_size(long long n, char *out, size_t len)
+{
+	static const char units[] = "KMGTP";
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(out, len, "%lld", n);
+		return out;
+	}
+	while (v >= 1024 && u < 4)
+		v /= 1024, u++;
+	snprintf(out, len, v < 10 ? "%.1f%c" : "%.0f%c", v, units[u]);
+	return out;
+}
+
+/*
+ * Seconds in the largest unit that keeps two digits' worth: seconds
+ * below two minutes, minutes below two hours, hours below two days,
+ * then days. A negative age is "-".
+ */
+const char *
+text_age(long long secs, enum text_age_style style, char *out, size_t len)
+{
+	static const char *const unit[2][4] = {
+		{ "s", "m", "h", "d" }, { " s", " min", " h", " days" },
+	};
+	static const long long per[] = { 1, 60, 3600, 86400 };
+	int u = secs < 120 ? 0 : secs < 7200 ? 1 : secs < 172800 ? 2 : 3;
+
+	if (secs < 0) {
+		snprintf(out, len, "-");
+		return out;
+	}
+	snprintf(out, len, "%lld%s", secs / per[u], unit[style][u]);
+	return out;
 }

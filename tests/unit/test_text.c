@@ -103,7 +103,45 @@ printable_nul(void)
 	free(got);
 }
 
+/* Sizes as ls -h shows them: bytes, then a tenth below ten of a unit. */
+static void
+sizes(void)
+{
+	char out[16];
+
+	CHECK(strcmp(text_size(0, out, sizeof out), "0") == 0);
+	CHECK(strcmp(text_size(1023, out, sizeof out), "1023") == 0);
+	CHECK(strcmp(text_size(1024, out, sizeof out), "1.0K") == 0);
+	CHECK(strcmp(text_size(1536, out, sizeof out), "1.5K") == 0);
+	CHECK(strcmp(text_size(20 << 20, out, sizeof out), "20M") == 0);
+	CHECK(strcmp(text_size(3LL << 40, out, sizeof out), "3.0T") == 0);
+	CHECK(strcmp(text_size(5000LL << 50, out, sizeof out), "5000P") == 0);
+	CHECK(strcmp(text_size(1536, out, 3), "1.") == 0);	/* cut, ended */
+}
+
+/* Ages in the largest unit below two of the next, short or in words. */
+static void
+ages(void)
+{
+	char out[16];
+
+	CHECK(strcmp(text_age(-1, AGE_SHORT, out, sizeof out), "-") == 0);
+	CHECK(strcmp(text_age(0, AGE_SHORT, out, sizeof out), "0s") == 0);
+	CHECK(strcmp(text_age(119, AGE_SHORT, out, sizeof out), "119s") == 0);
+	CHECK(strcmp(text_age(120, AGE_SHORT, out, sizeof out), "2m") == 0);
+	CHECK(strcmp(text_age(7199, AGE_SHORT, out, sizeof out), "119m") == 0);
+	CHECK(strcmp(text_age(7200, AGE_SHORT, out, sizeof out), "2h") == 0);
+	CHECK(strcmp(text_age(172800, AGE_SHORT, out, sizeof out), "2d") == 0);
+	CHECK(strcmp(text_age(5, AGE_WORDS, out, sizeof out), "5 s") == 0);
+	CHECK(strcmp(text_age(600, AGE_WORDS, out, sizeof out), "10 min") == 0);
+	CHECK(strcmp(text_age(7200, AGE_WORDS, out, sizeof out), "2 h") == 0);
+	CHECK(strcmp(text_age(86400LL * 24855, AGE_WORDS, out, sizeof out),
+	    "24855 days") == 0);
+}
+
 static const struct unit_test tests[] = {
+	TEST(sizes),
+	TEST(ages),
 	TEST(printable),
 	TEST(printable_nul),
 	TEST(widths),
