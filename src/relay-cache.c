@@ -798,7 +798,7 @@ load_unstorable(struct load *l, const struct record *rec, int status)
 {
 	const struct cache_rules rules = { .store_set_cookie =
 	    store_set_cookie };
-	const char *headers = buf_cstr((struct buf *)&rec->headers);
+	const char *headers = buf_str(&rec->headers);
 	const char *why = cache_unstorable(&rules, status, "", headers);
 	struct header h;
 

@@ -840,7 +840,7 @@ response_of(const struct job *j)
 {
 	return (struct cache_response){
 		.url = key_of(j), .status = j->status,
-		.headers = buf_cstr((struct buf *)&j->head),
+		.headers = buf_str(&j->head),
 		.request_headers = buf_cstr(&request_headers),
 		.request_time = j->request_time,
 		.response_time = j->response_time,
@@ -1159,6 +1159,7 @@ claim_name(const char *name, long long seq)
 	unsigned long h = 5381;
 	const char *p;
 	struct claim *c, **slot;
+	size_t len = strlen(name);
 
 	for (p = name; *p != '\0'; p++)
 		h = h * 33 + (unsigned char)*p;
@@ -1166,8 +1167,8 @@ claim_name(const char *name, long long seq)
 	for (c = *slot; c != NULL; c = c->next)
 		if (strcmp(c->name, name) == 0)
 			return c->seq;
-	c = xmalloc(sizeof *c + strlen(name) + 1);
-	strcpy(c->name, name);
+	c = xmalloc(sizeof *c + len + 1);
+	memcpy(c->name, name, len + 1);
 	c->seq = seq;
 	c->next = *slot;
 	*slot = c;

@@ -428,8 +428,7 @@ send_head(struct answer *a, int status, const char *fields,
 static int
 not_modified(const struct answer *a, const struct store_entry *e)
 {
-	return e->status == 200 && http_not_modified(buf_cstr((struct buf *)
-	    &a->req->fields), e->etag, e->last_modified);
+	return e->status == 200 && http_not_modified(buf_str(&a->req->fields), e->etag, e->last_modified);
 }
 
 /*
@@ -488,7 +487,7 @@ open_body(struct answer *a, const struct store_entry *e, char *first,
     size_t len)
 {
 	struct store *reader = through_reader(through);
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	const char *fields = buf_str(&a->req->fields);
 	struct source src;
 	ssize_t n;
 	int tries;
@@ -576,7 +575,7 @@ send_stored_head(struct answer *a, const struct store_entry *e,
 	a->sent_to = -1;
 	if (e->status == 200 && e->size >= 0 &&
 	    (strcmp(a->req->method, "GET") == 0 || a->head_only))
-		r = http_byte_range(buf_cstr((struct buf *)&a->req->fields),
+		r = http_byte_range(buf_str(&a->req->fields),
 		    e->etag, e->last_modified, e->size, &a->sent_from,
 		    &a->sent_to);
 	if (r < 0) {
@@ -795,7 +794,7 @@ content_of(const struct answer *a)
 static void
 answer_through(struct answer *a)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	const char *fields = buf_str(&a->req->fields);
 	struct buf forward = BUF_INIT;
 	struct through_request req = {
 		.key = a->key, .method = a->req->method, .fields = fields,
@@ -886,7 +885,7 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 		start_merge(a);
 		return;
 	}
-	policy_request_parse(buf_cstr((struct buf *)&a->req->fields),
+	policy_request_parse(buf_str(&a->req->fields),
 	    &req.directives);
 	through_start(through, &req, &merged_sink, a, &a->call);
 }
@@ -947,7 +946,7 @@ on_queued(void *ctx, long long id, const char *token, const char *error)
 static void
 answer_queued(struct answer *a)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	const char *fields = buf_str(&a->req->fields);
 	struct buf forward = BUF_INIT;
 	struct store_queued q = {
 		.method = (char *)a->req->method, .url = a->key,
@@ -1071,7 +1070,7 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	if (a->policy.key == THROTTLE_ROUTE && r == NULL)
 		path = xstrndup(target, strcspn(target, "?"));
 	throttle_key(&key, &a->policy, conn_peer(a->c),
-	    buf_cstr((struct buf *)&a->req->fields),
+	    buf_str(&a->req->fields),
 	    r != NULL ? r->pattern : path);
 	a->then = r;
 	if (r != NULL)
@@ -1127,7 +1126,7 @@ static void
 answer_batch(struct answer *a)
 {
 	const struct buf *body = conn_body(a->c);
-	const char *fields = buf_cstr((struct buf *)&a->req->fields);
+	const char *fields = buf_str(&a->req->fields);
 	char why[256];
 	int status, multipart = wants_multipart(fields);
 
@@ -1178,7 +1177,7 @@ static const struct channel_out channel_out = {
 static void
 answer_channel(struct answer *a)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields), *why;
+	const char *fields = buf_str(&a->req->fields), *why;
 	struct buf head = BUF_INIT;
 	int status;
 
@@ -1327,7 +1326,7 @@ sync_pump(struct answer *a)
 static void
 answer_sync(struct answer *a, const char *target)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields), *why;
+	const char *fields = buf_str(&a->req->fields), *why;
 	char head[256], etag[32];
 	int status;
 
@@ -1440,7 +1439,7 @@ on_report(void *ctx, const char *id)
 static void
 answer_admin(struct answer *a, const char *target)
 {
-	const char *fields = buf_cstr((struct buf *)&a->req->fields), *type;
+	const char *fields = buf_str(&a->req->fields), *type;
 	struct buf body = BUF_INIT;
 	char head[128];
 	int status;
@@ -1539,7 +1538,7 @@ on_request(struct conn *c, void *ctx)
 	if ((rate_option != NULL || (r != NULL && r->limited)) &&
 	    !(throttle_spare_hits && cacheable && r == NULL &&
 	    through_would_hit(through, a->key,
-	    buf_cstr((struct buf *)&req->fields))))
+	    buf_str(&req->fields))))
 		ask_limiter(a, r, &params, target);
 	else
 		answer(a, r, &params);

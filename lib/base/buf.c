@@ -2,6 +2,7 @@
  * Growable byte buffers and allocation that never returns NULL.
  * Running out of memory ends the program with EX_OSERR.
  */
+#include <assert.h>
 #include <err.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,6 +155,21 @@ const char *
 buf_cstr(struct buf *b)
 {
 	buf_grow(b, 0);
+	b->data[b->len] = '\0';
+	return b->data;
+}
+
+/*
+ * The bytes as a string, for a buffer the caller may not change: every
+ * append keeps a byte of room past the end (buf_grow), so the NUL goes
+ * there without touching what the buffer holds.
+ */
+const char *
+buf_str(const struct buf *b)
+{
+	if (b->data == NULL)
+		return "";
+	assert(b->len < b->cap);
 	b->data[b->len] = '\0';
 	return b->data;
 }

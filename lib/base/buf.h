@@ -32,6 +32,7 @@ void	 buf_printf(struct buf *, const char *, ...)
 void	 buf_vprintf(struct buf *, const char *, va_list)
 	    __attribute__((format(printf, 2, 0)));
 const char *buf_cstr(struct buf *);
+const char *buf_str(const struct buf *);
 char	*buf_take(struct buf *);
 void	 buf_reset(struct buf *);
 void	 buf_free(struct buf *);

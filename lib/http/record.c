@@ -190,7 +190,7 @@ record_write_head(struct writer *w, const struct record *rec)
 	writer_printf(w, "%d", rec->status);
 	write_string_member(w, "source", rec->source);
 	write_key(w, "headers");
-	record_write_headers(w, buf_cstr((struct buf *)&rec->headers));
+	record_write_headers(w, buf_str(&rec->headers));
 	writer_printf(w, ",\"request_time\":%lld,\"response_time\":%lld"
 	    ",\"age\":%lld", rec->request_time, rec->response_time, rec->age);
 	/* A response not stored has no freshness to tell (relay(7)). */
@@ -645,7 +645,7 @@ record_write(struct writer *w, const struct record *rec,
 		return record_write_body(w, RECORD_NO_BODY,
 		    (struct source){ NULL, NULL });
 	}
-	if (headers_get(buf_cstr((struct buf *)&rec->headers), "content-type",
+	if (headers_get(buf_str(&rec->headers), "content-type",
 	    &type))
 		ctype = xstrndup(type.value, type.value_len);
 	if (body->open(body->ctx, &src) < 0) {

@@ -641,7 +641,7 @@ make_request(const struct item *it, const char *outer, struct http_request *req,
     struct buf *body)
 {
 	struct buf kept = BUF_INIT, all = BUF_INIT;
-	const char *p, *mine = buf_cstr((struct buf *)&it->fields);
+	const char *p, *mine = buf_str(&it->fields);
 	struct header h, type;
 
 	memset(req, 0, sizeof *req);

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -24,7 +25,7 @@
 
 struct limiter_ask {
 	struct limiter_ask	*next;
-	char			*key;
+	const char		*key;		/* borrowed, or key_copy */
 	struct gcra_limit	 limit;
 	long long		 wait_us, pause_until_us;
 	struct gcra_decision	 decision;
@@ -33,6 +34,7 @@ struct limiter_ask {
 	void			*ctx;		/* NULL once cancelled */
 	struct limiter		*l;
 	struct shared_ask	*shared;	/* being decided there */
+	char			 key_copy[];	/* a deferred ask's own */
 };
 
 struct limiter {
@@ -134,9 +136,11 @@ limiter_start(const char *cache_path, int wait_ms)
 static struct limiter_ask *
 new_ask(const char *key, const struct gcra_limit *limit)
 {
-	struct limiter_ask *a = xcalloc(1, sizeof *a);
+	size_t len = strlen(key);
+	struct limiter_ask *a = xcalloc(1, sizeof *a + len + 1);
 
-	a->key = xstrdup(key);
+	memcpy(a->key_copy, key, len + 1);
+	a->key = a->key_copy;
 	a->limit = *limit;
 	return a;
 }
@@ -144,7 +148,6 @@ new_ask(const char *key, const struct gcra_limit *limit)
 static void
 free_ask(struct limiter_ask *a)
 {
-	free(a->key);
 	free(a);
 }
 
@@ -204,7 +207,7 @@ limiter_ask(struct limiter *l, const char *key, const struct gcra_limit *limit,
     long long wait_us, limiter_done_fn *done, void *ctx,
     struct limiter_ask **asking)
 {
-	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
+	struct limiter_ask now = { .key = key, .limit = *limit,
 		.wait_us = wait_us }, *a;
 
 	if (l->shared != NULL) {
@@ -237,7 +240,7 @@ void
 limiter_pause(struct limiter *l, const char *key,
     const struct gcra_limit *limit, long long until_us)
 {
-	struct limiter_ask now = { .key = (char *)key, .limit = *limit,
+	struct limiter_ask now = { .key = key, .limit = *limit,
 		.pause_until_us = until_us };
 
 	if (l->shared != NULL)	/* here too: for when the tier is down */

@@ -527,7 +527,7 @@ response_of(const struct through_call *c)
 {
 	return (struct cache_response){
 		.url = c->key, .status = c->result.status,
-		.headers = buf_cstr((struct buf *)&c->head),
+		.headers = buf_str(&c->head),
 		.request_headers = c->fields, .scope = c->scope,
 		.request_time = c->request_time,
 		.response_time = c->response_time,

@@ -151,7 +151,7 @@ followed(const struct transfer *t)
 
 	return t->req.max_redirects > 0 && (t->status == 301 ||
 	    t->status == 302 || t->status == 303 || t->status == 307 ||
-	    t->status == 308) && headers_get(buf_cstr((struct buf *)&t->head),
+	    t->status == 308) && headers_get(buf_str(&t->head),
 	    "location", &h);
 }
 
