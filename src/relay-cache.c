@@ -3,7 +3,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,7 +25,6 @@
 #include "http/url.h"
 #include "net/metrics.h"
 #include "policy/policy.h"
-#include "serve/deliver.h"
 #include "store/cache.h"
 #include "store/store.h"
 #include "tier/shared.h"
@@ -393,123 +391,39 @@ cmd_put(int argc, char **argv, struct buf *headers, long long ttl,
 	return 0;
 }
 
-/* Connects to --shared, or exits saying why it cannot. */
-static redisContext *
+/*
+ * The tier --shared names, connected before anything is changed; its
+ * failures are this command's.
+ */
+static struct shared_sync *
 shared_connect(void)
 {
+	struct shared_sync *shared;
 	struct redis_target t;
-	redisContext *c;
 	char why[512];
 
 	if (shared_target(&shared_opts, &t, why, sizeof why) < 0)
 		prog_errx(EX_CONFIG, "bad --shared: %s", why);
-	if ((c = redis_connect_blocking(&t, shared_opts.timeout_ms, why,
-	    sizeof why)) == NULL)
-		prog_errx(EX_UNAVAILABLE, "%s", why);
-	redis_target_free(&t);
-	return c;
+	shared = shared_sync_open(&t, &shared_opts, "relay-cache",
+	    SHARED_SYNC_STRICT);
+	if (!shared_sync_ready(shared))
+		prog_errx(EX_UNAVAILABLE, "%s", shared_sync_error(shared));
+	return shared;
 }
 
-/* A reply from Redis, or an exit saying why there is none. */
-static redisReply *
-shared_reply(redisContext *c, redisReply *r)
-{
-	if (r == NULL)
-		prog_errx(EX_UNAVAILABLE, "shared tier: %s", c->errstr);
-	if (r->type == REDIS_REPLY_ERROR)
-		prog_errx(EX_UNAVAILABLE, "shared tier: %s", r->str);
-	return r;
-}
-
-/* Tells every relay-serve on the shared tier: "rm URL", "purge GLOB". */
-static void
-shared_tell(redisContext *c, const char *what, const char *arg)
-{
-	char *channel = shared_channel(shared_opts.prefix);
-	struct buf message = BUF_INIT;
-
-	buf_printf(&message, "%s %s", what, arg);
-	freeReplyObject(shared_reply(c, redisCommand(c, "PUBLISH %s %s",
-	    channel, buf_cstr(&message))));
-	buf_free(&message);
-	free(channel);
-}
-
-/* Removes url's shared entry, everywhere; returns 1 if there was one. */
+/* n, a count from the tier, or an exit saying why there is none. */
 static long long
-shared_remove(redisContext *c, const char *url)
+shared_done(struct shared_sync *shared, long long n)
 {
-	struct buf key = BUF_INIT;
-	redisReply *r;
-	long long n;
-
-	shared_key(&key, shared_opts.prefix, url, "entry");
-	r = shared_reply(c, redisCommand(c, "UNLINK %s", buf_cstr(&key)));
-	n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-	freeReplyObject(r);
-	buf_free(&key);
-	shared_tell(c, "rm", url);
-	return n;
-}
-
-/*
- * Removes the shared entries whose URL matches glob (NULL: all), and
- * tells every relay-serve to do the same in its file; returns how many.
- */
-static long long
-shared_purge(redisContext *c, const char *glob)
-{
-	struct buf pattern = BUF_INIT;
-	struct shared_entry e;
-	redisReply *r, *v;
-	const char *why;
-	char *cursor = xstrdup("0");
-	long long n = 0;
-	size_t i;
-
-	buf_adds(&pattern, shared_opts.prefix);
-	buf_adds(&pattern, "{*}:entry");
-	do {
-		r = shared_reply(c, redisCommand(c, "SCAN %s MATCH %s COUNT 500",
-		    cursor, buf_cstr(&pattern)));
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-			prog_errx(EX_UNAVAILABLE, "shared tier: SCAN answered "
-			    "another shape");
-		free(cursor);
-		cursor = xstrdup(r->element[0]->str);
-		for (i = 0; i < r->element[1]->elements; i++) {
-			const char *key = r->element[1]->element[i]->str;
-
-			if (glob != NULL) {
-				v = shared_reply(c, redisCommand(c, "GET %s",
-				    key));
-				if (v->type != REDIS_REPLY_STRING ||
-				    shared_entry_decode(v->str, v->len, NULL,
-				    &e, &why) < 0 || fnmatch(glob, e.r.url,
-				    0) != 0) {
-					shared_entry_free(&e);
-					freeReplyObject(v);
-					continue;
-				}
-				shared_entry_free(&e);
-				freeReplyObject(v);
-			}
-			v = shared_reply(c, redisCommand(c, "UNLINK %s", key));
-			n += v->type == REDIS_REPLY_INTEGER ? v->integer : 0;
-			freeReplyObject(v);
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
-	free(cursor);
-	buf_free(&pattern);
-	shared_tell(c, "purge", glob != NULL ? glob : "*");
+	if (n < 0)
+		prog_errx(EX_UNAVAILABLE, "%s", shared_sync_error(shared));
 	return n;
 }
 
 static int
 cmd_rm(int argc, char **argv, int force)
 {
-	redisContext *shared;
+	struct shared_sync *shared;
 	struct store *s;
 	long long n;
 	char *url;
@@ -527,7 +441,8 @@ cmd_rm(int argc, char **argv, int force)
 		if ((n = store_remove(s, url)) < 0)
 			die_store(s);
 		if (shared != NULL)
-			n += shared_remove(shared, url);
+			n += shared_done(shared,
+			    shared_sync_remove(shared, url));
 		if (n == 0 && !force) {
 			prog_warnx("'%s' is not in the cache", url);
 			if (status == 0)
@@ -536,8 +451,7 @@ cmd_rm(int argc, char **argv, int force)
 		free(url);
 	}
 	store_close(s);
-	if (shared != NULL)
-		redisFree(shared);
+	shared_sync_close(shared);
 	return status;
 }
 
@@ -548,7 +462,7 @@ cmd_rm(int argc, char **argv, int force)
 static int
 cmd_purge(int expired, int all, int verbose)
 {
-	redisContext *shared;
+	struct shared_sync *shared;
 	struct store *s;
 	long long n = 0, used;
 
@@ -567,8 +481,9 @@ cmd_purge(int expired, int all, int verbose)
 		prog_warnx("purged %lld %s", n, n == 1 ? "entry" : "entries");
 	if (shared_opts.url != NULL) {
 		shared = shared_connect();
-		n = shared_purge(shared, all ? NULL : match);
-		redisFree(shared);
+		n = shared_done(shared,
+		    shared_sync_purge(shared, all ? NULL : match));
+		shared_sync_close(shared);
 		if (verbose)
 			prog_warnx("purged %lld shared %s", n,
 			    n == 1 ? "entry" : "entries");
@@ -958,7 +873,7 @@ list_queued(void *ctx, struct store_queued *q)
 	text[2] = text_printable(q->url, 1);
 	text[3] = text_printable(q->error != NULL ? q->error : "-", 1);
 	if (json_output)
-		deliver_json(&line, q);
+		store_queued_json(&line, q);
 	else
 		buf_printf(&line, "%lld\t%s\t%lld\t%d\t%s\t%s\t%s", q->id,
 		    text[0], q->attempts, q->status, text[1], text[2], text[3]);

@@ -1779,7 +1779,7 @@ main(int argc, char *argv[])
 		prog_errx(EX_CONFIG, "bad --shared: %s", lease_why);
 	if (rc == 0 && !offline)
 		shared = shared_sync_open(&shared_at, &shared_opts,
-		    "relay-fetch");
+		    "relay-fetch", SHARED_SYNC_TOLERANT);
 	else if (rc == 0)
 		redis_target_free(&shared_at);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)

@@ -300,7 +300,7 @@ answer_queued(struct admin *a, const char *token, size_t n, struct buf *body,
 	if ((found = store_queue_find(s, text, &q)) <= 0)
 		return found < 0 ? 503 : 404;
 	*type = "application/json";
-	deliver_json(body, &q);
+	store_queued_json(body, &q);
 	buf_addc(body, '\n');
 	store_queued_free(&q);
 	return 200;

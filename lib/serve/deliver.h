@@ -37,7 +37,6 @@ void		 deliver_forget(struct deliver_add *);
 void		 deliver_flush(struct deliver *);
 void		 deliver_stop(struct deliver *);
 
-void		 deliver_json(struct buf *, const struct store_queued *);
 void		 deliver_outcome(struct store_queued *, long long, long long,
 		    long long);
 

@@ -179,4 +179,6 @@ long long	 store_queue_remove(struct store *, long long);
 long long	 store_queue_forget(struct store *, long long);
 int		 store_queue_depth(struct store *, long long[3]);
 
+void		 store_queued_json(struct buf *, const struct store_queued *);
+
 #endif

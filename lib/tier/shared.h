@@ -110,11 +110,18 @@ struct shared_ask *shared_gather(struct shared *, shared_gathered_fn *,
 long long	 shared_ttl(const struct cache_response *,
 		    const struct cache_rules *);
 
-/* The same tier, blocking, for relay-fetch (shared_sync.c). */
+/*
+ * The same tier, blocking, for the command-line programs
+ * (shared_sync.c): relay-fetch goes on alone when it is down;
+ * relay-cache's commands on it (SHARED_SYNC_STRICT) fail.
+ */
 struct shared_sync;
 
+#define SHARED_SYNC_TOLERANT	0
+#define SHARED_SYNC_STRICT	1
+
 struct shared_sync *shared_sync_open(const struct redis_target *,
-		    const struct shared_options *, const char *);
+		    const struct shared_options *, const char *, int);
 void		 shared_sync_close(struct shared_sync *);
 enum shared_found_kind shared_sync_find(struct shared_sync *, const char *,
 		    int, long long, char[SHARED_TOKEN_LEN],
@@ -123,6 +130,10 @@ void		 shared_sync_put(struct shared_sync *, const char *,
 		    const char *, const struct cache_response *, const void *,
 		    size_t, long long);
 long long	 shared_sync_max_object(const struct shared_sync *);
+long long	 shared_sync_remove(struct shared_sync *, const char *);
+long long	 shared_sync_purge(struct shared_sync *, const char *);
+int		 shared_sync_ready(struct shared_sync *);
+const char	*shared_sync_error(const struct shared_sync *);
 
 /* What both sides build their calls of (shared.c). */
 struct shared_args {
