@@ -64,7 +64,6 @@ new_body(struct store_writer *w, enum body_state state)
 	return 0;
 }
 
-
 /*
  * Whether a write of len body bytes has room on its file system: they
  * go to the WAL, then into the file (whose free pages count), and
@@ -231,15 +230,41 @@ upsert_entry(struct store_writer *w, const struct store_entry *e)
 	return db_run(w->s, st, "write to");
 }
 
+/* How many responses e's method and URL have, or -1. */
+static long long
+variants_of(struct store *s, const struct store_entry *e)
+{
+	sqlite3_stmt *st = db_stmt(s, ST_VARIANT_COUNT);
+	long long n;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, e->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->url, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	return n >= 0 ? n : db_fail(s, rc, "write to");
+}
+
 /*
  * Keeps e's URL within STORE_MAX_VARIANTS responses (Vary): past it,
  * those used least recently are evicted, in the write that stores e.
+ * Only a new variant can take it past: one that replaced its own
+ * (replaced) leaves the count as it was, and is not counted again.
  */
 static int
-cap_variants(struct store *s, const struct store_entry *e)
+cap_variants(struct store *s, const struct store_entry *e, int replaced)
 {
 	sqlite3_stmt *st[2] = { db_stmt(s, ST_VARIANTS_BODIES), NULL };
+	long long n;
 	int i;
+
+	if (replaced)
+		return 0;
+	if ((n = variants_of(s, e)) <= STORE_MAX_VARIANTS)
+		return n < 0 ? -1 : 0;
 
 	for (i = 0; i < 2; i++) {
 		if (i == 1)
@@ -259,9 +284,13 @@ cap_variants(struct store *s, const struct store_entry *e)
 	return db_count_evictions(s, sqlite3_changes(s->db));
 }
 
-/* Marks the body the entry pointed to as garbage, if there was one. */
+/*
+ * Marks the body the entry pointed to as garbage, if there was one;
+ * *replaced says whether the entry was there.
+ */
 static int
-drop_old_body(struct store_writer *w, const struct store_entry *e)
+drop_old_body(struct store_writer *w, const struct store_entry *e,
+    int *replaced)
 {
 	struct store *s = w->s;
 	sqlite3_stmt *st = db_stmt(s, ST_OLD_BODY);
@@ -279,6 +308,7 @@ drop_old_body(struct store_writer *w, const struct store_entry *e)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(s, rc, "write to");
+	*replaced = rc == SQLITE_ROW;
 	if (old == 0)
 		return 0;
 	if ((st = db_stmt(s, ST_BODY_DROP)) == NULL)
@@ -310,7 +340,6 @@ complete_body(struct store_writer *w)
 	return 0;
 }
 
-
 /*
  * Makes the body and its entry visible in one transaction: readers see
  * the old entry or the new one, never a mix. Frees the writer.
@@ -320,7 +349,7 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 {
 	struct store *s = w->s;
 	char why[160];
-	int rc = -1;
+	int rc = -1, replaced = 0;
 
 	if (store_entry_invalid(e, why, sizeof why) != NULL) {
 		db_fail_msg(s, EX_DATAERR, "cannot write to cache '%s': %s",
@@ -335,8 +364,8 @@ store_writer_commit(struct store_writer *w, const struct store_entry *e)
 	    db_make_room(s, (long long)(w->len + strlen(e->headers) +
 	    strlen(e->url))) < 0 || complete_body(w) < 0 ||
 	    (w->len > 0 && insert_chunk(w) < 0) ||
-	    drop_old_body(w, e) < 0 || upsert_entry(w, e) < 0 ||
-	    cap_variants(s, e) < 0) {
+	    drop_old_body(w, e, &replaced) < 0 || upsert_entry(w, e) < 0 ||
+	    cap_variants(s, e, replaced) < 0) {
 		db_rollback(s);
 		goto out;
 	}

@@ -209,7 +209,6 @@ store_entry_invalid(const struct store_entry *e, char *why, size_t len)
 	    len);
 }
 
-
 /*
  * Records that entry id (whose URL is url, or NULL to look it up) is
  * not as relay writes entries: "entry 'URL' is damaged: why".

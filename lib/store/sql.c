@@ -63,6 +63,8 @@ const char *const stmt_sql[ST_COUNT] = {
 	[ST_PURGE] = "DELETE FROM entries WHERE " PURGE_WHERE,
 	[ST_VARIANTS_BODIES] = "UPDATE bodies SET state = 2 WHERE id IN"
 	    " (SELECT body FROM entries WHERE " VARIANTS_PAST_CAP ")",
+	[ST_VARIANT_COUNT] = "SELECT count(*) FROM entries"
+	    " WHERE method = ?1 AND url = ?2",
 	[ST_VARIANTS] = "DELETE FROM entries WHERE id IN"
 	    " (SELECT id FROM entries WHERE " VARIANTS_PAST_CAP ")",
 	[ST_STATS_ENTRIES] = "SELECT count(*), total(stale_at > ?1),"
@@ -75,6 +77,11 @@ const char *const stmt_sql[ST_COUNT] = {
 	[ST_REFRESH] = "UPDATE entries SET headers = ?2, request_time = ?3,"
 	    " response_time = ?4, date = ?5, age = ?6, lifetime = ?7,"
 	    " stale_at = ?8, etag = ?9, last_modified = ?10 WHERE id = ?1",
+	/* transactions: prepared once, not parsed again at each */
+	[ST_BEGIN_READ] = "BEGIN DEFERRED",
+	[ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SAVEPOINT] = "SAVEPOINT batch_write",
 	[ST_RELEASE] = "RELEASE batch_write",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO batch_write",

@@ -307,15 +307,27 @@ note_loss(struct store *s)
 
 static int recheck_schema(struct store *);
 
-/* Begins a transaction (sql) on a file whose schema is still relay's. */
-static int
-begin(struct store *s, const char *sql, const char *action)
+/* Ends the transaction undone, keeping the failure that ended it. */
+static void
+abandon(struct store *s)
 {
-	if (db_exec(s, sql, action) < 0)
+	sqlite3_stmt *st = db_stmt(s, ST_ROLLBACK);
+
+	if (st != NULL) {
+		(void)sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+}
+
+/* Begins a transaction (which) on a file whose schema is still relay's. */
+static int
+begin(struct store *s, enum stmt which, const char *action)
+{
+	if (db_run(s, db_stmt(s, which), action) < 0)
 		return -1;
 	if (recheck_schema(s) == 0)
 		return 0;
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	abandon(s);
 	return -1;
 }
 
@@ -323,10 +335,10 @@ int
 db_begin_write(struct store *s)
 {
 	if (!s->batch)
-		return begin(s, "BEGIN IMMEDIATE", "write to");
+		return begin(s, ST_BEGIN_WRITE, "write to");
 	note_loss(s);
 	if (sqlite3_get_autocommit(s->db)) {
-		if (begin(s, "BEGIN IMMEDIATE", "write to") < 0)
+		if (begin(s, ST_BEGIN_WRITE, "write to") < 0)
 			return -1;
 		s->batch_open = 1;
 		s->batch_bytes = 0;
@@ -334,18 +346,17 @@ db_begin_write(struct store *s)
 	return db_run(s, db_stmt(s, ST_SAVEPOINT), "write to");
 }
 
-
 /* Commits the write; then keeps the WAL within its limit (store_trim_wal). */
 int
 db_commit(struct store *s)
 {
 	if (s->batch)	/* store_batch_end commits */
 		return db_run(s, db_stmt(s, ST_RELEASE), "write to");
-	if (db_exec(s, "COMMIT", "write to") == 0) {
+	if (db_run(s, db_stmt(s, ST_COMMIT), "write to") == 0) {
 		store_trim_wal(s);
 		return 0;
 	}
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	abandon(s);
 	return -1;
 }
 
@@ -360,7 +371,7 @@ db_rollback(struct store *s)
 	if (sqlite3_get_autocommit(s->db))
 		return;
 	if (!s->batch) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		abandon(s);
 		return;
 	}
 	db_run(s, db_stmt(s, ST_ROLLBACK_TO), "write to");
@@ -642,9 +653,9 @@ check_cache(struct store *s)
 int
 db_check_at_open(struct store *s)
 {
-	if (begin(s, "BEGIN", "open") < 0)
+	if (begin(s, ST_BEGIN_READ, "open") < 0)
 		return -1;
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	abandon(s);
 	return 0;
 }
 
@@ -673,7 +684,6 @@ recheck_schema(struct store *s)
 	s->cookie = cookie;
 	return 0;
 }
-
 
 /*
  * Applies the missing migrations in one transaction: begin_write checks
@@ -755,10 +765,16 @@ setup(struct store *s)
 	 * secure_delete FAST: a body removed is not written over with
 	 * zeros (some builds' default), which would take its size again
 	 * in the WAL, and the room a failed write needs to undo itself.
+	 * temp_store MEMORY: the statement journal of each write in a
+	 * batch (a SAVEPOINT) is kept in memory, not written to a temporary
+	 * file page by page (22 writes a stored response, 30% of
+	 * relay-fetch's time); a batch is bounded (store_batch_full), and
+	 * so is it.
 	 */
 	if (!sqlite3_db_readonly(s->db, "main") &&
 	    db_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-	    " PRAGMA secure_delete = FAST", "open") < 0)
+	    " PRAGMA secure_delete = FAST; PRAGMA temp_store = MEMORY",
+	    "open") < 0)
 		return -1;
 	db_size_wal(s);
 	if (version < LATEST_VERSION && db_migrate(s, &cache_schema) < 0)
@@ -951,7 +967,7 @@ store_path(const struct store *s)
 int
 store_read_begin(struct store *s)
 {
-	return begin(s, "BEGIN DEFERRED", "read");
+	return begin(s, ST_BEGIN_READ, "read");
 }
 
 void
