@@ -38,6 +38,7 @@
 #include "serve/channel.h"
 #include "serve/deliver.h"
 #include "serve/merge.h"
+#include "serve/reply.h"
 #include "serve/routes.h"
 #include "serve/sync.h"
 #include "store/cache.h"
@@ -191,10 +192,8 @@ static const char help_text[] =
 
 /* One request being answered. */
 struct answer {
-	struct conn		*c;		/* NULL once the client is gone */
-	const struct http_request *req;
+	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
-	int			 head_only;	/* HEAD */
 	struct through_call	*call;		/* until it has answered */
 	struct store_entry	 cached;	/* a stored one being sent */
 	struct store_body	*body;		/* …its body */
@@ -203,25 +202,14 @@ struct answer {
 	struct route_params	 params;	/* …and parameters */
 	long long		 merge_cache;	/* its answer's freshness */
 	struct buf		 head;		/* the upstream's fields */
-	int			 status;
-	int			 chunked;	/* body framed in chunks */
-	int			 close_after;	/* body ends with the connection */
-	int			 head_sent;
-	int			 from_memory;	/* stored fields ready to send */
 	int			 paused;	/* the upstream waits for room */
 	char			 fwd[64];	/* Cache-Status once relayed */
-	const char		*cache_status;	/* for the log */
-	const char		*error;
 	int			 collapsed;	/* waited for another request */
-	int			 shared;	/* the shared tier had it */
 	int			 had_stored;	/* a stale response was there */
 	long long		 sent_from;	/* the byte range of the stored */
 	long long		 sent_to;	/* body sent; -1: all of it */
 	long long		 read_at;	/* where its reading is */
-	long long		 bytes;
-	long long		 start_ms, upstream_ms;
 	long long		 retry_after_s;	/* over --upstream-rate */
-	int			 admin;		/* /_relay/: not counted */
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
@@ -229,7 +217,6 @@ struct answer {
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
-	char			*limit_fields;	/* RateLimit fields, or NULL */
 	struct batch		*batch;		/* POST /_relay/batch */
 	struct channel		*channel;	/* GET /_relay/ws */
 	struct sync		*sync;		/* GET /_relay/sync */
@@ -268,7 +255,7 @@ answer_free(struct answer *a)
 	}
 	route_params_free(&a->params);
 	route_params_free(&a->then_params);
-	free(a->limit_fields);
+	reply_free(&a->r);
 	store_body_close(a->body);
 	if (a->cached.url != NULL)
 		store_entry_free(&a->cached);
@@ -277,158 +264,33 @@ answer_free(struct answer *a)
 	free(a);
 }
 
+/* The answer has ended: what it held goes. */
+static void
+answer_ended(void *ctx)
+{
+	answer_free(ctx);
+}
+
 /* What the call said of the upstream, for the log. */
 static void
 note_call(struct answer *a)
 {
 	const struct through_result *r = through_result(a->call);
 
-	a->upstream_ms = r->upstream_ms;
+	a->r.upstream_ms = r->upstream_ms;
 	a->collapsed = r->collapsed;
-	a->shared = r->shared;
+	a->r.shared = r->shared;
 	a->had_stored = r->had_stored;
 	a->retry_after_s = r->retry_after_s;
-	if (a->error == NULL)
-		a->error = r->error;
-}
-
-/*
- * The answer's access log line, written once the client has it all;
- * one cut short before it knew how it would be answered is "-".
- */
-static void
-log_answer(struct answer *a)
-{
-	const char *how = a->cache_status != NULL ? a->cache_status : "-";
-	struct log_request log = {
-		.peer = conn_peer(a->c), .method = a->req->method,
-		.target = a->req->target, .status = a->status,
-		.bytes = a->bytes, .cache = how,
-		.upstream_ms = a->upstream_ms,
-		.total_ms = prog_now_ms() - a->start_ms, .error = a->error,
-	};
-
-	conn_log(a->c, &log);
-	if (!a->admin)
-		metrics_answered(how, a->shared, a->status, a->bytes);
-}
-
-static void
-finish(struct answer *a, int close_after)
-{
-	log_answer(a);
-	conn_set_data(a->c, NULL);
-	conn_done(a->c, close_after || a->close_after);
-	answer_free(a);
-}
-
-/* The answer ends before it is whole, for why (a->error by default). */
-static void
-finish_cut(struct answer *a, const char *why)
-{
-	if (a->error == NULL)
-		a->error = why;
-	log_answer(a);
-	conn_set_data(a->c, NULL);
-	conn_cut(a->c, a->error);
-	answer_free(a);
-}
-
-/*
- * An error answer from relay-serve itself, which closes the connection;
- * fields are extra header fields, or NULL.
- */
-static void
-fail_with(struct answer *a, int status, const char *why, const char *fields)
-{
-	struct buf out = BUF_INIT, all = BUF_INIT;
-
-	buf_adds(&all, fields != NULL ? fields : "");
-	buf_adds(&all, a->limit_fields != NULL ? a->limit_fields : "");
-	a->bytes = (long long)http_error_response(&out, status, why,
-	    buf_cstr(&all));
-	buf_free(&all);
-	conn_write(a->c, out.data, out.len);
-	buf_free(&out);
-	a->status = status;
-	if (a->error == NULL)
-		a->error = why;
-	if (a->cache_status == NULL)
-		a->cache_status = "-";
-	finish(a, 1);
-}
-
-static void
-fail(struct answer *a, int status, const char *why)
-{
-	fail_with(a, status, why, NULL);
-}
-
-static void
-write_body(struct answer *a, const void *p, size_t n)
-{
-	char size[24];
-	int len;
-
-	if (a->head_only || n == 0)
-		return;
-	if (a->chunked) {
-		len = snprintf(size, sizeof size, "%zx\r\n", n);
-		conn_write(a->c, size, (size_t)len);
-	}
-	conn_write(a->c, p, n);
-	if (a->chunked)
-		conn_write(a->c, "\r\n", 2);
-	a->bytes += (long long)n;
-}
-
-static void
-end_body(struct answer *a)
-{
-	if (a->chunked && !a->head_only)
-		conn_write(a->c, "0\r\n\r\n", 5);
-}
-
-/*
- * Sends the status line and fields (http_response_head); length is the
- * body's size, or -1 if unknown.
- */
-static void
-send_head(struct answer *a, int status, const char *fields,
-    const char *cache_status, long long age, long long length)
-{
-	struct buf out = BUF_INIT;
-	struct http_head h = {
-		.status = status, .fields = fields,
-		.cache_status = cache_status, .age = age, .length = length,
-		.extra = a->limit_fields,
-		.fields_ready = a->from_memory,
-		.minor = a->req->minor, .head_only = a->head_only,
-		.close = conn_stopping(a->c) || a->close_after,
-		.now = time(NULL),
-	};
-
-	a->status = status;
-	switch (http_response_head(&out, &h)) {
-	case HTTP_FRAME_CHUNKED:
-		a->chunked = 1;
-		break;
-	case HTTP_FRAME_CLOSE:
-		a->close_after = 1;
-		break;
-	case HTTP_FRAME_LENGTH:
-		break;
-	}
-	conn_write(a->c, out.data, out.len);
-	buf_free(&out);
-	a->head_sent = 1;
+	if (a->r.error == NULL)
+		a->r.error = r->error;
 }
 
 /* RFC 9110 section 13.2.2: the client's copy of e is current. */
 static int
 not_modified(const struct answer *a, const struct store_entry *e)
 {
-	return e->status == 200 && http_not_modified(buf_str(&a->req->fields), e->etag, e->last_modified);
+	return e->status == 200 && http_not_modified(buf_str(&a->r.req->fields), e->etag, e->last_modified);
 }
 
 /*
@@ -442,13 +304,13 @@ write_stored(struct answer *a, const char *p, size_t n)
 
 	a->read_at = end;
 	if (a->sent_to < 0) {
-		write_body(a, p, n);
+		reply_body(&a->r, p, n);
 		return 1;
 	}
 	from = at > a->sent_from ? at : a->sent_from;
 	to = end < a->sent_to + 1 ? end : a->sent_to + 1;
 	if (from < to)
-		write_body(a, p + (from - at), (size_t)(to - from));
+		reply_body(&a->r, p + (from - at), (size_t)(to - from));
 	return end <= a->sent_to;
 }
 
@@ -460,16 +322,16 @@ pump(struct answer *a)
 	char tmp[16384];
 	ssize_t n;
 
-	while (conn_queued(a->c) < SERVER_OUT_MAX) {
+	while (conn_queued(a->r.c) < SERVER_OUT_MAX) {
 		if ((n = src.read(src.ctx, tmp, sizeof tmp)) < 0) {
-			finish_cut(a, store_error(through_reader(through)));
+			reply_cut(&a->r, store_error(through_reader(through)));
 			return;
 		}
 		if (n == 0 || !write_stored(a, tmp, (size_t)n)) {
 			store_body_close(a->body);
 			a->body = NULL;
-			end_body(a);
-			finish(a, 0);
+			reply_end(&a->r);
+			reply_done(&a->r, 0);
 			return;
 		}
 	}
@@ -487,7 +349,7 @@ open_body(struct answer *a, const struct store_entry *e, char *first,
     size_t len)
 {
 	struct store *reader = through_reader(through);
-	const char *fields = buf_str(&a->req->fields);
+	const char *fields = buf_str(&a->r.req->fields);
 	struct source src;
 	ssize_t n;
 	int tries;
@@ -518,7 +380,7 @@ stored_status(const struct answer *a, enum through_how how,
 
 	switch (how) {
 	case THROUGH_HIT:
-		if (a->shared)	/* another host's: no upstream request */
+		if (a->r.shared)	/* another host's: no upstream request */
 			snprintf(out, len, "relay; hit; ttl=%lld; "
 			    "detail=shared", ttl);
 		else if (a->collapsed)
@@ -574,24 +436,24 @@ send_stored_head(struct answer *a, const struct store_entry *e,
 
 	a->sent_to = -1;
 	if (e->status == 200 && e->size >= 0 &&
-	    (strcmp(a->req->method, "GET") == 0 || a->head_only))
-		r = http_byte_range(buf_str(&a->req->fields),
+	    (strcmp(a->r.req->method, "GET") == 0 || a->r.head_only))
+		r = http_byte_range(buf_str(&a->r.req->fields),
 		    e->etag, e->last_modified, e->size, &a->sent_from,
 		    &a->sent_to);
 	if (r < 0) {
 		snprintf(range, sizeof range, "Content-Range: bytes */%lld\r\n",
 		    e->size);
-		fail_with(a, 416, "range not satisfiable", range);
+		reply_fail(&a->r, 416, "range not satisfiable", range);
 		return 0;
 	}
 	if (r == 0) {
-		send_head(a, e->status, e->headers, cs, age, e->size);
+		reply_head(&a->r, e->status, e->headers, cs, age, e->size);
 		return 1;
 	}
 	buf_adds(&fields, e->headers);
 	buf_printf(&fields, "Content-Range: bytes %lld-%lld/%lld\r\n",
 	    a->sent_from, a->sent_to, e->size);
-	send_head(a, 206, buf_cstr(&fields), cs, age,
+	reply_head(&a->r, 206, buf_cstr(&fields), cs, age,
 	    a->sent_to - a->sent_from + 1);
 	buf_free(&fields);
 	return 1;
@@ -605,13 +467,13 @@ send_stored(struct answer *a, const struct store_entry *e,
 	long long age;
 	ssize_t n = 0;
 	int current = not_modified(a, e);
-	int body = !current && !a->head_only && http_has_body(e->status);
+	int body = !current && !a->r.head_only && http_has_body(e->status);
 
-	a->cache_status = log_word(a, how);
-	a->from_memory = memory != NULL;
+	a->r.cache_status = log_word(a, how);
+	a->r.from_memory = memory != NULL;
 	if (body && memory == NULL &&
 	    (n = open_body(a, e, first, sizeof first)) < 0) {
-		fail(a, 503, "cache entry unavailable");
+		reply_fail(&a->r, 503, "cache entry unavailable", NULL);
 		return;
 	}
 	if (a->cached.url != NULL)
@@ -619,8 +481,8 @@ send_stored(struct answer *a, const struct store_entry *e,
 	age = cache_age(e, time(NULL));
 	stored_status(a, how, e->lifetime - age, cs, sizeof cs);
 	if (current) {
-		send_head(a, 304, e->headers, cs, age, -1);
-		finish(a, 0);
+		reply_head(&a->r, 304, e->headers, cs, age, -1);
+		reply_done(&a->r, 0);
 		return;
 	}
 	if (!send_stored_head(a, e, cs, age))
@@ -628,13 +490,13 @@ send_stored(struct answer *a, const struct store_entry *e,
 	if (body && memory != NULL)
 		write_stored(a, memory, (size_t)e->size);
 	if (a->body == NULL) {
-		finish(a, 0);
+		reply_done(&a->r, 0);
 		return;
 	}
 	if (!write_stored(a, first, (size_t)n)) {
 		store_body_close(a->body);
 		a->body = NULL;
-		finish(a, 0);
+		reply_done(&a->r, 0);
 		return;
 	}
 	pump(a);
@@ -656,12 +518,12 @@ on_head(void *ctx, int status, const char *fields)
 {
 	struct answer *a = ctx;
 	const struct through_result *r = through_result(a->call);
-	int cacheable = strcmp(a->req->method, "GET") == 0 || a->head_only;
+	int cacheable = strcmp(a->r.req->method, "GET") == 0 || a->r.head_only;
 
-	a->status = status;
+	a->r.status = status;
 	buf_reset(&a->head);
 	buf_adds(&a->head, fields);
-	a->cache_status = !cacheable ? "bypass" : r->had_stored ? "expired" :
+	a->r.cache_status = !cacheable ? "bypass" : r->had_stored ? "expired" :
 	    "miss";
 	/*
 	 * No "stored" (RFC 9211 2.6): the head goes out before the body
@@ -681,8 +543,8 @@ relay_head(struct answer *a)
 {
 	const char *fields = buf_cstr(&a->head);
 
-	if (!a->head_sent)
-		send_head(a, a->status, fields, a->fwd, -1,
+	if (!a->r.head_sent)
+		reply_head(&a->r, a->r.status, fields, a->fwd, -1,
 		    http_content_length(fields));
 }
 
@@ -691,12 +553,12 @@ on_body(void *ctx, const void *p, size_t n)
 {
 	struct answer *a = ctx;
 
-	if (conn_queued(a->c) >= SERVER_OUT_MAX) {
+	if (conn_queued(a->r.c) >= SERVER_OUT_MAX) {
 		a->paused = 1;	/* on_writable resumes it */
 		return UPSTREAM_PAUSE;
 	}
 	relay_head(a);
-	write_body(a, p, n);
+	reply_body(&a->r, p, n);
 	return 0;
 }
 
@@ -708,7 +570,7 @@ fail_limited(struct answer *a)
 
 	snprintf(fields, sizeof fields, "Retry-After: %lld\r\n",
 	    a->retry_after_s > 0 ? a->retry_after_s : 1);
-	fail_with(a, 503, "over the upstream's rate", fields);
+	reply_fail(&a->r, 503, "over the upstream's rate", fields);
 }
 
 static void
@@ -718,17 +580,17 @@ on_fail(void *ctx, enum through_failure why, const char *error)
 
 	note_call(a);
 	a->call = NULL;
-	a->error = error;
-	if (a->cache_status == NULL)
-		a->cache_status = "miss";
+	a->r.error = error;
+	if (a->r.cache_status == NULL)
+		a->r.cache_status = "miss";
 	if (why == THROUGH_NOT_CACHED)
-		fail(a, 504, "not in the cache");	/* only-if-cached */
+		reply_fail(&a->r, 504, "not in the cache", NULL);	/* only-if-cached */
 	else if (why == THROUGH_TIMED_OUT)
-		fail(a, 504, "upstream timed out");
+		reply_fail(&a->r, 504, "upstream timed out", NULL);
 	else if (why == THROUGH_UPSTREAM_LIMITED)
 		fail_limited(a);
 	else
-		fail(a, 502, "upstream failed");
+		reply_fail(&a->r, 502, "upstream failed", NULL);
 }
 
 static void
@@ -736,19 +598,19 @@ on_done(void *ctx, const char *error)
 {
 	struct answer *a = ctx;
 
-	if (error != NULL && !a->head_sent) {	/* nothing went out yet */
+	if (error != NULL && !a->r.head_sent) {	/* nothing went out yet */
 		on_fail(a, THROUGH_UPSTREAM_FAILED, error);
 		return;
 	}
 	note_call(a);
 	a->call = NULL;
 	if (error != NULL) {		/* cut short: never stored */
-		finish_cut(a, error);
+		reply_cut(&a->r, error);
 		return;
 	}
 	relay_head(a);
-	end_body(a);
-	finish(a, 0);
+	reply_end(&a->r);
+	reply_done(&a->r, 0);
 }
 
 /*
@@ -763,11 +625,11 @@ on_interim(void *ctx, int status, const char *fields)
 	struct answer *a = ctx;
 	struct buf out = BUF_INIT;
 
-	if (a->head_sent || a->req->minor < 1 || conn_inner(a->c) ||
-	    conn_queued(a->c) >= SERVER_OUT_MAX)
+	if (a->r.head_sent || a->r.req->minor < 1 || conn_inner(a->r.c) ||
+	    conn_queued(a->r.c) >= SERVER_OUT_MAX)
 		return;
 	http_interim_head(&out, status, fields);
-	conn_write(a->c, out.data, out.len);
+	conn_write(a->r.c, out.data, out.len);
 	buf_free(&out);
 }
 
@@ -783,9 +645,9 @@ static const struct through_sink answer_sink = {
 static const char *
 content_of(const struct answer *a)
 {
-	const struct buf *body = conn_body(a->c);
+	const struct buf *body = conn_body(a->r.c);
 
-	if (!a->req->has_content)
+	if (!a->r.req->has_content)
 		return NULL;
 	return body->data != NULL ? body->data : "";
 }
@@ -794,11 +656,11 @@ content_of(const struct answer *a)
 static void
 answer_through(struct answer *a)
 {
-	const char *fields = buf_str(&a->req->fields);
+	const char *fields = buf_str(&a->r.req->fields);
 	struct buf forward = BUF_INIT;
 	struct through_request req = {
-		.key = a->key, .method = a->req->method, .fields = fields,
-		.body = content_of(a), .body_len = conn_body(a->c)->len,
+		.key = a->key, .method = a->r.req->method, .fields = fields,
+		.body = content_of(a), .body_len = conn_body(a->r.c)->len,
 	};
 
 	http_forward_fields(&forward, fields);
@@ -817,16 +679,16 @@ send_merged(struct answer *a)
 	char fields[160];
 
 	keep.force_ttl = a->merge_cache;
-	a->error = r->error;
-	a->upstream_ms = prog_now_ms() - a->start_ms;
+	a->r.error = r->error;
+	a->r.upstream_ms = prog_now_ms() - a->r.start_ms;
 	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
 	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
 	if (a->merge_cache > 0 && r->status == 200 && r->complete)
 		through_store(through, a->key, fields, &r->body, &keep);
-	send_head(a, r->status, fields, "relay; detail=merge", -1,
+	reply_head(&a->r, r->status, fields, "relay; detail=merge", -1,
 	    (long long)r->body.len);
-	write_body(a, r->body.data, r->body.len);
-	finish(a, 0);
+	reply_body(&a->r, r->body.data, r->body.len);
+	reply_done(&a->r, 0);
 }
 
 static void
@@ -841,7 +703,7 @@ on_merged(struct merge *m, void *ctx)
 static void
 start_merge(struct answer *a)
 {
-	a->cache_status = "merge";
+	a->r.cache_status = "merge";
 	a->merge = merge_start(&merge_env, a->route, &a->params, on_merged,
 	    a);
 	if (merge_ready(a->merge))
@@ -885,7 +747,7 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 		start_merge(a);
 		return;
 	}
-	policy_request_parse(buf_str(&a->req->fields),
+	policy_request_parse(buf_str(&a->r.req->fields),
 	    &req.directives);
 	through_start(through, &req, &merged_sink, a, &a->call);
 }
@@ -901,7 +763,7 @@ to_queue(const struct answer *a)
 	int match = 0;
 
 	for (i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
-		if (strcmp(a->req->method, unsafe[i]) == 0)
+		if (strcmp(a->r.req->method, unsafe[i]) == 0)
 			break;
 	if (deliver == NULL || i == sizeof unsafe / sizeof unsafe[0])
 		return 0;
@@ -922,8 +784,8 @@ on_queued(void *ctx, long long id, const char *token, const char *error)
 
 	a->adding = NULL;
 	if (id == 0) {
-		a->cache_status = "-";
-		fail_with(a, 503, error, "Retry-After: 1\r\n");
+		a->r.cache_status = "-";
+		reply_fail(&a->r, 503, error, "Retry-After: 1\r\n");
 		return;
 	}
 	snprintf(fields, sizeof fields, "Location: /_relay/queue/%s\r\n"
@@ -931,11 +793,11 @@ on_queued(void *ctx, long long id, const char *token, const char *error)
 	    token);
 	buf_printf(&body, "{\"id\":%lld,\"state\":\"queued\","
 	    "\"location\":\"/_relay/queue/%s\"}\n", id, token);
-	send_head(a, 202, fields, "relay; detail=queued", -1,
+	reply_head(&a->r, 202, fields, "relay; detail=queued", -1,
 	    (long long)body.len);
-	write_body(a, body.data, body.len);
+	reply_body(&a->r, body.data, body.len);
 	buf_free(&body);
-	finish(a, 0);
+	reply_done(&a->r, 0);
 }
 
 /*
@@ -946,18 +808,18 @@ on_queued(void *ctx, long long id, const char *token, const char *error)
 static void
 answer_queued(struct answer *a)
 {
-	const char *fields = buf_str(&a->req->fields);
+	const char *fields = buf_str(&a->r.req->fields);
 	struct buf forward = BUF_INIT;
 	struct store_queued q = {
-		.method = (char *)a->req->method, .url = a->key,
+		.method = (char *)a->r.req->method, .url = a->key,
 	};
 
-	if (a->req->has_content)
-		q.body = conn_take_body(a->c, &q.body_len);
+	if (a->r.req->has_content)
+		q.body = conn_take_body(a->r.c, &q.body_len);
 	http_forward_fields(&forward, fields);
 	q.fields = buf_take(&forward);
 	q.path = xstrndup(a->target, strcspn(a->target, "?"));
-	a->cache_status = "queued";
+	a->r.cache_status = "queued";
 	a->adding = deliver_add(deliver, &q, on_queued, a);
 	free(q.path);
 	buf_free(&forward);
@@ -971,10 +833,10 @@ answer(struct answer *a, struct route *r, struct route_params *params)
 		answer_merged(a, r, params);
 	} else if (to_queue(a)) {
 		answer_queued(a);
-	} else if (!a->head_only && strcmp(a->req->method, "GET") != 0 &&
+	} else if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0 &&
 	    read_only) {
-		a->cache_status = "-";
-		fail_with(a, 405, "only GET and HEAD are served",
+		a->r.cache_status = "-";
+		reply_fail(&a->r, 405, "only GET and HEAD are served",
 		    "Allow: GET, HEAD\r\n");
 	} else {
 		answer_through(a);
@@ -988,16 +850,16 @@ refuse(struct answer *a, const struct gcra_decision *d)
 	struct buf fields = BUF_INIT, body = BUF_INIT;
 
 	throttle_refusal(&fields, &body, &a->policy, d);
-	free(a->limit_fields);
-	a->limit_fields = NULL;
-	a->cache_status = "throttled";
-	a->error = "over the rate limit";
-	send_head(a, 429, buf_cstr(&fields), "relay; detail=throttled", -1,
+	free(a->r.limit_fields);
+	a->r.limit_fields = NULL;
+	a->r.cache_status = "throttled";
+	a->r.error = "over the rate limit";
+	reply_head(&a->r, 429, buf_cstr(&fields), "relay; detail=throttled", -1,
 	    (long long)body.len);
-	write_body(a, body.data, body.len);
+	reply_body(&a->r, body.data, body.len);
 	buf_free(&fields);
 	buf_free(&body);
-	finish(a, 0);
+	reply_done(&a->r, 0);
 }
 
 static void
@@ -1011,8 +873,8 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 	if (a->then != NULL)
 		merging--;
 	if (failed && throttle_fail_closed) {
-		a->cache_status = "-";
-		fail_with(a, 503, "the rate limit could not be checked",
+		a->r.cache_status = "-";
+		reply_fail(&a->r, 503, "the rate limit could not be checked",
 		    "Retry-After: 1\r\n");
 		return;
 	}
@@ -1021,13 +883,13 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 		    "requests pass (--rate-limit-fail open)");
 	if (!failed) {
 		throttle_fields(&fields, &a->policy, d);
-		a->limit_fields = buf_take(&fields);
+		a->r.limit_fields = buf_take(&fields);
 		if (!d->allowed && !throttle_dry_run) {
 			refuse(a, d);
 			return;
 		}
 		if (!d->allowed)
-			a->error = "over the rate limit (dry run: answered)";
+			a->r.error = "over the rate limit (dry run: answered)";
 	}
 	answer(a, a->then, &a->then_params);
 }
@@ -1069,8 +931,8 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 		start_limiter();
 	if (a->policy.key == THROTTLE_ROUTE && r == NULL)
 		path = xstrndup(target, strcspn(target, "?"));
-	throttle_key(&key, &a->policy, conn_peer(a->c),
-	    buf_str(&a->req->fields),
+	throttle_key(&key, &a->policy, conn_peer(a->r.c),
+	    buf_str(&a->r.req->fields),
 	    r != NULL ? r->pattern : path);
 	a->then = r;
 	if (r != NULL)
@@ -1086,20 +948,26 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 static void
 batch_write(void *ctx, const void *p, size_t n)
 {
-	write_body(ctx, p, n);
+	struct answer *a = ctx;
+
+	reply_body(&a->r, p, n);
 }
 
 static void
 batch_end(void *ctx)
 {
-	end_body(ctx);
-	finish(ctx, 0);
+	struct answer *a = ctx;
+
+	reply_end(&a->r);
+	reply_done(&a->r, 0);
 }
 
 static size_t
 client_queued(void *ctx)
 {
-	return conn_queued(((struct answer *)ctx)->c);
+	const struct answer *a = ctx;
+
+	return reply_queued(&a->r);
 }
 
 static const struct batch_out batch_out = {
@@ -1125,27 +993,27 @@ wants_multipart(const char *fields)
 static void
 answer_batch(struct answer *a)
 {
-	const struct buf *body = conn_body(a->c);
-	const char *fields = buf_str(&a->req->fields);
+	const struct buf *body = conn_body(a->r.c);
+	const char *fields = buf_str(&a->r.req->fields);
 	char why[256];
 	int status, multipart = wants_multipart(fields);
 
-	a->admin = 1;
-	a->cache_status = "batch";
-	if (strcmp(a->req->method, "POST") != 0) {
-		fail_with(a, 405, "a batch is POSTed", "Allow: POST\r\n");
+	a->r.admin = 1;
+	a->r.cache_status = "batch";
+	if (strcmp(a->r.req->method, "POST") != 0) {
+		reply_fail(&a->r, 405, "a batch is POSTed", "Allow: POST\r\n");
 		return;
 	}
 	if ((a->batch = batch_parse(body->data != NULL ? body->data : "",
 	    body->len, &status, why, sizeof why)) == NULL) {
-		fail(a, status, why);
+		reply_fail(&a->r, status, why, NULL);
 		return;
 	}
-	send_head(a, 200, multipart ? "Content-Type: multipart/mixed; "
+	reply_head(&a->r, 200, multipart ? "Content-Type: multipart/mixed; "
 	    "boundary=" BATCH_BOUNDARY "\r\nCache-Control: no-store\r\n" :
 	    "Content-Type: application/x-ndjson\r\n"
 	    "Cache-Control: no-store\r\n", "relay; detail=batch", -1, -1);
-	batch_start(a->batch, server, conn_peer(a->c), fields, multipart,
+	batch_start(a->batch, server, conn_peer(a->r.c), fields, multipart,
 	    &batch_out, a);	/* a may be gone now */
 }
 
@@ -1154,15 +1022,17 @@ channel_write(void *ctx, const void *p, size_t n)
 {
 	struct answer *a = ctx;
 
-	conn_write(a->c, p, n);
-	a->bytes += (long long)n;
+	conn_write(a->r.c, p, n);
+	a->r.bytes += (long long)n;
 }
 
 /* A channel ends with its connection. */
 static void
 channel_end(void *ctx)
 {
-	finish(ctx, 1);
+	struct answer *a = ctx;
+
+	reply_done(&a->r, 1);
 }
 
 static const struct channel_out channel_out = {
@@ -1177,25 +1047,25 @@ static const struct channel_out channel_out = {
 static void
 answer_channel(struct answer *a)
 {
-	const char *fields = buf_str(&a->req->fields), *why;
+	const char *fields = buf_str(&a->r.req->fields), *why;
 	struct buf head = BUF_INIT;
 	int status;
 
-	a->admin = 1;
-	a->cache_status = "channel";
-	if (ws_handshake(a->req->method, a->req->minor, fields, &head, &status,
+	a->r.admin = 1;
+	a->r.cache_status = "channel";
+	if (ws_handshake(a->r.req->method, a->r.req->minor, fields, &head, &status,
 	    &why) < 0) {
 		buf_free(&head);
-		fail_with(a, status, why, status == 426 ? "Upgrade: websocket"
+		reply_fail(&a->r, status, why, status == 426 ? "Upgrade: websocket"
 		    "\r\nSec-WebSocket-Version: 13\r\n" : status == 405 ?
 		    "Allow: GET\r\n" : NULL);
 		return;
 	}
-	conn_write(a->c, head.data, head.len);
+	conn_write(a->r.c, head.data, head.len);
 	buf_free(&head);
-	a->status = 101;
-	a->head_sent = 1;
-	a->channel = channel_open(server, a->c, fields,
+	a->r.status = 101;
+	a->r.head_sent = 1;
+	a->channel = channel_open(server, a->r.c, fields,
 	    (size_t)serve_options.max_body, serve_options.idle_timeout_ms,
 	    &channel_out, a);
 	channel_start(a->channel);	/* a may be gone now */
@@ -1219,11 +1089,11 @@ write_sync(struct answer *a, const void *p, size_t n)
 	struct buf z = BUF_INIT;
 
 	if (a->gzip == NULL) {
-		write_body(a, p, n);
+		reply_body(&a->r, p, n);
 		return;
 	}
 	gzip_add(a->gzip, p, n, &z);
-	write_body(a, z.data, z.len);
+	reply_body(&a->r, z.data, z.len);
 	buf_free(&z);
 }
 
@@ -1234,10 +1104,10 @@ end_sync(struct answer *a)
 
 	if (a->gzip != NULL) {
 		gzip_end(a->gzip, &z);
-		write_body(a, z.data, z.len);
+		reply_body(&a->r, z.data, z.len);
 		buf_free(&z);
 	}
-	end_body(a);
+	reply_end(&a->r);
 }
 
 /* A snapshot's file, sent as the client takes it. */
@@ -1248,17 +1118,17 @@ send_snapshot(struct answer *a)
 	char tmp[16384];
 	ssize_t n = 0;
 
-	while (!a->head_only && conn_queued(a->c) < SERVER_OUT_MAX &&
+	while (!a->r.head_only && conn_queued(a->r.c) < SERVER_OUT_MAX &&
 	    (n = snapshot_read(sn, tmp, sizeof tmp, a->read_at)) > 0) {
 		a->read_at += n;
 		write_sync(a, tmp, (size_t)n);
 	}
 	if (n < 0)
-		a->error = "the snapshot cannot be read";
-	if (n == 0 && !a->head_only)
+		a->r.error = "the snapshot cannot be read";
+	if (n == 0 && !a->r.head_only)
 		end_sync(a);
-	if (a->head_only || n <= 0)
-		finish(a, n < 0);	/* cut short if it failed */
+	if (a->r.head_only || n <= 0)
+		reply_done(&a->r, n < 0);	/* cut short if it failed */
 }
 
 /*
@@ -1282,12 +1152,12 @@ on_snapshot_page(struct watch *w, short events, void *ctx)
 	loop_unwatch(w);
 	a->later = NULL;
 	if (more < 0) {
-		fail(a, snapshot_status(sync_snapshot(a->sync)),
-		    snapshot_error(sync_snapshot(a->sync)));
+		reply_fail(&a->r, snapshot_status(sync_snapshot(a->sync)),
+		    snapshot_error(sync_snapshot(a->sync)), NULL);
 		return;
 	}
 	sync_fields(a, "application/vnd.sqlite3", fields, sizeof fields);
-	send_head(a, 200, fields, "relay; detail=sync", -1, a->gzip != NULL ?
+	reply_head(&a->r, 200, fields, "relay; detail=sync", -1, a->gzip != NULL ?
 	    -1 : (long long)snapshot_size(sync_snapshot(a->sync)));
 	send_snapshot(a);
 }
@@ -1300,21 +1170,21 @@ sync_pump(struct answer *a)
 	int more = 1;
 
 	if (sync_snapshot(a->sync) != NULL) {
-		if (a->head_sent)
+		if (a->r.head_sent)
 			send_snapshot(a);
 		return;
 	}
-	while (more > 0 && conn_queued(a->c) < SERVER_OUT_MAX) {
+	while (more > 0 && conn_queued(a->r.c) < SERVER_OUT_MAX) {
 		buf_reset(&out);
 		more = sync_next(a->sync, &out);
 		write_sync(a, out.data, out.len);
 	}
 	buf_free(&out);
 	if (more < 0) {
-		finish_cut(a, store_error(through_reader(through)));
+		reply_cut(&a->r, store_error(through_reader(through)));
 	} else if (more == 0) {
 		end_sync(a);
-		finish(a, 0);
+		reply_done(&a->r, 0);
 	}
 }
 
@@ -1326,23 +1196,23 @@ sync_pump(struct answer *a)
 static void
 answer_sync(struct answer *a, const char *target)
 {
-	const char *fields = buf_str(&a->req->fields), *why;
+	const char *fields = buf_str(&a->r.req->fields), *why;
 	char head[256], etag[32];
 	int status;
 
-	a->admin = 1;
-	a->cache_status = "sync";
-	if (!public_sync && !admin_allowed(admin, conn_peer(a->c), fields)) {
-		fail(a, 404, "not found");
+	a->r.admin = 1;
+	a->r.cache_status = "sync";
+	if (!public_sync && !admin_allowed(admin, conn_peer(a->r.c), fields)) {
+		reply_fail(&a->r, 404, "not found", NULL);
 		return;
 	}
-	if (!a->head_only && strcmp(a->req->method, "GET") != 0) {
-		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
+	if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0) {
+		reply_fail(&a->r, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
 		return;
 	}
 	if ((a->sync = sync_start(through_reader(through), base_key, target,
 	    sync_max_size, &status, &why)) == NULL) {
-		fail_with(a, status, why, status == 503 ? "Retry-After: 1\r\n" :
+		reply_fail(&a->r, status, why, status == 503 ? "Retry-After: 1\r\n" :
 		    NULL);
 		return;
 	}
@@ -1351,15 +1221,15 @@ answer_sync(struct answer *a, const char *target)
 	snprintf(etag, sizeof etag, "\"%lld\"", sync_seq(a->sync));
 	sync_fields(a, "application/x-ndjson", head, sizeof head);
 	if (sync_unchanged(a->sync) && http_not_modified(fields, etag, NULL)) {
-		send_head(a, 304, head, "relay; detail=sync", -1, 0);
-		finish(a, 0);
+		reply_head(&a->r, 304, head, "relay; detail=sync", -1, 0);
+		reply_done(&a->r, 0);
 	} else if (sync_snapshot(a->sync) != NULL) {
 		a->later = loop_watch(loop, -1, 0, on_snapshot_page, a);
 		watch_deadline(a->later, prog_now_ms());
 	} else {
-		send_head(a, 200, head, "relay; detail=sync", -1, -1);
-		if (a->head_only)
-			finish(a, 0);
+		reply_head(&a->r, 200, head, "relay; detail=sync", -1, -1);
+		if (a->r.head_only)
+			reply_done(&a->r, 0);
 		else
 			sync_pump(a);
 	}
@@ -1368,11 +1238,11 @@ answer_sync(struct answer *a, const char *target)
 static void
 send_stats(struct answer *a, const struct buf *body)
 {
-	send_head(a, 200, "Content-Type: application/json\r\n"
+	reply_head(&a->r, 200, "Content-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\n", "relay; detail=admin", -1,
 	    (long long)body->len);
-	write_body(a, body->data, body->len);
-	finish(a, 0);
+	reply_body(&a->r, body->data, body->len);
+	reply_done(&a->r, 0);
 }
 
 static void
@@ -1384,7 +1254,7 @@ on_gathered(void *ctx, const char *const *rows, const size_t *lens,
 
 	a->gathering = NULL;
 	if (n < 0) {
-		fail(a, 503, "the shared tier cannot be reached");
+		reply_fail(&a->r, 503, "the shared tier cannot be reached", NULL);
 		return;
 	}
 	admin_hosts_stats(&body, rows, lens, (size_t)n);
@@ -1405,11 +1275,11 @@ answer_hosts(struct answer *a)
 
 	if (sh != NULL) {
 		if ((a->gathering = shared_gather(sh, on_gathered, a)) == NULL)
-			fail(a, 503, "the shared tier cannot be reached");
+			reply_fail(&a->r, 503, "the shared tier cannot be reached", NULL);
 		return;
 	}
 	if (admin_host_rows(admin, &rows) < 0) {
-		fail(a, 503, "the cache file cannot be read");
+		reply_fail(&a->r, 503, "the cache file cannot be read", NULL);
 		return;
 	}
 	one = buf_cstr(&rows);
@@ -1439,20 +1309,20 @@ on_report(void *ctx, const char *id)
 static void
 answer_admin(struct answer *a, const char *target)
 {
-	const char *fields = buf_str(&a->req->fields), *type;
+	const char *fields = buf_str(&a->r.req->fields), *type;
 	struct buf body = BUF_INIT;
 	char head[128];
 	int status;
 
-	a->admin = 1;
-	a->cache_status = "admin";
+	a->r.admin = 1;
+	a->r.cache_status = "admin";
 	if (!admin_capability(target) &&
-	    !admin_allowed(admin, conn_peer(a->c), fields)) {
-		fail(a, 404, "not found");
+	    !admin_allowed(admin, conn_peer(a->r.c), fields)) {
+		reply_fail(&a->r, 404, "not found", NULL);
 		return;
 	}
-	if (!a->head_only && strcmp(a->req->method, "GET") != 0) {
-		fail_with(a, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
+	if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0) {
+		reply_fail(&a->r, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
 		return;
 	}
 	if (strncmp(target, "/_relay/stats?", 14) == 0 &&
@@ -1461,16 +1331,16 @@ answer_admin(struct answer *a, const char *target)
 		return;
 	}
 	if ((status = admin_answer(admin, target, &body, &type)) != 200) {
-		fail(a, status, status == 404 ? "not found" :
-		    "the cache file cannot be read");
+		reply_fail(&a->r, status, status == 404 ? "not found" :
+		    "the cache file cannot be read", NULL);
 		return;
 	}
 	snprintf(head, sizeof head, "Content-Type: %s\r\n"
 	    "Cache-Control: no-store\r\n", type);
-	send_head(a, 200, head, "relay; detail=admin", -1, (long long)body.len);
-	write_body(a, body.data, body.len);
+	reply_head(&a->r, 200, head, "relay; detail=admin", -1, (long long)body.len);
+	reply_body(&a->r, body.data, body.len);
 	buf_free(&body);
-	finish(a, 0);
+	reply_done(&a->r, 0);
 }
 
 static void
@@ -1486,24 +1356,20 @@ on_request(struct conn *c, void *ctx)
 	int cacheable;
 
 	(void)ctx;
-	a->c = c;
-	a->req = req;
-	a->start_ms = prog_now_ms();
-	a->upstream_ms = -1;
-	a->head_only = strcmp(req->method, "HEAD") == 0;
-	cacheable = a->head_only || strcmp(req->method, "GET") == 0;
+	reply_init(&a->r, c, answer_ended, a);
+	cacheable = a->r.head_only || strcmp(req->method, "GET") == 0;
 	conn_set_data(c, a);
 	if ((a->target = target = target_normalize(req->target, &why)) ==
 	    NULL) {
-		fail(a, 400, why);
+		reply_fail(&a->r, 400, why, NULL);
 		return;
 	}
 	if (strcmp(target, "/_relay/batch") == 0 ||
 	    strcmp(target, "/_relay/ws") == 0) {
 		/* decided on the normalised target: "/%5Frelay/./ws" too */
 		if (conn_inner(c))
-			fail(a, 400, "an item cannot open a batch or a "
-			    "channel");
+			reply_fail(&a->r, 400, "an item cannot open a batch or a "
+			    "channel", NULL);
 		else if (target[8] == 'b')
 			answer_batch(a);
 		else
@@ -1523,13 +1389,13 @@ on_request(struct conn *c, void *ctx)
 	a->key = url_normalize(url, &why);
 	free(url);
 	if (a->key == NULL && why == url_too_long) {
-		fail(a, 414, "request target too long for the upstream URL");
+		reply_fail(&a->r, 414, "request target too long for the upstream URL", NULL);
 		return;
 	}
 	/* Defence in depth: the key must name a resource under the base. */
 	if (a->key == NULL || strncmp(a->key, base_key, n) != 0 ||
 	    a->key[n] != '/') {
-		fail(a, 400, "target leaves the upstream");
+		reply_fail(&a->r, 400, "target leaves the upstream", NULL);
 		return;
 	}
 	memset(&params, 0, sizeof params);
@@ -1574,7 +1440,7 @@ on_gone(struct conn *c, void *ctx)
 
 	(void)ctx;
 	if (a != NULL) {
-		log_answer(a);	/* as cut short, with what went out */
+		reply_log(&a->r);	/* as cut short, with what went out */
 		answer_free(a);
 	}
 }
