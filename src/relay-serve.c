@@ -33,14 +33,14 @@
 #include "net/server.h"
 #include "policy/policy.h"
 #include "policy/throttle.h"
-#include "serve/admin.h"
+#include "serve/admin_reply.h"
 #include "serve/batch.h"
 #include "serve/channel.h"
 #include "serve/deliver.h"
 #include "serve/merge.h"
 #include "serve/reply.h"
 #include "serve/routes.h"
-#include "serve/sync.h"
+#include "serve/sync_reply.h"
 #include "store/cache.h"
 #include "store/snapshot.h"
 #include "store/store.h"
@@ -213,15 +213,11 @@ struct answer {
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
-	struct shared_ask	*gathering;	/* every host's stats */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
 	struct batch		*batch;		/* POST /_relay/batch */
 	struct channel		*channel;	/* GET /_relay/ws */
-	struct sync		*sync;		/* GET /_relay/sync */
-	struct watch		*later;		/* …its snapshot's next page */
-	struct gzip		*gzip;		/* …its Content-Encoding */
 };
 
 static void
@@ -236,9 +232,6 @@ answer_free(struct answer *a)
 {
 	batch_free(a->batch);
 	channel_free(a->channel);
-	sync_free(a->sync);
-	loop_unwatch(a->later);
-	gzip_free(a->gzip);
 	merge_free(a->merge);
 	if (a->route != NULL)
 		merging--;	/* the route may be freed by a reload now */
@@ -247,7 +240,6 @@ answer_free(struct answer *a)
 	if (a->adding != NULL)
 		deliver_forget(a->adding);
 	free(a->target);
-	shared_cancel(a->gathering);
 	if (a->asking != NULL) {
 		limiter_cancel(a->asking);
 		if (a->then != NULL)
@@ -1071,276 +1063,30 @@ answer_channel(struct answer *a)
 	channel_start(a->channel);	/* a may be gone now */
 }
 
-/* The fields of a sync's answer, of type, with its ETag. */
-static void
-sync_fields(const struct answer *a, const char *type, char *out, size_t len)
-{
-	snprintf(out, len, "Content-Type: %s\r\nETag: \"%lld\"\r\n"
-	    "Relay-Sync: %s\r\nCache-Control: no-cache\r\n"
-	    "Vary: Accept-Encoding\r\n%s", type, sync_seq(a->sync),
-	    sync_kind(a->sync), a->gzip != NULL ?
-	    "Content-Encoding: gzip\r\n" : "");
-}
-
-/* Body bytes of a sync, gzipped if the client takes it. */
-static void
-write_sync(struct answer *a, const void *p, size_t n)
-{
-	struct buf z = BUF_INIT;
-
-	if (a->gzip == NULL) {
-		reply_body(&a->r, p, n);
-		return;
-	}
-	gzip_add(a->gzip, p, n, &z);
-	reply_body(&a->r, z.data, z.len);
-	buf_free(&z);
-}
-
-static void
-end_sync(struct answer *a)
-{
-	struct buf z = BUF_INIT;
-
-	if (a->gzip != NULL) {
-		gzip_end(a->gzip, &z);
-		reply_body(&a->r, z.data, z.len);
-		buf_free(&z);
-	}
-	reply_end(&a->r);
-}
-
-/* A snapshot's file, sent as the client takes it. */
-static void
-send_snapshot(struct answer *a)
-{
-	struct snapshot *sn = sync_snapshot(a->sync);
-	char tmp[16384];
-	ssize_t n = 0;
-
-	while (!a->r.head_only && conn_queued(a->r.c) < SERVER_OUT_MAX &&
-	    (n = snapshot_read(sn, tmp, sizeof tmp, a->read_at)) > 0) {
-		a->read_at += n;
-		write_sync(a, tmp, (size_t)n);
-	}
-	if (n < 0)
-		a->r.error = "the snapshot cannot be read";
-	if (n == 0 && !a->r.head_only)
-		end_sync(a);
-	if (a->r.head_only || n <= 0)
-		reply_done(&a->r, n < 0);	/* cut short if it failed */
-}
-
 /*
- * ?format=sqlite: the snapshot built a page a round of the loop, so
- * that no other client waits for it; then its head and the file.
- */
-static void
-on_snapshot_page(struct watch *w, short events, void *ctx)
-{
-	struct answer *a = ctx;
-	struct buf unused = BUF_INIT;
-	char fields[256];
-	int more = sync_next(a->sync, &unused);
-
-	(void)events;
-	buf_free(&unused);
-	if (more > 0) {
-		watch_deadline(w, prog_now_ms());
-		return;
-	}
-	loop_unwatch(w);
-	a->later = NULL;
-	if (more < 0) {
-		reply_fail(&a->r, snapshot_status(sync_snapshot(a->sync)),
-		    snapshot_error(sync_snapshot(a->sync)), NULL);
-		return;
-	}
-	sync_fields(a, "application/vnd.sqlite3", fields, sizeof fields);
-	reply_head(&a->r, 200, fields, "relay; detail=sync", -1, a->gzip != NULL ?
-	    -1 : (long long)snapshot_size(sync_snapshot(a->sync)));
-	send_snapshot(a);
-}
-
-/* Sends the sync stream while the client takes it. */
-static void
-sync_pump(struct answer *a)
-{
-	struct buf out = BUF_INIT;
-	int more = 1;
-
-	if (sync_snapshot(a->sync) != NULL) {
-		if (a->r.head_sent)
-			send_snapshot(a);
-		return;
-	}
-	while (more > 0 && conn_queued(a->r.c) < SERVER_OUT_MAX) {
-		buf_reset(&out);
-		more = sync_next(a->sync, &out);
-		write_sync(a, out.data, out.len);
-	}
-	buf_free(&out);
-	if (more < 0) {
-		reply_cut(&a->r, store_error(through_reader(through)));
-	} else if (more == 0) {
-		end_sync(a);
-		reply_done(&a->r, 0);
-	}
-}
-
-/*
- * GET /_relay/sync (sync.h): under the rules of the admin endpoints,
- * or to anyone with --public-sync. An up-to-date client's
- * If-None-Match gets 304.
+ * GET /_relay/sync (sync_reply.h): under the rules of the admin
+ * endpoints, or to anyone with --public-sync.
  */
 static void
 answer_sync(struct answer *a, const char *target)
 {
-	const char *fields = buf_str(&a->r.req->fields), *why;
-	char head[256], etag[32];
-	int status;
-
 	a->r.admin = 1;
 	a->r.cache_status = "sync";
-	if (!public_sync && !admin_allowed(admin, conn_peer(a->r.c), fields)) {
+	if (!public_sync && !admin_allowed(admin, conn_peer(a->r.c),
+	    buf_str(&a->r.req->fields))) {
 		reply_fail(&a->r, 404, "not found", NULL);
 		return;
 	}
-	if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0) {
-		reply_fail(&a->r, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
-		return;
-	}
-	if ((a->sync = sync_start(through_reader(through), base_key, target,
-	    sync_max_size, &status, &why)) == NULL) {
-		reply_fail(&a->r, status, why, status == 503 ? "Retry-After: 1\r\n" :
-		    NULL);
-		return;
-	}
-	if (gzip_accepted(fields))
-		a->gzip = gzip_new();
-	snprintf(etag, sizeof etag, "\"%lld\"", sync_seq(a->sync));
-	sync_fields(a, "application/x-ndjson", head, sizeof head);
-	if (sync_unchanged(a->sync) && http_not_modified(fields, etag, NULL)) {
-		reply_head(&a->r, 304, head, "relay; detail=sync", -1, 0);
-		reply_done(&a->r, 0);
-	} else if (sync_snapshot(a->sync) != NULL) {
-		a->later = loop_watch(loop, -1, 0, on_snapshot_page, a);
-		watch_deadline(a->later, prog_now_ms());
-	} else {
-		reply_head(&a->r, 200, head, "relay; detail=sync", -1, -1);
-		if (a->r.head_only)
-			reply_done(&a->r, 0);
-		else
-			sync_pump(a);
-	}
-}
-
-static void
-send_stats(struct answer *a, const struct buf *body)
-{
-	reply_head(&a->r, 200, "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n", "relay; detail=admin", -1,
-	    (long long)body->len);
-	reply_body(&a->r, body->data, body->len);
-	reply_done(&a->r, 0);
-}
-
-static void
-on_gathered(void *ctx, const char *const *rows, const size_t *lens,
-    long long n)
-{
-	struct answer *a = ctx;
-	struct buf body = BUF_INIT;
-
-	a->gathering = NULL;
-	if (n < 0) {
-		reply_fail(&a->r, 503, "the shared tier cannot be reached", NULL);
-		return;
-	}
-	admin_hosts_stats(&body, rows, lens, (size_t)n);
-	send_stats(a, &body);
-	buf_free(&body);
-}
-
-/*
- * /_relay/stats?hosts=all: every host's counters summed, gathered
- * through the shared tier; without one, this host's alone.
- */
-static void
-answer_hosts(struct answer *a)
-{
-	struct shared *sh = through_shared(through);
-	struct buf rows = BUF_INIT, body = BUF_INIT;
-	const char *one;
-
-	if (sh != NULL) {
-		if ((a->gathering = shared_gather(sh, on_gathered, a)) == NULL)
-			reply_fail(&a->r, 503, "the shared tier cannot be reached", NULL);
-		return;
-	}
-	if (admin_host_rows(admin, &rows) < 0) {
-		reply_fail(&a->r, 503, "the cache file cannot be read", NULL);
-		return;
-	}
-	one = buf_cstr(&rows);
-	admin_hosts_stats(&body, &one, &rows.len, 1);
-	send_stats(a, &body);
-	buf_free(&rows);
-	buf_free(&body);
+	sync_reply(&a->r, loop, through_reader(through), base_key, target,
+	    sync_max_size);
 }
 
 /* Another host gathers every host's stats: this one's, under its name. */
 static void
 on_report(void *ctx, const char *id)
 {
-	struct buf rows = BUF_INIT;
-
 	(void)ctx;
-	if (admin_host_rows(admin, &rows) == 0)
-		shared_report(through_shared(through), id, host_name, &rows);
-	buf_free(&rows);
-}
-
-/*
- * /_relay/metrics, /_relay/stats (?hosts=all: every host's) and
- * /_relay/queue/ID (admin.h); 404 to a client not allowed, as to one
- * asking for a name not ours.
- */
-static void
-answer_admin(struct answer *a, const char *target)
-{
-	const char *fields = buf_str(&a->r.req->fields), *type;
-	struct buf body = BUF_INIT;
-	char head[128];
-	int status;
-
-	a->r.admin = 1;
-	a->r.cache_status = "admin";
-	if (!admin_capability(target) &&
-	    !admin_allowed(admin, conn_peer(a->r.c), fields)) {
-		reply_fail(&a->r, 404, "not found", NULL);
-		return;
-	}
-	if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0) {
-		reply_fail(&a->r, 405, "only GET and HEAD", "Allow: GET, HEAD\r\n");
-		return;
-	}
-	if (strncmp(target, "/_relay/stats?", 14) == 0 &&
-	    strstr(target, "hosts=all") != NULL) {
-		answer_hosts(a);
-		return;
-	}
-	if ((status = admin_answer(admin, target, &body, &type)) != 200) {
-		reply_fail(&a->r, status, status == 404 ? "not found" :
-		    "the cache file cannot be read", NULL);
-		return;
-	}
-	snprintf(head, sizeof head, "Content-Type: %s\r\n"
-	    "Cache-Control: no-store\r\n", type);
-	reply_head(&a->r, 200, head, "relay; detail=admin", -1, (long long)body.len);
-	reply_body(&a->r, body.data, body.len);
-	buf_free(&body);
-	reply_done(&a->r, 0);
+	admin_report(admin, through_shared(through), id, host_name);
 }
 
 static void
@@ -1382,7 +1128,7 @@ on_request(struct conn *c, void *ctx)
 		return;
 	}
 	if (admin_target(target)) {
-		answer_admin(a, target);
+		admin_reply(admin, &a->r, target, through_shared(through));
 		return;
 	}
 	url = url_join(base, target);
@@ -1418,14 +1164,14 @@ on_writable(struct conn *c, void *ctx)
 	(void)ctx;
 	if (a == NULL)
 		return;
+	if (reply_writable(&a->r))
+		return;
 	if (a->body != NULL)
 		pump(a);
 	else if (a->batch != NULL)
 		batch_writable(a->batch);
 	else if (a->channel != NULL)
 		channel_writable(a->channel);
-	else if (a->sync != NULL)
-		sync_pump(a);
 	else if (a->paused && a->call != NULL) {
 		a->paused = 0;
 		through_resume(a->call);

@@ -1,6 +1,7 @@
 /*
  * An answer as it goes out on a connection (see reply.h).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,34 @@ reply_init(struct reply *r, struct conn *c, void (*ended)(void *),
 	r->owner = owner;
 }
 
+/* What the reply holds, its feature's included. */
 void
 reply_free(struct reply *r)
 {
 	free(r->limit_fields);
 	r->limit_fields = NULL;
+	if (r->feature != NULL)
+		r->feature->free(r->feature_ctx);
+	r->feature = NULL;
+}
+
+/* The answer is the feature's from now on (ctx its state). */
+void
+reply_give(struct reply *r, const struct reply_feature *f, void *ctx)
+{
+	assert(r->feature == NULL);
+	r->feature = f;
+	r->feature_ctx = ctx;
+}
+
+/* Room to write again: to the feature; 0 if there is none. */
+int
+reply_writable(struct reply *r)
+{
+	if (r->feature == NULL)
+		return 0;
+	r->feature->writable(r->feature_ctx);
+	return 1;
 }
 
 /* Output the client has not taken yet, as a writer weighs it. */

@@ -13,6 +13,16 @@
 #include "http/http.h"
 #include "net/server.h"
 
+/*
+ * The feature an answer is given to, as its connection needs it: room
+ * to write again after reply_queued passed SERVER_OUT_MAX, and the
+ * answer's end (whole, cut short, or its client gone), to free its own.
+ */
+struct reply_feature {
+	void	(*writable)(void *);
+	void	(*free)(void *);
+};
+
 struct reply {
 	struct conn		*c;
 	const struct http_request *req;
@@ -31,6 +41,8 @@ struct reply {
 	char			*limit_fields;	/* RateLimit fields, or NULL */
 	void			(*ended)(void *);	/* the owner's */
 	void			*owner;
+	const struct reply_feature *feature;	/* NULL: the owner's own */
+	void			*feature_ctx;
 };
 
 void	reply_init(struct reply *, struct conn *, void (*)(void *), void *);
@@ -46,5 +58,7 @@ void	reply_log(struct reply *);
 void	reply_done(struct reply *, int);
 void	reply_cut(struct reply *, const char *);
 size_t	reply_queued(const struct reply *);
+void	reply_give(struct reply *, const struct reply_feature *, void *);
+int	reply_writable(struct reply *);
 
 #endif
