@@ -34,8 +34,7 @@
 #include "policy/policy.h"
 #include "policy/throttle.h"
 #include "serve/admin_reply.h"
-#include "serve/batch.h"
-#include "serve/channel.h"
+#include "serve/items_reply.h"
 #include "serve/deliver.h"
 #include "serve/merge.h"
 #include "serve/reply.h"
@@ -216,8 +215,6 @@ struct answer {
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
 	struct route_params	 then_params;
-	struct batch		*batch;		/* POST /_relay/batch */
-	struct channel		*channel;	/* GET /_relay/ws */
 };
 
 static void
@@ -230,8 +227,6 @@ usage(void)
 static void
 answer_free(struct answer *a)
 {
-	batch_free(a->batch);
-	channel_free(a->channel);
 	merge_free(a->merge);
 	if (a->route != NULL)
 		merging--;	/* the route may be freed by a reload now */
@@ -937,132 +932,6 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	free(path);
 }
 
-static void
-batch_write(void *ctx, const void *p, size_t n)
-{
-	struct answer *a = ctx;
-
-	reply_body(&a->r, p, n);
-}
-
-static void
-batch_end(void *ctx)
-{
-	struct answer *a = ctx;
-
-	reply_end(&a->r);
-	reply_done(&a->r, 0);
-}
-
-static size_t
-client_queued(void *ctx)
-{
-	const struct answer *a = ctx;
-
-	return reply_queued(&a->r);
-}
-
-static const struct batch_out batch_out = {
-	batch_write, batch_end, client_queued,
-};
-
-/* Whether the client asks for a batch's parts as multipart/mixed. */
-static int
-wants_multipart(const char *fields)
-{
-	struct header accept;
-
-	return headers_get(fields, "accept", &accept) &&
-	    memmem(accept.value, accept.value_len, "multipart/mixed", 15) !=
-	    NULL;
-}
-
-/*
- * POST /_relay/batch (batch.h): its items answered as this client's
- * own requests, each counted, cached and limited as one, in one
- * streamed answer. The batch itself is not counted.
- */
-static void
-answer_batch(struct answer *a)
-{
-	const struct buf *body = conn_body(a->r.c);
-	const char *fields = buf_str(&a->r.req->fields);
-	char why[256];
-	int status, multipart = wants_multipart(fields);
-
-	a->r.admin = 1;
-	a->r.cache_status = "batch";
-	if (strcmp(a->r.req->method, "POST") != 0) {
-		reply_fail(&a->r, 405, "a batch is POSTed", "Allow: POST\r\n");
-		return;
-	}
-	if ((a->batch = batch_parse(body->data != NULL ? body->data : "",
-	    body->len, &status, why, sizeof why)) == NULL) {
-		reply_fail(&a->r, status, why, NULL);
-		return;
-	}
-	reply_head(&a->r, 200, multipart ? "Content-Type: multipart/mixed; "
-	    "boundary=" BATCH_BOUNDARY "\r\nCache-Control: no-store\r\n" :
-	    "Content-Type: application/x-ndjson\r\n"
-	    "Cache-Control: no-store\r\n", "relay; detail=batch", -1, -1);
-	batch_start(a->batch, server, conn_peer(a->r.c), fields, multipart,
-	    &batch_out, a);	/* a may be gone now */
-}
-
-static void
-channel_write(void *ctx, const void *p, size_t n)
-{
-	struct answer *a = ctx;
-
-	conn_write(a->r.c, p, n);
-	a->r.bytes += (long long)n;
-}
-
-/* A channel ends with its connection. */
-static void
-channel_end(void *ctx)
-{
-	struct answer *a = ctx;
-
-	reply_done(&a->r, 1);
-}
-
-static const struct channel_out channel_out = {
-	channel_write, channel_end, client_queued,
-};
-
-/*
- * GET /_relay/ws (channel.h): a WebSocket channel whose items are this
- * client's own requests, each counted, cached and limited as one. Its
- * log line comes when it closes.
- */
-static void
-answer_channel(struct answer *a)
-{
-	const char *fields = buf_str(&a->r.req->fields), *why;
-	struct buf head = BUF_INIT;
-	int status;
-
-	a->r.admin = 1;
-	a->r.cache_status = "channel";
-	if (ws_handshake(a->r.req->method, a->r.req->minor, fields, &head, &status,
-	    &why) < 0) {
-		buf_free(&head);
-		reply_fail(&a->r, status, why, status == 426 ? "Upgrade: websocket"
-		    "\r\nSec-WebSocket-Version: 13\r\n" : status == 405 ?
-		    "Allow: GET\r\n" : NULL);
-		return;
-	}
-	conn_write(a->r.c, head.data, head.len);
-	buf_free(&head);
-	a->r.status = 101;
-	a->r.head_sent = 1;
-	a->channel = channel_open(server, a->r.c, fields,
-	    (size_t)serve_options.max_body, serve_options.idle_timeout_ms,
-	    &channel_out, a);
-	channel_start(a->channel);	/* a may be gone now */
-}
-
 /*
  * GET /_relay/sync (sync_reply.h): under the rules of the admin
  * endpoints, or to anyone with --public-sync.
@@ -1117,9 +986,11 @@ on_request(struct conn *c, void *ctx)
 			reply_fail(&a->r, 400, "an item cannot open a batch or a "
 			    "channel", NULL);
 		else if (target[8] == 'b')
-			answer_batch(a);
+			batch_reply(&a->r, server);
 		else
-			answer_channel(a);
+			channel_reply(&a->r, server,
+			    (size_t)serve_options.max_body,
+			    serve_options.idle_timeout_ms);
 		return;
 	}
 	if (strncmp(target, "/_relay/sync", 12) == 0 &&
@@ -1168,10 +1039,6 @@ on_writable(struct conn *c, void *ctx)
 		return;
 	if (a->body != NULL)
 		pump(a);
-	else if (a->batch != NULL)
-		batch_writable(a->batch);
-	else if (a->channel != NULL)
-		channel_writable(a->channel);
 	else if (a->paused && a->call != NULL) {
 		a->paused = 0;
 		through_resume(a->call);
