@@ -38,6 +38,7 @@
 #include "serve/deliver.h"
 #include "serve/merge.h"
 #include "serve/reply.h"
+#include "serve/stored.h"
 #include "serve/routes.h"
 #include "serve/sync_reply.h"
 #include "store/cache.h"
@@ -194,8 +195,6 @@ struct answer {
 	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
 	struct through_call	*call;		/* until it has answered */
-	struct store_entry	 cached;	/* a stored one being sent */
-	struct store_body	*body;		/* …its body */
 	struct merge		*merge;		/* a merge route's calls */
 	struct route		*route;		/* …its route */
 	struct route_params	 params;	/* …and parameters */
@@ -205,9 +204,6 @@ struct answer {
 	char			 fwd[64];	/* Cache-Status once relayed */
 	int			 collapsed;	/* waited for another request */
 	int			 had_stored;	/* a stale response was there */
-	long long		 sent_from;	/* the byte range of the stored */
-	long long		 sent_to;	/* body sent; -1: all of it */
-	long long		 read_at;	/* where its reading is */
 	long long		 retry_after_s;	/* over --upstream-rate */
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
@@ -243,9 +239,6 @@ answer_free(struct answer *a)
 	route_params_free(&a->params);
 	route_params_free(&a->then_params);
 	reply_free(&a->r);
-	store_body_close(a->body);
-	if (a->cached.url != NULL)
-		store_entry_free(&a->cached);
 	buf_free(&a->head);
 	free(a->key);
 	free(a);
@@ -273,231 +266,18 @@ note_call(struct answer *a)
 		a->r.error = r->error;
 }
 
-/* RFC 9110 section 13.2.2: the client's copy of e is current. */
-static int
-not_modified(const struct answer *a, const struct store_entry *e)
-{
-	return e->status == 200 && http_not_modified(buf_str(&a->r.req->fields), e->etag, e->last_modified);
-}
-
-/*
- * Sends the part of n stored body bytes, read from a->read_at on, that
- * falls in the range asked for. Returns 0 once past the range's end.
- */
-static int
-write_stored(struct answer *a, const char *p, size_t n)
-{
-	long long at = a->read_at, end = at + (long long)n, from, to;
-
-	a->read_at = end;
-	if (a->sent_to < 0) {
-		reply_body(&a->r, p, n);
-		return 1;
-	}
-	from = at > a->sent_from ? at : a->sent_from;
-	to = end < a->sent_to + 1 ? end : a->sent_to + 1;
-	if (from < to)
-		reply_body(&a->r, p + (from - at), (size_t)(to - from));
-	return end <= a->sent_to;
-}
-
-/* Sends as much of the stored body as the connection may queue. */
-static void
-pump(struct answer *a)
-{
-	struct source src = store_body_source(a->body);
-	char tmp[16384];
-	ssize_t n;
-
-	while (conn_queued(a->r.c) < SERVER_OUT_MAX) {
-		if ((n = src.read(src.ctx, tmp, sizeof tmp)) < 0) {
-			reply_cut(&a->r, store_error(through_reader(through)));
-			return;
-		}
-		if (n == 0 || !write_stored(a, tmp, (size_t)n)) {
-			store_body_close(a->body);
-			a->body = NULL;
-			reply_end(&a->r);
-			reply_done(&a->r, 0);
-			return;
-		}
-	}
-}
-
-/*
- * Opens the stored body and reads its first piece before anything is
- * sent. A writer may have replaced the entry since the lookup, taking
- * its body away; then the lookup is made again. Once a first piece is
- * read, the rest comes from the same snapshot. Returns its length, or
- * -1 if no entry could be read.
- */
-static ssize_t
-open_body(struct answer *a, const struct store_entry *e, char *first,
-    size_t len)
-{
-	struct store *reader = through_reader(through);
-	const char *fields = buf_str(&a->r.req->fields);
-	struct source src;
-	ssize_t n;
-	int tries;
-
-	for (tries = 0; tries < 3; tries++) {
-		if ((a->body = store_body_open(reader, e)) != NULL) {
-			src = store_body_source(a->body);
-			if ((n = src.read(src.ctx, first, len)) >= 0)
-				return n;
-			store_body_close(a->body);
-			a->body = NULL;
-		}
-		if (a->cached.url != NULL)
-			store_entry_free(&a->cached);
-		if (cache_lookup(reader, a->key, NULL, fields, &a->cached) <= 0)
-			break;
-		e = &a->cached;
-	}
-	return -1;
-}
-
-/* The Cache-Status of an answer from the store (RFC 9211). */
-static void
-stored_status(const struct answer *a, enum through_how how,
-    long long ttl, char *out, size_t len)
-{
-	const char *fwd = a->had_stored ? "stale" : "miss";
-
-	switch (how) {
-	case THROUGH_HIT:
-		if (a->r.shared)	/* another host's: no upstream request */
-			snprintf(out, len, "relay; hit; ttl=%lld; "
-			    "detail=shared", ttl);
-		else if (a->collapsed)
-			snprintf(out, len, "relay; fwd=%s; collapsed; ttl=%lld",
-			    fwd, ttl);
-		else
-			snprintf(out, len, "relay; hit; ttl=%lld", ttl);
-		break;
-	case THROUGH_STALE:
-		snprintf(out, len, "relay; hit; ttl=%lld; "
-		    "detail=stale-while-revalidate", ttl);
-		break;
-	case THROUGH_STALE_ERROR:
-		snprintf(out, len, "relay; hit; ttl=%lld; "
-		    "detail=stale-if-error", ttl);
-		break;
-	case THROUGH_REVALIDATED:
-		snprintf(out, len, "relay; fwd=stale; fwd-status=304; "
-		    "ttl=%lld", ttl);
-		break;
-	case THROUGH_STALE_LIMITED:
-		snprintf(out, len, "relay; hit; ttl=%lld; "
-		    "detail=upstream-rate", ttl);
-		break;
-	}
-}
-
-static const char *
-log_word(const struct answer *a, enum through_how how)
-{
-	if (how == THROUGH_HIT)
-		return a->collapsed ? "collapsed" : "hit";
-	return how == THROUGH_REVALIDATED ? "revalidated" : "stale";
-}
-
-/*
- * Answers with the stored response e, or 304 if the client has it;
- * its body is in memory (memory, e->size bytes), or read from the file.
- */
-/*
- * The head of a stored 200, whole or, for a Range the client asks
- * (RFC 9110 section 14), as a 206 of one byte range: the range is set
- * for write_stored. One that cannot be satisfied is answered 416 here;
- * then it returns 0.
- */
-static int
-send_stored_head(struct answer *a, const struct store_entry *e,
-    const char *cs, long long age)
-{
-	struct buf fields = BUF_INIT;
-	char range[80];
-	int r = 0;
-
-	a->sent_to = -1;
-	if (e->status == 200 && e->size >= 0 &&
-	    (strcmp(a->r.req->method, "GET") == 0 || a->r.head_only))
-		r = http_byte_range(buf_str(&a->r.req->fields),
-		    e->etag, e->last_modified, e->size, &a->sent_from,
-		    &a->sent_to);
-	if (r < 0) {
-		snprintf(range, sizeof range, "Content-Range: bytes */%lld\r\n",
-		    e->size);
-		reply_fail(&a->r, 416, "range not satisfiable", range);
-		return 0;
-	}
-	if (r == 0) {
-		reply_head(&a->r, e->status, e->headers, cs, age, e->size);
-		return 1;
-	}
-	buf_adds(&fields, e->headers);
-	buf_printf(&fields, "Content-Range: bytes %lld-%lld/%lld\r\n",
-	    a->sent_from, a->sent_to, e->size);
-	reply_head(&a->r, 206, buf_cstr(&fields), cs, age,
-	    a->sent_to - a->sent_from + 1);
-	buf_free(&fields);
-	return 1;
-}
-
-static void
-send_stored(struct answer *a, const struct store_entry *e,
-    const char *memory, enum through_how how)
-{
-	char cs[128], first[16384];
-	long long age;
-	ssize_t n = 0;
-	int current = not_modified(a, e);
-	int body = !current && !a->r.head_only && http_has_body(e->status);
-
-	a->r.cache_status = log_word(a, how);
-	a->r.from_memory = memory != NULL;
-	if (body && memory == NULL &&
-	    (n = open_body(a, e, first, sizeof first)) < 0) {
-		reply_fail(&a->r, 503, "cache entry unavailable", NULL);
-		return;
-	}
-	if (a->cached.url != NULL)
-		e = &a->cached;		/* looked up again */
-	age = cache_age(e, time(NULL));
-	stored_status(a, how, e->lifetime - age, cs, sizeof cs);
-	if (current) {
-		reply_head(&a->r, 304, e->headers, cs, age, -1);
-		reply_done(&a->r, 0);
-		return;
-	}
-	if (!send_stored_head(a, e, cs, age))
-		return;
-	if (body && memory != NULL)
-		write_stored(a, memory, (size_t)e->size);
-	if (a->body == NULL) {
-		reply_done(&a->r, 0);
-		return;
-	}
-	if (!write_stored(a, first, (size_t)n)) {
-		store_body_close(a->body);
-		a->body = NULL;
-		reply_done(&a->r, 0);
-		return;
-	}
-	pump(a);
-}
-
 static void
 on_stored(void *ctx, const struct store_entry *e, enum through_how how)
 {
 	struct answer *a = ctx;
 	const char *memory = through_memory_body(a->call);
+	struct stored_how h;
 
 	note_call(a);
 	a->call = NULL;
-	send_stored(a, e, memory, how);
+	h = (struct stored_how){ a->r.shared, a->collapsed, a->had_stored };
+	stored_reply(&a->r, through_reader(through), a->key, e, memory, how,
+	    &h);
 }
 
 static int
@@ -1037,9 +817,7 @@ on_writable(struct conn *c, void *ctx)
 		return;
 	if (reply_writable(&a->r))
 		return;
-	if (a->body != NULL)
-		pump(a);
-	else if (a->paused && a->call != NULL) {
+	if (a->paused && a->call != NULL) {
 		a->paused = 0;
 		through_resume(a->call);
 	}
