@@ -37,8 +37,8 @@
 #include "serve/items_reply.h"
 #include "serve/deliver.h"
 #include "serve/merge.h"
+#include "serve/forward.h"
 #include "serve/reply.h"
-#include "serve/stored.h"
 #include "serve/routes.h"
 #include "serve/sync_reply.h"
 #include "store/cache.h"
@@ -194,17 +194,10 @@ static const char help_text[] =
 struct answer {
 	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
-	struct through_call	*call;		/* until it has answered */
 	struct merge		*merge;		/* a merge route's calls */
 	struct route		*route;		/* …its route */
 	struct route_params	 params;	/* …and parameters */
 	long long		 merge_cache;	/* its answer's freshness */
-	struct buf		 head;		/* the upstream's fields */
-	int			 paused;	/* the upstream waits for room */
-	char			 fwd[64];	/* Cache-Status once relayed */
-	int			 collapsed;	/* waited for another request */
-	int			 had_stored;	/* a stale response was there */
-	long long		 retry_after_s;	/* over --upstream-rate */
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
@@ -226,8 +219,6 @@ answer_free(struct answer *a)
 	merge_free(a->merge);
 	if (a->route != NULL)
 		merging--;	/* the route may be freed by a reload now */
-	if (a->call != NULL)
-		through_cancel(a->call);
 	if (a->adding != NULL)
 		deliver_forget(a->adding);
 	free(a->target);
@@ -239,7 +230,6 @@ answer_free(struct answer *a)
 	route_params_free(&a->params);
 	route_params_free(&a->then_params);
 	reply_free(&a->r);
-	buf_free(&a->head);
 	free(a->key);
 	free(a);
 }
@@ -251,190 +241,11 @@ answer_ended(void *ctx)
 	answer_free(ctx);
 }
 
-/* What the call said of the upstream, for the log. */
-static void
-note_call(struct answer *a)
-{
-	const struct through_result *r = through_result(a->call);
-
-	a->r.upstream_ms = r->upstream_ms;
-	a->collapsed = r->collapsed;
-	a->r.shared = r->shared;
-	a->had_stored = r->had_stored;
-	a->retry_after_s = r->retry_after_s;
-	if (a->r.error == NULL)
-		a->r.error = r->error;
-}
-
-static void
-on_stored(void *ctx, const struct store_entry *e, enum through_how how)
-{
-	struct answer *a = ctx;
-	const char *memory = through_memory_body(a->call);
-	struct stored_how h;
-
-	note_call(a);
-	a->call = NULL;
-	h = (struct stored_how){ a->r.shared, a->collapsed, a->had_stored };
-	stored_reply(&a->r, through_reader(through), a->key, e, memory, how,
-	    &h);
-}
-
-static int
-on_head(void *ctx, int status, const char *fields)
-{
-	struct answer *a = ctx;
-	const struct through_result *r = through_result(a->call);
-	int cacheable = strcmp(a->r.req->method, "GET") == 0 || a->r.head_only;
-
-	a->r.status = status;
-	buf_reset(&a->head);
-	buf_adds(&a->head, fields);
-	a->r.cache_status = !cacheable ? "bypass" : r->had_stored ? "expired" :
-	    "miss";
-	/*
-	 * No "stored" (RFC 9211 2.6): the head goes out before the body
-	 * has come and been written, and either may yet fail.
-	 */
-	snprintf(a->fwd, sizeof a->fwd, "relay; fwd=%s", !cacheable ?
-	    "bypass" : r->had_stored ? "stale" : "miss");
-	return 0;
-}
-
-/*
- * The relayed head goes out with the first body bytes, or at the end:
- * a response that turns out broken before then is a clean 502.
- */
-static void
-relay_head(struct answer *a)
-{
-	const char *fields = buf_cstr(&a->head);
-
-	if (!a->r.head_sent)
-		reply_head(&a->r, a->r.status, fields, a->fwd, -1,
-		    http_content_length(fields));
-}
-
-static int
-on_body(void *ctx, const void *p, size_t n)
-{
-	struct answer *a = ctx;
-
-	if (conn_queued(a->r.c) >= SERVER_OUT_MAX) {
-		a->paused = 1;	/* on_writable resumes it */
-		return UPSTREAM_PAUSE;
-	}
-	relay_head(a);
-	reply_body(&a->r, p, n);
-	return 0;
-}
-
-/* 503 until the upstream's rate (or its Retry-After) allows one. */
-static void
-fail_limited(struct answer *a)
-{
-	char fields[48];
-
-	snprintf(fields, sizeof fields, "Retry-After: %lld\r\n",
-	    a->retry_after_s > 0 ? a->retry_after_s : 1);
-	reply_fail(&a->r, 503, "over the upstream's rate", fields);
-}
-
-static void
-on_fail(void *ctx, enum through_failure why, const char *error)
-{
-	struct answer *a = ctx;
-
-	note_call(a);
-	a->call = NULL;
-	a->r.error = error;
-	if (a->r.cache_status == NULL)
-		a->r.cache_status = "miss";
-	if (why == THROUGH_NOT_CACHED)
-		reply_fail(&a->r, 504, "not in the cache", NULL);	/* only-if-cached */
-	else if (why == THROUGH_TIMED_OUT)
-		reply_fail(&a->r, 504, "upstream timed out", NULL);
-	else if (why == THROUGH_UPSTREAM_LIMITED)
-		fail_limited(a);
-	else
-		reply_fail(&a->r, 502, "upstream failed", NULL);
-}
-
-static void
-on_done(void *ctx, const char *error)
-{
-	struct answer *a = ctx;
-
-	if (error != NULL && !a->r.head_sent) {	/* nothing went out yet */
-		on_fail(a, THROUGH_UPSTREAM_FAILED, error);
-		return;
-	}
-	note_call(a);
-	a->call = NULL;
-	if (error != NULL) {		/* cut short: never stored */
-		reply_cut(&a->r, error);
-		return;
-	}
-	relay_head(a);
-	reply_end(&a->r);
-	reply_done(&a->r, 0);
-}
-
-/*
- * An interim response of the upstream's, passed on before the final
- * head (RFC 9110 section 15.2) to a client that can take one: over
- * HTTP/1.1, never HTTP/1.0, never to an item, which has no interim
- * answers; and only while the client reads what it is sent.
- */
-static void
-on_interim(void *ctx, int status, const char *fields)
-{
-	struct answer *a = ctx;
-	struct buf out = BUF_INIT;
-
-	if (a->r.head_sent || a->r.req->minor < 1 || conn_inner(a->r.c) ||
-	    conn_queued(a->r.c) >= SERVER_OUT_MAX)
-		return;
-	http_interim_head(&out, status, fields);
-	conn_write(a->r.c, out.data, out.len);
-	buf_free(&out);
-}
-
-static const struct through_sink answer_sink = {
-	on_stored, on_head, on_body, on_done, on_fail, on_interim,
-};
-
-/*
- * The request's content to send on, or NULL if it has none: a request
- * without framing fields gets none upstream either, never an empty
- * one with a Content-Length of 0 (RFC 9110 section 8.6).
- */
-static const char *
-content_of(const struct answer *a)
-{
-	const struct buf *body = conn_body(a->r.c);
-
-	if (!a->r.req->has_content)
-		return NULL;
-	return body->data != NULL ? body->data : "";
-}
-
 /* Through the cache (GET, HEAD) or past it (other methods). */
 static void
 answer_through(struct answer *a)
 {
-	const char *fields = buf_str(&a->r.req->fields);
-	struct buf forward = BUF_INIT;
-	struct through_request req = {
-		.key = a->key, .method = a->r.req->method, .fields = fields,
-		.body = content_of(a), .body_len = conn_body(a->r.c)->len,
-	};
-
-	http_forward_fields(&forward, fields);
-	req.forward = buf_cstr(&forward);
-	policy_request_parse(fields, &req.directives);
-	through_start(through, &req, &answer_sink, a, &a->call);
-	buf_free(&forward);
+	forward_reply(&a->r, through, a->key);
 }
 
 /* Sends a merge route's result, keeping a complete one if asked to. */
@@ -479,19 +290,10 @@ start_merge(struct answer *a)
 
 /* A kept merged answer is not there, or not fresh: merge anew. */
 static void
-on_merge_miss(void *ctx, enum through_failure why, const char *error)
+on_merge_miss(void *ctx)
 {
-	struct answer *a = ctx;
-
-	(void)why;
-	(void)error;
-	a->call = NULL;
-	start_merge(a);
+	start_merge(ctx);
 }
-
-static const struct through_sink merged_sink = {
-	on_stored, on_head, on_body, on_done, on_merge_miss, NULL,
-};
 
 /*
  * A merge route: its calls at once through the cache, then jq; or the
@@ -500,11 +302,6 @@ static const struct through_sink merged_sink = {
 static void
 answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 {
-	struct through_request req = {
-		.key = a->key, .method = "GET", .fields = "",
-		.stored_only = 1,
-	};
-
 	a->merge_cache = r->cache;
 	a->route = r;
 	merging++;
@@ -514,9 +311,7 @@ answer_merged(struct answer *a, struct route *r, struct route_params *ps)
 		start_merge(a);
 		return;
 	}
-	policy_request_parse(buf_str(&a->r.req->fields),
-	    &req.directives);
-	through_start(through, &req, &merged_sink, a, &a->call);
+	forward_stored_only(&a->r, through, a->key, on_merge_miss, a);
 }
 
 /* Whether the request is one --queue keeps for later delivery. */
@@ -815,12 +610,7 @@ on_writable(struct conn *c, void *ctx)
 	(void)ctx;
 	if (a == NULL)
 		return;
-	if (reply_writable(&a->r))
-		return;
-	if (a->paused && a->call != NULL) {
-		a->paused = 0;
-		through_resume(a->call);
-	}
+	reply_writable(&a->r);
 }
 
 /* The client left before its answer was complete. */

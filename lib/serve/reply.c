@@ -37,9 +37,21 @@ reply_free(struct reply *r)
 {
 	free(r->limit_fields);
 	r->limit_fields = NULL;
-	if (r->feature != NULL)
-		r->feature->free(r->feature_ctx);
+	reply_release(r);
+}
+
+/*
+ * The feature lets the answer go, its state freed, so that another may
+ * take it (reply_give): the caller must not touch that state again.
+ */
+void
+reply_release(struct reply *r)
+{
+	const struct reply_feature *f = r->feature;
+
 	r->feature = NULL;
+	if (f != NULL)
+		f->free(r->feature_ctx);
 }
 
 /* The answer is the feature's from now on (ctx its state). */

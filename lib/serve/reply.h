@@ -59,6 +59,7 @@ void	reply_done(struct reply *, int);
 void	reply_cut(struct reply *, const char *);
 size_t	reply_queued(const struct reply *);
 void	reply_give(struct reply *, const struct reply_feature *, void *);
+void	reply_release(struct reply *);
 int	reply_writable(struct reply *);
 
 #endif

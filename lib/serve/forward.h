@@ -1,0 +1,14 @@
+/*
+ * A request answered through the cache-through (forward.c).
+ */
+#ifndef RELAY_FORWARD_H
+#define RELAY_FORWARD_H
+
+#include "serve/reply.h"
+#include "through/through.h"
+
+void	forward_reply(struct reply *, struct through *, const char *);
+void	forward_stored_only(struct reply *, struct through *, const char *,
+	    void (*)(void *), void *);
+
+#endif
