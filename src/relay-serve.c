@@ -36,7 +36,7 @@
 #include "serve/admin_reply.h"
 #include "serve/items_reply.h"
 #include "serve/deliver.h"
-#include "serve/merge.h"
+#include "serve/merge_reply.h"
 #include "serve/forward.h"
 #include "serve/reply.h"
 #include "serve/routes.h"
@@ -96,7 +96,6 @@ static struct loop *loop;
 static struct server *server;
 static struct route *routes;		/* merge routes, from --routes */
 static struct route *retired;		/* replaced by a reload */
-static int merging;			/* merges under way */
 static struct merge_env merge_env = {	/* --program-… */
 	.bounds = JQ_BOUNDS_DEFAULT,
 };
@@ -194,10 +193,6 @@ static const char help_text[] =
 struct answer {
 	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
-	struct merge		*merge;		/* a merge route's calls */
-	struct route		*route;		/* …its route */
-	struct route_params	 params;	/* …and parameters */
-	long long		 merge_cache;	/* its answer's freshness */
 	char			*target;	/* normalised */
 	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
@@ -216,18 +211,14 @@ usage(void)
 static void
 answer_free(struct answer *a)
 {
-	merge_free(a->merge);
-	if (a->route != NULL)
-		merging--;	/* the route may be freed by a reload now */
 	if (a->adding != NULL)
 		deliver_forget(a->adding);
 	free(a->target);
 	if (a->asking != NULL) {
 		limiter_cancel(a->asking);
 		if (a->then != NULL)
-			merging--;
+			merge_env.merging--;
 	}
-	route_params_free(&a->params);
 	route_params_free(&a->then_params);
 	reply_free(&a->r);
 	free(a->key);
@@ -246,72 +237,6 @@ static void
 answer_through(struct answer *a)
 {
 	forward_reply(&a->r, through, a->key);
-}
-
-/* Sends a merge route's result, keeping a complete one if asked to. */
-static void
-send_merged(struct answer *a)
-{
-	const struct merge_result *r = merge_result(a->merge);
-	struct cache_rules keep = opts.rules;
-	char fields[160];
-
-	keep.force_ttl = a->merge_cache;
-	a->r.error = r->error;
-	a->r.upstream_ms = prog_now_ms() - a->r.start_ms;
-	snprintf(fields, sizeof fields, "Content-Type: application/json\r\n"
-	    "Relay-Complete: %s\r\n", r->complete ? "yes" : "no");
-	if (a->merge_cache > 0 && r->status == 200 && r->complete)
-		through_store(through, a->key, fields, &r->body, &keep);
-	reply_head(&a->r, r->status, fields, "relay; detail=merge", -1,
-	    (long long)r->body.len);
-	reply_body(&a->r, r->body.data, r->body.len);
-	reply_done(&a->r, 0);
-}
-
-static void
-on_merged(struct merge *m, void *ctx)
-{
-	struct answer *a = ctx;
-
-	(void)m;
-	send_merged(a);
-}
-
-static void
-start_merge(struct answer *a)
-{
-	a->r.cache_status = "merge";
-	a->merge = merge_start(&merge_env, a->route, &a->params, on_merged,
-	    a);
-	if (merge_ready(a->merge))
-		send_merged(a);
-}
-
-/* A kept merged answer is not there, or not fresh: merge anew. */
-static void
-on_merge_miss(void *ctx)
-{
-	start_merge(ctx);
-}
-
-/*
- * A merge route: its calls at once through the cache, then jq; or the
- * merged answer it keeps, if fresh.
- */
-static void
-answer_merged(struct answer *a, struct route *r, struct route_params *ps)
-{
-	a->merge_cache = r->cache;
-	a->route = r;
-	merging++;
-	a->params = *ps;
-	memset(ps, 0, sizeof *ps);
-	if (r->cache <= 0) {
-		start_merge(a);
-		return;
-	}
-	forward_stored_only(&a->r, through, a->key, on_merge_miss, a);
 }
 
 /* Whether the request is one --queue keeps for later delivery. */
@@ -392,7 +317,7 @@ static void
 answer(struct answer *a, struct route *r, struct route_params *params)
 {
 	if (r != NULL) {
-		answer_merged(a, r, params);
+		merge_reply(&a->r, &merge_env, a->key, r, params);
 	} else if (to_queue(a)) {
 		answer_queued(a);
 	} else if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0 &&
@@ -433,7 +358,7 @@ on_decided(void *ctx, const struct gcra_decision *d, int failed)
 
 	a->asking = NULL;
 	if (a->then != NULL)
-		merging--;
+		merge_env.merging--;
 	if (failed && throttle_fail_closed) {
 		a->r.cache_status = "-";
 		reply_fail(&a->r, 503, "the rate limit could not be checked",
@@ -498,7 +423,7 @@ ask_limiter(struct answer *a, struct route *r, struct route_params *params,
 	    r != NULL ? r->pattern : path);
 	a->then = r;
 	if (r != NULL)
-		merging++;	/* a reload keeps the route until then */
+		merge_env.merging++;	/* a reload keeps the route until then */
 	a->then_params = *params;
 	memset(params, 0, sizeof *params);
 	limiter_ask(limiter, buf_cstr(&key), &a->policy.limit, 0, on_decided,
@@ -692,7 +617,7 @@ on_idle(void *ctx)
 	(void)ctx;
 	if (listen_reload)
 		reload_routes();
-	if (retired != NULL && merging == 0) {
+	if (retired != NULL && merge_env.merging == 0) {
 		free_routes(retired);
 		retired = NULL;
 	}

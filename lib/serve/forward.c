@@ -13,8 +13,6 @@
 #include "serve/forward.h"
 #include "serve/stored.h"
 
-typedef void miss_fn(void *);
-
 struct forward {
 	struct reply		*r;
 	struct through		*th;
@@ -26,8 +24,9 @@ struct forward {
 	int			 collapsed;	/* waited for another request */
 	int			 had_stored;	/* a stale response was there */
 	long long		 retry_after_s;	/* over --upstream-rate */
-	miss_fn			*miss;		/* stored only: none, then */
-	void			*miss_ctx;
+	const struct reply_feature *then;	/* stored only: none, then */
+	void			*then_ctx;
+	void			(*start)(void *);
 };
 
 /* What the call said of the upstream, for the log. */
@@ -131,12 +130,16 @@ on_fail(void *ctx, enum through_failure why, const char *error)
 
 	note_call(a);
 	a->call = NULL;
-	if (a->miss != NULL) {	/* stored only, and none: the caller's */
-		miss_fn *miss = a->miss;
-		void *miss_ctx = a->miss_ctx;
+	if (a->then != NULL) {	/* stored only, and none: the next's */
+		const struct reply_feature *then = a->then;
+		void *next = a->then_ctx;
+		void (*start)(void *) = a->start;
+		struct reply *r = a->r;
 
-		reply_release(a->r);
-		miss(miss_ctx);
+		a->then = NULL;
+		reply_release(r);
+		reply_give(r, then, next);
+		start(next);
 		return;
 	}
 	a->r->error = error;
@@ -230,6 +233,8 @@ forward_free(void *ctx)
 
 	if (a->call != NULL)
 		through_cancel(a->call);
+	if (a->then != NULL)	/* never started */
+		a->then->free(a->then_ctx);
 	buf_free(&a->head);
 	free(a->key);
 	free(a);
@@ -270,19 +275,22 @@ forward_reply(struct reply *r, struct through *th, const char *key)
 
 /*
  * Answers r with the response stored for key if the rules let it
- * answer; else calls miss(ctx), r its own again.
+ * answer; else the feature then (its state ctx) takes r and start(ctx)
+ * is called. Either way ctx is then's: freed by then->free when the
+ * stored response answered or the client left first.
  */
 void
-forward_stored_only(struct reply *r, struct through *th, const char *key,
-    void (*miss)(void *), void *ctx)
+forward_stored_or(struct reply *r, struct through *th, const char *key,
+    const struct reply_feature *then, void *ctx, void (*start)(void *))
 {
 	struct forward *a = forward_new(r, th, key);
 	struct through_request req = {
 		.key = key, .method = "GET", .fields = "", .stored_only = 1,
 	};
 
-	a->miss = miss;
-	a->miss_ctx = ctx;
+	a->then = then;
+	a->then_ctx = ctx;
+	a->start = start;
 	policy_request_parse(buf_str(&r->req->fields), &req.directives);
 	through_start(th, &req, &sink, a, &a->call);
 }

@@ -8,7 +8,7 @@
 #include "through/through.h"
 
 void	forward_reply(struct reply *, struct through *, const char *);
-void	forward_stored_only(struct reply *, struct through *, const char *,
-	    void (*)(void *), void *);
+void	forward_stored_or(struct reply *, struct through *, const char *,
+	    const struct reply_feature *, void *, void (*)(void *));
 
 #endif
