@@ -37,6 +37,7 @@
 #include "serve/items_reply.h"
 #include "serve/deliver.h"
 #include "serve/merge_reply.h"
+#include "serve/queue_reply.h"
 #include "serve/forward.h"
 #include "serve/reply.h"
 #include "serve/routes.h"
@@ -194,7 +195,6 @@ struct answer {
 	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
 	char			*target;	/* normalised */
-	struct deliver_add	*adding;	/* being queued */
 	struct limiter_ask	*asking;	/* a rate-limit decision */
 	struct throttle_policy	 policy;	/* …under this policy */
 	struct route		*then;		/* …after which this route */
@@ -211,8 +211,6 @@ usage(void)
 static void
 answer_free(struct answer *a)
 {
-	if (a->adding != NULL)
-		deliver_forget(a->adding);
 	free(a->target);
 	if (a->asking != NULL) {
 		limiter_cancel(a->asking);
@@ -239,87 +237,15 @@ answer_through(struct answer *a)
 	forward_reply(&a->r, through, a->key);
 }
 
-/* Whether the request is one --queue keeps for later delivery. */
-static int
-to_queue(const struct answer *a)
-{
-	static const char *const unsafe[] = { "POST", "PUT", "PATCH",
-		"DELETE" };
-	char *path;
-	size_t i;
-	int match = 0;
-
-	for (i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
-		if (strcmp(a->r.req->method, unsafe[i]) == 0)
-			break;
-	if (deliver == NULL || i == sizeof unsafe / sizeof unsafe[0])
-		return 0;
-	path = xstrndup(a->target, strcspn(a->target, "?"));
-	for (i = 0; i < n_queue_globs && !match; i++)
-		match = fnmatch(queue_globs[i], path, 0) == 0;
-	free(path);
-	return match;
-}
-
-/* Kept: 202, and where to ask what became of it: its token's path. */
-static void
-on_queued(void *ctx, long long id, const char *token, const char *error)
-{
-	struct answer *a = ctx;
-	struct buf body = BUF_INIT;
-	char fields[160];
-
-	a->adding = NULL;
-	if (id == 0) {
-		a->r.cache_status = "-";
-		reply_fail(&a->r, 503, error, "Retry-After: 1\r\n");
-		return;
-	}
-	snprintf(fields, sizeof fields, "Location: /_relay/queue/%s\r\n"
-	    "Content-Type: application/json\r\nCache-Control: no-store\r\n",
-	    token);
-	buf_printf(&body, "{\"id\":%lld,\"state\":\"queued\","
-	    "\"location\":\"/_relay/queue/%s\"}\n", id, token);
-	reply_head(&a->r, 202, fields, "relay; detail=queued", -1,
-	    (long long)body.len);
-	reply_body(&a->r, body.data, body.len);
-	buf_free(&body);
-	reply_done(&a->r, 0);
-}
-
-/*
- * Into the queue file first (deliver.h); answered once it is there.
- * The body goes to the queue as it is, without a copy: a request
- * without content keeps none, so that it is delivered without.
- */
-static void
-answer_queued(struct answer *a)
-{
-	const char *fields = buf_str(&a->r.req->fields);
-	struct buf forward = BUF_INIT;
-	struct store_queued q = {
-		.method = (char *)a->r.req->method, .url = a->key,
-	};
-
-	if (a->r.req->has_content)
-		q.body = conn_take_body(a->r.c, &q.body_len);
-	http_forward_fields(&forward, fields);
-	q.fields = buf_take(&forward);
-	q.path = xstrndup(a->target, strcspn(a->target, "?"));
-	a->r.cache_status = "queued";
-	a->adding = deliver_add(deliver, &q, on_queued, a);
-	free(q.path);
-	buf_free(&forward);
-}
-
 /* What the request gets, once it may be answered. */
 static void
 answer(struct answer *a, struct route *r, struct route_params *params)
 {
 	if (r != NULL) {
 		merge_reply(&a->r, &merge_env, a->key, r, params);
-	} else if (to_queue(a)) {
-		answer_queued(a);
+	} else if (deliver != NULL && queue_wants(&a->r, a->target,
+	    queue_globs, n_queue_globs)) {
+		queue_reply(&a->r, deliver, a->key, a->target);
 	} else if (!a->r.head_only && strcmp(a->r.req->method, "GET") != 0 &&
 	    read_only) {
 		a->r.cache_status = "-";
