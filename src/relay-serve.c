@@ -35,6 +35,7 @@
 #include "policy/throttle.h"
 #include "serve/admin_reply.h"
 #include "serve/items_reply.h"
+#include "serve/limit_reply.h"
 #include "serve/deliver.h"
 #include "serve/merge_reply.h"
 #include "serve/queue_reply.h"
@@ -58,10 +59,7 @@ static long long workers;		/* --workers; 0: one per core */
 static int read_only;			/* --read-only */
 static const char *rate_option;		/* --rate-limit */
 static long long burst = 1;		/* --burst */
-static struct throttle_policy throttle = { .name = "default" };
-static int throttle_dry_run;		/* --rate-limit-dry-run */
 static int throttle_spare_hits;		/* --rate-limit-spare-hits */
-static int throttle_fail_closed;	/* --rate-limit-fail closed */
 static struct limiter *limiter;		/* NULL: no limit yet */
 static const char *upstream_rate_option;	/* --upstream-rate */
 static long long upstream_burst = 1;	/* --upstream-burst */
@@ -99,6 +97,11 @@ static struct route *routes;		/* merge routes, from --routes */
 static struct route *retired;		/* replaced by a reload */
 static struct merge_env merge_env = {	/* --program-… */
 	.bounds = JQ_BOUNDS_DEFAULT,
+};
+static struct limiter *need_limiter(void);
+static struct limits limits = {	/* --rate-limit… */
+	.policy = { .name = "default" }, .limiter = need_limiter,
+	.merges = &merge_env,
 };
 
 static const char usage_text[] =
@@ -195,10 +198,6 @@ struct answer {
 	struct reply		 r;		/* how it goes out */
 	char			*key;		/* the upstream URL, normalised */
 	char			*target;	/* normalised */
-	struct limiter_ask	*asking;	/* a rate-limit decision */
-	struct throttle_policy	 policy;	/* …under this policy */
-	struct route		*then;		/* …after which this route */
-	struct route_params	 then_params;
 };
 
 static void
@@ -212,12 +211,6 @@ static void
 answer_free(struct answer *a)
 {
 	free(a->target);
-	if (a->asking != NULL) {
-		limiter_cancel(a->asking);
-		if (a->then != NULL)
-			merge_env.merging--;
-	}
-	route_params_free(&a->then_params);
 	reply_free(&a->r);
 	free(a->key);
 	free(a);
@@ -256,55 +249,10 @@ answer(struct answer *a, struct route *r, struct route_params *params)
 	}
 }
 
-/* Over the limit: 429, the RateLimit fields and a problem (RFC 9457). */
 static void
-refuse(struct answer *a, const struct gcra_decision *d)
+answer_then(void *ctx, struct route *r, struct route_params *params)
 {
-	struct buf fields = BUF_INIT, body = BUF_INIT;
-
-	throttle_refusal(&fields, &body, &a->policy, d);
-	free(a->r.limit_fields);
-	a->r.limit_fields = NULL;
-	a->r.cache_status = "throttled";
-	a->r.error = "over the rate limit";
-	reply_head(&a->r, 429, buf_cstr(&fields), "relay; detail=throttled", -1,
-	    (long long)body.len);
-	reply_body(&a->r, body.data, body.len);
-	buf_free(&fields);
-	buf_free(&body);
-	reply_done(&a->r, 0);
-}
-
-static void
-on_decided(void *ctx, const struct gcra_decision *d, int failed)
-{
-	struct answer *a = ctx;
-	struct buf fields = BUF_INIT;
-	static int warned;
-
-	a->asking = NULL;
-	if (a->then != NULL)
-		merge_env.merging--;
-	if (failed && throttle_fail_closed) {
-		a->r.cache_status = "-";
-		reply_fail(&a->r, 503, "the rate limit could not be checked",
-		    "Retry-After: 1\r\n");
-		return;
-	}
-	if (failed && !warned++)
-		prog_warnx("the rate limits could not be checked in time: "
-		    "requests pass (--rate-limit-fail open)");
-	if (!failed) {
-		throttle_fields(&fields, &a->policy, d);
-		a->r.limit_fields = buf_take(&fields);
-		if (!d->allowed && !throttle_dry_run) {
-			refuse(a, d);
-			return;
-		}
-		if (!d->allowed)
-			a->r.error = "over the rate limit (dry run: answered)";
-	}
-	answer(a, a->then, &a->then_params);
+	answer(ctx, r, params);
 }
 
 static void
@@ -315,47 +263,16 @@ on_limiter(struct watch *w, short events, void *ctx)
 }
 
 /* At the first request a limit applies to (routes may come later). */
-static void
-start_limiter(void)
+static struct limiter *
+need_limiter(void)
 {
-	limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
-	limiter_share(limiter, through_shared(through));
-	loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
-	    NULL);
-}
-
-/*
- * Counts the request against its bucket first (limiter.c): under its
- * route's own limit if it has one, else under --rate-limit.
- */
-static void
-ask_limiter(struct answer *a, struct route *r, struct route_params *params,
-    const char *target)
-{
-	struct buf key = BUF_INIT;
-	char *path = NULL;
-
-	a->policy = throttle;
-	if (r != NULL && r->limited) {
-		a->policy.name = r->pattern;
-		a->policy.limit = r->limit;
+	if (limiter == NULL) {
+		limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
+		limiter_share(limiter, through_shared(through));
+		loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
+		    NULL);
 	}
-	if (limiter == NULL)
-		start_limiter();
-	if (a->policy.key == THROTTLE_ROUTE && r == NULL)
-		path = xstrndup(target, strcspn(target, "?"));
-	throttle_key(&key, &a->policy, conn_peer(a->r.c),
-	    buf_str(&a->r.req->fields),
-	    r != NULL ? r->pattern : path);
-	a->then = r;
-	if (r != NULL)
-		merge_env.merging++;	/* a reload keeps the route until then */
-	a->then_params = *params;
-	memset(params, 0, sizeof *params);
-	limiter_ask(limiter, buf_cstr(&key), &a->policy.limit, 0, on_decided,
-	    a, &a->asking);	/* a may be gone now */
-	buf_free(&key);
-	free(path);
+	return limiter;
 }
 
 /*
@@ -448,7 +365,7 @@ on_request(struct conn *c, void *ctx)
 	    !(throttle_spare_hits && cacheable && r == NULL &&
 	    through_would_hit(through, a->key,
 	    buf_str(&req->fields))))
-		ask_limiter(a, r, &params, target);
+		limit_reply(&limits, &a->r, r, &params, target, answer_then, a);
 	else
 		answer(a, r, &params);
 }
@@ -576,10 +493,10 @@ serve(int listen_fd, int in, int out)
 		shared_on_report(through_shared(through), on_report, NULL);
 	}
 	if (rate_option != NULL || upstream_rate_option != NULL)
-		start_limiter();
+		need_limiter();
 	if (upstream_rate_option != NULL) {
 		gate = gate_new(loop, limiter, &upstream_limit,
-		    upstream_wait_ms, throttle_fail_closed);
+		    upstream_wait_ms, limits.fail_closed);
 		through_gate(through, gate);
 	}
 	if (n_queue_globs > 0)
@@ -726,7 +643,7 @@ parse_option(int opt, const char *arg)
 			    "1000000", arg);
 		break;
 	case OPT_LIMIT_KEY:
-		if (throttle_key_parse(arg, &throttle) < 0)
+		if (throttle_key_parse(arg, &limits.policy) < 0)
 			prog_errx(EXIT_USAGE, "bad --limit-key '%s': "
 			    "expected peer, route or header:NAME", arg);
 		break;
@@ -734,7 +651,7 @@ parse_option(int opt, const char *arg)
 		rate_option = arg;
 		break;
 	case OPT_RATE_LIMIT_DRY_RUN:
-		throttle_dry_run = 1;
+		limits.dry_run = 1;
 		break;
 	case OPT_RATE_LIMIT_SPARE_HITS:
 		throttle_spare_hits = 1;
@@ -743,7 +660,7 @@ parse_option(int opt, const char *arg)
 		if (strcmp(arg, "open") != 0 && strcmp(arg, "closed") != 0)
 			prog_errx(EXIT_USAGE, "bad --rate-limit-fail '%s': "
 			    "expected open or closed", arg);
-		throttle_fail_closed = strcmp(arg, "closed") == 0;
+		limits.fail_closed = strcmp(arg, "closed") == 0;
 		break;
 	case OPT_DRAIN_TIMEOUT:
 		serve_options.drain_timeout_ms =
@@ -834,7 +751,7 @@ parse_options(int argc, char **argv)
 	if (optind < argc)
 		usage();
 	if (rate_option != NULL && gcra_parse(rate_option, burst,
-	    &throttle.limit) < 0)
+	    &limits.policy.limit) < 0)
 		prog_errx(EXIT_USAGE, "bad --rate-limit '%s': expected a "
 		    "count per s, m, h or d, as 100/m", rate_option);
 	if (upstream_rate_option != NULL && gcra_parse(upstream_rate_option,
