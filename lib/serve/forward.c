@@ -260,17 +260,13 @@ forward_reply(struct reply *r, struct through *th, const char *key)
 {
 	const char *fields = buf_str(&r->req->fields);
 	struct forward *a = forward_new(r, th, key);
-	struct buf forward = BUF_INIT;
 	struct through_request req = {
 		.key = key, .method = r->req->method, .fields = fields,
 		.body = content_of(a), .body_len = conn_body(r->c)->len,
 	};
 
-	http_forward_fields(&forward, fields);
-	req.forward = buf_cstr(&forward);
 	policy_request_parse(fields, &req.directives);
 	through_start(th, &req, &sink, a, &a->call);
-	buf_free(&forward);
 }
 
 /*

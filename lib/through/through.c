@@ -33,6 +33,7 @@
 #include "base/config.h"
 #include "base/prog.h"
 #include "http/headers.h"
+#include "http/http.h"
 #include "http/url.h"
 #include "net/metrics.h"
 #include "store/hot.h"
@@ -763,10 +764,14 @@ send_upstream(struct through_call *c)
 		.on_head = on_head, .on_body = on_body, .on_done = on_done,
 	};
 
-	buf_adds(&fields, c->forward);
+	/* the client's end-to-end fields, made only now that they go */
+	if (c->forward != NULL)
+		buf_adds(&fields, c->forward);
+	else
+		http_forward_fields(&fields, c->fields);
 	/* the upstream's credentials go to it alone, as curl's do */
 	if (c->th->authorization != NULL &&
-	    !headers_get(c->forward, "authorization", &h) &&
+	    !headers_get(buf_cstr(&fields), "authorization", &h) &&
 	    url_same_origin(c->key, c->th->origin))
 		buf_adds(&fields, c->th->authorization);
 	/* Edge Architecture 1.0: the device token Surrogate-Control may name */
@@ -1182,7 +1187,7 @@ call_new(struct through *th, const struct through_request *req)
 	c->fields = xstrdup(req->fields != NULL ? req->fields : "");
 	c->scope = req->scope != NULL && *req->scope != '\0' ?
 	    xstrdup(req->scope) : NULL;
-	c->forward = xstrdup(req->forward != NULL ? req->forward : "");
+	c->forward = req->forward != NULL ? xstrdup(req->forward) : NULL;
 	c->rules = req->rules != NULL ? *req->rules : th->opt.rules;
 	c->directives = req->directives;
 	c->stored_only = req->stored_only;

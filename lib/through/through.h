@@ -76,7 +76,9 @@ struct through_request {
 	const char		*fields;	/* the client's, for Vary */
 	const char		*scope;		/* fields relay adds, kept apart
 						   in the cache: cache_variant */
-	const char		*forward;	/* fields to send upstream */
+	const char		*forward;	/* fields to send upstream; NULL:
+						   the client's (fields) that
+						   may go on (http.h) */
 	const char		*body;		/* to send upstream, or NULL; the
 						   caller's until the call ends
 						   or is cancelled */
