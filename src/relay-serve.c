@@ -464,10 +464,13 @@ on_idle(void *ctx)
 		free_routes(retired);
 		retired = NULL;
 	}
-	jqrun_reap();
+	if (routes != NULL || retired != NULL)
+		jqrun_reap();	/* a merge's program killed */
 	through_idle(through, listen_stop);
-	limiter_flush(limiter);
-	deliver_flush(deliver);
+	if (limiter != NULL)
+		limiter_flush(limiter);
+	if (deliver != NULL)
+		deliver_flush(deliver);
 	log_flush();
 	if (listen_stop) {
 		merge_stop(&merge_env);

@@ -34,14 +34,6 @@ struct admin {
 	const struct shared *shared;	/* NULL: no --shared */
 };
 
-/* Whether a normalised target is one of ours: /_relay or under it. */
-int
-admin_target(const char *target)
-{
-	return strncmp(target, "/_relay", 7) == 0 &&
-	    (target[7] == '\0' || target[7] == '/' || target[7] == '?');
-}
-
 /*
  * The token in path: its first line, of visible ASCII, as a client
  * sends it after "Bearer ". NULL, with why, if there is none.

@@ -8,12 +8,21 @@
 #ifndef RELAY_ADMIN_H
 #define RELAY_ADMIN_H
 
+#include <string.h>
+
 #include "base/buf.h"
 #include "store/store.h"
 
 struct admin;
 
-int		 admin_target(const char *);
+/* Whether a normalised target is one of ours: /_relay or under it. */
+static inline int
+admin_target(const char *target)
+{
+	return strncmp(target, "/_relay", 7) == 0 &&
+	    (target[7] == '\0' || target[7] == '/' || target[7] == '?');
+}
+
 int		 admin_capability(const char *);
 char		*admin_read_token(const char *, const char **);
 struct admin	*admin_new(const char *, const char *);

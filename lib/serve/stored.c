@@ -249,7 +249,8 @@ stored_free(void *ctx)
 {
 	struct stored *a = ctx;
 
-	store_body_close(a->body);
+	if (a->body != NULL)
+		store_body_close(a->body);
 	if (a->cached.url != NULL)
 		store_entry_free(&a->cached);
 	free(a->key);

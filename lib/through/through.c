@@ -207,8 +207,11 @@ call_free(struct through_call *c)
 	if (c->next_all != NULL)
 		c->next_all->prev_all = c->prev_all;
 	forget_cached(c);
-	gate_cancel(c->turn);
-	writeback_abort(c->th->wb, c->wbody);
+	/* what the call never made, it has nothing to end */
+	if (c->turn != NULL)
+		gate_cancel(c->turn);
+	if (c->wbody != NULL)
+		writeback_abort(c->th->wb, c->wbody);
 	buf_free(&c->shared_body);
 	buf_free(&c->head);
 	free(c->key);
