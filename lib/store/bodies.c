@@ -10,6 +10,7 @@
 #include <sysexits.h>
 
 #include "base/buf.h"
+#include "base/prog.h"
 #include "http/http.h"
 #include "store/db.h"
 
@@ -76,11 +77,22 @@ check_room(struct store *s, long long len)
 {
 	sqlite3_stmt *st;
 	struct statvfs fs;
-	long long have, need = 2 * len + UNDO_ROOM;
+	long long have, need = 2 * len + UNDO_ROOM, now = prog_now_ms();
 
+	/*
+	 * With ROOM_PLENTY to spare a moment ago, the file system is not
+	 * asked again for every small write (a statvfs each was a tenth
+	 * of a stored response's time); near full, it always is.
+	 */
+	s->room -= need;
+	if (s->room_ms != 0 && now - s->room_ms < ROOM_CHECK_MS &&
+	    s->room > ROOM_PLENTY)
+		return 0;
 	if (statvfs(s->path, &fs) < 0)
 		return 0;	/* SQLite will tell */
 	have = (long long)fs.f_bavail * (long long)fs.f_frsize;
+	s->room = have;
+	s->room_ms = now;
 	if (have < need && (st = db_stmt(s, ST_FREE_BYTES)) != NULL) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			have += sqlite3_column_int64(st, 0);

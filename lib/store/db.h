@@ -18,6 +18,8 @@
 #define ABANDONED_SECS	600	/* a body unwritten for this long lost its writer */
 #define COLLECT_BATCH	16	/* chunks deleted per transaction */
 #define UNDO_ROOM	(64 * 1024)	/* kept free for a failed write's undoing */
+#define ROOM_PLENTY	(64LL << 20)	/* free bytes that need no new look… */
+#define ROOM_CHECK_MS	1000		/* …for this long */
 
 enum body_state { BODY_WRITING, BODY_COMPLETE, BODY_GARBAGE };
 
@@ -74,6 +76,9 @@ struct store {
 	char		 err[512];
 	sqlite3_stmt	*stmt[ST_COUNT];
 	sqlite3_stmt	*spare_body;	/* a body statement to reuse */
+	long long	 room;		/* free bytes statvfs said, less
+					   what was written since */
+	long long	 room_ms;	/* when it said so; 0: never */
 };
 
 struct store_writer {
