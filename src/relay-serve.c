@@ -41,7 +41,7 @@
 #include "serve/queue_reply.h"
 #include "serve/forward.h"
 #include "serve/reply.h"
-#include "serve/routes.h"
+#include "serve/route_set.h"
 #include "serve/sync_reply.h"
 #include "store/cache.h"
 #include "store/snapshot.h"
@@ -93,8 +93,7 @@ static struct through *through;	/* the cache file, its writer, leases */
 static struct upstream *upstream;
 static struct loop *loop;
 static struct server *server;
-static struct route *routes;		/* merge routes, from --routes */
-static struct route *retired;		/* replaced by a reload */
+static struct route_set routes;		/* merge routes, from --routes */
 static struct merge_env merge_env = {	/* --program-… */
 	.bounds = JQ_BOUNDS_DEFAULT,
 };
@@ -359,8 +358,8 @@ on_request(struct conn *c, void *ctx)
 		return;
 	}
 	memset(&params, 0, sizeof params);
-	r = cacheable && routes != NULL ? routes_match(routes, target,
-	    &params) : NULL;
+	r = cacheable && routes.current != NULL ?
+	    routes_match(routes.current, target, &params) : NULL;
 	if ((rate_option != NULL || (r != NULL && r->limited)) &&
 	    !(throttle_spare_hits && cacheable && r == NULL &&
 	    through_would_hit(through, a->key,
@@ -401,71 +400,15 @@ on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
 	return upstream_poll(upstream, fds, n, timeout_ms);
 }
 
-/* Reads and compiles a routes file; NULL with the reason if bad. */
-static struct route *
-load_routes(const char *path, char *err, size_t errlen, int *ok)
-{
-	struct route *list = routes_load(path, err, errlen), *r;
-
-	*ok = err[0] == '\0';
-	for (r = list; *ok && r != NULL; r = r->next)
-		*ok = merge_compile(r, err, errlen) == 0;
-	if (!*ok) {
-		for (r = list; r != NULL; r = r->next)
-			merge_uncompile(r);
-		routes_free(list);
-		list = NULL;
-	}
-	return list;
-}
-
-static void
-free_routes(struct route *list)
-{
-	struct route *r;
-
-	for (r = list; r != NULL; r = r->next)
-		merge_uncompile(r);
-	routes_free(list);
-}
-
-/*
- * SIGHUP: the routes file again. A bad one keeps the old routes and
- * says why; old routes are freed once no merge uses them.
- */
-static void
-reload_routes(void)
-{
-	char err[512];
-	struct route *fresh;
-	int ok;
-
-	listen_reload = 0;
-	if (routes_option == NULL)
-		return;
-	fresh = load_routes(routes_option, err, sizeof err, &ok);
-	if (!ok) {
-		prog_warnx("routes not reloaded, the old ones stay: %s", err);
-		return;
-	}
-	free_routes(retired);
-	retired = routes;
-	routes = fresh;
-	prog_warnx("routes reloaded from '%s'", routes_option);
-}
-
 static void
 on_idle(void *ctx)
 {
 	(void)ctx;
-	if (listen_reload)
-		reload_routes();
-	if (retired != NULL && merge_env.merging == 0) {
-		free_routes(retired);
-		retired = NULL;
+	if (listen_reload) {
+		listen_reload = 0;
+		route_set_reload(&routes);
 	}
-	if (routes != NULL || retired != NULL)
-		jqrun_reap();	/* a merge's program killed */
+	route_set_idle(&routes, &merge_env);
 	through_idle(through, listen_stop);
 	if (limiter != NULL)
 		limiter_flush(limiter);
@@ -523,8 +466,7 @@ serve(int listen_fd, int in, int out)
 	server_free(server);
 	loop_free(loop);
 	upstream_free(upstream);
-	free_routes(retired);
-	free_routes(routes);
+	route_set_free(&routes);
 	return 0;
 }
 
@@ -780,7 +722,7 @@ int
 main(int argc, char *argv[])
 {
 	char err[512];
-	int fd, listening = 0, ok;
+	int fd, listening = 0;
 	long cores;
 
 	prog_init(argv);
@@ -793,11 +735,8 @@ main(int argc, char *argv[])
 		prog_errx(EX_CONFIG, "bad --shared: %s", err);
 	host_name = name_host();
 	admin = admin_new(cache_path, admin_token);
-	if (routes_option != NULL) {
-		routes = load_routes(routes_option, err, sizeof err, &ok);
-		if (!ok)
-			prog_errx(EX_CONFIG, "%s", err);
-	}
+	if (route_set_load(&routes, routes_option, err, sizeof err) < 0)
+		prog_errx(EX_CONFIG, "%s", err);
 	listen_catch_signals();
 	if (listen_option != NULL) {
 		fd = listen_open(listen_option);
