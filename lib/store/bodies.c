@@ -277,7 +277,6 @@ cap_variants(struct store *s, const struct store_entry *e, int replaced)
 		return 0;
 	if ((n = variants_of(s, e)) <= STORE_MAX_VARIANTS)
 		return n < 0 ? -1 : 0;
-
 	for (i = 0; i < 2; i++) {
 		if (i == 1)
 			st[1] = db_stmt(s, ST_VARIANTS);
