@@ -23,6 +23,7 @@
 #include "http/httpdate.h"
 #include "http/record.h"
 #include "http/url.h"
+#include "net/loop.h"
 #include "policy/policy.h"
 #include "store/cache.h"
 #include "store/lease.h"
@@ -97,6 +98,7 @@ struct job {
 	struct transfer		*t;		/* while it runs */
 	struct hold		*hold;		/* while it asks for its URL */
 	struct lease		*waiting;	/* another process's, if parked */
+	int			 slot;		/* its lease's pollfd this round */
 	long long		 wait_until;	/* parked: monotonic ms */
 	long long		 other_host_until;	/* …for another host's */
 	int			 on_its_own;	/* waited enough: no more */
@@ -116,6 +118,7 @@ struct job {
 
 static char method_get[] = "GET";	/* the only method fetched */
 
+static struct loop *loop;
 static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection… */
 static struct writeback *writeback;	/* …written on a thread of its own */
@@ -1444,56 +1447,6 @@ start_waiting(void)
 }
 
 /*
- * Waits up to timeout_ms for the transfers, for standard input (wake,
- * or -1), for the writer and for the leases parked jobs wait on; then
- * moves on the jobs whose wait is over.
- */
-static void
-wait_for_events(int wake, int timeout_ms)
-{
-	static struct pollfd *fds;
-	static struct job **owners;
-	static size_t cap;
-	size_t n = 0, i;
-	struct job *j;
-	long long now;
-
-	for (j = queue; ; j = j->next) {
-		if (n + 2 >= cap) {
-			cap = cap ? cap * 2 : 64;
-			fds = xrealloc(fds, cap * sizeof *fds);
-			owners = xrealloc(owners, cap * sizeof *owners);
-		}
-		if (n == 0) {
-			fds[n] = (struct pollfd){ writeback_wake_fd(writeback),
-			    POLLIN, 0 };
-			owners[n++] = NULL;
-			if (wake >= 0) {
-				fds[n] = (struct pollfd){ wake, POLLIN, 0 };
-				owners[n++] = NULL;
-			}
-		}
-		if (j == NULL)
-			break;
-		if (j->state == JOB_PARKED && j->waiting != NULL &&
-		    lease_fd(j->waiting) >= 0) {
-			fds[n] = (struct pollfd){ lease_fd(j->waiting), POLLIN,
-			    0 };
-			owners[n++] = j;
-		}
-	}
-	upstream_poll(upstream, fds, (unsigned)n, timeout_ms);
-	release_applied();
-	now = prog_now_ms();
-	for (i = 0; i < n; i++)
-		if (owners[i] != NULL)
-			unpark(owners[i], fds[i].revents, now);
-	for (j = queue; j != NULL; j = j->next)
-		if (j->state == JOB_PARKED)
-			unpark(j, 0, now);
-}
-
-/*
  * On a terminal, one line on stderr: URLs done of those read so far
  * ("+" while more may come), failures, bytes and rate. At most ten
  * updates a second; nothing when stderr is not a terminal.
@@ -1611,43 +1564,129 @@ next_url(struct input *in, char *line)
 	}
 }
 
-static void
-run(int argc, char **argv)
-{
-	long long start_ms = prog_now_ms();
-	struct writer *w = xmalloc(sizeof *w);
-	struct input *in = xcalloc(1, sizeof *in);
-	char *line = xmalloc(URL_MAX + 1);
-	int i = 0, more = 1, got, wake;
-	int window = 4 * concurrency + 16;	/* jobs held for ordering */
+/* The run: URLs read, jobs done and written, on the event loop. */
+static struct {
+	struct writer	*w;
+	struct input	*in;
+	char		*line;
+	int		 argc;
+	char		**argv;
+	int		 next;		/* the next of argv */
+	int		 more;		/* URLs may come */
+	int		 window;	/* jobs held for ordering */
+	long long	 start_ms;
+} run;
 
-	writer_init(w, sink_file(stdout));
-	while (more || queue != NULL) {
-		while (more && queued < window) {
-			if (argc > 0 && (more = i < argc))
-				job_new(argv[i++], 0);
-			else if (argc == 0 && (got = next_url(in, line)) > 0)
-				job_new(line, in->lineno);
-			else if (argc == 0 && got < 0)
-				more = 0;
-			else
-				break;	/* wait for input */
-		}
-		start_waiting();
-		flush_done(w);
-		wake = argc == 0 && more && queued < window ? STDIN_FILENO : -1;
-		/* Only retries waiting: look at them every 10 ms. */
-		wait_for_events(wake, parked() ? SHARED_POLL_MS :
-		    running > 0 || wake >= 0 || holds != NULL ? 100 : 10);
-		flush_done(w);
-		/* Over: a last line would only race the next program's. */
-		if (more || queue != NULL)
-			show_progress(more, start_ms);
+/* Reads URLs while there is room, starts what may start, writes. */
+static void
+on_idle(void *ctx)
+{
+	int got;
+
+	(void)ctx;
+	while (run.more && queued < run.window) {
+		if (run.argc > 0 && (run.more = run.next < run.argc))
+			job_new(run.argv[run.next++], 0);
+		else if (run.argc == 0 &&
+		    (got = next_url(run.in, run.line)) > 0)
+			job_new(run.line, run.in->lineno);
+		else if (run.argc == 0 && got < 0)
+			run.more = 0;
+		else
+			break;	/* wait for input */
 	}
+	start_waiting();
+	flush_done(run.w);
+}
+
+/*
+ * This round's descriptors: the writer's, standard input's while URLs
+ * may come and there is room for them, the leases parked jobs wait on;
+ * and how long to wait: only retries waiting, look every 10 ms.
+ */
+static void
+jobs_gather(struct loop *l, void *ctx)
+{
+	int wake = run.argc == 0 && run.more && queued < run.window;
+	struct job *j;
+
+	(void)ctx;
+	(void)loop_add_fd(l, writeback_wake_fd(writeback), POLLIN);
+	if (wake)
+		(void)loop_add_fd(l, STDIN_FILENO, POLLIN);
+	for (j = queue; j != NULL; j = j->next) {
+		j->slot = -1;
+		if (j->state == JOB_PARKED && j->waiting != NULL &&
+		    lease_fd(j->waiting) >= 0)
+			j->slot = (int)loop_add_fd(l, lease_fd(j->waiting),
+			    POLLIN);
+	}
+	loop_due(l, prog_now_ms() + (parked() ? SHARED_POLL_MS :
+	    running > 0 || wake || holds != NULL ? 100 : 10));
+}
+
+/* What the writer applied, and parked jobs whose wait is over. */
+static void
+jobs_dispatch(struct loop *l, void *ctx)
+{
+	long long now;
+	struct job *j;
+	short ev;
+
+	(void)ctx;
+	release_applied();
+	now = prog_now_ms();
+	for (j = queue; j != NULL; j = j->next)
+		if (j->slot >= 0) {
+			ev = loop_revents(l, (unsigned)j->slot);
+			j->slot = -1;
+			unpark(j, ev, now);
+		}
+	for (j = queue; j != NULL; j = j->next)
+		if (j->state == JOB_PARKED)
+			unpark(j, 0, now);
+	flush_done(run.w);
+	/* Over: a last line would only race the next program's. */
+	if (run.more || queue != NULL)
+		show_progress(run.more, run.start_ms);
+}
+
+static int
+jobs_left(void *ctx)
+{
+	(void)ctx;
+	return run.more || queue != NULL;
+}
+
+static int
+on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
+{
+	(void)ctx;
+	return upstream_poll(upstream, fds, n, timeout_ms);
+}
+
+static void
+fetch_all(int argc, char **argv)
+{
+	static const struct loop_source jobs = { jobs_gather, jobs_dispatch,
+	    NULL, jobs_left, NULL };
+
+	run.start_ms = prog_now_ms();
+	run.w = xmalloc(sizeof *run.w);
+	run.in = xcalloc(1, sizeof *run.in);
+	run.line = xmalloc(URL_MAX + 1);
+	run.argc = argc;
+	run.argv = argv;
+	run.more = 1;
+	run.window = 4 * concurrency + 16;
+	writer_init(run.w, sink_file(stdout));
+	loop_add_source(loop, &jobs);
+	on_idle(NULL);
+	loop_run(loop);
 	clear_progress();
-	free(line);
-	free(in);
-	free(w);
+	free(run.line);
+	free(run.in);
+	free(run.w);
 }
 
 enum {
@@ -1803,7 +1842,9 @@ main(int argc, char *argv[])
 	free(loc.path);
 	writeback = writeback_start(writer, &opts.rules);
 	upstream = upstream_new(&opts.limits);
-	run(argc, argv);
+	loop = loop_new(on_poll, on_idle, NULL);
+	fetch_all(argc, argv);
+	loop_free(loop);
 	upstream_free(upstream);
 	report_writeback(writeback_finish(writeback));
 	while (holds != NULL)
