@@ -24,6 +24,8 @@
 #include "http/record.h"
 #include "http/url.h"
 #include "net/loop.h"
+#include "through/gate.h"
+#include "through/limiter.h"
 #include "policy/policy.h"
 #include "store/cache.h"
 #include "store/lease.h"
@@ -99,6 +101,7 @@ struct job {
 	struct hold		*hold;		/* while it asks for its URL */
 	struct lease		*waiting;	/* another process's, if parked */
 	int			 slot;		/* its lease's pollfd this round */
+	struct gate_turn	*turn;		/* waited for, to send */
 	long long		 wait_until;	/* parked: monotonic ms */
 	long long		 other_host_until;	/* …for another host's */
 	int			 on_its_own;	/* waited enough: no more */
@@ -119,6 +122,8 @@ struct job {
 static char method_get[] = "GET";	/* the only method fetched */
 
 static struct loop *loop;
+static struct limiter *limiter;	/* with --upstream-rate… */
+static struct gate *gate;	/* …its turns */
 static struct store *reader;	/* lookups and cached bodies */
 static struct store *writer;	/* new entries; a second connection… */
 static struct writeback *writeback;	/* …written on a thread of its own */
@@ -154,6 +159,11 @@ static const char help_text[] =
     "      --offline                 answer from the cache only\n"
     OPTIONS_HELP
     "      --retry N                 retry a failed transfer (0-20, 2)\n"
+    "      --upstream-rate RATE      requests every relay-fetch and"
+    " relay-serve on\n"
+    "                                the cache file send upstream, as 5/s\n"
+    "      --upstream-burst N        of them at once (1)\n"
+    "      --upstream-wait TIME      for a turn at a time (5s)\n"
     "      --shared redis://HOST[:PORT][/DB]\n"
     "                                look in relay-serve's shared tier"
     " before the\n"
@@ -179,6 +189,8 @@ static const char usage_text[] =
     "           [--max-size size] [--max-object-size size]\n"
     "           [--store-set-cookie] [--targeted-cache-control fields]\n"
     "           [--collapse-timeout duration] [--retry N]\n"
+    "           [--upstream-rate rate] [--upstream-burst N]\n"
+    "           [--upstream-wait duration]\n"
     "           [--connect-timeout duration] [--max-time duration]\n"
     "           [--cacert file] [--shared redis://host:port/db]\n"
     "           [--shared-password-file file] [--shared-prefix prefix]\n"
@@ -332,6 +344,8 @@ release_applied(void)
 static void
 job_free(struct job *j)
 {
+	if (j->turn != NULL)
+		gate_cancel(j->turn);
 	hold_release(j->hold);
 	lease_end(j->waiting);
 	store_entry_free(&j->cached);
@@ -428,9 +442,45 @@ static int on_body(void *, const void *, size_t);
 static void on_done(void *, const char *);
 static int ask_shared(struct job *);
 
-/* Sends the request, conditional when a stored response has validators. */
+static void send_now(struct job *);
+
+/*
+ * The upstream's rate said: send now, or not within --upstream-wait;
+ * then the job waits its turn again, when the rate says, without
+ * counting it as an attempt.
+ */
+static void
+on_turn(void *ctx, int go, long long retry_after_s)
+{
+	struct job *j = ctx;
+
+	j->turn = NULL;
+	running--;
+	if (go) {
+		send_now(j);
+		return;
+	}
+	j->state = JOB_WAITING;
+	j->retry_at = prog_now_ms() + (retry_after_s > 0 ?
+	    retry_after_s : 1) * 1000;
+}
+
+/* Sends the request once the upstream's rate allows it (--upstream-rate). */
 static void
 send_request(struct job *j)
+{
+	if (gate == NULL) {
+		send_now(j);
+		return;
+	}
+	j->state = JOB_RUNNING;	/* its turn takes a transfer's place */
+	running++;
+	gate_ask(gate, j->url, on_turn, j, &j->turn);	/* j may have gone */
+}
+
+/* Sends the request, conditional when a stored response has validators. */
+static void
+send_now(struct job *j)
 {
 	struct buf headers = BUF_INIT;
 	struct header h;
@@ -768,6 +818,8 @@ on_head(void *ctx, int status, const char *headers)
 	j->response_time = time(NULL);
 	buf_reset(&j->head);
 	buf_adds(&j->head, headers);
+	if (gate != NULL)	/* 429 or 503 with Retry-After: every process waits */
+		(void)gate_answered(gate, j->url, status, headers);
 	if (note_final_url(j) < 0)
 		return -1;
 	if (status == 304 && j->cached.url != NULL && j->final_url != NULL) {
@@ -1666,6 +1718,27 @@ on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
 }
 
 static void
+on_limiter(struct watch *w, short events, void *ctx)
+{
+	(void)w, (void)events, (void)ctx;
+	limiter_collect(limiter);
+}
+
+/*
+ * --upstream-rate: the upstream's bucket in the cache file's, shared
+ * with every relay-serve and relay-fetch on it (gate.h).
+ */
+static void
+start_gate(const char *cache_path)
+{
+	limiter = limiter_start(cache_path, LIMITER_WAIT_MS);
+	(void)loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
+	    NULL);
+	gate = gate_new(loop, limiter, &opts.upstream_limit,
+	    opts.upstream_wait_ms, 0);
+}
+
+static void
 fetch_all(int argc, char **argv)
 {
 	static const struct loop_source jobs = { jobs_gather, jobs_dispatch,
@@ -1810,6 +1883,7 @@ main(int argc, char *argv[])
 	prog_init(argv);
 	srandom((unsigned)(prog_now_ms() ^ getpid()));
 	parse_options(argc, argv);
+	options_finish(&opts);
 	argc -= optind;
 	argv += optind;
 	upstream_base = config_upstream(opts.upstream);
@@ -1839,11 +1913,15 @@ main(int argc, char *argv[])
 	    sizeof lease_why)) == NULL)
 		prog_warnx("duplicate requests are merged in this run only: %s",
 		    lease_why);
-	free(loc.path);
 	writeback = writeback_start(writer, &opts.rules);
 	upstream = upstream_new(&opts.limits);
 	loop = loop_new(on_poll, on_idle, NULL);
+	if (opts.upstream_rate != NULL && !offline)
+		start_gate(loc.path);
+	free(loc.path);
 	fetch_all(argc, argv);
+	gate_free(gate);
+	limiter_stop(limiter);
 	loop_free(loop);
 	upstream_free(upstream);
 	report_writeback(writeback_finish(writeback));

@@ -61,10 +61,6 @@ static const char *rate_option;		/* --rate-limit */
 static long long burst = 1;		/* --burst */
 static int throttle_spare_hits;		/* --rate-limit-spare-hits */
 static struct limiter *limiter;		/* NULL: no limit yet */
-static const char *upstream_rate_option;	/* --upstream-rate */
-static long long upstream_burst = 1;	/* --upstream-burst */
-static long long upstream_wait_ms = 5000;	/* --upstream-wait */
-static struct gcra_limit upstream_limit;
 static struct gate *gate;		/* NULL: no --upstream-rate */
 static char *admin_token;		/* --admin-token-file */
 static struct admin *admin;		/* the /_relay/ endpoints */
@@ -77,7 +73,6 @@ static long long sync_max_size = 256LL << 20;	/* --sync-max-size */
 static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
 static struct redis_target shared_at;	/* host: NULL if none */
 static char *host_name;			/* in the shared tier's stats */
-#define LIMIT_WAIT_MS 100	/* for the buckets, then --rate-limit-fail */
 static struct server_options serve_options = {
 	.idle_timeout_ms = 15000,	/* --idle-timeout */
 	.request_timeout_ms = 10000,	/* --request-timeout */
@@ -266,7 +261,7 @@ static struct limiter *
 need_limiter(void)
 {
 	if (limiter == NULL) {
-		limiter = limiter_start(cache_path, LIMIT_WAIT_MS);
+		limiter = limiter_start(cache_path, LIMITER_WAIT_MS);
 		limiter_share(limiter, through_shared(through));
 		loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
 		    NULL);
@@ -438,11 +433,11 @@ serve(int listen_fd, int in, int out)
 		admin_share(admin, through_shared(through));
 		shared_on_report(through_shared(through), on_report, NULL);
 	}
-	if (rate_option != NULL || upstream_rate_option != NULL)
+	if (rate_option != NULL || opts.upstream_rate != NULL)
 		need_limiter();
-	if (upstream_rate_option != NULL) {
-		gate = gate_new(loop, limiter, &upstream_limit,
-		    upstream_wait_ms, limits.fail_closed);
+	if (opts.upstream_rate != NULL) {
+		gate = gate_new(loop, limiter, &opts.upstream_limit,
+		    opts.upstream_wait_ms, limits.fail_closed);
 		through_gate(through, gate);
 	}
 	if (n_queue_globs > 0)
@@ -521,8 +516,7 @@ enum {
 	OPT_MAX_BODY, OPT_PROGRAM_MAX_MEMORY, OPT_PROGRAM_TIMEOUT,
 	OPT_PUBLIC_SYNC, OPT_READ_ONLY, OPT_REQUEST_TIMEOUT, OPT_ROUTES,
 	OPT_SYNC_MAX_SIZE,
-	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_UPSTREAM_BURST, OPT_UPSTREAM_RATE,
-	OPT_UPSTREAM_WAIT, OPT_VERSION, OPT_WORKERS,
+	OPT_QUEUE, OPT_QUEUE_ATTEMPTS, OPT_VERSION, OPT_WORKERS,
 };
 
 static const struct option long_options[] = {
@@ -554,9 +548,6 @@ static const struct option long_options[] = {
 	SHARED_LONG,
 	{ "shared-max-object-size", required_argument, NULL,
 	    SHARED_OPT_MAX_OBJECT },
-	{ "upstream-burst", required_argument, NULL, OPT_UPSTREAM_BURST },
-	{ "upstream-rate", required_argument, NULL, OPT_UPSTREAM_RATE },
-	{ "upstream-wait", required_argument, NULL, OPT_UPSTREAM_WAIT },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ NULL, 0, NULL, 0 },
@@ -655,17 +646,6 @@ parse_option(int opt, const char *arg)
 			prog_errx(EXIT_USAGE, "bad --queue-attempts '%s': "
 			    "expected 1 to 1000", arg);
 		break;
-	case OPT_UPSTREAM_BURST:
-		if (num_parse(arg, 1, 1000000, &upstream_burst) < 0)
-			prog_errx(EXIT_USAGE, "bad --upstream-burst '%s': "
-			    "expected 1 to 1000000", arg);
-		break;
-	case OPT_UPSTREAM_RATE:
-		upstream_rate_option = arg;
-		break;
-	case OPT_UPSTREAM_WAIT:
-		upstream_wait_ms = prog_duration("--upstream-wait", arg) * 1000;
-		break;
 	case OPT_WORKERS:
 		if (num_parse(arg, 1, 256, &workers) < 0)
 			prog_errx(EXIT_USAGE, "bad --workers '%s': "
@@ -699,10 +679,7 @@ parse_options(int argc, char **argv)
 	    &limits.policy.limit) < 0)
 		prog_errx(EXIT_USAGE, "bad --rate-limit '%s': expected a "
 		    "count per s, m, h or d, as 100/m", rate_option);
-	if (upstream_rate_option != NULL && gcra_parse(upstream_rate_option,
-	    upstream_burst, &upstream_limit) < 0)
-		prog_errx(EXIT_USAGE, "bad --upstream-rate '%s': expected a "
-		    "count per s, m, h or d, as 5/s", upstream_rate_option);
+	options_finish(&opts);
 }
 
 /* This host among the shared tier's: its name and its cache file's. */

@@ -113,3 +113,45 @@ stale over the upstream's rate" ]
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"--upstream-wait"* ]]
 }
+
+@test "relay-fetch keeps --upstream-rate beside relay-serve on the same cache file: every URL fetched, no six arrivals within a second" {
+	rate=(--upstream-rate 5/s --upstream-wait 2s)
+	start_serve --workers 1 "${rate[@]}"
+	for i in $(seq 12); do echo "$UP/r/fetch-$i?cc=no-store"; done >urls
+	curl_urls=()
+	for i in $(seq 8); do
+		curl_urls+=(-o /dev/null "$SERVE/r/serve-$i?cc=no-store")
+	done
+	# the clients of relay-serve and relay-fetch's 12 URLs at once
+	curl -s -Z --parallel-max 8 -w '%{http_code}\n' "${curl_urls[@]}" \
+	    >served 2>/dev/null &
+	clients=$!
+	run --separate-stderr relay-fetch -j 8 "${rate[@]}" <urls
+	wait "$clients"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	# relay-fetch waits for its turns: each of its URLs went, once
+	[ "$(echo "$output" | grep -o '/r/fetch-[0-9]*' | wc -l)" -eq 12 ]
+	[ "$(arrivals /r/fetch- | grep -c .)" -eq 12 ]
+	# both programs' requests together kept the one rate
+	arrivals_spaced /r/
+}
+
+@test "relay-fetch: an upstream's 429 with Retry-After pauses relay-serve's requests too" {
+	rate=(--upstream-rate 100/s --upstream-burst 10 --upstream-wait 10s)
+	start_serve "${rate[@]}"
+	run relay-fetch --retry 0 "${rate[@]}" "$UP/busy?status=429&retry_after=2"
+	[ "$status" -ne 0 ]
+	eventually paused_until_later
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE/after/1")" = 200 ]
+	arrivals_after /busy /after/ 1
+}
+
+@test "relay-fetch: bad --upstream-rate and --upstream-burst are usage errors" {
+	run relay-fetch --upstream "$UP" --upstream-rate 5 /x
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad --upstream-rate '5': expected a count per s, m, h or d"* ]]
+	run relay-fetch --upstream "$UP" --upstream-rate 5/s --upstream-burst 0 /x
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad --upstream-burst '0'"* ]]
+}

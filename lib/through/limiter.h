@@ -10,6 +10,9 @@
 #include "policy/gcra.h"
 
 struct limiter;
+/* How long a decision waits for the buckets' lock, then fails (ms). */
+#define LIMITER_WAIT_MS	100
+
 struct limiter_ask;
 
 /* failed: the buckets could not be used in time (or at all). */

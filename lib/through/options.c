@@ -63,8 +63,30 @@ options_parse(struct options *o, int opt, const char *arg)
 	case OPTIONS_UPSTREAM:
 		o->upstream = arg;
 		break;
+	case OPTIONS_UPSTREAM_BURST:
+		if (num_parse(arg, 1, 1000000, &o->upstream_burst) < 0)
+			prog_errx(EXIT_USAGE, "bad --upstream-burst '%s': "
+			    "expected 1 to 1000000", arg);
+		break;
+	case OPTIONS_UPSTREAM_RATE:
+		o->upstream_rate = arg;
+		break;
+	case OPTIONS_UPSTREAM_WAIT:
+		o->upstream_wait_ms = prog_duration("--upstream-wait", arg) *
+		    1000;
+		break;
 	default:
 		return 0;
 	}
 	return 1;
+}
+
+/* Once every option is read: what depends on more than one of them. */
+void
+options_finish(struct options *o)
+{
+	if (o->upstream_rate != NULL && gcra_parse(o->upstream_rate,
+	    o->upstream_burst, &o->upstream_limit) < 0)
+		prog_errx(EXIT_USAGE, "bad --upstream-rate '%s': expected a "
+		    "count per s, m, h or d, as 5/s", o->upstream_rate);
 }

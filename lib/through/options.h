@@ -8,6 +8,7 @@
 
 #include <getopt.h>
 
+#include "policy/gcra.h"
 #include "policy/policy.h"
 #include "store/cache.h"
 #include "upstream/upstream.h"
@@ -18,6 +19,7 @@ enum {
 	OPTIONS_MAX_OBJECT_SIZE, OPTIONS_MAX_SIZE, OPTIONS_MAX_TIME,
 	OPTIONS_STALE_IF_ERROR, OPTIONS_STORE_SET_COOKIE,
 	OPTIONS_TARGETED_CACHE_CONTROL, OPTIONS_UPSTREAM,
+	OPTIONS_UPSTREAM_BURST, OPTIONS_UPSTREAM_RATE, OPTIONS_UPSTREAM_WAIT,
 	OPTIONS_OWN		/* a program's own options number from here */
 };
 
@@ -39,7 +41,10 @@ enum {
 	{ "store-set-cookie", no_argument, NULL, OPTIONS_STORE_SET_COOKIE }, \
 	{ "targeted-cache-control", required_argument, NULL, \
 	    OPTIONS_TARGETED_CACHE_CONTROL }, \
-	{ "upstream", required_argument, NULL, OPTIONS_UPSTREAM }
+	{ "upstream", required_argument, NULL, OPTIONS_UPSTREAM }, \
+	{ "upstream-burst", required_argument, NULL, OPTIONS_UPSTREAM_BURST }, \
+	{ "upstream-rate", required_argument, NULL, OPTIONS_UPSTREAM_RATE }, \
+	{ "upstream-wait", required_argument, NULL, OPTIONS_UPSTREAM_WAIT }
 
 /* Their lines of --help, for relay-fetch's and relay-serve's. */
 #define OPTIONS_HELP \
@@ -75,6 +80,11 @@ struct options {
 	long long		 collapse_ms;	/* --collapse-timeout */
 	long long		 max_size;	/* --max-size; 0: none */
 	int			 max_object_given;	/* --max-object-size */
+	const char		*upstream_rate;	/* --upstream-rate, or NULL */
+	long long		 upstream_burst;	/* --upstream-burst */
+	long long		 upstream_wait_ms;	/* --upstream-wait */
+	struct gcra_limit	 upstream_limit;	/* …as options_finish
+							   read them */
 };
 
 /* The defaults both programs start from. */
@@ -88,8 +98,11 @@ struct options {
 	.rules = { POLICY_DEFAULT_TTL, -1, 0, 0 }, \
 	.stale_if_error = 0, \
 	.collapse_ms = 5000, \
+	.upstream_burst = 1, \
+	.upstream_wait_ms = 5000, \
 }
 
 int	options_parse(struct options *, int, const char *);
+void	options_finish(struct options *);
 
 #endif
