@@ -493,6 +493,7 @@ send_now(struct job *j)
 	if (j->authorization != NULL && !headers_get(buf_cstr(&request_headers),
 	    "authorization", &h))
 		buf_adds(&headers, j->authorization);
+	policy_add_capability(&headers);	/* as relay-serve's requests */
 	if (j->cached.url != NULL && j->cached.etag != NULL)
 		buf_printf(&headers, "If-None-Match: %s\r\n", j->cached.etag);
 	else if (j->cached.url != NULL && j->cached.last_modified != NULL)

@@ -107,6 +107,17 @@ not_hit() {
 	[[ "$output" == *"bad --targeted-cache-control 'a b'"* ]]
 }
 
+@test "obeying Surrogate-Control, relay-serve and relay-fetch both tell the upstream so (Surrogate-Capability); otherwise neither does" {
+	start_serve --targeted-cache-control Surrogate-Control
+	curl -s "$SERVE/sc?echo_header=Surrogate-Capability" >served
+	[ "$(cat served)" = 'relay="Surrogate/1.0"' ]
+	relay-fetch --targeted-cache-control Surrogate-Control \
+	    "$UP/sf?echo_header=Surrogate-Capability" >fetched
+	[ "$(cat fetched)" = 'relay="Surrogate/1.0"' ]
+	relay-fetch "$UP/sg?echo_header=Surrogate-Capability" >plain
+	[ ! -s plain ]
+}
+
 @test "a POST's Location and Content-Location of the same origin are invalidated" {
 	start_serve
 	for p in one two far; do

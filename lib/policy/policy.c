@@ -149,6 +149,19 @@ policy_is_target(const char *name)
 }
 
 /*
+ * The field that tells the upstream what relay obeys, when it obeys
+ * Surrogate-Control (Edge Architecture 1.0: the device token that
+ * field may name), added to a request's fields.
+ */
+void
+policy_add_capability(struct buf *fields)
+{
+	if (policy_is_target("surrogate-control"))
+		buf_adds(fields,
+		    "Surrogate-Capability: relay=\"Surrogate/1.0\"\r\n");
+}
+
+/*
  * Looks up a directive in every line of one targeted field, as one
  * dictionary. Returns -1 if a line is not a valid dictionary, else
  * as policy_directive.

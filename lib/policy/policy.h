@@ -8,6 +8,8 @@
 
 #include <time.h>
 
+#include "base/buf.h"
+
 #define POLICY_DEFAULT_TTL 300
 #define POLICY_DELTA_MAX 2147483648LL	/* RFC 9111 section 1.2.2 */
 #define POLICY_MAX_TARGETS 4		/* targeted fields obeyed */
@@ -40,6 +42,7 @@ enum policy_use {
 int		policy_directive(const char *, const char *, long long *);
 int		policy_set_targets(const char *);
 int		policy_is_target(const char *);
+void		policy_add_capability(struct buf *);
 const char	*policy_unstorable(const char *, int, const char *,
 		    const char *);
 void		policy_request_parse(const char *, struct policy_request *);

@@ -777,9 +777,7 @@ send_upstream(struct through_call *c)
 	    !headers_get(buf_cstr(&fields), "authorization", &h) &&
 	    url_same_origin(c->key, c->th->origin))
 		buf_adds(&fields, c->th->authorization);
-	/* Edge Architecture 1.0: the device token Surrogate-Control may name */
-	if (policy_is_target("surrogate-control"))
-		buf_adds(&fields, "Surrogate-Capability: relay=\"Surrogate/1.0\"\r\n");
+	policy_add_capability(&fields);
 	if (c->have_cached && c->cached.etag != NULL)
 		buf_printf(&fields, "If-None-Match: %s\r\n", c->cached.etag);
 	else if (c->have_cached && c->cached.last_modified != NULL)
