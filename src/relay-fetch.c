@@ -405,12 +405,35 @@ lookup(struct job *j)
 	return 0;
 }
 
-/* The job's stored response answered it: counted, unless --offline. */
+/*
+ * The job's stored response answered it: counted, unless --offline,
+ * with the round's other hits in one write (flush_hits).
+ */
+static struct {
+	long long	*ids;
+	size_t		 len, cap;
+} hits;
+
 static void
 count_hit(const struct job *j)
 {
-	if (writer != NULL)
-		writeback_hit(writeback, j->cached.id, time(NULL));
+	if (writer == NULL)
+		return;
+	if (hits.len == hits.cap) {
+		hits.cap = hits.cap ? hits.cap * 2 : 64;
+		hits.ids = xrealloc(hits.ids, hits.cap * sizeof *hits.ids);
+	}
+	hits.ids[hits.len++] = j->cached.id;
+}
+
+/* The round's hits to the writer, as one operation. */
+static void
+flush_hits(void)
+{
+	if (hits.len == 0)
+		return;
+	writeback_hits(writeback, hits.ids, hits.len, time(NULL));
+	hits.len = 0;
 }
 
 /* Answers from the cache if the entry may be used; returns 1 if so. */
@@ -1650,6 +1673,7 @@ on_idle(void *ctx)
 	}
 	start_waiting();
 	flush_done(run.w);
+	flush_hits();
 }
 
 /*
@@ -1921,6 +1945,8 @@ main(int argc, char *argv[])
 		start_gate(loc.path);
 	free(loc.path);
 	fetch_all(argc, argv);
+	flush_hits();
+	free(hits.ids);
 	gate_free(gate);
 	limiter_stop(limiter);
 	loop_free(loop);

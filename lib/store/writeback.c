@@ -22,7 +22,7 @@
 #define CLOSING_HITS_WAIT_MS 100	/* for the write lock, for the last hits */
 
 enum op_kind {
-	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HIT, OP_HITS, OP_REMOVE,
+	OP_WRITE, OP_COMMIT, OP_ABORT, OP_REFRESH, OP_HITS, OP_REMOVE,
 	OP_MARK, OP_COUNT, OP_GIVE_UP, OP_PURGE,
 };
 
@@ -34,8 +34,7 @@ struct op {
 	struct cache_response	 response;	/* COMMIT: strings in data */
 	struct cache_rules	 rules;		/* COMMIT */
 	struct store_entry	 entry;		/* REFRESH: a copy */
-	long long		 id;		/* HIT */
-	time_t			 when;		/* HIT, HITS; MARK: until then */
+	time_t			 when;		/* HITS; MARK: until then */
 	int			 failed;	/* and was reported */
 	size_t			 len;
 	char			 data[];	/* WRITE: the bytes; COUNT: lines;
@@ -156,9 +155,6 @@ apply(struct writeback *wb, struct op *op)
 		if ((op->failed = store_refresh(wb->s, &op->entry) < 0))
 			warn_later(wb, op->entry.url, "not updated in the cache");
 		break;
-	case OP_HIT:	/* reported once for the group */
-		op->failed = store_hit(wb->s, op->id, 1, op->when) < 0;
-		break;
 	case OP_HITS:
 		op->failed = apply_hits(wb, op);
 		break;
@@ -206,7 +202,7 @@ free_group(struct writeback *wb, struct op *ops)
 
 	for (; ops != NULL; ops = next) {
 		next = ops->next;
-		hits_lost |= (ops->kind == OP_HIT || ops->kind == OP_HITS) &&
+		hits_lost |= ops->kind == OP_HITS &&
 		    ops->failed;
 		counts_lost |= ops->kind == OP_COUNT && ops->failed;
 		store_entry_free(&ops->entry);
@@ -223,7 +219,7 @@ static int
 only_counts(const struct op *ops)
 {
 	for (; ops != NULL; ops = ops->next)
-		if (ops->kind != OP_HIT && ops->kind != OP_HITS &&
+		if (ops->kind != OP_HITS &&
 		    ops->kind != OP_COUNT)
 			return 0;
 	return 1;
@@ -652,13 +648,3 @@ writeback_count(struct writeback *wb, const char *lines)
 	enqueue(wb, op);
 }
 
-/* Counts an answer from the stored entry with this id. */
-void
-writeback_hit(struct writeback *wb, long long id, time_t when)
-{
-	struct op *op = op_new(OP_HIT, NULL, 0);
-
-	op->id = id;
-	op->when = when;
-	enqueue(wb, op);
-}

@@ -37,7 +37,6 @@ long long	 writeback_commit_with(struct writeback *,
 void		 writeback_abort(struct writeback *, struct writeback_body *);
 long long	 writeback_refresh(struct writeback *,
 		    const struct store_entry *);
-void		 writeback_hit(struct writeback *, long long, time_t);
 void		 writeback_hits(struct writeback *, const long long *, size_t,
 		    time_t);
 void		 writeback_count(struct writeback *, const char *);

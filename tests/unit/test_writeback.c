@@ -98,8 +98,7 @@ applies_everything(void)
 	e.lifetime = 77;
 	wb = writeback_start(s, &rules);
 	writeback_refresh(wb, &e);
-	writeback_hit(wb, e.id, 2000);
-	writeback_hit(wb, e.id, 2001);
+	writeback_hits(wb, (long long[]){ e.id, e.id }, 2, 2001);
 	CHECK(writeback_finish(wb) == NULL);
 	store_entry_free(&e);
 	CHECK(store_get(s, "GET", "http://x/a", "", &e) == 1);
