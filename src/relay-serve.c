@@ -95,7 +95,6 @@ static struct merge_env merge_env = {	/* --program-… */
 static struct limiter *need_limiter(void);
 static struct limits limits = {	/* --rate-limit… */
 	.policy = { .name = "default" }, .limiter = need_limiter,
-	.merges = &merge_env,
 };
 
 static const char usage_text[] =
@@ -403,7 +402,7 @@ on_idle(void *ctx)
 		listen_reload = 0;
 		route_set_reload(&routes);
 	}
-	route_set_idle(&routes, &merge_env);
+	route_set_idle(&routes);
 	through_idle(through, listen_stop);
 	if (limiter != NULL)
 		limiter_flush(limiter);
@@ -451,6 +450,10 @@ serve(int listen_fd, int in, int out)
 		server_listen(server, listen_fd);
 	else
 		server_connection(server, in, out);
+	if (listen_reload) {	/* a worker started after a SIGHUP */
+		listen_reload = 0;
+		route_set_reload(&routes);
+	}
 	loop_run(loop);
 	deliver_stop(deliver);
 	through_free(through);

@@ -571,3 +571,50 @@ children() {
 	# the header still has it
 	curl -s "$UP/_log" | jq -e 'select(.path | startswith("/a")) | .headers["X-Key"] == "s3cr3t-value"'
 }
+
+# reloaded N: serve.log says N times that the routes were reloaded.
+reloaded() {
+	[ "$(grep -c 'routes reloaded' serve.log)" -ge "$1" ]
+}
+
+@test "two reloads while a merge is under way: the route it holds stays until it ends, and it is answered" {
+	start_upstream
+	cat >slow.routes <<-'EOF2'
+		route /slow/{id}
+			call one /j/{id}?hold=1&body=%7B%7D
+			cache 30
+			jq {id: $id}
+		end
+	EOF2
+	start_serve --routes slow.routes --workers 1
+	curl -s -m 30 -w ' %{http_code}' "$SERVE/slow/a" >out &
+	client=$!
+	eventually sh -c '[ "$(curl -s "$0/_log" | grep -c "/j/a")" -ge 1 ]' "$UP"
+	kill -HUP "$SERVE_PID"
+	eventually reloaded 1
+	kill -HUP "$SERVE_PID"
+	eventually reloaded 2
+	curl -s -o /dev/null "$UP/_release"
+	wait "$client"
+	cat out
+	[ "$(cat out)" = $'{"id":"a"}\n 200' ]
+	kill -0 "$SERVE_PID"
+	! grep -q 'died' serve.log || false
+	[ "$(curl -s "$SERVE/slow/a")" = '{"id":"a"}' ]
+}
+
+@test "a worker started after a reload (one died) serves the reloaded routes, not those of the start" {
+	start_upstream
+	printf 'route /gen\n\tcall x /x?body=1\n\tjq "one"\nend\n' >gen.routes
+	start_serve --routes gen.routes --workers 2
+	printf 'route /gen\n\tcall x /x?body=1\n\tjq "two"\nend\n' >gen.routes
+	kill -HUP "$SERVE_PID"
+	eventually reloaded 2
+	worker=$(pgrep -P "$SERVE_PID" | head -1)
+	kill -KILL "$worker"
+	eventually grep -q 'starting another' serve.log
+	eventually reloaded 3
+	for _ in $(seq 10); do
+		[ "$(curl -s "$SERVE/gen")" = '"two"' ]
+	done
+}

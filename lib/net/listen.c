@@ -55,8 +55,13 @@ listen_catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/*
+ * A worker; reloaded says a SIGHUP came since the parent read its
+ * configuration, so that the worker reads it again before it serves
+ * (listen_reload set), as the workers that were told did.
+ */
 static pid_t
-spawn_worker(int listen_fd, int (*serve)(int))
+spawn_worker(int listen_fd, int (*serve)(int), int reloaded)
 {
 	pid_t parent = getpid(), pid = fork();
 
@@ -67,6 +72,7 @@ spawn_worker(int listen_fd, int (*serve)(int))
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			exit(0);	/* it died already */
+		listen_reload = reloaded;
 		exit(serve(listen_fd));
 	}
 	return pid;
@@ -81,10 +87,10 @@ int
 listen_workers(int listen_fd, int n, int (*serve)(int))
 {
 	pid_t *pids = xcalloc((size_t)n, sizeof *pids), pid;
-	int i, status, left = n, forwarded = 0;
+	int i, status, left = n, forwarded = 0, reloaded = 0;
 
 	for (i = 0; i < n; i++)
-		pids[i] = spawn_worker(listen_fd, serve);
+		pids[i] = spawn_worker(listen_fd, serve, 0);
 	while (left > 0) {
 		if (listen_stop && !forwarded) {
 			for (i = 0; i < n; i++)
@@ -94,6 +100,7 @@ listen_workers(int listen_fd, int n, int (*serve)(int))
 		}
 		if (listen_reload) {
 			listen_reload = 0;
+			reloaded = 1;
 			for (i = 0; i < n; i++)
 				if (pids[i] > 0)
 					kill(pids[i], SIGHUP);
@@ -111,7 +118,7 @@ listen_workers(int listen_fd, int n, int (*serve)(int))
 			prog_warnx("worker %d died (status %d); starting "
 			    "another", (int)pid, status);
 			sleep(1);
-			pids[i] = spawn_worker(listen_fd, serve);
+			pids[i] = spawn_worker(listen_fd, serve, reloaded);
 			left++;
 		}
 	}

@@ -51,7 +51,7 @@ limited_free(void *ctx)
 	if (q->asking != NULL)
 		limiter_cancel(q->asking);
 	if (q->route != NULL)
-		q->l->merges->merging--;
+		q->route->holders--;
 	route_params_free(&q->params);
 	free(q);
 }
@@ -127,7 +127,7 @@ limit_reply(struct limits *l, struct reply *r, struct route *route,
 	    buf_str(&r->req->fields), route != NULL ? route->pattern : path);
 	q->route = route;
 	if (route != NULL)
-		l->merges->merging++;	/* a reload keeps the route until then */
+		route->holders++;	/* a reload keeps the route until then */
 	q->params = *params;
 	memset(params, 0, sizeof *params);
 	reply_give(r, &feature, q);

@@ -8,7 +8,6 @@
 #define RELAY_LIMIT_REPLY_H
 
 #include "policy/throttle.h"
-#include "serve/merge.h"
 #include "serve/reply.h"
 #include "serve/routes.h"
 #include "through/limiter.h"
@@ -18,7 +17,6 @@ struct limits {
 	int			 dry_run;	/* count, refuse nothing */
 	int			 fail_closed;	/* undecided: 503 */
 	struct limiter		*(*limiter)(void);	/* started if not yet */
-	struct merge_env	*merges;	/* whose routes it holds */
 };
 
 /* Answers once allowed: route (or NULL) with its parameters, as asked. */

@@ -27,9 +27,6 @@ struct merge_env {
 	long long		 stop_by;	/* runs end by then; 0: not stopping */
 	struct merge_run	*runs;		/* running or waiting, newest first */
 	int			 nrunning;
-	int			 merging;	/* answers holding a route: a
-						   reload frees the old ones
-						   once there are none */
 };
 
 /* What the merge answers. */

@@ -77,7 +77,7 @@ merged_free(void *ctx)
 
 	merge_free(m->merge);
 	route_params_free(&m->params);
-	m->env->merging--;	/* the route may be freed by a reload now */
+	m->route->holders--;	/* a reload may free it now */
 	free(m->key);
 	free(m);
 }
@@ -100,7 +100,7 @@ merge_reply(struct reply *r, struct merge_env *env, const char *key,
 	m->key = xstrdup(key);
 	m->params = *ps;
 	memset(ps, 0, sizeof *ps);
-	env->merging++;
+	route->holders++;	/* kept by a reload until the answer ends */
 	if (route->cache <= 0) {
 		reply_give(r, &feature, m);
 		start_merge(m);

@@ -3,9 +3,16 @@
  */
 #include <stdlib.h>
 
+#include "base/buf.h"
 #include "base/jqprog.h"
 #include "base/prog.h"
 #include "serve/route_set.h"
+
+/* A set of routes a reload replaced, kept while an answer holds one. */
+struct retired_routes {
+	struct route		*list;
+	struct retired_routes	*next;
+};
 
 static void
 free_routes(struct route *list)
@@ -54,6 +61,7 @@ route_set_load(struct route_set *set, const char *path, char *err,
 void
 route_set_reload(struct route_set *set)
 {
+	struct retired_routes *old;
 	char err[512];
 	struct route *fresh;
 	int ok;
@@ -65,19 +73,39 @@ route_set_reload(struct route_set *set)
 		prog_warnx("routes not reloaded, the old ones stay: %s", err);
 		return;
 	}
-	free_routes(set->retired);
-	set->retired = set->current;
+	if (set->current != NULL) {
+		old = xcalloc(1, sizeof *old);
+		old->list = set->current;
+		old->next = set->retired;
+		set->retired = old;
+	}
 	set->current = fresh;
 	prog_warnx("routes reloaded from '%s'", set->path);
 }
 
-/* After each round: old routes no answer holds go; killed runs reaped. */
-void
-route_set_idle(struct route_set *set, const struct merge_env *env)
+static int
+held(const struct route *list)
 {
-	if (set->retired != NULL && env->merging == 0) {
-		free_routes(set->retired);
-		set->retired = NULL;
+	for (; list != NULL; list = list->next)
+		if (list->holders > 0)
+			return 1;
+	return 0;
+}
+
+/* After each round: old sets no answer holds go; killed runs reaped. */
+void
+route_set_idle(struct route_set *set)
+{
+	struct retired_routes **p, *old;
+
+	for (p = &set->retired; (old = *p) != NULL;) {
+		if (held(old->list)) {
+			p = &old->next;
+			continue;
+		}
+		*p = old->next;
+		free_routes(old->list);
+		free(old);
 	}
 	if (set->current != NULL || set->retired != NULL)
 		jqrun_reap();	/* a merge's program killed */
@@ -86,7 +114,13 @@ route_set_idle(struct route_set *set, const struct merge_env *env)
 void
 route_set_free(struct route_set *set)
 {
-	free_routes(set->retired);
+	struct retired_routes *old;
+
+	while ((old = set->retired) != NULL) {
+		set->retired = old->next;
+		free_routes(old->list);
+		free(old);
+	}
 	free_routes(set->current);
-	set->current = set->retired = NULL;
+	set->current = NULL;
 }

@@ -52,6 +52,8 @@ struct route {
 	char		*program;	/* jq */
 	int		 program_line;	/* where its first line is */
 	void		*compiled;	/* the program's, for the caller */
+	int		 holders;	/* answers under way on it: a reload
+					   frees it only once there are none */
 };
 
 struct route_params {
