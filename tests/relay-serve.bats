@@ -76,6 +76,25 @@ statuses() {
 	[ "$(tail -c 4 out | od -An -c | tr -d ' ')" = '\r\n\r\n' ]
 }
 
+@test "relay-serve's own error answers to HEAD have their head and no body (RFC 9110 9.3.2)" {
+	start_serve
+	for target in '/%zz' '/_relay/nope' '/_relay/batch' '/_relay/ws' \
+	    "/$(head -c 9000 /dev/zero | tr '\0' a)"; do
+		printf 'HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n' "$target" | raw >out
+		head -1 out
+		grep -q '^Content-Length: [1-9]' out
+		# the blank line ends it: no JSON after
+		[ "$(tail -c 4 out | od -An -c | tr -d ' ')" = '\r\n\r\n' ]
+	done
+	# refused by the server before dispatch, too (an unknown version)
+	printf 'HEAD / HTTP/2.0\r\nHost: x\r\n\r\n' | raw >out
+	grep -q '^HTTP/1.1 505' out
+	[ "$(tail -c 4 out | od -An -c | tr -d ' ')" = '\r\n\r\n' ]
+	# a GET's has its body
+	printf 'GET /_relay/nope HTTP/1.1\r\nHost: x\r\n\r\n' | raw >out
+	tail -1 out | jq -e '.status == 404'
+}
+
 @test "an HTTP/1.0 client gets Connection: close, or keep-alive if it asks" {
 	start_serve
 	printf 'GET /k?body=x HTTP/1.0\r\n\r\n' | raw --hold >out

@@ -89,11 +89,13 @@ http_error_body(struct buf *out, int status, const char *detail)
 /*
  * The one error responder: a complete response that closes the
  * connection, with the JSON body above and any extra fields (such as
- * the Allow of a 405), or NULL.
+ * the Allow of a 405), or NULL. To a HEAD (head_only) the same head
+ * without the body (RFC 9110 section 9.3.2). Returns the body bytes
+ * written.
  */
 size_t
 http_error_response(struct buf *out, int status, const char *detail,
-    const char *fields)
+    const char *fields, int head_only)
 {
 	struct buf body = BUF_INIT;
 	char date[HTTPDATE_LEN];
@@ -106,8 +108,8 @@ http_error_response(struct buf *out, int status, const char *detail,
 	    "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n"
 	    "Connection: close\r\n\r\n", status, http_reason(status), date,
 	    fields != NULL ? fields : "", body.len);
-	buf_add(out, body.data, body.len);
-	n = body.len;
+	n = head_only ? 0 : body.len;
+	buf_add(out, body.data, n);
 	buf_free(&body);
 	return n;
 }

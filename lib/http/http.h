@@ -35,7 +35,7 @@ struct http_request {
 const char	*http_reason(int);
 void		 http_error_body(struct buf *, int, const char *);
 size_t		 http_error_response(struct buf *, int, const char *,
-		    const char *);
+		    const char *, int);
 
 int		 http_not_modified(const char *, const char *, const char *);
 

@@ -575,7 +575,7 @@ reject(struct conn *c, int status, const char *why)
 	size_t was = c->outbuf.len;
 
 	log.bytes = (long long)http_error_response(&c->outbuf, status, why,
-	    NULL);
+	    NULL, strcmp(c->req.method, "HEAD") == 0);
 	c->queued_total += (long long)(c->outbuf.len - was);
 	conn_log(c, &log);
 	http_request_free(&c->req);

@@ -207,7 +207,7 @@ reply_fail(struct reply *r, int status, const char *why, const char *fields)
 	buf_adds(&all, fields != NULL ? fields : "");
 	buf_adds(&all, r->limit_fields != NULL ? r->limit_fields : "");
 	r->bytes = (long long)http_error_response(&out, status, why,
-	    buf_cstr(&all));
+	    buf_cstr(&all), r->head_only);
 	buf_free(&all);
 	conn_write(r->c, out.data, out.len);
 	buf_free(&out);
