@@ -103,6 +103,18 @@ piped() {
 	    "$SERVE/_relay/sync?since=$(jq .seq state.json)"
 	[ "$output" = 304 ]
 	[ "$(curl -s "$SERVE/_relay/sync?since=$(jq .seq state.json)" | wc -l)" = 1 ]
+	# the full dump's ETag too, in either format, with its own type
+	etag=$(curl -s -D - -o /dev/null "$SERVE/_relay/sync" |
+	    sed -n 's/^ETag: \(.*\)\r$/\1/p')
+	[ "$etag" = "\"$(jq .seq state.json)\"" ]
+	run -0 curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" \
+	    "$SERVE/_relay/sync"
+	[ "$output" = 304 ]
+	curl -s -D head -o /dev/null -H "If-None-Match: $etag" \
+	    "$SERVE/_relay/sync?format=sqlite"
+	grep -q '^HTTP/1.1 304' head
+	grep -q $'^Content-Type: application/vnd.sqlite3\r$' head
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "1"' "$SERVE/_relay/sync")" = 200 ]
 }
 
 @test "an eviction is not a deletion; a since older than the kept history gets a reset" {

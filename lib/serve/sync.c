@@ -145,13 +145,6 @@ sync_seq(const struct sync *y)
 	return y->seq;
 }
 
-/* Whether a delta has nothing to send: the client is up to date. */
-int
-sync_unchanged(const struct sync *y)
-{
-	return y->kind == SYNC_DELTA && y->since == y->seq;
-}
-
 static int
 is_gone(int status)
 {

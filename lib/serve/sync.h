@@ -24,7 +24,6 @@ struct sync	*sync_start(struct store *, const char *, const char *,
 		    long long, int *, const char **);
 const char	*sync_kind(const struct sync *);
 long long	 sync_seq(const struct sync *);
-int		 sync_unchanged(const struct sync *);
 int		 sync_next(struct sync *, struct buf *);
 struct snapshot	*sync_snapshot(const struct sync *);
 void		 sync_free(struct sync *);

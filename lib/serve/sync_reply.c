@@ -189,8 +189,14 @@ sync_reply(struct reply *r, struct loop *loop, struct store *reader,
 		y->gzip = gzip_new();
 	reply_give(r, &feature, y);
 	snprintf(etag, sizeof etag, "\"%lld\"", sync_seq(sync));
-	sync_fields(y, "application/x-ndjson", head, sizeof head);
-	if (sync_unchanged(sync) && http_not_modified(fields, etag, NULL)) {
+	sync_fields(y, sync_snapshot(sync) != NULL ? "application/vnd.sqlite3" :
+	    "application/x-ndjson", head, sizeof head);
+	/*
+	 * The ETag is the newest change number: a client that has the
+	 * state it names has this answer's, dump or delta, as an eviction
+	 * is no change (RFC 9110 13.1.2).
+	 */
+	if (http_not_modified(fields, etag, NULL)) {
 		reply_head(r, 304, head, SYNC_CS, -1, 0);
 		reply_done(r, 0);
 	} else if (sync_snapshot(sync) != NULL) {
