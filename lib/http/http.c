@@ -511,17 +511,19 @@ http_dechunk(struct http_chunked *c, const char *in, size_t n, struct buf *out)
 	return (ssize_t)i;
 }
 
-/* Whether an entity tag is in an If-None-Match list (weak comparison). */
+/*
+ * Whether an entity tag is in an If-None-Match list (weak comparison);
+ * "*" matches any current response, one without an ETag (NULL) too
+ * (RFC 9110 section 13.1.2).
+ */
 static int
 etag_listed(const char *list, size_t n, const char *etag)
 {
 	size_t i = 0, start, len;
 
-	if (etag == NULL)
-		return 0;
-	if (strncmp(etag, "W/", 2) == 0)
+	if (etag != NULL && strncmp(etag, "W/", 2) == 0)
 		etag += 2;
-	len = strlen(etag);
+	len = etag != NULL ? strlen(etag) : 0;
 	while (i < n) {
 		while (i < n && (list[i] == ' ' || list[i] == ','))
 			i++;
@@ -534,7 +536,8 @@ etag_listed(const char *list, size_t n, const char *etag)
 			i++;
 		while (i > start && list[i - 1] == ' ')
 			i--;
-		if (i - start == len && memcmp(list + start, etag, len) == 0)
+		if (etag != NULL && i - start == len &&
+		    memcmp(list + start, etag, len) == 0)
 			return 1;
 		while (i < n && list[i] != ',')
 			i++;

@@ -347,6 +347,9 @@ conditional_requests(void)
 	CHECK(http_not_modified("if-none-match: \"a\"\r\n", "W/\"a\"",
 	    NULL));
 	CHECK(http_not_modified("if-none-match: *\r\n", "\"b\"", NULL));
+	/* "*": any current response, one without validators too */
+	CHECK(http_not_modified("if-none-match: *\r\n", NULL, NULL));
+	CHECK(!http_not_modified("if-none-match: \"b\"\r\n", NULL, NULL));
 	CHECK(!http_not_modified("if-none-match: \"ab\"\r\n", "\"a\"",
 	    NULL));
 	CHECK(!http_not_modified("if-none-match: \"a\"\r\n", NULL, lm));
