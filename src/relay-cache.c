@@ -404,8 +404,7 @@ shared_connect(void)
 
 	if (shared_target(&shared_opts, &t, why, sizeof why) < 0)
 		prog_errx(EX_CONFIG, "bad --shared: %s", why);
-	shared = shared_sync_open(&t, &shared_opts, "relay-cache",
-	    SHARED_SYNC_STRICT);
+	shared = shared_sync_open(&t, &shared_opts);
 	if (!shared_sync_ready(shared))
 		prog_errx(EX_UNAVAILABLE, "%s", shared_sync_error(shared));
 	return shared;

@@ -28,18 +28,15 @@
 #include "through/limiter.h"
 #include "policy/policy.h"
 #include "store/cache.h"
-#include "store/lease.h"
 #include "store/spool.h"
 #include "store/store.h"
-#include "store/writeback.h"
 #include "through/options.h"
+#include "through/through.h"
 #include "tier/shared.h"
 #include "upstream/upstream.h"
 
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
-#define CURL_WHY 256
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
-#define SHARED_POLL_MS 50	/* another host has the URL: look this often */
 #define LOOKUPS_MAX 4		/* starts over of a URL whose entry changed */
 
 static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
@@ -58,23 +55,14 @@ static int offline;			/* --offline */
 static long long max_retries = 2;	/* --retry */
 static struct buf request_headers = BUF_INIT;	/* -H */
 
-/* WAITING to start, PARKED while another request asks for its URL. */
-enum job_state { JOB_WAITING, JOB_PARKED, JOB_RUNNING, JOB_DONE };
+/* WAITING to start (again), RUNNING while the cache-through has it. */
+enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
 
 /*
- * A URL this run asks the upstream for, or whose answer is not in the
- * file yet: one request per URL at a time, here and, with the lease,
- * in every process that uses the cache (relay-serve(8), COALESCING).
+ * One URL, from its input line to its output. The cache-through
+ * (through.h) answers it, from the cache file or the upstream, as it
+ * answers relay-serve's requests; the job keeps what the output needs.
  */
-struct hold {
-	struct hold	*next;
-	char		*url;
-	struct lease	*lease;		/* NULL: no lease file */
-	long long	 seq;		/* 0 while asking; then the write's */
-	char		 shared_token[SHARED_TOKEN_LEN];	/* "": none */
-};
-
-/* One URL, from its input line to its output. */
 struct job {
 	struct job		*next;
 	long long		 seq;		/* 1, 2, … in input order */
@@ -84,28 +72,17 @@ struct job {
 						   response, if not url */
 	char			*authorization;	/* the URL's, as a field */
 	enum job_state		 state;
-	int			 attempts;
-	long long		 retry_at;	/* monotonic ms */
-	int			 retry;		/* the attempt asked for another */
+	long long		 retry_at;	/* WAITING: monotonic ms */
+	struct through_call	*call;		/* RUNNING */
 	struct store_entry	 cached;	/* valid when cached.url */
+	struct buf		 memory_body;	/* cached's, if from memory */
+	int			 from_memory;
 	const char		*source;	/* hit, miss, revalidated, stale,
 						   shared */
 	int			 status;
 	struct buf		 head;
 	time_t			 request_time;
 	time_t			 response_time;
-	struct writeback_body	*body;		/* being stored */
-	struct buf		 shared_body;	/* …and for the shared tier */
-	int			 sharing;	/* shared_body is whole so far */
-	struct transfer		*t;		/* while it runs */
-	struct hold		*hold;		/* while it asks for its URL */
-	struct lease		*waiting;	/* another process's, if parked */
-	int			 slot;		/* its lease's pollfd this round */
-	struct gate_turn	*turn;		/* waited for, to send */
-	long long		 wait_until;	/* parked: monotonic ms */
-	long long		 other_host_until;	/* …for another host's */
-	int			 on_its_own;	/* waited enough: no more */
-	int			 uncacheable;	/* the response may not be stored */
 	int			 stored;	/* the response went to the cache */
 	struct spool		*spool;		/* the body, until its turn */
 	FILE			*file;		/* -o: the body, in… */
@@ -115,7 +92,7 @@ struct job {
 	int			 direct;	/* the body goes straight out */
 	long long		 size;
 	int			 lookups;	/* its entry changed: looked up again */
-	int			 damaged;	/* its entry is: said once */
+	int			 damaged;	/* offline: its entry is */
 	char			*error;
 };
 
@@ -124,14 +101,10 @@ static char method_get[] = "GET";	/* the only method fetched */
 static struct loop *loop;
 static struct limiter *limiter;	/* with --upstream-rate… */
 static struct gate *gate;	/* …its turns */
-static struct store *reader;	/* lookups and cached bodies */
-static struct store *writer;	/* new entries; a second connection… */
-static struct writeback *writeback;	/* …written on a thread of its own */
-static struct upstream *upstream;
-static struct leases *leases;	/* NULL: coalescing in this run only */
+static struct upstream *upstream;	/* NULL: --offline */
+static struct through *through;	/* the cache-through */
+static struct store *reader;	/* …whose reader the output reads */
 static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
-static struct shared_sync *shared;	/* NULL: no --shared */
-static struct hold *holds;
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
 static long long started;		/* jobs created so far */
@@ -271,92 +244,19 @@ job_new(const char *text, long long line)
 	return j;
 }
 
-static struct hold *
-hold_find(const char *url)
-{
-	struct hold *h;
-
-	for (h = holds; h != NULL; h = h->next)
-		if (strcmp(h->url, url) == 0)
-			return h;
-	return NULL;
-}
-
-/* The URL's answer is in the file, or will not be: others may ask. */
-static void
-hold_release(struct hold *h)
-{
-	struct hold **p;
-
-	if (h == NULL)
-		return;
-	for (p = &holds; *p != h; p = &(*p)->next)
-		;
-	*p = h->next;
-	lease_end(h->lease);
-	if (h->shared_token[0] != '\0')	/* nothing came of it */
-		shared_sync_put(shared, h->url, h->shared_token, NULL, NULL, 0,
-		    0);
-	free(h->url);
-	free(h);
-}
-
-/*
- * The job's request is over; its answer went to the writer as seq (0:
- * nothing to wait for). Jobs of this run that wait for it are served
- * as soon as the writer has it.
- */
-static void
-hold_until(struct job *j, long long seq)
-{
-	struct job *k;
-
-	if (j->hold == NULL)
-		return;
-	if (seq == 0) {
-		hold_release(j->hold);
-	} else {
-		j->hold->seq = seq;
-		for (k = queue; k != NULL; k = k->next)
-			if (k->state == JOB_PARKED && k->waiting == NULL &&
-			    strcmp(k->url, j->url) == 0) {
-				writeback_flush(writeback);
-				break;
-			}
-	}
-	j->hold = NULL;
-}
-
-/* Ends the holds whose writes the writer has applied. */
-static void
-release_applied(void)
-{
-	long long applied = writeback_applied(writeback);
-	struct hold *h, *next;
-
-	for (h = holds; h != NULL; h = next) {
-		next = h->next;
-		if (h->seq > 0 && h->seq <= applied)
-			hold_release(h);
-	}
-}
-
 static void
 job_free(struct job *j)
 {
-	if (j->turn != NULL)
-		gate_cancel(j->turn);
-	hold_release(j->hold);
-	lease_end(j->waiting);
+	if (j->call != NULL)
+		through_cancel(j->call);
 	store_entry_free(&j->cached);
-	writeback_abort(writeback, j->body);
+	buf_free(&j->memory_body);
 	spool_free(j->spool);
 	if (j->file != NULL)
 		fclose(j->file);
 	if (j->part != NULL && !j->in_place)
 		unlink(j->part);	/* not renamed: the URL failed */
 	free(j->part);
-	buf_free(&j->shared_body);
 	buf_free(&j->head);
 	free(j->url);
 	free(j->final_url);
@@ -365,290 +265,56 @@ job_free(struct job *j)
 	free(j);
 }
 
-/*
- * A damaged entry (relay-cache(5)): one relay never wrote, or whose
- * body is not whole. It is never used: the URL is asked for as if it
- * were not stored, and its answer replaces the entry; with --offline
- * the URL fails, saying why.
- */
-static void
-damaged_entry(struct job *j)
-{
-	store_entry_free(&j->cached);
-	if (offline) {
-		j->damaged = 1;
-		job_fail(j, "%s", store_error(reader));
-	} else if (!j->damaged) {
-		j->damaged = 1;
-		clear_progress();
-		prog_warnx("%s; asking the upstream instead",
-		    store_error(reader));
-	}
-}
+static const struct through_sink fetch_sink;
 
 /*
- * Finds the stored response for the job's URL, its body whole; returns
- * 1 if found. A damaged one is not (damaged_entry).
+ * Hands the job to the cache-through: -H's fields choose the variant
+ * and go upstream, with the URL's own credentials unless -H has some.
  */
-static int
-lookup(struct job *j)
-{
-	int found = cache_lookup(reader, j->url, NULL,
-	    buf_cstr(&request_headers), &j->cached);
-
-	if (found > 0 && (found = store_body_check(reader, &j->cached)) == 0)
-		return 1;
-	if (found == STORE_DAMAGED)
-		damaged_entry(j);
-	else if (found < 0)
-		prog_errx(store_status(reader), "%s", store_error(reader));
-	return 0;
-}
-
-/*
- * The job's stored response answered it: counted, unless --offline,
- * with the round's other hits in one write (flush_hits).
- */
-static struct {
-	long long	*ids;
-	size_t		 len, cap;
-} hits;
-
-static void
-count_hit(const struct job *j)
-{
-	if (writer == NULL)
-		return;
-	if (hits.len == hits.cap) {
-		hits.cap = hits.cap ? hits.cap * 2 : 64;
-		hits.ids = xrealloc(hits.ids, hits.cap * sizeof *hits.ids);
-	}
-	hits.ids[hits.len++] = j->cached.id;
-}
-
-/* The round's hits to the writer, as one operation. */
-static void
-flush_hits(void)
-{
-	if (hits.len == 0)
-		return;
-	writeback_hits(writeback, hits.ids, hits.len, time(NULL));
-	hits.len = 0;
-}
-
-/* Answers from the cache if the entry may be used; returns 1 if so. */
-static int
-answer_from_cache(struct job *j)
-{
-	struct policy_request req;
-	long long age;
-	int found;
-
-	if ((found = lookup(j)) == 0)
-		return 0;
-	policy_request_parse(buf_cstr(&request_headers), &req);
-	req.no_cache |= no_cache;
-	age = cache_age(&j->cached, time(NULL));
-	if (offline || policy_use(&req, j->cached.headers, age,
-	    j->cached.lifetime) == POLICY_FRESH) {
-		j->source = age < j->cached.lifetime ? "hit" : "stale";
-		j->status = j->cached.status;
-		j->state = JOB_DONE;
-		count_hit(j);
-		return 1;
-	}
-	return 0;
-}
-
-static int on_head(void *, int, const char *);
-static int on_body(void *, const void *, size_t);
-static void on_done(void *, const char *);
-static int ask_shared(struct job *);
-
-static void send_now(struct job *);
-
-/*
- * The upstream's rate said: send now, or not within --upstream-wait;
- * then the job waits its turn again, when the rate says, without
- * counting it as an attempt.
- */
-static void
-on_turn(void *ctx, int go, long long retry_after_s)
-{
-	struct job *j = ctx;
-
-	j->turn = NULL;
-	running--;
-	if (go) {
-		send_now(j);
-		return;
-	}
-	j->state = JOB_WAITING;
-	j->retry_at = prog_now_ms() + (retry_after_s > 0 ?
-	    retry_after_s : 1) * 1000;
-}
-
-/* Sends the request once the upstream's rate allows it (--upstream-rate). */
-static void
-send_request(struct job *j)
-{
-	if (gate == NULL) {
-		send_now(j);
-		return;
-	}
-	j->state = JOB_RUNNING;	/* its turn takes a transfer's place */
-	running++;
-	gate_ask(gate, j->url, on_turn, j, &j->turn);	/* j may have gone */
-}
-
-/* Sends the request, conditional when a stored response has validators. */
-static void
-send_now(struct job *j)
-{
-	struct buf headers = BUF_INIT;
-	struct header h;
-	struct upstream_request req = {
-		.url = j->url, .ctx = j,
-		.on_head = on_head, .on_body = on_body, .on_done = on_done,
-	};
-
-	buf_adds(&headers, buf_cstr(&request_headers));
-	if (j->authorization != NULL && !headers_get(buf_cstr(&request_headers),
-	    "authorization", &h))
-		buf_adds(&headers, j->authorization);
-	policy_add_capability(&headers);	/* as relay-serve's requests */
-	if (j->cached.url != NULL && j->cached.etag != NULL)
-		buf_printf(&headers, "If-None-Match: %s\r\n", j->cached.etag);
-	else if (j->cached.url != NULL && j->cached.last_modified != NULL)
-		buf_printf(&headers, "If-Modified-Since: %s\r\n",
-		    j->cached.last_modified);
-	req.headers = buf_cstr(&headers);
-	j->attempts++;
-	j->retry = 0;
-	j->request_time = time(NULL);
-	j->state = JOB_RUNNING;
-	running++;
-	req.max_redirects = max_redirects;
-	j->t = upstream_add(upstream, &req);
-	buf_free(&headers);
-}
-
-static int
-parked(void)
-{
-	struct job *j;
-
-	for (j = queue; j != NULL; j = j->next)
-		if (j->state == JOB_PARKED)
-			return 1;
-	return 0;
-}
-
-static void
-park(struct job *j, struct lease *l)
-{
-	j->state = JOB_PARKED;
-	j->waiting = l;
-	j->retry_at = prog_now_ms() + LEASE_RECHECK_MS;
-	j->wait_until = prog_now_ms() + opts.collapse_ms;
-}
-
-/*
- * Whether the job may ask the upstream: no other request for its URL
- * is under way, here or in another process. Else it is parked until
- * that one is done, then looks in the cache again.
- */
-static int
-claim(struct job *j)
-{
-	struct lease *l = NULL;
-
-	if (j->on_its_own || store_uncacheable(reader, j->url,
-	    time(NULL)) == 1)
-		return 1;	/* no use waiting: it will not be stored */
-	if (hold_find(j->url) != NULL) {
-		park(j, NULL);
-		return 0;
-	}
-	if (leases != NULL && !lease_held(l = lease_take(leases, j->url))) {
-		park(j, l);
-		return 0;
-	}
-	j->hold = xcalloc(1, sizeof *j->hold);
-	j->hold->url = xstrdup(j->url);
-	j->hold->lease = l;
-	j->hold->next = holds;
-	holds = j->hold;
-	return 1;
-}
-
 static void
 start(struct job *j)
 {
-	if (j->cached.url != NULL)
-		store_entry_free(&j->cached);	/* looked up before parking */
-	if (answer_from_cache(j) || j->state == JOB_DONE)
-		return;		/* answered, or failed on a damaged entry */
-	if (offline) {
-		job_fail(j, "'%s' is not in the cache", j->url);
-		return;
-	}
-	if (claim(j) && (j->hold == NULL || shared == NULL || ask_shared(j)))
-		send_request(j);
+	const char *fields = buf_cstr(&request_headers);
+	struct buf forward = BUF_INIT;
+	struct header h;
+	struct through_request req = {
+		.key = j->url, .method = "GET", .fields = fields,
+		.retries = (int)max_retries, .max_redirects = max_redirects,
+		.unstored_5xx = 1,
+	};
+
+	buf_adds(&forward, fields);
+	if (j->authorization != NULL && !headers_get(fields, "authorization",
+	    &h))
+		buf_adds(&forward, j->authorization);
+	req.forward = buf_cstr(&forward);
+	policy_request_parse(fields, &req.directives);
+	req.directives.no_cache |= no_cache;
+	req.directives.no_store |= no_store;
+	j->state = JOB_RUNNING;
+	running++;
+	through_start(through, &req, &fetch_sink, j, &j->call);
+	buf_free(&forward);
 }
 
-/*
- * A parked job goes back to waiting when the request it waited for is
- * done (its lease's FIFO hung up, or the lock is free) or when it has
- * waited collapse_ms: then it asks on its own.
- */
+/* The cache-through's last word on the job. */
 static void
-unpark(struct job *j, short revents, long long now)
+job_over(struct job *j, enum job_state state)
 {
-	if (now >= j->wait_until)
-		j->on_its_own = 1;
-	else if (j->other_host_until > 0) {
-		if (now < j->retry_at)
-			return;
-	} else if (j->waiting == NULL ? hold_find(j->url) != NULL :
-	    revents == 0 && (now < j->retry_at || lease_busy(j->waiting))) {
-		if (j->waiting != NULL && now >= j->retry_at)
-			j->retry_at = now + LEASE_RECHECK_MS;
-		return;
-	}
-	lease_end(j->waiting);
-	j->waiting = NULL;
-	j->state = JOB_WAITING;
+	j->call = NULL;
+	j->state = state;
+	running--;
 }
 
 /*
- * Whether the job's stored response may stand in for a failed transfer
- * at this age (RFC 5861 stale-if-error, or --stale-if-error). As the
- * age only grows, a response that may not now never may later.
- */
-static int
-may_serve_stale(const struct job *j, long long age)
-{
-	const struct store_entry *c = &j->cached;
-
-	return c->url != NULL && policy_stale_if_error(c->headers, age,
-	    c->lifetime, opts.stale_if_error);
-}
-
-/*
- * Forgets what a transfer that failed received: the body being stored,
- * the one held for the output (its spool, or its -o part file), and
- * the head and the URL it came from, which are not the stored
- * response's. Used before a retry and before the stored response
- * stands in.
+ * Forgets what a transfer that failed received: the body held for the
+ * output (its spool, or its -o part file), and the head and the URL it
+ * came from, which are not the stored response's. Used before a retry
+ * and before the stored response stands in.
  */
 static void
 drop_received(struct job *j)
 {
-	writeback_abort(writeback, j->body);
-	j->body = NULL;
-	buf_free(&j->shared_body);
-	j->sharing = 0;
 	spool_free(j->spool);
 	j->spool = NULL;
 	if (j->file != NULL)
@@ -662,29 +328,6 @@ drop_received(struct job *j)
 	free(j->final_url);
 	j->final_url = NULL;
 	j->size = 0;
-}
-
-/*
- * Exponential backoff, half of it random so that clients that failed
- * together do not retry together; or when the server said.
- */
-static void
-schedule_retry(struct job *j, long long after_ms)
-{
-	long long base = 250LL << (j->attempts < 8 ? j->attempts : 8);
-
-	if (after_ms < 0)
-		after_ms = base / 2 + random() % (base / 2 + 1);
-	j->retry_at = prog_now_ms() + after_ms;
-	j->state = JOB_WAITING;
-	drop_received(j);
-}
-
-static int
-retryable_status(int status)
-{
-	return status == 429 || status == 502 || status == 503 ||
-	    status == 504;
 }
 
 /* The last segment of the URL's path, safe as a file name. */
@@ -759,38 +402,18 @@ write_head(struct job *j, FILE *out)
 }
 
 /*
- * The key the response received is stored under: the URL that gave
- * it (RFC 9111 section 2), the last one redirects led to with -L. The
- * redirects themselves are not stored.
- */
-static const char *
-key_of(const struct job *j)
-{
-	return j->final_url != NULL ? j->final_url : j->url;
-}
-
-/*
- * The body is stored as it comes (a redirected one under its own URL,
- * and not in the shared tier, where the job's lease is the first
- * URL's), and goes to the output straight away when it is next there,
+ * The body goes to the output straight away when it is next there,
  * else to a file of -o or a spool. A body the stored response may yet
- * stand in for, should its transfer fail (serve_stale), is spooled
+ * stand in for, should its transfer fail (may_stand_in), is spooled
  * until the transfer is over: the output is then one or the other,
  * never bytes of both.
  */
 static void
-begin_body(struct job *j)
+begin_body(struct job *j, int may_stand_in)
 {
 	int ok = j->status >= 200 && j->status < 300;
 
-	if (!no_store && cache_unstorable(&opts.rules, j->status,
-	    buf_cstr(&request_headers), buf_cstr(&j->head)) == NULL) {
-		j->body = writeback_body_new(key_of(j));
-		j->sharing = shared != NULL && j->final_url == NULL;
-	} else
-		j->uncacheable = !no_store;
-	if (!ok || records || may_serve_stale(j, cache_age(&j->cached,
-	    time(NULL)))) {
+	if (!ok || records || may_stand_in) {
 		j->spool = spool_new(SPOOL_MEMORY);
 	} else if (output_template != NULL) {
 		/* a failure stops the transfer in on_body */
@@ -805,64 +428,21 @@ begin_body(struct job *j)
 	}
 }
 
-static int failed_here(struct job *, struct buf *);
-
-/*
- * -L: notes the URL redirects led to, when another, as the response's
- * key; -1 with the reason if it cannot be one (over URL_MAX bytes).
- */
-static int
-note_final_url(struct job *j)
-{
-	struct buf why = BUF_INIT;
-	const char *reason;
-
-	free(j->final_url);
-	j->final_url = NULL;
-	if (j->t == NULL || upstream_redirects(j->t) == 0)
-		return 0;
-	j->final_url = url_normalize(upstream_url(j->t), &reason);
-	if (j->final_url == NULL) {
-		buf_printf(&why, "redirected to an invalid URL: %s", reason);
-		return failed_here(j, &why);
-	}
-	if (strcmp(j->final_url, j->url) == 0) {
-		free(j->final_url);	/* back where it started */
-		j->final_url = NULL;
-	}
-	return 0;
-}
-
+/* The head of the response the upstream sent, from the cache-through. */
 static int
 on_head(void *ctx, int status, const char *headers)
 {
 	struct job *j = ctx;
+	const struct through_result *r = through_result(j->call);
 
 	j->status = status;
-	j->response_time = time(NULL);
+	j->request_time = r->request_time;
+	j->response_time = r->response_time;
 	buf_reset(&j->head);
 	buf_adds(&j->head, headers);
-	if (gate != NULL)	/* 429 or 503 with Retry-After: every process waits */
-		(void)gate_answered(gate, j->url, status, headers);
-	if (note_final_url(j) < 0)
-		return -1;
-	if (status == 304 && j->cached.url != NULL && j->final_url != NULL) {
-		/* another URL's 304: the stored body is not confirmed */
-		store_entry_free(&j->cached);
-		j->retry = 1;
-		schedule_retry(j, 0);
-		return -1;
-	}
-	if (status == 304 && j->cached.url != NULL)
-		return 0;	/* revalidated: the stored body stands */
-	if (retryable_status(status) && j->attempts <= max_retries) {
-		j->retry = 1;
-		schedule_retry(j, http_retry_after_ms(headers, 3600));
-		return -1;
-	}
-	if (status >= 500 && j->cached.url != NULL)
-		return -1;	/* keep the stored response (on_done) */
-	begin_body(j);
+	free(j->final_url);
+	j->final_url = r->final_url != NULL ? xstrdup(r->final_url) : NULL;
+	begin_body(j, r->may_stand_in);
 	return 0;
 }
 
@@ -892,14 +472,6 @@ on_body(void *ctx, const void *p, size_t n)
 
 	if (j->error != NULL)
 		return -1;	/* open_part failed */
-	if (j->body != NULL)
-		writeback_write(writeback, j->body, p, n);
-	if (j->sharing && j->shared_body.len + n >
-	    (size_t)shared_sync_max_object(shared)) {
-		j->sharing = 0;		/* too large to share */
-		buf_free(&j->shared_body);
-	} else if (j->sharing)
-		buf_add(&j->shared_body, p, n);
 	j->size += (long long)n;
 	bytes_in += (long long)n;
 	if (j->direct)
@@ -913,227 +485,108 @@ on_body(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
-/* The response the job received, as the cache sees it. */
-static struct cache_response
-response_of(const struct job *j)
-{
-	return (struct cache_response){
-		.url = key_of(j), .status = j->status,
-		.headers = buf_str(&j->head),
-		.request_headers = buf_cstr(&request_headers),
-		.request_time = j->request_time,
-		.response_time = j->response_time,
-	};
-}
-
 /*
- * What the job has for the shared tier, if anything (ttl_s 0: nothing),
- * with the end of the hold's lease there and the news for every host.
- */
-static void
-share(struct job *j, const struct cache_response *r, const struct buf *body,
-    long long ttl_s)
-{
-	if (shared == NULL)
-		return;
-	shared_sync_put(shared, j->url, j->hold != NULL ?
-	    j->hold->shared_token : NULL, r, body->data, body->len, ttl_s);
-	if (j->hold != NULL)
-		j->hold->shared_token[0] = '\0';
-}
-
-static void
-commit_response(struct job *j)
-{
-	struct cache_response r = response_of(j);
-
-	share(j, &r, &j->shared_body, j->sharing ? shared_ttl(&r,
-	    &opts.rules) : 0);
-	buf_free(&j->shared_body);
-	j->sharing = 0;
-	hold_until(j, writeback_commit(writeback, j->body, &r));
-	j->body = NULL;
-	j->stored = 1;
-}
-
-/*
- * A local miss that another host stored in the shared tier: taken as
- * if fetched, with the times it was received with, so that its age
- * is what it was there. Returns whether it was.
+ * The transfer failed, or is tried again: what it received is
+ * forgotten, unless some of it is out already, or it failed here.
  */
 static int
-answer_from_shared(struct job *j, const struct shared_entry *e)
+on_reset(void *ctx)
 {
-	if (e->r.status >= 500 || retryable_status(e->r.status) ||
-	    (j->cached.url != NULL && e->r.response_time <=
-	    j->cached.response_time) || cache_unstorable(&opts.rules,
-	    e->r.status, buf_cstr(&request_headers), e->r.headers) != NULL)
-		return 0;	/* ours is as new, or it is not for here */
-	j->attempts++;
-	j->state = JOB_RUNNING;
-	running++;
-	if (on_head(j, e->r.status, e->r.headers) == 0) {
-		j->sharing = 0;		/* it is there already */
-		if (e->body_len > 0)
-			(void)on_body(j, e->body, e->body_len);
-	}
-	j->request_time = e->r.request_time;
-	j->response_time = e->r.response_time;
-	on_done(j, NULL);
-	if (j->source != NULL && strcmp(j->source, "miss") == 0)
-		j->source = "shared";
-	return 1;
-}
+	struct job *j = ctx;
 
-/*
- * The shared tier, for a job that holds its URL here: 1 if this host
- * is to ask the upstream (the URL's lease there is the hold's, or the
- * tier is down); 0 if the job was answered from another host's entry,
- * or is parked while another host asks, looking in the tier every
- * SHARED_POLL_MS, collapse_ms at most. An entry no newer than the
- * copy here is no use: the lease is asked for alone then.
- */
-static int
-ask_shared(struct job *j)
-{
-	struct shared_found f;
-	enum shared_found_kind kind;
-	long long now = prog_now_ms();
-	int answered;
-
-	kind = shared_sync_find(shared, j->url, 0, 2 * opts.collapse_ms,
-	    j->hold->shared_token, &f);
-	if (kind == SHARED_ENTRY) {
-		answered = answer_from_shared(j, &f.entry);
-		shared_entry_free(&f.entry);
-		if (answered)
-			return 0;
-		kind = shared_sync_find(shared, j->url, 1,
-		    2 * opts.collapse_ms, j->hold->shared_token, &f);
-	}
-	if (kind != SHARED_BUSY)
-		return 1;
-	hold_release(j->hold);
-	j->hold = NULL;
-	if (j->other_host_until == 0)
-		j->other_host_until = now + opts.collapse_ms;
-	j->state = JOB_PARKED;
-	j->retry_at = now + SHARED_POLL_MS;
-	j->wait_until = j->other_host_until;
-	return 0;
-}
-
-/* A 304 refreshes the shared tier's copy too: other hosts take it. */
-static void
-share_refreshed(struct job *j)
-{
-	struct cache_response r = cache_response_of(&j->cached,
-	    buf_cstr(&request_headers));
-	struct buf body = BUF_INIT;
-
-	if (shared != NULL && j->cached.size <= shared_sync_max_object(shared)
-	    && store_body_read(reader, &j->cached, &body) == 0)
-		share(j, &r, &body, shared_ttl(&r, &opts.rules));
-	buf_free(&body);	/* else the lease ends with the hold */
-}
-
-/* A 304: the stored entry takes the new fields and freshness. */
-static void
-refresh_cached(struct job *j)
-{
-	struct cache_response r = response_of(j);
-
-	/* what the 304 says may forbid keeping it (cache_revalidate) */
-	if (cache_revalidate(&j->cached, &r, &opts.rules) != NULL) {
-		hold_until(j, writeback_remove(writeback, j->cached.url));
-	} else {
-		share_refreshed(j);
-		hold_until(j, writeback_refresh(writeback, &j->cached));
-	}
-	count_hit(j);
-	j->status = j->cached.status;
-	j->source = "revalidated";
-}
-
-/*
- * After a failed revalidation: the stale entry, if the rules allow;
- * what the failed transfer received is dropped, so that the output is
- * the stored response and nothing else. A body that may give way to it
- * is never streamed (begin_body), and on_done does not ask for one that
- * was: none of it is out already.
- */
-static int
-serve_stale(struct job *j, const char *why)
-{
-	struct store_entry *c = &j->cached;
-	long long age = cache_age(c, time(NULL));
-
-	if (!may_serve_stale(j, age))
-		return 0;
+	if (j->direct || j->error != NULL)
+		return -1;
 	drop_received(j);
-	clear_progress();
-	prog_warnx("%s: %s; serving the cached response, %lld s old",
-	    j->url, why, age);
-	count_hit(j);
-	j->source = "stale";
-	j->status = c->status;
-	return 1;
+	return 0;
 }
 
 static void
 on_done(void *ctx, const char *error)
 {
 	struct job *j = ctx;
-	char why[CURL_WHY];
-	int transport = error != NULL && strcmp(error, "aborted") != 0;
 
-	running--;
-	j->t = NULL;
-	if (j->retry)
-		return;		/* schedule_retry has set it waiting */
-	j->state = JOB_DONE;
-	if (j->error != NULL) {	/* write_failed, or open_part */
-		writeback_abort(writeback, j->body);
-		j->body = NULL;
-		hold_until(j, 0);
-		return;
-	}
-	if (error == NULL && j->status == 304 && j->cached.url != NULL) {
-		refresh_cached(j);
-		return;
-	}
-	if (error == NULL && j->status < 500) {
-		j->source = "miss";
-		if (j->body != NULL)
-			commit_response(j);
-		else if (j->uncacheable && j->hold != NULL)
-			hold_until(j, writeback_mark_uncacheable(writeback,
-			    j->url, time(NULL) + STORE_UNCACHEABLE_SECS));
-		hold_until(j, 0);
-		return;
-	}
-	writeback_abort(writeback, j->body);
-	j->body = NULL;
-	if (transport)
-		snprintf(why, sizeof why, "%s", error);
-	else
-		snprintf(why, sizeof why, "HTTP %d %s", j->status,
-		    http_reason(j->status));
-	if (transport && j->attempts <= max_retries && !j->direct &&
-	    j->size == 0) {
-		j->retry = 1;
-		schedule_retry(j, -1);
-		return;
-	}
-	hold_until(j, 0);	/* nothing stored: the others ask themselves */
-	if (!j->direct && serve_stale(j, why))
-		return;
-	if (error == NULL) {
-		j->source = "miss";	/* a 5xx response, relayed as it is */
-		return;
-	}
-	job_fail(j, "%s", why);
+	j->stored = through_result(j->call)->stored;
+	job_over(j, JOB_DONE);
+	if (j->error == NULL && error != NULL)
+		j->error = xstrdup(error);	/* else ours says more */
+	j->source = "miss";	/* a 5xx response too, relayed as it is */
 }
+
+/* The response received, as the cache sees it. */
+static struct cache_response
+response_of(const struct job *j)
+{
+	return (struct cache_response){
+		.url = j->final_url != NULL ? j->final_url : j->url,
+		.status = j->status, .headers = buf_str(&j->head),
+		.request_headers = buf_cstr(&request_headers),
+		.request_time = j->request_time,
+		.response_time = j->response_time,
+	};
+}
+
+/* A stored response answered: fresh, stale, or revalidated. */
+static void
+on_stored(void *ctx, const struct store_entry *e, enum through_how how)
+{
+	struct job *j = ctx;
+	const struct through_result *r = through_result(j->call);
+	const char *body = through_memory_body(j->call);
+	long long age = cache_age(e, time(NULL));
+
+	store_entry_copy(&j->cached, e);
+	buf_reset(&j->memory_body);
+	if ((j->from_memory = body != NULL))
+		buf_add(&j->memory_body, body, (size_t)e->size);
+	j->status = e->status;
+	j->source = how == THROUGH_REVALIDATED ? "revalidated" :
+	    how == THROUGH_HIT && r->shared ? "shared" :
+	    how == THROUGH_HIT && age < e->lifetime ? "hit" : "stale";
+	if (how == THROUGH_STALE_ERROR) {
+		clear_progress();
+		if (r->error != NULL)
+			prog_warnx("%s: %s; serving the cached response, "
+			    "%lld s old", j->url, r->error, age);
+		else
+			prog_warnx("%s: HTTP %d %s; serving the cached "
+			    "response, %lld s old", j->url, r->status,
+			    http_reason(r->status), age);
+	}
+	job_over(j, JOB_DONE);
+}
+
+/*
+ * No response: over the upstream's rate (the job waits its turn again,
+ * when the rate says, not counted as an attempt), or a failure.
+ */
+static void
+on_fail(void *ctx, enum through_failure why, const char *error)
+{
+	struct job *j = ctx;
+	long long after_s = through_result(j->call)->retry_after_s;
+
+	job_over(j, JOB_WAITING);
+	switch (why) {
+	case THROUGH_UPSTREAM_LIMITED:
+		j->retry_at = prog_now_ms() + (after_s > 0 ? after_s : 1) * 1000;
+		return;
+	case THROUGH_NOT_CACHED:
+		job_fail(j, "'%s' is not in the cache", j->url);
+		return;
+	case THROUGH_DAMAGED:
+		j->damaged = 1;
+		break;
+	case THROUGH_UPSTREAM_FAILED:
+	case THROUGH_TIMED_OUT:
+		break;
+	}
+	job_fail(j, "%s", error);
+}
+
+static const struct through_sink fetch_sink = {
+	.stored = on_stored, .head = on_head, .body = on_body,
+	.done = on_done, .fail = on_fail, .reset = on_reset,
+};
 
 static int
 spool_open(void *ctx, struct source *out)
@@ -1142,8 +595,23 @@ spool_open(void *ctx, struct source *out)
 	return 0;
 }
 
+/* A body answered from memory, for its record. */
+struct memory_ref {
+	struct mem_source	 m;
+	const struct buf	*body;
+};
+
+static int
+memory_open(void *ctx, struct source *out)
+{
+	struct memory_ref *ref = ctx;
+
+	*out = source_mem(&ref->m, ref->body->data, ref->body->len);
+	return 0;
+}
+
 static void
-spool_close(void *ctx)
+nothing_to_close(void *ctx)
 {
 	(void)ctx;
 }
@@ -1153,6 +621,7 @@ write_record(struct job *j, struct writer *w)
 {
 	const struct store_entry *c = &j->cached;
 	struct store_body_ref ref = { reader, c, NULL };
+	struct memory_ref in_memory = { { NULL, 0 }, &j->memory_body };
 	struct record_source body = { store_body_ref_open,
 		store_body_ref_close, &ref };
 	struct record rec = {
@@ -1170,7 +639,7 @@ write_record(struct job *j, struct writer *w)
 	if (j->error == NULL && j->spool != NULL) {
 		r = response_of(j);
 		cache_entry(&r, &opts.rules, buf_cstr(&j->head), &e);
-		body = (struct record_source){ spool_open, spool_close,
+		body = (struct record_source){ spool_open, nothing_to_close,
 			j->spool };
 		headers_add_end_to_end(&rec.headers, buf_cstr(&j->head));
 		rec.age = policy_current_age(&(struct policy_times){
@@ -1179,6 +648,9 @@ write_record(struct job *j, struct writer *w)
 		rec.ttl = e.lifetime - rec.age;
 		rec.has = j->stored ? HAS_TTL : 0;	/* else no freshness */
 	} else if (j->error == NULL) {
+		if (j->from_memory)
+			body = (struct record_source){ memory_open,
+				nothing_to_close, &in_memory };
 		buf_adds(&rec.headers, c->headers);
 		rec.request_time = c->request_time;
 		rec.response_time = c->response_time;
@@ -1214,6 +686,9 @@ write_cached(struct job *j, FILE *out)
 		fprintf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n"
 		    "\r\n", c->status, http_reason(c->status), c->headers,
 		    c->size);
+	if (j->from_memory)
+		return fwrite(j->memory_body.data, 1, j->memory_body.len,
+		    out) == j->memory_body.len ? 0 : -1;
 	if ((b = store_body_open(reader, c)) == NULL)
 		prog_errx(store_status(reader), "%s", store_error(reader));
 	rc = io_copy(store_body_source(b), sink_file(out));
@@ -1377,27 +852,12 @@ output(struct job *j, struct writer *w)
 		prog_errx(EX_IOERR, "write error on standard output");
 }
 
-/* Reports the cache writes that failed, on lines of their own. */
-static void
-report_writeback(char *warnings)
-{
-	char *line, *next;
-
-	for (line = warnings; line != NULL && *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		*next++ = '\0';
-		clear_progress();
-		prog_warnx("%s", line);
-	}
-	free(warnings);
-}
-
 /* Whether the job's output reads its body from the cache file. */
 static int
 reads_cached(const struct job *j)
 {
-	return j->error == NULL && j->cached.url != NULL && j->spool == NULL &&
-	    !j->direct && j->part == NULL;
+	return j->error == NULL && j->cached.url != NULL && !j->from_memory &&
+	    j->spool == NULL && !j->direct && j->part == NULL;
 }
 
 /*
@@ -1437,18 +897,17 @@ look_again(struct job *j)
 		return;
 	}
 	store_entry_free(&j->cached);
+	buf_reset(&j->memory_body);
+	j->from_memory = 0;
 	buf_reset(&j->head);
 	free(j->final_url);
 	j->final_url = NULL;
 	j->state = JOB_WAITING;
-	j->attempts = 0;
 	j->retry_at = 0;
 	j->source = NULL;
 	j->status = 0;
 	j->size = 0;
-	j->uncacheable = 0;
 	j->stored = 0;
-	j->other_host_until = 0;
 }
 
 /*
@@ -1481,7 +940,7 @@ flush_done(struct writer *w)
 {
 	struct job **p = &queue, *j;
 
-	report_writeback(writeback_warnings(writeback));
+	through_idle(through, 0);	/* its read ends: ours begin */
 	while ((j = *p) != NULL) {
 		if (j->state == JOB_DONE && !output_job(j, w))
 			continue;	/* started over, or failed: see again */
@@ -1500,26 +959,16 @@ flush_done(struct writer *w)
 	fflush(stdout);
 }
 
-/*
- * Starts waiting jobs while there is room, in input order. Their cache
- * lookups share one read transaction: one lock and snapshot a round
- * rather than one a URL.
- */
+/* Starts waiting jobs while there is room, in input order. */
 static void
 start_waiting(void)
 {
 	long long now = prog_now_ms();
 	struct job *j;
 
-	store_read_begin(reader);
 	for (j = queue; j != NULL && running < concurrency; j = j->next)
-		if (j->state == JOB_WAITING && j->retry_at <= now) {
-			if (j->attempts == 0)
-				start(j);
-			else
-				send_request(j);
-		}
-	store_read_end(reader);
+		if (j->state == JOB_WAITING && j->retry_at <= now)
+			start(j);
 }
 
 /*
@@ -1527,17 +976,24 @@ start_waiting(void)
  * ("+" while more may come), failures, bytes and rate. At most ten
  * updates a second; nothing when stderr is not a terminal.
  */
+static int
+progress_on(void)
+{
+	static int tty = -1;
+
+	if (tty == -1)	/* not over bodies written to the same terminal */
+		tty = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO);
+	return tty;
+}
+
 static void
 show_progress(int more, long long start_ms)
 {
 	static long long last_ms;
-	static int tty = -1;
 	long long now = prog_now_ms();
 	char total[16], rate[16];
 
-	if (tty == -1)	/* not over bodies written to the same terminal */
-		tty = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO);
-	if (!tty || now - last_ms < 100)
+	if (!progress_on() || now - last_ms < 100)
 		return;
 	last_ms = now;
 	fprintf(stderr, "\r\033[Krelay-fetch: %d/%lld%s done, %d failed, %s,"
@@ -1673,55 +1129,37 @@ on_idle(void *ctx)
 	}
 	start_waiting();
 	flush_done(run.w);
-	flush_hits();
 }
 
 /*
- * This round's descriptors: the writer's, standard input's while URLs
- * may come and there is room for them, the leases parked jobs wait on;
- * and how long to wait: only retries waiting, look every 10 ms.
+ * This round's descriptors: standard input's while URLs may come and
+ * there is room for them (the cache-through watches its own); and how
+ * long to wait: until the next job waiting for its turn may start, a
+ * tenth of a second for the progress line.
  */
 static void
 jobs_gather(struct loop *l, void *ctx)
 {
 	int wake = run.argc == 0 && run.more && queued < run.window;
+	long long now = prog_now_ms();
 	struct job *j;
 
 	(void)ctx;
-	(void)loop_add_fd(l, writeback_wake_fd(writeback), POLLIN);
 	if (wake)
 		(void)loop_add_fd(l, STDIN_FILENO, POLLIN);
-	for (j = queue; j != NULL; j = j->next) {
-		j->slot = -1;
-		if (j->state == JOB_PARKED && j->waiting != NULL &&
-		    lease_fd(j->waiting) >= 0)
-			j->slot = (int)loop_add_fd(l, lease_fd(j->waiting),
-			    POLLIN);
-	}
-	loop_due(l, prog_now_ms() + (parked() ? SHARED_POLL_MS :
-	    running > 0 || wake || holds != NULL ? 100 : 10));
+	if (progress_on())
+		loop_due(l, now + 100);
+	for (j = queue; j != NULL; j = j->next)
+		if (j->state == JOB_WAITING && j->retry_at > now)
+			loop_due(l, j->retry_at);
 }
 
-/* What the writer applied, and parked jobs whose wait is over. */
+/* Writes what is done; the progress line. */
 static void
 jobs_dispatch(struct loop *l, void *ctx)
 {
-	long long now;
-	struct job *j;
-	short ev;
-
+	(void)l;
 	(void)ctx;
-	release_applied();
-	now = prog_now_ms();
-	for (j = queue; j != NULL; j = j->next)
-		if (j->slot >= 0) {
-			ev = loop_revents(l, (unsigned)j->slot);
-			j->slot = -1;
-			unpark(j, ev, now);
-		}
-	for (j = queue; j != NULL; j = j->next)
-		if (j->state == JOB_PARKED)
-			unpark(j, 0, now);
 	flush_done(run.w);
 	/* Over: a last line would only race the next program's. */
 	if (run.more || queue != NULL)
@@ -1732,13 +1170,15 @@ static int
 jobs_left(void *ctx)
 {
 	(void)ctx;
-	return run.more || queue != NULL;
+	return run.more || queue != NULL || through_busy(through);
 }
 
 static int
 on_poll(struct pollfd *fds, unsigned n, int timeout_ms, void *ctx)
 {
 	(void)ctx;
+	if (upstream == NULL)
+		return poll(fds, n, timeout_ms);	/* --offline */
 	return upstream_poll(upstream, fds, n, timeout_ms);
 }
 
@@ -1915,11 +1355,6 @@ main(int argc, char *argv[])
 	if ((rc = shared_target(&shared_opts, &shared_at, lease_why,
 	    sizeof lease_why)) < 0)
 		prog_errx(EX_CONFIG, "bad --shared: %s", lease_why);
-	if (rc == 0 && !offline)
-		shared = shared_sync_open(&shared_at, &shared_opts,
-		    "relay-fetch", SHARED_SYNC_TOLERANT);
-	else if (rc == 0)
-		redis_target_free(&shared_at);
 	if (config_cache_location(opts.cache, &loc, &why) < 0)
 		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
@@ -1930,34 +1365,26 @@ main(int argc, char *argv[])
 	if (!offline) {
 		if (loc.is_default)
 			config_make_parent(loc.path);
-		writer = store_open_or_exit(loc.path, STORE_WRITE);
-		store_set_max_size(writer, opts.max_size);
+		upstream = upstream_new(&opts.limits);
 	}
-	reader = store_open_or_exit(loc.path, STORE_READ);
-	if (!offline && (leases = leases_open(loc.path, lease_why,
-	    sizeof lease_why)) == NULL)
-		prog_warnx("duplicate requests are merged in this run only: %s",
-		    lease_why);
-	writeback = writeback_start(writer, &opts.rules);
-	upstream = upstream_new(&opts.limits);
 	loop = loop_new(on_poll, on_idle, NULL);
-	if (opts.upstream_rate != NULL && !offline)
+	through = through_new(loc.path, loop, upstream, &opts);
+	reader = through_reader(through);
+	if (rc == 0 && !offline)
+		through_share(through, &shared_at, &shared_opts);
+	if (rc == 0)
+		redis_target_free(&shared_at);
+	if (opts.upstream_rate != NULL && !offline) {
 		start_gate(loc.path);
+		through_gate(through, gate);
+	}
 	free(loc.path);
 	fetch_all(argc, argv);
-	flush_hits();
-	free(hits.ids);
+	through_free(through);
 	gate_free(gate);
 	limiter_stop(limiter);
 	loop_free(loop);
 	upstream_free(upstream);
-	report_writeback(writeback_finish(writeback));
-	while (holds != NULL)
-		hold_release(holds);
-	leases_close(leases);
-	shared_sync_close(shared);
-	store_close(reader);
-	store_close(writer);
 	buf_free(&request_headers);
 	if (failed == 0)
 		return prog_finish_stdout(0);

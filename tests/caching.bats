@@ -299,3 +299,19 @@ uri() {
 	[ "$(curl -s -H 'Cache-Control: only-if-cached, max-stale=600' "$SERVE$p")" = "$p" ]
 	[ "$(requests_for "$p")" -eq 1 ]
 }
+
+@test "a client's no-store keeps its answer out of the cache and marks the URL for no one else: the next request stores it" {
+	start_serve
+	path='/ns?cc=max-age=60&body=n'
+	[ "$(curl -s -H 'Cache-Control: no-store' "$SERVE$path")" = n ]
+	[ "$(curl -s "$SERVE$path")" = n ]
+	eventually cached_as "$UP$path" n
+	[ "$(sqlite3 "$RELAY_CACHE" 'SELECT count(*) FROM uncacheable')" -eq 0 ]
+	[[ "$(cache_status "$SERVE$path")" == *"relay; hit"* ]]
+	[ "$(requests_for "$path")" -eq 2 ]
+	# relay-fetch --no-store: the same
+	path='/ns2?cc=max-age=60&body=f'
+	[ "$(relay-fetch --no-store "$UP$path")" = f ]
+	[ "$(relay-fetch "$UP$path")" = f ]
+	cached_as "$UP$path" f
+}

@@ -141,3 +141,26 @@ PY
 	[ "$(cat served)" = b ]
 	[ "$(requests_for "$path")" -eq 1 ]
 }
+
+gone() {	# gone PID: the process has exited
+	! kill -0 "$1" 2>/dev/null
+}
+
+@test "relay-fetch waiting for relay-serve's request is woken when the answer is stored, not by its collapse timeout" {
+	start_serve
+	path='/woken?hold=1&cc=max-age=60&body=w'
+	curl -s "$SERVE$path" >served &
+	client=$!
+	eventually requests_are "$path" 1
+	relay-fetch --collapse-timeout 1h --records "$UP$path" >fetched 2>err &
+	fetch=$!
+	EXTRA_PIDS+=("$fetch")
+	eventually waiting	# on the lease's FIFO, not on a timer
+	curl -s -o /dev/null "$UP/_release"
+	eventually gone "$fetch"
+	wait "$fetch" || { cat err; false; }
+	wait "$client"
+	[ "$(cat served)" = w ]
+	jq -e '.text == "w" and .source == "hit"' fetched
+	[ "$(requests_for "$path")" -eq 1 ]
+}

@@ -475,7 +475,8 @@ on_fail(void *ctx, enum through_failure why, const char *error)
 }
 
 static const struct through_sink delivery_sink = {
-	on_stored, on_head, on_body, on_done, on_fail, NULL,
+	.stored = on_stored, .head = on_head, .body = on_body,
+	.done = on_done, .fail = on_fail,
 };
 
 /*

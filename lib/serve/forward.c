@@ -196,7 +196,8 @@ on_interim(void *ctx, int status, const char *fields)
 }
 
 static const struct through_sink sink = {
-	on_stored, on_head, on_body, on_done, on_fail, on_interim,
+	.stored = on_stored, .head = on_head, .body = on_body,
+	.done = on_done, .fail = on_fail, .interim = on_interim,
 };
 
 /*

@@ -790,7 +790,8 @@ call_fail(void *ctx, enum through_failure why, const char *error)
 }
 
 static const struct through_sink call_sink = {
-	call_stored, call_head, call_body, call_end, call_fail, NULL,
+	.stored = call_stored, .head = call_head, .body = call_body,
+	.done = call_end, .fail = call_fail,
 };
 
 /*

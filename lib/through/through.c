@@ -25,6 +25,7 @@
  * channel, or its lease's end. When the tier is down or slow, each
  * host goes on as if there were none.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,6 +86,16 @@ struct through_call {
 	struct policy_request	 directives;
 	int			 cacheable;	/* GET or HEAD */
 	int			 stored_only;
+	int			 retries;	/* left */
+	int			 unstored_5xx;
+	int			 attempts;	/* sent so far */
+	long long		 retry_after_ms;	/* -1: backoff */
+	long			 max_redirects;
+	struct watch		*retry_timer;	/* NULL: none yet */
+	int			 retrying;	/* when the transfer is over */
+	char			*final_url;	/* redirects led here */
+	char			*error;		/* a message of its own */
+	int			 lookup_warned;
 	int			 waited_remote;	/* stored_only: once */
 	int			 shared_asked;	/* the tier: once */
 	struct store_entry	 cached;
@@ -101,6 +112,7 @@ struct through_call {
 	int			 sharing;	/* shared_body is whole so far */
 	struct buf		 head;
 	int			 head_passed;	/* to the sink */
+	int			 body_passed;	/* a byte of it */
 	int			 settled;	/* the transfer is moot */
 	int			 paused_for_room;
 	time_t			 request_time, response_time;
@@ -183,11 +195,11 @@ read_end(struct through *th)
 	th->reading = 0;
 }
 
-/* The writer thread's failures, as warnings. */
+/* The writer thread's failures (taken), as warnings. */
 static void
-report(struct through *th)
+warn_lines(char *text)
 {
-	char *text = writeback_warnings(th->wb), *line, *next;
+	char *line, *next;
 
 	for (line = text; line != NULL && *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
@@ -212,8 +224,11 @@ call_free(struct through_call *c)
 		gate_cancel(c->turn);
 	if (c->wbody != NULL)
 		writeback_abort(c->th->wb, c->wbody);
+	loop_unwatch(c->retry_timer);
 	buf_free(&c->shared_body);
 	buf_free(&c->head);
+	free(c->final_url);
+	free(c->error);
 	free(c->key);
 	free(c->method);
 	free(c->fields);
@@ -480,6 +495,8 @@ storing(struct through *th, struct through_call *c, const char *key,
 static void
 count_hit(struct through *th, long long id)
 {
+	if (th->wb == NULL)
+		return;		/* offline */
 	if (th->hits.len == th->hits.cap) {
 		th->hits.cap = th->hits.cap ? th->hits.cap * 2 : 64;
 		th->hits.ids = xrealloc(th->hits.ids,
@@ -530,7 +547,8 @@ static struct cache_response
 response_of(const struct through_call *c)
 {
 	return (struct cache_response){
-		.url = c->key, .status = c->result.status,
+		.url = c->final_url != NULL ? c->final_url : c->key,
+		.status = c->result.status,
 		.headers = buf_str(&c->head),
 		.request_headers = c->fields, .scope = c->scope,
 		.request_time = c->request_time,
@@ -565,29 +583,39 @@ revalidated(struct through_call *c)
 
 /*
  * Whether to store the response: the request's and the response's
- * rules allow it. One that may not be stored marks the URL for a while
+ * rules allow it; a redirected one under the URL that gave it (RFC 9111
+ * section 2), and not in the shared tier, whose lease is the first
+ * URL's. One that may not be stored marks the URL for a while
  * (hit-for-miss): waiters here go upstream at once; other processes'
- * once the mark is in the file, when the flight ends.
+ * once the mark is in the file, when the flight ends. A request's own
+ * no-store marks nothing, nor does a 5xx it keeps out (unstored_5xx):
+ * the next request may store what it gets.
  */
 static void
 decide_storing(struct through_call *c, int status, const char *fields)
 {
 	struct through *th = c->th;
 	struct flight *f = holding(c);
+	struct cache_response r = response_of(c);
+	int storable = cache_unstorable(&c->rules, status, c->fields,
+	    fields) == NULL;
+	int kept_out = c->directives.no_store ||
+	    (c->unstored_5xx && status >= 500);
 
-	if (!c->directives.no_store && cache_unstorable(&c->rules, status,
-	    c->fields, fields) == NULL) {
-		c->wbody = writeback_body_new(c->key);
+	if (!kept_out && storable) {
+		c->wbody = writeback_body_new(r.url);
 		c->result.stored = 1;
-		c->sharing = f != NULL && f->token[0] != '\0';
+		c->sharing = f != NULL && f->token[0] != '\0' &&
+		    c->final_url == NULL;
 		return;
 	}
 	if (f == NULL)
 		return;
 	f->uncacheable = 1;
 	release_waiters(f, 1);
-	storing(th, c, c->key, writeback_mark_uncacheable(th->wb, c->key,
-	    time(NULL) + STORE_UNCACHEABLE_SECS));
+	if (!storable && !kept_out)
+		storing(th, c, c->key, writeback_mark_uncacheable(th->wb,
+		    c->key, time(NULL) + STORE_UNCACHEABLE_SECS));
 }
 
 /*
@@ -626,6 +654,98 @@ on_interim(void *ctx, int status, const char *fields)
 		c->sink->interim(c->ctx, status, fields);
 }
 
+/*
+ * Asks again once this transfer is over: after_ms later, or -1 for an
+ * exponential backoff, half of it random so that clients that failed
+ * together do not retry together. Returns -1, to end the transfer.
+ */
+static int
+retry(struct through_call *c, long long after_ms)
+{
+	c->retrying = 1;
+	c->retry_after_ms = after_ms;
+	return -1;
+}
+
+static void
+on_retry(struct watch *w, short revents, void *ctx)
+{
+	(void)revents;
+	watch_deadline(w, 0);
+	fetch(ctx);
+}
+
+/* The transfer is over: the next attempt, when retry said. */
+static void
+retry_now(struct through_call *c)
+{
+	long long base = 250LL << (c->attempts < 8 ? c->attempts : 8),
+	    after = c->retry_after_ms;
+
+	assert(c->t == NULL && !c->head_passed);
+	if (after < 0)
+		after = base / 2 + random() % (base / 2 + 1);
+	c->retrying = 0;
+	c->result.status = 0;
+	c->result.error = NULL;
+	buf_reset(&c->head);
+	free(c->final_url);
+	c->final_url = NULL;
+	if (c->retry_timer == NULL)
+		c->retry_timer = loop_watch(c->th->loop, -1, 0, on_retry, c);
+	watch_deadline(c->retry_timer, prog_now_ms() + after + 1);
+}
+
+static int
+retryable(int status)
+{
+	return status == 429 || status == 502 || status == 503 ||
+	    status == 504;
+}
+
+/*
+ * What the sink was given is taken back, if it can be: before its head
+ * there is nothing to take back; after it, only a sink with reset can.
+ */
+static int
+taken_back(struct through_call *c)
+{
+	if (!c->head_passed)
+		return 1;
+	if (c->sink == NULL || c->sink->reset == NULL ||
+	    c->sink->reset(c->ctx) < 0)
+		return 0;
+	c->head_passed = 0;
+	c->body_passed = 0;
+	return 1;
+}
+
+/*
+ * Redirects followed (max_redirects) led to the URL the response is
+ * stored under, if it is another; -1 if it can be no key.
+ */
+static int
+redirected(struct through_call *c)
+{
+	struct buf why = BUF_INIT;
+	const char *reason;
+
+	if (c->t == NULL || upstream_redirects(c->t) == 0)
+		return 0;
+	c->final_url = url_normalize(upstream_url(c->t), &reason);
+	if (c->final_url == NULL) {
+		buf_printf(&why, "redirected to an invalid URL: %s", reason);
+		free(c->error);
+		c->error = buf_take(&why);
+		return -1;
+	}
+	if (strcmp(c->final_url, c->key) == 0) {
+		free(c->final_url);	/* back where it started */
+		c->final_url = NULL;
+	}
+	return 0;
+}
+
 static int
 on_head(void *ctx, int status, const char *fields)
 {
@@ -638,6 +758,13 @@ on_head(void *ctx, int status, const char *fields)
 	c->result.status = status;
 	buf_reset(&c->head);
 	buf_adds(&c->head, fields);
+	if (redirected(c) < 0)
+		return -1;	/* failed, with c->error */
+	if (status == 304 && c->have_cached && c->final_url != NULL) {
+		/* another URL's 304: the stored body is not confirmed */
+		forget_cached(c);
+		return retry(c, 0);
+	}
 	if (status == 304 && c->have_cached) {
 		revalidated(c);
 		return -1;
@@ -647,6 +774,10 @@ on_head(void *ctx, int status, const char *fields)
 		abandon(c);
 		answer_stored(c, THROUGH_STALE_LIMITED);
 		return -1;
+	}
+	if (retryable(status) && c->retries > 0) {
+		c->retries--;
+		return retry(c, http_retry_after_ms(fields, 3600));
 	}
 	if (status >= 500 && (c->sink == NULL || stale_allowed(c))) {
 		abandon(c);	/* the stored response stays */
@@ -666,6 +797,10 @@ on_head(void *ctx, int status, const char *fields)
 	}
 	if (c->sink == NULL)
 		return 0;
+	c->result.may_stand_in = c->sink->reset != NULL && stale_allowed(c);
+	c->result.final_url = c->final_url;
+	c->result.request_time = c->request_time;
+	c->result.response_time = c->response_time;
 	c->head_passed = 1;
 	return c->sink->head(c->ctx, status, fields);
 }
@@ -684,6 +819,7 @@ on_body(void *ctx, const void *p, size_t n)
 	}
 	if (c->sink != NULL && (rc = c->sink->body(c->ctx, p, n)) != 0)
 		return rc;
+	c->body_passed |= n > 0;
 	if (c->wbody != NULL)
 		writeback_write(c->th->wb, c->wbody, p, n);
 	if (c->sharing && c->shared_body.len + n > (size_t)shared_max_object(
@@ -704,26 +840,39 @@ failure_of(const char *error)
 	    THROUGH_UPSTREAM_FAILED;
 }
 
-/* A transfer that failed: nothing of it is stored. */
+/*
+ * A transfer that failed: nothing of it is stored. It is tried again
+ * if retries are left and the sink has no body byte yet; else the
+ * stored response stands in, if the rules and the sink allow.
+ */
 static void
 failed(struct through_call *c, const char *error)
 {
+	int ours = c->error != NULL;	/* redirected, or the sink's */
+
+	if (ours)
+		error = c->error;
 	if (c->result.upstream_ms < 0)
 		c->result.upstream_ms = prog_now_ms() - c->upstream_start_ms;
 	writeback_abort(c->th->wb, c->wbody);
 	c->wbody = NULL;
 	c->result.stored = 0;
 	c->result.error = error;
+	if (!ours && c->retries > 0 && !c->body_passed && taken_back(c)) {
+		c->retries--;
+		(void)retry(c, -1);
+		retry_now(c);
+		return;
+	}
 	abandon(c);
-	if (c->head_passed) {
+	if (stale_allowed(c) && taken_back(c))
+		answer_stored(c, THROUGH_STALE_ERROR);
+	else if (c->head_passed) {
 		if (c->sink != NULL)
 			c->sink->done(c->ctx, error);
 		call_settle(c);
-	} else if (stale_allowed(c)) {
-		answer_stored(c, THROUGH_STALE_ERROR);
-	} else {
+	} else
 		answer_failed(c, failure_of(error), error);
-	}
 }
 
 static void
@@ -735,6 +884,10 @@ on_done(void *ctx, const char *error)
 	c->t = NULL;
 	if (c->settled) {
 		call_settle(c);		/* answered already: free it */
+		return;
+	}
+	if (c->retrying) {
+		retry_now(c);
 		return;
 	}
 	if (error != NULL) {
@@ -787,6 +940,8 @@ send_upstream(struct through_call *c)
 	req.method = c->cacheable ? "GET" : c->method;
 	req.body = c->body;
 	req.body_len = c->body_len;
+	req.max_redirects = c->max_redirects;
+	c->attempts++;
 	c->request_time = time(NULL);
 	c->upstream_start_ms = prog_now_ms();
 	c->result.collapsed = 0;	/* asking on its own after all */
@@ -849,6 +1004,28 @@ keep_in_memory(struct through *th, const struct store_entry *e)
 }
 
 /*
+ * A damaged entry (relay-cache(5)) is never used: the URL is asked for
+ * as if it were not stored, and its answer replaces it; offline, the
+ * request fails with the store's words (c->error).
+ */
+static void
+lookup_failed(struct through_call *c, int found)
+{
+	const char *why = store_error(c->th->reader);
+
+	free(c->error);
+	c->error = NULL;
+	if (c->th->upstream == NULL && found == STORE_DAMAGED)
+		c->error = xstrdup(why);
+	else if (c->lookup_warned++ > 0)
+		;	/* said once a request: it looks again after a lease */
+	else if (found == STORE_DAMAGED)
+		prog_warnx("%s; asking the upstream instead", why);
+	else
+		prog_warnx("%s: cache lookup failed: %s", c->key, why);
+}
+
+/*
  * Reads the stored response into c->cached, from memory or the file,
  * and says how it may be used; POLICY_REVALIDATE when there is none.
  */
@@ -857,7 +1034,7 @@ look_up(struct through_call *c)
 {
 	struct through *th = c->th;
 	enum policy_use use;
-	int found;
+	int found, rc;
 
 	forget_cached(c);
 	read_begin(th);
@@ -872,10 +1049,14 @@ look_up(struct through_call *c)
 		hot_release(c->hot);
 		c->hot = NULL;
 	}
-	if ((found = cache_lookup(th->reader, c->key, c->scope, c->fields,
-	    &c->cached)) < 0)
-		prog_warnx("%s: cache lookup failed: %s", c->key,
-		    store_error(th->reader));
+	found = cache_lookup(th->reader, c->key, c->scope, c->fields,
+	    &c->cached);
+	if (found > 0 && (rc = store_body_check(th->reader, &c->cached)) < 0) {
+		store_entry_free(&c->cached);
+		found = rc;
+	}
+	if (found < 0)
+		lookup_failed(c, found);
 	if (!(c->have_cached = found > 0))
 		return POLICY_REVALIDATE;
 	if ((use = usable(c, &c->cached)) == POLICY_FRESH)
@@ -1192,6 +1373,9 @@ call_new(struct through *th, const struct through_request *req)
 	c->rules = req->rules != NULL ? *req->rules : th->opt.rules;
 	c->directives = req->directives;
 	c->stored_only = req->stored_only;
+	c->retries = req->retries;
+	c->unstored_5xx = req->unstored_5xx;
+	c->max_redirects = req->max_redirects;
 	c->cacheable = strcmp(req->method, "GET") == 0 ||
 	    strcmp(req->method, "HEAD") == 0;
 	c->result.upstream_ms = -1;
@@ -1236,6 +1420,19 @@ revalidate_in_background(const struct through_call *fg)
 	fetch(c);
 }
 
+/* Offline: whatever is stored answers, however old. */
+static void
+answer_offline(struct through_call *c, enum policy_use use)
+{
+	if (c->have_cached)
+		answer_stored(c, use == POLICY_FRESH ? THROUGH_HIT :
+		    THROUGH_STALE);
+	else if (c->error != NULL)
+		answer_failed(c, THROUGH_DAMAGED, c->error);
+	else
+		answer_failed(c, THROUGH_NOT_CACHED, "not in the cache");
+}
+
 /* Answers from the file when the rules allow (RFC 9111 section 4). */
 static void
 lookup(struct through_call *c)
@@ -1249,7 +1446,9 @@ lookup(struct through_call *c)
 		return;
 	}
 	use = look_up(c);
-	if (use == POLICY_STALE_REVALIDATE) {
+	if (th->upstream == NULL)
+		answer_offline(c, use);
+	else if (use == POLICY_STALE_REVALIDATE) {
 		revalidate_in_background(c);
 		answer_stored(c, THROUGH_STALE);
 	} else if (use == POLICY_FRESH)
@@ -1377,7 +1576,7 @@ on_applied(struct watch *w, short revents, void *ctx)
 			calls[i]->paused_for_room = 0;
 			through_resume(calls[i]);
 		}
-	report(th);
+	warn_lines(writeback_warnings(th->wb));
 }
 
 /* Keeps a response made here (a merged answer) as the one for key. */
@@ -1416,17 +1615,21 @@ through_new(const char *cache_path, struct loop *loop, struct upstream *up,
 	th->ready_tail = &th->ready;
 	th->hot = hot_new();
 	th->data_version = -1;
+	th->ready_timer = loop_watch(loop, -1, 0, on_ready, th);
+	th->hits.flushed_ms = prog_now_ms();
+	if (up == NULL) {	/* offline: a reader, nothing written */
+		th->reader = store_open_or_exit(cache_path, STORE_READ);
+		return th;
+	}
 	th->writer = store_open_or_exit(cache_path, STORE_WRITE);
 	store_set_max_size(th->writer, opt->max_size);
 	th->reader = store_open_or_exit(cache_path, STORE_READ);
 	th->wb = writeback_start(th->writer, &opt->rules);
 	th->applied = loop_watch(loop, writeback_wake_fd(th->wb), POLLIN,
 	    on_applied, th);
-	th->ready_timer = loop_watch(loop, -1, 0, on_ready, th);
 	if ((th->leases = leases_open(cache_path, err, sizeof err)) == NULL)
 		prog_warnx("requests for one URL wait for one another in this "
 		    "process only: %s", err);
-	th->hits.flushed_ms = prog_now_ms();
 	return th;
 }
 
@@ -1458,6 +1661,17 @@ through_would_hit(struct through *th, const char *key, const char *fields)
 	    e.lifetime);
 	store_entry_free(&e);
 	return use == POLICY_FRESH;
+}
+
+/*
+ * Whether requests are under way: once every caller is answered, the
+ * background ones (a stale-while-revalidate refresh, a holder's write
+ * whose caller left), and what goes to the shared tier.
+ */
+int
+through_busy(const struct through *th)
+{
+	return th->calls != NULL || shared_busy(th->shared);
 }
 
 /* Every request upstream waits for its turn under gate from now on. */
@@ -1502,6 +1716,8 @@ through_idle(struct through *th, int now)
 	struct buf counts = BUF_INIT;
 
 	read_end(th);
+	if (th->wb == NULL)
+		return;		/* offline */
 	if (!now && th->hits.len < HIT_FLUSH_MAX &&
 	    prog_now_ms() - th->hits.flushed_ms < HIT_FLUSH_MS)
 		return;
@@ -1535,9 +1751,9 @@ through_free(struct through *th)
 		call_free(c);
 	}
 	through_idle(th, 1);
-	report(th);
 	/* Writes land before their leases go: a waiter then finds them. */
-	free(writeback_finish(th->wb));
+	if (th->wb != NULL)
+		warn_lines(writeback_finish(th->wb));
 	while (th->flights != NULL)
 		flight_end(th->flights);
 	shared_close(th->shared);

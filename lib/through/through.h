@@ -9,6 +9,7 @@
 #define RELAY_THROUGH_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "net/loop.h"
 #include "policy/policy.h"
@@ -34,6 +35,7 @@ enum through_failure {
 	THROUGH_TIMED_OUT,
 	THROUGH_NOT_CACHED,	/* only-if-cached, and nothing stored */
 	THROUGH_UPSTREAM_LIMITED,	/* over --upstream-rate: retry_after_s */
+	THROUGH_DAMAGED,	/* offline, and the stored entry is damaged */
 };
 
 /* What a request knows about how it was answered, for its caller. */
@@ -45,6 +47,11 @@ struct through_result {
 	int		 shared;	/* the shared tier's entry, stored here */
 	long long	 upstream_ms;	/* -1: the upstream was not asked */
 	long long	 retry_after_s;	/* THROUGH_UPSTREAM_LIMITED */
+	int		 may_stand_in;	/* at head: a stored response would
+					   stand in if the transfer failed */
+	const char	*final_url;	/* redirects led here, or NULL */
+	time_t		 request_time;	/* of the response relayed */
+	time_t		 response_time;
 	const char	*error;		/* why it failed, or NULL */
 };
 
@@ -58,6 +65,12 @@ struct through_result {
  * if not NULL, sees each interim (1xx) response the upstream sends the
  * request before its final one (upstream.h); never stored, and never
  * passed on to a request that waited for another's.
+ *
+ * reset, if not NULL, is asked to forget what head and body passed,
+ * and returns 0 if it could (none of it went anywhere yet), else -1:
+ * then a transfer that fails after its head may still be retried (no
+ * body byte passed) or answered by the stored response (stale-if-error,
+ * result.may_stand_in); a sink that streams as it receives has none.
  */
 struct through_sink {
 	void	(*stored)(void *, const struct store_entry *,
@@ -67,6 +80,7 @@ struct through_sink {
 	void	(*done)(void *, const char *);
 	void	(*fail)(void *, enum through_failure, const char *);
 	void	(*interim)(void *, int, const char *);
+	int	(*reset)(void *);
 };
 
 struct through_request {
@@ -85,11 +99,23 @@ struct through_request {
 	size_t			 body_len;
 	struct policy_request	 directives;	/* the client's */
 	int			 stored_only;	/* a fresh stored one, or fail */
+	int			 retries;	/* after a transport error or a
+						   429, 502, 503, 504; backoff,
+						   or as Retry-After says */
+	long			 max_redirects;	/* followed; the response is
+						   stored under the last URL */
+	int			 unstored_5xx;	/* a 5xx is relayed, never
+						   stored: a failure to report
+						   (relay-fetch(1)) */
 };
 
 struct through;
 struct through_call;
 
+/*
+ * through_new with no upstream is offline: any stored response answers,
+ * however old, and nothing is asked or written, not even a hit count.
+ */
 struct through	*through_new(const char *, struct loop *, struct upstream *,
 		    const struct options *);
 void		 through_free(struct through *);
@@ -101,6 +127,7 @@ void		 through_share(struct through *, const struct redis_target *,
 struct shared	*through_shared(const struct through *);
 struct store	*through_reader(struct through *);
 void		 through_idle(struct through *, int);
+int		 through_busy(const struct through *);
 
 void		 through_start(struct through *,
 		    const struct through_request *, const struct through_sink *,

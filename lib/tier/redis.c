@@ -245,48 +245,6 @@ fail:
 	return NULL;
 }
 
-/*
- * redis_eval on a blocking connection: the script by its SHA-1, or by
- * its text where Redis has not loaded it. The reply, or NULL if the
- * connection failed (c->errstr says why).
- */
-redisReply *
-redis_eval_blocking(redisContext *c, struct redis_script *s, int nkeys,
-    int argc, const char **argv, const size_t *argvlen)
-{
-	const char **all = xcalloc((size_t)argc + 3, sizeof *all);
-	size_t *lens = xcalloc((size_t)argc + 3, sizeof *lens);
-	char n[24];
-	redisReply *reply;
-	int i;
-
-	if (s->sha[0] == '\0')
-		sha1_hex(s->text, strlen(s->text), s->sha);
-	snprintf(n, sizeof n, "%d", nkeys);
-	all[0] = "EVALSHA";
-	all[1] = s->sha;
-	all[2] = n;
-	for (i = 0; i < argc; i++) {
-		all[i + 3] = argv[i];
-		lens[i + 3] = argvlen[i];
-	}
-	for (i = 0; i < 3; i++)
-		lens[i] = strlen(all[i]);
-	reply = redisCommandArgv(c, argc + 3, all, lens);
-	if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
-	    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-		freeReplyObject(reply);
-		all[0] = "EVAL";
-		all[1] = s->text;
-		lens[0] = 4;
-		lens[1] = strlen(s->text);
-		reply = redisCommandArgv(c, argc + 3, all, lens);
-	}
-	free(all);
-	free(lens);
-	return reply;
-}
-
 /* The timer's next deadline: the first command's, a connect, a retry. */
 static void
 reschedule(struct redis *r)
@@ -689,6 +647,13 @@ redis_close(struct redis *r)
 	loop_unwatch(r->timer);
 	redis_target_free(&r->target);
 	free(r);
+}
+
+/* Whether commands wait for their replies (each for its deadline at most). */
+int
+redis_busy(const struct redis *r)
+{
+	return r != NULL && r->asks != NULL;
 }
 
 /*

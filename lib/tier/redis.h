@@ -44,8 +44,6 @@ struct redis_script {
 	char		 sha[41];	/* filled at first use */
 };
 
-redisReply	*redis_eval_blocking(redisContext *, struct redis_script *, int,
-		    int, const char **, const size_t *);
 
 struct redis;
 struct redis_ask;
@@ -54,6 +52,7 @@ struct redis	*redis_open(struct loop *, const struct redis_target *,
 		    long long, const char *, redis_message_fn *, void *);
 void		 redis_close(struct redis *);
 int		 redis_up(const struct redis *);
+int		 redis_busy(const struct redis *);
 long long	 redis_failures(const struct redis *);
 int		 redis_command(struct redis *, int, const char **,
 		    const size_t *, redis_reply_fn *, void *,

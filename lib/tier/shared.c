@@ -53,7 +53,15 @@ struct shared_ask {
  * find: the entry, unless only the lease is wanted (ARGV[3]); else
  * the lease, if no one holds it; else how long its holder has yet.
  */
-struct redis_script shared_find_script = { .text =
+/* A script's keys and arguments, and the buffers they point into. */
+struct shared_args {
+	const char	*argv[7];
+	size_t		 len[7];
+	int		 argc;
+	struct buf	 held[5];
+};
+
+static struct redis_script shared_find_script = { .text =
 	"if ARGV[3] ~= 'lease' then\n"
 	"  local v = redis.call('GET', KEYS[1])\n"
 	"  if v then return {1, v} end\n"
@@ -65,7 +73,7 @@ struct redis_script shared_find_script = { .text =
 };
 
 /* put: the entry (unless ARGV[3] is 0), the lease given up, the end told. */
-struct redis_script shared_put_script = { .text =
+static struct redis_script shared_put_script = { .text =
 	"if ARGV[3] ~= '0' then\n"
 	"  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
 	"end\n"
@@ -222,7 +230,7 @@ on_message(void *ctx, const char *p, size_t n)
 }
 
 /* Tokens unique to this process: 64 random bits, then a count. */
-void
+static void
 shared_token_base(char out[17])
 {
 	unsigned long long r = 0;
@@ -265,6 +273,13 @@ shared_close(struct shared *sh)
 	free(sh->prefix);
 	free(sh->channel);
 	free(sh);
+}
+
+/* Whether commands are still under way: a put to land before exit. */
+int
+shared_busy(const struct shared *sh)
+{
+	return sh != NULL && redis_busy(sh->redis);
 }
 
 int
@@ -338,7 +353,7 @@ entry_invalid(const struct shared_entry *e, char *why, size_t len)
 }
 
 /* find's reply, for url, as what was found (entry valid while reply is). */
-void
+static void
 shared_found_of(const redisReply *reply, const char *url,
     struct shared_found *f)
 {
@@ -385,7 +400,7 @@ on_found(void *ctx, const redisReply *reply)
 }
 
 /* Lets go of what a script's arguments were made of. */
-void
+static void
 shared_args_free(struct shared_args *a)
 {
 	size_t i;
@@ -395,7 +410,7 @@ shared_args_free(struct shared_args *a)
 }
 
 /* find's keys and arguments: url's entry (unless lease_only), its lease. */
-void
+static void
 shared_find_args(struct shared_args *a, const char *prefix, const char *url,
     const char *token, long long lease_ms, int lease_only)
 {
@@ -419,7 +434,7 @@ shared_find_args(struct shared_args *a, const char *prefix, const char *url,
  * put's keys and arguments: r and its body as url's entry for ttl_s
  * (0: nothing kept), the lease token names given up, every host told.
  */
-void
+static void
 shared_put_args(struct shared_args *a, const char *prefix, const char *channel,
     const char *url, const char *token, const struct cache_response *r,
     const void *body, size_t body_len, long long ttl_s)

@@ -87,6 +87,7 @@ struct shared	*shared_open(struct loop *, const struct redis_target *,
 		    void *);
 void		 shared_close(struct shared *);
 int		 shared_up(const struct shared *);
+int		 shared_busy(const struct shared *);
 long long	 shared_failures(const struct shared *);
 long long	 shared_max_object(const struct shared *);
 void		 shared_cancel(struct shared_ask *);
@@ -111,50 +112,19 @@ long long	 shared_ttl(const struct cache_response *,
 		    const struct cache_rules *);
 
 /*
- * The same tier, blocking, for the command-line programs
- * (shared_sync.c): relay-fetch goes on alone when it is down;
- * relay-cache's commands on it (SHARED_SYNC_STRICT) fail.
+ * The same tier, blocking, for relay-cache's commands on it
+ * (shared_sync.c): a failure is the command's (shared_sync_error).
  */
 struct shared_sync;
 
-#define SHARED_SYNC_TOLERANT	0
-#define SHARED_SYNC_STRICT	1
-
 struct shared_sync *shared_sync_open(const struct redis_target *,
-		    const struct shared_options *, const char *, int);
+		    const struct shared_options *);
 void		 shared_sync_close(struct shared_sync *);
-enum shared_found_kind shared_sync_find(struct shared_sync *, const char *,
-		    int, long long, char[SHARED_TOKEN_LEN],
-		    struct shared_found *);
-void		 shared_sync_put(struct shared_sync *, const char *,
-		    const char *, const struct cache_response *, const void *,
-		    size_t, long long);
-long long	 shared_sync_max_object(const struct shared_sync *);
 long long	 shared_sync_remove(struct shared_sync *, const char *);
 long long	 shared_sync_purge(struct shared_sync *, const char *);
 int		 shared_sync_ready(struct shared_sync *);
 const char	*shared_sync_error(const struct shared_sync *);
 
-/* What both sides build their calls of (shared.c). */
-struct shared_args {
-	const char	*argv[7];
-	size_t		 len[7];
-	int		 argc;
-	struct buf	 held[5];	/* what argv points into */
-};
-
-extern struct redis_script shared_find_script, shared_put_script;
-
-void		 shared_find_args(struct shared_args *, const char *,
-		    const char *, const char *, long long, int);
-void		 shared_put_args(struct shared_args *, const char *,
-		    const char *, const char *, const char *,
-		    const struct cache_response *, const void *, size_t,
-		    long long);
-void		 shared_args_free(struct shared_args *);
-void		 shared_found_of(const redisReply *, const char *,
-		    struct shared_found *);
-void		 shared_token_base(char[17]);
 void		 shared_key(struct buf *, const char *, const char *,
 		    const char *);
 char		*shared_channel(const char *);
