@@ -45,7 +45,7 @@ MAN8 = man/relay-serve.8
 
 all: $(PROGS)
 
-build/%.o: src/%.c $(LIB_HDRS)
+build/%.o: src/%.c $(LIB_HDRS) $(wildcard src/*.h)
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -61,9 +61,12 @@ bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
 build/list-dishes.o build/relay-merge.o build/relay-serve.o \
     build/lib/serve/merge.o build/lib/base/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
+bin/relay-fetch: build/fetch-input.o build/fetch-names.o build/fetch-options.o \
+    build/fetch-progress.o
+
 bin/%: build/%.o build/librelay.a
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) build/librelay.a $(LIBS)
 
 build/tests/%: tests/unit/%.c tests/unit/unit.h build/librelay.a $(LIB_HDRS)
 	@mkdir -p build/tests

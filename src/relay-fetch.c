@@ -2,7 +2,6 @@
  * relay-fetch: fetch URLs through the shared cache, many at once.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,45 +14,33 @@
 #include "base/buf.h"
 #include "base/config.h"
 #include "base/io.h"
-#include "base/num.h"
 #include "base/prog.h"
-#include "base/text.h"
 #include "http/headers.h"
 #include "http/http.h"
-#include "http/httpdate.h"
 #include "http/record.h"
 #include "http/url.h"
 #include "net/loop.h"
-#include "through/gate.h"
-#include "through/limiter.h"
 #include "policy/policy.h"
 #include "store/cache.h"
 #include "store/spool.h"
 #include "store/store.h"
-#include "through/options.h"
+#include "through/gate.h"
+#include "through/limiter.h"
 #include "through/through.h"
 #include "tier/shared.h"
 #include "upstream/upstream.h"
+
+#include "fetch-input.h"
+#include "fetch-names.h"
+#include "fetch-options.h"
+#include "fetch-progress.h"
 
 #define EXIT_ALL_FAILED EX_UNAVAILABLE	/* every URL failed */
 #define SPOOL_MEMORY 65536	/* per waiting body; the rest goes to a file */
 #define LOOKUPS_MAX 4		/* starts over of a URL whose entry changed */
 
-static struct options opts = OPTIONS_INIT;	/* shared with relay-serve */
+static struct fetch_options o = FETCH_OPTIONS_INIT;
 static const char *upstream_base;	/* --upstream, or its default */
-static int concurrency = 8;		/* -j */
-static int unordered;			/* --unordered */
-static int records;			/* --records */
-static const char *output_template;	/* -o */
-static int create_dirs;			/* --create-dirs */
-static long max_redirects;		/* -L: --max-redirs; else 0 */
-static long redirect_limit = 20;	/* --max-redirs */
-static int include_head;		/* -i */
-static int no_cache;			/* --no-cache: always revalidate */
-static int no_store;			/* --no-store */
-static int offline;			/* --offline */
-static long long max_retries = 2;	/* --retry */
-static struct buf request_headers = BUF_INIT;	/* -H */
 
 /* WAITING to start (again), RUNNING while the cache-through has it. */
 enum job_state { JOB_WAITING, JOB_RUNNING, JOB_DONE };
@@ -104,89 +91,12 @@ static struct gate *gate;	/* …its turns */
 static struct upstream *upstream;	/* NULL: --offline */
 static struct through *through;	/* the cache-through */
 static struct store *reader;	/* …whose reader the output reads */
-static struct shared_options shared_opts = SHARED_DEFAULTS;	/* --shared… */
 static struct job *queue, **queue_tail = &queue;
 static int queued, running;
 static long long started;		/* jobs created so far */
 static int succeeded, failed;
 static int failed_damaged;		/* of failed: on a damaged entry */
 static long long bytes_in;		/* received, for the progress line */
-
-static const char help_text[] =
-    "\nFetches each URL (each line of standard input when none is given)"
-    " through\nthe relay cache, many at once, bodies to standard output in"
-    " input order.\n\n"
-    "  -i, --include                 the status line and fields first\n"
-    "  -j, --jobs N                  transfers at once (1-1000, 8)\n"
-    "  -o, --output TEMPLATE         bodies to files: %n number, %f file"
-    " name, %% %\n"
-    "      --create-dirs             create the directories -o names need\n"
-    "  -L, --location                follow redirects, up to --max-redirs\n"
-    "      --max-redirs N            redirects -L follows (1-100, 20)\n"
-    "  -H, --header 'NAME: VALUE'    add a request header field\n"
-    "      --records                 one NDJSON record per URL (relay(7))\n"
-    "      --unordered               each URL's output as soon as it is"
-    " done\n"
-    "      --no-cache                revalidate stored responses first\n"
-    "      --no-store                store nothing fetched\n"
-    "      --offline                 answer from the cache only\n"
-    OPTIONS_HELP
-    "      --retry N                 retry a failed transfer (0-20, 2)\n"
-    "      --upstream-rate RATE      requests every relay-fetch and"
-    " relay-serve on\n"
-    "                                the cache file send upstream, as 5/s\n"
-    "      --upstream-burst N        of them at once (1)\n"
-    "      --upstream-wait TIME      for a turn at a time (5s)\n"
-    "      --shared redis://HOST[:PORT][/DB]\n"
-    "                                look in relay-serve's shared tier"
-    " before the\n"
-    "                                upstream, and keep what is fetched"
-    " there (RELAY_SHARED)\n"
-    "      --shared-password-file FILE\n"
-    "                                its password, on the first line\n"
-    "      --shared-prefix PREFIX    of its keys (relay:)\n"
-    "      --shared-timeout MS       for a connect or a command, then"
-    " alone (250)\n"
-    "      --shared-max-object-size SIZE\n"
-    "                                larger bodies are not shared (1M)\n"
-    "  -h, --help                    this text\n"
-    "      --version                 the version\n"
-    "\nTIME is seconds, or a number with s, m, h or d. See relay-fetch(1).\n";
-
-static const char usage_text[] =
-    "usage: relay-fetch [-i] [-j N] [-o template] [--create-dirs] [-L]\n"
-    "           [--max-redirs N] [-H header]... [--records]\n"
-    "           [--unordered] [--no-cache] [--no-store] [--offline]\n"
-    "           [--cache file] [--upstream url] [--default-ttl duration]\n"
-    "           [--force-ttl duration] [--stale-if-error duration]\n"
-    "           [--max-size size] [--max-object-size size]\n"
-    "           [--store-set-cookie] [--targeted-cache-control fields]\n"
-    "           [--collapse-timeout duration] [--retry N]\n"
-    "           [--upstream-rate rate] [--upstream-burst N]\n"
-    "           [--upstream-wait duration]\n"
-    "           [--connect-timeout duration] [--max-time duration]\n"
-    "           [--cacert file] [--shared redis://host:port/db]\n"
-    "           [--shared-password-file file] [--shared-prefix prefix]\n"
-    "           [--shared-timeout ms] [--shared-max-object-size size]"
-    " [url ...]\n";
-
-static void
-usage(void)
-{
-	fputs(usage_text, stderr);
-	exit(EXIT_USAGE);
-}
-
-static int progress_shown;	/* a progress line is on the terminal */
-
-/* Erases the progress line so that a message starts on a clean line. */
-static void
-clear_progress(void)
-{
-	if (progress_shown)
-		fputs("\r\033[K", stderr);
-	progress_shown = 0;
-}
 
 static void
 job_fail(struct job *j, const char *fmt, const char *arg)
@@ -227,7 +137,7 @@ job_new(const char *text, long long line)
 	j->line = line;
 	j->url = resolve(j, text, &why);
 	if (j->url == NULL) {
-		clear_progress();
+		progress_clear();
 		j->url = url_redacted(text);
 		if (line > 0)
 			prog_warnx("line %lld: invalid URL '%s': %s", line,
@@ -236,7 +146,7 @@ job_new(const char *text, long long line)
 			prog_warnx("invalid URL '%s': %s", j->url, why);
 		j->error = xstrdup("invalid URL");
 		j->state = JOB_DONE;
-	} else if (output_template != NULL)
+	} else if (o.output_template != NULL)
 		j->name_taken_by = claim_output_name(j);
 	*queue_tail = j;
 	queue_tail = &j->next;
@@ -274,12 +184,12 @@ static const struct through_sink fetch_sink;
 static void
 start(struct job *j)
 {
-	const char *fields = buf_cstr(&request_headers);
+	const char *fields = buf_cstr(&o.headers);
 	struct buf forward = BUF_INIT;
 	struct header h;
 	struct through_request req = {
 		.key = j->url, .method = "GET", .fields = fields,
-		.retries = (int)max_retries, .max_redirects = max_redirects,
+		.retries = (int)o.retries, .max_redirects = o.max_redirects,
 		.unstored_5xx = 1,
 	};
 
@@ -289,8 +199,8 @@ start(struct job *j)
 		buf_adds(&forward, j->authorization);
 	req.forward = buf_cstr(&forward);
 	policy_request_parse(fields, &req.directives);
-	req.directives.no_cache |= no_cache;
-	req.directives.no_store |= no_store;
+	req.directives.no_cache |= o.no_cache;
+	req.directives.no_store |= o.no_store;
 	j->state = JOB_RUNNING;
 	running++;
 	through_start(through, &req, &fetch_sink, j, &j->call);
@@ -330,73 +240,13 @@ drop_received(struct job *j)
 	j->size = 0;
 }
 
-/* The last segment of the URL's path, safe as a file name. */
-static void
-add_url_file(struct buf *name, const char *url)
-{
-	const char *path = strstr(url, "://"), *end, *p;
-
-	path = path != NULL ? strchr(path + 3, '/') : NULL;
-	if (path == NULL || (end = path + strcspn(path, "?#")) == path + 1) {
-		buf_adds(name, "index");
-		return;
-	}
-	for (p = end; p > path && p[-1] != '/'; p--)
-		;
-	if (p == end || (end - p == 2 && p[0] == '.' && p[1] == '.'))
-		buf_adds(name, "index");
-	else
-		buf_add(name, p, (size_t)(end - p));
-}
-
-/* -o's template: a name, its escapes known ones; else a usage error. */
-static void
-check_template(const char *t)
-{
-	const char *p;
-
-	if (*t == '\0')
-		prog_errx(EXIT_USAGE, "-o needs a file name");
-	for (p = t; (p = strchr(p, '%')) != NULL; p += 2)
-		if (p[1] == '\0' || strchr("nf%", p[1]) == NULL)
-			prog_errx(EXIT_USAGE,
-			    "bad -o '%s': %% is followed by %s%.1s, "
-			    "not n, f or %%", t, p[1] ? "" : "nothing", p + 1);
-}
-
-/* -o: %n is the URL's number in the input, %f its file name, %% a %. */
-static char *
-output_name(const struct job *j)
-{
-	struct buf name = BUF_INIT;
-	const char *p;
-
-	for (p = output_template; *p != '\0'; p++) {
-		if (*p != '%' || p[1] == '\0') {
-			buf_addc(&name, *p);
-			continue;
-		}
-		switch (*++p) {
-		case 'n':
-			buf_printf(&name, "%lld", j->seq);
-			break;
-		case 'f':
-			add_url_file(&name, j->url);
-			break;
-		default:
-			buf_addc(&name, *p);
-		}
-	}
-	return buf_take(&name);
-}
-
 static int open_part(struct job *);
 
 /* -i: the status line and fields the job received, to out. */
 static void
 write_head(struct job *j, FILE *out)
 {
-	if (include_head)
+	if (o.include_head)
 		fprintf(out, "HTTP/1.1 %d %s\r\n%s\r\n", j->status,
 		    http_reason(j->status), buf_cstr(&j->head));
 }
@@ -413,13 +263,13 @@ begin_body(struct job *j, int may_stand_in)
 {
 	int ok = j->status >= 200 && j->status < 300;
 
-	if (!ok || records || may_stand_in) {
+	if (!ok || o.records || may_stand_in) {
 		j->spool = spool_new(SPOOL_MEMORY);
-	} else if (output_template != NULL) {
+	} else if (o.output_template != NULL) {
 		/* a failure stops the transfer in on_body */
 		if (open_part(j) == 0)
 			write_head(j, j->file);
-	} else if (!unordered && queue == j) {
+	} else if (!o.unordered && queue == j) {
 		/* The first job in the queue is the one whose output is due. */
 		j->direct = 1;
 		write_head(j, stdout);
@@ -519,7 +369,7 @@ response_of(const struct job *j)
 	return (struct cache_response){
 		.url = j->final_url != NULL ? j->final_url : j->url,
 		.status = j->status, .headers = buf_str(&j->head),
-		.request_headers = buf_cstr(&request_headers),
+		.request_headers = buf_cstr(&o.headers),
 		.request_time = j->request_time,
 		.response_time = j->response_time,
 	};
@@ -543,7 +393,7 @@ on_stored(void *ctx, const struct store_entry *e, enum through_how how)
 	    how == THROUGH_HIT && r->shared ? "shared" :
 	    how == THROUGH_HIT && age < e->lifetime ? "hit" : "stale";
 	if (how == THROUGH_STALE_ERROR) {
-		clear_progress();
+		progress_clear();
 		if (r->error != NULL)
 			prog_warnx("%s: %s; serving the cached response, "
 			    "%lld s old", j->url, r->error, age);
@@ -638,7 +488,7 @@ write_record(struct job *j, struct writer *w)
 	    j->source : "miss");
 	if (j->error == NULL && j->spool != NULL) {
 		r = response_of(j);
-		cache_entry(&r, &opts.rules, buf_cstr(&j->head), &e);
+		cache_entry(&r, &o.relay.rules, buf_cstr(&j->head), &e);
 		body = (struct record_source){ spool_open, nothing_to_close,
 			j->spool };
 		headers_add_end_to_end(&rec.headers, buf_cstr(&j->head));
@@ -682,7 +532,7 @@ write_cached(struct job *j, FILE *out)
 	struct store_body *b;
 	int rc;
 
-	if (include_head)
+	if (o.include_head)
 		fprintf(out, "HTTP/1.1 %d %s\r\n%sContent-Length: %lld\r\n"
 		    "\r\n", c->status, http_reason(c->status), c->headers,
 		    c->size);
@@ -698,37 +548,6 @@ write_cached(struct job *j, FILE *out)
 	return rc;
 }
 
-/* The names -o has given out, so that no URL overwrites another's file. */
-struct claim {
-	struct claim	*next;
-	long long	 seq;
-	char		 name[];
-};
-static struct claim *claims[4096];
-
-/* Claims a file name for URL seq; returns the seq that has it already, or 0. */
-static long long
-claim_name(const char *name, long long seq)
-{
-	unsigned long h = 5381;
-	const char *p;
-	struct claim *c, **slot;
-	size_t len = strlen(name);
-
-	for (p = name; *p != '\0'; p++)
-		h = h * 33 + (unsigned char)*p;
-	slot = &claims[h % (sizeof claims / sizeof claims[0])];
-	for (c = *slot; c != NULL; c = c->next)
-		if (strcmp(c->name, name) == 0)
-			return c->seq;
-	c = xmalloc(sizeof *c + len + 1);
-	memcpy(c->name, name, len + 1);
-	c->seq = seq;
-	c->next = *slot;
-	*slot = c;
-	return 0;
-}
-
 /*
  * Names are claimed as URLs are read, so that the earlier URL in the
  * input keeps a name whichever answer comes first.
@@ -736,25 +555,11 @@ claim_name(const char *name, long long seq)
 static long long
 claim_output_name(const struct job *j)
 {
-	char *name = output_name(j);
+	char *name = output_name(o.output_template, j->seq, j->url);
 	long long other = claim_name(name, j->seq);
 
 	free(name);
 	return other;
-}
-
-/* --create-dirs: the directories a file name needs. */
-static void
-make_parents(const char *name)
-{
-	char *path = xstrdup(name), *p;
-
-	for (p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		mkdir(path, 0777);	/* one that fails shows at fopen */
-		*p = '/';
-	}
-	free(path);
 }
 
 /*
@@ -767,7 +572,7 @@ make_parents(const char *name)
 static int
 open_part(struct job *j)
 {
-	char *name = output_name(j);
+	char *name = output_name(o.output_template, j->seq, j->url);
 	struct buf part = BUF_INIT, why = BUF_INIT;
 	struct stat st;
 
@@ -775,7 +580,7 @@ open_part(struct job *j)
 		buf_printf(&why, "-o names '%s' for URL %lld already", name,
 		    j->name_taken_by);
 	} else {
-		if (create_dirs)
+		if (o.create_dirs)
 			make_parents(name);
 		j->in_place = stat(name, &st) == 0 &&
 		    (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode));
@@ -793,7 +598,7 @@ open_part(struct job *j)
 static int
 write_file(struct job *j)
 {
-	char *name = output_name(j);
+	char *name = output_name(o.output_template, j->seq, j->url);
 	struct buf why = BUF_INIT;
 	int rc = 0;
 
@@ -825,19 +630,19 @@ output(struct job *j, struct writer *w)
 {
 	int ok = j->error == NULL && j->status >= 200 && j->status < 300;
 
-	if (ok && output_template != NULL && !records && write_file(j) < 0)
+	if (ok && o.output_template != NULL && !o.records && write_file(j) < 0)
 		ok = 0;
-	clear_progress();
-	if (j->error != NULL && offline && j->damaged)
+	progress_clear();
+	if (j->error != NULL && o.offline && j->damaged)
 		prog_warnx("%s", j->error);	/* the store's: it names it */
 	else if (j->error != NULL && strcmp(j->error, "invalid URL") != 0)
 		prog_warnx("%s: %s", j->url, j->error);
 	else if (j->error == NULL && !ok)
 		prog_warnx("%s: HTTP %d %s", j->url, j->status,
 		    http_reason(j->status));
-	if (records)
+	if (o.records)
 		write_record(j, w);
-	else if (ok && output_template != NULL)
+	else if (ok && o.output_template != NULL)
 		;	/* written above */
 	else if (ok && !j->direct && (j->spool != NULL ?
 	    write_spooled(j, stdout) : write_cached(j, stdout)) < 0)
@@ -846,7 +651,7 @@ output(struct job *j, struct writer *w)
 		succeeded++;
 	else
 		failed++;
-	if (!ok && offline && j->damaged)
+	if (!ok && o.offline && j->damaged)
 		failed_damaged++;	/* online, the upstream was asked */
 	if (ferror(stdout))
 		prog_errx(EX_IOERR, "write error on standard output");
@@ -945,7 +750,7 @@ flush_done(struct writer *w)
 		if (j->state == JOB_DONE && !output_job(j, w))
 			continue;	/* started over, or failed: see again */
 		if (j->state != JOB_DONE) {
-			if (!unordered)
+			if (!o.unordered)
 				break;
 			p = &j->next;
 			continue;
@@ -966,140 +771,15 @@ start_waiting(void)
 	long long now = prog_now_ms();
 	struct job *j;
 
-	for (j = queue; j != NULL && running < concurrency; j = j->next)
+	for (j = queue; j != NULL && running < o.jobs; j = j->next)
 		if (j->state == JOB_WAITING && j->retry_at <= now)
 			start(j);
-}
-
-/*
- * On a terminal, one line on stderr: URLs done of those read so far
- * ("+" while more may come), failures, bytes and rate. At most ten
- * updates a second; nothing when stderr is not a terminal.
- */
-static int
-progress_on(void)
-{
-	static int tty = -1;
-
-	if (tty == -1)	/* not over bodies written to the same terminal */
-		tty = isatty(STDERR_FILENO) && !isatty(STDOUT_FILENO);
-	return tty;
-}
-
-static void
-show_progress(int more, long long start_ms)
-{
-	static long long last_ms;
-	long long now = prog_now_ms();
-	char total[16], rate[16];
-
-	if (!progress_on() || now - last_ms < 100)
-		return;
-	last_ms = now;
-	fprintf(stderr, "\r\033[Krelay-fetch: %d/%lld%s done, %d failed, %s,"
-	    " %s/s", succeeded + failed, started, more ? "+" : "", failed,
-	    text_size(bytes_in, total, sizeof total),
-	    text_size(bytes_in * 1000 / (now - start_ms + 1), rate,
-	    sizeof rate));
-	progress_shown = 1;
-}
-
-/*
- * URL lines from standard input, read as they arrive without ever
- * blocking the transfers in progress: a slow producer upstream in the
- * pipeline does not stall the fetches already running.
- */
-struct input {
-	char		buf[2 * URL_MAX];
-	size_t		len;
-	int		eof;
-	int		skipping;	/* the rest of an over-long line */
-	long long	lineno;
-};
-
-/* Reads what standard input holds now; returns 0 if nothing was ready. */
-static int
-input_fill(struct input *in)
-{
-	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
-	ssize_t n;
-
-	if (in->eof || poll(&pfd, 1, 0) <= 0)
-		return 0;
-	n = read(STDIN_FILENO, in->buf + in->len, sizeof in->buf - in->len);
-	if (n < 0 && errno != EINTR && errno != EAGAIN)
-		prog_err(EX_IOERR, "cannot read standard input");
-	if (n == 0)
-		in->eof = 1;
-	if (n > 0)
-		in->len += (size_t)n;
-	return 1;
-}
-
-/*
- * Takes one line out of the buffer, trimmed; returns 0 if none is
- * complete. A line longer than URL_MAX is reported, consumed as it
- * arrives, and given back as an empty line; so is a line with a NUL
- * byte, which would otherwise cut the URL short without a word.
- */
-static int
-input_take(struct input *in, char *line)
-{
-	char *nl = memchr(in->buf, '\n', in->len);
-	size_t n = nl != NULL ? (size_t)(nl - in->buf) : in->len;
-	int nul = 0;
-
-	if (nl == NULL && (in->len == 0 || (!in->eof && in->len <= URL_MAX)))
-		return 0;	/* wait for the rest of the line */
-	if (n > URL_MAX && !in->skipping) {
-		prog_warnx("line %lld: URL longer than %d bytes",
-		    in->lineno + 1, URL_MAX);
-		failed++;
-		in->skipping = 1;
-	}
-	if (!in->skipping) {
-		memcpy(line, in->buf, n);
-		line[n] = '\0';
-		nul = memchr(line, '\0', n) != NULL;
-	}
-	n += nl != NULL;
-	in->len -= n;
-	memmove(in->buf, in->buf + n, in->len);
-	if (nl == NULL && !in->eof)
-		return 0;	/* more of the over-long line to come */
-	in->lineno++;
-	if (nul) {
-		prog_warnx("line %lld: a NUL byte in the URL", in->lineno);
-		failed++;
-	}
-	if (in->skipping || nul) {
-		in->skipping = 0;
-		line[0] = '\0';
-	}
-	for (n = strlen(line); n > 0 && strchr(" \t\r", line[n - 1]); n--)
-		line[n - 1] = '\0';
-	return 1;
-}
-
-/* The next URL line: 1 with it, 0 if none is ready yet, -1 at the end. */
-static int
-next_url(struct input *in, char *line)
-{
-	for (;;) {
-		while (input_take(in, line))
-			if (line[0] != '\0' && line[0] != '#')
-				return 1;
-		if (in->eof && in->len == 0)
-			return -1;
-		if (!input_fill(in))
-			return 0;
-	}
 }
 
 /* The run: URLs read, jobs done and written, on the event loop. */
 static struct {
 	struct writer	*w;
-	struct input	*in;
+	struct url_input *in;
 	char		*line;
 	int		 argc;
 	char		**argv;
@@ -1120,13 +800,15 @@ on_idle(void *ctx)
 		if (run.argc > 0 && (run.more = run.next < run.argc))
 			job_new(run.argv[run.next++], 0);
 		else if (run.argc == 0 &&
-		    (got = next_url(run.in, run.line)) > 0)
+		    (got = url_input_next(run.in, run.line)) > 0)
 			job_new(run.line, run.in->lineno);
 		else if (run.argc == 0 && got < 0)
 			run.more = 0;
 		else
 			break;	/* wait for input */
 	}
+	failed += run.in->refused;
+	run.in->refused = 0;
 	start_waiting();
 	flush_done(run.w);
 }
@@ -1163,7 +845,8 @@ jobs_dispatch(struct loop *l, void *ctx)
 	flush_done(run.w);
 	/* Over: a last line would only race the next program's. */
 	if (run.more || queue != NULL)
-		show_progress(run.more, run.start_ms);
+		progress_show(&(struct progress){ succeeded + failed, started,
+		    failed, run.more, bytes_in, run.start_ms });
 }
 
 static int
@@ -1199,8 +882,8 @@ start_gate(const char *cache_path)
 	limiter = limiter_start(cache_path, LIMITER_WAIT_MS);
 	(void)loop_watch(loop, limiter_wake_fd(limiter), POLLIN, on_limiter,
 	    NULL);
-	gate = gate_new(loop, limiter, &opts.upstream_limit,
-	    opts.upstream_wait_ms, 0);
+	gate = gate_new(loop, limiter, &o.relay.upstream_limit,
+	    o.relay.upstream_wait_ms, 0);
 }
 
 static void
@@ -1216,124 +899,15 @@ fetch_all(int argc, char **argv)
 	run.argc = argc;
 	run.argv = argv;
 	run.more = 1;
-	run.window = 4 * concurrency + 16;
+	run.window = 4 * o.jobs + 16;
 	writer_init(run.w, sink_file(stdout));
 	loop_add_source(loop, &jobs);
 	on_idle(NULL);
 	loop_run(loop);
-	clear_progress();
+	progress_clear();
 	free(run.line);
 	free(run.in);
 	free(run.w);
-}
-
-enum {
-	OPT_CREATE_DIRS = OPTIONS_OWN, OPT_MAX_REDIRS, OPT_NO_CACHE, OPT_NO_STORE,
-	OPT_OFFLINE, OPT_RECORDS, OPT_RETRY, OPT_UNORDERED, OPT_VERSION,
-};
-
-static const struct option long_options[] = {
-	OPTIONS_LONG,
-	{ "header", required_argument, NULL, 'H' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "include", no_argument, NULL, 'i' },
-	{ "jobs", required_argument, NULL, 'j' },
-	{ "create-dirs", no_argument, NULL, OPT_CREATE_DIRS },
-	{ "location", no_argument, NULL, 'L' },
-	{ "max-redirs", required_argument, NULL, OPT_MAX_REDIRS },
-	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
-	{ "no-store", no_argument, NULL, OPT_NO_STORE },
-	{ "offline", no_argument, NULL, OPT_OFFLINE },
-	{ "output", required_argument, NULL, 'o' },
-	{ "records", no_argument, NULL, OPT_RECORDS },
-	{ "retry", required_argument, NULL, OPT_RETRY },
-	{ "unordered", no_argument, NULL, OPT_UNORDERED },
-	{ "version", no_argument, NULL, OPT_VERSION },
-	SHARED_LONG,
-	{ "shared-max-object-size", required_argument, NULL,
-	    SHARED_OPT_MAX_OBJECT },
-	{ NULL, 0, NULL, 0 },
-};
-
-static void
-parse_options(int argc, char **argv)
-{
-	const char *why;
-	long long v;
-	int opt;
-
-	while ((opt = prog_getopt(argc, argv, ":H:hij:Lo:",
-	    long_options)) != -1) {
-		if (options_parse(&opts, opt, optarg) ||
-		    shared_option(&shared_opts, opt, optarg))
-			continue;
-		switch (opt) {
-		case 'H':
-			if (headers_add_line(&request_headers, optarg, &why) < 0)
-				prog_errx(EXIT_USAGE, "bad header '%s': %s",
-				    optarg, why);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			fputs(help_text, stdout);
-			exit(prog_finish_stdout(0));
-		case 'i':
-			include_head = 1;
-			break;
-		case 'o':
-			check_template(optarg);
-			output_template = optarg;
-			break;
-		case OPT_CREATE_DIRS:
-			create_dirs = 1;
-			break;
-		case 'L':
-			max_redirects = -1;	/* set below */
-			break;
-		case OPT_MAX_REDIRS:
-			if (num_parse(optarg, 1, 100, &v) < 0)
-				prog_errx(EXIT_USAGE, "bad --max-redirs '%s': "
-				    "expected 1 to 100", optarg);
-			redirect_limit = (long)v;
-			break;
-		case 'j':
-			if (num_parse(optarg, 1, 1000, &v) < 0)
-				prog_errx(EXIT_USAGE, "bad -j '%s': expected "
-				    "1 to 1000", optarg);
-			concurrency = (int)v;
-			break;
-		case OPT_NO_CACHE:
-			no_cache = 1;
-			break;
-		case OPT_NO_STORE:
-			no_store = 1;
-			break;
-		case OPT_OFFLINE:
-			offline = 1;
-			break;
-		case OPT_RECORDS:
-			records = 1;
-			break;
-		case OPT_RETRY:
-			if (num_parse(optarg, 0, 20, &max_retries) < 0)
-				prog_errx(EXIT_USAGE, "bad --retry '%s': "
-				    "expected 0 to 20", optarg);
-			break;
-		case OPT_UNORDERED:
-			unordered = 1;
-			break;
-		case OPT_VERSION:
-			printf("relay-fetch %s\n", VERSION);
-			exit(prog_finish_stdout(0));
-		default:
-			usage();
-		}
-	}
-	if (max_redirects != 0)
-		max_redirects = redirect_limit;
-	if (records && output_template != NULL)	/* bodies go in records */
-		prog_errx(EXIT_USAGE, "--records and -o cannot be used "
-		    "together");
 }
 
 int
@@ -1347,34 +921,33 @@ main(int argc, char *argv[])
 
 	prog_init(argv);
 	srandom((unsigned)(prog_now_ms() ^ getpid()));
-	parse_options(argc, argv);
-	options_finish(&opts);
+	fetch_options_parse(&o, argc, argv);
 	argc -= optind;
 	argv += optind;
-	upstream_base = config_upstream(opts.upstream);
-	if ((rc = shared_target(&shared_opts, &shared_at, lease_why,
+	upstream_base = config_upstream(o.relay.upstream);
+	if ((rc = shared_target(&o.shared, &shared_at, lease_why,
 	    sizeof lease_why)) < 0)
 		prog_errx(EX_CONFIG, "bad --shared: %s", lease_why);
-	if (config_cache_location(opts.cache, &loc, &why) < 0)
+	if (config_cache_location(o.relay.cache, &loc, &why) < 0)
 		prog_errx(EX_CONFIG, "cannot place the cache: %s", why);
 	/*
 	 * --offline only reads, as relay-cache's reading commands do: a
 	 * missing or empty file is an empty cache, and nothing is written
 	 * to it, not a schema, not the hits it answers.
 	 */
-	if (!offline) {
+	if (!o.offline) {
 		if (loc.is_default)
 			config_make_parent(loc.path);
-		upstream = upstream_new(&opts.limits);
+		upstream = upstream_new(&o.relay.limits);
 	}
 	loop = loop_new(on_poll, on_idle, NULL);
-	through = through_new(loc.path, loop, upstream, &opts);
+	through = through_new(loc.path, loop, upstream, &o.relay);
 	reader = through_reader(through);
-	if (rc == 0 && !offline)
-		through_share(through, &shared_at, &shared_opts);
+	if (rc == 0 && !o.offline)
+		through_share(through, &shared_at, &o.shared);
 	if (rc == 0)
 		redis_target_free(&shared_at);
-	if (opts.upstream_rate != NULL && !offline) {
+	if (o.relay.upstream_rate != NULL && !o.offline) {
 		start_gate(loc.path);
 		through_gate(through, gate);
 	}
@@ -1385,7 +958,7 @@ main(int argc, char *argv[])
 	limiter_stop(limiter);
 	loop_free(loop);
 	upstream_free(upstream);
-	buf_free(&request_headers);
+	buf_free(&o.headers);
 	if (failed == 0)
 		return prog_finish_stdout(0);
 	if (succeeded > 0)
