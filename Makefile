@@ -61,6 +61,7 @@ bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
 build/list-dishes.o build/relay-merge.o build/relay-serve.o \
     build/lib/serve/merge.o build/lib/base/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
+bin/relay-cache: build/cache-load.o
 bin/relay-fetch: build/fetch-input.o build/fetch-names.o build/fetch-options.o \
     build/fetch-progress.o
 
