@@ -58,10 +58,11 @@ build/librelay.a: $(LIB_OBJS)
 	$(AR) rcs $@ $(LIB_OBJS)
 
 bin/list-dishes bin/relay-merge bin/relay-serve: LIBS += $(JQ_LIBS)
-build/list-dishes.o build/relay-merge.o build/relay-serve.o \
+build/list-dishes.o build/relay-merge.o build/relay-serve.o build/serve-options.o \
     build/lib/serve/merge.o build/lib/base/jqprog.o: ALL_CFLAGS += $(JQ_CFLAGS)
 
 bin/relay-cache: build/cache-load.o
+bin/relay-serve: build/serve-options.o
 bin/relay-fetch: build/fetch-input.o build/fetch-names.o build/fetch-options.o \
     build/fetch-progress.o
 

@@ -421,6 +421,18 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* --on-error: fail or partial. */
+static enum on_error
+on_error_of(const char *arg)
+{
+	if (strcmp(arg, "fail") == 0)
+		return ON_ERROR_FAIL;
+	if (strcmp(arg, "partial") != 0)
+		prog_errx(EXIT_USAGE, "bad --on-error '%s': expected fail or "
+		    "partial", arg);
+	return ON_ERROR_PARTIAL;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -451,14 +463,7 @@ main(int argc, char *argv[])
 			    jv_string(argv[optind++]));
 			break;
 		case 'E':
-			if (strcmp(optarg, "fail") == 0)
-				on_error = ON_ERROR_FAIL;
-			else if (strcmp(optarg, "partial") == 0)
-				on_error = ON_ERROR_PARTIAL;
-			else
-				prog_errx(EXIT_USAGE,
-				    "bad --on-error '%s': expected "
-				    "fail or partial", optarg);
+			on_error = on_error_of(optarg);
 			break;
 		case 'T':
 			jq_bounds_timeout(&bounds, optarg);
