@@ -178,8 +178,10 @@ job_free(struct job *j)
 static const struct through_sink fetch_sink;
 
 /*
- * Hands the job to the cache-through: -H's fields choose the variant
- * and go upstream, with the URL's own credentials unless -H has some.
+ * Hands the job to the cache-through: -H's fields, with the URL's own
+ * credentials unless -H has some, go upstream, choose the variant and
+ * say whether the response may be stored (RFC 9111 section 3.5: not
+ * one to a request with credentials, unless it says it may be).
  */
 static void
 start(struct job *j)
@@ -197,7 +199,7 @@ start(struct job *j)
 	if (j->authorization != NULL && !headers_get(fields, "authorization",
 	    &h))
 		buf_adds(&forward, j->authorization);
-	req.forward = buf_cstr(&forward);
+	req.forward = req.fields = buf_cstr(&forward);
 	policy_request_parse(fields, &req.directives);
 	req.directives.no_cache |= o.no_cache;
 	req.directives.no_store |= o.no_store;
@@ -344,8 +346,9 @@ on_reset(void *ctx)
 {
 	struct job *j = ctx;
 
-	if (j->direct || j->error != NULL)
-		return -1;
+	if (j->error != NULL || (j->direct && (j->size > 0 || o.include_head)))
+		return -1;	/* ours, or some of it is out */
+	j->direct = 0;
 	drop_received(j);
 	return 0;
 }

@@ -989,3 +989,56 @@ damage_entry() {
 	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("X-Evil"))] | length')" -eq 0 ]
 	[ "$(curl -s "$UP/_log" | jq -s '[.[] | select(.headers | has("If-None-Match") or has("If-Modified-Since"))] | length')" -eq 0 ]
 }
+
+@test "a URL's own credentials make its response private: sent upstream, never stored (RFC 9111 3.5), unless it says public" {
+	hostport=${UP#http://}
+	run --separate-stderr relay-fetch "http://alice:s3cret@$hostport/auth?body=PRIVATE&cc=max-age=60"
+	[ "$status" -eq 0 ] && [ "$output" = PRIVATE ]
+	curl -s "$UP/_log" | jq -e 'select(.path | startswith("/auth?")) | .headers.Authorization | startswith("Basic ")'
+	[ -z "$(relay-cache ls)" ]
+	run --separate-stderr relay-fetch --records "$UP/auth?body=PRIVATE&cc=max-age=60"
+	jq -e '.source == "miss"' <<<"$output"
+	[ "$(requests_for '/auth?body=PRIVATE&cc=max-age=60')" -eq 2 ]
+	relay-fetch "http://alice:s3cret@$hostport/pub?body=P&cc=public,max-age=60" >/dev/null
+	cached_as "$UP/pub?body=P&cc=public,max-age=60" P
+}
+
+@test "--no-store stores nothing of a revalidation: a 304 refreshes no entry, and stale-while-revalidate starts no refresh" {
+	url="$UP/swr?body=NEW&cc=max-age=60"
+	printf OLD | relay-cache put -H 'Cache-Control: max-age=0, stale-while-revalidate=600' "$url"
+	[ "$(relay-fetch --no-store "$url")" = OLD ]
+	[ "$(relay-cache get "$url")" = OLD ]
+	[ "$(requests_for '/swr?body=NEW&cc=max-age=60')" -eq 0 ]
+	url="$UP/nsr?etag=%22v%22&cc=max-age=60"
+	printf OLD | relay-cache put -H 'ETag: "v"' --ttl 0 "$url"
+	before=$(relay-cache dump | jq -c '[.ttl, .response_time]')
+	[ "$(relay-fetch --no-store --records "$url" | jq -r '"\(.source) \(.text)"')" = "revalidated OLD" ]
+	[ "$(relay-cache dump | jq -c '[.ttl, .response_time]')" = "$before" ]
+}
+
+@test "a reset after the head is retried whenever nothing of it went out, held or streamed" {
+	for mode in "" --records --unordered "-o out%n"; do
+		start_upstream
+		run --separate-stderr relay-fetch --retry 2 $mode "$UP/r0?size=50&reset=0"
+		[ "$status" -eq 69 ] || { echo "$mode: $status"; false; }
+		[ "$(requests_for '/r0?size=50&reset=0')" -eq 3 ] || { echo "$mode r0"; false; }
+		# some bytes received, but held back: taken back, tried again
+		[ "$mode" = "" ] && continue	# streamed: out already
+		run --separate-stderr relay-fetch --retry 2 $mode "$UP/r10?size=50&reset=10"
+		[ "$(requests_for '/r10?size=50&reset=10')" -eq 3 ] || { echo "$mode r10"; false; }
+	done
+	# streamed straight out: what went out stays, and it is not tried again
+	run --separate-stderr relay-fetch --retry 2 "$UP/s10?size=50&reset=10"
+	[ "$status" -eq 69 ]
+	[ "$(requests_for '/s10?size=50&reset=10')" -eq 1 ]
+}
+
+@test "a Retry-After over a minute is not waited for: the 503 is the URL's answer at once" {
+	for ra in 86400 99999999999999999999 "$(date -u -d '+1 day' '+%a,%%20%d%%20%b%%20%Y%%20%H:%M:%S%%20GMT')"; do
+		start_upstream
+		run --separate-stderr timeout 30 relay-fetch --retry 3 "$UP/ra?status=503&retry_after=$ra"
+		[ "$status" -eq 69 ] || { echo "$ra: $status"; false; }
+		[ "$stderr" = "relay-fetch: $UP/ra?status=503&retry_after=$ra: HTTP 503 Service Unavailable" ]
+		[ "$(requests_for "/ra?status=503&retry_after=$ra")" -eq 1 ]
+	done
+}

@@ -802,9 +802,12 @@ http_retry_after_ms(const char *fields, long long max_s)
 	memcpy(tmp, h.value, h.value_len);
 	tmp[h.value_len] = '\0';
 	if (num_parse(tmp, 0, 1000000000, &secs) < 0) {
-		if (httpdate_parse(h.value, h.value_len, &when) < 0)
+		if (tmp[0] != '\0' && tmp[strspn(tmp, "0123456789")] == '\0')
+			secs = max_s;	/* more digits than any wait */
+		else if (httpdate_parse(h.value, h.value_len, &when) < 0)
 			return -1;
-		secs = when > now ? (long long)(when - now) : 0;
+		else
+			secs = when > now ? (long long)(when - now) : 0;
 	}
 	return (secs < max_s ? secs : max_s) * 1000;
 }

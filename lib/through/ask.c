@@ -16,6 +16,8 @@
 #include "net/metrics.h"
 #include "through/call.h"
 
+#define RETRY_AFTER_MAX_S	60	/* a retry waits no longer */
+
 /* Whether the stored response may answer now that the upstream failed. */
 static int
 call_stale_allowed(const struct through_call *c)
@@ -56,6 +58,12 @@ revalidated(struct through_call *c)
 	struct through *th = c->th;
 	char *key;
 
+	/* RFC 9111 5.2.1.5: no part of a no-store request's response */
+	if (c->directives.no_store) {
+		flight_abandon(c);
+		call_answer_stored(c, THROUGH_REVALIDATED);
+		return;
+	}
 	/*
 	 * This client has what the 304 said; the next one may not: the
 	 * stored response goes, once this answer has its body open (its
@@ -208,7 +216,6 @@ taken_back(struct through_call *c)
 	    c->sink->reset(c->ctx) < 0)
 		return 0;
 	c->head_passed = 0;
-	c->body_passed = 0;
 	return 1;
 }
 
@@ -243,6 +250,7 @@ on_head(void *ctx, int status, const char *fields)
 {
 	struct through_call *c = ctx;
 	struct through *th = c->th;
+	long long after_ms;
 
 	c->response_time = time(NULL);
 	c->result.upstream_ms = prog_now_ms() - c->upstream_start_ms;
@@ -267,9 +275,11 @@ on_head(void *ctx, int status, const char *fields)
 		call_answer_stored(c, THROUGH_STALE_LIMITED);
 		return -1;
 	}
-	if (retryable(status) && c->retries > 0) {
+	if (retryable(status) && c->retries > 0 && (after_ms =
+	    http_retry_after_ms(fields, RETRY_AFTER_MAX_S + 1)) <=
+	    RETRY_AFTER_MAX_S * 1000) {
 		c->retries--;
-		return retry(c, http_retry_after_ms(fields, 3600));
+		return retry(c, after_ms);	/* a longer wait: the answer */
 	}
 	if (status >= 500 && (c->sink == NULL || call_stale_allowed(c))) {
 		flight_abandon(c);	/* the stored response stays */
@@ -311,7 +321,6 @@ on_body(void *ctx, const void *p, size_t n)
 	}
 	if (c->sink != NULL && (rc = c->sink->body(c->ctx, p, n)) != 0)
 		return rc;
-	c->body_passed |= n > 0;
 	if (c->wbody != NULL)
 		writeback_write(c->th->wb, c->wbody, p, n);
 	if (c->sharing && c->shared_body.len + n > (size_t)shared_max_object(
@@ -334,7 +343,7 @@ failure_of(const char *error)
 
 /*
  * A transfer that failed: nothing of it is stored. It is tried again
- * if retries are left and the sink has no body byte yet; else the
+ * if retries are left and the sink gave back what it had; else the
  * stored response stands in, if the rules and the sink allow.
  */
 static void
@@ -350,7 +359,7 @@ failed(struct through_call *c, const char *error)
 	c->wbody = NULL;
 	c->result.stored = 0;
 	c->result.error = error;
-	if (!ours && c->retries > 0 && !c->body_passed && taken_back(c)) {
+	if (!ours && c->retries > 0 && taken_back(c)) {
 		c->retries--;
 		(void)retry(c, -1);
 		retry_now(c);

@@ -77,7 +77,6 @@ struct through_call {
 	int			 sharing;	/* shared_body is whole so far */
 	struct buf		 head;
 	int			 head_passed;	/* to the sink */
-	int			 body_passed;	/* a byte of it */
 	int			 settled;	/* the transfer is moot */
 	int			 paused_for_room;
 	time_t			 request_time, response_time;

@@ -459,7 +459,8 @@ call_lookup(struct through_call *c)
 	if (th->upstream == NULL)
 		answer_offline(c, use);
 	else if (use == POLICY_STALE_REVALIDATE) {
-		revalidate_in_background(c);
+		if (!c->directives.no_store)	/* it would store (5.2.1.5) */
+			revalidate_in_background(c);
 		call_answer_stored(c, THROUGH_STALE);
 	} else if (use == POLICY_FRESH)
 		call_answer_stored(c, THROUGH_HIT);

@@ -68,9 +68,9 @@ struct through_result {
  *
  * reset, if not NULL, is asked to forget what head and body passed,
  * and returns 0 if it could (none of it went anywhere yet), else -1:
- * then a transfer that fails after its head may still be retried (no
- * body byte passed) or answered by the stored response (stale-if-error,
- * result.may_stand_in); a sink that streams as it receives has none.
+ * then a transfer that fails after its head may still be retried or
+ * answered by the stored response (stale-if-error, result.may_stand_in);
+ * a sink that streams as it receives has none.
  */
 struct through_sink {
 	void	(*stored)(void *, const struct store_entry *,
@@ -101,7 +101,9 @@ struct through_request {
 	int			 stored_only;	/* a fresh stored one, or fail */
 	int			 retries;	/* after a transport error or a
 						   429, 502, 503, 504; backoff,
-						   or as Retry-After says */
+						   or as Retry-After says, up
+						   to a minute (longer: the
+						   response answers) */
 	long			 max_redirects;	/* followed; the response is
 						   stored under the last URL */
 	int			 unstored_5xx;	/* a 5xx is relayed, never
