@@ -112,7 +112,6 @@ fetch_options_parse(struct fetch_options *o, int argc, char **argv)
 {
 	long redirect_limit = 20;	/* --max-redirs */
 	const char *why;
-	long long v;
 	int opt;
 
 	while ((opt = prog_getopt(argc, argv, ":H:hij:Lo:",
@@ -144,16 +143,11 @@ fetch_options_parse(struct fetch_options *o, int argc, char **argv)
 			o->max_redirects = -1;	/* set below */
 			break;
 		case OPT_MAX_REDIRS:
-			if (num_parse(optarg, 1, 100, &v) < 0)
-				prog_errx(EXIT_USAGE, "bad --max-redirs '%s': "
-				    "expected 1 to 100", optarg);
-			redirect_limit = (long)v;
+			redirect_limit = (long)prog_range("--max-redirs",
+			    optarg, 1, 100);
 			break;
 		case 'j':
-			if (num_parse(optarg, 1, 1000, &v) < 0)
-				prog_errx(EXIT_USAGE, "bad -j '%s': expected "
-				    "1 to 1000", optarg);
-			o->jobs = (int)v;
+			o->jobs = (int)prog_range("-j", optarg, 1, 1000);
 			break;
 		case OPT_NO_CACHE:
 			o->no_cache = 1;
@@ -168,9 +162,7 @@ fetch_options_parse(struct fetch_options *o, int argc, char **argv)
 			o->records = 1;
 			break;
 		case OPT_RETRY:
-			if (num_parse(optarg, 0, 20, &o->retries) < 0)
-				prog_errx(EXIT_USAGE, "bad --retry '%s': "
-				    "expected 0 to 20", optarg);
+			o->retries = prog_range("--retry", optarg, 0, 20);
 			break;
 		case OPT_UNORDERED:
 			o->unordered = 1;

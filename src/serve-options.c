@@ -161,9 +161,7 @@ parse_limit_option(struct serve_config *c, int opt, const char *arg)
 {
 	switch (opt) {
 	case OPT_BURST:
-		if (num_parse(arg, 1, 1000000, &c->burst) < 0)
-			prog_errx(EXIT_USAGE, "bad --burst '%s': expected 1 to "
-			    "1000000", arg);
+		c->burst = prog_range("--burst", arg, 1, 1000000);
 		return 1;
 	case OPT_LIMIT_KEY:
 		if (throttle_key_parse(arg, &c->limits.policy) < 0)
@@ -247,22 +245,18 @@ parse_option(struct serve_config *c, int opt, const char *arg)
 		c->routes = arg;
 		break;
 	case OPT_QUEUE:
-		c->queue_globs = xrealloc(c->queue_globs, (c->n_queue_globs + 1) *
-		    sizeof *c->queue_globs);
+		c->queue_globs = xrealloc(c->queue_globs,
+		    (c->n_queue_globs + 1) * sizeof *c->queue_globs);
 		c->queue_globs[c->n_queue_globs++] = xstrdup(arg);
 		break;
 	case OPT_PUBLIC_SYNC:
 		c->public_sync = 1;
 		break;
 	case OPT_QUEUE_ATTEMPTS:
-		if (num_parse(arg, 1, 1000, &c->queue_attempts) < 0)
-			prog_errx(EXIT_USAGE, "bad --queue-attempts '%s': "
-			    "expected 1 to 1000", arg);
+		c->queue_attempts = prog_range("--queue-attempts", arg, 1, 1000);
 		break;
 	case OPT_WORKERS:
-		if (num_parse(arg, 1, 256, &c->workers) < 0)
-			prog_errx(EXIT_USAGE, "bad --workers '%s': "
-			    "expected 1 to 256", arg);
+		c->workers = prog_range("--workers", arg, 1, 256);
 		break;
 	default:
 		usage();

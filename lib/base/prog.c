@@ -251,6 +251,18 @@ prog_size(const char *opt, const char *arg)
 	return v;
 }
 
+/* An option's whole number from lo to hi; else a usage error. */
+long long
+prog_range(const char *opt, const char *arg, long long lo, long long hi)
+{
+	long long v;
+
+	if (num_parse(arg, lo, hi, &v) < 0)
+		prog_errx(EXIT_USAGE, "bad %s '%s': expected %lld to %lld",
+		    opt, arg, lo, hi);
+	return v;
+}
+
 /*
  * Starts a thread that takes no signals: they stay the main thread's
  * to handle. Exits, naming what, if it cannot.

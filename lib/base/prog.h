@@ -28,6 +28,7 @@ long long	 prog_now_ms(void);
 long long	 prog_clock_us(void);
 long long	 prog_duration(const char *, const char *);
 long long	 prog_size(const char *, const char *);
+long long	 prog_range(const char *, const char *, long long, long long);
 void		 prog_start_thread(pthread_t *, void *(*)(void *), void *,
 		    const char *);
 
