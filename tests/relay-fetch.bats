@@ -1042,3 +1042,16 @@ damage_entry() {
 		[ "$(requests_for "/ra?status=503&retry_after=$ra")" -eq 1 ]
 	done
 }
+
+@test "a failure that trying again cannot mend is not retried: a redirect to a scheme curl does not follow, an unsupported scheme" {
+	path='/to-ftp?status=302&h=Location:ftp://127.0.0.1/x'
+	run --separate-stderr relay-fetch -L --retry 3 "$UP$path"
+	[ "$status" -eq 69 ]
+	[[ "$stderr" == "relay-fetch: $UP$path: "* ]]
+	[ "$(requests_for "$path")" -eq 1 ]
+	run --separate-stderr timeout 30 relay-fetch --retry 5 "gopher://127.0.0.1:1/x"
+	[ "$status" -eq 69 ]
+	# one that may pass still is: 503, three times
+	run --separate-stderr relay-fetch --retry 2 "$UP/b?status=503&retry_after=0"
+	[ "$(requests_for '/b?status=503&retry_after=0')" -eq 3 ]
+}

@@ -343,11 +343,12 @@ failure_of(const char *error)
 
 /*
  * A transfer that failed: nothing of it is stored. It is tried again
- * if retries are left and the sink gave back what it had; else the
+ * if retries are left, the failure may pass (lasts: it cannot) and
+ * the sink gave back what it had; else the
  * stored response stands in, if the rules and the sink allow.
  */
 static void
-failed(struct through_call *c, const char *error)
+failed(struct through_call *c, const char *error, int lasts)
 {
 	int ours = c->error != NULL;	/* redirected, or the sink's */
 
@@ -359,7 +360,7 @@ failed(struct through_call *c, const char *error)
 	c->wbody = NULL;
 	c->result.stored = 0;
 	c->result.error = error;
-	if (!ours && c->retries > 0 && taken_back(c)) {
+	if (!ours && !lasts && c->retries > 0 && taken_back(c)) {
 		c->retries--;
 		(void)retry(c, -1);
 		retry_now(c);
@@ -381,6 +382,8 @@ on_done(void *ctx, const char *error)
 {
 	struct through_call *c = ctx;
 	struct cache_response r;
+	int lasts = error != NULL && c->t != NULL &&
+	    upstream_failure_lasts(c->t);
 
 	c->t = NULL;
 	if (c->settled) {
@@ -393,7 +396,7 @@ on_done(void *ctx, const char *error)
 	}
 	if (error != NULL) {
 		metrics_upstream_failed();
-		failed(c, error);
+		failed(c, error, lasts);
 		return;
 	}
 	if (c->wbody != NULL) {

@@ -46,6 +46,7 @@ struct transfer {
 	struct buf		 decoded;	/* of the bytes curl holds */
 	int			 redelivery;	/* curl gives them again */
 	char			 error[CURL_ERROR_SIZE];	/* curl's */
+	CURLcode		 code;		/* how it ended */
 	char			 why[96];	/* why it is broken */
 	struct transfer		*next_refused;
 };
@@ -470,6 +471,32 @@ upstream_url(struct transfer *t)
 	return url != NULL ? url : "";
 }
 
+/*
+ * In on_done: whether the transfer failed for a reason that trying
+ * again cannot mend (a scheme curl does not speak, a bad URL, too many
+ * redirects, a certificate refused), as opposed to one that may pass
+ * (a refused or reset connection, a timeout, a broken response).
+ */
+int
+upstream_failure_lasts(const struct transfer *t)
+{
+	switch (t->code) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_FILE_COULDNT_READ_FILE:
+	case CURLE_LOGIN_DENIED:
+	case CURLE_REMOTE_ACCESS_DENIED:
+		return !t->broken && !t->aborted;
+	default:
+		return 0;
+	}
+}
+
 /* Delivers again the body bytes that on_body paused on. */
 void
 upstream_resume(struct upstream *u, struct transfer *t)
@@ -538,6 +565,7 @@ finish(struct upstream *u, struct transfer *t, CURLcode rc)
 	if (rc == CURLE_OUT_OF_MEMORY && !t->head_done && t->error[0] == '\0')
 		snprintf(t->error, sizeof t->error, "response header line "
 		    "longer than %d KiB", CURL_MAX_HTTP_HEADER / 1024);
+	t->code = rc;
 	if (t->broken) {
 		error = t->why;
 	} else if (rc != CURLE_OK && !t->aborted) {

@@ -59,6 +59,7 @@ struct transfer	*upstream_add(struct upstream *,
 void		 upstream_resume(struct upstream *, struct transfer *);
 long		 upstream_redirects(struct transfer *);
 const char	*upstream_url(struct transfer *);
+int		 upstream_failure_lasts(const struct transfer *);
 void		 upstream_cancel(struct upstream *, struct transfer *);
 int		 upstream_run(struct upstream *, int, int);
 int		 upstream_poll(struct upstream *, struct pollfd *, unsigned,
