@@ -110,8 +110,10 @@ job_fail(struct job *j, const char *fmt, const char *arg)
 }
 
 /*
- * An absolute URL, or a path resolved against the upstream, as a key;
- * the credentials it carries go to the job as a request field.
+ * An absolute URL, or a path resolved against the upstream, as a key.
+ * The credentials an absolute URL carries are the request's own (a
+ * field of the job); a path's are --upstream's, which the cache-through
+ * sends to that origin as relay-serve does, as the relay's own.
  */
 static char *
 resolve(struct job *j, const char *text, const char **why)
@@ -119,7 +121,7 @@ resolve(struct job *j, const char *text, const char **why)
 	char *full = text[0] == '/' ? url_join(upstream_base, text) :
 	    xstrdup(text), *url = url_normalize(full, why);
 
-	if (url != NULL)
+	if (url != NULL && text[0] != '/')
 		j->authorization = url_authorization(full);
 	free(full);
 	return url;

@@ -1055,3 +1055,11 @@ damage_entry() {
 	run --separate-stderr relay-fetch --retry 2 "$UP/b?status=503&retry_after=0"
 	[ "$(requests_for '/b?status=503&retry_after=0')" -eq 3 ]
 }
+
+@test "--upstream's credentials are the relay's own, as relay-serve's: sent with a path, and what comes back is stored" {
+	hostport=${UP#http://}
+	run --separate-stderr relay-fetch --upstream "http://alice:s3cret@$hostport" "/own?body=O&cc=max-age=60"
+	[ "$status" -eq 0 ] && [ "$output" = O ]
+	curl -s "$UP/_log" | jq -e 'select(.path | startswith("/own?")) | .headers.Authorization | startswith("Basic ")'
+	cached_as "$UP/own?body=O&cc=max-age=60" O
+}
